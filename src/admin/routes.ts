@@ -1,0 +1,150 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import type { PrismaClient } from "@prisma/client";
+import { z } from "zod";
+import { createAgentBody, type Agents } from "../agents/agents.js";
+import { appendAudit, queryAudit } from "../audit/audit.js";
+import { createGrantBody, updateGrantBody, type Grants } from "../grants/grants.js";
+import { conflict, notFound } from "../http/errors.js";
+import { displayName, idParam, nameParam } from "../http/schemas.js";
+import { recordRevocation, type RevocationService } from "../revocation/service.js";
+import { createUpstreamBody, setSecretBody, updateUpstreamBody, type Upstreams } from "../upstreams/upstreams.js";
+import { actorOf, installAdminAuth } from "./auth.js";
+import { createAdminKey, ROLES } from "./keys.js";
+
+export type AdminDeps = {
+  prisma: PrismaClient;
+  upstreams: Upstreams;
+  agents: Agents;
+  grants: Grants;
+  revocations: RevocationService;
+};
+
+const meta = (request: FastifyRequest) => ({ actor: actorOf(request), requestId: request.id });
+
+const reasonField = { reason: z.string().max(500).optional() };
+const revocationBody = z.union([
+  z.strictObject({ jti: z.string().min(1).max(100), ...reasonField }),
+  z.strictObject({ agentId: z.string().min(1).max(100), ...reasonField }),
+  z.strictObject({ grantId: z.string().min(1).max(100), ...reasonField }),
+  z.strictObject({ all: z.literal(true), ...reasonField }),
+]);
+
+const auditQuery = z.strictObject({
+  agentId: z.string().max(100).optional(),
+  upstream: z.string().max(100).optional(),
+  decision: z.enum(["allow", "deny"]).optional(),
+  kind: z.string().max(50).optional(),
+  since: z.iso.datetime({ offset: true }).optional(),
+  until: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().regex(/^\d{1,19}$/).optional(),
+});
+
+/** The admin REST API: thin routes over the domain services, each declaring the permission it needs. */
+export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
+  installAdminAuth(app, deps.prisma);
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const manage = { permission: "manage" } as const;
+
+  // Upstreams
+  r.post("/v1/upstreams", { config: manage, schema: { body: createUpstreamBody } }, async (req, reply) =>
+    reply.code(201).send(await deps.upstreams.create(req.body, meta(req))),
+  );
+  r.get("/v1/upstreams", { config: manage }, async () => ({ upstreams: await deps.upstreams.list() }));
+  r.get("/v1/upstreams/:name", { config: manage, schema: { params: nameParam } }, async (req) =>
+    deps.upstreams.get(req.params.name),
+  );
+  r.patch("/v1/upstreams/:name", { config: manage, schema: { params: nameParam, body: updateUpstreamBody } }, async (req) =>
+    deps.upstreams.update(req.params.name, req.body, meta(req)),
+  );
+  r.put("/v1/upstreams/:name/secret", { config: manage, schema: { params: nameParam, body: setSecretBody } }, async (req) =>
+    deps.upstreams.setSecret(req.params.name, req.body.secret, meta(req)),
+  );
+  r.delete("/v1/upstreams/:name", { config: manage, schema: { params: nameParam } }, async (req, reply) => {
+    await deps.upstreams.remove(req.params.name, meta(req));
+    return reply.code(204).send();
+  });
+
+  // Agents
+  r.post("/v1/agents", { config: manage, schema: { body: createAgentBody } }, async (req, reply) =>
+    reply.code(201).header("cache-control", "no-store").send(await deps.agents.create(req.body, meta(req))),
+  );
+  r.get("/v1/agents", { config: manage }, async () => ({ agents: await deps.agents.list() }));
+  r.get("/v1/agents/:id", { config: manage, schema: { params: idParam } }, async (req) => deps.agents.get(req.params.id));
+  r.delete("/v1/agents/:id", { config: manage, schema: { params: idParam } }, async (req, reply) => {
+    await deps.agents.remove(req.params.id, meta(req));
+    return reply.code(204).send();
+  });
+
+  // Grants
+  r.post("/v1/grants", { config: manage, schema: { body: createGrantBody } }, async (req, reply) =>
+    reply.code(201).send(await deps.grants.create(req.body, meta(req))),
+  );
+  r.get("/v1/grants", { config: manage }, async () => ({ grants: await deps.grants.list() }));
+  r.get("/v1/grants/:id", { config: manage, schema: { params: idParam } }, async (req) => deps.grants.get(req.params.id));
+  r.patch("/v1/grants/:id", { config: manage, schema: { params: idParam, body: updateGrantBody } }, async (req) =>
+    deps.grants.update(req.params.id, req.body, meta(req)),
+  );
+  r.delete("/v1/grants/:id", { config: manage, schema: { params: idParam } }, async (req, reply) => {
+    await deps.grants.remove(req.params.id, meta(req));
+    return reply.code(204).send();
+  });
+
+  // Admin keys
+  r.post(
+    "/v1/admin-keys",
+    { config: manage, schema: { body: z.strictObject({ name: displayName, role: z.enum(ROLES) }) } },
+    async (req, reply) => {
+      const created = await deps.prisma.$transaction(async (tx) => {
+        const key = await createAdminKey(tx, req.body);
+        await appendAudit(tx, {
+          kind: "admin.change",
+          ...meta(req),
+          details: { action: "admin_key.create", adminKeyId: key.id, name: req.body.name, role: req.body.role },
+        });
+        return key;
+      });
+      return reply.code(201).header("cache-control", "no-store").send({ ...created, name: req.body.name, role: req.body.role });
+    },
+  );
+  r.get("/v1/admin-keys", { config: manage }, async () => ({
+    adminKeys: await deps.prisma.adminKey.findMany({
+      select: { id: true, name: true, role: true, createdAt: true, revokedAt: true },
+      orderBy: { createdAt: "asc" },
+    }),
+  }));
+  r.delete("/v1/admin-keys/:id", { config: manage, schema: { params: idParam } }, async (req, reply) => {
+    await deps.prisma.$transaction(async (tx) => {
+      const row = await tx.adminKey.findUnique({ where: { id: req.params.id } });
+      if (!row || row.revokedAt) throw notFound("admin key");
+      const otherAdmins = await tx.adminKey.count({ where: { role: "admin", revokedAt: null, NOT: { id: row.id } } });
+      if (row.role === "admin" && otherAdmins === 0) throw conflict("refusing to revoke the last admin key");
+      await tx.adminKey.update({ where: { id: row.id }, data: { revokedAt: new Date() } });
+      await appendAudit(tx, { kind: "admin.change", ...meta(req), details: { action: "admin_key.revoke", adminKeyId: row.id } });
+    });
+    return reply.code(204).send();
+  });
+
+  // Revocations
+  r.post("/v1/revocations", { config: { permission: "revoke" }, schema: { body: revocationBody } }, async (req, reply) => {
+    const { reason, ...target } = req.body;
+    const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, target, { ...meta(req), reason }));
+    deps.revocations.applyCommitted(revocation);
+    return reply.code(201).send(revocation);
+  });
+  r.get("/v1/revocations", { config: { permission: "revoke" } }, async () => ({
+    revocations: await deps.prisma.revocation.findMany({ orderBy: { createdAt: "desc" }, take: 1000 }),
+  }));
+
+  // Audit
+  r.get("/v1/audit", { config: { permission: "read_audit" }, schema: { querystring: auditQuery } }, async (req) => {
+    const q = req.query;
+    return queryAudit(deps.prisma, {
+      ...q,
+      since: q.since ? new Date(q.since) : undefined,
+      until: q.until ? new Date(q.until) : undefined,
+      cursor: q.cursor ? BigInt(q.cursor) : undefined,
+    });
+  });
+}

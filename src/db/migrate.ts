@@ -1,0 +1,71 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Database } from "./database.js";
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "../../prisma/migrations");
+// Arbitrary constant shared by every replica, so two brokers starting together migrate one at a time.
+const MIGRATION_LOCK_KEY = 7_347_291_001;
+
+type Migration = { name: string; sql: string; checksum: string };
+
+function readMigrations(dir: string): Migration[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort()
+    .map((name) => {
+      const sql = readFileSync(join(dir, name, "migration.sql"), "utf8");
+      return { name, sql, checksum: createHash("sha256").update(sql).digest("hex") };
+    });
+}
+
+/**
+ * Applies the committed SQL migrations in order, each in its own transaction, recording them in
+ * `_keyward_migrations`. Refuses to start if an applied migration's file has changed since.
+ * `prisma migrate deploy` is not used because it cannot run offline (see README).
+ */
+export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const migrations = readMigrations(dir);
+  const session = await db.session();
+  const applied: string[] = [];
+  try {
+    await session.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    try {
+      await session.exec(`CREATE TABLE IF NOT EXISTS "_keyward_migrations" (
+        name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      const rows = await session.query<{ name: string; checksum: string }>(
+        `SELECT name, checksum FROM "_keyward_migrations"`,
+      );
+      const done = new Map(rows.map((r) => [r.name, r.checksum]));
+      for (const m of migrations) {
+        const previous = done.get(m.name);
+        if (previous !== undefined) {
+          if (previous !== m.checksum) {
+            throw new Error(`migration ${m.name} was changed after it was applied; refusing to start`);
+          }
+          continue;
+        }
+        await session.exec("BEGIN");
+        try {
+          await session.exec(m.sql);
+          await session.query(`INSERT INTO "_keyward_migrations" (name, checksum) VALUES ($1, $2)`, [
+            m.name,
+            m.checksum,
+          ]);
+          await session.exec("COMMIT");
+        } catch (err) {
+          await session.exec("ROLLBACK");
+          throw new Error(`migration ${m.name} failed: ${(err as Error).message}`);
+        }
+        applied.push(m.name);
+      }
+    } finally {
+      await session.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
+    }
+  } finally {
+    session.release();
+  }
+  return applied;
+}

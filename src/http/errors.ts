@@ -1,0 +1,41 @@
+/**
+ * The closed set of errors Keyward answers with. Every error a client sees is one of these; anything
+ * else becomes a bare 500 `internal_error` (src/http/error-handler.ts), so no internal text leaks.
+ */
+export class KeywardError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: { details?: unknown; reason?: string; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+    this.name = "KeywardError";
+  }
+}
+
+export const badRequest = (code: string, message: string, details?: unknown) =>
+  new KeywardError(400, code, message, { details });
+
+export const validationFailed = (details: unknown) =>
+  new KeywardError(400, "validation_failed", "request did not match the schema", { details });
+
+/** 401 for the agent-facing and admin-facing auth schemes alike; the message never echoes the credential. */
+export const unauthenticated = (code: string, message: string) =>
+  new KeywardError(401, code, message, { headers: { "www-authenticate": `Bearer error="invalid_token"` } });
+
+export const forbidden = (reason: string, code = "forbidden") =>
+  new KeywardError(403, code, "request denied", { reason });
+
+export const notFound = (what: string) => new KeywardError(404, "not_found", `${what} not found`);
+
+export const conflict = (message: string) => new KeywardError(409, "conflict", message);
+
+export const payloadTooLarge = (limit: number) =>
+  new KeywardError(413, "payload_too_large", `request body exceeds ${limit} bytes`);
+
+export const unavailable = (code: string, message: string) => new KeywardError(503, code, message);
+
+export const badGateway = (message: string) => new KeywardError(502, "upstream_unreachable", message);
+
+export const gatewayTimeout = (message: string) => new KeywardError(504, "upstream_timeout", message);

@@ -1,0 +1,54 @@
+import { ConfigError, loadConfig } from "./config/config.js";
+import { createKeyward } from "./keyward.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`keyward: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  const keyward = await createKeyward(config);
+  const { app } = keyward;
+  if (keyward.generatedMasterKeyPath) {
+    app.log.warn(
+      { path: keyward.generatedMasterKeyPath },
+      "KEYWARD_MASTER_KEY is not set: generated a master key beside the data it protects. " +
+        "Set KEYWARD_MASTER_KEY (32 bytes, base64) and keep it elsewhere for anything but local use.",
+    );
+  }
+  if (keyward.generatedAdminKey) {
+    // Printed once, outside the structured log, and never stored in plain text.
+    process.stdout.write(
+      `\nKeyward: first start. Your admin key (shown only this once; only its hash is stored):\n\n  ${keyward.generatedAdminKey}\n\n`,
+    );
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, "shutting down: finishing in-flight requests");
+    try {
+      await keyward.close();
+      process.exit(0);
+    } catch (err) {
+      app.log.error({ err }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+
+  await app.listen({ port: config.port, host: config.host });
+}
+
+main().catch((err) => {
+  process.stderr.write(`keyward: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

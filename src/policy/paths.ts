@@ -1,0 +1,134 @@
+/**
+ * Path handling for the decision and for forwarding. The path Keyward decides on is exactly the path it
+ * forwards, so an upstream can never see a different resource than the one the policy allowed.
+ */
+
+export type NormalisedPath = {
+  /** Decoded segments, e.g. ["v1", "projects", "a b"]. */
+  segments: string[];
+  /** "/" + decoded segments joined with "/": what patterns match against. */
+  decoded: string;
+  /** The same path percent-encoded canonically: what is forwarded. */
+  encoded: string;
+};
+
+export type PathResult = { ok: true; path: NormalisedPath } | { ok: false; reason: string };
+
+// RFC 3986 pchar without "%": these may appear unencoded in a forwarded path segment.
+const SEGMENT_SAFE = /[A-Za-z0-9\-._~!$&'()*+,;=:@]/;
+
+function encodeSegment(segment: string): string {
+  let out = "";
+  for (const ch of segment) {
+    if (SEGMENT_SAFE.test(ch)) out += ch;
+    else for (const byte of Buffer.from(ch, "utf8")) out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+  }
+  return out;
+}
+
+/**
+ * Normalises the raw request path (no query string). Anything ambiguous is refused rather than guessed:
+ * encoded slashes or backslashes (servers disagree on them), control characters and NUL, invalid or
+ * overlong UTF-8, segments ending in "." (some servers strip them), and ".." that would leave the base.
+ */
+export function normalisePath(raw: string): PathResult {
+  if (!raw.startsWith("/")) return { ok: false, reason: "path must start with /" };
+  if (raw.includes("\\")) return { ok: false, reason: "backslash in path" };
+  const segments: string[] = [];
+  for (const rawSegment of raw.split("/")) {
+    if (/%2f|%5c/i.test(rawSegment)) return { ok: false, reason: "encoded slash in path" };
+    let segment: string;
+    try {
+      // decodeURIComponent rejects invalid and overlong UTF-8 sequences.
+      segment = decodeURIComponent(rawSegment);
+    } catch {
+      return { ok: false, reason: "invalid percent-encoding in path" };
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(segment)) return { ok: false, reason: "control character in path" };
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") {
+      if (segments.length === 0) return { ok: false, reason: "path escapes the upstream base" };
+      segments.pop();
+      continue;
+    }
+    if (segment.endsWith(".")) return { ok: false, reason: "path segment ends with a dot" };
+    segments.push(segment);
+  }
+  const trailingSlash = raw.length > 1 && raw.endsWith("/") && segments.length > 0 ? "/" : "";
+  return {
+    ok: true,
+    path: {
+      segments,
+      decoded: "/" + segments.join("/") + trailingSlash,
+      encoded: "/" + segments.map(encodeSegment).join("/") + trailingSlash,
+    },
+  };
+}
+
+/**
+ * Path patterns: literal segments, `*` or `{name}` for exactly one segment, `**` for any number of
+ * segments (including none). Patterns are validated when a grant is written (see isValidPathPattern).
+ */
+export function isValidPathPattern(pattern: string): boolean {
+  if (!pattern.startsWith("/") || pattern.length > 512) return false;
+  if (/[\s\\?#%]/.test(pattern)) return false;
+  return pattern
+    .split("/")
+    .slice(1)
+    .every((seg, i, all) => {
+      if (seg === "") return i === all.length - 1; // only a trailing slash may be empty
+      if (seg === "." || seg === "..") return false;
+      if (seg === "*" || seg === "**" || /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(seg)) return true;
+      return !/[*{}]/.test(seg);
+    });
+}
+
+type Token = { kind: "literal"; value: string } | { kind: "one" } | { kind: "any" };
+
+function tokenize(pattern: string): Token[] {
+  return pattern
+    .split("/")
+    .filter((s) => s !== "")
+    .map((seg): Token => {
+      if (seg === "**") return { kind: "any" };
+      if (seg === "*" || seg.startsWith("{")) return { kind: "one" };
+      return { kind: "literal", value: seg };
+    });
+}
+
+function matchTokens(pattern: Token[], segments: string[]): boolean {
+  const [head, ...rest] = pattern;
+  if (!head) return segments.length === 0;
+  if (head.kind === "any") {
+    for (let skip = 0; skip <= segments.length; skip++) if (matchTokens(rest, segments.slice(skip))) return true;
+    return false;
+  }
+  const [segment, ...remaining] = segments;
+  if (segment === undefined) return false;
+  if (head.kind === "literal" && head.value !== segment) return false;
+  return matchTokens(rest, remaining);
+}
+
+export function pathMatches(pattern: string, path: NormalisedPath): boolean {
+  return matchTokens(tokenize(pattern), path.segments);
+}
+
+/** True when every path `inner` matches is also matched by `outer` (used to refuse widening). */
+export function patternCovers(outer: string, inner: string): boolean {
+  return coversTokens(tokenize(outer), tokenize(inner));
+}
+
+function coversTokens(outer: Token[], inner: Token[]): boolean {
+  const [o, ...oRest] = outer;
+  const [i, ...iRest] = inner;
+  if (!o) return !i;
+  if (o.kind === "any") {
+    // `**` absorbs zero or more of inner's tokens, whatever they are.
+    for (let skip = 0; skip <= inner.length; skip++) if (coversTokens(oRest, inner.slice(skip))) return true;
+    return false;
+  }
+  if (!i || i.kind === "any") return false;
+  if (o.kind === "literal" && (i.kind !== "literal" || i.value !== o.value)) return false;
+  return coversTokens(oRest, iRest);
+}

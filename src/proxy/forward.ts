@@ -1,0 +1,74 @@
+import { Transform, type Readable } from "node:stream";
+import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
+import { badGateway, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
+import type { CompiledUpstream } from "../upstreams/upstreams.js";
+
+export function createUpstreamDispatcher(timeoutMs: number): Agent {
+  return new Agent({
+    connect: { timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    keepAliveTimeout: 10_000,
+  });
+}
+
+/**
+ * The only URL the proxy ever calls: the upstream's configured origin and base path, then the
+ * normalised path. Nothing from the request can change scheme, host or port.
+ */
+export function upstreamUrl(upstream: CompiledUpstream, encodedPath: string, rawQuery: string): URL {
+  const url = new URL(upstream.baseUrl.href);
+  url.pathname = upstream.baseUrl.pathname.replace(/\/+$/, "") + encodedPath;
+  url.search = rawQuery;
+  if (url.origin !== upstream.baseUrl.origin) throw new Error("upstream URL left its origin");
+  return url;
+}
+
+class BodyTooLarge extends Error {}
+
+/** Counts streamed request bytes and fails the stream past the limit, so a chunked body can't exceed it. */
+export function limitBody(body: Readable, limit: number): Readable {
+  let seen = 0;
+  const limiter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      done(seen > limit ? new BodyTooLarge() : null, chunk);
+    },
+  });
+  body.on("error", (err) => limiter.destroy(err));
+  return body.pipe(limiter);
+}
+
+export type ForwardInput = {
+  url: URL;
+  method: string;
+  headers: Record<string, string>;
+  body: Readable | undefined;
+  dispatcher: Dispatcher;
+  maxBodyBytes: number;
+};
+
+/** Sends the request upstream; network failures become 502/504 with no upstream detail in the message. */
+export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseData> {
+  try {
+    return await request(input.url, {
+      method: input.method as Dispatcher.HttpMethod,
+      headers: input.headers,
+      body: input.body,
+      // undici 7 follows no redirects unless asked to: a Location header goes back to the agent as is.
+      dispatcher: input.dispatcher,
+    });
+  } catch (err) {
+    if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
+      throw payloadTooLarge(input.maxBodyBytes);
+    }
+    if (
+      err instanceof undiciErrors.HeadersTimeoutError ||
+      err instanceof undiciErrors.ConnectTimeoutError ||
+      err instanceof undiciErrors.BodyTimeoutError
+    ) {
+      throw gatewayTimeout("upstream did not answer in time");
+    }
+    throw badGateway("upstream could not be reached");
+  }
+}

@@ -1,0 +1,46 @@
+import type { IncomingHttpHeaders } from "node:http";
+
+// RFC 9110 §7.6.1 hop-by-hop headers, plus headers that would let an agent speak for the broker.
+const HOP_BY_HOP = new Set([
+  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+  "transfer-encoding", "upgrade",
+]);
+const NEVER_FROM_AGENT = new Set([
+  "host", "authorization", "cookie", "expect", "forwarded", "x-forwarded-for", "x-forwarded-host",
+  "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "x-http-method-override", "x-http-method",
+  "x-method-override",
+]);
+
+/** Headers named by the Connection header are hop-by-hop too. */
+function connectionListed(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection;
+  const listed = (Array.isArray(value) ? value.join(",") : value ?? "").split(",");
+  return new Set(listed.map((h) => h.trim().toLowerCase()).filter(Boolean));
+}
+
+/**
+ * The agent's headers as they may go upstream: no hop-by-hop headers, none of the agent's own
+ * credentials, nothing that overrides the method or claims a forwarding identity, and none of the
+ * headers the upstream's credential kind owns (the injector sets those).
+ */
+export function requestHeadersForUpstream(headers: IncomingHttpHeaders, ownedByCredential: readonly string[]): Record<string, string> {
+  const dropped = connectionListed(headers);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FROM_AGENT.has(name) || dropped.has(name)) continue;
+    if (ownedByCredential.includes(name)) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/** The upstream's response headers as they may go back to the agent. */
+export function responseHeadersForAgent(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const dropped = connectionListed(headers as IncomingHttpHeaders);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}

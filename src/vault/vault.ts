@@ -1,0 +1,79 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const FORMAT = "v1";
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+export class VaultError extends Error {}
+
+/**
+ * Envelope for secrets at rest: AES-256-GCM with a random nonce, under the master key.
+ * Ciphertexts read `v1.<keyId>.<nonce>.<ciphertext+tag>`; the key id lets a later master-key rotation
+ * find what is still under the old key. `context` is bound as associated data, so a ciphertext copied
+ * onto another row (another upstream, another signing key) fails to decrypt.
+ */
+export class Vault {
+  readonly keyId: string;
+  readonly #key: Buffer;
+
+  constructor(masterKey: Buffer) {
+    if (masterKey.length !== 32) throw new VaultError("master key must be 32 bytes");
+    this.#key = masterKey;
+    this.keyId = createHash("sha256").update("keyward-key-id").update(masterKey).digest("hex").slice(0, 16);
+  }
+
+  encrypt(plaintext: string, context: string): string {
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", this.#key, nonce);
+    cipher.setAAD(Buffer.from(context, "utf8"));
+    const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final(), cipher.getAuthTag()]);
+    return [FORMAT, this.keyId, nonce.toString("base64url"), body.toString("base64url")].join(".");
+  }
+
+  decrypt(envelope: string, context: string): string {
+    const [format, keyId, nonceText, bodyText] = envelope.split(".");
+    if (format !== FORMAT || !nonceText || !bodyText) throw new VaultError("unreadable ciphertext");
+    if (keyId !== this.keyId) throw new VaultError(`ciphertext is under another master key (${keyId})`);
+    const body = Buffer.from(bodyText, "base64url");
+    const decipher = createDecipheriv("aes-256-gcm", this.#key, Buffer.from(nonceText, "base64url"));
+    decipher.setAAD(Buffer.from(context, "utf8"));
+    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+    try {
+      return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString(
+        "utf8",
+      );
+    } catch {
+      throw new VaultError("ciphertext failed authentication");
+    }
+  }
+
+  /** Never print key material, even by accident (console.log(vault), util.inspect). */
+  toJSON() {
+    return { keyId: this.keyId };
+  }
+  [Symbol.for("nodejs.util.inspect.custom")]() {
+    return `Vault(${this.keyId})`;
+  }
+}
+
+export function parseMasterKey(text: string): Buffer {
+  const key = Buffer.from(text.trim(), "base64");
+  if (key.length !== 32) throw new VaultError("KEYWARD_MASTER_KEY must be 32 bytes, base64-encoded");
+  return key;
+}
+
+/**
+ * Embedded default only: the master key lives in `<dataDir>/master.key` (mode 0600), created on first
+ * start. `generated` tells the caller to warn that the key sits beside the data it protects.
+ */
+export function loadOrCreateLocalMasterKey(dataDir: string): { key: Buffer; generated: boolean; path: string } {
+  const path = join(dataDir, "master.key");
+  if (existsSync(path)) return { key: parseMasterKey(readFileSync(path, "utf8")), generated: false, path };
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = randomBytes(32);
+  writeFileSync(path, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });
+  chmodSync(path, 0o600);
+  return { key, generated: true, path };
+}
