@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { DestinationStream } from "pino";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
 import type { Config } from "./config/config.js";
-import { registerErrorHandling } from "./http/error-handler.js";
+import { registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
 import { proxyPlugin, type ProxyDeps } from "./proxy/plugin.js";
 import { tokenRoutes, type TokenRouteDeps } from "./tokens/routes.js";
 
@@ -46,6 +46,11 @@ export async function buildServer(
     connectionTimeout: 0,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // Errors raised before routing (an undecodable URL) get the same error shape as everything else.
+    frameworkErrors: (err, _request, reply) => {
+      const { status, body, headers } = toErrorResponse(err);
+      void (reply as FastifyReply).code(status).headers(headers).send(body);
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -15,6 +15,8 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; mess
     message: "unsupported content type",
   },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: "bad_request", message: "invalid content-length" },
+  // The router could not decode the URL (e.g. overlong UTF-8): refused before any route runs.
+  FST_ERR_BAD_URL: { status: 400, code: "invalid_path", message: "request path cannot be decoded" },
   FST_ERR_NOT_FOUND: { status: 404, code: "not_found", message: "route not found" },
 };
 

@@ -14,8 +14,10 @@ export type NormalisedPath = {
 
 export type PathResult = { ok: true; path: NormalisedPath } | { ok: false; reason: string };
 
-// RFC 3986 pchar without "%": these may appear unencoded in a forwarded path segment.
-const SEGMENT_SAFE = /[A-Za-z0-9\-._~!$&'()*+,;=:@]/;
+// RFC 3986 pchar without "%" and ";": these may appear unencoded in a forwarded path segment. ";" is
+// always sent as %3B: servers such as Tomcat, Jetty and Spring cut a raw ";..." (path parameters) off a
+// segment, so "/admin;x" would be decided as the literal segment "admin;x" yet served as "/admin".
+const SEGMENT_SAFE = /[A-Za-z0-9\-._~!$&'()*+,=:@]/;
 
 function encodeSegment(segment: string): string {
   let out = "";

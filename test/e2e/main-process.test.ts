@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/config.js";
+import { BACKEND } from "../helpers/broker.js";
+
+const TSX = join(process.cwd(), "node_modules/.bin/tsx");
+
+function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(TSX, ["src/main.ts"], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (c) => (out += c));
+  child.stderr!.on("data", (c) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor(check: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("configuration", () => {
+  it.each([
+    [{ PORT: "not-a-port" }, /PORT/],
+    [{ PORT: "70000" }, /PORT/],
+    [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL/],
+    [{ DATABASE_URL: "postgresql://postgres@127.0.0.1/test" }, /KEYWARD_MASTER_KEY: required/],
+    [{ KEYWARD_ADMIN_KEY: "short" }, /KEYWARD_ADMIN_KEY/],
+    [{ LOG_LEVEL: "loud" }, /LOG_LEVEL/],
+  ])("refuses %o with a clear message", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it("defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 8080, host: "127.0.0.1", dataDir: "./.keyward", issuer: "http://127.0.0.1:8080", logLevel: "info" });
+  });
+});
+
+// The real entry point as `npm start` runs it, on the embedded default.
+describe.skipIf(BACKEND !== "pglite")("main process", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "keyward-main-"));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it("exits 1 with a message on bad configuration", async () => {
+    const p = run({ PORT: "nope", KEYWARD_DATA_DIR: dataDir });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/invalid configuration:[\s\S]*PORT/);
+  });
+
+  it("refuses DATABASE_URL without KEYWARD_MASTER_KEY", async () => {
+    const p = run({ DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/test", KEYWARD_DATA_DIR: dataDir });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/KEYWARD_MASTER_KEY: required when DATABASE_URL is set/);
+  });
+
+  it("first start: generates a 0600 master key and prints an admin key once; serves; stops on SIGTERM", async () => {
+    const port = String(20000 + Math.floor(Math.random() * 20000));
+    const first = run({ PORT: port, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" });
+    await waitFor(() => /Server listening/.test(first.output()), 30_000);
+    const adminKey = /\n {2}(kwa_[A-Za-z0-9_-]+)\n/.exec(first.output())?.[1];
+    expect(adminKey).toBeDefined();
+    expect(first.output()).toMatch(/generated a master key/);
+    expect(statSync(join(dataDir, "master.key")).mode & 0o777).toBe(0o600);
+
+    const res = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(res.status).toBe(200);
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+
+    // Second start on the same data: no new key is printed, the old one still works.
+    const second = run({ PORT: port, KEYWARD_DATA_DIR: dataDir });
+    await waitFor(() => /Server listening/.test(second.output()), 30_000);
+    expect(second.output()).not.toMatch(/kwa_/);
+    expect(second.output()).not.toMatch(/generated a master key/);
+    const again = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(again.status).toBe(200);
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  }, 90_000);
+});

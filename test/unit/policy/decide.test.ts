@@ -1,0 +1,221 @@
+import { describe, expect, it } from "vitest";
+import { decide, type Decision, type GrantPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
+import { normalisePath, type NormalisedPath } from "../../../src/policy/paths.js";
+
+function path(raw: string): NormalisedPath {
+  const result = normalisePath(raw);
+  if (!result.ok) throw new Error(result.reason);
+  return result.path;
+}
+
+const token: TokenCapabilities = {
+  agentId: "agent-1",
+  grantId: "grant-1",
+  upstream: "hosting",
+  methods: ["GET", "POST", "DELETE"],
+  paths: ["/v1/projects/**", "/v1/status"],
+};
+
+const grant: GrantPolicy = {
+  id: "grant-1",
+  upstream: "hosting",
+  methods: ["GET", "POST", "DELETE", "PUT"],
+  paths: ["/v1/**"],
+  deny: [],
+  agentIds: ["agent-0", "agent-1"],
+};
+
+const call = (method: string, raw: string, upstream = "hosting") => ({ upstream, method, path: path(raw) });
+
+function codeOf(decision: Decision): string {
+  return decision.allow ? "allow" : decision.code;
+}
+
+describe("decide: allowed calls", () => {
+  const cases: [string, string, string][] = [
+    ["GET", "/v1/projects", "GET /v1/projects/**"],
+    ["GET", "/v1/projects/p1", "GET /v1/projects/**"],
+    ["POST", "/v1/projects/p1/deploys", "POST /v1/projects/**"],
+    ["DELETE", "/v1/projects/p1", "DELETE /v1/projects/**"],
+    ["GET", "/v1/status", "GET /v1/status"],
+    ["GET", "/v1/status/", "GET /v1/status"],
+    ["GET", "/v1/x/../status", "GET /v1/status"],
+  ];
+  it.each(cases)("%s %s → allow by %s", (method, raw, rule) => {
+    expect(decide(token, grant, call(method, raw))).toEqual({ allow: true, rule });
+  });
+
+  it("returns the first token pattern that matched as the rule", () => {
+    const t = { ...token, paths: ["/v1/projects/*", "/v1/projects/**"] };
+    expect(decide(t, grant, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/*" });
+    expect(decide(t, grant, call("GET", "/v1/projects/p1/x"))).toEqual({ allow: true, rule: "GET /v1/projects/**" });
+  });
+});
+
+describe("decide: the token alone is not enough", () => {
+  it("grant deleted → grant_gone", () => {
+    const d = decide(token, null, call("GET", "/v1/projects"));
+    expect(d).toMatchObject({ allow: false, code: "grant_gone" });
+  });
+
+  it("a different grant than the token's → grant_gone", () => {
+    const d = decide(token, { ...grant, id: "grant-2" }, call("GET", "/v1/projects"));
+    expect(d).toMatchObject({ allow: false, code: "grant_gone" });
+  });
+
+  it("agent removed from the grant → agent_not_in_grant", () => {
+    const d = decide(token, { ...grant, agentIds: ["agent-0"] }, call("GET", "/v1/projects"));
+    expect(d).toMatchObject({ allow: false, code: "agent_not_in_grant" });
+  });
+
+  it("grant with no agents → agent_not_in_grant", () => {
+    expect(codeOf(decide(token, { ...grant, agentIds: [] }, call("GET", "/v1/projects")))).toBe("agent_not_in_grant");
+  });
+
+  it("method allowed by the token but removed from the grant → method_not_allowed", () => {
+    const d = decide(token, { ...grant, methods: ["GET", "POST"] }, call("DELETE", "/v1/projects/p1"));
+    expect(d).toEqual({ allow: false, code: "method_not_allowed", reason: "the grant does not allow DELETE" });
+  });
+
+  it("path narrowed in the grant → path_not_allowed", () => {
+    const narrowed = { ...grant, paths: ["/v1/projects/*"] };
+    expect(decide(token, narrowed, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/**" });
+    expect(decide(token, narrowed, call("GET", "/v1/projects/p1/deploys"))).toEqual({
+      allow: false,
+      code: "path_not_allowed",
+      reason: "the grant does not allow /v1/projects/p1/deploys",
+    });
+    expect(codeOf(decide(token, narrowed, call("GET", "/v1/status")))).toBe("path_not_allowed");
+  });
+
+  it("grant moved to another upstream → wrong_upstream", () => {
+    expect(codeOf(decide(token, { ...grant, upstream: "hosting-prod" }, call("GET", "/v1/projects")))).toBe("wrong_upstream");
+  });
+});
+
+describe("decide: the grant alone is not enough", () => {
+  const cases: [string, string, string, string][] = [
+    // method the grant allows but the token does not
+    ["PUT", "/v1/projects/p1", "hosting", "method_not_allowed"],
+    // path the grant allows but the token does not
+    ["GET", "/v1/users", "hosting", "path_not_allowed"],
+    ["GET", "/v1", "hosting", "path_not_allowed"],
+    ["GET", "/v1/status/x", "hosting", "path_not_allowed"],
+    ["GET", "/v1/projectsX", "hosting", "path_not_allowed"],
+    ["GET", "/v1/projects/../users", "hosting", "path_not_allowed"],
+    // request to another upstream than the token's
+    ["GET", "/v1/projects", "hosting-prod", "wrong_upstream"],
+    // methods outside the known set, or in another case, are never allowed
+    ["get", "/v1/projects", "hosting", "method_not_allowed"],
+    ["TRACE", "/v1/projects", "hosting", "method_not_allowed"],
+    ["CONNECT", "/v1/projects", "hosting", "method_not_allowed"],
+    ["", "/v1/projects", "hosting", "method_not_allowed"],
+  ];
+  it.each(cases)("%s %s on %s → %s", (method, raw, upstream, code) => {
+    const d = decide(token, grant, call(method, raw, upstream));
+    expect(d.allow).toBe(false);
+    expect(codeOf(d)).toBe(code);
+  });
+
+  it("the method reason names the token when the token lacks it", () => {
+    expect(decide(token, grant, call("PUT", "/v1/projects/p1"))).toEqual({
+      allow: false,
+      code: "method_not_allowed",
+      reason: "the token does not allow PUT",
+    });
+  });
+
+  it("the path reason names the token when the token lacks it", () => {
+    expect(decide(token, grant, call("GET", "/v1/users"))).toEqual({
+      allow: false,
+      code: "path_not_allowed",
+      reason: "the token does not allow /v1/users",
+    });
+  });
+
+  it("wrong upstream reason names the requested upstream", () => {
+    expect(decide(token, grant, call("GET", "/v1/projects", "other"))).toEqual({
+      allow: false,
+      code: "wrong_upstream",
+      reason: "the token is not valid for upstream other",
+    });
+  });
+});
+
+describe("decide: deny rules win", () => {
+  // [deny rules, method, path, expected code]
+  const cases: [GrantPolicy["deny"], string, string, string][] = [
+    // method-only
+    [[{ method: "DELETE" }], "DELETE", "/v1/projects/p1", "denied_by_rule"],
+    [[{ method: "DELETE" }], "GET", "/v1/projects/p1", "allow"],
+    // path-only
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "POST", "/v1/projects/p1/secrets/k", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secretsX", "allow"],
+    // deny matches the normalised path, whatever the spelling
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/x/../secrets/k", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1//secrets", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%73ecrets", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/./secrets/", "denied_by_rule"],
+    // both: only that method on that path
+    [[{ method: "DELETE", path: "/v1/projects/prod" }], "DELETE", "/v1/projects/prod", "denied_by_rule"],
+    [[{ method: "DELETE", path: "/v1/projects/prod" }], "GET", "/v1/projects/prod", "allow"],
+    [[{ method: "DELETE", path: "/v1/projects/prod" }], "DELETE", "/v1/projects/staging", "allow"],
+    // the deny rule wins even where a token path names the resource literally
+    [[{ path: "/v1/status" }], "GET", "/v1/status", "denied_by_rule"],
+    // any one of several rules suffices
+    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "GET", "/v1/projects/p2/x", "denied_by_rule"],
+    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "POST", "/v1/projects/p1", "denied_by_rule"],
+    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "GET", "/v1/projects/p1", "allow"],
+    // a malformed rule that sets nothing denies everything, never allows
+    [[{}], "GET", "/v1/projects", "denied_by_rule"],
+  ];
+  it.each(cases)("deny %j: %s %s → %s", (deny, method, raw, code) => {
+    expect(codeOf(decide(token, { ...grant, deny }, call(method, raw)))).toBe(code);
+  });
+
+  it("reports which rule matched", () => {
+    const deny = [{ method: "POST" as const }, { method: "DELETE" as const, path: "/v1/projects/*" }];
+    expect(decide(token, { ...grant, deny }, call("DELETE", "/v1/projects/p1"))).toEqual({
+      allow: false,
+      code: "denied_by_rule",
+      reason: "deny[1] matches (DELETE /v1/projects/*)",
+    });
+    expect(decide(token, { ...grant, deny: [{ path: "/v1/**" }] }, call("GET", "/v1/status"))).toEqual({
+      allow: false,
+      code: "denied_by_rule",
+      reason: "deny[0] matches (any method /v1/**)",
+    });
+    expect(decide(token, { ...grant, deny: [{ method: "GET" }] }, call("GET", "/v1/status"))).toEqual({
+      allow: false,
+      code: "denied_by_rule",
+      reason: "deny[0] matches (GET any path)",
+    });
+  });
+
+  it("a path parameter does not dodge a deny rule by being forwarded differently", () => {
+    const g = { ...grant, deny: [{ path: "/v1/projects/admin/**" }] };
+    const request = call("GET", "/v1/projects/admin;x/users");
+    // decided as the literal segment "admin;x" (not denied) and forwarded so the upstream sees the same segment
+    expect(decide(token, g, request)).toEqual({ allow: true, rule: "GET /v1/projects/**" });
+    expect(request.path.encoded).toBe("/v1/projects/admin%3Bx/users");
+  });
+});
+
+describe("decide: checks are ordered so the most fundamental failure is reported", () => {
+  it("grant_gone before everything else", () => {
+    expect(codeOf(decide(token, null, call("TRACE", "/nope", "other")))).toBe("grant_gone");
+  });
+  it("agent_not_in_grant before upstream, method and path", () => {
+    expect(codeOf(decide(token, { ...grant, agentIds: [] }, call("TRACE", "/nope", "other")))).toBe("agent_not_in_grant");
+  });
+  it("wrong_upstream before method and path", () => {
+    expect(codeOf(decide(token, grant, call("TRACE", "/nope", "other")))).toBe("wrong_upstream");
+  });
+  it("method before deny rules and paths", () => {
+    expect(codeOf(decide(token, { ...grant, deny: [{ path: "/**" }] }, call("PUT", "/nope")))).toBe("method_not_allowed");
+  });
+  it("deny rules before path checks", () => {
+    expect(codeOf(decide(token, { ...grant, deny: [{ path: "/**" }] }, call("GET", "/nope")))).toBe("denied_by_rule");
+  });
+});

@@ -1,0 +1,405 @@
+import { describe, expect, it } from "vitest";
+import { isValidPathPattern, normalisePath, patternCovers, pathMatches, type NormalisedPath } from "../../../src/policy/paths.js";
+
+function ok(raw: string): NormalisedPath {
+  const result = normalisePath(raw);
+  if (!result.ok) throw new Error(`expected ${JSON.stringify(raw)} to normalise, got: ${result.reason}`);
+  return result.path;
+}
+
+function reason(raw: string): string {
+  const result = normalisePath(raw);
+  if (result.ok) throw new Error(`expected ${JSON.stringify(raw)} to be refused, got ${result.path.encoded}`);
+  return result.reason;
+}
+
+describe("normalisePath: accepted paths", () => {
+  // [raw, segments, decoded, encoded]
+  const cases: [string, string[], string, string][] = [
+    ["/", [], "/", "/"],
+    ["/v1", ["v1"], "/v1", "/v1"],
+    ["/v1/projects/abc", ["v1", "projects", "abc"], "/v1/projects/abc", "/v1/projects/abc"],
+    // trailing slash is preserved on both forms
+    ["/v1/projects/", ["v1", "projects"], "/v1/projects/", "/v1/projects/"],
+    // "." and empty segments vanish
+    ["/v1/./projects", ["v1", "projects"], "/v1/projects", "/v1/projects"],
+    ["/./v1", ["v1"], "/v1", "/v1"],
+    ["//v1//projects///x", ["v1", "projects", "x"], "/v1/projects/x", "/v1/projects/x"],
+    ["/v1/.", ["v1"], "/v1", "/v1"],
+    ["//", [], "/", "/"],
+    ["///", [], "/", "/"],
+    // ".." pops within the base
+    ["/v1/projects/../users", ["v1", "users"], "/v1/users", "/v1/users"],
+    ["/v1/a/b/../../c", ["v1", "c"], "/v1/c", "/v1/c"],
+    ["/v1/..", [], "/", "/"],
+    ["/v1/../", [], "/", "/"],
+    ["/v1/a/../", ["v1"], "/v1/", "/v1/"],
+    // encoded dots are dots: decided and forwarded as the resolved path, never as %2e
+    ["/v1/a/%2e%2e/b", ["v1", "b"], "/v1/b", "/v1/b"],
+    ["/v1/a/%2E%2e/b", ["v1", "b"], "/v1/b", "/v1/b"],
+    ["/v1/a/.%2E/b", ["v1", "b"], "/v1/b", "/v1/b"],
+    ["/v1/%2e/b", ["v1", "b"], "/v1/b", "/v1/b"],
+    // unreserved characters that were needlessly encoded come out decoded
+    ["/v1/%61%62%63", ["v1", "abc"], "/v1/abc", "/v1/abc"],
+    ["/v1/a%2Db%5F%7E", ["v1", "a-b_~"], "/v1/a-b_~", "/v1/a-b_~"],
+    // a dot inside a segment is fine, only a trailing one is refused
+    ["/v1/file.json", ["v1", "file.json"], "/v1/file.json", "/v1/file.json"],
+    ["/v1/.hidden", ["v1", ".hidden"], "/v1/.hidden", "/v1/.hidden"],
+    // characters that need encoding: decoded form for matching, canonical encoding for forwarding
+    ["/v1/a%20b", ["v1", "a b"], "/v1/a b", "/v1/a%20b"],
+    ["/v1/a b", ["v1", "a b"], "/v1/a b", "/v1/a%20b"],
+    ["/v1/a%3Fb", ["v1", "a?b"], "/v1/a?b", "/v1/a%3Fb"],
+    ["/v1/a%3fb", ["v1", "a?b"], "/v1/a?b", "/v1/a%3Fb"],
+    ["/v1/a%23b", ["v1", "a#b"], "/v1/a#b", "/v1/a%23b"],
+    ["/v1/a#b", ["v1", "a#b"], "/v1/a#b", "/v1/a%23b"],
+    ["/v1/100%25", ["v1", "100%"], "/v1/100%", "/v1/100%25"],
+    // a double-encoded dot stays a literal "%2e" and is forwarded double-encoded (never becomes "..")
+    ["/v1/%252e%252e/x", ["v1", "%2e%2e", "x"], "/v1/%2e%2e/x", "/v1/%252e%252e/x"],
+    ["/v1/%252f", ["v1", "%2f"], "/v1/%2f", "/v1/%252f"],
+    // sub-delims and ":" "@" are safe in a segment
+    ["/v1/a:b@c!$&'()*+,=", ["v1", "a:b@c!$&'()*+,="], "/v1/a:b@c!$&'()*+,=", "/v1/a:b@c!$&'()*+,="],
+    // ";" is forwarded encoded: Tomcat/Jetty/Spring strip a raw ";..." path parameter from a segment,
+    // which would serve "/v1/admin" for a path decided as the literal segment "admin;x"
+    ["/v1/admin;x/users", ["v1", "admin;x", "users"], "/v1/admin;x/users", "/v1/admin%3Bx/users"],
+    ["/v1/admin%3Bx", ["v1", "admin;x"], "/v1/admin;x", "/v1/admin%3Bx"],
+    ["/v1/admin;", ["v1", "admin;"], "/v1/admin;", "/v1/admin%3B"],
+    ["/v1/;/x", ["v1", ";", "x"], "/v1/;/x", "/v1/%3B/x"],
+    ["/v1/%7Bid%7D", ["v1", "{id}"], "/v1/{id}", "/v1/%7Bid%7D"],
+    ["/v1/%22q%22", ["v1", '"q"'], '/v1/"q"', "/v1/%22q%22"],
+    // unicode: decoded for matching, UTF-8 percent-encoded (upper-case hex) for forwarding
+    ["/v1/caf%C3%A9", ["v1", "café"], "/v1/café", "/v1/caf%C3%A9"],
+    ["/v1/caf%c3%a9", ["v1", "café"], "/v1/café", "/v1/caf%C3%A9"],
+    ["/v1/café", ["v1", "café"], "/v1/café", "/v1/caf%C3%A9"],
+    ["/v1/%E2%82%AC", ["v1", "€"], "/v1/€", "/v1/%E2%82%AC"],
+    ["/v1/%F0%9F%98%80", ["v1", "😀"], "/v1/😀", "/v1/%F0%9F%98%80"],
+    ["/v1/日本", ["v1", "日本"], "/v1/日本", "/v1/%E6%97%A5%E6%9C%AC"],
+  ];
+
+  it.each(cases)("%s", (raw, segments, decoded, encoded) => {
+    expect(normalisePath(raw)).toEqual({ ok: true, path: { segments, decoded, encoded } });
+  });
+
+  it.each(cases)("is idempotent: normalising the forwarded form of %s changes nothing", (raw) => {
+    const first = ok(raw);
+    expect(ok(first.encoded)).toEqual(first);
+  });
+
+  it.each(cases)("the forwarded form of %s decodes back to exactly the decided path", (raw) => {
+    const path = ok(raw);
+    const trailing = path.encoded.length > 1 && path.encoded.endsWith("/");
+    const body = trailing ? path.encoded.slice(0, -1) : path.encoded;
+    const forwardedSegments = body === "/" ? [] : body.slice(1).split("/").map(decodeURIComponent);
+    expect(forwardedSegments).toEqual(path.segments);
+    // nothing the upstream could re-interpret: no raw "?", "#", "\\", space, "%" not followed by hex, no dot segments
+    expect(path.encoded).not.toMatch(/[?#;\\ ]|%(?![0-9A-F]{2})/);
+    expect(body.split("/").slice(1)).not.toContain("..");
+    expect(body.split("/").slice(1)).not.toContain(".");
+  });
+});
+
+describe("normalisePath: refused paths", () => {
+  const cases: [string, string][] = [
+    // must be origin-form
+    ["", "path must start with /"],
+    ["v1/x", "path must start with /"],
+    ["http://evil/v1", "path must start with /"],
+    // escaping the base
+    ["/..", "path escapes the upstream base"],
+    ["/../v1", "path escapes the upstream base"],
+    ["/v1/../..", "path escapes the upstream base"],
+    ["/v1/../../etc/passwd", "path escapes the upstream base"],
+    ["/v1/a/../../../b", "path escapes the upstream base"],
+    ["/%2e%2e/v1", "path escapes the upstream base"],
+    ["/%2E%2E", "path escapes the upstream base"],
+    ["/v1/%2e%2e/%2E%2e", "path escapes the upstream base"],
+    ["/./../x", "path escapes the upstream base"],
+    ["//../x", "path escapes the upstream base"],
+    // encoded slashes and backslashes
+    ["/v1/a%2fb", "encoded slash in path"],
+    ["/v1/a%2Fb", "encoded slash in path"],
+    ["/v1/%2f..%2f..%2fadmin", "encoded slash in path"],
+    ["/v1/..%2F..%2Fadmin", "encoded slash in path"],
+    ["/v1/a%5cb", "encoded slash in path"],
+    ["/v1/a%5Cb", "encoded slash in path"],
+    ["/v1/..%5c..%5cadmin", "encoded slash in path"],
+    ["/v1\\..\\admin", "backslash in path"],
+    ["/v1/a\\b", "backslash in path"],
+    ["\\v1", "path must start with /"],
+    // NUL and control characters, encoded or raw
+    ["/v1/a%00", "control character in path"],
+    ["/v1/a%00.json", "control character in path"],
+    ["/v1/a%0d%0aX-Injected:%201", "control character in path"],
+    ["/v1/a%0A", "control character in path"],
+    ["/v1/a%09b", "control character in path"],
+    ["/v1/a%1Fb", "control character in path"],
+    ["/v1/a%7Fb", "control character in path"],
+    ["/v1/a\u0000b", "control character in path"],
+    ["/v1/a\nb", "control character in path"],
+    ["/v1/a\rb", "control character in path"],
+    ["/v1/a\u007fb", "control character in path"],
+    // overlong and otherwise invalid UTF-8
+    ["/v1/%c0%ae%c0%ae/admin", "invalid percent-encoding in path"],
+    ["/v1/%C0%AE", "invalid percent-encoding in path"],
+    ["/v1/%e0%80%ae", "invalid percent-encoding in path"],
+    ["/v1/%c0%af", "invalid percent-encoding in path"],
+    ["/v1/%c1%9c", "invalid percent-encoding in path"],
+    ["/v1/%f0%80%80%ae", "invalid percent-encoding in path"],
+    ["/v1/%ed%a0%80", "invalid percent-encoding in path"], // UTF-16 surrogate
+    ["/v1/%ff", "invalid percent-encoding in path"],
+    ["/v1/%c3", "invalid percent-encoding in path"], // truncated sequence
+    ["/v1/%80", "invalid percent-encoding in path"], // lone continuation byte
+    // invalid percent-encodings
+    ["/v1/%zz", "invalid percent-encoding in path"],
+    ["/v1/%", "invalid percent-encoding in path"],
+    ["/v1/a%", "invalid percent-encoding in path"],
+    ["/v1/%2", "invalid percent-encoding in path"],
+    ["/v1/%g1", "invalid percent-encoding in path"],
+    ["/v1/%%32%65", "invalid percent-encoding in path"],
+    // trailing dots (some servers strip them, making "admin." reach "admin")
+    ["/v1/admin.", "path segment ends with a dot"],
+    ["/v1/admin./x", "path segment ends with a dot"],
+    ["/v1/admin%2e", "path segment ends with a dot"],
+    ["/v1/admin%2E/x", "path segment ends with a dot"],
+    ["/v1/...", "path segment ends with a dot"],
+    ["/v1/.../x", "path segment ends with a dot"],
+    ["/v1/%2e%2e%2e", "path segment ends with a dot"],
+    ["/v1/a..", "path segment ends with a dot"],
+  ];
+
+  it.each(cases)("%j → %s", (raw, expected) => {
+    expect(reason(raw)).toBe(expected);
+  });
+});
+
+describe("isValidPathPattern", () => {
+  const valid = [
+    "/",
+    "/v1",
+    "/v1/",
+    "/v1/projects",
+    "/v1/projects/*",
+    "/v1/**",
+    "/**",
+    "/v1/**/logs",
+    "/v1/projects/{id}",
+    "/v1/projects/{project_id}/deploys/{_d2}",
+    "/v1/*/x/**",
+    "/v1/file.json",
+    "/v1/.well-known/x",
+    "/v1/a-b_c~d:e@f!$&'()+,;=",
+    "/" + "a".repeat(511),
+  ];
+  const invalid = [
+    "",
+    "v1/x",
+    "*",
+    "**",
+    "//",
+    "/v1//x",
+    "/v1/x//",
+    "/./v1",
+    "/v1/.",
+    "/v1/..",
+    "/v1/../admin",
+    "/v1/a*",
+    "/v1/*a",
+    "/v1/***",
+    "/v1/**a",
+    "/v1/{id",
+    "/v1/id}",
+    "/v1/{}",
+    "/v1/{1id}",
+    "/v1/{id-x}",
+    "/v1/{id}x",
+    "/v1/x{id}",
+    "/v1/{{id}}",
+    "/v1/a b",
+    "/v1/a\tb",
+    "/v1/a\nb",
+    "/v1/a\\b",
+    "/v1/a?b",
+    "/v1?x=1",
+    "/v1/a#b",
+    "/v1/%2e%2e",
+    "/v1/a%20b",
+    "/" + "a".repeat(512),
+  ];
+
+  it.each(valid)("accepts %j", (pattern) => {
+    expect(isValidPathPattern(pattern)).toBe(true);
+  });
+  it.each(invalid)("refuses %j", (pattern) => {
+    expect(isValidPathPattern(pattern)).toBe(false);
+  });
+});
+
+describe("pathMatches", () => {
+  // [pattern, path, matches]
+  const cases: [string, string, boolean][] = [
+    // literals
+    ["/v1/projects", "/v1/projects", true],
+    ["/v1/projects", "/v1/projects/", true],
+    ["/v1/projects", "/v1/project", false],
+    ["/v1/projects", "/v1/projectsX", false],
+    ["/v1/projects", "/v1/Projects", false],
+    ["/v1/projects", "/v1", false],
+    ["/v1/projects", "/v1/projects/x", false],
+    ["/v1/projects", "/v2/projects", false],
+    ["/v1/projects", "/v1/./projects", true],
+    ["/v1/projects", "/v1/x/../projects", true],
+    ["/v1/projects", "/v1/%70rojects", true],
+    ["/", "/", true],
+    ["/", "/v1", false],
+    // `*`: exactly one segment
+    ["/v1/*", "/v1/abc", true],
+    ["/v1/*", "/v1/a%20b", true],
+    ["/v1/*", "/v1", false],
+    ["/v1/*", "/v1/", false],
+    ["/v1/*", "/v1/a/b", false],
+    ["/v1/*/logs", "/v1/p1/logs", true],
+    ["/v1/*/logs", "/v1/logs", false],
+    ["/v1/*/logs", "/v1/p1/p2/logs", false],
+    ["/*", "/", false],
+    ["/*", "/x", true],
+    // `{id}`: exactly one segment, any value
+    ["/v1/projects/{id}", "/v1/projects/abc", true],
+    ["/v1/projects/{id}", "/v1/projects/{id}", true],
+    ["/v1/projects/{id}", "/v1/projects", false],
+    ["/v1/projects/{id}", "/v1/projects/abc/delete", false],
+    ["/v1/{a}/{b}", "/v1/x/y", true],
+    ["/v1/{a}/{b}", "/v1/x", false],
+    // `**`: any depth, including zero
+    ["/v1/**", "/v1", true],
+    ["/v1/**", "/v1/", true],
+    ["/v1/**", "/v1/a", true],
+    ["/v1/**", "/v1/a/b/c/d", true],
+    ["/v1/**", "/v2/a", false],
+    ["/v1/**", "/", false],
+    ["/v1/**", "/v1x", false],
+    ["/**", "/", true],
+    ["/**", "/anything/at/all", true],
+    ["/v1/**/logs", "/v1/logs", true],
+    ["/v1/**/logs", "/v1/a/logs", true],
+    ["/v1/**/logs", "/v1/a/b/c/logs", true],
+    ["/v1/**/logs", "/v1/a/b/c/logs/x", false],
+    ["/v1/**/logs", "/v1/a/b/c", false],
+    ["/v1/**/logs/*", "/v1/a/logs/1", true],
+    ["/v1/**/logs/*", "/v1/logs/logs/logs", true],
+    ["/v1/**/logs/*", "/v1/a/logs", false],
+    ["/**/admin/**", "/admin", true],
+    ["/**/admin/**", "/x/y/admin/z", true],
+    ["/**/admin/**", "/x/y/administrator/z", false],
+    // decoded matching: an encoded literal segment matches its decoded pattern literal
+    ["/v1/café", "/v1/caf%C3%A9", true],
+    ["/v1/admin", "/v1/%61dmin", true],
+    // a path parameter does not make a segment equal to its prefix (the deny-rule bypass on Java servers)
+    ["/v1/admin/**", "/v1/admin;x/users", false],
+    ["/v1/admin/**", "/v1/admin%3Bx/users", false],
+    // patterns compare segments exactly: `*` inside a literal is not a wildcard at match time
+    ["/v1/projects/*", "/v1/projects/%2A", true],
+  ];
+
+  it.each(cases)("%s vs %s → %s", (pattern, raw, expected) => {
+    expect(pathMatches(pattern, ok(raw))).toBe(expected);
+  });
+});
+
+describe("patternCovers", () => {
+  // [outer, inner, covers]
+  const cases: [string, string, boolean][] = [
+    // identity
+    ["/v1/projects", "/v1/projects", true],
+    ["/v1/*", "/v1/*", true],
+    ["/v1/**", "/v1/**", true],
+    ["/v1/{id}", "/v1/{id}", true],
+    ["/v1/{id}", "/v1/{other}", true],
+    ["/v1/*", "/v1/{id}", true],
+    ["/v1/{id}", "/v1/*", true],
+    // `**` covers anything below it, at any depth
+    ["/v1/**", "/v1", true],
+    ["/v1/**", "/v1/projects", true],
+    ["/v1/**", "/v1/projects/*", true],
+    ["/v1/**", "/v1/projects/{id}/logs", true],
+    ["/v1/**", "/v1/*/**", true],
+    ["/v1/**", "/v1/**/logs", true],
+    ["/**", "/v1/**", true],
+    ["/**", "/", true],
+    ["/**", "/**", true],
+    // `*` and `{id}` cover one literal segment but never more
+    ["/v1/*", "/v1/projects", true],
+    ["/v1/{id}", "/v1/abc", true],
+    ["/v1/*", "/v1/**", false],
+    ["/v1/{id}", "/v1/**", false],
+    ["/v1/*", "/v1", false],
+    ["/v1/*", "/v1/a/b", false],
+    ["/v1/*", "/v1/*/*", false],
+    // literals cover only themselves
+    ["/v1/abc", "/v1/*", false],
+    ["/v1/abc", "/v1/{id}", false],
+    ["/v1/abc", "/v1/**", false],
+    ["/v1/abc", "/v1/abd", false],
+    ["/v1/abc", "/v1/abc/x", false],
+    ["/v1/abc/x", "/v1/abc", false],
+    // a narrower `**` does not cover a wider one
+    ["/v1/projects/**", "/v1/**", false],
+    ["/v1/projects/**", "/**", false],
+    ["/v1/**", "/**", false],
+    ["/v1/**", "/v2/x", false],
+    ["/v1/**", "/", false],
+    // `**` in the middle
+    ["/v1/**/logs", "/v1/logs", true],
+    ["/v1/**/logs", "/v1/a/logs", true],
+    ["/v1/**/logs", "/v1/*/b/logs", true],
+    ["/v1/**/logs", "/v1/**/logs", true],
+    ["/v1/**/logs", "/v1/**/x/logs", true],
+    ["/v1/**/logs", "/v1/*/**/logs", true],
+    ["/v1/**/logs", "/v1/**", false],
+    ["/v1/**/logs", "/v1/a/logs/x", false],
+    ["/v1/**/logs", "/v1/**/*", false],
+    ["/v1/a/**/logs", "/v1/**/logs", false],
+    ["/v1/**/logs/**", "/v1/**/logs", true],
+    ["/v1/**/logs/**", "/v1/a/logs/b/c", true],
+    ["/v1/**/logs/**", "/v1/**", false],
+    ["/**/admin", "/admin", true],
+    ["/**/admin", "/x/**/admin", true],
+    ["/**/admin", "/**", false],
+    // `*` inside outer cannot stand in for inner's `**`, even with `**` on both sides
+    ["/v1/*/**", "/v1/**", false],
+    // trailing slashes do not change the matched set
+    ["/v1/", "/v1", true],
+    ["/v1", "/v1/", true],
+  ];
+
+  it.each(cases)("%s covers %s → %s", (outer, inner, expected) => {
+    expect(patternCovers(outer, inner)).toBe(expected);
+  });
+
+  // Soundness: whenever outer is said to cover inner, every sample path inner matches is matched by outer.
+  const samples = [
+    "/", "/v1", "/v1/", "/v1/abc", "/v1/abd", "/v1/projects", "/v1/projects/p1", "/v1/projects/p1/logs",
+    "/v1/logs", "/v1/a/logs", "/v1/a/logs/x", "/v1/a/b/logs", "/v1/a/b", "/v1/a/b/c", "/v2/x", "/admin",
+    "/x/admin", "/x/y/admin", "/v1/%7Bid%7D", "/v1/*",
+  ].map(ok);
+  const covering = cases.filter(([, , covers]) => covers);
+
+  it.each(covering)("sound: every sample matched by %s inside %s", (outer, inner) => {
+    for (const path of samples) {
+      if (pathMatches(inner, path)) expect(pathMatches(outer, path), `${path.decoded}`).toBe(true);
+    }
+  });
+
+  // Refusals that are not mere conservatism: a sample path proves inner is wider than outer.
+  const refusedWithWitness: [string, string, string][] = [
+    ["/v1/*", "/v1/**", "/v1"],
+    ["/v1/{id}", "/v1/**", "/v1/a/b"],
+    ["/v1/abc", "/v1/*", "/v1/abd"],
+    ["/v1/projects/**", "/v1/**", "/v1/abc"],
+    ["/v1/**/logs", "/v1/**", "/v1/a/b"],
+    ["/v1/*/**", "/v1/**", "/v1"],
+  ];
+  it.each(refusedWithWitness)("%s does not cover %s (witness %s)", (outer, inner, witness) => {
+    expect(patternCovers(outer, inner)).toBe(false);
+    expect(pathMatches(inner, ok(witness))).toBe(true);
+    expect(pathMatches(outer, ok(witness))).toBe(false);
+  });
+});

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from "jose";
+import type { HttpMethod } from "../../../src/policy/decide.js";
+import { MAX_TOKEN_TTL_SECONDS } from "../../../src/tokens/claims.js";
+import { narrowCapabilities, signAgentToken, type GrantLimits, type TokenRequest } from "../../../src/tokens/issue.js";
+import type { KeySet } from "../../../src/tokens/signing-keys.js";
+
+const grant: GrantLimits = { methods: ["GET", "POST"], paths: ["/v1/**", "/v2/projects/*"], maxTtlSeconds: 900 };
+
+describe("MAX_TOKEN_TTL_SECONDS", () => {
+  it("is one hour", () => {
+    expect(MAX_TOKEN_TTL_SECONDS).toBe(3600);
+  });
+});
+
+describe("narrowCapabilities: granted", () => {
+  const cases: [string, TokenRequest, { methods: HttpMethod[]; paths: string[]; ttlSeconds: number }][] = [
+    ["nothing asked: the grant's limits", {}, { methods: ["GET", "POST"], paths: ["/v1/**", "/v2/projects/*"], ttlSeconds: 900 }],
+    ["shorter TTL", { ttlSeconds: 60 }, { methods: ["GET", "POST"], paths: ["/v1/**", "/v2/projects/*"], ttlSeconds: 60 }],
+    ["TTL exactly the maximum", { ttlSeconds: 900 }, { methods: ["GET", "POST"], paths: ["/v1/**", "/v2/projects/*"], ttlSeconds: 900 }],
+    ["one method", { methods: ["GET"] }, { methods: ["GET"], paths: ["/v1/**", "/v2/projects/*"], ttlSeconds: 900 }],
+    ["methods reordered", { methods: ["POST", "GET"] }, { methods: ["POST", "GET"], paths: ["/v1/**", "/v2/projects/*"], ttlSeconds: 900 }],
+    ["duplicate methods collapse", { methods: ["GET", "GET"] }, { methods: ["GET"], paths: ["/v1/**", "/v2/projects/*"], ttlSeconds: 900 }],
+    ["narrower path under **", { paths: ["/v1/projects/*"] }, { methods: ["GET", "POST"], paths: ["/v1/projects/*"], ttlSeconds: 900 }],
+    ["the ** itself", { paths: ["/v1/**"] }, { methods: ["GET", "POST"], paths: ["/v1/**"], ttlSeconds: 900 }],
+    ["** base with zero segments", { paths: ["/v1"] }, { methods: ["GET", "POST"], paths: ["/v1"], ttlSeconds: 900 }],
+    ["nested ** under **", { paths: ["/v1/a/**/b"] }, { methods: ["GET", "POST"], paths: ["/v1/a/**/b"], ttlSeconds: 900 }],
+    ["literal under *", { paths: ["/v2/projects/abc"] }, { methods: ["GET", "POST"], paths: ["/v2/projects/abc"], ttlSeconds: 900 }],
+    ["placeholder under *", { paths: ["/v2/projects/{id}"] }, { methods: ["GET", "POST"], paths: ["/v2/projects/{id}"], ttlSeconds: 900 }],
+    ["duplicate paths collapse", { paths: ["/v1/x", "/v1/x"] }, { methods: ["GET", "POST"], paths: ["/v1/x"], ttlSeconds: 900 }],
+    [
+      "everything narrowed at once",
+      { ttlSeconds: 30, methods: ["POST"], paths: ["/v1/deploys", "/v2/projects/p1"] },
+      { methods: ["POST"], paths: ["/v1/deploys", "/v2/projects/p1"], ttlSeconds: 30 },
+    ],
+  ];
+
+  it.each(cases)("%s", (_name, request, capabilities) => {
+    expect(narrowCapabilities(grant, request)).toEqual({ ok: true, capabilities });
+  });
+
+  it("returns copies, never the grant's own arrays", () => {
+    const result = narrowCapabilities(grant, {});
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.capabilities.methods).not.toBe(grant.methods);
+    expect(result.capabilities.paths).not.toBe(grant.paths);
+    result.capabilities.methods.push("DELETE");
+    result.capabilities.paths.push("/**");
+    expect(grant.methods).toEqual(["GET", "POST"]);
+    expect(grant.paths).toEqual(["/v1/**", "/v2/projects/*"]);
+  });
+});
+
+describe("narrowCapabilities: widening refused", () => {
+  const cases: [string, GrantLimits, TokenRequest, string][] = [
+    ["TTL over the grant", grant, { ttlSeconds: 901 }, "ttlSeconds exceeds the grant's maximum of 900"],
+    ["TTL far over the grant", grant, { ttlSeconds: 86_400 }, "ttlSeconds exceeds the grant's maximum of 900"],
+    [
+      "TTL over the hard ceiling even when the grant allows more",
+      { ...grant, maxTtlSeconds: 7200 },
+      { ttlSeconds: 3601 },
+      "ttlSeconds exceeds the grant's maximum of 3600",
+    ],
+    ["method the grant lacks", grant, { methods: ["DELETE"] }, "the grant does not allow DELETE"],
+    ["one extra method among allowed ones", grant, { methods: ["GET", "PUT", "POST"] }, "the grant does not allow PUT"],
+    ["all of the tree", grant, { paths: ["/**"] }, "the grant does not cover path /**"],
+    ["sibling tree", grant, { paths: ["/v3/**"] }, "the grant does not cover path /v3/**"],
+    ["any depth where the grant has one segment", grant, { paths: ["/v2/projects/**"] }, "the grant does not cover path /v2/projects/**"],
+    ["one segment higher", grant, { paths: ["/v2/*"] }, "the grant does not cover path /v2/*"],
+    ["two segments where the grant has one", grant, { paths: ["/v2/projects/*/x"] }, "the grant does not cover path /v2/projects/*/x"],
+    ["wildcard where the grant has a literal", { ...grant, paths: ["/v1/status"] }, { paths: ["/v1/*"] }, "the grant does not cover path /v1/*"],
+    ["one bad path among good ones", grant, { paths: ["/v1/a", "/v2/**", "/v1/b"] }, "the grant does not cover path /v2/**"],
+    ["root", grant, { paths: ["/"] }, "the grant does not cover path /"],
+  ];
+
+  it.each(cases)("%s", (_name, limits, request, reason) => {
+    expect(narrowCapabilities(limits, request)).toEqual({ ok: false, reason });
+  });
+
+  it("the default TTL is capped at the hard ceiling", () => {
+    expect(narrowCapabilities({ ...grant, maxTtlSeconds: 86_400 }, {})).toMatchObject({ ok: true, capabilities: { ttlSeconds: 3600 } });
+    expect(narrowCapabilities({ ...grant, maxTtlSeconds: 3600 }, { ttlSeconds: 3600 })).toMatchObject({
+      ok: true,
+      capabilities: { ttlSeconds: 3600 },
+    });
+  });
+
+  it("the default TTL is the grant's when lower than the ceiling", () => {
+    expect(narrowCapabilities({ ...grant, maxTtlSeconds: 120 }, {})).toMatchObject({ ok: true, capabilities: { ttlSeconds: 120 } });
+  });
+});
+
+async function keySet(): Promise<KeySet> {
+  const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const kid = "kid-issue-test";
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
+  return { active: { kid, privateKey }, publicKeys: new Map([[kid, { kid, key: publicKey, jwk }]]) };
+}
+
+describe("signAgentToken", () => {
+  const claims = {
+    issuer: "https://keyward.test",
+    audience: "keyward-proxy",
+    agentId: "agent-1",
+    clientId: "client-1",
+    grantId: "grant-1",
+    upstream: "hosting",
+  };
+  const capabilities = { methods: ["GET", "POST"] as HttpMethod[], paths: ["/v1/**"], ttlSeconds: 600 };
+  const now = new Date("2030-01-02T03:04:05.678Z");
+  const iat = Math.floor(now.getTime() / 1000);
+
+  it("signs exactly the claims it was given, with a pinned header", async () => {
+    const keys = await keySet();
+    const signed = await signAgentToken(keys, claims, capabilities, now);
+    expect(signed.jti).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(signed.issuedAt).toEqual(new Date(iat * 1000));
+    expect(signed.expiresAt).toEqual(new Date((iat + 600) * 1000));
+    expect(signed.scope).toBe("hosting:GET hosting:POST");
+    expect(decodeProtectedHeader(signed.token)).toEqual({ alg: "ES256", kid: "kid-issue-test", typ: "at+jwt" });
+    expect(decodeJwt(signed.token)).toEqual({
+      iss: "https://keyward.test",
+      sub: "agent-1",
+      aud: "keyward-proxy",
+      iat,
+      nbf: iat,
+      exp: iat + 600,
+      jti: signed.jti,
+      client_id: "client-1",
+      grant: "grant-1",
+      scope: "hosting:GET hosting:POST",
+      cap: { upstream: "hosting", methods: ["GET", "POST"], paths: ["/v1/**"] },
+    });
+  });
+
+  it("gives every token its own jti", async () => {
+    const keys = await keySet();
+    const a = await signAgentToken(keys, claims, capabilities, now);
+    const b = await signAgentToken(keys, claims, capabilities, now);
+    expect(a.jti).not.toBe(b.jti);
+    expect(a.token).not.toBe(b.token);
+  });
+});
