@@ -31,7 +31,7 @@ function encodeSegment(segment: string): string {
 /**
  * Normalises the raw request path (no query string). Anything ambiguous is refused rather than guessed:
  * encoded slashes or backslashes (servers disagree on them), control characters and NUL, invalid or
- * overlong UTF-8, segments ending in "." (some servers strip them), and ".." that would leave the base.
+ * overlong UTF-8, segments ending in "." or " " (some servers strip them), and ".." that would leave the base.
  */
 export function normalisePath(raw: string): PathResult {
   if (!raw.startsWith("/")) return { ok: false, reason: "path must start with /" };
@@ -47,14 +47,15 @@ export function normalisePath(raw: string): PathResult {
       return { ok: false, reason: "invalid percent-encoding in path" };
     }
     // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f]/.test(segment)) return { ok: false, reason: "control character in path" };
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(segment)) return { ok: false, reason: "control character in path" };
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
       if (segments.length === 0) return { ok: false, reason: "path escapes the upstream base" };
       segments.pop();
       continue;
     }
-    if (segment.endsWith(".")) return { ok: false, reason: "path segment ends with a dot" };
+    // Windows/IIS-style servers strip trailing dots and spaces, which would change the resource.
+    if (/[. ]$/.test(segment)) return { ok: false, reason: "path segment ends with a dot or space" };
     segments.push(segment);
   }
   const trailingSlash = raw.length > 1 && raw.endsWith("/") && segments.length > 0 ? "/" : "";

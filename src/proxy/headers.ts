@@ -9,7 +9,12 @@ const NEVER_FROM_AGENT = new Set([
   "host", "authorization", "cookie", "expect", "forwarded", "x-forwarded-for", "x-forwarded-host",
   "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "x-http-method-override", "x-http-method",
   "x-method-override",
+  // Path and method overrides some servers and frameworks honour: they would let an agent reach a
+  // resource or use a method other than the one the policy decided on.
+  "x-original-url", "x-rewrite-url", "x-original-uri", "x-original-method",
 ]);
+/** Every X-Forwarded-* header claims a forwarding identity (-server, -prefix, -uri, -method, -ssl, ...). */
+const isForwardingHeader = (name: string) => name.startsWith("x-forwarded-");
 
 /** Headers named by the Connection header are hop-by-hop too. */
 function connectionListed(headers: IncomingHttpHeaders): Set<string> {
@@ -28,7 +33,7 @@ export function requestHeadersForUpstream(headers: IncomingHttpHeaders, ownedByC
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FROM_AGENT.has(name) || dropped.has(name)) continue;
-    if (ownedByCredential.includes(name)) continue;
+    if (isForwardingHeader(name) || ownedByCredential.includes(name)) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;

@@ -19,13 +19,16 @@ export function narrowCapabilities(
 ): { ok: true; capabilities: Capabilities } | { ok: false; reason: string } {
   const maxTtl = Math.min(grant.maxTtlSeconds, MAX_TOKEN_TTL_SECONDS);
   const ttlSeconds = request.ttlSeconds ?? maxTtl;
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) return { ok: false, reason: "ttlSeconds must be a positive integer" };
   if (ttlSeconds > maxTtl) return { ok: false, reason: `ttlSeconds exceeds the grant's maximum of ${maxTtl}` };
 
   const methods = request.methods ? [...new Set(request.methods)] : [...grant.methods];
+  if (methods.length === 0) return { ok: false, reason: "no methods requested" };
   const extraMethod = methods.find((m) => !grant.methods.includes(m));
   if (extraMethod) return { ok: false, reason: `the grant does not allow ${extraMethod}` };
 
   const paths = request.paths ? [...new Set(request.paths)] : [...grant.paths];
+  if (paths.length === 0) return { ok: false, reason: "no paths requested" };
   const extraPath = paths.find((p) => !grant.paths.some((g) => patternCovers(g, p)));
   if (extraPath) return { ok: false, reason: `the grant does not cover path ${extraPath}` };
 

@@ -36,8 +36,11 @@ export class Vault {
     const [format, keyId, nonceText, bodyText] = envelope.split(".");
     if (format !== FORMAT || !nonceText || !bodyText) throw new VaultError("unreadable ciphertext");
     if (keyId !== this.keyId) throw new VaultError(`ciphertext is under another master key (${keyId})`);
+    const nonce = Buffer.from(nonceText, "base64url");
     const body = Buffer.from(bodyText, "base64url");
-    const decipher = createDecipheriv("aes-256-gcm", this.#key, Buffer.from(nonceText, "base64url"));
+    // A body shorter than a tag would hand setAuthTag a short tag (Node accepts 4- and 8-byte GCM tags).
+    if (nonce.length !== NONCE_BYTES || body.length < TAG_BYTES) throw new VaultError("unreadable ciphertext");
+    const decipher = createDecipheriv("aes-256-gcm", this.#key, nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(context, "utf8"));
     decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
     try {

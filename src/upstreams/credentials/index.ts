@@ -24,7 +24,7 @@ export const authConfigSchema = z.discriminatedUnion("type", [
       .string()
       .max(200)
       .refine((t) => t.split("{secret}").length === 2, "must contain {secret} exactly once")
-      .refine((t) => !/[\r\n\u0000]/.test(t), "no line breaks")
+      .refine((t) => !/[\u0000-\u001f\u007f]/.test(t), "no control characters or line breaks")
       .default("Bearer {secret}"),
   }),
   z.strictObject({

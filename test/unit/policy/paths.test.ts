@@ -137,6 +137,9 @@ describe("normalisePath: refused paths", () => {
     ["/v1/a\nb", "control character in path"],
     ["/v1/a\rb", "control character in path"],
     ["/v1/a\u007fb", "control character in path"],
+    // C1 controls (U+0080–U+009F), as UTF-8
+    ["/v1/a%C2%80b", "control character in path"],
+    ["/v1/a%C2%9Fb", "control character in path"],
     // overlong and otherwise invalid UTF-8
     ["/v1/%c0%ae%c0%ae/admin", "invalid percent-encoding in path"],
     ["/v1/%C0%AE", "invalid percent-encoding in path"],
@@ -156,14 +159,17 @@ describe("normalisePath: refused paths", () => {
     ["/v1/%g1", "invalid percent-encoding in path"],
     ["/v1/%%32%65", "invalid percent-encoding in path"],
     // trailing dots (some servers strip them, making "admin." reach "admin")
-    ["/v1/admin.", "path segment ends with a dot"],
-    ["/v1/admin./x", "path segment ends with a dot"],
-    ["/v1/admin%2e", "path segment ends with a dot"],
-    ["/v1/admin%2E/x", "path segment ends with a dot"],
-    ["/v1/...", "path segment ends with a dot"],
-    ["/v1/.../x", "path segment ends with a dot"],
-    ["/v1/%2e%2e%2e", "path segment ends with a dot"],
-    ["/v1/a..", "path segment ends with a dot"],
+    ["/v1/admin.", "path segment ends with a dot or space"],
+    ["/v1/admin./x", "path segment ends with a dot or space"],
+    ["/v1/admin%2e", "path segment ends with a dot or space"],
+    ["/v1/admin%2E/x", "path segment ends with a dot or space"],
+    ["/v1/...", "path segment ends with a dot or space"],
+    ["/v1/.../x", "path segment ends with a dot or space"],
+    ["/v1/%2e%2e%2e", "path segment ends with a dot or space"],
+    ["/v1/a..", "path segment ends with a dot or space"],
+    ["/v1/admin%20", "path segment ends with a dot or space"],
+    ["/v1/admin%20/x", "path segment ends with a dot or space"],
+    ["/v1/admin.%20", "path segment ends with a dot or space"],
   ];
 
   it.each(cases)("%j → %s", (raw, expected) => {

@@ -71,6 +71,13 @@ describe("narrowCapabilities: widening refused", () => {
     ["wildcard where the grant has a literal", { ...grant, paths: ["/v1/status"] }, { paths: ["/v1/*"] }, "the grant does not cover path /v1/*"],
     ["one bad path among good ones", grant, { paths: ["/v1/a", "/v2/**", "/v1/b"] }, "the grant does not cover path /v2/**"],
     ["root", grant, { paths: ["/"] }, "the grant does not cover path /"],
+    // The route schema refuses these first; the function must not rely on it.
+    ["zero TTL", grant, { ttlSeconds: 0 }, "ttlSeconds must be a positive integer"],
+    ["negative TTL", grant, { ttlSeconds: -5 }, "ttlSeconds must be a positive integer"],
+    ["NaN TTL", grant, { ttlSeconds: Number.NaN }, "ttlSeconds must be a positive integer"],
+    ["fractional TTL", grant, { ttlSeconds: 1.5 }, "ttlSeconds must be a positive integer"],
+    ["empty methods", grant, { methods: [] }, "no methods requested"],
+    ["empty paths", grant, { paths: [] }, "no paths requested"],
   ];
 
   it.each(cases)("%s", (_name, limits, request, reason) => {
