@@ -1,16 +1,29 @@
+import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { bootstrapAdminKey } from "./admin/keys.js";
 import { Agents } from "./agents/agents.js";
+import { deriveCheckpointKey, type CheckpointKeys } from "./audit/chain.js";
+import { reanchorCheckpoint, scheduleAuditRetention } from "./audit/retention.js";
+import { startAuditSink } from "./audit/sink.js";
+import { ClientAuthenticator } from "./agents/client-auth.js";
 import type { Config } from "./config/config.js";
 import { openDatabase, type Database } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
+import { Metrics, observeAuditWrites } from "./ops/metrics.js";
+import { ApprovalWebhook } from "./approvals/webhook.js";
+import { Approvals } from "./approvals/approvals.js";
+import { IssuanceGate } from "./approvals/gate.js";
+import { BudgetService } from "./budgets/budgets.js";
+import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer } from "./server.js";
-import { loadKeySet } from "./tokens/signing-keys.js";
+import { endpointOf } from "./tokens/oauth-documents.js";
+import { SigningKeys } from "./tokens/signing-keys.js";
 import { Tokens } from "./tokens/tokens.js";
+import { verifyAgentToken, type TokenVerifier } from "./tokens/verify.js";
 import { Upstreams } from "./upstreams/upstreams.js";
 import { loadOrCreateLocalMasterKey, parseMasterKey, Vault } from "./vault/vault.js";
 
@@ -41,7 +54,8 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     masterKey = local.key;
     if (local.generated) generatedMasterKeyPath = local.path;
   }
-  const vault = new Vault(masterKey);
+  // During a master-key rotation the previous key still decrypts (see README, "Rotating the master key").
+  const vault = new Vault(masterKey, config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
 
   const db = await openDatabase(
     config.databaseUrl
@@ -50,30 +64,99 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
   );
   try {
     await migrate(db);
-    const { prisma } = db;
+    const metrics = new Metrics();
+    // Everything below writes through this client, so every audit event it appends is timed and counted.
+    const prisma = observeAuditWrites(db.prisma, metrics);
     const generatedAdminKey = await bootstrapAdminKey(prisma, config.bootstrapAdminKey);
-    const keySet = await loadKeySet(prisma, vault);
-    const keys = () => keySet;
+    // Reports background key-set reload failures; the app's logger once the app exists.
+    let onSigningKeyError: (err: unknown) => void = () => {};
+    const signingKeys = await SigningKeys.open(prisma, vault, {
+      ...config.signingKeys,
+      leewaySeconds: config.tokens.leewaySeconds,
+      onError: (err) => onSigningKeyError(err),
+    });
 
-    const revocations = new RevocationService(prisma, {
+    // Names this process in revocation pings and on the audit webhook's lease.
+    const replicaId = randomUUID();
+    const revocations = new RevocationService(db, {
       resyncMs: config.revocationResyncMs,
       maxStalenessMs: config.revocationMaxStalenessMs,
+      replicaId,
     });
-    await revocations.sync();
+    const auditCheckpointKeys: CheckpointKeys = [
+      deriveCheckpointKey(masterKey),
+      ...(config.masterKeyPrevious ? [deriveCheckpointKey(parseMasterKey(config.masterKeyPrevious))] : []),
+    ];
+    if (auditCheckpointKeys.length > 1) await reanchorCheckpoint(prisma, auditCheckpointKeys, "master-key-rotation");
 
     const claims = { issuer: config.issuer, audience: config.audience };
     const grants = new Grants(prisma, revocations);
     const agents = new Agents(prisma, revocations);
-    const upstreams = new Upstreams(prisma, vault);
-    const tokens = new Tokens(prisma, grants, keys, claims);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeoutMs);
+    const upstreams = new Upstreams(prisma, vault, dispatcher);
+    // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
+    let onPolicyError: (err: unknown) => void = () => {}; // the app's logger once the app exists
+    const environments = new Environments(prisma);
+    const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, (err) => onPolicyError(err)) : null;
+    const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
+    const budgets = new BudgetService(prisma);
+    const gate = new IssuanceGate(prisma, environments, approvals);
+    const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate);
+    const verifyToken: TokenVerifier = (token) =>
+      verifyAgentToken(token, (kid) => signingKeys.publicKey(kid), { ...claims, ...config.tokens });
+    const clientAuth = new ClientAuthenticator(prisma, agents, {
+      audiences: [config.issuer, endpointOf(config.issuer, "/oauth2/token")],
+      leewaySeconds: config.tokens.leewaySeconds,
+    });
 
     const app = await buildServer(
       config,
-      { prisma, upstreams, agents, grants, revocations, tokens, keys, dispatcher, claims, maxBodyBytes: config.proxyMaxBodyBytes },
+      {
+        prisma,
+        upstreams,
+        agents,
+        grants,
+        revocations,
+        tokens,
+        signingKeys,
+        verifyToken,
+        clientAuth,
+        dispatcher,
+        claims,
+        maxBodyBytes: config.proxyMaxBodyBytes,
+        clientSecretOverlapSeconds: config.clientSecretOverlapSeconds,
+        auditCheckpointKeys,
+        environments,
+        approvals,
+        budgets,
+        inspectMaxBytes: Math.min(config.policyInspectMaxBytes, config.proxyMaxBodyBytes),
+        metrics,
+      },
       options.logStream,
     );
-    revocations.start((err) => app.log.warn({ err }, "revocation resync failed"));
+    const background: { stop(): Promise<void> }[] = [];
+    try {
+      await revocations.start(app.log);
+      background.push(revocations);
+      onPolicyError = (err) => app.log.warn({ err }, "policy background work failed");
+      budgets.start(600_000, (err) => onPolicyError(err));
+      background.push(budgets);
+      if (approvalWebhook) background.push({ stop: () => approvalWebhook.drain() });
+      if (config.auditWebhook) {
+        const sink = { ...config.auditWebhook, owner: replicaId, intervalMs: 1_000, batchSize: 500, timeoutMs: 10_000 };
+        background.push(startAuditSink(prisma, sink, app.log));
+      }
+      if (config.auditRetentionDays) {
+        const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
+        background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, app.log));
+      }
+    } catch (err) {
+      await app.close();
+      await Promise.all(background.map((b) => b.stop()));
+      throw err;
+    }
+    onSigningKeyError = (err) => app.log.warn({ err }, "signing key maintenance failed");
+    signingKeys.start();
 
     return {
       app,
@@ -81,8 +164,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       generatedAdminKey,
       generatedMasterKeyPath,
       async close() {
-        revocations.stop();
+        signingKeys.stop();
         await app.close();
+        await Promise.all(background.map((b) => b.stop()));
         await dispatcher.close();
         await db.close();
       },

@@ -1,14 +1,35 @@
 import { randomUUID } from "node:crypto";
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { DestinationStream } from "pino";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
+import { agentCredentialRoutes, type AgentCredentialRouteDeps } from "./agents/credential-routes.js";
+import { approvalAdminRoutes, approvalAgentRoutes, type ApprovalRouteDeps } from "./approvals/routes.js";
+import { environmentRoutes, type EnvironmentRouteDeps } from "./environments/routes.js";
 import type { Config } from "./config/config.js";
 import { registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
+import { registerOpenApi } from "./http/openapi.js";
+import { rejectUnstorableText } from "./http/text.js";
+import { opsRoutes, type OpsDeps } from "./ops/routes.js";
+import { policyRoutes } from "./policy/routes.js";
+import type { SimulateDeps } from "./policy/simulate.js";
 import { proxyPlugin, type ProxyDeps } from "./proxy/plugin.js";
+import { oauthRoutes, type OAuthDeps } from "./tokens/oauth-routes.js";
 import { tokenRoutes, type TokenRouteDeps } from "./tokens/routes.js";
+import { signingKeyRoutes, type SigningKeyRouteDeps } from "./tokens/signing-key-routes.js";
 
-export type ServerDeps = AdminDeps & ProxyDeps & TokenRouteDeps;
+export type ServerDeps = AdminDeps &
+  ProxyDeps &
+  TokenRouteDeps &
+  OAuthDeps &
+  SigningKeyRouteDeps &
+  AgentCredentialRouteDeps &
+  ApprovalRouteDeps &
+  EnvironmentRouteDeps &
+  SimulateDeps &
+  OpsDeps;
 
 /** Anything that could carry a credential, wherever it shows up in a log object. */
 const REDACTED_PATHS = [
@@ -23,9 +44,33 @@ const REDACTED_PATHS = [
   "*.masterKey",
 ];
 
+/**
+ * Requests Node's HTTP parser refuses before any route runs (malformed, smuggling-shaped, oversized
+ * headers, timed out) get the same error shape as everything else, then the connection is closed.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "request_timeout", "request not received in time"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "headers_too_large", "request headers too large"]
+        : [400, "bad_request", "malformed HTTP request"];
+  // A response already under way (a proxied stream) cannot be replaced: the connection is just cut.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify({ error: { code, message } });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 /** Builds the Fastify app (no listen): tests and main.ts both start from here. */
 export async function buildServer(
-  config: Pick<Config, "logLevel" | "adminMaxBodyBytes">,
+  config: Pick<Config, "logLevel" | "adminMaxBodyBytes" | "requestTimeoutMs" | "headersTimeoutMs">,
   deps: ServerDeps,
   logStream?: DestinationStream,
 ): Promise<FastifyInstance> {
@@ -41,9 +86,17 @@ export async function buildServer(
     },
     genReqId: () => randomUUID(),
     bodyLimit: config.adminMaxBodyBytes,
-    // Slow or stalled clients are cut off instead of holding sockets forever.
-    requestTimeout: 120_000,
+    // Slow or stalled clients (slowloris) are cut off with a 408 instead of holding sockets forever:
+    // the headers within headersTimeoutMs, the whole request, body included, within requestTimeoutMs.
+    // Node checks these every connectionsCheckingInterval, so that is kept well below them.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.headersTimeoutMs / 4))),
+    },
     connectionTimeout: 0,
+    clientErrorHandler,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // Errors raised before routing (an undecodable URL) get the same error shape as everything else.
@@ -55,13 +108,26 @@ export async function buildServer(
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
+  rejectUnstorableText(app);
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    // Shutting down: the connection closes after this response instead of idling in keep-alive, so
+    // that close() finishes once the in-flight calls have, not keepAliveTimeout later.
+    if (!app.server.listening) reply.header("connection", "close");
   });
 
-  app.get("/healthz", async () => ({ status: "ok" }));
+  // First, so that it sees every route added after it.
+  await registerOpenApi(app);
+  await app.register(opsRoutes, deps);
   await app.register(tokenRoutes, deps);
+  await app.register(oauthRoutes, deps);
+  await app.register(signingKeyRoutes, deps);
+  await app.register(agentCredentialRoutes, deps);
   await app.register(adminRoutes, deps);
+  await app.register(environmentRoutes, deps);
+  await app.register(approvalAdminRoutes, deps);
+  await app.register(approvalAgentRoutes, deps);
+  await app.register(policyRoutes, deps);
   await app.register(proxyPlugin, deps);
   return app;
 }

@@ -5,10 +5,10 @@ export const ROLES = ["admin", "security", "auditor"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** What each role may do; `admin` may do everything. */
-export type Permission = "manage" | "revoke" | "read_audit";
+export type Permission = "manage" | "revoke" | "read_audit" | "introspect" | "approve";
 const PERMISSIONS: Record<Role, readonly Permission[]> = {
-  admin: ["manage", "revoke", "read_audit"],
-  security: ["revoke", "read_audit"],
+  admin: ["manage", "revoke", "read_audit", "introspect", "approve"],
+  security: ["revoke", "read_audit", "introspect", "approve"],
   auditor: ["read_audit"],
 };
 

@@ -3,43 +3,25 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
 import { createAgentBody, type Agents } from "../agents/agents.js";
-import { appendAudit, queryAudit } from "../audit/audit.js";
+import { appendAudit } from "../audit/audit.js";
+import { auditRoutes, type AuditRouteDeps } from "../audit/routes.js";
 import { createGrantBody, updateGrantBody, type Grants } from "../grants/grants.js";
 import { conflict, notFound } from "../http/errors.js";
 import { displayName, idParam, nameParam } from "../http/schemas.js";
-import { recordRevocation, type RevocationService } from "../revocation/service.js";
+import { revocationRoutes, type RevocationRouteDeps } from "../revocation/routes.js";
 import { createUpstreamBody, setSecretBody, updateUpstreamBody, type Upstreams } from "../upstreams/upstreams.js";
 import { actorOf, installAdminAuth } from "./auth.js";
 import { createAdminKey, ROLES } from "./keys.js";
 
-export type AdminDeps = {
-  prisma: PrismaClient;
-  upstreams: Upstreams;
-  agents: Agents;
-  grants: Grants;
-  revocations: RevocationService;
-};
+export type AdminDeps = RevocationRouteDeps &
+  AuditRouteDeps & {
+    prisma: PrismaClient;
+    upstreams: Upstreams;
+    agents: Agents;
+    grants: Grants;
+  };
 
 const meta = (request: FastifyRequest) => ({ actor: actorOf(request), requestId: request.id });
-
-const reasonField = { reason: z.string().max(500).optional() };
-const revocationBody = z.union([
-  z.strictObject({ jti: z.string().min(1).max(100), ...reasonField }),
-  z.strictObject({ agentId: z.string().min(1).max(100), ...reasonField }),
-  z.strictObject({ grantId: z.string().min(1).max(100), ...reasonField }),
-  z.strictObject({ all: z.literal(true), ...reasonField }),
-]);
-
-const auditQuery = z.strictObject({
-  agentId: z.string().max(100).optional(),
-  upstream: z.string().max(100).optional(),
-  decision: z.enum(["allow", "deny"]).optional(),
-  kind: z.string().max(50).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().regex(/^\d{1,19}$/).optional(),
-});
 
 /** The admin REST API: thin routes over the domain services, each declaring the permission it needs. */
 export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
@@ -126,25 +108,6 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     return reply.code(204).send();
   });
 
-  // Revocations
-  r.post("/v1/revocations", { config: { permission: "revoke" }, schema: { body: revocationBody } }, async (req, reply) => {
-    const { reason, ...target } = req.body;
-    const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, target, { ...meta(req), reason }));
-    deps.revocations.applyCommitted(revocation);
-    return reply.code(201).send(revocation);
-  });
-  r.get("/v1/revocations", { config: { permission: "revoke" } }, async () => ({
-    revocations: await deps.prisma.revocation.findMany({ orderBy: { createdAt: "desc" }, take: 1000 }),
-  }));
-
-  // Audit
-  r.get("/v1/audit", { config: { permission: "read_audit" }, schema: { querystring: auditQuery } }, async (req) => {
-    const q = req.query;
-    return queryAudit(deps.prisma, {
-      ...q,
-      since: q.since ? new Date(q.since) : undefined,
-      until: q.until ? new Date(q.until) : undefined,
-      cursor: q.cursor ? BigInt(q.cursor) : undefined,
-    });
-  });
+  revocationRoutes(app, deps);
+  auditRoutes(app, deps);
 }

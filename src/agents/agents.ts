@@ -2,14 +2,20 @@ import { randomUUID } from "node:crypto";
 import type { Agent, PrismaClient } from "@prisma/client";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
-import { conflict, notFound } from "../http/errors.js";
+import { badRequest, conflict, notFound } from "../http/errors.js";
 import { displayName } from "../http/schemas.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
-import { hashClientSecret, newClientCredentials, verifyClientSecret } from "./client-secret.js";
+import { unusableKeys, type agentJwksBody, type AgentJwk } from "./client-keys.js";
+import { hashClientSecret, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
 
 export const createAgentBody = z.strictObject({
   name: displayName,
   description: z.string().max(2000).optional(),
+});
+
+export const rotateSecretBody = z.strictObject({
+  /** How long the old secret keeps working; KEYWARD_CLIENT_SECRET_OVERLAP_SECONDS when absent, 0 to end it now. */
+  overlapSeconds: z.number().int().min(0).max(30 * 86_400).optional(),
 });
 
 export const agentView = (a: Agent) => ({
@@ -17,6 +23,8 @@ export const agentView = (a: Agent) => ({
   name: a.name,
   description: a.description,
   clientId: a.clientId,
+  previousSecretExpiresAt: a.previousSecretHash ? a.previousSecretExpiresAt : null,
+  jwks: { keys: (a.jwks as AgentJwk[] | null) ?? [] },
   createdAt: a.createdAt,
 });
 
@@ -77,9 +85,64 @@ export class Agents {
     this.revocations.applyCommitted(revocation);
   }
 
-  /** The agent these client credentials belong to, or null; costs one scrypt either way. */
-  async authenticate(clientId: string, clientSecret: string): Promise<Agent | null> {
-    const row = await this.prisma.agent.findUnique({ where: { clientId } });
-    return (await verifyClientSecret(clientSecret, row?.secretHash)) ? row : null;
+  /**
+   * Issues a new client secret, returned this once. The old one keeps working for `overlapSeconds`
+   * (so running agents can switch without an outage); a secret older than that stops at once.
+   */
+  async rotateSecret(id: string, overlapSeconds: number, meta: Actor, now = new Date()) {
+    const clientSecret = newClientSecret();
+    const secretHash = await hashClientSecret(clientSecret);
+    const row = await this.prisma.$transaction(async (tx) => {
+      const existing = await tx.agent.findUnique({ where: { id } });
+      if (!existing) throw notFound("agent");
+      const previousSecretExpiresAt = new Date(now.getTime() + overlapSeconds * 1000);
+      const updated = await tx.agent.update({
+        where: { id },
+        data: { secretHash, previousSecretHash: existing.secretHash, previousSecretExpiresAt },
+      });
+      await appendAudit(tx, {
+        kind: "admin.change",
+        actor: meta.actor,
+        requestId: meta.requestId,
+        agentId: id,
+        details: { action: "agent.rotate_secret", previousSecretExpiresAt: previousSecretExpiresAt.toISOString() },
+      });
+      return updated;
+    });
+    return { ...agentView(row), clientSecret };
+  }
+
+  /** Replaces the public keys the agent signs private_key_jwt assertions with (none: an empty set). */
+  async setJwks(id: string, jwks: z.infer<typeof agentJwksBody>, meta: Actor) {
+    const unusable = await unusableKeys(jwks.keys);
+    if (unusable.length > 0) throw badRequest("invalid_key", "not a usable public key for its alg", { kids: unusable });
+    const row = await this.prisma.$transaction(async (tx) => {
+      if (!(await tx.agent.findUnique({ where: { id } }))) throw notFound("agent");
+      const updated = await tx.agent.update({ where: { id }, data: { jwks: jwks.keys } });
+      await appendAudit(tx, {
+        kind: "admin.change",
+        actor: meta.actor,
+        requestId: meta.requestId,
+        agentId: id,
+        details: { action: "agent.set_jwks", kids: jwks.keys.map((k) => k.kid) },
+      });
+      return updated;
+    });
+    return agentView(row);
+  }
+
+  async findByClientId(clientId: string): Promise<Agent | null> {
+    return this.prisma.agent.findUnique({ where: { clientId } });
+  }
+
+  /**
+   * The agent these client credentials belong to, or null. The previous secret counts until its overlap
+   * ends. A refusal costs two scrypts whatever the reason, so timing does not tell which part was wrong.
+   */
+  async authenticate(clientId: string, clientSecret: string, now = new Date()): Promise<Agent | null> {
+    const row = await this.findByClientId(clientId);
+    if (await verifyClientSecret(clientSecret, row?.secretHash)) return row;
+    const previousLive = row?.previousSecretExpiresAt && row.previousSecretExpiresAt > now;
+    return (await verifyClientSecret(clientSecret, previousLive ? (row.previousSecretHash ?? undefined) : undefined)) ? row : null;
   }
 }

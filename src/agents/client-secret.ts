@@ -10,11 +10,10 @@ function scryptAsync(secret: string, salt: Buffer, options: ScryptOptions): Prom
   );
 }
 
+export const newClientSecret = () => "kws_" + randomBytes(32).toString("base64url");
+
 export function newClientCredentials(): { clientId: string; clientSecret: string } {
-  return {
-    clientId: "kwc_" + randomBytes(12).toString("base64url"),
-    clientSecret: "kws_" + randomBytes(32).toString("base64url"),
-  };
+  return { clientId: "kwc_" + randomBytes(12).toString("base64url"), clientSecret: newClientSecret() };
 }
 
 /** `scrypt$N$r$p$salt$hash`, so parameters can be raised later without breaking stored hashes. */

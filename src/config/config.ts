@@ -1,8 +1,11 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const intBetween = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -13,13 +16,28 @@ const envSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
     .optional(),
   KEYWARD_MASTER_KEY: z.string().optional(),
+  KEYWARD_MASTER_KEY_PREVIOUS: z.string().optional(),
   KEYWARD_ADMIN_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   KEYWARD_ISSUER: z.string().url().optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   KEYWARD_UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
+  KEYWARD_REQUEST_TIMEOUT_MS: positiveInt(120_000),
+  KEYWARD_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   KEYWARD_PROXY_MAX_BODY_BYTES: positiveInt(10 * 1024 * 1024),
   KEYWARD_REVOCATION_RESYNC_MS: positiveInt(2_000),
   KEYWARD_REVOCATION_MAX_STALENESS_MS: positiveInt(5_000),
+  KEYWARD_AUDIT_RETENTION_DAYS: z.coerce.number().int().positive().optional(),
+  KEYWARD_AUDIT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: z.string().min(1).optional(),
+  KEYWARD_TOKEN_DEFAULT_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, 900),
+  KEYWARD_TOKEN_MAX_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS),
+  KEYWARD_CLOCK_SKEW_SECONDS: intBetween(0, 60, 5),
+  KEYWARD_SIGNING_KEY_ROTATE_DAYS: intBetween(1, 365, 30),
+  KEYWARD_SIGNING_KEY_RELOAD_MS: intBetween(100, 3_600_000, 60_000),
+  KEYWARD_CLIENT_SECRET_OVERLAP_SECONDS: intBetween(0, 30 * 86_400, 86_400),
+  KEYWARD_POLICY_MAX_INSPECT_BYTES: positiveInt(1024 * 1024),
+  KEYWARD_APPROVAL_TTL_SECONDS: intBetween(60, 7 * 86_400, 3_600),
+  KEYWARD_APPROVAL_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export type Config = {
@@ -29,32 +47,95 @@ export type Config = {
   databaseUrl: string | undefined;
   /** base64 of 32 bytes, or undefined to generate one in the data dir (embedded database only). */
   masterKey: string | undefined;
+  /** The master key being rotated away from: still decrypts, never encrypts (see README). */
+  masterKeyPrevious: string | undefined;
   bootstrapAdminKey: string | undefined;
   issuer: string;
   audience: "keyward";
   logLevel: (typeof LOG_LEVELS)[number];
   upstreamTimeoutMs: number;
+  /** Longest a client may take to send a whole request, headers and body (→ 408). */
+  requestTimeoutMs: number;
+  /** Longest a client may take to send the request line and headers (→ 408); at most requestTimeoutMs. */
+  headersTimeoutMs: number;
   proxyMaxBodyBytes: number;
   adminMaxBodyBytes: number;
   revocationResyncMs: number;
   revocationMaxStalenessMs: number;
+  /** Audit events older than this many days are pruned behind a signed checkpoint; undefined keeps them all. */
+  auditRetentionDays: number | undefined;
+  /** Where every audit event is forwarded (JSON Lines over POST), if anywhere. */
+  auditWebhook: { url: string; authorization: string | undefined } | undefined;
+  tokens: TokenPolicy;
+  signingKeys: { rotateAfterMs: number; reloadMs: number };
+  clientSecretOverlapSeconds: number;
+  /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions); larger → 413. */
+  policyInspectMaxBytes: number;
+  /** How long a held token request waits for a decision and collection; where new ones are announced. */
+  approvals: { ttlSeconds: number; webhookUrl: string | undefined };
+};
+
+export type TokenPolicy = {
+  /** Lifetime of a token whose request names none (still capped by the grant and the ceiling). */
+  defaultTtlSeconds: number;
+  /** Global ceiling on any token's lifetime, below every grant's maxTtlSeconds. */
+  maxTtlSeconds: number;
+  /** Clock-skew leeway on exp, nbf and iat, for tokens and client assertions alike. */
+  leewaySeconds: number;
 };
 
 export class ConfigError extends Error {}
 
-/** Parses the environment once; throws ConfigError with every problem listed. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
+/** Secrets that may instead be read from a file named by `<NAME>_FILE` (Docker and Kubernetes secrets). */
+const SECRET_FILE_VARIABLES = ["KEYWARD_MASTER_KEY", "KEYWARD_MASTER_KEY_PREVIOUS", "KEYWARD_ADMIN_KEY"] as const;
+
+function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const resolved = { ...env };
+  for (const name of SECRET_FILE_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined) continue;
+    if (env[name] !== undefined) throw new ConfigError(`invalid configuration:\n  ${name}_FILE: set ${name} or ${name}_FILE, not both`);
+    try {
+      resolved[name] = readFileSync(file, "utf8").trim();
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  return resolved;
+}
+
+function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+/** Where the database is, and nothing else: for commands that work on it alone (migrate, backup, restore). */
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, "dataDir" | "databaseUrl"> {
+  const e = parseEnv(envSchema.pick({ KEYWARD_DATA_DIR: true, DATABASE_URL: true }), env);
+  return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL };
+}
+
+/** Parses the environment once; throws ConfigError with every problem listed. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parseEnv(envSchema, withSecretFiles(env));
   if (e.DATABASE_URL && !e.KEYWARD_MASTER_KEY) {
     throw new ConfigError(
       "invalid configuration:\n  KEYWARD_MASTER_KEY: required when DATABASE_URL is set " +
         "(a generated key may only live beside the embedded database)",
     );
+  }
+  if (e.KEYWARD_TOKEN_DEFAULT_TTL_SECONDS > e.KEYWARD_TOKEN_MAX_TTL_SECONDS) {
+    throw new ConfigError(
+      "invalid configuration:\n  KEYWARD_TOKEN_DEFAULT_TTL_SECONDS: must not exceed KEYWARD_TOKEN_MAX_TTL_SECONDS",
+    );
+  }
+  const headersTimeoutMs = e.KEYWARD_HEADERS_TIMEOUT_MS ?? Math.min(30_000, e.KEYWARD_REQUEST_TIMEOUT_MS);
+  if (headersTimeoutMs > e.KEYWARD_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError("invalid configuration:\n  KEYWARD_HEADERS_TIMEOUT_MS: must not exceed KEYWARD_REQUEST_TIMEOUT_MS");
   }
   return {
     port: e.PORT,
@@ -62,14 +143,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.KEYWARD_DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     masterKey: e.KEYWARD_MASTER_KEY,
+    masterKeyPrevious: e.KEYWARD_MASTER_KEY_PREVIOUS,
     bootstrapAdminKey: e.KEYWARD_ADMIN_KEY,
     issuer: e.KEYWARD_ISSUER ?? `http://${e.HOST}:${e.PORT}`,
     audience: "keyward",
     logLevel: e.LOG_LEVEL,
     upstreamTimeoutMs: e.KEYWARD_UPSTREAM_TIMEOUT_MS,
+    requestTimeoutMs: e.KEYWARD_REQUEST_TIMEOUT_MS,
+    headersTimeoutMs,
     proxyMaxBodyBytes: e.KEYWARD_PROXY_MAX_BODY_BYTES,
     adminMaxBodyBytes: 64 * 1024,
     revocationResyncMs: e.KEYWARD_REVOCATION_RESYNC_MS,
     revocationMaxStalenessMs: e.KEYWARD_REVOCATION_MAX_STALENESS_MS,
+    auditRetentionDays: e.KEYWARD_AUDIT_RETENTION_DAYS,
+    auditWebhook: e.KEYWARD_AUDIT_WEBHOOK_URL
+      ? { url: e.KEYWARD_AUDIT_WEBHOOK_URL, authorization: e.KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION }
+      : undefined,
+    tokens: {
+      defaultTtlSeconds: e.KEYWARD_TOKEN_DEFAULT_TTL_SECONDS,
+      maxTtlSeconds: e.KEYWARD_TOKEN_MAX_TTL_SECONDS,
+      leewaySeconds: e.KEYWARD_CLOCK_SKEW_SECONDS,
+    },
+    signingKeys: {
+      rotateAfterMs: e.KEYWARD_SIGNING_KEY_ROTATE_DAYS * 86_400_000,
+      reloadMs: e.KEYWARD_SIGNING_KEY_RELOAD_MS,
+    },
+    clientSecretOverlapSeconds: e.KEYWARD_CLIENT_SECRET_OVERLAP_SECONDS,
+    policyInspectMaxBytes: e.KEYWARD_POLICY_MAX_INSPECT_BYTES,
+    approvals: { ttlSeconds: e.KEYWARD_APPROVAL_TTL_SECONDS, webhookUrl: e.KEYWARD_APPROVAL_WEBHOOK_URL },
   };
 }

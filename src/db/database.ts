@@ -14,12 +14,30 @@ export type SqlSession = {
   release(): void;
 };
 
+/** A LISTEN subscription; closing it ends its connection (PostgreSQL) or unsubscribes (PGlite). */
+export type Subscription = { close(): Promise<void> };
+
 export type Database = {
   kind: "pglite" | "postgres";
+  /** The schema Keyward's tables live in ("public" unless DATABASE_URL names one). */
+  schema: string;
   prisma: PrismaClient;
   /** A session that has the connection to itself until released (PGlite has only one). */
   session(): Promise<SqlSession>;
+  /**
+   * Delivers every NOTIFY on `channel` to `onNotify`, in commit order. On PostgreSQL this holds a
+   * connection of its own (never one of the pool's, which come and go); if that connection dies,
+   * `onLost` is called once and the subscription is over: listen again to recover. PGlite is in-process
+   * and never loses it.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onLost: (err: Error) => void): Promise<Subscription>;
+  notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
+};
+
+/** Channel names are written into LISTEN unquoted (PGlite does the same), so only plain identifiers. */
+const assertChannel = (channel: string) => {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`invalid notification channel ${channel}`);
 };
 
 export type DatabaseOptions =
@@ -43,6 +61,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   const prisma = new PrismaClient({ adapter });
   return {
     kind: "pglite",
+    schema: "public",
     prisma,
     async session() {
       return {
@@ -51,6 +70,14 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
           (await pglite.query<Row>(sql, params)).rows,
         release: () => {},
       };
+    },
+    async listen(channel, onNotify) {
+      assertChannel(channel);
+      const unlisten = await pglite.listen(channel, onNotify);
+      return { close: unlisten };
+    },
+    async notify(channel, payload) {
+      await pglite.query("SELECT pg_notify($1, $2)", [channel, payload]);
     },
     async close() {
       await prisma.$disconnect();
@@ -91,6 +118,7 @@ async function openPostgres(url: string): Promise<Database> {
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
   return {
     kind: "postgres",
+    schema,
     prisma,
     async session() {
       const c = await pool.connect();
@@ -101,9 +129,56 @@ async function openPostgres(url: string): Promise<Database> {
         release: () => c.release(),
       };
     },
+    listen: (channel, onNotify, onLost) => listenPostgres(connectionString, schema, channel, onNotify, onLost),
+    async notify(channel, payload) {
+      await pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    },
     async close() {
       await prisma.$disconnect();
       await pool.end();
+    },
+  };
+}
+
+async function listenPostgres(
+  connectionString: string,
+  schema: string,
+  channel: string,
+  onNotify: (payload: string) => void,
+  onLost: (err: Error) => void,
+): Promise<Subscription> {
+  assertChannel(channel);
+  const client = new pg.Client({
+    connectionString,
+    // Names the connection in pg_stat_activity, for operators (and the tests that cut it).
+    application_name: `keyward-listener:${schema}`,
+    connectionTimeoutMillis: 5_000,
+    keepAlive: true,
+  });
+  let over = false;
+  const lose = (err: Error) => {
+    if (over) return;
+    over = true;
+    client.end().catch(() => {});
+    onLost(err);
+  };
+  client.on("notification", (message) => {
+    if (!over && message.channel === channel) onNotify(message.payload ?? "");
+  });
+  client.on("error", lose);
+  client.on("end", () => lose(new Error("notification connection closed")));
+  try {
+    await client.connect();
+    await client.query(`LISTEN ${channel}`);
+  } catch (err) {
+    over = true;
+    await client.end().catch(() => {});
+    throw err;
+  }
+  return {
+    async close() {
+      over = true;
+      await client.end().catch(() => {});
     },
   };
 }

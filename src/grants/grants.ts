@@ -4,18 +4,14 @@ import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
 import { badRequest, conflict, notFound } from "../http/errors.js";
 import { displayName, slug } from "../http/schemas.js";
-import { HTTP_METHODS, type DenyRule, type GrantPolicy, type HttpMethod } from "../policy/decide.js";
-import { isValidPathPattern } from "../policy/paths.js";
+import { HTTP_METHODS, type GrantPolicy, type HttpMethod, type HttpRule } from "../policy/decide.js";
+import { grantPolicyFields, httpRule, pathPattern, type Protocol } from "../policy/rules.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
+import { grantPolicyColumns, grantPolicyView } from "./policy.js";
 
-export const pathPattern = z
-  .string()
-  .refine(isValidPathPattern, "a path pattern: /literal, * (one segment), {name} (one segment), ** (any depth)");
+export { pathPattern };
 const methods = z.array(z.enum(HTTP_METHODS)).min(1).max(HTTP_METHODS.length);
-const denyRule = z
-  .strictObject({ method: z.enum(HTTP_METHODS).optional(), path: pathPattern.optional() })
-  .refine((r) => r.method !== undefined || r.path !== undefined, "a deny rule needs a method, a path, or both");
 
 const grantFields = {
   name: displayName,
@@ -23,8 +19,9 @@ const grantFields = {
   upstream: slug,
   methods,
   paths: z.array(pathPattern).min(1).max(100),
-  deny: z.array(denyRule).max(100).default([]),
+  deny: z.array(httpRule).max(100).default([]),
   maxTtlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS).default(900),
+  ...grantPolicyFields,
 };
 export const createGrantBody = z.strictObject(grantFields);
 export const updateGrantBody = z
@@ -34,8 +31,9 @@ export const updateGrantBody = z
     upstream: grantFields.upstream.optional(),
     methods: grantFields.methods.optional(),
     paths: grantFields.paths.optional(),
-    deny: z.array(denyRule).max(100).optional(),
+    deny: z.array(httpRule).max(100).optional(),
     maxTtlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS).optional(),
+    ...grantPolicyFields,
   })
   .refine((b) => Object.keys(b).length > 0, "nothing to update");
 
@@ -50,8 +48,9 @@ export function grantView(g: GrantRow) {
     agents: g.agents.map((a) => a.agentId),
     methods: g.methods as HttpMethod[],
     paths: g.paths,
-    deny: g.deny as DenyRule[],
+    deny: g.deny as HttpRule[],
     maxTtlSeconds: g.maxTtlSeconds,
+    ...grantPolicyView(g),
     createdAt: g.createdAt,
     updatedAt: g.updatedAt,
   };
@@ -65,6 +64,13 @@ export const toPolicy = (g: GrantView): GrantPolicy => ({
   paths: g.paths,
   deny: g.deny,
   agentIds: g.agents,
+  environments: g.environments,
+  requiresApproval: g.requiresApproval,
+  destructive: g.destructive,
+  graphql: g.graphql,
+  jsonrpc: g.jsonrpc,
+  allowProtected: g.allowProtected,
+  budgets: g.budgets,
 });
 
 type Actor = { actor: string; requestId: string };
@@ -79,17 +85,18 @@ export class Grants {
   async create(input: z.infer<typeof createGrantBody>, meta: Actor) {
     return this.prisma.$transaction(async (tx) => {
       if (await tx.grant.findUnique({ where: { name: input.name } })) throw conflict(`grant ${input.name} exists`);
-      const upstreamId = await this.#upstreamId(tx, input.upstream);
+      const upstream = await this.#upstream(tx, input.upstream);
       const agentIds = await this.#existingAgents(tx, input.agents);
       const row = await tx.grant.create({
         data: {
           id: randomUUID(),
           name: input.name,
-          upstreamId,
+          upstreamId: upstream.id,
           methods: [...new Set(input.methods)],
           paths: input.paths,
           deny: input.deny,
           maxTtlSeconds: input.maxTtlSeconds,
+          ...grantPolicyColumns(input, null, upstream),
           agents: { create: agentIds.map((agentId) => ({ agentId })) },
         },
         include: withRelations,
@@ -124,11 +131,13 @@ export class Grants {
 
   async update(id: string, input: z.infer<typeof updateGrantBody>, meta: Actor) {
     return this.prisma.$transaction(async (tx) => {
-      if (!(await tx.grant.findUnique({ where: { id } }))) throw notFound("grant");
+      const existing = await tx.grant.findUnique({ where: { id }, include: withRelations });
+      if (!existing) throw notFound("grant");
       if (input.name && (await tx.grant.findFirst({ where: { name: input.name, NOT: { id } } }))) {
         throw conflict(`grant ${input.name} exists`);
       }
-      const upstreamId = input.upstream ? await this.#upstreamId(tx, input.upstream) : undefined;
+      // The policy is checked against the upstream it will have, whether or not either changed.
+      const upstream = await this.#upstream(tx, input.upstream ?? existing.upstream.name);
       if (input.agents) {
         const agentIds = await this.#existingAgents(tx, input.agents);
         await tx.grantAgent.deleteMany({ where: { grantId: id } });
@@ -138,11 +147,12 @@ export class Grants {
         where: { id },
         data: {
           name: input.name,
-          upstreamId,
+          upstreamId: upstream.id,
           methods: input.methods ? [...new Set(input.methods)] : undefined,
           paths: input.paths,
           deny: input.deny,
           maxTtlSeconds: input.maxTtlSeconds,
+          ...grantPolicyColumns(input, grantPolicyView(existing), upstream),
         },
         include: withRelations,
       });
@@ -164,10 +174,13 @@ export class Grants {
     this.revocations.applyCommitted(revocation);
   }
 
-  async #upstreamId(tx: Tx, name: string): Promise<string> {
-    const upstream = await tx.upstream.findUnique({ where: { name }, select: { id: true } });
+  async #upstream(tx: Tx, name: string) {
+    const upstream = await tx.upstream.findUnique({
+      where: { name },
+      select: { id: true, environment: true, protocol: true, presets: true },
+    });
     if (!upstream) throw badRequest("unknown_reference", `unknown upstream ${name}`, { upstream: name });
-    return upstream.id;
+    return { ...upstream, protocol: upstream.protocol as Protocol };
   }
 
   async #existingAgents(tx: Tx, ids: string[]): Promise<string[]> {

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { errors as undiciErrors } from "undici";
 import { KeywardError } from "./errors.js";
 
 type ErrorBody = { error: { code: string; message: string; reason?: string; details?: unknown } };
@@ -19,6 +20,23 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; mess
   FST_ERR_BAD_URL: { status: 400, code: "invalid_path", message: "request path cannot be decoded" },
   FST_ERR_NOT_FOUND: { status: 404, code: "not_found", message: "route not found" },
 };
+
+// Prisma's "cannot reach / lost / timed out waiting for the database" codes, and the driver adapter's kinds.
+const DATABASE_DOWN_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"]);
+const DATABASE_DOWN_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
+// PostgreSQL shutting down or not yet accepting connections (raw sessions, outside Prisma).
+const PG_DOWN_CODES = new Set(["57P01", "57P02", "57P03"]);
+
+/** The database is stopped, restarting or cut off: a 503 the client may retry, never a 500. */
+function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const e = err as Error & { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
+  if (e.name === "PrismaClientInitializationError") return true;
+  if (e.name === "PrismaClientKnownRequestError") {
+    return DATABASE_DOWN_CODES.has(String(e.code)) || DATABASE_DOWN_KINDS.has(String(e.meta?.driverAdapterError?.cause?.kind));
+  }
+  return PG_DOWN_CODES.has(String(e.code)) || e.message === "Connection terminated unexpectedly";
+}
 
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   if (err instanceof KeywardError) {
@@ -48,6 +66,17 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
       body: { error: { code: "validation_failed", message: `invalid ${err.validationContext ?? "request"}`, details } },
     };
   }
+  if (isDatabaseUnavailable(err)) {
+    return { status: 503, headers: {}, body: { error: { code: "database_unavailable", message: "database unavailable; try again" } } };
+  }
+  // undici only talks to upstreams (and their token endpoints): one that fails after its status line (a body that
+  // stalls, breaks its framing or stops short) surfaces here, and is the upstream's fault, not ours.
+  if (err instanceof undiciErrors.BodyTimeoutError) {
+    return { status: 504, headers: {}, body: { error: { code: "upstream_timeout", message: "upstream did not answer in time" } } };
+  }
+  if (err instanceof undiciErrors.UndiciError || err instanceof undiciErrors.HTTPParserError) {
+    return { status: 502, headers: {}, body: { error: { code: "upstream_unreachable", message: "upstream failed" } } };
+  }
   const fastifyError = err as Partial<FastifyError>;
   const known = fastifyError.code ? FASTIFY_CLIENT_ERRORS[fastifyError.code] : undefined;
   if (known) return { status: known.status, headers: {}, body: { error: { code: known.code, message: known.message } } };
@@ -57,13 +86,19 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   return { status: 500, headers: {}, body: { error: { code: "internal_error", message: "internal error" } } };
 }
 
+/**
+ * Marks an error as the broker's own, so that a client of the proxy (src/sdk) can tell Keyward's refusal
+ * from the upstream's answer; the proxy drops it from upstream responses (src/proxy/headers.ts).
+ */
+export const BROKER_ERROR_HEADER = "keyward-error";
+
 /** The one place errors become HTTP responses. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const { status, body, headers } = toErrorResponse(err);
     if (status >= 500) request.log.error({ err }, "request failed");
     else request.log.info({ code: body.error.code, status }, "request refused");
-    return reply.code(status).headers(headers).send(body);
+    return reply.code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
   });
   app.setNotFoundHandler((_request, reply) =>
     reply.code(404).send({ error: { code: "not_found", message: "route not found" } }),

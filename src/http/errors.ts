@@ -39,3 +39,34 @@ export const unavailable = (code: string, message: string) => new KeywardError(5
 export const badGateway = (message: string) => new KeywardError(502, "upstream_unreachable", message);
 
 export const gatewayTimeout = (message: string) => new KeywardError(504, "upstream_timeout", message);
+
+/**
+ * 502 when the broker cannot obtain the upstream's credential (its token endpoint is down, refuses, or
+ * answers nonsense). The request is not sent. `detail` goes to the broker's log as the cause, never to
+ * the agent, and never names a secret or a token.
+ */
+export const credentialUnavailable = (detail: string) => {
+  const err = new KeywardError(502, "upstream_credential_unavailable", "could not obtain a credential for the upstream");
+  err.cause = new Error(detail);
+  return err;
+};
+
+/**
+ * 429 when a budget is spent. Retry-After says when a per-minute budget refills; a lifetime budget
+ * (total or destructive calls) never does, so it gets none.
+ */
+export const tooManyRequests = (reason: string, retryAfterSeconds: number | null) =>
+  new KeywardError(429, "budget_exceeded", "budget exceeded", {
+    reason,
+    ...(retryAfterSeconds !== null && { headers: { "retry-after": String(retryAfterSeconds) } }),
+  });
+
+/**
+ * 403 while a token request waits for a human (src/approvals). `POST /v1/tokens` answers it as
+ * `202 { approvalId }`; any other issuing route that does not know approvals refuses with it.
+ */
+export const approvalRequired = (approvalId: string, expiresAt: Date) =>
+  new KeywardError(403, "approval_required", "a human must approve this request", {
+    reason: "approval required",
+    details: { approvalId, expiresAt: expiresAt.toISOString() },
+  });

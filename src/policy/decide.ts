@@ -1,10 +1,15 @@
-import { pathMatches, type NormalisedPath } from "./paths.js";
+import type { Headers } from "./content.js";
+import { globMatches } from "./glob.js";
+import { describeOperation, inspectOperations, inspectorFor, type Operation } from "./operations.js";
+import { pathMatches, segmentsMatch, type NormalisedPath } from "./paths.js";
+import { protectedOperationsOf, type ProtectedOperation } from "./presets/index.js";
+import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
-/** A deny rule matches when every field it sets matches; a rule must set at least one. */
-export type DenyRule = { method?: HttpMethod; path?: string };
+/** Matches when every field it sets matches; a rule must set at least one. Used to deny and to tag destructive calls. */
+export type HttpRule = { method?: HttpMethod; path?: string };
 
 /** The grant as stored now: edits narrow live tokens at once. */
 export type GrantPolicy = {
@@ -12,9 +17,24 @@ export type GrantPolicy = {
   upstream: string;
   methods: readonly HttpMethod[];
   paths: readonly string[];
-  deny: readonly DenyRule[];
+  deny: readonly HttpRule[];
   agentIds: readonly string[];
+  /** Environments the grant covers: a call to an upstream in any other is denied. */
+  environments: readonly string[];
+  /** Every token under the grant needs a human's approval (src/approvals). */
+  requiresApproval: boolean;
+  /** HTTP calls that count as destructive for budgets, besides DELETE. */
+  destructive: readonly HttpRule[];
+  graphql: GraphqlRules | null;
+  jsonrpc: JsonRpcRules | null;
+  /** Protected preset operations the grant names; each also needs a token a human approved for it. */
+  allowProtected: readonly string[];
+  /** Enforced after an allow decision (src/budgets), not by decide(). */
+  budgets: Budgets | null;
 };
+
+/** What a human approved for a token (src/approvals). */
+export type TokenApproval = { protectedOperations: readonly string[] };
 
 /** What the token itself allows: a subset of the grant when it was issued. */
 export type TokenCapabilities = {
@@ -23,16 +43,41 @@ export type TokenCapabilities = {
   upstream: string;
   methods: readonly HttpMethod[];
   paths: readonly string[];
+  /** Set only for a token issued through a human's approval. */
+  approval?: TokenApproval | null;
 };
 
-export type ProxyRequest = { upstream: string; method: string; path: NormalisedPath };
+/** The upstream as configured now. */
+export type TargetPolicy = {
+  environment: string;
+  /** The environment is marked so that every token for it needs a human's approval (src/environments). */
+  environmentRequiresApproval: boolean;
+  protocol: Protocol;
+  /** Decoded segments of the base URL's path: preset paths match the upstream's full path. */
+  basePath: readonly string[];
+  presets: readonly string[];
+};
 
-export type Decision = { allow: true; rule: string } | { allow: false; code: string; reason: string };
+export type ProxyRequest = {
+  upstream: string;
+  method: string;
+  path: NormalisedPath;
+  target: TargetPolicy;
+  /** The raw query string, without "?". */
+  query: string;
+  headers: Headers;
+  /** The whole body when the call must be inspected (see inspectorFor), otherwise undefined. */
+  body: Uint8Array | undefined;
+};
 
-const deny = (code: string, reason: string): Decision => ({ allow: false, code, reason });
+/** On allow: the rules that allowed it, and how many destructive operations it performs (for budgets). */
+export type Decision = { allow: true; rule: string; destructive: number } | { allow: false; code: string; reason: string };
+type Denial = Extract<Decision, { allow: false }>;
 
-function isDenyRuleHit(rule: DenyRule, request: ProxyRequest): boolean {
-  if (rule.method === undefined && rule.path === undefined) return true; // malformed rules deny, never allow
+const deny = (code: string, reason: string): Denial => ({ allow: false, code, reason });
+
+function isHttpRuleHit(rule: HttpRule, request: ProxyRequest): boolean {
+  if (rule.method === undefined && rule.path === undefined) return true; // malformed rules match everything: deny, never allow
   if (rule.method !== undefined && rule.method !== request.method) return false;
   if (rule.path !== undefined && !pathMatches(rule.path, request.path)) return false;
   return true;
@@ -40,8 +85,10 @@ function isDenyRuleHit(rule: DenyRule, request: ProxyRequest): boolean {
 
 /**
  * May this token make this call? Pure: everything it needs is in its arguments. A call is allowed only
- * when both the token and the grant as it stands now allow it and no deny rule matches; deny rules win,
- * and anything no rule allows is denied.
+ * when the token and the grant as it stands now both allow it, the grant covers the upstream's
+ * environment, and every operation in it passes: deny rules win, protected operations need the grant to
+ * name them and a human to have approved the token, and anything no rule allows is denied. A call that
+ * must be inspected and cannot be is denied.
  */
 export function decide(token: TokenCapabilities, grant: GrantPolicy | null, request: ProxyRequest): Decision {
   if (!grant || grant.id !== token.grantId) return deny("grant_gone", "the token's grant no longer exists");
@@ -49,11 +96,21 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (token.upstream !== request.upstream || grant.upstream !== request.upstream) {
     return deny("wrong_upstream", `the token is not valid for upstream ${request.upstream}`);
   }
+  const { target } = request;
+  if (!grant.environments.includes(target.environment)) {
+    return deny("environment_not_covered", `the grant does not cover environment ${target.environment}`);
+  }
+  const approval = token.approval ?? null;
+  if (!approval && grant.requiresApproval) return deny("approval_required", "the grant requires a token approved by a human");
+  if (!approval && target.environmentRequiresApproval) {
+    return deny("approval_required", `environment ${target.environment} requires a token approved by a human`);
+  }
+
   const method = request.method as HttpMethod;
   if (!token.methods.includes(method)) return deny("method_not_allowed", `the token does not allow ${request.method}`);
   if (!grant.methods.includes(method)) return deny("method_not_allowed", `the grant does not allow ${request.method}`);
 
-  const denyIndex = grant.deny.findIndex((rule) => isDenyRuleHit(rule, request));
+  const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, request));
   if (denyIndex !== -1) {
     const rule = grant.deny[denyIndex]!;
     return deny("denied_by_rule", `deny[${denyIndex}] matches (${rule.method ?? "any method"} ${rule.path ?? "any path"})`);
@@ -63,5 +120,94 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (tokenPath === undefined) return deny("path_not_allowed", `the token does not allow ${request.path.decoded}`);
   const grantPath = grant.paths.find((p) => pathMatches(p, request.path));
   if (grantPath === undefined) return deny("path_not_allowed", `the grant does not allow ${request.path.decoded}`);
-  return { allow: true, rule: `${request.method} ${tokenPath}` };
+  const rules = [`${request.method} ${tokenPath}`];
+  let destructive = method === "DELETE" || grant.destructive.some((rule) => isHttpRuleHit(rule, request)) ? 1 : 0;
+
+  const guarded = protectedOperationsOf(target.presets);
+  const fullPath = [...target.basePath, ...request.path.segments];
+  for (const op of guarded) {
+    const { match } = op;
+    if (!("http" in match) || match.http.method !== method || !segmentsMatch(match.http.path, fullPath)) continue;
+    const refused = refuseProtected(op, grant, approval);
+    if (refused) return refused;
+    rules.push(`allowProtected ${op.id}`);
+    destructive = 1;
+  }
+
+  if (grant.graphql && target.protocol !== "graphql") return deny("rules_misfit", `the grant's graphql rules do not fit a ${target.protocol} upstream`);
+  if (grant.jsonrpc && target.protocol !== "jsonrpc") return deny("rules_misfit", `the grant's jsonrpc rules do not fit a ${target.protocol} upstream`);
+  const inspector = inspectorFor(target, grant);
+  if (inspector) {
+    const inspection = inspectOperations(inspector, request);
+    if (!inspection.ok) return deny("uninspectable", `${inspection.reason}: calls Keyward cannot fully inspect are denied`);
+    for (const op of inspection.operations) {
+      const verdict = decideOperation(op, grant, guarded, approval);
+      if (!verdict.allow) return verdict;
+      if (verdict.rule) rules.push(verdict.rule);
+      if (verdict.destructive) destructive++;
+    }
+  }
+  return { allow: true, rule: rules.join("; "), destructive };
+}
+
+type OperationVerdict = Denial | { allow: true; rule: string | null; destructive: boolean };
+
+/** One operation of a call: deny rules, then protection, then allow rules (when the grant has rules of its kind). */
+function decideOperation(
+  op: Operation,
+  grant: GrantPolicy,
+  guarded: readonly ProtectedOperation[],
+  approval: TokenApproval | null,
+): OperationVerdict {
+  const described = describeOperation(op);
+  const rules = op.kind === "graphql" ? grant.graphql : op.kind === "jsonrpc" ? grant.jsonrpc : null;
+  if (rules) {
+    const denyIndex = rules.deny.findIndex((rule) => operationMatches(rule, op));
+    if (denyIndex !== -1) return deny("denied_by_rule", `${op.kind}.deny[${denyIndex}] matches ${described}`);
+  }
+  const protection = guarded.find((p) => protects(p, op));
+  if (protection) {
+    const refused = refuseProtected(protection, grant, approval);
+    if (refused) return refused;
+  }
+  // AWS actions have no rules of their own: methods and paths decide, presets protect.
+  if (!rules) return { allow: true, rule: protection ? `allowProtected ${protection.id}` : null, destructive: !!protection };
+  const allowIndex = rules.allow.findIndex((rule) => operationMatches(rule, op));
+  if (allowIndex === -1) return deny("operation_not_allowed", `no ${op.kind}.allow rule matches ${described}`);
+  const rule = rules.allow[allowIndex]!;
+  if (rule.requiresApproval && !approval) {
+    return deny("approval_required", `${op.kind}.allow[${allowIndex}] requires a token approved by a human`);
+  }
+  return {
+    allow: true,
+    rule: `${op.kind}.allow[${allowIndex}] ${described}${protection ? ` (allowProtected ${protection.id})` : ""}`,
+    destructive: !!rule.destructive || !!protection,
+  };
+}
+
+type OperationRule = { operation?: string; field?: string } | { method: string };
+
+function operationMatches(rule: OperationRule, op: Operation): boolean {
+  if (op.kind === "graphql" && !("method" in rule)) {
+    return (rule.operation === undefined || rule.operation === op.type) && (rule.field === undefined || globMatches(rule.field, op.field));
+  }
+  return op.kind === "jsonrpc" && "method" in rule && globMatches(rule.method, op.method);
+}
+
+/** Protection is stricter than the upstream: a protected name counts whatever its operation type or case. */
+function protects(protection: ProtectedOperation, op: Operation): boolean {
+  const { match } = protection;
+  if ("graphqlMutation" in match) return op.kind === "graphql" && op.field === match.graphqlMutation;
+  if ("awsAction" in match) return op.kind === "aws" && op.action.toLowerCase() === match.awsAction.toLowerCase();
+  return false;
+}
+
+function refuseProtected(op: ProtectedOperation, grant: GrantPolicy, approval: TokenApproval | null): Denial | null {
+  if (!grant.allowProtected.includes(op.id)) {
+    return deny("protected_operation", `${op.id} (${op.description}) is protected by a backup protection preset and the grant does not name it`);
+  }
+  if (!approval?.protectedOperations.includes(op.id)) {
+    return deny("approval_required", `${op.id} is protected: it needs a token a human approved for it`);
+  }
+  return null;
 }

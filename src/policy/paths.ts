@@ -100,7 +100,7 @@ function tokenize(pattern: string): Token[] {
     });
 }
 
-function matchTokens(pattern: Token[], segments: string[]): boolean {
+function matchTokens(pattern: Token[], segments: readonly string[]): boolean {
   const [head, ...rest] = pattern;
   if (!head) return segments.length === 0;
   if (head.kind === "any") {
@@ -114,7 +114,12 @@ function matchTokens(pattern: Token[], segments: string[]): boolean {
 }
 
 export function pathMatches(pattern: string, path: NormalisedPath): boolean {
-  return matchTokens(tokenize(pattern), path.segments);
+  return segmentsMatch(pattern, path.segments);
+}
+
+/** The same match on decoded segments, e.g. an upstream's base path followed by the request's path. */
+export function segmentsMatch(pattern: string, segments: readonly string[]): boolean {
+  return matchTokens(tokenize(pattern), segments);
 }
 
 /** True when every path `inner` matches is also matched by `outer` (used to refuse widening). */

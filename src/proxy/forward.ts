@@ -39,11 +39,23 @@ export function limitBody(body: Readable, limit: number): Readable {
   return body.pipe(limiter);
 }
 
+/** Reads a body from limitBody() to the end, for a credential that must sign it; past the limit → 413. */
+export async function collectBody(limited: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of limited) chunks.push(chunk as Buffer);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw payloadTooLarge(limit);
+    throw err;
+  }
+  return Buffer.concat(chunks);
+}
+
 export type ForwardInput = {
   url: URL;
   method: string;
   headers: Record<string, string>;
-  body: Readable | undefined;
+  body: Readable | Uint8Array | undefined;
   dispatcher: Dispatcher;
   maxBodyBytes: number;
 };

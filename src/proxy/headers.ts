@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
 
 // RFC 9110 §7.6.1 hop-by-hop headers, plus headers that would let an agent speak for the broker.
 const HOP_BY_HOP = new Set([
@@ -44,7 +45,8 @@ export function responseHeadersForAgent(headers: Record<string, string | string[
   const dropped = connectionListed(headers as IncomingHttpHeaders);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name)) continue;
+    // Only the broker marks its own refusals: an upstream cannot pass its errors off as the broker's.
+    if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name) || name === BROKER_ERROR_HEADER) continue;
     out[name] = value;
   }
   return out;

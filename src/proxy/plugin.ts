@@ -3,27 +3,38 @@ import type { PrismaClient } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import { appendAudit, type AuditInput } from "../audit/audit.js";
 import type { Grants } from "../grants/grants.js";
-import { bearerToken } from "../http/auth-header.js";
-import { forbidden, KeywardError, notFound, payloadTooLarge, unavailable } from "../http/errors.js";
+import { bearerJws } from "../http/auth-header.js";
+import type { Approvals } from "../approvals/approvals.js";
+import { countersFor, type BudgetService } from "../budgets/budgets.js";
+import type { Environments } from "../environments/environments.js";
+import { forbidden, KeywardError, notFound, payloadTooLarge, tooManyRequests, unavailable } from "../http/errors.js";
+import { loadDecisionContext } from "../policy/context.js";
 import { decide } from "../policy/decide.js";
+import { inspectorFor } from "../policy/operations.js";
 import { normalisePath } from "../policy/paths.js";
 import type { RevocationService } from "../revocation/service.js";
-import type { KeySet } from "../tokens/signing-keys.js";
-import { verifyAgentToken } from "../tokens/verify.js";
+import type { TokenVerifier } from "../tokens/verify.js";
+import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
-import { forward, limitBody, upstreamUrl } from "./forward.js";
+import { UNRESOLVED_UPSTREAM, type Metrics } from "../ops/metrics.js";
+import { collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
-import { parseProxyTarget } from "./target.js";
+import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
 
 export type ProxyDeps = {
   prisma: PrismaClient;
-  keys: () => KeySet;
+  verifyToken: TokenVerifier;
   revocations: RevocationService;
   grants: Grants;
   upstreams: Upstreams;
   dispatcher: Dispatcher;
-  claims: { issuer: string; audience: string };
   maxBodyBytes: number;
+  environments: Environments;
+  approvals: Approvals;
+  budgets: BudgetService;
+  /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions). */
+  inspectMaxBytes: number;
+  metrics: Pick<Metrics, "proxyCall">;
 };
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -47,46 +58,98 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
     }
   };
 
+  // Each call's metric labels, read once its response is done, whichever way it went. The upstream is
+  // a label only once it is known to exist: a caller must not be able to mint label values.
+  const metricLabels = new WeakMap<FastifyRequest, { upstream: string; allowed: boolean }>();
+  app.addHook("onResponse", async (request, reply) => {
+    const labels = metricLabels.get(request) ?? { upstream: UNRESOLVED_UPSTREAM, allowed: false };
+    deps.metrics.proxyCall(labels.upstream, labels.allowed ? "allow" : "deny", reply.statusCode, reply.elapsedTime / 1000);
+  });
+
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const startedAt = performance.now();
     const audit: AuditInput = { kind: "proxy", actor: "anonymous", requestId: request.id, method: request.method };
-    let allowed = false;
+    const labels = { upstream: UNRESOLVED_UPSTREAM, allowed: false };
+    metricLabels.set(request, labels);
     try {
       const target = parseProxyTarget(request.raw.url ?? "");
       if (!target) throw notFound("upstream");
       Object.assign(audit, { upstream: target.upstream, path: target.rawPath.slice(0, 2000) });
 
       // 1. authenticate
-      const token = await verifyAgentToken(bearerToken(request), deps.keys(), deps.claims);
+      const token = await deps.verifyToken(bearerJws(request));
       Object.assign(audit, { actor: `agent:${token.agentId}`, agentId: token.agentId, jti: token.jti, grantId: token.grantId });
       // 2. check revocation
       deps.revocations.assertNotRevoked(token);
       // 3. resolve
       const upstreamRow = await deps.prisma.upstream.findUnique({ where: { name: target.upstream } });
       if (!upstreamRow) throw notFound(`upstream ${target.upstream}`);
+      labels.upstream = upstreamRow.name;
+      audit.environment = upstreamRow.environment;
+      // An environment is the upstream's, not the token's: its revocations are checked once it is known.
+      deps.revocations.assertEnvironmentNotRevoked(token, upstreamRow.environment);
       const path = normalisePath(target.rawPath);
       if (!path.ok) throw forbidden(path.reason, "invalid_path");
       audit.path = path.path.decoded;
-      const grant = await deps.grants.policyFor(token.grantId);
-      // 4. decide
-      const decision = decide(token, grant, { upstream: target.upstream, method: request.method, path: path.path });
-      if (!decision.allow) throw forbidden(decision.reason);
+      if (hasMethodOverrideParam(target.rawQuery)) throw forbidden("the _method query parameter is not allowed");
+      const context = await loadDecisionContext(deps, { grantId: token.grantId, jtis: [token.jti, ...token.ancestors] }, upstreamRow);
+      const { grant } = context;
       const declaredLength = Number(request.headers["content-length"] ?? 0);
+      const hasBody = declaredLength > 0 || request.headers["transfer-encoding"] !== undefined;
+      // A call whose operations must be inspected is read whole first, within the inspection limit; the
+      // bytes decided on are exactly the bytes forwarded.
+      const inspectLimit = Math.min(deps.inspectMaxBytes, deps.maxBodyBytes);
+      let inspectedBody: Buffer | undefined;
+      if (grant !== null && inspectorFor(context.target, grant) !== null) {
+        if (declaredLength > inspectLimit) throw payloadTooLarge(inspectLimit);
+        inspectedBody = hasBody ? await collectBody(limitBody(request.raw, inspectLimit), inspectLimit) : Buffer.alloc(0);
+      }
+      // 4. decide
+      const decision = decide({ ...token, approval: context.approval }, grant, {
+        upstream: target.upstream,
+        method: request.method,
+        path: path.path,
+        target: context.target,
+        query: target.rawQuery,
+        headers: request.headers,
+        body: inspectedBody,
+      });
+      if (!decision.allow) throw forbidden(decision.reason);
       if (declaredLength > deps.maxBodyBytes) throw payloadTooLarge(deps.maxBodyBytes);
+      // 4b. budgets, taken in one statement across replicas, only by calls that are allowed (so the grant exists)
+      const exceeded = await deps.budgets.take(
+        countersFor(grant!.budgets, {
+          jti: token.jti,
+          tokenExpiresAt: new Date(token.expiresAt * 1000),
+          grantId: token.grantId,
+          destructive: decision.destructive,
+          now: Date.now(),
+        }),
+      );
+      if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
       // 5. audit, before anything leaves
       await writeAudit(request, { ...audit, decision: "allow", reason: decision.rule });
-      allowed = true;
+      labels.allowed = true;
       // 6. inject
       const upstream = deps.upstreams.compileForProxy(upstreamRow);
-      const outgoing = { headers: requestHeadersForUpstream(request.headers, upstream.ownedHeaders), rawQuery: target.rawQuery };
-      upstream.inject(outgoing);
+      // An inspected body goes out as read; otherwise it streams, unless the credential must have it whole.
+      const streamedBody = hasBody && !inspectedBody ? limitBody(request.raw, deps.maxBodyBytes) : undefined;
+      const signedBody = streamedBody && upstream.credential.buffersBody ? await collectBody(streamedBody, deps.maxBodyBytes) : undefined;
+      const ownedByCredential = Object.keys(request.headers).filter(upstream.credential.ownsHeader);
+      const outgoing: OutgoingRequest = {
+        method: request.method,
+        url: upstreamUrl(upstream, path.path.encoded, target.rawQuery),
+        headers: requestHeadersForUpstream(request.headers, ownedByCredential),
+        body: hasBody ? (inspectedBody ?? signedBody) : undefined,
+      };
+      // decide() allows only under a grant that exists, so grant is set here.
+      await upstream.credential.prepare(outgoing, { grant: grant! });
       // 7. forward
-      const hasBody = declaredLength > 0 || request.headers["transfer-encoding"] !== undefined;
       const response = await forward({
-        url: upstreamUrl(upstream, path.path.encoded, outgoing.rawQuery),
+        url: outgoing.url,
         method: request.method,
         headers: outgoing.headers,
-        body: hasBody ? limitBody(request.raw, deps.maxBodyBytes) : undefined,
+        body: outgoing.body ?? streamedBody,
         dispatcher: deps.dispatcher,
         maxBodyBytes: deps.maxBodyBytes,
       });
@@ -99,7 +162,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
           latencyMs: Math.round(performance.now() - startedAt),
         });
       } catch (err) {
-        response.body.destroy();
+        // dump() discards the body without the uncaught abort error destroy() would raise.
+        response.body.dump().catch(() => {});
         throw err;
       }
       return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
@@ -109,7 +173,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const reason = err instanceof KeywardError ? (err.extra.reason ?? err.code) : "internal_error";
       await writeAudit(
         request,
-        allowed
+        labels.allowed
           ? { ...audit, kind: "proxy.response", decision: "allow", status, reason, latencyMs: Math.round(performance.now() - startedAt) }
           : { ...audit, decision: "deny", reason, status },
       );

@@ -1,18 +1,51 @@
 import type { AgentToken } from "../tokens/claims.js";
 
-export type RevocationSelector = "jti" | "agent" | "grant" | "all";
-
-/** A stored revocation: kills every matching token issued at or before `revokedAt`. */
-export type RevocationRecord = { selector: RevocationSelector; value: string; revokedAt: Date };
+/** Selectors that revoke tokens issued up to a point in time. */
+export type TokenSelector = "jti" | "agent" | "grant" | "upstream" | "environment" | "issued_before" | "all";
+export type RevocationSelector = TokenSelector | "kill_switch";
 
 /**
- * The revocation state a broker checks on every proxied call, kept in memory. Selector revocations
- * compare with the token's `iat` (whole seconds), so a token issued in the same second as a revocation
- * counts as revoked: the safe side of the rounding.
+ * A stored revocation as the state needs it. A token revocation kills every matching token issued at or
+ * before `revokedAt` (for `issued_before`, at or before the time in `value`); a jti revocation can be
+ * forgotten after `expiresAt`, when its token has expired anyway. A kill switch freezes every token while
+ * it is not lifted.
+ */
+export type RevocationRecord =
+  | { selector: TokenSelector; value: string; revokedAt: Date; expiresAt?: Date | null }
+  | { selector: "kill_switch"; id: string; lifted: boolean };
+
+type TokenFacts = Pick<AgentToken, "jti" | "agentId" | "grantId" | "upstream" | "issuedAt"> & ExchangeLineage;
+
+/**
+ * Token exchange (src/tokens/tokens.ts): a token exchanged from another dies with every ancestor. A
+ * revoked ancestor jti revokes it, and cutoffs compare with its root's iat, when the chain began.
+ */
+type ExchangeLineage = Partial<Pick<AgentToken, "ancestors" | "rootIssuedAt">>;
+const cutoffTime = (token: Pick<AgentToken, "issuedAt"> & ExchangeLineage) => token.rootIssuedAt ?? token.issuedAt;
+
+/** Selectors with a single, global cutoff: only the latest matters. */
+const GLOBAL: ReadonlySet<TokenSelector> = new Set(["issued_before", "all"]);
+
+const REASONS: Record<Exclude<TokenSelector, "jti">, string> = {
+  agent: "agent's tokens revoked",
+  grant: "grant's tokens revoked",
+  upstream: "upstream's tokens revoked",
+  environment: "environment's tokens revoked",
+  issued_before: "tokens issued before a cutoff revoked",
+  all: "all tokens revoked",
+};
+
+/**
+ * The revocation state a broker checks on every proxied call, kept in memory. Cutoffs compare with the
+ * token's `iat` (whole seconds), so a token issued in the same second as a revocation counts as revoked:
+ * the safe side of the rounding. Applying a record twice changes nothing, so records can be replayed.
  */
 export class RevocationState {
-  readonly #jtis = new Set<string>();
-  readonly #latestBySelector = new Map<string, number>();
+  /** jti → when it may be forgotten (ms; Infinity if never). */
+  readonly #jtis = new Map<string, number>();
+  /** `selector:value` → latest cutoff, in whole seconds. */
+  readonly #cutoffs = new Map<string, number>();
+  readonly #engagedKillSwitches = new Set<string>();
 
   static from(records: Iterable<RevocationRecord>): RevocationState {
     const state = new RevocationState();
@@ -21,27 +54,67 @@ export class RevocationState {
   }
 
   add(record: RevocationRecord): void {
-    if (record.selector === "jti") {
-      this.#jtis.add(record.value);
+    if (record.selector === "kill_switch") {
+      if (record.lifted) this.#engagedKillSwitches.delete(record.id);
+      else this.#engagedKillSwitches.add(record.id);
       return;
     }
-    const key = `${record.selector}:${record.value}`;
-    const seconds = Math.floor(record.revokedAt.getTime() / 1000);
-    this.#latestBySelector.set(key, Math.max(seconds, this.#latestBySelector.get(key) ?? 0));
+    if (record.selector === "jti") {
+      this.#jtis.set(record.value, record.expiresAt?.getTime() ?? Infinity);
+      return;
+    }
+    const key = GLOBAL.has(record.selector) ? `${record.selector}:*` : `${record.selector}:${record.value}`;
+    const seconds = Math.floor(cutoffMs(record) / 1000);
+    this.#cutoffs.set(key, Math.max(seconds, this.#cutoffs.get(key) ?? -Infinity));
   }
 
-  /** Why the token is revoked, or null if it is not. */
-  reasonRevoked(token: Pick<AgentToken, "jti" | "agentId" | "grantId" | "issuedAt">): string | null {
+  /** Drops jti revocations whose tokens have expired: they can never be presented again. */
+  forgetExpired(nowMs: number): void {
+    for (const [jti, expiresAt] of this.#jtis) if (expiresAt <= nowMs) this.#jtis.delete(jti);
+  }
+
+  get size(): number {
+    return this.#jtis.size + this.#cutoffs.size + this.#engagedKillSwitches.size;
+  }
+
+  get killSwitchEngaged(): boolean {
+    return this.#engagedKillSwitches.size > 0;
+  }
+
+  /** Why the token is revoked, or null if it is not (the kill switch is separate). Most specific reason first. */
+  reasonRevoked(token: TokenFacts): string | null {
     if (this.#jtis.has(token.jti)) return "token revoked";
+    if (token.ancestors?.some((jti) => this.#jtis.has(jti))) return "parent token revoked";
     const checks: [string, string][] = [
-      [`agent:${token.agentId}`, "agent's tokens revoked"],
-      [`grant:${token.grantId}`, "grant's tokens revoked"],
-      ["all:*", "all tokens revoked"],
+      [`agent:${token.agentId}`, REASONS.agent],
+      [`grant:${token.grantId}`, REASONS.grant],
+      [`upstream:${token.upstream}`, REASONS.upstream],
+      ["issued_before:*", REASONS.issued_before],
+      ["all:*", REASONS.all],
     ];
-    for (const [key, reason] of checks) {
-      const revokedAt = this.#latestBySelector.get(key);
-      if (revokedAt !== undefined && token.issuedAt <= revokedAt) return reason;
-    }
+    for (const [key, reason] of checks) if (this.#revokedBy(key, cutoffTime(token))) return reason;
     return null;
   }
+
+  /** Environments belong to upstreams, not tokens: checked once the proxy has resolved the upstream. */
+  reasonEnvironmentRevoked(environment: string, token: Pick<AgentToken, "issuedAt"> & ExchangeLineage): string | null {
+    return this.#revokedBy(`environment:${environment}`, cutoffTime(token)) ? REASONS.environment : null;
+  }
+
+  #revokedBy(key: string, issuedAt: number): boolean {
+    const cutoff = this.#cutoffs.get(key);
+    return cutoff !== undefined && issuedAt <= cutoff;
+  }
+}
+
+/**
+ * When a token revocation cuts off. `issued_before` carries its own time, which the API refuses in the
+ * future; a row that was written around the API with an unreadable or later time cuts off at its creation,
+ * the most a valid one could mean.
+ */
+function cutoffMs(record: Extract<RevocationRecord, { revokedAt: Date }>): number {
+  const createdAt = record.revokedAt.getTime();
+  if (record.selector !== "issued_before") return createdAt;
+  const given = Date.parse(record.value);
+  return Number.isFinite(given) ? Math.min(given, createdAt) : createdAt;
 }

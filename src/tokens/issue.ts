@@ -2,46 +2,72 @@ import { randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
 import { patternCovers } from "../policy/paths.js";
 import type { HttpMethod } from "../policy/decide.js";
-import { MAX_TOKEN_TTL_SECONDS, scopeOf } from "./claims.js";
+import { MAX_TOKEN_TTL_SECONDS, scopeOf, type AgentToken } from "./claims.js";
 import { TOKEN_ALG, type KeySet } from "./signing-keys.js";
 
 export type TokenRequest = { ttlSeconds?: number; methods?: HttpMethod[]; paths?: string[] };
+/** What a new token must stay within: a grant, or the parent token of an exchange. */
 export type GrantLimits = { methods: readonly HttpMethod[]; paths: readonly string[]; maxTtlSeconds: number };
 export type Capabilities = { methods: HttpMethod[]; paths: string[]; ttlSeconds: number };
+/** The configured lifetimes: the default when a request names none, and the global ceiling. */
+export type TtlPolicy = { defaultTtlSeconds: number; maxTtlSeconds: number };
 
 /**
- * What the agent asked for, checked against the grant: a subset is granted as asked, the grant's own
- * limits fill what was not asked, and anything wider is refused (never silently narrowed or widened).
+ * What the agent asked for, checked against the limits: a subset is granted as asked, the limits fill
+ * what was not asked (the lifetime defaults to the configured default, capped), and anything wider is
+ * refused (never silently narrowed or widened). `source` names the limits in refusals.
  */
 export function narrowCapabilities(
-  grant: GrantLimits,
+  limits: GrantLimits,
   request: TokenRequest,
+  ttl: TtlPolicy,
+  source = "the grant",
 ): { ok: true; capabilities: Capabilities } | { ok: false; reason: string } {
-  const maxTtl = Math.min(grant.maxTtlSeconds, MAX_TOKEN_TTL_SECONDS);
-  const ttlSeconds = request.ttlSeconds ?? maxTtl;
+  const maxTtl = Math.min(limits.maxTtlSeconds, ttl.maxTtlSeconds, MAX_TOKEN_TTL_SECONDS);
+  if (maxTtl < 1) return { ok: false, reason: `${source} expires in less than a second` };
+  const ttlSeconds = request.ttlSeconds ?? Math.min(ttl.defaultTtlSeconds, maxTtl);
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) return { ok: false, reason: "ttlSeconds must be a positive integer" };
-  if (ttlSeconds > maxTtl) return { ok: false, reason: `ttlSeconds exceeds the grant's maximum of ${maxTtl}` };
+  if (ttlSeconds > maxTtl) return { ok: false, reason: `ttlSeconds exceeds ${source}'s maximum of ${maxTtl}` };
 
-  const methods = request.methods ? [...new Set(request.methods)] : [...grant.methods];
+  const methods = request.methods ? [...new Set(request.methods)] : [...limits.methods];
   if (methods.length === 0) return { ok: false, reason: "no methods requested" };
-  const extraMethod = methods.find((m) => !grant.methods.includes(m));
-  if (extraMethod) return { ok: false, reason: `the grant does not allow ${extraMethod}` };
+  const extraMethod = methods.find((m) => !limits.methods.includes(m));
+  if (extraMethod) return { ok: false, reason: `${source} does not allow ${extraMethod}` };
 
-  const paths = request.paths ? [...new Set(request.paths)] : [...grant.paths];
+  const paths = request.paths ? [...new Set(request.paths)] : [...limits.paths];
   if (paths.length === 0) return { ok: false, reason: "no paths requested" };
-  const extraPath = paths.find((p) => !grant.paths.some((g) => patternCovers(g, p)));
-  if (extraPath) return { ok: false, reason: `the grant does not cover path ${extraPath}` };
+  const extraPath = paths.find((p) => !limits.paths.some((g) => patternCovers(g, p)));
+  if (extraPath) return { ok: false, reason: `${source} does not cover path ${extraPath}` };
 
   return { ok: true, capabilities: { methods, paths, ttlSeconds } };
 }
 
-export type SignedToken = { jti: string; token: string; issuedAt: Date; expiresAt: Date; scope: string };
+/** A parent token as the limits of an exchange: its own methods and paths, and the life it has left. */
+export function parentLimits(parent: AgentToken, grantMaxTtlSeconds: number, now: Date): GrantLimits {
+  const remaining = parent.expiresAt - Math.floor(now.getTime() / 1000);
+  return { methods: parent.methods, paths: parent.paths, maxTtlSeconds: Math.min(remaining, grantMaxTtlSeconds) };
+}
+
+/** Present on a token obtained by exchange: who exchanged it and what it descends from. */
+export type Delegation = { actor: { sub: string; client_id: string }; chain: string[]; rootIssuedAt: number };
+
+/** The delegation claims of a child of `parent`: its chain is the parent's chain plus the parent. */
+export function delegationFrom(parent: AgentToken): Delegation {
+  return {
+    actor: { sub: parent.agentId, client_id: parent.clientId },
+    chain: [...parent.ancestors, parent.jti],
+    rootIssuedAt: parent.rootIssuedAt,
+  };
+}
+
+export type SignedToken = { jti: string; kid: string; token: string; issuedAt: Date; expiresAt: Date; scope: string };
 
 export async function signAgentToken(
   keys: KeySet,
   claims: { issuer: string; audience: string; agentId: string; clientId: string; grantId: string; upstream: string },
   capabilities: Capabilities,
   now = new Date(),
+  delegation?: Delegation,
 ): Promise<SignedToken> {
   const jti = randomUUID();
   const iat = Math.floor(now.getTime() / 1000);
@@ -52,6 +78,7 @@ export async function signAgentToken(
     grant: claims.grantId,
     scope,
     cap: { upstream: claims.upstream, methods: capabilities.methods, paths: capabilities.paths },
+    ...(delegation && { act: delegation.actor, chain: delegation.chain, root_iat: delegation.rootIssuedAt }),
   })
     .setProtectedHeader({ alg: TOKEN_ALG, kid: keys.active.kid, typ: "at+jwt" })
     .setIssuer(claims.issuer)
@@ -62,5 +89,5 @@ export async function signAgentToken(
     .setExpirationTime(exp)
     .setJti(jti)
     .sign(keys.active.privateKey);
-  return { jti, token, issuedAt: new Date(iat * 1000), expiresAt: new Date(exp * 1000), scope };
+  return { jti, kid: keys.active.kid, token, issuedAt: new Date(iat * 1000), expiresAt: new Date(exp * 1000), scope };
 }

@@ -1,12 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Agent } from "@prisma/client";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import { appendAudit } from "../audit/audit.js";
-import type { Agents } from "../agents/agents.js";
+import type { ClientAuthenticator } from "../agents/client-auth.js";
 import { basicCredentials } from "../http/auth-header.js";
-import { unauthenticated } from "../http/errors.js";
-import type { PrismaClient } from "@prisma/client";
-import { jwks, type KeySet } from "./signing-keys.js";
+import { KeywardError } from "../http/errors.js";
+import { authorizationServerMetadata } from "./oauth-documents.js";
+import { jwks, type SigningKeys } from "./signing-keys.js";
 import { tokenRequestBody, type Tokens } from "./tokens.js";
 
 declare module "fastify" {
@@ -15,37 +14,42 @@ declare module "fastify" {
   }
 }
 
-export type TokenRouteDeps = { prisma: PrismaClient; agents: Agents; tokens: Tokens; keys: () => KeySet };
+export type TokenRouteDeps = {
+  clientAuth: ClientAuthenticator;
+  tokens: Tokens;
+  signingKeys: SigningKeys;
+  claims: { issuer: string; audience: string };
+};
 
-/** Agent-facing: `POST /v1/tokens` (client credentials in HTTP Basic) and the public key set. */
+/** Agent-facing: `POST /v1/tokens` (client credentials in HTTP Basic), the public key set, the metadata. */
 export async function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   // The client is authenticated before the body is even parsed, so strangers learn nothing from validation.
   const authenticateClient = async (req: FastifyRequest) => {
     const { user: clientId, password: clientSecret } = basicCredentials(req);
-    const agent = await deps.agents.authenticate(clientId, clientSecret);
-    if (!agent) {
-      await appendAudit(deps.prisma, {
-        kind: "token.refused",
-        actor: `client:${clientId.slice(0, 100)}`,
-        requestId: req.id,
-        decision: "deny",
-        reason: "invalid client credentials",
-      });
-      const err = unauthenticated("invalid_client", "invalid client credentials");
-      err.extra.headers = { "www-authenticate": 'Basic realm="keyward"' };
-      throw err;
-    }
-    req.agent = agent;
+    // A secret method never yields null: the authenticator returns the agent or throws invalid_client.
+    req.agent = (await deps.clientAuth.authenticate({ method: "client_secret_basic", clientId, clientSecret }, req.id))!;
   };
 
   r.post("/v1/tokens", { onRequest: authenticateClient, schema: { body: tokenRequestBody } }, async (req, reply) => {
-    const token = await deps.tokens.issue(req.agent!, req.body, req.id);
-    return reply.headers({ "cache-control": "no-store", pragma: "no-cache" }).send(token);
+    reply.headers({ "cache-control": "no-store", pragma: "no-cache" });
+    try {
+      return reply.send(await deps.tokens.issue(req.agent!, req.body, req.id));
+    } catch (err) {
+      // Held for a human (src/approvals): the agent polls GET /v1/approvals/:id, which hands out the token once approved.
+      if (err instanceof KeywardError && err.code === "approval_required") {
+        return reply.code(202).send({ status: "pending", ...(err.extra.details as { approvalId: string; expiresAt: string }) });
+      }
+      throw err;
+    }
   });
 
   r.get("/.well-known/jwks.json", async (_req, reply) =>
-    reply.header("cache-control", "public, max-age=60").send(jwks(deps.keys())),
+    reply.header("cache-control", "public, max-age=60").send(jwks(deps.signingKeys.current())),
+  );
+
+  r.get("/.well-known/oauth-authorization-server", async (_req, reply) =>
+    reply.header("cache-control", "public, max-age=300").send(authorizationServerMetadata(deps.claims.issuer)),
   );
 }

@@ -1,14 +1,25 @@
-import type { Agent, PrismaClient } from "@prisma/client";
+import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
 import { forbidden, notFound, type KeywardError } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
-import type { Grants } from "../grants/grants.js";
+import type { GrantView, Grants } from "../grants/grants.js";
 import { pathPattern } from "../grants/grants.js";
-import { MAX_TOKEN_TTL_SECONDS } from "./claims.js";
-import { narrowCapabilities, signAgentToken } from "./issue.js";
+import { MAX_EXCHANGE_DEPTH, MAX_TOKEN_TTL_SECONDS, type AgentToken } from "./claims.js";
+import {
+  delegationFrom,
+  narrowCapabilities,
+  parentLimits,
+  signAgentToken,
+  type Capabilities,
+  type Delegation,
+  type TokenRequest,
+  type TtlPolicy,
+} from "./issue.js";
 import type { KeySet } from "./signing-keys.js";
+import type { IssuanceGate } from "../approvals/gate.js";
 
+/** What an agent may ask for: a grant and, optionally, less than it allows. */
 export const tokenRequestBody = z.strictObject({
   grant: z.string().min(1).max(200),
   ttlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS).optional(),
@@ -25,42 +36,96 @@ export type TokenResponse = {
   jti: string;
 };
 
+/** Who a token is for. */
+type Client = { id: string; clientId: string };
+
+/**
+ * Issues tokens, for every route that does (`POST /v1/tokens`, `POST /oauth2/token`): directly for a
+ * subset of a grant, or by exchanging a token for a narrower one.
+ */
 export class Tokens {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly grants: Grants,
     private readonly keys: () => KeySet,
     private readonly claims: { issuer: string; audience: string },
+    private readonly ttl: TtlPolicy,
+    private readonly gate: IssuanceGate,
   ) {}
 
-  /** Issues a token for a subset of one grant, recording it and its audit event together. */
-  async issue(agent: Agent, body: TokenRequestBody, requestId: string): Promise<TokenResponse> {
-    const actor = `agent:${agent.id}`;
-    const refuse = async (err: KeywardError, grantId?: string): Promise<never> => {
+  /**
+   * Issues a token for a subset of one grant, recording it and its audit event together. `approvalId`
+   * is set only by src/approvals, issuing the token a human approved.
+   */
+  async issue(agent: Client, body: TokenRequestBody, requestId: string, approvalId?: string): Promise<TokenResponse> {
+    const refuse = this.#refusal(agent, requestId, { grant: body.grant });
+    const grant = await this.#grantFor(agent, body.grant, refuse);
+    const narrowed = narrowCapabilities(grant, body, this.ttl);
+    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);
+    // Environment coverage and break-glass approval (src/approvals/gate.ts): refuses, or holds the request
+    // for a human by throwing approval_required (POST /v1/tokens answers it as 202 { approvalId }).
+    await this.gate.admit({ agent, grant, capabilities: narrowed.capabilities, requestId, approvalId });
+    return this.#mint(agent, grant, narrowed.capabilities, requestId);
+  }
+
+  /**
+   * RFC 8693 token exchange: a token for at most what `parent` allows (methods, paths, and the life it
+   * has left) and what its grant allows now. The child records its chain, so revoking any ancestor
+   * revokes it. The caller has verified `parent` and checked it is not revoked.
+   */
+  async exchange(parent: AgentToken, request: TokenRequest, requestId: string, now = new Date()): Promise<TokenResponse> {
+    const agent = { id: parent.agentId, clientId: parent.clientId };
+    const refuse = this.#refusal(agent, requestId, { exchangedFrom: parent.jti });
+    if (parent.ancestors.length + 1 > MAX_EXCHANGE_DEPTH) {
+      return refuse(forbidden(`a token may be exchanged at most ${MAX_EXCHANGE_DEPTH} times deep`, "widening_refused"));
+    }
+    const grant = await this.#grantFor(agent, parent.grantId, refuse);
+    const limits = parentLimits(parent, grant.maxTtlSeconds, now);
+    const narrowed = narrowCapabilities(limits, request, this.ttl, "the parent token");
+    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);
+    return this.#mint(agent, grant, narrowed.capabilities, requestId, now, delegationFrom(parent));
+  }
+
+  #refusal(agent: Client, requestId: string, details: Record<string, string>) {
+    return async (err: KeywardError, grantId?: string): Promise<never> => {
       await appendAudit(this.prisma, {
         kind: "token.refused",
-        actor,
+        actor: `agent:${agent.id}`,
         requestId,
         agentId: agent.id,
         grantId,
         decision: "deny",
         reason: err.extra.reason ?? err.message,
-        details: { grant: body.grant },
+        details,
       });
       throw err;
     };
+  }
 
-    const grant = await this.grants.findByIdOrName(body.grant);
-    if (!grant) return refuse(notFound(`grant ${body.grant}`));
-    if (!grant.agents.includes(agent.id)) return refuse(forbidden("the agent is not in this grant"), grant.id);
-    const narrowed = narrowCapabilities(grant, body);
-    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);
+  /** The grant as stored now, which must still include the agent. */
+  async #grantFor(agent: Client, ref: string, refuse: (err: KeywardError, grantId?: string) => Promise<never>): Promise<GrantView> {
+    const grant = await this.grants.findByIdOrName(ref);
+    if (!grant) return refuse(notFound(`grant ${ref}`));
+    if (!grant.agents.includes(agent.id)) return refuse(forbidden("the agent is not in this grant", "not_in_grant"), grant.id);
+    return grant;
+  }
 
+  async #mint(
+    agent: Client,
+    grant: GrantView,
+    capabilities: Capabilities,
+    requestId: string,
+    now = new Date(),
+    delegation?: Delegation,
+  ): Promise<TokenResponse> {
     const signed = await signAgentToken(
       this.keys(),
       { ...this.claims, agentId: agent.id, clientId: agent.clientId, grantId: grant.id, upstream: grant.upstream },
-      narrowed.capabilities,
+      capabilities,
+      now,
+      delegation,
     );
+    const parentJti = delegation?.chain.at(-1);
     await this.prisma.$transaction(async (tx) => {
       await tx.issuedToken.create({
         data: {
@@ -68,28 +133,30 @@ export class Tokens {
           agentId: agent.id,
           grantId: grant.id,
           upstream: grant.upstream,
-          methods: narrowed.capabilities.methods,
-          paths: narrowed.capabilities.paths,
+          methods: capabilities.methods,
+          paths: capabilities.paths,
           issuedAt: signed.issuedAt,
           expiresAt: signed.expiresAt,
+          kid: signed.kid,
+          parentJti,
         },
       });
       await appendAudit(tx, {
         kind: "token.issued",
-        actor,
+        actor: `agent:${agent.id}`,
         requestId,
         agentId: agent.id,
         jti: signed.jti,
         grantId: grant.id,
         upstream: grant.upstream,
         decision: "allow",
-        details: { ...narrowed.capabilities, expiresAt: signed.expiresAt.toISOString() },
+        details: { ...capabilities, expiresAt: signed.expiresAt.toISOString(), ...(parentJti && { exchangedFrom: parentJti }) },
       });
     });
     return {
       access_token: signed.token,
       token_type: "Bearer",
-      expires_in: narrowed.capabilities.ttlSeconds,
+      expires_in: capabilities.ttlSeconds,
       scope: signed.scope,
       jti: signed.jti,
     };

@@ -1,28 +1,34 @@
 import { errors, jwtVerify, type JWTHeaderParameters } from "jose";
 import { unauthenticated } from "../http/errors.js";
-import {
-  capabilityClaimsSchema,
-  CLOCK_TOLERANCE_SECONDS,
-  MAX_TOKEN_TTL_SECONDS,
-  toAgentToken,
-  type AgentToken,
-} from "./claims.js";
-import { TOKEN_ALG, type KeySet } from "./signing-keys.js";
+import { capabilityClaimsSchema, toAgentToken, type AgentToken } from "./claims.js";
+import { TOKEN_ALG, type PublicKeyEntry } from "./signing-keys.js";
 
-const FORBIDDEN_HEADERS = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
+/** Headers that would point verification at a key other than Keyward's own: refused outright. */
+export const FORBIDDEN_JWT_HEADERS = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
+
+/** Finds one of Keyward's own public keys by kid (src/tokens/signing-keys.ts); never any other key. */
+export type PublicKeyLookup = (kid: string) => PublicKeyEntry | undefined | Promise<PublicKeyEntry | undefined>;
+
+/** verifyAgentToken bound to Keyward's own key set and configuration: what the proxy and /oauth2/* use. */
+export type TokenVerifier = (token: string) => Promise<AgentToken>;
+
+export type VerifyOptions = {
+  issuer: string;
+  audience: string;
+  leewaySeconds: number;
+  /** Tokens claiming a longer life than this are refused, however they were signed. */
+  maxTtlSeconds: number;
+  now?: Date;
+};
 
 /**
  * Verifies an agent token against Keyward's own key set only: the algorithm is pinned, the key is picked
  * by `kid` from that set, and headers that point at other keys are refused outright.
  */
-export async function verifyAgentToken(
-  token: string,
-  keys: KeySet,
-  expected: { issuer: string; audience: string; now?: Date },
-): Promise<AgentToken> {
-  const resolveKey = (header: JWTHeaderParameters) => {
-    if (FORBIDDEN_HEADERS.some((h) => h in header)) throw unauthenticated("invalid_token", "token header not allowed");
-    const entry = typeof header.kid === "string" ? keys.publicKeys.get(header.kid) : undefined;
+export async function verifyAgentToken(token: string, findKey: PublicKeyLookup, expected: VerifyOptions): Promise<AgentToken> {
+  const resolveKey = async (header: JWTHeaderParameters) => {
+    if (FORBIDDEN_JWT_HEADERS.some((h) => h in header)) throw unauthenticated("invalid_token", "token header not allowed");
+    const entry = typeof header.kid === "string" ? await findKey(header.kid) : undefined;
     if (!entry) throw unauthenticated("invalid_token", "token signed by an unknown key");
     return entry.key;
   };
@@ -33,7 +39,7 @@ export async function verifyAgentToken(
       issuer: expected.issuer,
       audience: expected.audience,
       typ: "at+jwt",
-      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      clockTolerance: expected.leewaySeconds,
       requiredClaims: ["iss", "sub", "aud", "exp", "iat", "jti"],
       currentDate: expected.now,
     }));
@@ -46,7 +52,7 @@ export async function verifyAgentToken(
   if (!parsed.success) throw unauthenticated("invalid_token", "token claims are malformed");
   const claims = parsed.data;
   const nowSeconds = Math.floor((expected.now ?? new Date()).getTime() / 1000);
-  if (claims.iat > nowSeconds + CLOCK_TOLERANCE_SECONDS) throw unauthenticated("invalid_token", "token issued in the future");
-  if (claims.exp - claims.iat > MAX_TOKEN_TTL_SECONDS) throw unauthenticated("invalid_token", "token lifetime too long");
+  if (claims.iat > nowSeconds + expected.leewaySeconds) throw unauthenticated("invalid_token", "token issued in the future");
+  if (claims.exp - claims.iat > expected.maxTtlSeconds) throw unauthenticated("invalid_token", "token lifetime too long");
   return toAgentToken(claims);
 }

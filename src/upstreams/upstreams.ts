@@ -1,40 +1,51 @@
 import { randomUUID } from "node:crypto";
 import type { PrismaClient, Upstream } from "@prisma/client";
+import type { Dispatcher } from "undici";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
-import { conflict, notFound } from "../http/errors.js";
+import { conflict, notFound, validationFailed } from "../http/errors.js";
 import { slug } from "../http/schemas.js";
 import type { Vault } from "../vault/vault.js";
-import { authConfigSchema, compileInjector, headersOwnedBy, secretSchema, type AuthConfig, type Injector } from "./credentials/index.js";
+import { upstreamPolicyFields, type Protocol } from "../policy/rules.js";
+import { httpUrl } from "./credentials/contract.js";
+import {
+  authConfigSchema,
+  compileCredential,
+  encodeSecret,
+  secretInput,
+  secretProblems,
+  type AuthConfig,
+  type SecretInput,
+  type SecretProblem,
+  type UpstreamCredential,
+} from "./credentials/index.js";
+import { upstreamPolicyColumns } from "./policy.js";
 
-const baseUrl = z
-  .string()
-  .max(2000)
-  .transform((text, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      ctx.addIssue({ code: "custom", message: "not a URL" });
-      return z.NEVER;
-    }
-    if (url.protocol !== "https:" && url.protocol !== "http:") ctx.addIssue({ code: "custom", message: "must be http or https" });
-    if (url.username || url.password) ctx.addIssue({ code: "custom", message: "credentials belong in secret, not the URL" });
-    if (url.search || url.hash) ctx.addIssue({ code: "custom", message: "no query string or fragment" });
-    return url.origin + url.pathname.replace(/\/+$/, "");
+const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
+
+export const createUpstreamBody = z
+  .strictObject({ name: slug, baseUrl, environment: slug, auth: authConfigSchema, secret: secretInput, ...upstreamPolicyFields })
+  .superRefine((body, ctx) => {
+    for (const problem of secretProblems(body.auth.type, body.secret)) ctx.addIssue({ code: "custom", ...problem });
   });
-
-export const createUpstreamBody = z.strictObject({
-  name: slug,
-  baseUrl,
-  environment: slug,
-  auth: authConfigSchema,
-  secret: secretSchema,
-});
+/** A change of kind usually needs a new secret too: both can be sent at once. */
 export const updateUpstreamBody = z
-  .strictObject({ baseUrl: baseUrl.optional(), environment: slug.optional(), auth: authConfigSchema.optional() })
+  .strictObject({
+    baseUrl: baseUrl.optional(),
+    environment: slug.optional(),
+    auth: authConfigSchema.optional(),
+    secret: secretInput.optional(),
+    ...upstreamPolicyFields,
+  })
   .refine((b) => Object.keys(b).length > 0, "nothing to update");
-export const setSecretBody = z.strictObject({ secret: secretSchema });
+export const setSecretBody = z.strictObject({ secret: secretInput });
+
+/** A secret that does not fit its kind is refused when written, never discovered by the proxy. */
+function assertSecretFits(problems: SecretProblem[]): void {
+  if (problems.length > 0) {
+    throw validationFailed(problems.map((p) => ({ path: "/" + p.path.join("/"), message: p.message })));
+  }
+}
 
 /** What the API shows of an upstream: never the secret, only that it is set and when it last changed. */
 export function upstreamView(u: Upstream) {
@@ -43,6 +54,8 @@ export function upstreamView(u: Upstream) {
     name: u.name,
     baseUrl: u.baseUrl,
     environment: u.environment,
+    protocol: u.protocol as Protocol,
+    presets: u.presets,
     auth: u.authConfig as AuthConfig,
     secret: { set: true, updatedAt: u.secretUpdatedAt },
     createdAt: u.createdAt,
@@ -50,14 +63,21 @@ export function upstreamView(u: Upstream) {
   };
 }
 
-const secretContext = (upstreamId: string) => `upstream-secret:${upstreamId}`;
+export const secretContext = (upstreamId: string) => `upstream-secret:${upstreamId}`;
 
 type Actor = { actor: string; requestId: string };
 
 export class Upstreams {
+  // Compiled credentials by upstream id, with the stored fields they were compiled from. They hold the
+  // OAuth and GitHub token caches, so they live across requests; a change to any of those fields, made
+  // on this replica or another, compiles a new one and drops the old tokens.
+  readonly #compiled = new Map<string, { source: string; upstream: CompiledUpstream }>();
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly vault: Vault,
+    /** For credential kinds that call a token endpoint: the proxy's dispatcher, with its timeouts. */
+    private readonly dispatcher: Dispatcher,
   ) {}
 
   async create(input: z.infer<typeof createUpstreamBody>, meta: Actor) {
@@ -71,9 +91,8 @@ export class Upstreams {
           baseUrl: input.baseUrl,
           environment: input.environment,
           authConfig: input.auth,
-          secretCiphertext: this.vault.encrypt(input.secret, secretContext(id)),
-          secretKeyId: this.vault.keyId,
-          secretUpdatedAt: new Date(),
+          ...upstreamPolicyColumns(input.baseUrl, input.protocol ?? "http", input.presets),
+          ...this.#secretFields(id, input.secret),
         },
       });
       await this.#audit(tx, meta, "upstream.create", row);
@@ -91,52 +110,87 @@ export class Upstreams {
 
   async update(name: string, input: z.infer<typeof updateUpstreamBody>, meta: Actor) {
     return this.prisma.$transaction(async (tx) => {
-      await this.#find(tx, name);
+      const existing = await this.#find(tx, name);
+      const storedType = authConfigSchema.parse(existing.authConfig).type;
+      const type = input.auth?.type ?? storedType;
+      if (input.secret !== undefined) assertSecretFits(secretProblems(type, input.secret));
+      // A secret is only ever used by the kind it was checked for.
+      else if (type !== storedType) assertSecretFits([{ path: ["secret"], message: `a change of kind to ${type} needs its secret in the same request` }]);
+      // Otherwise a manage-role key could point a stored credential it cannot read at a host it controls.
+      else if (input.baseUrl !== undefined && new URL(input.baseUrl).origin !== new URL(existing.baseUrl).origin) {
+        assertSecretFits([{ path: ["secret"], message: "moving an upstream to another origin needs its secret in the same request" }]);
+      }
       const row = await tx.upstream.update({
         where: { name },
-        data: { baseUrl: input.baseUrl, environment: input.environment, authConfig: input.auth },
+        data: {
+          baseUrl: input.baseUrl,
+          environment: input.environment,
+          authConfig: input.auth,
+          ...upstreamPolicyColumns(
+            input.baseUrl ?? existing.baseUrl,
+            input.protocol ?? (existing.protocol as Protocol),
+            input.presets ?? existing.presets,
+          ),
+          ...(input.secret !== undefined && this.#secretFields(existing.id, input.secret)),
+        },
       });
       await this.#audit(tx, meta, "upstream.update", row);
+      if (input.secret !== undefined) await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
   }
 
-  async setSecret(name: string, secret: string, meta: Actor) {
+  async setSecret(name: string, secret: SecretInput, meta: Actor) {
     return this.prisma.$transaction(async (tx) => {
       const existing = await this.#find(tx, name);
-      const row = await tx.upstream.update({
-        where: { name },
-        data: {
-          secretCiphertext: this.vault.encrypt(secret, secretContext(existing.id)),
-          secretKeyId: this.vault.keyId,
-          secretUpdatedAt: new Date(),
-        },
-      });
+      assertSecretFits(secretProblems(authConfigSchema.parse(existing.authConfig).type, secret));
+      const row = await tx.upstream.update({ where: { name }, data: this.#secretFields(existing.id, secret) });
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
   }
 
   async remove(name: string, meta: Actor) {
-    await this.prisma.$transaction(async (tx) => {
+    const removed = await this.prisma.$transaction(async (tx) => {
       const row = await this.#find(tx, name);
       const grants = await tx.grant.count({ where: { upstreamId: row.id } });
       if (grants > 0) throw conflict(`upstream ${name} is used by ${grants} grant(s); delete them first`);
       await tx.upstream.delete({ where: { id: row.id } });
       await this.#audit(tx, meta, "upstream.delete", row);
+      return row;
     });
+    this.#compiled.delete(removed.id);
   }
 
-  /** What the proxy needs to forward to this upstream: where, and how to present its credential. */
+  /**
+   * What the proxy needs to forward to this upstream: where, and how to present its credential. Compiled
+   * once per version of the stored row (see #compiled).
+   */
   compileForProxy(row: Upstream): CompiledUpstream {
-    const auth = authConfigSchema.parse(row.authConfig);
+    const source = JSON.stringify([row.baseUrl, row.environment, row.authConfig, row.secretCiphertext]);
+    const cached = this.#compiled.get(row.id);
+    if (cached?.source === source) return cached.upstream;
+    const baseUrl = new URL(row.baseUrl);
+    const credential = compileCredential(authConfigSchema.parse(row.authConfig), this.#decrypt(row), {
+      baseUrl,
+      dispatcher: this.dispatcher,
+      now: Date.now,
+    });
+    const upstream = { name: row.name, environment: row.environment, baseUrl, credential };
+    this.#compiled.set(row.id, { source, upstream });
+    return upstream;
+  }
+
+  #secretFields(upstreamId: string, secret: SecretInput) {
     return {
-      name: row.name,
-      environment: row.environment,
-      baseUrl: new URL(row.baseUrl),
-      inject: compileInjector(auth, this.vault.decrypt(row.secretCiphertext, secretContext(row.id))),
-      ownedHeaders: headersOwnedBy(auth),
+      secretCiphertext: this.vault.encrypt(encodeSecret(secret), secretContext(upstreamId)),
+      secretKeyId: this.vault.keyId,
+      secretUpdatedAt: new Date(),
     };
+  }
+
+  #decrypt(row: Upstream): string {
+    return this.vault.decrypt(row.secretCiphertext, secretContext(row.id));
   }
 
   async #find(db: Pick<PrismaClient, "upstream">, name: string) {
@@ -151,7 +205,7 @@ export class Upstreams {
       actor: meta.actor,
       requestId: meta.requestId,
       upstream: row.name,
-      details: { action, upstreamId: row.id, baseUrl: row.baseUrl, environment: row.environment, auth: row.authConfig as object },
+      details: { action, upstreamId: row.id, baseUrl: row.baseUrl, environment: row.environment, protocol: row.protocol, presets: row.presets, auth: row.authConfig as object },
     });
   }
 }
@@ -160,7 +214,6 @@ export type CompiledUpstream = {
   name: string;
   environment: string;
   baseUrl: URL;
-  inject: Injector;
-  ownedHeaders: string[];
+  credential: UpstreamCredential;
 };
 

@@ -13,15 +13,27 @@ export class VaultError extends Error {}
  * Ciphertexts read `v1.<keyId>.<nonce>.<ciphertext+tag>`; the key id lets a later master-key rotation
  * find what is still under the old key. `context` is bound as associated data, so a ciphertext copied
  * onto another row (another upstream, another signing key) fails to decrypt.
+ *
+ * During a master-key rotation the previous key is given too: it still decrypts what is under it
+ * (picked by the envelope's key id), but everything new is encrypted under the current key only.
  */
 export class Vault {
   readonly keyId: string;
   readonly #key: Buffer;
+  readonly #decryptionKeys: Map<string, Buffer>;
 
-  constructor(masterKey: Buffer) {
+  constructor(masterKey: Buffer, previousMasterKey?: Buffer) {
     if (masterKey.length !== 32) throw new VaultError("master key must be 32 bytes");
+    if (previousMasterKey && previousMasterKey.length !== 32) throw new VaultError("previous master key must be 32 bytes");
     this.#key = masterKey;
-    this.keyId = createHash("sha256").update("keyward-key-id").update(masterKey).digest("hex").slice(0, 16);
+    this.keyId = keyIdOf(masterKey);
+    this.#decryptionKeys = new Map([[this.keyId, masterKey]]);
+    if (previousMasterKey) this.#decryptionKeys.set(keyIdOf(previousMasterKey), previousMasterKey);
+  }
+
+  /** Whether an envelope is already under the current master key (what a rotation leaves alone). */
+  isCurrent(envelope: string): boolean {
+    return envelope.split(".")[1] === this.keyId;
   }
 
   encrypt(plaintext: string, context: string): string {
@@ -35,12 +47,13 @@ export class Vault {
   decrypt(envelope: string, context: string): string {
     const [format, keyId, nonceText, bodyText] = envelope.split(".");
     if (format !== FORMAT || !nonceText || !bodyText) throw new VaultError("unreadable ciphertext");
-    if (keyId !== this.keyId) throw new VaultError(`ciphertext is under another master key (${keyId})`);
+    const key = keyId === undefined ? undefined : this.#decryptionKeys.get(keyId);
+    if (!key) throw new VaultError(`ciphertext is under another master key (${keyId})`);
     const nonce = Buffer.from(nonceText, "base64url");
     const body = Buffer.from(bodyText, "base64url");
     // A body shorter than a tag would hand setAuthTag a short tag (Node accepts 4- and 8-byte GCM tags).
     if (nonce.length !== NONCE_BYTES || body.length < TAG_BYTES) throw new VaultError("unreadable ciphertext");
-    const decipher = createDecipheriv("aes-256-gcm", this.#key, nonce, { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(Buffer.from(context, "utf8"));
     decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
     try {
@@ -60,6 +73,9 @@ export class Vault {
     return `Vault(${this.keyId})`;
   }
 }
+
+const keyIdOf = (masterKey: Buffer) =>
+  createHash("sha256").update("keyward-key-id").update(masterKey).digest("hex").slice(0, 16);
 
 export function parseMasterKey(text: string): Buffer {
   const key = Buffer.from(text.trim(), "base64");

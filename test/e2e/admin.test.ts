@@ -116,6 +116,18 @@ describe("admin API", () => {
     await broker.http().get("/proxy/api/allowed/2").set("authorization", `Bearer ${agentToken}`).expect(200);
   });
 
+  it("moving an upstream to another origin needs its secret again", async () => {
+    await createUpstream(broker, { name: "movable", baseUrl: "https://api.example.com/v1", environment: "staging", secret: "movable-secret" });
+    const moved = await broker.admin("patch", "/v1/upstreams/movable", { baseUrl: "https://attacker.example" });
+    expect(moved.status).toBe(400);
+    expect(moved.body.error.details).toEqual([expect.objectContaining({ path: "/secret" })]);
+    expect((await broker.admin("get", "/v1/upstreams/movable")).body.baseUrl).toBe("https://api.example.com/v1");
+    expect((await broker.admin("patch", "/v1/upstreams/movable", { baseUrl: "https://api.example.com/v2" })).status).toBe(200);
+    const withSecret = await broker.admin("patch", "/v1/upstreams/movable", { baseUrl: "https://other.example", secret: "new-secret" });
+    expect(withSecret.status).toBe(200);
+    expect(withSecret.body.baseUrl).toBe("https://other.example");
+  });
+
   it("an upstream in use by a grant cannot be deleted", async () => {
     const res = await broker.admin("delete", "/v1/upstreams/api");
     expect(res.status).toBe(409);

@@ -5,7 +5,7 @@ export const basic = (clientId: string, clientSecret: string) =>
 
 export async function createUpstream(
   broker: TestBroker,
-  body: { name: string; baseUrl: string; environment: string; secret: string; auth?: object },
+  body: { name: string; baseUrl: string; environment: string; secret: string; auth?: object; protocol?: string; presets?: string[] },
 ) {
   const res = await broker.admin("post", "/v1/upstreams", {
     auth: { type: "header", header: "Authorization", template: "Bearer {secret}" },

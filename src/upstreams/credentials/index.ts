@@ -1,70 +1,81 @@
 import { z } from "zod";
+import { awsSigV4Kind } from "./aws-sigv4.js";
+import { basicKind } from "./basic.js";
+import type { CompileContext, UpstreamCredential } from "./contract.js";
+import { githubAppKind } from "./github-app.js";
+import { headerKind } from "./header.js";
+import { oauth2ClientCredentialsKind } from "./oauth2-client-credentials.js";
+import { queryKind } from "./query.js";
 
-/** The request about to leave for the upstream; an injector edits it in place. */
-export type OutgoingRequest = { headers: Record<string, string>; rawQuery: string };
-export type Injector = (request: OutgoingRequest) => void;
+export type { CompileContext, OutgoingRequest, RequestScope, UpstreamCredential } from "./contract.js";
 
-// Header names an injected credential may not take over: hop-by-hop and framing headers.
-const RESERVED_HEADERS = new Set([
-  "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
-  "proxy-authorization", "proxy-authenticate", "expect",
-]);
-
-const headerName = z
-  .string()
-  .regex(/^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,100}$/, "not a valid HTTP header name")
-  .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), "this header cannot carry a credential");
-
-/** Non-secret settings of how the upstream's secret is presented. Stored as the upstream's authConfig. */
+/**
+ * Non-secret settings of how the upstream's credential is presented, one shape per kind. Stored as the
+ * upstream's authConfig, and parsed again from there when it is compiled.
+ */
 export const authConfigSchema = z.discriminatedUnion("type", [
-  z.strictObject({
-    type: z.literal("header"),
-    header: headerName.default("Authorization"),
-    template: z
-      .string()
-      .max(200)
-      .refine((t) => t.split("{secret}").length === 2, "must contain {secret} exactly once")
-      .refine((t) => !/[\u0000-\u001f\u007f]/.test(t), "no control characters or line breaks")
-      .default("Bearer {secret}"),
-  }),
-  z.strictObject({
-    type: z.literal("query"),
-    param: z.string().regex(/^[A-Za-z0-9_.\-]{1,100}$/, "letters, digits, _ . - only"),
-  }),
+  headerKind.authSchema,
+  queryKind.authSchema,
+  basicKind.authSchema,
+  awsSigV4Kind.authSchema,
+  oauth2ClientCredentialsKind.authSchema,
+  githubAppKind.authSchema,
 ]);
 export type AuthConfig = z.infer<typeof authConfigSchema>;
+type KindName = AuthConfig["type"];
 
-/** A secret must be safe to place in a header or query value. */
-export const secretSchema = z
-  .string()
-  .min(1)
-  .max(16_384)
-  .regex(/^[^\u0000-\u001f\u007f]*$/, "no control characters or line breaks");
+/** The secret as the API takes it: a string, or an object of strings for a kind that needs several parts. */
+export const secretInput = z.union([z.string().max(16_384), z.record(z.string().max(100), z.string().max(16_384))]);
+export type SecretInput = z.infer<typeof secretInput>;
 
-/** Names of headers the agent may not send upstream because a credential kind owns them. */
-export function headersOwnedBy(auth: AuthConfig): string[] {
-  return auth.type === "header" ? [auth.header.toLowerCase()] : [];
+const SECRET_SCHEMAS: Record<KindName, z.ZodType> = {
+  header: headerKind.secretSchema,
+  query: queryKind.secretSchema,
+  basic: basicKind.secretSchema,
+  "aws-sigv4": awsSigV4Kind.secretSchema,
+  "oauth2-client-credentials": oauth2ClientCredentialsKind.secretSchema,
+  "github-app": githubAppKind.secretSchema,
+};
+
+/** The secret as the vault encrypts it: a string as it is, an object as JSON. */
+export const encodeSecret = (secret: SecretInput): string => (typeof secret === "string" ? secret : JSON.stringify(secret));
+
+/** An object secret back from its JSON. JSON.parse's own error quotes its input: it must not reach a log. */
+function parseStoredObject(stored: string): unknown {
+  try {
+    return JSON.parse(stored);
+  } catch {
+    throw new Error("the stored secret is not the JSON object its kind needs");
+  }
 }
 
-/** Compiles the stored config and the decrypted secret once into a per-request injector. */
-export function compileInjector(auth: AuthConfig, secret: string): Injector {
+export type SecretProblem = { path: string[]; message: string };
+
+/** Why this secret does not fit this kind, under the path `secret`; empty when it fits. Never echoes the secret. */
+export function secretProblems(type: KindName, secret: unknown): SecretProblem[] {
+  const result = SECRET_SCHEMAS[type].safeParse(secret);
+  if (result.success) return [];
+  return result.error.issues.map((issue) => ({ path: ["secret", ...issue.path.map(String)], message: issue.message }));
+}
+
+/**
+ * Compiles the stored config and the decrypted secret (as encodeSecret stored it) once into the
+ * upstream's credential. Throws if they no longer fit each other (they were checked when written): the
+ * proxy then fails closed.
+ */
+export function compileCredential(auth: AuthConfig, secret: string, context: CompileContext): UpstreamCredential {
   switch (auth.type) {
-    case "header": {
-      const name = auth.header.toLowerCase();
-      const value = auth.template.replace("{secret}", () => secret);
-      return (request) => {
-        request.headers[name] = value;
-      };
-    }
-    case "query": {
-      const param = auth.param;
-      return (request) => {
-        // The agent's own value for this parameter is dropped, never forwarded alongside ours.
-        const query = new URLSearchParams(request.rawQuery);
-        query.delete(param);
-        query.append(param, secret);
-        request.rawQuery = query.toString();
-      };
-    }
+    case "header":
+      return headerKind.compile(auth, headerKind.secretSchema.parse(secret), context);
+    case "query":
+      return queryKind.compile(auth, queryKind.secretSchema.parse(secret), context);
+    case "basic":
+      return basicKind.compile(auth, basicKind.secretSchema.parse(secret), context);
+    case "aws-sigv4":
+      return awsSigV4Kind.compile(auth, awsSigV4Kind.secretSchema.parse(parseStoredObject(secret)), context);
+    case "oauth2-client-credentials":
+      return oauth2ClientCredentialsKind.compile(auth, oauth2ClientCredentialsKind.secretSchema.parse(secret), context);
+    case "github-app":
+      return githubAppKind.compile(auth, githubAppKind.secretSchema.parse(secret), context);
   }
 }

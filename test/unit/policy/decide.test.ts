@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, type Decision, type GrantPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
+import { decide, type Decision, type GrantPolicy, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
 import { normalisePath, type NormalisedPath } from "../../../src/policy/paths.js";
 
 function path(raw: string): NormalisedPath {
@@ -23,9 +23,26 @@ const grant: GrantPolicy = {
   paths: ["/v1/**"],
   deny: [],
   agentIds: ["agent-0", "agent-1"],
+  environments: ["staging"],
+  requiresApproval: false,
+  destructive: [],
+  graphql: null,
+  jsonrpc: null,
+  allowProtected: [],
+  budgets: null,
 };
 
-const call = (method: string, raw: string, upstream = "hosting") => ({ upstream, method, path: path(raw) });
+const target: TargetPolicy = { environment: "staging", environmentRequiresApproval: false, protocol: "http", basePath: [], presets: [] };
+
+const call = (method: string, raw: string, upstream = "hosting") => ({
+  upstream,
+  method,
+  path: path(raw),
+  target,
+  query: "",
+  headers: {},
+  body: undefined,
+});
 
 function codeOf(decision: Decision): string {
   return decision.allow ? "allow" : decision.code;
@@ -42,13 +59,13 @@ describe("decide: allowed calls", () => {
     ["GET", "/v1/x/../status", "GET /v1/status"],
   ];
   it.each(cases)("%s %s → allow by %s", (method, raw, rule) => {
-    expect(decide(token, grant, call(method, raw))).toEqual({ allow: true, rule });
+    expect(decide(token, grant, call(method, raw))).toEqual({ allow: true, rule, destructive: method === "DELETE" ? 1 : 0 });
   });
 
   it("returns the first token pattern that matched as the rule", () => {
     const t = { ...token, paths: ["/v1/projects/*", "/v1/projects/**"] };
-    expect(decide(t, grant, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/*" });
-    expect(decide(t, grant, call("GET", "/v1/projects/p1/x"))).toEqual({ allow: true, rule: "GET /v1/projects/**" });
+    expect(decide(t, grant, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/*", destructive: 0 });
+    expect(decide(t, grant, call("GET", "/v1/projects/p1/x"))).toEqual({ allow: true, rule: "GET /v1/projects/**", destructive: 0 });
   });
 });
 
@@ -79,7 +96,7 @@ describe("decide: the token alone is not enough", () => {
 
   it("path narrowed in the grant → path_not_allowed", () => {
     const narrowed = { ...grant, paths: ["/v1/projects/*"] };
-    expect(decide(token, narrowed, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/**" });
+    expect(decide(token, narrowed, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/**", destructive: 0 });
     expect(decide(token, narrowed, call("GET", "/v1/projects/p1/deploys"))).toEqual({
       allow: false,
       code: "path_not_allowed",
@@ -197,7 +214,7 @@ describe("decide: deny rules win", () => {
     const g = { ...grant, deny: [{ path: "/v1/projects/admin/**" }] };
     const request = call("GET", "/v1/projects/admin;x/users");
     // decided as the literal segment "admin;x" (not denied) and forwarded so the upstream sees the same segment
-    expect(decide(token, g, request)).toEqual({ allow: true, rule: "GET /v1/projects/**" });
+    expect(decide(token, g, request)).toEqual({ allow: true, rule: "GET /v1/projects/**", destructive: 0 });
     expect(request.path.encoded).toBe("/v1/projects/admin%3Bx/users");
   });
 });

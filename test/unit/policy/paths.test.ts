@@ -303,6 +303,16 @@ describe("pathMatches", () => {
     ["/v1/admin/**", "/v1/admin%3Bx/users", false],
     // patterns compare segments exactly: `*` inside a literal is not a wildcard at match time
     ["/v1/projects/*", "/v1/projects/%2A", true],
+    // tricky encodings against wildcards: matched on the decoded, normalised segments
+    ["/v1/projects/*", "/v1/projects/%2e%2e", false], // resolves to /v1
+    ["/v1/projects/*", "/v1/projects/a/%2e%2e/b", true], // resolves to /v1/projects/b
+    ["/v1/projects/*/logs", "/v1/projects/a/%2E/logs", true],
+    ["/v1/projects/{id}", "/v1/projects/%252F", true], // a double-encoded slash is one literal segment
+    ["/v1/projects/{id}", "/v1/projects/caf%C3%A9", true],
+    ["/v1/projects/{id}", "/v1/projects/%7Bid%7D/x", false],
+    ["/v1/projects/{id}/logs", "/v1/projects//logs", false], // empty segments vanish: no id
+    ["/v1/**/secrets", "/v1/a/%73ecrets", true],
+    ["/v1/**/secrets", "/v1/a/SECRETS", false],
   ];
 
   it.each(cases)("%s vs %s → %s", (pattern, raw, expected) => {

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { RevocationState, type RevocationRecord } from "../../../src/revocation/state.js";
+import { RevocationState, type RevocationRecord, type TokenSelector } from "../../../src/revocation/state.js";
 
 const T = 1_900_000_000; // a whole second
 const at = (seconds: number, ms = 0) => new Date(seconds * 1000 + ms);
 
-const token = (overrides: Partial<{ jti: string; agentId: string; grantId: string; issuedAt: number }> = {}) => ({
+const token = (overrides: Partial<{ jti: string; agentId: string; grantId: string; upstream: string; issuedAt: number }> = {}) => ({
   jti: "jti-1",
   agentId: "agent-1",
   grantId: "grant-1",
+  upstream: "api",
   issuedAt: T,
   ...overrides,
 });
@@ -33,12 +34,13 @@ describe("RevocationState: jti", () => {
   });
 });
 
-describe("RevocationState: agent / grant / all selectors compare with iat in whole seconds", () => {
+describe("RevocationState: agent / grant / upstream / all selectors compare with iat in whole seconds", () => {
   // revokedAt = T + 0.999 s: floors to T
   const revokedAt = at(T, 999);
-  const selectors: [RevocationRecord["selector"], string, string, Partial<ReturnType<typeof token>>][] = [
+  const selectors: [TokenSelector, string, string, Partial<ReturnType<typeof token>>][] = [
     ["agent", "agent-1", "agent's tokens revoked", { agentId: "agent-2" }],
     ["grant", "grant-1", "grant's tokens revoked", { grantId: "grant-2" }],
+    ["upstream", "api", "upstream's tokens revoked", { upstream: "other-api" }],
     ["all", "*", "all tokens revoked", {}],
   ];
 
@@ -127,5 +129,99 @@ describe("RevocationState: several records", () => {
       { selector: "grant", value: "grant-1", revokedAt: at(T) },
     ]);
     expect(state.reasonRevoked(token({ issuedAt: T - 50 }))).toBe("grant's tokens revoked");
+  });
+});
+
+describe("RevocationState: environment (the upstream's, checked separately)", () => {
+  const state = RevocationState.from([{ selector: "environment", value: "production", revokedAt: at(T) }]);
+  it.each([
+    ["that environment, issued before", "production", T - 1, "environment's tokens revoked"],
+    ["that environment, same second", "production", T, "environment's tokens revoked"],
+    ["that environment, issued after", "production", T + 1, null],
+    ["another environment", "staging", T - 1, null],
+  ])("%s → %s", (_name, environment, issuedAt, expected) => {
+    expect(state.reasonEnvironmentRevoked(environment, { issuedAt })).toBe(expected);
+  });
+
+  it("does not revoke through reasonRevoked, which knows nothing of environments", () => {
+    expect(state.reasonRevoked(token({ issuedAt: T - 1 }))).toBeNull();
+  });
+});
+
+describe("RevocationState: issued_before", () => {
+  const issuedBefore = (value: string, createdAt = at(T + 3600)): RevocationRecord => ({
+    selector: "issued_before",
+    value,
+    revokedAt: createdAt,
+  });
+  const reason = "tokens issued before a cutoff revoked";
+
+  it.each([
+    ["long before the cutoff", T - 3600, reason],
+    ["in the cutoff's second (safe side)", T, reason],
+    ["after the cutoff, though before the revocation was made", T + 1, null],
+  ])("a token issued %s → %s", (_name, issuedAt, expected) => {
+    const state = RevocationState.from([issuedBefore(at(T, 500).toISOString())]);
+    expect(state.reasonRevoked(token({ issuedAt }))).toBe(expected);
+  });
+
+  it("keeps the latest cutoff whatever the order", () => {
+    const records = [issuedBefore(at(T - 100).toISOString()), issuedBefore(at(T).toISOString())];
+    for (const order of [records, [...records].reverse()]) {
+      expect(RevocationState.from(order).reasonRevoked(token({ issuedAt: T }))).toBe(reason);
+    }
+  });
+
+  it("a row with a later cutoff than its creation (written around the API) cuts off at its creation", () => {
+    const state = RevocationState.from([issuedBefore(at(T + 10_000).toISOString(), at(T))]);
+    expect(state.reasonRevoked(token({ issuedAt: T }))).toBe(reason);
+    expect(state.reasonRevoked(token({ issuedAt: T + 1 }))).toBeNull();
+  });
+
+  it("an unreadable cutoff fails closed to the creation time", () => {
+    const state = RevocationState.from([issuedBefore("not a time", at(T))]);
+    expect(state.reasonRevoked(token({ issuedAt: T }))).toBe(reason);
+  });
+});
+
+describe("RevocationState: kill switch", () => {
+  it("is engaged while any engagement is not lifted, and replaying changes in order ends where they did", () => {
+    const state = new RevocationState();
+    expect(state.killSwitchEngaged).toBe(false);
+    state.add({ selector: "kill_switch", id: "k1", lifted: false });
+    state.add({ selector: "kill_switch", id: "k2", lifted: false });
+    state.add({ selector: "kill_switch", id: "k1", lifted: true });
+    expect(state.killSwitchEngaged).toBe(true);
+    state.add({ selector: "kill_switch", id: "k2", lifted: true });
+    expect(state.killSwitchEngaged).toBe(false);
+    // A replay of the same changes (as after a full load) changes nothing.
+    state.add({ selector: "kill_switch", id: "k2", lifted: true });
+    expect(state.killSwitchEngaged).toBe(false);
+  });
+
+  it("does not show as a token revocation: the service answers it separately", () => {
+    const state = RevocationState.from([{ selector: "kill_switch", id: "k1", lifted: false }]);
+    expect(state.reasonRevoked(token())).toBeNull();
+  });
+});
+
+describe("RevocationState: memory stays bounded", () => {
+  it("forgets a jti once its token has expired, and only then", () => {
+    const state = RevocationState.from([
+      { selector: "jti", value: "short", revokedAt: at(T), expiresAt: at(T + 60) },
+      { selector: "jti", value: "long", revokedAt: at(T), expiresAt: at(T + 3600) },
+    ]);
+    state.forgetExpired(at(T + 59).getTime());
+    expect(state.size).toBe(2);
+    state.forgetExpired(at(T + 60).getTime());
+    expect(state.size).toBe(1);
+    expect(state.reasonRevoked(token({ jti: "short" }))).toBeNull();
+    expect(state.reasonRevoked(token({ jti: "long" }))).toBe("token revoked");
+  });
+
+  it("keeps one cutoff per selector and value however many revocations repeat it", () => {
+    const state = new RevocationState();
+    for (let i = 0; i < 1000; i++) state.add({ selector: "agent", value: "agent-1", revokedAt: at(T + i) });
+    expect(state.size).toBe(1);
   });
 });

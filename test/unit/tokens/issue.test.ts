@@ -2,10 +2,20 @@ import { describe, expect, it } from "vitest";
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from "jose";
 import type { HttpMethod } from "../../../src/policy/decide.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../../../src/tokens/claims.js";
-import { narrowCapabilities, signAgentToken, type GrantLimits, type TokenRequest } from "../../../src/tokens/issue.js";
+import type { AgentToken } from "../../../src/tokens/claims.js";
+import {
+  delegationFrom,
+  narrowCapabilities,
+  parentLimits,
+  signAgentToken,
+  type GrantLimits,
+  type TokenRequest,
+  type TtlPolicy,
+} from "../../../src/tokens/issue.js";
 import type { KeySet } from "../../../src/tokens/signing-keys.js";
 
 const grant: GrantLimits = { methods: ["GET", "POST"], paths: ["/v1/**", "/v2/projects/*"], maxTtlSeconds: 900 };
+const TTL: TtlPolicy = { defaultTtlSeconds: 900, maxTtlSeconds: 3600 };
 
 describe("MAX_TOKEN_TTL_SECONDS", () => {
   it("is one hour", () => {
@@ -36,11 +46,11 @@ describe("narrowCapabilities: granted", () => {
   ];
 
   it.each(cases)("%s", (_name, request, capabilities) => {
-    expect(narrowCapabilities(grant, request)).toEqual({ ok: true, capabilities });
+    expect(narrowCapabilities(grant, request, TTL)).toEqual({ ok: true, capabilities });
   });
 
   it("returns copies, never the grant's own arrays", () => {
-    const result = narrowCapabilities(grant, {});
+    const result = narrowCapabilities(grant, {}, TTL);
     if (!result.ok) throw new Error(result.reason);
     expect(result.capabilities.methods).not.toBe(grant.methods);
     expect(result.capabilities.paths).not.toBe(grant.paths);
@@ -81,19 +91,23 @@ describe("narrowCapabilities: widening refused", () => {
   ];
 
   it.each(cases)("%s", (_name, limits, request, reason) => {
-    expect(narrowCapabilities(limits, request)).toEqual({ ok: false, reason });
+    expect(narrowCapabilities(limits, request, TTL)).toEqual({ ok: false, reason });
   });
 
-  it("the default TTL is capped at the hard ceiling", () => {
-    expect(narrowCapabilities({ ...grant, maxTtlSeconds: 86_400 }, {})).toMatchObject({ ok: true, capabilities: { ttlSeconds: 3600 } });
-    expect(narrowCapabilities({ ...grant, maxTtlSeconds: 3600 }, { ttlSeconds: 3600 })).toMatchObject({
-      ok: true,
-      capabilities: { ttlSeconds: 3600 },
-    });
-  });
-
-  it("the default TTL is the grant's when lower than the ceiling", () => {
-    expect(narrowCapabilities({ ...grant, maxTtlSeconds: 120 }, {})).toMatchObject({ ok: true, capabilities: { ttlSeconds: 120 } });
+  // [grant max, configured default, configured ceiling, request, outcome]
+  const lifetimes: [number, number, number, number | undefined, number | string][] = [
+    [86_400, 900, 3600, undefined, 900], // nothing asked: the configured default
+    [120, 900, 3600, undefined, 120], // ...capped by the grant
+    [3600, 3600, 600, undefined, 600], // ...and by the configured ceiling
+    [86_400, 3600, 3600, undefined, 3600], // a grant above the hard ceiling changes nothing
+    [3600, 900, 3600, 3600, 3600], // asking for the grant's maximum
+    [3600, 900, 1800, 1801, "ttlSeconds exceeds the grant's maximum of 1800"], // the ceiling caps what may be asked
+    [86_400, 900, 3600, 3601, "ttlSeconds exceeds the grant's maximum of 3600"],
+  ];
+  it.each(lifetimes)("grant max %i, default %i, ceiling %i, asked %s → %s", (maxTtlSeconds, defaultTtlSeconds, ceiling, asked, outcome) => {
+    const result = narrowCapabilities({ ...grant, maxTtlSeconds }, { ttlSeconds: asked }, { defaultTtlSeconds, maxTtlSeconds: ceiling });
+    if (typeof outcome === "number") expect(result).toMatchObject({ ok: true, capabilities: { ttlSeconds: outcome } });
+    else expect(result).toEqual({ ok: false, reason: outcome });
   });
 });
 
@@ -140,11 +154,82 @@ describe("signAgentToken", () => {
     });
   });
 
+  it("adds the delegation claims (act, chain, root_iat) to an exchanged token, and records the kid", async () => {
+    const keys = await keySet();
+    const delegation = { actor: { sub: "agent-1", client_id: "client-1" }, chain: ["root", "parent"], rootIssuedAt: iat - 60 };
+    const signed = await signAgentToken(keys, claims, capabilities, now, delegation);
+    expect(signed.kid).toBe("kid-issue-test");
+    expect(decodeJwt(signed.token)).toMatchObject({
+      act: { sub: "agent-1", client_id: "client-1" },
+      chain: ["root", "parent"],
+      root_iat: iat - 60,
+    });
+  });
+
   it("gives every token its own jti", async () => {
     const keys = await keySet();
     const a = await signAgentToken(keys, claims, capabilities, now);
     const b = await signAgentToken(keys, claims, capabilities, now);
     expect(a.jti).not.toBe(b.jti);
     expect(a.token).not.toBe(b.token);
+  });
+});
+
+describe("token exchange: the parent token as the limits", () => {
+  const T = 1_900_000_000;
+  const now = new Date(T * 1000);
+  const parent: AgentToken = {
+    jti: "parent",
+    agentId: "agent-1",
+    clientId: "client-1",
+    grantId: "grant-1",
+    upstream: "hosting",
+    methods: ["GET", "POST"],
+    paths: ["/v1/**"],
+    scope: "hosting:GET hosting:POST",
+    issuedAt: T - 100,
+    expiresAt: T + 300, // 300 s of life left
+    ancestors: [],
+    rootIssuedAt: T - 100,
+  };
+  const limits = parentLimits(parent, 900, now);
+  const exchange = (request: TokenRequest) => narrowCapabilities(limits, request, TTL, "the parent token");
+
+  it("the limits are the parent's methods, paths and remaining life", () => {
+    expect(limits).toEqual({ methods: ["GET", "POST"], paths: ["/v1/**"], maxTtlSeconds: 300 });
+    expect(parentLimits(parent, 120, now).maxTtlSeconds).toBe(120); // the grant's maximum, if shorter
+    expect(parentLimits(parent, 900, new Date((T + 300) * 1000)).maxTtlSeconds).toBe(0);
+  });
+
+  const narrower: [string, TokenRequest, { methods: HttpMethod[]; paths: string[]; ttlSeconds: number }][] = [
+    ["nothing asked: the parent's capabilities, for the life it has left", {}, { methods: ["GET", "POST"], paths: ["/v1/**"], ttlSeconds: 300 }],
+    ["fewer methods", { methods: ["GET"] }, { methods: ["GET"], paths: ["/v1/**"], ttlSeconds: 300 }],
+    ["narrower paths", { paths: ["/v1/projects/*"] }, { methods: ["GET", "POST"], paths: ["/v1/projects/*"], ttlSeconds: 300 }],
+    ["shorter life", { ttlSeconds: 30 }, { methods: ["GET", "POST"], paths: ["/v1/**"], ttlSeconds: 30 }],
+    ["exactly the life left", { ttlSeconds: 300 }, { methods: ["GET", "POST"], paths: ["/v1/**"], ttlSeconds: 300 }],
+  ];
+  it.each(narrower)("granted: %s", (_name, request, capabilities) => {
+    expect(exchange(request)).toEqual({ ok: true, capabilities });
+  });
+
+  const wider: [string, TokenRequest, string][] = [
+    ["a method the parent lacks", { methods: ["GET", "DELETE"] }, "the parent token does not allow DELETE"],
+    ["a wider path", { paths: ["/**"] }, "the parent token does not cover path /**"],
+    ["a sibling path", { paths: ["/v2/x"] }, "the parent token does not cover path /v2/x"],
+    ["a life beyond the parent's expiry", { ttlSeconds: 301 }, "ttlSeconds exceeds the parent token's maximum of 300"],
+  ];
+  it.each(wider)("refused: %s", (_name, request, reason) => {
+    expect(exchange(request)).toEqual({ ok: false, reason });
+  });
+
+  it("a parent with no life left yields nothing", () => {
+    const expired = parentLimits(parent, 900, new Date((T + 300) * 1000));
+    expect(narrowCapabilities(expired, {}, TTL, "the parent token")).toEqual({ ok: false, reason: "the parent token expires in less than a second" });
+  });
+
+  it("the child's chain is the parent's plus the parent, rooted where the parent's is", () => {
+    expect(delegationFrom(parent)).toEqual({ actor: { sub: "agent-1", client_id: "client-1" }, chain: ["parent"], rootIssuedAt: T - 100 });
+    const child: AgentToken = { ...parent, jti: "child", issuedAt: T, ancestors: ["parent"], rootIssuedAt: T - 100 };
+    expect(delegationFrom(child)).toEqual({ actor: { sub: "agent-1", client_id: "client-1" }, chain: ["parent", "child"], rootIssuedAt: T - 100 });
   });
 });

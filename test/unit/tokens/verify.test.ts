@@ -22,7 +22,9 @@ const AUDIENCE = "keyward-proxy";
 const KID = "kid-live";
 const NOW = new Date("2030-06-01T12:00:00.000Z");
 const T = Math.floor(NOW.getTime() / 1000);
-const expected = { issuer: ISSUER, audience: AUDIENCE, now: NOW };
+const expected = { issuer: ISSUER, audience: AUDIENCE, leewaySeconds: 5, maxTtlSeconds: 3600, now: NOW };
+/** Verification looks keys up by kid; in these tests, in a fixed set. */
+const lookup = (set: KeySet) => (kid: string) => set.publicKeys.get(kid);
 
 type Pair = { publicKey: CryptoKey; privateKey: CryptoKey; jwk: JWK };
 async function pair(alg = "ES256"): Promise<Pair> {
@@ -81,7 +83,7 @@ const b64json = (value: unknown) => base64url.encode(JSON.stringify(value));
 
 async function rejection(token: string, exp = expected): Promise<KeywardError> {
   try {
-    await verifyAgentToken(token, keys, exp);
+    await verifyAgentToken(token, lookup(keys), exp);
   } catch (err) {
     expect(err).toBeInstanceOf(KeywardError);
     const e = err as KeywardError;
@@ -95,7 +97,7 @@ async function rejection(token: string, exp = expected): Promise<KeywardError> {
 describe("verifyAgentToken: round trip", () => {
   it("accepts a token Keyward signed and returns its capabilities", async () => {
     const signed = await signAgentToken(keys, claims, capabilities, NOW);
-    await expect(verifyAgentToken(signed.token, keys, expected)).resolves.toEqual({
+    await expect(verifyAgentToken(signed.token, lookup(keys), expected)).resolves.toEqual({
       jti: signed.jti,
       agentId: "agent-1",
       clientId: "client-1",
@@ -103,8 +105,41 @@ describe("verifyAgentToken: round trip", () => {
       upstream: "hosting",
       methods: ["GET", "POST"],
       paths: ["/v1/**"],
+      scope: "hosting:GET hosting:POST",
       issuedAt: T,
       expiresAt: T + 600,
+      ancestors: [],
+      rootIssuedAt: T,
+    });
+  });
+
+  it("accepts an exchanged token and returns its lineage", async () => {
+    const delegation = { actor: { sub: "agent-1", client_id: "client-1" }, chain: ["jti-root", "jti-parent"], rootIssuedAt: T - 100 };
+    const signed = await signAgentToken(keys, claims, capabilities, NOW, delegation);
+    await expect(verifyAgentToken(signed.token, lookup(keys), expected)).resolves.toMatchObject({
+      jti: signed.jti,
+      ancestors: ["jti-root", "jti-parent"],
+      rootIssuedAt: T - 100,
+      actor: { sub: "agent-1", client_id: "client-1" },
+    });
+  });
+
+  it("looks the key up asynchronously (a key set that reloads on an unknown kid)", async () => {
+    const signed = await signAgentToken(keys, claims, capabilities, NOW);
+    const slowLookup = async (kid: string) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return keys.publicKeys.get(kid);
+    };
+    await expect(verifyAgentToken(signed.token, slowLookup, expected)).resolves.toMatchObject({ jti: signed.jti });
+  });
+
+  it("applies the configured leeway and lifetime ceiling", async () => {
+    const token = (await signAgentToken(keys, claims, capabilities, NOW)).token;
+    const late = { ...expected, now: new Date((T + 602) * 1000) };
+    await expect(verifyAgentToken(token, lookup(keys), late)).resolves.toMatchObject({ issuedAt: T });
+    await expect(verifyAgentToken(token, lookup(keys), { ...late, leewaySeconds: 0 })).rejects.toMatchObject({ code: "token_expired" });
+    await expect(verifyAgentToken(token, lookup(keys), { ...expected, maxTtlSeconds: 599 })).rejects.toMatchObject({
+      message: "token lifetime too long",
     });
   });
 
@@ -117,28 +152,28 @@ describe("verifyAgentToken: round trip", () => {
         [KID, keys.publicKeys.get(KID)!],
       ]),
     };
-    await expect(verifyAgentToken(signed.token, rotated, expected)).resolves.toMatchObject({ jti: signed.jti });
+    await expect(verifyAgentToken(signed.token, lookup(rotated), expected)).resolves.toMatchObject({ jti: signed.jti });
     // ...and refuses it once that key is retired from the set
     const retired: KeySet = { active: rotated.active, publicKeys: new Map([["kid-new", rotated.publicKeys.get("kid-new")!]]) };
-    await expect(verifyAgentToken(signed.token, retired, expected)).rejects.toMatchObject({ status: 401, code: "invalid_token" });
+    await expect(verifyAgentToken(signed.token, lookup(retired), expected)).rejects.toMatchObject({ status: 401, code: "invalid_token" });
   });
 
   it("accepts the forge helper's baseline token (so every refusal below is caused by its one change)", async () => {
-    await expect(verifyAgentToken(await forge(goodPayload()), keys, expected)).resolves.toMatchObject({ jti: "jti-1", methods: ["GET"] });
+    await expect(verifyAgentToken(await forge(goodPayload()), lookup(keys), expected)).resolves.toMatchObject({ jti: "jti-1", methods: ["GET"] });
   });
 
   it("accepts the media-type spelling application/at+jwt", async () => {
     const token = await forge(goodPayload(), { typ: "application/at+jwt" });
-    await expect(verifyAgentToken(token, keys, expected)).resolves.toMatchObject({ jti: "jti-1" });
+    await expect(verifyAgentToken(token, lookup(keys), expected)).resolves.toMatchObject({ jti: "jti-1" });
   });
 
   it("accepts the full ceiling lifetime of 3600 seconds", async () => {
     const token = await forge(goodPayload({ exp: T + 3600 }));
-    await expect(verifyAgentToken(token, keys, expected)).resolves.toMatchObject({ expiresAt: T + 3600 });
+    await expect(verifyAgentToken(token, lookup(keys), expected)).resolves.toMatchObject({ expiresAt: T + 3600 });
   });
 
   it("accepts a token without nbf", async () => {
-    await expect(verifyAgentToken(await forge(goodPayload({ nbf: undefined })), keys, expected)).resolves.toMatchObject({ jti: "jti-1" });
+    await expect(verifyAgentToken(await forge(goodPayload({ nbf: undefined })), lookup(keys), expected)).resolves.toMatchObject({ jti: "jti-1" });
   });
 });
 
@@ -157,7 +192,7 @@ describe("verifyAgentToken: time", () => {
   ];
   it.each(expiry)("at T+%i → %s", async (seconds, outcome) => {
     const token = (await signAgentToken(keys, claims, capabilities, NOW)).token;
-    if (outcome === "ok") await expect(verifyAgentToken(token, keys, at(seconds))).resolves.toMatchObject({ issuedAt: T });
+    if (outcome === "ok") await expect(verifyAgentToken(token, lookup(keys), at(seconds))).resolves.toMatchObject({ issuedAt: T });
     else expect((await rejection(token, at(seconds))).code).toBe(outcome);
   });
 
@@ -176,7 +211,7 @@ describe("verifyAgentToken: time", () => {
   ];
   it.each(notBefore)("nbf T+%i → %s", async (offset, outcome) => {
     const token = await forge(goodPayload({ nbf: T + offset }));
-    if (outcome === "ok") await expect(verifyAgentToken(token, keys, expected)).resolves.toMatchObject({ jti: "jti-1" });
+    if (outcome === "ok") await expect(verifyAgentToken(token, lookup(keys), expected)).resolves.toMatchObject({ jti: "jti-1" });
     else expect((await rejection(token)).code).toBe(outcome);
   });
 
@@ -188,7 +223,7 @@ describe("verifyAgentToken: time", () => {
   ];
   it.each(issuedAt)("iat T+%i → %s", async (offset, outcome) => {
     const token = await forge(goodPayload({ nbf: undefined, iat: T + offset, exp: T + offset + 60 }));
-    if (outcome === "ok") await expect(verifyAgentToken(token, keys, expected)).resolves.toMatchObject({ issuedAt: T + offset });
+    if (outcome === "ok") await expect(verifyAgentToken(token, lookup(keys), expected)).resolves.toMatchObject({ issuedAt: T + offset });
     else {
       const e = await rejection(token);
       expect(e.code).toBe("invalid_token");
@@ -312,6 +347,33 @@ describe("verifyAgentToken: forged and malformed tokens are refused with 401", (
     [
       "cap with an extra field",
       async () => forge(goodPayload({ cap: { upstream: "hosting", methods: ["GET"], paths: ["/v1/**"], deny: [] } })),
+      "token claims are malformed",
+    ],
+    ["no scope", async () => forge(goodPayload({ scope: undefined })), "token claims are malformed"],
+    [
+      "chain without root_iat and act",
+      async () => forge(goodPayload({ chain: ["jti-0"] })),
+      "token claims are malformed",
+    ],
+    [
+      "act without chain",
+      async () => forge(goodPayload({ act: { sub: "agent-1", client_id: "client-1" } })),
+      "token claims are malformed",
+    ],
+    [
+      "root_iat after iat",
+      async () => forge(goodPayload({ chain: ["jti-0"], root_iat: T + 1, act: { sub: "agent-1", client_id: "client-1" } })),
+      "token claims are malformed",
+    ],
+    [
+      "chain deeper than the exchange limit",
+      async () =>
+        forge(goodPayload({ chain: ["a", "b", "c", "d", "e", "f"], root_iat: T, act: { sub: "agent-1", client_id: "client-1" } })),
+      "token claims are malformed",
+    ],
+    [
+      "act with an extra field",
+      async () => forge(goodPayload({ chain: ["jti-0"], root_iat: T, act: { sub: "agent-1", client_id: "client-1", x: 1 } })),
       "token claims are malformed",
     ],
     ["no client_id", async () => forge(goodPayload({ client_id: undefined })), "token claims are malformed"],

@@ -1,20 +1,20 @@
+import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   authConfigSchema,
-  compileInjector,
-  headersOwnedBy,
-  secretSchema,
+  compileCredential,
+  encodeSecret,
+  secretInput,
+  secretProblems,
   type AuthConfig,
-  type OutgoingRequest,
 } from "../../../../src/upstreams/credentials/index.js";
+import { anyGrant, context, outgoing } from "./request.js";
 
 const parse = (input: unknown) => authConfigSchema.safeParse(input);
 
-function config(input: unknown): AuthConfig {
-  const result = parse(input);
-  if (!result.success) throw new Error(JSON.stringify(result.error.issues));
-  return result.data;
-}
+const rsaPem = (bits: number, format: "pkcs1" | "pkcs8" = "pkcs1") =>
+  generateKeyPairSync("rsa", { modulusLength: bits }).privateKey.export({ type: format, format: "pem" }) as string;
+const PEM_2048 = rsaPem(2048);
 
 describe("authConfigSchema: header kind", () => {
   const accepted: [string, unknown, AuthConfig][] = [
@@ -106,95 +106,184 @@ describe("authConfigSchema: query kind", () => {
   });
 });
 
-describe("authConfigSchema: other kinds", () => {
-  it.each([{}, { type: "basic" }, { type: "HEADER" }, null, "header", { type: "query", param: "k", type2: 1 }])("refuses %j", (input) => {
+describe("authConfigSchema: basic, aws-sigv4, oauth2-client-credentials, github-app", () => {
+  const accepted: [string, unknown, AuthConfig][] = [
+    ["basic", { type: "basic", username: "ada@example.com" }, { type: "basic", username: "ada@example.com" }],
+    ["aws-sigv4, payload signed by default", { type: "aws-sigv4", region: "eu-west-1", service: "s3" }, { type: "aws-sigv4", region: "eu-west-1", service: "s3", payload: "signed" }],
+    ["aws-sigv4, unsigned payload", { type: "aws-sigv4", region: "auto", service: "s3", payload: "unsigned" }, { type: "aws-sigv4", region: "auto", service: "s3", payload: "unsigned" }],
+    ["aws-sigv4, execute-api", { type: "aws-sigv4", region: "us-east-1", service: "execute-api" }, { type: "aws-sigv4", region: "us-east-1", service: "execute-api", payload: "signed" }],
+    [
+      "oauth2, defaults",
+      { type: "oauth2-client-credentials", tokenUrl: "https://login.example.test/oauth2/token", clientId: "app-1" },
+      { type: "oauth2-client-credentials", tokenUrl: "https://login.example.test/oauth2/token", clientId: "app-1", clientAuth: "client_secret_basic" },
+    ],
+    [
+      "oauth2, scopes and client_secret_post",
+      { type: "oauth2-client-credentials", tokenUrl: "https://login.example.test/t", clientId: "c", scopes: ["https://graph.microsoft.com/.default", "read:all"], clientAuth: "client_secret_post" },
+      { type: "oauth2-client-credentials", tokenUrl: "https://login.example.test/t", clientId: "c", scopes: ["https://graph.microsoft.com/.default", "read:all"], clientAuth: "client_secret_post" },
+    ],
+    ["github-app", { type: "github-app", appId: 12345, installationId: 678 }, { type: "github-app", appId: 12345, installationId: 678 }],
+    [
+      "github-app with permissions",
+      { type: "github-app", appId: 1, installationId: 2, permissions: { contents: "read", issues: "write" } },
+      { type: "github-app", appId: 1, installationId: 2, permissions: { contents: "read", issues: "write" } },
+    ],
+  ];
+  it.each(accepted)("accepts %s", (_name, input, expected) => {
+    expect(parse(input)).toEqual({ success: true, data: expected });
+  });
+
+  it("parsing the stored config again gives the same config", () => {
+    for (const [, , parsed] of accepted) expect(parse(parsed)).toEqual({ success: true, data: parsed });
+  });
+
+  const refused: [string, unknown][] = [
+    ["basic without username", { type: "basic" }],
+    ["basic username with a colon", { type: "basic", username: "a:b" }],
+    ["basic username with a newline", { type: "basic", username: "a\nb" }],
+    ["basic with a password field", { type: "basic", username: "a", password: "p" }],
+    ["aws-sigv4 without region", { type: "aws-sigv4", service: "s3" }],
+    ["aws-sigv4 without service", { type: "aws-sigv4", region: "us-east-1" }],
+    ["aws-sigv4 region with spaces", { type: "aws-sigv4", region: "us east", service: "s3" }],
+    ["aws-sigv4 upper-case service", { type: "aws-sigv4", region: "us-east-1", service: "S3" }],
+    ["aws-sigv4 unknown payload mode", { type: "aws-sigv4", region: "us-east-1", service: "s3", payload: "streaming" }],
+    ["aws-sigv4 with keys in auth", { type: "aws-sigv4", region: "us-east-1", service: "s3", accessKeyId: "AKIA" }],
+    ["oauth2 without tokenUrl", { type: "oauth2-client-credentials", clientId: "c" }],
+    ["oauth2 without clientId", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t" }],
+    ["oauth2 tokenUrl not a URL", { type: "oauth2-client-credentials", tokenUrl: "token", clientId: "c" }],
+    ["oauth2 tokenUrl ftp", { type: "oauth2-client-credentials", tokenUrl: "ftp://a.test/t", clientId: "c" }],
+    ["oauth2 tokenUrl with credentials", { type: "oauth2-client-credentials", tokenUrl: "https://c:s@a.test/t", clientId: "c" }],
+    ["oauth2 tokenUrl with a query", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t?x=1", clientId: "c" }],
+    ["oauth2 scope with a space", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t", clientId: "c", scopes: ["a b"] }],
+    ["oauth2 scope with a quote", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t", clientId: "c", scopes: ['a"'] }],
+    ["oauth2 scopes as a string", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t", clientId: "c", scopes: "a b" }],
+    ["oauth2 unknown client auth", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t", clientId: "c", clientAuth: "private_key_jwt" }],
+    ["oauth2 with clientSecret in auth", { type: "oauth2-client-credentials", tokenUrl: "https://a.test/t", clientId: "c", clientSecret: "s" }],
+    ["github-app without installationId", { type: "github-app", appId: 1 }],
+    ["github-app appId as a string", { type: "github-app", appId: "1", installationId: 2 }],
+    ["github-app negative installationId", { type: "github-app", appId: 1, installationId: -2 }],
+    ["github-app fractional appId", { type: "github-app", appId: 1.5, installationId: 2 }],
+    ["github-app unknown permission level", { type: "github-app", appId: 1, installationId: 2, permissions: { contents: "none" } }],
+    ["github-app odd permission name", { type: "github-app", appId: 1, installationId: 2, permissions: { "Contents!": "read" } }],
+    ["github-app with privateKey in auth", { type: "github-app", appId: 1, installationId: 2, privateKey: "x" }],
+    ["unknown kind", { type: "ssh" }],
+    ["kind in upper case", { type: "HEADER" }],
+    ["no kind", {}],
+    ["null", null],
+    ["a string", "header"],
+  ];
+  it.each(refused)("refuses %s", (_name, input) => {
     expect(parse(input).success).toBe(false);
   });
 });
 
-describe("secretSchema", () => {
-  it.each(["s", "sk-live-0123", "a b", "x".repeat(16_384), "ünïcødé"])("accepts %j", (secret) => {
-    expect(secretSchema.safeParse(secret).success).toBe(true);
+describe("secretInput", () => {
+  it.each(["s", { accessKeyId: "a", secretAccessKey: "b" }])("accepts %j", (secret) => {
+    expect(secretInput.safeParse(secret).success).toBe(true);
   });
-  it.each(["", "x".repeat(16_385), "a\r\nX-Evil: 1", "a\nb", "a\u0000", "a\tb", "a\u007f"])("refuses %j", (secret) => {
-    expect(secretSchema.safeParse(secret).success).toBe(false);
-  });
-});
-
-describe("headersOwnedBy", () => {
-  it.each<[AuthConfig, string[]]>([
-    [{ type: "header", header: "Authorization", template: "Bearer {secret}" }, ["authorization"]],
-    [{ type: "header", header: "X-Api-Key", template: "{secret}" }, ["x-api-key"]],
-    [{ type: "query", param: "key" }, []],
-  ])("%j owns %j", (auth, owned) => {
-    expect(headersOwnedBy(auth)).toEqual(owned);
+  it.each([1, null, ["a"], { a: 1 }, { a: { b: "c" } }, "x".repeat(16_385)])("refuses %j", (secret) => {
+    expect(secretInput.safeParse(secret).success).toBe(false);
   });
 });
 
-const outgoing = (headers: Record<string, string> = {}, rawQuery = ""): OutgoingRequest => ({ headers: { ...headers }, rawQuery });
-
-describe("compileInjector: header kind", () => {
-  const cases: [string, AuthConfig, string, Record<string, string>, Record<string, string>][] = [
-    ["default bearer", config({ type: "header" }), "sk-1", {}, { authorization: "Bearer sk-1" }],
-    ["custom header, lower-cased name", config({ type: "header", header: "X-Api-Key", template: "{secret}" }), "sk-1", {}, { "x-api-key": "sk-1" }],
-    ["template around the secret", config({ type: "header", header: "X-Key", template: "k={secret};v=1" }), "sk-1", {}, { "x-key": "k=sk-1;v=1" }],
-    // replacement patterns in the secret are inserted literally, never interpreted
-    ["secret with $&", config({ type: "header" }), "a$&b", {}, { authorization: "Bearer a$&b" }],
-    ["secret with $'", config({ type: "header" }), "a$'b$`c$$d", {}, { authorization: "Bearer a$'b$`c$$d" }],
-    ["secret containing {secret}", config({ type: "header" }), "{secret}", {}, { authorization: "Bearer {secret}" }],
-    // an existing value for the header (whatever got there) is replaced, other headers kept
-    ["overwrites an existing value", config({ type: "header" }), "sk-1", { authorization: "Bearer agent", accept: "a" }, { authorization: "Bearer sk-1", accept: "a" }],
+describe("secretProblems", () => {
+  const fits: [AuthConfig["type"], unknown][] = [
+    ["header", "sk-live-0123"],
+    ["header", "x".repeat(16_384)],
+    ["header", "ünïcødé"],
+    ["query", "a b"],
+    ["basic", "pass:word"],
+    ["aws-sigv4", { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" }],
+    ["aws-sigv4", { accessKeyId: "ASIAEXAMPLE", secretAccessKey: "s", sessionToken: "FwoGZXIvYXdzE..." }],
+    ["aws-sigv4", { accessKeyId: "0123456789abcdef0123456789abcdef", secretAccessKey: "r2-style" }],
+    ["oauth2-client-credentials", "client-secret~1"],
+    ["github-app", PEM_2048],
+    ["github-app", rsaPem(2048, "pkcs8")],
   ];
-  it.each(cases)("%s", (_name, auth, secret, before, after) => {
-    const request = outgoing(before, "x=1");
-    compileInjector(auth, secret)(request);
-    expect(request).toEqual({ headers: after, rawQuery: "x=1" });
+  it.each(fits)("%s takes %j", (type, secret) => {
+    expect(secretProblems(type, secret)).toEqual([]);
   });
 
-  it("the same injector can be applied to many requests", () => {
-    const inject = compileInjector(config({ type: "header", header: "X-Key", template: "{secret}" }), "s");
-    const a = outgoing();
-    const b = outgoing({ other: "1" });
-    inject(a);
-    inject(b);
-    expect(a.headers).toEqual({ "x-key": "s" });
-    expect(b.headers).toEqual({ other: "1", "x-key": "s" });
+  const misfits: [string, AuthConfig["type"], unknown, string, string][] = [
+    ["header: empty", "header", "", "secret", "Too small"],
+    ["header: over 16384 characters", "header", "x".repeat(16_385), "secret", "Too big"],
+    ["header: CRLF", "header", "a\r\nX-Evil: 1", "secret", "no control characters or line breaks"],
+    ["header: NUL", "header", "a\u0000", "secret", "no control characters or line breaks"],
+    ["header: tab", "header", "a\tb", "secret", "no control characters or line breaks"],
+    ["header: an object", "header", { value: "s" }, "secret", "the header kind takes a string secret"],
+    ["query: an object", "query", { value: "s" }, "secret", "the query kind takes a string secret"],
+    ["basic: username and password as an object", "basic", { username: "u", password: "p" }, "secret", "the basic kind takes a string secret: the password"],
+    ["basic: a line break", "basic", "line\nbreak", "secret", "no control characters or line breaks"],
+    ["aws-sigv4: a string", "aws-sigv4", "AKIA:secret", "secret", "the aws-sigv4 kind takes an object secret: { accessKeyId, secretAccessKey, sessionToken? }"],
+    ["aws-sigv4: no secretAccessKey", "aws-sigv4", { accessKeyId: "AKIAIOSFODNN7EXAMPLE" }, "secret/secretAccessKey", "secretAccessKey must be a string"],
+    ["aws-sigv4: no accessKeyId", "aws-sigv4", { secretAccessKey: "s" }, "secret/accessKeyId", "Invalid input"],
+    ["aws-sigv4: accessKeyId with a slash", "aws-sigv4", { accessKeyId: "AKIA/EVIL", secretAccessKey: "s" }, "secret/accessKeyId", "an access key id: letters, digits, . _ -"],
+    ["aws-sigv4: sessionToken with a line break", "aws-sigv4", { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s", sessionToken: "a\nb" }, "secret/sessionToken", "no control characters or line breaks"],
+    ["aws-sigv4: an unknown part", "aws-sigv4", { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s", region: "us-east-1" }, "secret", "Unrecognized key"],
+    ["oauth2-client-credentials: an object", "oauth2-client-credentials", { clientSecret: "s" }, "secret", "the oauth2-client-credentials kind takes a string secret: the client secret"],
+    ["github-app: an object", "github-app", { pem: "x" }, "secret", "the github-app kind takes a string secret: the app's private key in PEM"],
+    ["github-app: PEM armour around garbage", "github-app", "-----BEGIN RSA PRIVATE KEY-----\nnot base64\n-----END RSA PRIVATE KEY-----\n", "secret", "not a PEM private key"],
+    ["github-app: a token, not a key", "github-app", "ghp_notakey", "secret", "not a PEM private key"],
+    ["github-app: an EC key", "github-app", generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }), "secret", "must be an RSA private key of at least 2048 bits"],
+    ["github-app: RSA 1024", "github-app", rsaPem(1024), "secret", "must be an RSA private key of at least 2048 bits"],
+    ["github-app: a public key", "github-app", generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "pem" }), "secret", "not a PEM private key"],
+  ];
+  it.each(misfits)("refuses %s", (_label, type, secret, path, message) => {
+    const problems = secretProblems(type, secret);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.map((p) => p.path.join("/"))).toContain(path);
+    expect(problems.map((p) => p.message).join("; ")).toContain(message);
+  });
+
+  it("never echoes the secret", () => {
+    const secret = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "do-not-echo\n" };
+    expect(JSON.stringify(secretProblems("aws-sigv4", secret))).not.toContain("do-not-echo");
+    expect(JSON.stringify(secretProblems("github-app", "do-not-echo-pem"))).not.toContain("do-not-echo");
   });
 });
 
-describe("compileInjector: query kind", () => {
-  const auth = config({ type: "query", param: "api_key" });
-  // [raw query before, secret, raw query after]
-  const cases: [string, string, string][] = [
-    ["", "sk-1", "api_key=sk-1"],
-    ["x=1", "sk-1", "x=1&api_key=sk-1"],
-    ["x=1&y=2", "sk-1", "x=1&y=2&api_key=sk-1"],
-    // the agent's own value for the parameter is dropped, however often or however spelt
-    ["api_key=agent", "sk-1", "api_key=sk-1"],
-    ["api_key=a&x=1&api_key=b", "sk-1", "x=1&api_key=sk-1"],
-    ["api_key", "sk-1", "api_key=sk-1"],
-    ["api_key=", "sk-1", "api_key=sk-1"],
-    ["api%5Fkey=agent&x=1", "sk-1", "x=1&api_key=sk-1"],
-    ["%61pi_key=agent", "sk-1", "api_key=sk-1"],
-    // similar names are not the parameter
-    ["api_key2=a&Api_Key=b", "sk-1", "api_key2=a&Api_Key=b&api_key=sk-1"],
-    // the secret is encoded as a value, never able to add parameters of its own
-    ["", "a&b=c", "api_key=a%26b%3Dc"],
-    ["", "a b+c", "api_key=a+b%2Bc"],
-    ["", "a#b?c", "api_key=a%23b%3Fc"],
-    ["", "ünï", "api_key=%C3%BCn%C3%AF"],
-  ];
-  it.each(cases)("%j with secret %j → %j", (before, secret, after) => {
-    const request = outgoing({ accept: "a" }, before);
-    compileInjector(auth, secret)(request);
-    expect(request).toEqual({ headers: { accept: "a" }, rawQuery: after });
-    // and the forwarded query carries exactly one value for the parameter: ours
-    expect(new URLSearchParams(request.rawQuery).getAll("api_key")).toEqual([secret]);
+describe("stored secrets", () => {
+  const sigv4Secret = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s" };
+
+  it("stores a string as it is and an object as JSON", () => {
+    expect(encodeSecret("sk-1")).toBe("sk-1");
+    expect(JSON.parse(encodeSecret(sigv4Secret))).toEqual(sigv4Secret);
+  });
+});
+
+describe("compileCredential", () => {
+  const sigv4Secret = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s" };
+
+  it("compiles each kind from its stored config and stored secret", async () => {
+    const stored: [AuthConfig, string][] = [
+      [{ type: "header", header: "X-Key", template: "{secret}" }, "sk-1"],
+      [{ type: "query", param: "key" }, "sk-1"],
+      [{ type: "basic", username: "u" }, "p"],
+      [{ type: "aws-sigv4", region: "us-east-1", service: "s3", payload: "unsigned" }, encodeSecret(sigv4Secret)],
+      [{ type: "oauth2-client-credentials", tokenUrl: "https://a.test/t", clientId: "c", clientAuth: "client_secret_basic" }, "cs"],
+      [{ type: "github-app", appId: 1, installationId: 2 }, PEM_2048],
+    ];
+    for (const [auth, secret] of stored) {
+      const credential = compileCredential(auth, secret, context());
+      expect(typeof credential.prepare).toBe("function");
+    }
+    const request = outgoing();
+    await compileCredential(stored[0]![0], "sk-1", context()).prepare(request, anyGrant);
+    expect(request.headers).toEqual({ "x-key": "sk-1" });
   });
 
-  it("does not touch headers", () => {
-    const request = outgoing({ api_key: "agent", authorization: "x" }, "");
-    compileInjector(auth, "sk-1")(request);
-    expect(request.headers).toEqual({ api_key: "agent", authorization: "x" });
+  it("fails closed when the stored secret no longer fits the config, without quoting it", () => {
+    const sigv4: AuthConfig = { type: "aws-sigv4", region: "us-east-1", service: "s3", payload: "signed" };
+    expect(() => compileCredential(sigv4, "do-not-log-me", context())).toThrow(/^the stored secret is not the JSON object its kind needs$/);
+    const thrown = (() => {
+      try {
+        compileCredential(sigv4, JSON.stringify({ accessKeyId: "AKIAX", secretAccessKey: "do-not-log-me\n" }), context());
+      } catch (err) {
+        return String(err);
+      }
+    })();
+    expect(thrown).toContain("no control characters");
+    expect(thrown).not.toContain("do-not-log-me");
+    expect(() => compileCredential({ type: "github-app", appId: 1, installationId: 2 }, "not a pem", context())).toThrow();
   });
 });

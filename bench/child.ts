@@ -1,0 +1,260 @@
+/**
+ * Child processes of the benchmark (upstream, plain proxy, broker), each in its own Node process so
+ * that its RSS and CPU profile are its own. A child reports `{ type: "ready", port }` over IPC once it
+ * listens, answers `{ type: "call", id, ... }` messages with `{ type: "reply", id, ... }`, and exits
+ * cleanly on `{ type: "stop" }` (needed for `--cpu-prof` to write its profile).
+ */
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** USER_HZ, the unit of utime/stime in /proc/<pid>/stat. */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export type ChildMessage =
+  | { type: "ready"; port: number }
+  | { type: "reply"; id: number; ok: boolean; result?: unknown; error?: string };
+
+/** Every child started and not yet stopped: stopped on any exit path of the benchmark. */
+const live = new Set<Child>();
+
+export class Child {
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #nextId = 1;
+  #exited: Promise<number | null>;
+  #stderrTail = "";
+  #stderrSinceStop: string | null = null;
+
+  private constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+    public port = 0,
+  ) {
+    this.#exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+    proc.stderr?.on("data", (d: Buffer) => {
+      this.#stderrTail = (this.#stderrTail + d.toString("utf8")).slice(-4000);
+      if (this.#stderrSinceStop !== null) this.#stderrSinceStop = (this.#stderrSinceStop + d.toString("utf8")).slice(-4000);
+    });
+    proc.on("message", (m: ChildMessage) => {
+      if (m.type !== "reply") return;
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(`${this.name}: ${m.error}`));
+    });
+    proc.once("exit", () => {
+      for (const p of this.#pending.values()) p.reject(new Error(`${this.name} exited`));
+      this.#pending.clear();
+      live.delete(this);
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get stderrTail(): string {
+    return this.#stderrTail;
+  }
+
+  /** Starts `bench/<script>` under tsx (as `npm start` runs the broker) and waits for it to listen. */
+  static async start(
+    name: string,
+    script: string,
+    options: { env?: NodeJS.ProcessEnv; execArgv?: string[]; timeoutMs?: number; stdoutFile?: string } = {},
+  ): Promise<Child> {
+    const stdout = options.stdoutFile ? openSync(options.stdoutFile, "w") : "ignore";
+    const proc = fork(join(BENCH_DIR, script), [], {
+      execArgv: ["--import", "tsx", ...(options.execArgv ?? [])],
+      env: options.env ?? process.env,
+      // stdout (the broker's request log) goes nowhere unless asked for; stderr is kept for error messages.
+      stdio: ["ignore", stdout, "pipe", "ipc"],
+    });
+    if (typeof stdout === "number") closeSync(stdout);
+    const child = new Child(name, proc);
+    live.add(child);
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    try {
+      child.port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms`)), timeoutMs);
+        proc.on("message", (m: ChildMessage) => {
+          if (m.type === "ready") {
+            clearTimeout(timer);
+            resolve(m.port);
+          }
+        });
+        // "close", not "exit": by then stderr has been read to the end, for the error message.
+        proc.once("close", (code) => {
+          clearTimeout(timer);
+          reject(new Error(`${name} exited with ${code} before it was ready:\n${child.stderrTail}`));
+        });
+      });
+    } catch (err) {
+      await child.stop();
+      throw err;
+    }
+    return child;
+  }
+
+  /** Asks the child to do something (see each child's `call` handler). */
+  call<T>(method: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ type: "call", id, method, ...args });
+    });
+  }
+
+  /** The child's resident set size in bytes, read from /proc (NaN where there is no /proc). */
+  rss(): number {
+    try {
+      const status = readFileSync(`/proc/${this.pid}/status`, "utf8");
+      const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
+      return kb ? Number(kb) * 1024 : Number.NaN;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** CPU time (user + system, all threads) the child has used so far, in ms; NaN where there is no /proc. */
+  cpuMs(): number {
+    try {
+      const stat = readFileSync(`/proc/${this.pid}/stat`, "utf8");
+      // fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** Asks the child to close and exit; kills it (by its pid) if it has not exited in time. Repeats what it said on stderr while closing. */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.#stderrSinceStop = "";
+    if (this.proc.connected) this.proc.send({ type: "stop" });
+    else this.proc.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      process.stderr.write(`${this.name} did not exit within ${timeoutMs} ms of stop: killing pid ${this.pid}; its stderr ends:\n${this.#stderrTail.slice(-1500)}\n`);
+      this.proc.kill("SIGKILL");
+    }, timeoutMs);
+    await this.#exited;
+    clearTimeout(timer);
+    const said = this.#stderrSinceStop.trim();
+    if (said) process.stderr.write(`${this.name} on stop: ${said.slice(-1500)}\n`);
+  }
+}
+
+export async function stopAllChildren(): Promise<void> {
+  await Promise.allSettled([...live].map((c) => c.stop()));
+}
+
+/** Last-resort cleanup if the parent is interrupted: no child may outlive the benchmark. */
+export function killAllChildrenSync(): void {
+  for (const c of live) {
+    try {
+      c.proc.kill("SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** RSS samples of one child, every `intervalMs`, with a peak that can be reset per phase. */
+export class RssSampler {
+  readonly samples: { t: number; rss: number }[] = [];
+  #timer: NodeJS.Timeout;
+  #windowPeak = 0;
+  peak = 0;
+
+  constructor(
+    readonly child: Child,
+    intervalMs = 100,
+  ) {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  sample(): number {
+    const rss = this.child.rss();
+    if (!Number.isNaN(rss)) {
+      this.samples.push({ t: Date.now(), rss });
+      this.peak = Math.max(this.peak, rss);
+      this.#windowPeak = Math.max(this.#windowPeak, rss);
+    }
+    return rss;
+  }
+
+  /** Starts a window: returns the RSS now and resets the window's peak. */
+  openWindow(): number {
+    const now = this.sample();
+    this.#windowPeak = now;
+    return now;
+  }
+
+  /** The peak since openWindow(), including a sample taken now. */
+  windowPeak(): number {
+    this.sample();
+    return this.#windowPeak;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+const builtinHandlers: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+  /** The monotonic clock in µs, the time base of V8 CPU profiles, to cut a profile to a load window. */
+  clockUs: async () => Number(process.hrtime.bigint() / 1000n),
+  memory: async () => process.memoryUsage(),
+};
+
+/** The child side of the protocol: announce the port, serve calls, exit cleanly on stop. */
+export function serveChild(
+  port: number,
+  handlers: Record<string, (args: Record<string, unknown>) => Promise<unknown>>,
+  close: () => Promise<void>,
+): void {
+  let closing = false;
+  const shutdown = async (code: number) => {
+    if (closing) return;
+    closing = true;
+    try {
+      await close();
+    } finally {
+      process.exit(code);
+    }
+  };
+  process.on("message", (m: { type: string; id?: number; method?: string } & Record<string, unknown>) => {
+    if (m.type === "stop") void shutdown(0);
+    if (m.type === "call" && typeof m.id === "number") {
+      const handler = { ...builtinHandlers, ...handlers }[m.method ?? ""];
+      const reply = (msg: Omit<Extract<ChildMessage, { type: "reply" }>, "type" | "id">) =>
+        process.send?.({ type: "reply", id: m.id, ...msg });
+      if (!handler) {
+        reply({ ok: false, error: `unknown call ${m.method}` });
+        return;
+      }
+      handler(m).then(
+        (result) => reply({ ok: true, result }),
+        (err: unknown) => reply({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+      );
+    }
+  });
+  // The parent went away (crashed or killed): never outlive it.
+  process.on("disconnect", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
+  process.on("SIGINT", () => void shutdown(0));
+  process.send?.({ type: "ready", port });
+}

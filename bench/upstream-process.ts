@@ -1,0 +1,50 @@
+/**
+ * The minimal upstream every target forwards to: a fixed small JSON answer for any path, and a
+ * 1 MiB response streamed in 64 KiB chunks (with backpressure) at /stream/1mib.
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serveChild } from "./child.js";
+
+const SMALL = Buffer.from(JSON.stringify({ ok: true, items: [{ id: 1, name: "alpha" }, { id: 2, name: "beta" }] }));
+const CHUNK = Buffer.alloc(64 * 1024, 0x61);
+export const STREAM_BYTES = 1024 * 1024;
+
+/** Requests whose headers arrived but whose body has not ended, by method: a stuck forwarder shows here. */
+const waitingForBody = new Map<string, number>();
+
+const server = createServer((req, res) => {
+  const method = req.method ?? "?";
+  waitingForBody.set(method, (waitingForBody.get(method) ?? 0) + 1);
+  // Drain any request body first, as a real API would read it.
+  req.resume();
+  req.on("end", () => {
+    waitingForBody.set(method, (waitingForBody.get(method) ?? 1) - 1);
+    if (req.url === "/stream/1mib") {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      let left = STREAM_BYTES / CHUNK.length;
+      const pump = () => {
+        while (left > 0) {
+          left--;
+          if (!res.write(CHUNK)) {
+            res.once("drain", pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json", "content-length": SMALL.length });
+    res.end(SMALL);
+  });
+});
+server.keepAliveTimeout = 30_000;
+
+server.listen(0, "127.0.0.1", () => {
+  serveChild((server.address() as AddressInfo).port, { waitingForBody: async () => Object.fromEntries(waitingForBody) }, async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+});

@@ -1,0 +1,221 @@
+import { randomUUID } from "node:crypto";
+import type { Approval, Prisma, PrismaClient } from "@prisma/client";
+import { appendAudit } from "../audit/audit.js";
+import type { GrantView } from "../grants/grants.js";
+import { conflict, forbidden, notFound } from "../http/errors.js";
+import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
+import type { TokenApproval } from "../policy/decide.js";
+import type { Capabilities } from "../tokens/issue.js";
+import type { TokenResponse } from "../tokens/tokens.js";
+
+export const APPROVAL_STATUSES = ["pending", "approved", "denied", "issuing", "issued", "expired"] as const;
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+
+type ApprovalFacts = {
+  requiresApproval: boolean;
+  allowProtected: readonly string[];
+  graphql: GraphqlRules | null;
+  jsonrpc: JsonRpcRules | null;
+};
+
+/**
+ * Why a token under this grant, for an upstream in this environment, needs a human's approval; empty
+ * when it does not. Pure. A rule that requires approval makes the whole token wait: which rules an
+ * agent will use is not known when it asks for the token.
+ */
+export function approvalReasons(grant: ApprovalFacts, environment: { name: string; requiresApproval: boolean }): string[] {
+  const reasons: string[] = [];
+  if (grant.requiresApproval) reasons.push("the grant requires approval");
+  if (environment.requiresApproval) reasons.push(`environment ${environment.name} requires approval`);
+  if (grant.allowProtected.length > 0) reasons.push(`the grant names protected operations: ${grant.allowProtected.join(", ")}`);
+  for (const [kind, rules] of [["graphql", grant.graphql], ["jsonrpc", grant.jsonrpc]] as const) {
+    rules?.allow.forEach((rule, i) => rule.requiresApproval && reasons.push(`${kind}.allow[${i}] requires approval`));
+  }
+  return reasons;
+}
+
+/** The status as it stands at `now`: a request nobody decided or collected in time has expired. */
+export function statusOf(row: Pick<Approval, "status" | "expiresAt">, now: Date): ApprovalStatus {
+  const expirable = row.status === "pending" || row.status === "approved" || row.status === "issuing";
+  return expirable && row.expiresAt <= now ? "expired" : (row.status as ApprovalStatus);
+}
+
+export function approvalView(row: Approval, now = new Date()) {
+  return {
+    approvalId: row.id,
+    status: statusOf(row, now),
+    agentId: row.agentId,
+    grantId: row.grantId,
+    upstream: row.upstream,
+    environment: row.environment,
+    reasons: row.reasons,
+    protectedOperations: row.protectedOperations,
+    capabilities: row.capabilities as Capabilities,
+    requestedBy: row.requestedBy,
+    decidedBy: row.decidedBy,
+    decidedAt: row.decidedAt,
+    note: row.note,
+    createdAt: row.createdAt,
+    expiresAt: row.expiresAt,
+  };
+}
+export type ApprovalView = ReturnType<typeof approvalView>;
+
+/** Where a new request is announced (src/approvals/webhook.ts). */
+export type ApprovalNotifier = { notify(approval: ApprovalView, names: { agent: string; grant: string }): void };
+
+type Meta = { actor: string; requestId: string };
+
+/**
+ * Break-glass approvals. A token request that needs a human is held here; a human with the `approve`
+ * permission approves or denies it (never the requester); the agent then collects its token, once.
+ * Every step is audited. An approval covers the token issued from it and tokens exchanged from that one.
+ */
+export class Approvals {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly options: { ttlSeconds: number; notifier: ApprovalNotifier | null },
+  ) {}
+
+  /** Records a held token request and announces it. */
+  async hold(input: {
+    agentId: string;
+    grant: GrantView;
+    environment: string;
+    capabilities: Capabilities;
+    reasons: string[];
+    requestId: string;
+  }): Promise<Approval> {
+    const { agentId, grant } = input;
+    const agent = await this.prisma.agent.findUnique({ where: { id: agentId }, select: { name: true } });
+    const credentialHolder = await this.#credentialHolder(agentId);
+    const row = await this.prisma.$transaction(async (tx) => {
+      const created = await tx.approval.create({
+        data: {
+          id: randomUUID(),
+          agentId,
+          grantId: grant.id,
+          upstream: grant.upstream,
+          environment: input.environment,
+          capabilities: input.capabilities,
+          reasons: input.reasons,
+          protectedOperations: grant.allowProtected,
+          status: "pending",
+          requestedBy: `agent:${agentId}`,
+          credentialHolder,
+          expiresAt: new Date(Date.now() + this.options.ttlSeconds * 1000),
+        },
+      });
+      await this.#audit(tx, created, { actor: created.requestedBy, requestId: input.requestId }, "approval.requested", {
+        reasons: created.reasons,
+        capabilities: input.capabilities,
+        protectedOperations: created.protectedOperations,
+      });
+      return created;
+    });
+    this.options.notifier?.notify(approvalView(row), { agent: agent?.name ?? agentId, grant: grant.name });
+    return row;
+  }
+
+  async list(status: ApprovalStatus | undefined) {
+    const now = new Date();
+    const rows = await this.prisma.approval.findMany({ orderBy: { createdAt: "desc" }, take: 500 });
+    return rows.map((row) => approvalView(row, now)).filter((view) => status === undefined || view.status === status);
+  }
+
+  /** A human's decision. The requester (the agent, or the admin key holding its credentials) may deny, never approve. */
+  async decide(id: string, verdict: "approve" | "deny", meta: Meta, note: string | undefined): Promise<ApprovalView> {
+    return this.prisma.$transaction(async (tx) => {
+      const row = await tx.approval.findUnique({ where: { id } });
+      if (!row) throw notFound("approval");
+      const now = new Date();
+      const status = statusOf(row, now);
+      if (status !== "pending") throw conflict(`approval is ${status}`);
+      if (verdict === "approve" && (meta.actor === row.requestedBy || meta.actor === row.credentialHolder)) {
+        throw forbidden("the requester cannot approve its own request", "self_approval");
+      }
+      const next = verdict === "approve" ? "approved" : "denied";
+      const changed = await tx.approval.updateMany({
+        where: { id, status: "pending" },
+        data: { status: next, decidedBy: meta.actor, decidedAt: now, note: note ?? null },
+      });
+      if (changed.count !== 1) throw conflict("approval was decided concurrently");
+      const decided = await tx.approval.findUniqueOrThrow({ where: { id } });
+      await this.#audit(tx, decided, meta, "approval.decided", { verdict, note: note ?? null });
+      return approvalView(decided, now);
+    });
+  }
+
+  /**
+   * The agent's poll. Once approved, the first poll claims the approval and issues its token through
+   * `issue`, exactly once; later polls see `issued` and no token. If issuing fails (say the grant
+   * changed), the approval stays approved for another attempt until it expires.
+   */
+  async collect(agentId: string, id: string, requestId: string, issue: (approval: Approval) => Promise<TokenResponse>) {
+    const row = await this.prisma.approval.findFirst({ where: { id, agentId } });
+    if (!row) throw notFound("approval");
+    const now = new Date();
+    if (statusOf(row, now) !== "approved") return approvalView(row, now);
+    const claimed = await this.prisma.approval.updateMany({
+      where: { id, status: "approved", expiresAt: { gt: now } },
+      data: { status: "issuing" },
+    });
+    if (claimed.count !== 1) return approvalView(await this.prisma.approval.findUniqueOrThrow({ where: { id } }));
+    let token: TokenResponse;
+    try {
+      token = await issue(row);
+    } catch (err) {
+      await this.prisma.approval.update({ where: { id }, data: { status: "approved" } });
+      throw err;
+    }
+    const issued = await this.prisma.$transaction(async (tx) => {
+      const updated = await tx.approval.update({ where: { id }, data: { status: "issued", issuedJti: token.jti } });
+      await this.#audit(tx, updated, { actor: updated.requestedBy, requestId }, "approval.collected", { jti: token.jti });
+      return updated;
+    });
+    return { ...approvalView(issued), token };
+  }
+
+  /** For the gate: the approval being collected right now for this agent and grant. */
+  async assertClaimed(id: string, agentId: string, grantId: string): Promise<void> {
+    const row = await this.prisma.approval.findUnique({ where: { id } });
+    if (row?.status !== "issuing" || row.agentId !== agentId || row.grantId !== grantId) {
+      throw forbidden("the approval is not being collected for this grant", "approval_invalid");
+    }
+  }
+
+  /** What was approved for a token, looked up by its jti or an ancestor's (exchanged tokens inherit). */
+  async forToken(jtis: readonly string[]): Promise<TokenApproval | null> {
+    const row = await this.prisma.approval.findFirst({ where: { issuedJti: { in: [...jtis] }, status: "issued" } });
+    return row ? { protectedOperations: row.protectedOperations } : null;
+  }
+
+  // The admin key that registered the agent was shown its client secret, so it could be the requester.
+  async #credentialHolder(agentId: string): Promise<string | null> {
+    const created = await this.prisma.auditEvent.findFirst({
+      where: { kind: "admin.change", agentId, details: { path: ["action"], equals: "agent.create" } },
+      select: { actor: true },
+    });
+    return created?.actor ?? null;
+  }
+
+  async #audit(
+    tx: Parameters<typeof appendAudit>[0],
+    row: Approval,
+    meta: Meta,
+    kind: "approval.requested" | "approval.decided" | "approval.collected",
+    details: Prisma.InputJsonObject,
+  ) {
+    await appendAudit(tx, {
+      kind,
+      actor: meta.actor,
+      requestId: meta.requestId,
+      agentId: row.agentId,
+      grantId: row.grantId,
+      upstream: row.upstream,
+      environment: row.environment,
+      decision: kind === "approval.decided" ? (row.status === "approved" ? "allow" : "deny") : undefined,
+      details: { approvalId: row.id, ...details },
+    });
+  }
+}

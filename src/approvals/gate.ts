@@ -1,0 +1,54 @@
+import type { PrismaClient } from "@prisma/client";
+import { appendAudit } from "../audit/audit.js";
+import type { Environments } from "../environments/environments.js";
+import type { GrantView } from "../grants/grants.js";
+import { approvalRequired, forbidden } from "../http/errors.js";
+import type { Capabilities } from "../tokens/issue.js";
+import { approvalReasons, type Approvals } from "./approvals.js";
+
+export type Admission = {
+  agent: { id: string };
+  grant: GrantView;
+  capabilities: Capabilities;
+  requestId: string;
+  /** Set when the token is being issued from an approval the agent is collecting. */
+  approvalId?: string;
+};
+
+/**
+ * The checks token issuance makes beyond the grant's own limits: the grant must cover its upstream's
+ * environment, and a token that needs a human's approval is held (`approval_required`) until one
+ * approves it. Called once, just before a token is minted.
+ */
+export class IssuanceGate {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly environments: Environments,
+    private readonly approvals: Approvals,
+  ) {}
+
+  async admit({ agent, grant, capabilities, requestId, approvalId }: Admission): Promise<void> {
+    // An upstream cannot be deleted while a grant uses it.
+    const { environment } = await this.prisma.upstream.findUniqueOrThrow({ where: { name: grant.upstream }, select: { environment: true } });
+    if (!grant.environments.includes(environment)) {
+      const err = forbidden(`the grant does not cover environment ${environment}`, "environment_not_covered");
+      await appendAudit(this.prisma, {
+        kind: "token.refused",
+        actor: `agent:${agent.id}`,
+        requestId,
+        agentId: agent.id,
+        grantId: grant.id,
+        upstream: grant.upstream,
+        environment,
+        decision: "deny",
+        reason: err.extra.reason,
+      });
+      throw err;
+    }
+    const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
+    if (reasons.length === 0) return;
+    if (approvalId !== undefined) return this.approvals.assertClaimed(approvalId, agent.id, grant.id);
+    const held = await this.approvals.hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId });
+    throw approvalRequired(held.id, held.expiresAt);
+  }
+}

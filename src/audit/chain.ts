@@ -1,0 +1,114 @@
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+
+/**
+ * The audit log's hash chain, as pure functions shared by the writer (src/audit/audit.ts), the database's
+ * link trigger (migration 0002, which computes `linkHash` in SQL) and the verifier (src/audit/verify.ts).
+ *
+ *   contentHash = sha256(canonicalJson(content))       content: every column but id and the hashes
+ *   hash        = sha256(prevHash + "|" + id + "|" + contentHash)
+ *
+ * The first event's prevHash is GENESIS_HASH, or, after pruning, the last pruned event's hash as recorded
+ * in the newest checkpoint.
+ */
+
+export const GENESIS_HASH = "0".repeat(64);
+
+/** The hashed columns of an audit event, in the shape both the writer and a row read back have. */
+export const CONTENT_FIELDS = [
+  "at",
+  "requestId",
+  "actor",
+  "kind",
+  "agentId",
+  "jti",
+  "grantId",
+  "upstream",
+  "environment",
+  "method",
+  "path",
+  "decision",
+  "reason",
+  "status",
+  "latencyMs",
+  "details",
+] as const;
+
+export type AuditContent = { at: Date } & Partial<Record<(typeof CONTENT_FIELDS)[number], unknown>>;
+
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+
+/**
+ * JSON with object keys sorted (by UTF-16 code units, as JavaScript sorts) at every depth and no
+ * whitespace. Values go through JSON first, so a Date becomes its ISO string and undefined properties
+ * vanish, exactly as they do on their way into a JSONB column.
+ */
+export function canonicalJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text === undefined ? "null" : serialise(JSON.parse(text));
+}
+
+function serialise(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(serialise).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${serialise((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Missing and null are the same thing in a row, so both hash as null. */
+export function contentHash(event: AuditContent): string {
+  const content: Record<string, unknown> = {};
+  for (const field of CONTENT_FIELDS) content[field] = event[field] ?? null;
+  content.at = event.at.toISOString();
+  return sha256(canonicalJson(content));
+}
+
+export const linkHash = (prevHash: string, id: bigint, contentHashHex: string) =>
+  sha256(`${prevHash}|${id.toString()}|${contentHashHex}`);
+
+/** What a pruning checkpoint commits to; its hash is signed, so it cannot be forged without the master key. */
+export type CheckpointContent = {
+  at: Date;
+  actor: string;
+  throughId: bigint;
+  throughHash: string;
+  prunedEvents: number;
+  keyId: string;
+  prevHash: string;
+};
+
+export const checkpointHash = (c: CheckpointContent) =>
+  sha256(
+    canonicalJson({
+      at: c.at.toISOString(),
+      actor: c.actor,
+      throughId: c.throughId.toString(),
+      throughHash: c.throughHash,
+      prunedEvents: c.prunedEvents,
+      keyId: c.keyId,
+      prevHash: c.prevHash,
+    }),
+  );
+
+/** The HMAC key for checkpoint signatures, derived from the master key so no new secret is needed. */
+export type CheckpointKey = { keyId: string; key: Buffer };
+
+/** The current master key's checkpoint key first (it signs), then the previous one's during a rotation. */
+export type CheckpointKeys = readonly [CheckpointKey, ...CheckpointKey[]];
+
+export function deriveCheckpointKey(masterKey: Buffer): CheckpointKey {
+  const key = Buffer.from(hkdfSync("sha256", masterKey, Buffer.alloc(0), "keyward audit checkpoint v1", 32));
+  return { keyId: createHash("sha256").update(key).digest("hex").slice(0, 16), key };
+}
+
+export const signCheckpoint = (key: CheckpointKey, hash: string) =>
+  createHmac("sha256", key.key).update(hash, "utf8").digest("hex");
+
+export function checkpointSignatureValid(key: CheckpointKey, hash: string, signature: string): boolean {
+  const expected = Buffer.from(signCheckpoint(key, hash), "hex");
+  const given = Buffer.from(signature, "hex");
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

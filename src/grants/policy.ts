@@ -1,0 +1,61 @@
+import { Prisma, type Grant } from "@prisma/client";
+import type { z } from "zod";
+import { badRequest } from "../http/errors.js";
+import type { HttpRule } from "../policy/decide.js";
+import { grantFitProblems, type Budgets, type GraphqlRules, type grantPolicyFields, type JsonRpcRules, type UpstreamPolicyFacts } from "../policy/rules.js";
+
+/** The policy fields beyond methods, paths and deny, as the API shows them and decide() reads them. */
+export type GrantPolicyView = {
+  environments: string[];
+  requiresApproval: boolean;
+  destructive: HttpRule[];
+  graphql: GraphqlRules | null;
+  jsonrpc: JsonRpcRules | null;
+  allowProtected: string[];
+  budgets: Budgets | null;
+};
+
+type PolicyInput = { [K in keyof typeof grantPolicyFields]?: z.infer<(typeof grantPolicyFields)[K]> };
+
+export function grantPolicyView(row: Grant): GrantPolicyView {
+  return {
+    environments: row.environments,
+    requiresApproval: row.requiresApproval,
+    destructive: row.destructive as HttpRule[],
+    graphql: row.graphql as GraphqlRules | null,
+    jsonrpc: row.jsonrpc as JsonRpcRules | null,
+    allowProtected: row.allowProtected,
+    budgets: row.budgets as Budgets | null,
+  };
+}
+
+/**
+ * The policy columns to store: the input over the current values (or the defaults on create, where
+ * environments default to the upstream's), refused with 400 if they do not fit the upstream.
+ */
+export function grantPolicyColumns(input: PolicyInput, current: GrantPolicyView | null, upstream: UpstreamPolicyFacts) {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as Partial<GrantPolicyView>;
+  const merged: GrantPolicyView = {
+    environments: [upstream.environment],
+    requiresApproval: false,
+    destructive: [],
+    graphql: null,
+    jsonrpc: null,
+    allowProtected: [],
+    budgets: null,
+    ...current,
+    ...defined,
+  };
+  const problems = grantFitProblems(merged, upstream);
+  if (problems.length > 0) throw badRequest("policy_misfit", "the grant's policy does not fit its upstream", problems);
+  const json = (value: object | null) => value ?? Prisma.DbNull;
+  return {
+    environments: [...new Set(merged.environments)],
+    requiresApproval: merged.requiresApproval,
+    destructive: merged.destructive,
+    graphql: json(merged.graphql),
+    jsonrpc: json(merged.jsonrpc),
+    allowProtected: [...new Set(merged.allowProtected)],
+    budgets: json(merged.budgets),
+  };
+}

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from "fastify";
+import type { PrismaClient } from "@prisma/client";
+import { installAdminAuth } from "../admin/auth.js";
+import { KeywardError } from "../http/errors.js";
+import type { RevocationService } from "../revocation/service.js";
+import type { SigningKeys } from "../tokens/signing-keys.js";
+import type { Metrics } from "./metrics.js";
+
+export type OpsDeps = { prisma: PrismaClient; revocations: RevocationService; signingKeys: SigningKeys; metrics: Metrics };
+
+/** Longer than this, the database counts as unreachable: a load balancer's check must answer promptly. */
+const DATABASE_CHECK_TIMEOUT_MS = 2_000;
+
+async function databaseReachable(prisma: PrismaClient): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), DATABASE_CHECK_TIMEOUT_MS)));
+  const query = prisma.$queryRaw`SELECT 1`.then(() => true, () => false);
+  try {
+    return await Promise.race([query, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function signingKeyLoaded(signingKeys: SigningKeys): boolean {
+  try {
+    signingKeys.current();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `/healthz` (the process is up), `/readyz` (this replica can serve: point load-balancer checks here)
+ * and `/metrics` (Prometheus; an admin key allowed to read_audit, e.g. an `auditor` key, so counts of
+ * calls per upstream are no more public than the audit log they summarise).
+ */
+export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<void> {
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  // A replica that cannot prove its revocation state current refuses every proxied call, and one without
+  // its database or signing key cannot issue or check anything: each should leave the rotation until it can.
+  app.get("/readyz", async () => {
+    const checks = {
+      database: await databaseReachable(deps.prisma),
+      revocationState: deps.revocations.isCurrent(),
+      signingKey: signingKeyLoaded(deps.signingKeys),
+    };
+    if (!Object.values(checks).every(Boolean)) throw new KeywardError(503, "not_ready", "not ready", { details: checks });
+    return { status: "ready", checks };
+  });
+
+  await app.register(async (scope) => {
+    installAdminAuth(scope, deps.prisma);
+    scope.get("/metrics", { config: { permission: "read_audit" } }, async (_request, reply) =>
+      reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+    );
+  });
+}

@@ -1,0 +1,136 @@
+import { randomUUID } from "node:crypto";
+import type { Prisma, PrismaClient } from "@prisma/client";
+import { appendAudit } from "../audit/audit.js";
+import { conflict, notFound } from "../http/errors.js";
+import type { RevocationRecord, TokenSelector } from "./state.js";
+
+export type RevocationTarget =
+  | { jti: string }
+  | { agentId: string }
+  | { grantId: string }
+  | { upstream: string }
+  | { environment: string }
+  | { issuedBefore: Date }
+  | { all: true };
+
+type Meta = { actor: string; reason?: string; requestId?: string };
+
+function selectorOf(target: RevocationTarget): { selector: TokenSelector; value: string } {
+  if ("jti" in target) return { selector: "jti", value: target.jti };
+  if ("agentId" in target) return { selector: "agent", value: target.agentId };
+  if ("grantId" in target) return { selector: "grant", value: target.grantId };
+  if ("upstream" in target) return { selector: "upstream", value: target.upstream };
+  if ("environment" in target) return { selector: "environment", value: target.environment };
+  if ("issuedBefore" in target) return { selector: "issued_before", value: target.issuedBefore.toISOString() };
+  return { selector: "all", value: "*" };
+}
+
+export type RevocationView = {
+  id: string;
+  selector: TokenSelector;
+  value: string;
+  revokedAt: Date;
+  expiresAt: Date | null;
+  reason: string | null;
+  actor: string;
+};
+
+/**
+ * Writes a revocation row and its audit event in the caller's transaction. The row's trigger announces
+ * it to every replica on commit; the caller applies it to its own replica's state at once. An unknown
+ * jti, upstream or environment is refused (404): a typo must not look like a successful revocation.
+ */
+export async function recordRevocation(tx: Prisma.TransactionClient, target: RevocationTarget, meta: Meta): Promise<RevocationView> {
+  const { selector, value } = selectorOf(target);
+  let expiresAt: Date | null = null;
+  if (selector === "jti") {
+    const token = await tx.issuedToken.findUnique({ where: { jti: value }, select: { expiresAt: true } });
+    if (!token) throw notFound("token");
+    expiresAt = token.expiresAt;
+  }
+  if (selector === "upstream" && !(await tx.upstream.findUnique({ where: { name: value }, select: { id: true } }))) {
+    throw notFound(`upstream ${value}`);
+  }
+  if (selector === "environment" && !(await tx.upstream.findFirst({ where: { environment: value }, select: { id: true } }))) {
+    throw notFound(`environment ${value}`);
+  }
+  const row = await tx.revocation.create({
+    data: { id: randomUUID(), selector, value, reason: meta.reason, actor: meta.actor, expiresAt },
+  });
+  await appendAudit(tx, {
+    kind: "revocation.created",
+    actor: meta.actor,
+    requestId: meta.requestId,
+    reason: meta.reason,
+    details: { revocationId: row.id, selector, value },
+    ...(selector === "jti" && { jti: value }),
+    ...(selector === "agent" && { agentId: value }),
+    ...(selector === "grant" && { grantId: value }),
+    ...(selector === "upstream" && { upstream: value }),
+    ...(selector === "environment" && { environment: value }),
+  });
+  return { id: row.id, selector, value, revokedAt: row.createdAt, expiresAt, reason: row.reason, actor: row.actor };
+}
+
+export type KillSwitchView = {
+  engaged: boolean;
+  engagedAt: Date | null;
+  engagedBy: string | null;
+  reason: string | null;
+};
+
+const KILL_SWITCH = { selector: "kill_switch", liftedAt: null } as const;
+
+export async function killSwitchStatus(prisma: Pick<PrismaClient, "revocation">): Promise<KillSwitchView> {
+  const row = await prisma.revocation.findFirst({ where: KILL_SWITCH, orderBy: { createdAt: "asc" } });
+  return row
+    ? { engaged: true, engagedAt: row.createdAt, engagedBy: row.actor, reason: row.reason }
+    : { engaged: false, engagedAt: null, engagedBy: null, reason: null };
+}
+
+/**
+ * Engages the kill switch unless it already is (then nothing is written: `created` is false). Returns the
+ * record for the caller to apply to its own state after commit.
+ */
+export async function engageKillSwitch(
+  prisma: PrismaClient,
+  meta: Meta,
+): Promise<{ status: KillSwitchView; created: boolean; record: RevocationRecord | null }> {
+  return prisma.$transaction(async (tx) => {
+    const current = await killSwitchStatus(tx);
+    if (current.engaged) return { status: current, created: false, record: null };
+    const row = await tx.revocation.create({
+      data: { id: randomUUID(), selector: "kill_switch", value: "*", reason: meta.reason, actor: meta.actor },
+    });
+    await appendAudit(tx, {
+      kind: "kill_switch.engaged",
+      actor: meta.actor,
+      requestId: meta.requestId,
+      reason: meta.reason,
+      details: { revocationId: row.id },
+    });
+    return {
+      status: { engaged: true, engagedAt: row.createdAt, engagedBy: row.actor, reason: row.reason },
+      created: true,
+      record: { selector: "kill_switch", id: row.id, lifted: false },
+    };
+  });
+}
+
+/** Lifts the kill switch (every engaged row, should two replicas have engaged it at once); 409 if not engaged. */
+export async function liftKillSwitch(prisma: PrismaClient, meta: Meta): Promise<RevocationRecord[]> {
+  return prisma.$transaction(async (tx) => {
+    const engaged = await tx.revocation.findMany({ where: KILL_SWITCH, select: { id: true } });
+    if (engaged.length === 0) throw conflict("the kill switch is not engaged");
+    const ids = engaged.map((r) => r.id);
+    await tx.revocation.updateMany({ where: { id: { in: ids } }, data: { liftedAt: new Date(), liftedBy: meta.actor } });
+    await appendAudit(tx, {
+      kind: "kill_switch.lifted",
+      actor: meta.actor,
+      requestId: meta.requestId,
+      reason: meta.reason,
+      details: { revocationIds: ids },
+    });
+    return ids.map((id) => ({ selector: "kill_switch", id, lifted: true }) as const);
+  });
+}

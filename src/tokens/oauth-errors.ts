@@ -1,0 +1,58 @@
+import { toErrorResponse } from "../http/error-handler.js";
+
+/** RFC 6749 §5.2 (and RFC 6750 §3.1, RFC 8693, RFC 9396) error codes, which OAuth clients act on. */
+const OAUTH_ERRORS = new Set([
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "invalid_scope",
+  "invalid_target",
+  "invalid_authorization_details",
+  "invalid_token",
+  "insufficient_scope",
+  "temporarily_unavailable",
+  "server_error",
+]);
+
+/** Keyward's own codes as the OAuth endpoints mean them. */
+const FROM_KEYWARD: Record<string, { status: number; error: string }> = {
+  // An admin key missing or wrong at the introspection endpoint (RFC 7662 §2.3 → RFC 6750 §3.1).
+  unauthenticated: { status: 401, error: "invalid_token" },
+  forbidden: { status: 403, error: "insufficient_scope" },
+  // The requested grant is unknown, not the agent's, or wider than allowed.
+  not_found: { status: 400, error: "invalid_scope" },
+  not_in_grant: { status: 400, error: "invalid_scope" },
+  widening_refused: { status: 400, error: "invalid_scope" },
+};
+
+export type OAuthErrorBody = { error: string; error_description: string };
+
+/** error_description allows printable ASCII except `"` and `\` (RFC 6749 §5.2). */
+const description = (text: string) => text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, "?").slice(0, 500);
+
+/**
+ * The one place errors become OAuth error responses: Keyward's own mapping first (so validation and
+ * framework errors are classified once), then its code translated. Only a 401 keeps its
+ * WWW-Authenticate header.
+ */
+export function toOAuthErrorResponse(err: unknown): { status: number; body: OAuthErrorBody; headers: Record<string, string> } {
+  const keyward = toErrorResponse(err);
+  const { code, message, reason } = keyward.body.error;
+  const mapped = OAUTH_ERRORS.has(code)
+    ? { status: code === "invalid_client" ? 401 : keyward.status, error: code }
+    : (FROM_KEYWARD[code] ?? fallback(keyward.status));
+  return {
+    status: mapped.status,
+    headers: mapped.status === 401 ? keyward.headers : {},
+    body: { error: mapped.error, error_description: description(reason ? `${message}: ${reason}` : message) },
+  };
+}
+
+function fallback(status: number): { status: number; error: string } {
+  if (status === 503) return { status, error: "temporarily_unavailable" };
+  if (status >= 500) return { status: 500, error: "server_error" };
+  // Malformed bodies, wrong content types, oversized requests: the status says which.
+  return { status: status === 413 || status === 415 ? status : 400, error: "invalid_request" };
+}

@@ -1,0 +1,163 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { PrismaClient } from "@prisma/client";
+import { z } from "zod";
+import { installAdminAuth } from "../admin/auth.js";
+import { clientAuthFields, formDecodeBasic, invalidClient, presentedClient, splitClientAuth, type ClientAuthenticator } from "../agents/client-auth.js";
+import { appendAudit } from "../audit/audit.js";
+import { basicCredentials } from "../http/auth-header.js";
+import { KeywardError } from "../http/errors.js";
+import { parseForm } from "../http/form.js";
+import { recordRevocation, type RevocationService } from "../revocation/service.js";
+import type { AgentToken } from "./claims.js";
+import { ACCESS_TOKEN_TYPE, introspectionOf, TOKEN_EXCHANGE_GRANT } from "./oauth-documents.js";
+import { toOAuthErrorResponse } from "./oauth-errors.js";
+import { requestedCapabilities } from "./oauth-request.js";
+import type { Tokens } from "./tokens.js";
+import type { TokenVerifier } from "./verify.js";
+
+export type OAuthDeps = {
+  prisma: PrismaClient;
+  tokens: Tokens;
+  clientAuth: ClientAuthenticator;
+  verifyToken: TokenVerifier;
+  revocations: RevocationService;
+  claims: { issuer: string; audience: string };
+};
+
+const narrowing = { scope: z.string().max(4000).optional(), authorization_details: z.string().max(8000).optional() };
+const clientCredentialsParams = z.strictObject({ grant_type: z.literal("client_credentials"), ...narrowing });
+const tokenExchangeParams = z.strictObject({
+  grant_type: z.literal(TOKEN_EXCHANGE_GRANT),
+  subject_token: z.string().min(1).max(8000),
+  subject_token_type: z.literal(ACCESS_TOKEN_TYPE),
+  requested_token_type: z.literal(ACCESS_TOKEN_TYPE).optional(),
+  ...narrowing,
+});
+const tokenParams = z.strictObject({ token: z.string().min(1).max(8000), token_type_hint: z.string().max(100).optional() });
+
+/** zod for form parameters, failing as RFC 6749 invalid_request with what was wrong. */
+function parseParams<T extends z.ZodType>(schema: T, params: Record<string, string>): z.infer<T> {
+  const parsed = schema.safeParse(params);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message));
+  throw new KeywardError(400, "invalid_request", problems.join("; "));
+}
+
+const formOf = (req: FastifyRequest) => (req.body ?? {}) as Record<string, string>;
+
+/** The client authentication a request presents, parsed from the Authorization header and the form. */
+function clientOf(req: FastifyRequest, auth: Record<string, string>) {
+  const basic = req.headers.authorization === undefined ? undefined : formDecodeBasic(basicCredentials(req));
+  return presentedClient(basic, parseParams(clientAuthFields, auth));
+}
+
+/**
+ * The OAuth 2.0 endpoints: token (client_credentials, RFC 8693 token exchange), revocation (RFC 7009)
+ * and introspection (RFC 7662). Form-encoded bodies only; errors in the RFC 6749 shape; never cached.
+ * Unknown parameters are refused rather than ignored, so no client believes a parameter narrowed its
+ * token when Keyward did not understand it.
+ */
+export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promise<void> {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseForm(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body, headers } = toOAuthErrorResponse(err);
+    if (status >= 500) request.log.error({ err }, "request failed");
+    else request.log.info({ code: body.error, status }, "request refused");
+    return reply.code(status).headers(headers).send(body);
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    reply.header("cache-control", "no-store").header("pragma", "no-cache");
+  });
+
+  /**
+   * A live token: valid, not revoked, not frozen by a kill switch. Null if it is not; 503 if the
+   * revocation state is too old to say.
+   */
+  const liveToken = async (token: string): Promise<AgentToken | null> => {
+    try {
+      const verified = await deps.verifyToken(token);
+      deps.revocations.assertNotRevoked(verified);
+      return verified;
+    } catch (err) {
+      if (err instanceof KeywardError && (err.status === 401 || err.status === 403)) return null;
+      throw err;
+    }
+  };
+
+  app.post("/oauth2/token", async (req) => {
+    const { auth, params } = splitClientAuth(formOf(req));
+    const client = clientOf(req, auth);
+
+    if (params.grant_type === "client_credentials") {
+      const agent = await deps.clientAuth.authenticate(client, req.id);
+      if (!agent) throw invalidClient("client authentication required");
+      const body = parseParams(clientCredentialsParams, params);
+      const { grant, ...narrower } = requestedCapabilities(body.scope, body.authorization_details);
+      if (grant === undefined) throw new KeywardError(400, "invalid_scope", "name the grant: scope=grant:<name or id>");
+      return deps.tokens.issue(agent, { grant, ...narrower }, req.id);
+    }
+
+    if (params.grant_type === TOKEN_EXCHANGE_GRANT) {
+      // The subject token is the credential; client authentication is optional, but must match it.
+      const agent = await deps.clientAuth.authenticate(client, req.id);
+      const body = parseParams(tokenExchangeParams, params);
+      const parent = await liveToken(body.subject_token);
+      if (!parent) {
+        await appendAudit(deps.prisma, {
+          kind: "token.refused",
+          actor: agent ? `agent:${agent.id}` : "anonymous",
+          requestId: req.id,
+          decision: "deny",
+          reason: "subject token is not a live Keyward token",
+        });
+        throw new KeywardError(400, "invalid_request", "subject_token is invalid, expired or revoked");
+      }
+      const clientId = agent?.clientId ?? client.clientId;
+      if (clientId !== undefined && clientId !== parent.clientId) {
+        throw new KeywardError(400, "invalid_request", "the subject token was not issued to this client");
+      }
+      const { grant, ...narrower } = requestedCapabilities(body.scope, body.authorization_details);
+      if (grant !== undefined) throw new KeywardError(400, "invalid_scope", "an exchanged token keeps its grant: name none");
+      return { ...(await deps.tokens.exchange(parent, narrower, req.id)), issued_token_type: ACCESS_TOKEN_TYPE };
+    }
+
+    if (params.grant_type === undefined) throw new KeywardError(400, "invalid_request", "grant_type is required");
+    throw new KeywardError(400, "unsupported_grant_type", "grant_type is not supported");
+  });
+
+  // RFC 7009: an agent revokes a token of its own. A token that is already invalid needs nothing: 200.
+  app.post("/oauth2/revoke", async (req, reply) => {
+    const { auth, params } = splitClientAuth(formOf(req));
+    const agent = await deps.clientAuth.authenticate(clientOf(req, auth), req.id);
+    if (!agent) throw invalidClient("client authentication required");
+    const { token } = parseParams(tokenParams, params);
+    // Revoking must work even while the revocation state is stale, so only the signature is checked.
+    const verified = await deps.verifyToken(token).catch((err: unknown) => {
+      if (err instanceof KeywardError && err.status === 401) return null;
+      throw err;
+    });
+    if (!verified) return reply.code(200).send();
+    if (verified.agentId !== agent.id) throw new KeywardError(400, "unauthorized_client", "the token was not issued to this client");
+    const meta = { actor: `agent:${agent.id}`, requestId: req.id, reason: "revoked by its agent" };
+    const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, { jti: verified.jti }, meta));
+    deps.revocations.applyCommitted(revocation);
+    return reply.code(200).send();
+  });
+
+  // RFC 7662, for admin and security keys: whether a token is live, and its claims if so.
+  await app.register(async (scope) => {
+    installAdminAuth(scope, deps.prisma);
+    scope.post("/oauth2/introspect", { config: { permission: "introspect" } }, async (req) => {
+      const { token } = parseParams(tokenParams, formOf(req));
+      const live = await liveToken(token);
+      return live ? introspectionOf(live, deps.claims) : { active: false };
+    });
+  });
+}

@@ -1,0 +1,40 @@
+import { z } from "zod";
+import { defineKind, headerSafeText } from "./contract.js";
+
+// Header names an injected credential may not take over: hop-by-hop and framing headers.
+const RESERVED_HEADERS = new Set([
+  "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+  "proxy-authorization", "proxy-authenticate", "expect",
+]);
+
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,100}$/, "not a valid HTTP header name")
+  .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), "this header cannot carry a credential");
+
+/** `header`: a static secret in one request header, e.g. `Authorization: Bearer <secret>` or `X-Api-Key: <secret>`. */
+export const headerKind = defineKind({
+  authSchema: z.strictObject({
+    type: z.literal("header"),
+    header: headerName.default("Authorization"),
+    template: z
+      .string()
+      .max(200)
+      .refine((t) => t.split("{secret}").length === 2, "must contain {secret} exactly once")
+      .refine((t) => !/[\r\n\u0000]/.test(t), "no line breaks")
+      .default("Bearer {secret}"),
+  }),
+  secretSchema: headerSafeText(16_384, "the header kind takes a string secret"),
+  compile(auth, secret) {
+    const name = auth.header.toLowerCase();
+    // A function replacement: "$&" and friends in the secret are inserted literally.
+    const value = auth.template.replace("{secret}", () => secret);
+    return {
+      buffersBody: false,
+      ownsHeader: (header) => header === name,
+      async prepare(request) {
+        request.headers[name] = value;
+      },
+    };
+  },
+});

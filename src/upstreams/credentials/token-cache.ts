@@ -1,0 +1,46 @@
+import { credentialUnavailable } from "../../http/errors.js";
+
+/** An upstream access token and when it stops being valid (epoch milliseconds). */
+export type ExpiringToken = { value: string; expiresAt: number };
+
+/**
+ * When to stop handing out a token and obtain the next one: a minute before it expires, or, for tokens
+ * that live less than five minutes, when four fifths of its life are gone. A request is never sent
+ * with a token about to expire on the way.
+ */
+export function refreshAt(obtainedAt: number, expiresAt: number): number {
+  return expiresAt - Math.min(60_000, (expiresAt - obtainedAt) / 5);
+}
+
+/**
+ * Upstream tokens by key (e.g. the scope they were narrowed to), each obtained once and reused until its
+ * refresh time. Concurrent callers for the same key share one call to `obtain` (single flight). A token
+ * past its refresh time is forgotten before the refresh starts, so a failed refresh fails the callers:
+ * a stale or expired token is never used.
+ */
+export class TokenCache {
+  readonly #tokens = new Map<string, { value: string; refreshAt: number }>();
+  readonly #pending = new Map<string, Promise<string>>();
+
+  constructor(private readonly now: () => number) {}
+
+  get(key: string, obtain: () => Promise<ExpiringToken>): Promise<string> {
+    const cached = this.#tokens.get(key);
+    if (cached && this.now() < cached.refreshAt) return Promise.resolve(cached.value);
+    this.#tokens.delete(key);
+    const pending = this.#pending.get(key);
+    if (pending) return pending;
+
+    const obtainedAt = this.now();
+    const next = obtain()
+      .then((token) => {
+        const due = refreshAt(obtainedAt, token.expiresAt);
+        if (this.now() >= due) throw credentialUnavailable("the token endpoint issued a token that is already (nearly) expired");
+        this.#tokens.set(key, { value: token.value, refreshAt: due });
+        return token.value;
+      })
+      .finally(() => this.#pending.delete(key));
+    this.#pending.set(key, next);
+    return next;
+  }
+}

@@ -1,0 +1,80 @@
+import type { Prisma, PrismaClient } from "@prisma/client";
+import { appendAudit } from "../audit/audit.js";
+import { signingKeyContext } from "../tokens/signing-keys.js";
+import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
+import type { Vault } from "./vault.js";
+
+/** Every column Keyward stores encrypted under the master key, and the associated data it is bound to. */
+const ENCRYPTED_COLUMNS = [
+  {
+    table: "Upstream",
+    rows: async (db: PrismaClient) =>
+      (await db.upstream.findMany({ select: { id: true, secretCiphertext: true } })).map((r) => ({ id: r.id, ciphertext: r.secretCiphertext })),
+    /** Re-encrypts one row if it is still as read; false if it changed meanwhile (or is gone). */
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string) => {
+      const row = await tx.upstream.findUnique({ where: { id }, select: { secretCiphertext: true } });
+      if (!row || vault.isCurrent(row.secretCiphertext)) return false;
+      const context = upstreamSecretContext(id);
+      const secretCiphertext = vault.encrypt(vault.decrypt(row.secretCiphertext, context), context);
+      const { count } = await tx.upstream.updateMany({
+        where: { id, secretCiphertext: row.secretCiphertext },
+        data: { secretCiphertext, secretKeyId: vault.keyId },
+      });
+      return count === 1;
+    },
+  },
+  {
+    table: "SigningKey",
+    rows: async (db: PrismaClient) =>
+      (await db.signingKey.findMany({ select: { kid: true, privateCiphertext: true } })).map((r) => ({ id: r.kid, ciphertext: r.privateCiphertext })),
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, kid: string) => {
+      const row = await tx.signingKey.findUnique({ where: { kid }, select: { privateCiphertext: true } });
+      if (!row || vault.isCurrent(row.privateCiphertext)) return false;
+      const context = signingKeyContext(kid);
+      const privateCiphertext = vault.encrypt(vault.decrypt(row.privateCiphertext, context), context);
+      const { count } = await tx.signingKey.updateMany({ where: { kid, privateCiphertext: row.privateCiphertext }, data: { privateCiphertext } });
+      return count === 1;
+    },
+  },
+] as const;
+
+export type ReencryptResult = { reencrypted: number; remaining: number };
+
+/**
+ * Master-key rotation: re-encrypts every stored secret that is not yet under the vault's current key
+ * (the vault must also hold the previous key, to read them). Each row is read, re-encrypted and written
+ * back in its own transaction, with its audit event, and only if nobody changed it meanwhile, so an
+ * interruption loses nothing: every row is under the old key or the new one, both readable, and running
+ * again picks up where it stopped. Stops after `maxRows` rows when given. `remaining` counts the rows
+ * still under another key afterwards (0 when done).
+ */
+export async function reencryptSecrets(
+  prisma: PrismaClient,
+  vault: Vault,
+  options: { actor: string; maxRows?: number },
+): Promise<ReencryptResult> {
+  let reencrypted = 0;
+  for (const column of ENCRYPTED_COLUMNS) {
+    for (const { id, ciphertext } of await column.rows(prisma)) {
+      if (vault.isCurrent(ciphertext)) continue;
+      if (options.maxRows !== undefined && reencrypted >= options.maxRows) return { reencrypted, remaining: await countRemaining(prisma, vault) };
+      const done = await prisma.$transaction(async (tx) => {
+        if (!(await column.rewrite(tx, vault, id))) return false;
+        await appendAudit(tx, {
+          kind: "admin.change",
+          actor: options.actor,
+          details: { action: "master_key.reencrypt", table: column.table, id, keyId: vault.keyId },
+        });
+        return true;
+      });
+      if (done) reencrypted++;
+    }
+  }
+  return { reencrypted, remaining: await countRemaining(prisma, vault) };
+}
+
+async function countRemaining(prisma: PrismaClient, vault: Vault): Promise<number> {
+  let remaining = 0;
+  for (const column of ENCRYPTED_COLUMNS) remaining += (await column.rows(prisma)).filter((r) => !vault.isCurrent(r.ciphertext)).length;
+  return remaining;
+}

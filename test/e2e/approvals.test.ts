@@ -1,0 +1,233 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { startGraphqlUpstream } from "../helpers/graphql-upstream.js";
+import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
+
+const SECRET = "railway-production-key-" + "p".repeat(24);
+
+/** Break-glass: a token for a protected operation in production waits for a human, and is handed out once. */
+describe("human approval", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startGraphqlUpstream>>;
+  let webhook: Server;
+  const webhookCalls: { headers: Record<string, unknown>; body: Record<string, unknown> }[] = [];
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+  let otherAgent: Awaited<ReturnType<typeof createAgent>>;
+  let security: { id: string; key: string };
+  let auditorKey: string;
+
+  beforeAll(async () => {
+    webhook = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        webhookCalls.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, "127.0.0.1", resolve));
+    upstream = await startGraphqlUpstream();
+    store = newStore();
+    broker = await startBroker(store, { KEYWARD_APPROVAL_WEBHOOK_URL: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hooks/approvals` });
+    await createUpstream(broker, { name: "railway-prod", baseUrl: upstream.url, environment: "production", secret: SECRET, protocol: "graphql", presets: ["railway"] });
+    // Registered with the bootstrap admin key, which therefore holds the agent's client secret.
+    agent = await createAgent(broker, "ops-agent");
+    otherAgent = await createAgent(broker, "other-agent");
+    await createGrant(broker, {
+      name: "break-glass",
+      agents: [agent.id, otherAgent.id],
+      upstream: "railway-prod",
+      methods: ["POST"],
+      paths: ["/graphql"],
+      graphql: { allow: [{ operation: "query" }, { operation: "mutation", field: "volumeDelete", destructive: true }] },
+      allowProtected: ["railway.volumeDelete"],
+      maxTtlSeconds: 600,
+    });
+    const created = await broker.admin("post", "/v1/admin-keys", { name: "on-call", role: "security" });
+    security = { id: created.body.id, key: created.body.key };
+    auditorKey = (await broker.admin("post", "/v1/admin-keys", { name: "auditor", role: "auditor" })).body.key;
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await new Promise((resolve) => webhook?.close(resolve));
+    await store?.drop();
+  });
+
+  const as = (key: string, path: string, body: object = {}) => broker.http().post(path).set("authorization", `Bearer ${key}`).send(body);
+  const poll = (id: string, who = agent) => broker.http().get(`/v1/approvals/${id}`).set("authorization", basic(who.clientId, who.clientSecret));
+  const requestToken = async (body: Record<string, unknown> = { grant: "break-glass", ttlSeconds: 300 }) => {
+    const res = await issueToken(broker, agent, body);
+    expect(res.status).toBe(202);
+    return res.body as { status: string; approvalId: string; expiresAt: string };
+  };
+
+  let approvalId: string;
+  let token: string;
+
+  it("POST /v1/tokens answers 202 with an approval id instead of a token", async () => {
+    const held = await requestToken();
+    expect(held).toEqual({ status: "pending", approvalId: expect.any(String), expiresAt: expect.any(String) });
+    expect(held).not.toHaveProperty("access_token");
+    approvalId = held.approvalId;
+  });
+
+  it("the agent polls with its client credentials, and only it", async () => {
+    const res = await poll(approvalId);
+    expect(res.status).toBe(200);
+    expect(res.headers["cache-control"]).toBe("no-store");
+    expect(res.body).toMatchObject({ approvalId, status: "pending", capabilities: { methods: ["POST"], paths: ["/graphql"], ttlSeconds: 300 } });
+    expect(res.body).not.toHaveProperty("token");
+    expect((await poll(approvalId, otherAgent)).status).toBe(404);
+    expect((await broker.http().get(`/v1/approvals/${approvalId}`)).status).toBe(401);
+    expect((await broker.http().get(`/v1/approvals/${approvalId}`).set("authorization", basic(agent.clientId, "kws_wrong"))).status).toBe(401);
+  });
+
+  it("posts the request to the approval webhook, with no secret in it", async () => {
+    await expect.poll(() => webhookCalls.length).toBeGreaterThan(0);
+    const call = webhookCalls[0]!;
+    expect(call.headers["content-type"]).toBe("application/json");
+    expect(call.body).toMatchObject({
+      event: "approval.requested",
+      approvalId,
+      agent: { id: agent.id, name: "ops-agent" },
+      grant: { name: "break-glass" },
+      upstream: "railway-prod",
+      environment: "production",
+      protectedOperations: ["railway.volumeDelete"],
+      approve: `POST /v1/approvals/${approvalId}/approve`,
+    });
+    expect(call.body.reasons).toEqual(["the grant names protected operations: railway.volumeDelete"]);
+    expect(JSON.stringify(call.body)).not.toContain(SECRET);
+    expect(JSON.stringify(call.body)).not.toContain(agent.clientSecret);
+  });
+
+  it("the requester cannot approve its own request: the admin key that holds the agent's secret is refused", async () => {
+    const res = await as(broker.adminKey, `/v1/approvals/${approvalId}/approve`);
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe("self_approval");
+  });
+
+  it("an auditor may not decide; an agent token or no key is not an admin key", async () => {
+    expect((await as(auditorKey, `/v1/approvals/${approvalId}/approve`)).status).toBe(403);
+    expect((await broker.http().post(`/v1/approvals/${approvalId}/approve`).send({})).status).toBe(401);
+  });
+
+  it("a security key lists pending requests and approves, recorded with its id", async () => {
+    const list = await broker.http().get("/v1/approvals?status=pending").set("authorization", `Bearer ${security.key}`);
+    expect(list.status).toBe(200);
+    expect(list.body.approvals.map((a: { approvalId: string }) => a.approvalId)).toContain(approvalId);
+    const res = await as(security.key, `/v1/approvals/${approvalId}/approve`, { note: "restore drill, ticket OPS-42" });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "approved", decidedBy: `admin-key:${security.id}`, note: "restore drill, ticket OPS-42" });
+    expect((await as(security.key, `/v1/approvals/${approvalId}/approve`)).status).toBe(409);
+    expect((await as(security.key, `/v1/approvals/${approvalId}/deny`)).status).toBe(409);
+  });
+
+  it("the agent's next poll gets the token, exactly once", async () => {
+    const first = await poll(approvalId);
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ status: "issued", token: { token_type: "Bearer", expires_in: 300, access_token: expect.any(String) } });
+    token = first.body.token.access_token;
+    const second = await poll(approvalId);
+    expect(second.body.status).toBe("issued");
+    expect(second.body).not.toHaveProperty("token");
+  });
+
+  it("the approved token may run the protected operation the grant names", async () => {
+    const res = await broker
+      .http()
+      .post("/proxy/railway-prod/graphql")
+      .set("authorization", `Bearer ${token}`)
+      .set("content-type", "application/json")
+      .send(JSON.stringify({ query: 'mutation { volumeDelete(volumeId: "vol-1") }' }));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ data: { volumeDelete: true } });
+    expect(upstream.state.volumes).toEqual([]);
+  });
+
+  it("concurrent polls of one approval hand out one token", async () => {
+    const { approvalId: id } = await requestToken();
+    await as(security.key, `/v1/approvals/${id}/approve`).expect(200);
+    const polls = await Promise.all(Array.from({ length: 6 }, () => poll(id)));
+    expect(polls.every((p) => p.status === 200)).toBe(true);
+    expect(polls.filter((p) => p.body.token).length).toBe(1);
+    const issued = await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } });
+    expect(issued).toBe(2);
+  });
+
+  it("a denied request never yields a token", async () => {
+    const { approvalId: id } = await requestToken();
+    const res = await as(security.key, `/v1/approvals/${id}/deny`, { note: "not during the freeze" });
+    expect(res.body).toMatchObject({ status: "denied" });
+    const polled = await poll(id);
+    expect(polled.body).toMatchObject({ status: "denied" });
+    expect(polled.body).not.toHaveProperty("token");
+    expect((await as(security.key, `/v1/approvals/${id}/approve`)).status).toBe(409);
+  });
+
+  it("approvals expire: undecided, or decided but not collected in time", async () => {
+    const { approvalId: undecided } = await requestToken();
+    const { approvalId: uncollected } = await requestToken();
+    await as(security.key, `/v1/approvals/${uncollected}/approve`).expect(200);
+    await broker.keyward.db.prisma.approval.updateMany({ where: { id: { in: [undecided, uncollected] } }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect((await poll(undecided)).body.status).toBe("expired");
+    expect((await as(security.key, `/v1/approvals/${undecided}/approve`)).status).toBe(409);
+    const late = await poll(uncollected);
+    expect(late.body.status).toBe("expired");
+    expect(late.body).not.toHaveProperty("token");
+  });
+
+  it("an environment marked requiresApproval holds every token for it; older tokens stop working", async () => {
+    await createUpstream(broker, { name: "billing-prod", baseUrl: upstream.url, environment: "billing-production", secret: SECRET });
+    await createGrant(broker, { name: "billing-read", agents: [agent.id], upstream: "billing-prod", methods: ["POST"], paths: ["/graphql"] });
+    const before = await tokenFor(broker, agent, { grant: "billing-read" });
+    const query = JSON.stringify({ query: "{ services { id } }" });
+    const callWith = (t: string) =>
+      broker.http().post("/proxy/billing-prod/graphql").set("authorization", `Bearer ${t}`).set("content-type", "application/json").send(query);
+    await callWith(before).expect(200);
+
+    const marked = await broker.admin("put", "/v1/environments/billing-production", { requiresApproval: true });
+    expect(marked.body).toEqual({ name: "billing-production", requiresApproval: true });
+    const envs = await broker.admin("get", "/v1/environments");
+    expect(envs.body.environments).toContainEqual({ name: "billing-production", requiresApproval: true, upstreams: ["billing-prod"] });
+
+    const denied = await callWith(before);
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.reason).toBe("environment billing-production requires a token approved by a human");
+    const held = await issueToken(broker, agent, { grant: "billing-read" });
+    expect(held.status).toBe(202);
+    await as(security.key, `/v1/approvals/${held.body.approvalId}/approve`).expect(200);
+    const approvedToken = (await poll(held.body.approvalId)).body.token.access_token;
+    await callWith(approvedToken).expect(200);
+  });
+
+  it("a grant that does not cover the upstream's environment gets no token", async () => {
+    // Covers the upstream's environment when written (the default), until the upstream moves.
+    await createGrant(broker, { name: "billing-as-it-was", agents: [agent.id], upstream: "billing-prod", methods: ["POST"], paths: ["/graphql"] });
+    expect((await broker.admin("patch", "/v1/upstreams/billing-prod", { environment: "billing-production2" })).status).toBe(200);
+    const res = await issueToken(broker, agent, { grant: "billing-as-it-was" });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toMatchObject({ code: "environment_not_covered", reason: "the grant does not cover environment billing-production2" });
+  });
+
+  it("audits every step with its actor", async () => {
+    const res = await broker.admin("get", "/v1/audit?limit=500");
+    const events = res.body.events as { kind: string; actor: string; decision: string | null; details: { approvalId?: string } }[];
+    const forFirst = events.filter((e) => e.details?.approvalId === approvalId).map((e) => [e.kind, e.actor, e.decision]);
+    expect(forFirst).toEqual(
+      expect.arrayContaining([
+        ["approval.requested", `agent:${agent.id}`, null],
+        ["approval.notified", "keyward", "allow"],
+        ["approval.decided", `admin-key:${security.id}`, "allow"],
+        ["approval.collected", `agent:${agent.id}`, null],
+      ]),
+    );
+    expect(events.some((e) => e.kind === "approval.decided" && e.decision === "deny")).toBe(true);
+    expect(res.text).not.toContain(token);
+  });
+});

@@ -1,0 +1,255 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deriveCheckpointKey, contentHash, linkHash, type CheckpointKeys } from "../../src/audit/chain.js";
+import { pruneAudit, reanchorCheckpoint } from "../../src/audit/retention.js";
+import { verifyAuditChain } from "../../src/audit/verify.js";
+import type { SqlSession } from "../../src/db/database.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+
+type Event = { id: string; kind: string; at: string; reason: string | null; hash: string; prevHash: string; contentHash: string } & Record<string, unknown>;
+
+/**
+ * The audit log as the security team relies on it: complete (written before anything is forwarded),
+ * append-only in the database, tamper-evident, queryable, exportable, forwardable, and prunable without
+ * losing checkability.
+ */
+describe("audit log", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let sink: Awaited<ReturnType<typeof startUpstream>>;
+  let sinkUp = false;
+  const accepted: string[] = [];
+  let token: string;
+  let keys: CheckpointKeys;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    // The webhook sink refuses until told otherwise, to show delivery is retried.
+    sink = await startUpstream((_req, res, body) => {
+      if (sinkUp) accepted.push(body);
+      res.writeHead(sinkUp ? 204 : 503);
+      res.end();
+    });
+    store = newStore();
+    broker = await startBroker(store, { KEYWARD_AUDIT_WEBHOOK_URL: `${sink.url}/ingest`, KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: "Splunk sink-token" });
+    keys = [deriveCheckpointKey(Buffer.from(store.masterKey, "base64"))];
+    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "audit-test-secret-value" });
+    const agent = await createAgent(broker, "audited");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET", "POST"], paths: ["/v1/**"], deny: [{ method: "DELETE" }] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await sink?.close();
+    await store?.drop();
+  });
+
+  const call = (method: "get" | "post" | "delete", path: string) =>
+    broker.http()[method](`/proxy/api${path}`).set("authorization", `Bearer ${token}`);
+  const verify = async () => (await broker.admin("get", "/v1/audit/verify")).body;
+  const allEvents = async (): Promise<Event[]> => {
+    const res = await broker.admin("get", "/v1/audit/export");
+    return res.text.trim().split("\n").map((line) => JSON.parse(line));
+  };
+  /** Raw SQL as a database superuser would run it, around the application. */
+  const sql = async <T>(fn: (s: SqlSession) => Promise<T>): Promise<T> => {
+    const session = await broker.keyward.db.session();
+    try {
+      return await fn(session);
+    } finally {
+      session.release();
+    }
+  };
+  const asSuperuser = (statement: string, params: unknown[] = []) =>
+    sql(async (s) => {
+      await s.exec(`ALTER TABLE "AuditEvent" DISABLE TRIGGER USER`);
+      try {
+        await s.query(statement, params);
+      } finally {
+        await s.exec(`ALTER TABLE "AuditEvent" ENABLE TRIGGER USER`);
+      }
+    });
+
+  it("chains every event: gapless ids, each linked to the previous one, and verify says so", async () => {
+    expect((await call("get", "/v1/a")).status).toBe(200);
+    expect((await call("delete", "/v1/a")).status).toBe(403);
+    const events = await allEvents();
+    expect(events.length).toBeGreaterThan(5);
+    events.forEach((e, i) => {
+      expect(BigInt(e.id)).toBe(BigInt(events[0]!.id) + BigInt(i));
+      if (i > 0) expect(e.prevHash).toBe(events[i - 1]!.hash);
+      expect(e.hash).toBe(linkHash(e.prevHash, BigInt(e.id), e.contentHash));
+      expect(e.contentHash).toBe(contentHash({ ...e, at: new Date(e.at) }));
+    });
+    const result = await verify();
+    expect(result).toMatchObject({ ok: true, firstBroken: null, checkedEvents: events.length, head: { id: events.at(-1)!.id, hash: events.at(-1)!.hash } });
+  });
+
+  it("the database refuses UPDATE, DELETE and TRUNCATE of audit events", async () => {
+    for (const statement of [`UPDATE "AuditEvent" SET reason = 'x'`, `DELETE FROM "AuditEvent"`, `TRUNCATE "AuditEvent"`]) {
+      await expect(sql((s) => s.exec(statement))).rejects.toThrow(/refused/);
+    }
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("an event edited in SQL breaks verification at exactly that event; restoring it heals it", async () => {
+    const events = await allEvents();
+    const victim = events[Math.floor(events.length / 2)]!;
+    await asSuperuser(`UPDATE "AuditEvent" SET reason = 'nothing to see' WHERE id = $1`, [victim.id]);
+    expect((await verify()).firstBroken).toEqual({ at: "event", id: victim.id, reason: "event content does not match its hash" });
+    await asSuperuser(`UPDATE "AuditEvent" SET reason = $2 WHERE id = $1`, [victim.id, victim.reason]);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("an edit that also recomputes the event's own hashes is caught at the next link", async () => {
+    const events = await allEvents();
+    const victim = events[2]!;
+    const forged = { ...victim, at: new Date(victim.at), reason: "forged" };
+    const forgedContent = contentHash(forged);
+    const forgedHash = linkHash(victim.prevHash, BigInt(victim.id), forgedContent);
+    await asSuperuser(`UPDATE "AuditEvent" SET reason = 'forged', "contentHash" = $2, hash = $3 WHERE id = $1`, [victim.id, forgedContent, forgedHash]);
+    expect((await verify()).firstBroken).toEqual({ at: "event", id: events[3]!.id, reason: "previous hash does not match the previous event" });
+    await asSuperuser(`UPDATE "AuditEvent" SET reason = $2, "contentHash" = $3, hash = $4 WHERE id = $1`, [victim.id, victim.reason, victim.contentHash, victim.hash]);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("a deleted event, or a cut-off tail, is reported where the chain breaks", async () => {
+    const events = await allEvents();
+    const victim = events[1]!;
+    const restore = async (e: Event) =>
+      asSuperuser(
+        `INSERT INTO "AuditEvent" SELECT * FROM json_populate_record(NULL::"AuditEvent", $1::json)`,
+        [JSON.stringify({ ...e, at: e.at.replace("Z", "") })],
+      );
+    await asSuperuser(`DELETE FROM "AuditEvent" WHERE id = $1`, [victim.id]);
+    expect((await verify()).firstBroken).toEqual({ at: "event", id: victim.id, reason: "event is missing" });
+    await restore(victim);
+    expect((await verify()).ok).toBe(true);
+
+    const last = events.at(-1)!;
+    await asSuperuser(`DELETE FROM "AuditEvent" WHERE id = $1`, [last.id]);
+    expect((await verify()).firstBroken).toEqual({ at: "event", id: last.id, reason: "events at the end of the chain are missing" });
+    await restore(last);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("if the audit write fails, the call is not forwarded and the agent gets 503", async () => {
+    const before = upstream.received.length;
+    await sql((s) => s.exec(`ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_writes CHECK (false) NOT VALID`));
+    try {
+      const res = await call("get", "/v1/unaudited");
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe("audit_unavailable");
+      expect(upstream.received.length).toBe(before);
+    } finally {
+      await sql((s) => s.exec(`ALTER TABLE "AuditEvent" DROP CONSTRAINT test_refuse_writes`));
+    }
+    expect((await call("get", "/v1/audited")).status).toBe(200);
+    expect(upstream.received.length).toBe(before + 1);
+  });
+
+  it("filters by agent, grant, jti, upstream, environment, decision, method, path prefix and time; pages newest first", async () => {
+    const [proxyEvent] = (await broker.admin("get", "/v1/audit?kind=proxy&decision=deny&limit=1")).body.events as Event[];
+    expect(proxyEvent).toMatchObject({ kind: "proxy", decision: "deny", method: "DELETE", path: "/v1/a", upstream: "api", environment: "staging" });
+    const query = async (q: string) => ((await broker.admin("get", `/v1/audit?kind=proxy&${q}`)).body.events as Event[]).map((e) => e.id);
+    const all = await query("limit=500");
+    for (const q of [
+      `agentId=${proxyEvent!.agentId}`,
+      `grantId=${proxyEvent!.grantId}`,
+      `jti=${proxyEvent!.jti}`,
+      "upstream=api",
+      "environment=staging",
+    ]) {
+      expect(await query(q)).toEqual(all);
+    }
+    expect(await query("environment=production")).toEqual([]);
+    expect(await query("decision=deny")).toEqual([proxyEvent!.id]);
+    expect(await query("method=DELETE")).toEqual([proxyEvent!.id]);
+    expect(await query("pathPrefix=/v1/a")).toHaveLength(3); // /v1/a (GET), /v1/a (DELETE), /v1/audited
+    expect(await query(`pathPrefix=${encodeURIComponent("/v1/_")}`)).toEqual([]); // _ is literal, not a wildcard
+    expect(await query(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toEqual([]);
+    expect(await query(`until=${encodeURIComponent(proxyEvent!.at)}&since=${encodeURIComponent(proxyEvent!.at)}`)).toContain(proxyEvent!.id);
+
+    const pages: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await broker.admin("get", `/v1/audit?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      pages.push(...res.body.events.map((e: Event) => e.id));
+      cursor = res.body.nextCursor;
+    } while (cursor);
+    const ids = pages.map(BigInt);
+    expect(ids).toEqual([...ids].sort((a, b) => (a > b ? -1 : 1)));
+    expect(new Set(pages).size).toBe(pages.length);
+    expect(pages.length).toBe((await allEvents()).length);
+  });
+
+  it("refuses malformed filters", async () => {
+    for (const q of ["method=FETCH", "decision=maybe", "pathPrefix=noslash", "cursor=abc", "afterId=-1", "since=yesterday", "unknown=1"]) {
+      expect((await broker.admin("get", `/v1/audit?${q}`)).status, q).toBe(400);
+    }
+  });
+
+  it("exports JSON Lines oldest first, resuming after an id", async () => {
+    const res = await broker.admin("get", "/v1/audit/export?kind=proxy");
+    expect(res.headers["content-type"]).toMatch(/^application\/x-ndjson/);
+    const events = res.text.trim().split("\n").map((l) => JSON.parse(l) as Event);
+    expect(events.every((e) => e.kind === "proxy")).toBe(true);
+    const after = await broker.admin("get", `/v1/audit/export?kind=proxy&afterId=${events[0]!.id}`);
+    expect(after.text.trim().split("\n").map((l) => JSON.parse(l).id)).toEqual(events.slice(1).map((e) => e.id));
+  });
+
+  it("forwards every event once, in order, to the webhook, retrying while it refuses", async () => {
+    expect(sink.received.length).toBeGreaterThan(0); // refused so far, and retried
+    expect(sink.received[0]!.headers).toMatchObject({ authorization: "Splunk sink-token", "content-type": "application/x-ndjson" });
+    sinkUp = true;
+    const expected = (await allEvents()).map((e) => e.id);
+    const delivered = () => accepted.flatMap((body) => body.trim().split("\n").map((line) => JSON.parse(line).id as string));
+    const deadline = Date.now() + 10_000;
+    while (delivered().length < expected.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(delivered().slice(0, expected.length)).toEqual(expected);
+    expect(new Set(delivered()).size).toBe(delivered().length);
+  });
+
+  let checkpointId: number | null = null;
+
+  it("prunes behind a signed checkpoint: the rest still verifies, and only covered events can be deleted", async () => {
+    const events = await allEvents();
+    const cut = events[4]!;
+    const firstKept = events.find((e) => new Date(e.at) >= new Date(cut.at))!;
+    const result = await pruneAudit(broker.keyward.db.prisma, keys, { olderThan: new Date(cut.at), keepUnshipped: true, actor: "test" });
+    expect(result).toMatchObject({ refused: null, prunedEvents: Number(BigInt(firstKept.id) - BigInt(events[0]!.id)) });
+    const after = await verify();
+    expect(after).toMatchObject({ ok: true, checkpoint: { id: result.checkpointId, throughId: (BigInt(firstKept.id) - 1n).toString() } });
+    expect((await allEvents())[0]!.id).toBe(firstKept.id);
+    await expect(sql((s) => s.exec(`DELETE FROM "AuditEvent" WHERE id = ${firstKept.id}`))).rejects.toThrow(/not covered by a checkpoint/);
+    await expect(sql((s) => s.exec(`DELETE FROM "AuditCheckpoint"`))).rejects.toThrow(/append-only/);
+    checkpointId = result.checkpointId;
+  });
+
+  it("a master-key rotation re-signs the newest checkpoint under the new key, so verification outlives the old key", async () => {
+    const { prisma } = broker.keyward.db;
+    const rotated = deriveCheckpointKey(randomBytes(32));
+    expect(await verifyAuditChain(prisma, [rotated])).toMatchObject({ ok: false, firstBroken: { at: "checkpoint", id: checkpointId } });
+    expect(await reanchorCheckpoint(prisma, [rotated, keys[0]], "test")).toBe(true);
+    expect(await reanchorCheckpoint(prisma, [rotated, keys[0]], "test")).toBe(false); // once is enough
+    expect(await verifyAuditChain(prisma, [rotated])).toMatchObject({ ok: true });
+    keys = [rotated];
+  });
+
+  it("a checkpoint altered in SQL is caught, and pruning then refuses", async () => {
+    await sql(async (s) => {
+      await s.exec(`ALTER TABLE "AuditCheckpoint" DISABLE TRIGGER USER`);
+      await s.exec(`UPDATE "AuditCheckpoint" SET "prunedEvents" = 0`);
+      await s.exec(`ALTER TABLE "AuditCheckpoint" ENABLE TRIGGER USER`);
+    });
+    const result = await verifyAuditChain(broker.keyward.db.prisma, keys);
+    expect(result.firstBroken).toEqual({ at: "checkpoint", id: checkpointId, reason: "checkpoint content does not match its hash" });
+    const refused = await pruneAudit(broker.keyward.db.prisma, keys, { olderThan: new Date(), keepUnshipped: false, actor: "test" });
+    expect(refused).toMatchObject({ prunedEvents: 0, refused: { at: "checkpoint" } });
+  });
+});

@@ -1,0 +1,111 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+
+type Agent = Awaited<ReturnType<typeof createAgent>>;
+
+/** Budgets under concurrent load: exactly the budget is spent, however many calls race for it. */
+describe("budgets", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let agent: Agent;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "budget-secret-" + "b".repeat(20) });
+    agent = await createAgent(broker, "busy-agent");
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const grant = (name: string, budgets: object, methods = ["GET", "DELETE"]) =>
+    createGrant(broker, { name, agents: [agent.id], upstream: "api", methods, paths: ["/v1/**"], budgets });
+
+  /** Fires every call at once; returns the statuses and the 429 responses. */
+  async function burst(calls: (() => PromiseLike<{ status: number; headers: Record<string, string>; body: { error?: { reason?: string } } }>)[]) {
+    const responses = await Promise.all(calls.map((call) => call()));
+    return { statuses: responses.map((r) => r.status), refused: responses.filter((r) => r.status === 429) };
+  }
+  const call = (target: TestBroker, method: "get" | "delete", path: string, token: string) => () =>
+    target.http()[method](path).set("authorization", `Bearer ${token}`);
+  const count = (statuses: number[], status: number) => statuses.filter((s) => s === status).length;
+
+  it("a token's total calls: 30 concurrent calls, a budget of 5", async () => {
+    await grant("five-calls", { perToken: { maxCalls: 5 } });
+    const token = await tokenFor(broker, agent, { grant: "five-calls" });
+    const before = upstream.received.length;
+    const { statuses, refused } = await burst(Array.from({ length: 30 }, (_, i) => call(broker, "get", `/proxy/api/v1/items/${i}`, token)));
+    expect(count(statuses, 200)).toBe(5);
+    expect(count(statuses, 429)).toBe(25);
+    expect(upstream.received.length - before).toBe(5);
+    // A lifetime budget never refills: no Retry-After to wait for.
+    expect(refused[0]!.headers["retry-after"]).toBeUndefined();
+    expect(refused[0]!.body.error?.reason).toMatch(/perToken.maxCalls \(5\) is spent/);
+
+    // A new token has a budget of its own.
+    const fresh = await tokenFor(broker, agent, { grant: "five-calls" });
+    await broker.http().get("/proxy/api/v1/items/x").set("authorization", `Bearer ${fresh}`).expect(200);
+  });
+
+  it("a grant's destructive calls, shared by tokens: 20 concurrent DELETEs from two tokens, a budget of 3", async () => {
+    await grant("three-deletes", { perGrant: { maxDestructiveCalls: 3 } });
+    const tokens = [await tokenFor(broker, agent, { grant: "three-deletes" }), await tokenFor(broker, agent, { grant: "three-deletes" })];
+    const { statuses } = await burst(Array.from({ length: 20 }, (_, i) => call(broker, "delete", `/proxy/api/v1/volumes/${i}`, tokens[i % 2]!)));
+    expect(count(statuses, 200)).toBe(3);
+    expect(count(statuses, 429)).toBe(17);
+    // Reading is not destructive and stays allowed.
+    await broker.http().get("/proxy/api/v1/volumes").set("authorization", `Bearer ${tokens[0]}`).expect(200);
+  });
+
+  it("requests per minute: a burst of 12 against 4, with Retry-After until the minute ends", async () => {
+    await grant("four-a-minute", { perToken: { requestsPerMinute: 4 } });
+    const token = await tokenFor(broker, agent, { grant: "four-a-minute" });
+    // Keep the burst inside one minute.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_500 - intoMinute));
+    const { statuses, refused } = await burst(Array.from({ length: 12 }, () => call(broker, "get", "/proxy/api/v1/x", token)));
+    expect(count(statuses, 200)).toBe(4);
+    expect(count(statuses, 429)).toBe(8);
+    const retryAfter = Number(refused[0]!.headers["retry-after"]);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+  }, 90_000);
+
+  it("calls the policy denies take nothing from the budget", async () => {
+    await grant("two-calls", { perToken: { maxCalls: 2 } });
+    const token = await tokenFor(broker, agent, { grant: "two-calls" });
+    for (let i = 0; i < 5; i++) await broker.http().get("/proxy/api/v2/outside").set("authorization", `Bearer ${token}`).expect(403);
+    await broker.http().get("/proxy/api/v1/a").set("authorization", `Bearer ${token}`).expect(200);
+    await broker.http().get("/proxy/api/v1/b").set("authorization", `Bearer ${token}`).expect(200);
+    await broker.http().get("/proxy/api/v1/c").set("authorization", `Bearer ${token}`).expect(429);
+  });
+
+  it("a refusal is audited as a deny with status 429", async () => {
+    const res = await broker.admin("get", "/v1/audit?kind=proxy&decision=deny&limit=200");
+    const budgetDenials = res.body.events.filter((e: { status: number }) => e.status === 429);
+    expect(budgetDenials.length).toBeGreaterThan(0);
+    expect(budgetDenials[0].reason).toMatch(/is spent/);
+  });
+
+  it.runIf(BACKEND === "postgres")("two replicas on one database share a grant's budget exactly", async () => {
+    const replica = await startBroker(store);
+    try {
+      await grant("ten-calls", { perGrant: { maxCalls: 10 } });
+      const token = await tokenFor(broker, agent, { grant: "ten-calls" });
+      const calls = Array.from({ length: 40 }, (_, i) => call(i % 2 ? broker : replica, "get", `/proxy/api/v1/r/${i}`, token));
+      const { statuses } = await burst(calls);
+      expect(count(statuses, 200)).toBe(10);
+      expect(count(statuses, 429)).toBe(30);
+    } finally {
+      await replica.close();
+    }
+  });
+});

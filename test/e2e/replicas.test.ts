@@ -1,0 +1,153 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).jti as string;
+
+/** Asserted bound on revocation propagation between replicas (LISTEN/NOTIFY; measured: a few ms). */
+const PROPAGATION_BOUND_MS = 250;
+/** Replica B's staleness bound in these tests, and how long the resync safety net waits (never, here). */
+const B_MAX_STALENESS_MS = 1000;
+
+// Several replicas share a database only on PostgreSQL: PGlite is one process's embedded database.
+describe.skipIf(BACKEND !== "postgres")("two replicas on one PostgreSQL (PostgreSQL only: PGlite is one process's embedded database)", () => {
+  let store: Store;
+  let a: TestBroker;
+  let b: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+  let admin: pg.Client;
+  let schema: string;
+  let aListenerPid: number;
+  let bListenerPid: number;
+
+  /** B keeps current only through notifications: its full resync is effectively off. */
+  const startB = () =>
+    startBroker(store, {
+      KEYWARD_REVOCATION_RESYNC_MS: "600000",
+      KEYWARD_REVOCATION_MAX_STALENESS_MS: String(B_MAX_STALENESS_MS),
+    });
+  const listenerPids = async () =>
+    (
+      await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = $1`, [`keyward-listener:${schema}`])
+    ).rows.map((r) => r.pid);
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    store = newStore();
+    schema = new URL(store.databaseUrl!).searchParams.get("schema")!;
+    admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await admin.connect();
+    a = await startBroker(store);
+    [aListenerPid] = (await listenerPids()) as [number];
+    b = await startB();
+    bListenerPid = (await listenerPids()).find((pid) => pid !== aListenerPid)!;
+    expect(aListenerPid).toBeDefined();
+    expect(bListenerPid).toBeDefined();
+    await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "replica-test-secret" });
+    agent = await createAgent(a, "replicated");
+    await createGrant(a, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await admin?.end();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const call = (broker: TestBroker, token: string) => broker.http().get("/proxy/api/x").set("authorization", `Bearer ${token}`);
+  const revokeOnA = async (body: object) => {
+    const res = await a.admin("post", "/v1/revocations", body);
+    expect(res.status).toBe(201);
+  };
+  /** Calls B back to back until it answers `status`; returns how long that took. */
+  const untilB = async (token: string, status: number, withinMs: number): Promise<number> => {
+    const started = performance.now();
+    for (;;) {
+      const res = await call(b, token);
+      const elapsed = performance.now() - started;
+      if (res.status === status) return elapsed;
+      if (elapsed > withinMs) throw new Error(`B still answers ${res.status} ${res.text} after ${Math.round(elapsed)} ms`);
+    }
+  };
+
+  it(`a revocation on A stops the token on B within ${PROPAGATION_BOUND_MS} ms`, async () => {
+    const samples: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const token = await tokenFor(a, agent, { grant: "g" });
+      expect((await call(b, token)).status).toBe(200);
+      await revokeOnA({ jti: jtiOf(token) });
+      samples.push(await untilB(token, 401, 5_000));
+    }
+    samples.sort((x, y) => x - y);
+    console.log(`revocation propagation A→B over 20 revocations: median ${samples[10]!.toFixed(1)} ms, max ${samples[19]!.toFixed(1)} ms`);
+    expect(samples[19]).toBeLessThan(PROPAGATION_BOUND_MS);
+  });
+
+  it("B fails closed when its notification connection is cut and cannot recover, and comes back when it can", async () => {
+    const token = await tokenFor(a, agent, { grant: "g" });
+    expect((await call(b, token)).status).toBe(200);
+    // Hold the revocation table so B's reload after reconnecting cannot finish, then cut B's LISTEN connection.
+    await admin.query(`BEGIN`);
+    await admin.query(`LOCK TABLE "${schema}"."Revocation" IN ACCESS EXCLUSIVE MODE`);
+    const cutAt = performance.now();
+    await admin.query(`SELECT pg_terminate_backend($1)`, [bListenerPid]);
+    try {
+      await untilB(token, 503, B_MAX_STALENESS_MS + 2_000);
+      const failedClosedAfter = performance.now() - cutAt;
+      console.log(`B failed closed ${Math.round(failedClosedAfter)} ms after its notification connection was cut (bound ${B_MAX_STALENESS_MS} ms)`);
+      expect(failedClosedAfter).toBeLessThan(B_MAX_STALENESS_MS + 500);
+      const before = upstream.received.length;
+      const stale = await call(b, token);
+      expect(stale.status).toBe(503);
+      expect(stale.body.error.code).toBe("revocation_state_stale");
+      expect(upstream.received.length).toBe(before);
+      expect((await b.http().get("/readyz")).status).toBe(503); // the load balancer takes B out
+      expect((await call(a, token)).status).toBe(200); // A's connection was not cut
+      expect((await a.http().get("/readyz")).status).toBe(200);
+    } finally {
+      await admin.query(`ROLLBACK`);
+    }
+    const recoveredAfter = await untilB(token, 200, 5_000);
+    console.log(`B was current again ${Math.round(recoveredAfter)} ms after its reload could run`);
+    expect((await b.http().get("/readyz")).status).toBe(200);
+    const pids = await listenerPids();
+    expect(pids).toHaveLength(2);
+    expect(pids).toContain(aListenerPid);
+    expect(pids).not.toContain(bListenerPid); // B reconnected on a new connection
+
+    // Notifications flow again on the new connection.
+    await revokeOnA({ jti: jtiOf(token) });
+    expect(await untilB(token, 401, PROPAGATION_BOUND_MS)).toBeLessThan(PROPAGATION_BOUND_MS);
+  });
+
+  it("a revocation made while B's notification connection is down is not lost", async () => {
+    const token = await tokenFor(a, agent, { grant: "g" });
+    expect((await call(b, token)).status).toBe(200);
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [`keyward-listener:${schema}`]);
+    await revokeOnA({ jti: jtiOf(token), reason: "while B was deaf" });
+    await untilB(token, 401, B_MAX_STALENESS_MS + 2_000);
+    const a2 = await tokenFor(a, agent, { grant: "g" });
+    await untilB(a2, 200, B_MAX_STALENESS_MS + 2_000); // and B is current again
+  });
+
+  it("revocations survive restarting both replicas", async () => {
+    const token = await tokenFor(a, agent, { grant: "g" });
+    await revokeOnA({ agentId: agent.id, reason: "restart test" });
+    await sleep(1100); // agent revocations cut off at whole seconds: this token is issued after
+    const later = await tokenFor(a, agent, { grant: "g" });
+    await a.close();
+    await b.close();
+    a = await startBroker(store);
+    b = await startB();
+    for (const broker of [a, b]) {
+      expect((await call(broker, token)).status).toBe(401);
+      expect((await call(broker, later)).status).toBe(200);
+    }
+  });
+});

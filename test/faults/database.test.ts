@@ -1,0 +1,133 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BACKEND, startBroker, type TestBroker } from "../helpers/broker.js";
+import { startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
+import { basic, createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { statusOf, title } from "../security/cases.js";
+
+type Outcome = { status: number; code?: string; requestId?: string };
+
+async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * PostgreSQL stopped under a running broker, on a throwaway cluster of the test's own (the machine's
+ * main cluster is never touched). The cluster is independent of DATABASE_URL, so this runs once, in the
+ * embedded-database project run.
+ */
+describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", () => {
+  let cluster: TempCluster;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+  let token: string;
+  const dataDir = mkdtempSync(join(tmpdir(), "keyward-dbfault-"));
+  const outcomes: Outcome[] = [];
+  let load: { stop(): Promise<void> } | undefined;
+
+  beforeAll(async () => {
+    cluster = await startTempCluster();
+    upstream = await startUpstream();
+    broker = await startBroker(
+      { dataDir, databaseUrl: `${cluster.url}?schema=keyward`, masterKey: randomBytes(32).toString("base64"), drop: async () => {} },
+      { KEYWARD_REVOCATION_RESYNC_MS: "200", KEYWARD_REVOCATION_MAX_STALENESS_MS: "1000", LOG_LEVEL: "warn" },
+    );
+    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "db-fault-upstream-secret" });
+    agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+
+  afterAll(async () => {
+    await load?.stop();
+    await broker?.close();
+    await upstream?.close();
+    await cluster?.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const call = async (): Promise<Outcome> => {
+    const res = await broker.http().get("/proxy/api/v1/items").set("authorization", `Bearer ${token}`);
+    return { status: res.status, code: res.body?.error?.code, requestId: res.headers["x-request-id"] };
+  };
+
+  /** Four clients calling the proxy back to back until stopped. */
+  const startLoad = () => {
+    let running = true;
+    const workers = Array.from({ length: 4 }, async () => {
+      while (running) outcomes.push(await call());
+    });
+    return {
+      async stop() {
+        running = false;
+        await Promise.all(workers);
+      },
+    };
+  };
+
+  it(`${title("FLT-01")}; ${title("FLT-02")}; ${title("FLT-03")}`, { timeout: 60_000 }, async () => {
+    load = startLoad();
+    await until(() => outcomes.filter((o) => o.status === 200).length >= 20, 15_000, "calls before the stop");
+
+    cluster.stop("immediate");
+    // Calls already past their audit write when the server died may still complete; once the
+    // clients have seen the broker refuse, nothing more may reach the upstream.
+    const stoppedAt = outcomes.length;
+    await until(() => outcomes.slice(stoppedAt).filter((o) => o.status === 503).length >= 8, 15_000, "503s");
+    const forwardedBefore = upstream.received.length;
+    const outageFrom = outcomes.length;
+
+    // FLT-02: the rest of the API says 503 too, never 500.
+    const tokenRes = await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" });
+    expect(tokenRes.status).toBe(statusOf("FLT-02"));
+    expect(tokenRes.body.error.code).toBe("database_unavailable");
+    for (const path of ["/v1/agents", "/v1/audit", "/v1/revocations"]) {
+      const res = await broker.admin("get", path);
+      expect(res.status, path).toBe(statusOf("FLT-02"));
+      expect(res.body.error.code, path).toBe("database_unavailable");
+    }
+    // Past the revocation staleness limit as well.
+    await new Promise((r) => setTimeout(r, 1200));
+    const outage = outcomes.slice(outageFrom);
+    expect(outage.length).toBeGreaterThan(10);
+    for (const o of outage) expect(o.status).toBe(statusOf("FLT-01"));
+    expect(upstream.received.length).toBe(forwardedBefore);
+
+    cluster.start();
+    const recoveredFrom = outcomes.length;
+    await until(() => outcomes.slice(recoveredFrom).some((o) => o.status === statusOf("FLT-03")), 20_000, "recovery");
+    const recovered = outcomes.length;
+    await until(() => outcomes.slice(recovered).filter((o) => o.status === 200).length >= 20, 15_000, "calls after recovery");
+    await load.stop();
+    // Once recovered, it stays recovered.
+    for (const o of outcomes.slice(recovered)) expect(o.status).toBe(200);
+    expect((await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" })).status).toBe(200);
+
+    // Never a 500 or anything but success and "unavailable", at any point.
+    expect(new Set(outcomes.map((o) => o.status))).toEqual(new Set([200, 503]));
+  });
+
+  it(title("FLT-04"), async () => {
+    const prisma = broker.keyward.db.prisma;
+    const answered = outcomes.filter((o) => o.status === 200).map((o) => o.requestId!);
+    expect(answered.length).toBeGreaterThan(40);
+    const rows = await prisma.auditEvent.findMany({ where: { requestId: { in: answered } }, select: { requestId: true, kind: true, decision: true, status: true } });
+    for (const id of answered) {
+      const mine = rows.filter((r) => r.requestId === id);
+      expect(mine.find((r) => r.kind === "proxy"), id).toMatchObject({ decision: "allow" });
+      expect(mine.find((r) => r.kind === "proxy.response"), id).toMatchObject({ status: 200 });
+    }
+    // Nothing reached the upstream without its allow decision on record first.
+    const allowed = await prisma.auditEvent.count({ where: { kind: "proxy", decision: "allow" } });
+    expect(allowed).toBeGreaterThanOrEqual(upstream.received.length);
+  });
+});

@@ -1,0 +1,55 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { TEST_ADMIN_KEY, type Store } from "./broker.js";
+import { freePort } from "./pg-cluster.js";
+
+const TSX = join(process.cwd(), "node_modules/.bin/tsx");
+
+export type BrokerProcess = { url: string; stop(): Promise<void> };
+
+/**
+ * A broker in a process of its own, started as `npm start` does (src/main.ts), on a test store. Where a
+ * test needs replicas to use separate cores, as real replicas do; for everything else startBroker is
+ * simpler.
+ */
+export async function startBrokerProcess(store: Store, env: Record<string, string> = {}): Promise<BrokerProcess> {
+  const port = await freePort();
+  const child = spawn(TSX, ["src/main.ts"], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      KEYWARD_DATA_DIR: store.dataDir,
+      KEYWARD_MASTER_KEY: store.masterKey,
+      KEYWARD_ADMIN_KEY: TEST_ADMIN_KEY,
+      KEYWARD_ISSUER: "http://keyward.test",
+      LOG_LEVEL: "warn",
+      ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (c) => (stderr += c));
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`broker process exited: ${stderr}`);
+    const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (up) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`broker process did not start: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+/** The newest installed PostgreSQL server binaries, or null when there are none. */
+export function postgresBin(): string | null {
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return null;
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, "bin", "initdb")))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? join(root, versions[0], "bin") : null;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A throwaway PostgreSQL cluster of the test's own, on a free loopback port in a temp dir, so a fault
+ * test can stop and restart a real server without touching the machine's main cluster. initdb refuses
+ * to run as root, so as root the cluster is run by the `postgres` user.
+ */
+export type TempCluster = {
+  url: string;
+  port: number;
+  start(): void;
+  /** `immediate` drops every connection at once, like a crash; `fast` shuts down cleanly. */
+  stop(mode?: "fast" | "immediate"): void;
+  destroy(): Promise<void>;
+};
+
+export async function startTempCluster(): Promise<TempCluster> {
+  const bin = postgresBin();
+  if (!bin) throw new Error("no PostgreSQL server binaries under /usr/lib/postgresql");
+  const dir = mkdtempSync(join(tmpdir(), "keyward-pg-"));
+  const dataDir = join(dir, "data");
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+    chownSync(dir, uid, gid);
+    chmodSync(dir, 0o700);
+  }
+  const run = (cmd: string, args: string[]) => {
+    const res = asRoot
+      ? spawnSync("runuser", ["-u", "postgres", "--", join(bin, cmd), ...args], { encoding: "utf8" })
+      : spawnSync(join(bin, cmd), args, { encoding: "utf8" });
+    if (res.status !== 0) throw new Error(`${cmd} failed: ${res.stderr || res.stdout}`);
+  };
+  const port = await freePort();
+  run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c max_connections=50`;
+  const cluster: TempCluster = {
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start: () => run("pg_ctl", ["-D", dataDir, "-o", options, "-l", join(dir, "log"), "-w", "start"]),
+    stop: (mode = "immediate") => run("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "stop"]),
+    async destroy() {
+      try {
+        cluster.stop("immediate");
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  cluster.start();
+  // Prove it answers before handing it out.
+  const client = new pg.Client({ connectionString: cluster.url });
+  await client.connect();
+  await client.end();
+  return cluster;
+}

@@ -1,0 +1,398 @@
+/**
+ * The catalogue of attacks and faults the security and fault suites run, with the result each must
+ * give. It is the single source of the case table in SECURITY.md: tests take their expected status
+ * from here, and test/security/security-md.test.ts fails when SECURITY.md, this catalogue and the tests
+ * that reference each case drift apart.
+ */
+
+export type Area = "token" | "request" | "admin" | "secrets" | "faults";
+
+export type Case = {
+  area: Area;
+  attack: string;
+  /** The HTTP status the attacker sees, when the case has one. */
+  status?: number;
+  /** What must hold: read by people in SECURITY.md. */
+  expected: string;
+};
+
+const NOTHING = "the upstream receives nothing";
+
+export const CASES = {
+  // Token attacks (RFC 8725, OWASP API2:2023 broken authentication)
+  "TOK-01": { area: "token", attack: "`alg: none` token", status: 401, expected: `401 \`invalid_token\`; ${NOTHING}` },
+  "TOK-02": {
+    area: "token",
+    attack: "HS256 token signed with Keyward's public key as the HMAC secret (algorithm confusion)",
+    status: 401,
+    expected: `401 \`invalid_token\`; ${NOTHING}`,
+  },
+  "TOK-03": { area: "token", attack: "unknown `kid`", status: 401, expected: `401 \`invalid_token\`; ${NOTHING}` },
+  "TOK-04": {
+    area: "token",
+    attack: "`kid` with path, SQL, NUL or very long values",
+    status: 401,
+    expected: `401 \`invalid_token\`, no 500; ${NOTHING}`,
+  },
+  "TOK-05": {
+    area: "token",
+    attack: "`jku`, `x5u`, embedded `jwk` or `x5c` header pointing at the attacker's key",
+    status: 401,
+    expected: `401 \`invalid_token\`; the URLs are never fetched; ${NOTHING}`,
+  },
+  "TOK-06": { area: "token", attack: "validly signed token with a wrong `iss`", status: 401, expected: `401 \`invalid_token\`; ${NOTHING}` },
+  "TOK-07": { area: "token", attack: "validly signed token with a wrong `aud`", status: 401, expected: `401 \`invalid_token\`; ${NOTHING}` },
+  "TOK-08": {
+    area: "token",
+    attack: "validly signed token missing a claim (`sub`, `jti`, `exp`, `iat`, `iss`, `aud`, `client_id`, `grant`, `cap`)",
+    status: 401,
+    expected: `401 \`invalid_token\`; ${NOTHING}`,
+  },
+  "TOK-09": { area: "token", attack: "expired token", status: 401, expected: `401 \`token_expired\`; ${NOTHING}` },
+  "TOK-10": { area: "token", attack: "`nbf` in the future", status: 401, expected: `401 \`invalid_token\`; ${NOTHING}` },
+  "TOK-11": { area: "token", attack: "`iat` far in the future", status: 401, expected: `401 \`invalid_token\`; ${NOTHING}` },
+  "TOK-12": {
+    area: "token",
+    attack: "token signed by another ES256 key under Keyward's real `kid`",
+    status: 401,
+    expected: `401 \`invalid_token\`; ${NOTHING}`,
+  },
+  "TOK-13": {
+    area: "token",
+    attack: "truncated, garbled or re-encoded tokens and malformed `Bearer` headers",
+    status: 401,
+    expected: `401; ${NOTHING}`,
+  },
+  "TOK-14": { area: "token", attack: "valid token in the query string instead of the header", status: 401, expected: `401; ${NOTHING}` },
+  "TOK-15": { area: "token", attack: "valid token in a cookie instead of the header", status: 401, expected: `401; ${NOTHING}` },
+  "TOK-16": {
+    area: "token",
+    attack: "two `Authorization` headers (raw socket), valid token first or second",
+    status: 401,
+    expected: `401; ${NOTHING}`,
+  },
+  "TOK-17": { area: "token", attack: "revoked token replayed", status: 401, expected: `401 \`token_revoked\`; ${NOTHING}` },
+  "TOK-18": {
+    area: "token",
+    attack: "token for grant A (upstream A) used on upstream B",
+    status: 403,
+    expected: `403 \`forbidden\`; neither upstream receives anything`,
+  },
+  "TOK-19": { area: "token", attack: "admin key used as an agent token on the proxy", status: 401, expected: `401; ${NOTHING}` },
+  "TOK-20": {
+    area: "token",
+    attack: "validly signed token with the wrong `typ` or a lifetime over the 3600 s ceiling",
+    status: 401,
+    expected: `401 \`invalid_token\`; ${NOTHING}`,
+  },
+
+  // Request attacks (OWASP API5/API7/API8)
+  "REQ-01": {
+    area: "request",
+    attack: "`..` climbing above the upstream's base path, raw or as `%2e%2e`",
+    status: 403,
+    expected: `403 \`invalid_path\`; ${NOTHING}`,
+  },
+  "REQ-02": {
+    area: "request",
+    attack: "`..` or `%2e%2e` from an allowed path into a denied one",
+    status: 403,
+    expected: `403: decided on the normalised path; ${NOTHING}`,
+  },
+  "REQ-03": {
+    area: "request",
+    attack: "encoded slash `%2f`, encoded or raw backslash `%5c` / `\\`",
+    status: 403,
+    expected: `403 \`invalid_path\`; ${NOTHING}`,
+  },
+  "REQ-04": {
+    area: "request",
+    attack: "`//` and `/./` in the path",
+    status: 200,
+    expected: "200; the upstream receives the normalised path, exactly the one decided on",
+  },
+  "REQ-05": { area: "request", attack: "overlong UTF-8 (`%c0%ae`) and invalid percent-encoding", status: 400, expected: `400 \`invalid_path\`; ${NOTHING}` },
+  "REQ-06": {
+    area: "request",
+    attack: "NUL and control characters in the path, encoded (`%00`, `%0d%0a`)",
+    status: 403,
+    expected: `403 \`invalid_path\`; ${NOTHING}`,
+  },
+  "REQ-07": { area: "request", attack: "raw NUL or space in the request line (raw socket)", status: 400, expected: `400 \`bad_request\`; ${NOTHING}` },
+  "REQ-08": { area: "request", attack: "segments with trailing dots (`admin.`, `admin..`)", status: 403, expected: `403 \`invalid_path\`; ${NOTHING}` },
+  "REQ-09": {
+    area: "request",
+    attack: "double encoding (`%252e%252e`, `%252f`)",
+    status: 200,
+    expected: "decoded once: a literal segment, forwarded re-encoded (`%252e%252e`), never as `..` or `/`",
+  },
+  "REQ-10": {
+    area: "request",
+    attack: "method override headers (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Original-Method`)",
+    status: 200,
+    expected: "the call is decided and forwarded as its real method; the upstream receives no override header",
+  },
+  "REQ-11": {
+    area: "request",
+    attack: "`_method` query parameter (`?_method=DELETE`, any case or encoding)",
+    status: 403,
+    expected: `403 \`forbidden\`; ${NOTHING}`,
+  },
+  "REQ-12": { area: "request", attack: "lowercase method (`get`) on a raw socket", status: 400, expected: `400 \`bad_request\`; ${NOTHING}` },
+  "REQ-13": {
+    area: "request",
+    attack: "methods outside the proxy's set (`TRACE`, `PROPFIND`, `PURGE`, `CONNECT`)",
+    status: 404,
+    expected: `404 \`not_found\` (CONNECT: connection closed); ${NOTHING}`,
+  },
+  "REQ-14": {
+    area: "request",
+    attack: "`Host` header naming another server",
+    status: 200,
+    expected: "forwarded to the configured upstream only, with the upstream's own Host; the other server receives nothing",
+  },
+  "REQ-15": {
+    area: "request",
+    attack: "`X-Forwarded-*`, `Forwarded`, `X-Original-URL`, `X-Rewrite-URL` headers",
+    status: 200,
+    expected: "stripped: the upstream receives none of them; the other server receives nothing",
+  },
+  "REQ-16": {
+    area: "request",
+    attack: "absolute-URI request target (`GET http://other-host/proxy/...`)",
+    status: 404,
+    expected: "404 `not_found`; neither the upstream nor the other host receives anything",
+  },
+  "REQ-17": {
+    area: "request",
+    attack: "upstream name tricks (`/proxy/API`, `/proxy/127.0.0.1`, `/proxy/api%2f..`, `/proxy/api@host`)",
+    status: 404,
+    expected: `404 \`not_found\`; ${NOTHING}`,
+  },
+  "REQ-18": {
+    area: "request",
+    attack: "agent sends its own upstream credential header (repeated) beside its token",
+    status: 200,
+    expected: "the upstream receives the real credential exactly once and no agent-chosen credential",
+  },
+  "REQ-19": {
+    area: "request",
+    attack: "CR, LF, bare CR, obs-fold or NUL inside header lines (raw socket)",
+    status: 400,
+    expected: `400 \`bad_request\`, connection closed; ${NOTHING}`,
+  },
+  "REQ-20": {
+    area: "request",
+    attack: "smuggling shapes: `Transfer-Encoding` + `Content-Length`, two `Content-Length`s, `chunked, identity`, unknown codings, space before colon",
+    status: 400,
+    expected: `400 \`bad_request\`, connection closed; ${NOTHING}`,
+  },
+  "REQ-21": {
+    area: "request",
+    attack: "a second request hidden in a body (pipelined smuggling)",
+    status: 200,
+    expected: "the upstream receives exactly one request whose body is the hidden bytes; the hidden request is never forwarded as a request",
+  },
+  "REQ-22": { area: "request", attack: "oversized headers (> 16 KiB)", status: 431, expected: `431 \`headers_too_large\`; ${NOTHING}` },
+  "REQ-23": {
+    area: "request",
+    attack: "body over `KEYWARD_PROXY_MAX_BODY_BYTES`, declared by Content-Length",
+    status: 413,
+    expected: `413 \`payload_too_large\`; ${NOTHING}`,
+  },
+  "REQ-24": {
+    area: "request",
+    attack: "chunked body growing past `KEYWARD_PROXY_MAX_BODY_BYTES`",
+    status: 413,
+    expected: "413 `payload_too_large`; the upstream never receives a complete request",
+  },
+  "REQ-25": {
+    area: "request",
+    attack: "slowloris: headers sent one line at a time",
+    status: 408,
+    expected: `408 \`request_timeout\` within \`KEYWARD_HEADERS_TIMEOUT_MS\`; ${NOTHING}`,
+  },
+  "REQ-26": {
+    area: "request",
+    attack: "slow body: a byte at a time, Content-Length or chunked",
+    status: 408,
+    expected: "408 `request_timeout` within `KEYWARD_REQUEST_TIMEOUT_MS`; the upstream never receives a complete request",
+  },
+
+  // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
+  "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },
+  "ADM-02": {
+    area: "admin",
+    attack: "every admin route with an agent token, a garbage key, a revoked admin key, or the admin key in Basic, query or cookie",
+    status: 401,
+    expected: "401; nothing changes",
+  },
+  "ADM-03": {
+    area: "admin",
+    attack: "every admin route with a role that lacks its permission (`auditor`, `security`)",
+    status: 403,
+    expected: "403 `forbidden`; nothing changes (see also test/e2e/admin.test.ts)",
+  },
+  "ADM-04": {
+    area: "admin",
+    attack: "mass assignment: `id`, `role`, `secret`, `clientSecret`, `clientId`, `secretHash`, `keyHash`, `createdAt`, … in bodies",
+    status: 400,
+    expected: "400 `validation_failed`; nothing written",
+  },
+  "ADM-05": {
+    area: "admin",
+    attack: "prototype pollution (`__proto__`, `constructor.prototype`) in JSON bodies",
+    status: 400,
+    expected: "400; nothing written, no other object affected",
+  },
+  "ADM-06": {
+    area: "admin",
+    attack: "ids of other kinds of objects in paths and bodies (agent id as grant id, grant id as jti, …)",
+    status: 404,
+    expected: "404 `not_found` (or 400 `unknown_reference`); nothing changes",
+  },
+  "ADM-07": {
+    area: "admin",
+    attack: "agent asks for a token on a grant it is not in, by name or by id",
+    status: 403,
+    expected: "403 `forbidden`; no token issued",
+  },
+  "ADM-08": {
+    area: "admin",
+    attack: "SQL, template, JSON, path, HTML and unicode injection strings, and very long strings, in every string field",
+    expected: "a clean 4xx, or stored verbatim with no effect; never a 500",
+  },
+  "ADM-09": {
+    area: "admin",
+    attack: "NUL characters and unpaired UTF-16 surrogates in any body, query or path string",
+    status: 400,
+    expected: "400 `validation_failed`; never a 500 from the database; nothing written",
+  },
+  "ADM-10": {
+    area: "admin",
+    attack: "client credentials with control characters, NUL or non-ASCII in HTTP Basic",
+    status: 401,
+    expected: "401 `invalid_client`; never a 500",
+  },
+  "ADM-11": {
+    area: "admin",
+    attack: "out-of-range audit filters (year 0000, cursor beyond 64 bits)",
+    status: 400,
+    expected: "400 `validation_failed`; never a 500",
+  },
+
+  // Secrets
+  "SEC-01": {
+    area: "secrets",
+    attack: "after each security run: look for upstream secrets, the master key and signing private keys",
+    expected: "in no response, error, log line, audit row or JWKS",
+  },
+  "SEC-02": {
+    area: "secrets",
+    attack: "JWKS contents",
+    status: 200,
+    expected: "public EC P-256 keys only: no `d`, no symmetric keys",
+  },
+
+  // Faults
+  "FLT-01": {
+    area: "faults",
+    attack: "PostgreSQL stopped mid-run (own temporary cluster, immediate shutdown)",
+    status: 503,
+    expected: `proxy 503; ${NOTHING}`,
+  },
+  "FLT-02": {
+    area: "faults",
+    attack: "PostgreSQL stopped: token and admin endpoints",
+    status: 503,
+    expected: "503 `database_unavailable`, never 500",
+  },
+  "FLT-03": { area: "faults", attack: "PostgreSQL started again", status: 200, expected: "calls succeed again without a broker restart" },
+  "FLT-04": {
+    area: "faults",
+    attack: "load across the stop and restart",
+    expected: "every 2xx the client saw has its `proxy` and `proxy.response` audit rows; every forwarded call has its allow row",
+  },
+  "FLT-05": { area: "faults", attack: "upstream down (connection refused)", status: 502, expected: "502 `upstream_unreachable`, no detail" },
+  "FLT-06": {
+    area: "faults",
+    attack: "upstream never answers",
+    status: 504,
+    expected: "504 `upstream_timeout` within `KEYWARD_UPSTREAM_TIMEOUT_MS`",
+  },
+  "FLT-07": {
+    area: "faults",
+    attack: "upstream stalls in the middle of its body",
+    expected: "the response is cut within `KEYWARD_UPSTREAM_TIMEOUT_MS` (status already sent); the broker keeps serving",
+  },
+  "FLT-08": {
+    area: "faults",
+    attack: "upstream resets the connection (before or during the headers)",
+    status: 502,
+    expected: "502 `upstream_unreachable`",
+  },
+  "FLT-09": { area: "faults", attack: "upstream sends oversized response headers", status: 502, expected: "502 `upstream_unreachable`" },
+  "FLT-10": {
+    area: "faults",
+    attack: "upstream sends malformed responses (garbage status line, bad header, conflicting lengths)",
+    status: 502,
+    expected: "502 `upstream_unreachable`",
+  },
+  "FLT-11": {
+    area: "faults",
+    attack: "upstream streams a 256 MiB body",
+    status: 200,
+    expected: "streamed through with the broker's memory bounded (< 64 MiB growth)",
+  },
+  "FLT-12": {
+    area: "faults",
+    attack: "one upstream hanging under concurrent load",
+    status: 200,
+    expected: "calls to other upstreams are answered at once",
+  },
+  "FLT-13": {
+    area: "faults",
+    attack: "broker killed with SIGKILL during load, restarted on the same data",
+    expected: "starts; no half-written records; every acknowledged token and revocation intact and enforced",
+  },
+  "FLT-14": {
+    area: "faults",
+    attack: "SIGTERM with a call in flight",
+    expected: "the in-flight call finishes (200); new connections are refused; exit code 0",
+  },
+} as const satisfies Record<string, Case>;
+
+export type CaseId = keyof typeof CASES;
+
+export const caseOf = (id: CaseId): Case => CASES[id];
+
+/** A test title that names the case: `TOK-01 alg: none token → 401 ...`. */
+export const title = (id: CaseId) => `${id} ${CASES[id].attack.replace(/`/g, "")}`;
+
+/** The expected status of a case; throws when the case has none (a test bug). */
+export function statusOf(id: CaseId): number {
+  const status = (CASES[id] as Case).status;
+  if (status === undefined) throw new Error(`${id} has no status`);
+  return status;
+}
+
+const AREA_TITLES: Record<Area, string> = {
+  token: "Token attacks",
+  request: "Request attacks",
+  admin: "Admin API",
+  secrets: "Secrets",
+  faults: "Faults",
+};
+
+/** The case table as it appears in SECURITY.md. */
+export function renderCaseTable(): string {
+  const lines: string[] = [];
+  for (const area of Object.keys(AREA_TITLES) as Area[]) {
+    lines.push(`### ${AREA_TITLES[area]}`, "", "| id | attack or fault | expected result |", "| --- | --- | --- |");
+    for (const [id, c] of Object.entries(CASES) as [CaseId, Case][]) {
+      if (c.area === area) lines.push(`| ${id} | ${c.attack.replace(/\|/g, "\\|")} | ${c.expected.replace(/\|/g, "\\|")} |`);
+    }
+    lines.push("");
+  }
+  return lines.join("\n").trimEnd();
+}

@@ -1,0 +1,346 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { statusOf, title } from "./cases.js";
+import { assertNoSecretLeaks, rawJson, rawRequest, startScenario, type RawResult, type Scenario } from "./harness.js";
+
+const MAX_BODY = 4096;
+const HEADERS_TIMEOUT_MS = 1000;
+const REQUEST_TIMEOUT_MS = 1500;
+
+/** it.each without printf-style titles: the cases themselves are full of `%`. */
+const each =
+  (values: string[]) =>
+  (name: string, fn: (value: string) => Promise<void>) => {
+    for (const value of values) it(`${name}: ${value}`, () => fn(value));
+  };
+
+/**
+ * Request attacks on the proxy, sent on raw sockets so that no client library normalises the path,
+ * merges headers or refuses to send what an attacker would.
+ */
+describe("security: request attacks", () => {
+  let s: Scenario;
+
+  beforeAll(async () => {
+    s = await startScenario({
+      KEYWARD_PROXY_MAX_BODY_BYTES: String(MAX_BODY),
+      KEYWARD_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
+      KEYWARD_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+    });
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const auth = () => `Authorization: Bearer ${s.tokens.api}\r\n`;
+
+  /** One raw request; `forwarded` counts what any upstream (or the outsider) received meanwhile. */
+  const send = async (data: string | string[], options: { waitMs?: number; gapMs?: number } = {}) => {
+    const before = s.received();
+    const res = await rawRequest(s.port, data, { ...options, record: s.responses });
+    // Anything forwarded would have reached the upstream well before the response came back.
+    return { ...res, code: rawJson(res)?.error?.code, forwarded: s.received() - before };
+  };
+  const get = (target: string, headers = "", method = "GET") =>
+    send(`${method} ${target} HTTP/1.1\r\nHost: keyward\r\n${auth()}${headers}Connection: close\r\n\r\n`);
+
+  const expectRefused = (res: RawResult & { code?: string; forwarded: number }, status: number, code?: string, what = "") => {
+    expect(res.status, `${what}\n${res.text.slice(0, 300)}`).toBe(status);
+    if (code) expect(res.code).toBe(code);
+    expect(res.forwarded).toBe(0);
+  };
+
+  it("baseline: a plain allowed call is forwarded once", async () => {
+    const res = await get("/proxy/api/v1/items");
+    expect(res.status).toBe(200);
+    expect(res.forwarded).toBe(1);
+    expect(s.api.received.at(-1)!.url).toBe("/v1/items");
+  });
+
+  each([
+    "/proxy/api/../../etc/passwd",
+    "/proxy/api/v1/../../etc/passwd",
+    "/proxy/api/v1/../../../../../../etc/passwd",
+    "/proxy/api/%2e%2e/etc/passwd",
+    "/proxy/api/v1/%2e%2e/%2E%2E/etc/passwd",
+    "/proxy/api/v1/.%2e/.%2E/x",
+    "/proxy/api/..",
+  ])(title("REQ-01"), async (target) => {
+    expectRefused(await get(target), statusOf("REQ-01"), "invalid_path");
+  });
+
+  each([
+    "/proxy/api/v1/public/../admin/users",
+    "/proxy/api/v1/public/%2e%2e/admin/users",
+    "/proxy/api/v1/public/./../admin/./users",
+    "/proxy/api/v1/x/../../v2/items",
+    "/proxy/api/v1/%2e%2e/v2/items",
+  ])(title("REQ-02"), async (target) => {
+    expectRefused(await get(target), statusOf("REQ-02"), "forbidden");
+  });
+
+  each(["/proxy/api/v1/admin%2fusers", "/proxy/api/v1/admin%2Fusers", "/proxy/api/v1/x%5c..%5cadmin", "/proxy/api/v1/x%5C..", "/proxy/api/v1/x\\..\\admin"])(
+    title("REQ-03"),
+    async (target) => {
+      expectRefused(await get(target), statusOf("REQ-03"), "invalid_path");
+    },
+  );
+
+  it(title("REQ-04"), async () => {
+    for (const [target, forwardedPath] of [
+      ["/proxy/api/v1//items", "/v1/items"],
+      ["/proxy/api//v1/./items/.", "/v1/items"],
+      ["/proxy/api/v1/a/./b//../items", "/v1/a/items"],
+    ]) {
+      const res = await get(target!);
+      expect(res.status).toBe(statusOf("REQ-04"));
+      expect(res.forwarded).toBe(1);
+      expect(s.api.received.at(-1)!.url).toBe(forwardedPath);
+    }
+  });
+
+  each(["/proxy/api/v1/%c0%ae%c0%ae/admin", "/proxy/api/v1/%e0%80%ae/x", "/proxy/api/v1/%c0%af", "/proxy/api/v1/%ff", "/proxy/api/v1/%zz", "/proxy/api/v1/%"])(
+    title("REQ-05"),
+    async (target) => {
+      expectRefused(await get(target), statusOf("REQ-05"), "invalid_path");
+    },
+  );
+
+  each(["/proxy/api/v1/items%00.json", "/proxy/api/v1/a%0d%0aX-Injected:%201", "/proxy/api/v1/a%0a", "/proxy/api/v1/a%7f", "/proxy/api/v1/a%1b"])(
+    title("REQ-06"),
+    async (target) => {
+      expectRefused(await get(target), statusOf("REQ-06"), "invalid_path");
+    },
+  );
+
+  it(title("REQ-07"), async () => {
+    for (const target of ["/proxy/api/v1/a\u0000b", "/proxy/api/v1/a b", "/proxy/api/v1/a\tb", "/proxy/api/v1/a\u007fb"]) {
+      expectRefused(await get(target), statusOf("REQ-07"), "bad_request");
+    }
+  });
+
+  each(["/proxy/api/v1/admin./users", "/proxy/api/v1/admin../users", "/proxy/api/v1/items.", "/proxy/api/v1/items%2e", "/proxy/api/v1/admin%2e/users"])(
+    title("REQ-08"),
+    async (target) => {
+      expectRefused(await get(target), statusOf("REQ-08"), "invalid_path");
+    },
+  );
+
+  it(title("REQ-09"), async () => {
+    for (const [target, forwardedPath] of [
+      ["/proxy/api/v1/x/%252e%252e/%252e%252e/admin", "/v1/x/%252e%252e/%252e%252e/admin"],
+      ["/proxy/api/v1/x%252fadmin", "/v1/x%252fadmin"],
+      ["/proxy/api/v1/%2561dmin", "/v1/%2561dmin"],
+    ]) {
+      const res = await get(target!);
+      expect(res.status).toBe(statusOf("REQ-09"));
+      expect(s.api.received.at(-1)!.url).toBe(forwardedPath);
+    }
+  });
+
+  it(title("REQ-10"), async () => {
+    const overrides = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-Method"];
+    for (const method of ["GET", "POST"]) {
+      const headers = overrides.map((h) => `${h}: DELETE\r\n`).join("") + "Content-Length: 0\r\n";
+      const res = await get("/proxy/api/v1/items", headers, method);
+      expect(res.status).toBe(statusOf("REQ-10"));
+      expect(res.forwarded).toBe(1);
+      const got = s.api.received.at(-1)!;
+      expect(got.method).toBe(method);
+      for (const h of overrides) expect(got.headers[h.toLowerCase()]).toBeUndefined();
+    }
+  });
+
+  each(["_method=DELETE", "x=1&_method=delete", "_METHOD=DELETE", "%5Fmethod=DELETE", "_%6Dethod=DELETE", "_method"])(
+    title("REQ-11"),
+    async (query) => {
+      expectRefused(await get(`/proxy/api/v1/items?${query}`, "Content-Length: 0\r\n", "POST"), statusOf("REQ-11"), "forbidden");
+    },
+  );
+
+  it(title("REQ-12"), async () => {
+    for (const method of ["get", "Get", "pOST", "delete"]) {
+      expectRefused(await get("/proxy/api/v1/items", "", method), statusOf("REQ-12"), "bad_request");
+    }
+  });
+
+  it(title("REQ-13"), async () => {
+    for (const method of ["TRACE", "PROPFIND", "PURGE", "MOVE", "LINK"]) {
+      expectRefused(await get("/proxy/api/v1/items", "", method), statusOf("REQ-13"), "not_found");
+    }
+    const connect = await send(`CONNECT ${new URL(s.outsider.url).host} HTTP/1.1\r\nHost: ${new URL(s.outsider.url).host}\r\n${auth()}\r\n`);
+    expect(connect.closed).toBe(true);
+    expect(connect.status).toBeNull();
+    expect(connect.forwarded).toBe(0);
+  });
+
+  it(title("REQ-14"), async () => {
+    const outsiderHost = new URL(s.outsider.url).host;
+    for (const host of [outsiderHost, "169.254.169.254", "localhost:1", `api@${outsiderHost}`]) {
+      const res = await send(`GET /proxy/api/v1/items HTTP/1.1\r\nHost: ${host}\r\n${auth()}Connection: close\r\n\r\n`);
+      expect(res.status).toBe(statusOf("REQ-14"));
+      expect(s.api.received.at(-1)!.headers.host).toBe(new URL(s.api.url).host);
+    }
+    expect(s.outsider.received).toHaveLength(0);
+  });
+
+  it(title("REQ-15"), async () => {
+    const outsiderHost = new URL(s.outsider.url).host;
+    const spoofed = {
+      "X-Forwarded-Host": outsiderHost,
+      "X-Forwarded-For": "127.0.0.1",
+      "X-Forwarded-Proto": "https",
+      "X-Forwarded-Prefix": "/v1/admin",
+      Forwarded: `host=${outsiderHost};for=127.0.0.1`,
+      "X-Original-URL": "/v1/admin/users",
+      "X-Rewrite-URL": "/v1/admin/users",
+      "X-Original-URI": "/v1/admin/users",
+      "X-Real-IP": "127.0.0.1",
+    };
+    const headers = Object.entries(spoofed).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    const res = await get("/proxy/api/v1/items", headers);
+    expect(res.status).toBe(statusOf("REQ-15"));
+    const got = s.api.received.at(-1)!;
+    expect(got.url).toBe("/v1/items");
+    for (const h of Object.keys(spoofed)) expect(got.headers[h.toLowerCase()], h).toBeUndefined();
+    expect(s.outsider.received).toHaveLength(0);
+  });
+
+  it(title("REQ-16"), async () => {
+    const outsider = new URL(s.outsider.url);
+    for (const target of [`http://${outsider.host}/proxy/api/v1/items`, `${s.api.url}/proxy/api/v1/items`, `http://${outsider.host}/v1/items`]) {
+      expectRefused(await get(target), statusOf("REQ-16"), "not_found");
+    }
+    expect(s.outsider.received).toHaveLength(0);
+  });
+
+  it(title("REQ-17"), async () => {
+    const outsiderHost = new URL(s.outsider.url).host;
+    for (const target of ["/proxy/API/v1/items", "/proxy/127.0.0.1/v1/items", `/proxy/${outsiderHost}/v1/items`, "/proxy/api%2f../v1/items", `/proxy/api@${outsiderHost}/v1/items`, "/proxy/%61pi/v1/items", "/proxy//api/v1/items", "/proxy/./api/v1/items", "/proxy/api./v1/items"]) {
+      expectRefused(await get(target), statusOf("REQ-17"), "not_found");
+    }
+  });
+
+  it(title("REQ-18"), async () => {
+    const headers = `X-Api-Key: agent-chosen\r\nx-api-key: agent-chosen-2\r\nProxy-Authorization: Basic eDp5\r\n`;
+    const res = await send(
+      `GET /proxy/keyed/v1/items HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer ${s.tokens.keyed}\r\n${headers}Connection: close\r\n\r\n`,
+    );
+    expect(res.status).toBe(statusOf("REQ-18"));
+    const got = s.keyed.received.at(-1)!;
+    expect(got.headers["x-api-key"]).toBe(s.secrets.keyed);
+    expect(got.headers.authorization).toBeUndefined();
+    expect(got.headers["proxy-authorization"]).toBeUndefined();
+  });
+
+  it(title("REQ-19"), async () => {
+    const lines = [
+      "X-A: b\rAuthorization: Bearer x\r\n",
+      "X-A: b\nAuthorization: Bearer x\r\n",
+      "X-A: b\r\n  folded: continuation\r\n",
+      "X-A: b\u0000c\r\n",
+      "X-A\r\n",
+      "X-A: \u007f\r\n",
+    ];
+    for (const line of lines) {
+      const res = await send(`GET /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${line}${auth()}\r\n`);
+      expectRefused(res, statusOf("REQ-19"), "bad_request");
+      expect(res.text).toMatch(/\r\nConnection: close\r\n/i);
+    }
+  });
+
+  it(title("REQ-20"), async () => {
+    const shapes = [
+      "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+      "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+      "Content-Length: 5, 6\r\n\r\nhello!",
+      "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+      "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n",
+      "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+      "Content-Length : 5\r\n\r\nhello",
+      "Content-Length: +5\r\n\r\nhello",
+      "Content-Length: -1\r\n\r\n",
+      "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    ];
+    for (const shape of shapes) {
+      const res = await send(`POST /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${auth()}${shape}`);
+      expectRefused(res, statusOf("REQ-20"), "bad_request", JSON.stringify(shape));
+      expect(res.text).toMatch(/\r\nConnection: close\r\n/i);
+    }
+  });
+
+  it(title("REQ-21"), async () => {
+    const hidden = `GET /proxy/api/v1/admin/users HTTP/1.1\r\nHost: keyward\r\n${auth()}\r\n`;
+    for (const method of ["GET", "POST"]) {
+      const before = s.api.received.length;
+      const res = await send(
+        `${method} /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${auth()}Content-Length: ${Buffer.byteLength(hidden)}\r\nConnection: close\r\n\r\n${hidden}`,
+      );
+      expect(res.status).toBe(statusOf("REQ-21"));
+      expect(s.api.received.length - before).toBe(1);
+      const got = s.api.received.at(-1)!;
+      expect(got).toMatchObject({ method, url: "/v1/items", body: hidden });
+      expect(s.api.received.slice(before).some((r) => r.url.includes("admin"))).toBe(false);
+    }
+  });
+
+  it(title("REQ-22"), async () => {
+    for (const headers of [`X-Big: ${"a".repeat(20_000)}\r\n`, Array.from({ length: 400 }, (_, i) => `X-H${i}: ${"b".repeat(50)}\r\n`).join("")]) {
+      const res = await get("/proxy/api/v1/items", headers);
+      expectRefused(res, statusOf("REQ-22"), "headers_too_large");
+    }
+    const longUrl = await get(`/proxy/api/v1/${"a".repeat(20_000)}`);
+    expectRefused(longUrl, statusOf("REQ-22"), "headers_too_large");
+  });
+
+  it(title("REQ-23"), async () => {
+    const res = await send(
+      `POST /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${auth()}Content-Length: ${MAX_BODY + 1}\r\nConnection: close\r\n\r\n${"x".repeat(MAX_BODY + 1)}`,
+    );
+    expectRefused(res, statusOf("REQ-23"), "payload_too_large");
+    // Declared large, sent nothing: refused on the declaration alone.
+    const declared = await send(`POST /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${auth()}Content-Length: 999999999999\r\n\r\n`);
+    expectRefused(declared, statusOf("REQ-23"), "payload_too_large");
+  });
+
+  it(title("REQ-24"), async () => {
+    const chunk = "x".repeat(1024);
+    const body = Array.from({ length: 6 }, () => `400\r\n${chunk}\r\n`).join("") + "0\r\n\r\n";
+    const before = s.api.received.length;
+    const res = await send(`POST /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${auth()}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`);
+    expect(res.status).toBe(statusOf("REQ-24"));
+    expect(res.code).toBe("payload_too_large");
+    // The upstream may have seen the request begin, but never a complete one.
+    expect(s.api.received.length).toBe(before);
+  });
+
+  it(title("REQ-25"), async () => {
+    const lines = ["GET /proxy/api/v1/items HTTP/1.1\r\n", "Host: keyward\r\n", auth(), ...Array.from({ length: 20 }, (_, i) => `X-Slow-${i}: 1\r\n`)];
+    const res = await send(lines, { gapMs: 200, waitMs: 6000 });
+    expectRefused(res, statusOf("REQ-25"), "request_timeout");
+    expect(res.ms).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 50);
+    expect(res.ms).toBeLessThan(HEADERS_TIMEOUT_MS + 1500);
+  });
+
+  it(title("REQ-26"), async () => {
+    for (const framing of ["Content-Length: 100\r\n", "Transfer-Encoding: chunked\r\n"]) {
+      const chunked = framing.startsWith("Transfer");
+      const head = `POST /proxy/api/v1/items HTTP/1.1\r\nHost: keyward\r\n${auth()}${framing}\r\n`;
+      const drip = Array.from({ length: 30 }, () => (chunked ? "1\r\nx\r\n" : "x"));
+      const before = s.api.received.length;
+      const res = await send([head, ...drip], { gapMs: 150, waitMs: 8000 });
+      expect(res.status).toBe(statusOf("REQ-26"));
+      expect(res.code).toBe("request_timeout");
+      expect(res.ms).toBeLessThan(REQUEST_TIMEOUT_MS + 1500);
+      expect(s.api.received.length).toBe(before);
+    }
+    // The broker is not worn down by it.
+    expect((await get("/proxy/api/v1/items")).status).toBe(200);
+  });
+
+  it(title("SEC-01"), async () => {
+    await assertNoSecretLeaks(s);
+  });
+});

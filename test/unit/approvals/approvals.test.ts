@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { approvalReasons, statusOf } from "../../../src/approvals/approvals.js";
+
+const grant = { requiresApproval: false, allowProtected: [], graphql: null, jsonrpc: null };
+const staging = { name: "staging", requiresApproval: false };
+
+describe("approvalReasons", () => {
+  it("none for an ordinary grant", () => {
+    expect(approvalReasons(grant, staging)).toEqual([]);
+  });
+  it.each([
+    [{ ...grant, requiresApproval: true }, staging, ["the grant requires approval"]],
+    [grant, { name: "production", requiresApproval: true }, ["environment production requires approval"]],
+    [{ ...grant, allowProtected: ["railway.volumeDelete"] }, staging, ["the grant names protected operations: railway.volumeDelete"]],
+    [
+      { ...grant, graphql: { allow: [{ operation: "query" as const }, { field: "rollback*", requiresApproval: true }], deny: [] } },
+      staging,
+      ["graphql.allow[1] requires approval"],
+    ],
+    [{ ...grant, jsonrpc: { allow: [{ method: "a", requiresApproval: true }], deny: [] } }, staging, ["jsonrpc.allow[0] requires approval"]],
+    [
+      { ...grant, requiresApproval: true, allowProtected: ["render.diskDelete"] },
+      { name: "production", requiresApproval: true },
+      ["the grant requires approval", "environment production requires approval", "the grant names protected operations: render.diskDelete"],
+    ],
+  ])("%j in %j", (g, environment, reasons) => {
+    expect(approvalReasons(g, environment)).toEqual(reasons);
+  });
+});
+
+describe("statusOf", () => {
+  const now = new Date("2030-01-01T00:00:00Z");
+  const later = new Date("2030-01-01T01:00:00Z");
+  const earlier = new Date("2029-12-31T23:00:00Z");
+  it.each([
+    ["pending", later, "pending"],
+    ["pending", earlier, "expired"],
+    ["pending", now, "expired"],
+    ["approved", later, "approved"],
+    ["approved", earlier, "expired"],
+    ["issuing", earlier, "expired"],
+    ["denied", earlier, "denied"],
+    ["issued", earlier, "issued"],
+  ] as const)("%s, expiring %s → %s", (status, expiresAt, expected) => {
+    expect(statusOf({ status, expiresAt }, now)).toBe(expected);
+  });
+});

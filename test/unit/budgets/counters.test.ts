@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { countersFor } from "../../../src/budgets/budgets.js";
+
+const expiresAt = new Date("2030-01-01T00:15:00Z");
+// 12:00:45 into a minute: the per-minute window reopens in 15 s.
+const now = Date.UTC(2030, 0, 1, 0, 0, 45);
+const minute = Math.floor(now / 60_000);
+const call = { jti: "j1", tokenExpiresAt: expiresAt, grantId: "g1", destructive: 0, now };
+
+describe("countersFor", () => {
+  it("takes nothing without budgets", () => {
+    expect(countersFor(null, call)).toEqual([]);
+    expect(countersFor({}, call)).toEqual([]);
+  });
+
+  it("takes one unit per limit, sorted by key so concurrent calls lock in one order", () => {
+    const takes = countersFor(
+      { perToken: { requestsPerMinute: 10, maxCalls: 100 }, perGrant: { requestsPerMinute: 50, maxCalls: 5000, maxDestructiveCalls: 3 } },
+      call,
+    );
+    expect(takes).toEqual([
+      { key: "grant:g1:calls", limit: "perGrant.maxCalls", window: 0, amount: 1, capacity: 5000, expiresAt: null, retryAfterSeconds: null },
+      { key: "grant:g1:rpm", limit: "perGrant.requestsPerMinute", window: minute, amount: 1, capacity: 50, expiresAt: null, retryAfterSeconds: 15 },
+      { key: "token:j1:calls", limit: "perToken.maxCalls", window: 0, amount: 1, capacity: 100, expiresAt, retryAfterSeconds: null },
+      { key: "token:j1:rpm", limit: "perToken.requestsPerMinute", window: minute, amount: 1, capacity: 10, expiresAt, retryAfterSeconds: 15 },
+    ]);
+  });
+
+  it("destructive calls take one unit per destructive operation, and only then", () => {
+    const budgets = { perToken: { maxDestructiveCalls: 5 } };
+    expect(countersFor(budgets, call)).toEqual([]);
+    expect(countersFor(budgets, { ...call, destructive: 3 })).toEqual([
+      { key: "token:j1:destructive", limit: "perToken.maxDestructiveCalls", window: 0, amount: 3, capacity: 5, expiresAt, retryAfterSeconds: null },
+    ]);
+  });
+
+  it("a zero destructive budget is still a counter (the database refuses any amount over it)", () => {
+    expect(countersFor({ perGrant: { maxDestructiveCalls: 0 } }, { ...call, destructive: 1 })[0]).toMatchObject({ capacity: 0, amount: 1 });
+  });
+
+  it("Retry-After is at least a second, at the very end of a window", () => {
+    const end = (minute + 1) * 60_000 - 1;
+    expect(countersFor({ perToken: { requestsPerMinute: 1 } }, { ...call, now: end })[0]!.retryAfterSeconds).toBe(1);
+  });
+});
