@@ -79,6 +79,8 @@ export type MainResults = {
   backends: string[];
   proxy: ProxyRow[];
   stream: { connections: number; rows: StreamRow[] };
+  /** one large response read by one client through each proxy */
+  bigStream: { target: string; status: number; bytes: number; seconds: number; rss: Rss }[];
   tokens: TokenBench;
   /** `memory` is the process's own process.memoryUsage() at the end (external includes WebAssembly memory). */
   rss: { process: string; before: number; peak: number; after: number; memory?: NodeJS.MemoryUsage }[];
@@ -211,6 +213,13 @@ export function renderMain(r: MainResults): string {
     ),
     "",
   );
+  out.push(
+    table(
+      ["one large response, one client", "MiB", "seconds", "MiB/s", "RSS before MiB", "RSS peak MiB", "growth MiB"],
+      r.bigStream.map((b) => [b.target, mib(b.bytes), f1(b.seconds), f1(b.bytes / MiB / b.seconds), mib(b.rss.before), mib(b.rss.peak), mib(b.rss.peak - b.rss.before)]),
+    ),
+    "",
+  );
   out.push(`### Token issuance (c=${r.tokens.connections})`, "");
   const tokenRows: string[][] = [["raw jose ES256 signing loop (same claims, in-process)", int(r.tokens.rawSignPerSec), "100%", "", ""]];
   for (const e of r.tokens.endpoint) {
@@ -307,19 +316,23 @@ export function renderProfile(r: ProfileResults): string {
 export const RESULTS_JSON = join(BENCH_DIR, "results.json");
 export const RESULTS_MD = join(BENCH_DIR, "RESULTS.md");
 
+/** The entry of results.json and the block of RESULTS.md a run replaces: one per mode (and scale backend). */
+export const resultsKey = (r: MainResults | ScaleResults | ProfileResults) => (r.mode === "scale" ? `scale-${r.backend}` : r.mode);
+
 /** Keeps the other modes' latest results: each mode replaces only its own entry. */
 export function saveResults(results: MainResults | ScaleResults | ProfileResults, markdown: string): void {
+  const key = resultsKey(results);
   let all: Record<string, unknown> = {};
   try {
     if (existsSync(RESULTS_JSON)) all = JSON.parse(readFileSync(RESULTS_JSON, "utf8")) as Record<string, unknown>;
   } catch {
     all = {};
   }
-  all[results.mode] = results;
+  all[key] = results;
   writeFileSync(RESULTS_JSON, JSON.stringify(all, null, 2) + "\n");
 
-  const start = `<!-- bench:${results.mode}:start -->`;
-  const end = `<!-- bench:${results.mode}:end -->`;
+  const start = `<!-- bench:${key}:start -->`;
+  const end = `<!-- bench:${key}:end -->`;
   let md = existsSync(RESULTS_MD) ? readFileSync(RESULTS_MD, "utf8") : "# Keyward benchmark results\n";
   const block = `${start}\n${markdown}\n${end}`;
   const a = md.indexOf(start);

@@ -12,7 +12,7 @@
  * (autocannon) runs here.
  *
  * Settings (environment): BENCH_DURATION_S (5), BENCH_WARMUP_S (1), BENCH_CONCURRENCY ("1,16,64"),
- * BENCH_STREAM_CONNECTIONS (64), BENCH_TOKEN_DURATION_S (= BENCH_DURATION_S), BENCH_TOKEN_CONNECTIONS (4),
+ * BENCH_STREAM_CONNECTIONS (64), BENCH_BIG_STREAM_MIB (256), BENCH_TOKEN_DURATION_S (= BENCH_DURATION_S), BENCH_TOKEN_CONNECTIONS (4),
  * BENCH_PROFILE_DURATION_S (15), BENCH_LOG_LEVEL (the broker's LOG_LEVEL, default info as in production),
  * BENCH_PGLITE_MEMORY=1 (in-memory PGlite), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
  * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one),
@@ -46,7 +46,7 @@ import {
   type StreamRow,
   type TargetCheck,
 } from "./report.js";
-import { DENIED_SHARE, mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, type Scenario } from "./scenario.js";
+import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
 
 // ---------------------------------------------------------------------------------------------- settings
@@ -61,6 +61,8 @@ const S = {
   warmupS: num("BENCH_WARMUP_S", 1),
   concurrency: (env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number).filter((n) => n > 0),
   streamConnections: num("BENCH_STREAM_CONNECTIONS", 64),
+  /** one response this large, read by one client: buffering it would show as RSS growth of its size */
+  bigStreamMiB: num("BENCH_BIG_STREAM_MIB", 256),
   // 4 = the libuv threadpool, where each request's scrypt runs
   tokenConnections: num("BENCH_TOKEN_CONNECTIONS", 4),
   profileDurationS: num("BENCH_PROFILE_DURATION_S", 15),
@@ -338,6 +340,23 @@ async function runMain(): Promise<void> {
   log(`forwarding: ${S.durationS} s per run after ${S.warmupS} s warm-up`);
   const proxy = await proxyRounds(targets);
 
+  log(`one ${S.bigStreamMiB} MiB response through each proxy`);
+  const bigStream: MainResults["bigStream"] = [];
+  for (const { t, sampler } of streamTargets) {
+    if (!sampler) continue;
+    await waitIdle(t.child);
+    const spec = t.next(0);
+    const before = sampler.openWindow();
+    const started = performance.now();
+    const res = await fetch(t.url + spec.path.replace("/stream/1mib", `/stream/${S.bigStreamMiB}mib`), { headers: spec.headers });
+    let bytes = 0;
+    for await (const chunk of res.body ?? []) bytes += (chunk as Uint8Array).length;
+    const seconds = (performance.now() - started) / 1000;
+    const peak = sampler.windowPeak();
+    bigStream.push({ target: t.name, status: res.status, bytes, seconds, rss: { before, peak, after: sampler.sample() } });
+    log(`  ${t.name}: ${res.status}, ${(bytes / MiB).toFixed(0)} MiB in ${seconds.toFixed(1)} s, RSS ${mib(before)} → peak ${mib(peak)} MiB`);
+  }
+
   log(`token issuance at c=${S.tokenConnections}, ${tokenDurationS} s each`);
   const rawSignPerSec = await rawSigningRate(tokenDurationS, S.tokenConnections);
   log(`  raw jose ES256 signing: ${rawSignPerSec.toFixed(0)}/s`);
@@ -383,10 +402,19 @@ async function runMain(): Promise<void> {
     const limit = (S.streamConnections * MiB) / 2;
     targetsChecked.push({
       backend: b.backend,
-      target: `streaming 1 MiB at c=${S.streamConnections}: RSS growth over the plain proxy's (flat = under half of c × 1 MiB)`,
+      target: `streaming 1 MiB at c=${S.streamConnections}: RSS growth beyond the plain proxy's (flat = under half of c × 1 MiB)`,
       value: `+${mib(growth)} MiB (${mib(s.rss!.before)} → peak ${mib(s.rss!.peak)}) vs plain proxy +${mib(plainGrowth)} MiB; ${s.unexpected + s.load.errors} failed`,
-      threshold: `< +${mib(limit)} MiB`,
+      threshold: `< +${mib(limit)} MiB beyond`,
       pass: growth - plainGrowth < limit && s.unexpected + s.load.errors === 0,
+    });
+    const big = bigStream.find((x) => x.target === b.label)!;
+    const bigGrowth = big.rss.peak - big.rss.before;
+    targetsChecked.push({
+      backend: b.backend,
+      target: `one ${S.bigStreamMiB} MiB response: RSS growth (buffering it would add its size)`,
+      value: `+${mib(bigGrowth)} MiB (${mib(big.rss.before)} → peak ${mib(big.rss.peak)}), ${mib(big.bytes)} MiB received, status ${big.status}`,
+      threshold: `< ${mib((S.bigStreamMiB * MiB) / 4)} MiB`,
+      pass: big.status === 200 && big.bytes === S.bigStreamMiB * MiB && bigGrowth < (S.bigStreamMiB * MiB) / 4,
     });
     const e = endpoint.find((x) => x.backend === b.backend)!;
     targetsChecked.push({
@@ -411,6 +439,7 @@ async function runMain(): Promise<void> {
     backends: brokers.map((b) => b.backend),
     proxy,
     stream: { connections: S.streamConnections, rows: stream },
+    bigStream,
     tokens: { connections: S.tokenConnections, rawSignPerSec, scryptVerifyPerSec, endpoint },
     rss,
     targets: targetsChecked,

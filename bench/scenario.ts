@@ -103,9 +103,6 @@ export function mixedRequest(prefix: string, tokens: readonly string[]): (n: num
   };
 }
 
-/** Share of the mix Keyward must deny (slots 8 and 9 of every 10). */
-export const DENIED_SHARE = 0.2;
-
 export function streamRequest(prefix: string, tokens: readonly string[]): (n: number) => RequestSpec {
   return (n) => ({
     method: "GET",

@@ -1,6 +1,6 @@
 /**
- * The minimal upstream every target forwards to: a fixed small JSON answer for any path, and a
- * 1 MiB response streamed in 64 KiB chunks (with backpressure) at /stream/1mib.
+ * The minimal upstream every target forwards to: a fixed small JSON answer for any path, and
+ * N MiB responses streamed in 64 KiB chunks (with backpressure) at /stream/<N>mib.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -20,9 +20,10 @@ const server = createServer((req, res) => {
   req.resume();
   req.on("end", () => {
     waitingForBody.set(method, (waitingForBody.get(method) ?? 1) - 1);
-    if (req.url === "/stream/1mib") {
+    const stream = /^\/stream\/(\d+)mib$/.exec(req.url ?? "");
+    if (stream) {
       res.writeHead(200, { "content-type": "application/octet-stream" });
-      let left = STREAM_BYTES / CHUNK.length;
+      let left = (Number(stream[1]) * STREAM_BYTES) / CHUNK.length;
       const pump = () => {
         while (left > 0) {
           left--;

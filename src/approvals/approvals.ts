@@ -66,6 +66,9 @@ export type ApprovalNotifier = { notify(approval: ApprovalView, names: { agent: 
 
 type Meta = { actor: string; requestId: string };
 
+/** Admin actions (src/agents) that hand out or set an agent's credentials. */
+const CREDENTIAL_ACTIONS = ["agent.create", "agent.rotate_secret", "agent.set_jwks"];
+
 /**
  * Break-glass approvals. A token request that needs a human is held here; a human with the `approve`
  * permission approves or denies it (never the requester); the agent then collects its token, once.
@@ -88,7 +91,7 @@ export class Approvals {
   }): Promise<Approval> {
     const { agentId, grant } = input;
     const agent = await this.prisma.agent.findUnique({ where: { id: agentId }, select: { name: true } });
-    const credentialHolder = await this.#credentialHolder(agentId);
+    const credentialHolders = await this.#credentialHolders(agentId);
     const row = await this.prisma.$transaction(async (tx) => {
       const created = await tx.approval.create({
         data: {
@@ -102,7 +105,7 @@ export class Approvals {
           protectedOperations: grant.allowProtected,
           status: "pending",
           requestedBy: `agent:${agentId}`,
-          credentialHolder,
+          credentialHolders,
           expiresAt: new Date(Date.now() + this.options.ttlSeconds * 1000),
         },
       });
@@ -123,7 +126,7 @@ export class Approvals {
     return rows.map((row) => approvalView(row, now)).filter((view) => status === undefined || view.status === status);
   }
 
-  /** A human's decision. The requester (the agent, or the admin key holding its credentials) may deny, never approve. */
+  /** A human's decision. The requester (the agent, or an admin key holding its credentials) may deny, never approve. */
   async decide(id: string, verdict: "approve" | "deny", meta: Meta, note: string | undefined): Promise<ApprovalView> {
     return this.prisma.$transaction(async (tx) => {
       const row = await tx.approval.findUnique({ where: { id } });
@@ -131,7 +134,7 @@ export class Approvals {
       const now = new Date();
       const status = statusOf(row, now);
       if (status !== "pending") throw conflict(`approval is ${status}`);
-      if (verdict === "approve" && (meta.actor === row.requestedBy || meta.actor === row.credentialHolder)) {
+      if (verdict === "approve" && (meta.actor === row.requestedBy || row.credentialHolders.includes(meta.actor))) {
         throw forbidden("the requester cannot approve its own request", "self_approval");
       }
       const next = verdict === "approve" ? "approved" : "denied";
@@ -190,13 +193,14 @@ export class Approvals {
     return row ? { protectedOperations: row.protectedOperations } : null;
   }
 
-  // The admin key that registered the agent was shown its client secret, so it could be the requester.
-  async #credentialHolder(agentId: string): Promise<string | null> {
-    const created = await this.prisma.auditEvent.findFirst({
-      where: { kind: "admin.change", agentId, details: { path: ["action"], equals: "agent.create" } },
+  // Admin keys that were shown the agent's client secret or registered its signing keys could act as
+  // the agent, so they count as the requester. Read from the audit log, which records who did each.
+  async #credentialHolders(agentId: string): Promise<string[]> {
+    const events = await this.prisma.auditEvent.findMany({
+      where: { kind: "admin.change", agentId, OR: CREDENTIAL_ACTIONS.map((action) => ({ details: { path: ["action"], equals: action } })) },
       select: { actor: true },
     });
-    return created?.actor ?? null;
+    return [...new Set(events.map((e) => e.actor))];
   }
 
   async #audit(

@@ -26,7 +26,8 @@ export class BrokerHttp {
 
   constructor(
     url: string,
-    readonly fetch: FetchFunction = globalThis.fetch,
+    // Called through a wrapper: browsers refuse a fetch called on anything but the global object.
+    readonly fetch: FetchFunction = (input, init) => globalThis.fetch(input, init),
   ) {
     this.url = url.replace(/\/+$/, "");
   }

@@ -112,6 +112,19 @@ describe("human approval", () => {
     expect(res.body.error.code).toBe("self_approval");
   });
 
+  it("nor may an admin key that was later given the agent's secret by rotating it", async () => {
+    const rotator = (await broker.admin("post", "/v1/admin-keys", { name: "rotator", role: "admin" })).body as { id: string; key: string };
+    const rotated = await as(rotator.key, `/v1/agents/${otherAgent.id}/rotate-secret`);
+    expect(rotated.status).toBe(200);
+    const rotatedAgent = { ...otherAgent, clientSecret: rotated.body.clientSecret as string };
+    const held = await issueToken(broker, rotatedAgent, { grant: "break-glass" });
+    expect(held.status).toBe(202);
+    const res = await as(rotator.key, `/v1/approvals/${held.body.approvalId}/approve`);
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe("self_approval");
+    expect((await as(rotator.key, `/v1/approvals/${held.body.approvalId}/deny`)).status).toBe(200);
+  });
+
   it("an auditor may not decide; an agent token or no key is not an admin key", async () => {
     expect((await as(auditorKey, `/v1/approvals/${approvalId}/approve`)).status).toBe(403);
     expect((await broker.http().post(`/v1/approvals/${approvalId}/approve`).send({})).status).toBe(401);

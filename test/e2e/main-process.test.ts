@@ -6,10 +6,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
 import { BACKEND } from "../helpers/broker.js";
 
-const TSX = join(process.cwd(), "node_modules/.bin/tsx");
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(TSX, ["src/main.ts"], {
+  // As `npm start` runs it: node itself gets the signals, with no tsx wrapper process relaying them.
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -189,7 +189,7 @@ describe("security: admin API", () => {
       ...["id", "secretCiphertext", "secretKeyId", "secretUpdatedAt", "createdAt", "grants"].map(
         (f): [string, string, object] => ["post", "/v1/upstreams", { ...upstream, [f]: "x" }],
       ),
-      ...["secret", "name", "id", "secretCiphertext", "secretKeyId"].map((f): [string, string, object] => ["patch", "/v1/upstreams/api", { [f]: "x" }]),
+      ...["name", "id", "secretCiphertext", "secretKeyId", "secretUpdatedAt"].map((f): [string, string, object] => ["patch", "/v1/upstreams/api", { [f]: "x" }]),
       ["put", "/v1/upstreams/api/secret", { secret: "x", secretKeyId: "x" }],
       ...["id", "upstreamId", "createdAt", "updatedAt"].map((f): [string, string, object] => ["post", "/v1/grants", { ...grant, [f]: "x" }]),
       ...["id", "upstreamId", "createdAt"].map((f): [string, string, object] => ["patch", `/v1/grants/${s.grantA.id}`, { [f]: "x" }]),
@@ -289,7 +289,6 @@ describe("security: admin API", () => {
     ] as const) {
       const res = s.record(await ask(agent, grant));
       expect(res.status, `${grant}`).toBe(statusOf("ADM-07"));
-      expect(res.body.error.code).toBe("forbidden");
       expect(res.body.access_token).toBeUndefined();
     }
     expect(await s.broker.keyward.db.prisma.issuedToken.count()).toBe(tokens);

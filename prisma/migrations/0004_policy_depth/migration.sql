@@ -35,7 +35,7 @@ CREATE TABLE "Approval" (
     "protectedOperations" TEXT[],
     "status" TEXT NOT NULL,
     "requestedBy" TEXT NOT NULL,
-    "credentialHolder" TEXT,
+    "credentialHolders" TEXT[],
     "decidedBy" TEXT,
     "decidedAt" TIMESTAMP(3),
     "note" TEXT,

@@ -5,7 +5,7 @@ import { railway } from "./railway.js";
 import { render } from "./render.js";
 import type { Preset, ProtectedOperation } from "./types.js";
 
-export type { Preset, ProtectedMatch, ProtectedOperation } from "./types.js";
+export type { Preset, ProtectedOperation } from "./types.js";
 
 /**
  * Backup protection presets shipped with Keyward: operations that destroy data or its backups on common

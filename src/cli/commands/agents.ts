@@ -1,0 +1,43 @@
+import type { Command } from "commander";
+import { contextOf, examples } from "../context.js";
+import { emit, fields, note, table } from "../output.js";
+import { idOf } from "../resolve.js";
+
+type AgentView = { id: string; name: string; description: string | null; clientId: string; createdAt: string };
+
+export function agentCommands(program: Command): void {
+  const agent = program.command("agent").description("agents: the OAuth clients that ask for tokens");
+
+  agent
+    .command("add")
+    .description("register an agent; its client secret is shown once")
+    .argument("<name>")
+    .option("--description <text>")
+    .addHelpText("after", examples("keyward agent add deploy-bot --description 'staging deploys'", "keyward agent add deploy-bot --json | jq -r .clientSecret"))
+    .action(async (name: string, options: { description?: string }, command: Command) => {
+      const { out, admin } = contextOf(command);
+      const created = await admin().json<AgentView & { clientSecret: string }>("POST", "/v1/agents", { json: { name, ...options } });
+      emit(out, created, () => fields(out, created, ["id", "name", "clientId", "clientSecret"]));
+      note(out, "The client secret is shown only this once: hand it to the agent now (KEYWARD_CLIENT_SECRET).");
+    });
+
+  agent
+    .command("list")
+    .description("list agents")
+    .action(async (_options, command: Command) => {
+      const { out, admin } = contextOf(command);
+      const answer = await admin().json<{ agents: AgentView[] }>("GET", "/v1/agents");
+      emit(out, answer, () => table(out, answer.agents, ["name", "id", "clientId", "description", "createdAt"]));
+    });
+
+  agent
+    .command("rm")
+    .description("remove an agent and revoke its tokens")
+    .argument("<agent>", "name or id")
+    .action(async (ref: string, _options, command: Command) => {
+      const { out, admin } = contextOf(command);
+      const id = await idOf(admin(), "agents", ref);
+      await admin().json("DELETE", `/v1/agents/${encodeURIComponent(id)}`);
+      emit(out, { removed: id }, () => `removed agent ${ref}; its tokens are revoked`);
+    });
+}

@@ -1,0 +1,129 @@
+import { createWriteStream } from "node:fs";
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import type { AdminApi } from "../connection.js";
+import { contextOf, examples } from "../context.js";
+import { emit, fields, paint, table, type Output } from "../output.js";
+
+type AuditEvent = {
+  id: string;
+  at: string;
+  kind: string;
+  actor: string;
+  decision: string | null;
+  method: string | null;
+  upstream: string | null;
+  path: string | null;
+  status: number | null;
+  reason: string | null;
+};
+
+/** The audit filters, as options: `--agent-id x` → `agentId=x`. */
+const FILTERS = [
+  ["--agent-id <id>", "agentId"],
+  ["--grant-id <id>", "grantId"],
+  ["--jti <jti>", "jti"],
+  ["--upstream <name>", "upstream"],
+  ["--environment <name>", "environment"],
+  ["--decision <allow|deny>", "decision"],
+  ["--method <method>", "method"],
+  ["--path-prefix <path>", "pathPrefix"],
+  ["--kind <kind>", "kind"],
+  ["--since <iso-time>", "since"],
+  ["--until <iso-time>", "until"],
+] as const;
+
+function withFilters(command: Command): Command {
+  for (const [flags] of FILTERS) command.option(flags);
+  return command;
+}
+
+const filtersOf = (options: Record<string, string | undefined>) =>
+  Object.fromEntries(FILTERS.map(([, name]) => [name, options[name]]).filter(([, value]) => value !== undefined));
+
+const COLUMNS = ["id", "at", "kind", "decision", "actor", "method", "upstream", "path", "status", "reason"] as const;
+
+/** One event as a line: for tail, which prints as events arrive (JSON Lines with --json). */
+function eventLine(out: Output, event: AuditEvent): string {
+  if (out.json) return JSON.stringify(event);
+  const cells = COLUMNS.map((c) => (event[c] === null ? "" : String(event[c])));
+  if (!out.tty) return cells.join("\t");
+  const decision = event.decision === "deny" ? paint(out, "red", "deny ") : event.decision === "allow" ? paint(out, "green", "allow") : "     ";
+  return [paint(out, "dim", event.at), event.kind.padEnd(18), decision, event.actor, cells[5], cells[6], cells[7], cells[8], cells[9]]
+    .filter((cell) => cell !== "")
+    .join("  ");
+}
+
+/** New events after `afterId`, oldest first, from the export stream. */
+async function eventsAfter(api: AdminApi, filters: object, afterId: string): Promise<AuditEvent[]> {
+  const response = await api.send("/v1/audit/export", { ...filters, afterId });
+  return (await response.text()).split("\n").filter(Boolean).map((line) => JSON.parse(line) as AuditEvent);
+}
+
+export function auditCommands(program: Command): void {
+  const audit = program.command("audit").description("the audit log: every decision, issuance, revocation and admin change");
+
+  withFilters(audit.command("tail"))
+    .description("the latest events, oldest first; --follow keeps printing new ones")
+    .option("-n, --lines <n>", "how many", "20")
+    .option("-f, --follow", "wait for new events")
+    .option("--interval <ms>", "how often to look for new events with --follow", "2000")
+    .addHelpText("after", examples("keyward audit tail -n 50", "keyward audit tail -f --decision deny", "keyward audit tail -f --json | jq ."))
+    .action(async (options: Record<string, string | undefined> & { follow?: boolean }, command: Command) => {
+      const { out, admin } = contextOf(command);
+      const api = admin();
+      const filters = filtersOf(options);
+      const { events } = await api.json<{ events: AuditEvent[] }>("GET", "/v1/audit", { query: { ...filters, limit: Number(options.lines) } });
+      let last = events[0]?.id ?? "0";
+      for (const event of events.reverse()) process.stdout.write(eventLine(out, event) + "\n");
+      while (options.follow) {
+        await new Promise((resolve) => setTimeout(resolve, Number(options.interval)));
+        for (const event of await eventsAfter(api, filters, last)) {
+          process.stdout.write(eventLine(out, event) + "\n");
+          last = event.id;
+        }
+      }
+    });
+
+  withFilters(audit.command("search"))
+    .description("events matching the filters, newest first, a page at a time")
+    .option("--limit <n>", "events per page (at most 500)", "100")
+    .option("--cursor <id>", "the next page: the cursor the previous page gave")
+    .addHelpText("after", examples("keyward audit search --agent-id 0b6c… --decision deny --since 2026-05-01T00:00:00Z", "keyward audit search --upstream hosting-staging --path-prefix /v1/volumes --json"))
+    .action(async (options: Record<string, string | undefined>, command: Command) => {
+      const { out, admin } = contextOf(command);
+      const page = await admin().json<{ events: AuditEvent[]; nextCursor: string | null }>("GET", "/v1/audit", {
+        query: { ...filtersOf(options), limit: options.limit, cursor: options.cursor },
+      });
+      emit(out, page, () => table(out, page.events, COLUMNS) + (page.nextCursor ? `\n${paint(out, "dim", `more: --cursor ${page.nextCursor}`)}` : ""));
+    });
+
+  audit
+    .command("verify")
+    .description("re-walk the hash chain; exits 1 if it is broken")
+    .addHelpText("after", examples("keyward audit verify", "keyward audit verify --json > verified-$(date +%F).json"))
+    .action(async (_options, command: Command) => {
+      const { out, admin } = contextOf(command);
+      const result = await admin().json<{ ok: boolean; checkedEvents: number; firstBroken: unknown; head: { id: string; hash: string } | null }>("GET", "/v1/audit/verify");
+      emit(out, result, () =>
+        result.ok
+          ? `${paint(out, "green", "audit chain intact")}: ${result.checkedEvents} events checked; head ${result.head?.id ?? "-"} ${result.head?.hash ?? ""}`
+          : `${paint(out, "red", "AUDIT CHAIN BROKEN")}\n${fields(out, result as unknown as Record<string, unknown>)}`,
+      );
+      if (!result.ok) process.exitCode = 1;
+    });
+
+  withFilters(audit.command("export"))
+    .description("matching events as JSON Lines, oldest first, with their hashes (for a SIEM)")
+    .option("--after-id <id>", "resume after the last event you have")
+    .option("-o, --out <file>", "write to this file instead of stdout")
+    .addHelpText("after", examples("keyward audit export --since 2026-05-01T00:00:00Z -o audit.jsonl", "keyward audit export --after-id 41871 >> audit.jsonl"))
+    .action(async (options: Record<string, string | undefined>, command: Command) => {
+      const { admin } = contextOf(command);
+      const response = await admin().send("/v1/audit/export", { ...filtersOf(options), afterId: options.afterId });
+      const body = Readable.fromWeb(response.body as WebReadableStream);
+      await pipeline(body, options.out ? createWriteStream(options.out) : process.stdout, { end: options.out !== undefined });
+    });
+}

@@ -1,0 +1,94 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import { loadDatabaseConfig } from "../../config/config.js";
+import { backupLines, restoreBackup } from "../../db/backup.js";
+import { openDatabase, type Database } from "../../db/database.js";
+import { migrate } from "../../db/migrate.js";
+import { contextOf, examples } from "../context.js";
+import { emit, note, table } from "../output.js";
+
+/** The broker's database as configured (DATABASE_URL, else the embedded one in KEYWARD_DATA_DIR). */
+async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
+  const config = loadDatabaseConfig();
+  const db = await openDatabase(config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir });
+  try {
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Commands that work on the database directly, not through a running broker. */
+export function databaseCommands(program: Command): void {
+  program
+    .command("serve")
+    .description("run the broker (what `npm start` runs), configured by the environment: see README, Configuration")
+    .option("--port <port>", "listen port (PORT)")
+    .option("--host <host>", "listen address (HOST)")
+    .addHelpText("after", examples("keyward serve", "DATABASE_URL=postgresql://keyward@db/keyward KEYWARD_MASTER_KEY_FILE=/run/secrets/master_key keyward serve --host 0.0.0.0"))
+    .action(async (options: { port?: string; host?: string }) => {
+      if (options.port) process.env.PORT = options.port;
+      if (options.host) process.env.HOST = options.host;
+      // The broker's entry point starts it when loaded, and stops it on SIGTERM/SIGINT.
+      await import("../../main.js");
+    });
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations (the broker also applies them at start)")
+    .addHelpText("after", examples("DATABASE_URL=postgresql://keyward@db/keyward keyward migrate"))
+    .action(async (_options, command: Command) => {
+      const { out } = contextOf(command);
+      const applied = await withDatabase(migrate);
+      emit(out, { applied }, () => (applied.length ? `applied ${applied.join(", ")}` : "the database is up to date"));
+    });
+
+  program
+    .command("backup")
+    .description("write a backup of the broker's database as JSON Lines; secrets stay encrypted under the master key, which is not in it")
+    .option("-o, --out <file>", "write to this file (created 0600) instead of stdout")
+    .addHelpText(
+      "after",
+      "\nOn PostgreSQL the backup is one consistent snapshot while brokers run; stop an embedded broker first.\n" +
+        examples("keyward backup -o keyward-$(date +%F).jsonl", "DATABASE_URL=postgresql://keyward@db/keyward keyward backup | gzip > keyward.jsonl.gz"),
+    )
+    .action(async (options: { out?: string }, command: Command) => {
+      const { out } = contextOf(command);
+      await withDatabase(async (db) => {
+        const lines = Readable.from((async function* () {
+          for await (const line of backupLines(db)) yield line + "\n";
+        })());
+        await pipeline(lines, options.out ? createWriteStream(options.out, { mode: 0o600, flags: "wx" }) : process.stdout, { end: options.out !== undefined });
+      });
+      if (options.out) note(out, `backup written to ${options.out}`, "green");
+    });
+
+  program
+    .command("restore")
+    .description("restore a backup into an EMPTY database (refused otherwise), with the same master key")
+    .argument("<file>", "the backup, or - for stdin")
+    .addHelpText(
+      "after",
+      "\nRun it before the first start of the new broker. The audit chain is replayed and checked event by event.\n" +
+        examples("KEYWARD_DATA_DIR=./restored keyward restore keyward-2026-05-01.jsonl", "gunzip -c keyward.jsonl.gz | DATABASE_URL=postgresql://keyward@db/fresh keyward restore -"),
+    )
+    .action(async (file: string, _options, command: Command) => {
+      const { out } = contextOf(command);
+      const input = file === "-" ? process.stdin : createReadStream(file);
+      const restored = await withDatabase((db) => restoreBackup(db, createInterface({ input, crlfDelay: Infinity })));
+      const rows = Object.entries(restored).map(([name, count]) => ({ table: name, rows: count }));
+      emit(out, { restored }, () => table(out, rows, ["table", "rows"]));
+    });
+
+  program
+    .command("rotate-master-key")
+    .description("re-encrypt every stored secret under KEYWARD_MASTER_KEY, reading what is under KEYWARD_MASTER_KEY_PREVIOUS")
+    .addHelpText("after", "\nSee README, \"Rotating the master key\", for the whole procedure.\n" + examples("KEYWARD_MASTER_KEY=$NEW KEYWARD_MASTER_KEY_PREVIOUS=$OLD DATABASE_URL=… keyward rotate-master-key"))
+    .action(async () => {
+      // The operator script (`npm run rotate-master-key`) runs when loaded and exits with its status.
+      await import("../rotate-master-key.js");
+    });
+}

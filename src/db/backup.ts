@@ -1,0 +1,247 @@
+import type { Database, SqlSession } from "./database.js";
+import { migrate } from "./migrate.js";
+
+/**
+ * Backup and restore of Keyward's own database as JSON Lines: a header, then one line per row of every
+ * table, `{"table": "...", "row": {...}}`, parents before children, each table in primary-key order.
+ * Rows are copied as stored, so upstream secrets and signing keys stay encrypted under the master key
+ * (which is not in the backup: restoring needs the same key), and only hashes of admin keys and client
+ * secrets are there. Plain SQL through a session, so it works on PGlite and PostgreSQL alike.
+ */
+export const BACKUP_FORMAT = "keyward-backup/1";
+
+export type BackupHeader = { format: typeof BACKUP_FORMAT; createdAt: string; migrations: string[] };
+
+const MIGRATIONS_TABLE = "_keyward_migrations";
+/** Rows the migrations themselves insert: single rows that count from 0 until Keyward first writes. */
+const SEEDED_SINGLETONS = ["AuditChainHead", "AuditSinkCursor"];
+const BATCH_ROWS = 500;
+
+const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
+
+async function appliedMigrations(session: SqlSession): Promise<string[]> {
+  const rows = await session.query<{ name: string }>(`SELECT name FROM ${quote(MIGRATIONS_TABLE)} ORDER BY name`);
+  return rows.map((r) => r.name);
+}
+
+/** Keyward's tables, each after the tables its foreign keys point to. */
+async function tablesInDependencyOrder(session: SqlSession, schema: string): Promise<string[]> {
+  const tables = (
+    await session.query<{ name: string }>(
+      `SELECT table_name AS name FROM information_schema.tables
+        WHERE table_schema = $1 AND table_type = 'BASE TABLE' AND table_name <> $2 ORDER BY table_name`,
+      [schema, MIGRATIONS_TABLE],
+    )
+  ).map((r) => r.name);
+  const references = await session.query<{ child: string; parent: string }>(
+    `SELECT child.relname AS child, parent.relname AS parent FROM pg_constraint c
+       JOIN pg_class child ON child.oid = c.conrelid JOIN pg_class parent ON parent.oid = c.confrelid
+       JOIN pg_namespace n ON n.oid = child.relnamespace
+      WHERE c.contype = 'f' AND n.nspname = $1 AND child.relname <> parent.relname`,
+    [schema],
+  );
+  const ordered: string[] = [];
+  const visit = (table: string, path: string[]) => {
+    if (ordered.includes(table)) return;
+    if (path.includes(table)) throw new Error(`foreign keys form a cycle through ${table}`);
+    for (const r of references) if (r.child === table) visit(r.parent, [...path, table]);
+    ordered.push(table);
+  };
+  for (const table of tables) visit(table, []);
+  return ordered;
+}
+
+async function primaryKey(session: SqlSession, table: string): Promise<string[]> {
+  const rows = await session.query<{ name: string }>(
+    `SELECT a.attname AS name FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+      WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+    [quote(table)],
+  );
+  return rows.map((r) => r.name);
+}
+
+/**
+ * The backup's lines (without newlines), read in one repeatable-read snapshot: consistent even while
+ * brokers keep writing to PostgreSQL. (PGlite is single-process: stop the broker first.)
+ */
+export async function* backupLines(db: Database): AsyncGenerator<string> {
+  const session = await db.session();
+  let open = false;
+  try {
+    await session.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    open = true;
+    const header: BackupHeader = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations: await appliedMigrations(session) };
+    yield JSON.stringify(header);
+    for (const table of await tablesInDependencyOrder(session, db.schema)) {
+      const order = (await primaryKey(session, table)).map(quote).join(", ");
+      // A cursor, so that a large audit log is never held in memory whole.
+      await session.exec(`DECLARE backup_rows NO SCROLL CURSOR FOR
+        SELECT row_to_json(t)::text AS row FROM ${quote(table)} t ${order ? `ORDER BY ${order}` : ""}`);
+      for (;;) {
+        const rows = await session.query<{ row: string }>(`FETCH ${BATCH_ROWS} FROM backup_rows`);
+        if (rows.length === 0) break;
+        for (const { row } of rows) yield `{"table":${JSON.stringify(table)},"row":${row}}`;
+      }
+      await session.exec("CLOSE backup_rows");
+    }
+    await session.exec("COMMIT");
+    open = false;
+  } finally {
+    if (open) await session.exec("ROLLBACK").catch(() => {});
+    session.release();
+  }
+}
+
+export class RestoreRefused extends Error {}
+
+type AuditLink = { id: string | number; prevHash: string | null; hash: string | null };
+
+/**
+ * Restores a backup into an empty database (migrated here first), in one transaction: any problem leaves
+ * the database as it was. Refused unless the database is empty (nothing but what the migrations wrote)
+ * and the backup was made at the same schema version.
+ *
+ * Audit events are inserted through the hash-chain trigger like any new event, in id order, starting
+ * from the backup's first event; each must come out with the id and hash it had, and the chain must end
+ * at the backup's head. So a restore reproduces the chain exactly, and a backup whose audit log was
+ * altered is refused rather than re-hashed.
+ */
+export async function restoreBackup(db: Database, lines: AsyncIterable<string>): Promise<Record<string, number>> {
+  await migrate(db);
+  const session = await db.session();
+  const restored: Record<string, number> = {};
+  try {
+    await session.exec("BEGIN");
+    try {
+      const iterator = lines[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      const header = first.done ? null : (JSON.parse(first.value) as Partial<BackupHeader>);
+      if (header?.format !== BACKUP_FORMAT) throw new RestoreRefused(`not a Keyward backup (expected a ${BACKUP_FORMAT} header line)`);
+      const applied = await appliedMigrations(session);
+      if (JSON.stringify(header.migrations) !== JSON.stringify(applied)) {
+        throw new RestoreRefused(
+          `the backup is of schema version ${header.migrations?.at(-1) ?? "?"}, this Keyward's is ${applied.at(-1)}: ` +
+            "restore with the Keyward version that made the backup, then upgrade",
+        );
+      }
+      const tables = await tablesInDependencyOrder(session, db.schema);
+      await assertEmpty(session, tables);
+      // The sink cursor's seeded row gives way to the backup's; the chain head is moved by the events themselves.
+      await session.exec(`DELETE FROM "AuditSinkCursor"`);
+
+      let expectedHead: { lastId: string | number; lastHash: string } | undefined;
+      let chainStarted = false;
+      let batch: { table: string; rows: Record<string, unknown>[] } | null = null;
+      const flush = async () => {
+        if (!batch) return;
+        const { table, rows } = batch;
+        batch = null;
+        if (table === "AuditEvent" && !chainStarted) {
+          await startChainAt(session, rows[0] as unknown as AuditLink);
+          chainStarted = true;
+        }
+        const inserted = await insertRows(session, db.schema, table, rows);
+        if (table === "AuditEvent") assertSameLinks(rows as unknown as AuditLink[], inserted as AuditLink[]);
+        restored[table] = (restored[table] ?? 0) + rows.length;
+      };
+
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+        if (next.value.trim() === "") continue;
+        // Numbers are read as JavaScript numbers: exact up to 2^53, far beyond any id Keyward will reach.
+        const { table, row } = JSON.parse(next.value) as { table: string; row: Record<string, unknown> };
+        if (!tables.includes(table)) throw new RestoreRefused(`the backup has rows for an unknown table ${table}`);
+        if (table === "AuditChainHead") {
+          // Not copied: the trigger rebuilds the head as the events go in; it must end where the backup's did.
+          expectedHead = row as typeof expectedHead;
+          continue;
+        }
+        if (batch && (batch.table !== table || batch.rows.length >= BATCH_ROWS)) await flush();
+        batch ??= { table, rows: [] };
+        batch.rows.push(row);
+      }
+      await flush();
+      if (!expectedHead) throw new RestoreRefused("the backup has no audit chain head: it is incomplete");
+      await finishChain(session, expectedHead, chainStarted);
+      await resetSequences(session, db.schema);
+      await session.exec("COMMIT");
+    } catch (err) {
+      await session.exec("ROLLBACK").catch(() => {});
+      throw err;
+    }
+  } finally {
+    session.release();
+  }
+  return restored;
+}
+
+async function assertEmpty(session: SqlSession, tables: string[]): Promise<void> {
+  for (const table of tables) {
+    const seeded = SEEDED_SINGLETONS.includes(table);
+    const [{ count }] = (await session.query<{ count: number }>(
+      `SELECT count(*)::int AS count FROM ${quote(table)} ${seeded ? `WHERE "lastId" <> 0` : ""}`,
+    )) as [{ count: number }];
+    if (count > 0) throw new RestoreRefused(`the database is not empty (${table} has rows): restore only into an empty database`);
+  }
+}
+
+/** INSERTs rows in order (the audit trigger depends on it), returning what the database stored for each. */
+async function insertRows(session: SqlSession, schema: string, table: string, rows: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  const columns = (
+    await session.query<{ name: string }>(
+      `SELECT column_name AS name FROM information_schema.columns
+        WHERE table_schema = $1 AND table_name = $2 AND is_generated = 'NEVER' ORDER BY ordinal_position`,
+      [schema, table],
+    )
+  ).map((r) => quote(r.name));
+  const list = columns.join(", ");
+  return session.query(
+    `INSERT INTO ${quote(table)} (${list})
+       SELECT ${list} FROM json_populate_recordset(NULL::${quote(table)}, $1::json) WITH ORDINALITY AS r ORDER BY r.ordinality
+     RETURNING *`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Points the chain head just before the backup's first event, so the trigger gives it its own id and prevHash. */
+async function startChainAt(session: SqlSession, first: AuditLink): Promise<void> {
+  if (first.prevHash === null) {
+    throw new RestoreRefused("the backup has audit events without hashes (written before migration 0002): they cannot be replayed");
+  }
+  await session.query(`UPDATE "AuditChainHead" SET "lastId" = $1::bigint - 1, "lastHash" = $2 WHERE "id" = 1`, [String(first.id), first.prevHash]);
+}
+
+function assertSameLinks(expected: AuditLink[], stored: AuditLink[]): void {
+  expected.forEach((event, i) => {
+    const got = stored[i]!;
+    if (String(got.id) !== String(event.id) || got.hash !== event.hash) {
+      throw new RestoreRefused(`the backup's audit chain does not replay at event ${event.id}: the audit log in the backup was altered or is incomplete`);
+    }
+  });
+}
+
+async function finishChain(session: SqlSession, expected: { lastId: string | number; lastHash: string }, chainStarted: boolean): Promise<void> {
+  if (!chainStarted) {
+    // No events (all pruned, say): the head is the backup's, as recorded.
+    await session.query(`UPDATE "AuditChainHead" SET "lastId" = $1::bigint, "lastHash" = $2 WHERE "id" = 1`, [String(expected.lastId), expected.lastHash]);
+  }
+  const [head] = await session.query<{ lastId: string; lastHash: string }>(`SELECT "lastId"::text AS "lastId", "lastHash" FROM "AuditChainHead" WHERE "id" = 1`);
+  if (head?.lastId !== String(expected.lastId) || head.lastHash !== expected.lastHash) {
+    throw new RestoreRefused("the restored audit chain does not end at the backup's head: the backup is incomplete");
+  }
+}
+
+/** Serial columns continue after the restored ids. */
+async function resetSequences(session: SqlSession, schema: string): Promise<void> {
+  const serials = await session.query<{ table: string; column: string }>(
+    `SELECT table_name AS table, column_name AS column FROM information_schema.columns
+      WHERE table_schema = $1 AND column_default LIKE 'nextval(%'`,
+    [schema],
+  );
+  for (const { table, column } of serials) {
+    await session.query(
+      `SELECT setval(pg_get_serial_sequence($1, $2), COALESCE((SELECT max(${quote(column)}) FROM ${quote(table)}), 0) + 1, false)`,
+      [quote(table), column],
+    );
+  }
+}

@@ -1,0 +1,3 @@
+// The agent SDK, exported as `keyward/sdk`. Nothing here may import server code: it runs wherever fetch does.
+export { Keyward, type ConnectOptions, type Token, type TokenOptions, type TokenRequest } from "./keyward.js";
+export { Denied, KeywardApiError, NeedsApproval, Revoked } from "./errors.js";
