@@ -12,12 +12,14 @@
  * (autocannon) runs here.
  *
  * Settings (environment): BENCH_DURATION_S (5), BENCH_WARMUP_S (1), BENCH_CONCURRENCY ("1,16,64"),
- * BENCH_STREAM_CONNECTIONS (64), BENCH_BIG_STREAM_MIB (256), BENCH_TOKEN_DURATION_S (= BENCH_DURATION_S), BENCH_TOKEN_CONNECTIONS (4),
+ * BENCH_STREAM_CONNECTIONS (64), BENCH_BIG_STREAM_MIB (256), BENCH_TOKEN_DURATION_S (= BENCH_DURATION_S),
+ * BENCH_TOKEN_CONNECTIONS (4),
  * BENCH_PROFILE_DURATION_S (15), BENCH_LOG_LEVEL (the broker's LOG_LEVEL, default info as in production),
  * BENCH_PGLITE_MEMORY=1 (in-memory PGlite), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
  * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one),
  * SEED_GRANTS / SEED_TOKENS / SEED_REVOCATIONS / SEED_AGENTS (scale seed sizes),
- * BENCH_BROKER_LOG_DIR (keep each broker's log there; by default it goes to /dev/null).
+ * BENCH_BROKER_LOG_DIR (keep each broker's log there; by default it goes to /dev/null),
+ * KEYWARD_UPSTREAM_TIMEOUT_MS (passed on to the brokers; no other KEYWARD_* variable of ours is).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -127,7 +129,7 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...out, ...extra };
 }
 
-type Broker = { label: string; backend: Backend; child: Child; url: string; scenario: Scenario; rss: RssSampler; startupMs: number; afterSetupRss: number };
+type Broker = { label: string; backend: Backend; child: Child; url: string; scenario: Scenario; rss: RssSampler; startupMs: number };
 
 const ADMIN_KEY = "kwa_bench_" + randomBytes(24).toString("hex");
 
@@ -147,6 +149,7 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
       KEYWARD_ADMIN_KEY: ADMIN_KEY,
       KEYWARD_ISSUER: "http://keyward.bench",
       LOG_LEVEL: S.logLevel,
+      ...(env.KEYWARD_UPSTREAM_TIMEOUT_MS && { KEYWARD_UPSTREAM_TIMEOUT_MS: env.KEYWARD_UPSTREAM_TIMEOUT_MS }),
       ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
       ...(store.backend === "pglite" && S.pgliteInMemory && MODE !== "scale" && { BENCH_PGLITE_MEMORY: "1" }),
     }),
@@ -159,7 +162,7 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
   if (scenario.tokenRetries.length) {
     log(`${label}: ${scenario.tokenRetries.length} token requests of the set-up failed and were retried: ${JSON.stringify(scenario.tokenRetries.slice(0, 3))}`);
   }
-  return { label, backend: store.backend, child, url, scenario, rss, startupMs, afterSetupRss: rss.sample() };
+  return { label, backend: store.backend, child, url, scenario, rss, startupMs };
 }
 
 // ---------------------------------------------------------------------------------------------- measuring
@@ -201,13 +204,16 @@ async function idleCpuShare(child: Child, ms = 4000): Promise<number> {
 
 async function measure(target: Target, connections: number, seconds: number, warmupS = S.warmupS): Promise<LoadResult> {
   await waitIdle(target.child);
-  if (warmupS > 0) await runLoad({ baseUrl: target.url, connections, seconds: warmupS, next: target.next });
+  if (warmupS > 0) {
+    await runLoad({ baseUrl: target.url, connections, seconds: warmupS, next: target.next });
+    await waitIdle(target.child); // the warm-up's abandoned backlog must not count against the run
+  }
   const cpuBefore = target.child?.cpuMs() ?? Number.NaN;
   const load = await runLoad({ baseUrl: target.url, connections, seconds, next: target.next });
   // CPU time is far less sensitive than throughput to what else runs on the machine
-  load.cpuMsPerRequest = ((target.child?.cpuMs() ?? Number.NaN) - cpuBefore) / Math.max(1, load.responses);
+  load.cpuMsPerRequest = load.responses ? ((target.child?.cpuMs() ?? Number.NaN) - cpuBefore) / load.responses : Number.NaN;
   await waitIdle(target.child); // let it finish what it had queued before the next target runs
-  const bad = load.responses - (load.statuses["200"] ?? 0) - (target.kind === "keyward" ? load.statuses["403"] ?? 0 : 0);
+  const bad = unexpectedOf(target.kind, load);
   log(
     `  c=${String(connections).padEnd(3)} ${target.name.padEnd(20)} ${load.rps.toFixed(0).padStart(7)} req/s  p50 ${load.p50.toFixed(2)} ms  p99 ${load.p99.toFixed(2)} ms  CPU ${load.cpuMsPerRequest?.toFixed(3)} ms/req` +
       (bad || load.errors ? `  (unexpected: ${bad}, errors: ${load.errors}; ${JSON.stringify(load.statuses)})` : ""),

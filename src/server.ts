@@ -5,10 +5,13 @@ import type { DestinationStream } from "pino";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
+import { whoamiRoutes } from "./admin/whoami-routes.js";
 import { agentCredentialRoutes, type AgentCredentialRouteDeps } from "./agents/credential-routes.js";
+import { auditLiveRoutes } from "./audit/live-routes.js";
 import { approvalAdminRoutes, approvalAgentRoutes, type ApprovalRouteDeps } from "./approvals/routes.js";
 import { environmentRoutes, type EnvironmentRouteDeps } from "./environments/routes.js";
 import type { Config } from "./config/config.js";
+import { consolePlugin } from "./console/plugin.js";
 import { registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
 import { registerOpenApi } from "./http/openapi.js";
 import { rejectUnstorableText } from "./http/text.js";
@@ -16,6 +19,7 @@ import { opsRoutes, type OpsDeps } from "./ops/routes.js";
 import { policyRoutes } from "./policy/routes.js";
 import type { SimulateDeps } from "./policy/simulate.js";
 import { proxyPlugin, type ProxyDeps } from "./proxy/plugin.js";
+import { liveTokenRoutes } from "./tokens/live-routes.js";
 import { oauthRoutes, type OAuthDeps } from "./tokens/oauth-routes.js";
 import { tokenRoutes, type TokenRouteDeps } from "./tokens/routes.js";
 import { signingKeyRoutes, type SigningKeyRouteDeps } from "./tokens/signing-key-routes.js";
@@ -128,6 +132,11 @@ export async function buildServer(
   await app.register(approvalAdminRoutes, deps);
   await app.register(approvalAgentRoutes, deps);
   await app.register(policyRoutes, deps);
+  // The security console and the admin routes only it needs so far.
+  await app.register(whoamiRoutes, deps);
+  await app.register(liveTokenRoutes, deps);
+  await app.register(auditLiveRoutes, deps);
+  await app.register(consolePlugin);
   await app.register(proxyPlugin, deps);
   return app;
 }

@@ -13,6 +13,7 @@ const PERMISSIONS: Record<Role, readonly Permission[]> = {
 };
 
 export const roleMay = (role: Role, permission: Permission) => PERMISSIONS[role].includes(permission);
+export const permissionsOf = (role: Role): readonly Permission[] => PERMISSIONS[role];
 
 export type AdminPrincipal = { id: string; name: string; role: Role };
 

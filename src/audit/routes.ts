@@ -36,9 +36,9 @@ const auditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
   cursor: eventId.optional(),
 });
-const exportQuery = z.strictObject({ ...filterFields, afterId: eventId.optional() });
+export const exportQuery = z.strictObject({ ...filterFields, afterId: eventId.optional() });
 
-const filtersOf = (q: z.infer<typeof exportQuery>): AuditFilters => ({
+export const filtersOf = (q: z.infer<typeof exportQuery>): AuditFilters => ({
   ...q,
   since: q.since ? new Date(q.since) : undefined,
   until: q.until ? new Date(q.until) : undefined,

@@ -1,3 +1,4 @@
+import { contentHash, type AuditContent } from "../audit/chain.js";
 import type { Database, SqlSession } from "./database.js";
 import { migrate } from "./migrate.js";
 
@@ -95,17 +96,19 @@ export async function* backupLines(db: Database): AsyncGenerator<string> {
 
 export class RestoreRefused extends Error {}
 
-type AuditLink = { id: string | number; prevHash: string | null; hash: string | null };
+/** An audit event as the backup has it: `at` is a timestamp without zone, in UTC, as stored. */
+type AuditLink = { id: string | number; at: string; contentHash: string | null; prevHash: string | null; hash: string | null };
 
 /**
  * Restores a backup into an empty database (migrated here first), in one transaction: any problem leaves
  * the database as it was. Refused unless the database is empty (nothing but what the migrations wrote)
  * and the backup was made at the same schema version.
  *
- * Audit events are inserted through the hash-chain trigger like any new event, in id order, starting
- * from the backup's first event; each must come out with the id and hash it had, and the chain must end
- * at the backup's head. So a restore reproduces the chain exactly, and a backup whose audit log was
- * altered is refused rather than re-hashed.
+ * Audit events are checked against their content hash, then inserted through the hash-chain trigger like
+ * any new event, in id order, starting from the backup's first event; each must come out with the id and
+ * hash it had, and the chain must end at the backup's head. So a restore reproduces the chain exactly,
+ * and a backup whose audit log was altered is refused rather than re-hashed. (Pruning checkpoints are
+ * signed under the master key: `keyward audit verify` on the restored broker checks those.)
  */
 export async function restoreBackup(db: Database, lines: AsyncIterable<string>): Promise<Record<string, number>> {
   await migrate(db);
@@ -142,7 +145,7 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
           chainStarted = true;
         }
         const inserted = await insertRows(session, db.schema, table, rows);
-        if (table === "AuditEvent") assertSameLinks(rows as unknown as AuditLink[], inserted as AuditLink[]);
+        if (table === "AuditEvent") assertChainReplayed(rows as unknown as AuditLink[], inserted as AuditLink[]);
         restored[table] = (restored[table] ?? 0) + rows.length;
       };
 
@@ -211,12 +214,15 @@ async function startChainAt(session: SqlSession, first: AuditLink): Promise<void
   await session.query(`UPDATE "AuditChainHead" SET "lastId" = $1::bigint - 1, "lastHash" = $2 WHERE "id" = 1`, [String(first.id), first.prevHash]);
 }
 
-function assertSameLinks(expected: AuditLink[], stored: AuditLink[]): void {
-  expected.forEach((event, i) => {
-    const got = stored[i]!;
-    if (String(got.id) !== String(event.id) || got.hash !== event.hash) {
-      throw new RestoreRefused(`the backup's audit chain does not replay at event ${event.id}: the audit log in the backup was altered or is incomplete`);
-    }
+/** Each event's content still hashes to its contentHash, and the trigger gave it the id and hash it had. */
+function assertChainReplayed(backedUp: AuditLink[], stored: AuditLink[]): void {
+  backedUp.forEach((event, i) => {
+    const content = { ...event, at: new Date(`${event.at}Z`) } as AuditContent;
+    const why =
+      contentHash(content) !== event.contentHash ? "its content does not match its hash"
+      : String(stored[i]!.id) !== String(event.id) || stored[i]!.hash !== event.hash ? "it does not link to the events before it"
+      : null;
+    if (why) throw new RestoreRefused(`the backup's audit log does not verify at event ${event.id}: ${why}; it was altered or is incomplete`);
   });
 }
 

@@ -7,7 +7,8 @@ import { unauthenticated } from "./errors.js";
  */
 export function bearerToken(request: FastifyRequest): string {
   const header = singleAuthorization(request);
-  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
+  // Schemes are case-insensitive (RFC 9110 §11.1): clients such as Octokit send `bearer`.
+  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
   if (!match) throw unauthenticated("unauthenticated", "expected Authorization: Bearer <token>");
   return match[1]!;
 }
@@ -30,7 +31,7 @@ export function bearerJws(request: FastifyRequest): string {
 
 export function basicCredentials(request: FastifyRequest): { user: string; password: string } {
   const header = singleAuthorization(request);
-  const match = /^Basic ([A-Za-z0-9+/]+=*)$/.exec(header);
+  const match = /^Basic ([A-Za-z0-9+/]+=*)$/i.exec(header);
   const decoded = match ? Buffer.from(match[1]!, "base64").toString("utf8") : "";
   const colon = decoded.indexOf(":");
   // Client ids and secrets are printable ASCII (client_secret_basic form-encodes anything else): NUL,

@@ -1,6 +1,6 @@
 import { Transform, type Readable } from "node:stream";
 import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
-import { badGateway, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
+import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
 
 export function createUpstreamDispatcher(timeoutMs: number): Agent {
@@ -25,8 +25,15 @@ export function upstreamUrl(upstream: CompiledUpstream, encodedPath: string, raw
 }
 
 class BodyTooLarge extends Error {}
+class BodyAborted extends Error {}
 
-/** Counts streamed request bytes and fails the stream past the limit, so a chunked body can't exceed it. */
+const bodyAborted = () => badRequest("request_aborted", "the request body was not received in full");
+
+/**
+ * Counts streamed request bytes and fails the stream past the limit, so a chunked body can't exceed it.
+ * A client that goes away mid-body (timed out, malformed chunking, reset) fails the stream too, so the
+ * upstream request is aborted at once instead of waiting for the rest of a body that will never come.
+ */
 export function limitBody(body: Readable, limit: number): Readable {
   let seen = 0;
   const limiter = new Transform({
@@ -36,6 +43,9 @@ export function limitBody(body: Readable, limit: number): Readable {
     },
   });
   body.on("error", (err) => limiter.destroy(err));
+  body.on("close", () => {
+    if (!body.readableEnded) limiter.destroy(new BodyAborted());
+  });
   return body.pipe(limiter);
 }
 
@@ -46,6 +56,7 @@ export async function collectBody(limited: Readable, limit: number): Promise<Buf
     for await (const chunk of limited) chunks.push(chunk as Buffer);
   } catch (err) {
     if (err instanceof BodyTooLarge) throw payloadTooLarge(limit);
+    if (err instanceof BodyAborted) throw bodyAborted();
     throw err;
   }
   return Buffer.concat(chunks);
@@ -74,6 +85,7 @@ export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseD
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
       throw payloadTooLarge(input.maxBodyBytes);
     }
+    if (err instanceof BodyAborted || (err as { cause?: unknown }).cause instanceof BodyAborted) throw bodyAborted();
     if (
       err instanceof undiciErrors.HeadersTimeoutError ||
       err instanceof undiciErrors.ConnectTimeoutError ||

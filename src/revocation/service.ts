@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from "fastify";
+import type { PrismaClient } from "@prisma/client";
 import type { Database, Subscription } from "../db/database.js";
 import { forbidden, unauthenticated, unavailable } from "../http/errors.js";
 import type { AgentToken } from "../tokens/claims.js";
@@ -16,6 +17,16 @@ export type RevocationServiceOptions = {
   replicaId: string;
   now?: () => number;
 };
+
+/** Every revocation in force at `now`, read from the database: what a full load holds. */
+export async function readRevocationState(prisma: Pick<PrismaClient, "revocation">, now: Date): Promise<RevocationState> {
+  const rows = await prisma.revocation.findMany({
+    // Lifted kill switches and jti revocations of expired tokens are forgotten.
+    where: { liftedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+    select: { id: true, selector: true, value: true, createdAt: true, expiresAt: true },
+  });
+  return RevocationState.from(rows.map((row) => recordOf({ ...row, lifted: false })));
+}
 
 /**
  * This replica's revocation state, checked on every proxied call without touching the database.
@@ -90,12 +101,7 @@ export class RevocationService {
     const startedAt = this.#now();
     this.#receivedDuringLoad = [];
     try {
-      const rows = await this.db.prisma.revocation.findMany({
-        // Lifted kill switches and jti revocations of expired tokens are forgotten.
-        where: { liftedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date(startedAt) } }] },
-        select: { id: true, selector: true, value: true, createdAt: true, expiresAt: true },
-      });
-      const state = RevocationState.from(rows.map((row) => recordOf({ ...row, lifted: false })));
+      const state = await readRevocationState(this.db.prisma, new Date(startedAt));
       for (const record of this.#receivedDuringLoad) state.add(record);
       this.#state = state;
       this.#freshness.loaded(startedAt, epoch);

@@ -51,7 +51,8 @@ export class BrokerHttp {
         body: request.json === undefined ? undefined : JSON.stringify(request.json),
       });
     } catch (err) {
-      throw new KeywardApiError(0, "unreachable", `cannot reach the broker at ${this.url}`, err instanceof Error ? String(err.cause ?? err.message) : undefined);
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      throw new KeywardApiError(0, "unreachable", `cannot reach the broker at ${this.url}`, cause instanceof Error ? cause.message : String(cause));
     }
     if (!response.ok) throw await errorOf(response);
     return response;

@@ -9,9 +9,13 @@ export type ReceivedRequest = { method: string; url: string; headers: IncomingHt
  */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: string) => void,
-): Promise<{ url: string; received: ReceivedRequest[]; close(): Promise<void> }> {
+): Promise<{ url: string; received: ReceivedRequest[]; pending(): number; close(): Promise<void> }> {
   const received: ReceivedRequest[] = [];
+  // Requests begun and not yet answered or abandoned: a proxy must not leave any hanging.
+  let pending = 0;
   const server = createServer((req, res) => {
+    pending++;
+    res.on("close", () => pending--);
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -27,6 +31,7 @@ export async function startUpstream(
   return {
     url: `http://127.0.0.1:${port}`,
     received,
+    pending: () => pending,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

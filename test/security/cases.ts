@@ -185,7 +185,7 @@ export const CASES = {
     area: "request",
     attack: "smuggling shapes: `Transfer-Encoding` + `Content-Length`, two `Content-Length`s, `chunked, identity`, unknown codings, space before colon",
     status: 400,
-    expected: `400 \`bad_request\`, connection closed; ${NOTHING}`,
+    expected: "400 `bad_request`, connection closed; the upstream never receives a complete request, nor is left waiting for one",
   },
   "REQ-21": {
     area: "request",
@@ -204,7 +204,7 @@ export const CASES = {
     area: "request",
     attack: "chunked body growing past `KEYWARD_PROXY_MAX_BODY_BYTES`",
     status: 413,
-    expected: "413 `payload_too_large`; the upstream never receives a complete request",
+    expected: "413 `payload_too_large`; the upstream never receives a complete request, nor is left waiting for one",
   },
   "REQ-25": {
     area: "request",
@@ -216,7 +216,7 @@ export const CASES = {
     area: "request",
     attack: "slow body: a byte at a time, Content-Length or chunked",
     status: 408,
-    expected: "408 `request_timeout` within `KEYWARD_REQUEST_TIMEOUT_MS`; the upstream never receives a complete request",
+    expected: "408 `request_timeout` within `KEYWARD_REQUEST_TIMEOUT_MS`; the upstream never receives a complete request, nor is left waiting for one",
   },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)

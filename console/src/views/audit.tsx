@@ -1,0 +1,191 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { AuditEvent, AuditFilters } from "../api";
+import { ActivityChart } from "../components/activity-chart";
+import { AuditFilterForm } from "../components/audit-filters";
+import { ChainStatus } from "../components/chain-status";
+import { Empty, ErrorMessage } from "../components/notice";
+import { useConsole } from "../context";
+import { useDirectory, type Directory } from "../directory";
+import { formatDateTime, shortId } from "../format";
+
+/** Live events kept on screen at most; older ones are a "Load older" away. */
+const MAX_ROWS = 500;
+const RECONNECT_MS = 2_000;
+
+type TailState = "off" | "connecting" | "live" | "reconnecting";
+
+/** The audit log: filters, newest first, older pages on demand, a live tail, the chain's state and a chart. */
+export function AuditView() {
+  const { api } = useConsole();
+  const directory = useDirectory();
+  const [filters, setFilters] = useState<AuditFilters>({});
+  const [events, setEvents] = useState<AuditEvent[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loaded, setLoaded] = useState(0);
+  const [error, setError] = useState<Error>();
+  const [tailOn, setTailOn] = useState(true);
+  const [freshIds, setFreshIds] = useState<Set<string>>(new Set());
+
+  useEffect(() => {
+    let current = true;
+    api.audit(filters).then(
+      (page) => {
+        if (!current) return;
+        setEvents(page.events);
+        setCursor(page.nextCursor);
+        setFreshIds(new Set());
+        setError(undefined);
+        setLoaded((n) => n + 1);
+      },
+      (err: Error) => current && setError(err),
+    );
+    return () => {
+      current = false;
+    };
+  }, [api, filters]);
+
+  const newestId = useRef("0");
+  newestId.current = events[0]?.id ?? "0";
+  const tail = useLiveTail(tailOn && loaded > 0, filters, newestId, loaded, (event) => {
+    setEvents((list) => (list.some((e) => e.id === event.id) ? list : [event, ...list].slice(0, MAX_ROWS)));
+    setFreshIds((ids) => new Set(ids).add(event.id));
+  });
+
+  const loadOlder = async () => {
+    try {
+      const page = await api.audit(filters, cursor ?? undefined);
+      setEvents((list) => [...list, ...page.events]);
+      setCursor(page.nextCursor);
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
+
+  return (
+    <>
+      <div class="audit-overview">
+        <ActivityChart />
+        <ChainStatus />
+      </div>
+      <AuditFilterForm onApply={setFilters} />
+      <div class="toolbar">
+        <label class="switch">
+          <input type="checkbox" checked={tailOn} onChange={(e) => setTailOn(e.currentTarget.checked)} />
+          Live tail
+        </label>
+        <span role="status" class={`tail-state ${tail}`}>
+          {tail === "live" ? "Live: new events appear at the top" : tail === "off" ? "Paused" : tail === "connecting" ? "Connecting…" : "Reconnecting…"}
+        </span>
+      </div>
+      <ErrorMessage error={error} />
+      {loaded === 0 && !error ? (
+        <p class="loading">Loading…</p>
+      ) : events.length === 0 ? (
+        <Empty>No events match.</Empty>
+      ) : (
+        <div class="table-wrap">
+          <table class="audit">
+            <caption class="visually-hidden">Audit events, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">Time</th>
+                <th scope="col">Event</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Agent</th>
+                <th scope="col">Request</th>
+                <th scope="col">Decision</th>
+                <th scope="col">Reason</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.map((event) => (
+                <AuditRow key={event.id} event={event} fresh={freshIds.has(event.id)} directory={directory} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {cursor && (
+        <button type="button" class="button" onClick={loadOlder}>
+          Load older events
+        </button>
+      )}
+    </>
+  );
+}
+
+/** "admin-key:3f2a…" for the long ids actors carry. */
+const actorLabel = (actor: string) => {
+  const [kind, id] = actor.split(":", 2);
+  return id ? `${kind}:${shortId(id)}` : actor;
+};
+
+function AuditRow({ event, fresh, directory }: { event: AuditEvent; fresh: boolean; directory: Directory }) {
+  const request = [event.method, event.upstream && `/${event.upstream}`, event.path].filter(Boolean).join(" ");
+  return (
+    <tr class={fresh ? "fresh" : undefined}>
+      <td class="mono muted">{event.id}</td>
+      <td class="nowrap">{formatDateTime(event.at)}</td>
+      <td>
+        <code>{event.kind}</code>
+      </td>
+      <td class="mono" title={event.actor}>
+        {actorLabel(event.actor)}
+      </td>
+      <td title={event.agentId ?? undefined}>{event.agentId ? directory.agentName(event.agentId) : "—"}</td>
+      <td class="mono wrap">
+        {request || "—"}
+        {event.status !== null && <span class="muted"> → {event.status}</span>}
+      </td>
+      <td>{event.decision ? <span class={`tag ${event.decision}`}>{event.decision}</span> : "—"}</td>
+      <td class="wrap">{event.reason ?? ""}</td>
+    </tr>
+  );
+}
+
+/**
+ * Follows the log from the newest event shown (GET /v1/audit/stream, read with fetch so the admin key
+ * stays in the Authorization header), reconnecting from the last event seen when the stream ends.
+ * Restarts whenever a new first page is loaded (`generation`).
+ */
+function useLiveTail(
+  enabled: boolean,
+  filters: AuditFilters,
+  newestId: { current: string },
+  generation: number,
+  onEvent: (event: AuditEvent) => void,
+): TailState {
+  const { api } = useConsole();
+  const [state, setState] = useState<TailState>("off");
+  const handler = useRef(onEvent);
+  handler.current = onEvent;
+  useEffect(() => {
+    if (!enabled) {
+      setState("off");
+      return;
+    }
+    const stop = new AbortController();
+    void (async () => {
+      let afterId = newestId.current;
+      setState("connecting");
+      while (!stop.signal.aborted) {
+        try {
+          const events = api.tailAudit(filters, afterId, stop.signal);
+          setState("live");
+          for await (const event of events) {
+            afterId = event.id;
+            handler.current(event);
+          }
+        } catch {
+          // Network error or the key is gone (then the console signs out): try again below, or stop.
+        }
+        if (stop.signal.aborted) return;
+        setState("reconnecting");
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+      }
+    })();
+    return () => stop.abort();
+  }, [api, enabled, filters, generation]);
+  return state;
+}

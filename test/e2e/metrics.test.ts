@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+
+/** The value of one sample in Prometheus' text format, or undefined. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split("\n")) {
+    const match = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = (match[2] ?? "").split(",").filter(Boolean);
+    if (wanted.every((w) => have.includes(w)) && have.length === wanted.length) return Number(match[3]);
+  }
+  return undefined;
+}
+
+describe("operations endpoints", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let auditorKey: string;
+
+  beforeAll(async () => {
+    store = newStore();
+    broker = await startBroker(store);
+    upstream = await startUpstream();
+    auditorKey = (await broker.admin("post", "/v1/admin-keys", { name: "prometheus", role: "auditor" })).body.key;
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const metrics = async () => {
+    const res = await broker.http().get("/metrics").set("authorization", `Bearer ${auditorKey}`);
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^text\/plain; version=0.0.4/);
+    return res.text;
+  };
+
+  it("/healthz and /readyz: up, and ready with every check passing", async () => {
+    expect((await broker.http().get("/healthz")).body).toEqual({ status: "ok" });
+    expect((await broker.http().get("/readyz")).body).toEqual({ status: "ready", checks: { database: true, revocationState: true, signingKey: true } });
+  });
+
+  it("/metrics needs an admin key allowed to read the audit log", async () => {
+    expect((await broker.http().get("/metrics")).status).toBe(401);
+    expect((await broker.http().get("/metrics").set("authorization", "Bearer kwa_unknown_key_000000000000000000000")).status).toBe(401);
+    expect(await metrics()).toMatch(/^# HELP keyward_process_cpu_user_seconds_total/m);
+  });
+
+  it("counts proxied calls by upstream, decision and status; issuance; revocations; audit writes", async () => {
+    await createUpstream(broker, { name: "hosting-staging", baseUrl: upstream.url, environment: "staging", secret: "real-key" });
+    const agent = await createAgent(broker, "deploy-bot");
+    await createGrant(broker, { name: "deploy-staging", agents: [agent.id], upstream: "hosting-staging", methods: ["GET"], paths: ["/v1/**"] });
+    const token = await tokenFor(broker, agent, { grant: "deploy-staging" });
+    const call = (method: "get" | "delete", path: string) => broker.http()[method](path).set("authorization", `Bearer ${token}`);
+    expect((await call("get", "/proxy/hosting-staging/v1/projects")).status).toBe(200);
+    expect((await call("get", "/proxy/hosting-staging/v1/projects")).status).toBe(200);
+    expect((await call("delete", "/proxy/hosting-staging/v1/projects/1")).status).toBe(403);
+    // A name nobody registered is not a label: callers must not be able to mint label values.
+    expect((await call("get", "/proxy/made-up-upstream/v1/x")).status).toBe(404);
+    const { jti } = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString());
+    await broker.admin("post", "/v1/revocations", { jti, reason: "done" });
+    await broker.admin("post", "/v1/kill-switch", {});
+
+    const text = await metrics();
+    expect(sample(text, "keyward_proxy_requests_total", { upstream: "hosting-staging", decision: "allow", status: "200" })).toBe(2);
+    expect(sample(text, "keyward_proxy_requests_total", { upstream: "hosting-staging", decision: "deny", status: "403" })).toBe(1);
+    expect(sample(text, "keyward_proxy_requests_total", { upstream: "-", decision: "deny", status: "404" })).toBe(1);
+    expect(text).not.toContain("made-up-upstream");
+    expect(sample(text, "keyward_proxy_request_duration_seconds_count", { upstream: "hosting-staging", decision: "allow" })).toBe(2);
+    expect(sample(text, "keyward_tokens_issued_total")).toBe(1);
+    expect(sample(text, "keyward_revocations_total", { selector: "jti" })).toBe(1);
+    expect(sample(text, "keyward_revocations_total", { selector: "kill_switch" })).toBe(1);
+    // proxy + proxy.response for each forwarded call, proxy for each refused one.
+    expect(sample(text, "keyward_audit_write_duration_seconds_count", { kind: "proxy" })).toBe(4);
+    expect(sample(text, "keyward_audit_write_duration_seconds_count", { kind: "proxy.response" })).toBe(2);
+    expect(sample(text, "keyward_audit_write_duration_seconds_bucket", { kind: "token.issued", le: "+Inf" })).toBe(1);
+    await broker.admin("delete", "/v1/kill-switch", {});
+  });
+});

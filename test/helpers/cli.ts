@@ -1,0 +1,35 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const CLI = join(process.cwd(), "bin/keyward.js");
+
+export type CliResult = { code: number | null; stdout: string; stderr: string };
+
+/** A HOME of its own, so no test reads the real ~/.config/keyward. */
+export const emptyHome = () => mkdtempSync(join(tmpdir(), "keyward-home-"));
+
+/**
+ * Runs `keyward <args>` as a user would: its own process, through the package's bin shim, stdout a
+ * pipe (no TTY). `input` is written to stdin, which is then closed.
+ */
+export function runCli(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: options.env?.HOME ?? emptyHome(), ...options.env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c) => (stdout += c));
+  child.stderr.on("data", (c) => (stderr += c));
+  child.stdin.end(options.input ?? "");
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Runs it and insists on success: its stdout. */
+export async function cli(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<string> {
+  const result = await runCli(args, options);
+  if (result.code !== 0) throw new Error(`keyward ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}

@@ -1,0 +1,37 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig, loadDatabaseConfig } from "../../../src/config/config.js";
+
+const KEY = Buffer.alloc(32, 7).toString("base64");
+
+describe("secrets from files (<NAME>_FILE, for Docker and Kubernetes secrets)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "keyward-secrets-"));
+  const file = (name: string, content: string) => {
+    writeFileSync(join(dir, name), content);
+    return join(dir, name);
+  };
+
+  it("reads the master key, the previous one and the admin key from files, without their trailing newline", () => {
+    const config = loadConfig({
+      DATABASE_URL: "postgresql://keyward@db/keyward",
+      KEYWARD_MASTER_KEY_FILE: file("master", `${KEY}\n`),
+      KEYWARD_MASTER_KEY_PREVIOUS_FILE: file("previous", "old-key\n"),
+      KEYWARD_ADMIN_KEY_FILE: file("admin", `kwa_${"x".repeat(40)}\n`),
+    });
+    expect(config).toMatchObject({ masterKey: KEY, masterKeyPrevious: "old-key", bootstrapAdminKey: `kwa_${"x".repeat(40)}` });
+  });
+
+  it("refuses a variable set both ways, and a file it cannot read", () => {
+    expect(() => loadConfig({ KEYWARD_MASTER_KEY: KEY, KEYWARD_MASTER_KEY_FILE: file("both", KEY) })).toThrow(
+      /KEYWARD_MASTER_KEY_FILE: set KEYWARD_MASTER_KEY or KEYWARD_MASTER_KEY_FILE, not both/,
+    );
+    expect(() => loadConfig({ KEYWARD_MASTER_KEY_FILE: join(dir, "missing") })).toThrow(/KEYWARD_MASTER_KEY_FILE: cannot read .*missing \(ENOENT\)/);
+  });
+
+  it("the database settings alone need no master key (migrate, backup, restore)", () => {
+    expect(loadDatabaseConfig({ DATABASE_URL: "postgresql://keyward@db/keyward" })).toEqual({ databaseUrl: "postgresql://keyward@db/keyward", dataDir: "./.keyward" });
+    expect(() => loadDatabaseConfig({ DATABASE_URL: "mysql://x" })).toThrow(/DATABASE_URL/);
+  });
+});
