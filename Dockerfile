@@ -1,18 +1,31 @@
-# Keyward broker image. Migrations are applied by the broker itself at start.
+# Keyward broker image: multi-stage; the runtime has production dependencies only and runs as `node`.
+#
+# Keyward runs its TypeScript with tsx (a production dependency): there is no compile step. The Prisma
+# client is generated in the build stage, where the prisma CLI (a dev dependency) is installed, and
+# copied into the runtime stage, whose `npm ci --omit=dev --ignore-scripts` therefore never needs that CLI
+# (package.json's postinstall runs `prisma generate`). The client uses driver adapters: no native engine.
+
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-COPY prisma.config.ts ./
+COPY console ./console
+# The postinstall generates the client into node_modules/.prisma/client and builds the security console
+# (console/ → console/dist; Vite and Preact are dev dependencies).
 RUN npm ci --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
-COPY package.json prisma.config.ts tsconfig.json ./
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/node_modules/.prisma ./node_modules/.prisma
+COPY --from=build /app/console/dist ./console/dist
+COPY tsconfig.json ./
 COPY prisma ./prisma
+COPY bin ./bin
 COPY src ./src
 USER node
 EXPOSE 8080
-CMD ["node_modules/.bin/tsx", "src/main.ts"]
+# The broker applies its migrations itself at start, under a lock, so replicas may start together.
+CMD ["node", "bin/keyward.js", "serve"]

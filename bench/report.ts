@@ -132,7 +132,7 @@ const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ?
 function table(header: string[], rows: string[][]): string {
   return [
     `| ${header.join(" | ")} |`,
-    `| ${header.map((h, i) => (i === 0 || /target|process|backend|check|what/.test(h) ? "---" : "---:")).join(" | ")} |`,
+    `| ${header.map((h, i) => (i === 0 || /^(target|process|backend|what|component|function|where|table|measured|required|result)$/.test(h) ? "---" : "---:")).join(" | ")} |`,
     ...rows.map((r) => `| ${r.join(" | ")} |`),
   ].join("\n");
 }

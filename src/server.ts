@@ -5,7 +5,7 @@ import type { DestinationStream } from "pino";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
-import { whoamiRoutes } from "./admin/whoami-routes.js";
+import { directoryRoutes } from "./admin/directory-routes.js";
 import { agentCredentialRoutes, type AgentCredentialRouteDeps } from "./agents/credential-routes.js";
 import { auditLiveRoutes } from "./audit/live-routes.js";
 import { approvalAdminRoutes, approvalAgentRoutes, type ApprovalRouteDeps } from "./approvals/routes.js";
@@ -133,7 +133,7 @@ export async function buildServer(
   await app.register(approvalAgentRoutes, deps);
   await app.register(policyRoutes, deps);
   // The security console and the admin routes only it needs so far.
-  await app.register(whoamiRoutes, deps);
+  await app.register(directoryRoutes, deps);
   await app.register(liveTokenRoutes, deps);
   await app.register(auditLiveRoutes, deps);
   await app.register(consolePlugin);

@@ -13,6 +13,8 @@ export type Permission = "manage" | "revoke" | "read_audit" | "introspect" | "ap
 export type Me = { id: string; name: string; role: Role; permissions: Permission[] };
 
 export type Named = { id: string; name: string | null };
+type NamedList = { id: string; name: string }[];
+export type Directory = { agents: NamedList; grants: NamedList; adminKeys: NamedList };
 export type LiveToken = {
   jti: string;
   agent: Named;
@@ -191,6 +193,7 @@ export function createApi(adminKey: string, onUnauthenticated: () => void) {
 
   return {
     whoami: () => call<Me>("GET", "/v1/whoami"),
+    directory: () => call<Directory>("GET", "/v1/directory"),
 
     liveTokens: async () => (await call<{ tokens: LiveToken[] }>("GET", "/v1/tokens")).tokens,
     revoke: (target: RevocationTarget, reason: string) => call<unknown>("POST", "/v1/revocations", { ...target, reason }),

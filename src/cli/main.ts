@@ -1,6 +1,8 @@
 // `keyward`: the operator's and the agent's command line (package.json `bin`, through bin/keyward.js).
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { ConfigError } from "../config/config.js";
+import { RestoreRefused } from "../db/backup.js";
 import { KeywardApiError } from "../sdk/errors.js";
 import { adminKeyCommands } from "./commands/admin-keys.js";
 import { agentCommands } from "./commands/agents.js";
@@ -12,8 +14,6 @@ import { revocationCommands } from "./commands/revoke.js";
 import { tokenCommands } from "./commands/token.js";
 import { upstreamCommands } from "./commands/upstreams.js";
 import { CliError, configPath } from "./connection.js";
-import { RestoreRefused } from "../db/backup.js";
-import { ConfigError } from "../config/config.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
@@ -48,6 +48,9 @@ revocationCommands(program);
 auditCommands(program);
 mcpCommand(program, version);
 
+/** A file that is missing, exists already, cannot be read…: the user's to fix, like a CliError. */
+const isSystemError = (err: unknown) => err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === "string";
+
 /** Problems the user can act on are one line on stderr (JSON with --json); anything else is a bug and keeps its stack. */
 function report(err: unknown): void {
   const json = program.opts<{ json?: boolean }>().json === true;
@@ -58,7 +61,7 @@ function report(err: unknown): void {
       process.stderr.write(`keyward: ${message} (${code})\n`);
       if (Array.isArray(details)) for (const d of details as { path?: string; message?: string }[]) process.stderr.write(`  ${d.path ?? ""}: ${d.message ?? ""}\n`);
     }
-  } else if (err instanceof CliError || err instanceof ConfigError || err instanceof RestoreRefused) {
+  } else if (err instanceof CliError || err instanceof ConfigError || err instanceof RestoreRefused || isSystemError(err)) {
     process.stderr.write(json ? JSON.stringify({ error: { code: "refused", message: err.message } }) + "\n" : `keyward: ${err.message}\n`);
   } else {
     process.stderr.write(`keyward: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -86,8 +86,11 @@ export type TokenPolicy = {
 
 export class ConfigError extends Error {}
 
-/** Secrets that may instead be read from a file named by `<NAME>_FILE` (Docker and Kubernetes secrets). */
-const SECRET_FILE_VARIABLES = ["KEYWARD_MASTER_KEY", "KEYWARD_MASTER_KEY_PREVIOUS", "KEYWARD_ADMIN_KEY"] as const;
+/**
+ * Secrets that may instead be read from a file named by `<NAME>_FILE` (Docker and Kubernetes secrets):
+ * the database URL holds its password.
+ */
+const SECRET_FILE_VARIABLES = ["DATABASE_URL", "KEYWARD_MASTER_KEY", "KEYWARD_MASTER_KEY_PREVIOUS", "KEYWARD_ADMIN_KEY"] as const;
 
 function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const resolved = { ...env };
@@ -115,7 +118,7 @@ function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.inf
 
 /** Where the database is, and nothing else: for commands that work on it alone (migrate, backup, restore). */
 export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, "dataDir" | "databaseUrl"> {
-  const e = parseEnv(envSchema.pick({ KEYWARD_DATA_DIR: true, DATABASE_URL: true }), env);
+  const e = parseEnv(envSchema.pick({ KEYWARD_DATA_DIR: true, DATABASE_URL: true }), withSecretFiles(env));
   return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL };
 }
 

@@ -1,4 +1,4 @@
-import { Transform, type Readable } from "node:stream";
+import { finished, Transform, type Readable } from "node:stream";
 import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
 import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
@@ -42,9 +42,10 @@ export function limitBody(body: Readable, limit: number): Readable {
       done(seen > limit ? new BodyTooLarge() : null, chunk);
     },
   });
-  body.on("error", (err) => limiter.destroy(err));
-  body.on("close", () => {
-    if (!body.readableEnded) limiter.destroy(new BodyAborted());
+  // finished() also reports a body that was already aborted before this was called (the parser may
+  // refuse a malformed chunk while the call is still being decided).
+  finished(body, (err) => {
+    if (err) limiter.destroy(new BodyAborted());
   });
   return body.pipe(limiter);
 }

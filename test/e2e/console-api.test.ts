@@ -15,9 +15,10 @@ type LiveToken = { jti: string; agent: { id: string; name: string }; grant: { id
 
 const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).jti as string;
 
-describe("console API: whoami, live tokens, audit activity and live tail", () => {
+describe("console API: whoami, directory, live tokens, audit activity and live tail", () => {
   let store: Store;
   let broker: TestBroker;
+  let brokerClosed = false;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let alice: Agent;
   let bob: Agent;
@@ -39,7 +40,7 @@ describe("console API: whoami, live tokens, audit activity and live tail", () =>
   });
 
   afterAll(async () => {
-    await broker?.close();
+    if (!brokerClosed) await broker?.close();
     await upstream?.close();
     await store?.drop();
   });
@@ -60,6 +61,17 @@ describe("console API: whoami, live tokens, audit activity and live tail", () =>
     expect(security.permissions).not.toContain("manage");
     expect((await as(keys.auditor, "/v1/whoami")).body.permissions).toEqual(["read_audit"]);
     expect((await broker.http().get("/v1/whoami")).status).toBe(401);
+  });
+
+  it("GET /v1/directory names agents, grants and admin keys for every role", async () => {
+    const res = await as(keys.auditor, "/v1/directory");
+    expect(res.status).toBe(200);
+    expect(res.body.agents).toEqual([
+      { id: alice.id, name: "alice" },
+      { id: bob.id, name: "bob" },
+    ]);
+    expect(res.body.grants.map((g: { name: string }) => g.name)).toEqual(["grant-a", "grant-b"]);
+    expect(res.body.adminKeys.map((k: { name: string }) => k.name)).toEqual(["bootstrap", "security", "auditor"]);
   });
 
   it("GET /v1/tokens lists live tokens with names, environment and calls so far; revoked ones drop out", async () => {
@@ -150,12 +162,29 @@ describe("console API: whoami, live tokens, audit activity and live tail", () =>
     expect(redirect.status).toBe(301);
     expect(redirect.headers.location).toBe("/console/");
     const page = await broker.http().get("/console/");
-    if (page.status === 503) return; // not built here: covered by the next test
-    expect(page.status).toBe(200);
+    expect(page.status, "console/dist is built by npm install (npm run build:console)").toBe(200);
     expect(page.headers["content-type"]).toMatch(/^text\/html/);
     expect(page.headers).toMatchObject(CONSOLE_SECURITY_HEADERS);
     expect(page.headers["cache-control"]).toBe("no-cache");
     expect(page.text).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    const script = /<script[^>]*\bsrc="([^"]+)"/.exec(page.text)![1]!;
+    const asset = await broker.http().get(script);
+    expect(asset.status).toBe(200);
+    expect(asset.headers["content-type"]).toMatch(/javascript/);
+    expect(asset.headers["cache-control"]).toContain("immutable");
+    expect(asset.headers["x-frame-options"]).toBe("DENY");
+  });
+
+  // Last: it closes the broker.
+  it("closing the broker ends open audit streams instead of waiting for them", async () => {
+    const res = await fetch(`${broker.url}/v1/audit/stream?afterId=0`, { headers: { authorization: `Bearer ${keys.auditor}` } });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const startedAt = Date.now();
+    await broker.close();
+    brokerClosed = true;
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read());
   });
 });
 

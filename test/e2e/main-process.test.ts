@@ -36,6 +36,8 @@ describe("configuration", () => {
     [{ DATABASE_URL: "postgresql://postgres@127.0.0.1/test" }, /KEYWARD_MASTER_KEY: required/],
     [{ KEYWARD_ADMIN_KEY: "short" }, /KEYWARD_ADMIN_KEY/],
     [{ LOG_LEVEL: "loud" }, /LOG_LEVEL/],
+    [{ KEYWARD_REQUEST_TIMEOUT_MS: "0" }, /KEYWARD_REQUEST_TIMEOUT_MS/],
+    [{ KEYWARD_REQUEST_TIMEOUT_MS: "1000", KEYWARD_HEADERS_TIMEOUT_MS: "5000" }, /KEYWARD_HEADERS_TIMEOUT_MS: must not exceed/],
   ])("refuses %o with a clear message", (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
@@ -43,6 +45,8 @@ describe("configuration", () => {
   it("defaults", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ port: 8080, host: "127.0.0.1", dataDir: "./.keyward", issuer: "http://127.0.0.1:8080", logLevel: "info" });
+    expect(c).toMatchObject({ requestTimeoutMs: 120_000, headersTimeoutMs: 30_000 });
+    expect(loadConfig({ KEYWARD_REQUEST_TIMEOUT_MS: "2000" })).toMatchObject({ requestTimeoutMs: 2000, headersTimeoutMs: 2000 });
   });
 });
 

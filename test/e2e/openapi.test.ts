@@ -59,10 +59,10 @@ describe("OpenAPI", () => {
     expect(missing).toEqual([]);
   });
 
-  it("hides only the reference's own pages", () => {
+  it("hides only the reference's own pages and the console's files", () => {
     const hidden = registered.filter((route) => route.schema?.hide).map((route) => route.url);
     expect(hidden.length).toBeGreaterThan(0);
-    for (const url of hidden) expect(url.startsWith("/docs")).toBe(true);
+    for (const url of hidden) expect(url.startsWith("/docs") || url.startsWith("/console"), url).toBe(true);
   });
 
   it("describes request bodies from the same zod schemas, and who may call", () => {

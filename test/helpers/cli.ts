@@ -24,7 +24,14 @@ export function runCli(args: string[], options: { env?: Record<string, string>; 
   child.stdout.on("data", (c) => (stdout += c));
   child.stderr.on("data", (c) => (stderr += c));
   child.stdin.end(options.input ?? "");
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+  // A hung command must not outlive the test run.
+  const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  return new Promise((resolve) =>
+    child.on("close", (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 /** Runs it and insists on success: its stdout. */

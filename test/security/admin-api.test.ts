@@ -140,7 +140,7 @@ describe("security: admin API", () => {
       ["revoked admin key", { authorization: `Bearer ${keys.revoked}` }, ""],
       ["admin key as Basic user", { authorization: basic(admin, "") }, ""],
       ["admin key as Basic password", { authorization: basic("admin", admin) }, ""],
-      ["admin key, lowercase scheme", { authorization: `bearer ${admin}` }, ""],
+      ["admin key, another scheme", { authorization: `Token ${admin}` }, ""],
       ["admin key with a suffix", { authorization: `Bearer ${admin}x` }, ""],
       ["admin key in the query", {}, `?access_token=${admin}&key=${admin}`],
       ["admin key in a cookie", { cookie: `access_token=${admin}; key=${admin}` }, ""],

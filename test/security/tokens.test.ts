@@ -222,7 +222,8 @@ describe("security: token attacks", () => {
       expect(res.status, token).toBe(statusOf("TOK-13"));
       expect(forwarded).toBe(0);
     }
-    for (const header of [`bearer ${t}`, `Bearer  ${t}`, `Bearer ${t} extra`, `Token ${t}`, "Bearer", "Bearer ", t, `Basic ${t}`, `Bearer ${t},Bearer ${t}`]) {
+    // (The scheme itself is case-insensitive, RFC 9110 §11.1: `bearer` is the same header.)
+    for (const header of [`Bearer  ${t}`, `Bearer\t${t}`, `Bearer ${t} extra`, `Token ${t}`, "Bearer", "Bearer ", t, `Basic ${t}`, `Bearer ${t},Bearer ${t}`]) {
       const { res, forwarded } = await call(header);
       expect(res.status, header).toBe(statusOf("TOK-13"));
       expect(forwarded).toBe(0);

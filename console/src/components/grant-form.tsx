@@ -5,6 +5,7 @@ import { CheckboxGroup } from "./checkbox-group";
 import { ErrorMessage } from "./notice";
 
 const METHOD_OPTIONS = HTTP_METHODS.map((m) => ({ value: m, label: m }));
+const DEFAULTS = { methods: ["GET"] as HttpMethod[], paths: "/**", never: ["DELETE"] as HttpMethod[], ttlMinutes: 15 };
 
 /** A new grant: who, which upstream, which methods on which paths, what never, for how long. */
 export function GrantForm(props: { agents: Agent[]; upstreams: Upstream[]; onCreated: (grant: Grant) => void }) {
@@ -12,11 +13,20 @@ export function GrantForm(props: { agents: Agent[]; upstreams: Upstream[]; onCre
   const [name, setName] = useState("");
   const [upstream, setUpstream] = useState("");
   const [agents, setAgents] = useState<string[]>([]);
-  const [methods, setMethods] = useState<HttpMethod[]>(["GET"]);
-  const [paths, setPaths] = useState("/**");
-  const [never, setNever] = useState<HttpMethod[]>(["DELETE"]);
-  const [ttlMinutes, setTtlMinutes] = useState(15);
+  const [methods, setMethods] = useState<HttpMethod[]>(DEFAULTS.methods);
+  const [paths, setPaths] = useState(DEFAULTS.paths);
+  const [never, setNever] = useState<HttpMethod[]>(DEFAULTS.never);
+  const [ttlMinutes, setTtlMinutes] = useState(DEFAULTS.ttlMinutes);
   const [requiresApproval, setRequiresApproval] = useState(false);
+  const reset = () => {
+    setName("");
+    setAgents([]);
+    setMethods(DEFAULTS.methods);
+    setPaths(DEFAULTS.paths);
+    setNever(DEFAULTS.never);
+    setTtlMinutes(DEFAULTS.ttlMinutes);
+    setRequiresApproval(false);
+  };
   const [error, setError] = useState<Error>();
   const [busy, setBusy] = useState(false);
   const chosenUpstream = upstream || props.upstreams[0]?.name || "";
@@ -36,7 +46,7 @@ export function GrantForm(props: { agents: Agent[]; upstreams: Upstream[]; onCre
         requiresApproval,
       });
       setError(undefined);
-      setName("");
+      reset();
       props.onCreated(grant);
     } catch (err) {
       setError(err as Error);
@@ -64,7 +74,7 @@ export function GrantForm(props: { agents: Agent[]; upstreams: Upstream[]; onCre
           </select>
         </label>
         <label class="field narrow">
-          <span>Token life at most (minutes)</span>
+          <span>Max token life (min)</span>
           <input type="number" name="grant-ttl" min={1} max={60} required value={ttlMinutes} onInput={(e) => setTtlMinutes(Number(e.currentTarget.value))} />
         </label>
       </div>
@@ -79,13 +89,13 @@ export function GrantForm(props: { agents: Agent[]; upstreams: Upstream[]; onCre
         <CheckboxGroup legend="Allowed methods" name="grant-methods" options={METHOD_OPTIONS} selected={methods} onChange={setMethods} />
         <CheckboxGroup legend="Never allowed (deny rules)" name="grant-deny" options={METHOD_OPTIONS} selected={never} onChange={setNever} />
       </div>
-      <label class="field">
-        <span>Paths, one per line</span>
-        <textarea name="grant-paths" rows={2} required spellcheck={false} value={paths} onInput={(e) => setPaths(e.currentTarget.value)} aria-describedby="paths-hint" />
+      <div class="field">
+        <label for="grant-paths">Paths, one per line</label>
+        <textarea id="grant-paths" rows={2} required spellcheck={false} value={paths} onInput={(e) => setPaths(e.currentTarget.value)} aria-describedby="paths-hint" />
         <small id="paths-hint" class="hint">
           <code>*</code> or <code>{"{name}"}</code> match one segment, <code>**</code> any depth: <code>/v1/projects/*</code>
         </small>
-      </label>
+      </div>
       <label class="check">
         <input type="checkbox" checked={requiresApproval} onChange={(e) => setRequiresApproval(e.currentTarget.checked)} />
         Every token needs a human's approval

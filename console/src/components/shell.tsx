@@ -4,12 +4,20 @@ import { Console, type ConsoleContext } from "../context";
 import { useHashRoute, useLoad } from "../hooks";
 import { VIEWS } from "../views";
 
+/** How long the status bar shows what just happened. */
+const ANNOUNCEMENT_MS = 6_000;
+
 /** The signed-in console: header, the sections the role may use, the current one, and a status bar. */
 export function Shell({ adminKey, me, onSignOut }: { adminKey: string; me: Me; onSignOut: (notice: string | null) => void }) {
   const api = useMemo(() => createApi(adminKey, () => onSignOut("Your key is no longer accepted. Sign in again.")), [adminKey]);
   const can = (permission: Permission) => me.permissions.includes(permission);
   const killSwitch = useLoad(() => (can("revoke") ? api.killSwitch() : Promise.resolve(null)), [api], 10_000);
   const [announcement, setAnnouncement] = useState("");
+  useEffect(() => {
+    if (!announcement) return;
+    const timer = setTimeout(() => setAnnouncement(""), ANNOUNCEMENT_MS);
+    return () => clearTimeout(timer);
+  }, [announcement]);
   const context: ConsoleContext = { api, me, can, announce: setAnnouncement, killSwitch };
 
   const route = useHashRoute();

@@ -3,7 +3,7 @@ import type { Approval, ApprovalStatus } from "../api";
 import { useConfirm } from "../components/confirm-dialog";
 import { Empty, ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
-import { useDirectory, type Directory } from "../directory";
+import { useNames, type Names } from "../names";
 import { formatDuration, fromNow } from "../format";
 import { useLoad } from "../hooks";
 
@@ -12,19 +12,19 @@ const STATUSES: ApprovalStatus[] = ["pending", "approved", "denied", "issued", "
 /** Token requests held for a human: approve or deny each (never one's own: the server refuses it). */
 export function ApprovalsView() {
   const { api, announce } = useConsole();
-  const directory = useDirectory();
+  const names = useNames();
   const [status, setStatus] = useState<ApprovalStatus>("pending");
   const approvals = useLoad(() => api.approvals(status), [api, status], 10_000);
   const [dialog, ask] = useConfirm();
   const [error, setError] = useState<Error>();
 
   const decide = async (approval: Approval, verdict: "approve" | "deny") => {
-    const who = directory.agentName(approval.agentId);
+    const who = names.agentName(approval.agentId);
     const note = await ask({
       title: verdict === "approve" ? `Approve ${who}'s request?` : `Deny ${who}'s request?`,
       message:
         verdict === "approve"
-          ? `The agent can collect one token for grant ${directory.grantName(approval.grantId)} on ${approval.upstream} (${approval.environment}).`
+          ? `The agent can collect one token for grant ${names.grantName(approval.grantId)} on ${approval.upstream} (${approval.environment}).`
           : "The agent is told its request was denied; it gets no token.",
       confirmLabel: verdict === "approve" ? "Approve" : "Deny",
       danger: verdict === "approve",
@@ -63,7 +63,7 @@ export function ApprovalsView() {
       ) : (
         <ul class="cards">
           {list.map((approval) => (
-            <ApprovalCard key={approval.approvalId} approval={approval} directory={directory} onDecide={decide} />
+            <ApprovalCard key={approval.approvalId} approval={approval} names={names} onDecide={decide} />
           ))}
         </ul>
       )}
@@ -72,14 +72,14 @@ export function ApprovalsView() {
   );
 }
 
-function ApprovalCard(props: { approval: Approval; directory: Directory; onDecide: (a: Approval, verdict: "approve" | "deny") => void }) {
-  const { approval: a, directory } = props;
+function ApprovalCard(props: { approval: Approval; names: Names; onDecide: (a: Approval, verdict: "approve" | "deny") => void }) {
+  const { approval: a, names } = props;
   const headingId = `approval-${a.approvalId}`;
   const caps = a.capabilities;
   return (
     <li class="card">
       <h2 id={headingId}>
-        {directory.agentName(a.agentId)} → {directory.grantName(a.grantId)}
+        {names.agentName(a.agentId)} → {names.grantName(a.grantId)}
         <span class={`tag status-${a.status}`}>{a.status}</span>
       </h2>
       <dl class="facts">
@@ -108,7 +108,7 @@ function ApprovalCard(props: { approval: Approval; directory: Directory; onDecid
           <>
             <dt>Decided by</dt>
             <dd>
-              <code>{a.decidedBy}</code>
+              {names.actorName(a.decidedBy)}
               {a.note && <>: “{a.note}”</>}
             </dd>
           </>

@@ -5,8 +5,8 @@ import { AuditFilterForm } from "../components/audit-filters";
 import { ChainStatus } from "../components/chain-status";
 import { Empty, ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
-import { useDirectory, type Directory } from "../directory";
-import { formatDateTime, shortId } from "../format";
+import { useNames, type Names } from "../names";
+import { formatDateTime } from "../format";
 
 /** Live events kept on screen at most; older ones are a "Load older" away. */
 const MAX_ROWS = 500;
@@ -17,7 +17,7 @@ type TailState = "off" | "connecting" | "live" | "reconnecting";
 /** The audit log: filters, newest first, older pages on demand, a live tail, the chain's state and a chart. */
 export function AuditView() {
   const { api } = useConsole();
-  const directory = useDirectory();
+  const names = useNames();
   const [filters, setFilters] = useState<AuditFilters>({});
   const [events, setEvents] = useState<AuditEvent[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -100,7 +100,7 @@ export function AuditView() {
             </thead>
             <tbody>
               {events.map((event) => (
-                <AuditRow key={event.id} event={event} fresh={freshIds.has(event.id)} directory={directory} />
+                <AuditRow key={event.id} event={event} fresh={freshIds.has(event.id)} names={names} />
               ))}
             </tbody>
           </table>
@@ -115,28 +115,26 @@ export function AuditView() {
   );
 }
 
-/** "admin-key:3f2a…" for the long ids actors carry. */
-const actorLabel = (actor: string) => {
-  const [kind, id] = actor.split(":", 2);
-  return id ? `${kind}:${shortId(id)}` : actor;
-};
-
-function AuditRow({ event, fresh, directory }: { event: AuditEvent; fresh: boolean; directory: Directory }) {
-  const request = [event.method, event.upstream && `/${event.upstream}`, event.path].filter(Boolean).join(" ");
+function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; names: Names }) {
   return (
     <tr class={fresh ? "fresh" : undefined}>
       <td class="mono muted">{event.id}</td>
       <td class="nowrap">{formatDateTime(event.at)}</td>
-      <td>
+      <td class="nowrap">
         <code>{event.kind}</code>
       </td>
-      <td class="mono" title={event.actor}>
-        {actorLabel(event.actor)}
+      <td class="nowrap" title={event.actor}>
+        {names.actorName(event.actor)}
       </td>
-      <td title={event.agentId ?? undefined}>{event.agentId ? directory.agentName(event.agentId) : "—"}</td>
-      <td class="mono wrap">
-        {request || "—"}
+      <td class="nowrap" title={event.agentId ?? undefined}>
+        {event.agentId ? names.agentName(event.agentId) : "—"}
+      </td>
+      <td class="wrap">
+        {event.method && <strong>{event.method} </strong>}
+        {event.upstream && <span class="muted">{event.upstream} </span>}
+        {event.path && <code>{event.path}</code>}
         {event.status !== null && <span class="muted"> → {event.status}</span>}
+        {!event.method && !event.upstream && !event.path && "—"}
       </td>
       <td>{event.decision ? <span class={`tag ${event.decision}`}>{event.decision}</span> : "—"}</td>
       <td class="wrap">{event.reason ?? ""}</td>

@@ -3,6 +3,7 @@ import { useConfirm } from "../components/confirm-dialog";
 import { ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
 import { formatDateTime, fromNow } from "../format";
+import { useNames } from "../names";
 
 /**
  * The incident button: freezes every agent token, including ones issued while it is engaged. Security may
@@ -10,6 +11,7 @@ import { formatDateTime, fromNow } from "../format";
  */
 export function KillSwitchView() {
   const { api, can, announce, killSwitch } = useConsole();
+  const names = useNames();
   const [dialog, ask] = useConfirm();
   const [error, setError] = useState<Error>();
   const state = killSwitch.data;
@@ -55,10 +57,11 @@ export function KillSwitchView() {
           <h2 id="kill-switch-state">{state.engaged ? "Engaged: every agent token is frozen" : "Off: agent tokens work normally"}</h2>
           {state.engaged && (
             <p>
-              Since {formatDateTime(state.engagedAt!)} ({fromNow(state.engagedAt!)}), by <code>{state.engagedBy}</code>
+              Since {formatDateTime(state.engagedAt!)} ({fromNow(state.engagedAt!)}), by <strong>{names.actorName(state.engagedBy!)}</strong>
               {state.reason && <>: “{state.reason}”</>}.
             </p>
           )}
+          {!state.engaged && <p>Engaging it freezes every agent token at once, on every replica, until an admin lifts it.</p>}
           {!state.engaged ? (
             <button type="button" class="button danger huge" onClick={engage}>
               Engage kill switch

@@ -10,6 +10,14 @@ import { migrate } from "../../db/migrate.js";
 import { contextOf, examples } from "../context.js";
 import { emit, note, table } from "../output.js";
 
+/**
+ * The lines of a stream, read only once the first is asked for: readline drops lines emitted before
+ * its iterator exists, and restore asks only after migrating.
+ */
+async function* linesOf(input: NodeJS.ReadableStream): AsyncGenerator<string> {
+  yield* createInterface({ input, crlfDelay: Infinity });
+}
+
 /** The broker's database as configured (DATABASE_URL, else the embedded one in KEYWARD_DATA_DIR). */
 async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
   const config = loadDatabaseConfig();
@@ -78,7 +86,7 @@ export function databaseCommands(program: Command): void {
     .action(async (file: string, _options, command: Command) => {
       const { out } = contextOf(command);
       const input = file === "-" ? process.stdin : createReadStream(file);
-      const restored = await withDatabase((db) => restoreBackup(db, createInterface({ input, crlfDelay: Infinity })));
+      const restored = await withDatabase((db) => restoreBackup(db, linesOf(input)));
       const rows = Object.entries(restored).map(([name, count]) => ({ table: name, rows: count }));
       emit(out, { restored }, () => table(out, rows, ["table", "rows"]));
     });

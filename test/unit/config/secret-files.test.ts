@@ -13,14 +13,14 @@ describe("secrets from files (<NAME>_FILE, for Docker and Kubernetes secrets)", 
     return join(dir, name);
   };
 
-  it("reads the master key, the previous one and the admin key from files, without their trailing newline", () => {
+  it("reads the database URL, the master keys and the admin key from files, without their trailing newline", () => {
     const config = loadConfig({
-      DATABASE_URL: "postgresql://keyward@db/keyward",
+      DATABASE_URL_FILE: file("database-url", "postgresql://keyward:pw@db/keyward\n"),
       KEYWARD_MASTER_KEY_FILE: file("master", `${KEY}\n`),
       KEYWARD_MASTER_KEY_PREVIOUS_FILE: file("previous", "old-key\n"),
       KEYWARD_ADMIN_KEY_FILE: file("admin", `kwa_${"x".repeat(40)}\n`),
     });
-    expect(config).toMatchObject({ masterKey: KEY, masterKeyPrevious: "old-key", bootstrapAdminKey: `kwa_${"x".repeat(40)}` });
+    expect(config).toMatchObject({ databaseUrl: "postgresql://keyward:pw@db/keyward", masterKey: KEY, masterKeyPrevious: "old-key", bootstrapAdminKey: `kwa_${"x".repeat(40)}` });
   });
 
   it("refuses a variable set both ways, and a file it cannot read", () => {

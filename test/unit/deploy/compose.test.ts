@@ -1,0 +1,93 @@
+import { existsSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+
+// No Docker engine runs here: the production files are checked for the structure that matters.
+type Service = {
+  image?: string;
+  build?: unknown;
+  deploy?: { replicas?: number };
+  environment?: Record<string, string>;
+  secrets?: string[];
+  ports?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  read_only?: boolean;
+};
+const compose = parse(readFileSync("docker-compose.yml", "utf8")) as {
+  services: Record<string, Service>;
+  secrets: Record<string, { file: string }>;
+};
+const { postgres, keyward, lb } = compose.services as Record<string, Service>;
+const haproxy = readFileSync("deploy/haproxy.cfg", "utf8");
+const dockerfile = readFileSync("Dockerfile", "utf8");
+
+describe("docker-compose.yml", () => {
+  it("runs PostgreSQL 16, two broker replicas and a load balancer, each with a health check", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["keyward", "lb", "postgres"]);
+    expect(postgres!.image).toBe("postgres:16");
+    expect(keyward!.build).toBe(".");
+    expect(keyward!.deploy?.replicas).toBe(2);
+    expect(keyward!.depends_on).toEqual({ postgres: { condition: "service_healthy" } });
+    for (const service of [postgres, keyward, lb]) expect(service!.healthcheck?.test.length).toBeGreaterThan(1);
+    expect(keyward!.healthcheck!.test.join(" ")).toContain("/readyz");
+    expect(keyward!.environment).toMatchObject({ HOST: "0.0.0.0", PORT: "8080" });
+    // Replicas share the issuer, or tokens from one would fail on the other.
+    expect(keyward!.environment!.KEYWARD_ISSUER).toBeDefined();
+  });
+
+  it("publishes only the load balancer, which checks each replica's /readyz", () => {
+    expect(keyward!.ports).toBeUndefined();
+    expect(lb!.ports).toEqual(["8080:8080"]);
+    expect(lb!.volumes).toEqual(["./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]);
+    expect(haproxy).toMatch(/option httpchk GET \/readyz/);
+    expect(haproxy).toMatch(/server-template broker \d+ keyward:8080 check .*resolvers docker/);
+  });
+
+  it("takes every secret from a file, and none in plain text", () => {
+    const env = keyward!.environment!;
+    expect(env.KEYWARD_MASTER_KEY).toBeUndefined();
+    expect(env.DATABASE_URL).toBeUndefined();
+    const fromFiles = { DATABASE_URL_FILE: "database_url", KEYWARD_MASTER_KEY_FILE: "master_key", KEYWARD_ADMIN_KEY_FILE: "admin_key" };
+    for (const [variable, secret] of Object.entries(fromFiles)) {
+      expect(env[variable]).toBe(`/run/secrets/${secret}`);
+      expect(keyward!.secrets).toContain(secret);
+    }
+    expect(postgres!.environment).toMatchObject({ POSTGRES_PASSWORD_FILE: "/run/secrets/postgres_password" });
+    expect(postgres!.environment!.POSTGRES_PASSWORD).toBeUndefined();
+    for (const [name, { file }] of Object.entries(compose.secrets)) expect(file, name).toBe(`./secrets/${name}`);
+    for (const service of Object.values(compose.services)) {
+      for (const secret of service.secrets ?? []) expect(compose.secrets[secret], secret).toBeDefined();
+      for (const value of Object.values(service.environment ?? {})) {
+        expect(value).not.toMatch(/^[A-Za-z0-9+/]{43}=$/); // a 32-byte base64 key
+        expect(value).not.toMatch(/:\/\/[^/@]*:[^/@]+@/); // a URL with a password
+      }
+    }
+    // The secret files never reach git or the image.
+    expect(readFileSync(".gitignore", "utf8").split("\n")).toContain("/secrets/");
+    expect(readFileSync(".dockerignore", "utf8").split("\n")).toContain("secrets");
+  });
+});
+
+describe("Dockerfile", () => {
+  const stages = dockerfile.split(/^FROM /m).slice(1);
+  const runtime = stages.at(-1)!;
+
+  it("is multi-stage; the runtime installs production dependencies only and copies the generated Prisma client", () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(stages[0]).toMatch(/RUN npm ci\b/);
+    expect(runtime).toMatch(/RUN npm ci --omit=dev --ignore-scripts/);
+    expect(runtime).toMatch(/COPY --from=build \/app\/node_modules\/\.prisma \.\/node_modules\/\.prisma/);
+    expect(runtime).toMatch(/CMD \["node", "bin\/keyward.js", "serve"\]/);
+  });
+
+  it("runs as a non-root user, with everything it copies present", () => {
+    const user = /^USER (\S+)/m.exec(runtime)?.[1];
+    expect(user).toBeDefined();
+    expect(["root", "0"]).not.toContain(user);
+    for (const [, source] of runtime.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(source!), source).toBe(true);
+    // tsx runs the TypeScript in production: it must not be a dev dependency.
+    expect(JSON.parse(readFileSync("package.json", "utf8")).dependencies.tsx).toBeDefined();
+  });
+});
