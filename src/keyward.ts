@@ -24,6 +24,7 @@ import { endpointOf } from "./tokens/oauth-documents.js";
 import { SigningKeys } from "./tokens/signing-keys.js";
 import { Tokens } from "./tokens/tokens.js";
 import { verifyAgentToken, type TokenVerifier } from "./tokens/verify.js";
+import { rememberVerifiedTokens } from "./tokens/verified-tokens.js";
 import { Upstreams } from "./upstreams/upstreams.js";
 import { loadOrCreateLocalMasterKey, parseMasterKey, Vault } from "./vault/vault.js";
 
@@ -93,17 +94,19 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const grants = new Grants(prisma, revocations);
     const agents = new Agents(prisma, revocations);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeoutMs);
-    const upstreams = new Upstreams(prisma, vault, dispatcher);
+    const upstreams = new Upstreams(prisma, vault, dispatcher, revocations);
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
     let onPolicyError: (err: unknown) => void = () => {}; // the app's logger once the app exists
-    const environments = new Environments(prisma);
+    const environments = new Environments(prisma, revocations);
     const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, (err) => onPolicyError(err)) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma);
     const gate = new IssuanceGate(prisma, environments, approvals);
     const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate);
-    const verifyToken: TokenVerifier = (token) =>
-      verifyAgentToken(token, (kid) => signingKeys.publicKey(kid), { ...claims, ...config.tokens });
+    const verifyToken: TokenVerifier = rememberVerifiedTokens(
+      (token) => verifyAgentToken(token, (kid) => signingKeys.publicKey(kid), { ...claims, ...config.tokens }),
+      { maxEntries: 10_000, leewaySeconds: config.tokens.leewaySeconds, keyKnown: (kid) => signingKeys.current().publicKeys.has(kid) },
+    );
     const clientAuth = new ClientAuthenticator(prisma, agents, {
       audiences: [config.issuer, endpointOf(config.issuer, "/oauth2/token")],
       leewaySeconds: config.tokens.leewaySeconds,

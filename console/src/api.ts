@@ -132,8 +132,10 @@ export type AuditEvent = {
   latencyMs: number | null;
   details: unknown;
 };
-export const AUDIT_FILTER_FIELDS = ["kind", "decision", "agentId", "grantId", "jti", "upstream", "environment", "method", "pathPrefix", "since", "until"] as const;
-export type AuditFilters = Partial<Record<(typeof AUDIT_FILTER_FIELDS)[number], string>>;
+/** GET /v1/audit's filters; `since` and `until` are ISO instants. */
+export type AuditFilters = Partial<
+  Record<"kind" | "decision" | "agentId" | "grantId" | "jti" | "upstream" | "environment" | "method" | "pathPrefix" | "since" | "until", string>
+>;
 export type AuditPage = { events: AuditEvent[]; nextCursor: string | null };
 
 export type ChainVerification = {
@@ -217,12 +219,17 @@ export function createApi(adminKey: string, onUnauthenticated: () => void) {
     verifyAudit: () => call<ChainVerification>("GET", "/v1/audit/verify"),
     activity: async (minutes: number) => (await call<{ minutes: ActivityMinute[] }>("GET", `/v1/audit/activity${query({ minutes })}`)).minutes,
 
-    /** Every event after `afterId` matching `filters`, then each new one, until `signal` aborts or the server ends the stream. */
-    async *tailAudit(filters: AuditFilters, afterId: string, signal: AbortSignal): AsyncGenerator<AuditEvent> {
+    /**
+     * Connects to the live tail; resolves once connected, with every event after `afterId` matching
+     * `filters`, then each new one, until `signal` aborts or the server ends the stream.
+     */
+    async tailAudit(filters: AuditFilters, afterId: string, signal: AbortSignal): Promise<AsyncGenerator<AuditEvent>> {
       const response = await send("GET", `/v1/audit/stream${query({ ...filters, afterId })}`, undefined, signal);
-      for await (const event of readEventStream(response.body!)) {
-        if (event.event === "audit") yield JSON.parse(event.data) as AuditEvent;
-      }
+      return (async function* () {
+        for await (const event of readEventStream(response.body!)) {
+          if (event.event === "audit") yield JSON.parse(event.data) as AuditEvent;
+        }
+      })();
     },
   };
 }

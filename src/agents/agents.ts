@@ -7,6 +7,7 @@ import { displayName } from "../http/schemas.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { unusableKeys, type agentJwksBody, type AgentJwk } from "./client-keys.js";
 import { hashClientSecret, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
+import { VerifiedSecrets } from "./verified-secrets.js";
 
 export const createAgentBody = z.strictObject({
   name: displayName,
@@ -31,6 +32,9 @@ export const agentView = (a: Agent) => ({
 type Actor = { actor: string; requestId: string };
 
 export class Agents {
+  /** Successful secret verifications, for 5 minutes: scrypt once per agent and period, not per token. */
+  readonly #verified = new VerifiedSecrets({ ttlMs: 300_000, maxEntries: 10_000 });
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly revocations: RevocationService,
@@ -137,12 +141,19 @@ export class Agents {
 
   /**
    * The agent these client credentials belong to, or null. The previous secret counts until its overlap
-   * ends. A refusal costs two scrypts whatever the reason, so timing does not tell which part was wrong.
+   * ends. A refusal costs two scrypts whatever the reason, so timing does not tell which part was wrong;
+   * a success is remembered for a while (see VerifiedSecrets), checked against the row read here.
    */
   async authenticate(clientId: string, clientSecret: string, now = new Date()): Promise<Agent | null> {
     const row = await this.findByClientId(clientId);
-    if (await verifyClientSecret(clientSecret, row?.secretHash)) return row;
+    if (row && this.#verified.accepted(clientId, clientSecret, row, now)) return row;
+    if (await verifyClientSecret(clientSecret, row?.secretHash)) {
+      this.#verified.remember(clientId, clientSecret, row!.secretHash, now);
+      return row;
+    }
     const previousLive = row?.previousSecretExpiresAt && row.previousSecretExpiresAt > now;
-    return (await verifyClientSecret(clientSecret, previousLive ? (row.previousSecretHash ?? undefined) : undefined)) ? row : null;
+    if (!(await verifyClientSecret(clientSecret, previousLive ? (row.previousSecretHash ?? undefined) : undefined))) return null;
+    this.#verified.remember(clientId, clientSecret, row!.previousSecretHash!, now);
+    return row;
   }
 }

@@ -37,13 +37,20 @@ export type AuditInput = {
 type AuditWriter = Pick<PrismaClient, "auditEvent"> | Prisma.TransactionClient;
 
 /**
- * Appends one event. Callers await it before answering, so a failed write fails the request. The
- * database's link trigger gives it its id and chain hashes (migration 0002); the content hash is
- * computed here, from exactly the values written.
+ * The row to insert for an event, stamped now. The database's link trigger gives it its id and chain
+ * hashes (migration 0002); the content hash is computed here, from exactly the values written.
+ */
+export function auditRow(event: AuditInput) {
+  const at = new Date();
+  return { ...event, at, contentHash: contentHash({ ...event, at }) };
+}
+
+/**
+ * Appends one event. Callers await it before answering, so a failed write fails the request. (The proxy,
+ * which writes most events, appends through an AuditBatcher instead: src/audit/batch.ts.)
  */
 export async function appendAudit(db: AuditWriter, event: AuditInput): Promise<void> {
-  const at = new Date();
-  await db.auditEvent.create({ data: { ...event, at, contentHash: contentHash({ ...event, at }) }, select: { id: true } });
+  await db.auditEvent.create({ data: auditRow(event), select: { id: true } });
 }
 
 export type AuditFilters = {

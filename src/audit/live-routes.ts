@@ -69,10 +69,12 @@ export async function auditLiveRoutes(app: FastifyInstance, deps: AuditLiveRoute
   const r = app.withTypeProvider<ZodTypeProvider>();
   const config = { permission: "read_audit" } as const;
 
-  // Open streams would otherwise hold app.close() until they time out.
-  const open = new Set<AbortController>();
+  // Open streams would otherwise hold app.close() until they time out. Each is ended, and waited for,
+  // before the server stops: then its connection is idle, and closed with the others.
+  const open = new Map<AbortController, Promise<void>>();
   app.addHook("preClose", async () => {
-    for (const stream of open) stream.abort();
+    for (const stop of open.keys()) stop.abort();
+    await Promise.all(open.values());
   });
 
   r.get(
@@ -81,11 +83,14 @@ export async function auditLiveRoutes(app: FastifyInstance, deps: AuditLiveRoute
     async (req, reply) => {
       const { afterId, ...filters } = req.query;
       const stop = new AbortController();
-      open.add(stop);
-      reply.raw.on("close", () => {
-        stop.abort();
-        open.delete(stop);
-      });
+      const closed = new Promise<void>((resolve) =>
+        reply.raw.once("close", () => {
+          stop.abort();
+          open.delete(stop);
+          resolve();
+        }),
+      );
+      open.set(stop, closed);
       const events = auditEvents(deps.prisma, bearerToken(req), filtersOf(filters), BigInt(afterId), stop.signal);
       return reply
         .type("text/event-stream")

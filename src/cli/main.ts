@@ -49,7 +49,8 @@ auditCommands(program);
 mcpCommand(program, version);
 
 /** A file that is missing, exists already, cannot be read…: the user's to fix, like a CliError. */
-const isSystemError = (err: unknown) => err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === "string";
+const isSystemError = (err: unknown): err is NodeJS.ErrnoException =>
+  err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === "string";
 
 /** Problems the user can act on are one line on stderr (JSON with --json); anything else is a bug and keeps its stack. */
 function report(err: unknown): void {

@@ -1,6 +1,6 @@
 import { contentHash, type AuditContent } from "../audit/chain.js";
 import type { Database, SqlSession } from "./database.js";
-import { migrate } from "./migrate.js";
+import { migrate, migrationNames } from "./migrate.js";
 
 /**
  * Backup and restore of Keyward's own database as JSON Lines: a header, then one line per row of every
@@ -99,10 +99,25 @@ export class RestoreRefused extends Error {}
 /** An audit event as the backup has it: `at` is a timestamp without zone, in UTC, as stored. */
 type AuditLink = { id: string | number; at: string; contentHash: string | null; prevHash: string | null; hash: string | null };
 
+/** The header, checked: the backup's migrations must be this Keyward's first ones (a newer backup is refused). */
+async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
+  const first = await lines.next();
+  const header = first.done ? null : (JSON.parse(first.value) as Partial<BackupHeader>);
+  if (header?.format !== BACKUP_FORMAT || !Array.isArray(header.migrations)) {
+    throw new RestoreRefused(`not a Keyward backup (expected a ${BACKUP_FORMAT} header line)`);
+  }
+  const known = migrationNames();
+  if (JSON.stringify(known.slice(0, header.migrations.length)) !== JSON.stringify(header.migrations)) {
+    throw new RestoreRefused(`the backup is of schema version ${header.migrations.at(-1)}, which this Keyward does not know: restore with a newer Keyward`);
+  }
+  return header as BackupHeader;
+}
+
 /**
- * Restores a backup into an empty database (migrated here first), in one transaction: any problem leaves
- * the database as it was. Refused unless the database is empty (nothing but what the migrations wrote)
- * and the backup was made at the same schema version.
+ * Restores a backup into an empty database, in one transaction: any problem leaves the database as it
+ * was. The database is migrated to the backup's schema version first, and on to this Keyward's after,
+ * so a backup from an older version restores into a newer one. Refused unless the database is empty
+ * (nothing but what the migrations wrote) and not already past the backup's version.
  *
  * Audit events are checked against their content hash, then inserted through the hash-chain trigger like
  * any new event, in id order, starting from the backup's first event; each must come out with the id and
@@ -111,22 +126,16 @@ type AuditLink = { id: string | number; at: string; contentHash: string | null; 
  * signed under the master key: `keyward audit verify` on the restored broker checks those.)
  */
 export async function restoreBackup(db: Database, lines: AsyncIterable<string>): Promise<Record<string, number>> {
-  await migrate(db);
+  const iterator = lines[Symbol.asyncIterator]();
+  const header = await readHeader(iterator);
+  await migrate(db, { through: header.migrations.at(-1) });
   const session = await db.session();
   const restored: Record<string, number> = {};
   try {
     await session.exec("BEGIN");
     try {
-      const iterator = lines[Symbol.asyncIterator]();
-      const first = await iterator.next();
-      const header = first.done ? null : (JSON.parse(first.value) as Partial<BackupHeader>);
-      if (header?.format !== BACKUP_FORMAT) throw new RestoreRefused(`not a Keyward backup (expected a ${BACKUP_FORMAT} header line)`);
-      const applied = await appliedMigrations(session);
-      if (JSON.stringify(header.migrations) !== JSON.stringify(applied)) {
-        throw new RestoreRefused(
-          `the backup is of schema version ${header.migrations?.at(-1) ?? "?"}, this Keyward's is ${applied.at(-1)}: ` +
-            "restore with the Keyward version that made the backup, then upgrade",
-        );
+      if (JSON.stringify(await appliedMigrations(session)) !== JSON.stringify(header.migrations)) {
+        throw new RestoreRefused(`the database is past the backup's schema version ${header.migrations.at(-1)}: restore into a new database`);
       }
       const tables = await tablesInDependencyOrder(session, db.schema);
       await assertEmpty(session, tables);
@@ -175,6 +184,7 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
   } finally {
     session.release();
   }
+  await migrate(db);
   return restored;
 }
 

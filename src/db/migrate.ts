@@ -21,13 +21,20 @@ function readMigrations(dir: string): Migration[] {
     });
 }
 
+/** The names of the committed migrations, in the order they apply. */
+export const migrationNames = (dir = MIGRATIONS_DIR) => readMigrations(dir).map((m) => m.name);
+
 /**
  * Applies the committed SQL migrations in order, each in its own transaction, recording them in
- * `_keyward_migrations`. Refuses to start if an applied migration's file has changed since.
+ * `_keyward_migrations`; with `through`, only up to that one (a restore first brings the database to
+ * its backup's version). Refuses to start if an applied migration's file has changed since.
  * `prisma migrate deploy` is not used because it cannot run offline (see README).
  */
-export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const migrations = readMigrations(dir);
+export async function migrate(db: Database, options: { dir?: string; through?: string } = {}): Promise<string[]> {
+  const all = readMigrations(options.dir ?? MIGRATIONS_DIR);
+  const count = options.through === undefined ? all.length : all.findIndex((m) => m.name === options.through) + 1;
+  if (count === 0 && options.through !== undefined) throw new Error(`unknown migration ${options.through}`);
+  const migrations = all.slice(0, count);
   const session = await db.session();
   const applied: string[] = [];
   try {

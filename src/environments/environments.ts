@@ -1,6 +1,8 @@
 import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
+import { RowCache } from "../revocation/row-cache.js";
+import type { RevocationService } from "../revocation/service.js";
 
 export const environmentSettingsBody = z.strictObject({ requiresApproval: z.boolean() });
 
@@ -10,10 +12,29 @@ export const environmentSettingsBody = z.strictObject({ requiresApproval: z.bool
  * makes every token for its upstreams wait for a human (src/approvals).
  */
 export class Environments {
-  constructor(private readonly prisma: PrismaClient) {}
+  /** requiresApproval by environment name, kept current by the revocation channel (migration 0005). */
+  readonly #requiresApproval: RowCache<boolean>;
 
-  async requiresApproval(name: string): Promise<boolean> {
-    return (await this.prisma.environment.findUnique({ where: { name } }))?.requiresApproval ?? false;
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly revocations: RevocationService,
+  ) {
+    this.#requiresApproval = new RowCache(revocations, {
+      table: "Environment",
+      // Environments are named by upstreams, whose own cache is as large.
+      maxEntries: 10_000,
+      read: async (name) => (await this.prisma.environment.findUnique({ where: { name } }))?.requiresApproval ?? false,
+      readMany: async (names) => {
+        const rows = await this.prisma.environment.findMany({ where: { name: { in: names } } });
+        return new Map(rows.map((row) => [row.name, row.requiresApproval]));
+      },
+      missing: false,
+    });
+  }
+
+  /** Read on every proxied call: from memory, dropped at once on this replica and every other when set. */
+  requiresApproval(name: string): Promise<boolean> {
+    return this.#requiresApproval.get(name);
   }
 
   /** Every environment an upstream names or an admin configured, with its upstreams. */
@@ -31,7 +52,7 @@ export class Environments {
   }
 
   async set(name: string, input: z.infer<typeof environmentSettingsBody>, meta: { actor: string; requestId: string }) {
-    return this.prisma.$transaction(async (tx) => {
+    const settings = await this.prisma.$transaction(async (tx) => {
       const row = await tx.environment.upsert({ where: { name }, create: { name, ...input }, update: input });
       await appendAudit(tx, {
         kind: "admin.change",
@@ -42,5 +63,7 @@ export class Environments {
       });
       return { name: row.name, requiresApproval: row.requiresApproval };
     });
+    this.revocations.rowChanged("Environment", name);
+    return settings;
   }
 }

@@ -6,6 +6,7 @@ import { badRequest, conflict, notFound } from "../http/errors.js";
 import { displayName, slug } from "../http/schemas.js";
 import { HTTP_METHODS, type GrantPolicy, type HttpMethod, type HttpRule } from "../policy/decide.js";
 import { grantPolicyFields, httpRule, pathPattern, type Protocol } from "../policy/rules.js";
+import { RowCache } from "../revocation/row-cache.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { grantPolicyColumns, grantPolicyView } from "./policy.js";
@@ -76,11 +77,31 @@ export const toPolicy = (g: GrantView): GrantPolicy => ({
 type Actor = { actor: string; requestId: string };
 type Tx = Prisma.TransactionClient;
 
+/** Grants whose policies the proxy keeps in memory at most (the least recently used go first). */
+const MAX_CACHED_POLICIES = 10_000;
+
 export class Grants {
+  /** The proxy's view of grants, by id, kept current by the revocation channel (migration 0005). */
+  readonly #policies: RowCache<GrantPolicy | null>;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly revocations: RevocationService,
-  ) {}
+  ) {
+    this.#policies = new RowCache(revocations, {
+      table: "Grant",
+      maxEntries: MAX_CACHED_POLICIES,
+      read: async (id) => {
+        const row = await this.prisma.grant.findUnique({ where: { id }, include: withRelations });
+        return row ? toPolicy(grantView(row)) : null;
+      },
+      readMany: async (ids) => {
+        const rows = await this.prisma.grant.findMany({ where: { id: { in: ids } }, include: withRelations });
+        return new Map(rows.map((row) => [row.id, toPolicy(grantView(row))]));
+      },
+      missing: null,
+    });
+  }
 
   async create(input: z.infer<typeof createGrantBody>, meta: Actor) {
     return this.prisma.$transaction(async (tx) => {
@@ -123,14 +144,16 @@ export class Grants {
     return row ? grantView(row) : null;
   }
 
-  /** The grant as stored now, for the proxy's decision; null if it was deleted. */
-  async policyFor(id: string): Promise<GrantPolicy | null> {
-    const row = await this.prisma.grant.findUnique({ where: { id }, include: withRelations });
-    return row ? toPolicy(grantView(row)) : null;
+  /**
+   * The grant as stored now, for the proxy's decision; null if it was deleted. From memory: an edit or a
+   * deletion drops it at once on this replica and, announced by the grant's trigger, on every other.
+   */
+  policyFor(id: string): Promise<GrantPolicy | null> {
+    return this.#policies.get(id);
   }
 
   async update(id: string, input: z.infer<typeof updateGrantBody>, meta: Actor) {
-    return this.prisma.$transaction(async (tx) => {
+    const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await tx.grant.findUnique({ where: { id }, include: withRelations });
       if (!existing) throw notFound("grant");
       if (input.name && (await tx.grant.findFirst({ where: { name: input.name, NOT: { id } } }))) {
@@ -160,6 +183,9 @@ export class Grants {
       await this.#audit(tx, meta, "grant.update", view);
       return view;
     });
+    // Narrows live tokens here at once; other replicas hear it from the trigger.
+    this.revocations.rowChanged("Grant", id);
+    return updated;
   }
 
   /** Deleting a grant also revokes every token issued under it. */
@@ -172,6 +198,7 @@ export class Grants {
       return recordRevocation(tx, { grantId: id }, { ...meta, reason: "grant deleted" });
     });
     this.revocations.applyCommitted(revocation);
+    this.revocations.rowChanged("Grant", id);
   }
 
   async #upstream(tx: Tx, name: string) {

@@ -65,11 +65,14 @@ export class Metrics {
   }
 }
 
+type AuditEventData = { kind: string; details?: unknown };
+
 /**
  * The same client, timing and counting every audit event it writes. Audit events are written in many
  * places (src/audit/audit.ts appendAudit), always as `auditEvent.create`, in and out of transactions;
- * observing that one query covers them all. An event whose transaction later rolls back is still
- * counted: rare, and the audit log, not the metrics, is the record.
+ * observing that one query covers them all. The exception is the proxy's own events, written in batches
+ * of raw SQL (src/audit/batch.ts), which report each event to `auditWritten` themselves. An event whose
+ * transaction later rolls back is still counted: rare, and the audit log, not the metrics, is the record.
  */
 export function observeAuditWrites(prisma: PrismaClient, metrics: Metrics): PrismaClient {
   const observed = prisma.$extends({
@@ -78,7 +81,7 @@ export function observeAuditWrites(prisma: PrismaClient, metrics: Metrics): Pris
         async create({ args, query }) {
           const startedAt = performance.now();
           const created = await query(args);
-          metrics.auditWritten(args.data as { kind: string; details?: unknown }, (performance.now() - startedAt) / 1000);
+          metrics.auditWritten(args.data as AuditEventData, (performance.now() - startedAt) / 1000);
           return created;
         },
       },

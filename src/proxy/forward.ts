@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import { finished, Transform, type Readable } from "node:stream";
 import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
 import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
@@ -28,6 +29,22 @@ class BodyTooLarge extends Error {}
 class BodyAborted extends Error {}
 
 const bodyAborted = () => badRequest("request_aborted", "the request body was not received in full");
+const clientGone = () => badRequest("request_aborted", "the client closed the connection before the upstream answered");
+
+/**
+ * Aborts when the agent's connection closes before its response is complete: the upstream call, and any
+ * response it brings, would be for nobody. Tied to the response, not the request: a request's `close`
+ * also marks a body that was simply read to its end.
+ */
+export function abortWhenClientGone(response: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => {
+    if (!response.writableFinished) controller.abort();
+  };
+  if (response.closed) abort();
+  else response.once("close", abort);
+  return controller.signal;
+}
 
 /**
  * Counts streamed request bytes and fails the stream past the limit, so a chunked body can't exceed it.
@@ -70,19 +87,29 @@ export type ForwardInput = {
   body: Readable | Uint8Array | undefined;
   dispatcher: Dispatcher;
   maxBodyBytes: number;
+  /** Aborts the call (see abortWhenClientGone). */
+  signal: AbortSignal;
 };
 
-/** Sends the request upstream; network failures become 502/504 with no upstream detail in the message. */
+/**
+ * Sends the request upstream; network failures become 502/504 with no upstream detail in the message.
+ * The response body always has an error listener: aborted while nobody reads it yet (the agent left while
+ * the response was being audited), it must not take the process down. Whoever reads it still sees the error.
+ */
 export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseData> {
   try {
-    return await request(input.url, {
+    const response = await request(input.url, {
       method: input.method as Dispatcher.HttpMethod,
       headers: input.headers,
       body: input.body,
       // undici 7 follows no redirects unless asked to: a Location header goes back to the agent as is.
       dispatcher: input.dispatcher,
+      signal: input.signal,
     });
+    response.body.on("error", () => {});
+    return response;
   } catch (err) {
+    if (input.signal.aborted) throw clientGone();
     if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
       throw payloadTooLarge(input.maxBodyBytes);
     }

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { PrismaClient } from "@prisma/client";
 import type { Dispatcher } from "undici";
-import { appendAudit, type AuditInput } from "../audit/audit.js";
+import type { AuditInput } from "../audit/audit.js";
+import { AuditBatcher } from "../audit/batch.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerJws } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
@@ -17,7 +18,7 @@ import type { TokenVerifier } from "../tokens/verify.js";
 import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
 import { UNRESOLVED_UPSTREAM, type Metrics } from "../ops/metrics.js";
-import { collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
+import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
 
@@ -34,7 +35,7 @@ export type ProxyDeps = {
   budgets: BudgetService;
   /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions). */
   inspectMaxBytes: number;
-  metrics: Pick<Metrics, "proxyCall">;
+  metrics: Pick<Metrics, "proxyCall" | "auditWritten">;
 };
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -49,9 +50,11 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
+  // Concurrent calls share audit writes; each still waits for its own row to be committed.
+  const auditLog = new AuditBatcher(deps.prisma, (event, seconds) => deps.metrics.auditWritten(event, seconds));
   const writeAudit = async (request: FastifyRequest, event: AuditInput) => {
     try {
-      await appendAudit(deps.prisma, event);
+      await auditLog.append(event);
     } catch (err) {
       request.log.error({ err }, "audit write failed");
       throw unavailable("audit_unavailable", "audit log unavailable; refusing to forward");
@@ -82,7 +85,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 2. check revocation
       deps.revocations.assertNotRevoked(token);
       // 3. resolve
-      const upstreamRow = await deps.prisma.upstream.findUnique({ where: { name: target.upstream } });
+      const upstreamRow = await deps.upstreams.findByName(target.upstream);
       if (!upstreamRow) throw notFound(`upstream ${target.upstream}`);
       labels.upstream = upstreamRow.name;
       audit.environment = upstreamRow.environment;
@@ -152,6 +155,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         body: outgoing.body ?? streamedBody,
         dispatcher: deps.dispatcher,
         maxBodyBytes: deps.maxBodyBytes,
+        signal: abortWhenClientGone(reply.raw),
       });
       try {
         await writeAudit(request, {

@@ -1,7 +1,10 @@
 import { z } from "zod";
 import type { RevocationRecord } from "./state.js";
 
-/** The channel every Revocation change and every replica's ping is announced on (migration 0002). */
+/**
+ * The channel every Revocation change and every replica's ping is announced on (migration 0002), and
+ * changes to the rows the in-memory caches hold (grants, upstreams, environments, agents: migration 0005).
+ */
 export const REVOCATION_CHANNEL = "keyward_revocation";
 
 const SELECTORS = ["jti", "agent", "grant", "upstream", "environment", "issued_before", "all", "kill_switch"] as const;
@@ -37,14 +40,17 @@ const changePayload = z.object({
   lifted: z.boolean(),
 });
 const pingPayload = z.object({ schema: z.string(), ping: z.string(), sentAt: z.number() });
+/** A cached table's row changed: `key` names it as its cache does (null: every row, e.g. a TRUNCATE). */
+const rowChangePayload = z.object({ schema: z.string(), table: z.string(), key: z.string().nullable() });
 
 export type Notification =
   | { type: "change"; record: RevocationRecord }
+  | { type: "row-change"; table: string; key: string | null }
   | { type: "ping"; replica: string; sentAt: number }
   | { type: "other-schema" }
   | { type: "unreadable" };
 
-/** Parses a payload from the revocation channel: a row change (from the trigger) or a replica's ping. */
+/** Parses a payload from the revocation channel: a change (from a trigger) or a replica's ping. */
 export function parseNotification(payload: string, schema: string): Notification {
   let json: unknown;
   try {
@@ -56,6 +62,8 @@ export function parseNotification(payload: string, schema: string): Notification
   if (owner.success && owner.data.schema !== schema) return { type: "other-schema" };
   const ping = pingPayload.safeParse(json);
   if (ping.success) return { type: "ping", replica: ping.data.ping, sentAt: ping.data.sentAt };
+  const rowChange = rowChangePayload.safeParse(json);
+  if (rowChange.success) return { type: "row-change", table: rowChange.data.table, key: rowChange.data.key };
   const change = changePayload.safeParse(json);
   if (!change.success) return { type: "unreadable" };
   const c = change.data;

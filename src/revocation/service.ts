@@ -9,7 +9,7 @@ import { parseNotification, pingPayloadOf, recordOf, REVOCATION_CHANNEL } from "
 import { RevocationState, type RevocationRecord } from "./state.js";
 
 export type RevocationServiceOptions = {
-  /** Full reload interval: the safety net behind notifications. */
+  /** Incremental sync interval (and refresh of the followers): the safety net behind notifications. */
   resyncMs: number;
   /** Older than this, the state is not trusted: proxied calls fail with 503. */
   maxStalenessMs: number;
@@ -18,31 +18,74 @@ export type RevocationServiceOptions = {
   now?: () => number;
 };
 
-/** Every revocation in force at `now`, read from the database: what a full load holds. */
-export async function readRevocationState(prisma: Pick<PrismaClient, "revocation">, now: Date): Promise<RevocationState> {
+/**
+ * Revocations in force at `now`, read from the database: every one (a full load), or only those created
+ * after `createdAfter` (an incremental sync).
+ */
+async function readRevocations(prisma: Pick<PrismaClient, "revocation">, now: Date, createdAfter?: Date): Promise<RevocationRecord[]> {
   const rows = await prisma.revocation.findMany({
     // Lifted kill switches and jti revocations of expired tokens are forgotten.
-    where: { liftedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+    where: {
+      liftedAt: null,
+      OR: [{ expiresAt: null }, { expiresAt: { gt: now } }],
+      ...(createdAfter && { createdAt: { gt: createdAfter } }),
+    },
     select: { id: true, selector: true, value: true, createdAt: true, expiresAt: true },
   });
-  return RevocationState.from(rows.map((row) => recordOf({ ...row, lifted: false })));
+  return rows.map((row) => recordOf({ ...row, lifted: false }));
 }
+
+/** Every revocation in force at `now`, read from the database: what a full load holds. */
+export async function readRevocationState(prisma: Pick<PrismaClient, "revocation">, now: Date): Promise<RevocationState> {
+  return RevocationState.from(await readRevocations(prisma, now));
+}
+
+/**
+ * An in-memory cache of other stored rows that rides on the revocation channel and its freshness proof
+ * (see RevocationService.follow). The triggers of migration 0005 announce changes to its tables on the
+ * same channel, in commit order with everything else, so the ping echo that proves the revocation state
+ * current proves that every change announced before it has reached the cache too.
+ */
+export type ChannelFollower = {
+  /** The table names its change notifications carry. */
+  readonly tables: readonly string[];
+  /** Row `key` of `table` changed (null: any row), announced or made on this replica: drop it, now. */
+  changed(table: string, key: string | null): void;
+  /** Nothing held can be vouched for any more (a new LISTEN has not heard what came before it). */
+  clear(): void;
+  /** The periodic safety net behind notifications: re-reads everything held. */
+  refresh(): Promise<void>;
+};
+
+/**
+ * How far back an incremental sync looks before the previous one started: a revocation is found by its
+ * createdAt, which its writer sets before committing, and replica clocks differ a little.
+ */
+const SYNC_OVERLAP_MS = 30_000;
+/** Full reloads, the last resort behind notifications and incremental syncs, run this rarely. */
+const FULL_RELOAD_INTERVAL_MS = 300_000;
 
 /**
  * This replica's revocation state, checked on every proxied call without touching the database.
  *
  * Loaded in full at start; kept current by LISTEN on the revocation channel, where a trigger announces
- * every Revocation insert and update (migration 0002); reloaded in full every `resyncMs` as a safety net.
+ * every Revocation insert and update (migration 0002). As a safety net, every `resyncMs` it reads the
+ * revocations created since shortly before the previous sync, and reloads in full every few minutes.
  * Currency is proven, not assumed (see Freshness): the replica pings itself through the channel several
  * times per staleness window. If the notification connection is lost it is re-established and the state
  * reloaded; until then, once the last proof is older than `maxStalenessMs`, every check fails with 503.
+ * Caches of other tables follow the same channel and proof (`follow`).
  */
 export class RevocationService {
   #state = new RevocationState();
   readonly #freshness = new Freshness();
-  /** Changes received while a full load runs, replayed onto its result (which may predate them). */
+  /** Changes received while a load or sync runs, replayed after it (its snapshot may predate them). */
   #receivedDuringLoad: RevocationRecord[] | null = null;
+  /** Full loads and incremental syncs, one at a time. */
   #loads: Promise<void> = Promise.resolve();
+  #lastFullLoadStartedAt = -Infinity;
+  #lastSyncStartedAt = -Infinity;
+  readonly #followers: ChannelFollower[] = [];
   #subscription: Subscription | null = null;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #recovering: Promise<void> = Promise.resolve();
@@ -89,9 +132,21 @@ export class RevocationService {
     await this.#loads;
   }
 
-  /** A full reload from the database; loads run one at a time. */
+  /**
+   * Caches `follower` on this channel: its changes are applied as they are announced, and it is cleared
+   * whenever the state is reloaded in full (which is what follows a new LISTEN).
+   */
+  follow(follower: ChannelFollower): void {
+    this.#followers.push(follower);
+  }
+
+  /** A full reload from the database; loads and syncs run one at a time. */
   load(): Promise<void> {
-    const run = this.#loads.then(() => this.#loadOnce());
+    return this.#queue(() => this.#loadOnce());
+  }
+
+  #queue(task: () => Promise<void>): Promise<void> {
+    const run = this.#loads.then(task);
     this.#loads = run.catch(() => {});
     return run;
   }
@@ -99,19 +154,49 @@ export class RevocationService {
   async #loadOnce(): Promise<void> {
     const epoch = this.#freshness.epoch;
     const startedAt = this.#now();
+    // What the followers hold may predate this LISTEN; what they read from now on does not.
+    for (const follower of this.#followers) follower.clear();
     this.#receivedDuringLoad = [];
     try {
-      const state = await readRevocationState(this.db.prisma, new Date(startedAt));
+      const state = RevocationState.from(await readRevocations(this.db.prisma, new Date(startedAt)));
       for (const record of this.#receivedDuringLoad) state.add(record);
       this.#state = state;
+      this.#lastFullLoadStartedAt = this.#lastSyncStartedAt = startedAt;
       this.#freshness.loaded(startedAt, epoch);
     } finally {
       this.#receivedDuringLoad = null;
     }
   }
 
+  /**
+   * Applies the revocations created since shortly before the previous sync: a safety net behind
+   * notifications, not a proof of currency (a row whose transaction stayed open longer than the overlap
+   * is found by the next full reload instead). Kill-switch lifts are updates, not found here: a lost one
+   * keeps the switch engaged, failing closed, until the next full reload.
+   */
+  async #syncOnce(): Promise<void> {
+    const startedAt = this.#now();
+    this.#receivedDuringLoad = [];
+    try {
+      const since = new Date(this.#lastSyncStartedAt - SYNC_OVERLAP_MS);
+      for (const record of await readRevocations(this.db.prisma, new Date(startedAt), since)) this.#state.add(record);
+      // A lift announced while the rows were read must win over the engaged row read before it.
+      for (const record of this.#receivedDuringLoad) this.#state.add(record);
+      this.#lastSyncStartedAt = startedAt;
+    } finally {
+      this.#receivedDuringLoad = null;
+    }
+  }
+
   async #resync(): Promise<void> {
-    await this.load().catch((err: unknown) => this.#log.warn({ err }, "revocation resync failed"));
+    const full = this.#now() - this.#lastFullLoadStartedAt >= Math.max(FULL_RELOAD_INTERVAL_MS, this.options.resyncMs);
+    try {
+      await this.#queue(() => (full ? this.#loadOnce() : this.#syncOnce()));
+      // A full load has just cleared the followers; otherwise they re-read what they hold.
+      if (!full) await Promise.all(this.#followers.map((f) => f.refresh()));
+    } catch (err) {
+      this.#log.warn({ err }, "revocation resync failed");
+    }
   }
 
   async #heartbeat(): Promise<void> {
@@ -129,10 +214,11 @@ export class RevocationService {
   readonly #onNotification = (payload: string) => {
     const n = parseNotification(payload, this.db.schema);
     if (n.type === "change") this.applyCommitted(n.record);
+    else if (n.type === "row-change") this.rowChanged(n.table, n.key);
     else if (n.type === "ping" && n.replica === this.options.replicaId) this.#freshness.pingEchoed(n.sentAt);
     else if (n.type === "unreadable") {
       this.#log.error("unreadable revocation notification; reloading");
-      void this.#resync();
+      void this.load().catch((err: unknown) => this.#log.warn({ err }, "revocation reload failed"));
     }
   };
 
@@ -159,6 +245,11 @@ export class RevocationService {
       this.#log.warn({ err }, "revocation notifications still down");
       this.#scheduleRecovery();
     }
+  }
+
+  /** A row of a followed table changed: announced by a trigger, or just committed on this replica. */
+  rowChanged(table: string, key: string | null): void {
+    for (const follower of this.#followers) if (follower.tables.includes(table)) follower.changed(table, key);
   }
 
   /** Applies a committed revocation: announced by another replica, or just made on this one. */

@@ -4,6 +4,8 @@ import type { Dispatcher } from "undici";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
 import { conflict, notFound, validationFailed } from "../http/errors.js";
+import { RowCache } from "../revocation/row-cache.js";
+import type { RevocationService } from "../revocation/service.js";
 import { slug } from "../http/schemas.js";
 import type { Vault } from "../vault/vault.js";
 import { upstreamPolicyFields, type Protocol } from "../policy/rules.js";
@@ -67,22 +69,49 @@ export const secretContext = (upstreamId: string) => `upstream-secret:${upstream
 
 type Actor = { actor: string; requestId: string };
 
+/** Upstreams the proxy keeps in memory at most (the least recently used go first). */
+const MAX_CACHED_UPSTREAMS = 10_000;
+
 export class Upstreams {
   // Compiled credentials by upstream id, with the stored fields they were compiled from. They hold the
   // OAuth and GitHub token caches, so they live across requests; a change to any of those fields, made
   // on this replica or another, compiles a new one and drops the old tokens.
   readonly #compiled = new Map<string, { source: string; upstream: CompiledUpstream }>();
+  /** The same, by the cached row it was compiled from: a lookup without re-reading the stored fields. */
+  readonly #compiledByRow = new WeakMap<Upstream, CompiledUpstream>();
+  /** The proxy's view of upstreams, by name, kept current by the revocation channel (migration 0005). */
+  readonly #byName: RowCache<Upstream | null>;
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly vault: Vault,
     /** For credential kinds that call a token endpoint: the proxy's dispatcher, with its timeouts. */
     private readonly dispatcher: Dispatcher,
-  ) {}
+    private readonly revocations: RevocationService,
+  ) {
+    this.#byName = new RowCache(revocations, {
+      table: "Upstream",
+      maxEntries: MAX_CACHED_UPSTREAMS,
+      read: (name) => this.prisma.upstream.findUnique({ where: { name } }),
+      readMany: async (names) => {
+        const rows = await this.prisma.upstream.findMany({ where: { name: { in: names } } });
+        return new Map(rows.map((row) => [row.name, row]));
+      },
+      missing: null,
+    });
+  }
+
+  /**
+   * The upstream as stored now, for the proxy; null if there is none. From memory: a change drops it at
+   * once on this replica and, announced by the upstream's trigger, on every other.
+   */
+  findByName(name: string): Promise<Upstream | null> {
+    return this.#byName.get(name);
+  }
 
   async create(input: z.infer<typeof createUpstreamBody>, meta: Actor) {
     const id = randomUUID();
-    return this.prisma.$transaction(async (tx) => {
+    const created = await this.prisma.$transaction(async (tx) => {
       if (await tx.upstream.findUnique({ where: { name: input.name } })) throw conflict(`upstream ${input.name} exists`);
       const row = await tx.upstream.create({
         data: {
@@ -98,6 +127,9 @@ export class Upstreams {
       await this.#audit(tx, meta, "upstream.create", row);
       return upstreamView(row);
     });
+    // A lookup of the name before it existed may be cached.
+    this.revocations.rowChanged("Upstream", input.name);
+    return created;
   }
 
   async list() {
@@ -109,7 +141,7 @@ export class Upstreams {
   }
 
   async update(name: string, input: z.infer<typeof updateUpstreamBody>, meta: Actor) {
-    return this.prisma.$transaction(async (tx) => {
+    const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#find(tx, name);
       const storedType = authConfigSchema.parse(existing.authConfig).type;
       const type = input.auth?.type ?? storedType;
@@ -138,16 +170,20 @@ export class Upstreams {
       if (input.secret !== undefined) await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
+    this.revocations.rowChanged("Upstream", name);
+    return updated;
   }
 
   async setSecret(name: string, secret: SecretInput, meta: Actor) {
-    return this.prisma.$transaction(async (tx) => {
+    const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#find(tx, name);
       assertSecretFits(secretProblems(authConfigSchema.parse(existing.authConfig).type, secret));
       const row = await tx.upstream.update({ where: { name }, data: this.#secretFields(existing.id, secret) });
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
+    this.revocations.rowChanged("Upstream", name);
+    return updated;
   }
 
   async remove(name: string, meta: Actor) {
@@ -160,6 +196,7 @@ export class Upstreams {
       return row;
     });
     this.#compiled.delete(removed.id);
+    this.revocations.rowChanged("Upstream", name);
   }
 
   /**
@@ -167,6 +204,15 @@ export class Upstreams {
    * once per version of the stored row (see #compiled).
    */
   compileForProxy(row: Upstream): CompiledUpstream {
+    let upstream = this.#compiledByRow.get(row);
+    if (!upstream) {
+      upstream = this.#compile(row);
+      this.#compiledByRow.set(row, upstream);
+    }
+    return upstream;
+  }
+
+  #compile(row: Upstream): CompiledUpstream {
     const source = JSON.stringify([row.baseUrl, row.environment, row.authConfig, row.secretCiphertext]);
     const cached = this.#compiled.get(row.id);
     if (cached?.source === source) return cached.upstream;

@@ -109,6 +109,10 @@ describe("keyward backup / restore", () => {
     stores.push(target);
     const refused = await runCli(["restore", tampered], { env: databaseEnv(target) });
     expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/audit log does not verify at event \d+: its content does not match its hash/) });
+    const header = JSON.parse(lines[0]!);
+    writeFileSync(join(work, "future.jsonl"), [JSON.stringify({ ...header, migrations: [...header.migrations, "9999_future"] }), ...lines.slice(1)].join("\n"));
+    const future = await runCli(["restore", join(work, "future.jsonl")], { env: databaseEnv(target) });
+    expect(future).toMatchObject({ code: 1, stderr: expect.stringMatching(/schema version 9999_future, which this Keyward does not know/) });
     writeFileSync(join(work, "not-a-backup.jsonl"), '{"hello":"world"}\n');
     const notBackup = await runCli(["restore", join(work, "not-a-backup.jsonl")], { env: databaseEnv(target) });
     expect(notBackup).toMatchObject({ code: 1, stderr: expect.stringMatching(/not a Keyward backup/) });

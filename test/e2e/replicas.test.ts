@@ -89,6 +89,51 @@ describe.skipIf(BACKEND !== "postgres")("two replicas on one PostgreSQL (Postgre
     expect(samples[19]).toBeLessThan(PROPAGATION_BOUND_MS);
   });
 
+  it(`a grant edit on A narrows live tokens on A at once and on B within ${PROPAGATION_BOUND_MS} ms (both hold the grant in memory)`, async () => {
+    const grant = await createGrant(a, { name: "g-edited", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
+    const samples: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const token = await tokenFor(a, agent, { grant: "g-edited" });
+      expect((await call(a, token)).status).toBe(200);
+      expect((await call(b, token)).status).toBe(200);
+      const denied = await a.admin("patch", `/v1/grants/${grant.id}`, { deny: [{ method: "GET", path: "/x" }] });
+      expect(denied.status).toBe(200);
+      expect((await call(a, token)).status).toBe(403);
+      samples.push(await untilB(token, 403, 5_000));
+      expect((await a.admin("patch", `/v1/grants/${grant.id}`, { deny: [] })).status).toBe(200);
+      await untilB(token, 200, 5_000);
+    }
+    samples.sort((x, y) => x - y);
+    console.log(`grant edit propagation A→B over 10 edits: median ${samples[5]!.toFixed(1)} ms, max ${samples[9]!.toFixed(1)} ms`);
+    expect(samples[9]).toBeLessThan(PROPAGATION_BOUND_MS);
+  });
+
+  it(`an upstream and an environment changed on A take effect on B within ${PROPAGATION_BOUND_MS} ms`, async () => {
+    await createUpstream(a, { name: "api-moved", baseUrl: upstream.url, environment: "qa", secret: "first-secret" });
+    await createGrant(a, { name: "g-moved", agents: [agent.id], upstream: "api-moved", methods: ["GET"], paths: ["/**"] });
+    const token = await tokenFor(a, agent, { grant: "g-moved" });
+    const callMoved = (broker: TestBroker) => broker.http().get("/proxy/api-moved/x").set("authorization", `Bearer ${token}`);
+    expect((await callMoved(b)).status).toBe(200);
+    expect(upstream.received.at(-1)!.headers.authorization).toBe("Bearer first-secret");
+
+    expect((await a.admin("put", "/v1/upstreams/api-moved/secret", { secret: "second-secret" })).status).toBe(200);
+    const started = performance.now();
+    while (upstream.received.at(-1)!.headers.authorization !== "Bearer second-secret") {
+      expect(performance.now() - started).toBeLessThan(PROPAGATION_BOUND_MS);
+      expect((await callMoved(b)).status).toBe(200);
+    }
+
+    // The token was issued without approval: once its environment requires one, it is refused.
+    expect((await a.admin("put", "/v1/environments/qa", { requiresApproval: true })).status).toBe(200);
+    const refusedAfter = performance.now();
+    for (;;) {
+      const res = await callMoved(b);
+      if (res.status === 403) break;
+      expect(res.status).toBe(200);
+      expect(performance.now() - refusedAfter).toBeLessThan(PROPAGATION_BOUND_MS);
+    }
+  });
+
   it("B fails closed when its notification connection is cut and cannot recover, and comes back when it can", async () => {
     const token = await tokenFor(a, agent, { grant: "g" });
     expect((await call(b, token)).status).toBe(200);

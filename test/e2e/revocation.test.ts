@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startUpstream } from "../helpers/upstream.js";
-import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 
 type Agent = Awaited<ReturnType<typeof createAgent>>;
 
@@ -99,6 +99,8 @@ describe("revocation", () => {
     expect((await get(td)).status).toBe(200);
     expect((await broker.admin("delete", `/v1/agents/${dave.id}`)).status).toBe(204);
     expect((await get(td)).status).toBe(401);
+    // Its secret, remembered since its last token (src/agents/verified-secrets.ts), no longer authenticates.
+    expect((await issueToken(broker, dave, { grant: "grant-d" })).status).toBe(401);
   });
 
   it("records who revoked, when and why", async () => {

@@ -53,20 +53,15 @@ const KNOWN_PERMISSIONS: Record<string, "manage" | "revoke" | "read_audit"> = {
   "GET /v1/audit": "read_audit",
 };
 
+// Each string carries several payloads of a family, so that every field meets every family at a
+// modest request count; a field that refuses one character still gets a clean 4xx, never a 500.
 const INJECTIONS = [
   "' OR '1'='1' --",
-  `"; DROP TABLE "Agent"; --`,
-  "1; SELECT pg_sleep(10)",
-  "{{7*7}}",
-  "${7*7}",
-  '{"$gt": ""}',
-  "__proto__",
-  "../../../etc/passwd",
-  "<script>alert(1)</script>",
-  "\u202e\u0645\u0631\u062d\u0628\u0627 \ud835\udd42\ud835\udd56\ud835\udd6a \u{1F600}",
-  "a\u0085b\u2028c",
-  "%00%0d%0a",
-  "null",
+  `"; DROP TABLE "Agent"; SELECT pg_sleep(10); --`,
+  "{{7*7}} ${7*7} <%= 7*7 %> #{7*7}",
+  '{"$gt": ""} __proto__ null',
+  "../../../etc/passwd %00%0d%0a <script>alert(1)</script>",
+  "\u202e\u0645\u0631\u062d\u0628\u0627 \ud835\udd42\ud835\udd56\ud835\udd6a \u{1F600} a\u0085b\u2028c",
   "x".repeat(5000),
 ];
 
@@ -147,9 +142,9 @@ describe("security: admin API", () => {
       ["admin key in another header", { "x-api-key": admin, "x-admin-key": admin }, ""],
     ];
     for (const route of routes) {
-      for (const [name, headers, query] of variants) {
-        const res = await attempt(route, headers, query);
-        expect(res.status, `${label(route)} with ${name}`).toBe(statusOf("ADM-02"));
+      const responses = await Promise.all(variants.map(([, headers, query]) => attempt(route, headers, query)));
+      for (const [i, [name]] of variants.entries()) {
+        expect(responses[i]!.status, `${label(route)} with ${name}`).toBe(statusOf("ADM-02"));
       }
     }
     expect(await state()).toBe(before);
@@ -162,7 +157,7 @@ describe("security: admin API", () => {
       const admin = await as(s.broker.adminKey);
       // Agent-facing routes (client credentials) take no admin key at all, so they have no roles.
       if (admin === 401) continue;
-      const [auditor, security] = [await as(keys.auditor), await as(keys.security)];
+      const [auditor, security] = await Promise.all([as(keys.auditor), as(keys.security)]);
       for (const status of [auditor, security]) expect(status, label(route)).not.toBe(401);
       expect(admin, label(route)).not.toBe(403);
       // Roles nest: whatever an auditor may do, security may do too.
@@ -357,7 +352,7 @@ describe("security: admin API", () => {
     expect(failures).toEqual([]);
     // Nothing was dropped or run: the data is still all there and the broker still works.
     const agents = (await s.broker.admin("get", "/v1/agents")).body.agents as { name: string }[];
-    expect(agents.map((a) => a.name)).toEqual(expect.arrayContaining(["alice", "bob", "mallory", "' OR '1'='1' --", `"; DROP TABLE "Agent"; --`]));
+    expect(agents.map((a) => a.name)).toEqual(expect.arrayContaining(["alice", "bob", "mallory", INJECTIONS[0], INJECTIONS[1]]));
     expect((await s.broker.http().get("/proxy/api/v1/items").set("authorization", `Bearer ${s.tokens.api}`)).status).toBe(200);
   });
 

@@ -322,8 +322,9 @@ export const CASES = {
   },
   "FLT-07": {
     area: "faults",
-    attack: "upstream stalls in the middle of its body",
-    expected: "the response is cut within `KEYWARD_UPSTREAM_TIMEOUT_MS` (status already sent); the broker keeps serving",
+    attack: "upstream stalls in the middle of its body, or closes before its Content-Length",
+    expected:
+      "the response is cut within `KEYWARD_UPSTREAM_TIMEOUT_MS` once its status has gone out (a clean 502 if nothing had been relayed yet); the broker keeps serving",
   },
   "FLT-08": {
     area: "faults",

@@ -169,7 +169,7 @@ function useLiveTail(
       setState("connecting");
       while (!stop.signal.aborted) {
         try {
-          const events = api.tailAudit(filters, afterId, stop.signal);
+          const events = await api.tailAudit(filters, afterId, stop.signal);
           setState("live");
           for await (const event of events) {
             afterId = event.id;

@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
+import { open } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -85,7 +86,8 @@ export function databaseCommands(program: Command): void {
     )
     .action(async (file: string, _options, command: Command) => {
       const { out } = contextOf(command);
-      const input = file === "-" ? process.stdin : createReadStream(file);
+      // Opened before anything else, so a wrong path fails at once.
+      const input = file === "-" ? process.stdin : (await open(file)).createReadStream();
       const restored = await withDatabase((db) => restoreBackup(db, linesOf(input)));
       const rows = Object.entries(restored).map(([name, count]) => ({ table: name, rows: count }));
       emit(out, { restored }, () => table(out, rows, ["table", "rows"]));

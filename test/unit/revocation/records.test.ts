@@ -28,6 +28,15 @@ describe("parseNotification", () => {
     expect(lifted).toEqual({ type: "change", record: { selector: "kill_switch", id: "r1", lifted: true } });
   });
 
+  it("reads a change to a cached table's row (migration 0005), and to all of them", () => {
+    expect(parseNotification(JSON.stringify({ schema: "public", table: "Grant", key: "g1" }), "public")).toEqual({
+      type: "row-change",
+      table: "Grant",
+      key: "g1",
+    });
+    expect(parseNotification(JSON.stringify({ schema: "public", table: "Grant", key: null }), "public")).toMatchObject({ key: null });
+  });
+
   it("reads a ping", () => {
     expect(parseNotification(pingPayloadOf("public", "replica-a", 42), "public")).toEqual({ type: "ping", replica: "replica-a", sentAt: 42 });
   });

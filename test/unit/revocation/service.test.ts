@@ -9,16 +9,16 @@ type Row = { id: string; selector: string; value: string; createdAt: Date; expir
 
 /** A database whose loads the test releases by hand, and whose notifications the test delivers. */
 function fakeDatabase() {
-  const pending: { rows: Row[]; release: () => void }[] = [];
+  const pending: { rows: Row[]; release: () => void; where: Record<string, unknown> }[] = [];
   let deliver: (payload: string) => void = () => {};
   let lose: (err: Error) => void = () => {};
   const db = {
     schema: "public",
     prisma: {
       revocation: {
-        findMany: () =>
+        findMany: ({ where }: { where: Record<string, unknown> }) =>
           new Promise<Row[]>((resolve) => {
-            const load = { rows: [] as Row[], release: () => resolve(load.rows) };
+            const load = { rows: [] as Row[], release: () => resolve(load.rows), where };
             pending.push(load);
           }),
       },
@@ -93,6 +93,59 @@ describe("RevocationService", () => {
     await flush();
     fake.deliver(pingPayloadOf("public", "me", now));
     expect(service.isCurrent()).toBe(true);
+    await service.stop();
+  });
+
+  it("reads only recent revocations between full reloads, and a lift announced meanwhile wins over the row it read", async () => {
+    const fake = fakeDatabase();
+    const service = new RevocationService(fake.db, { resyncMs: 20, maxStalenessMs: 5000, replicaId: "me", now: () => T });
+    const started = service.start(silent);
+    await flush();
+    expect(fake.pending[0]!.where.createdAt).toBeUndefined(); // the first load is a full one
+    fake.pending[0]!.release();
+    await started;
+    await new Promise((r) => setTimeout(r, 40));
+    const sync = fake.pending[1]!;
+    expect(sync.where.createdAt).toEqual({ gt: new Date(T - 30_000) });
+    sync.rows.push({ id: "k1", selector: "kill_switch", value: "*", createdAt: new Date(T), expiresAt: null });
+    sync.rows.push({ id: "r2", selector: "agent", value: "agent-1", createdAt: new Date(T), expiresAt: null });
+    fake.deliver(JSON.stringify({ schema: "public", id: "k1", selector: "kill_switch", value: "*", createdAtMs: T, expiresAtMs: null, lifted: true }));
+    sync.release();
+    await flush();
+    expect(() => service.assertNotRevoked(token)).toThrow(/agent's tokens revoked/);
+    // Later syncs wait on the fake database: release them until the service has stopped.
+    let stopped = false;
+    const stopping = service.stop().then(() => (stopped = true));
+    while (!stopped) {
+      fake.pending.forEach((load) => load.release());
+      await flush();
+    }
+    await stopping;
+  });
+
+  it("passes changes of a followed table to its followers, and clears them on every full load", async () => {
+    const fake = fakeDatabase();
+    const service = new RevocationService(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", now: () => T });
+    const seen: string[] = [];
+    service.follow({
+      tables: ["Grant"],
+      changed: (table, key) => void seen.push(`${table}:${key}`),
+      clear: () => void seen.push("clear"),
+      refresh: async () => {},
+    });
+    const started = service.start(silent);
+    await flush();
+    fake.pending[0]!.release();
+    await started;
+    fake.deliver(JSON.stringify({ schema: "public", table: "Grant", key: "g1" }));
+    fake.deliver(JSON.stringify({ schema: "public", table: "Upstream", key: "api" })); // nobody follows it here
+    fake.deliver(JSON.stringify({ schema: "other", table: "Grant", key: "g2" }));
+    service.rowChanged("Grant", "g3"); // committed on this replica
+    const reload = service.load();
+    await flush();
+    fake.pending.at(-1)!.release();
+    await reload;
+    expect(seen).toEqual(["clear", "Grant:g1", "Grant:g3", "clear"]);
     await service.stop();
   });
 });
