@@ -65,8 +65,6 @@ export class Metrics {
   }
 }
 
-type AuditEventData = { kind: string; details?: unknown };
-
 /**
  * The same client, timing and counting every audit event it writes. Audit events are written in many
  * places (src/audit/audit.ts appendAudit), always as `auditEvent.create`, in and out of transactions;
@@ -81,7 +79,7 @@ export function observeAuditWrites(prisma: PrismaClient, metrics: Metrics): Pris
         async create({ args, query }) {
           const startedAt = performance.now();
           const created = await query(args);
-          metrics.auditWritten(args.data as AuditEventData, (performance.now() - startedAt) / 1000);
+          metrics.auditWritten(args.data as { kind: string; details?: unknown }, (performance.now() - startedAt) / 1000);
           return created;
         },
       },

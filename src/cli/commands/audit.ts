@@ -75,9 +75,11 @@ export function auditCommands(program: Command): void {
       const { out, admin } = contextOf(command);
       const api = admin();
       const filters = filtersOf(options);
-      const { events } = await api.json<{ events: AuditEvent[] }>("GET", "/v1/audit", { query: { ...filters, limit: Number(options.lines) } });
+      const count = Number(options.lines);
+      // At least one, to learn where the log ends (-n 0 --follow prints only what comes).
+      const { events } = await api.json<{ events: AuditEvent[] }>("GET", "/v1/audit", { query: { ...filters, limit: Math.max(1, count) } });
       let last = events[0]?.id ?? "0";
-      for (const event of events.reverse()) process.stdout.write(eventLine(out, event) + "\n");
+      for (const event of events.slice(0, count).reverse()) process.stdout.write(eventLine(out, event) + "\n");
       while (options.follow) {
         await new Promise((resolve) => setTimeout(resolve, Number(options.interval)));
         for (const event of await eventsAfter(api, filters, last)) {

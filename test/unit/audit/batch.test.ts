@@ -10,21 +10,24 @@ function fakeTable() {
   const statements: { rows: Row[]; commit: () => void }[] = [];
   const committed: Row[] = [];
   const prisma = {
-    auditEvent: {
-      createMany: ({ data }: { data: Row[] }) =>
-        new Promise<void>((resolve, reject) => {
-          statements.push({
-            rows: data,
-            commit: () => {
-              if (data.some((r) => r.path === "/poison")) return reject(new Error("refused"));
-              committed.push(...data);
-              resolve();
-            },
-          });
-        }),
-    },
+    $executeRawUnsafe: (sql: string, json: string) =>
+      new Promise<void>((resolve, reject) => {
+        expect(sql).toMatch(/^\s*INSERT INTO "AuditEvent"/);
+        const data = (JSON.parse(json) as (Row & { seq: number })[]).map((r) => ({ ...r, at: new Date(r.at) }));
+        expect(data.map((r) => r.seq)).toEqual(data.map((_, i) => i));
+        statements.push({
+          rows: data,
+          commit: () => {
+            if (data.some((r) => r.path === "/poison")) return reject(new Error("refused"));
+            committed.push(...data);
+            resolve();
+          },
+        });
+      }),
   } as unknown as PrismaClient;
-  return { prisma, statements, committed };
+  const observed: string[] = [];
+  const onWritten = (e: { path?: string }) => void observed.push(e.path ?? "");
+  return { prisma, statements, committed, observed, onWritten };
 }
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -33,7 +36,7 @@ const event = (path: string) => ({ kind: "proxy" as const, actor: "agent:a", pat
 describe("AuditBatcher", () => {
   it("writes a lone event at once, and what arrives meanwhile together in the next statement, in order", async () => {
     const t = fakeTable();
-    const batcher = new AuditBatcher(t.prisma);
+    const batcher = new AuditBatcher(t.prisma, t.onWritten);
     const settled: string[] = [];
     const append = (path: string) => batcher.append(event(path)).then(() => settled.push(path));
     const first = append("/1");
@@ -50,11 +53,12 @@ describe("AuditBatcher", () => {
     await Promise.all(rest);
     expect(settled).toEqual(["/1", "/2", "/3", "/4"]);
     expect(t.committed.map((r) => r.path)).toEqual(["/1", "/2", "/3", "/4"]);
+    expect(t.observed).toEqual(["/1", "/2", "/3", "/4"]); // every event reaches the metrics
   });
 
   it("stamps each row with its time and content hash", async () => {
     const t = fakeTable();
-    const written = new AuditBatcher(t.prisma).append(event("/x"));
+    const written = new AuditBatcher(t.prisma, t.onWritten).append(event("/x"));
     t.statements[0]!.commit();
     await written;
     const row = t.committed[0]!;
@@ -63,7 +67,7 @@ describe("AuditBatcher", () => {
 
   it("fails only the request whose event the database refused: the others are retried alone", async () => {
     const t = fakeTable();
-    const batcher = new AuditBatcher(t.prisma);
+    const batcher = new AuditBatcher(t.prisma, t.onWritten);
     const first = batcher.append(event("/1"));
     const outcomes = ["/2", "/poison", "/3"].map((p) => batcher.append(event(p)).then(() => "ok", () => "failed"));
     t.statements[0]!.commit();
@@ -74,5 +78,6 @@ describe("AuditBatcher", () => {
     }
     expect(await Promise.all(outcomes)).toEqual(["ok", "failed", "ok"]);
     expect(t.committed.map((r) => r.path)).toEqual(["/1", "/2", "/3"]);
+    expect(t.observed).toEqual(["/1", "/2", "/3"]);
   });
 });
