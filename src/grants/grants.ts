@@ -7,6 +7,7 @@ import { displayName, slug } from "../http/schemas.js";
 import { HTTP_METHODS, type GrantPolicy, type HttpMethod, type HttpRule } from "../policy/decide.js";
 import { grantPolicyFields, httpRule, pathPattern, type Protocol } from "../policy/rules.js";
 import { RowCache } from "../revocation/row-cache.js";
+import { deepFreeze } from "../util/freeze.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { grantPolicyColumns, grantPolicyView } from "./policy.js";
@@ -77,27 +78,34 @@ export const toPolicy = (g: GrantView): GrantPolicy => ({
 type Actor = { actor: string; requestId: string };
 type Tx = Prisma.TransactionClient;
 
-/** Grants whose policies the proxy keeps in memory at most (the least recently used go first). */
-const MAX_CACHED_POLICIES = 10_000;
+/** Grants kept in memory at most (the least recently used go first), and names remembered. */
+const MAX_CACHED_GRANTS = 10_000;
 
 export class Grants {
-  /** The proxy's view of grants, by id, kept current by the revocation channel (migration 0005). */
-  readonly #policies: RowCache<GrantPolicy | null>;
+  /**
+   * Grants as stored now, by id, for the proxy and token issuance: kept current by the revocation
+   * channel (the triggers of migration 0005 announce every Grant and GrantAgent change by grant id).
+   */
+  readonly #views: RowCache<GrantView | null>;
+  /** The decision's view of each cached grant, derived once. */
+  readonly #policies = new WeakMap<GrantView, GrantPolicy>();
+  /** Which id a name was last found under: only a hint, checked against that grant's current name. */
+  readonly #idsByName = new Map<string, string>();
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly revocations: RevocationService,
   ) {
-    this.#policies = new RowCache(revocations, {
+    this.#views = new RowCache(revocations, {
       table: "Grant",
-      maxEntries: MAX_CACHED_POLICIES,
+      maxEntries: MAX_CACHED_GRANTS,
       read: async (id) => {
         const row = await this.prisma.grant.findUnique({ where: { id }, include: withRelations });
-        return row ? toPolicy(grantView(row)) : null;
+        return row ? grantView(row) : null;
       },
       readMany: async (ids) => {
         const rows = await this.prisma.grant.findMany({ where: { id: { in: ids } }, include: withRelations });
-        return new Map(rows.map((row) => [row.id, toPolicy(grantView(row))]));
+        return new Map(rows.map((row) => [row.id, grantView(row)]));
       },
       missing: null,
     });
@@ -138,18 +146,38 @@ export class Grants {
     return grantView(row);
   }
 
-  /** By id, or by name (what agents use when asking for a token). */
+  /**
+   * By id, or by name (what agents use when asking for a token), as stored now. A name is resolved from
+   * memory only while the grant it was last found under still has it; otherwise it is read again, so a
+   * renamed, deleted or newly created grant is never missed.
+   */
   async findByIdOrName(ref: string): Promise<GrantView | null> {
-    const row = await this.prisma.grant.findFirst({ where: { OR: [{ id: ref }, { name: ref }] }, include: withRelations });
-    return row ? grantView(row) : null;
+    const byId = await this.#views.get(ref);
+    if (byId) return byId;
+    const remembered = this.#idsByName.get(ref);
+    const hinted = remembered === undefined ? null : await this.#views.get(remembered);
+    if (hinted?.name === ref) return hinted;
+    const row = await this.prisma.grant.findUnique({ where: { name: ref }, include: withRelations });
+    if (!row) return null;
+    this.#idsByName.delete(ref);
+    this.#idsByName.set(ref, row.id);
+    if (this.#idsByName.size > MAX_CACHED_GRANTS) this.#idsByName.delete(this.#idsByName.keys().next().value!);
+    return grantView(row);
   }
 
   /**
    * The grant as stored now, for the proxy's decision; null if it was deleted. From memory: an edit or a
    * deletion drops it at once on this replica and, announced by the grant's trigger, on every other.
    */
-  policyFor(id: string): Promise<GrantPolicy | null> {
-    return this.#policies.get(id);
+  async policyFor(id: string): Promise<GrantPolicy | null> {
+    const view = await this.#views.get(id);
+    if (!view) return null;
+    let policy = this.#policies.get(view);
+    if (!policy) {
+      policy = deepFreeze(toPolicy(view));
+      this.#policies.set(view, policy);
+    }
+    return policy;
   }
 
   async update(id: string, input: z.infer<typeof updateGrantBody>, meta: Actor) {
