@@ -116,6 +116,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       config,
       {
         prisma,
+        db,
         upstreams,
         agents,
         grants,

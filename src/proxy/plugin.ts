@@ -3,6 +3,7 @@ import type { PrismaClient } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import type { AuditInput } from "../audit/audit.js";
 import { AuditBatcher } from "../audit/batch.js";
+import type { Database } from "../db/database.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerJws } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
@@ -24,6 +25,8 @@ import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
 
 export type ProxyDeps = {
   prisma: PrismaClient;
+  /** For the audit log's batched writes (src/audit/batch.ts). */
+  db: Pick<Database, "session">;
   verifyToken: TokenVerifier;
   revocations: RevocationService;
   grants: Grants;
@@ -51,7 +54,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
   // Concurrent calls share audit writes; each still waits for its own row to be committed.
-  const auditLog = new AuditBatcher(deps.prisma, (event, seconds) => deps.metrics.auditWritten(event, seconds));
+  const auditLog = new AuditBatcher(deps.db, (event, seconds) => deps.metrics.auditWritten(event, seconds));
   const writeAudit = async (request: FastifyRequest, event: AuditInput) => {
     try {
       await auditLog.append(event);

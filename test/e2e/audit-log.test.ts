@@ -204,6 +204,8 @@ describe("audit log", () => {
   });
 
   it("forwards every event once, in order, to the webhook, retrying while it refuses", async () => {
+    // The sink tries once a second: the calls above may all have been answered within one.
+    for (const deadline = Date.now() + 5_000; sink.received.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
     expect(sink.received.length).toBeGreaterThan(0); // refused so far, and retried
     expect(sink.received[0]!.headers).toMatchObject({ authorization: "Splunk sink-token", "content-type": "application/x-ndjson" });
     sinkUp = true;

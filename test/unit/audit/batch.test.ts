@@ -1,7 +1,7 @@
-import type { PrismaClient } from "@prisma/client";
 import { describe, expect, it } from "vitest";
 import { AuditBatcher } from "../../../src/audit/batch.js";
 import { contentHash } from "../../../src/audit/chain.js";
+import type { Database } from "../../../src/db/database.js";
 
 type Row = { kind: string; actor: string; at: Date; contentHash: string; path?: string };
 
@@ -9,25 +9,24 @@ type Row = { kind: string; actor: string; at: Date; contentHash: string; path?: 
 function fakeTable() {
   const statements: { rows: Row[]; commit: () => void }[] = [];
   const committed: Row[] = [];
-  const prisma = {
-    $executeRawUnsafe: (sql: string, json: string) =>
-      new Promise<void>((resolve, reject) => {
-        expect(sql).toMatch(/^\s*INSERT INTO "AuditEvent"/);
-        const data = (JSON.parse(json) as (Row & { seq: number })[]).map((r) => ({ ...r, at: new Date(r.at) }));
-        expect(data.map((r) => r.seq)).toEqual(data.map((_, i) => i));
-        statements.push({
-          rows: data,
-          commit: () => {
-            if (data.some((r) => r.path === "/poison")) return reject(new Error("refused"));
-            committed.push(...data);
-            resolve();
-          },
-        });
-      }),
-  } as unknown as PrismaClient;
+  const query = (sql: string, [json]: [string]) =>
+    new Promise<void>((resolve, reject) => {
+      expect(sql).toMatch(/^\s*INSERT INTO "AuditEvent"/);
+      const data = (JSON.parse(json) as (Row & { seq: number })[]).map((r) => ({ ...r, at: new Date(r.at) }));
+      expect(data.map((r) => r.seq)).toEqual(data.map((_, i) => i));
+      statements.push({
+        rows: data,
+        commit: () => {
+          if (data.some((r) => r.path === "/poison")) return reject(new Error("refused"));
+          committed.push(...data);
+          resolve();
+        },
+      });
+    });
+  const db = { session: async () => ({ query, release() {} }) } as unknown as Pick<Database, "session">;
   const observed: string[] = [];
   const onWritten = (e: { path?: string }) => void observed.push(e.path ?? "");
-  return { prisma, statements, committed, observed, onWritten };
+  return { db, statements, committed, observed, onWritten };
 }
 
 const flush = () => new Promise((r) => setImmediate(r));
@@ -36,10 +35,11 @@ const event = (path: string) => ({ kind: "proxy" as const, actor: "agent:a", pat
 describe("AuditBatcher", () => {
   it("writes a lone event at once, and what arrives meanwhile together in the next statement, in order", async () => {
     const t = fakeTable();
-    const batcher = new AuditBatcher(t.prisma, t.onWritten);
+    const batcher = new AuditBatcher(t.db, t.onWritten);
     const settled: string[] = [];
     const append = (path: string) => batcher.append(event(path)).then(() => settled.push(path));
     const first = append("/1");
+    await flush();
     expect(t.statements.map((s) => s.rows.length)).toEqual([1]); // no waiting for company
     const rest = ["/2", "/3", "/4"].map(append);
     await flush();
@@ -58,7 +58,8 @@ describe("AuditBatcher", () => {
 
   it("stamps each row with its time and content hash", async () => {
     const t = fakeTable();
-    const written = new AuditBatcher(t.prisma, t.onWritten).append(event("/x"));
+    const written = new AuditBatcher(t.db, t.onWritten).append(event("/x"));
+    await flush();
     t.statements[0]!.commit();
     await written;
     const row = t.committed[0]!;
@@ -67,9 +68,10 @@ describe("AuditBatcher", () => {
 
   it("fails only the request whose event the database refused: the others are retried alone", async () => {
     const t = fakeTable();
-    const batcher = new AuditBatcher(t.prisma, t.onWritten);
+    const batcher = new AuditBatcher(t.db, t.onWritten);
     const first = batcher.append(event("/1"));
     const outcomes = ["/2", "/poison", "/3"].map((p) => batcher.append(event(p)).then(() => "ok", () => "failed"));
+    await flush();
     t.statements[0]!.commit();
     await first;
     for (let i = 1; i < 5; i++) {
