@@ -67,9 +67,16 @@ export class AuditBatcher {
         p.written();
       }
     } catch (err) {
-      if (batch.length === 1) return batch[0]!.failed(err);
-      // The statement failed as a whole: one event must not fail the others' requests, so each is retried alone.
-      for (const p of batch) await this.#write([p]);
+      // Refused by the database: the statement failed as a whole, and one event must not fail the others'
+      // requests, so each is retried alone. Unreachable: all fail at once, rather than each waiting again.
+      if (batch.length > 1 && refusedByDatabase(err)) {
+        for (const p of batch) await this.#write([p]);
+      } else {
+        for (const p of batch) p.failed(err);
+      }
     }
   }
 }
+
+/** An error the server reported about the statement (pg's and PGlite's both carry its severity). */
+const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;

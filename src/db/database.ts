@@ -122,11 +122,18 @@ async function openPostgres(url: string): Promise<Database> {
     prisma,
     async session() {
       const c = await pool.connect();
+      // A checked-out client whose server goes away emits 'error', which unheard would end the process;
+      // the query in flight fails with it anyway, and the pool drops the dead client on release.
+      const ignore = () => {};
+      c.on("error", ignore);
       return {
         exec: async (sql) => void (await c.query(sql)),
         query: async <Row>(sql: string, params?: unknown[]) =>
           (await c.query(sql, params)).rows as Row[],
-        release: () => c.release(),
+        release: () => {
+          c.off("error", ignore);
+          c.release();
+        },
       };
     },
     listen: (channel, onNotify, onLost) => listenPostgres(connectionString, schema, channel, onNotify, onLost),

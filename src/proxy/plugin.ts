@@ -168,12 +168,12 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
           status: response.statusCode,
           latencyMs: Math.round(performance.now() - startedAt),
         });
+        return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
       } catch (err) {
-        // dump() discards the body without the uncaught abort error destroy() would raise.
+        // A body that will not be sent is discarded, or its connection would stay busy and close() would wait for it.
         response.body.dump().catch(() => {});
         throw err;
       }
-      return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
     } catch (err) {
       if (err instanceof KeywardError && err.code === "audit_unavailable") throw err;
       const status = err instanceof KeywardError ? err.status : 500;

@@ -64,6 +64,8 @@ export type ChannelFollower = {
 const SYNC_OVERLAP_MS = 30_000;
 /** Full reloads, the last resort behind notifications and incremental syncs, run this rarely. */
 const FULL_RELOAD_INTERVAL_MS = 300_000;
+/** Followers re-read what they hold this often: one statement per thousand rows held. */
+const FOLLOWER_REFRESH_INTERVAL_MS = 30_000;
 
 /**
  * This replica's revocation state, checked on every proxied call without touching the database.
@@ -85,6 +87,7 @@ export class RevocationService {
   #loads: Promise<void> = Promise.resolve();
   #lastFullLoadStartedAt = -Infinity;
   #lastSyncStartedAt = -Infinity;
+  #lastFollowerRefreshAt = -Infinity;
   readonly #followers: ChannelFollower[] = [];
   #subscription: Subscription | null = null;
   #reconnectTimer: NodeJS.Timeout | undefined;
@@ -161,7 +164,8 @@ export class RevocationService {
       const state = RevocationState.from(await readRevocations(this.db.prisma, new Date(startedAt)));
       for (const record of this.#receivedDuringLoad) state.add(record);
       this.#state = state;
-      this.#lastFullLoadStartedAt = this.#lastSyncStartedAt = startedAt;
+      // The followers were cleared: as good as refreshed.
+      this.#lastFullLoadStartedAt = this.#lastSyncStartedAt = this.#lastFollowerRefreshAt = startedAt;
       this.#freshness.loaded(startedAt, epoch);
     } finally {
       this.#receivedDuringLoad = null;
@@ -189,11 +193,14 @@ export class RevocationService {
   }
 
   async #resync(): Promise<void> {
-    const full = this.#now() - this.#lastFullLoadStartedAt >= Math.max(FULL_RELOAD_INTERVAL_MS, this.options.resyncMs);
+    const now = this.#now();
+    const full = now - this.#lastFullLoadStartedAt >= Math.max(FULL_RELOAD_INTERVAL_MS, this.options.resyncMs);
     try {
       await this.#queue(() => (full ? this.#loadOnce() : this.#syncOnce()));
-      // A full load has just cleared the followers; otherwise they re-read what they hold.
-      if (!full) await Promise.all(this.#followers.map((f) => f.refresh()));
+      if (now - this.#lastFollowerRefreshAt >= Math.max(FOLLOWER_REFRESH_INTERVAL_MS, this.options.resyncMs)) {
+        this.#lastFollowerRefreshAt = now;
+        await Promise.all(this.#followers.map((f) => f.refresh()));
+      }
     } catch (err) {
       this.#log.warn({ err }, "revocation resync failed");
     }
