@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { PrismaClient } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import type { AuditInput } from "../audit/audit.js";
 import { AuditBatcher } from "../audit/batch.js";
@@ -24,7 +23,6 @@ import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js
 import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
 
 export type ProxyDeps = {
-  prisma: PrismaClient;
   /** For the audit log's batched writes (src/audit/batch.ts). */
   db: Pick<Database, "session">;
   verifyToken: TokenVerifier;

@@ -64,7 +64,7 @@ export type ChannelFollower = {
 const SYNC_OVERLAP_MS = 30_000;
 /** Full reloads, the last resort behind notifications and incremental syncs, run this rarely. */
 const FULL_RELOAD_INTERVAL_MS = 300_000;
-/** Followers re-read what they hold this often: one statement per thousand rows held. */
+/** Followers re-read what they hold this often: a few statements per thousand rows held. */
 const FOLLOWER_REFRESH_INTERVAL_MS = 30_000;
 
 /**

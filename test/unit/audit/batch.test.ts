@@ -17,7 +17,8 @@ function fakeTable() {
       statements.push({
         rows: data,
         commit: () => {
-          if (data.some((r) => r.path === "/poison")) return reject(new Error("refused"));
+          if (data.some((r) => r.path === "/poison")) return reject(Object.assign(new Error("refused"), { severity: "ERROR" }));
+          if (data.some((r) => r.path === "/unreachable")) return reject(new Error("connection terminated"));
           committed.push(...data);
           resolve();
         },
@@ -81,5 +82,19 @@ describe("AuditBatcher", () => {
     expect(await Promise.all(outcomes)).toEqual(["ok", "failed", "ok"]);
     expect(t.committed.map((r) => r.path)).toEqual(["/1", "/2", "/3"]);
     expect(t.observed).toEqual(["/1", "/2", "/3"]);
+  });
+
+  it("fails every request of a batch at once when the database cannot be reached", async () => {
+    const t = fakeTable();
+    const batcher = new AuditBatcher(t.db, t.onWritten);
+    const first = batcher.append(event("/1"));
+    const outcomes = ["/2", "/unreachable", "/3"].map((p) => batcher.append(event(p)).then(() => "ok", () => "failed"));
+    await flush();
+    t.statements[0]!.commit();
+    await first;
+    await flush();
+    t.statements[1]!.commit();
+    expect(await Promise.all(outcomes)).toEqual(["failed", "failed", "failed"]);
+    expect(t.statements).toHaveLength(2); // no retries one by one
   });
 });
