@@ -1,6 +1,6 @@
 import type { RouteOptions } from "fastify";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import type { Store, TestBroker } from "../helpers/broker.js";
 
 // Every route the real server registers, seen through an onRoute hook installed the moment the app is
 // created: routes colleagues add later are checked without anyone updating a list.
@@ -28,6 +28,10 @@ describe("OpenAPI", () => {
   let broker: TestBroker;
   let doc: OpenApiDocument;
   beforeAll(async () => {
+    // Test files share their worker's modules (vitest.config.ts: isolate false): the server is loaded
+    // afresh so that it imports the fastify mocked above.
+    vi.resetModules();
+    const { newStore, startBroker } = await import("../helpers/broker.js");
     store = newStore();
     broker = await startBroker(store);
     const res = await broker.http().get("/openapi.json");
@@ -37,6 +41,9 @@ describe("OpenAPI", () => {
   afterAll(async () => {
     await broker?.close();
     await store?.drop();
+    // The next test file in this worker gets the real fastify.
+    vi.doUnmock("fastify");
+    vi.resetModules();
   });
 
   it("is OpenAPI 3.1", () => {

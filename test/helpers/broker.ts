@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
 import request from "supertest";
+import { inject } from "vitest";
 import { loadConfig, type Config } from "../../src/config/config.js";
 import { createKeyward, type Keyward } from "../../src/keyward.js";
 
@@ -13,14 +14,17 @@ export const BACKEND = process.env.KEYWARD_TEST_BACKEND === "postgres" ? "postgr
 
 /**
  * Where a test broker keeps its data. Reusing one across two brokers is how tests restart a broker
- * "on the same data". On PostgreSQL each store is a fresh schema in the test database.
+ * "on the same data". On PostgreSQL each store is a fresh schema in the test database; on PGlite a
+ * migrated database, or with `empty` one the broker has to create.
  */
 export type Store = { dataDir: string; databaseUrl?: string; masterKey: string; drop(): Promise<void> };
 
-export function newStore(): Store {
+export function newStore(options: { empty?: boolean } = {}): Store {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-test-"));
   const masterKey = randomBytes(32).toString("base64");
   if (BACKEND === "pglite") {
+    // A copy of the migrated template (test/setup/pglite-template.ts), unless the test is about a new one.
+    if (!options.empty) cpSync(inject("pgliteTemplate"), dataDir, { recursive: true });
     return { dataDir, masterKey, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
   }
   const base = process.env.DATABASE_URL;
