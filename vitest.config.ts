@@ -16,9 +16,9 @@ export default defineConfig({
     reporters: process.env.CI ? ["default", "json"] : ["default"],
     outputFile: process.env.CI ? { json: "test-results.json" } : undefined,
     projects: [
-      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      { extends: true as const, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
       ...backends.map((backend) => ({
-        extends: true,
+        extends: true as const,
         test: {
           name: backend,
           include: ["test/**/*.test.ts"],

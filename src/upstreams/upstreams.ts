@@ -72,6 +72,17 @@ type Actor = { actor: string; requestId: string };
 /** Upstreams the proxy keeps in memory at most (the least recently used go first). */
 const MAX_CACHED_UPSTREAMS = 10_000;
 
+/** The origins a stored secret is sent to: the upstream's, and its token endpoint's where the kind has one. */
+function secretOrigins(baseUrl: string, auth: AuthConfig): string[] {
+  return [baseUrl, ...(auth.type === "oauth2-client-credentials" ? [auth.tokenUrl] : [])].map((url) => new URL(url).origin);
+}
+
+function sendsSecretElsewhere(existing: Upstream, input: { baseUrl?: string; auth?: AuthConfig }): boolean {
+  const stored = authConfigSchema.parse(existing.authConfig);
+  const before = new Set(secretOrigins(existing.baseUrl, stored));
+  return secretOrigins(input.baseUrl ?? existing.baseUrl, input.auth ?? stored).some((origin) => !before.has(origin));
+}
+
 export class Upstreams {
   // Compiled credentials by upstream id, with the stored fields they were compiled from. They hold the
   // OAuth and GitHub token caches, so they live across requests; a change to any of those fields, made
@@ -148,9 +159,10 @@ export class Upstreams {
       if (input.secret !== undefined) assertSecretFits(secretProblems(type, input.secret));
       // A secret is only ever used by the kind it was checked for.
       else if (type !== storedType) assertSecretFits([{ path: ["secret"], message: `a change of kind to ${type} needs its secret in the same request` }]);
-      // Otherwise a manage-role key could point a stored credential it cannot read at a host it controls.
-      else if (input.baseUrl !== undefined && new URL(input.baseUrl).origin !== new URL(existing.baseUrl).origin) {
-        assertSecretFits([{ path: ["secret"], message: "moving an upstream to another origin needs its secret in the same request" }]);
+      // Otherwise a manage-role key could point a stored credential it cannot read at a host it controls:
+      // the upstream itself, or the token endpoint the secret is exchanged at.
+      else if (sendsSecretElsewhere(existing, input)) {
+        assertSecretFits([{ path: ["secret"], message: "sending the stored secret to another origin needs it in the same request" }]);
       }
       const row = await tx.upstream.update({
         where: { name },

@@ -364,6 +364,8 @@ describe("github-app", () => {
   const installationTokens = new Set<string>();
   let github: Fake;
   const tokens: Record<string, string> = {};
+  /** How long the installation tokens the fake GitHub issues live. */
+  let installationTokenLifetimeMs = 3600_000;
 
   beforeAll(async () => {
     secrets.push(APP_PEM, OTHER_PEM);
@@ -383,7 +385,7 @@ describe("github-app", () => {
             const token = "ghs_" + randomBytes(18).toString("hex");
             installationTokens.add(token);
             secrets.push(token);
-            json(201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: {}, repository_selection: "selected" });
+            json(201, { token, expires_at: new Date(Date.now() + installationTokenLifetimeMs).toISOString(), permissions: {}, repository_selection: "selected" });
           },
           () => json(401, { message: "A JSON web token could not be decoded" }),
         );
@@ -415,6 +417,25 @@ describe("github-app", () => {
     expect(exchanges[1]!.body).toEqual({ permissions: { issues: "write", metadata: "read" } });
     const apiTokens = github.received.filter((r) => r.url.startsWith("/repos/")).map((r) => r.headers.authorization);
     expect(new Set(apiTokens).size).toBe(2);
+  });
+
+  it("refreshes the installation token by its expires_at, before it expires", async () => {
+    installationTokenLifetimeMs = 2_000; // refreshed when four fifths of its life are gone
+    try {
+      const token = await upstreamFor("github-short", github.url, { type: "github-app", appId: APP_ID, installationId: INSTALLATION_ID }, APP_PEM);
+      const issues = () => seen(call(token, "get", "/proxy/github-short/repos/acme/widgets/issues"));
+      const before = exchanges.length;
+      expect((await issues()).status).toBe(200);
+      expect((await issues()).status).toBe(200);
+      expect(exchanges.length).toBe(before + 1); // still fresh: reused
+      const first = github.received.at(-1)!.headers.authorization;
+      await new Promise((r) => setTimeout(r, 1_700));
+      expect((await issues()).status).toBe(200);
+      expect(exchanges.length).toBe(before + 2);
+      expect(github.received.at(-1)!.headers.authorization).not.toBe(first);
+    } finally {
+      installationTokenLifetimeMs = 3600_000;
+    }
   });
 
   it("an app JWT signed with the wrong key is refused by GitHub → 502, nothing forwarded", async () => {
@@ -454,6 +475,34 @@ describe("credential config is checked when written", () => {
     expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
     expect(res.text).not.toContain(SECRET);
     expect((await broker.admin("get", "/v1/upstreams/bad-config")).status).toBe(404);
+  });
+
+  it("an upstream without its secret or its auth → 400, nothing stored", async () => {
+    for (const [body, path] of [
+      [{ name: "bad-config", ...base, auth: { type: "header" } }, "/secret"],
+      [{ name: "bad-config", ...base, secret: SECRET }, "/auth"],
+    ] as const) {
+      const res = await broker.admin("post", "/v1/upstreams", body);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("validation_failed");
+      expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(path);
+      expect(res.text).not.toContain(SECRET);
+      expect((await broker.admin("get", "/v1/upstreams/bad-config")).status).toBe(404);
+    }
+  });
+
+  it("pointing the token endpoint at another origin needs the client secret again", async () => {
+    const auth = { type: "oauth2-client-credentials", tokenUrl: "https://login.example.test/oauth2/token", clientId: "c" };
+    expect((await broker.admin("post", "/v1/upstreams", { name: "oauth-moved", ...base, auth, secret: SECRET })).status).toBe(201);
+    const moved = await broker.admin("patch", "/v1/upstreams/oauth-moved", { auth: { ...auth, tokenUrl: "https://attacker.example/token" } });
+    expect(moved.status).toBe(400);
+    expect(moved.body.error.details).toEqual([expect.objectContaining({ path: "/secret" })]);
+    expect((await broker.admin("get", "/v1/upstreams/oauth-moved")).body.auth.tokenUrl).toBe(auth.tokenUrl);
+    // The same origin, or the secret given again, is fine.
+    expect((await broker.admin("patch", "/v1/upstreams/oauth-moved", { auth: { ...auth, tokenUrl: "https://login.example.test/v2/token" } })).status).toBe(200);
+    const withSecret = await broker.admin("patch", "/v1/upstreams/oauth-moved", { auth: { ...auth, tokenUrl: "https://other.example/token" }, secret: "another-" + SECRET });
+    expect(withSecret.status).toBe(200);
+    expect(withSecret.text).not.toContain(SECRET);
   });
 
   it("a new secret of the wrong shape for the kind → 400, the old one stays", async () => {
