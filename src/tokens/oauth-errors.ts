@@ -14,6 +14,7 @@ const OAUTH_ERRORS = new Set([
   "insufficient_scope",
   "temporarily_unavailable",
   "server_error",
+  "authorization_pending",
 ]);
 
 /** Keyward's own codes as the OAuth endpoints mean them. */
@@ -25,9 +26,12 @@ const FROM_KEYWARD: Record<string, { status: number; error: string }> = {
   not_found: { status: 400, error: "invalid_scope" },
   not_in_grant: { status: 400, error: "invalid_scope" },
   widening_refused: { status: 400, error: "invalid_scope" },
+  // A human must approve the token first (src/approvals). RFC 8628 §3.5's code for "ask again later";
+  // approval_id says what to poll (GET /v1/approvals/:id), as POST /v1/tokens' 202 does.
+  approval_required: { status: 400, error: "authorization_pending" },
 };
 
-export type OAuthErrorBody = { error: string; error_description: string };
+export type OAuthErrorBody = { error: string; error_description: string; approval_id?: string };
 
 /** error_description allows printable ASCII except `"` and `\` (RFC 6749 §5.2). */
 const description = (text: string) => text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, "?").slice(0, 500);
@@ -39,16 +43,22 @@ const description = (text: string) => text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7
  */
 export function toOAuthErrorResponse(err: unknown): { status: number; body: OAuthErrorBody; headers: Record<string, string> } {
   const keyward = toErrorResponse(err);
-  const { code, message, reason } = keyward.body.error;
+  const { code, message, reason, details } = keyward.body.error;
   const mapped = OAUTH_ERRORS.has(code)
     ? { status: code === "invalid_client" ? 401 : keyward.status, error: code }
     : (FROM_KEYWARD[code] ?? fallback(keyward.status));
   return {
     status: mapped.status,
     headers: mapped.status === 401 ? keyward.headers : {},
-    body: { error: mapped.error, error_description: description(reason ? `${message}: ${reason}` : message) },
+    body: {
+      error: mapped.error,
+      error_description: description(reason ? `${message}: ${reason}` : message),
+      ...(code === "approval_required" && { approval_id: approvalIdOf(details) }),
+    },
   };
 }
+
+const approvalIdOf = (details: unknown) => (details as { approvalId: string }).approvalId;
 
 function fallback(status: number): { status: number; error: string } {
   if (status === 503) return { status, error: "temporarily_unavailable" };

@@ -145,6 +145,20 @@ describe("OAuth 2.0 endpoints, driven by a standard client library (oauth4webapi
     }
   });
 
+  it("a grant that needs a human's approval: authorization_pending with the approval to poll, then the token", async () => {
+    await createGrant(broker, { name: "deploy-approved", agents: [alice.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"], requiresApproval: true });
+    const auth = { authorization: basic(alice.clientId, alice.clientSecret) };
+    const held = await postForm(broker, "/oauth2/token", { grant_type: "client_credentials", scope: "grant:deploy-approved" }, auth);
+    expect(held.status).toBe(400);
+    expect(held.body).toEqual({ error: "authorization_pending", error_description: expect.any(String), approval_id: expect.any(String) });
+    const approval = `/v1/approvals/${held.body.approval_id}`;
+    expect((await broker.http().get(approval).set(auth)).body.status).toBe("pending");
+    expect((await broker.http().post(`${approval}/approve`).set("authorization", `Bearer ${securityKey}`).send({})).status).toBe(200);
+    const issued = await broker.http().get(approval).set(auth);
+    expect(issued.body).toMatchObject({ status: "issued", token: { access_token: expect.any(String) } });
+    expect((await proxyGet(issued.body.token.access_token)).status).toBe(200);
+  });
+
   it("answers malformed requests with RFC 6749 errors", async () => {
     const auth = { authorization: basic(alice.clientId, alice.clientSecret) };
     const wrongSecret = await postForm(broker, "/oauth2/token", { grant_type: "client_credentials", scope: "grant:deploy" }, {
