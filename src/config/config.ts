@@ -1,11 +1,16 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
+import { decodeMasterKey } from "../vault/vault.js";
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const intBetween = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+// Checked here, not first when the vault opens, so a bad key fails with the other configuration errors.
+// The message never repeats the value: it is the key, or close to it.
+const masterKey = z.string().refine((text) => decodeMasterKey(text) !== null, "must be 32 bytes, base64-encoded");
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -15,8 +20,8 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
     .optional(),
-  KEYWARD_MASTER_KEY: z.string().optional(),
-  KEYWARD_MASTER_KEY_PREVIOUS: z.string().optional(),
+  KEYWARD_MASTER_KEY: masterKey.optional(),
+  KEYWARD_MASTER_KEY_PREVIOUS: masterKey.optional(),
   KEYWARD_ADMIN_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   KEYWARD_ISSUER: z.string().url().optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),

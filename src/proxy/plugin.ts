@@ -72,6 +72,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const startedAt = performance.now();
+    // Denials are timed too: a slow refusal (a stalled database, a large inspected body) is worth seeing.
+    const elapsedMs = () => Math.round(performance.now() - startedAt);
     const audit: AuditInput = { kind: "proxy", actor: "anonymous", requestId: request.id, method: request.method };
     const labels = { upstream: UNRESOLVED_UPSTREAM, allowed: false };
     metricLabels.set(request, labels);
@@ -164,7 +166,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
           kind: "proxy.response",
           decision: "allow",
           status: response.statusCode,
-          latencyMs: Math.round(performance.now() - startedAt),
+          latencyMs: elapsedMs(),
         });
         return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
       } catch (err) {
@@ -176,11 +178,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       if (err instanceof KeywardError && err.code === "audit_unavailable") throw err;
       const status = err instanceof KeywardError ? err.status : 500;
       const reason = err instanceof KeywardError ? (err.extra.reason ?? err.code) : "internal_error";
+      const outcome = { status, reason, latencyMs: elapsedMs() };
       await writeAudit(
         request,
-        labels.allowed
-          ? { ...audit, kind: "proxy.response", decision: "allow", status, reason, latencyMs: Math.round(performance.now() - startedAt) }
-          : { ...audit, decision: "deny", reason, status },
+        labels.allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" },
       );
       throw err;
     }

@@ -77,9 +77,19 @@ export class Vault {
 const keyIdOf = (masterKey: Buffer) =>
   createHash("sha256").update("keyward-key-id").update(masterKey).digest("hex").slice(0, 16);
 
+// Exactly 32 bytes in base64 (or base64url): 43 characters and at most one "=". Checked before decoding
+// because Buffer.from skips characters outside the alphabet, so a mangled key could otherwise decode.
+const MASTER_KEY_TEXT = /^(?:[A-Za-z0-9+/]{43}|[A-Za-z0-9_-]{43})=?$/;
+
+/** The 32-byte key a master key's text encodes, or null if it encodes none (the config schema's check). */
+export function decodeMasterKey(text: string): Buffer | null {
+  const trimmed = text.trim();
+  return MASTER_KEY_TEXT.test(trimmed) ? Buffer.from(trimmed, "base64") : null;
+}
+
 export function parseMasterKey(text: string): Buffer {
-  const key = Buffer.from(text.trim(), "base64");
-  if (key.length !== 32) throw new VaultError("KEYWARD_MASTER_KEY must be 32 bytes, base64-encoded");
+  const key = decodeMasterKey(text);
+  if (!key) throw new VaultError("KEYWARD_MASTER_KEY must be 32 bytes, base64-encoded");
   return key;
 }
 

@@ -90,6 +90,16 @@ describe("audit log", () => {
     expect(result).toMatchObject({ ok: true, firstBroken: null, checkedEvents: events.length, head: { id: events.at(-1)!.id, hash: events.at(-1)!.hash } });
   });
 
+  it("times every proxied call, allowed or denied, and records the upstream's status for allowed ones", async () => {
+    // The GET (allowed, answered 200 by the upstream) and the DELETE (denied) of the test above.
+    const newest = async (query: string) => ((await broker.admin("get", `/v1/audit?${query}&limit=1`)).body.events as Event[])[0];
+    const allowed = await newest("kind=proxy.response&method=GET&pathPrefix=/v1/a");
+    const denied = await newest("kind=proxy&decision=deny&method=DELETE&pathPrefix=/v1/a");
+    expect(allowed).toMatchObject({ decision: "allow", status: 200, latencyMs: expect.any(Number) });
+    expect(denied).toMatchObject({ decision: "deny", status: 403, latencyMs: expect.any(Number) });
+    for (const e of [allowed!, denied!]) expect(e.latencyMs).toBeGreaterThanOrEqual(0);
+  });
+
   it("the database refuses UPDATE, DELETE and TRUNCATE of audit events", async () => {
     for (const statement of [`UPDATE "AuditEvent" SET reason = 'x'`, `DELETE FROM "AuditEvent"`, `TRUNCATE "AuditEvent"`]) {
       await expect(sql((s) => s.exec(statement))).rejects.toThrow(/refused/);

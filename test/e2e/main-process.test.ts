@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
 import { BACKEND } from "../helpers/broker.js";
-
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   // As `npm start` runs it: node itself gets the signals, with no tsx wrapper process relaying them.
@@ -35,6 +35,9 @@ describe("configuration", () => {
     [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL/],
     [{ DATABASE_URL: "postgresql://postgres@127.0.0.1/test" }, /KEYWARD_MASTER_KEY: required/],
     [{ KEYWARD_ADMIN_KEY: "short" }, /KEYWARD_ADMIN_KEY/],
+    [{ KEYWARD_MASTER_KEY: randomBytes(31).toString("base64") }, /KEYWARD_MASTER_KEY: must be 32 bytes, base64-encoded/],
+    [{ KEYWARD_MASTER_KEY: "" }, /KEYWARD_MASTER_KEY: must be 32 bytes, base64-encoded/],
+    [{ KEYWARD_MASTER_KEY_PREVIOUS: `"${randomBytes(32).toString("base64")}"` }, /KEYWARD_MASTER_KEY_PREVIOUS: must be 32 bytes, base64-encoded/],
     [{ LOG_LEVEL: "loud" }, /LOG_LEVEL/],
     [{ KEYWARD_REQUEST_TIMEOUT_MS: "0" }, /KEYWARD_REQUEST_TIMEOUT_MS/],
     [{ KEYWARD_REQUEST_TIMEOUT_MS: "1000", KEYWARD_HEADERS_TIMEOUT_MS: "5000" }, /KEYWARD_HEADERS_TIMEOUT_MS: must not exceed/],
@@ -59,6 +62,16 @@ describe.skipIf(BACKEND !== "pglite")("main process", () => {
     const p = run({ PORT: "nope", KEYWARD_DATA_DIR: dataDir });
     expect(await p.exited).toBe(1);
     expect(p.output()).toMatch(/invalid configuration:[\s\S]*PORT/);
+  });
+
+  it("exits 1 on a malformed master key, without printing it or generating one instead", async () => {
+    const malformed = randomBytes(31).toString("base64");
+    const p = run({ KEYWARD_MASTER_KEY: malformed, KEYWARD_DATA_DIR: dataDir });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/invalid configuration:\n {2}KEYWARD_MASTER_KEY: must be 32 bytes, base64-encoded/);
+    expect(p.output()).not.toContain(malformed);
+    expect(p.output()).not.toContain(malformed.slice(0, 16));
+    expect(existsSync(join(dataDir, "master.key"))).toBe(false);
   });
 
   it("refuses DATABASE_URL without KEYWARD_MASTER_KEY", async () => {

@@ -112,14 +112,35 @@ describe("revocation", () => {
     for (const e of res.body.events) expect(e.actor).toMatch(/^admin-key:/);
   });
 
-  it("survives a restart on the same data", async () => {
+  it("every selector survives a restart on the same data", async () => {
+    // "all" first, and a second later (cutoffs compare whole seconds of iat) the tokens for the other
+    // selectors: otherwise "all" alone would stop them and hide whether their own revocations survived.
+    const issuedBeforeAll = await tokenFor(broker, bob, { grant: "grant-b" });
+    expect((await revoke({ all: true })).status).toBe(201);
+    await new Promise((r) => setTimeout(r, 1100));
+
+    // Each token below is stopped by exactly one selector.
+    const base = { upstream: "api", methods: ["GET"], paths: ["/**"] };
+    const erin = await createAgent(broker, "erin");
+    await createGrant(broker, { ...base, name: "grant-erin", agents: [erin.id] });
+    const grantE = await createGrant(broker, { ...base, name: "grant-e", agents: [bob.id] });
+    const byJti = await tokenFor(broker, bob, { grant: "grant-b" });
+    const byAgent = await tokenFor(broker, erin, { grant: "grant-erin" });
+    const byGrant = await tokenFor(broker, bob, { grant: "grant-e" });
+    // Same agent and grant as byJti, other agent than byAgent, other grant than byGrant, issued after "all".
     const kept = await tokenFor(broker, bob, { grant: "grant-b" });
-    const killed = await tokenFor(broker, bob, { grant: "grant-b" });
-    expect((await revoke({ jti: jtiOf(killed) })).status).toBe(201);
+    expect((await revoke({ jti: jtiOf(byJti) })).status).toBe(201);
+    expect((await revoke({ agentId: erin.id })).status).toBe(201);
+    expect((await revoke({ grantId: grantE.id })).status).toBe(201);
+
     await broker.close();
     broker = await startBroker(store);
-    expect((await get(killed)).status).toBe(401);
-    // The signing key survived too: tokens issued before the restart still verify.
+    for (const [selector, token] of Object.entries({ all: issuedBeforeAll, jti: byJti, agentId: byAgent, grantId: byGrant })) {
+      const res = await get(token);
+      expect(res.status, selector).toBe(401);
+      expect(res.body.error.code, selector).toBe("token_revoked");
+    }
+    // The signing key survived too: a token issued before the restart and revoked by nothing still verifies.
     expect((await get(kept)).status).toBe(200);
   });
 });

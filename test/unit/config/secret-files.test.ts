@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig, loadDatabaseConfig } from "../../../src/config/config.js";
 
 const KEY = Buffer.alloc(32, 7).toString("base64");
+const PREVIOUS_KEY = Buffer.alloc(32, 6).toString("base64");
 
 describe("secrets from files (<NAME>_FILE, for Docker and Kubernetes secrets)", () => {
   const dir = mkdtempSync(join(tmpdir(), "keyward-secrets-"));
@@ -17,10 +18,10 @@ describe("secrets from files (<NAME>_FILE, for Docker and Kubernetes secrets)", 
     const config = loadConfig({
       DATABASE_URL_FILE: file("database-url", "postgresql://keyward:pw@db/keyward\n"),
       KEYWARD_MASTER_KEY_FILE: file("master", `${KEY}\n`),
-      KEYWARD_MASTER_KEY_PREVIOUS_FILE: file("previous", "old-key\n"),
+      KEYWARD_MASTER_KEY_PREVIOUS_FILE: file("previous", `${PREVIOUS_KEY}\n`),
       KEYWARD_ADMIN_KEY_FILE: file("admin", `kwa_${"x".repeat(40)}\n`),
     });
-    expect(config).toMatchObject({ databaseUrl: "postgresql://keyward:pw@db/keyward", masterKey: KEY, masterKeyPrevious: "old-key", bootstrapAdminKey: `kwa_${"x".repeat(40)}` });
+    expect(config).toMatchObject({ databaseUrl: "postgresql://keyward:pw@db/keyward", masterKey: KEY, masterKeyPrevious: PREVIOUS_KEY, bootstrapAdminKey: `kwa_${"x".repeat(40)}` });
   });
 
   it("refuses a variable set both ways, and a file it cannot read", () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config/config.js";
 
+const PREVIOUS_KEY = Buffer.alloc(32, 6).toString("base64");
+
 describe("token service configuration", () => {
   it("defaults: 15-minute tokens, a one-hour ceiling, 5 s leeway, monthly key rotation, a day of secret overlap", () => {
     const config = loadConfig({});
@@ -18,12 +20,12 @@ describe("token service configuration", () => {
       KEYWARD_SIGNING_KEY_ROTATE_DAYS: "7",
       KEYWARD_SIGNING_KEY_RELOAD_MS: "5000",
       KEYWARD_CLIENT_SECRET_OVERLAP_SECONDS: "0",
-      KEYWARD_MASTER_KEY_PREVIOUS: "b2xk",
+      KEYWARD_MASTER_KEY_PREVIOUS: PREVIOUS_KEY,
     });
     expect(config.tokens).toEqual({ defaultTtlSeconds: 60, maxTtlSeconds: 300, leewaySeconds: 0 });
     expect(config.signingKeys).toEqual({ rotateAfterMs: 7 * 86_400_000, reloadMs: 5000 });
     expect(config.clientSecretOverlapSeconds).toBe(0);
-    expect(config.masterKeyPrevious).toBe("b2xk");
+    expect(config.masterKeyPrevious).toBe(PREVIOUS_KEY);
   });
 
   it.each([

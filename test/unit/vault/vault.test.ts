@@ -206,6 +206,8 @@ describe("parseMasterKey", () => {
   const accepted: [string, string][] = [
     ["base64", key.toString("base64")],
     ["base64 with surrounding whitespace", `  ${key.toString("base64")}\n`],
+    ["base64 without its padding", key.toString("base64").replace(/=$/, "")],
+    ["base64url", key.toString("base64url")],
   ];
   it.each(accepted)("accepts %s", (_name, text) => {
     expect(parseMasterKey(text).equals(key)).toBe(true);
@@ -220,6 +222,10 @@ describe("parseMasterKey", () => {
     ["64 bytes", randomBytes(64).toString("base64")],
     ["32 bytes as hex (64 chars, decodes to 48 bytes)", key.toString("hex")],
     ["a passphrase", "correct horse battery staple"],
+    // Buffer.from would skip the characters outside the alphabet and decode the rest to 32 bytes.
+    ["32 bytes of base64 in quotes", `"${key.toString("base64")}"`],
+    ["32 bytes of base64 with a stray character inside", `${key.toString("base64").slice(0, 20)}!${key.toString("base64").slice(20)}`],
+    ["base64 and base64url mixed", `+_${"A".repeat(41)}=`],
   ];
   it.each(refused)("refuses %s", (_name, text) => {
     expect(vaultError(() => parseMasterKey(text)).message).toBe("KEYWARD_MASTER_KEY must be 32 bytes, base64-encoded");
