@@ -228,6 +228,73 @@ describe("human approval", () => {
     expect(res.body.error).toMatchObject({ code: "environment_not_covered", reason: "the grant does not cover environment billing-production2" });
   });
 
+  it("a GraphQL allow rule marked requiresApproval: an unapproved token may not use it, a token for the grant waits for a human", async () => {
+    await createUpstream(broker, { name: "railway-staging", baseUrl: upstream.url, environment: "staging", secret: SECRET, protocol: "graphql", presets: [] });
+    const rules = (deployNeedsApproval: boolean) => ({
+      allow: [{ operation: "query" }, { operation: "mutation", field: "serviceCreate", requiresApproval: deployNeedsApproval }],
+    });
+    const grant = await createGrant(broker, {
+      name: "deploy-staging",
+      agents: [agent.id],
+      upstream: "railway-staging",
+      methods: ["POST"],
+      paths: ["/graphql"],
+      graphql: rules(false),
+    });
+    const call = (t: string, body: unknown) =>
+      broker.http().post("/proxy/railway-staging/graphql").set("authorization", `Bearer ${t}`).set("content-type", "application/json").send(JSON.stringify(body));
+    const list = { query: "{ services { name } }" };
+    const deploy = (name: string) => ({ query: `mutation { serviceCreate(name: "${name}") { name } }` });
+    const deployed = () => upstream.state.services.map((s) => s.name);
+
+    // Issued while no rule needed approval. The rule is then marked: edits narrow live tokens at once.
+    const unapproved = await tokenFor(broker, agent, { grant: "deploy-staging" });
+    await call(unapproved, deploy("before-marking")).expect(200);
+    const patched = await broker.admin("patch", `/v1/grants/${grant.id}`, { graphql: rules(true) });
+    expect(patched.status).toBe(200);
+
+    // What the unapproved token can still do: the rules that need no approval.
+    const listed = await call(unapproved, list);
+    expect(listed.status).toBe(200);
+    expect(listed.body.data.services.map((s: { name: string }) => s.name)).toContain("before-marking");
+    // What it cannot: the marked rule, alone, aliased or in a batch, never reaching the upstream.
+    const forwarded = upstream.received.length;
+    for (const body of [deploy("unapproved"), { query: 'mutation { x: serviceCreate(name: "aliased") { name } }' }, [list, deploy("batched")]]) {
+      const res = await call(unapproved, body);
+      expect(res.status, JSON.stringify(body)).toBe(403);
+      expect(res.body.error).toMatchObject({ code: "forbidden", reason: "graphql.allow[1] requires a token approved by a human" });
+    }
+    // Nor anything no rule allows (that is no matter of approval).
+    const wipe = await call(unapproved, { query: 'mutation { volumeDelete(volumeId: "vol-1") }' });
+    expect(wipe.status).toBe(403);
+    expect(wipe.body.error.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
+    expect(upstream.received.length).toBe(forwarded);
+    expect(deployed()).not.toContain("unapproved");
+
+    // A new token for the grant is held for a human, whichever rule the agent means to use.
+    const held = await issueToken(broker, agent, { grant: "deploy-staging", ttlSeconds: 300 });
+    expect(held.status).toBe(202);
+    expect(held.body).toEqual({ status: "pending", approvalId: expect.any(String), expiresAt: expect.any(String) });
+    expect(held.body).not.toHaveProperty("access_token");
+    const pending = await poll(held.body.approvalId);
+    expect(pending.body).toMatchObject({ status: "pending", reasons: ["graphql.allow[1] requires approval"], upstream: "railway-staging", environment: "staging" });
+
+    await as(security.key, `/v1/approvals/${held.body.approvalId}/approve`, { note: "staging deploy" }).expect(200);
+    const collected = await poll(held.body.approvalId);
+    expect(collected.body).toMatchObject({ status: "issued", token: { access_token: expect.any(String) } });
+    const approved = collected.body.token.access_token as string;
+
+    const created = await call(approved, deploy("approved"));
+    expect(created.status).toBe(200);
+    expect(created.body).toEqual({ data: { serviceCreate: { name: "approved" } } });
+    expect(deployed()).toContain("approved");
+    await call(approved, list).expect(200);
+    // Approval lifts the rule's hold, not the grant's limits.
+    const stillDenied = await call(approved, { query: 'mutation { volumeDelete(volumeId: "vol-1") }' });
+    expect(stillDenied.status).toBe(403);
+    expect(stillDenied.body.error.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
+  });
+
   it("audits every step with its actor", async () => {
     const res = await broker.admin("get", "/v1/audit?limit=500");
     const events = res.body.events as { kind: string; actor: string; decision: string | null; details: { approvalId?: string } }[];

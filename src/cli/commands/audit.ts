@@ -20,6 +20,15 @@ type AuditEvent = {
   reason: string | null;
 };
 
+/** `GET /v1/audit/verify`'s answer (src/audit/verify.ts). */
+type Verification = {
+  ok: boolean;
+  checkedEvents: number;
+  /** The first link that does not verify, walking from the oldest checkpoint to the newest event. */
+  firstBroken: { at: "event" | "checkpoint"; id: string | number; reason: string } | null;
+  head: { id: string; hash: string } | null;
+} & Record<string, unknown>;
+
 /** The audit filters, as options: `--agent-id x` → `agentId=x`. */
 const FILTERS = [
   ["--agent-id <id>", "agentId"],
@@ -108,12 +117,16 @@ export function auditCommands(program: Command): void {
     .addHelpText("after", examples("keyward audit verify", "keyward audit verify --json > verified-$(date +%F).json"))
     .action(async (_options, command: Command) => {
       const { out, admin } = contextOf(command);
-      const result = await admin().json<{ ok: boolean; checkedEvents: number; firstBroken: unknown; head: { id: string; hash: string } | null }>("GET", "/v1/audit/verify");
-      emit(out, result, () =>
-        result.ok
-          ? `${paint(out, "green", "audit chain intact")}: ${result.checkedEvents} events checked; head ${result.head?.id ?? "-"} ${result.head?.hash ?? ""}`
-          : `${paint(out, "red", "AUDIT CHAIN BROKEN")}\n${fields(out, result as unknown as Record<string, unknown>)}`,
-      );
+      const result = await admin().json<Verification>("GET", "/v1/audit/verify");
+      emit(out, result, () => {
+        if (result.ok) {
+          return `${paint(out, "green", "audit chain intact")}: ${result.checkedEvents} events checked; head ${result.head?.id ?? "-"} ${result.head?.hash ?? ""}`;
+        }
+        // The broken link first, on a line of its own; then what was checked before it.
+        const { ok: _ok, firstBroken, ...rest } = result;
+        const link = firstBroken ? `${firstBroken.at} ${firstBroken.id}: ${firstBroken.reason}` : "-";
+        return `${paint(out, "red", "AUDIT CHAIN BROKEN")}\nfirst broken link: ${link}\n${fields(out, rest)}`;
+      });
       if (!result.ok) process.exitCode = 1;
     });
 

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contentHash } from "../../src/audit/chain.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { createAgent } from "../helpers/scenario.js";
+
+type Event = { id: string; at: string; reason: string | null; hash: string };
+
+const DAY = 86_400_000;
+
+/**
+ * KEYWARD_AUDIT_RETENTION_DAYS: a broker started with it prunes the events older than that (at start,
+ * then hourly: src/audit/retention.ts), behind a signed checkpoint, so the rest of the chain still
+ * verifies; and it refuses to prune a chain that does not verify.
+ */
+describe("audit retention", () => {
+  let store: Store;
+  let broker: TestBroker | undefined;
+  /** The seeded log, oldest first: three events older than 30 days, then two younger. */
+  let seeded: Event[];
+
+  const exportAll = async (b: TestBroker): Promise<Event[]> =>
+    (await b.admin("get", "/v1/audit/export")).text.trim().split("\n").map((line) => JSON.parse(line) as Event);
+  const verify = async (b: TestBroker) => (await b.admin("get", "/v1/audit/verify")).body;
+  const asSuperuser = async (b: TestBroker, statement: string, params: unknown[]) => {
+    const session = await b.keyward.db.session();
+    try {
+      await session.exec(`ALTER TABLE "AuditEvent" DISABLE TRIGGER USER`);
+      try {
+        await session.query(statement, params);
+      } finally {
+        await session.exec(`ALTER TABLE "AuditEvent" ENABLE TRIGGER USER`);
+      }
+    } finally {
+      session.release();
+    }
+  };
+
+  beforeAll(async () => {
+    store = newStore();
+    // A broker without retention writes the history a long-running one would have: events stamped in
+    // the past, written as the application writes them (its content hash; the database's trigger chains them).
+    const seeder = await startBroker(store);
+    try {
+      const { prisma } = seeder.keyward.db;
+      for (const daysAgo of [45, 40, 31, 29]) {
+        const content = { at: new Date(Date.now() - daysAgo * DAY), actor: "admin-key:legacy", kind: "admin.change", details: { daysAgo } };
+        await prisma.auditEvent.create({ data: { ...content, contentHash: contentHash(content) } });
+      }
+      await createAgent(seeder, "recent"); // stamped now
+      seeded = await exportAll(seeder);
+      expect(seeded).toHaveLength(5);
+      expect(await verify(seeder)).toMatchObject({ ok: true, checkedEvents: 5 });
+      // Someone edits an old event behind the broker's back (restored by the first test).
+      await asSuperuser(seeder, `UPDATE "AuditEvent" SET reason = 'edited' WHERE id = $1`, [seeded[1]!.id]);
+    } finally {
+      await seeder.close();
+    }
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await store?.drop();
+  });
+
+  it("refuses to prune a chain that does not verify, and says so", async () => {
+    const victim = seeded[1]!;
+    broker = await startBroker(store, { KEYWARD_AUDIT_RETENTION_DAYS: "30" });
+    await expect.poll(() => broker!.logs.some((l) => l.includes("refusing to prune")), { timeout: 10_000 }).toBe(true);
+    const refusal = JSON.parse(broker.logs.find((l) => l.includes("refusing to prune"))!);
+    expect(refusal.firstBroken).toEqual({ at: "event", id: victim.id, reason: "event content does not match its hash" });
+    expect((await exportAll(broker)).map((e) => e.id)).toEqual(seeded.map((e) => e.id)); // the evidence is kept
+    expect(await broker.keyward.db.prisma.auditCheckpoint.count()).toBe(0);
+    await asSuperuser(broker, `UPDATE "AuditEvent" SET reason = $2 WHERE id = $1`, [victim.id, victim.reason]);
+    await broker.close();
+    broker = undefined;
+  }, 60_000);
+
+  it("a broker started with KEYWARD_AUDIT_RETENTION_DAYS prunes the older events behind a signed checkpoint; the rest verifies", async () => {
+    broker = await startBroker(store, { KEYWARD_AUDIT_RETENTION_DAYS: "30" });
+    const b = broker;
+    await expect.poll(async () => (await verify(b)).checkpoint, { timeout: 10_000 }).not.toBeNull();
+    const [, , lastOld, ...kept] = seeded;
+
+    const after = await verify(b);
+    expect(after).toMatchObject({ ok: true, firstBroken: null, checkedEvents: 2, checkpoint: { throughId: lastOld!.id, throughHash: lastOld!.hash } });
+    expect((await exportAll(b)).map((e) => e.id)).toEqual(kept.map((e) => e.id)); // the 29-day-old event stays
+    const [checkpoint] = await b.keyward.db.prisma.auditCheckpoint.findMany();
+    expect(checkpoint).toMatchObject({ actor: "retention", prunedEvents: 3, throughId: BigInt(lastOld!.id) });
+    const logged = b.logs.map((l) => JSON.parse(l)).find((l) => l.msg === "pruned audit events");
+    expect(logged).toMatchObject({ prunedEvents: 3, checkpointId: checkpoint!.id, refused: null });
+
+    // The chain goes on from the kept events: new events link to them and still verify.
+    await createAgent(b, "after-pruning");
+    expect(await verify(b)).toMatchObject({ ok: true, checkedEvents: 3 });
+  }, 60_000);
+});
