@@ -5,7 +5,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_DIST } from "../../src/console/plugin.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
-import { createAgent, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
+import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
 /** Debian's Chromium (`apt-get install chromium`; .ci/run installs it). */
@@ -36,6 +36,7 @@ describe.skipIf(skip)("security console in a real browser", () => {
   let browser: BrowserContext;
   let page: Page;
   let agent: Awaited<ReturnType<typeof createAgent>>;
+  let reportBot: Awaited<ReturnType<typeof createAgent>>;
   let keys: { security: string; auditor: string };
   let revokedToken: string;
   /** Script errors and Content-Security-Policy violations: there must be none. */
@@ -48,7 +49,7 @@ describe.skipIf(skip)("security console in a real browser", () => {
     broker = await startBroker(store);
     await createUpstream(broker, { name: "hosting-staging", baseUrl: upstream.url, environment: "staging", secret: "console-test-upstream-secret" });
     agent = await createAgent(broker, "deploy-bot");
-    await createAgent(broker, "report-bot");
+    reportBot = await createAgent(broker, "report-bot");
     const keyOf = async (role: string) => (await broker.admin("post", "/v1/admin-keys", { name: `${role}-on-call`, role })).body.key as string;
     keys = { security: await keyOf("security"), auditor: await keyOf("auditor") };
 
@@ -93,7 +94,20 @@ describe.skipIf(skip)("security console in a real browser", () => {
   };
   const signOut = () => page.getByRole("button", { name: "Sign out" }).click();
   const sections = () => page.getByRole("navigation", { name: "Console sections" }).getByRole("link").allTextContents();
-  const proxied = (token: string) => fetch(`${broker.url}/proxy/hosting-staging/v1/projects`, { headers: { authorization: `Bearer ${token}` } });
+  /** Every proxied call this test makes, by outcome: the activity chart must show them all. */
+  const calls = { allowed: 0, denied: 0 };
+  const proxied = async (token: string) => {
+    const res = await fetch(`${broker.url}/proxy/hosting-staging/v1/projects`, { headers: { authorization: `Bearer ${token}` } });
+    calls[res.ok ? "allowed" : "denied"]++;
+    return res;
+  };
+  /** The proxied call's status, or when refused its status, error code and message. */
+  const outcome = async (token: string) => {
+    const res = await proxied(token);
+    if (res.ok) return res.status;
+    const { error } = await res.json();
+    return `${res.status} ${error.code}: ${error.message}`;
+  };
 
   it("signs in with an admin key, kept in this tab only, and shows every section to an admin", async () => {
     await page.goto(`${broker.url}/console/`);
@@ -190,6 +204,108 @@ describe.skipIf(skip)("security console in a real browser", () => {
     expect(await row.innerText()).toMatch(/set, last rotated .* ago|set, last rotated now/);
     expect(await page.content()).not.toContain("console-test-upstream-secret");
     await screenshot("upstreams");
+  });
+
+  it("revokes every token of an agent, then of a grant, from the bulk forms: only those tokens are refused", async () => {
+    const grantOf = (name: string, agents: string[]) =>
+      createGrant(broker, { name, agents, upstream: "hosting-staging", methods: ["GET"], paths: ["/v1/**"] });
+    await grantOf("reports", [agent.id, reportBot.id]);
+    await grantOf("metrics", [reportBot.id]);
+    const deployStaging = await tokenFor(broker, agent, { grant: "deploy-staging" });
+    const deployReports = await tokenFor(broker, agent, { grant: "reports" });
+    const reportReports = await tokenFor(broker, reportBot, { grant: "reports" });
+    const reportMetrics = await tokenFor(broker, reportBot, { grant: "metrics" });
+
+    await open("Live tokens");
+    const rows = page.locator("tbody tr");
+    await rows.filter({ hasText: "metrics" }).waitFor();
+    expect(await rows.count()).toBe(4);
+    const bulk = page.getByRole("region", { name: "Bulk revoke" });
+    const revokeAll = async (form: string, choice: string, reason: string) => {
+      await bulk.getByLabel(form).selectOption({ label: choice });
+      await bulk.locator("form").filter({ has: page.getByLabel(form) }).getByRole("button", { name: "Revoke all" }).click();
+      const what = `every token of ${form === "All tokens of agent" ? "agent" : "grant"} ${choice}`;
+      const dialog = page.getByRole("dialog", { name: `Revoke ${what}?` });
+      await dialog.getByLabel(/^Reason/).fill(reason);
+      await dialog.getByRole("button", { name: "Revoke", exact: true }).click();
+      await dialog.waitFor({ state: "detached" });
+      await page.getByRole("status").filter({ hasText: `Revoked ${what}.` }).waitFor();
+    };
+
+    // By agent: both of deploy-bot's tokens, whatever their grant; report-bot's are untouched.
+    await revokeAll("All tokens of agent", "deploy-bot", "deploy-bot compromised");
+    await rows.filter({ hasText: "deploy-bot" }).first().waitFor({ state: "detached" });
+    expect(await rows.count()).toBe(2);
+    expect(await outcome(deployStaging)).toBe("401 token_revoked: agent's tokens revoked");
+    expect(await outcome(deployReports)).toBe("401 token_revoked: agent's tokens revoked");
+    expect(await outcome(reportReports)).toBe(200);
+
+    // By grant (not the one the form offers first): report-bot's token under "reports" goes, its "metrics" one stays.
+    expect(await bulk.getByLabel("All tokens of grant").locator("option").allTextContents()).toEqual(["metrics", "reports"]);
+    await revokeAll("All tokens of grant", "reports", "reports grant withdrawn");
+    await rows.filter({ hasText: "reports" }).waitFor({ state: "detached" });
+    expect(await rows.allInnerTexts()).toEqual([expect.stringMatching(/^report-bot\s+metrics\s+hosting-staging/)]);
+    expect(await outcome(reportReports)).toBe("401 token_revoked: grant's tokens revoked");
+    expect(await outcome(reportMetrics)).toBe(200);
+
+    // Both revocations are in the audit log, with their reasons.
+    await open("Audit log");
+    const revocations = page.getByRole("row").filter({ hasText: "revocation.created" });
+    await revocations.filter({ hasText: "deploy-bot compromised" }).waitFor();
+    await revocations.filter({ hasText: "reports grant withdrawn" }).waitFor();
+  });
+
+  it("charts this run's proxied calls and denials per minute, with the counts in its accessible name", async () => {
+    // Still on the audit log, opened after the last call: the chart loaded every call so far.
+    expect(calls.allowed).toBeGreaterThan(0);
+    expect(calls.denied).toBeGreaterThan(0);
+    const summary = new RegExp(`^Last 60 minutes: ${calls.allowed + calls.denied} proxied calls, ${calls.denied} denied; at most \\d+ in a minute\\.$`);
+    const chart = page.getByRole("figure").getByRole("img", { name: summary });
+    await chart.waitFor();
+    expect(await page.getByRole("figure").locator("p").innerText()).toMatch(summary);
+    // One bar per minute; the bars' own labels add up to the same counts, and some are drawn.
+    const bars = await chart.locator("g > title").allTextContents();
+    expect(bars).toHaveLength(60);
+    const sum = (re: RegExp) => bars.reduce((n, title) => n + Number(re.exec(title)![1]), 0);
+    expect({ allowed: sum(/(\d+) allowed/), denied: sum(/(\d+) denied/) }).toEqual(calls);
+    expect(await chart.locator("rect.allowed").count()).toBeGreaterThan(0);
+    expect(await chart.locator("rect.denied").count()).toBeGreaterThan(0);
+    expect((await chart.boundingBox())!.width).toBeGreaterThan(300);
+  });
+
+  it("denies a held request: the agent's poll reports denied, and no token is issued", async () => {
+    await createGrant(broker, {
+      name: "prod-restore",
+      agents: [agent.id],
+      upstream: "hosting-staging",
+      methods: ["POST"],
+      paths: ["/v1/volumes/*/restore"],
+      requiresApproval: true,
+    });
+    const held = await issueToken(broker, agent, { grant: "prod-restore", ttlSeconds: 300 });
+    expect(held.status).toBe(202);
+    const poll = () => broker.http().get(`/v1/approvals/${held.body.approvalId}`).set("authorization", basic(agent.clientId, agent.clientSecret));
+    expect((await poll()).body).toMatchObject({ status: "pending" });
+
+    await open("Approvals");
+    const card = page.getByRole("listitem").filter({ hasText: "deploy-bot → prod-restore" });
+    await card.getByRole("button", { name: "Deny" }).click();
+    const dialog = page.getByRole("dialog", { name: "Deny deploy-bot's request?" });
+    await dialog.getByLabel(/^Note/).fill("no restores during the freeze");
+    await dialog.getByRole("button", { name: "Deny" }).click();
+    await page.getByRole("status").filter({ hasText: "Denied deploy-bot's request." }).waitFor();
+    await page.getByText("No pending requests.").waitFor();
+    await page.getByLabel("Show").selectOption("denied");
+    expect(await card.innerText()).toMatch(/denied[\s\S]*Decided by[\s\S]*“no restores during the freeze”/);
+
+    // The agent asks again, twice: denied, and no token either time.
+    for (const polled of [await poll(), await poll()]) {
+      expect(polled.status).toBe(200);
+      expect(polled.body).toMatchObject({ status: "denied" });
+      expect(polled.body).not.toHaveProperty("token");
+    }
+    const live = (await broker.admin("get", "/v1/tokens")).body.tokens as { grant: { name: string } }[];
+    expect(live.filter((token) => token.grant.name === "prod-restore")).toEqual([]);
   });
 
   it("lets a security key approve a held request, but not manage, and not lift the kill switch", async () => {
