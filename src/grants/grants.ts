@@ -69,6 +69,7 @@ export const toPolicy = (g: GrantView): GrantPolicy => ({
   environments: g.environments,
   requiresApproval: g.requiresApproval,
   destructive: g.destructive,
+  requiresApprovalFor: g.requiresApprovalFor,
   graphql: g.graphql,
   jsonrpc: g.jsonrpc,
   allowProtected: g.allowProtected,

@@ -9,6 +9,7 @@ export type GrantPolicyView = {
   environments: string[];
   requiresApproval: boolean;
   destructive: HttpRule[];
+  requiresApprovalFor: HttpRule[];
   graphql: GraphqlRules | null;
   jsonrpc: JsonRpcRules | null;
   allowProtected: string[];
@@ -22,6 +23,7 @@ export function grantPolicyView(row: Grant): GrantPolicyView {
     environments: row.environments,
     requiresApproval: row.requiresApproval,
     destructive: row.destructive as HttpRule[],
+    requiresApprovalFor: row.requiresApprovalFor as HttpRule[],
     graphql: row.graphql as GraphqlRules | null,
     jsonrpc: row.jsonrpc as JsonRpcRules | null,
     allowProtected: row.allowProtected,
@@ -39,6 +41,7 @@ export function grantPolicyColumns(input: PolicyInput, current: GrantPolicyView 
     environments: [upstream.environment],
     requiresApproval: false,
     destructive: [],
+    requiresApprovalFor: [],
     graphql: null,
     jsonrpc: null,
     allowProtected: [],
@@ -53,6 +56,7 @@ export function grantPolicyColumns(input: PolicyInput, current: GrantPolicyView 
     environments: [...new Set(merged.environments)],
     requiresApproval: merged.requiresApproval,
     destructive: merged.destructive,
+    requiresApprovalFor: merged.requiresApprovalFor,
     graphql: json(merged.graphql),
     jsonrpc: json(merged.jsonrpc),
     allowProtected: [...new Set(merged.allowProtected)],

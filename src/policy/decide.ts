@@ -8,7 +8,10 @@ import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
-/** Matches when every field it sets matches; a rule must set at least one. Used to deny and to tag destructive calls. */
+/**
+ * Matches when every field it sets matches; a rule must set at least one. Used to deny, to tag
+ * destructive calls, and to mark calls that need an approved token.
+ */
 export type HttpRule = { method?: HttpMethod; path?: string };
 
 /** The grant as stored now: edits narrow live tokens at once. */
@@ -25,6 +28,8 @@ export type GrantPolicy = {
   requiresApproval: boolean;
   /** HTTP calls that count as destructive for budgets, besides DELETE. */
   destructive: readonly HttpRule[];
+  /** HTTP calls that need a token a human approved. */
+  requiresApprovalFor: readonly HttpRule[];
   graphql: GraphqlRules | null;
   jsonrpc: JsonRpcRules | null;
   /** Protected preset operations the grant names; each also needs a token a human approved for it. */
@@ -120,6 +125,10 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (tokenPath === undefined) return deny("path_not_allowed", `the token does not allow ${request.path.decoded}`);
   const grantPath = grant.paths.find((p) => pathMatches(p, request.path));
   if (grantPath === undefined) return deny("path_not_allowed", `the grant does not allow ${request.path.decoded}`);
+  const approvalRule = grant.requiresApprovalFor.findIndex((rule) => isHttpRuleHit(rule, request));
+  if (approvalRule !== -1 && !approval) {
+    return deny("approval_required", `requiresApprovalFor[${approvalRule}] requires a token approved by a human`);
+  }
   const rules = [`${request.method} ${tokenPath}`];
   let destructive = method === "DELETE" || grant.destructive.some((rule) => isHttpRuleHit(rule, request)) ? 1 : 0;
 

@@ -64,6 +64,8 @@ export const grantPolicyFields = {
   environments: z.array(slug).min(1).max(20).optional(),
   requiresApproval: z.boolean().optional(),
   destructive: z.array(httpRule).max(100).optional(),
+  /** HTTP calls that need a token a human approved; every token under the grant then waits for one. */
+  requiresApprovalFor: z.array(httpRule).max(100).optional(),
   graphql: graphqlRules.nullable().optional(),
   jsonrpc: jsonRpcRules.nullable().optional(),
   allowProtected: z.array(z.enum(PROTECTED_OPERATION_IDS)).max(100).optional(),

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startGraphqlUpstream } from "../helpers/graphql-upstream.js";
 import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
 
 const SECRET = "railway-production-key-" + "p".repeat(24);
 
@@ -293,6 +294,38 @@ describe("human approval", () => {
     const stillDenied = await call(approved, { query: 'mutation { volumeDelete(volumeId: "vol-1") }' });
     expect(stillDenied.status).toBe(403);
     expect(stillDenied.body.error.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
+  });
+
+  it("an HTTP rule in requiresApprovalFor: only an approved token may make those calls, and tokens for the grant wait for a human", async () => {
+    const api = await startUpstream();
+    try {
+      await createUpstream(broker, { name: "hosting-prod", baseUrl: api.url, environment: "hosting", secret: SECRET });
+      const grant = await createGrant(broker, { name: "hosting-ops", agents: [agent.id], upstream: "hosting-prod", methods: ["GET", "DELETE"], paths: ["/v1/**"] });
+      const call = (t: string, method: "get" | "delete", path: string) => broker.http()[method](`/proxy/hosting-prod${path}`).set("authorization", `Bearer ${t}`);
+      const unapproved = await tokenFor(broker, agent, { grant: "hosting-ops" });
+      await call(unapproved, "delete", "/v1/volumes/vol-1").expect(200);
+
+      const patched = await broker.admin("patch", `/v1/grants/${grant.id}`, { requiresApprovalFor: [{ method: "DELETE", path: "/v1/volumes/**" }] });
+      expect(patched.body.requiresApprovalFor).toEqual([{ method: "DELETE", path: "/v1/volumes/**" }]);
+      const forwarded = api.received.length;
+      const refused = await call(unapproved, "delete", "/v1/volumes/vol-2");
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.reason).toBe("requiresApprovalFor[0] requires a token approved by a human");
+      expect(api.received.length).toBe(forwarded);
+      // Other calls the grant allows need no approval.
+      await call(unapproved, "get", "/v1/volumes").expect(200);
+      await call(unapproved, "delete", "/v1/caches/c-1").expect(200);
+
+      const held = await issueToken(broker, agent, { grant: "hosting-ops" });
+      expect(held.status).toBe(202);
+      expect((await poll(held.body.approvalId)).body.reasons).toEqual(["requiresApprovalFor[0] (DELETE /v1/volumes/**) requires approval"]);
+      await as(security.key, `/v1/approvals/${held.body.approvalId}/approve`).expect(200);
+      const approved = (await poll(held.body.approvalId)).body.token.access_token as string;
+      await call(approved, "delete", "/v1/volumes/vol-2").expect(200);
+      expect(api.received.at(-1)).toMatchObject({ method: "DELETE", url: "/v1/volumes/vol-2" });
+    } finally {
+      await api.close();
+    }
   });
 
   it("audits every step with its actor", async () => {

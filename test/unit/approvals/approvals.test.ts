@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { approvalReasons, statusOf } from "../../../src/approvals/approvals.js";
 
-const grant = { requiresApproval: false, allowProtected: [], graphql: null, jsonrpc: null };
+const grant = { requiresApproval: false, allowProtected: [], requiresApprovalFor: [], graphql: null, jsonrpc: null };
 const staging = { name: "staging", requiresApproval: false };
 
 describe("approvalReasons", () => {
@@ -18,6 +18,11 @@ describe("approvalReasons", () => {
       ["graphql.allow[1] requires approval"],
     ],
     [{ ...grant, jsonrpc: { allow: [{ method: "a", requiresApproval: true }], deny: [] } }, staging, ["jsonrpc.allow[0] requires approval"]],
+    [
+      { ...grant, requiresApprovalFor: [{ method: "DELETE" as const }, { path: "/v1/volumes/**" }] },
+      staging,
+      ["requiresApprovalFor[0] (DELETE any path) requires approval", "requiresApprovalFor[1] (any method /v1/volumes/**) requires approval"],
+    ],
     [
       { ...grant, requiresApproval: true, allowProtected: ["render.diskDelete"] },
       { name: "production", requiresApproval: true },

@@ -15,6 +15,7 @@ const baseGrant: GrantPolicy = {
   environments: ["staging"],
   requiresApproval: false,
   destructive: [],
+  requiresApprovalFor: [],
   graphql: null,
   jsonrpc: null,
   allowProtected: [],
@@ -57,6 +58,10 @@ describe("decide: environments and approval", () => {
     ["environment requiring approval", token, baseGrant, { ...http, environmentRequiresApproval: true }, "approval_required"],
     ["environment requiring approval, token approved", { ...token, approval: { protectedOperations: [] } }, baseGrant, { ...http, environmentRequiresApproval: true }, "allow 0"],
     ["environment checked before method", { ...token, methods: ["GET"] }, baseGrant, { ...http, environment: "prod" }, "environment_not_covered"],
+    ["an HTTP rule requiring approval matches, token not approved", token, { ...baseGrant, requiresApprovalFor: [{ method: "GET", path: "/v1/*" }] }, http, "approval_required"],
+    ["an HTTP rule requiring approval matches, token approved", { ...token, approval: { protectedOperations: [] } }, { ...baseGrant, requiresApprovalFor: [{ path: "/v1/**" }] }, http, "allow 0"],
+    ["an HTTP rule requiring approval for another call", token, { ...baseGrant, requiresApprovalFor: [{ method: "DELETE" }, { path: "/v2/**" }] }, http, "allow 0"],
+    ["deny rules are checked first", token, { ...baseGrant, deny: [{ path: "/v1/x" }], requiresApprovalFor: [{ path: "/v1/x" }] }, http, "denied_by_rule"],
   ];
   it.each(cases)("%s", (_name, t, grant, target, expected) => {
     expect(outcome(decide(t, grant, request("GET", "/v1/x", target)))).toBe(expected);

@@ -26,6 +26,7 @@ const grant: GrantPolicy = {
   environments: ["staging"],
   requiresApproval: false,
   destructive: [],
+  requiresApprovalFor: [],
   graphql: null,
   jsonrpc: null,
   allowProtected: [],
