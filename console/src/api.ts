@@ -72,6 +72,7 @@ export type Grant = {
   environments: string[];
   requiresApproval: boolean;
   destructive: HttpRule[];
+  requiresApprovalFor: HttpRule[];
   graphql: { allow: (GraphqlRule & Tags)[]; deny: GraphqlRule[] } | null;
   jsonrpc: { allow: (JsonRpcRule & Tags)[]; deny: JsonRpcRule[] } | null;
   allowProtected: string[];

@@ -10,6 +10,7 @@ export function describeGrant(grant: Grant, agentName: (id: string) => string): 
   ];
   if (grant.deny.length > 0) lines.push(["Never", grant.deny.map(httpRule).join("; ")]);
   lines.push(["Tokens", `live at most ${formatDuration(grant.maxTtlSeconds)}${grant.requiresApproval ? "; each needs a human's approval" : ""}`]);
+  if (grant.requiresApprovalFor.length > 0) lines.push(["Needs a human's approval", grant.requiresApprovalFor.map(httpRule).join("; ")]);
   if (grant.destructive.length > 0) lines.push(["Counted as destructive", ["DELETE", ...grant.destructive.map(httpRule)].join("; ")]);
   if (grant.graphql) lines.push(["GraphQL", operationRules(grant.graphql.allow.map(graphqlRule), grant.graphql.deny.map(graphqlRule))]);
   if (grant.jsonrpc) lines.push(["JSON-RPC", operationRules(grant.jsonrpc.allow.map((r) => r.method), grant.jsonrpc.deny.map((r) => r.method))]);
