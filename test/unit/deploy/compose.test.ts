@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 
@@ -24,6 +25,16 @@ const haproxy = readFileSync("deploy/haproxy.cfg", "utf8");
 const dockerfile = readFileSync("Dockerfile", "utf8");
 
 describe("docker-compose.yml", () => {
+  it("is valid against the Compose Specification's JSON schema (as bundled by dclint)", () => {
+    // Not in dclint's exports, so read from where npm installs it; its $schema names draft-07 by an
+    // https URL Ajv does not map to its built-in draft-07, so the schema itself is not re-validated.
+    const schema = JSON.parse(readFileSync("node_modules/dclint/schemas/compose.schema.json", "utf8"));
+    const validate = new Ajv({ strict: false, allErrors: true, validateSchema: false }).compile(schema);
+    expect(validate(compose), JSON.stringify(validate.errors)).toBe(true);
+    // The check can fail: a key Compose does not know is refused.
+    expect(validate({ ...compose, services: { ...compose.services, keyward: { ...keyward, replica: 2 } } })).toBe(false);
+  });
+
   it("runs PostgreSQL 16, two broker replicas and a load balancer, each with a health check", () => {
     expect(Object.keys(compose.services).sort()).toEqual(["keyward", "lb", "postgres"]);
     expect(postgres!.image).toBe("postgres:16");
