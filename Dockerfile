@@ -10,8 +10,11 @@ WORKDIR /app
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY console ./console
-# The postinstall generates the client into node_modules/.prisma/client and builds the security console
-# (console/ → console/dist; Vite and Preact are dev dependencies).
+COPY tsconfig.json tsconfig.sdk.json ./
+COPY src/sdk ./src/sdk
+# The postinstall generates the client into node_modules/.prisma/client, builds the security console
+# (console/ → console/dist; Vite and Preact are dev dependencies) and compiles the agent SDK (src/sdk →
+# dist/sdk, for the package's "./sdk" export; the broker itself does not use it).
 RUN npm ci --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime

@@ -8,11 +8,16 @@ import { styleText } from "node:util";
 export type Output = { json: boolean; tty: boolean; color: boolean };
 
 export function outputFor(json: boolean, env: NodeJS.ProcessEnv = process.env, tty = process.stdout.isTTY === true): Output {
-  return { json, tty, color: tty && !json && env.NO_COLOR === undefined && env.TERM !== "dumb" };
+  // no-color.org: NO_COLOR set to anything but the empty string turns colour off.
+  return { json, tty, color: tty && !json && !env.NO_COLOR && env.TERM !== "dumb" };
 }
 
 type Style = Parameters<typeof styleText>[0];
-export const paint = (out: Output, style: Style, text: string) => (out.color ? styleText(style, text) : text);
+/**
+ * `out.color` alone decides: styleText would otherwise check process.stdout again (recent Node releases do),
+ * leaving uncoloured a note on a terminal's stderr while stdout is piped.
+ */
+export const paint = (out: Output, style: Style, text: string) => (out.color ? styleText(style, text, { validateStream: false }) : text);
 
 function cell(value: unknown): string {
   if (value === null || value === undefined) return "";
