@@ -35,6 +35,31 @@ const tokenExchangeParams = z.strictObject({
 });
 const tokenParams = z.strictObject({ token: z.string().min(1).max(8000), token_type_hint: z.string().max(100).optional() });
 
+/**
+ * The form bodies as a whole, for the OpenAPI document: each endpoint's parameters plus, where a client
+ * authenticates, the client-authentication fields (client_secret_post, private_key_jwt) that
+ * splitClientAuth takes apart. Built from the same schemas the handlers parse with.
+ */
+const FORM = "application/x-www-form-urlencoded";
+const withClientAuth = <T extends z.ZodObject>(params: T) => params.extend(clientAuthFields.shape);
+export const oauthForms = {
+  token: z
+    .discriminatedUnion("grant_type", [withClientAuth(clientCredentialsParams), withClientAuth(tokenExchangeParams)])
+    .describe("client_credentials (scope names the grant), or an RFC 8693 token exchange."),
+  revoke: withClientAuth(tokenParams),
+  introspect: tokenParams,
+};
+
+/**
+ * Documents a form body without validating it in front of the handler: the handler parses it (parseParams),
+ * after authenticating the client, so that errors keep their RFC 6749 §5.2 shape and order
+ * (invalid_client before invalid_request, unsupported_grant_type, …).
+ */
+const documentedForm = (summary: string, body: z.ZodType) => ({
+  schema: { summary, consumes: [FORM], body },
+  validatorCompiler: () => (value: unknown) => ({ value }),
+});
+
 /** zod for form parameters, failing as RFC 6749 invalid_request with what was wrong. */
 function parseParams<T extends z.ZodType>(schema: T, params: Record<string, string>): z.infer<T> {
   const parsed = schema.safeParse(params);
@@ -91,7 +116,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     }
   };
 
-  app.post("/oauth2/token", async (req) => {
+  app.post("/oauth2/token", documentedForm("OAuth 2.0 token endpoint (RFC 6749, RFC 8693)", oauthForms.token), async (req) => {
     const { auth, params } = splitClientAuth(formOf(req));
     const client = clientOf(req, auth);
 
@@ -133,7 +158,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
   });
 
   // RFC 7009: an agent revokes a token of its own. A token that is already invalid needs nothing: 200.
-  app.post("/oauth2/revoke", async (req, reply) => {
+  app.post("/oauth2/revoke", documentedForm("Revoke a token of this client's (RFC 7009)", oauthForms.revoke), async (req, reply) => {
     const { auth, params } = splitClientAuth(formOf(req));
     const agent = await deps.clientAuth.authenticate(clientOf(req, auth), req.id);
     if (!agent) throw invalidClient("client authentication required");
@@ -154,7 +179,8 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
   // RFC 7662, for admin and security keys: whether a token is live, and its claims if so.
   await app.register(async (scope) => {
     installAdminAuth(scope, deps.prisma);
-    scope.post("/oauth2/introspect", { config: { permission: "introspect" } }, async (req) => {
+    const introspect = documentedForm("Whether a token is live, and its claims (RFC 7662)", oauthForms.introspect);
+    scope.post("/oauth2/introspect", { ...introspect, config: { permission: "introspect" } }, async (req) => {
       const { token } = parseParams(tokenParams, formOf(req));
       const live = await liveToken(token);
       return live ? introspectionOf(live, deps.claims) : { active: false };

@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } from "../helpers/broker.js";
 import { cli, emptyHome, runCli } from "../helpers/cli.js";
 import { freePort } from "../helpers/pg-cluster.js";
+import { issueToken } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Selector revocations cut off at whole seconds of iat: step past the current second. */
+const nextSecond = () => sleep(1100 - (Date.now() % 1000));
 
 // The CLI as a user runs it (its own process, stdout a pipe) against a real broker.
 describe("keyward CLI", () => {
@@ -102,6 +107,43 @@ describe("keyward CLI", () => {
     expect(exported.length).toBeGreaterThanOrEqual(3);
     for (const event of exported) expect(event).toMatchObject({ kind: "proxy", hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(JSON.stringify(exported)).not.toContain("second-secret");
+  }, 180_000);
+
+  it("revokes by --jti, --grant and --all", async () => {
+    const issue = async () => {
+      const res = await issueToken(broker, agent, { grant: "deploy-staging" });
+      expect(res.status).toBe(200);
+      return res.body as { access_token: string; jti: string };
+    };
+    const statusOf = async (token: { access_token: string }) => {
+      const res = await proxied(token.access_token);
+      return res.status === 200 ? 200 : res.body.error.code;
+    };
+    // Selector revocations cut off at whole seconds of iat: the tokens come from a later second than --agent's.
+    await nextSecond();
+    const [first, second] = [await issue(), await issue()];
+    expect([await statusOf(first), await statusOf(second)]).toEqual([200, 200]);
+
+    // --jti: that token alone.
+    const byJti = JSON.parse(await cli(["revoke", "--jti", first.jti, "--reason", "leaked", "--json"], { env }));
+    expect(byJti).toMatchObject({ selector: "jti", value: first.jti, reason: "leaked" });
+    expect([await statusOf(first), await statusOf(second)]).toEqual(["token_revoked", 200]);
+
+    // --grant, by name: the grant's tokens. Human output (fields), not JSON.
+    const grantId = (await broker.admin("get", "/v1/grants")).body.grants.find((g: { name: string }) => g.name === "deploy-staging").id;
+    const byGrant = await cli(["revoke", "--grant", "deploy-staging"], { env });
+    expect(byGrant).toMatch(new RegExp(`^selector: +grant$`, "m"));
+    expect(byGrant).toMatch(new RegExp(`^value: +${grantId}$`, "m"));
+    expect(await statusOf(second)).toBe("token_revoked");
+
+    // --all: every token issued so far, whoever it is for.
+    await nextSecond();
+    const third = await issue();
+    expect(await statusOf(third)).toBe(200);
+    expect(JSON.parse(await cli(["--json", "revoke", "--all", "--reason", "incident-42"], { env }))).toMatchObject({ selector: "all", reason: "incident-42" });
+    expect(await statusOf(third)).toBe("token_revoked");
+    await nextSecond();
+    expect(await statusOf(await issue())).toBe(200);
   }, 180_000);
 
   it("reads the broker and admin key from ~/.config/keyward/config.json; says what is wrong", async () => {

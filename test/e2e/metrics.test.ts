@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -80,5 +80,33 @@ describe("operations endpoints", () => {
     expect(sample(text, "keyward_audit_write_duration_seconds_count", { kind: "proxy.response" })).toBe(2);
     expect(sample(text, "keyward_audit_write_duration_seconds_bucket", { kind: "token.issued", le: "+Inf" })).toBe(1);
     await broker.admin("delete", "/v1/kill-switch", {});
+  });
+
+  it("logs structured JSON lines carrying the request id that the x-request-id header gives back", async () => {
+    type Line = { level: number; msg: string; reqId?: string; req?: { id: string; method: string; path: string }; res?: { statusCode: number }; code?: string };
+    const linesOf = (id: string) => broker.logs.map((line) => JSON.parse(line) as Line).filter((line) => line.reqId === id);
+
+    // A client cannot choose the id (it would let one forge another request's log lines): the broker makes one.
+    const ok = await broker.http().get("/healthz?probe=1").set("x-request-id", "chosen-by-the-client");
+    const refused = await broker.http().get("/metrics");
+    expect(refused.status).toBe(401);
+    const [okId, refusedId] = [ok.headers["x-request-id"] as string, refused.headers["x-request-id"] as string];
+    for (const id of [okId, refusedId]) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(okId).not.toBe(refusedId);
+
+    // "request completed" is written once the response is sent, which may be after the client has it.
+    await vi.waitFor(() => expect(linesOf(refusedId).map((line) => line.msg)).toContain("request completed"));
+    await vi.waitFor(() => expect(linesOf(okId).map((line) => line.msg)).toContain("request completed"));
+    const okLines = linesOf(okId);
+    expect(okLines.find((line) => line.msg === "incoming request")!.req).toEqual({ id: okId, method: "GET", path: "/healthz" });
+    expect(okLines.find((line) => line.msg === "request completed")!.res).toEqual({ statusCode: 200 });
+    // What the handlers log about a request carries its id too, not only Fastify's own lines.
+    const refusedLines = linesOf(refusedId);
+    expect(refusedLines.map((line) => line.msg)).toEqual(["incoming request", "request refused", "request completed"]);
+    expect(refusedLines[1]).toMatchObject({ code: refused.body.error.code, level: 30 });
+    expect(refusedLines[2]!.res).toEqual({ statusCode: 401 });
+    // The query string stays out of the logs.
+    expect(broker.logs.join("\n")).not.toContain("probe=1");
+    expect(broker.logs.join("\n")).not.toContain("chosen-by-the-client");
   });
 });

@@ -81,6 +81,67 @@ describe("OpenAPI", () => {
     expect(JSON.stringify(doc.paths["/v1/audit"]!.get!.parameters)).toContain("pathPrefix");
   });
 
+  it("describes the OAuth endpoints' form bodies from the zod schemas their handlers parse with", () => {
+    type Schema = { properties?: Record<string, { enum?: string[] }>; required?: string[]; additionalProperties?: boolean; oneOf?: Schema[] };
+    const form = (path: string) => {
+      const body = doc.paths[path]!.post!.requestBody as { content: Record<string, { schema: Schema }> };
+      // Form-encoded only, as the endpoints accept (RFC 6749 §3.2), not the JSON the rest of the API takes.
+      expect(Object.keys(body.content), path).toEqual(["application/x-www-form-urlencoded"]);
+      return body.content["application/x-www-form-urlencoded"]!.schema;
+    };
+    const clientAuth = ["client_id", "client_secret", "client_assertion_type", "client_assertion"];
+
+    const token = form("/oauth2/token");
+    const [clientCredentials, exchange] = token.oneOf!;
+    expect(token.oneOf!.map((variant) => variant.properties!.grant_type!.enum)).toEqual([
+      ["client_credentials"],
+      ["urn:ietf:params:oauth:grant-type:token-exchange"],
+    ]);
+    expect(Object.keys(clientCredentials!.properties!)).toEqual(["grant_type", "scope", "authorization_details", ...clientAuth]);
+    expect(clientCredentials!.required).toEqual(["grant_type"]);
+    expect(exchange!.required).toEqual(["grant_type", "subject_token", "subject_token_type"]);
+    expect(exchange!.properties!.subject_token_type!.enum).toEqual(["urn:ietf:params:oauth:token-type:access_token"]);
+    expect(exchange!.properties).toHaveProperty("client_assertion");
+    // Unknown parameters are refused, and the document says so.
+    for (const variant of token.oneOf!) expect(variant.additionalProperties).toBe(false);
+
+    const revoke = form("/oauth2/revoke");
+    expect(Object.keys(revoke.properties!)).toEqual(["token", "token_type_hint", ...clientAuth]);
+    expect(revoke.required).toEqual(["token"]);
+    // Introspection is for admin keys: no client-authentication fields.
+    const introspect = form("/oauth2/introspect");
+    expect(Object.keys(introspect.properties!)).toEqual(["token", "token_type_hint"]);
+    expect(introspect.required).toEqual(["token"]);
+    expect(doc.paths["/oauth2/introspect"]!.post!.security).toEqual([{ adminKey: [] }]);
+  });
+
+  it("documenting the OAuth forms leaves their errors in the RFC 6749 §5.2 shape, client authentication first", async () => {
+    const post = (path: string, form: string, authorization?: string) => {
+      const req = broker.http().post(path).type("form");
+      return (authorization ? req.set("authorization", authorization) : req).send(form);
+    };
+    const oauthError = (error: string) => ({ error, error_description: expect.any(String) });
+
+    // An unknown parameter from an unauthenticated client: invalid_client, not a validation error.
+    const noClient = await post("/oauth2/token", "grant_type=client_credentials&resource=x");
+    expect(noClient.status).toBe(401);
+    expect(noClient.body).toEqual(oauthError("invalid_client"));
+    const unsupported = await post("/oauth2/token", "grant_type=password&username=x");
+    expect(unsupported.status).toBe(400);
+    expect(unsupported.body).toEqual(oauthError("unsupported_grant_type"));
+    const revoke = await post("/oauth2/revoke", "token_type_hint=access_token");
+    expect(revoke.status).toBe(401);
+    expect(revoke.body).toEqual(oauthError("invalid_client"));
+    const introspect = await post("/oauth2/introspect", "token_type_hint=access_token&extra=1", `Bearer ${broker.adminKey}`);
+    expect(introspect.status).toBe(400);
+    expect(introspect.body).toEqual(oauthError("invalid_request"));
+    expect(introspect.body.error_description).toMatch(/token/);
+    expect(introspect.headers["cache-control"]).toBe("no-store");
+    // A live check that introspection still reads the form.
+    const inactive = await post("/oauth2/introspect", "token=not-a-token", `Bearer ${broker.adminKey}`);
+    expect(inactive.body).toEqual({ active: false });
+  });
+
   it("serves a browsable reference at /docs", async () => {
     const page = await broker.http().get("/docs/").redirects(1);
     expect(page.status).toBe(200);
