@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contentHash } from "../../src/audit/chain.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { editAuditLogAsSuperuser } from "../helpers/audit.js";
 import { createAgent } from "../helpers/scenario.js";
 
 type Event = { id: string; at: string; reason: string | null; hash: string };
@@ -21,19 +22,6 @@ describe("audit retention", () => {
   const exportAll = async (b: TestBroker): Promise<Event[]> =>
     (await b.admin("get", "/v1/audit/export")).text.trim().split("\n").map((line) => JSON.parse(line) as Event);
   const verify = async (b: TestBroker) => (await b.admin("get", "/v1/audit/verify")).body;
-  const asSuperuser = async (b: TestBroker, statement: string, params: unknown[]) => {
-    const session = await b.keyward.db.session();
-    try {
-      await session.exec(`ALTER TABLE "AuditEvent" DISABLE TRIGGER USER`);
-      try {
-        await session.query(statement, params);
-      } finally {
-        await session.exec(`ALTER TABLE "AuditEvent" ENABLE TRIGGER USER`);
-      }
-    } finally {
-      session.release();
-    }
-  };
 
   beforeAll(async () => {
     store = newStore();
@@ -51,7 +39,7 @@ describe("audit retention", () => {
       expect(seeded).toHaveLength(5);
       expect(await verify(seeder)).toMatchObject({ ok: true, checkedEvents: 5 });
       // Someone edits an old event behind the broker's back (restored by the first test).
-      await asSuperuser(seeder, `UPDATE "AuditEvent" SET reason = 'edited' WHERE id = $1`, [seeded[1]!.id]);
+      await editAuditLogAsSuperuser(seeder, `UPDATE "AuditEvent" SET reason = 'edited' WHERE id = $1`, [seeded[1]!.id]);
     } finally {
       await seeder.close();
     }
@@ -69,7 +57,7 @@ describe("audit retention", () => {
     expect(refusal.firstBroken).toEqual({ at: "event", id: victim.id, reason: "event content does not match its hash" });
     expect((await exportAll(broker)).map((e) => e.id)).toEqual(seeded.map((e) => e.id)); // the evidence is kept
     expect(await broker.keyward.db.prisma.auditCheckpoint.count()).toBe(0);
-    await asSuperuser(broker, `UPDATE "AuditEvent" SET reason = $2 WHERE id = $1`, [victim.id, victim.reason]);
+    await editAuditLogAsSuperuser(broker, `UPDATE "AuditEvent" SET reason = $2 WHERE id = $1`, [victim.id, victim.reason]);
     await broker.close();
     broker = undefined;
   }, 60_000);

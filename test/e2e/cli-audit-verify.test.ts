@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } from "../helpers/broker.js";
+import { editAuditLogAsSuperuser } from "../helpers/audit.js";
 import { runCli } from "../helpers/cli.js";
 import { createAgent, createUpstream } from "../helpers/scenario.js";
 
@@ -27,20 +28,6 @@ describe("keyward audit verify on a tampered chain", () => {
     await store?.drop();
   });
 
-  /** An UPDATE as a database superuser would run it: the append-only triggers disabled around it. */
-  const asSuperuser = async (statement: string, params: unknown[]) => {
-    const session = await broker.keyward.db.session();
-    try {
-      await session.exec(`ALTER TABLE "AuditEvent" DISABLE TRIGGER USER`);
-      try {
-        await session.query(statement, params);
-      } finally {
-        await session.exec(`ALTER TABLE "AuditEvent" ENABLE TRIGGER USER`);
-      }
-    } finally {
-      session.release();
-    }
-  };
 
   it("exits 1 and names the first broken link, in text and with --json", async () => {
     expect(events.length).toBeGreaterThanOrEqual(4);
@@ -49,7 +36,7 @@ describe("keyward audit verify on a tampered chain", () => {
     // Two rows edited: verification stops at the first one.
     const victim = events[1]!;
     const later = events[3]!;
-    await asSuperuser(`UPDATE "AuditEvent" SET reason = 'nothing to see' WHERE id = $1 OR id = $2`, [victim.id, later.id]);
+    await editAuditLogAsSuperuser(broker, `UPDATE "AuditEvent" SET reason = 'nothing to see' WHERE id = $1 OR id = $2`, [victim.id, later.id]);
     try {
       const text = await runCli(["audit", "verify"], { env });
       expect(text.code).toBe(1);
@@ -66,7 +53,7 @@ describe("keyward audit verify on a tampered chain", () => {
         checkedEvents: 1,
       });
     } finally {
-      for (const e of [victim, later]) await asSuperuser(`UPDATE "AuditEvent" SET reason = $2 WHERE id = $1`, [e.id, e.reason]);
+      for (const e of [victim, later]) await editAuditLogAsSuperuser(broker, `UPDATE "AuditEvent" SET reason = $2 WHERE id = $1`, [e.id, e.reason]);
     }
     expect((await broker.admin("get", "/v1/audit/verify")).body).toMatchObject({ ok: true, firstBroken: null });
   }, 60_000);
