@@ -8,6 +8,7 @@ import { startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { basic, createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "../security/cases.js";
+import { masterKeyForms, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
 
 type Outcome = { status: number; code?: string; requestId?: string };
 
@@ -30,6 +31,15 @@ describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", ()
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let agent: Awaited<ReturnType<typeof createAgent>>;
   let token: string;
+  const masterKey = randomBytes(32).toString("base64");
+  const upstreamSecret = `sk-dbfault-${randomBytes(12).toString("hex")}`;
+  /** Everything the clients got back, and every token issued, for the secret sweep (SEC-01). */
+  const responses: string[] = [];
+  const issued: string[] = [];
+  const record = <T extends { headers: object; text?: string }>(res: T): T => {
+    responses.push(JSON.stringify(res.headers) + "\n" + (res.text ?? ""));
+    return res;
+  };
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-dbfault-"));
   const outcomes: Outcome[] = [];
   let load: { stop(): Promise<void> } | undefined;
@@ -38,10 +48,10 @@ describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", ()
     cluster = await startTempCluster();
     upstream = await startUpstream();
     broker = await startBroker(
-      { dataDir, databaseUrl: `${cluster.url}?schema=keyward`, masterKey: randomBytes(32).toString("base64"), drop: async () => {} },
+      { dataDir, databaseUrl: `${cluster.url}?schema=keyward`, masterKey, drop: async () => {} },
       { KEYWARD_REVOCATION_RESYNC_MS: "200", KEYWARD_REVOCATION_MAX_STALENESS_MS: "1000", LOG_LEVEL: "warn" },
     );
-    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "db-fault-upstream-secret" });
+    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: upstreamSecret });
     agent = await createAgent(broker, "agent");
     await createGrant(broker, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
     token = await tokenFor(broker, agent, { grant: "g" });
@@ -56,7 +66,7 @@ describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", ()
   });
 
   const call = async (): Promise<Outcome> => {
-    const res = await broker.http().get("/proxy/api/v1/items").set("authorization", `Bearer ${token}`);
+    const res = record(await broker.http().get("/proxy/api/v1/items").set("authorization", `Bearer ${token}`));
     return { status: res.status, code: res.body?.error?.code, requestId: res.headers["x-request-id"] };
   };
 
@@ -87,11 +97,11 @@ describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", ()
     const outageFrom = outcomes.length;
 
     // FLT-02: the rest of the API says 503 too, never 500.
-    const tokenRes = await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" });
+    const tokenRes = record(await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" }));
     expect(tokenRes.status).toBe(statusOf("FLT-02"));
     expect(tokenRes.body.error.code).toBe("database_unavailable");
     for (const path of ["/v1/agents", "/v1/audit", "/v1/revocations"]) {
-      const res = await broker.admin("get", path);
+      const res = record(await broker.admin("get", path));
       expect(res.status, path).toBe(statusOf("FLT-02"));
       expect(res.body.error.code, path).toBe("database_unavailable");
     }
@@ -110,7 +120,9 @@ describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", ()
     await load.stop();
     // Once recovered, it stays recovered.
     for (const o of outcomes.slice(recovered)) expect(o.status).toBe(200);
-    expect((await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" })).status).toBe(200);
+    const after = record(await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" }));
+    expect(after.status).toBe(200);
+    issued.push(after.body.access_token);
 
     // Never a 500 or anything but success and "unavailable", at any point.
     expect(new Set(outcomes.map((o) => o.status))).toEqual(new Set([200, 503]));
@@ -129,5 +141,26 @@ describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", ()
     // Nothing reached the upstream without its allow decision on record first.
     const allowed = await prisma.auditEvent.count({ where: { kind: "proxy", decision: "allow" } });
     expect(allowed).toBeGreaterThanOrEqual(upstream.received.length);
+  });
+
+  it(title("SEC-01"), async () => {
+    // The outage made the broker log database errors: none of them carries a secret.
+    const prisma = broker.keyward.db.prisma;
+    sweepForSecrets({
+      never: {
+        "the upstream secret": upstreamSecret,
+        ...Object.fromEntries(masterKeyForms(masterKey).map((form, i) => [`master key (form ${i})`, form])),
+        ...Object.fromEntries((await signingPrivateParts(prisma, masterKey)).map((d, i) => [`signing private key ${i}`, d])),
+      },
+      notLogged: {
+        "the client secret": agent.clientSecret,
+        "the admin key": broker.adminKey,
+        ...Object.fromEntries([token, ...issued].map((t, i) => [`agent token ${i}`, t])),
+      },
+      responses,
+      logs: broker.logs,
+      audit: await prisma.auditEvent.findMany(),
+      atLeast: { responses: 50, logs: 1 },
+    });
   });
 });

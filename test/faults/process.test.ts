@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
 import { freePort } from "../helpers/pg-cluster.js";
 import { startUpstream } from "../helpers/upstream.js";
+import { openDatabase } from "../../src/db/database.js";
 import { title } from "../security/cases.js";
+import { masterKeyForms, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
 
 const TSX = join(process.cwd(), "node_modules/.bin/tsx");
 
@@ -30,6 +33,11 @@ describe("faults: the broker process killed and stopped", () => {
   let url: string;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let broker: Broker | undefined;
+  const upstreamSecret = `sk-process-${randomBytes(12).toString("hex")}`;
+  /** For the secret sweep (SEC-01): what every broker process wrote, what the clients got back, what they held. */
+  const outputs: (() => string)[] = [];
+  const responses: string[] = [];
+  const credentials: Record<string, string> = {};
 
   beforeAll(async () => {
     store = newStore();
@@ -79,20 +87,27 @@ describe("faults: the broker process killed and stopped", () => {
       60_000,
       "the broker to start",
     );
+    outputs.push(() => out);
     return { child, exited, output: () => out };
   };
 
+  /** fetch, with the response (headers and body) kept for the sweep. */
+  const recorded = async (input: string, init?: RequestInit): Promise<Response> => {
+    const res = await fetch(input, init);
+    responses.push(JSON.stringify(Object.fromEntries(res.headers)) + "\n" + (await res.clone().text()));
+    return res;
+  };
   const admin = (method: string, path: string, body?: unknown) =>
-    fetch(url + path, {
+    recorded(url + path, {
       method,
       headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  const proxy = (token: string, path = "/v1/items") => fetch(`${url}/proxy/api${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const proxy = (token: string, path = "/v1/items") => recorded(`${url}/proxy/api${path}`, { headers: { authorization: `Bearer ${token}` } });
 
   let basicAuth: string;
   const issue = async (): Promise<{ access_token: string; jti: string } | null> => {
-    const res = await fetch(`${url}/v1/tokens`, {
+    const res = await recorded(`${url}/v1/tokens`, {
       method: "POST",
       headers: { authorization: basicAuth, "content-type": "application/json" },
       body: JSON.stringify({ grant: "g" }),
@@ -105,10 +120,11 @@ describe("faults: the broker process killed and stopped", () => {
 
   it(title("FLT-13"), { timeout: 150_000 }, async () => {
     broker = await start();
-    expect((await admin("POST", "/v1/upstreams", { name: "api", baseUrl: upstream.url, environment: "staging", auth: { type: "header" }, secret: "process-fault-secret" })).status).toBe(201);
+    expect((await admin("POST", "/v1/upstreams", { name: "api", baseUrl: upstream.url, environment: "staging", auth: { type: "header" }, secret: upstreamSecret })).status).toBe(201);
     const agent = (await (await admin("POST", "/v1/agents", { name: "agent" })).json()) as { id: string; clientId: string; clientSecret: string };
     expect((await admin("POST", "/v1/grants", { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] })).status).toBe(201);
     basicAuth = "Basic " + Buffer.from(`${agent.clientId}:${agent.clientSecret}`).toString("base64");
+    credentials["the client secret"] = agent.clientSecret;
 
     // Load: issue tokens, use them, revoke every other one; all of it still in flight at the kill.
     let running = true;
@@ -164,6 +180,7 @@ describe("faults: the broker process killed and stopped", () => {
   it(title("FLT-14"), { timeout: 60_000 }, async () => {
     expect(broker, "FLT-13 leaves a broker running").toBeDefined();
     const token = await until(issue, 10_000, "a token");
+    credentials["the last token"] = token.access_token;
     const inFlight = proxy(token.access_token, "/slow");
     await until(() => upstream.received.some((r) => r.url === "/slow"), 10_000, "the slow call to reach the upstream");
     broker!.child.kill("SIGTERM");
@@ -178,5 +195,32 @@ describe("faults: the broker process killed and stopped", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true, url: "/slow" });
     expect(await broker!.exited).toBe(0);
+  });
+
+  it(title("SEC-01"), async () => {
+    // Both broker processes have exited: their database is read directly.
+    expect(broker?.child.exitCode, "FLT-14 leaves the broker stopped").not.toBeNull();
+    const db = await openDatabase(store.databaseUrl ? { kind: "postgres", url: store.databaseUrl } : { kind: "pglite", dataDir: store.dataDir });
+    try {
+      const tokens = [...acknowledged.issued, ...acknowledged.revoked].map((t) => t.access_token);
+      sweepForSecrets({
+        never: {
+          "the upstream secret": upstreamSecret,
+          ...Object.fromEntries(masterKeyForms(store.masterKey).map((form, i) => [`master key (form ${i})`, form])),
+          ...Object.fromEntries((await signingPrivateParts(db.prisma, store.masterKey)).map((d, i) => [`signing private key ${i}`, d])),
+        },
+        notLogged: {
+          ...credentials,
+          "the admin key": TEST_ADMIN_KEY,
+          ...Object.fromEntries(tokens.map((t, i) => [`agent token ${i}`, t])),
+        },
+        responses,
+        logs: outputs.map((output) => output()),
+        audit: await db.prisma.auditEvent.findMany(),
+        atLeast: { responses: 20 },
+      });
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -7,7 +7,8 @@ import { freePort } from "../helpers/pg-cluster.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "../security/cases.js";
-import { rawJson, rawRequest } from "../security/harness.js";
+import { randomBytes } from "node:crypto";
+import { masterKeyForms, rawJson, rawRequest, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
 
 const TIMEOUT_MS = 1500;
 const HUGE_BYTES = 256 * 1024 * 1024;
@@ -75,6 +76,10 @@ describe("faults: misbehaving upstreams", () => {
   let healthy: Awaited<ReturnType<typeof startUpstream>>;
   let huge: Awaited<ReturnType<typeof startUpstream>>;
   const tokens: Record<string, string> = {};
+  const secrets: Record<string, string> = {};
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+  /** Everything the clients got back (bodies of the 256 MiB stream aside), for the secret sweep (SEC-01). */
+  const responses: string[] = [];
 
   beforeAll(async () => {
     faulty = await startFaultyUpstream();
@@ -94,10 +99,11 @@ describe("faults: misbehaving upstreams", () => {
     });
     store = newStore();
     broker = await startBroker(store, { KEYWARD_UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS), LOG_LEVEL: "warn" });
-    const agent = await createAgent(broker, "agent");
+    agent = await createAgent(broker, "agent");
     const upstreams = { faulty: faulty.url, healthy: healthy.url, huge: huge.url, down: `http://127.0.0.1:${await freePort()}` };
     for (const [name, baseUrl] of Object.entries(upstreams)) {
-      await createUpstream(broker, { name, baseUrl, environment: "staging", secret: `secret-of-${name}-upstream` });
+      secrets[name] = `secret-of-${name}-${randomBytes(12).toString("hex")}`;
+      await createUpstream(broker, { name, baseUrl, environment: "staging", secret: secrets[name] });
       await createGrant(broker, { name, agents: [agent.id], upstream: name, methods: ["GET"], paths: ["/**"] });
       tokens[name] = await tokenFor(broker, agent, { grant: name });
     }
@@ -112,6 +118,7 @@ describe("faults: misbehaving upstreams", () => {
   const call = async (upstream: string, path: string) => {
     const started = Date.now();
     const res = await broker.http().get(`/proxy/${upstream}${path}`).set("authorization", `Bearer ${tokens[upstream]}`);
+    responses.push(JSON.stringify(res.headers) + "\n" + res.text);
     return { status: res.status, code: res.body?.error?.code as string | undefined, text: res.text, ms: Date.now() - started };
   };
 
@@ -136,7 +143,7 @@ describe("faults: misbehaving upstreams", () => {
       const res = await rawRequest(
         port,
         `GET /proxy/faulty${path} HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer ${tokens.faulty}\r\n\r\n`,
-        { waitMs: TIMEOUT_MS + 4000 },
+        { waitMs: TIMEOUT_MS + 4000, record: responses },
       );
       expect(res.ms, path).toBeLessThan(TIMEOUT_MS + 2000);
       if (res.status === 502) {
@@ -179,6 +186,7 @@ describe("faults: misbehaving upstreams", () => {
     const port = Number(new URL(broker.url).port);
     const badChunk = await rawRequest(port, `GET /proxy/faulty/bad-chunk HTTP/1.1\r\nHost: keyward\r\nAuthorization: Bearer ${tokens.faulty}\r\n\r\n`, {
       waitMs: TIMEOUT_MS + 4000,
+      record: responses,
     });
     // Typically the failure comes before any byte was relayed: a clean 502. Had the status already gone
     // out, the connection would be cut instead of the response completed.
@@ -196,6 +204,7 @@ describe("faults: misbehaving upstreams", () => {
     try {
       const res = await request(`${broker.url}/proxy/huge/big`, { headers: { authorization: `Bearer ${tokens.huge}` } });
       expect(res.statusCode).toBe(statusOf("FLT-11"));
+      responses.push(JSON.stringify(res.headers));
       let received = 0;
       let paused = false;
       for await (const chunk of res.body) {
@@ -224,5 +233,26 @@ describe("faults: misbehaving upstreams", () => {
     for (const res of healthyCalls) expect(res.status).toBe(statusOf("FLT-12"));
     faulty.release();
     for (const res of await Promise.all(holding)) expect(res.status).toBe(200);
+  });
+
+  it(title("SEC-01"), async () => {
+    // Failed upstream calls are logged with their errors: none carries the secret that was injected.
+    const prisma = broker.keyward.db.prisma;
+    sweepForSecrets({
+      never: {
+        ...Object.fromEntries(Object.entries(secrets).map(([name, secret]) => [`upstream secret ${name}`, secret])),
+        ...Object.fromEntries(masterKeyForms(store.masterKey).map((form, i) => [`master key (form ${i})`, form])),
+        ...Object.fromEntries((await signingPrivateParts(prisma, store.masterKey)).map((d, i) => [`signing private key ${i}`, d])),
+      },
+      notLogged: {
+        "the client secret": agent.clientSecret,
+        "the admin key": broker.adminKey,
+        ...Object.fromEntries(Object.entries(tokens).map(([name, token]) => [`agent token ${name}`, token])),
+      },
+      responses,
+      logs: broker.logs,
+      audit: await prisma.auditEvent.findMany(),
+      atLeast: { responses: 20, logs: 1 },
+    });
   });
 });

@@ -229,13 +229,15 @@ export const CASES = {
   },
   "ADM-03": {
     area: "admin",
-    attack: "every admin route with a role that lacks its permission (`auditor`, `security`)",
+    attack:
+      "every admin route (the complete list, checked against the routes the app registers) with each role that lacks its permission (`auditor`, `security`), on a valid request",
     status: 403,
-    expected: "403 `forbidden`; nothing changes (see also test/e2e/admin.test.ts)",
+    expected: "403 `forbidden` (`insufficient_scope` on /oauth2/introspect); nothing changes; the roles that hold the permission get past the check (see also test/e2e/admin.test.ts)",
   },
   "ADM-04": {
     area: "admin",
-    attack: "mass assignment: `id`, `role`, `secret`, `clientSecret`, `clientId`, `secretHash`, `keyHash`, `createdAt`, … in bodies",
+    attack:
+      "mass assignment: `id`, `role`, `secret`, `clientSecret`, `clientId`, `secretHash`, `keyHash`, `createdAt`, `actor`, `status`, a private `d`, … in bodies (every resource, environments, kill switch, approvals, policy simulation, agent credentials, grant rules) and unknown query filters",
     status: 400,
     expected: "400 `validation_failed`; nothing written",
   },
@@ -259,7 +261,8 @@ export const CASES = {
   },
   "ADM-08": {
     area: "admin",
-    attack: "SQL, template, JSON, path, HTML and unicode injection strings, and very long strings, in every string field",
+    attack:
+      "SQL, template, JSON, path, HTML and unicode injection strings, and very long strings, in every string field, path parameter and query filter",
     expected: "a clean 4xx, or stored verbatim with no effect; never a 500",
   },
   "ADM-09": {
@@ -284,8 +287,9 @@ export const CASES = {
   // Secrets
   "SEC-01": {
     area: "secrets",
-    attack: "after each security run: look for upstream secrets, the master key and signing private keys",
-    expected: "in no response, error, log line, audit row or JWKS",
+    attack:
+      "after each security and fault run: look for upstream secrets, the master key and signing private keys; and for client secrets, agent tokens and admin keys",
+    expected: "the former in no response, error, log line, audit row or JWKS; the latter in no log line or audit row",
   },
   "SEC-02": {
     area: "secrets",

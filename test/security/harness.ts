@@ -3,6 +3,7 @@ import net from "node:net";
 import { importJWK, type CryptoKey, type JWK } from "jose";
 import { expect } from "vitest";
 import type request from "supertest";
+import type { PrismaClient } from "@prisma/client";
 import { Vault } from "../../src/vault/vault.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
@@ -175,6 +176,53 @@ export function rawJson(result: RawResult): { error?: { code?: string } } | unde
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
 
+/** The forms a master key could leak in: as configured (base64), base64url and hex. */
+export function masterKeyForms(masterKey: string): string[] {
+  const raw = Buffer.from(masterKey, "base64");
+  return [masterKey, raw.toString("base64url"), raw.toString("hex")];
+}
+
+/** The private part (`d`) of every signing key in a database, active or retired, decrypted with the master key. */
+export async function signingPrivateParts(prisma: PrismaClient, masterKey: string): Promise<string[]> {
+  const vault = new Vault(Buffer.from(masterKey, "base64"));
+  const rows = await prisma.signingKey.findMany();
+  return rows.map((row) => (JSON.parse(vault.decrypt(row.privateCiphertext, `signing-key:${row.kid}`)) as JWK).d!);
+}
+
+/** What one run exposed, and what must not be in it. Labels name a secret in a failure without printing it. */
+export type SecretSweep = {
+  /** In no response, log line or audit row: upstream secrets, master key, signing private keys. */
+  never: Record<string, string>;
+  /** In no log line and no audit row: credentials the test sent, or that a response returned once. */
+  notLogged: Record<string, string>;
+  responses: readonly string[];
+  logs: readonly string[];
+  /** The audit rows, as read from the database. */
+  audit: unknown;
+  /** Lower bounds, so that a sweep of nothing cannot pass. */
+  atLeast?: { responses?: number; logs?: number };
+};
+
+/** Fails if any secret shows up where it must not; shared by the security and the fault suites (SEC-01). */
+export function sweepForSecrets(sweep: SecretSweep): void {
+  const audit = json(sweep.audit);
+  const logs = sweep.logs.join("\n");
+  const responses = sweep.responses.join("\n");
+  expect(sweep.responses.length, "responses swept").toBeGreaterThanOrEqual(sweep.atLeast?.responses ?? 1);
+  expect(sweep.logs.length, "log lines swept").toBeGreaterThanOrEqual(sweep.atLeast?.logs ?? 0);
+  expect(audit.length, "audit rows swept").toBeGreaterThan(2);
+  for (const [label, needle] of Object.entries(sweep.never)) {
+    // A short needle could match by accident; every secret the suites use is long.
+    expect(needle.length, label).toBeGreaterThan(20);
+    expect(responses.includes(needle), `a response leaks ${label}`).toBe(false);
+  }
+  for (const [label, needle] of Object.entries({ ...sweep.never, ...sweep.notLogged })) {
+    expect(needle.length, label).toBeGreaterThan(20);
+    expect(logs.includes(needle), `a log line leaks ${label}`).toBe(false);
+    expect(audit.includes(needle), `an audit row leaks ${label}`).toBe(false);
+  }
+}
+
 /**
  * SEC-01: nothing secret ever leaves the broker. Upstream secrets, the master key and the signing key's
  * private part must be in no response, log line, audit row or the JWKS; agent tokens, client secrets and
@@ -184,36 +232,28 @@ const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint"
 export async function assertNoSecretLeaks(s: Scenario, extra: { tokens?: string[] } = {}): Promise<void> {
   const jwks = s.record(await s.broker.http().get("/.well-known/jwks.json"));
   expect(jwks.status).toBe(200);
-  const signing = await brokerSigningKey(s);
-  const master = Buffer.from(s.store.masterKey, "base64");
-  const never = [
-    ...Object.values(s.secrets),
-    s.store.masterKey,
-    master.toString("base64url"),
-    master.toString("hex"),
-    signing.jwk.d!,
-  ];
-  const notLogged = [
-    ...never,
-    ...Object.values(s.tokens),
-    ...(extra.tokens ?? []),
-    s.alice.clientSecret,
-    s.bob.clientSecret,
-    s.mallory.clientSecret,
-    s.broker.adminKey,
-  ];
-  const audit = json(await s.broker.keyward.db.prisma.auditEvent.findMany());
-  const logs = s.broker.logs.join("\n");
-  const responses = s.responses.join("\n");
-  expect(s.responses.length).toBeGreaterThan(10);
-  expect(s.broker.logs.length).toBeGreaterThan(10);
-  for (const needle of never) {
-    expect(needle.length).toBeGreaterThan(20);
-    expect(responses.includes(needle), "a response leaks a secret").toBe(false);
-  }
-  for (const needle of notLogged) {
-    expect(logs.includes(needle), "a log line leaks a secret").toBe(false);
-    expect(audit.includes(needle), "an audit row leaks a secret").toBe(false);
-  }
-  expect(jwks.text.includes(signing.jwk.d!)).toBe(false);
+  const prisma = s.broker.keyward.db.prisma;
+  const privateParts = await signingPrivateParts(prisma, s.store.masterKey);
+  expect(privateParts.length).toBeGreaterThan(0);
+  const never: Record<string, string> = {
+    ...Object.fromEntries(Object.entries(s.secrets).map(([name, secret]) => [`upstream secret ${name}`, secret])),
+    ...Object.fromEntries(masterKeyForms(s.store.masterKey).map((form, i) => [`master key (form ${i})`, form])),
+    ...Object.fromEntries(privateParts.map((d, i) => [`signing private key ${i}`, d])),
+  };
+  const notLogged: Record<string, string> = {
+    ...Object.fromEntries([...Object.values(s.tokens), ...(extra.tokens ?? [])].map((token, i) => [`agent token ${i}`, token])),
+    "alice's client secret": s.alice.clientSecret,
+    "bob's client secret": s.bob.clientSecret,
+    "mallory's client secret": s.mallory.clientSecret,
+    "admin key": s.broker.adminKey,
+  };
+  sweepForSecrets({
+    never,
+    notLogged,
+    responses: s.responses,
+    logs: s.broker.logs,
+    audit: await prisma.auditEvent.findMany(),
+    atLeast: { responses: 11, logs: 11 },
+  });
+  for (const d of privateParts) expect(jwks.text.includes(d)).toBe(false);
 }
