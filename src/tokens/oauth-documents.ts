@@ -39,6 +39,8 @@ export function introspectionOf(token: AgentToken, claims: { issuer: string; aud
     client_id: token.clientId,
     jti: token.jti,
     iat: token.issuedAt,
+    // Keyward's tokens are valid from the moment they are issued (src/tokens/issue.ts sets nbf = iat).
+    nbf: token.issuedAt,
     exp: token.expiresAt,
     scope: token.scope,
     grant: token.grantId,

@@ -125,11 +125,13 @@ describe("master-key rotation", () => {
     }
   });
 
-  it("npm run rotate-master-key does the same, and insists on both keys", async () => {
+  it("npm run rotate-master-key and keyward rotate-master-key do the same, and insist on both keys", async () => {
     const newerKey = randomBytes(32).toString("base64");
-    const run = (env: Record<string, string>) =>
+    const script = [join(process.cwd(), "node_modules/.bin/tsx"), "src/cli/rotate-master-key.ts"];
+    const cli = [process.execPath, join(process.cwd(), "bin/keyward.js"), "rotate-master-key"];
+    const run = ([command, ...args]: string[], env: Record<string, string>) =>
       new Promise<{ code: number | null; output: string }>((resolve) => {
-        const child = spawn(join(process.cwd(), "node_modules/.bin/tsx"), ["src/cli/rotate-master-key.ts"], {
+        const child = spawn(command!, args, {
           env: {
             PATH: process.env.PATH ?? "",
             HOME: process.env.HOME ?? "/tmp",
@@ -146,13 +148,19 @@ describe("master-key rotation", () => {
         child.on("exit", (code) => resolve({ code, output }));
       });
 
-    const missing = await run({ KEYWARD_MASTER_KEY: newerKey });
-    expect(missing.code).toBe(1);
-    expect(missing.output).toMatch(/KEYWARD_MASTER_KEY_PREVIOUS/);
+    for (const command of [script, cli]) {
+      const missing = await run(command, { KEYWARD_MASTER_KEY: newerKey });
+      expect(missing.code).toBe(1);
+      expect(missing.output).toMatch(/KEYWARD_MASTER_KEY_PREVIOUS/);
+    }
 
-    const done = await run({ KEYWARD_MASTER_KEY: newerKey, KEYWARD_MASTER_KEY_PREVIOUS: newKey });
+    const done = await run(cli, { KEYWARD_MASTER_KEY: newerKey, KEYWARD_MASTER_KEY_PREVIOUS: newKey });
     expect(done.output).toContain(`re-encrypted ${UPSTREAMS.length + 2} secret(s); 0 still under another key`);
     expect(done.code).toBe(0);
+    // Run again, it finds nothing left under the previous key.
+    const again = await run(script, { KEYWARD_MASTER_KEY: newerKey, KEYWARD_MASTER_KEY_PREVIOUS: newKey });
+    expect(again.output).toContain("re-encrypted 0 secret(s); 0 still under another key");
+    expect(again.code).toBe(0);
 
     const broker = await startBroker(store, { KEYWARD_MASTER_KEY: newerKey });
     try {

@@ -88,6 +88,7 @@ describe("OAuth 2.0 endpoints, driven by a standard client library (oauth4webapi
       client_id: alice.clientId,
       jti: claims.jti,
       iat: claims.iat,
+      nbf: claims.nbf,
       exp: claims.exp,
       scope: "api:GET api:POST",
       grant: claims.grant,
