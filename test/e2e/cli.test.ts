@@ -172,16 +172,14 @@ describe("keyward CLI", () => {
     expect(invalid.stderr).toMatch(/validation_failed/);
   }, 180_000);
 
-  it("removes grants, agents and upstreams; every command has help with examples", async () => {
+  // Every command's help and its examples: test/unit/cli/help.test.ts, in process.
+  it("removes grants, agents and upstreams; help is printed by the command itself", async () => {
     await cli(["grant", "rm", "deploy-staging"], { env });
     await cli(["agent", "rm", "deploy-bot"], { env });
     await cli(["upstream", "rm", "hosting-staging"], { env });
     expect(JSON.parse(await cli(["--json", "upstream", "list"], { env }))).toEqual({ upstreams: [] });
     expect(JSON.parse(await cli(["--json", "agent", "list"], { env }))).toEqual({ agents: [] });
 
-    for (const command of [["upstream", "add"], ["grant", "add"], ["token", "issue"], ["revoke"], ["audit", "tail"], ["backup"], ["restore"], ["mcp"]]) {
-      const help = await cli([...command, "--help"]);
-      expect(help, command.join(" ")).toMatch(/Examples:\n {2}\$ .*keyward /);
-    }
+    expect(await cli(["grant", "add", "--help"])).toMatch(/Examples:\n {2}\$ keyward grant add /);
   }, 180_000);
 });

@@ -23,6 +23,7 @@ export function adminKeyCommands(program: Command): void {
   adminKey
     .command("list")
     .description("list admin keys (never the keys themselves)")
+    .addHelpText("after", examples("keyward admin-key list", "keyward admin-key list --json | jq -r '.adminKeys[] | select(.revokedAt == null) | .name'"))
     .action(async (_options, command: Command) => {
       const { out, admin } = contextOf(command);
       const answer = await admin().json<{ adminKeys: AdminKey[] }>("GET", "/v1/admin-keys");

@@ -24,6 +24,7 @@ export function agentCommands(program: Command): void {
   agent
     .command("list")
     .description("list agents")
+    .addHelpText("after", examples("keyward agent list", "keyward agent list --json | jq -r '.agents[].clientId'"))
     .action(async (_options, command: Command) => {
       const { out, admin } = contextOf(command);
       const answer = await admin().json<{ agents: AgentView[] }>("GET", "/v1/agents");
@@ -33,6 +34,7 @@ export function agentCommands(program: Command): void {
   agent
     .command("rm")
     .description("remove an agent and revoke its tokens")
+    .addHelpText("after", examples("keyward agent rm deploy-bot"))
     .argument("<agent>", "name or id")
     .action(async (ref: string, _options, command: Command) => {
       const { out, admin } = contextOf(command);

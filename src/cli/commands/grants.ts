@@ -64,6 +64,7 @@ export function grantCommands(program: Command): void {
   grant
     .command("list")
     .description("list grants")
+    .addHelpText("after", examples("keyward grant list", "keyward grant list --json | jq '.grants[] | {name, upstream}'"))
     .action(async (_options, command: Command) => {
       const { out, admin } = contextOf(command);
       const answer = await admin().json<{ grants: GrantView[] }>("GET", "/v1/grants");
@@ -73,6 +74,7 @@ export function grantCommands(program: Command): void {
   grant
     .command("show")
     .description("show a grant with every policy field")
+    .addHelpText("after", examples("keyward grant show deploy-staging", "keyward grant show deploy-staging --json > deploy-staging.json"))
     .argument("<grant>", "name or id")
     .action(async (ref: string, _options, command: Command) => {
       const { out, admin } = contextOf(command);
@@ -84,6 +86,7 @@ export function grantCommands(program: Command): void {
   grant
     .command("rm")
     .description("remove a grant and revoke its tokens")
+    .addHelpText("after", examples("keyward grant rm deploy-staging"))
     .argument("<grant>", "name or id")
     .action(async (ref: string, _options, command: Command) => {
       const { out, admin } = contextOf(command);

@@ -49,12 +49,17 @@ export function revocationCommands(program: Command): void {
         : paint(out, "green", "not engaged"),
     );
   };
-  killSwitch.command("status").description("whether it is engaged").action(async (_o, command: Command) => {
-    show(command, await contextOf(command).admin().json<KillSwitch>("GET", "/v1/kill-switch"));
-  });
+  killSwitch
+    .command("status")
+    .description("whether it is engaged")
+    .addHelpText("after", examples("keyward kill-switch status", "keyward kill-switch status --json"))
+    .action(async (_o, command: Command) => {
+      show(command, await contextOf(command).admin().json<KillSwitch>("GET", "/v1/kill-switch"));
+    });
   killSwitch
     .command("engage")
     .description("engage it (admin or security)")
+    .addHelpText("after", examples("keyward kill-switch engage --reason 'agent deleting volumes, INC-1234'"))
     .option("--reason <text>")
     .action(async (options: { reason?: string }, command: Command) => {
       show(command, await contextOf(command).admin().json<KillSwitch>("POST", "/v1/kill-switch", { json: options }));
@@ -62,6 +67,7 @@ export function revocationCommands(program: Command): void {
   killSwitch
     .command("lift")
     .description("lift it (admin only)")
+    .addHelpText("after", examples("keyward kill-switch lift --reason 'INC-1234 contained'"))
     .option("--reason <text>")
     .action(async (options: { reason?: string }, command: Command) => {
       show(command, await contextOf(command).admin().json<KillSwitch>("DELETE", "/v1/kill-switch", { json: options }));

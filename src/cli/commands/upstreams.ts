@@ -78,6 +78,7 @@ export function upstreamCommands(program: Command): void {
   upstream
     .command("list")
     .description("list upstreams (secrets are never shown)")
+    .addHelpText("after", examples("keyward upstream list", "keyward upstream list --json | jq -r '.upstreams[].name'"))
     .action(async (_options, command: Command) => {
       const { out, admin } = contextOf(command);
       const answer = await admin().json<{ upstreams: UpstreamView[] }>("GET", "/v1/upstreams");
@@ -101,6 +102,7 @@ export function upstreamCommands(program: Command): void {
   upstream
     .command("rm")
     .description("remove an upstream (refused while grants use it)")
+    .addHelpText("after", examples("keyward upstream rm hosting-staging"))
     .argument("<name>")
     .action(async (name: string, _options, command: Command) => {
       const { out, admin } = contextOf(command);
