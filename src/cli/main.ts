@@ -1,6 +1,6 @@
 // `keyward`: the operator's and the agent's command line (package.json `bin`, through bin/keyward.js).
 import { ConfigError } from "../config/config.js";
-import { RestoreRefused } from "../db/backup.js";
+import { RestoreRefused } from "../db/restore-refused.js";
 import { KeywardApiError } from "../sdk/errors.js";
 import { CliError } from "./connection.js";
 import { buildProgram } from "./program.js";

@@ -1,6 +1,7 @@
 import { contentHash, type AuditContent } from "../audit/chain.js";
 import type { Database, SqlSession } from "./database.js";
 import { migrate, migrationNames } from "./migrate.js";
+import { RestoreRefused } from "./restore-refused.js";
 
 /**
  * Backup and restore of Keyward's own database as JSON Lines: a header, then one line per row of every
@@ -94,7 +95,6 @@ export async function* backupLines(db: Database): AsyncGenerator<string> {
   }
 }
 
-export class RestoreRefused extends Error {}
 
 /** An audit event as the backup has it: `at` is a timestamp without zone, in UTC, as stored. */
 type AuditLink = { id: string | number; at: string; contentHash: string | null; prevHash: string | null; hash: string | null };

@@ -5,9 +5,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { loadDatabaseConfig } from "../../config/config.js";
-import { backupLines, restoreBackup } from "../../db/backup.js";
-import { openDatabase, type Database } from "../../db/database.js";
-import { migrate } from "../../db/migrate.js";
+import type { Database } from "../../db/database.js";
 import { contextOf, examples } from "../context.js";
 import { emit, note, table } from "../output.js";
 
@@ -22,6 +20,8 @@ async function* linesOf(input: NodeJS.ReadableStream): AsyncGenerator<string> {
 /** The broker's database as configured (DATABASE_URL, else the embedded one in KEYWARD_DATA_DIR). */
 async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
   const config = loadDatabaseConfig();
+  // Loaded here, not with the command tree: the database drivers would slow every other command's start.
+  const { openDatabase } = await import("../../db/database.js");
   const db = await openDatabase(config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir });
   try {
     return await work(db);
@@ -51,7 +51,8 @@ export function databaseCommands(program: Command): void {
     .addHelpText("after", examples("DATABASE_URL=postgresql://keyward@db/keyward keyward migrate"))
     .action(async (_options, command: Command) => {
       const { out } = contextOf(command);
-      const applied = await withDatabase(migrate);
+      const { migrate } = await import("../../db/migrate.js");
+      const applied = await withDatabase((db) => migrate(db));
       emit(out, { applied }, () => (applied.length ? `applied ${applied.join(", ")}` : "the database is up to date"));
     });
 
@@ -66,6 +67,7 @@ export function databaseCommands(program: Command): void {
     )
     .action(async (options: { out?: string }, command: Command) => {
       const { out } = contextOf(command);
+      const { backupLines } = await import("../../db/backup.js");
       await withDatabase(async (db) => {
         const lines = Readable.from((async function* () {
           for await (const line of backupLines(db)) yield line + "\n";
@@ -88,6 +90,7 @@ export function databaseCommands(program: Command): void {
       const { out } = contextOf(command);
       // Opened before anything else, so a wrong path fails at once.
       const input = file === "-" ? process.stdin : (await open(file)).createReadStream();
+      const { restoreBackup } = await import("../../db/backup.js");
       const restored = await withDatabase((db) => restoreBackup(db, linesOf(input)));
       const rows = Object.entries(restored).map(([name, count]) => ({ table: name, rows: count }));
       emit(out, { restored }, () => table(out, rows, ["table", "rows"]));
