@@ -29,6 +29,7 @@ describe("introspectionOf (RFC 7662)", () => {
       client_id: "kwc_1",
       jti: "child",
       iat: 100,
+      nbf: 100,
       exp: 200,
       scope: "api:GET",
       grant: "grant-1",
