@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contentHash } from "../../src/audit/chain.js";
+import { contentHash, deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
+import { pruneAudit } from "../../src/audit/retention.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { editAuditLogAsSuperuser } from "../helpers/audit.js";
 import { createAgent } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
 
 type Event = { id: string; at: string; reason: string | null; hash: string };
 
@@ -13,27 +15,34 @@ const DAY = 86_400_000;
  * then hourly: src/audit/retention.ts), behind a signed checkpoint, so the rest of the chain still
  * verifies; and it refuses to prune a chain that does not verify.
  */
+const exportAll = async (b: TestBroker): Promise<Event[]> =>
+  (await b.admin("get", "/v1/audit/export")).text.trim().split("\n").map((line) => JSON.parse(line) as Event);
+
+/**
+ * The history a long-running broker would have: events stamped in the past, written as the application
+ * writes them (its content hash; the database's trigger chains them).
+ */
+async function writeOldEvents(broker: TestBroker, daysAgo: number[]): Promise<void> {
+  for (const days of daysAgo) {
+    const content = { at: new Date(Date.now() - days * DAY), actor: "admin-key:legacy", kind: "admin.change", details: { daysAgo: days } };
+    await broker.keyward.db.prisma.auditEvent.create({ data: { ...content, contentHash: contentHash(content) } });
+  }
+}
+
 describe("audit retention", () => {
   let store: Store;
   let broker: TestBroker | undefined;
   /** The seeded log, oldest first: three events older than 30 days, then two younger. */
   let seeded: Event[];
 
-  const exportAll = async (b: TestBroker): Promise<Event[]> =>
-    (await b.admin("get", "/v1/audit/export")).text.trim().split("\n").map((line) => JSON.parse(line) as Event);
   const verify = async (b: TestBroker) => (await b.admin("get", "/v1/audit/verify")).body;
 
   beforeAll(async () => {
     store = newStore();
-    // A broker without retention writes the history a long-running one would have: events stamped in
-    // the past, written as the application writes them (its content hash; the database's trigger chains them).
+    // A broker without retention writes the history.
     const seeder = await startBroker(store);
     try {
-      const { prisma } = seeder.keyward.db;
-      for (const daysAgo of [45, 40, 31, 29]) {
-        const content = { at: new Date(Date.now() - daysAgo * DAY), actor: "admin-key:legacy", kind: "admin.change", details: { daysAgo } };
-        await prisma.auditEvent.create({ data: { ...content, contentHash: contentHash(content) } });
-      }
+      await writeOldEvents(seeder, [45, 40, 31, 29]);
       await createAgent(seeder, "recent"); // stamped now
       seeded = await exportAll(seeder);
       expect(seeded).toHaveLength(5);
@@ -79,5 +88,30 @@ describe("audit retention", () => {
     // The chain goes on from the kept events: new events link to them and still verify.
     await createAgent(b, "after-pruning");
     expect(await verify(b)).toMatchObject({ ok: true, checkedEvents: 3 });
+  }, 60_000);
+});
+
+describe("audit retention with a webhook sink", () => {
+  it("keeps the events the sink has not accepted yet, and prunes them once it has", async () => {
+    let sinkUp = false;
+    const sink = await startUpstream((_req, res) => void res.writeHead(sinkUp ? 204 : 503).end());
+    const store = newStore();
+    const broker = await startBroker(store, { KEYWARD_AUDIT_WEBHOOK_URL: `${sink.url}/ingest` });
+    try {
+      const { prisma } = broker.keyward.db;
+      await writeOldEvents(broker, [40, 35]);
+      const keys: CheckpointKeys = [deriveCheckpointKey(Buffer.from(store.masterKey, "base64"))];
+      const prune = () => pruneAudit(prisma, keys, { olderThan: new Date(Date.now() - 30 * DAY), keepUnshipped: true, actor: "test" });
+      expect(await prune()).toMatchObject({ refused: null, prunedEvents: 0 }); // nothing delivered yet
+
+      sinkUp = true;
+      const newest = (await exportAll(broker)).at(-1)!;
+      await expect.poll(async () => (await prisma.auditSinkCursor.findUniqueOrThrow({ where: { id: 1 } })).lastId, { timeout: 15_000 }).toBeGreaterThanOrEqual(BigInt(newest.id));
+      expect(await prune()).toMatchObject({ refused: null, prunedEvents: 2 });
+    } finally {
+      await broker.close();
+      await sink.close();
+      await store.drop();
+    }
   }, 60_000);
 });
