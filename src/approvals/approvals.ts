@@ -4,7 +4,7 @@ import { appendAudit } from "../audit/audit.js";
 import type { GrantView } from "../grants/grants.js";
 import { conflict, forbidden, notFound } from "../http/errors.js";
 import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
-import type { HttpRule, TokenApproval } from "../policy/decide.js";
+import { describeHttpRule, type HttpRule, type TokenApproval } from "../policy/decide.js";
 import type { Capabilities } from "../tokens/issue.js";
 import type { TokenResponse } from "../tokens/tokens.js";
 
@@ -30,7 +30,7 @@ export function approvalReasons(grant: ApprovalFacts, environment: { name: strin
   if (environment.requiresApproval) reasons.push(`environment ${environment.name} requires approval`);
   if (grant.allowProtected.length > 0) reasons.push(`the grant names protected operations: ${grant.allowProtected.join(", ")}`);
   grant.requiresApprovalFor.forEach((rule, i) =>
-    reasons.push(`requiresApprovalFor[${i}] (${rule.method ?? "any method"} ${rule.path ?? "any path"}) requires approval`),
+    reasons.push(`requiresApprovalFor[${i}] (${describeHttpRule(rule)}) requires approval`),
   );
   for (const [kind, rules] of [["graphql", grant.graphql], ["jsonrpc", grant.jsonrpc]] as const) {
     rules?.allow.forEach((rule, i) => rule.requiresApproval && reasons.push(`${kind}.allow[${i}] requires approval`));

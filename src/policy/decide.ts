@@ -81,6 +81,9 @@ type Denial = Extract<Decision, { allow: false }>;
 
 const deny = (code: string, reason: string): Denial => ({ allow: false, code, reason });
 
+/** A rule as reasons name it: "DELETE any path", "any method /v1/volumes/**". */
+export const describeHttpRule = (rule: HttpRule) => `${rule.method ?? "any method"} ${rule.path ?? "any path"}`;
+
 function isHttpRuleHit(rule: HttpRule, request: ProxyRequest): boolean {
   if (rule.method === undefined && rule.path === undefined) return true; // malformed rules match everything: deny, never allow
   if (rule.method !== undefined && rule.method !== request.method) return false;
@@ -118,7 +121,7 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, request));
   if (denyIndex !== -1) {
     const rule = grant.deny[denyIndex]!;
-    return deny("denied_by_rule", `deny[${denyIndex}] matches (${rule.method ?? "any method"} ${rule.path ?? "any path"})`);
+    return deny("denied_by_rule", `deny[${denyIndex}] matches (${describeHttpRule(rule)})`);
   }
 
   const tokenPath = token.paths.find((p) => pathMatches(p, request.path));

@@ -77,10 +77,9 @@ function secretOrigins(baseUrl: string, auth: AuthConfig): string[] {
   return [baseUrl, ...(auth.type === "oauth2-client-credentials" ? [auth.tokenUrl] : [])].map((url) => new URL(url).origin);
 }
 
-function sendsSecretElsewhere(existing: Upstream, input: { baseUrl?: string; auth?: AuthConfig }): boolean {
-  const stored = authConfigSchema.parse(existing.authConfig);
-  const before = new Set(secretOrigins(existing.baseUrl, stored));
-  return secretOrigins(input.baseUrl ?? existing.baseUrl, input.auth ?? stored).some((origin) => !before.has(origin));
+function sendsSecretElsewhere(stored: { baseUrl: string; auth: AuthConfig }, input: { baseUrl?: string; auth?: AuthConfig }): boolean {
+  const before = new Set(secretOrigins(stored.baseUrl, stored.auth));
+  return secretOrigins(input.baseUrl ?? stored.baseUrl, input.auth ?? stored.auth).some((origin) => !before.has(origin));
 }
 
 export class Upstreams {
@@ -154,14 +153,15 @@ export class Upstreams {
   async update(name: string, input: z.infer<typeof updateUpstreamBody>, meta: Actor) {
     const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#find(tx, name);
-      const storedType = authConfigSchema.parse(existing.authConfig).type;
+      const storedAuth = authConfigSchema.parse(existing.authConfig);
+      const storedType = storedAuth.type;
       const type = input.auth?.type ?? storedType;
       if (input.secret !== undefined) assertSecretFits(secretProblems(type, input.secret));
       // A secret is only ever used by the kind it was checked for.
       else if (type !== storedType) assertSecretFits([{ path: ["secret"], message: `a change of kind to ${type} needs its secret in the same request` }]);
       // Otherwise a manage-role key could point a stored credential it cannot read at a host it controls:
       // the upstream itself, or the token endpoint the secret is exchanged at.
-      else if (sendsSecretElsewhere(existing, input)) {
+      else if (sendsSecretElsewhere({ baseUrl: existing.baseUrl, auth: storedAuth }, input)) {
         assertSecretFits([{ path: ["secret"], message: "sending the stored secret to another origin needs it in the same request" }]);
       }
       const row = await tx.upstream.update({
