@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
+import { LruMap } from "../util/lru.js";
 
 export type VerifiedSecretsOptions = {
   /** How long a successful verification is remembered (at most 5 minutes). */
@@ -23,11 +24,11 @@ export type StoredSecrets = { secretHash: string; previousSecretHash: string | n
  */
 export class VerifiedSecrets {
   readonly #key = randomBytes(32);
-  /** Insertion order is recency order. */
-  readonly #entries = new Map<string, { hash: string; until: number }>();
+  readonly #entries: LruMap<string, { hash: string; until: number }>;
 
   constructor(private readonly options: VerifiedSecretsOptions) {
     if (options.ttlMs > 300_000) throw new Error("client secret verifications are remembered for at most 5 minutes");
+    this.#entries = new LruMap(options.maxEntries);
   }
 
   /** True if this secret was verified against a hash the stored row still accepts at `now`. */
@@ -35,16 +36,14 @@ export class VerifiedSecrets {
     const id = this.#idOf(clientId, secret);
     const entry = this.#entries.get(id);
     if (!entry) return false;
+    if (entry.until > now.getTime() && stillAccepted(entry.hash, stored, now)) return true;
     this.#entries.delete(id);
-    if (entry.until <= now.getTime() || !stillAccepted(entry.hash, stored, now)) return false;
-    this.#entries.set(id, entry);
-    return true;
+    return false;
   }
 
   /** Remembers that `secret` matched the stored `hash`. */
   remember(clientId: string, secret: string, hash: string, now: Date): void {
     this.#entries.set(this.#idOf(clientId, secret), { hash, until: now.getTime() + this.options.ttlMs });
-    if (this.#entries.size > this.options.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
   }
 
   #idOf(clientId: string, secret: string): string {

@@ -1,4 +1,5 @@
 import { deepFreeze } from "../util/freeze.js";
+import { LruMap } from "../util/lru.js";
 import type { ChannelFollower, RevocationService } from "./service.js";
 
 export type RowCacheOptions<V> = {
@@ -29,31 +30,26 @@ const REFRESH_BATCH = 1000;
  */
 export class RowCache<V> implements ChannelFollower {
   readonly tables: readonly string[];
-  /** Insertion order is recency order: a hit moves its key to the end. */
-  readonly #entries = new Map<string, { value: Promise<V> }>();
+  readonly #entries: LruMap<string, { value: Promise<V> }>;
 
   constructor(
     private readonly channel: Pick<RevocationService, "isCurrent" | "follow">,
     private readonly options: RowCacheOptions<V>,
   ) {
     this.tables = [options.table];
+    this.#entries = new LruMap(options.maxEntries);
     channel.follow(this);
   }
 
   get(key: string): Promise<V> {
     if (!this.channel.isCurrent()) return this.#read(key);
     const held = this.#entries.get(key);
-    if (held) {
-      this.#entries.delete(key);
-      this.#entries.set(key, held);
-      return held.value;
-    }
+    if (held) return held.value;
     const entry = { value: this.#read(key) };
     this.#entries.set(key, entry);
-    if (this.#entries.size > this.options.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     // A failed read is not remembered: the next lookup tries again.
     entry.value.catch(() => {
-      if (this.#entries.get(key) === entry) this.#entries.delete(key);
+      if (this.#entries.peek(key) === entry) this.#entries.delete(key);
     });
     return entry.value;
   }
@@ -68,13 +64,13 @@ export class RowCache<V> implements ChannelFollower {
   }
 
   async refresh(): Promise<void> {
-    const held = [...this.#entries];
+    const held = [...this.#entries.entries()];
     for (let i = 0; i < held.length; i += REFRESH_BATCH) {
       const batch = held.slice(i, i + REFRESH_BATCH);
       const rows = await this.options.readMany(batch.map(([key]) => key));
       for (const [key, entry] of batch) {
         // Changed, dropped or evicted meanwhile: what replaced it was read later than this batch.
-        if (this.#entries.get(key) !== entry) continue;
+        if (this.#entries.peek(key) !== entry) continue;
         const value = deepFreeze(rows.has(key) ? rows.get(key)! : this.options.missing);
         this.#entries.set(key, { value: Promise.resolve(value) });
       }

@@ -1,5 +1,6 @@
 import { decodeProtectedHeader } from "jose";
 import { deepFreeze } from "../util/freeze.js";
+import { LruMap } from "../util/lru.js";
 import type { AgentToken } from "./claims.js";
 import type { TokenVerifier } from "./verify.js";
 
@@ -24,22 +25,17 @@ type Verified = { token: AgentToken; kid: string };
  * Failures are never remembered: a changed string is a different token, verified afresh.
  */
 export function rememberVerifiedTokens(verify: TokenVerifier, options: VerifiedTokenCacheOptions): TokenVerifier {
-  /** Insertion order is recency order: a hit moves its token to the end. */
-  const verified = new Map<string, Verified>();
+  const verified = new LruMap<string, Verified>(options.maxEntries);
   const nowSeconds = () => Math.floor((options.now?.() ?? Date.now()) / 1000);
   return async (jws) => {
     const held = verified.get(jws);
     if (held) {
-      verified.delete(jws);
+      if (nowSeconds() - options.leewaySeconds < held.token.expiresAt && options.keyKnown(held.kid)) return held.token;
       // Past exp (with verification's own leeway) or signed by a key since dropped: verified afresh, and refused.
-      if (nowSeconds() - options.leewaySeconds < held.token.expiresAt && options.keyKnown(held.kid)) {
-        verified.set(jws, held);
-        return held.token;
-      }
+      verified.delete(jws);
     }
     const token = deepFreeze(await verify(jws));
     verified.set(jws, { token, kid: decodeProtectedHeader(jws).kid as string });
-    if (verified.size > options.maxEntries) verified.delete(verified.keys().next().value!);
     return token;
   };
 }
