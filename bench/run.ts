@@ -68,12 +68,14 @@ const S = {
   // 4 = the libuv threadpool, where each request's scrypt runs
   tokenConnections: num("BENCH_TOKEN_CONNECTIONS", 4),
   profileDurationS: num("BENCH_PROFILE_DURATION_S", 15),
+  profileConnections: num("BENCH_PROFILE_CONNECTIONS", 16),
   logLevel: env.BENCH_LOG_LEVEL ?? "info",
   pgliteInMemory: env.BENCH_PGLITE_MEMORY === "1",
   agents: 4,
   tokensPerAgent: 8,
 };
 const tokenDurationS = num("BENCH_TOKEN_DURATION_S", S.durationS);
+const AUDIT_MODES = (env.BENCH_AUDIT ?? "db,journal").split(",").filter((m) => m === "db" || m === "journal");
 const args = process.argv.slice(2);
 const MODE = args.includes("--scale") || env.BENCH_SCALE === "1" ? "scale" : args.includes("--profile") || env.BENCH_PROFILE === "1" ? "profile" : "main";
 const DATABASE_URL = env.DATABASE_URL;
@@ -129,17 +131,22 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...out, ...extra };
 }
 
-type Broker = { label: string; backend: Backend; child: Child; url: string; scenario: Scenario; rss: RssSampler; startupMs: number };
+/** A broker's set-up: its database, and whether the proxy's audit events go through the write-ahead journal. */
+type Variant = { backend: Backend; journal: boolean };
+const variantName = (v: Variant) => (v.journal ? `${v.backend} + journal` : v.backend);
+
+type Broker = { label: string; variant: string; child: Child; url: string; scenario: Scenario; rss: RssSampler; startupMs: number };
 
 const ADMIN_KEY = "kwa_bench_" + randomBytes(24).toString("hex");
 
-async function startBroker(store: Store, upstreamUrl: string, execArgv: string[] = []): Promise<Broker> {
-  const label = `keyward (${store.backend})`;
+async function startBroker(store: Store, upstreamUrl: string, journal: boolean, execArgv: string[] = []): Promise<Broker> {
+  const variant = variantName({ backend: store.backend, journal });
+  const label = `keyward (${variant})`;
   const t0 = performance.now();
   const child = await Child.start(label, "broker-process.ts", {
     execArgv,
     ...(env.BENCH_BROKER_LOG_DIR && {
-      stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}-${Date.now()}.log`),
+      stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}${journal ? "-journal" : ""}-${Date.now()}.log`),
     }),
     env: childEnv({
       PORT: "0",
@@ -151,6 +158,7 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
       LOG_LEVEL: S.logLevel,
       ...(env.KEYWARD_UPSTREAM_TIMEOUT_MS && { KEYWARD_UPSTREAM_TIMEOUT_MS: env.KEYWARD_UPSTREAM_TIMEOUT_MS }),
       ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
+      ...(journal && { KEYWARD_AUDIT_JOURNAL_DIR: join(store.dataDir, "audit-journal") }),
       ...(store.backend === "pglite" && S.pgliteInMemory && MODE !== "scale" && { BENCH_PGLITE_MEMORY: "1" }),
     }),
   });
@@ -162,7 +170,7 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
   if (scenario.tokenRetries.length) {
     log(`${label}: ${scenario.tokenRetries.length} token requests of the set-up failed and were retried: ${JSON.stringify(scenario.tokenRetries.slice(0, 3))}`);
   }
-  return { label, backend: store.backend, child, url, scenario, rss, startupMs };
+  return { label, variant, child, url, scenario, rss, startupMs };
 }
 
 // ---------------------------------------------------------------------------------------------- measuring
@@ -303,7 +311,11 @@ async function startBaseline(): Promise<{ upstream: Child; plain: Child; upstrea
   return { upstream, plain, upstreamUrl, plainUrl: `http://127.0.0.1:${plain.port}` };
 }
 
-const backendsToRun = (): Backend[] => (DATABASE_URL ? ["pglite", "postgres"] : ["pglite"]);
+const backendsToRun = (): Backend[] =>
+  (DATABASE_URL ? (["pglite", "postgres"] as const) : (["pglite"] as const)).filter((b) => !env.BENCH_BACKENDS || env.BENCH_BACKENDS.split(",").includes(b));
+/** Each backend with the audit modes of BENCH_AUDIT ("db,journal" by default: both, in the same run). */
+const variantsToRun = (): Variant[] =>
+  backendsToRun().flatMap((backend) => AUDIT_MODES.map((mode) => ({ backend, journal: mode === "journal" })));
 
 async function runMain(): Promise<void> {
   const started = performance.now();
@@ -311,7 +323,7 @@ async function runMain(): Promise<void> {
   const { upstream, plain, upstreamUrl, plainUrl } = await startBaseline();
   const plainRss = new RssSampler(plain);
   const brokers: Broker[] = [];
-  for (const backend of backendsToRun()) brokers.push(await startBroker(newStore(backend), upstreamUrl));
+  for (const v of variantsToRun()) brokers.push(await startBroker(newStore(v.backend), upstreamUrl, v.journal));
   const tokens = brokers[0]!.scenario.tokens;
 
   const targets: Target[] = [
@@ -370,7 +382,7 @@ async function runMain(): Promise<void> {
   for (const b of brokers) {
     const t: Target = { name: `${b.label} tokens`, kind: "keyward", url: b.url, next: tokenRequest(b.scenario.agents), child: b.child };
     const load = await measure(t, S.tokenConnections, tokenDurationS, 0);
-    endpoint.push({ backend: b.backend, load, unexpected: load.responses - (load.statuses["200"] ?? 0) });
+    endpoint.push({ backend: b.variant, load, unexpected: load.responses - (load.statuses["200"] ?? 0) });
   }
   const scryptVerifyPerSec = await scryptRate(Math.min(3, tokenDurationS));
   log(`  scrypt verification alone: ${scryptVerifyPerSec.toFixed(1)}/s`);
@@ -387,7 +399,7 @@ async function runMain(): Promise<void> {
     const rows = proxy.filter((r) => r.target === b.label);
     const worst = rows.reduce((a, r) => ((r.vsPlain ?? 1) < (a.vsPlain ?? 1) ? r : a), rows[0]!);
     targetsChecked.push({
-      backend: b.backend,
+      backend: b.variant,
       target: "forwarding throughput ÷ plain proxy (worst of c=" + S.concurrency.join(",") + ")",
       value: `${(100 * (worst.vsPlain ?? 0)).toFixed(0)}% (c=${worst.c}; ${rows.map((r) => `${(100 * (r.vsPlain ?? 0)).toFixed(0)}%`).join(" / ")})`,
       threshold: "≥ 85%",
@@ -397,7 +409,7 @@ async function runMain(): Promise<void> {
     const p16 = proxy.find((r) => r.c === 16 && r.kind === "plain");
     if (k16 && p16) {
       const added = k16.load.p99 - p16.load.p99;
-      targetsChecked.push({ backend: b.backend, target: "p99 added over plain proxy, c=16", value: `${added.toFixed(2)} ms`, threshold: "≤ 1.5 ms", pass: added <= 1.5 });
+      targetsChecked.push({ backend: b.variant, target: "p99 added over plain proxy, c=16", value: `${added.toFixed(2)} ms`, threshold: "≤ 1.5 ms", pass: added <= 1.5 });
     }
     // Buffering whole responses would add about c × 1 MiB over what a streaming proxy needs; the plain
     // proxy (which streams) is the reference for GC and socket-buffer noise.
@@ -407,7 +419,7 @@ async function runMain(): Promise<void> {
     const plainGrowth = Math.max(0, ps.rss!.peak - ps.rss!.before);
     const limit = (S.streamConnections * MiB) / 2;
     targetsChecked.push({
-      backend: b.backend,
+      backend: b.variant,
       target: `streaming 1 MiB at c=${S.streamConnections}: RSS growth beyond the plain proxy's (flat = under half of c × 1 MiB)`,
       value: `+${mib(growth)} MiB (${mib(s.rss!.before)} → peak ${mib(s.rss!.peak)}) vs plain proxy +${mib(plainGrowth)} MiB; ${s.unexpected + s.load.errors} failed`,
       threshold: `< +${mib(limit)} MiB beyond`,
@@ -416,22 +428,22 @@ async function runMain(): Promise<void> {
     const big = bigStream.find((x) => x.target === b.label)!;
     const bigGrowth = big.rss.peak - big.rss.before;
     targetsChecked.push({
-      backend: b.backend,
+      backend: b.variant,
       target: `one ${S.bigStreamMiB} MiB response: RSS growth (buffering it would add its size)`,
       value: `+${mib(bigGrowth)} MiB (${mib(big.rss.before)} → peak ${mib(big.rss.peak)}), ${mib(big.bytes)} MiB received, status ${big.status}`,
       threshold: `< ${mib((S.bigStreamMiB * MiB) / 4)} MiB`,
       pass: big.status === 200 && big.bytes === S.bigStreamMiB * MiB && bigGrowth < (S.bigStreamMiB * MiB) / 4,
     });
-    const e = endpoint.find((x) => x.backend === b.backend)!;
+    const e = endpoint.find((x) => x.backend === b.variant)!;
     targetsChecked.push({
-      backend: b.backend,
+      backend: b.variant,
       target: "token issuance ÷ raw ES256 signing (incl. DB write)",
       value: `${((100 * e.load.rps) / rawSignPerSec).toFixed(1)}% (${e.load.rps.toFixed(0)}/s vs ${rawSignPerSec.toFixed(0)}/s)`,
       threshold: "≥ 70%",
       pass: e.load.rps / rawSignPerSec >= 0.7 && e.unexpected === 0,
     });
     const peak = b.rss.peak;
-    targetsChecked.push({ backend: b.backend, target: "broker RSS peak over the run", value: `${mib(peak)} MiB`, threshold: "< 200 MB (190.7 MiB)", pass: peak < 200e6 });
+    targetsChecked.push({ backend: b.variant, target: "broker RSS peak over the run", value: `${mib(peak)} MiB`, threshold: "< 200 MB (190.7 MiB)", pass: peak < 200e6 });
   }
 
   for (const b of brokers) await waitIdle(b.child, 15_000);
@@ -441,8 +453,8 @@ async function runMain(): Promise<void> {
     startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
     seconds: (performance.now() - started) / 1000,
     machine,
-    settings: { ...S, tokenDurationS, backends: brokers.map((b) => b.backend) },
-    backends: brokers.map((b) => b.backend),
+    settings: { ...S, tokenDurationS, backends: brokers.map((b) => b.variant) },
+    backends: brokers.map((b) => b.variant),
     proxy,
     stream: { connections: S.streamConnections, rows: stream },
     bigStream,
@@ -459,14 +471,16 @@ async function runMain(): Promise<void> {
 async function runScale(): Promise<void> {
   const started = performance.now();
   const machine = machineInfo();
-  const backend: Backend = DATABASE_URL ? "postgres" : "pglite";
+  const journal = AUDIT_MODES.includes("journal");
+  const backend = variantName({ backend: DATABASE_URL ? "postgres" : "pglite", journal });
+  const store = () => newStore(DATABASE_URL ? "postgres" : "pglite");
   const { plain, plainUrl, upstreamUrl } = await startBaseline();
   const counts = seedCountsFromEnv();
 
   const runOn = async (
     store: Store,
   ): Promise<{ rows: ProxyRow[]; startupMs: number; rss: Rss; tokenRetries: Scenario["tokenRetries"]; idleCpu: number }> => {
-    const broker = await startBroker(store, upstreamUrl);
+    const broker = await startBroker(store, upstreamUrl, journal);
     const targets: Target[] = [
       { name: "plain proxy", kind: "plain", url: plainUrl, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: plain },
       { name: broker.label, kind: "keyward", url: broker.url, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: broker.child },
@@ -483,14 +497,14 @@ async function runScale(): Promise<void> {
   };
 
   log(`scale check on ${backend}: empty database first`);
-  const emptyStore = newStore(backend);
+  const emptyStore = store();
   const empty = await runOn(emptyStore);
   await emptyStore.drop();
 
   log(`seeding ${JSON.stringify(counts)} (${backend})`);
-  const seededStore = newStore(backend);
+  const seededStore = store();
   const db = await openDatabase(
-    backend === "postgres" ? { kind: "postgres", url: seededStore.databaseUrl! } : { kind: "pglite", dataDir: seededStore.dataDir },
+    seededStore.backend === "postgres" ? { kind: "postgres", url: seededStore.databaseUrl! } : { kind: "pglite", dataDir: seededStore.dataDir },
   );
   let seed;
   try {
@@ -596,14 +610,15 @@ async function runProfile(): Promise<void> {
   const dir = join(BENCH_DIR, "profiles");
   mkdirSync(dir, { recursive: true });
   const runs: ProfileResults["runs"] = [];
-  for (const backend of backendsToRun()) {
+  for (const v of variantsToRun()) {
+    const backend = variantName(v);
     // One folder per run: node writes one profile per thread (tsx's module loader has its own), named
     // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is thread 0.
-    const name = `keyward-${backend}${PROFILE_STREAM ? "-stream" : ""}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    const name = `keyward-${backend.replace(" + ", "-")}${PROFILE_STREAM ? "-stream" : ""}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     const runDir = join(dir, name);
     mkdirSync(runDir, { recursive: true });
-    const store = newStore(backend);
-    const broker = await startBroker(store, upstreamUrl, ["--cpu-prof", `--cpu-prof-dir=${runDir}`]);
+    const store = newStore(v.backend);
+    const broker = await startBroker(store, upstreamUrl, v.journal, ["--cpu-prof", `--cpu-prof-dir=${runDir}`]);
     const next = PROFILE_STREAM ? streamRequest(PROXY_PREFIX, broker.scenario.tokens) : mixedRequest(PROXY_PREFIX, broker.scenario.tokens);
     const target: Target = { name: broker.label, kind: "keyward", url: broker.url, next };
     await runLoad({ baseUrl: broker.url, connections: 16, seconds: 2, next: target.next });
@@ -613,13 +628,13 @@ async function runProfile(): Promise<void> {
       before = await pgTableStats(store.schema);
     }
     const startUs = await broker.child.call<number>("clockUs");
-    const load = await runLoad({ baseUrl: broker.url, connections: 16, seconds: S.profileDurationS, next: target.next });
+    const load = await runLoad({ baseUrl: broker.url, connections: S.profileConnections, seconds: S.profileDurationS, next: target.next });
     const endUs = await broker.child.call<number>("clockUs");
     let statements: ReturnType<typeof statementsPerRequest> | undefined;
     if (store.schema && before) {
       await sleep(2000);
       // autocannon drops the responses in flight when it stops; they were still executed: count them too
-      statements = statementsPerRequest(before, await pgTableStats(store.schema), load.responses + 16);
+      statements = statementsPerRequest(before, await pgTableStats(store.schema), load.responses + S.profileConnections);
       log(`  statements per proxied request (PostgreSQL table stats): ${JSON.stringify(statements)}`);
     }
     log(`  ${broker.label}: ${load.rps.toFixed(0)} req/s under the profiler, p99 ${load.p99.toFixed(2)} ms, statuses ${JSON.stringify(load.statuses)}`);

@@ -3,7 +3,9 @@ import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { bootstrapAdminKey } from "./admin/keys.js";
 import { Agents } from "./agents/agents.js";
+import { AuditBatcher, type AuditLog } from "./audit/batch.js";
 import { deriveCheckpointKey, type CheckpointKeys } from "./audit/chain.js";
+import { AuditJournal } from "./audit/journal.js";
 import { reanchorCheckpoint, scheduleAuditRetention } from "./audit/retention.js";
 import { startAuditSink } from "./audit/sink.js";
 import { ClientAuthenticator } from "./agents/client-auth.js";
@@ -112,11 +114,23 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       leewaySeconds: config.tokens.leewaySeconds,
     });
 
+    // The proxy's events: straight to the database, or through the write-ahead journal (src/audit/journal.ts).
+    let onJournalShipping: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
+    const auditWritten = (event: { kind: string }, seconds: number) => metrics.auditWritten(event, seconds);
+    const journal = config.auditJournal
+      ? await AuditJournal.open(db, {
+          ...config.auditJournal,
+          onShipped: auditWritten,
+          onShippingFailed: (err) => onJournalShipping(err),
+          onShippingResumed: () => onJournalShipping(null),
+        })
+      : null;
+    const auditLog: AuditLog = journal ?? new AuditBatcher(db, auditWritten);
+
     const app = await buildServer(
       config,
       {
         prisma,
-        db,
         upstreams,
         agents,
         grants,
@@ -135,10 +149,22 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         budgets,
         inspectMaxBytes: Math.min(config.policyInspectMaxBytes, config.proxyMaxBodyBytes),
         metrics,
+        auditLog,
       },
       options.logStream,
     );
     const background: { stop(): Promise<void> }[] = [];
+    if (journal) {
+      for (const replayed of journal.replayed) app.log.info(replayed, "replayed the audit journal of a stopped broker into the database");
+      onJournalShipping = (err) =>
+        err ? app.log.error({ err }, "audit events are not reaching the database; retrying") : app.log.info("audit events reach the database again");
+      background.push({
+        async stop() {
+          const { leftInJournal } = await journal.close();
+          if (leftInJournal > 0) app.log.warn({ leftInJournal }, "audit events left in the journal: the next start replays them");
+        },
+      });
+    }
     try {
       await revocations.start(app.log);
       background.push(revocations);

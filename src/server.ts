@@ -48,6 +48,8 @@ const REDACTED_PATHS = [
   "*.masterKey",
 ];
 
+const AUDIT_READS = ["/v1/audit", "/v1/tokens"];
+
 /**
  * Requests Node's HTTP parser refuses before any route runs (malformed, smuggling-shaped, oversized
  * headers, timed out) get the same error shape as everything else, then the connection is closed.
@@ -113,6 +115,11 @@ export async function buildServer(
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   rejectUnstorableText(app);
+  // Reads of the audit log see every event this broker has acknowledged, even those its journal has not
+  // shipped yet (src/audit/journal.ts): the audit routes and the live token list, which counts calls.
+  app.addHook("onRequest", async (request) => {
+    if (request.method === "GET" && AUDIT_READS.some((prefix) => request.url.startsWith(prefix))) await deps.auditLog.settled();
+  });
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
     // Shutting down: the connection closes after this response instead of idling in keep-alive, so

@@ -1,17 +1,29 @@
 import type { Database } from "../db/database.js";
 import { auditRow, type AuditInput } from "./audit.js";
 
-type Row = ReturnType<typeof auditRow>;
-type Pending = { row: Row; written: () => void; failed: (err: unknown) => void };
+type Pending = { row: AuditRow; written: () => void; failed: (err: unknown) => void };
+
+/**
+ * Where the proxy appends its events: straight to the database in group commits (AuditBatcher), or to
+ * a local write-ahead journal shipped to the database behind it (AuditJournal, src/audit/journal.ts).
+ * `append` settles once the event is durable; `settled` once every event appended so far can be read
+ * back from the database (or shipping has just failed: the read that follows reports it).
+ */
+export interface AuditLog {
+  append(event: AuditInput): Promise<void>;
+  settled(): Promise<void>;
+}
 
 /** Rows per statement at most, so that one statement's JSON stays small. */
-const MAX_BATCH = 200;
+export const MAX_BATCH = 200;
+
+export type AuditRow = ReturnType<typeof auditRow>;
 
 // One statement, its rows in one JSON parameter, sent on a connection of the pool without Prisma: no
 // transaction around it (Prisma's createMany costs BEGIN, INSERT and COMMIT) and no query to compile.
-// Rows go in the order they were appended (seq), which is the order the link trigger chains them in.
+// Rows go in the order they were given (seq), which is the order the link trigger chains them in.
 // Times are UTC, as Prisma stores them.
-const INSERT_SQL = `
+const INSERT_ROWS = `
 INSERT INTO "AuditEvent" ("at", "requestId", "actor", "kind", "agentId", "jti", "grantId", "upstream", "environment",
   "method", "path", "decision", "reason", "status", "latencyMs", "details", "contentHash")
 SELECT "at", "requestId", "actor", "kind", "agentId", "jti", "grantId", "upstream", "environment",
@@ -21,6 +33,36 @@ FROM jsonb_to_recordset($1::jsonb) AS t("seq" int, "at" timestamp(3), "requestId
   "decision" text, "reason" text, "status" int, "latencyMs" int, "details" jsonb, "contentHash" text)
 ORDER BY "seq"`;
 
+// The same, moving a journal's cursor in the same statement (a data-modifying WITH always runs, and the
+// statement commits or fails as a whole), so a replayed journal can tell exactly which events are in.
+const INSERT_ROWS_MOVING_CURSOR = `
+WITH "cursor" AS (
+  INSERT INTO "AuditJournalCursor" ("journalId", "shippedSeq") VALUES ($2, $3)
+  ON CONFLICT ("journalId") DO UPDATE SET "shippedSeq" = EXCLUDED."shippedSeq", "updatedAt" = CURRENT_TIMESTAMP
+)${INSERT_ROWS}`;
+
+/**
+ * Inserts rows into the audit log in the given order, as one statement; with `journal`, also records
+ * that journal's events through `shippedSeq` as shipped (src/audit/journal.ts).
+ */
+export async function insertAuditRows(
+  db: Pick<Database, "session">,
+  rows: readonly AuditRow[],
+  journal?: { id: string; shippedSeq: number },
+): Promise<void> {
+  const json = JSON.stringify(rows.map((row, seq) => ({ ...row, seq })));
+  const session = await db.session();
+  try {
+    if (journal) await session.query(INSERT_ROWS_MOVING_CURSOR, [json, journal.id, journal.shippedSeq]);
+    else await session.query(INSERT_ROWS, [json]);
+  } finally {
+    session.release();
+  }
+}
+
+/** An error the server reported about the statement (pg's and PGlite's both carry its severity). */
+export const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;
+
 /**
  * Group commit for the audit log: events appended while a write is in flight go out together in the
  * next one, as one multi-row INSERT, and each caller's promise settles only when the statement holding
@@ -29,7 +71,7 @@ ORDER BY "seq"`;
  * in flight, so a lone request waits no longer than it would have. The hash-chain trigger (migration
  * 0002) links the rows one by one, in the order they were appended, under one lock of the chain head.
  */
-export class AuditBatcher {
+export class AuditBatcher implements AuditLog {
   #queue: Pending[] = [];
   #writing = false;
 
@@ -46,6 +88,11 @@ export class AuditBatcher {
     });
   }
 
+  /** Appends settle only once committed, so there is never anything left to wait for. */
+  settled(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async #drain(): Promise<void> {
     this.#writing = true;
     while (this.#queue.length > 0) await this.#write(this.#queue.splice(0, MAX_BATCH));
@@ -55,12 +102,7 @@ export class AuditBatcher {
   async #write(batch: Pending[]): Promise<void> {
     const startedAt = performance.now();
     try {
-      const session = await this.db.session();
-      try {
-        await session.query(INSERT_SQL, [JSON.stringify(batch.map((p, seq) => ({ ...p.row, seq })))]);
-      } finally {
-        session.release();
-      }
+      await insertAuditRows(this.db, batch.map((p) => p.row));
       const seconds = (performance.now() - startedAt) / 1000;
       for (const p of batch) {
         this.onWritten(p.row, seconds);
@@ -77,6 +119,3 @@ export class AuditBatcher {
     }
   }
 }
-
-/** An error the server reported about the statement (pg's and PGlite's both carry its severity). */
-const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;

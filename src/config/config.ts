@@ -34,6 +34,8 @@ const envSchema = z.object({
   KEYWARD_AUDIT_RETENTION_DAYS: z.coerce.number().int().positive().optional(),
   KEYWARD_AUDIT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: z.string().min(1).optional(),
+  KEYWARD_AUDIT_JOURNAL_DIR: z.string().min(1).optional(),
+  KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: intBetween(100, 600_000, 5_000),
   KEYWARD_TOKEN_DEFAULT_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, 900),
   KEYWARD_TOKEN_MAX_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS),
   KEYWARD_CLOCK_SKEW_SECONDS: intBetween(0, 60, 5),
@@ -71,6 +73,11 @@ export type Config = {
   auditRetentionDays: number | undefined;
   /** Where every audit event is forwarded (JSON Lines over POST), if anywhere. */
   auditWebhook: { url: string; authorization: string | undefined } | undefined;
+  /**
+   * The proxy's audit events go to a local write-ahead journal there, shipped to the database behind it
+   * (src/audit/journal.ts); undefined: straight to the database, each call waiting for the commit.
+   */
+  auditJournal: { dir: string; maxLagMs: number } | undefined;
   tokens: TokenPolicy;
   signingKeys: { rotateAfterMs: number; reloadMs: number };
   clientSecretOverlapSeconds: number;
@@ -167,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditWebhook: e.KEYWARD_AUDIT_WEBHOOK_URL
       ? { url: e.KEYWARD_AUDIT_WEBHOOK_URL, authorization: e.KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION }
       : undefined,
+    auditJournal: e.KEYWARD_AUDIT_JOURNAL_DIR ? { dir: e.KEYWARD_AUDIT_JOURNAL_DIR, maxLagMs: e.KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS } : undefined,
     tokens: {
       defaultTtlSeconds: e.KEYWARD_TOKEN_DEFAULT_TTL_SECONDS,
       maxTtlSeconds: e.KEYWARD_TOKEN_MAX_TTL_SECONDS,

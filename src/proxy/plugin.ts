@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "undici";
 import type { AuditInput } from "../audit/audit.js";
-import { AuditBatcher } from "../audit/batch.js";
-import type { Database } from "../db/database.js";
+import type { AuditLog } from "../audit/batch.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerJws } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
@@ -23,8 +22,8 @@ import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js
 import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
 
 export type ProxyDeps = {
-  /** For the audit log's batched writes (src/audit/batch.ts). */
-  db: Pick<Database, "session">;
+  /** Where its events go: group commits to the database, or the write-ahead journal (src/audit/). */
+  auditLog: AuditLog;
   verifyToken: TokenVerifier;
   revocations: RevocationService;
   grants: Grants;
@@ -36,7 +35,7 @@ export type ProxyDeps = {
   budgets: BudgetService;
   /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions). */
   inspectMaxBytes: number;
-  metrics: Pick<Metrics, "proxyCall" | "auditWritten">;
+  metrics: Pick<Metrics, "proxyCall">;
 };
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -51,11 +50,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
-  // Concurrent calls share audit writes; each still waits for its own row to be committed.
-  const auditLog = new AuditBatcher(deps.db, (event, seconds) => deps.metrics.auditWritten(event, seconds));
+  // Concurrent calls share audit writes; each still waits for its own event to be durable.
   const writeAudit = async (request: FastifyRequest, event: AuditInput) => {
     try {
-      await auditLog.append(event);
+      await deps.auditLog.append(event);
     } catch (err) {
       request.log.error({ err }, "audit write failed");
       throw unavailable("audit_unavailable", "audit log unavailable; refusing to forward");

@@ -5,7 +5,12 @@ import { freePort } from "./pg-cluster.js";
 
 const TSX = join(process.cwd(), "node_modules/.bin/tsx");
 
-export type BrokerProcess = { url: string; stop(): Promise<void> };
+export type BrokerProcess = {
+  url: string;
+  stop(): Promise<void>;
+  /** SIGKILL: a crash, with no chance to clean up. */
+  kill(): Promise<void>;
+};
 
 /**
  * A broker in a process of its own, started as `npm start` does (src/main.ts), on a test store. Where a
@@ -29,6 +34,8 @@ export async function startBrokerProcess(store: Store, env: Record<string, strin
       ...env,
     },
     stdio: ["ignore", "ignore", "pipe"],
+    // A process group of its own, so that kill() reaches the broker and not only the tsx wrapper.
+    detached: true,
   });
   let stderr = "";
   child.stderr!.on("data", (c) => (stderr += c));
@@ -49,6 +56,10 @@ export async function startBrokerProcess(store: Store, env: Record<string, strin
     url,
     async stop() {
       child.kill("SIGTERM");
+      await exited;
+    },
+    async kill() {
+      process.kill(-child.pid!, "SIGKILL");
       await exited;
     },
   };
