@@ -91,6 +91,9 @@ export async function buildServer(
       ...(logStream && { stream: logStream }),
     },
     genReqId: () => randomUUID(),
+    // One line per request (see the onResponse hook below) instead of Fastify's two: every proxied
+    // call pays for its log lines, and the second one says nothing the first does not.
+    disableRequestLogging: true,
     bodyLimit: config.adminMaxBodyBytes,
     // Slow or stalled clients (slowloris) are cut off with a 408 instead of holding sockets forever:
     // the headers within headersTimeoutMs, the whole request, body included, within requestTimeoutMs.
@@ -119,6 +122,9 @@ export async function buildServer(
   // shipped yet (src/audit/journal.ts): the audit routes and the live token list, which counts calls.
   app.addHook("onRequest", async (request) => {
     if (request.method === "GET" && AUDIT_READS.some((prefix) => request.url.startsWith(prefix))) await deps.auditLog.settled();
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
   });
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);

@@ -28,7 +28,7 @@ INSERT INTO "AuditEvent" ("at", "requestId", "actor", "kind", "agentId", "jti", 
   "method", "path", "decision", "reason", "status", "latencyMs", "details", "contentHash")
 SELECT "at", "requestId", "actor", "kind", "agentId", "jti", "grantId", "upstream", "environment",
   "method", "path", "decision", "reason", "status", "latencyMs", "details", "contentHash"
-FROM jsonb_to_recordset($1::jsonb) AS t("seq" int, "at" timestamp(3), "requestId" text, "actor" text, "kind" text,
+FROM jsonb_to_recordset($1::jsonb) AS t("seq" bigint, "at" timestamp(3), "requestId" text, "actor" text, "kind" text,
   "agentId" text, "jti" text, "grantId" text, "upstream" text, "environment" text, "method" text, "path" text,
   "decision" text, "reason" text, "status" int, "latencyMs" int, "details" jsonb, "contentHash" text)
 ORDER BY "seq"`;
@@ -41,16 +41,19 @@ WITH "cursor" AS (
   ON CONFLICT ("journalId") DO UPDATE SET "shippedSeq" = EXCLUDED."shippedSeq", "updatedAt" = CURRENT_TIMESTAMP
 )${INSERT_ROWS}`;
 
+/** Rows as insertAuditRows takes them: a JSON array, each row with its place in the order as `seq`. */
+export const auditRowsJson = (rows: readonly AuditRow[]) => JSON.stringify(rows.map((row, seq) => ({ ...row, seq })));
+
 /**
- * Inserts rows into the audit log in the given order, as one statement; with `journal`, also records
- * that journal's events through `shippedSeq` as shipped (src/audit/journal.ts).
+ * Inserts rows (auditRowsJson, or the journal's own lines) into the audit log in the order of their
+ * `seq`, as one statement; with `journal`, also records that journal's events through `shippedSeq` as
+ * shipped (src/audit/journal.ts).
  */
 export async function insertAuditRows(
   db: Pick<Database, "session">,
-  rows: readonly AuditRow[],
+  json: string,
   journal?: { id: string; shippedSeq: number },
 ): Promise<void> {
-  const json = JSON.stringify(rows.map((row, seq) => ({ ...row, seq })));
   const session = await db.session();
   try {
     if (journal) await session.query(INSERT_ROWS_MOVING_CURSOR, [json, journal.id, journal.shippedSeq]);
@@ -102,7 +105,7 @@ export class AuditBatcher implements AuditLog {
   async #write(batch: Pending[]): Promise<void> {
     const startedAt = performance.now();
     try {
-      await insertAuditRows(this.db, batch.map((p) => p.row));
+      await insertAuditRows(this.db, auditRowsJson(batch.map((p) => p.row)));
       const seconds = (performance.now() - startedAt) / 1000;
       for (const p of batch) {
         this.onWritten(p.row, seconds);

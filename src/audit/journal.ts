@@ -29,7 +29,8 @@ export type AuditJournalOptions = {
 /** A journal left by a broker that stopped before its events were all in the database, replayed at start. */
 export type ReplayedJournal = { journalId: string; events: number };
 
-type Entry = { seq: number; row: AuditRow; appendedAt: number };
+/** `line`: the event as journaled, {"seq":…,…row}, which is also what the shipper sends. */
+type Entry = { seq: number; row: AuditRow; line: string; appendedAt: number };
 type Pending = { entry: Entry; written: () => void; failed: (err: unknown) => void };
 
 const SHIP_BATCH = 1_000;
@@ -109,7 +110,9 @@ export class AuditJournal implements AuditLog {
     const refusal = this.#refusal();
     if (refusal) return Promise.reject(refusal);
     return new Promise((written, failed) => {
-      this.#toWrite.push({ entry: { seq: ++this.#lastSeq, row: auditRow(event), appendedAt: Date.now() }, written, failed });
+      const seq = ++this.#lastSeq;
+      const row = auditRow(event);
+      this.#toWrite.push({ entry: { seq, row, line: JSON.stringify({ seq, ...row }), appendedAt: Date.now() }, written, failed });
       this.#writer ??= this.#writeAll();
     });
   }
@@ -160,7 +163,7 @@ export class AuditJournal implements AuditLog {
   async #writeAll(): Promise<void> {
     while (this.#toWrite.length > 0) {
       const batch = this.#toWrite.splice(0, this.#toWrite.length);
-      const text = batch.map((p) => JSON.stringify({ seq: p.entry.seq, ...p.entry.row }) + "\n").join("");
+      const text = batch.map((p) => p.entry.line + "\n").join("");
       try {
         await this.#segment.appendFile(text);
         await this.#segment.datasync();
@@ -194,7 +197,7 @@ export class AuditJournal implements AuditLog {
       const shippedSeq = batch.at(-1)!.seq;
       const startedAt = performance.now();
       try {
-        await insertAuditRows(this.db, batch.map((e) => e.row), { id: this.journalId, shippedSeq });
+        await insertAuditRows(this.db, linesJson(batch), { id: this.journalId, shippedSeq });
       } catch (err) {
         if (!this.#shippingFailed) this.options.onShippingFailed?.(err);
         this.#shippingFailed = true;
@@ -239,6 +242,9 @@ export class AuditJournal implements AuditLog {
     for (const w of waiting) if (w.seq <= throughSeq) w.done();
   }
 }
+
+/** Journal lines carry their seq, which orders them as insertAuditRows needs: they go as they are. */
+const linesJson = (entries: readonly { line: string }[]) => `[${entries.map((e) => e.line).join(",")}]`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -305,9 +311,9 @@ async function releaseLock(instanceDir: string): Promise<void> {
 }
 
 /** A stopped broker's events in order. A torn last line is a write that was never acknowledged. */
-async function readJournal(instanceDir: string): Promise<{ seq: number; row: AuditRow }[]> {
+async function readJournal(instanceDir: string): Promise<Omit<Entry, "appendedAt">[]> {
   const segments = (await readdir(instanceDir)).filter((name) => name.endsWith(SEGMENT_SUFFIX)).sort();
-  const entries: { seq: number; row: AuditRow }[] = [];
+  const entries: Omit<Entry, "appendedAt">[] = [];
   for (const [index, name] of segments.entries()) {
     const lines = (await readFile(join(instanceDir, name), "utf8")).split("\n");
     const complete = lines.slice(0, -1);
@@ -322,7 +328,7 @@ async function readJournal(instanceDir: string): Promise<{ seq: number; row: Aud
       }
       const { seq, at, ...rest } = parsed;
       if (!Number.isSafeInteger(seq) || (entries.length > 0 && seq !== entries.at(-1)!.seq + 1)) throw damaged(instanceDir, name, n + 1);
-      entries.push({ seq, row: { ...rest, at: new Date(at) } });
+      entries.push({ seq, row: { ...rest, at: new Date(at) }, line });
     }
   }
   return entries;
@@ -336,7 +342,7 @@ async function replayJournal(db: Pick<Database, "session">, journalId: string, i
   const pending = (await readJournal(instanceDir)).filter((e) => e.seq > shippedSeq);
   for (let i = 0; i < pending.length; i += SHIP_BATCH) {
     const batch = pending.slice(i, i + SHIP_BATCH);
-    await insertAuditRows(db, batch.map((e) => e.row), { id: journalId, shippedSeq: batch.at(-1)!.seq });
+    await insertAuditRows(db, linesJson(batch), { id: journalId, shippedSeq: batch.at(-1)!.seq });
   }
   await rm(instanceDir, { recursive: true, force: true });
   heldHere.delete(instanceDir);

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditRow, type AuditInput } from "../../src/audit/audit.js";
-import { insertAuditRows } from "../../src/audit/batch.js";
+import { auditRowsJson, insertAuditRows } from "../../src/audit/batch.js";
 import { openDatabase, type Database } from "../../src/db/database.js";
 import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startBrokerProcess } from "../helpers/broker-process.js";
@@ -123,7 +123,7 @@ describe("audit journal", () => {
     const rows = events.map(auditRow);
     const db = await openDatabase(store.databaseUrl ? { kind: "postgres", url: store.databaseUrl } : { kind: "pglite", dataDir: store.dataDir });
     try {
-      await insertAuditRows(db, rows.slice(0, 2), { id: journalId, shippedSeq: 2 });
+      await insertAuditRows(db, auditRowsJson(rows.slice(0, 2)), { id: journalId, shippedSeq: 2 });
     } finally {
       await db.close();
     }

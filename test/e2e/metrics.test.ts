@@ -98,13 +98,13 @@ describe("operations endpoints", () => {
     await vi.waitFor(() => expect(linesOf(refusedId).map((line) => line.msg)).toContain("request completed"));
     await vi.waitFor(() => expect(linesOf(okId).map((line) => line.msg)).toContain("request completed"));
     const okLines = linesOf(okId);
-    expect(okLines.find((line) => line.msg === "incoming request")!.req).toEqual({ id: okId, method: "GET", path: "/healthz" });
+    expect(okLines.find((line) => line.msg === "request completed")!.req).toEqual({ id: okId, method: "GET", path: "/healthz" });
     expect(okLines.find((line) => line.msg === "request completed")!.res).toEqual({ statusCode: 200 });
     // What the handlers log about a request carries its id too, not only Fastify's own lines.
     const refusedLines = linesOf(refusedId);
-    expect(refusedLines.map((line) => line.msg)).toEqual(["incoming request", "request refused", "request completed"]);
-    expect(refusedLines[1]).toMatchObject({ code: refused.body.error.code, level: 30 });
-    expect(refusedLines[2]!.res).toEqual({ statusCode: 401 });
+    expect(refusedLines.map((line) => line.msg)).toEqual(["request refused", "request completed"]);
+    expect(refusedLines[0]).toMatchObject({ code: refused.body.error.code, level: 30 });
+    expect(refusedLines[1]!.res).toEqual({ statusCode: 401 });
     // The query string stays out of the logs.
     expect(broker.logs.join("\n")).not.toContain("probe=1");
     expect(broker.logs.join("\n")).not.toContain("chosen-by-the-client");
