@@ -158,7 +158,7 @@ async function startBroker(store: Store, upstreamUrl: string, journal: boolean, 
       LOG_LEVEL: S.logLevel,
       ...(env.KEYWARD_UPSTREAM_TIMEOUT_MS && { KEYWARD_UPSTREAM_TIMEOUT_MS: env.KEYWARD_UPSTREAM_TIMEOUT_MS }),
       ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
-      ...(journal && { KEYWARD_AUDIT_JOURNAL_DIR: join(store.dataDir, "audit-journal") }),
+      KEYWARD_AUDIT_JOURNAL: journal ? "on" : "off",
       ...(store.backend === "pglite" && S.pgliteInMemory && MODE !== "scale" && { BENCH_PGLITE_MEMORY: "1" }),
     }),
   });

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { DestinationStream } from "pino";
-import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
 import { directoryRoutes } from "./admin/directory-routes.js";
@@ -93,7 +93,7 @@ export async function buildServer(
     genReqId: () => randomUUID(),
     // One line per request (see the onResponse hook below) instead of Fastify's two: every proxied
     // call pays for its log lines, and the second one says nothing the first does not.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.adminMaxBodyBytes,
     // Slow or stalled clients (slowloris) are cut off with a 408 instead of holding sockets forever:
     // the headers within headersTimeoutMs, the whole request, body included, within requestTimeoutMs.

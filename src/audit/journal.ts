@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Database } from "../db/database.js";
 import { auditRow, type AuditInput } from "./audit.js";
 import { insertAuditRows, type AuditLog, type AuditRow } from "./batch.js";
@@ -37,6 +37,7 @@ const SHIP_BATCH = 1_000;
 const SEGMENT_SUFFIX = ".jsonl";
 const LOCK_FILE = "LOCK";
 const CLOSE_SHIPPING_DEADLINE_MS = 5_000;
+const SETTLE_TIMEOUT_MS = 2_000;
 
 /** Journals this process holds, so that a second broker in the same process does not take one over. */
 const heldHere = new Set<string>();
@@ -82,26 +83,16 @@ export class AuditJournal implements AuditLog {
   ) {}
 
   /** Replays what stopped brokers left in `dir`, then starts this broker's own journal there. */
-  static async open(db: Pick<Database, "session">, options: AuditJournalOptions): Promise<AuditJournal> {
-    await mkdir(options.dir, { recursive: true, mode: 0o700 });
-    const replayed: ReplayedJournal[] = [];
-    for (const entry of await readdir(options.dir, { withFileTypes: true })) {
-      if (!entry.isDirectory() || !UUID.test(entry.name)) continue;
-      const instanceDir = join(options.dir, entry.name);
-      if (!(await takeLock(instanceDir))) continue;
-      try {
-        replayed.push({ journalId: entry.name, events: await replayJournal(db, entry.name, instanceDir) });
-      } catch (err) {
-        await releaseLock(instanceDir);
-        throw err;
-      }
-    }
+  static async open(db: Pick<Database, "session">, given: AuditJournalOptions): Promise<AuditJournal> {
+    // One spelling of each path, so that the locks this process holds are recognised whatever it was given.
+    const options = { ...given, dir: resolve(given.dir) };
+    const replayed = await replayStoppedJournals(db, options.dir);
     const journalId = randomUUID();
     const instanceDir = join(options.dir, journalId);
     await mkdir(instanceDir, { mode: 0o700 });
     if (!(await takeLock(instanceDir))) throw new Error(`audit journal ${instanceDir} is locked by another process`);
     const journal = new AuditJournal(db, journalId, instanceDir, options, replayed);
-    await journal.#openSegment();
+    await journal.#openSegment(1);
     await syncDirectory(options.dir);
     return journal;
   }
@@ -117,9 +108,13 @@ export class AuditJournal implements AuditLog {
     });
   }
 
+  /** While the database refuses them, waits at most SETTLE_TIMEOUT_MS: the read then shows what is there. */
   settled(): Promise<void> {
     if (this.#shippedSeq >= this.#lastSeq || this.#broken) return Promise.resolve();
-    return new Promise((done) => this.#waiters.push({ seq: this.#lastSeq, done }));
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, SETTLE_TIMEOUT_MS);
+      this.#waiters.push({ seq: this.#lastSeq, done: () => (clearTimeout(timer), resolve()) });
+    });
   }
 
   /** Events appended but not yet in the database (metrics, tests). */
@@ -182,8 +177,14 @@ export class AuditJournal implements AuditLog {
       }
       this.#shipper ??= this.#shipAll();
       if (this.#segmentSize >= (this.options.segmentBytes ?? 16 * 1024 * 1024)) {
-        await this.#segment.close();
-        await this.#openSegment();
+        try {
+          await this.#segment.close();
+          await this.#openSegment(batch.at(-1)!.entry.seq + 1);
+        } catch (err) {
+          this.#broken = new Error("the audit journal could not start a new segment", { cause: err });
+          for (const p of this.#toWrite.splice(0)) p.failed(this.#broken);
+          this.#release(Infinity);
+        }
       }
     }
     this.#writer = null;
@@ -201,8 +202,6 @@ export class AuditJournal implements AuditLog {
       } catch (err) {
         if (!this.#shippingFailed) this.options.onShippingFailed?.(err);
         this.#shippingFailed = true;
-        // Reads waiting for these events go ahead and report the database's state themselves.
-        this.#release(Infinity);
         if (Date.now() >= this.#closeDeadline) break;
         await sleep(backoffMs);
         backoffMs = Math.min(backoffMs * 2, 1_000);
@@ -221,10 +220,11 @@ export class AuditJournal implements AuditLog {
     this.#shipper = null;
   }
 
-  async #openSegment(): Promise<void> {
-    const path = join(this.instanceDir, String(this.#lastSeq + 1).padStart(16, "0") + SEGMENT_SUFFIX);
+  /** Segments are named by the first seq they hold, so that their names sort in the journal's order. */
+  async #openSegment(firstSeq: number): Promise<void> {
+    const path = join(this.instanceDir, String(firstSeq).padStart(16, "0") + SEGMENT_SUFFIX);
     this.#segment = await open(path, "a", 0o600);
-    this.#segments.push({ path, lastSeq: this.#lastSeq });
+    this.#segments.push({ path, lastSeq: firstSeq - 1 });
     this.#segmentSize = 0;
     // The new file's name must be as durable as what is written into it.
     await syncDirectory(this.instanceDir);
@@ -232,7 +232,8 @@ export class AuditJournal implements AuditLog {
 
   async #dropShippedSegments(): Promise<void> {
     while (this.#segments.length > 1 && this.#segments[0]!.lastSeq <= this.#shippedSeq) {
-      await unlink(this.#segments.shift()!.path);
+      // One left behind is harmless: a replay skips what the cursor says is shipped.
+      await unlink(this.#segments.shift()!.path).catch(() => {});
     }
   }
 
@@ -308,6 +309,28 @@ async function takeLock(instanceDir: string): Promise<boolean> {
 async function releaseLock(instanceDir: string): Promise<void> {
   heldHere.delete(instanceDir);
   await unlink(join(instanceDir, LOCK_FILE)).catch(() => {});
+}
+
+/**
+ * Inserts the events that brokers which are no longer running left in their journals under `dir` (a
+ * crash, or a stop while the database refused), each journal from where its cursor says it got to, and
+ * removes those journals. Running brokers' journals are left alone.
+ */
+export async function replayStoppedJournals(db: Pick<Database, "session">, dir: string): Promise<ReplayedJournal[]> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const replayed: ReplayedJournal[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !UUID.test(entry.name)) continue;
+    const instanceDir = resolve(dir, entry.name);
+    if (!(await takeLock(instanceDir))) continue;
+    try {
+      replayed.push({ journalId: entry.name, events: await replayJournal(db, entry.name, instanceDir) });
+    } catch (err) {
+      await releaseLock(instanceDir);
+      throw err;
+    }
+  }
+  return replayed;
 }
 
 /** A stopped broker's events in order. A torn last line is a write that was never acknowledged. */

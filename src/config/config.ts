@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { decodeMasterKey } from "../vault/vault.js";
@@ -34,6 +35,7 @@ const envSchema = z.object({
   KEYWARD_AUDIT_RETENTION_DAYS: z.coerce.number().int().positive().optional(),
   KEYWARD_AUDIT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: z.string().min(1).optional(),
+  KEYWARD_AUDIT_JOURNAL: z.enum(["on", "off"]).optional(),
   KEYWARD_AUDIT_JOURNAL_DIR: z.string().min(1).optional(),
   KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: intBetween(100, 600_000, 5_000),
   KEYWARD_TOKEN_DEFAULT_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, 900),
@@ -128,10 +130,28 @@ function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.inf
   return parsed.data;
 }
 
-/** Where the database is, and nothing else: for commands that work on it alone (migrate, backup, restore). */
-export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, "dataDir" | "databaseUrl"> {
-  const e = parseEnv(envSchema.pick({ KEYWARD_DATA_DIR: true, DATABASE_URL: true }), withSecretFiles(env));
-  return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL };
+// On by default beside the embedded database, whose directory must persist anyway; with PostgreSQL it
+// needs a persistent local disk on every replica, so it is a choice made there.
+const auditJournalOf = (e: z.infer<typeof databaseSchema>): Config["auditJournal"] =>
+  (e.KEYWARD_AUDIT_JOURNAL ?? (e.DATABASE_URL ? "off" : "on")) === "on"
+    ? { dir: e.KEYWARD_AUDIT_JOURNAL_DIR ?? join(e.KEYWARD_DATA_DIR, "audit-journal"), maxLagMs: e.KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS }
+    : undefined;
+
+const databaseSchema = envSchema.pick({
+  KEYWARD_DATA_DIR: true,
+  DATABASE_URL: true,
+  KEYWARD_AUDIT_JOURNAL: true,
+  KEYWARD_AUDIT_JOURNAL_DIR: true,
+  KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: true,
+});
+
+/**
+ * Where the database is, and the audit journal whose events belong in it: for commands that work on
+ * the database alone (migrate, backup, restore).
+ */
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, "dataDir" | "databaseUrl" | "auditJournal"> {
+  const e = parseEnv(databaseSchema, withSecretFiles(env));
+  return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL, auditJournal: auditJournalOf(e) };
 }
 
 /** Parses the environment once; throws ConfigError with every problem listed. */
@@ -174,7 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditWebhook: e.KEYWARD_AUDIT_WEBHOOK_URL
       ? { url: e.KEYWARD_AUDIT_WEBHOOK_URL, authorization: e.KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION }
       : undefined,
-    auditJournal: e.KEYWARD_AUDIT_JOURNAL_DIR ? { dir: e.KEYWARD_AUDIT_JOURNAL_DIR, maxLagMs: e.KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS } : undefined,
+    auditJournal: auditJournalOf(e),
     tokens: {
       defaultTtlSeconds: e.KEYWARD_TOKEN_DEFAULT_TTL_SECONDS,
       maxTtlSeconds: e.KEYWARD_TOKEN_MAX_TTL_SECONDS,

@@ -5,16 +5,19 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditRow, type AuditInput } from "../../src/audit/audit.js";
 import { auditRowsJson, insertAuditRows } from "../../src/audit/batch.js";
+import { AuditJournal } from "../../src/audit/journal.js";
+import { migrate } from "../../src/db/migrate.js";
 import { openDatabase, type Database } from "../../src/db/database.js";
 import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startBrokerProcess } from "../helpers/broker-process.js";
+import { runCli } from "../helpers/cli.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
 type Event = { id: string; kind: string; requestId: string | null; decision: string | null; status: number | null };
 
 /**
- * The write-ahead audit journal (KEYWARD_AUDIT_JOURNAL_DIR, src/audit/journal.ts): calls are answered
+ * The write-ahead audit journal (KEYWARD_AUDIT_JOURNAL, src/audit/journal.ts): calls are answered
  * once their events are on the local disk, the events reach the database behind them, exactly once and
  * chained, through a crash, and the broker refuses calls once the database stops taking them.
  */
@@ -24,7 +27,7 @@ describe("audit journal", () => {
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
-  const env = () => ({ KEYWARD_AUDIT_JOURNAL_DIR: journalDir, KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: "300" });
+  const env = () => ({ KEYWARD_AUDIT_JOURNAL: "on", KEYWARD_AUDIT_JOURNAL_DIR: journalDir, KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: "300" });
 
   beforeAll(async () => {
     upstream = await startUpstream();
@@ -156,9 +159,38 @@ describe("audit journal", () => {
     expect((await eventsOf(broker, "damaged")).map((e) => e.kind)).toEqual(["proxy"]);
   });
 
+  it("a broker stopped while the database refuses leaves its events in the journal; a backup, then the next start, finds them", { timeout: 30_000 }, async () => {
+    const refuse = `ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_writes CHECK (false) NOT VALID`;
+    await onSession(broker.keyward.db, refuse);
+    const res = await call(broker, "GET", "/v1/before-stop");
+    expect(res.status).toBe(200);
+    await broker.close();
+    expect(broker.logs.some((l) => l.includes("audit events left in the journal") && l.includes('"leftInJournal":2'))).toBe(true);
+    expect(instanceDirs()).toHaveLength(1);
+    const db = await openDatabase(store.databaseUrl ? { kind: "postgres", url: store.databaseUrl } : { kind: "pglite", dataDir: store.dataDir });
+    try {
+      await onSession(db, `ALTER TABLE "AuditEvent" DROP CONSTRAINT test_refuse_writes`);
+    } finally {
+      await db.close();
+    }
+    // A backup taken now holds them: it replays the stopped broker's journal first.
+    const backup = await runCli(["backup"], {
+      env: { ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : { KEYWARD_DATA_DIR: store.dataDir }), ...env() },
+    });
+    expect(backup.code).toBe(0);
+    expect(backup.stderr).toContain("replayed 2 audit events from the journal of a stopped broker");
+    const requestId = res.headers.get("x-request-id")!;
+    const backedUp = backup.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.table === "AuditEvent" && l.row.requestId === requestId);
+    expect(backedUp.map((l) => l.row.kind)).toEqual(["proxy", "proxy.response"]);
+    expect(instanceDirs()).toEqual([]);
+    broker = await startBroker(store, env());
+    expect((await eventsOf(broker, requestId)).map((e) => e.kind)).toEqual(["proxy", "proxy.response"]);
+    expect(await verify(broker)).toMatchObject({ ok: true });
+  });
+
   it("brokers sharing the directory each keep their own journal and never replay a running one's", async () => {
     const other = newStore();
-    const second = await startBroker(other, { KEYWARD_AUDIT_JOURNAL_DIR: journalDir });
+    const second = await startBroker(other, { KEYWARD_AUDIT_JOURNAL: "on", KEYWARD_AUDIT_JOURNAL_DIR: journalDir });
     try {
       expect(instanceDirs()).toHaveLength(2);
       expect((await call(broker, "GET", "/v1/still-mine")).status).toBe(200);
@@ -170,11 +202,33 @@ describe("audit journal", () => {
     expect(instanceDirs()).toHaveLength(1);
   });
 
+  it("moves to a new segment file past its size, deletes segments once shipped, and keeps the order", async () => {
+    const other = newStore();
+    const db = await openDatabase(other.databaseUrl ? { kind: "postgres", url: other.databaseUrl } : { kind: "pglite", dataDir: other.dataDir });
+    try {
+      await migrate(db);
+      const journal = await AuditJournal.open(db, { dir: join(other.dataDir, "journal"), maxLagMs: 5_000, segmentBytes: 1 });
+      const segments = () => readdirSync(join(other.dataDir, "journal", journal.journalId)).filter((n) => n.endsWith(".jsonl"));
+      const event = (i: number): AuditInput => ({ kind: "proxy", actor: "agent:rotating", requestId: `rot-${i}` });
+      await Promise.all(Array.from({ length: 30 }, (_, i) => journal.append(event(i))));
+      for (let i = 30; i < 40; i++) await journal.append(event(i));
+      await journal.settled();
+      await expect.poll(segments).toHaveLength(1);
+      const rows = await onSession<{ requestId: string }>(db, `SELECT "requestId" FROM "AuditEvent" WHERE actor = 'agent:rotating' ORDER BY id`);
+      expect(rows.map((r) => r.requestId)).toEqual(Array.from({ length: 40 }, (_, i) => `rot-${i}`));
+      expect(await journal.close()).toEqual({ leftInJournal: 0 });
+      expect(readdirSync(join(other.dataDir, "journal"))).toEqual([]);
+    } finally {
+      await db.close();
+      await other.drop();
+    }
+  });
+
   // A real crash: PostgreSQL only, where the test can stop the database from taking the events while
   // the broker runs in a process of its own (PGlite belongs to the process that opened it).
   it.skipIf(BACKEND !== "postgres")("a broker killed with events not yet in the database loses none of them, and duplicates none", { timeout: 60_000 }, async () => {
     await broker.close();
-    const child = await startBrokerProcess(store, { KEYWARD_AUDIT_JOURNAL_DIR: journalDir, KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: "60000" });
+    const child = await startBrokerProcess(store, { KEYWARD_AUDIT_JOURNAL: "on", KEYWARD_AUDIT_JOURNAL_DIR: journalDir, KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: "60000" });
     const db = await openDatabase({ kind: "postgres", url: store.databaseUrl! });
     const ids: string[] = [];
     try {

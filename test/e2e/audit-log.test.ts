@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { deriveCheckpointKey, contentHash, linkHash, type CheckpointKeys } from "../../src/audit/chain.js";
 import { pruneAudit, reanchorCheckpoint } from "../../src/audit/retention.js";
 import { verifyAuditChain } from "../../src/audit/verify.js";
@@ -34,7 +34,7 @@ describe("audit log", () => {
       res.end();
     });
     store = newStore();
-    broker = await startBroker(store, { KEYWARD_AUDIT_WEBHOOK_URL: `${sink.url}/ingest`, KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: "Splunk sink-token" });
+    broker = await startBroker(store, { KEYWARD_AUDIT_WEBHOOK_URL: `${sink.url}/ingest`, KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: "Splunk sink-token", KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: "1000" });
     keys = [deriveCheckpointKey(Buffer.from(store.masterKey, "base64"))];
     await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "audit-test-secret-value" });
     const agent = await createAgent(broker, "audited");
@@ -148,19 +148,33 @@ describe("audit log", () => {
     expect((await verify()).ok).toBe(true);
   });
 
-  it("if the audit write fails, the call is not forwarded and the agent gets 503", async () => {
+  it("if the audit log cannot be written, calls are not forwarded and the agent gets 503", async () => {
+    const journal = broker.config.auditJournal;
     const before = upstream.received.length;
+    let journaled: string | undefined;
     await sql((s) => s.exec(`ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_writes CHECK (false) NOT VALID`));
     try {
+      if (journal) {
+        // Through the journal (on by default with the embedded database, see README): a call whose
+        // events are on the local disk goes ahead; once they have waited maxLagMs, calls are refused.
+        const res = await call("get", "/v1/journaled");
+        expect(res.status).toBe(200);
+        journaled = res.headers["x-request-id"];
+        await new Promise((r) => setTimeout(r, journal.maxLagMs + 200));
+      }
       const res = await call("get", "/v1/unaudited");
       expect(res.status).toBe(503);
       expect(res.body.error.code).toBe("audit_unavailable");
-      expect(upstream.received.length).toBe(before);
+      expect(upstream.received.length).toBe(before + (journal ? 1 : 0));
     } finally {
       await sql((s) => s.exec(`ALTER TABLE "AuditEvent" DROP CONSTRAINT test_refuse_writes`));
     }
-    expect((await call("get", "/v1/audited")).status).toBe(200);
-    expect(upstream.received.length).toBe(before + 1);
+    await vi.waitFor(async () => expect((await call("get", "/v1/audited")).status).toBe(200), { timeout: 10_000 });
+    expect(upstream.received.length).toBe(before + (journal ? 2 : 1));
+    if (journaled) {
+      const events = (await allEvents()).filter((e) => e.requestId === journaled);
+      expect(events.map((e) => e.kind)).toEqual(["proxy", "proxy.response"]);
+    }
   });
 
   it("filters by agent, grant, jti, upstream, environment, decision, method, path prefix and time; pages newest first", async () => {

@@ -18,13 +18,13 @@ async function* linesOf(input: NodeJS.ReadableStream): AsyncGenerator<string> {
 }
 
 /** The broker's database as configured (DATABASE_URL, else the embedded one in KEYWARD_DATA_DIR). */
-async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (db: Database, config: ReturnType<typeof loadDatabaseConfig>) => Promise<T>): Promise<T> {
   const config = loadDatabaseConfig();
   // Loaded here, not with the command tree: the database drivers would slow every other command's start.
   const { openDatabase } = await import("../../db/database.js");
   const db = await openDatabase(config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir });
   try {
-    return await work(db);
+    return await work(db, config);
   } finally {
     await db.close();
   }
@@ -68,7 +68,12 @@ export function databaseCommands(program: Command): void {
     .action(async (options: { out?: string }, command: Command) => {
       const { out } = contextOf(command);
       const { backupLines } = await import("../../db/backup.js");
-      await withDatabase(async (db) => {
+      await withDatabase(async (db, config) => {
+        // Events a crashed broker acknowledged are in its journal until the next start: they go in first.
+        if (config.auditJournal) {
+          const { replayStoppedJournals } = await import("../../audit/journal.js");
+          for (const r of await replayStoppedJournals(db, config.auditJournal.dir)) note(out, `replayed ${r.events} audit events from the journal of a stopped broker`);
+        }
         const lines = Readable.from((async function* () {
           for await (const line of backupLines(db)) yield line + "\n";
         })());
