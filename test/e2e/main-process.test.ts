@@ -83,7 +83,8 @@ describe.skipIf(BACKEND !== "pglite")("main process", () => {
   it("first start: generates a 0600 master key and prints an admin key once; serves; stops on SIGTERM", async () => {
     const port = String(20000 + Math.floor(Math.random() * 20000));
     const first = run({ PORT: port, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" });
-    await waitFor(() => /Server listening/.test(first.output()), 30_000);
+    // A first start creates the embedded database: seconds alone, much longer beside a loaded test run.
+    await waitFor(() => /Server listening/.test(first.output()), 75_000);
     const adminKey = /\n {2}(kwa_[A-Za-z0-9_-]+)\n/.exec(first.output())?.[1];
     expect(adminKey).toBeDefined();
     expect(first.output()).toMatch(/generated a master key/);
@@ -96,12 +97,12 @@ describe.skipIf(BACKEND !== "pglite")("main process", () => {
 
     // Second start on the same data: no new key is printed, the old one still works.
     const second = run({ PORT: port, KEYWARD_DATA_DIR: dataDir });
-    await waitFor(() => /Server listening/.test(second.output()), 30_000);
+    await waitFor(() => /Server listening/.test(second.output()), 75_000);
     expect(second.output()).not.toMatch(/kwa_/);
     expect(second.output()).not.toMatch(/generated a master key/);
     const again = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
     expect(again.status).toBe(200);
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
-  }, 90_000);
+  }, 180_000);
 });
