@@ -7,15 +7,17 @@
  *   npm run bench -- --profile    a CPU profile (node --cpu-prof) of each broker under load at c=16
  *
  * Keyward runs on PGlite (a temp data dir, as `npm start` does) and, when DATABASE_URL is set, also on
- * PostgreSQL in a fresh schema `kw_bench_<random>` that is dropped afterwards. Every server is its own
+ * PostgreSQL in a fresh schema `kw_bench_<random>` that is dropped afterwards; each with its proxy's
+ * audit events committed to the database, and through the write-ahead journal (KEYWARD_AUDIT_JOURNAL). Every server is its own
  * child process (bench/*-process.ts), so RSS and profiles are per process; the load generator
  * (autocannon) runs here.
  *
  * Settings (environment): BENCH_DURATION_S (5), BENCH_WARMUP_S (1), BENCH_CONCURRENCY ("1,16,64"),
  * BENCH_STREAM_CONNECTIONS (64), BENCH_BIG_STREAM_MIB (256), BENCH_TOKEN_DURATION_S (= BENCH_DURATION_S),
  * BENCH_TOKEN_CONNECTIONS (4),
- * BENCH_PROFILE_DURATION_S (15), BENCH_LOG_LEVEL (the broker's LOG_LEVEL, default info as in production),
- * BENCH_PGLITE_MEMORY=1 (in-memory PGlite), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
+ * BENCH_PROFILE_DURATION_S (15), BENCH_PROFILE_CONNECTIONS (16), BENCH_LOG_LEVEL (the broker's LOG_LEVEL, default info as in production),
+ * BENCH_BACKENDS ("pglite,postgres": a subset to run), BENCH_AUDIT ("db,journal": the audit modes to run;
+ * --scale uses the journal if it is listed), BENCH_PGLITE_MEMORY=1 (in-memory PGlite), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
  * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one),
  * SEED_GRANTS / SEED_TOKENS / SEED_REVOCATIONS / SEED_AGENTS (scale seed sizes),
  * BENCH_BROKER_LOG_DIR (keep each broker's log there; by default it goes to /dev/null),
