@@ -655,7 +655,7 @@ async function runProfile(): Promise<void> {
     mode: PROFILE_STREAM ? "profile-stream" : "profile",
     startedAt: new Date().toISOString(),
     machine,
-    settings: { connections: 16, durationS: S.profileDurationS, logLevel: S.logLevel, scenario: PROFILE_STREAM ? "stream 1 MiB" : "mixed" },
+    settings: { connections: S.profileConnections, durationS: S.profileDurationS, logLevel: S.logLevel, scenario: PROFILE_STREAM ? "stream 1 MiB" : "mixed" },
     runs,
   };
   saveResults(results, renderProfile(results));
