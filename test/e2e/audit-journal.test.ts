@@ -21,7 +21,8 @@ type Event = { id: string; kind: string; requestId: string | null; decision: str
  * once their events are on the local disk, the events reach the database behind them, exactly once and
  * chained, through a crash, and the broker refuses calls once the database stops taking them.
  */
-describe("audit journal", () => {
+// Brokers are stopped and started, and the CLI run, several times per test: slow beside a loaded run.
+describe("audit journal", { timeout: 120_000 }, () => {
   let store: Store;
   let journalDir: string;
   let broker: TestBroker;
@@ -159,7 +160,7 @@ describe("audit journal", () => {
     expect((await eventsOf(broker, "damaged")).map((e) => e.kind)).toEqual(["proxy"]);
   });
 
-  it("a broker stopped while the database refuses leaves its events in the journal; a backup, then the next start, finds them", { timeout: 30_000 }, async () => {
+  it("a broker stopped while the database refuses leaves its events in the journal; a backup, then the next start, finds them", async () => {
     const refuse = `ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_writes CHECK (false) NOT VALID`;
     await onSession(broker.keyward.db, refuse);
     const res = await call(broker, "GET", "/v1/before-stop");
@@ -226,7 +227,7 @@ describe("audit journal", () => {
 
   // A real crash: PostgreSQL only, where the test can stop the database from taking the events while
   // the broker runs in a process of its own (PGlite belongs to the process that opened it).
-  it.skipIf(BACKEND !== "postgres")("a broker killed with events not yet in the database loses none of them, and duplicates none", { timeout: 60_000 }, async () => {
+  it.skipIf(BACKEND !== "postgres")("a broker killed with events not yet in the database loses none of them, and duplicates none", async () => {
     await broker.close();
     const child = await startBrokerProcess(store, { KEYWARD_AUDIT_JOURNAL: "on", KEYWARD_AUDIT_JOURNAL_DIR: journalDir, KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: "60000" });
     const db = await openDatabase({ kind: "postgres", url: store.databaseUrl! });
