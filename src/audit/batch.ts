@@ -1,4 +1,4 @@
-import type { Database } from "../db/database.js";
+import { queryOnce, type Database } from "../db/database.js";
 import { auditRow, type AuditInput } from "./audit.js";
 
 type Pending = { row: AuditRow; written: () => void; failed: (err: unknown) => void };
@@ -7,7 +7,8 @@ type Pending = { row: AuditRow; written: () => void; failed: (err: unknown) => v
  * Where the proxy appends its events: straight to the database in group commits (AuditBatcher), or to
  * a local write-ahead journal shipped to the database behind it (AuditJournal, src/audit/journal.ts).
  * `append` settles once the event is durable; `settled` once every event appended so far can be read
- * back from the database (or shipping has just failed: the read that follows reports it).
+ * back from the database (or, while the database refuses them, after a bounded wait: the read then
+ * shows what is there).
  */
 export interface AuditLog {
   append(event: AuditInput): Promise<void>;
@@ -15,7 +16,7 @@ export interface AuditLog {
 }
 
 /** Rows per statement at most, so that one statement's JSON stays small. */
-export const MAX_BATCH = 200;
+const MAX_BATCH = 200;
 
 export type AuditRow = ReturnType<typeof auditRow>;
 
@@ -54,17 +55,12 @@ export async function insertAuditRows(
   json: string,
   journal?: { id: string; shippedSeq: number },
 ): Promise<void> {
-  const session = await db.session();
-  try {
-    if (journal) await session.query(INSERT_ROWS_MOVING_CURSOR, [json, journal.id, journal.shippedSeq]);
-    else await session.query(INSERT_ROWS, [json]);
-  } finally {
-    session.release();
-  }
+  if (journal) await queryOnce(db, INSERT_ROWS_MOVING_CURSOR, [json, journal.id, journal.shippedSeq]);
+  else await queryOnce(db, INSERT_ROWS, [json]);
 }
 
 /** An error the server reported about the statement (pg's and PGlite's both carry its severity). */
-export const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;
+const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;
 
 /**
  * Group commit for the audit log: events appended while a write is in flight go out together in the

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { Database } from "../db/database.js";
+import { queryOnce, type Database } from "../db/database.js";
 import { auditRow, type AuditInput } from "./audit.js";
 import { insertAuditRows, type AuditLog, type AuditRow } from "./batch.js";
 
@@ -117,8 +117,8 @@ export class AuditJournal implements AuditLog {
     });
   }
 
-  /** Events appended but not yet in the database (metrics, tests). */
-  get backlog(): number {
+  /** Events appended but not yet in the database. */
+  #backlog(): number {
     return this.#toWrite.length + this.#unshipped.length;
   }
 
@@ -151,7 +151,8 @@ export class AuditJournal implements AuditLog {
     if (oldest && Date.now() - oldest.appendedAt > this.options.maxLagMs) {
       return new Error(`audit events have not reached the database for ${Date.now() - oldest.appendedAt} ms`);
     }
-    if (this.backlog >= (this.options.maxBacklog ?? 100_000)) return new Error(`${this.backlog} audit events are waiting for the database`);
+    const backlog = this.#backlog();
+    if (backlog >= (this.options.maxBacklog ?? 100_000)) return new Error(`${backlog} audit events are waiting for the database`);
     return null;
   }
 
@@ -333,25 +334,27 @@ export async function replayStoppedJournals(db: Pick<Database, "session">, dir: 
   return replayed;
 }
 
-/** A stopped broker's events in order. A torn last line is a write that was never acknowledged. */
-async function readJournal(instanceDir: string): Promise<Omit<Entry, "appendedAt">[]> {
+/**
+ * A stopped broker's events in order, as journaled (only their seq is read: the lines go to the
+ * database as they are). A torn last line is a write that was never acknowledged.
+ */
+async function readJournal(instanceDir: string): Promise<Pick<Entry, "seq" | "line">[]> {
   const segments = (await readdir(instanceDir)).filter((name) => name.endsWith(SEGMENT_SUFFIX)).sort();
-  const entries: Omit<Entry, "appendedAt">[] = [];
+  const entries: Pick<Entry, "seq" | "line">[] = [];
   for (const [index, name] of segments.entries()) {
     const lines = (await readFile(join(instanceDir, name), "utf8")).split("\n");
     const complete = lines.slice(0, -1);
     const tail = lines.at(-1)!;
     if (tail !== "" && index !== segments.length - 1) throw damaged(instanceDir, name, lines.length);
     for (const [n, line] of complete.entries()) {
-      let parsed: { seq: number; at: string } & Omit<AuditRow, "at">;
+      let seq: unknown;
       try {
-        parsed = JSON.parse(line);
+        seq = (JSON.parse(line) as { seq?: unknown }).seq;
       } catch {
         throw damaged(instanceDir, name, n + 1);
       }
-      const { seq, at, ...rest } = parsed;
       if (!Number.isSafeInteger(seq) || (entries.length > 0 && seq !== entries.at(-1)!.seq + 1)) throw damaged(instanceDir, name, n + 1);
-      entries.push({ seq, row: { ...rest, at: new Date(at) }, line });
+      entries.push({ seq: seq as number, line });
     }
   }
   return entries;
@@ -374,20 +377,10 @@ async function replayJournal(db: Pick<Database, "session">, journalId: string, i
 }
 
 async function shippedSeqOf(db: Pick<Database, "session">, journalId: string): Promise<number> {
-  const session = await db.session();
-  try {
-    const rows = await session.query<{ shippedSeq: string }>(`SELECT "shippedSeq" FROM "AuditJournalCursor" WHERE "journalId" = $1`, [journalId]);
-    return rows.length === 0 ? 0 : Number(rows[0]!.shippedSeq);
-  } finally {
-    session.release();
-  }
+  const rows = await queryOnce<{ shippedSeq: string }>(db, `SELECT "shippedSeq" FROM "AuditJournalCursor" WHERE "journalId" = $1`, [journalId]);
+  return rows.length === 0 ? 0 : Number(rows[0]!.shippedSeq);
 }
 
 async function deleteCursor(db: Pick<Database, "session">, journalId: string): Promise<void> {
-  const session = await db.session();
-  try {
-    await session.query(`DELETE FROM "AuditJournalCursor" WHERE "journalId" = $1`, [journalId]);
-  } finally {
-    session.release();
-  }
+  await queryOnce(db, `DELETE FROM "AuditJournalCursor" WHERE "journalId" = $1`, [journalId]);
 }

@@ -14,6 +14,16 @@ export type SqlSession = {
   release(): void;
 };
 
+/** One statement on a session of its own, released whatever happens. */
+export async function queryOnce<Row = Record<string, unknown>>(db: Pick<Database, "session">, sql: string, params?: unknown[]): Promise<Row[]> {
+  const session = await db.session();
+  try {
+    return await session.query<Row>(sql, params);
+  } finally {
+    session.release();
+  }
+}
+
 /** A LISTEN subscription; closing it ends its connection (PostgreSQL) or unsubscribes (PGlite). */
 export type Subscription = { close(): Promise<void> };
 
