@@ -1,15 +1,14 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
+import { spawnMain } from "../helpers/broker-process.js";
 import { freePort } from "../helpers/pg-cluster.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { openDatabase } from "../../src/db/database.js";
 import { title } from "../security/cases.js";
 import { masterKeyForms, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
 
-const TSX = join(process.cwd(), "node_modules/.bin/tsx");
 
 type Broker = { child: ChildProcess; exited: Promise<number | null>; output: () => string };
 
@@ -24,8 +23,7 @@ async function until<T>(check: () => T | Promise<T>, ms: number, what: string): 
 }
 
 /**
- * The real entry point (`tsx src/main.ts`, as `npm start` runs it) in a process group of its own, so
- * that SIGKILL reaches the broker itself and not only the tsx wrapper around it.
+ * The real entry point, started as `npm start` runs it (test/helpers/broker-process.ts, spawnMain).
  */
 describe("faults: the broker process killed and stopped", () => {
   let store: Store;
@@ -61,8 +59,8 @@ describe("faults: the broker process killed and stopped", () => {
   });
 
   const start = async (): Promise<Broker> => {
-    const child = spawn(TSX, ["src/main.ts"], {
-      env: {
+    const child = spawnMain(
+      {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "/tmp",
         PORT: String(port),
@@ -72,9 +70,8 @@ describe("faults: the broker process killed and stopped", () => {
         LOG_LEVEL: "warn",
         ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
       },
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
+      ["ignore", "pipe", "pipe"],
+    );
     let out = "";
     child.stdout!.on("data", (c) => (out += c));
     child.stderr!.on("data", (c) => (out += c));

@@ -1,9 +1,16 @@
-import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { TEST_ADMIN_KEY, type Store } from "./broker.js";
 import { freePort } from "./pg-cluster.js";
 
-const TSX = join(process.cwd(), "node_modules/.bin/tsx");
+/**
+ * `src/main.ts` as `npm start` runs it: node itself, loading tsx, so that node gets the signals. (The
+ * `tsx` command would put a wrapper in between, which kills the broker with SIGKILL when the broker does
+ * not confirm a relayed SIGTERM within 30 ms, as happens on a loaded machine.) In a process group of its
+ * own, so that a SIGKILL sent to the group reaches anything it started.
+ */
+export function spawnMain(env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", "src/main.ts"], { env, stdio, detached: true });
+}
 
 export type BrokerProcess = {
   url: string;
@@ -19,8 +26,8 @@ export type BrokerProcess = {
  */
 export async function startBrokerProcess(store: Store, env: Record<string, string> = {}): Promise<BrokerProcess> {
   const port = await freePort();
-  const child = spawn(TSX, ["src/main.ts"], {
-    env: {
+  const child = spawnMain(
+    {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "/tmp",
       PORT: String(port),
@@ -33,10 +40,8 @@ export async function startBrokerProcess(store: Store, env: Record<string, strin
       ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
       ...env,
     },
-    stdio: ["ignore", "ignore", "pipe"],
-    // A process group of its own, so that kill() reaches the broker and not only the tsx wrapper.
-    detached: true,
-  });
+    ["ignore", "ignore", "pipe"],
+  );
   let stderr = "";
   child.stderr!.on("data", (c) => (stderr += c));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
