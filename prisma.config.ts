@@ -1,9 +1,7 @@
 // Prisma CLI configuration. Only `prisma generate` and `prisma migrate diff` are used (both offline);
-// migrations are applied by the broker itself (src/db/migrate.ts), see ../README.md.
+// migrations are applied by the broker itself (src/db/migrate.ts), see docs.
 import { defineConfig } from "prisma/config";
-import { PrismaPGlite } from "pglite-prisma-adapter";
-import { PGlite } from "@electric-sql/pglite";
-import type { SqlMigrationAwareDriverAdapterFactory } from "@prisma/driver-adapter-utils";
+import { PrismaPg } from "@prisma/adapter-pg";
 
 // Without a DATABASE_URL the CLI cannot read `engineType = "client"` and falls back to downloading
 // a native engine, which fails offline. generate and diff never connect to it.
@@ -13,7 +11,6 @@ export default defineConfig({
   experimental: { adapter: true },
   engine: "js",
   schema: "prisma/schema.prisma",
-  // Required by the JS engine; an in-memory database that generate and diff never touch.
-  // (Typed against an older driver-adapter-utils; see src/db/database.ts.)
-  adapter: async () => new PrismaPGlite(new PGlite()) as unknown as SqlMigrationAwareDriverAdapterFactory,
+  // Required by the JS engine; generate and diff never open a connection through it.
+  adapter: async () => new PrismaPg({ connectionString: process.env.DATABASE_URL }),
 });

@@ -1,9 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// Unit tests (pure functions, no database) run once. Everything that stores data runs on the embedded
-// PGlite, and again on real PostgreSQL when DATABASE_URL is set.
-const backends = process.env.DATABASE_URL ? ["pglite", "postgres"] : ["pglite"];
-
+// Unit tests (pure functions, no database) run on their own. Everything that stores data runs once, on
+// PostgreSQL: the server DATABASE_URL names, or else an embedded one started for the run (test/setup/database.ts).
 export default defineConfig({
   test: {
     testTimeout: 30_000,
@@ -17,16 +15,10 @@ export default defineConfig({
     outputFile: process.env.CI ? { json: "test-results.json" } : undefined,
     projects: [
       { extends: true as const, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
-      ...backends.map((backend) => ({
+      {
         extends: true as const,
-        test: {
-          name: backend,
-          include: ["test/**/*.test.ts"],
-          exclude: ["test/unit/**"],
-          env: { KEYWARD_TEST_BACKEND: backend },
-          globalSetup: backend === "pglite" ? ["test/setup/pglite-template.ts"] : [],
-        },
-      })),
+        test: { name: "postgres", include: ["test/**/*.test.ts"], exclude: ["test/unit/**"], globalSetup: ["test/setup/database.ts"] },
+      },
     ],
   },
 });

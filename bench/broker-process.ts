@@ -1,7 +1,7 @@
 /**
  * A Keyward broker in its own process, started exactly as src/main.ts does (createKeyward with the
  * configuration from the environment, request log on stdout), so that its RSS and CPU profile are its
- * own. PGlite runs on a data dir (the product default) unless BENCH_PGLITE_MEMORY=1. It uses only
+ * own. Without DATABASE_URL it runs the embedded PostgreSQL on its data dir (the product default). It uses only
  * Keyward's public entry points (config, createKeyward), so it keeps working while src/ changes.
  */
 import { Socket, type AddressInfo } from "node:net";
@@ -10,7 +10,7 @@ import { createKeyward } from "../src/keyward.js";
 import { serveChild } from "./child.js";
 
 const config = loadConfig(process.env);
-const keyward = await createKeyward(config, { inMemory: process.env.BENCH_PGLITE_MEMORY === "1" });
+const keyward = await createKeyward(config);
 await keyward.app.listen({ port: 0, host: "127.0.0.1" });
 serveChild((keyward.app.server.address() as AddressInfo).port, {}, async () => {
   // If closing hangs, say what is still open before the parent gives up and kills the process.

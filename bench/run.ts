@@ -6,9 +6,8 @@
  *   npm run bench -- --scale      the forwarding scenario on an empty and on a seeded database
  *   npm run bench -- --profile    a CPU profile (node --cpu-prof) of each broker under load at c=16
  *
- * Keyward runs on PGlite (a temp data dir, as `npm start` does) and, when DATABASE_URL is set, also on
- * PostgreSQL in a fresh schema `kw_bench_<random>` that is dropped afterwards; each with its proxy's
- * audit events committed to the database, and through the write-ahead journal (KEYWARD_AUDIT_JOURNAL). Every server is its own
+ * Keyward runs on the embedded PostgreSQL (a temp data dir, as `npm start` does) and, when DATABASE_URL is
+ * set, also on that PostgreSQL in a fresh schema `kw_bench_<random>` that is dropped afterwards. Every server is its own
  * child process (bench/*-process.ts), so RSS and profiles are per process; the load generator
  * (autocannon) runs here.
  *
@@ -16,8 +15,7 @@
  * BENCH_STREAM_CONNECTIONS (64), BENCH_BIG_STREAM_MIB (256), BENCH_TOKEN_DURATION_S (= BENCH_DURATION_S),
  * BENCH_TOKEN_CONNECTIONS (4),
  * BENCH_PROFILE_DURATION_S (15), BENCH_PROFILE_CONNECTIONS (16), BENCH_LOG_LEVEL (the broker's LOG_LEVEL, default info as in production),
- * BENCH_BACKENDS ("pglite,postgres": a subset to run), BENCH_AUDIT ("db,journal": the audit modes to run;
- * --scale uses the journal if it is listed), BENCH_PGLITE_MEMORY=1 (in-memory PGlite), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
+ * BENCH_BACKENDS ("embedded,postgres": a subset to run), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
  * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one),
  * SEED_GRANTS / SEED_TOKENS / SEED_REVOCATIONS / SEED_AGENTS (scale seed sizes),
  * BENCH_BROKER_LOG_DIR (keep each broker's log there; by default it goes to /dev/null),
@@ -72,12 +70,10 @@ const S = {
   profileDurationS: num("BENCH_PROFILE_DURATION_S", 15),
   profileConnections: num("BENCH_PROFILE_CONNECTIONS", 16),
   logLevel: env.BENCH_LOG_LEVEL ?? "info",
-  pgliteInMemory: env.BENCH_PGLITE_MEMORY === "1",
   agents: 4,
   tokensPerAgent: 8,
 };
 const tokenDurationS = num("BENCH_TOKEN_DURATION_S", S.durationS);
-const AUDIT_MODES = (env.BENCH_AUDIT ?? "db,journal").split(",").filter((m) => m === "db" || m === "journal");
 const args = process.argv.slice(2);
 const MODE = args.includes("--scale") || env.BENCH_SCALE === "1" ? "scale" : args.includes("--profile") || env.BENCH_PROFILE === "1" ? "profile" : "main";
 const DATABASE_URL = env.DATABASE_URL;
@@ -89,7 +85,7 @@ const log = (line: string) => process.stderr.write(line + "\n");
 
 // ---------------------------------------------------------------------------------------------- stores
 
-type Backend = "pglite" | "postgres";
+type Backend = "embedded" | "postgres";
 type Store = { backend: Backend; dataDir: string; databaseUrl?: string; schema?: string; drop(): Promise<void> };
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -97,7 +93,7 @@ const cleanups: (() => Promise<void>)[] = [];
 function newStore(backend: Backend): Store {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-bench-"));
   const rmDir = async () => rmSync(dataDir, { recursive: true, force: true });
-  if (backend === "pglite") {
+  if (backend === "embedded") {
     cleanups.push(rmDir);
     return { backend, dataDir, drop: rmDir };
   }
@@ -133,22 +129,22 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...out, ...extra };
 }
 
-/** A broker's set-up: its database, and whether the proxy's audit events go through the write-ahead journal. */
-type Variant = { backend: Backend; journal: boolean };
-const variantName = (v: Variant) => (v.journal ? `${v.backend} + journal` : v.backend);
+/** A broker's set-up: its database. */
+type Variant = { backend: Backend };
+const variantName = (v: Variant) => v.backend;
 
 type Broker = { label: string; variant: string; child: Child; url: string; scenario: Scenario; rss: RssSampler; startupMs: number };
 
 const ADMIN_KEY = "kwa_bench_" + randomBytes(24).toString("hex");
 
-async function startBroker(store: Store, upstreamUrl: string, journal: boolean, execArgv: string[] = []): Promise<Broker> {
-  const variant = variantName({ backend: store.backend, journal });
+async function startBroker(store: Store, upstreamUrl: string, execArgv: string[] = []): Promise<Broker> {
+  const variant = variantName({ backend: store.backend });
   const label = `keyward (${variant})`;
   const t0 = performance.now();
   const child = await Child.start(label, "broker-process.ts", {
     execArgv,
     ...(env.BENCH_BROKER_LOG_DIR && {
-      stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}${journal ? "-journal" : ""}-${Date.now()}.log`),
+      stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}-${Date.now()}.log`),
     }),
     env: childEnv({
       PORT: "0",
@@ -160,8 +156,6 @@ async function startBroker(store: Store, upstreamUrl: string, journal: boolean, 
       LOG_LEVEL: S.logLevel,
       ...(env.KEYWARD_UPSTREAM_TIMEOUT_MS && { KEYWARD_UPSTREAM_TIMEOUT_MS: env.KEYWARD_UPSTREAM_TIMEOUT_MS }),
       ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
-      KEYWARD_AUDIT_JOURNAL: journal ? "on" : "off",
-      ...(store.backend === "pglite" && S.pgliteInMemory && MODE !== "scale" && { BENCH_PGLITE_MEMORY: "1" }),
     }),
   });
   const startupMs = performance.now() - t0;
@@ -314,10 +308,8 @@ async function startBaseline(): Promise<{ upstream: Child; plain: Child; upstrea
 }
 
 const backendsToRun = (): Backend[] =>
-  (DATABASE_URL ? (["pglite", "postgres"] as const) : (["pglite"] as const)).filter((b) => !env.BENCH_BACKENDS || env.BENCH_BACKENDS.split(",").includes(b));
-/** Each backend with the audit modes of BENCH_AUDIT ("db,journal" by default: both, in the same run). */
-const variantsToRun = (): Variant[] =>
-  backendsToRun().flatMap((backend) => AUDIT_MODES.map((mode) => ({ backend, journal: mode === "journal" })));
+  (DATABASE_URL ? (["embedded", "postgres"] as const) : (["embedded"] as const)).filter((b) => !env.BENCH_BACKENDS || env.BENCH_BACKENDS.split(",").includes(b));
+const variantsToRun = (): Variant[] => backendsToRun().map((backend) => ({ backend }));
 
 async function runMain(): Promise<void> {
   const started = performance.now();
@@ -325,7 +317,7 @@ async function runMain(): Promise<void> {
   const { upstream, plain, upstreamUrl, plainUrl } = await startBaseline();
   const plainRss = new RssSampler(plain);
   const brokers: Broker[] = [];
-  for (const v of variantsToRun()) brokers.push(await startBroker(newStore(v.backend), upstreamUrl, v.journal));
+  for (const v of variantsToRun()) brokers.push(await startBroker(newStore(v.backend), upstreamUrl));
   const tokens = brokers[0]!.scenario.tokens;
 
   const targets: Target[] = [
@@ -473,16 +465,15 @@ async function runMain(): Promise<void> {
 async function runScale(): Promise<void> {
   const started = performance.now();
   const machine = machineInfo();
-  const journal = AUDIT_MODES.includes("journal");
-  const backend = variantName({ backend: DATABASE_URL ? "postgres" : "pglite", journal });
-  const store = () => newStore(DATABASE_URL ? "postgres" : "pglite");
+  const backend: Backend = DATABASE_URL ? "postgres" : "embedded";
+  const store = () => newStore(backend);
   const { plain, plainUrl, upstreamUrl } = await startBaseline();
   const counts = seedCountsFromEnv();
 
   const runOn = async (
     store: Store,
   ): Promise<{ rows: ProxyRow[]; startupMs: number; rss: Rss; tokenRetries: Scenario["tokenRetries"]; idleCpu: number }> => {
-    const broker = await startBroker(store, upstreamUrl, journal);
+    const broker = await startBroker(store, upstreamUrl);
     const targets: Target[] = [
       { name: "plain proxy", kind: "plain", url: plainUrl, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: plain },
       { name: broker.label, kind: "keyward", url: broker.url, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: broker.child },
@@ -506,7 +497,7 @@ async function runScale(): Promise<void> {
   log(`seeding ${JSON.stringify(counts)} (${backend})`);
   const seededStore = store();
   const db = await openDatabase(
-    seededStore.backend === "postgres" ? { kind: "postgres", url: seededStore.databaseUrl! } : { kind: "pglite", dataDir: seededStore.dataDir },
+    seededStore.backend === "postgres" ? { kind: "postgres", url: seededStore.databaseUrl! } : { kind: "embedded", dataDir: seededStore.dataDir },
   );
   let seed;
   try {
@@ -620,7 +611,7 @@ async function runProfile(): Promise<void> {
     const runDir = join(dir, name);
     mkdirSync(runDir, { recursive: true });
     const store = newStore(v.backend);
-    const broker = await startBroker(store, upstreamUrl, v.journal, ["--cpu-prof", `--cpu-prof-dir=${runDir}`]);
+    const broker = await startBroker(store, upstreamUrl, ["--cpu-prof", `--cpu-prof-dir=${runDir}`]);
     const next = PROFILE_STREAM ? streamRequest(PROXY_PREFIX, broker.scenario.tokens) : mixedRequest(PROXY_PREFIX, broker.scenario.tokens);
     const target: Target = { name: broker.label, kind: "keyward", url: broker.url, next };
     await runLoad({ baseUrl: broker.url, connections: 16, seconds: 2, next: target.next });

@@ -9,7 +9,7 @@
  * the rest are spread over the past ~23 days and long expired, as a real table's history would be.
  *
  * As a script: `tsx bench/seed.ts` seeds the database of DATABASE_URL (a `?schema=` is honoured), or
- * `tsx bench/seed.ts --pglite DIR` an embedded one (KEYWARD_DATA_DIR layout: DIR/pgdata).
+ * `tsx bench/seed.ts --embedded DIR` an embedded one (KEYWARD_DATA_DIR layout: DIR/pgdata).
  * Counts: SEED_GRANTS, SEED_TOKENS, SEED_REVOCATIONS, SEED_AGENTS.
  */
 import { pathToFileURL } from "node:url";
@@ -146,15 +146,15 @@ export async function seedDatabase(db: Database, counts: SeedCounts, log: (line:
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const pgliteAt = args.indexOf("--pglite");
+  const embeddedAt = args.indexOf("--embedded");
   const db =
-    pgliteAt !== -1
-      ? await openDatabase({ kind: "pglite", dataDir: args[pgliteAt + 1] })
+    embeddedAt !== -1 && args[embeddedAt + 1]
+      ? await openDatabase({ kind: "embedded", dataDir: args[embeddedAt + 1]! })
       : process.env.DATABASE_URL
         ? await openDatabase({ kind: "postgres", url: process.env.DATABASE_URL })
         : null;
   if (!db) {
-    process.stderr.write("usage: DATABASE_URL=postgresql://…?schema=… tsx bench/seed.ts | tsx bench/seed.ts --pglite DIR\n");
+    process.stderr.write("usage: DATABASE_URL=postgresql://…?schema=… tsx bench/seed.ts | tsx bench/seed.ts --embedded DIR\n");
     process.exit(2);
   }
   try {

@@ -3,14 +3,13 @@ import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { bootstrapAdminKey } from "./admin/keys.js";
 import { Agents } from "./agents/agents.js";
-import { AuditBatcher, type AuditLog } from "./audit/batch.js";
+import { AuditLog } from "./audit/log.js";
 import { deriveCheckpointKey, type CheckpointKeys } from "./audit/chain.js";
-import { AuditJournal } from "./audit/journal.js";
 import { reanchorCheckpoint, scheduleAuditRetention } from "./audit/retention.js";
 import { startAuditSink } from "./audit/sink.js";
 import { ClientAuthenticator } from "./agents/client-auth.js";
 import type { Config } from "./config/config.js";
-import { openDatabase, type Database } from "./db/database.js";
+import { databaseOptionsOf, openDatabase, type Database } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
 import { Metrics, observeAuditWrites } from "./ops/metrics.js";
 import { ApprovalWebhook } from "./approvals/webhook.js";
@@ -42,8 +41,11 @@ export type Keyward = {
 
 export type KeywardOptions = {
   logStream?: DestinationStream;
-  /** For tests: run on an in-memory PGlite instead of the data dir. */
-  inMemory?: boolean;
+  /**
+   * The embedded PostgreSQL server died under the broker. Every query fails from then on, so every call is
+   * refused (fail closed); main.ts exits non-zero for the supervisor to restart the broker.
+   */
+  onDatabaseServerExit?: (description: string) => void;
 };
 
 /** Opens the database, migrates it, loads keys and revocation state, and builds the server. */
@@ -60,11 +62,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
   // During a master-key rotation the previous key still decrypts (see README, "Rotating the master key").
   const vault = new Vault(masterKey, config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
 
-  const db = await openDatabase(
-    config.databaseUrl
-      ? { kind: "postgres", url: config.databaseUrl }
-      : { kind: "pglite", dataDir: options.inMemory ? undefined : config.dataDir },
-  );
+  let onServerExit = options.onDatabaseServerExit ?? (() => {});
+  const where = databaseOptionsOf(config);
+  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit: (description) => onServerExit(description) } : where);
   try {
     await migrate(db);
     const metrics = new Metrics();
@@ -114,18 +114,17 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       leewaySeconds: config.tokens.leewaySeconds,
     });
 
-    // The proxy's events: straight to the database, or through the write-ahead journal (src/audit/journal.ts).
-    let onJournalShipping: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
-    const auditWritten = (event: { kind: string }, seconds: number) => metrics.auditWritten(event, seconds);
-    const journal = config.auditJournal
-      ? await AuditJournal.open(db, {
-          ...config.auditJournal,
-          onShipped: auditWritten,
-          onShippingFailed: (err) => onJournalShipping(err),
-          onShippingResumed: () => onJournalShipping(null),
-        })
-      : null;
-    const auditLog: AuditLog = journal ?? new AuditBatcher(db, auditWritten);
+    // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
+    let onAuditHealth: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
+    const auditLog = new AuditLog(db, {
+      onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
+      onSetAside: (event, reason) => {
+        metrics.auditSetAside(event);
+        onAuditHealth(new Error(`audit event ${event.eventId} (${event.kind}) refused by the database and set aside: ${reason}`));
+      },
+      onHealth: (err) => onAuditHealth(err),
+    });
+    metrics.auditBacklog(() => auditLog.backlog);
 
     const app = await buildServer(
       config,
@@ -154,17 +153,20 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       options.logStream,
     );
     const background: { stop(): Promise<void> }[] = [];
-    if (journal) {
-      for (const replayed of journal.replayed) app.log.info(replayed, "replayed the audit journal of a stopped broker into the database");
-      onJournalShipping = (err) =>
-        err ? app.log.error({ err }, "audit events are not reaching the database; retrying") : app.log.info("audit events reach the database again");
-      background.push({
-        async stop() {
-          const { leftInJournal } = await journal.close();
-          if (leftInJournal > 0) app.log.warn({ leftInJournal }, "audit events left in the journal: the next start replays them");
-        },
-      });
-    }
+    let auditFailing = false;
+    onAuditHealth = (err) => {
+      if (err && !auditFailing) app.log.error({ err }, "audit events are not reaching the database; retrying");
+      if (!err && auditFailing) app.log.info("audit events reach the database again");
+      auditFailing = err !== null;
+    };
+    if (!options.onDatabaseServerExit) onServerExit = (description) => app.log.fatal(`${description}: every call is refused until the broker restarts`);
+    background.push({
+      async stop() {
+        const lost = await auditLog.close();
+        // The database refused them to the end: the log is where they survive (audit rows hold no secrets).
+        for (const event of lost) app.log.error({ auditEvent: event }, "audit event of an answered call not written before stopping");
+      },
+    });
     try {
       await revocations.start(app.log);
       background.push(revocations);

@@ -13,7 +13,14 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const keyward = await createKeyward(config);
+  const keyward = await createKeyward(config, {
+    // Fail closed, then let the supervisor restart the broker with a new server: nothing acknowledged is
+    // lost, since every acknowledged event was committed.
+    onDatabaseServerExit: (description) => {
+      process.stderr.write(`keyward: ${description}; exiting\n`);
+      process.exit(1);
+    },
+  });
   const { app } = keyward;
   if (keyward.generatedMasterKeyPath) {
     app.log.warn(

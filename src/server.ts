@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { DestinationStream } from "pino";
-import Fastify, { LogController, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
 import { directoryRoutes } from "./admin/directory-routes.js";
@@ -48,8 +48,6 @@ const REDACTED_PATHS = [
   "*.masterKey",
 ];
 
-const AUDIT_READS = ["/v1/audit", "/v1/tokens"];
-
 /**
  * Requests Node's HTTP parser refuses before any route runs (malformed, smuggling-shaped, oversized
  * headers, timed out) get the same error shape as everything else, then the connection is closed.
@@ -76,7 +74,7 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
 
 /** Builds the Fastify app (no listen): tests and main.ts both start from here. */
 export async function buildServer(
-  config: Pick<Config, "logLevel" | "adminMaxBodyBytes" | "requestTimeoutMs" | "headersTimeoutMs">,
+  config: Pick<Config, "logLevel" | "adminMaxBodyBytes" | "requestTimeoutMs" | "headersTimeoutMs" | "logProxyCalls">,
   deps: ServerDeps,
   logStream?: DestinationStream,
 ): Promise<FastifyInstance> {
@@ -91,7 +89,7 @@ export async function buildServer(
       ...(logStream && { stream: logStream }),
     },
     genReqId: () => randomUUID(),
-    // One line per request (see the onResponse hook below) instead of Fastify's two: every proxied
+    // One line per request (see the onRoute hook below) instead of Fastify's two: every proxied
     // call pays for its log lines, and the second one says nothing the first does not.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.adminMaxBodyBytes,
@@ -118,13 +116,14 @@ export async function buildServer(
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   rejectUnstorableText(app);
-  // Reads of the audit log see every event this broker has acknowledged, even those its journal has not
-  // shipped yet (src/audit/journal.ts): the audit routes and the live token list, which counts calls.
-  app.addHook("onRequest", async (request) => {
-    if (request.method === "GET" && AUDIT_READS.some((prefix) => request.url.startsWith(prefix))) await deps.auditLog.settled();
-  });
-  app.addHook("onResponse", async (request, reply) => {
+  // One access log line per request, attached to each route rather than as a global hook, so that proxied
+  // calls (whose audit events are their access record) pay for none unless KEYWARD_LOG_PROXY_CALLS=on.
+  const logCompleted = async (request: FastifyRequest, reply: FastifyReply) => {
     request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
+  };
+  app.addHook("onRoute", (route) => {
+    if (!config.logProxyCalls && route.url.startsWith("/proxy/")) return;
+    route.onResponse = [logCompleted, ...(route.onResponse === undefined ? [] : [route.onResponse].flat())];
   });
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);

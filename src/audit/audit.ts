@@ -1,4 +1,5 @@
 import type { Prisma, PrismaClient } from "@prisma/client";
+import { randomUUID } from "node:crypto";
 import { contentHash } from "./chain.js";
 
 export type AuditKind =
@@ -13,7 +14,8 @@ export type AuditKind =
   | "approval.requested"
   | "approval.notified"
   | "approval.decided"
-  | "approval.collected";
+  | "approval.collected"
+  | "audit.set_aside";
 
 export type AuditInput = {
   kind: AuditKind;
@@ -34,24 +36,65 @@ export type AuditInput = {
   details?: Prisma.InputJsonValue;
 };
 
-type AuditWriter = Pick<PrismaClient, "auditEvent"> | Prisma.TransactionClient;
+type AuditWriter = Pick<PrismaClient, "$executeRawUnsafe"> | Prisma.TransactionClient;
+
+// C0 and C1 controls (NUL among them), DEL, and UTF-16 halves without their other half: what PostgreSQL
+// refuses in text or JSONB (NUL, lone surrogates) or what would garble a terminal or a log line.
+const UNSTORABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /**
- * The row to insert for an event, stamped now. The database's link trigger gives it its id and chain
- * hashes (migration 0002); the content hash is computed here, from exactly the values written.
+ * Agent-controlled text made storable: every character PostgreSQL might refuse (or a reader be misled by)
+ * becomes a visible `\uXXXX` escape. Text without any (nearly all) is returned as it is.
  */
-export function auditRow(event: AuditInput) {
-  const at = new Date();
-  return { ...event, at, contentHash: contentHash({ ...event, at }) };
+export function storable(text: string): string {
+  UNSTORABLE.lastIndex = 0;
+  if (!UNSTORABLE.test(text)) return text;
+  return text.replace(UNSTORABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/** The same for JSON details: keys and string values at every depth. */
+function storableJson(value: unknown): unknown {
+  if (typeof value === "string") return storable(value);
+  if (Array.isArray(value)) return value.map(storableJson);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[storable(k)] = storableJson(v);
+    return out;
+  }
+  return value;
+}
+
+const TEXT_FIELDS = ["requestId", "actor", "agentId", "jti", "grantId", "upstream", "environment", "method", "path", "reason"] as const;
+
 /**
- * Appends one event. Callers await it before answering, so a failed write fails the request. (The proxy,
- * which writes most events, appends through an AuditBatcher instead: src/audit/batch.ts.)
+ * The row to insert for an event, stamped now, with its identity: text made storable, then the content
+ * hash computed from exactly the values written. keyward_audit_append gives it its id and chain hashes
+ * (migration 0008).
+ */
+export function auditRow(event: AuditInput, eventId: string) {
+  const clean: AuditInput = { ...event };
+  for (const field of TEXT_FIELDS) {
+    const value = clean[field];
+    if (typeof value === "string") (clean as Record<string, unknown>)[field] = storable(value);
+  }
+  if (clean.details !== undefined) clean.details = storableJson(clean.details) as Prisma.InputJsonValue;
+  const at = new Date();
+  return { ...clean, eventId, at, contentHash: contentHash({ ...clean, at }) };
+}
+
+export type AuditRow = ReturnType<typeof auditRow>;
+
+/**
+ * Appends one event, inside the caller's transaction when given one. Callers await it before answering,
+ * so a failed write fails the request. (The proxy and token issuance append through the group commit of
+ * src/audit/log.ts instead.)
  */
 export async function appendAudit(db: AuditWriter, event: AuditInput): Promise<void> {
-  await db.auditEvent.create({ data: auditRow(event), select: { id: true } });
+  await db.$executeRawUnsafe(APPEND_ONE, JSON.stringify([{ ...auditRow(event, randomUUID()), seq: 0 }]));
 }
+
+/** Recognised by the metrics (observeAuditWrites), which count what it appends. */
+export const APPEND_ONE = `SELECT keyward_audit_append($1::jsonb)`;
 
 export type AuditFilters = {
   agentId?: string;

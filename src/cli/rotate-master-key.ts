@@ -1,7 +1,7 @@
 // `npm run rotate-master-key`: re-encrypts every stored secret under KEYWARD_MASTER_KEY, reading what is
 // still under KEYWARD_MASTER_KEY_PREVIOUS. Safe to interrupt and to run again (src/vault/reencrypt.ts).
 import { ConfigError, loadConfig } from "../config/config.js";
-import { openDatabase } from "../db/database.js";
+import { databaseOptionsOf, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
 import { reencryptSecrets } from "../vault/reencrypt.js";
 import { parseMasterKey, Vault } from "../vault/vault.js";
@@ -12,9 +12,7 @@ async function main(): Promise<number> {
     throw new ConfigError("set KEYWARD_MASTER_KEY to the new key and KEYWARD_MASTER_KEY_PREVIOUS to the old one");
   }
   const vault = new Vault(parseMasterKey(config.masterKey), parseMasterKey(config.masterKeyPrevious));
-  const db = await openDatabase(
-    config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir },
-  );
+  const db = await openDatabase(databaseOptionsOf(config));
   try {
     await migrate(db);
     const result = await reencryptSecrets(db.prisma, vault, { actor: "cli:rotate-master-key" });

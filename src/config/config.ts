@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { z } from "zod";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { decodeMasterKey } from "../vault/vault.js";
@@ -35,9 +34,7 @@ const envSchema = z.object({
   KEYWARD_AUDIT_RETENTION_DAYS: z.coerce.number().int().positive().optional(),
   KEYWARD_AUDIT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: z.string().min(1).optional(),
-  KEYWARD_AUDIT_JOURNAL: z.enum(["on", "off"]).optional(),
-  KEYWARD_AUDIT_JOURNAL_DIR: z.string().min(1).optional(),
-  KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: intBetween(100, 600_000, 5_000),
+  KEYWARD_LOG_PROXY_CALLS: z.enum(["on", "off"]).default("off"),
   KEYWARD_TOKEN_DEFAULT_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, 900),
   KEYWARD_TOKEN_MAX_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS),
   KEYWARD_CLOCK_SKEW_SECONDS: intBetween(0, 60, 5),
@@ -76,10 +73,10 @@ export type Config = {
   /** Where every audit event is forwarded (JSON Lines over POST), if anywhere. */
   auditWebhook: { url: string; authorization: string | undefined } | undefined;
   /**
-   * The proxy's audit events go to a local write-ahead journal there, shipped to the database behind it
-   * (src/audit/journal.ts); undefined: straight to the database, each call waiting for the commit.
+   * A log line for every proxied call as well as its audit events, which are already its access record;
+   * every other request is logged either way.
    */
-  auditJournal: { dir: string; maxLagMs: number } | undefined;
+  logProxyCalls: boolean;
   tokens: TokenPolicy;
   signingKeys: { rotateAfterMs: number; reloadMs: number };
   clientSecretOverlapSeconds: number;
@@ -130,28 +127,15 @@ function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.inf
   return parsed.data;
 }
 
-// On by default beside the embedded database, whose directory must persist anyway; with PostgreSQL it
-// needs a persistent local disk on every replica, so it is a choice made there.
-const auditJournalOf = (e: z.infer<typeof databaseSchema>): Config["auditJournal"] =>
-  (e.KEYWARD_AUDIT_JOURNAL ?? (e.DATABASE_URL ? "off" : "on")) === "on"
-    ? { dir: e.KEYWARD_AUDIT_JOURNAL_DIR ?? join(e.KEYWARD_DATA_DIR, "audit-journal"), maxLagMs: e.KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS }
-    : undefined;
-
 const databaseSchema = envSchema.pick({
   KEYWARD_DATA_DIR: true,
   DATABASE_URL: true,
-  KEYWARD_AUDIT_JOURNAL: true,
-  KEYWARD_AUDIT_JOURNAL_DIR: true,
-  KEYWARD_AUDIT_JOURNAL_MAX_LAG_MS: true,
 });
 
-/**
- * Where the database is, and the audit journal whose events belong in it: for commands that work on
- * the database alone (migrate, backup, restore).
- */
-export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, "dataDir" | "databaseUrl" | "auditJournal"> {
+/** Where the database is: for commands that work on the database alone (migrate, backup, restore). */
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<Config, "dataDir" | "databaseUrl"> {
   const e = parseEnv(databaseSchema, withSecretFiles(env));
-  return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL, auditJournal: auditJournalOf(e) };
+  return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL };
 }
 
 /** Parses the environment once; throws ConfigError with every problem listed. */
@@ -194,7 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditWebhook: e.KEYWARD_AUDIT_WEBHOOK_URL
       ? { url: e.KEYWARD_AUDIT_WEBHOOK_URL, authorization: e.KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION }
       : undefined,
-    auditJournal: auditJournalOf(e),
+    logProxyCalls: e.KEYWARD_LOG_PROXY_CALLS === "on",
     tokens: {
       defaultTtlSeconds: e.KEYWARD_TOKEN_DEFAULT_TTL_SECONDS,
       maxTtlSeconds: e.KEYWARD_TOKEN_MAX_TTL_SECONDS,

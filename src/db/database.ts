@@ -1,11 +1,7 @@
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
 import { PrismaClient } from "@prisma/client";
 import { PrismaPg } from "@prisma/adapter-pg";
-import { PrismaPGlite } from "pglite-prisma-adapter";
 import pg from "pg";
-import type { SqlDriverAdapterFactory } from "@prisma/driver-adapter-utils";
+import { startEmbeddedServer } from "./embedded.js";
 
 /** A raw SQL connection, for the migration runner and LISTEN/NOTIFY; everything else goes through Prisma. */
 export type SqlSession = {
@@ -24,77 +20,65 @@ export async function queryOnce<Row = Record<string, unknown>>(db: Pick<Database
   }
 }
 
-/** A LISTEN subscription; closing it ends its connection (PostgreSQL) or unsubscribes (PGlite). */
+/** A LISTEN subscription; closing it ends its connection. */
 export type Subscription = { close(): Promise<void> };
 
 export type Database = {
-  kind: "pglite" | "postgres";
+  /** "embedded": the private server of src/db/embedded.ts; "postgres": DATABASE_URL. Same SQL either way. */
+  kind: "embedded" | "postgres";
   /** The schema Keyward's tables live in ("public" unless DATABASE_URL names one). */
   schema: string;
   prisma: PrismaClient;
-  /** A session that has the connection to itself until released (PGlite has only one). */
+  /** A session that has the connection to itself until released. */
   session(): Promise<SqlSession>;
   /**
-   * Delivers every NOTIFY on `channel` to `onNotify`, in commit order. On PostgreSQL this holds a
-   * connection of its own (never one of the pool's, which come and go); if that connection dies,
-   * `onLost` is called once and the subscription is over: listen again to recover. PGlite is in-process
-   * and never loses it.
+   * Delivers every NOTIFY on `channel` to `onNotify`, in commit order. This holds a connection of its
+   * own (never one of the pool's, which come and go); if that connection dies, `onLost` is called once
+   * and the subscription is over: listen again to recover.
    */
   listen(channel: string, onNotify: (payload: string) => void, onLost: (err: Error) => void): Promise<Subscription>;
   notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
 };
 
-/** Channel names are written into LISTEN unquoted (PGlite does the same), so only plain identifiers. */
+/** Channel names are written into LISTEN unquoted, so only plain identifiers. */
 const assertChannel = (channel: string) => {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`invalid notification channel ${channel}`);
 };
 
 export type DatabaseOptions =
-  | { kind: "pglite"; dataDir: string | undefined /* undefined = in memory */ }
+  | {
+      kind: "embedded";
+      /** KEYWARD_DATA_DIR: the embedded server's cluster and socket live in it (src/db/embedded.ts). */
+      dataDir: string;
+      /** The embedded server died under the broker; every query fails from then on (fail closed). */
+      onServerExit?: (description: string) => void;
+    }
   | { kind: "postgres"; url: string };
 
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.kind === "pglite" ? openPglite(options.dataDir) : openPostgres(options.url);
-}
+/** The database a configuration names: DATABASE_URL, or the embedded server on the data dir. */
+export const databaseOptionsOf = (config: { databaseUrl?: string; dataDir: string }): DatabaseOptions =>
+  config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "embedded", dataDir: config.dataDir };
 
-async function openPglite(dataDir: string | undefined): Promise<Database> {
-  let pgDir: string | undefined;
-  if (dataDir) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    pgDir = join(dataDir, "pgdata");
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.kind === "postgres") return openPostgres(options.url, "postgres");
+  const server = await startEmbeddedServer({ dataDir: options.dataDir, onUnexpectedExit: options.onServerExit });
+  try {
+    const db = await openPostgres(server.url, "embedded");
+    return {
+      ...db,
+      async close() {
+        try {
+          await db.close();
+        } finally {
+          await server.stop();
+        }
+      },
+    };
+  } catch (err) {
+    await server.stop();
+    throw err;
   }
-  const pglite = await PGlite.create(pgDir);
-  // pglite-prisma-adapter 0.6 is typed against an older @prisma/driver-adapter-utils whose ArgType
-  // differs; the adapter never reads argTypes, so the two are compatible at run time.
-  const adapter = new PrismaPGlite(pglite) as unknown as SqlDriverAdapterFactory;
-  const prisma = new PrismaClient({ adapter });
-  return {
-    kind: "pglite",
-    schema: "public",
-    prisma,
-    async session() {
-      return {
-        exec: async (sql) => void (await pglite.exec(sql)),
-        query: async <Row>(sql: string, params?: unknown[]) =>
-          (await pglite.query<Row>(sql, params)).rows,
-        release: () => {},
-      };
-    },
-    async listen(channel, onNotify) {
-      assertChannel(channel);
-      const unlisten = await pglite.listen(channel, onNotify);
-      return { close: unlisten };
-    },
-    async notify(channel, payload) {
-      await pglite.query("SELECT pg_notify($1, $2)", [channel, payload]);
-    },
-    async close() {
-      await prisma.$disconnect();
-      // An unclosed PGlite can leave its data dir unusable.
-      await pglite.close();
-    },
-  };
 }
 
 /**
@@ -109,7 +93,7 @@ function parsePostgresUrl(url: string): { connectionString: string; schema: stri
   return { connectionString: parsed.toString(), schema };
 }
 
-async function openPostgres(url: string): Promise<Database> {
+async function openPostgres(url: string, kind: Database["kind"]): Promise<Database> {
   const { connectionString, schema } = parsePostgresUrl(url);
   const pool = new pg.Pool({
     connectionString,
@@ -127,7 +111,7 @@ async function openPostgres(url: string): Promise<Database> {
   }
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
   return {
-    kind: "postgres",
+    kind,
     schema,
     prisma,
     async session() {

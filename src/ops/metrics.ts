@@ -1,5 +1,17 @@
+import { APPEND_ONE } from "../audit/audit.js";
 import type { PrismaClient } from "@prisma/client";
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** What the metrics read of an audit event. */
+type AuditedCall = {
+  kind: string;
+  details?: unknown;
+  upstream?: string;
+  environment?: string;
+  decision?: string;
+  status?: number;
+  latencyMs?: number;
+};
 
 /** The upstream label of a proxied call whose upstream was never resolved: callers must not pick label values. */
 export const UNRESOLVED_UPSTREAM = "-";
@@ -20,7 +32,7 @@ export class Metrics {
   });
   readonly #proxyDuration = new Histogram({
     name: "keyward_proxy_request_duration_seconds",
-    help: "Time from a proxied call's arrival to the end of its response, upstream time included.",
+    help: "Time from a proxied call's arrival to its answer (the upstream's response headers), upstream time included.",
     labelNames: ["upstream", "decision"] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
@@ -44,18 +56,49 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #auditSetAside = new Counter({
+    name: "keyward_audit_set_aside_total",
+    help: "Audit events the database refused and that were set aside (GET /v1/audit/set-aside), by event kind.",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  #readAuditBacklog: () => number = () => 0;
+  readonly #auditBacklog = (() => {
+    const read = () => this.#readAuditBacklog();
+    return new Gauge({
+      name: "keyward_audit_backlog_events",
+      help: "Audit events of calls already answered that wait in memory for the database to take them.",
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  })();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "keyward_" });
   }
 
-  proxyCall(upstream: string, decision: "allow" | "deny", status: number, seconds: number): void {
-    this.#proxyCalls.inc({ upstream, decision, status: String(status) });
-    this.#proxyDuration.observe({ upstream, decision }, seconds);
+  /** Read at each scrape. */
+  auditBacklog(read: () => number): void {
+    this.#readAuditBacklog = read;
+  }
+
+  auditSetAside(event: { kind: string }): void {
+    this.#auditSetAside.inc({ kind: event.kind });
   }
 
   /** Every audit event is written through here (see observeAuditWrites): it is what marks issuance and revocation. */
-  auditWritten(event: { kind: string; details?: unknown }, seconds: number): void {
+  auditWritten(event: AuditedCall, seconds: number): void {
     this.#auditWrites.observe({ kind: event.kind }, seconds);
+    // A proxied call's last event is its record: the call metrics are read from it, not counted apart.
+    if (event.kind === "proxy.response" || (event.kind === "proxy" && event.decision === "deny")) {
+      // The upstream is a label only once it resolved (its environment is known): callers must not mint label values.
+      const upstream = event.environment === undefined ? UNRESOLVED_UPSTREAM : (event.upstream ?? UNRESOLVED_UPSTREAM);
+      const decision = event.decision === "allow" ? "allow" : "deny";
+      this.#proxyCalls.inc({ upstream, decision, status: String(event.status ?? 0) });
+      if (event.latencyMs !== undefined) this.#proxyDuration.observe({ upstream, decision }, event.latencyMs / 1000);
+    }
     if (event.kind === "token.issued") this.#tokensIssued.inc();
     if (event.kind === "kill_switch.engaged") this.#revocations.inc({ selector: "kill_switch" });
     if (event.kind === "revocation.created") {
@@ -66,22 +109,23 @@ export class Metrics {
 }
 
 /**
- * The same client, timing and counting every audit event it writes. Audit events are written in many
- * places (src/audit/audit.ts appendAudit), always as `auditEvent.create`, in and out of transactions;
- * observing that one query covers them all. The exception is the proxy's own events, written in batches
- * of raw SQL (src/audit/batch.ts), which report each event to `auditWritten` themselves. An event whose
- * transaction later rolls back is still counted: rare, and the audit log, not the metrics, is the record.
+ * The same client, timing and counting every audit event it appends. Audit events are written in many
+ * places (src/audit/audit.ts appendAudit), always as the one statement APPEND_ONE, in and out of
+ * transactions; observing that one statement covers them all. The exception is the proxy's and token
+ * issuance's events, written in group commits (src/audit/log.ts), which report each event to
+ * `auditWritten` themselves. An event whose transaction later rolls back is still counted: rare, and the
+ * audit log, not the metrics, is the record.
  */
 export function observeAuditWrites(prisma: PrismaClient, metrics: Metrics): PrismaClient {
   const observed = prisma.$extends({
     query: {
-      auditEvent: {
-        async create({ args, query }) {
-          const startedAt = performance.now();
-          const created = await query(args);
-          metrics.auditWritten(args.data as { kind: string; details?: unknown }, (performance.now() - startedAt) / 1000);
-          return created;
-        },
+      async $executeRawUnsafe({ args, query }) {
+        if (args[0] !== APPEND_ONE) return query(args);
+        const startedAt = performance.now();
+        const result = await query(args);
+        const seconds = (performance.now() - startedAt) / 1000;
+        for (const event of JSON.parse(args[1] as string) as { kind: string; details?: unknown }[]) metrics.auditWritten(event, seconds);
+        return result;
       },
     },
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "undici";
 import type { AuditInput } from "../audit/audit.js";
-import type { AuditLog } from "../audit/batch.js";
+import type { AuditLog } from "../audit/log.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerJws } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
@@ -16,14 +16,13 @@ import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
 import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
-import { UNRESOLVED_UPSTREAM, type Metrics } from "../ops/metrics.js";
 import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
 
 export type ProxyDeps = {
-  /** Where its events go: group commits to the database, or the write-ahead journal (src/audit/). */
-  auditLog: AuditLog;
+  /** Where its events go: group commits to the database (src/audit/log.ts). */
+  auditLog: Pick<AuditLog, "append" | "keep" | "admit">;
   verifyToken: TokenVerifier;
   revocations: RevocationService;
   grants: Grants;
@@ -35,7 +34,6 @@ export type ProxyDeps = {
   budgets: BudgetService;
   /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions). */
   inspectMaxBytes: number;
-  metrics: Pick<Metrics, "proxyCall">;
 };
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -50,45 +48,32 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
-  // Concurrent calls share audit writes; each still waits for its own event to be durable.
-  const writeAudit = async (request: FastifyRequest, event: AuditInput) => {
-    try {
-      await deps.auditLog.append(event);
-    } catch (err) {
-      request.log.error({ err }, "audit write failed");
-      throw unavailable("audit_unavailable", "audit log unavailable; refusing to forward");
-    }
-  };
-
-  // Each call's metric labels, read once its response is done, whichever way it went. The upstream is
-  // a label only once it is known to exist: a caller must not be able to mint label values.
-  const metricLabels = new WeakMap<FastifyRequest, { upstream: string; allowed: boolean }>();
-  app.addHook("onResponse", async (request, reply) => {
-    const labels = metricLabels.get(request) ?? { upstream: UNRESOLVED_UPSTREAM, allowed: false };
-    deps.metrics.proxyCall(labels.upstream, labels.allowed ? "allow" : "deny", reply.statusCode, reply.elapsedTime / 1000);
-  });
+  const auditUnavailable = () => unavailable("audit_unavailable", "audit log unavailable; refusing to forward");
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const startedAt = performance.now();
     // Denials are timed too: a slow refusal (a stalled database, a large inspected body) is worth seeing.
     const elapsedMs = () => Math.round(performance.now() - startedAt);
     const audit: AuditInput = { kind: "proxy", actor: "anonymous", requestId: request.id, method: request.method };
-    const labels = { upstream: UNRESOLVED_UPSTREAM, allowed: false };
-    metricLabels.set(request, labels);
+    // Set once the allow event is durable: from then on the call's record is a proxy.response event.
+    let allowed = false;
     try {
       const target = parseProxyTarget(request.raw.url ?? "");
       if (!target) throw notFound("upstream");
-      Object.assign(audit, { upstream: target.upstream, path: target.rawPath.slice(0, 2000) });
+      audit.upstream = target.upstream;
+      audit.path = target.rawPath.slice(0, 2000);
 
       // 1. authenticate
       const token = await deps.verifyToken(bearerJws(request));
-      Object.assign(audit, { actor: `agent:${token.agentId}`, agentId: token.agentId, jti: token.jti, grantId: token.grantId });
+      audit.actor = `agent:${token.agentId}`;
+      audit.agentId = token.agentId;
+      audit.jti = token.jti;
+      audit.grantId = token.grantId;
       // 2. check revocation
       deps.revocations.assertNotRevoked(token);
       // 3. resolve
       const upstreamRow = await deps.upstreams.findByName(target.upstream);
       if (!upstreamRow) throw notFound(`upstream ${target.upstream}`);
-      labels.upstream = upstreamRow.name;
       audit.environment = upstreamRow.environment;
       // An environment is the upstream's, not the token's: its revocations are checked once it is known.
       deps.revocations.assertEnvironmentNotRevoked(token, upstreamRow.environment);
@@ -120,6 +105,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       });
       if (!decision.allow) throw forbidden(decision.reason);
       if (declaredLength > deps.maxBodyBytes) throw payloadTooLarge(deps.maxBodyBytes);
+      // Room must be left to keep the outcome of every call already forwarded (src/audit/log.ts).
+      if (!deps.auditLog.admit()) throw auditUnavailable();
       // 4b. budgets, taken in one statement across replicas, only by calls that are allowed (so the grant exists)
       const exceeded = await deps.budgets.take(
         countersFor(grant!.budgets, {
@@ -131,9 +118,14 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         }),
       );
       if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
-      // 5. audit, before anything leaves
-      await writeAudit(request, { ...audit, decision: "allow", reason: decision.rule });
-      labels.allowed = true;
+      // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
+      try {
+        await deps.auditLog.append({ ...audit, decision: "allow", reason: decision.rule });
+      } catch (err) {
+        request.log.error({ err }, "audit write failed");
+        throw auditUnavailable();
+      }
+      allowed = true;
       // 6. inject
       const upstream = deps.upstreams.compileForProxy(upstreamRow);
       // An inspected body goes out as read; otherwise it streams, unless the credential must have it whole.
@@ -158,29 +150,16 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         maxBodyBytes: deps.maxBodyBytes,
         signal: abortWhenClientGone(reply.raw),
       });
-      try {
-        await writeAudit(request, {
-          ...audit,
-          kind: "proxy.response",
-          decision: "allow",
-          status: response.statusCode,
-          latencyMs: elapsedMs(),
-        });
-        return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
-      } catch (err) {
-        // A body that will not be sent is discarded, or its connection would stay busy and close() would wait for it.
-        response.body.dump().catch(() => {});
-        throw err;
-      }
+      // The call ran upstream: the agent gets its answer whatever the audit log's state; the outcome is
+      // committed first, or kept until the database takes it.
+      await deps.auditLog.keep({ ...audit, kind: "proxy.response", decision: "allow", status: response.statusCode, latencyMs: elapsedMs() });
+      return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
     } catch (err) {
-      if (err instanceof KeywardError && err.code === "audit_unavailable") throw err;
       const status = err instanceof KeywardError ? err.status : 500;
       const reason = err instanceof KeywardError ? (err.extra.reason ?? err.code) : "internal_error";
+      // The outcome recorded is the outcome sent.
       const outcome = { status, reason, latencyMs: elapsedMs() };
-      await writeAudit(
-        request,
-        labels.allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" },
-      );
+      await deps.auditLog.keep(allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" });
       throw err;
     }
   };

@@ -22,7 +22,7 @@ async function until(check: () => Promise<boolean> | boolean, ms: number): Promi
 }
 
 describe("keyward migrate, serve, audit tail --follow", () => {
-  const store: Store = newStore({ empty: true });
+  const store: Store = newStore();
   const running: ChildProcess[] = [];
   afterAll(async () => {
     for (const child of running) child.kill("SIGKILL");

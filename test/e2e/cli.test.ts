@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKEND, newStore, startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } from "../helpers/broker.js";
+import { newStore, startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } from "../helpers/broker.js";
 import { cli, emptyHome, runCli } from "../helpers/cli.js";
 import { freePort } from "../helpers/pg-cluster.js";
 import { issueToken } from "../helpers/scenario.js";
@@ -15,7 +15,7 @@ const nextSecond = () => sleep(1100 - (Date.now() % 1000));
 // The CLI speaks HTTP to a broker; which database the broker uses is the rest of the suite's concern. It
 // runs once, on the embedded default: each of its commands is a process of its own, making it the slowest
 // file of the suite, and running it again on PostgreSQL tested nothing new.
-describe.skipIf(BACKEND === "postgres")("keyward CLI", () => {
+describe("keyward CLI", () => {
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
-import { BACKEND } from "../helpers/broker.js";
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   // As `npm start` runs it: node itself gets the signals, with no tsx wrapper process relaying them.
@@ -54,7 +53,7 @@ describe("configuration", () => {
 });
 
 // The real entry point as `npm start` runs it, on the embedded default.
-describe.skipIf(BACKEND !== "pglite")("main process", () => {
+describe("main process", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-main-"));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 

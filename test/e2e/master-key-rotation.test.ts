@@ -14,7 +14,7 @@ const UPSTREAMS = ["alpha", "beta", "gamma"] as const;
 const secretOf = (name: string) => `master-rotation-secret-${name}`;
 
 function openStore(store: Store): Promise<Database> {
-  return openDatabase(store.databaseUrl ? { kind: "postgres", url: store.databaseUrl } : { kind: "pglite", dataDir: store.dataDir });
+  return openDatabase({ kind: "postgres", url: store.databaseUrl });
 }
 
 /** Every encrypted value in the database, as the rotation sees them. */

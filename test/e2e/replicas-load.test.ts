@@ -1,6 +1,6 @@
 import { Pool } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
@@ -19,8 +19,7 @@ const MIX = [
   { method: "GET", path: "/v1/items", token: "revoked", status: 401 },
 ] as const;
 
-// Several replicas share a database only on PostgreSQL: PGlite is one process's embedded database.
-describe.skipIf(BACKEND !== "postgres")("load across two replicas (PostgreSQL only: PGlite is one process's embedded database)", () => {
+describe("load across two replicas", () => {
   let store: Store;
   /** Sets the scene and checks the outcome; idle during the load. */
   let admin: TestBroker;

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 
@@ -18,8 +18,7 @@ const PROPAGATION_BOUND_MS = 750;
 /** Replica B's staleness bound in these tests, and how long the resync safety net waits (never, here). */
 const B_MAX_STALENESS_MS = 1000;
 
-// Several replicas share a database only on PostgreSQL: PGlite is one process's embedded database.
-describe.skipIf(BACKEND !== "postgres")("two replicas on one PostgreSQL (PostgreSQL only: PGlite is one process's embedded database)", () => {
+describe("two replicas on one PostgreSQL", () => {
   let store: Store;
   let a: TestBroker;
   let b: TestBroker;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKEND, startBroker, type TestBroker } from "../helpers/broker.js";
+import { startBroker, type TestBroker } from "../helpers/broker.js";
 import { startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { basic, createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -22,10 +22,9 @@ async function until(check: () => boolean | Promise<boolean>, ms: number, what: 
 
 /**
  * PostgreSQL stopped under a running broker, on a throwaway cluster of the test's own (the machine's
- * main cluster is never touched). The cluster is independent of DATABASE_URL, so this runs once, in the
- * embedded-database project run.
+ * main cluster and the run's embedded one are never touched).
  */
-describe.skipIf(BACKEND === "postgres")("faults: PostgreSQL stopped mid-run", () => {
+describe("faults: PostgreSQL stopped mid-run", () => {
   let cluster: TempCluster;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;

@@ -197,7 +197,7 @@ describe("faults: the broker process killed and stopped", () => {
   it(title("SEC-01"), async () => {
     // Both broker processes have exited: their database is read directly.
     expect(broker?.child.exitCode, "FLT-14 leaves the broker stopped").not.toBeNull();
-    const db = await openDatabase(store.databaseUrl ? { kind: "postgres", url: store.databaseUrl } : { kind: "pglite", dataDir: store.dataDir });
+    const db = await openDatabase({ kind: "postgres", url: store.databaseUrl });
     try {
       const tokens = [...acknowledged.issued, ...acknowledged.revoked].map((t) => t.access_token);
       sweepForSecrets({

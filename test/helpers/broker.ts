@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -10,25 +10,17 @@ import { inject } from "vitest";
 import { loadConfig, type Config } from "../../src/config/config.js";
 import { createKeyward, type Keyward } from "../../src/keyward.js";
 
-export const BACKEND = process.env.KEYWARD_TEST_BACKEND === "postgres" ? "postgres" : "pglite";
-
 /**
- * Where a test broker keeps its data. Reusing one across two brokers is how tests restart a broker
- * "on the same data". On PostgreSQL each store is a fresh schema in the test database; on PGlite a
- * migrated database, or with `empty` one the broker has to create.
+ * Where a test broker keeps its data: a fresh schema in the test run's PostgreSQL (test/setup/database.ts)
+ * and a data dir. Reusing one across two brokers is how tests restart a broker "on the same data", or run
+ * two replicas on one database.
  */
-export type Store = { dataDir: string; databaseUrl?: string; masterKey: string; drop(): Promise<void> };
+export type Store = { dataDir: string; databaseUrl: string; masterKey: string; drop(): Promise<void> };
 
-export function newStore(options: { empty?: boolean } = {}): Store {
+export function newStore(): Store {
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-test-"));
   const masterKey = randomBytes(32).toString("base64");
-  if (BACKEND === "pglite") {
-    // A copy of the migrated template (test/setup/pglite-template.ts), unless the test is about a new one.
-    if (!options.empty) cpSync(inject("pgliteTemplate"), dataDir, { recursive: true });
-    return { dataDir, masterKey, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
-  }
-  const base = process.env.DATABASE_URL;
-  if (!base) throw new Error("KEYWARD_TEST_BACKEND=postgres needs DATABASE_URL");
+  const base = inject("testDatabaseUrl");
   const schema = `kw_test_${randomBytes(6).toString("hex")}`;
   const url = new URL(base);
   url.searchParams.set("schema", schema);
@@ -77,7 +69,7 @@ export async function startBroker(store: Store, env: Record<string, string> = {}
     KEYWARD_ADMIN_KEY: TEST_ADMIN_KEY,
     KEYWARD_ISSUER: "http://keyward.test",
     LOG_LEVEL: "info",
-    ...(store.databaseUrl && { DATABASE_URL: store.databaseUrl }),
+    DATABASE_URL: store.databaseUrl,
     ...env,
   });
   const keyward = await createKeyward(config, { logStream });

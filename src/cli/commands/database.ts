@@ -21,8 +21,8 @@ async function* linesOf(input: NodeJS.ReadableStream): AsyncGenerator<string> {
 async function withDatabase<T>(work: (db: Database, config: ReturnType<typeof loadDatabaseConfig>) => Promise<T>): Promise<T> {
   const config = loadDatabaseConfig();
   // Loaded here, not with the command tree: the database drivers would slow every other command's start.
-  const { openDatabase } = await import("../../db/database.js");
-  const db = await openDatabase(config.databaseUrl ? { kind: "postgres", url: config.databaseUrl } : { kind: "pglite", dataDir: config.dataDir });
+  const { openDatabase, databaseOptionsOf } = await import("../../db/database.js");
+  const db = await openDatabase(databaseOptionsOf(config));
   try {
     return await work(db, config);
   } finally {
@@ -68,12 +68,7 @@ export function databaseCommands(program: Command): void {
     .action(async (options: { out?: string }, command: Command) => {
       const { out } = contextOf(command);
       const { backupLines } = await import("../../db/backup.js");
-      await withDatabase(async (db, config) => {
-        // Events a crashed broker acknowledged are in its journal until the next start: they go in first.
-        if (config.auditJournal) {
-          const { replayStoppedJournals } = await import("../../audit/journal.js");
-          for (const r of await replayStoppedJournals(db, config.auditJournal.dir)) note(out, `replayed ${r.events} audit events from the journal of a stopped broker`);
-        }
+      await withDatabase(async (db) => {
         const lines = Readable.from((async function* () {
           for await (const line of backupLines(db)) yield line + "\n";
         })());
