@@ -8,7 +8,7 @@ import { RestoreRefused } from "./restore-refused.js";
  * table, `{"table": "...", "row": {...}}`, parents before children, each table in primary-key order.
  * Rows are copied as stored, so upstream secrets and signing keys stay encrypted under the master key
  * (which is not in the backup: restoring needs the same key), and only hashes of admin keys and client
- * secrets are there. Plain SQL through a session, so it works on PGlite and PostgreSQL alike.
+ * secrets are there. Plain SQL through a session.
  */
 export const BACKUP_FORMAT = "keyward-backup/1";
 
@@ -119,8 +119,8 @@ async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
  * so a backup from an older version restores into a newer one. Refused unless the database is empty
  * (nothing but what the migrations wrote) and not already past the backup's version.
  *
- * Audit events are checked against their content hash, then inserted through the hash-chain trigger like
- * any new event, in id order, starting from the backup's first event; each must come out with the id and
+ * Audit events are checked against their content hash, then appended through the hash chain (the link
+ * trigger before migration 0008, keyward_audit_append since) like any new event, in id order, starting from the backup's first event; each must come out with the id and
  * hash it had, and the chain must end at the backup's head. So a restore reproduces the chain exactly,
  * and a backup whose audit log was altered is refused rather than re-hashed. (Pruning checkpoints are
  * signed under the master key: `keyward audit verify` on the restored broker checks those.)
@@ -153,7 +153,10 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
           await startChainAt(session, rows[0] as unknown as AuditLink);
           chainStarted = true;
         }
-        const inserted = await insertRows(session, db.schema, table, rows);
+        const inserted =
+          table === "AuditEvent" && header.migrations.includes(PER_BATCH_CHAIN)
+            ? await appendAuditRows(session, rows)
+            : await insertRows(session, db.schema, table, rows);
         if (table === "AuditEvent") assertChainReplayed(rows as unknown as AuditLink[], inserted as AuditLink[]);
         restored[table] = (restored[table] ?? 0) + rows.length;
       };
@@ -214,6 +217,16 @@ async function insertRows(session: SqlSession, schema: string, table: string, ro
      RETURNING *`,
     [JSON.stringify(rows)],
   );
+}
+
+/** From this migration on, events go in through keyward_audit_append, which links them; before it, a row trigger did. */
+const PER_BATCH_CHAIN = "0008_audit_pipeline";
+
+/** Appends backed-up events in order as any new batch is, returning what the database stored for each. */
+async function appendAuditRows(session: SqlSession, rows: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  await session.query(`SELECT keyward_audit_append($1::jsonb)`, [JSON.stringify(rows.map((row, seq) => ({ ...row, seq })))]);
+  const [first, last] = [rows[0]!.id, rows.at(-1)!.id].map(String);
+  return session.query(`SELECT * FROM "AuditEvent" WHERE "id" BETWEEN $1::bigint AND $2::bigint ORDER BY "id"`, [first, last]);
 }
 
 /** Points the chain head just before the backup's first event, so the trigger gives it its own id and prevHash. */

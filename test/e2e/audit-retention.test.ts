@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { APPEND_ONE } from "../../src/audit/audit.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contentHash, deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
 import { pruneAudit } from "../../src/audit/retention.js";
@@ -20,12 +22,13 @@ const exportAll = async (b: TestBroker): Promise<Event[]> =>
 
 /**
  * The history a long-running broker would have: events stamped in the past, written as the application
- * writes them (its content hash; the database's trigger chains them).
+ * writes them (its content hash; keyward_audit_append chains them).
  */
 async function writeOldEvents(broker: TestBroker, daysAgo: number[]): Promise<void> {
   for (const days of daysAgo) {
     const content = { at: new Date(Date.now() - days * DAY), actor: "admin-key:legacy", kind: "admin.change", details: { daysAgo: days } };
-    await broker.keyward.db.prisma.auditEvent.create({ data: { ...content, contentHash: contentHash(content) } });
+    const row = { ...content, eventId: randomUUID(), contentHash: contentHash(content), seq: 0 };
+    await broker.keyward.db.prisma.$executeRawUnsafe(APPEND_ONE, JSON.stringify([row]));
   }
 }
 
