@@ -92,6 +92,18 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     ];
     if (auditCheckpointKeys.length > 1) await reanchorCheckpoint(prisma, auditCheckpointKeys, "master-key-rotation");
 
+    // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
+    let onAuditHealth: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
+    const auditLog = new AuditLog(db, {
+      onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
+      onSetAside: (event, reason) => {
+        metrics.auditSetAside(event);
+        onAuditHealth(new Error(`audit event ${event.eventId} (${event.kind}) refused by the database and set aside: ${reason}`));
+      },
+      onHealth: (err) => onAuditHealth(err),
+    });
+    metrics.auditBacklog(() => auditLog.backlog);
+
     const claims = { issuer: config.issuer, audience: config.audience };
     const grants = new Grants(prisma, revocations);
     const agents = new Agents(prisma, revocations);
@@ -104,7 +116,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma);
     const gate = new IssuanceGate(prisma, environments, approvals);
-    const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate);
+    const tokens = new Tokens(grants, () => signingKeys.current(), claims, config.tokens, gate, auditLog);
     const verifyToken: TokenVerifier = rememberVerifiedTokens(
       (token) => verifyAgentToken(token, (kid) => signingKeys.publicKey(kid), { ...claims, ...config.tokens }),
       { maxEntries: 10_000, leewaySeconds: config.tokens.leewaySeconds, keyKnown: (kid) => signingKeys.current().publicKeys.has(kid) },
@@ -113,18 +125,6 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       audiences: [config.issuer, endpointOf(config.issuer, "/oauth2/token")],
       leewaySeconds: config.tokens.leewaySeconds,
     });
-
-    // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
-    let onAuditHealth: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
-    const auditLog = new AuditLog(db, {
-      onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
-      onSetAside: (event, reason) => {
-        metrics.auditSetAside(event);
-        onAuditHealth(new Error(`audit event ${event.eventId} (${event.kind}) refused by the database and set aside: ${reason}`));
-      },
-      onHealth: (err) => onAuditHealth(err),
-    });
-    metrics.auditBacklog(() => auditLog.backlog);
 
     const app = await buildServer(
       config,

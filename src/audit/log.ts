@@ -13,7 +13,21 @@ const RETRY_MAX_MS = 2_000;
  * An event waiting for its statement. `setAside`: the database refused it and it was set aside, which
  * fails an `append` (nothing may act on an allow that is not in the chain) and settles a `keep`.
  */
-type Waiting = { row: AuditRow; written: () => void; failed: (err: unknown) => void; setAside: () => void };
+type Waiting = { row: AuditRow; record?: IssuedTokenRecord; written: () => void; failed: (err: unknown) => void; setAside: () => void };
+
+/** An issued token's record, written in the same statement as its `token.issued` event (src/tokens/tokens.ts). */
+export type IssuedTokenRecord = {
+  jti: string;
+  agentId: string;
+  grantId: string;
+  upstream: string;
+  methods: string[];
+  paths: string[];
+  issuedAt: Date;
+  expiresAt: Date;
+  kid: string;
+  parentJti: string | undefined;
+};
 
 /** An `append` whose event the database refused: it was set aside, and the call must not go ahead. */
 export class AuditEventSetAside extends Error {}
@@ -22,6 +36,18 @@ export class AuditEventSetAside extends Error {}
 const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;
 
 const APPEND = `SELECT keyward_audit_append($1::jsonb) AS inserted`;
+// The same, with the issued-token records of the batch's token.issued events: one statement, so a token is
+// recorded exactly when its event is (a data-modifying WITH always runs). A batch sent again skips the
+// records already in, as the function skips the events.
+const APPEND_WITH_TOKENS = `
+WITH "tokens" AS (
+  INSERT INTO "IssuedToken" ("jti", "agentId", "grantId", "upstream", "methods", "paths", "issuedAt", "expiresAt", "kid", "parentJti")
+  SELECT t."jti", t."agentId", t."grantId", t."upstream", t."methods", t."paths", t."issuedAt", t."expiresAt", t."kid", t."parentJti"
+    FROM jsonb_to_recordset($2::jsonb) AS t("jti" text, "agentId" text, "grantId" text, "upstream" text, "methods" text[],
+      "paths" text[], "issuedAt" timestamp(3), "expiresAt" timestamp(3), "kid" text, "parentJti" text)
+  ON CONFLICT ("jti") DO NOTHING
+)
+SELECT keyward_audit_append($1::jsonb) AS inserted`;
 const SET_ASIDE = `
 WITH "kept" AS (
   INSERT INTO "AuditSetAside" ("eventId", "reason", "event") VALUES ($1, $2, $3) ON CONFLICT ("eventId") DO NOTHING RETURNING 1
@@ -81,11 +107,14 @@ export class AuditLog {
     return this.#kept.length < (this.hooks.maxKept ?? DEFAULT_MAX_KEPT);
   }
 
-  /** Settles once the event is committed; fails if it could not be (the caller must not act on it). */
-  append(event: AuditInput): Promise<void> {
+  /**
+   * Settles once the event is committed; fails if it could not be (the caller must not act on it). With
+   * `record`, that issued token's record is committed in the same statement.
+   */
+  append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
     const row = auditRow(event, randomUUID());
     return new Promise((written, failed) => {
-      this.#queue.push({ row, written, failed, setAside: () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`)) });
+      this.#queue.push({ row, record, written, failed, setAside: () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`)) });
       if (!this.#writing) void this.#drain();
     });
   }
@@ -134,7 +163,10 @@ export class AuditLog {
   async #write(batch: Waiting[]): Promise<void> {
     const startedAt = performance.now();
     try {
-      await this.#insert(batch.map((w) => w.row));
+      await this.#insert(
+        batch.map((w) => w.row),
+        batch.flatMap((w) => (w.record ? [w.record] : [])),
+      );
       const seconds = (performance.now() - startedAt) / 1000;
       for (const w of batch) {
         this.hooks.onWritten(w.row, seconds);
@@ -161,8 +193,9 @@ export class AuditLog {
     }
   }
 
-  async #insert(rows: AuditRow[]): Promise<void> {
-    await queryOnce(this.db, APPEND, [appendJson(rows)]);
+  async #insert(rows: AuditRow[], records: IssuedTokenRecord[] = []): Promise<void> {
+    if (records.length === 0) await queryOnce(this.db, APPEND, [appendJson(rows)]);
+    else await queryOnce(this.db, APPEND_WITH_TOKENS, [appendJson(rows), JSON.stringify(records)]);
   }
 
   /**

@@ -1,7 +1,6 @@
-import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
-import { appendAudit } from "../audit/audit.js";
-import { forbidden, notFound, type KeywardError } from "../http/errors.js";
+import type { AuditLog } from "../audit/log.js";
+import { forbidden, notFound, unavailable, type KeywardError } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import type { GrantView, Grants } from "../grants/grants.js";
 import { pathPattern } from "../grants/grants.js";
@@ -45,12 +44,13 @@ type Client = { id: string; clientId: string };
  */
 export class Tokens {
   constructor(
-    private readonly prisma: PrismaClient,
     private readonly grants: Grants,
     private readonly keys: () => KeySet,
     private readonly claims: { issuer: string; audience: string },
     private readonly ttl: TtlPolicy,
     private readonly gate: IssuanceGate,
+    /** Where issued tokens and their events are committed (src/audit/log.ts). */
+    private readonly auditLog: Pick<AuditLog, "append" | "keep">,
   ) {}
 
   /**
@@ -88,7 +88,7 @@ export class Tokens {
 
   #refusal(agent: Client, requestId: string, details: Record<string, string>) {
     return async (err: KeywardError, grantId?: string): Promise<never> => {
-      await appendAudit(this.prisma, {
+      await this.auditLog.keep({
         kind: "token.refused",
         actor: `agent:${agent.id}`,
         requestId,
@@ -126,22 +126,9 @@ export class Tokens {
       delegation,
     );
     const parentJti = delegation?.chain.at(-1);
-    await this.prisma.$transaction(async (tx) => {
-      await tx.issuedToken.create({
-        data: {
-          jti: signed.jti,
-          agentId: agent.id,
-          grantId: grant.id,
-          upstream: grant.upstream,
-          methods: capabilities.methods,
-          paths: capabilities.paths,
-          issuedAt: signed.issuedAt,
-          expiresAt: signed.expiresAt,
-          kid: signed.kid,
-          parentJti,
-        },
-      });
-      await appendAudit(tx, {
+    // The record and its event in one group commit with other calls' events: no transaction per token.
+    await this.auditLog.append(
+      {
         kind: "token.issued",
         actor: `agent:${agent.id}`,
         requestId,
@@ -151,7 +138,21 @@ export class Tokens {
         upstream: grant.upstream,
         decision: "allow",
         details: { ...capabilities, expiresAt: signed.expiresAt.toISOString(), ...(parentJti && { exchangedFrom: parentJti }) },
-      });
+      },
+      {
+        jti: signed.jti,
+        agentId: agent.id,
+        grantId: grant.id,
+        upstream: grant.upstream,
+        methods: capabilities.methods,
+        paths: capabilities.paths,
+        issuedAt: signed.issuedAt,
+        expiresAt: signed.expiresAt,
+        kid: signed.kid,
+        parentJti,
+      },
+    ).catch(() => {
+      throw unavailable("audit_unavailable", "audit log unavailable; no token issued");
     });
     return {
       access_token: signed.token,
