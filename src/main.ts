@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from "./config/config.js";
+import { DatabaseUnreachable, EXIT_DATABASE_UNREACHABLE } from "./db/database.js";
 import { createKeyward } from "./keyward.js";
 
 async function main(): Promise<void> {
@@ -57,5 +58,5 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   process.stderr.write(`keyward: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(err instanceof DatabaseUnreachable ? EXIT_DATABASE_UNREACHABLE : 1);
 });

@@ -81,6 +81,19 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
 }
 
+/** The database could not be reached at start: main.ts exits with EXIT_DATABASE_UNREACHABLE. */
+export class DatabaseUnreachable extends Error {}
+
+/** sysexits' EX_UNAVAILABLE: a supervisor (systemd, Kubernetes, Compose) restarts the broker later. */
+export const EXIT_DATABASE_UNREACHABLE = 69;
+
+/** Host, port and database of a connection string, never its credentials. */
+function describeTarget(connectionString: string): string {
+  const url = new URL(connectionString);
+  const host = url.searchParams.get("host") ?? `${url.hostname}:${url.port || 5432}`;
+  return `${host}${url.pathname}`;
+}
+
 /**
  * A `schema` query parameter (as Prisma's own URLs use) selects a Postgres schema; tests use it to give
  * every run its own schema in one database.
@@ -103,7 +116,13 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
   });
   // An idle client that loses its server must not crash the process; the next query reports the error.
   pool.on("error", () => {});
-  const client = await pool.connect();
+  const client = await pool.connect().catch(async (err: Error & { code?: string }) => {
+    await pool.end().catch(() => {});
+    throw new DatabaseUnreachable(
+      `the database ${describeTarget(connectionString)} is unreachable (${err.code ?? err.message}): ` +
+        "exiting at once so that the supervisor can retry (docs/operations.md, \"Starting before the database\")",
+    );
+  });
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
   } finally {

@@ -1,3 +1,4 @@
+import type { AuditLog } from "../audit/log.js";
 import type { FastifyInstance } from "fastify";
 import type { PrismaClient } from "@prisma/client";
 import { installAdminAuth } from "../admin/auth.js";
@@ -6,7 +7,13 @@ import type { RevocationService } from "../revocation/service.js";
 import type { SigningKeys } from "../tokens/signing-keys.js";
 import type { Metrics } from "./metrics.js";
 
-export type OpsDeps = { prisma: PrismaClient; revocations: RevocationService; signingKeys: SigningKeys; metrics: Metrics };
+export type OpsDeps = {
+  prisma: PrismaClient;
+  revocations: RevocationService;
+  signingKeys: SigningKeys;
+  metrics: Metrics;
+  auditLog: Pick<AuditLog, "admit">;
+};
 
 /** Longer than this, the database counts as unreachable: a load balancer's check must answer promptly. */
 const DATABASE_CHECK_TIMEOUT_MS = 2_000;
@@ -46,6 +53,8 @@ export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<vo
       database: await databaseReachable(deps.prisma),
       revocationState: deps.revocations.isCurrent(),
       signingKey: signingKeyLoaded(deps.signingKeys),
+      // Too many events of answered calls wait for the database: new calls are refused (src/audit/log.ts).
+      auditLog: deps.auditLog.admit(),
     };
     if (!Object.values(checks).every(Boolean)) throw new KeywardError(503, "not_ready", "not ready", { details: checks });
     return { status: "ready", checks };

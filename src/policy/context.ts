@@ -7,13 +7,21 @@ import type { Protocol } from "./rules.js";
 
 export type PolicyLookups = { grants: Grants; environments: Environments; approvals: Approvals };
 
+/** Each cached upstream row's base path, parsed once rather than on every call. */
+const basePaths = new WeakMap<Upstream, string[]>();
+
 /** The upstream as decide() sees it. */
 export function targetPolicy(upstream: Upstream, environmentRequiresApproval: boolean): TargetPolicy {
+  let basePath = basePaths.get(upstream);
+  if (!basePath) {
+    basePath = new URL(upstream.baseUrl).pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    basePaths.set(upstream, basePath);
+  }
   return {
     environment: upstream.environment,
     environmentRequiresApproval,
     protocol: upstream.protocol as Protocol,
-    basePath: new URL(upstream.baseUrl).pathname.split("/").filter(Boolean).map(decodeURIComponent),
+    basePath,
     presets: upstream.presets,
   };
 }

@@ -92,6 +92,7 @@ export class RevocationService {
   #subscription: Subscription | null = null;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #recovering: Promise<void> = Promise.resolve();
+  #recoveryAttempts = 0;
   #tasks: { stop(): Promise<void> }[] = [];
   #stopped = false;
   /** Set by start(); nothing logs before. */
@@ -236,9 +237,15 @@ export class RevocationService {
     this.#scheduleRecovery();
   };
 
+  /**
+   * Exponential backoff with jitter, from 50 ms up to the heartbeat: gentle on a database that is coming
+   * back (or near max_connections), yet never more than a heartbeat between tries, so a replica serves
+   * again within about a second of the database taking connections.
+   */
   #scheduleRecovery(): void {
     if (this.#stopped) return;
-    this.#reconnectTimer = setTimeout(() => (this.#recovering = this.#recover()), this.#heartbeatMs);
+    const delay = Math.min(this.#heartbeatMs, 50 * 2 ** this.#recoveryAttempts++) * (0.5 + Math.random() / 2);
+    this.#reconnectTimer = setTimeout(() => (this.#recovering = this.#recover()), delay);
     this.#reconnectTimer.unref();
   }
 
@@ -247,6 +254,7 @@ export class RevocationService {
     try {
       if (!this.#subscription) await this.#listen();
       await this.load();
+      this.#recoveryAttempts = 0;
       this.#log.info("revocation notifications restored");
     } catch (err) {
       this.#log.warn({ err }, "revocation notifications still down");

@@ -73,6 +73,16 @@ describe("main process", () => {
     expect(existsSync(join(dataDir, "master.key"))).toBe(false);
   });
 
+  it("exits at once with status 69 when the database is unreachable, naming it without its password", async () => {
+    const masterKey = randomBytes(32).toString("base64");
+    const startedAt = Date.now();
+    const p = run({ DATABASE_URL: "postgresql://keyward:hunter2-secret@127.0.0.1:1/keyward", KEYWARD_MASTER_KEY: masterKey, KEYWARD_DATA_DIR: dataDir });
+    expect(await p.exited).toBe(69);
+    expect(Date.now() - startedAt).toBeLessThan(20_000);
+    expect(p.output()).toMatch(/the database 127\.0\.0\.1:1\/keyward is unreachable \(ECONNREFUSED\): exiting at once so that the supervisor can retry/);
+    expect(p.output()).not.toContain("hunter2-secret");
+  });
+
   it("refuses DATABASE_URL without KEYWARD_MASTER_KEY", async () => {
     const p = run({ DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/test", KEYWARD_DATA_DIR: dataDir });
     expect(await p.exited).toBe(1);
