@@ -82,6 +82,8 @@ export class AuditLog {
   #kept: AuditRow[] = [];
   #retryTimer: NodeJS.Timeout | null = null;
   #retryMs = RETRY_FIRST_MS;
+  /** The retry in flight, if any: close() waits for it rather than writing the same events beside it. */
+  #retrying: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(
@@ -150,6 +152,7 @@ export class AuditLog {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     while (this.#writing) await new Promise((r) => setTimeout(r, 5));
+    await this.#retrying;
     if (this.#kept.length > 0) await this.#writeKept().catch(() => {});
     return this.#kept;
   }
@@ -219,7 +222,7 @@ export class AuditLog {
     const delay = this.#retryMs * (0.5 + Math.random() / 2);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
-      this.#writeKept().then(
+      this.#retrying = this.#writeKept().then(
         () => {
           this.#retryMs = RETRY_FIRST_MS;
           this.hooks.onHealth(null);
