@@ -5,7 +5,7 @@
  * cleanly on `{ type: "stop" }` (needed for `--cpu-prof` to write its profile).
  */
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -67,15 +67,19 @@ export class Child {
     return this.#stderrTail;
   }
 
-  /** Starts `bench/<script>` under tsx (as `npm start` runs the broker) and waits for it to listen. */
+  /**
+   * Starts `bench/<script>` under tsx (as `npm start` runs the broker) and waits for it to listen.
+   * `execPath` runs it on another Node binary than this one (BENCH_NODE).
+   */
   static async start(
     name: string,
     script: string,
-    options: { env?: NodeJS.ProcessEnv; execArgv?: string[]; timeoutMs?: number; stdoutFile?: string } = {},
+    options: { env?: NodeJS.ProcessEnv; execArgv?: string[]; execPath?: string; timeoutMs?: number; stdoutFile?: string } = {},
   ): Promise<Child> {
     const stdout = options.stdoutFile ? openSync(options.stdoutFile, "w") : "ignore";
     const proc = fork(join(BENCH_DIR, script), [], {
       execArgv: ["--import", "tsx", ...(options.execArgv ?? [])],
+      ...(options.execPath && { execPath: options.execPath }),
       env: options.env ?? process.env,
       // stdout (the broker's request log) goes nowhere unless asked for; stderr is kept for error messages.
       stdio: ["ignore", stdout, "pipe", "ipc"],
@@ -117,25 +121,12 @@ export class Child {
 
   /** The child's resident set size in bytes, read from /proc (NaN where there is no /proc). */
   rss(): number {
-    try {
-      const status = readFileSync(`/proc/${this.pid}/status`, "utf8");
-      const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
-      return kb ? Number(kb) * 1024 : Number.NaN;
-    } catch {
-      return Number.NaN;
-    }
+    return procRss(this.pid);
   }
 
   /** CPU time (user + system, all threads) the child has used so far, in ms; NaN where there is no /proc. */
   cpuMs(): number {
-    try {
-      const stat = readFileSync(`/proc/${this.pid}/stat`, "utf8");
-      // fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-    } catch {
-      return Number.NaN;
-    }
+    return procStat(this.pid)?.cpuMs ?? Number.NaN;
   }
 
   /** Asks the child to close and exit; kills it (by its pid) if it has not exited in time. Repeats what it said on stderr while closing. */
@@ -152,6 +143,150 @@ export class Child {
     clearTimeout(timer);
     const said = this.#stderrSinceStop.trim();
     if (said) process.stderr.write(`${this.name} on stop: ${said.slice(-1500)}\n`);
+  }
+}
+
+/** A process's resident set size in bytes, from /proc (NaN if it is gone or there is no /proc). */
+function procRss(pid: number): number {
+  try {
+    const kb = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb ? Number(kb) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A process's proportional set size (shared pages split between the processes that map them), in bytes. */
+function procPss(pid: number): number {
+  try {
+    const kb = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1];
+    return kb ? Number(kb) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * From /proc/<pid>/stat: the parent pid, and the CPU time (user + system) of the process and of its
+ * children that exited and were waited for, in ms.
+ */
+function procStat(pid: number): { ppid: number; cpuMs: number; waitedChildrenCpuMs: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // fields after the command name (which may contain spaces): state is field 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ms = (ticks: number) => (ticks * 1000) / CLOCK_TICKS;
+    return { ppid: Number(fields[1]), cpuMs: ms(Number(fields[11]) + Number(fields[12])), waitedChildrenCpuMs: ms(Number(fields[13]) + Number(fields[14])) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live descendant of `root` (children, grandchildren, ...), from the parent pids in /proc. */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (!st) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push(Number(name));
+    children.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/**
+ * A process and all its descendants, measured together: the embedded PostgreSQL server of a broker
+ * (the postmaster, whose pid is the first line of `postgres/postmaster.pid` in the broker's data dir,
+ * and the backends, checkpointer, WAL writer, ... it forks). Reported apart from the broker's own RSS.
+ */
+export class ProcessTree {
+  constructor(readonly rootPid: number) {}
+
+  /** The postmaster of the embedded server on `dataDir`, or undefined if none runs there. */
+  static ofEmbeddedServer(dataDir: string): ProcessTree | undefined {
+    try {
+      const pid = Number(readFileSync(join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
+      return Number.isInteger(pid) && pid > 0 && procStat(pid) ? new ProcessTree(pid) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  pids(): number[] {
+    return procStat(this.rootPid) ? [this.rootPid, ...descendantsOf(this.rootPid)] : [];
+  }
+
+  /**
+   * Summed over the live processes: RSS (which counts shared memory such as shared_buffers once per
+   * process that touched it) and PSS (which splits it, so the sum is what the server really holds).
+   */
+  memory(): { processes: number; rss: number; pss: number } {
+    const pids = this.pids();
+    let rss = 0;
+    let pss = 0;
+    for (const pid of pids) {
+      rss += procRss(pid) || 0;
+      pss += procPss(pid) || 0;
+    }
+    return { processes: pids.length, rss, pss };
+  }
+
+  /**
+   * CPU time of the tree so far, in ms: the live processes' own time plus what the postmaster collected
+   * from children that already exited (PostgreSQL's backends end with their connections).
+   */
+  cpuMs(): number {
+    const root = procStat(this.rootPid);
+    if (!root) return Number.NaN;
+    let ms = root.cpuMs + root.waitedChildrenCpuMs;
+    for (const pid of descendantsOf(this.rootPid)) ms += procStat(pid)?.cpuMs ?? 0;
+    return ms;
+  }
+}
+
+/** Samples of a ProcessTree's memory every `intervalMs` (PSS reads page tables: not too often). */
+export class TreeMemorySampler {
+  peakRss = 0;
+  peakPss = 0;
+  maxProcesses = 0;
+  #timer: NodeJS.Timeout;
+
+  constructor(
+    readonly tree: ProcessTree,
+    intervalMs = 500,
+  ) {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  sample(): { processes: number; rss: number; pss: number } {
+    const m = this.tree.memory();
+    if (m.processes) {
+      this.peakRss = Math.max(this.peakRss, m.rss);
+      this.peakPss = Math.max(this.peakPss, m.pss);
+      this.maxProcesses = Math.max(this.maxProcesses, m.processes);
+    }
+    return m;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
   }
 }
 

@@ -23,6 +23,8 @@ export type LoadResult = {
   statuses: Record<string, number>;
   /** CPU time of the serving process per response (set by the caller, from /proc) */
   cpuMsPerRequest?: number;
+  /** CPU time of the embedded PostgreSQL's processes per response (set by the caller; brokers on it only) */
+  serverCpuMsPerRequest?: number;
 };
 
 function percentile(sorted: Float64Array, p: number): number {

@@ -1,6 +1,6 @@
 /**
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by function and by component
- * (npm package, Node internals, Keyward's own src/ folders, PGlite's WebAssembly), and the share of
+ * (npm package, Node internals, Keyward's own src/ folders, WebAssembly by its caller), and the share of
  * samples that have each component anywhere on the stack ("inclusive").
  *
  * As a script: `tsx bench/profile-summary.ts FILE.cpuprofile [TOP]`.
@@ -60,7 +60,7 @@ export function summariseProfile(file: string, top = 25, window?: { startUs: num
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
   // A WebAssembly frame belongs to whoever runs that module: the component of its nearest JS caller
-  // (PGlite's Postgres, or Prisma's query compiler, both of which are WebAssembly).
+  // (e.g. Prisma's query compiler, which is WebAssembly).
   const componentCache = new Map<number, string>();
   const componentOfNode = (id: number): string => {
     const cached = componentCache.get(id);

@@ -48,6 +48,8 @@ export type ProxyRow = {
   c: number;
   target: string;
   kind: "direct" | "plain" | "keyward";
+  /** the Node version the serving process runs on (older results.json entries lack it) */
+  node?: string;
   load: LoadResult;
   /** responses with a status the target should not give (for Keyward: not 200 or 403) */
   unexpected: number;
@@ -59,7 +61,7 @@ export type ProxyRow = {
   cpuVsPlain?: number;
 };
 
-export type StreamRow = { target: string; kind: ProxyRow["kind"]; load: LoadResult; unexpected: number; rss?: Rss };
+export type StreamRow = { target: string; kind: ProxyRow["kind"]; node?: string; load: LoadResult; unexpected: number; rss?: Rss };
 
 export type TokenBench = {
   connections: number;
@@ -76,14 +78,24 @@ export type MainResults = {
   seconds: number;
   machine: Machine;
   settings: Record<string, unknown>;
+  /** the Node versions the brokers and plain proxies ran on: this one first, then BENCH_NODE's */
+  nodes?: string[];
   backends: string[];
   proxy: ProxyRow[];
   stream: { connections: number; rows: StreamRow[] };
   /** one large response read by one client through each proxy */
   bigStream: { target: string; status: number; bytes: number; seconds: number; rss: Rss }[];
   tokens: TokenBench;
-  /** `memory` is the process's own process.memoryUsage() at the end (external includes WebAssembly memory). */
+  /** `memory` is the process's own process.memoryUsage() at the end. */
   rss: { process: string; before: number; peak: number; after: number; memory?: NodeJS.MemoryUsage }[];
+  /** each embedded broker's PostgreSQL server: the postmaster and its children, summed */
+  embeddedServers?: {
+    broker: string;
+    postmasterPid: number;
+    processes: { before: number; max: number; after: number };
+    rss: Rss;
+    pss: Rss;
+  }[];
   targets: TargetCheck[];
 };
 
@@ -137,10 +149,11 @@ function table(header: string[], rows: string[][]): string {
   ].join("\n");
 }
 
-function machineLine(m: Machine): string {
+function machineLine(m: Machine, otherNodes: string[] = []): string {
   const load = (l: number[] | undefined) => (l ? l.map((x) => x.toFixed(2)).join(" ") : "?");
+  const node = otherNodes.length ? `Node ${m.node} (the harness, upstream and load; servers also on ${otherNodes.map((v) => `Node ${v}`).join(", ")})` : `Node ${m.node}`;
   return [
-    `Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu}, ${m.memTotalGiB.toFixed(0)} GiB RAM, Node ${m.node}, ${m.platform}; ` +
+    `Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu}, ${m.memTotalGiB.toFixed(0)} GiB RAM, ${node}, ${m.platform}; ` +
       `load average ${load(m.loadavgStart)} at start, ${load(m.loadavgEnd)} at end (other work shares the machine: compare ratios, not absolutes).`,
     "",
     "```",
@@ -152,7 +165,7 @@ function machineLine(m: Machine): string {
 
 export function proxyTable(rows: ProxyRow[]): string {
   return table(
-    ["c", "target", "req/s", "p50 ms", "p99 ms", "÷ plain proxy", "÷ direct", "CPU ms/req", "CPU ÷ plain", "denied", "unexpected"],
+    ["c", "target", "req/s", "p50 ms", "p99 ms", "÷ plain proxy", "÷ direct", "CPU ms/req", "CPU ÷ plain", "+ PostgreSQL CPU ms/req", "denied", "unexpected"],
     rows.map((r) => [
       String(r.c),
       r.target,
@@ -163,6 +176,7 @@ export function proxyTable(rows: ProxyRow[]): string {
       pct(r.vsDirect),
       f3(r.load.cpuMsPerRequest),
       r.cpuVsPlain === undefined || !Number.isFinite(r.cpuVsPlain) ? "" : `${r.cpuVsPlain.toFixed(1)}×`,
+      f3(r.load.serverCpuMsPerRequest),
       pct(r.deniedShare),
       String(r.unexpected + r.load.errors),
     ]),
@@ -179,19 +193,22 @@ function targetsTable(targets: TargetCheck[]): string {
 export function renderMain(r: MainResults): string {
   const out: string[] = [];
   out.push(`Run of ${r.startedAt} (\`npm run bench\`, ${r.seconds.toFixed(0)} s; ${JSON.stringify(r.settings)}).`, "");
-  out.push(machineLine(r.machine), "");
+  out.push(machineLine(r.machine, (r.nodes ?? []).slice(1)), "");
   out.push("### Forwarding: 80% allowed / 20% denied, 32 tokens of 4 agents rotated per request", "");
   out.push(proxyTable(r.proxy), "");
   out.push(
     "`denied` is the share of 403s (Keyward must deny 20%; the plain proxy and the upstream check nothing and answer 200). " +
       "`unexpected` counts any other status and connection errors. Latencies are exact (every response time kept), over all responses. " +
       "`CPU ms/req` is the serving process's CPU time (user + system, all threads, from /proc) per response: much less sensitive to other load " +
-      "on the machine than req/s (for direct it is the upstream's; PostgreSQL's own CPU is not included).",
+      "on the machine than req/s (for direct it is the upstream's; PostgreSQL's own CPU is not included in it). " +
+      "`+ PostgreSQL CPU ms/req` is the embedded PostgreSQL's CPU time per response (its postmaster and every process it forked), " +
+      "on top of the broker's; empty on DATABASE_URL, whose server is shared. " +
+      (r.nodes && r.nodes.length > 1 ? "With more than one Node, each broker's ratios are to the plain proxy on its own Node. " : ""),
     "",
   );
   const c16 = r.proxy.filter((p) => p.c === 16);
-  const plain16 = c16.find((p) => p.kind === "plain");
   for (const k of c16.filter((p) => p.kind === "keyward")) {
+    const plain16 = c16.find((p) => p.kind === "plain" && p.node === k.node);
     if (plain16) out.push(`- p99 added over the plain proxy at c=16, ${k.target}: **${f2(k.load.p99 - plain16.load.p99)} ms** (p50: ${f2(k.load.p50 - plain16.load.p50)} ms)`);
   }
   out.push("", `### Streaming 1 MiB responses (c=${r.stream.connections})`, "");
@@ -230,7 +247,7 @@ export function renderMain(r: MainResults): string {
   out.push("### Memory (RSS of each process, from /proc)", "");
   out.push(
     table(
-      ["process", "before load MiB", "peak MiB", "after MiB", "at end: V8 heap used / total MiB", "external MiB (incl. WebAssembly)", "array buffers MiB"],
+      ["process", "before load MiB", "peak MiB", "after MiB", "at end: V8 heap used / total MiB", "external MiB", "array buffers MiB"],
       r.rss.map((x) => [
         x.process,
         mib(x.before),
@@ -243,6 +260,28 @@ export function renderMain(r: MainResults): string {
     ),
     "",
   );
+  if (r.embeddedServers?.length) {
+    out.push(
+      "Embedded PostgreSQL of each broker (not in the broker's RSS above): its postmaster and every process it forked, summed. " +
+        "RSS counts the shared buffers again in every process that touched them; PSS splits shared pages between the processes, " +
+        "so its sum is what the server really holds.",
+      "",
+      table(
+        ["process", "processes before / max / after", "RSS before MiB", "RSS peak MiB", "RSS after MiB", "PSS before MiB", "PSS peak MiB", "PSS after MiB"],
+        r.embeddedServers.map((x) => [
+          `embedded PostgreSQL of ${x.broker}`,
+          `${x.processes.before} / ${x.processes.max} / ${x.processes.after}`,
+          mib(x.rss.before),
+          mib(x.rss.peak),
+          mib(x.rss.after),
+          mib(x.pss.before),
+          mib(x.pss.peak),
+          mib(x.pss.after),
+        ]),
+      ),
+      "",
+    );
+  }
   out.push("### Targets", "", targetsTable(r.targets));
   return out.join("\n");
 }

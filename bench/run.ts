@@ -19,8 +19,15 @@
  * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one),
  * SEED_GRANTS / SEED_TOKENS / SEED_REVOCATIONS / SEED_AGENTS (scale seed sizes),
  * BENCH_BROKER_LOG_DIR (keep each broker's log there; by default it goes to /dev/null),
+ * BENCH_NODE (paths of other Node binaries, comma-separated: in the main mode every broker, and a plain
+ * proxy to compare it with, also runs on each of them; the upstream and the load stay on this Node),
+ * BENCH_NO_SAVE=1 (print the results but leave bench/RESULTS.md and bench/results.json alone: smoke runs),
  * KEYWARD_UPSTREAM_TIMEOUT_MS (passed on to the brokers; no other KEYWARD_* variable of ours is).
+ *
+ * The embedded PostgreSQL's processes (its postmaster and every process it forks) are measured apart
+ * from the broker: their RSS and PSS in the memory table, their CPU per request beside the broker's.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -30,7 +37,7 @@ import pg from "pg";
 import { hashClientSecret, verifyClientSecret } from "../src/agents/client-secret.js";
 import { openDatabase } from "../src/db/database.js";
 import { migrate } from "../src/db/migrate.js";
-import { BENCH_DIR, Child, killAllChildrenSync, RssSampler, stopAllChildren } from "./child.js";
+import { BENCH_DIR, Child, killAllChildrenSync, ProcessTree, RssSampler, stopAllChildren, TreeMemorySampler } from "./child.js";
 import { runLoad, type LoadResult, type RequestSpec } from "./load.js";
 import { formatProfileSummary, summariseProfile } from "./profile-summary.js";
 import {
@@ -54,13 +61,13 @@ import { seedCountsFromEnv, seedDatabase } from "./seed.js";
 // ---------------------------------------------------------------------------------------------- settings
 
 const env = process.env;
-const num = (name: string, fallback: number) => {
+const num = (name: string, fallback: number, min = Number.MIN_VALUE) => {
   const v = Number(env[name]);
-  return env[name] && Number.isFinite(v) && v > 0 ? v : fallback;
+  return env[name] && Number.isFinite(v) && v >= min ? v : fallback;
 };
 const S = {
   durationS: num("BENCH_DURATION_S", 5),
-  warmupS: num("BENCH_WARMUP_S", 1),
+  warmupS: num("BENCH_WARMUP_S", 1, 0),
   concurrency: (env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number).filter((n) => n > 0),
   streamConnections: num("BENCH_STREAM_CONNECTIONS", 64),
   /** one response this large, read by one client: buffering it would show as RSS growth of its size */
@@ -80,6 +87,22 @@ const DATABASE_URL = env.DATABASE_URL;
 /** Profile the 1 MiB streaming scenario instead of the mixed one. */
 const PROFILE_STREAM = env.BENCH_PROFILE_SCENARIO === "stream";
 const MiB = 2 ** 20;
+const NO_SAVE = env.BENCH_NO_SAVE === "1";
+
+/** A Node binary the servers run on: this one, and each of BENCH_NODE. */
+type Runtime = { execPath: string; version: string };
+const RUNTIMES: Runtime[] = [
+  { execPath: process.execPath, version: process.version },
+  ...(env.BENCH_NODE ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((execPath) => ({ execPath, version: execFileSync(execPath, ["--version"], { encoding: "utf8" }).trim() })),
+];
+/** With more than one Node, every server's name says which one it runs on. */
+const onNode = (name: string, runtime: Runtime) => (RUNTIMES.length > 1 ? `${name} [node ${runtime.version}]` : name);
+
+const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "n/a" : `${(100 * n).toFixed(0)}%`);
 
 const log = (line: string) => process.stderr.write(line + "\n");
 
@@ -129,20 +152,32 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...out, ...extra };
 }
 
-/** A broker's set-up: its database. */
-type Variant = { backend: Backend };
-const variantName = (v: Variant) => v.backend;
+/** A broker's set-up: its database, and the Node it runs on. */
+type Variant = { backend: Backend; runtime: Runtime };
+const variantName = (v: Variant) => onNode(v.backend, v.runtime);
 
-type Broker = { label: string; variant: string; child: Child; url: string; scenario: Scenario; rss: RssSampler; startupMs: number };
+type Broker = {
+  label: string;
+  variant: string;
+  runtime: Runtime;
+  child: Child;
+  url: string;
+  scenario: Scenario;
+  rss: RssSampler;
+  /** the embedded PostgreSQL's processes (none on DATABASE_URL) */
+  server?: { tree: ProcessTree; memory: TreeMemorySampler };
+  startupMs: number;
+};
 
 const ADMIN_KEY = "kwa_bench_" + randomBytes(24).toString("hex");
 
-async function startBroker(store: Store, upstreamUrl: string, execArgv: string[] = []): Promise<Broker> {
-  const variant = variantName({ backend: store.backend });
+async function startBroker(store: Store, upstreamUrl: string, execArgv: string[] = [], runtime: Runtime = RUNTIMES[0]!): Promise<Broker> {
+  const variant = variantName({ backend: store.backend, runtime });
   const label = `keyward (${variant})`;
   const t0 = performance.now();
   const child = await Child.start(label, "broker-process.ts", {
     execArgv,
+    execPath: runtime.execPath,
     ...(env.BENCH_BROKER_LOG_DIR && {
       stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}-${Date.now()}.log`),
     }),
@@ -160,19 +195,25 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
   });
   const startupMs = performance.now() - t0;
   const rss = new RssSampler(child);
+  const tree = store.backend === "embedded" ? ProcessTree.ofEmbeddedServer(store.dataDir) : undefined;
+  if (store.backend === "embedded" && !tree) log(`${label}: no embedded PostgreSQL found in ${store.dataDir}: its processes are not measured`);
+  const server = tree && { tree, memory: new TreeMemorySampler(tree) };
   const url = `http://127.0.0.1:${child.port}`;
   const scenario = await setupScenario(url, ADMIN_KEY, upstreamUrl, { agents: S.agents, tokensPerAgent: S.tokensPerAgent });
   log(`${label}: started in ${startupMs.toFixed(0)} ms on ${url}, ${scenario.tokens.length} tokens issued`);
   if (scenario.tokenRetries.length) {
     log(`${label}: ${scenario.tokenRetries.length} token requests of the set-up failed and were retried: ${JSON.stringify(scenario.tokenRetries.slice(0, 3))}`);
   }
-  return { label, variant, child, url, scenario, rss, startupMs };
+  return { label, variant, runtime, child, url, scenario, rss, server, startupMs };
 }
 
 // ---------------------------------------------------------------------------------------------- measuring
 
-/** `child` is the process that serves the target, whose CPU time per request is reported. */
-type Target = { name: string; kind: ProxyRow["kind"]; url: string; next: (n: number) => RequestSpec; child?: Child };
+/**
+ * `child` is the process that serves the target, whose CPU time per request is reported; `server` the
+ * embedded PostgreSQL behind it, whose CPU is reported apart; `node` the Node version it runs on.
+ */
+type Target = { name: string; kind: ProxyRow["kind"]; url: string; next: (n: number) => RequestSpec; child?: Child; server?: ProcessTree; node: string };
 
 function unexpectedOf(kind: ProxyRow["kind"], load: LoadResult): number {
   let ok = load.statuses["200"] ?? 0;
@@ -213,13 +254,17 @@ async function measure(target: Target, connections: number, seconds: number, war
     await waitIdle(target.child); // the warm-up's abandoned backlog must not count against the run
   }
   const cpuBefore = target.child?.cpuMs() ?? Number.NaN;
+  const serverCpuBefore = target.server?.cpuMs() ?? Number.NaN;
   const load = await runLoad({ baseUrl: target.url, connections, seconds, next: target.next });
   // CPU time is far less sensitive than throughput to what else runs on the machine
   load.cpuMsPerRequest = load.responses ? ((target.child?.cpuMs() ?? Number.NaN) - cpuBefore) / load.responses : Number.NaN;
+  // read at once: the server's share of the work is done by the time the responses are
+  if (target.server) load.serverCpuMsPerRequest = load.responses ? (target.server.cpuMs() - serverCpuBefore) / load.responses : Number.NaN;
   await waitIdle(target.child); // let it finish what it had queued before the next target runs
   const bad = unexpectedOf(target.kind, load);
   log(
     `  c=${String(connections).padEnd(3)} ${target.name.padEnd(20)} ${load.rps.toFixed(0).padStart(7)} req/s  p50 ${load.p50.toFixed(2)} ms  p99 ${load.p99.toFixed(2)} ms  CPU ${load.cpuMsPerRequest?.toFixed(3)} ms/req` +
+      (load.serverCpuMsPerRequest !== undefined ? ` (+ PostgreSQL ${load.serverCpuMsPerRequest.toFixed(3)})` : "") +
       (bad || load.errors ? `  (unexpected: ${bad}, errors: ${load.errors}; ${JSON.stringify(load.statuses)})` : ""),
   );
   return load;
@@ -230,6 +275,7 @@ function proxyRow(c: number, target: Target, load: LoadResult): ProxyRow {
     c,
     target: target.name,
     kind: target.kind,
+    node: target.node,
     load,
     unexpected: unexpectedOf(target.kind, load),
     deniedShare: (load.statuses["403"] ?? 0) / Math.max(1, load.responses),
@@ -238,7 +284,8 @@ function proxyRow(c: number, target: Target, load: LoadResult): ProxyRow {
 
 function addRatios(rows: ProxyRow[]): void {
   for (const row of rows) {
-    const plain = rows.find((r) => r.c === row.c && r.kind === "plain");
+    // a broker is compared with the plain proxy on the same Node
+    const plain = rows.find((r) => r.c === row.c && r.kind === "plain" && r.node === row.node);
     const direct = rows.find((r) => r.c === row.c && r.kind === "direct");
     if (plain && row.kind !== "plain") row.vsPlain = row.load.rps / plain.load.rps;
     if (plain && row.kind === "keyward") row.cpuVsPlain = (row.load.cpuMsPerRequest ?? Number.NaN) / (plain.load.cpuMsPerRequest ?? Number.NaN);
@@ -300,43 +347,77 @@ async function scryptRate(seconds: number): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------- modes
 
-async function startBaseline(): Promise<{ upstream: Child; plain: Child; upstreamUrl: string; plainUrl: string }> {
+type Plain = { label: string; runtime: Runtime; child: Child; url: string };
+
+/** The upstream (on this Node) and a plain proxy on each of `runtimes`. */
+async function startBaseline(
+  runtimes: Runtime[] = [RUNTIMES[0]!],
+): Promise<{ upstream: Child; plain: Child; upstreamUrl: string; plainUrl: string; plains: Plain[] }> {
   const upstream = await Child.start("upstream", "upstream-process.ts", { env: childEnv({}) });
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  const plain = await Child.start("plain proxy", "plain-proxy-process.ts", { env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
-  return { upstream, plain, upstreamUrl, plainUrl: `http://127.0.0.1:${plain.port}` };
+  const plains: Plain[] = [];
+  for (const runtime of runtimes) {
+    const label = onNode("plain proxy", runtime);
+    const child = await Child.start(label, "plain-proxy-process.ts", { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
+    plains.push({ label, runtime, child, url: `http://127.0.0.1:${child.port}` });
+  }
+  return { upstream, plain: plains[0]!.child, upstreamUrl, plainUrl: plains[0]!.url, plains };
 }
 
 const backendsToRun = (): Backend[] =>
   (DATABASE_URL ? (["embedded", "postgres"] as const) : (["embedded"] as const)).filter((b) => !env.BENCH_BACKENDS || env.BENCH_BACKENDS.split(",").includes(b));
-const variantsToRun = (): Variant[] => backendsToRun().map((backend) => ({ backend }));
+/** Every backend on every Node (main mode); the other modes run on this Node only. */
+const variantsToRun = (runtimes: Runtime[] = [RUNTIMES[0]!]): Variant[] =>
+  runtimes.flatMap((runtime) => backendsToRun().map((backend) => ({ backend, runtime })));
+const DEFAULT_NODE = RUNTIMES[0]!.version;
 
 async function runMain(): Promise<void> {
   const started = performance.now();
+  log(`Node ${RUNTIMES.map((r) => `${r.version} (${r.execPath})`).join(", ")}`);
   const machine = machineInfo();
-  const { upstream, plain, upstreamUrl, plainUrl } = await startBaseline();
-  const plainRss = new RssSampler(plain);
+  const { upstream, upstreamUrl, plains } = await startBaseline(RUNTIMES);
+  const plainRss = new Map(plains.map((p) => [p.label, new RssSampler(p.child)]));
   const brokers: Broker[] = [];
-  for (const v of variantsToRun()) brokers.push(await startBroker(newStore(v.backend), upstreamUrl));
+  for (const v of variantsToRun(RUNTIMES)) brokers.push(await startBroker(newStore(v.backend), upstreamUrl, [], v.runtime));
   const tokens = brokers[0]!.scenario.tokens;
+  const brokerTarget = (b: Broker, next: Target["next"]): Target => ({
+    name: b.label,
+    kind: "keyward",
+    url: b.url,
+    next,
+    child: b.child,
+    server: b.server?.tree,
+    node: b.runtime.version,
+  });
 
+  // Each broker right after the plain proxy on its Node, so that the two see the same background load.
   const targets: Target[] = [
-    { name: "direct", kind: "direct", url: upstreamUrl, next: mixedRequest("", tokens), child: upstream },
-    { name: "plain proxy", kind: "plain", url: plainUrl, next: mixedRequest(PROXY_PREFIX, tokens), child: plain },
-    ...brokers.map((b): Target => ({ name: b.label, kind: "keyward", url: b.url, next: mixedRequest(PROXY_PREFIX, b.scenario.tokens), child: b.child })),
+    { name: "direct", kind: "direct", url: upstreamUrl, next: mixedRequest("", tokens), child: upstream, node: DEFAULT_NODE },
+    ...plains.flatMap((p): Target[] => [
+      { name: p.label, kind: "plain", url: p.url, next: mixedRequest(PROXY_PREFIX, tokens), child: p.child, node: p.runtime.version },
+      ...brokers.filter((b) => b.runtime === p.runtime).map((b) => brokerTarget(b, mixedRequest(PROXY_PREFIX, b.scenario.tokens))),
+    ]),
   ];
-  const beforeLoad = new Map<string, number>([["plain proxy", plainRss.sample()], ...brokers.map((b) => [b.label, b.rss.sample()] as [string, number])]);
+  const beforeLoad = new Map<string, number>([
+    ...[...plainRss].map(([label, r]) => [label, r.sample()] as [string, number]),
+    ...brokers.map((b) => [b.label, b.rss.sample()] as [string, number]),
+  ]);
+  const serverBeforeLoad = new Map(brokers.filter((b) => b.server).map((b) => [b.label, b.server!.memory.sample()]));
 
   // Streaming runs first, from the post-set-up baseline: a heap already grown by other phases could hide growth.
   log(`streaming 1 MiB at c=${S.streamConnections}`);
   const stream: StreamRow[] = [];
   const streamTargets: { t: Target; sampler?: RssSampler }[] = [
-    { t: { name: "direct", kind: "direct", url: upstreamUrl, next: streamRequest("", tokens), child: upstream } },
-    { t: { name: "plain proxy", kind: "plain", url: plainUrl, next: streamRequest(PROXY_PREFIX, tokens), child: plain }, sampler: plainRss },
-    ...brokers.map((b) => ({
-      t: { name: b.label, kind: "keyward" as const, url: b.url, next: streamRequest(PROXY_PREFIX, b.scenario.tokens), child: b.child },
-      sampler: b.rss,
-    })),
+    { t: { name: "direct", kind: "direct", url: upstreamUrl, next: streamRequest("", tokens), child: upstream, node: DEFAULT_NODE } },
+    ...plains.flatMap((p) => [
+      {
+        t: { name: p.label, kind: "plain" as const, url: p.url, next: streamRequest(PROXY_PREFIX, tokens), child: p.child, node: p.runtime.version },
+        sampler: plainRss.get(p.label),
+      },
+      ...brokers
+        .filter((b) => b.runtime === p.runtime)
+        .map((b) => ({ t: brokerTarget(b, streamRequest(PROXY_PREFIX, b.scenario.tokens)), sampler: b.rss })),
+    ]),
   ];
   for (const { t, sampler } of streamTargets) {
     // warm-up at c=1 (at most 1 MiB in flight), so the measured run is not a cold JIT
@@ -346,7 +427,7 @@ async function runMain(): Promise<void> {
     const peak = sampler?.windowPeak() ?? Number.NaN;
     const after = sampler?.sample() ?? Number.NaN;
     const bad = unexpectedOf(t.kind, load) + (load.statuses["403"] ?? 0);
-    stream.push({ target: t.name, kind: t.kind, load, unexpected: bad, ...(sampler && { rss: { before, peak, after } }) });
+    stream.push({ target: t.name, kind: t.kind, node: t.node, load, unexpected: bad, ...(sampler && { rss: { before, peak, after } }) });
   }
 
   log(`forwarding: ${S.durationS} s per run after ${S.warmupS} s warm-up`);
@@ -374,33 +455,61 @@ async function runMain(): Promise<void> {
   log(`  raw jose ES256 signing: ${rawSignPerSec.toFixed(0)}/s`);
   const endpoint: MainResults["tokens"]["endpoint"] = [];
   for (const b of brokers) {
-    const t: Target = { name: `${b.label} tokens`, kind: "keyward", url: b.url, next: tokenRequest(b.scenario.agents), child: b.child };
+    const t: Target = { ...brokerTarget(b, tokenRequest(b.scenario.agents)), name: `${b.label} tokens` };
     const load = await measure(t, S.tokenConnections, tokenDurationS, 0);
     endpoint.push({ backend: b.variant, load, unexpected: load.responses - (load.statuses["200"] ?? 0) });
   }
   const scryptVerifyPerSec = await scryptRate(Math.min(3, tokenDurationS));
   log(`  scrypt verification alone: ${scryptVerifyPerSec.toFixed(1)}/s`);
 
-  const rss: MainResults["rss"] = [
-    { process: "plain proxy", before: beforeLoad.get("plain proxy")!, peak: plainRss.peak, after: plainRss.sample(), memory: await plain.call<NodeJS.MemoryUsage>("memory") },
-  ];
+  const rss: MainResults["rss"] = [];
+  for (const p of plains) {
+    const r = plainRss.get(p.label)!;
+    rss.push({ process: p.label, before: beforeLoad.get(p.label)!, peak: r.peak, after: r.sample(), memory: await p.child.call<NodeJS.MemoryUsage>("memory") });
+  }
   for (const b of brokers) {
     rss.push({ process: b.label, before: beforeLoad.get(b.label)!, peak: b.rss.peak, after: b.rss.sample(), memory: await b.child.call<NodeJS.MemoryUsage>("memory") });
+  }
+  const embeddedServers: MainResults["embeddedServers"] = [];
+  for (const b of brokers) {
+    if (!b.server) continue;
+    const before = serverBeforeLoad.get(b.label)!;
+    const after = b.server.memory.sample();
+    b.server.memory.stop();
+    embeddedServers.push({
+      broker: b.label,
+      postmasterPid: b.server.tree.rootPid,
+      processes: { before: before.processes, max: b.server.memory.maxProcesses, after: after.processes },
+      rss: { before: before.rss, peak: b.server.memory.peakRss, after: after.rss },
+      pss: { before: before.pss, peak: b.server.memory.peakPss, after: after.pss },
+    });
   }
 
   const targetsChecked: TargetCheck[] = [];
   for (const b of brokers) {
+    // Issue 14's targets: ≥ 0.85× the plain proxy and ≤ 1.5× its CPU per call under load (c ≥ 16), ≥ 0.5× at c=1.
     const rows = proxy.filter((r) => r.target === b.label);
-    const worst = rows.reduce((a, r) => ((r.vsPlain ?? 1) < (a.vsPlain ?? 1) ? r : a), rows[0]!);
-    targetsChecked.push({
-      backend: b.variant,
-      target: "forwarding throughput ÷ plain proxy (worst of c=" + S.concurrency.join(",") + ")",
-      value: `${(100 * (worst.vsPlain ?? 0)).toFixed(0)}% (c=${worst.c}; ${rows.map((r) => `${(100 * (r.vsPlain ?? 0)).toFixed(0)}%`).join(" / ")})`,
-      threshold: "≥ 85%",
-      pass: rows.every((r) => (r.vsPlain ?? 0) >= 0.85),
-    });
+    for (const r of rows) {
+      const min = r.c >= 16 ? 0.85 : 0.5;
+      targetsChecked.push({
+        backend: b.variant,
+        target: `c=${r.c}: forwarding throughput ÷ plain proxy`,
+        value: pct(r.vsPlain),
+        threshold: `≥ ${(100 * min).toFixed(0)}%`,
+        pass: (r.vsPlain ?? 0) >= min && r.unexpected + r.load.errors === 0,
+      });
+      if (r.c >= 16) {
+        targetsChecked.push({
+          backend: b.variant,
+          target: `c=${r.c}: broker CPU per call ÷ plain proxy's`,
+          value: `${(r.cpuVsPlain ?? Number.NaN).toFixed(2)}× (${r.load.cpuMsPerRequest?.toFixed(3)} ms)`,
+          threshold: "≤ 1.5×",
+          pass: (r.cpuVsPlain ?? Number.POSITIVE_INFINITY) <= 1.5,
+        });
+      }
+    }
     const k16 = proxy.find((r) => r.c === 16 && r.target === b.label);
-    const p16 = proxy.find((r) => r.c === 16 && r.kind === "plain");
+    const p16 = proxy.find((r) => r.c === 16 && r.kind === "plain" && r.node === b.runtime.version);
     if (k16 && p16) {
       const added = k16.load.p99 - p16.load.p99;
       targetsChecked.push({ backend: b.variant, target: "p99 added over plain proxy, c=16", value: `${added.toFixed(2)} ms`, threshold: "≤ 1.5 ms", pass: added <= 1.5 });
@@ -408,7 +517,7 @@ async function runMain(): Promise<void> {
     // Buffering whole responses would add about c × 1 MiB over what a streaming proxy needs; the plain
     // proxy (which streams) is the reference for GC and socket-buffer noise.
     const s = stream.find((r) => r.target === b.label)!;
-    const ps = stream.find((r) => r.kind === "plain")!;
+    const ps = stream.find((r) => r.kind === "plain" && r.node === b.runtime.version)!;
     const growth = s.rss!.peak - s.rss!.before;
     const plainGrowth = Math.max(0, ps.rss!.peak - ps.rss!.before);
     const limit = (S.streamConnections * MiB) / 2;
@@ -433,11 +542,18 @@ async function runMain(): Promise<void> {
       backend: b.variant,
       target: "token issuance ÷ raw ES256 signing (incl. DB write)",
       value: `${((100 * e.load.rps) / rawSignPerSec).toFixed(1)}% (${e.load.rps.toFixed(0)}/s vs ${rawSignPerSec.toFixed(0)}/s)`,
-      threshold: "≥ 70%",
-      pass: e.load.rps / rawSignPerSec >= 0.7 && e.unexpected === 0,
+      threshold: "≥ 50%",
+      pass: e.load.rps / rawSignPerSec >= 0.5 && e.unexpected === 0,
     });
     const peak = b.rss.peak;
-    targetsChecked.push({ backend: b.variant, target: "broker RSS peak over the run", value: `${mib(peak)} MiB`, threshold: "< 200 MB (190.7 MiB)", pass: peak < 200e6 });
+    const server = embeddedServers.find((x) => x.broker === b.label);
+    targetsChecked.push({
+      backend: b.variant,
+      target: "broker RSS peak over the run (the embedded PostgreSQL's processes apart, below)",
+      value: `${mib(peak)} MiB` + (server ? `; embedded PostgreSQL: PSS peak ${mib(server.pss.peak)} MiB, RSS sum peak ${mib(server.rss.peak)} MiB` : ""),
+      threshold: "< 200 MiB",
+      pass: peak < 200 * MiB,
+    });
   }
 
   for (const b of brokers) await waitIdle(b.child, 15_000);
@@ -448,18 +564,19 @@ async function runMain(): Promise<void> {
     seconds: (performance.now() - started) / 1000,
     machine,
     settings: { ...S, tokenDurationS, backends: brokers.map((b) => b.variant) },
+    nodes: RUNTIMES.map((r) => r.version),
     backends: brokers.map((b) => b.variant),
     proxy,
     stream: { connections: S.streamConnections, rows: stream },
     bigStream,
     tokens: { connections: S.tokenConnections, rawSignPerSec, scryptVerifyPerSec, endpoint },
     rss,
+    embeddedServers,
     targets: targetsChecked,
   };
   const md = renderMain(results);
   process.stdout.write("\n" + md + "\n");
-  saveResults(results, md);
-  log(`\nwrote ${join(BENCH_DIR, "results.json")} and ${join(BENCH_DIR, "RESULTS.md")}`);
+  save(results, md);
 }
 
 async function runScale(): Promise<void> {
@@ -475,8 +592,16 @@ async function runScale(): Promise<void> {
   ): Promise<{ rows: ProxyRow[]; startupMs: number; rss: Rss; tokenRetries: Scenario["tokenRetries"]; idleCpu: number }> => {
     const broker = await startBroker(store, upstreamUrl);
     const targets: Target[] = [
-      { name: "plain proxy", kind: "plain", url: plainUrl, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: plain },
-      { name: broker.label, kind: "keyward", url: broker.url, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: broker.child },
+      { name: "plain proxy", kind: "plain", url: plainUrl, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: plain, node: DEFAULT_NODE },
+      {
+        name: broker.label,
+        kind: "keyward",
+        url: broker.url,
+        next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens),
+        child: broker.child,
+        server: broker.server?.tree,
+        node: DEFAULT_NODE,
+      },
     ];
     const idleCpu = await idleCpuShare(broker.child);
     log(`  idle broker CPU: ${(100 * idleCpu).toFixed(1)}% of a core`);
@@ -485,6 +610,7 @@ async function runScale(): Promise<void> {
     await waitIdle(broker.child, 15_000);
     const rss = { before, peak: broker.rss.peak, after: broker.rss.sample() };
     broker.rss.stop();
+    broker.server?.memory.stop();
     await broker.child.stop();
     return { rows, startupMs: broker.startupMs, rss, tokenRetries: broker.scenario.tokenRetries, idleCpu };
   };
@@ -564,7 +690,7 @@ async function runScale(): Promise<void> {
   };
   const md = renderScale(results);
   process.stdout.write("\n" + md + "\n");
-  saveResults(results, md);
+  save(results, md);
 }
 
 type TableStats = Record<string, { scans: number; inserted: number }>;
@@ -607,13 +733,13 @@ async function runProfile(): Promise<void> {
     const backend = variantName(v);
     // One folder per run: node writes one profile per thread (tsx's module loader has its own), named
     // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is thread 0.
-    const name = `keyward-${backend.replace(" + ", "-")}${PROFILE_STREAM ? "-stream" : ""}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    const name = `keyward-${backend.replace(/[^a-z0-9.]+/gi, "-")}${PROFILE_STREAM ? "-stream" : ""}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     const runDir = join(dir, name);
     mkdirSync(runDir, { recursive: true });
     const store = newStore(v.backend);
     const broker = await startBroker(store, upstreamUrl, ["--cpu-prof", `--cpu-prof-dir=${runDir}`]);
     const next = PROFILE_STREAM ? streamRequest(PROXY_PREFIX, broker.scenario.tokens) : mixedRequest(PROXY_PREFIX, broker.scenario.tokens);
-    const target: Target = { name: broker.label, kind: "keyward", url: broker.url, next };
+    const target: Target = { name: broker.label, kind: "keyward", url: broker.url, next, node: DEFAULT_NODE };
     await runLoad({ baseUrl: broker.url, connections: 16, seconds: 2, next: target.next });
     let before: TableStats | undefined;
     if (store.schema) {
@@ -632,6 +758,7 @@ async function runProfile(): Promise<void> {
     }
     log(`  ${broker.label}: ${load.rps.toFixed(0)} req/s under the profiler, p99 ${load.p99.toFixed(2)} ms, statuses ${JSON.stringify(load.statuses)}`);
     broker.rss.stop();
+    broker.server?.memory.stop();
     await broker.child.stop(120_000); // the profile is written at exit: give it time
     await store.drop();
     const mainThread = readdirSync(runDir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
@@ -649,10 +776,19 @@ async function runProfile(): Promise<void> {
     settings: { connections: S.profileConnections, durationS: S.profileDurationS, logLevel: S.logLevel, scenario: PROFILE_STREAM ? "stream 1 MiB" : "mixed" },
     runs,
   };
-  saveResults(results, renderProfile(results));
+  save(results, renderProfile(results));
 }
 
 // ---------------------------------------------------------------------------------------------- main
+
+function save(results: Parameters<typeof saveResults>[0], markdown: string): void {
+  if (NO_SAVE) {
+    log("\nBENCH_NO_SAVE=1: bench/RESULTS.md and bench/results.json left as they were");
+    return;
+  }
+  saveResults(results, markdown);
+  log(`\nwrote ${join(BENCH_DIR, "results.json")} and ${join(BENCH_DIR, "RESULTS.md")}`);
+}
 
 async function cleanup(): Promise<void> {
   await stopAllChildren();

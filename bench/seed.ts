@@ -9,7 +9,7 @@
  * the rest are spread over the past ~23 days and long expired, as a real table's history would be.
  *
  * As a script: `tsx bench/seed.ts` seeds the database of DATABASE_URL (a `?schema=` is honoured), or
- * `tsx bench/seed.ts --embedded DIR` an embedded one (KEYWARD_DATA_DIR layout: DIR/pgdata).
+ * `tsx bench/seed.ts --embedded DIR` the embedded PostgreSQL of the data dir DIR (started for the seeding, stopped after).
  * Counts: SEED_GRANTS, SEED_TOKENS, SEED_REVOCATIONS, SEED_AGENTS.
  */
 import { pathToFileURL } from "node:url";
