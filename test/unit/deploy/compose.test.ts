@@ -101,4 +101,17 @@ describe("Dockerfile", () => {
     // tsx runs the TypeScript in production: it must not be a dev dependency.
     expect(JSON.parse(readFileSync("package.json", "utf8")).dependencies.tsx).toBeDefined();
   });
+  it("runs on the current Node LTS (24) in every stage", () => {
+    for (const stage of stages) expect(stage).toMatch(/^node:24[-.\w]*( AS \w+)?\n/);
+  });
+
+  it("gives the embedded default a data dir that the image's user owns", () => {
+    const user = /^USER (\S+)/m.exec(runtime)![1]!;
+    const dataDir = /^ENV KEYWARD_DATA_DIR=(\S+)/m.exec(runtime)?.[1];
+    expect(dataDir).toBeDefined();
+    // created and handed over before USER drops root
+    const chown = runtime.indexOf(`chown ${user}:${user} ${dataDir}`);
+    expect(chown).toBeGreaterThan(-1);
+    expect(chown).toBeLessThan(runtime.indexOf(`USER ${user}`));
+  });
 });
