@@ -98,7 +98,12 @@ const RUNTIMES: Runtime[] = [
     .map((p) => p.trim())
     .filter(Boolean)
     .map((execPath) => ({ execPath, version: execFileSync(execPath, ["--version"], { encoding: "utf8" }).trim() })),
-];
+].filter((r, i, all) => {
+  // Rows are told apart by Node version: a second binary of the same version adds nothing.
+  const first = all.findIndex((o) => o.version === r.version) === i;
+  if (!first) process.stderr.write(`BENCH_NODE: ${r.execPath} is Node ${r.version} too: not run twice\n`);
+  return first;
+});
 /** With more than one Node, every server's name says which one it runs on. */
 const onNode = (name: string, runtime: Runtime) => (RUNTIMES.length > 1 ? `${name} [node ${runtime.version}]` : name);
 
