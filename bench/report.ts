@@ -115,6 +115,8 @@ export type ScaleResults = {
   empty: ProxyRow[];
   seeded: ProxyRow[];
   rss: { empty: Rss; seeded: Rss };
+  /** the embedded PostgreSQL's processes, PSS summed (embedded backend only) */
+  serverPssPeak?: { empty: number; seeded: number };
   targets: TargetCheck[];
 };
 
@@ -300,7 +302,9 @@ export function renderScale(r: ScaleResults): string {
     ),
     "",
     `Broker start-up: ${int(r.startupMs.empty)} ms on the empty database, ${int(r.startupMs.seeded)} ms on the seeded one. ` +
-      `Broker RSS peak: ${mib(r.rss.empty.peak)} MiB empty, ${mib(r.rss.seeded.peak)} MiB seeded. ` +
+      `Broker RSS peak: ${mib(r.rss.empty.peak)} MiB empty, ${mib(r.rss.seeded.peak)} MiB seeded` +
+      (r.serverPssPeak ? ` (the embedded PostgreSQL apart, PSS peak: ${mib(r.serverPssPeak.empty)} MiB empty, ${mib(r.serverPssPeak.seeded)} MiB seeded)` : "") +
+      ". " +
       `Idle broker CPU (no requests, 4 s): ${(100 * r.idleCpuShare.empty).toFixed(1)}% of a core empty, ${(100 * r.idleCpuShare.seeded).toFixed(1)}% seeded. ` +
       `Set-up token requests (32, 4 at a time) that failed with a 5xx and were retried: ${r.setupTokenFailures.empty.length} empty, ` +
       `${r.setupTokenFailures.seeded.length} seeded${r.setupTokenFailures.seeded[0] ? ` (e.g. ${r.setupTokenFailures.seeded[0].status} ${r.setupTokenFailures.seeded[0].body})` : ""}.`,

@@ -594,7 +594,7 @@ async function runScale(): Promise<void> {
 
   const runOn = async (
     store: Store,
-  ): Promise<{ rows: ProxyRow[]; startupMs: number; rss: Rss; tokenRetries: Scenario["tokenRetries"]; idleCpu: number }> => {
+  ): Promise<{ rows: ProxyRow[]; startupMs: number; rss: Rss; serverPssPeak?: number; tokenRetries: Scenario["tokenRetries"]; idleCpu: number }> => {
     const broker = await startBroker(store, upstreamUrl);
     const targets: Target[] = [
       { name: "plain proxy", kind: "plain", url: plainUrl, next: mixedRequest(PROXY_PREFIX, broker.scenario.tokens), child: plain, node: DEFAULT_NODE },
@@ -617,7 +617,8 @@ async function runScale(): Promise<void> {
     broker.rss.stop();
     broker.server?.memory.stop();
     await broker.child.stop();
-    return { rows, startupMs: broker.startupMs, rss, tokenRetries: broker.scenario.tokenRetries, idleCpu };
+    const serverPssPeak = broker.server?.memory.peakPss;
+    return { rows, startupMs: broker.startupMs, rss, serverPssPeak, tokenRetries: broker.scenario.tokenRetries, idleCpu };
   };
 
   log(`scale check on ${backend}: empty database first`);
@@ -691,6 +692,7 @@ async function runScale(): Promise<void> {
     empty: empty.rows,
     seeded: seeded.rows,
     rss: { empty: empty.rss, seeded: seeded.rss },
+    ...(empty.serverPssPeak !== undefined && seeded.serverPssPeak !== undefined && { serverPssPeak: { empty: empty.serverPssPeak, seeded: seeded.serverPssPeak } }),
     targets,
   };
   const md = renderScale(results);
