@@ -1,7 +1,8 @@
 import type { Headers } from "./content.js";
 import { globMatches } from "./glob.js";
+import { refuseMethodOverride, formOverrideInspected } from "./method-override.js";
 import { describeOperation, inspectOperations, inspectorFor, type Operation } from "./operations.js";
-import { pathMatches, segmentsMatch, type NormalisedPath } from "./paths.js";
+import { foldedSegmentsMatch, foldSegment, pathMatches, type NormalisedPath } from "./paths.js";
 import { protectedOperationsOf, type ProtectedOperation } from "./presets/index.js";
 import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 
@@ -71,7 +72,7 @@ export type ProxyRequest = {
   /** The raw query string, without "?". */
   query: string;
   headers: Headers;
-  /** The whole body when the call must be inspected (see inspectorFor), otherwise undefined. */
+  /** The whole body when decide() needs it (see bodyNeeded), otherwise undefined. */
   body: Uint8Array | undefined;
 };
 
@@ -81,13 +82,30 @@ type Denial = Extract<Decision, { allow: false }>;
 
 const deny = (code: string, reason: string): Denial => ({ allow: false, code, reason });
 
+/**
+ * Whether decide() needs the call's whole body: to inspect its operations (see inspectorFor), or to
+ * look for a method override in a form POST (see formOverrideInspected). The proxy reads it within the
+ * inspection limit; decide() denies a call whose body it needed and did not get.
+ */
+export function bodyNeeded(token: TokenCapabilities, grant: GrantPolicy, target: TargetPolicy, method: string, headers: Headers): boolean {
+  return inspectorFor(target, grant) !== null || formOverrideInspected(method, headers, token, grant);
+}
+
+/**
+ * The error code the proxy answers a denial with. Most denials are `forbidden`, the reason naming the
+ * rule (clients have long matched on it); a refusal an agent must be able to tell apart from "not
+ * allowed" keeps its own code.
+ */
+export const proxyErrorCode = (code: string): string => (code === "method_override" ? code : "forbidden");
+
 /** A rule as reasons name it: "DELETE any path", "any method /v1/volumes/**". */
 export const describeHttpRule = (rule: HttpRule) => `${rule.method ?? "any method"} ${rule.path ?? "any path"}`;
 
-function isHttpRuleHit(rule: HttpRule, request: ProxyRequest): boolean {
+/** Rules that take something away match folded paths (foldedSegmentsMatch): case and encoding do not walk around them. */
+function isHttpRuleHit(rule: HttpRule, method: string, foldedSegments: readonly string[]): boolean {
   if (rule.method === undefined && rule.path === undefined) return true; // malformed rules match everything: deny, never allow
-  if (rule.method !== undefined && rule.method !== request.method) return false;
-  if (rule.path !== undefined && !pathMatches(rule.path, request.path)) return false;
+  if (rule.method !== undefined && rule.method !== method) return false;
+  if (rule.path !== undefined && !foldedSegmentsMatch(rule.path, foldedSegments)) return false;
   return true;
 }
 
@@ -117,8 +135,12 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   const method = request.method as HttpMethod;
   if (!token.methods.includes(method)) return deny("method_not_allowed", `the token does not allow ${request.method}`);
   if (!grant.methods.includes(method)) return deny("method_not_allowed", `the grant does not allow ${request.method}`);
+  // Before any rule: a call that could run as another method is not the call the rules would judge.
+  const override = refuseMethodOverride(request, token, grant);
+  if (override) return deny(override.code, override.reason);
 
-  const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, request));
+  const folded = request.path.segments.map(foldSegment);
+  const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, method, folded));
   if (denyIndex !== -1) {
     const rule = grant.deny[denyIndex]!;
     return deny("denied_by_rule", `deny[${denyIndex}] matches (${describeHttpRule(rule)})`);
@@ -128,18 +150,18 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (tokenPath === undefined) return deny("path_not_allowed", `the token does not allow ${request.path.decoded}`);
   const grantPath = grant.paths.find((p) => pathMatches(p, request.path));
   if (grantPath === undefined) return deny("path_not_allowed", `the grant does not allow ${request.path.decoded}`);
-  const approvalRule = grant.requiresApprovalFor.findIndex((rule) => isHttpRuleHit(rule, request));
+  const approvalRule = grant.requiresApprovalFor.findIndex((rule) => isHttpRuleHit(rule, method, folded));
   if (approvalRule !== -1 && !approval) {
     return deny("approval_required", `requiresApprovalFor[${approvalRule}] requires a token approved by a human`);
   }
   const rules = [`${request.method} ${tokenPath}`];
-  let destructive = method === "DELETE" || grant.destructive.some((rule) => isHttpRuleHit(rule, request)) ? 1 : 0;
+  let destructive = method === "DELETE" || grant.destructive.some((rule) => isHttpRuleHit(rule, method, folded)) ? 1 : 0;
 
   const guarded = protectedOperationsOf(target.presets);
-  const fullPath = [...target.basePath, ...request.path.segments];
+  const fullPath = [...target.basePath.map(foldSegment), ...folded];
   for (const op of guarded) {
     const { match } = op;
-    if (!("http" in match) || match.http.method !== method || !segmentsMatch(match.http.path, fullPath)) continue;
+    if (!("http" in match) || match.http.method !== method || !foldedSegmentsMatch(match.http.path, fullPath)) continue;
     const refused = refuseProtected(op, grant, approval);
     if (refused) return refused;
     rules.push(`allowProtected ${op.id}`);

@@ -28,6 +28,28 @@ function encodeSegment(segment: string): string {
   return out;
 }
 
+// What a path means to a server is carried by these characters: a segment may not gain or lose any of
+// them when an upstream normalises Unicode.
+const DELIMITERS = /[./\\%;?#]/g;
+// Look-alikes that NFKC leaves alone but Windows "best fit" mappings (IIS, ANSI code pages) and some
+// confusable-folding servers turn into "/", "\" or ".": division slash, fraction slash, big solidus,
+// box-drawing diagonals, set minus, reverse solidus operator, big reverse solidus; and the ideographic
+// full stops that IDNA (UTS #46) maps to ".".
+const BEST_FIT_LOOKALIKES = /[\u2215\u2044\u29f8\u2571\u2572\u2216\u29f5\u29f9\u3002\uff61\ufe12]/;
+
+/**
+ * A segment an upstream could read with different delimiters than Keyward did: its NFKC form (what
+ * servers that normalise Unicode see; `．．` U+FF0E, `‥` U+2025, `﹒` U+FE52, `／` U+FF0F, `％`, `；`, `？`
+ * all become ASCII) has other dots, slashes or delimiters than the segment itself, or it holds a
+ * character a best-fit mapping turns into one.
+ */
+function looksLikeSeparator(segment: string): boolean {
+  if (/^[\x20-\x7e]*$/.test(segment)) return false; // ASCII: nothing to normalise
+  if (BEST_FIT_LOOKALIKES.test(segment)) return true;
+  const delimiters = (text: string) => (text.match(DELIMITERS) ?? []).join("");
+  return delimiters(segment.normalize("NFKC")) !== delimiters(segment);
+}
+
 /**
  * Normalises the raw request path (no query string). Anything ambiguous is refused rather than guessed:
  * encoded slashes or backslashes (servers disagree on them), control characters and NUL, invalid or
@@ -48,6 +70,7 @@ export function normalisePath(raw: string): PathResult {
     }
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f-\u009f]/.test(segment)) return { ok: false, reason: "control character in path" };
+    if (looksLikeSeparator(segment)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
       if (segments.length === 0) return { ok: false, reason: "path escapes the upstream base" };
@@ -100,26 +123,57 @@ function tokenize(pattern: string): Token[] {
     });
 }
 
-function matchTokens(pattern: Token[], segments: readonly string[]): boolean {
+function matchTokens(pattern: Token[], segments: readonly string[], fold: (s: string) => string): boolean {
   const [head, ...rest] = pattern;
   if (!head) return segments.length === 0;
   if (head.kind === "any") {
-    for (let skip = 0; skip <= segments.length; skip++) if (matchTokens(rest, segments.slice(skip))) return true;
+    for (let skip = 0; skip <= segments.length; skip++) if (matchTokens(rest, segments.slice(skip), fold)) return true;
     return false;
   }
   const [segment, ...remaining] = segments;
   if (segment === undefined) return false;
-  if (head.kind === "literal" && head.value !== segment) return false;
-  return matchTokens(rest, remaining);
+  if (head.kind === "literal" && fold(head.value) !== segment) return false;
+  return matchTokens(rest, remaining, fold);
 }
 
+const exact = (s: string) => s;
+
+const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+/**
+ * A segment as a lenient upstream could read it: percent-escapes of unreserved characters decoded (a
+ * segment Keyward decoded once may hold `%41` that a server decoding twice reads as `A`), Unicode
+ * compatibility forms folded (NFKC: `ａｄｍｉｎ` is `admin`), and case folded the ways servers fold it
+ * (upper then lower, so `ı` and `ſ` meet `i` and `s` as .NET's invariant culture has it; a combining dot
+ * above dropped, so `İ` meets `i`).
+ */
+export function foldSegment(segment: string): string {
+  let current = segment;
+  for (let i = 0; i < 4 && current.includes("%"); i++) {
+    const next = current.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    if (next === current) break;
+    current = next;
+  }
+  return current.normalize("NFKC").toUpperCase().toLowerCase().replace(/\u0307/g, "");
+}
+
+/** Whether a granting pattern (allowed `paths`) matches: exactly, segment by decoded segment. */
 export function pathMatches(pattern: string, path: NormalisedPath): boolean {
   return segmentsMatch(pattern, path.segments);
 }
 
 /** The same match on decoded segments, e.g. an upstream's base path followed by the request's path. */
 export function segmentsMatch(pattern: string, segments: readonly string[]): boolean {
-  return matchTokens(tokenize(pattern), segments);
+  return matchTokens(tokenize(pattern), segments, exact);
+}
+
+/**
+ * Whether a rule that takes something away (deny, `requiresApprovalFor`, `destructive`, protected
+ * operations) matches: on segments folded by foldSegment (the caller folds them once per call), so that a change of case or encoding an
+ * upstream ignores does not walk around it. Granting rules stay exact: doubt falls on refusing.
+ */
+export function foldedSegmentsMatch(pattern: string, foldedSegments: readonly string[]): boolean {
+  return matchTokens(tokenize(pattern), foldedSegments, foldSegment);
 }
 
 /** True when every path `inner` matches is also matched by `outer` (used to refuse widening). */

@@ -3,8 +3,7 @@ import { z } from "zod";
 import { badRequest, notFound } from "../http/errors.js";
 import { parseProxyTarget } from "../proxy/target.js";
 import { loadDecisionContext, type PolicyLookups } from "./context.js";
-import { decide, type TokenApproval, type TokenCapabilities } from "./decide.js";
-import { inspectorFor } from "./operations.js";
+import { bodyNeeded, decide, type TokenApproval, type TokenCapabilities } from "./decide.js";
 import { normalisePath } from "./paths.js";
 
 export const simulateBody = z
@@ -48,7 +47,8 @@ export async function simulate(deps: SimulateDeps, input: z.infer<typeof simulat
   if (!path.ok) return { ...about, allow: false, code: "invalid_path", reason: path.reason };
   if (subject.expired) return { ...about, allow: false, code: "token_expired", reason: "the token has expired" };
   const body = Buffer.from(request.body ?? "", "utf8");
-  if (context.grant && inspectorFor(context.target, context.grant) && body.length > deps.inspectMaxBytes) {
+  const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name.toLowerCase(), value]));
+  if (context.grant && bodyNeeded(subject.token, context.grant, context.target, request.method, headers) && body.length > deps.inspectMaxBytes) {
     return { ...about, allow: false, code: "payload_too_large", reason: `request body exceeds ${deps.inspectMaxBytes} bytes` };
   }
   const decision = decide({ ...subject.token, approval: subject.approval === undefined ? context.approval : subject.approval }, context.grant, {
@@ -57,7 +57,7 @@ export async function simulate(deps: SimulateDeps, input: z.infer<typeof simulat
     path: path.path,
     target: context.target,
     query: target.rawQuery,
-    headers: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name.toLowerCase(), value])),
+    headers,
     body,
   });
   return { ...about, path: path.path.decoded, ...decision };

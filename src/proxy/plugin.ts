@@ -9,8 +9,7 @@ import { countersFor, type BudgetService } from "../budgets/budgets.js";
 import type { Environments } from "../environments/environments.js";
 import { forbidden, KeywardError, notFound, payloadTooLarge, tooManyRequests, unavailable } from "../http/errors.js";
 import { loadDecisionContext } from "../policy/context.js";
-import { decide } from "../policy/decide.js";
-import { inspectorFor } from "../policy/operations.js";
+import { bodyNeeded, decide, proxyErrorCode } from "../policy/decide.js";
 import { normalisePath } from "../policy/paths.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
@@ -18,7 +17,7 @@ import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
 import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
-import { hasMethodOverrideParam, parseProxyTarget } from "./target.js";
+import { parseProxyTarget } from "./target.js";
 
 export type ProxyDeps = {
   /** Where its events go: group commits to the database (src/audit/log.ts). */
@@ -80,16 +79,15 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const path = normalisePath(target.rawPath);
       if (!path.ok) throw forbidden(path.reason, "invalid_path");
       audit.path = path.path.decoded;
-      if (hasMethodOverrideParam(target.rawQuery)) throw forbidden("the _method query parameter is not allowed");
       const context = await loadDecisionContext(deps, { grantId: token.grantId, jtis: [token.jti, ...token.ancestors] }, upstreamRow);
       const { grant } = context;
       const declaredLength = Number(request.headers["content-length"] ?? 0);
       const hasBody = declaredLength > 0 || request.headers["transfer-encoding"] !== undefined;
-      // A call whose operations must be inspected is read whole first, within the inspection limit; the
+      // A call whose operations (or form fields) must be inspected is read whole first, within the inspection limit; the
       // bytes decided on are exactly the bytes forwarded.
       const inspectLimit = Math.min(deps.inspectMaxBytes, deps.maxBodyBytes);
       let inspectedBody: Buffer | undefined;
-      if (grant !== null && inspectorFor(context.target, grant) !== null) {
+      if (grant !== null && bodyNeeded(token, grant, context.target, request.method, request.headers)) {
         if (declaredLength > inspectLimit) throw payloadTooLarge(inspectLimit);
         inspectedBody = hasBody ? await collectBody(limitBody(request.raw, inspectLimit), inspectLimit) : Buffer.alloc(0);
       }
@@ -103,7 +101,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         headers: request.headers,
         body: inspectedBody,
       });
-      if (!decision.allow) throw forbidden(decision.reason);
+      if (!decision.allow) throw forbidden(decision.reason, proxyErrorCode(decision.code));
       if (declaredLength > deps.maxBodyBytes) throw payloadTooLarge(deps.maxBodyBytes);
       // Room must be left to keep the outcome of every call already forwarded (src/audit/log.ts).
       if (!deps.auditLog.admit()) throw auditUnavailable();
@@ -111,6 +109,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const exceeded = await deps.budgets.take(
         countersFor(grant!.budgets, {
           jti: token.jti,
+          ancestors: token.ancestors,
           tokenExpiresAt: new Date(token.expiresAt * 1000),
           grantId: token.grantId,
           destructive: decision.destructive,

@@ -20,22 +20,3 @@ export function parseProxyTarget(rawUrl: string): ProxyTarget | null {
   if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(upstream)) return null;
   return { upstream, rawPath, rawQuery };
 }
-
-/**
- * Whether the query names `_method`, the parameter Symfony, Express's method-override and others turn
- * into the request's method: a POST the policy allowed could then act as a DELETE it denies. Checked on
- * the decoded names, in any case.
- */
-export function hasMethodOverrideParam(rawQuery: string): boolean {
-  if (!/_|%5f/i.test(rawQuery)) return false;
-  return rawQuery.split("&").some((pair) => {
-    const name = pair.split("=", 1)[0]!.replace(/\+/g, " ");
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(name);
-    } catch {
-      decoded = name;
-    }
-    return decoded.trim().toLowerCase().replace(/\[\]$/, "") === "_method";
-  });
-}

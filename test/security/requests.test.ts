@@ -178,12 +178,77 @@ describe("security: request attacks", () => {
     }
   });
 
-  each(["_method=DELETE", "x=1&_method=delete", "_METHOD=DELETE", "%5Fmethod=DELETE", "_%6Dethod=DELETE", "_method"])(
-    title("REQ-11"),
-    async (query) => {
-      expectRefused(await get(`/proxy/api/v1/items?${query}`, "Content-Length: 0\r\n", "POST"), statusOf("REQ-11"), "forbidden");
-    },
-  );
+  each([
+    "_method=DELETE", "x=1&_method=delete", "_METHOD=DELETE", "%5Fmethod=DELETE", "_%6Dethod=DELETE", "_method",
+    // PHP rewrites ".", " " and an unmatched "[" in names to "_"; Laravel and Symfony then honour _method
+    ".method=DELETE", "%2Emethod=DELETE", "[method=DELETE", "%5Bmethod=DELETE", "+method=DELETE", "_method[]=DELETE",
+    "_method%00x=DELETE", "%EF%BC%BFmethod=DELETE", "%255Fmethod=DELETE", "a=1;_method=DELETE",
+    "X-HTTP-Method-Override=DELETE", "x_http_method_override=DELETE", "X-HTTP-Method=PUT", "x-method-override=PATCH",
+  ])(title("REQ-11"), async (query) => {
+    expectRefused(await get(`/proxy/api/v1/items?${query}`, "Content-Length: 0\r\n", "POST"), statusOf("REQ-11"), "method_override");
+    expectRefused(await get(`/proxy/api/v1/items?${query}`), statusOf("REQ-11"), "method_override");
+  });
+
+  /** A POST with a body, on a raw socket. */
+  const post = (target: string, contentType: string | null, body: string) =>
+    send(
+      `POST ${target} HTTP/1.1\r\nHost: keyward\r\n${auth()}${contentType === null ? "" : `Content-Type: ${contentType}\r\n`}` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  const FORM = "application/x-www-form-urlencoded";
+  const multipart = (disposition: string) =>
+    `--XyZ\r\nContent-Disposition: form-data; ${disposition}\r\n\r\nDELETE\r\n--XyZ--\r\n`;
+
+  it(title("REQ-27"), async () => {
+    // grant A denies DELETE and does not allow PATCH: a form override could turn this POST into either
+    const refused: [string | null, string][] = [
+      [FORM, "_method=DELETE"],
+      [FORM, "name=x&.method=DELETE"],
+      [`${FORM}; charset=UTF-8`, "%5Bmethod=PATCH"],
+      [FORM, "X-HTTP-Method-Override=DELETE"],
+      [null, "_method=DELETE"], // Rack reads a POST without a Content-Type as a form
+      ["multipart/form-data; boundary=XyZ", multipart('name="_method"')],
+      ["multipart/form-data; boundary=XyZ", multipart("name=.method")],
+      ["multipart/form-data; boundary=XyZ", multipart("name*=utf-8''%5Fmethod")],
+      ["multipart/form-data; boundary=XyZ", multipart('name="x-http-method-override"')],
+      [`${FORM}; charset=utf-16le`, "a=1"], // names could be anything in UTF-16: not readable, refused
+    ];
+    for (const [type, body] of refused) {
+      expectRefused(await post("/proxy/api/v1/items", type, body), statusOf("REQ-27"), "method_override", `${type} ${body}`);
+    }
+    // a form body over the inspection limit cannot be read: 413 (MAX_BODY here bounds both limits)
+    expectRefused(await post("/proxy/api/v1/items", FORM, "a=" + "x".repeat(MAX_BODY)), 413, "payload_too_large");
+    // ordinary forms and JSON go through, the bytes unchanged
+    for (const [type, body] of [[FORM, "name=x&note=_method%3DDELETE"], ["application/json", '{"_method":"x"}'], ["multipart/form-data; boundary=XyZ", multipart('name="comment"')]] as const) {
+      const res = await post("/proxy/api/v1/items", type, body);
+      expect(res.status, res.text.slice(0, 300)).toBe(200);
+      expect(res.forwarded).toBe(1);
+      expect(s.api.received.at(-1)!.body).toBe(body);
+    }
+  });
+
+  each([
+    "/proxy/api/v1/ADMIN/users", "/proxy/api/v1/Admin/users", "/proxy/api/v1/%41DMIN/users", "/proxy/api/v1/%61dmin/users",
+    "/proxy/api/v1/%2541DMIN/users", "/proxy/api/v1/%EF%BD%81%EF%BD%84%EF%BD%8D%EF%BD%89%EF%BD%8E/users", "/proxy/api/v1/adm%C4%B1n/users",
+    "/proxy/api/v1/x/../ADMIN", "/proxy/api/v1/AdMiN",
+  ])(title("REQ-28"), async (target) => {
+    expectRefused(await get(target), statusOf("REQ-28"), "forbidden");
+  });
+
+  it("REQ-28: granting paths stay exact: /V1/items is outside the grant's /v1/**", async () => {
+    const res = await get("/proxy/api/V1/items");
+    expectRefused(res, 403, "forbidden");
+    expect(rawJson(res)).toMatchObject({ error: { reason: expect.stringMatching(/does not allow/) } });
+  });
+
+  each([
+    "/proxy/api/v1/items/%EF%BC%8E%EF%BC%8E/admin", "/proxy/api/v1/items/%E2%80%A5/admin", "/proxy/api/v1/items/%EF%B9%92%EF%B9%92/admin",
+    "/proxy/api/v1/items%EF%BC%8Fadmin", "/proxy/api/v1/items%E2%88%95..%E2%88%95admin", "/proxy/api/v1/items%E2%81%84admin",
+    "/proxy/api/v1/items%EF%BC%BCadmin", "/proxy/api/v1/%EF%BC%85%EF%BC%92%EF%BD%85%EF%BC%85%EF%BC%92%EF%BD%85/admin",
+    "/proxy/api/v1/items%EF%BC%9B/x", "/proxy/api/v1/items%EF%BC%9Fx",
+  ])(title("REQ-29"), async (target) => {
+    expectRefused(await get(target), statusOf("REQ-29"), "invalid_path");
+  });
 
   it(title("REQ-12"), async () => {
     for (const method of ["get", "Get", "pOST", "delete"]) {

@@ -61,6 +61,8 @@ describe("decide: environments and approval", () => {
     ["an HTTP rule requiring approval matches, token not approved", token, { ...baseGrant, requiresApprovalFor: [{ method: "GET", path: "/v1/*" }] }, http, "approval_required"],
     ["an HTTP rule requiring approval matches, token approved", { ...token, approval: { protectedOperations: [] } }, { ...baseGrant, requiresApprovalFor: [{ path: "/v1/**" }] }, http, "allow 0"],
     ["an HTTP rule requiring approval for another call", token, { ...baseGrant, requiresApprovalFor: [{ method: "DELETE" }, { path: "/v2/**" }] }, http, "allow 0"],
+    ["an HTTP rule requiring approval matches in another case", token, { ...baseGrant, requiresApprovalFor: [{ path: "/V1/X" }] }, http, "approval_required"],
+    ["a destructive rule matches in another case", token, { ...baseGrant, destructive: [{ path: "/v1/X" }] }, http, "allow 1"],
     ["deny rules are checked first", token, { ...baseGrant, deny: [{ path: "/v1/x" }], requiresApprovalFor: [{ path: "/v1/x" }] }, http, "denied_by_rule"],
   ];
   it.each(cases)("%s", (_name, t, grant, target, expected) => {
@@ -165,6 +167,8 @@ describe("decide: protection presets", () => {
     ["Render: the same with a trailing slash", request("DELETE", "/disks/dsk-1/", render), "protected_operation"],
     ["Render: the same spelled with dot segments", request("DELETE", "/x/../disks/./dsk-1", render), "protected_operation"],
     ["Render: the same percent-encoded", request("DELETE", "/%64isks/dsk-1", render), "protected_operation"],
+    ["Render: the same in another case", request("DELETE", "/DISKS/dsk-1", render), "protected_operation"],
+    ["Render: the same under the base path in another case", request("DELETE", "/disks/dsk-1", { ...render, basePath: ["V1"] }), "protected_operation"],
     ["Render: a snapshot restore", request("POST", "/disks/dsk-1/snapshots/restore", render, ""), "protected_operation"],
     ["Render: reading a disk", request("GET", "/disks/dsk-1", render), "allow 0"],
     ["Render: deleting something unprotected", request("DELETE", "/services/srv-1/env-vars/X", render), "allow 1"],

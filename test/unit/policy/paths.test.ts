@@ -170,10 +170,34 @@ describe("normalisePath: refused paths", () => {
     ["/v1/admin%20", "path segment ends with a dot or space"],
     ["/v1/admin%20/x", "path segment ends with a dot or space"],
     ["/v1/admin.%20", "path segment ends with a dot or space"],
+    // Unicode look-alikes of ".", "/" and other delimiters: NFKC (or a best-fit mapping) makes them ASCII
+    ["/v1/%EF%BC%8E%EF%BC%8E/admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ．． U+FF0E
+    ["/v1/x/\uff0e\uff0e/admin", "Unicode look-alike of a dot, slash or other delimiter in path"],
+    ["/v1/%E2%80%A5/admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ‥ U+2025
+    ["/v1/%EF%B9%92%EF%B9%92/admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ﹒﹒ U+FE52
+    ["/v1/a%E2%80%A4b", "Unicode look-alike of a dot, slash or other delimiter in path"], // ․ U+2024 one dot leader
+    ["/v1/a%EF%BC%8Fadmin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ／ U+FF0F
+    ["/v1/a%E2%88%95admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ∕ U+2215 (best fit)
+    ["/v1/a%E2%81%84admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ⁄ U+2044 (best fit)
+    ["/v1/a%E2%A7%B8admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ⧸ U+29F8 (best fit)
+    ["/v1/a%EF%BC%BCadmin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ＼ U+FF3C
+    ["/v1/a%EF%B9%A8admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ﹨ U+FE68
+    ["/v1/a%E2%88%96admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ∖ U+2216 (best fit)
+    ["/v1/%EF%BC%85%EF%BC%92%EF%BD%85", "Unicode look-alike of a dot, slash or other delimiter in path"], // ％２ｅ: "%2e" once normalised
+    ["/v1/admin%EF%BC%9Bx", "Unicode look-alike of a dot, slash or other delimiter in path"], // ； U+FF1B: a path parameter
+    ["/v1/admin%EF%BC%9Fx", "Unicode look-alike of a dot, slash or other delimiter in path"], // ？ U+FF1F: a query
+    ["/v1/admin%EF%BC%83x", "Unicode look-alike of a dot, slash or other delimiter in path"], // ＃ U+FF03: a fragment
+    ["/v1/a%E3%80%82b", "Unicode look-alike of a dot, slash or other delimiter in path"], // 。 U+3002 (IDNA maps it to ".")
   ];
 
   it.each(cases)("%j → %s", (raw, expected) => {
     expect(reason(raw)).toBe(expected);
+  });
+});
+
+describe("normalisePath: non-ASCII that normalises to no delimiter is an ordinary segment", () => {
+  it.each(["/v1/caf%C3%A9", "/v1/%E6%97%A5%E6%9C%AC", "/v1/%EF%BD%81dmin", "/v1/r%C3%A9sum%C3%A9.pdf", "/v1/%C2%BD"])("%s", (raw) => {
+    expect(normalisePath(raw).ok).toBe(true);
   });
 });
 

@@ -1,0 +1,159 @@
+import { singleHeader, type CallContent, type Headers } from "./content.js";
+
+/**
+ * Method override through parameters. Many server frameworks let a POST act as another method when it
+ * carries a parameter naming one: Rails and Spring read `_method` from a form body, Laravel and Symfony
+ * from the query string or the body, ASP.NET `X-HTTP-Method-Override` from a form field or the query, and
+ * Express's `method-override` whatever name the application picked. A POST the policy allowed could then
+ * run as a DELETE a deny rule refuses. So a parameter is refused when its name could reach any of these
+ * frameworks as an override name, after every rewriting they apply to names:
+ * - percent-decoding (repeated, for servers that decode twice) and `+` as a space;
+ * - PHP's name mangling: `.`, spaces and an unmatched `[` become `_`, leading spaces are dropped, and
+ *   `name[...]` is the array `name`;
+ * - case (header-style names are case-insensitive; `_METHOD` costs nothing to refuse);
+ * - Unicode compatibility forms (NFKC: a full-width `＿method`);
+ * - a NUL cutting a name short (C-string handling).
+ * The value does not matter: `_method=POST` is refused too, since nothing legitimate needs it.
+ */
+
+/** Override names, canonical: lower case, with every separator (`-`, `.`, space, `[`) as `_`. */
+const OVERRIDE_NAMES = new Set(["_method", "x_http_method_override", "x_http_method", "x_method_override", "x_original_method"]);
+
+/** A method-override refusal: which parameter, and where it was. */
+export type OverrideFound = { name: string; where: "query" | "body" };
+
+const MAX_DECODES = 4;
+
+/** Percent-decodes until stable (a few rounds): an upstream may decode more than once. Invalid escapes stay. */
+function decodeRepeatedly(text: string): string {
+  let current = text;
+  for (let i = 0; i < MAX_DECODES && current.includes("%"); i++) {
+    const next = current.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    // Percent-escaped UTF-8 arrives as Latin-1 code units here; read it as UTF-8 where it is valid.
+    const asUtf8 = Buffer.from(next, "latin1").toString("utf8");
+    const decoded = /[\u0080-\u00ff]/.test(next) && !asUtf8.includes("\ufffd") ? asUtf8 : next;
+    if (decoded === current) break;
+    current = decoded;
+  }
+  return current;
+}
+
+/** The names a parameter name could become on some framework, canonicalised for OVERRIDE_NAMES. */
+function nameVariants(decodedName: string): string[] {
+  const base = decodedName.normalize("NFKC").toLowerCase();
+  const forms = new Set<string>([base]);
+  const nul = base.indexOf("\u0000");
+  if (nul !== -1) forms.add(base.slice(0, nul));
+  for (const form of [...forms]) {
+    forms.add(form.trimStart());
+    forms.add(form.trim());
+    // PHP: `name[...]` (a matched bracket) is the array `name`.
+    const bracket = form.indexOf("[");
+    if (bracket !== -1 && form.indexOf("]", bracket) !== -1) forms.add(form.slice(0, bracket));
+  }
+  return [...forms].flatMap((form) => [form, form.trim()]).map((form) => form.replace(/[\s.[\]-]/g, "_"));
+}
+
+/** Whether a parameter name (as sent, still percent-encoded when `encoded`) is a method-override name anywhere. */
+export function isMethodOverrideName(name: string, encoded = true): boolean {
+  const decoded = encoded ? decodeRepeatedly(name.replace(/\+/g, " ")) : decodeRepeatedly(name);
+  return nameVariants(decoded).some((variant) => OVERRIDE_NAMES.has(variant));
+}
+
+/** The names in URL-encoded parameters; `;` separates too, as some servers (older Python, Tomcat options) split on it. */
+const encodedParamNames = (text: string) => text.split(/[&;]/).map((pair) => pair.split("=", 1)[0]!);
+
+/** The first query parameter whose name is a method-override name, or null. */
+export function methodOverrideInQuery(rawQuery: string): string | null {
+  if (rawQuery === "") return null;
+  return encodedParamNames(rawQuery).find((name) => isMethodOverrideName(name)) ?? null;
+}
+
+/** How a POST body may carry form fields a framework reads: URL-encoded, multipart, or refused as unreadable. */
+export type FormBody = "urlencoded" | "multipart" | "ambiguous";
+
+/**
+ * Whether a call's body may carry form fields that some framework reads as an override. Only a POST
+ * is overridden. Rack reads a POST without a Content-Type as a URL-encoded form, and any `multipart/*`
+ * as multipart, so those count too. A repeated Content-Type, or a charset in which ASCII names are not
+ * ASCII bytes (UTF-16, UTF-32, UTF-7), is ambiguous: refused when it matters.
+ */
+export function formBodyOf(method: string, headers: Headers): FormBody | null {
+  if (method !== "POST") return null;
+  const header = singleHeader(headers, "content-type");
+  if (!header.ok) return "ambiguous";
+  const [type = "", ...params] = (header.value ?? "").split(";").map((p) => p.trim().toLowerCase());
+  const kind = type === "" || type === "application/x-www-form-urlencoded" ? "urlencoded" : type.startsWith("multipart/") ? "multipart" : null;
+  if (kind === null) return null;
+  return params.some((p) => /^charset\s*=\s*"?(?:utf-?(?:7|16|32)|ucs|unicode)/.test(p)) ? "ambiguous" : kind;
+}
+
+/** A method an override could turn a POST into. */
+const OVERRIDABLE = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+
+type RuleLike = { method?: string };
+type GrantLike = {
+  methods: readonly string[];
+  deny: readonly RuleLike[];
+  requiresApprovalFor: readonly RuleLike[];
+  destructive: readonly RuleLike[];
+};
+
+/**
+ * Whether an override in a form body could change what the policy decided: when the token or grant
+ * does not allow some method a POST could become, or a rule (deny, approval, destructive) singles out a
+ * method other than POST. Only then is a form POST's body read for one (within the inspection limit).
+ */
+export function formOverrideMatters(token: { methods: readonly string[] }, grant: GrantLike): boolean {
+  if (OVERRIDABLE.some((m) => !token.methods.includes(m) || !grant.methods.includes(m))) return true;
+  return [...grant.deny, ...grant.requiresApprovalFor, ...grant.destructive].some((rule) => rule.method !== undefined && rule.method !== "POST");
+}
+
+/** Whether the proxy must read this call's body to look for a form override. */
+export function formOverrideInspected(method: string, headers: Headers, token: { methods: readonly string[] }, grant: GrantLike): boolean {
+  return formBodyOf(method, headers) !== null && formOverrideMatters(token, grant);
+}
+
+// Every `name=` (or RFC 7578/2231 `name*=`) parameter in the body, wherever it is: a lenient multipart
+// parser may find parts a strict one does not, so nothing depends on parsing the parts the same way.
+const MULTIPART_NAME = /\bname\s*(\*?)\s*=\s*(?:"((?:[^"\\\r\n]|\\.)*)"|([^\s;"]+))/gi;
+
+/** The first form field in the body whose name is a method-override name, or null. */
+export function methodOverrideInForm(kind: Exclude<FormBody, "ambiguous">, body: Uint8Array): string | null {
+  // Names are ASCII; Latin-1 reads any bytes without failing and keeps percent-escapes as they are.
+  const text = Buffer.from(body).toString("latin1");
+  if (kind === "urlencoded") return encodedParamNames(text).find((name) => isMethodOverrideName(name)) ?? null;
+  for (const match of text.matchAll(MULTIPART_NAME)) {
+    const [, extended, quoted, bare] = match;
+    let name = quoted !== undefined ? quoted.replace(/\\(.)/g, "$1") : bare!;
+    // RFC 2231: charset'language'percent-encoded value.
+    if (extended) name = name.replace(/^[^']*'[^']*'/, "");
+    // Names are UTF-8 bytes read as Latin-1 here; some parsers percent-decode them too.
+    const utf8 = Buffer.from(name, "latin1").toString("utf8");
+    if (isMethodOverrideName(name, true) || isMethodOverrideName(utf8, true)) return name;
+  }
+  return null;
+}
+
+export type OverrideRefusal = { code: "method_override"; reason: string };
+
+const refusal = (where: string, name: string): OverrideRefusal => ({
+  code: "method_override",
+  reason: `${where} parameter ${JSON.stringify(name.slice(0, 100))} could override the method`,
+});
+
+/**
+ * Refuses a call that could run as a method other than the one decided on. The query is always
+ * checked; a form POST's body when formOverrideInspected says so (decide() refuses a form POST whose
+ * body it needed and was not given).
+ */
+export function refuseMethodOverride(call: CallContent, token: { methods: readonly string[] }, grant: GrantLike): OverrideRefusal | null {
+  const inQuery = methodOverrideInQuery(call.query);
+  if (inQuery !== null) return refusal("query", inQuery);
+  if (!formOverrideInspected(call.method, call.headers, token, grant)) return null;
+  const kind = formBodyOf(call.method, call.headers)!;
+  if (kind === "ambiguous") return { code: "method_override", reason: "a form body with an ambiguous Content-Type cannot be checked for a method override" };
+  if (call.body === undefined) return { code: "method_override", reason: "a form body that could override the method was not inspected" };
+  const inBody = methodOverrideInForm(kind, call.body);
+  return inBody === null ? null : refusal("form", inBody);
+}

@@ -1,0 +1,142 @@
+import { describe, expect, it } from "vitest";
+import {
+  formBodyOf,
+  formOverrideMatters,
+  isMethodOverrideName,
+  methodOverrideInForm,
+  methodOverrideInQuery,
+  refuseMethodOverride,
+} from "../../../src/policy/method-override.js";
+
+const ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+const open = { methods: ALL, deny: [], requiresApprovalFor: [], destructive: [] };
+const noDelete = { ...open, methods: ["GET", "POST", "PUT", "PATCH"] };
+
+describe("isMethodOverrideName: names some framework reads as a method override", () => {
+  const refused = [
+    "_method", "_METHOD", "_Method", "%5Fmethod", "%5fmethod", "_%6Dethod", "%255Fmethod", // encodings, twice
+    ".method", "%2Emethod", "+method", "%20method", // PHP: "." and a space become "_"
+    "[method", "%5Bmethod", "_method[]", "_method[0]", "_method[x]", "%5Fmethod%5B%5D",
+    "_method%00", "_method%00junk", "%EF%BC%BFmethod", // NUL cut, full-width low line (NFKC)
+    "-method", "_method ", "_method+", "+_method",
+    "X-HTTP-Method-Override", "x-http-method-override", "X_HTTP_METHOD_OVERRIDE", "x.http.method.override",
+    "X-HTTP-Method", "X-Method-Override", "x-original-method",
+  ];
+  it.each(refused)("%s", (name) => expect(isMethodOverrideName(name)).toBe(true));
+
+  const allowed = ["method", "_methods", "my_method", "methodology", "x-http-method-overrides", "_m", "http_method", "q", "", "%zz_method"];
+  it.each(allowed)("not %s", (name) => expect(isMethodOverrideName(name)).toBe(false));
+});
+
+describe("methodOverrideInQuery", () => {
+  it.each([
+    ["_method=DELETE", "_method"],
+    ["a=1&.method=DELETE", ".method"],
+    ["a=1;[method=PUT", "[method"],
+    ["%2Emethod=DELETE", "%2Emethod"],
+    ["_method", "_method"],
+    ["X-HTTP-Method-Override=DELETE", "X-HTTP-Method-Override"],
+  ])("%s → %s", (query, name) => expect(methodOverrideInQuery(query)).toBe(name));
+  it.each(["", "a=1&b=2", "method=eth_call", "q=_method", "x=%5Fmethod"])("%s → none", (query) =>
+    expect(methodOverrideInQuery(query)).toBeNull(),
+  );
+});
+
+describe("formBodyOf: bodies a framework reads form fields from", () => {
+  it.each([
+    ["POST", {}, "urlencoded"],
+    ["POST", { "content-type": "application/x-www-form-urlencoded" }, "urlencoded"],
+    ["POST", { "content-type": "Application/X-WWW-Form-Urlencoded; charset=UTF-8" }, "urlencoded"],
+    ["POST", { "content-type": "multipart/form-data; boundary=x" }, "multipart"],
+    ["POST", { "content-type": "multipart/mixed; boundary=x" }, "multipart"],
+    ["POST", { "content-type": "application/x-www-form-urlencoded; charset=utf-16" }, "ambiguous"],
+    ["POST", { "content-type": "application/x-www-form-urlencoded; charset=UTF-7" }, "ambiguous"],
+    ["POST", { "content-type": ["application/json", "application/x-www-form-urlencoded"] }, "ambiguous"],
+    ["POST", { "content-type": "application/json" }, null],
+    ["PUT", { "content-type": "application/x-www-form-urlencoded" }, null],
+    ["GET", {}, null],
+  ] as [string, Record<string, string | string[]>, string | null][])("%s %j → %s", (method, headers, kind) =>
+    expect(formBodyOf(method, headers)).toBe(kind),
+  );
+});
+
+describe("formOverrideMatters: when a form override could change the decision", () => {
+  it("not when the token and grant allow every method and no rule singles one out", () => {
+    expect(formOverrideMatters({ methods: ALL }, open)).toBe(false);
+    expect(formOverrideMatters({ methods: ALL }, { ...open, deny: [{ method: "POST" }, {}] })).toBe(false);
+  });
+  it("when the token or grant lacks a method, or a deny, approval or destructive rule names one", () => {
+    expect(formOverrideMatters({ methods: ["GET", "POST"] }, open)).toBe(true);
+    expect(formOverrideMatters({ methods: ALL }, noDelete)).toBe(true);
+    expect(formOverrideMatters({ methods: ALL }, { ...open, deny: [{ method: "DELETE" }] })).toBe(true);
+    expect(formOverrideMatters({ methods: ALL }, { ...open, requiresApprovalFor: [{ method: "PUT" }] })).toBe(true);
+    expect(formOverrideMatters({ methods: ALL }, { ...open, destructive: [{ method: "PATCH" }] })).toBe(true);
+  });
+});
+
+describe("methodOverrideInForm", () => {
+  const bytes = (s: string) => Buffer.from(s, "utf8");
+  it.each([
+    "_method=DELETE",
+    "a=1&_method=DELETE",
+    "a=1&%5Fmethod=DELETE",
+    ".method=DELETE",
+    "[method=DELETE",
+    "x=1;_METHOD=PUT",
+    "X-HTTP-Method-Override=DELETE",
+  ])("urlencoded %s", (body) => expect(methodOverrideInForm("urlencoded", bytes(body))).not.toBeNull());
+  it.each(["a=1&b=2", "note=_method%3DDELETE", ""])("urlencoded %s: none", (body) =>
+    expect(methodOverrideInForm("urlencoded", bytes(body))).toBeNull(),
+  );
+
+  const part = (disposition: string) =>
+    bytes(`--b\r\nContent-Disposition: form-data; ${disposition}\r\n\r\nDELETE\r\n--b--\r\n`);
+  it.each([
+    'name="_method"',
+    "name=_method",
+    'name="_METHOD"',
+    'name=".method"',
+    'name="[method"',
+    'name="_method[]"',
+    'name = "_method"',
+    "name*=utf-8''%5Fmethod",
+    'NAME="x-http-method-override"',
+    'name="\\_method"',
+    'name="＿method"',
+  ])("multipart %s", (d) => expect(methodOverrideInForm("multipart", part(d))).not.toBeNull());
+  it.each(['name="comment"', 'name="file"; filename="_method.txt"', 'name="method"'])("multipart %s: none", (d) =>
+    expect(methodOverrideInForm("multipart", part(d))).toBeNull(),
+  );
+  it("multipart: a name anywhere in the body counts, however the parts are framed", () => {
+    expect(methodOverrideInForm("multipart", bytes('garbage\nContent-Disposition: form-data; name="_method"\n\nDELETE'))).not.toBeNull();
+  });
+});
+
+describe("refuseMethodOverride", () => {
+  const call = (query: string, headers: Record<string, string>, body: string | undefined, method = "POST") => ({
+    method,
+    query,
+    headers,
+    body: body === undefined ? undefined : Buffer.from(body),
+  });
+  it("refuses an override in the query whatever the grant", () => {
+    expect(refuseMethodOverride(call(".method=DELETE", {}, ""), { methods: ALL }, open)?.code).toBe("method_override");
+    expect(refuseMethodOverride(call("_method=GET", {}, undefined, "GET"), { methods: ALL }, open)?.code).toBe("method_override");
+  });
+  it("refuses an override in a form body only when it matters", () => {
+    const form = { "content-type": "application/x-www-form-urlencoded" };
+    expect(refuseMethodOverride(call("", form, "_method=DELETE"), { methods: ALL }, open)).toBeNull();
+    expect(refuseMethodOverride(call("", form, "_method=DELETE"), { methods: ALL }, noDelete)?.reason).toMatch(/form parameter "_method"/);
+    expect(refuseMethodOverride(call("", form, "a=1"), { methods: ALL }, noDelete)).toBeNull();
+  });
+  it("refuses a form body it needed and did not get, or cannot read", () => {
+    expect(refuseMethodOverride(call("", {}, undefined), { methods: ALL }, noDelete)?.code).toBe("method_override");
+    const utf16 = { "content-type": "application/x-www-form-urlencoded; charset=utf-16le" };
+    expect(refuseMethodOverride(call("", utf16, ""), { methods: ALL }, noDelete)?.code).toBe("method_override");
+  });
+  it("JSON bodies and other methods are not forms", () => {
+    const json = { "content-type": "application/json" };
+    expect(refuseMethodOverride(call("", json, undefined), { methods: ALL }, noDelete)).toBeNull();
+    expect(refuseMethodOverride(call("", {}, undefined, "PUT"), { methods: ALL }, noDelete)).toBeNull();
+  });
+});
