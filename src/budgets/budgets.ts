@@ -1,5 +1,6 @@
 import type { PrismaClient } from "@prisma/client";
 import type { BudgetLimits, Budgets } from "../policy/rules.js";
+import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 
 /** One unit count a call takes from one counter. */
 export type CounterTake = {
@@ -15,26 +16,49 @@ export type CounterTake = {
   retryAfterSeconds: number | null;
 };
 
-export type BudgetedCall = { jti: string; tokenExpiresAt: Date; grantId: string; destructive: number; now: number };
+export type BudgetedCall = {
+  jti: string;
+  /** The jtis the token was exchanged from (root first): each one's per-token budget pays for the call too. */
+  ancestors: readonly string[];
+  tokenExpiresAt: Date;
+  grantId: string;
+  destructive: number;
+  now: number;
+};
+
+/** The key of a token's lifetime call counter. */
+const callsKey = (jti: string) => `token:${jti}:calls`;
 
 /**
  * The counters one allowed call takes under a grant's budgets: a request per minute and in total, and
- * one destructive unit per destructive operation. Pure. Sorted by key, so concurrent calls lock
- * counters in the same order.
+ * one destructive unit per destructive operation. A token exchanged from another spends its own
+ * per-token budget and every ancestor's, so a child token is never a fresh budget. Pure. Sorted by
+ * key, so concurrent calls lock counters in the same order.
  */
 export function countersFor(budgets: Budgets | null, call: BudgetedCall): CounterTake[] {
   const minute = Math.floor(call.now / 60_000);
   const untilNextMinute = Math.max(1, Math.ceil(((minute + 1) * 60_000 - call.now) / 1000));
-  const scopes: [string, string, BudgetLimits | undefined, Date | null][] = [
-    ["perToken", `token:${call.jti}`, budgets?.perToken, call.tokenExpiresAt],
-    ["perGrant", `grant:${call.grantId}`, budgets?.perGrant, null],
+  // An ancestor's expiry is not in the child's claims, but no token outlives its issue by more than
+  // MAX_TOKEN_TTL_SECONDS and every ancestor was issued before now: its counter is kept that long at least.
+  const ancestorsExpireBy = new Date(call.now + MAX_TOKEN_TTL_SECONDS * 1000);
+  // [scope, counter key prefix, limits, counter expiry, what the refusal adds to the limit's name]
+  const scopes: [string, string, BudgetLimits | undefined, Date | null, string][] = [
+    ["perToken", `token:${call.jti}`, budgets?.perToken, call.tokenExpiresAt, ""],
+    ...call.ancestors.map((jti): [string, string, BudgetLimits | undefined, Date, string] => [
+      "perToken",
+      `token:${jti}`,
+      budgets?.perToken,
+      ancestorsExpireBy,
+      ` of ancestor token ${jti}`,
+    ]),
+    ["perGrant", `grant:${call.grantId}`, budgets?.perGrant, null, ""],
   ];
   const takes: CounterTake[] = [];
-  for (const [scope, prefix, limits, expiresAt] of scopes) {
+  for (const [scope, prefix, limits, expiresAt, of] of scopes) {
     if (!limits) continue;
     const take = (name: keyof BudgetLimits, suffix: string, window: number, amount: number, retryAfterSeconds: number | null) => {
       const capacity = limits[name];
-      if (capacity !== undefined) takes.push({ key: `${prefix}:${suffix}`, limit: `${scope}.${name}`, window, amount, capacity, expiresAt, retryAfterSeconds });
+      if (capacity !== undefined) takes.push({ key: `${prefix}:${suffix}`, limit: `${scope}.${name}${of}`, window, amount, capacity, expiresAt, retryAfterSeconds });
     };
     take("requestsPerMinute", "rpm", minute, 1, untilNextMinute);
     take("maxCalls", "calls", 0, 1, null);
@@ -46,7 +70,8 @@ export function countersFor(budgets: Budgets | null, call: BudgetedCall): Counte
 // One statement takes every counter: a counter is created with the call's amount, or incremented only
 // while the increment fits its capacity (a newer window starts it afresh). PostgreSQL evaluates the
 // WHERE guard on the row as locked by this statement, so two concurrent calls cannot both take the last
-// unit, on any replica. A counter that does not fit is simply not returned. `window` never moves back,
+// unit, on any replica. A counter that does not fit is simply not returned. A token's counter is kept
+// until the latest expiry any call gave it (a child token's calls also count on its ancestors' counters). `window` never moves back,
 // so a replica whose clock lags counts into the newer window.
 const TAKE_SQL = `
 INSERT INTO "BudgetCounter" AS c ("key", "window", "used", "capacity", "expiresAt")
@@ -58,9 +83,27 @@ ON CONFLICT ("key") DO UPDATE SET
   "used" = CASE WHEN EXCLUDED."window" > c."window" THEN EXCLUDED."used" ELSE c."used" + EXCLUDED."used" END,
   "window" = GREATEST(c."window", EXCLUDED."window"),
   "capacity" = EXCLUDED."capacity",
-  "expiresAt" = EXCLUDED."expiresAt"
+  "expiresAt" = GREATEST(c."expiresAt", EXCLUDED."expiresAt")
 WHERE EXCLUDED."window" > c."window" OR c."used" + EXCLUDED."used" <= EXCLUDED."capacity"
 RETURNING c."key"`;
+
+/**
+ * The lifetime call budget (`perToken.maxCalls`) one of these tokens has already spent, if any: a token
+ * exchanged from a spent one could make no call, so the exchange is refused with the same error.
+ */
+export async function spentCallBudget(
+  prisma: Pick<PrismaClient, "budgetCounter">,
+  budgets: Budgets | null,
+  jtis: readonly string[],
+): Promise<{ limit: string; capacity: number } | null> {
+  const capacity = budgets?.perToken?.maxCalls;
+  if (capacity === undefined || jtis.length === 0) return null;
+  const spent = await prisma.budgetCounter.findFirst({
+    where: { key: { in: jtis.map(callsKey) }, used: { gte: capacity } },
+    select: { key: true },
+  });
+  return spent ? { limit: "perToken.maxCalls", capacity } : null;
+}
 
 class Exceeded extends Error {
   constructor(readonly take: CounterTake) {

@@ -29,6 +29,9 @@ const FROM_KEYWARD: Record<string, { status: number; error: string }> = {
   // A human must approve the token first (src/approvals). RFC 8628 §3.5's code for "ask again later";
   // approval_id says what to poll (GET /v1/approvals/:id), as POST /v1/tokens' 202 does.
   approval_required: { status: 400, error: "authorization_pending" },
+  // Token exchange from a token whose call budget is spent: the child could make no call either. The
+  // status stays 429, as on the proxy; the description names the spent limit.
+  budget_exceeded: { status: 429, error: "invalid_grant" },
 };
 
 export type OAuthErrorBody = { error: string; error_description: string; approval_id?: string };

@@ -1,6 +1,8 @@
 import { z } from "zod";
+import type { PrismaClient } from "@prisma/client";
 import type { AuditLog } from "../audit/log.js";
-import { forbidden, notFound, unavailable, type KeywardError } from "../http/errors.js";
+import { spentCallBudget } from "../budgets/budgets.js";
+import { forbidden, notFound, tooManyRequests, unavailable, type KeywardError } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import type { GrantView, Grants } from "../grants/grants.js";
 import { pathPattern } from "../grants/grants.js";
@@ -44,6 +46,7 @@ type Client = { id: string; clientId: string };
  */
 export class Tokens {
   constructor(
+    private readonly prisma: PrismaClient,
     private readonly grants: Grants,
     private readonly keys: () => KeySet,
     private readonly claims: { issuer: string; audience: string },
@@ -80,6 +83,10 @@ export class Tokens {
       return refuse(forbidden(`a token may be exchanged at most ${MAX_EXCHANGE_DEPTH} times deep`, "widening_refused"));
     }
     const grant = await this.#grantFor(agent, parent.grantId, refuse);
+    // A child's calls spend its ancestors' budgets too (src/budgets): a child of a spent token could
+    // make no call, so it is refused now, with the error the parent's own call gets.
+    const spent = await spentCallBudget(this.prisma, grant.budgets, [...parent.ancestors, parent.jti]);
+    if (spent) return refuse(tooManyRequests(`${spent.limit} (${spent.capacity}) is spent`, null), grant.id);
     const limits = parentLimits(parent, grant.maxTtlSeconds, now);
     const narrowed = narrowCapabilities(limits, request, this.ttl, "the parent token");
     if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);

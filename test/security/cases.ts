@@ -85,6 +85,13 @@ export const CASES = {
     status: 401,
     expected: `401 \`invalid_token\`; ${NOTHING}`,
   },
+  "TOK-21": {
+    area: "token",
+    attack: "token exchange to escape a spent per-token budget: a child of a token whose `maxCalls` is spent, and children spending beyond their parent's budget",
+    status: 429,
+    expected:
+      "the exchange is refused 429 `budget_exceeded` (OAuth `invalid_grant`); a child's calls count against its own per-token budget and every ancestor's; nothing beyond the parent's budget is forwarded",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
@@ -134,9 +141,10 @@ export const CASES = {
   },
   "REQ-11": {
     area: "request",
-    attack: "`_method` query parameter (`?_method=DELETE`, any case or encoding)",
+    attack:
+      "method-override query parameter under any name a framework rewrites to one: `_method`, PHP's mangled `.method`, `[method`, `%2Emethod`, ` method`, arrays (`_method[]`), NUL-cut, full-width, double-encoded, any case, `;` as separator, and header-style names (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`)",
     status: 403,
-    expected: `403 \`forbidden\`; ${NOTHING}`,
+    expected: `403 \`method_override\`; ${NOTHING}`,
   },
   "REQ-12": { area: "request", attack: "lowercase method (`get`) on a raw socket", status: 400, expected: `400 \`bad_request\`; ${NOTHING}` },
   "REQ-13": {
@@ -217,6 +225,40 @@ export const CASES = {
     attack: "slow body: a byte at a time, Content-Length or chunked",
     status: 408,
     expected: "408 `request_timeout` within `KEYWARD_REQUEST_TIMEOUT_MS`; the upstream never receives a complete request, nor is left waiting for one",
+  },
+  "REQ-27": {
+    area: "request",
+    attack:
+      "method override in a POST form body (`application/x-www-form-urlencoded`, `multipart/form-data`, no Content-Type as Rack reads it, `name*=` and mangled names) under a grant that denies or does not allow a method",
+    status: 403,
+    expected: `403 \`method_override\`; a form body that cannot be read within \`KEYWARD_POLICY_MAX_INSPECT_BYTES\` is 413; ${NOTHING}`,
+  },
+  "REQ-28": {
+    area: "request",
+    attack:
+      "deny rule walked around by case or encoding the upstream ignores (`/v1/ADMIN/users`, `/V1/Admin/users`, `/v1/%41DMIN/users`, double-encoded `%2541DMIN`, full-width `ａｄｍｉｎ`, dotless `ı`)",
+    status: 403,
+    expected: `403 \`forbidden\`: deny-type rules match without regard to case, after decoding unreserved escapes and NFKC; granting paths stay exact; ${NOTHING}`,
+  },
+  "REQ-29": {
+    area: "request",
+    attack:
+      "Unicode look-alikes of `.`, `/` and other delimiters in the path (`．．` U+FF0E, `‥` U+2025, `﹒` U+FE52, `／` U+FF0F, `∕` U+2215, `⁄` U+2044, `＼`, `％２ｅ`, `；`, `？`), raw or percent-encoded",
+    status: 403,
+    expected: `403 \`invalid_path\`; ${NOTHING}`,
+  },
+  "REQ-30": {
+    area: "request",
+    attack:
+      "property-based: random methods, paths (encodings, case, dot segments, Unicode), queries and form bodies against random grants (seeded fast-check, test/unit/policy/decide-properties.test.ts)",
+    expected:
+      "no call a deny rule matches under any normalisation an upstream may apply (case, decoding, NFKC, method override) is allowed; no call outside the granted methods and paths is allowed",
+  },
+  "REQ-31": {
+    area: "request",
+    attack:
+      "fuzzing every endpoint an agent can reach (`/v1/tokens`, `/oauth2/token`, `/oauth2/revoke`, `/v1/approvals/:id`, `/proxy/...`): malformed JSON, huge numbers, deep nesting, odd encodings and content types",
+    expected: "a 4xx or an allowed answer, never a 5xx; the broker keeps serving; nothing outside the grant is forwarded",
   },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)

@@ -1,7 +1,8 @@
 import { createHmac } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tokenFor } from "../helpers/scenario.js";
+import { ACCESS_TOKEN_TYPE, postForm, TOKEN_EXCHANGE } from "../helpers/oauth.js";
+import { createGrant, tokenFor } from "../helpers/scenario.js";
 import { statusOf, title } from "./cases.js";
 import { assertNoSecretLeaks, brokerSigningKey, rawJson, rawRequest, startScenario, type Scenario } from "./harness.js";
 
@@ -308,6 +309,46 @@ describe("security: token attacks", () => {
     const t = now();
     await expectRefused(await sign({ ...claims, iat: t, nbf: t, exp: t + 7200 }), statusOf("TOK-20"), "invalid_token");
     await expectRefused(await sign({ ...claims, iat: t - 10, nbf: t - 10, exp: t + 86_400 * 365 }), statusOf("TOK-20"), "invalid_token");
+  });
+
+  it(title("TOK-21"), async () => {
+    await createGrant(s.broker, {
+      name: "grant-budget",
+      agents: [s.alice.id],
+      upstream: "api",
+      methods: ["GET"],
+      paths: ["/v1/**"],
+      budgets: { perToken: { maxCalls: 3 } },
+    });
+    const exchange = async (parent: string) =>
+      s.record(await postForm(s.broker, "/oauth2/token", { grant_type: TOKEN_EXCHANGE, subject_token: parent, subject_token_type: ACCESS_TOKEN_TYPE }));
+    const use = async (token: string) => (await call(`Bearer ${token}`)).res.status;
+
+    const parent = await tokenFor(s.broker, s.alice, { grant: "grant-budget" });
+    expect(await use(parent)).toBe(200);
+    // children (and a grandchild) spend the parent's budget as well as their own
+    const child = await exchange(parent);
+    expect(child.status, child.text).toBe(200);
+    const grandchild = await exchange(child.body.access_token);
+    expect(grandchild.status, grandchild.text).toBe(200);
+    expect(await use(child.body.access_token)).toBe(200);
+    expect(await use(grandchild.body.access_token)).toBe(200); // the parent's third call
+    const before = s.received();
+    for (const token of [parent, child.body.access_token, grandchild.body.access_token]) {
+      const { res } = await call(`Bearer ${token}`);
+      expect(res.status).toBe(statusOf("TOK-21"));
+      expect(res.body.error).toMatchObject({ code: "budget_exceeded", reason: expect.stringMatching(/perToken\.maxCalls/) });
+    }
+    expect(s.received()).toBe(before);
+
+    // a spent token, or one descending from it, cannot be exchanged for a fresh budget
+    for (const spent of [parent, child.body.access_token, grandchild.body.access_token]) {
+      const refused = await exchange(spent);
+      expect(refused.status, refused.text).toBe(statusOf("TOK-21"));
+      expect(refused.body).toMatchObject({ error: "invalid_grant", error_description: expect.stringMatching(/budget exceeded: perToken\.maxCalls \(3\) is spent/) });
+    }
+    // a sibling token issued directly has its own budget: per-token budgets are per family, not per agent
+    expect(await use(await tokenFor(s.broker, s.alice, { grant: "grant-budget" }))).toBe(200);
   });
 
   it("the tokens forged above are all signed the way the test meant (sanity)", async () => {

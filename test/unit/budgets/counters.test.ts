@@ -5,7 +5,7 @@ const expiresAt = new Date("2030-01-01T00:15:00Z");
 // 12:00:45 into a minute: the per-minute window reopens in 15 s.
 const now = Date.UTC(2030, 0, 1, 0, 0, 45);
 const minute = Math.floor(now / 60_000);
-const call = { jti: "j1", tokenExpiresAt: expiresAt, grantId: "g1", destructive: 0, now };
+const call = { jti: "j1", ancestors: [] as string[], tokenExpiresAt: expiresAt, grantId: "g1", destructive: 0, now };
 
 describe("countersFor", () => {
   it("takes nothing without budgets", () => {
@@ -41,5 +41,19 @@ describe("countersFor", () => {
   it("Retry-After is at least a second, at the very end of a window", () => {
     const end = (minute + 1) * 60_000 - 1;
     expect(countersFor({ perToken: { requestsPerMinute: 1 } }, { ...call, now: end })[0]!.retryAfterSeconds).toBe(1);
+  });
+
+  it("a token exchanged from others also spends each ancestor's per-token budget, never the grant's twice", () => {
+    const takes = countersFor({ perToken: { maxCalls: 10, maxDestructiveCalls: 2 }, perGrant: { maxCalls: 100 } }, { ...call, ancestors: ["j0", "jp"], destructive: 1 });
+    const ancestorsExpireBy = new Date(now + 3600 * 1000);
+    expect(takes).toEqual([
+      { key: "grant:g1:calls", limit: "perGrant.maxCalls", window: 0, amount: 1, capacity: 100, expiresAt: null, retryAfterSeconds: null },
+      { key: "token:j0:calls", limit: "perToken.maxCalls of ancestor token j0", window: 0, amount: 1, capacity: 10, expiresAt: ancestorsExpireBy, retryAfterSeconds: null },
+      { key: "token:j0:destructive", limit: "perToken.maxDestructiveCalls of ancestor token j0", window: 0, amount: 1, capacity: 2, expiresAt: ancestorsExpireBy, retryAfterSeconds: null },
+      { key: "token:j1:calls", limit: "perToken.maxCalls", window: 0, amount: 1, capacity: 10, expiresAt, retryAfterSeconds: null },
+      { key: "token:j1:destructive", limit: "perToken.maxDestructiveCalls", window: 0, amount: 1, capacity: 2, expiresAt, retryAfterSeconds: null },
+      { key: "token:jp:calls", limit: "perToken.maxCalls of ancestor token jp", window: 0, amount: 1, capacity: 10, expiresAt: ancestorsExpireBy, retryAfterSeconds: null },
+      { key: "token:jp:destructive", limit: "perToken.maxDestructiveCalls of ancestor token jp", window: 0, amount: 1, capacity: 2, expiresAt: ancestorsExpireBy, retryAfterSeconds: null },
+    ]);
   });
 });
