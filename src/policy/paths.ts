@@ -51,6 +51,20 @@ function looksLikeSeparator(segment: string): boolean {
 }
 
 /**
+ * A decoded segment decoded again, as a server that decodes twice (or three times) reads it: escapes
+ * of any byte, UTF-8 where the bytes are valid UTF-8. Invalid escapes stay as they are.
+ */
+function decodedFurther(segment: string): string {
+  let current = segment;
+  for (let i = 0; i < 3 && /%[0-9A-Fa-f]{2}/.test(current); i++) {
+    const bytes = current.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const utf8 = Buffer.from(bytes, "latin1").toString("utf8");
+    current = utf8.includes("\ufffd") ? bytes : utf8;
+  }
+  return current;
+}
+
+/**
  * Normalises the raw request path (no query string). Anything ambiguous is refused rather than guessed:
  * encoded slashes or backslashes (servers disagree on them), control characters and NUL, invalid or
  * overlong UTF-8, segments ending in "." or " " (some servers strip them), and ".." that would leave the base.
@@ -71,6 +85,15 @@ export function normalisePath(raw: string): PathResult {
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f-\u009f]/.test(segment)) return { ok: false, reason: "control character in path" };
     if (looksLikeSeparator(segment)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
+    // Decoded once, the segment is what Keyward decides on and forwards (re-encoded); an upstream that
+    // decodes again must not find a path structure in it that Keyward did not see.
+    const deeper = decodedFurther(segment);
+    if (deeper !== segment) {
+      if (/^\.\.?$|[/\\;?#]|[. ]$/.test(deeper)) return { ok: false, reason: "double-encoded delimiter or dot segment in path" };
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u001f\u007f-\u009f]/.test(deeper)) return { ok: false, reason: "control character in path" };
+      if (looksLikeSeparator(deeper)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
+    }
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
       if (segments.length === 0) return { ok: false, reason: "path escapes the upstream base" };

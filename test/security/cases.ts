@@ -129,9 +129,10 @@ export const CASES = {
   "REQ-08": { area: "request", attack: "segments with trailing dots (`admin.`, `admin..`)", status: 403, expected: `403 \`invalid_path\`; ${NOTHING}` },
   "REQ-09": {
     area: "request",
-    attack: "double encoding (`%252e%252e`, `%252f`)",
-    status: 200,
-    expected: "decoded once: a literal segment, forwarded re-encoded (`%252e%252e`), never as `..` or `/`",
+    attack: "double (or triple) encoding of delimiters and dot segments (`%252e%252e`, `%252f`, `%255c`, `%253b`, `%2500`)",
+    status: 403,
+    expected:
+      "403 `invalid_path`: an upstream decoding twice would see `..` or `/`; the upstream receives nothing. Any other double-encoded character (`%2569`) is decoded once and forwarded re-encoded, and deny rules see it decoded (REQ-28)",
   },
   "REQ-10": {
     area: "request",

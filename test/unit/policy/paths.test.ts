@@ -54,8 +54,7 @@ describe("normalisePath: accepted paths", () => {
     ["/v1/a#b", ["v1", "a#b"], "/v1/a#b", "/v1/a%23b"],
     ["/v1/100%25", ["v1", "100%"], "/v1/100%", "/v1/100%25"],
     // a double-encoded dot stays a literal "%2e" and is forwarded double-encoded (never becomes "..")
-    ["/v1/%252e%252e/x", ["v1", "%2e%2e", "x"], "/v1/%2e%2e/x", "/v1/%252e%252e/x"],
-    ["/v1/%252f", ["v1", "%2f"], "/v1/%2f", "/v1/%252f"],
+    ["/v1/%2569tems", ["v1", "%69tems"], "/v1/%69tems", "/v1/%2569tems"], // decoded once; deny rules fold it further
     // sub-delims and ":" "@" are safe in a segment
     ["/v1/a:b@c!$&'()*+,=", ["v1", "a:b@c!$&'()*+,="], "/v1/a:b@c!$&'()*+,=", "/v1/a:b@c!$&'()*+,="],
     // ";" is forwarded encoded: Tomcat/Jetty/Spring strip a raw ";..." path parameter from a segment,
@@ -170,6 +169,19 @@ describe("normalisePath: refused paths", () => {
     ["/v1/admin%20", "path segment ends with a dot or space"],
     ["/v1/admin%20/x", "path segment ends with a dot or space"],
     ["/v1/admin.%20", "path segment ends with a dot or space"],
+    // double-encoded delimiters and dot segments: an upstream that decodes twice would see them
+    ["/v1/%252e%252e/x", "double-encoded delimiter or dot segment in path"],
+    ["/v1/x/%252E", "double-encoded delimiter or dot segment in path"],
+    ["/v1/%252f", "double-encoded delimiter or dot segment in path"],
+    ["/v1/a%252Fb", "double-encoded delimiter or dot segment in path"],
+    ["/v1/a%255cb", "double-encoded delimiter or dot segment in path"],
+    ["/v1/a%253Bx", "double-encoded delimiter or dot segment in path"],
+    ["/v1/a%253fx", "double-encoded delimiter or dot segment in path"],
+    ["/v1/a%2523x", "double-encoded delimiter or dot segment in path"],
+    ["/v1/admin%252e", "double-encoded delimiter or dot segment in path"],
+    ["/v1/%25252e%25252e", "double-encoded delimiter or dot segment in path"], // three times
+    ["/v1/a%2500", "control character in path"],
+    ["/v1/a%25EF%25BC%258Fb", "Unicode look-alike of a dot, slash or other delimiter in path"],
     // Unicode look-alikes of ".", "/" and other delimiters: NFKC (or a best-fit mapping) makes them ASCII
     ["/v1/%EF%BC%8E%EF%BC%8E/admin", "Unicode look-alike of a dot, slash or other delimiter in path"], // ．． U+FF0E
     ["/v1/x/\uff0e\uff0e/admin", "Unicode look-alike of a dot, slash or other delimiter in path"],
@@ -331,7 +343,7 @@ describe("pathMatches", () => {
     ["/v1/projects/*", "/v1/projects/%2e%2e", false], // resolves to /v1
     ["/v1/projects/*", "/v1/projects/a/%2e%2e/b", true], // resolves to /v1/projects/b
     ["/v1/projects/*/logs", "/v1/projects/a/%2E/logs", true],
-    ["/v1/projects/{id}", "/v1/projects/%252F", true], // a double-encoded slash is one literal segment
+    ["/v1/projects/{id}", "/v1/projects/%2561", true], // a double-encoded character is one literal segment
     ["/v1/projects/{id}", "/v1/projects/caf%C3%A9", true],
     ["/v1/projects/{id}", "/v1/projects/%7Bid%7D/x", false],
     ["/v1/projects/{id}/logs", "/v1/projects//logs", false], // empty segments vanish: no id
