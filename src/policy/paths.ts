@@ -168,7 +168,7 @@ const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF
  * segment Keyward decoded once may hold `%41` that a server decoding twice reads as `A`), Unicode
  * compatibility forms folded (NFKC: `ａｄｍｉｎ` is `admin`), and case folded the ways servers fold it
  * (upper then lower, so `ı` and `ſ` meet `i` and `s` as .NET's invariant culture has it; a combining dot
- * above dropped, so `İ` meets `i`).
+ * above dropped, so `İ` meets `i`), and path parameters cut off (`admin;x` is `admin`).
  */
 export function foldSegment(segment: string): string {
   let current = segment;
@@ -177,7 +177,8 @@ export function foldSegment(segment: string): string {
     if (next === current) break;
     current = next;
   }
-  return current.normalize("NFKC").toUpperCase().toLowerCase().replace(/\u0307/g, "");
+  // Servers such as Spring cut ";..." (path parameters) off a segment after decoding it: "admin;x" is "admin".
+  return current.normalize("NFKC").toUpperCase().toLowerCase().replace(/\u0307/g, "").split(";", 1)[0]!;
 }
 
 /** Whether a granting pattern (allowed `paths`) matches: exactly, segment by decoded segment. */

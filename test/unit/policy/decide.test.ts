@@ -197,6 +197,8 @@ describe("decide: deny rules win", () => {
     [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/adm%C4%B1n", "denied_by_rule"], // ı dotless i
     [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/ADM%C4%B0N", "denied_by_rule"], // İ dotted I
     [[{ path: "/v1/projects/*/Admin/**" }], "GET", "/v1/projects/p1/admin", "denied_by_rule"], // the rule's own case does not matter
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets;x/k", "denied_by_rule"], // path parameters cut
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets%3Bx/k", "denied_by_rule"],
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secret", "allow"],
   ];
   it.each(cases)("deny %j: %s %s → %s", (deny, method, raw, code) => {
