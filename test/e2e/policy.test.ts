@@ -153,6 +153,14 @@ describe("policy administration", () => {
       });
     });
 
+    it("refuses a method override as the proxy does, in the query or in a form body", async () => {
+      for (const url of ["/proxy/disks/disks/d1?.method=DELETE", "/proxy/disks/disks/d1?%5Bmethod=DELETE", "/proxy/disks/disks/d1?X-HTTP-Method-Override=PUT"]) {
+        expect((await simulate({ grant: "disks-all", request: { method: "GET", url } })).body).toMatchObject({ allow: false, code: "method_override" });
+      }
+      const form = { method: "POST", url: "/proxy/rail/", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "_method=DELETE" };
+      expect((await simulate({ grant: "rail-ops", request: form })).body).toMatchObject({ allow: false, code: "method_override", reason: 'form parameter "_method" could override the method' });
+    });
+
     it("simulates an issued token by its jti, with its own narrower capabilities", async () => {
       const token = await tokenFor(broker, agent, { grant: "disks-all", methods: ["GET"] });
       const jti = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).jti;
