@@ -19,9 +19,6 @@ import { singleHeader, type CallContent, type Headers } from "./content.js";
 /** Override names, canonical: lower case, with every separator (`-`, `.`, space, `[`) as `_`. */
 const OVERRIDE_NAMES = new Set(["_method", "x_http_method_override", "x_http_method", "x_method_override", "x_original_method"]);
 
-/** A method-override refusal: which parameter, and where it was. */
-export type OverrideFound = { name: string; where: "query" | "body" };
-
 const MAX_DECODES = 4;
 
 /** Percent-decodes until stable (a few rounds): an upstream may decode more than once. Invalid escapes stay. */
@@ -152,7 +149,9 @@ export function refuseMethodOverride(call: CallContent, token: { methods: readon
   if (inQuery !== null) return refusal("query", inQuery);
   if (!formOverrideInspected(call.method, call.headers, token, grant)) return null;
   const kind = formBodyOf(call.method, call.headers)!;
-  if (kind === "ambiguous") return { code: "method_override", reason: "a form body with an ambiguous Content-Type cannot be checked for a method override" };
+  if (kind === "ambiguous") {
+    return { code: "method_override", reason: "a form body with an ambiguous Content-Type cannot be checked for a method override" };
+  }
   if (call.body === undefined) return { code: "method_override", reason: "a form body that could override the method was not inspected" };
   const inBody = methodOverrideInForm(kind, call.body);
   return inBody === null ? null : refusal("form", inBody);
