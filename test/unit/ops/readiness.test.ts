@@ -6,7 +6,7 @@ import { Metrics } from "../../../src/ops/metrics.js";
 import { opsRoutes, type OpsDeps } from "../../../src/ops/routes.js";
 
 /** /readyz with each dependency healthy unless told otherwise. */
-async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean; noSigningKey?: boolean }) {
+async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean; noSigningKey?: boolean; auditBacklogFull?: boolean }) {
   const app = Fastify();
   registerErrorHandling(app);
   const queryRaw = () =>
@@ -23,6 +23,7 @@ async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean;
       },
     },
     metrics: new Metrics(),
+    auditLog: { admit: () => !faults.auditBacklogFull },
   } as unknown as OpsDeps;
   await app.register(opsRoutes, deps);
   const res = await app.inject({ method: "GET", url: "/readyz" });
@@ -32,13 +33,15 @@ async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean;
 
 describe("/readyz", () => {
   it("is 200 when the database answers, the revocation state is current and a signing key is loaded", async () => {
-    expect(await readiness({})).toEqual({ status: 200, body: { status: "ready", checks: { database: true, revocationState: true, signingKey: true } } });
+    expect(await readiness({})).toEqual({ status: 200, body: { status: "ready", checks: { database: true, revocationState: true, signingKey: true, auditLog: true } } });
   });
 
   it.each([
-    [{ database: "down" as const }, { database: false, revocationState: true, signingKey: true }],
-    [{ stale: true }, { database: true, revocationState: false, signingKey: true }],
-    [{ noSigningKey: true }, { database: true, revocationState: true, signingKey: false }],
+    [{ database: "down" as const }, { database: false, revocationState: true, signingKey: true, auditLog: true }],
+    [{ stale: true }, { database: true, revocationState: false, signingKey: true, auditLog: true }],
+    [{ noSigningKey: true }, { database: true, revocationState: true, signingKey: false, auditLog: true }],
+    // Calls are refused while too many events of answered calls wait for the database (src/audit/log.ts).
+    [{ auditBacklogFull: true }, { database: true, revocationState: true, signingKey: true, auditLog: false }],
   ])("is 503 naming what failed: %o", async (faults, checks) => {
     expect(await readiness(faults)).toEqual({ status: 503, body: { error: { code: "not_ready", message: "not ready", details: checks } } });
   });
