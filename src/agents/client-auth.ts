@@ -95,8 +95,8 @@ export class ClientAuthenticator {
         actor: `client:${clientId === undefined ? "unknown" : /^kwc_[A-Za-z0-9_-]{1,64}$/.test(clientId) ? clientId : "invalid"}`,
         requestId,
         decision: "deny",
-        reason,
-        details: { method: presented.method },
+        reason: "invalid_client",
+        details: { method: presented.method, reason },
       });
       throw invalidClient(reason);
     };

@@ -31,7 +31,7 @@ export class IssuanceGate {
     // An upstream cannot be deleted while a grant uses it.
     const { environment } = await this.prisma.upstream.findUniqueOrThrow({ where: { name: grant.upstream }, select: { environment: true } });
     if (!grant.environments.includes(environment)) {
-      const err = forbidden(`the grant does not cover environment ${environment}`, "environment_not_covered");
+      const err = forbidden(`the grant does not cover environment ${environment}`, "environment_not_granted");
       await appendAudit(this.prisma, {
         kind: "token.refused",
         actor: `agent:${agent.id}`,
@@ -41,7 +41,8 @@ export class IssuanceGate {
         upstream: grant.upstream,
         environment,
         decision: "deny",
-        reason: err.extra.reason,
+        reason: err.code,
+        details: { reason: err.extra.reason ?? err.message },
       });
       throw err;
     }

@@ -107,6 +107,8 @@ export type AuditFilters = {
   /** Matches the recorded (normalised) path literally: `_` and `%` are not wildcards. */
   pathPrefix?: string;
   kind?: string;
+  /** A refused call's code (src/sdk/codes.ts), or an allowed call's rule: matched exactly. */
+  reason?: string;
   since?: Date;
   until?: Date;
 };
@@ -124,6 +126,7 @@ function whereOf(f: AuditFilters): Prisma.AuditEventWhereInput {
     decision: f.decision,
     method: f.method,
     kind: f.kind,
+    reason: f.reason,
     ...(f.pathPrefix !== undefined && { path: { startsWith: likeLiteral(f.pathPrefix) } }),
     at: { gte: f.since, lte: f.until },
   };

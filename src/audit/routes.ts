@@ -4,6 +4,7 @@ import type { PrismaClient } from "@prisma/client";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { HTTP_METHODS } from "../policy/decide.js";
+import { ERROR_CODES, type ErrorCode } from "../sdk/codes.js";
 import { exportAudit, queryAudit, type AuditFilters } from "./audit.js";
 import type { CheckpointKeys } from "./chain.js";
 import { verifyAuditChain } from "./verify.js";
@@ -28,6 +29,8 @@ const filterFields = {
   method: z.enum(HTTP_METHODS).optional(),
   pathPrefix: z.string().startsWith("/").max(2000).optional(),
   kind: z.string().max(50).optional(),
+  /** A refusal code from the catalogue (docs/errors.md): which calls were refused, and why. */
+  reason: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]).optional(),
   since: time.optional(),
   until: time.optional(),
 };

@@ -1,12 +1,12 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { errors as undiciErrors } from "undici";
-import { KeywardError } from "./errors.js";
+import { KeywardError, type ErrorCode } from "./errors.js";
 
 type ErrorBody = { error: { code: string; message: string; reason?: string; details?: unknown } };
 
 /** Fastify's own errors that a client caused, by their stable codes. */
-const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
+const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: ErrorCode; message: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: "invalid_json", message: "request body is not valid JSON" },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: "invalid_json", message: "request body is empty" },
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: "payload_too_large", message: "request body too large" },
@@ -17,7 +17,7 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; mess
   },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: "bad_request", message: "invalid content-length" },
   // The router could not decode the URL (e.g. overlong UTF-8): refused before any route runs.
-  FST_ERR_BAD_URL: { status: 400, code: "invalid_path", message: "request path cannot be decoded" },
+  FST_ERR_BAD_URL: { status: 400, code: "invalid_url", message: "request URL cannot be decoded" },
   FST_ERR_NOT_FOUND: { status: 404, code: "not_found", message: "route not found" },
 };
 

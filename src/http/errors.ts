@@ -1,11 +1,16 @@
+import { ERROR_CODES, type ErrorCode } from "../sdk/codes.js";
+
+export { ERROR_CODES, type ErrorCode } from "../sdk/codes.js";
+
 /**
- * The closed set of errors Keyward answers with. Every error a client sees is one of these; anything
- * else becomes a bare 500 `internal_error` (src/http/error-handler.ts), so no internal text leaks.
+ * The closed set of errors Keyward answers with, each code from the catalogue (src/sdk/codes.ts). Every
+ * error a client sees is one of these; anything else becomes a bare 500 `internal_error`
+ * (src/http/error-handler.ts), so no internal text leaks.
  */
 export class KeywardError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly extra: { details?: unknown; reason?: string; headers?: Record<string, string> } = {},
   ) {
@@ -14,18 +19,24 @@ export class KeywardError extends Error {
   }
 }
 
-export const badRequest = (code: string, message: string, details?: unknown) =>
+export const badRequest = (code: ErrorCode, message: string, details?: unknown) =>
   new KeywardError(400, code, message, { details });
 
 export const validationFailed = (details: unknown) =>
   new KeywardError(400, "validation_failed", "request did not match the schema", { details });
 
 /** 401 for the agent-facing and admin-facing auth schemes alike; the message never echoes the credential. */
-export const unauthenticated = (code: string, message: string) =>
+export const unauthenticated = (code: ErrorCode, message: string) =>
   new KeywardError(401, code, message, { headers: { "www-authenticate": `Bearer error="invalid_token"` } });
 
-export const forbidden = (reason: string, code = "forbidden") =>
+export const forbidden = (reason: string, code: ErrorCode = "forbidden") =>
   new KeywardError(403, code, "request denied", { reason });
+
+/**
+ * A refusal with its code's status from the catalogue: the agent reads `code` to know why (decide()'s
+ * code, not a generic "forbidden"), `reason` for the specifics.
+ */
+export const refused = (code: ErrorCode, reason: string) => new KeywardError(ERROR_CODES[code].status, code, ERROR_CODES[code].meaning, { reason });
 
 export const notFound = (what: string) => new KeywardError(404, "not_found", `${what} not found`);
 
@@ -34,7 +45,7 @@ export const conflict = (message: string) => new KeywardError(409, "conflict", m
 export const payloadTooLarge = (limit: number) =>
   new KeywardError(413, "payload_too_large", `request body exceeds ${limit} bytes`);
 
-export const unavailable = (code: string, message: string) => new KeywardError(503, code, message);
+export const unavailable = (code: ErrorCode, message: string) => new KeywardError(503, code, message);
 
 export const badGateway = (message: string) => new KeywardError(502, "upstream_unreachable", message);
 

@@ -2,6 +2,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { HTTP_METHODS } from "../policy/decide.js";
+import { ERROR_CODES, isErrorCode } from "../sdk/codes.js";
 import { KeywardApiError, NeedsApproval } from "../sdk/errors.js";
 import type { Keyward } from "../sdk/keyward.js";
 
@@ -18,7 +19,11 @@ function refusal(err: unknown): CallToolResult {
   if (err instanceof NeedsApproval) {
     return result({ status: "pending_approval", approvalId: err.approvalId, expiresAt: err.expiresAt, next: "a human must approve; call request_token again with the same arguments to check" });
   }
-  if (err instanceof KeywardApiError) return result({ error: err.name, code: err.code, message: err.message }, true);
+  if (err instanceof KeywardApiError) {
+    // The code is the catalogue's (docs/errors.md): its meaning tells the model what kind of refusal it is.
+    const meaning = isErrorCode(err.code) ? ERROR_CODES[err.code].meaning : undefined;
+    return result({ error: err.name, code: err.code, message: err.message, ...(meaning && { meaning }) }, true);
+  }
   throw err;
 }
 

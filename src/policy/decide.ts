@@ -1,3 +1,4 @@
+import type { DecisionCode } from "../sdk/codes.js";
 import type { Headers } from "./content.js";
 import { globMatches } from "./glob.js";
 import { refuseMethodOverride, formOverrideInspected } from "./method-override.js";
@@ -77,10 +78,10 @@ export type ProxyRequest = {
 };
 
 /** On allow: the rules that allowed it, and how many destructive operations it performs (for budgets). */
-export type Decision = { allow: true; rule: string; destructive: number } | { allow: false; code: string; reason: string };
+export type Decision = { allow: true; rule: string; destructive: number } | { allow: false; code: DecisionCode; reason: string };
 type Denial = Extract<Decision, { allow: false }>;
 
-const deny = (code: string, reason: string): Denial => ({ allow: false, code, reason });
+const deny = (code: DecisionCode, reason: string): Denial => ({ allow: false, code, reason });
 
 /**
  * Whether decide() needs the call's whole body: to inspect its operations (see inspectorFor), or to
@@ -90,13 +91,6 @@ const deny = (code: string, reason: string): Denial => ({ allow: false, code, re
 export function bodyNeeded(token: TokenCapabilities, grant: GrantPolicy, target: TargetPolicy, method: string, headers: Headers): boolean {
   return inspectorFor(target, grant) !== null || formOverrideInspected(method, headers, token, grant);
 }
-
-/**
- * The error code the proxy answers a denial with. Most denials are `forbidden`, the reason naming the
- * rule (clients have long matched on it); a refusal an agent must be able to tell apart from "not
- * allowed" keeps its own code.
- */
-export const proxyErrorCode = (code: string): string => (code === "method_override" ? code : "forbidden");
 
 /** A rule as reasons name it: "DELETE any path", "any method /v1/volumes/**". */
 export const describeHttpRule = (rule: HttpRule) => `${rule.method ?? "any method"} ${rule.path ?? "any path"}`;
@@ -124,7 +118,7 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   }
   const { target } = request;
   if (!grant.environments.includes(target.environment)) {
-    return deny("environment_not_covered", `the grant does not cover environment ${target.environment}`);
+    return deny("environment_not_granted", `the grant does not cover environment ${target.environment}`);
   }
   const approval = token.approval ?? null;
   if (!approval && grant.requiresApproval) return deny("approval_required", "the grant requires a token approved by a human");
@@ -133,8 +127,8 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   }
 
   const method = request.method as HttpMethod;
-  if (!token.methods.includes(method)) return deny("method_not_allowed", `the token does not allow ${request.method}`);
-  if (!grant.methods.includes(method)) return deny("method_not_allowed", `the grant does not allow ${request.method}`);
+  if (!token.methods.includes(method)) return deny("method_not_granted", `the token does not allow ${request.method}`);
+  if (!grant.methods.includes(method)) return deny("method_not_granted", `the grant does not allow ${request.method}`);
   // Before any rule: a call that could run as another method is not the call the rules would judge.
   const override = refuseMethodOverride(request, token, grant);
   if (override) return deny(override.code, override.reason);
@@ -143,13 +137,13 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, method, folded));
   if (denyIndex !== -1) {
     const rule = grant.deny[denyIndex]!;
-    return deny("denied_by_rule", `deny[${denyIndex}] matches (${describeHttpRule(rule)})`);
+    return deny("deny_rule", `deny[${denyIndex}] matches (${describeHttpRule(rule)})`);
   }
 
   const tokenPath = token.paths.find((p) => pathMatches(p, request.path));
-  if (tokenPath === undefined) return deny("path_not_allowed", `the token does not allow ${request.path.decoded}`);
+  if (tokenPath === undefined) return deny("path_not_granted", `the token does not allow ${request.path.decoded}`);
   const grantPath = grant.paths.find((p) => pathMatches(p, request.path));
-  if (grantPath === undefined) return deny("path_not_allowed", `the grant does not allow ${request.path.decoded}`);
+  if (grantPath === undefined) return deny("path_not_granted", `the grant does not allow ${request.path.decoded}`);
   const approvalRule = grant.requiresApprovalFor.findIndex((rule) => isHttpRuleHit(rule, method, folded));
   if (approvalRule !== -1 && !approval) {
     return deny("approval_required", `requiresApprovalFor[${approvalRule}] requires a token approved by a human`);
@@ -197,7 +191,7 @@ function decideOperation(
   const rules = op.kind === "graphql" ? grant.graphql : op.kind === "jsonrpc" ? grant.jsonrpc : null;
   if (rules) {
     const denyIndex = rules.deny.findIndex((rule) => operationMatches(rule, op));
-    if (denyIndex !== -1) return deny("denied_by_rule", `${op.kind}.deny[${denyIndex}] matches ${described}`);
+    if (denyIndex !== -1) return deny("deny_rule", `${op.kind}.deny[${denyIndex}] matches ${described}`);
   }
   const protection = guarded.find((p) => protects(p, op));
   if (protection) {
@@ -207,7 +201,7 @@ function decideOperation(
   // AWS actions have no rules of their own: methods and paths decide, presets protect.
   if (!rules) return { allow: true, rule: protection ? `allowProtected ${protection.id}` : null, destructive: !!protection };
   const allowIndex = rules.allow.findIndex((rule) => operationMatches(rule, op));
-  if (allowIndex === -1) return deny("operation_not_allowed", `no ${op.kind}.allow rule matches ${described}`);
+  if (allowIndex === -1) return deny("operation_denied", `no ${op.kind}.allow rule matches ${described}`);
   const rule = rules.allow[allowIndex]!;
   if (rule.requiresApproval && !approval) {
     return deny("approval_required", `${op.kind}.allow[${allowIndex}] requires a token approved by a human`);

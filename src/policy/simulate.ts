@@ -1,10 +1,10 @@
 import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
 import { badRequest, notFound } from "../http/errors.js";
-import { parseProxyTarget } from "../proxy/target.js";
+import { decisionRequest, prepareCall, targetOf } from "../proxy/prepare.js";
+import type { Upstreams } from "../upstreams/upstreams.js";
 import { loadDecisionContext, type PolicyLookups } from "./context.js";
-import { bodyNeeded, decide, type TokenApproval, type TokenCapabilities } from "./decide.js";
-import { normalisePath } from "./paths.js";
+import { decide, type TokenApproval, type TokenCapabilities } from "./decide.js";
 
 export const simulateBody = z
   .strictObject({
@@ -25,42 +25,45 @@ export const simulateBody = z
   .refine((b) => (b.jti === undefined) !== (b.grant === undefined), "give exactly one of jti or grant")
   .refine((b) => b.approved === undefined || b.grant !== undefined, "approved applies to grant simulations only");
 
-export type SimulateDeps = PolicyLookups & { prisma: PrismaClient; inspectMaxBytes: number };
+export type SimulateDeps = PolicyLookups & {
+  prisma: PrismaClient;
+  /** The same cache the proxy resolves upstreams from, so both see one upstream. */
+  upstreams: Pick<Upstreams, "findByName">;
+  inspectMaxBytes: number;
+  maxBodyBytes: number;
+};
 
 type Subject = { token: TokenCapabilities; jtis: string[]; approval: TokenApproval | null | undefined; expired: boolean };
 
 // The decision only: a simulation neither checks the token's signature or revocation nor takes budget units.
 const SCOPE = "policy only: revocation and budgets are not evaluated, nothing is forwarded";
 
-/** Would this token or grant allow this call, and by which rule? decide() on the same inputs the proxy uses. */
+/**
+ * Would this token or grant allow this call, and by which rule? The proxy's own steps on the same
+ * inputs: prepareCall() (src/proxy/prepare.ts), then decide().
+ */
 export async function simulate(deps: SimulateDeps, input: z.infer<typeof simulateBody>) {
   const { request } = input;
-  const target = parseProxyTarget(request.url);
-  if (!target) throw badRequest("invalid_url", "request.url must be /proxy/<upstream>/<path>[?query]");
-  const upstream = await deps.prisma.upstream.findUnique({ where: { name: target.upstream } });
+  const parsed = targetOf(request.url);
+  if (!parsed.ok) throw badRequest("invalid_url", "request.url must be /proxy/<upstream>/<path>[?query]");
+  const { target } = parsed;
+  const upstream = await deps.upstreams.findByName(target.upstream);
   if (!upstream) throw notFound(`upstream ${target.upstream}`);
   const subject = input.jti !== undefined ? await tokenSubject(deps.prisma, input.jti) : await grantSubject(deps, input.grant!, input.approved);
   const context = await loadDecisionContext(deps, { grantId: subject.token.grantId, jtis: subject.jtis }, upstream);
   const about = { upstream: upstream.name, environment: upstream.environment, scope: SCOPE };
 
-  const path = normalisePath(target.rawPath);
-  if (!path.ok) return { ...about, allow: false, code: "invalid_path", reason: path.reason };
   if (subject.expired) return { ...about, allow: false, code: "token_expired", reason: "the token has expired" };
   const body = Buffer.from(request.body ?? "", "utf8");
   const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name.toLowerCase(), value]));
-  if (context.grant && bodyNeeded(subject.token, context.grant, context.target, request.method, headers) && body.length > deps.inspectMaxBytes) {
-    return { ...about, allow: false, code: "payload_too_large", reason: `request body exceeds ${deps.inspectMaxBytes} bytes` };
-  }
-  const decision = decide({ ...subject.token, approval: subject.approval === undefined ? context.approval : subject.approval }, context.grant, {
-    upstream: target.upstream,
-    method: request.method,
-    path: path.path,
-    target: context.target,
-    query: target.rawQuery,
-    headers,
-    body,
-  });
-  return { ...about, path: path.path.decoded, ...decision };
+  const prepared = prepareCall({ target, method: request.method, headers, bodyLength: body.length }, { ...context, token: subject.token }, deps);
+  if (!prepared.ok) return { ...about, allow: false, code: prepared.code, reason: prepared.reason };
+  const decision = decide(
+    { ...subject.token, approval: subject.approval === undefined ? context.approval : subject.approval },
+    context.grant,
+    decisionRequest(prepared, context.target, body),
+  );
+  return { ...about, path: prepared.path.decoded, ...decision };
 }
 
 async function tokenSubject(prisma: PrismaClient, jti: string): Promise<Subject> {

@@ -7,17 +7,16 @@ import { bearerJws } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
 import { countersFor, type BudgetService } from "../budgets/budgets.js";
 import type { Environments } from "../environments/environments.js";
-import { forbidden, KeywardError, notFound, payloadTooLarge, tooManyRequests, unavailable } from "../http/errors.js";
+import { KeywardError, notFound, payloadTooLarge, refused, tooManyRequests, unavailable } from "../http/errors.js";
 import { loadDecisionContext } from "../policy/context.js";
-import { bodyNeeded, decide, proxyErrorCode } from "../policy/decide.js";
-import { normalisePath } from "../policy/paths.js";
+import { decide } from "../policy/decide.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
 import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
 import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
-import { parseProxyTarget } from "./target.js";
+import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 
 export type ProxyDeps = {
   /** Where its events go: group commits to the database (src/audit/log.ts). */
@@ -57,10 +56,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
     // Set once the allow event is durable: from then on the call's record is a proxy.response event.
     let allowed = false;
     try {
-      const target = parseProxyTarget(request.raw.url ?? "");
-      if (!target) throw notFound("upstream");
-      audit.upstream = target.upstream;
-      audit.path = target.rawPath.slice(0, 2000);
+      const parsed = targetOf(request.raw.url ?? "");
+      if (!parsed.ok) throw refused(parsed.code, parsed.reason);
+      const { target } = parsed;
+      Object.assign(audit, { upstream: target.upstream, path: target.rawPath.slice(0, 2000) });
 
       // 1. authenticate
       const token = await deps.verifyToken(bearerJws(request));
@@ -76,32 +75,22 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       audit.environment = upstreamRow.environment;
       // An environment is the upstream's, not the token's: its revocations are checked once it is known.
       deps.revocations.assertEnvironmentNotRevoked(token, upstreamRow.environment);
-      const path = normalisePath(target.rawPath);
-      if (!path.ok) throw forbidden(path.reason, "invalid_path");
-      audit.path = path.path.decoded;
       const context = await loadDecisionContext(deps, { grantId: token.grantId, jtis: [token.jti, ...token.ancestors] }, upstreamRow);
       const { grant } = context;
       const declaredLength = Number(request.headers["content-length"] ?? 0);
       const hasBody = declaredLength > 0 || request.headers["transfer-encoding"] !== undefined;
+      // 3b. prepare: the same steps the simulator takes (src/proxy/prepare.ts)
+      const prepared = prepareCall({ target, method: request.method, headers: request.headers, bodyLength: declaredLength }, { ...context, token }, deps);
+      if (!prepared.ok) throw refused(prepared.code, prepared.reason);
+      audit.path = prepared.path.decoded;
       // A call whose operations (or form fields) must be inspected is read whole first, within the inspection limit; the
       // bytes decided on are exactly the bytes forwarded.
-      const inspectLimit = Math.min(deps.inspectMaxBytes, deps.maxBodyBytes);
-      let inspectedBody: Buffer | undefined;
-      if (grant !== null && bodyNeeded(token, grant, context.target, request.method, request.headers)) {
-        if (declaredLength > inspectLimit) throw payloadTooLarge(inspectLimit);
-        inspectedBody = hasBody ? await collectBody(limitBody(request.raw, inspectLimit), inspectLimit) : Buffer.alloc(0);
-      }
+      const { inspectLimit } = prepared;
+      const inspectedBody =
+        inspectLimit === null ? undefined : hasBody ? await collectBody(limitBody(request.raw, inspectLimit), inspectLimit) : Buffer.alloc(0);
       // 4. decide
-      const decision = decide({ ...token, approval: context.approval }, grant, {
-        upstream: target.upstream,
-        method: request.method,
-        path: path.path,
-        target: context.target,
-        query: target.rawQuery,
-        headers: request.headers,
-        body: inspectedBody,
-      });
-      if (!decision.allow) throw forbidden(decision.reason, proxyErrorCode(decision.code));
+      const decision = decide({ ...token, approval: context.approval }, grant, decisionRequest(prepared, context.target, inspectedBody));
+      if (!decision.allow) throw refused(decision.code, decision.reason);
       if (declaredLength > deps.maxBodyBytes) throw payloadTooLarge(deps.maxBodyBytes);
       // Room must be left to keep the outcome of every call already forwarded (src/audit/log.ts).
       if (!deps.auditLog.admit()) throw auditUnavailable();
@@ -133,7 +122,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const ownedByCredential = Object.keys(request.headers).filter(upstream.credential.ownsHeader);
       const outgoing: OutgoingRequest = {
         method: request.method,
-        url: upstreamUrl(upstream, path.path.encoded, target.rawQuery),
+        url: upstreamUrl(upstream, prepared.path.encoded, target.rawQuery),
         headers: requestHeadersForUpstream(request.headers, ownedByCredential),
         body: hasBody ? (inspectedBody ?? signedBody) : undefined,
       };
@@ -155,10 +144,14 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
     } catch (err) {
       const status = err instanceof KeywardError ? err.status : 500;
-      const reason = err instanceof KeywardError ? (err.extra.reason ?? err.code) : "internal_error";
-      // The outcome recorded is the outcome sent.
-      const outcome = { status, reason, latencyMs: elapsedMs() };
-      await deps.auditLog.keep(allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" });
+      // The event's reason is the refusal's code (src/sdk/codes.ts), filterable; its text goes in details.
+      const reason = err instanceof KeywardError ? err.code : "internal_error";
+      const text = err instanceof KeywardError ? (err.extra.reason ?? err.message) : "internal error";
+      const outcome = { status, reason, details: { reason: text }, latencyMs: elapsedMs() };
+      await writeAudit(
+        request,
+        labels.allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" },
+      );
       throw err;
     }
   };

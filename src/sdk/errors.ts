@@ -4,11 +4,19 @@
  */
 export const BROKER_ERROR_HEADER = "keyward-error";
 
-/** An error answered by the broker: `code` is its error code (README, "API summary"). */
+import type { ErrorCode } from "./codes.js";
+
+/**
+ * A code from the catalogue (docs/errors.md), or one this SDK does not know yet (a newer broker's, or
+ * `http_<status>` for an answer without one): switch on the known ones, treat the rest as refusals.
+ */
+export type KeywardErrorCode = ErrorCode | (string & {});
+
+/** An error answered by the broker: `code` says why (docs/errors.md), `reason` the specifics. */
 export class KeywardApiError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: KeywardErrorCode,
     message: string,
     readonly reason?: string,
     readonly details?: unknown,
@@ -34,7 +42,7 @@ export class NeedsApproval extends KeywardApiError {
   }
 }
 
-const REVOKED_CODES = new Set(["token_revoked", "kill_switch_engaged"]);
+const REVOKED_CODES = new Set<string>(["token_revoked", "kill_switch_engaged"] satisfies ErrorCode[]);
 
 /** The typed error for an error response: Keyward's `{ error: { code, message, reason?, details? } }`, or RFC 6749's. */
 export function errorFrom(status: number, body: unknown): KeywardApiError {

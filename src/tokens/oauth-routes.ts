@@ -140,7 +140,8 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
           actor: agent ? `agent:${agent.id}` : "anonymous",
           requestId: req.id,
           decision: "deny",
-          reason: "subject token is not a live Keyward token",
+          reason: "invalid_request",
+          details: { reason: "subject token is not a live Keyward token" },
         });
         throw new KeywardError(400, "invalid_request", "subject_token is invalid, expired or revoked");
       }

@@ -102,8 +102,9 @@ export class Tokens {
         agentId: agent.id,
         grantId,
         decision: "deny",
-        reason: err.extra.reason ?? err.message,
-        details,
+        // The code, filterable (src/sdk/codes.ts); the specifics in details.
+        reason: err.code,
+        details: { ...details, reason: err.extra.reason ?? err.message },
       });
       throw err;
     };

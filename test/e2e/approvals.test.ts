@@ -226,7 +226,7 @@ describe("human approval", () => {
     expect((await broker.admin("patch", "/v1/upstreams/billing-prod", { environment: "billing-production2" })).status).toBe(200);
     const res = await issueToken(broker, agent, { grant: "billing-as-it-was" });
     expect(res.status).toBe(403);
-    expect(res.body.error).toMatchObject({ code: "environment_not_covered", reason: "the grant does not cover environment billing-production2" });
+    expect(res.body.error).toMatchObject({ code: "environment_not_granted", reason: "the grant does not cover environment billing-production2" });
   });
 
   it("a GraphQL allow rule marked requiresApproval: an unapproved token may not use it, a token for the grant waits for a human", async () => {
@@ -263,7 +263,7 @@ describe("human approval", () => {
     for (const body of [deploy("unapproved"), { query: 'mutation { x: serviceCreate(name: "aliased") { name } }' }, [list, deploy("batched")]]) {
       const res = await call(unapproved, body);
       expect(res.status, JSON.stringify(body)).toBe(403);
-      expect(res.body.error).toMatchObject({ code: "forbidden", reason: "graphql.allow[1] requires a token approved by a human" });
+      expect(res.body.error).toMatchObject({ code: "approval_required", reason: "graphql.allow[1] requires a token approved by a human" });
     }
     // Nor anything no rule allows (that is no matter of approval).
     const wipe = await call(unapproved, { query: 'mutation { volumeDelete(volumeId: "vol-1") }' });

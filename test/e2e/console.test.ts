@@ -148,7 +148,7 @@ describe.skipIf(skip)("security console in a real browser", () => {
       await page.getByRole("status").filter({ hasText: expected }).waitFor();
     };
     await simulate("GET", "/v1/projects", /^Allowed by GET \/v1\/\*\*/);
-    await simulate("DELETE", "/v1/volumes/vol-1", /^Denied \(method_not_allowed\): the token does not allow DELETE/);
+    await simulate("DELETE", "/v1/volumes/vol-1", /^Denied \(method_not_granted\): the token does not allow DELETE/);
     await screenshot("grants");
   });
 

@@ -70,9 +70,9 @@ describe("incident over GraphQL", () => {
       .set("content-type", contentType)
       .send(typeof body === "string" ? body : JSON.stringify(body));
 
-  const expectDenied = async (res: { status: number; body: { error: { code: string; reason: string } } }, reason: RegExp) => {
+  const expectDenied = async (res: { status: number; body: { error: { code: string; reason: string } } }, reason: RegExp, code = "deny_rule") => {
     expect(res.status).toBe(403);
-    expect(res.body.error.code).toBe("forbidden");
+    expect(res.body.error.code).toBe(code);
     expect(res.body.error.reason).toMatch(reason);
   };
 
@@ -142,7 +142,7 @@ describe("incident over GraphQL", () => {
       await expectDenied(await post({ query, operationName: "Wipe" }), /mutation volumeDelete/);
     });
     it("with several operations and no operationName", async () => {
-      await expectDenied(await post({ query: "query A { volumes { id } } query B { services { id } }" }), /no operationName/);
+      await expectDenied(await post({ query: "query A { volumes { id } } query B { services { id } }" }), /no operationName/, "uninspectable");
     });
     it("through an inline fragment on the mutation type", async () => {
       await expectDenied(await post({ query: 'mutation { ... on Mutation { volumeDelete(volumeId: "vol-1") } }' }), /mutation volumeDelete/);
@@ -153,8 +153,8 @@ describe("incident over GraphQL", () => {
     });
     it("as a persisted query Keyward cannot see", async () => {
       const hash = upstream.persist('mutation { volumeDelete(volumeId: "vol-1") }');
-      await expectDenied(await post({ extensions: { persistedQuery: { version: 1, sha256Hash: hash } } }), /persisted query/);
-      await expectDenied(await post({ query: "{ volumes { id } }", extensions: { persistedQuery: { version: 1, sha256Hash: hash } } }), /hash does not match/);
+      await expectDenied(await post({ extensions: { persistedQuery: { version: 1, sha256Hash: hash } } }), /persisted query/, "uninspectable");
+      await expectDenied(await post({ query: "{ volumes { id } }", extensions: { persistedQuery: { version: 1, sha256Hash: hash } } }), /hash does not match/, "uninspectable");
     });
     it("as application/graphql", async () => {
       await expectDenied(await post('mutation { volumeDelete(volumeId: "vol-1") }', token, "application/graphql"), /mutation volumeDelete/);
@@ -167,19 +167,20 @@ describe("incident over GraphQL", () => {
       await expectDenied(res, /mutation volumeDelete/);
     });
     it("with a duplicated JSON key", async () => {
-      await expectDenied(await post('{"query":"{ volumes { id } }","query":"mutation { volumeDelete(volumeId: \\"vol-1\\") }"}'), /duplicate JSON key/);
+      await expectDenied(await post('{"query":"{ volumes { id } }","query":"mutation { volumeDelete(volumeId: \\"vol-1\\") }"}'), /duplicate JSON key/, "uninspectable");
     });
     it("with a document that does not parse", async () => {
-      await expectDenied(await post({ query: 'mutation { volumeDelete(volumeId: "vol-1")' }), /does not parse/);
+      await expectDenied(await post({ query: 'mutation { volumeDelete(volumeId: "vol-1")' }), /does not parse/, "uninspectable");
     });
     it("nor the backups on their own", async () => {
       await expectDenied(await post({ query: 'mutation { volumeInstanceBackupDelete(volumeId: "vol-1") }' }), /graphql.deny\[0\]/);
     });
     it("under a grant that allows every mutation: the backup protection preset", async () => {
-      await expectDenied(await post({ query: 'mutation { volumeDelete(volumeId: "vol-1") }' }, permissiveToken), /railway.volumeDelete .* protected/);
+      await expectDenied(await post({ query: 'mutation { volumeDelete(volumeId: "vol-1") }' }, permissiveToken), /railway.volumeDelete .* protected/, "protected_operation");
       await expectDenied(
         await post({ query: 'mutation { volumeInstanceBackupDelete(volumeId: "vol-1") }' }, permissiveToken),
         /railway.volumeInstanceBackupDelete/,
+        "protected_operation",
       );
     });
 
@@ -199,8 +200,14 @@ describe("incident over GraphQL", () => {
 
   it("audits every denial with the rule or reason", async () => {
     const res = await broker.admin("get", "/v1/audit?kind=proxy&decision=deny&limit=100");
-    const reasons = res.body.events.map((e: { reason: string }) => e.reason);
-    expect(reasons).toEqual(expect.arrayContaining([expect.stringMatching(/graphql.deny\[0\] matches mutation volumeDelete/), expect.stringMatching(/persisted query/)]));
+    // The code in reason (filterable), the specifics in details.
+    const reasons = res.body.events.map((e: { reason: string; details: { reason: string } }) => [e.reason, e.details.reason]);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        ["deny_rule", expect.stringMatching(/graphql.deny\[0\] matches mutation volumeDelete/)],
+        ["uninspectable", expect.stringMatching(/persisted query/)],
+      ]),
+    );
     const allowed = await broker.admin("get", "/v1/audit?kind=proxy&decision=allow&limit=100");
     expect(allowed.body.events.map((e: { reason: string }) => e.reason)).toContain("POST /graphql/v2; graphql.allow[1] mutation serviceCreate");
   });

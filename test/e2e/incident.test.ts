@@ -70,7 +70,7 @@ describe("incident scenario", () => {
     const before = staging.received.length;
     const res = await call("delete", "/proxy/hosting-staging/v1/volumes/vol-1");
     expect(res.status).toBe(403);
-    expect(res.body.error.code).toBe("forbidden");
+    expect(res.body.error.code).toBe("method_not_granted");
     expect(res.body.error.reason).toMatch(/DELETE/);
     expect(staging.received.length).toBe(before);
   });

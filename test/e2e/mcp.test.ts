@@ -75,7 +75,7 @@ describe("keyward mcp", () => {
 
   it("reports the broker's refusals as tool errors the agent can read", async () => {
     const denied = await call(client, "call_upstream", { upstream: "hosting-staging", method: "DELETE", path: "/v1/volumes/vol-1" });
-    expect(denied).toMatchObject({ isError: true, value: { error: "Denied", code: "forbidden", message: expect.stringMatching(/DELETE/) } });
+    expect(denied).toMatchObject({ isError: true, value: { error: "Denied", code: "method_not_granted", message: expect.stringMatching(/DELETE/), meaning: expect.stringContaining("HTTP method") } });
     const widening = await call(client, "request_token", { grant: "deploy-staging", methods: ["DELETE"] });
     expect(widening).toMatchObject({ isError: true, value: { error: "Denied", code: "widening_refused" } });
     expect(upstream.received.some((r) => r.method === "DELETE")).toBe(false);

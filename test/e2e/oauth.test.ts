@@ -227,7 +227,10 @@ describe("OAuth 2.0 endpoints, driven by a standard client library (oauth4webapi
     expect(replay.body).toEqual({ error: "invalid_client", error_description: "client assertion already used" });
 
     const refused = await broker.admin("get", "/v1/audit?kind=token.refused&limit=20");
-    expect(refused.body.events.map((e: { reason: string }) => e.reason)).toContain("client assertion already used");
+    expect(refused.body.events.map((e: { reason: string; details: { reason?: string } }) => [e.reason, e.details.reason])).toContainEqual([
+      "invalid_client",
+      "client assertion already used",
+    ]);
   });
 
   it("private_key_jwt: wrong key, wrong audience, long-lived or unsigned assertions are refused", async () => {

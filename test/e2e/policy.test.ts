@@ -140,7 +140,7 @@ describe("policy administration", () => {
 
     it("says which rule denies", async () => {
       const res = await simulate({ grant: grantId, request: gqlRequest('mutation { volumeDelete(volumeId: "v") }') });
-      expect(res.body).toMatchObject({ allow: false, code: "denied_by_rule", reason: "graphql.deny[0] matches mutation volumeDelete" });
+      expect(res.body).toMatchObject({ allow: false, code: "deny_rule", reason: "graphql.deny[0] matches mutation volumeDelete" });
     });
 
     it("protected operations need a human: simulate with and without approval", async () => {
@@ -167,7 +167,7 @@ describe("policy administration", () => {
       expect((await simulate({ jti, request: { method: "GET", url: "/proxy/disks/disks/d1" } })).body).toMatchObject({ allow: true, rule: "GET /**" });
       expect((await simulate({ jti, request: { method: "DELETE", url: "/proxy/disks/disks/d1" } })).body).toMatchObject({
         allow: false,
-        code: "method_not_allowed",
+        code: "method_not_granted",
         reason: "the token does not allow DELETE",
       });
       // The grant alone would still refuse: the disk is protected by the Render preset (base path /v1 included).

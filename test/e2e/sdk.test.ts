@@ -75,7 +75,7 @@ describe("agent SDK", () => {
     await kw.token({ grant: "deploy-staging" });
     const denied = await kw.fetch("hosting-staging", "/v1/volumes/vol-1", { method: "DELETE" }).catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(Denied);
-    expect(denied).toMatchObject({ status: 403, code: "forbidden", reason: expect.stringMatching(/DELETE/) });
+    expect(denied).toMatchObject({ status: 403, code: "method_not_granted", reason: expect.stringMatching(/DELETE/) });
 
     const upstreamRefusal = await kw.fetch("hosting-staging", "/v1/forbidden");
     expect(upstreamRefusal.status).toBe(403);

@@ -105,7 +105,10 @@ describe("token exchange (RFC 8693): narrower tokens for sub-agents", () => {
       expect(res.body.error_description).toMatch(description);
     }
     const refused = await broker.admin("get", "/v1/audit?kind=token.refused&limit=10");
-    expect(refused.body.events.map((e: { reason: string }) => e.reason)).toContain("the parent token does not allow POST");
+    expect(refused.body.events.map((e: { reason: string; details: { reason?: string } }) => [e.reason, e.details.reason])).toContainEqual([
+      "widening_refused",
+      "the parent token does not allow POST",
+    ]);
   });
 
   it("a child can be exchanged again, never wider than itself", async () => {

@@ -118,7 +118,7 @@ export const CASES = {
     status: 200,
     expected: "200; the upstream receives the normalised path, exactly the one decided on",
   },
-  "REQ-05": { area: "request", attack: "overlong UTF-8 (`%c0%ae`) and invalid percent-encoding", status: 400, expected: `400 \`invalid_path\`; ${NOTHING}` },
+  "REQ-05": { area: "request", attack: "overlong UTF-8 (`%c0%ae`) and invalid percent-encoding", status: 400, expected: `400 \`invalid_url\`; ${NOTHING}` },
   "REQ-06": {
     area: "request",
     attack: "NUL and control characters in the path, encoded (`%00`, `%0d%0a`)",

@@ -275,7 +275,7 @@ describe("security: token attacks", () => {
     const before = { api: s.api.received.length, other: s.other.received.length };
     const { res, forwarded } = await call(`Bearer ${s.tokens.api}`, "/proxy/other/v1/items");
     expect(res.status).toBe(statusOf("TOK-18"));
-    expect(res.body.error.code).toBe("forbidden");
+    expect(res.body.error.code).toBe("wrong_upstream");
     expect(forwarded).toBe(0);
     // And the other way round, and across the two upstreams of the same agent.
     expect((await call(`Bearer ${s.tokens.other}`, "/proxy/api/v1/items")).res.status).toBe(statusOf("TOK-18"));

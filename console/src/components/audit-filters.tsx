@@ -1,5 +1,11 @@
 import { useState } from "preact/hooks";
 import { HTTP_METHODS, type AuditFilters } from "../api";
+import { ERROR_CODES } from "../../../src/sdk/codes";
+
+/** Refusal codes, from the broker's catalogue (docs/errors.md), grouped by the step that raises them. */
+const REFUSAL_CODES = Object.entries(ERROR_CODES)
+  .filter(([, entry]) => entry.step !== "sdk")
+  .map(([code, entry]) => ({ code, step: entry.step, meaning: entry.meaning }));
 
 /** The kinds of event Keyward writes (src/audit/audit.ts). */
 const KINDS = [
@@ -65,6 +71,17 @@ export function AuditFilterForm({ onApply }: { onApply: (filters: AuditFilters) 
           <option value="">any</option>
           <option>allow</option>
           <option>deny</option>
+        </select>
+      </div>
+      <div class="field">
+        <label for="filter-reason">Refusal code</label>
+        <select {...field("reason")} onChange={field("reason").onInput}>
+          <option value="">any</option>
+          {REFUSAL_CODES.map(({ code, step, meaning }) => (
+            <option key={code} value={code} title={meaning}>
+              {code} ({step})
+            </option>
+          ))}
         </select>
       </div>
       <div class="field">

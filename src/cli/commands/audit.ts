@@ -40,6 +40,7 @@ const FILTERS = [
   ["--method <method>", "method"],
   ["--path-prefix <path>", "pathPrefix"],
   ["--kind <kind>", "kind"],
+  ["--reason <code>", "reason"],
   ["--since <iso-time>", "since"],
   ["--until <iso-time>", "until"],
 ] as const;

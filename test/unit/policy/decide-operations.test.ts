@@ -51,19 +51,19 @@ const graphqlGrant: GrantPolicy = {
 describe("decide: environments and approval", () => {
   const cases: [string, TokenCapabilities, GrantPolicy, TargetPolicy, string][] = [
     ["covered environment", token, baseGrant, http, "allow 0"],
-    ["upstream moved to production", token, baseGrant, { ...http, environment: "production" }, "environment_not_covered"],
+    ["upstream moved to production", token, baseGrant, { ...http, environment: "production" }, "environment_not_granted"],
     ["grant covering both", token, { ...baseGrant, environments: ["staging", "production"] }, { ...http, environment: "production" }, "allow 0"],
     ["grant requiring approval, token not approved", token, { ...baseGrant, requiresApproval: true }, http, "approval_required"],
     ["grant requiring approval, token approved", { ...token, approval: { protectedOperations: [] } }, { ...baseGrant, requiresApproval: true }, http, "allow 0"],
     ["environment requiring approval", token, baseGrant, { ...http, environmentRequiresApproval: true }, "approval_required"],
     ["environment requiring approval, token approved", { ...token, approval: { protectedOperations: [] } }, baseGrant, { ...http, environmentRequiresApproval: true }, "allow 0"],
-    ["environment checked before method", { ...token, methods: ["GET"] }, baseGrant, { ...http, environment: "prod" }, "environment_not_covered"],
+    ["environment checked before method", { ...token, methods: ["GET"] }, baseGrant, { ...http, environment: "prod" }, "environment_not_granted"],
     ["an HTTP rule requiring approval matches, token not approved", token, { ...baseGrant, requiresApprovalFor: [{ method: "GET", path: "/v1/*" }] }, http, "approval_required"],
     ["an HTTP rule requiring approval matches, token approved", { ...token, approval: { protectedOperations: [] } }, { ...baseGrant, requiresApprovalFor: [{ path: "/v1/**" }] }, http, "allow 0"],
     ["an HTTP rule requiring approval for another call", token, { ...baseGrant, requiresApprovalFor: [{ method: "DELETE" }, { path: "/v2/**" }] }, http, "allow 0"],
     ["an HTTP rule requiring approval matches in another case", token, { ...baseGrant, requiresApprovalFor: [{ path: "/V1/X" }] }, http, "approval_required"],
     ["a destructive rule matches in another case", token, { ...baseGrant, destructive: [{ path: "/v1/X" }] }, http, "allow 1"],
-    ["deny rules are checked first", token, { ...baseGrant, deny: [{ path: "/v1/x" }], requiresApprovalFor: [{ path: "/v1/x" }] }, http, "denied_by_rule"],
+    ["deny rules are checked first", token, { ...baseGrant, deny: [{ path: "/v1/x" }], requiresApprovalFor: [{ path: "/v1/x" }] }, http, "deny_rule"],
   ];
   it.each(cases)("%s", (_name, t, grant, target, expected) => {
     expect(outcome(decide(t, grant, request("GET", "/v1/x", target)))).toBe(expected);
@@ -76,15 +76,15 @@ describe("decide: GraphQL rules", () => {
     ["an allowed mutation", gql("mutation { serviceCreate(name: \"x\") { id } }"), "allow 0"],
     ["a mutation tagged destructive", gql("mutation { serviceRestart(id: 1) }"), "allow 1"],
     ["two destructive operations", gql("mutation { a: serviceRestart(id: 1) b: serviceRestart(id: 2) }"), "allow 2"],
-    ["a mutation no rule allows", gql("mutation { projectTransfer(id: 1) }"), "operation_not_allowed"],
-    ["deny wins over allow: volumeDelete", gql("mutation { volumeDelete(volumeId: 1) }"), "denied_by_rule"],
-    ["deny by glob: *Delete", gql("mutation { serviceDelete(id: 1) }"), "denied_by_rule"],
-    ["deny by operation type", gql("subscription { logs }"), "denied_by_rule"],
-    ["via alias", gql("mutation { serviceCreate: volumeDelete(volumeId: 1) }"), "denied_by_rule"],
-    ["via inline fragment", gql("mutation { ... on Mutation { volumeDelete(volumeId: 1) } }"), "denied_by_rule"],
-    ["via named fragment", gql("mutation { ...W } fragment W on Mutation { volumeDelete(volumeId: 1) }"), "denied_by_rule"],
-    ["inside a second operation", gql("query A { project { id } } mutation B { volumeDelete(volumeId: 1) }", { operationName: "A" }), "denied_by_rule"],
-    ["in a batch", request("POST", "/graphql", graphqlTarget, [{ query: "{ a }" }, { query: "mutation { volumeDelete(volumeId: 1) }" }]), "denied_by_rule"],
+    ["a mutation no rule allows", gql("mutation { projectTransfer(id: 1) }"), "operation_denied"],
+    ["deny wins over allow: volumeDelete", gql("mutation { volumeDelete(volumeId: 1) }"), "deny_rule"],
+    ["deny by glob: *Delete", gql("mutation { serviceDelete(id: 1) }"), "deny_rule"],
+    ["deny by operation type", gql("subscription { logs }"), "deny_rule"],
+    ["via alias", gql("mutation { serviceCreate: volumeDelete(volumeId: 1) }"), "deny_rule"],
+    ["via inline fragment", gql("mutation { ... on Mutation { volumeDelete(volumeId: 1) } }"), "deny_rule"],
+    ["via named fragment", gql("mutation { ...W } fragment W on Mutation { volumeDelete(volumeId: 1) }"), "deny_rule"],
+    ["inside a second operation", gql("query A { project { id } } mutation B { volumeDelete(volumeId: 1) }", { operationName: "A" }), "deny_rule"],
+    ["in a batch", request("POST", "/graphql", graphqlTarget, [{ query: "{ a }" }, { query: "mutation { volumeDelete(volumeId: 1) }" }]), "deny_rule"],
     ["a persisted query hash", request("POST", "/graphql", graphqlTarget, { extensions: { persistedQuery: { version: 1, sha256Hash: "ab".repeat(32) } } }), "uninspectable"],
     ["a parse error", gql("mutation {"), "uninspectable"],
     ["several operations, no operationName", gql("query A { a } query B { b }"), "uninspectable"],
@@ -113,19 +113,19 @@ describe("decide: GraphQL rules", () => {
     });
     expect(decide(token, graphqlGrant, gql("mutation { x: volumeDelete(volumeId: 1) }"))).toEqual({
       allow: false,
-      code: "denied_by_rule",
+      code: "deny_rule",
       reason: "graphql.deny[0] matches mutation volumeDelete",
     });
   });
 
   it("a grant with no allow rules allows no operation", () => {
     const grant = { ...baseGrant, graphql: { allow: [], deny: [] } };
-    expect(outcome(decide(token, grant, gql("{ a }")))).toBe("operation_not_allowed");
+    expect(outcome(decide(token, grant, gql("{ a }")))).toBe("operation_denied");
   });
 
   it("HTTP rules still apply first: the path must be allowed", () => {
     const grant = { ...graphqlGrant, paths: ["/v1/**"] };
-    expect(outcome(decide({ ...token, paths: ["/v1/**"] }, grant, gql("{ a }")))).toBe("path_not_allowed");
+    expect(outcome(decide({ ...token, paths: ["/v1/**"] }, grant, gql("{ a }")))).toBe("path_not_granted");
   });
 
   it("rules that do not fit the upstream's protocol deny everything", () => {
@@ -151,8 +151,8 @@ describe("decide: protection presets", () => {
     ["named and approved", approved, naming, gql("mutation { volumeDelete(volumeId: 1) }"), "allow 1"],
     ["named and approved, but another protected one", approved, naming, gql("mutation { volumeInstanceBackupDelete(id: 1) }"), "protected_operation"],
     ["approved for another operation only", { ...token, approval: { protectedOperations: ["railway.projectDelete"] } }, naming, gql("mutation { volumeDelete(volumeId: 1) }"), "approval_required"],
-    ["named and approved, still needs an allow rule", approved, { ...naming, graphql: { allow: [{ operation: "query" }], deny: [] } }, gql("mutation { volumeDelete(volumeId: 1) }"), "operation_not_allowed"],
-    ["named and approved, a deny rule still wins", approved, { ...naming, graphql: { allow: [{ operation: "mutation" }], deny: [{ field: "volume*" }] } }, gql("mutation { volumeDelete(volumeId: 1) }"), "denied_by_rule"],
+    ["named and approved, still needs an allow rule", approved, { ...naming, graphql: { allow: [{ operation: "query" }], deny: [] } }, gql("mutation { volumeDelete(volumeId: 1) }"), "operation_denied"],
+    ["named and approved, a deny rule still wins", approved, { ...naming, graphql: { allow: [{ operation: "mutation" }], deny: [{ field: "volume*" }] } }, gql("mutation { volumeDelete(volumeId: 1) }"), "deny_rule"],
     ["a persisted query on a protected upstream", token, baseGrant, request("POST", "/graphql", graphqlTarget, { extensions: { persistedQuery: { sha256Hash: "x" } } }), "uninspectable"],
   ];
   it.each(cases)("%s", (_name, t, grant, req, expected) => {
@@ -204,11 +204,11 @@ describe("decide: JSON-RPC rules", () => {
   const cases: [string, ProxyRequest, string][] = [
     ["an allowed call", rpc({ jsonrpc: "2.0", method: "eth_getBalance", id: 1 }), "allow 0"],
     ["a destructive call", rpc({ jsonrpc: "2.0", method: "eth_sendTransaction", id: 1 }), "allow 1"],
-    ["a denied call", rpc({ jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 1 }), "denied_by_rule"],
-    ["a call no rule allows", rpc({ jsonrpc: "2.0", method: "admin_stop", id: 1 }), "operation_not_allowed"],
+    ["a denied call", rpc({ jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 1 }), "deny_rule"],
+    ["a call no rule allows", rpc({ jsonrpc: "2.0", method: "admin_stop", id: 1 }), "operation_denied"],
     ["an allowed batch", rpc([{ method: "eth_call", id: 1 }, { method: "eth_getCode", id: 2 }]), "allow 0"],
-    ["a batch with one denied call", rpc([{ method: "eth_call", id: 1 }, { method: "eth_sendRawTransaction", id: 2 }]), "denied_by_rule"],
-    ["a batch with one call no rule allows", rpc([{ method: "eth_call", id: 1 }, { method: "debug_traceCall", id: 2 }]), "operation_not_allowed"],
+    ["a batch with one denied call", rpc([{ method: "eth_call", id: 1 }, { method: "eth_sendRawTransaction", id: 2 }]), "deny_rule"],
+    ["a batch with one call no rule allows", rpc([{ method: "eth_call", id: 1 }, { method: "debug_traceCall", id: 2 }]), "operation_denied"],
     ["GET", request("GET", "/rpc", target, ""), "uninspectable"],
   ];
   it.each(cases)("%s", (_name, req, expected) => {

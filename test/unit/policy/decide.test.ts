@@ -91,20 +91,20 @@ describe("decide: the token alone is not enough", () => {
     expect(codeOf(decide(token, { ...grant, agentIds: [] }, call("GET", "/v1/projects")))).toBe("agent_not_in_grant");
   });
 
-  it("method allowed by the token but removed from the grant → method_not_allowed", () => {
+  it("method allowed by the token but removed from the grant → method_not_granted", () => {
     const d = decide(token, { ...grant, methods: ["GET", "POST"] }, call("DELETE", "/v1/projects/p1"));
-    expect(d).toEqual({ allow: false, code: "method_not_allowed", reason: "the grant does not allow DELETE" });
+    expect(d).toEqual({ allow: false, code: "method_not_granted", reason: "the grant does not allow DELETE" });
   });
 
-  it("path narrowed in the grant → path_not_allowed", () => {
+  it("path narrowed in the grant → path_not_granted", () => {
     const narrowed = { ...grant, paths: ["/v1/projects/*"] };
     expect(decide(token, narrowed, call("GET", "/v1/projects/p1"))).toEqual({ allow: true, rule: "GET /v1/projects/**", destructive: 0 });
     expect(decide(token, narrowed, call("GET", "/v1/projects/p1/deploys"))).toEqual({
       allow: false,
-      code: "path_not_allowed",
+      code: "path_not_granted",
       reason: "the grant does not allow /v1/projects/p1/deploys",
     });
-    expect(codeOf(decide(token, narrowed, call("GET", "/v1/status")))).toBe("path_not_allowed");
+    expect(codeOf(decide(token, narrowed, call("GET", "/v1/status")))).toBe("path_not_granted");
   });
 
   it("grant moved to another upstream → wrong_upstream", () => {
@@ -115,20 +115,20 @@ describe("decide: the token alone is not enough", () => {
 describe("decide: the grant alone is not enough", () => {
   const cases: [string, string, string, string][] = [
     // method the grant allows but the token does not
-    ["PUT", "/v1/projects/p1", "hosting", "method_not_allowed"],
+    ["PUT", "/v1/projects/p1", "hosting", "method_not_granted"],
     // path the grant allows but the token does not
-    ["GET", "/v1/users", "hosting", "path_not_allowed"],
-    ["GET", "/v1", "hosting", "path_not_allowed"],
-    ["GET", "/v1/status/x", "hosting", "path_not_allowed"],
-    ["GET", "/v1/projectsX", "hosting", "path_not_allowed"],
-    ["GET", "/v1/projects/../users", "hosting", "path_not_allowed"],
+    ["GET", "/v1/users", "hosting", "path_not_granted"],
+    ["GET", "/v1", "hosting", "path_not_granted"],
+    ["GET", "/v1/status/x", "hosting", "path_not_granted"],
+    ["GET", "/v1/projectsX", "hosting", "path_not_granted"],
+    ["GET", "/v1/projects/../users", "hosting", "path_not_granted"],
     // request to another upstream than the token's
     ["GET", "/v1/projects", "hosting-prod", "wrong_upstream"],
     // methods outside the known set, or in another case, are never allowed
-    ["get", "/v1/projects", "hosting", "method_not_allowed"],
-    ["TRACE", "/v1/projects", "hosting", "method_not_allowed"],
-    ["CONNECT", "/v1/projects", "hosting", "method_not_allowed"],
-    ["", "/v1/projects", "hosting", "method_not_allowed"],
+    ["get", "/v1/projects", "hosting", "method_not_granted"],
+    ["TRACE", "/v1/projects", "hosting", "method_not_granted"],
+    ["CONNECT", "/v1/projects", "hosting", "method_not_granted"],
+    ["", "/v1/projects", "hosting", "method_not_granted"],
   ];
   it.each(cases)("%s %s on %s → %s", (method, raw, upstream, code) => {
     const d = decide(token, grant, call(method, raw, upstream));
@@ -139,7 +139,7 @@ describe("decide: the grant alone is not enough", () => {
   it("the method reason names the token when the token lacks it", () => {
     expect(decide(token, grant, call("PUT", "/v1/projects/p1"))).toEqual({
       allow: false,
-      code: "method_not_allowed",
+      code: "method_not_granted",
       reason: "the token does not allow PUT",
     });
   });
@@ -147,7 +147,7 @@ describe("decide: the grant alone is not enough", () => {
   it("the path reason names the token when the token lacks it", () => {
     expect(decide(token, grant, call("GET", "/v1/users"))).toEqual({
       allow: false,
-      code: "path_not_allowed",
+      code: "path_not_granted",
       reason: "the token does not allow /v1/users",
     });
   });
@@ -165,40 +165,40 @@ describe("decide: deny rules win", () => {
   // [deny rules, method, path, expected code]
   const cases: [GrantPolicy["deny"], string, string, string][] = [
     // method-only
-    [[{ method: "DELETE" }], "DELETE", "/v1/projects/p1", "denied_by_rule"],
+    [[{ method: "DELETE" }], "DELETE", "/v1/projects/p1", "deny_rule"],
     [[{ method: "DELETE" }], "GET", "/v1/projects/p1", "allow"],
     // path-only
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets", "denied_by_rule"],
-    [[{ path: "/v1/projects/*/secrets/**" }], "POST", "/v1/projects/p1/secrets/k", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets", "deny_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "POST", "/v1/projects/p1/secrets/k", "deny_rule"],
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secretsX", "allow"],
     // deny matches the normalised path, whatever the spelling
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/x/../secrets/k", "denied_by_rule"],
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1//secrets", "denied_by_rule"],
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%73ecrets", "denied_by_rule"],
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/./secrets/", "denied_by_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/x/../secrets/k", "deny_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1//secrets", "deny_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%73ecrets", "deny_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/./secrets/", "deny_rule"],
     // both: only that method on that path
-    [[{ method: "DELETE", path: "/v1/projects/prod" }], "DELETE", "/v1/projects/prod", "denied_by_rule"],
+    [[{ method: "DELETE", path: "/v1/projects/prod" }], "DELETE", "/v1/projects/prod", "deny_rule"],
     [[{ method: "DELETE", path: "/v1/projects/prod" }], "GET", "/v1/projects/prod", "allow"],
     [[{ method: "DELETE", path: "/v1/projects/prod" }], "DELETE", "/v1/projects/staging", "allow"],
     // the deny rule wins even where a token path names the resource literally
-    [[{ path: "/v1/status" }], "GET", "/v1/status", "denied_by_rule"],
+    [[{ path: "/v1/status" }], "GET", "/v1/status", "deny_rule"],
     // any one of several rules suffices
-    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "GET", "/v1/projects/p2/x", "denied_by_rule"],
-    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "POST", "/v1/projects/p1", "denied_by_rule"],
+    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "GET", "/v1/projects/p2/x", "deny_rule"],
+    [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "POST", "/v1/projects/p1", "deny_rule"],
     [[{ method: "POST" }, { path: "/v1/projects/p2/**" }], "GET", "/v1/projects/p1", "allow"],
     // a malformed rule that sets nothing denies everything, never allows
-    [[{}], "GET", "/v1/projects", "denied_by_rule"],    // rules that take away ignore case and encodings an upstream may ignore
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/SECRETS/k", "denied_by_rule"],
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/V1/Projects/p1/other", "path_not_allowed"], // granting paths stay exact
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%53ecrets", "denied_by_rule"],
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%2553ecrets", "denied_by_rule"], // decoded twice upstream
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%EF%BD%93ecrets", "denied_by_rule"], // ｓ U+FF53 (NFKC)
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%C5%BFecrets", "denied_by_rule"], // ſ long s
-    [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/adm%C4%B1n", "denied_by_rule"], // ı dotless i
-    [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/ADM%C4%B0N", "denied_by_rule"], // İ dotted I
-    [[{ path: "/v1/projects/*/Admin/**" }], "GET", "/v1/projects/p1/admin", "denied_by_rule"], // the rule's own case does not matter
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets;x/k", "denied_by_rule"], // path parameters cut
-    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets%3Bx/k", "denied_by_rule"],
+    [[{}], "GET", "/v1/projects", "deny_rule"],    // rules that take away ignore case and encodings an upstream may ignore
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/SECRETS/k", "deny_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/V1/Projects/p1/other", "path_not_granted"], // granting paths stay exact
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%53ecrets", "deny_rule"],
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%2553ecrets", "deny_rule"], // decoded twice upstream
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%EF%BD%93ecrets", "deny_rule"], // ｓ U+FF53 (NFKC)
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%C5%BFecrets", "deny_rule"], // ſ long s
+    [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/adm%C4%B1n", "deny_rule"], // ı dotless i
+    [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/ADM%C4%B0N", "deny_rule"], // İ dotted I
+    [[{ path: "/v1/projects/*/Admin/**" }], "GET", "/v1/projects/p1/admin", "deny_rule"], // the rule's own case does not matter
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets;x/k", "deny_rule"], // path parameters cut
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secrets%3Bx/k", "deny_rule"],
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/secret", "allow"],
   ];
   it.each(cases)("deny %j: %s %s → %s", (deny, method, raw, code) => {
@@ -209,17 +209,17 @@ describe("decide: deny rules win", () => {
     const deny = [{ method: "POST" as const }, { method: "DELETE" as const, path: "/v1/projects/*" }];
     expect(decide(token, { ...grant, deny }, call("DELETE", "/v1/projects/p1"))).toEqual({
       allow: false,
-      code: "denied_by_rule",
+      code: "deny_rule",
       reason: "deny[1] matches (DELETE /v1/projects/*)",
     });
     expect(decide(token, { ...grant, deny: [{ path: "/v1/**" }] }, call("GET", "/v1/status"))).toEqual({
       allow: false,
-      code: "denied_by_rule",
+      code: "deny_rule",
       reason: "deny[0] matches (any method /v1/**)",
     });
     expect(decide(token, { ...grant, deny: [{ method: "GET" }] }, call("GET", "/v1/status"))).toEqual({
       allow: false,
-      code: "denied_by_rule",
+      code: "deny_rule",
       reason: "deny[0] matches (GET any path)",
     });
   });
@@ -230,7 +230,7 @@ describe("decide: deny rules win", () => {
     // forwarded as the literal segment "admin%3Bx", yet denied: a server that decodes before cutting
     // path parameters (Spring) would read "admin"
     expect(request.path.encoded).toBe("/v1/projects/admin%3Bx/users");
-    expect(codeOf(decide(token, g, request))).toBe("denied_by_rule");
+    expect(codeOf(decide(token, g, request))).toBe("deny_rule");
     expect(codeOf(decide(token, grant, request))).toBe("allow");
   });
 });
@@ -246,9 +246,9 @@ describe("decide: checks are ordered so the most fundamental failure is reported
     expect(codeOf(decide(token, grant, call("TRACE", "/nope", "other")))).toBe("wrong_upstream");
   });
   it("method before deny rules and paths", () => {
-    expect(codeOf(decide(token, { ...grant, deny: [{ path: "/**" }] }, call("PUT", "/nope")))).toBe("method_not_allowed");
+    expect(codeOf(decide(token, { ...grant, deny: [{ path: "/**" }] }, call("PUT", "/nope")))).toBe("method_not_granted");
   });
   it("deny rules before path checks", () => {
-    expect(codeOf(decide(token, { ...grant, deny: [{ path: "/**" }] }, call("GET", "/nope")))).toBe("denied_by_rule");
+    expect(codeOf(decide(token, { ...grant, deny: [{ path: "/**" }] }, call("GET", "/nope")))).toBe("deny_rule");
   });
 });

@@ -80,7 +80,9 @@ console.log(JSON.stringify({
 
 describe("the agent SDK package (keyward/sdk)", () => {
   it("exports compiled JavaScript with declarations, built from src/sdk and not checked in", () => {
-    expect(pkg.exports["./sdk"]).toEqual({ types: "./dist/sdk/index.d.ts", import: "./dist/sdk/index.js" });
+    // One build for import and require (Node >= 20.19 requires ES modules): one copy of each class, so
+    // `instanceof Denied` holds whichever way the agent loaded it.
+    expect(pkg.exports["./sdk"]).toEqual({ types: "./dist/sdk/index.d.ts", import: "./dist/sdk/index.js", require: "./dist/sdk/index.js" });
     expect(pkg.scripts["build:sdk"]).toBe("tsc -p tsconfig.sdk.json");
     expect(pkg.scripts.postinstall).toContain("npm run build:sdk");
     expect(pkg.scripts.prepack).toContain("npm run build:sdk");
@@ -105,7 +107,7 @@ describe("the agent SDK package (keyward/sdk)", () => {
       timeout: 30_000,
     });
     const result = JSON.parse(stdout);
-    expect(result.exports).toEqual(["Denied", "Keyward", "KeywardApiError", "NeedsApproval", "Revoked"]);
+    expect(result.exports).toEqual(["Denied", "ERROR_CODES", "Keyward", "KeywardApiError", "NeedsApproval", "Revoked", "isErrorCode"]);
     expect(result.resolved).toBe(new URL("dist/sdk/index.js", `file://${ROOT}/`).href);
     // It ran: connect() asked the broker's metadata through the given fetch.
     expect(result.seen).toEqual(["http://keyward.invalid/.well-known/oauth-authorization-server"]);
@@ -115,6 +117,30 @@ describe("the agent SDK package (keyward/sdk)", () => {
     const sdkModules = result.loaded.filter((url: string) => url !== "node:module" && url !== "node:worker_threads");
     expect(sdkModules.length).toBeGreaterThanOrEqual(4);
     for (const url of sdkModules) expect(url, url).toMatch(new RegExp(`^file://${BUILT}/[a-z-]+\\.js$`));
+  }, 30_000);
+
+  it("plain node require()s keyward/sdk from CommonJS, without warnings, and gets the same classes and codes", async () => {
+    const child = `
+      const sdk = require("keyward/sdk");
+      const denied = new sdk.Denied(403, "deny_rule", "request denied", "deny[0] matches");
+      console.log(JSON.stringify({
+        resolved: require.resolve("keyward/sdk"),
+        keyward: typeof sdk.Keyward.connect,
+        deniedIsApiError: denied instanceof sdk.KeywardApiError,
+        code: denied.code,
+        denyRule: sdk.ERROR_CODES.deny_rule,
+        known: [sdk.isErrorCode("path_not_granted"), sdk.isErrorCode("nonsense")],
+      }));`;
+    const { stdout, stderr } = await execFileAsync(process.execPath, ["-e", child], { cwd: ROOT, env: { PATH: process.env.PATH ?? "" }, timeout: 30_000 });
+    expect(stderr).toBe("");
+    expect(JSON.parse(stdout)).toEqual({
+      resolved: join(BUILT, "index.js"),
+      keyward: "function",
+      deniedIsApiError: true,
+      code: "deny_rule",
+      denyRule: { status: 403, step: "decide", meaning: expect.stringContaining("deny rules") },
+      known: [true, false],
+    });
   }, 30_000);
 
   it("imports nothing outside src/sdk: no server code, no dependency (fastify, prisma, pglite, pg, …), no Node builtin", () => {
