@@ -148,10 +148,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const reason = err instanceof KeywardError ? err.code : "internal_error";
       const text = err instanceof KeywardError ? (err.extra.reason ?? err.message) : "internal error";
       const outcome = { status, reason, details: { reason: text }, latencyMs: elapsedMs() };
-      await writeAudit(
-        request,
-        labels.allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" },
-      );
+      // The outcome recorded is the outcome sent.
+      await deps.auditLog.keep(allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" });
       throw err;
     }
   };

@@ -173,7 +173,7 @@ describe("audit log", () => {
 
   it("filters by agent, grant, jti, upstream, environment, decision, method, path prefix and time; pages newest first", async () => {
     const [proxyEvent] = (await broker.admin("get", "/v1/audit?kind=proxy&decision=deny&method=DELETE&limit=1")).body.events as Event[];
-    expect(proxyEvent).toMatchObject({ kind: "proxy", decision: "deny", method: "DELETE", path: "/v1/a", upstream: "api", environment: "staging" });
+    expect(proxyEvent).toMatchObject({ kind: "proxy", decision: "deny", method: "DELETE", path: "/v1/a", upstream: "api", environment: "staging", reason: "method_not_granted", details: { reason: "the token does not allow DELETE" } });
     const query = async (q: string) => ((await broker.admin("get", `/v1/audit?kind=proxy&${q}`)).body.events as Event[]).map((e) => e.id);
     const all = await query("limit=500");
     for (const q of [
@@ -190,6 +190,10 @@ describe("audit log", () => {
     const [refusedForAudit] = await query("pathPrefix=/v1/unaudited");
     expect(await query("decision=deny")).toEqual([refusedForAudit, proxyEvent!.id]);
     expect(await query("method=DELETE")).toEqual([proxyEvent!.id]);
+    // A refusal's code, from the catalogue; a code that is not one is a 400, not an empty page.
+    expect(await query(`reason=${proxyEvent!.reason}`)).toEqual([proxyEvent!.id]);
+    expect(await query("reason=path_not_granted")).toEqual([]);
+    expect((await broker.admin("get", "/v1/audit?reason=no_such_code")).status).toBe(400);
     expect(await query("pathPrefix=/v1/a")).toHaveLength(3); // /v1/a (GET), /v1/a (DELETE), /v1/audited
     expect(await query(`pathPrefix=${encodeURIComponent("/v1/_")}`)).toEqual([]); // _ is literal, not a wildcard
     expect(await query(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toEqual([]);

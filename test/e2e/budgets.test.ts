@@ -92,7 +92,7 @@ describe("budgets", () => {
     const res = await broker.admin("get", "/v1/audit?kind=proxy&decision=deny&limit=200");
     const budgetDenials = res.body.events.filter((e: { status: number }) => e.status === 429);
     expect(budgetDenials.length).toBeGreaterThan(0);
-    expect(budgetDenials[0].reason).toMatch(/is spent/);
+    expect(budgetDenials[0]).toMatchObject({ reason: "budget_exceeded", details: { reason: expect.stringMatching(/is spent/) } });
   });
 
   it("two replicas on one database share a grant's budget exactly", async () => {
