@@ -12,7 +12,7 @@ import { approvalAdminRoutes, approvalAgentRoutes, type ApprovalRouteDeps } from
 import { environmentRoutes, type EnvironmentRouteDeps } from "./environments/routes.js";
 import type { Config } from "./config/config.js";
 import { consolePlugin } from "./console/plugin.js";
-import { registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
+import { BROKER_ERROR_HEADER, registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
 import { registerOpenApi } from "./http/openapi.js";
 import { rejectUnstorableText } from "./http/text.js";
 import { opsRoutes, type OpsDeps } from "./ops/routes.js";
@@ -65,7 +65,7 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
   if (socket.writable && !inFlight?.headersSent) {
     const body = JSON.stringify({ error: { code, message } });
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n${BROKER_ERROR_HEADER}: ${code}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
@@ -109,7 +109,7 @@ export async function buildServer(
     // Errors raised before routing (an undecodable URL) get the same error shape as everything else.
     frameworkErrors: (err, _request, reply) => {
       const { status, body, headers } = toErrorResponse(err);
-      void (reply as FastifyReply).code(status).headers(headers).send(body);
+      void (reply as FastifyReply).code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
     },
   });
   app.setValidatorCompiler(validatorCompiler);

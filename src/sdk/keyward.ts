@@ -129,7 +129,7 @@ export class Keyward {
     const request = new Request(input, init);
     const prefix = `${this.url}/proxy/`;
     const upstream = request.url.startsWith(prefix) ? /^[^/?#]+/.exec(request.url.slice(prefix.length))?.[0] : undefined;
-    if (!upstream) throw new TypeError(`Keyward proxyFetch sends only to ${prefix}<upstream>/…, not ${request.url}`);
+    if (!upstream) throw new TypeError(`Keyward proxyFetch sends only to ${prefix}<upstream>/..., not ${request.url}`);
     return this.#send(decodeURIComponent(upstream), request);
   };
 

@@ -36,8 +36,18 @@ const FROM_KEYWARD: Record<string, { status: number; error: string }> = {
 
 export type OAuthErrorBody = { error: string; error_description: string; approval_id?: string };
 
-/** error_description allows printable ASCII except `"` and `\` (RFC 6749 §5.2). */
-const description = (text: string) => text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, "?").slice(0, 500);
+/**
+ * error_description allows printable ASCII except `"` and `\` (RFC 6749 §5.2): quotes become plain
+ * single quotes and typographic punctuation its ASCII spelling, so the text still reads; anything else is `?`.
+ */
+export const description = (text: string) =>
+  text
+    .replace(/["\u201c\u201d\u2018\u2019`]/g, "'")
+    .replace(/\u2026/g, "...")
+    .replace(/[\u2013\u2014]/g, "-")
+    .replace(/\\/g, "/")
+    .replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, "?")
+    .slice(0, 500);
 
 /**
  * The one place errors become OAuth error responses: Keyward's own mapping first (so validation and

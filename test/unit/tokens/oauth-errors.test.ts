@@ -40,8 +40,10 @@ describe("toOAuthErrorResponse: every error in the RFC 6749 shape", () => {
     expect(toOAuthErrorResponse(forbidden("role auditor may not introspect")).headers).toEqual({});
   });
 
-  it("error_description holds only the characters RFC 6749 allows", () => {
+  it("error_description holds only the characters RFC 6749 allows, quotes as plain ASCII quotes", () => {
     const body = toOAuthErrorResponse(new KeywardError(400, "invalid_request", 'bad "quote" \\ and é\n')).body;
-    expect(body.error_description).toBe("bad ?quote? ? and ??");
+    expect(body.error_description).toBe("bad 'quote' / and ??");
+    const typographic = toOAuthErrorResponse(new KeywardError(400, "invalid_request", "the grant \u201cops\u201d \u2014 it\u2019s `x`\u2026")).body;
+    expect(typographic.error_description).toBe("the grant 'ops' - it's 'x'...");
   });
 });

@@ -1,0 +1,218 @@
+import { createServer } from "node:net";
+import { decodeJwt } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ERROR_CODES, type ErrorCode } from "../../src/sdk/codes.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+
+const SECRET = "refusal-codes-secret-" + "r".repeat(20);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Codes this file does not provoke, each with where it is tested instead. Every other code of the
+ * catalogue must have a case below: adding a code to the catalogue fails this file until it has one.
+ */
+const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
+  request_aborted: "test/e2e/client-disconnect.test.ts (the client goes away mid-body)",
+  request_timeout: "test/faults/process.test.ts (a client that never finishes its request)",
+  headers_too_large: "test/e2e/bad-input.test.ts",
+  unsupported_media_type: "test/e2e/bad-input.test.ts",
+  bad_request: "test/security/requests.test.ts REQ-12 (lower-case methods)",
+  validation_failed: "test/e2e/bad-input.test.ts",
+  invalid_json: "test/e2e/bad-input.test.ts",
+  method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
+  revocation_state_stale: "test/faults/database.test.ts (the change feed stops)",
+  audit_unavailable: "test/faults/database.test.ts and test/e2e/audit-journal.test.ts (the audit log cannot be written)",
+  grant_gone: "test/unit/policy/decide.test.ts: deleting a grant revokes its tokens first, so a live call reads token_revoked",
+  rules_misfit: "test/unit/policy/decide-operations.test.ts: grants are validated against their upstream on every write, so no stored grant misfits",
+  database_unavailable: "test/faults/database.test.ts",
+  not_ready: "test/e2e/metrics.test.ts and test/faults/database.test.ts (GET /readyz)",
+  console_not_built: "test/e2e/console-api.test.ts",
+  internal_error: "nothing should raise it: test/unit/http errors map every known failure",
+  invalid_grant: "test/e2e/token-exchange.test.ts",
+  unauthorized_client: "test/e2e/token-exchange.test.ts",
+  invalid_target: "test/e2e/oauth.test.ts (the resource parameter)",
+  invalid_authorization_details: "test/e2e/oauth.test.ts",
+  invalid_request: "test/e2e/oauth.test.ts",
+  unsupported_grant_type: "test/e2e/oauth.test.ts",
+  self_approval: "test/e2e/approvals.test.ts",
+  approval_invalid: "test/e2e/approvals.test.ts",
+  forbidden: "test/security/admin-api.test.ts (roles)",
+  conflict: "test/e2e/admin.test.ts",
+  invalid_key: "test/e2e/oauth.test.ts (private_key_jwt keys)",
+  unknown_reference: "test/e2e/admin.test.ts",
+  policy_misfit: "test/e2e/policy.test.ts",
+  no_token: "test/e2e/sdk.test.ts (raised in the agent's process)",
+  approval_denied: "test/e2e/sdk.test.ts (raised in the agent's process)",
+};
+
+type Case = {
+  /** Makes the call and returns the broker's answer. */
+  call: () => Promise<{ status: number; headers: Record<string, string>; body: { error?: { code?: string; reason?: string } } }>;
+  /**
+   * The audit event kind the refusal is recorded under; null when it is refused before any route audits.
+   * A call that fails after it was allowed (credential, forward) is recorded as the allowed call's response.
+   */
+  audited: "proxy" | "proxy.response" | "token.refused" | null;
+};
+
+describe("refusal codes: every code of the catalogue, its status, the agent's error and the audit event", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+  let other: Awaited<ReturnType<typeof createAgent>>;
+  const tokens: Record<string, string> = {};
+  let closedPort: number;
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      if (req.url?.startsWith("/v1/slow")) return void setTimeout(() => res.end("late"), 3000);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ data: { ok: true } }));
+    });
+    closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    store = newStore();
+    broker = await startBroker(store, {
+      KEYWARD_CLOCK_SKEW_SECONDS: "0",
+      KEYWARD_UPSTREAM_TIMEOUT_MS: "1000",
+      KEYWARD_POLICY_MAX_INSPECT_BYTES: "2000",
+    });
+    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: SECRET });
+    await createUpstream(broker, { name: "moving", baseUrl: upstream.url, environment: "staging", secret: SECRET });
+    await createUpstream(broker, { name: "disks", baseUrl: upstream.url, environment: "staging", secret: SECRET, presets: ["render"] });
+    await createUpstream(broker, { name: "gql", baseUrl: `${upstream.url}/graphql`, environment: "staging", secret: SECRET, protocol: "graphql" });
+    await createUpstream(broker, { name: "gone", baseUrl: `http://127.0.0.1:${closedPort}`, environment: "staging", secret: SECRET });
+    await createUpstream(broker, {
+      name: "nokey",
+      baseUrl: upstream.url,
+      environment: "staging",
+      secret: SECRET,
+      auth: { type: "oauth2-client-credentials", tokenUrl: `http://127.0.0.1:${closedPort}/token`, clientId: "c" },
+    });
+    agent = await createAgent(broker, "coded-agent");
+    other = await createAgent(broker, "other-agent");
+    const agents = [agent.id];
+    const rest = { agents, methods: ["GET", "POST"], paths: ["/v1/**"] };
+    const apiGrant = await createGrant(broker, { name: "api", upstream: "api", ...rest, deny: [{ path: "/v1/admin/**" }] });
+    await createGrant(broker, { name: "moving", upstream: "moving", ...rest });
+    const grantIds = {
+      shared: (await createGrant(broker, { name: "shared", upstream: "api", ...rest, agents: [agent.id, other.id] })).id,
+    };
+    await createGrant(broker, { name: "budget", upstream: "api", ...rest, budgets: { perToken: { maxCalls: 1 } } });
+    await createGrant(broker, { name: "disks", upstream: "disks", agents, methods: ["GET", "DELETE"], paths: ["/v1/**"] });
+    await createGrant(broker, { name: "gql", upstream: "gql", agents, methods: ["POST"], paths: ["/", "/**"], graphql: { allow: [{ operation: "query" }], deny: [] } });
+    await createGrant(broker, { name: "gone", upstream: "gone", ...rest });
+    await createGrant(broker, { name: "nokey", upstream: "nokey", ...rest });
+    for (const grant of ["api", "moving", "shared", "budget", "disks", "gql", "gone", "nokey"]) tokens[grant] = await tokenFor(broker, agent, { grant });
+    tokens.revoked = await tokenFor(broker, agent, { grant: "api" });
+    tokens.shortLived = await tokenFor(broker, agent, { grant: "api", ttlSeconds: 1 });
+
+    // The changes that make live tokens refused: each narrows at once.
+    // Tokens for a grant that needs approval wait for a human: the rule is added once they are issued.
+    const approvalFor = [{ method: "POST", path: "/v1/deploy" }];
+    expect((await broker.admin("patch", `/v1/grants/${apiGrant.id}`, { requiresApprovalFor: approvalFor })).status).toBe(200);
+    const { jti } = decodeJwt(tokens.revoked);
+    expect((await broker.admin("post", "/v1/revocations", { jti, reason: "refusal-codes test" })).status).toBeLessThan(300);
+    expect((await broker.admin("patch", `/v1/grants/${grantIds.shared}`, { agents: [other.id] })).status).toBe(200);
+    expect((await broker.admin("patch", "/v1/upstreams/moving", { environment: "production" })).status).toBe(200);
+    await sleep(1500); // shortLived is past its expiry
+  }, 60_000);
+
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const proxy = (token: string | null, method: string, path: string, body?: string, headers: Record<string, string> = {}) => {
+    let req = broker.http()[method.toLowerCase() as "get"](path);
+    if (token !== null) req = req.set("authorization", `Bearer ${token}`);
+    for (const [name, value] of Object.entries(headers)) req = req.set(name, value);
+    return body === undefined ? req : req.set("content-type", "application/json").send(body);
+  };
+  const asProxy = (audited: Case["audited"], call: Case["call"]): Case => ({ audited, call });
+
+  const CASES: Partial<Record<ErrorCode, Case>> = {
+    invalid_url: asProxy(null, () => proxy(tokens.api!, "GET", "/proxy/api/v1/%zz")),
+    not_found: asProxy("proxy", () => proxy(tokens.api!, "GET", "/proxy/no-such-upstream/v1/x")),
+    payload_too_large: asProxy("proxy", () => proxy(tokens.gql!, "POST", "/proxy/gql/", JSON.stringify({ query: `{ a${"b".repeat(3000)} }` }))),
+    unauthenticated: asProxy("proxy", () => proxy(null, "GET", "/proxy/api/v1/items")),
+    invalid_token: asProxy("proxy", () => proxy("aaaa.bbbb.cccc", "GET", "/proxy/api/v1/items")),
+    token_expired: asProxy("proxy", () => proxy(tokens.shortLived!, "GET", "/proxy/api/v1/items")),
+    token_revoked: asProxy("proxy", () => proxy(tokens.revoked!, "GET", "/proxy/api/v1/items")),
+    invalid_path: asProxy("proxy", () => proxy(tokens.api!, "GET", "/proxy/api/v1/a%00b")),
+    method_override: asProxy("proxy", () => proxy(tokens.api!, "POST", "/proxy/api/v1/items?_method=DELETE", "{}")),
+    agent_not_in_grant: asProxy("proxy", () => proxy(tokens.shared!, "GET", "/proxy/api/v1/items")),
+    wrong_upstream: asProxy("proxy", () => proxy(tokens.api!, "GET", "/proxy/moving/v1/items")),
+    environment_not_granted: asProxy("proxy", () => proxy(tokens.moving!, "GET", "/proxy/moving/v1/items")),
+    approval_required: asProxy("proxy", () => proxy(tokens.api!, "POST", "/proxy/api/v1/deploy", "{}")),
+    method_not_granted: asProxy("proxy", () => proxy(tokens.api!, "DELETE", "/proxy/api/v1/items")),
+    deny_rule: asProxy("proxy", () => proxy(tokens.api!, "GET", "/proxy/api/v1/admin/users")),
+    path_not_granted: asProxy("proxy", () => proxy(tokens.api!, "GET", "/proxy/api/v2/items")),
+    protected_operation: asProxy("proxy", () => proxy(tokens.disks!, "DELETE", "/proxy/disks/v1/disks/dsk-1")),
+    uninspectable: asProxy("proxy", () => proxy(tokens.gql!, "POST", "/proxy/gql/", JSON.stringify({ query: "{ unclosed" }))),
+    operation_denied: asProxy("proxy", () => proxy(tokens.gql!, "POST", "/proxy/gql/", JSON.stringify({ query: "mutation { wipe }" }))),
+    budget_exceeded: asProxy("proxy", async () => {
+      expect((await proxy(tokens.budget!, "GET", "/proxy/api/v1/items")).status).toBe(200);
+      return proxy(tokens.budget!, "GET", "/proxy/api/v1/items");
+    }),
+    upstream_credential_unavailable: asProxy("proxy.response", () => proxy(tokens.nokey!, "GET", "/proxy/nokey/v1/items")),
+    upstream_unreachable: asProxy("proxy.response", () => proxy(tokens.gone!, "GET", "/proxy/gone/v1/items")),
+    upstream_timeout: asProxy("proxy.response", () => proxy(tokens.api!, "GET", "/proxy/api/v1/slow")),
+    kill_switch_engaged: asProxy("proxy", async () => {
+      expect((await broker.admin("post", "/v1/kill-switch", { reason: "refusal-codes test" })).status).toBeLessThan(300);
+      try {
+        return await proxy(tokens.api!, "GET", "/proxy/api/v1/items");
+      } finally {
+        expect((await broker.admin("delete", "/v1/kill-switch", { reason: "refusal-codes test" })).status).toBeLessThan(300);
+      }
+    }),
+    // The token endpoint of the API (Keyward's error shape; /oauth2/token answers RFC 6749's).
+    invalid_client: asProxy("token.refused", () => broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, "wrong")).send({ grant: "api" })),
+    invalid_scope: asProxy(null, () => broker.http().post("/oauth2/token").set("authorization", basic(agent.clientId, agent.clientSecret)).type("form").send({ grant_type: "client_credentials" })),
+    not_in_grant: asProxy("token.refused", () => issueToken(broker, other, { grant: "api" })),
+    widening_refused: asProxy("token.refused", () => issueToken(broker, agent, { grant: "moving", methods: ["DELETE"] })),
+  };
+
+  it("has a case here, or a named test elsewhere, for every code in the catalogue", () => {
+    const covered = new Set([...Object.keys(CASES), ...Object.keys(ELSEWHERE)]);
+    expect(Object.keys(ERROR_CODES).filter((code) => !covered.has(code))).toEqual([]);
+    expect(Object.keys(CASES).filter((code) => code in ELSEWHERE)).toEqual([]);
+  });
+
+  for (const [code, testCase] of Object.entries(CASES) as [ErrorCode, Case][]) {
+    it(`${code}: ${ERROR_CODES[code].status}, ${ERROR_CODES[code].step}`, async () => {
+      const res = await testCase.call();
+      expect(res.status, JSON.stringify(res.body)).toBe(ERROR_CODES[code].status);
+      // The OAuth endpoint speaks RFC 6749; every other answer is Keyward's shape with the Keyward-Error header.
+      const body = res.body as { error?: unknown };
+      if (typeof body.error === "string") expect(body.error).toBe(code);
+      else {
+        expect(res.body.error?.code).toBe(code);
+        expect(res.headers["keyward-error"]).toBe(code);
+      }
+      if (testCase.audited === null) return;
+      const requestId = res.headers["x-request-id"];
+      const events = (await broker.admin("get", `/v1/audit?kind=${testCase.audited}&reason=${code}&limit=20`)).body.events as {
+        requestId: string;
+        decision: string;
+        reason: string;
+        status: number | null;
+        details: { reason?: string } | null;
+      }[];
+      const event = events.find((e) => e.requestId === requestId);
+      expect(event, `no ${testCase.audited} event with reason ${code} for request ${requestId}`).toBeDefined();
+      expect(event).toMatchObject({ decision: testCase.audited === "proxy.response" ? "allow" : "deny", reason: code });
+      // The text is in details: the specifics the agent was told, never just the code again.
+      expect(event!.details?.reason).toEqual(expect.any(String));
+      if (testCase.audited !== "token.refused") expect(event!.status).toBe(ERROR_CODES[code].status);
+    }, 20_000);
+  }
+});
