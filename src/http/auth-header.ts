@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import { unauthenticated } from "./errors.js";
+import { credentialsMissing, unauthenticated } from "./errors.js";
 
 /**
  * The bearer credential from the Authorization header, and only from there: never the query string
@@ -51,6 +51,6 @@ function singleAuthorization(request: FastifyRequest): string {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === "authorization") count++;
   if (count > 1) throw unauthenticated("unauthenticated", "more than one Authorization header");
   const value = request.headers.authorization;
-  if (!value) throw unauthenticated("unauthenticated", "missing Authorization header");
+  if (!value) throw credentialsMissing("missing Authorization header");
   return value;
 }

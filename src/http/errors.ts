@@ -25,9 +25,19 @@ export const badRequest = (code: ErrorCode, message: string, details?: unknown) 
 export const validationFailed = (details: unknown) =>
   new KeywardError(400, "validation_failed", "request did not match the schema", { details });
 
+/** The protection space of Keyward's bearer tokens and admin keys (RFC 6750 §3). */
+export const BEARER_REALM = "keyward";
+
 /** 401 for the agent-facing and admin-facing auth schemes alike; the message never echoes the credential. */
 export const unauthenticated = (code: ErrorCode, message: string) =>
-  new KeywardError(401, code, message, { headers: { "www-authenticate": `Bearer error="invalid_token"` } });
+  new KeywardError(401, code, message, { headers: { "www-authenticate": `Bearer realm="${BEARER_REALM}", error="invalid_token"` } });
+
+/**
+ * 401 for a request with no credentials at all: RFC 6750 §3.1 says such a challenge names no error
+ * code, so a client knows to authenticate rather than that its token is bad.
+ */
+export const credentialsMissing = (message: string) =>
+  new KeywardError(401, "unauthenticated", message, { headers: { "www-authenticate": `Bearer realm="${BEARER_REALM}"` } });
 
 export const forbidden = (reason: string, code: ErrorCode = "forbidden") =>
   new KeywardError(403, code, "request denied", { reason });

@@ -19,11 +19,13 @@ type Scheme = keyof typeof SECURITY_SCHEMES;
  * recognised generically; the few agent-facing routes are named here. OAuth endpoints authenticate
  * clients in several ways (see README) and are described by /.well-known/oauth-authorization-server.
  */
-function authOf(route: RouteOptions): { scheme: Scheme; permission?: Permission } | null {
+function authOf(route: RouteOptions): { schemes: Scheme[]; permission?: Permission } | null {
   const permission = route.config?.permission;
-  if (permission) return { scheme: "adminKey", permission };
-  if (route.url.startsWith("/proxy/")) return { scheme: "agentToken" };
-  if (route.url === "/v1/tokens" || (route.url === "/v1/approvals/:id" && route.method === "GET")) return { scheme: "agentClient" };
+  // Introspection also takes an agent's client authentication, for its own tokens.
+  if (permission && route.url === "/oauth2/introspect") return { schemes: ["adminKey", "agentClient"], permission };
+  if (permission) return { schemes: ["adminKey"], permission };
+  if (route.url.startsWith("/proxy/")) return { schemes: ["agentToken"] };
+  if (route.url === "/v1/tokens" || (route.url === "/v1/approvals/:id" && route.method === "GET")) return { schemes: ["agentClient"] };
   return null;
 }
 
@@ -63,7 +65,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         schema: {
           ...schema,
           tags: [tagOf(url)],
-          ...(auth && { security: [{ [auth.scheme]: [] }] }),
+          ...(auth && { security: auth.schemes.map((scheme) => ({ [scheme]: [] })) }),
           ...(permitted && { description: `Needs an admin key whose role may \`${auth.permission}\` (${permitted.join(", ")}).` }),
         },
         // Fastify's wildcard becomes a named path parameter: the upstream path, forwarded as is.

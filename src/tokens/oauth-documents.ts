@@ -24,6 +24,10 @@ export function authorizationServerMetadata(issuer: string) {
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    // An agent introspects its own tokens as it authenticates at the token endpoint; admin and security
+    // keys (Bearer, any token) are Keyward's own and not listed, as RFC 8414 has no name for them.
+    introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     authorization_details_types_supported: [AUTHORIZATION_DETAILS_TYPE],
   };
 }

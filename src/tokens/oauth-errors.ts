@@ -62,7 +62,8 @@ export function toOAuthErrorResponse(err: unknown): { status: number; body: OAut
     : (FROM_KEYWARD[code] ?? fallback(keyward.status));
   return {
     status: mapped.status,
-    headers: mapped.status === 401 ? keyward.headers : {},
+    // A challenge (401) or the methods the endpoint takes (405).
+    headers: mapped.status === 401 || mapped.status === 405 ? keyward.headers : {},
     body: {
       error: mapped.error,
       error_description: description(reason ? `${message}: ${reason}` : message),
@@ -77,5 +78,5 @@ function fallback(status: number): { status: number; error: string } {
   if (status === 503) return { status, error: "temporarily_unavailable" };
   if (status >= 500) return { status: 500, error: "server_error" };
   // Malformed bodies, wrong content types, oversized requests: the status says which.
-  return { status: status === 413 || status === 415 ? status : 400, error: "invalid_request" };
+  return { status: status === 405 || status === 413 || status === 415 ? status : 400, error: "invalid_request" };
 }

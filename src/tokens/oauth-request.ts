@@ -83,5 +83,24 @@ export function requestedCapabilities(scope: string | undefined, authorizationDe
   return { ...fromScope, ...fromDetails };
 }
 
+const UPSTREAM_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * RFC 8707 `resource`: the upstream a token is for, named as the URL agents call it at,
+ * `<issuer>/proxy/<upstream>`. A Keyward token is always confined to its grant's one upstream (the
+ * proxy refuses it anywhere else), so a resource is accepted when it names that upstream and refused
+ * with invalid_target otherwise; anything that is not such a URL is refused too, never ignored.
+ */
+export function upstreamOfResource(resource: string, issuer: string): string {
+  const prefix = issuer.replace(/\/+$/, "") + "/proxy/";
+  const invalidTarget = (why: string) => new KeywardError(400, "invalid_target", `resource ${why}: name the upstream as ${prefix}<upstream>`);
+  if (!URL.canParse(resource)) throw invalidTarget("is not an absolute URI");
+  if (/[?#]/.test(resource)) throw invalidTarget("must have no query or fragment");
+  if (!resource.startsWith(prefix)) throw invalidTarget("is not one of Keyward's upstreams");
+  const name = resource.slice(prefix.length).replace(/\/$/, "");
+  if (!UPSTREAM_NAME.test(name)) throw invalidTarget("does not name an upstream");
+  return name;
+}
+
 const invalidScope = (message: string) => new KeywardError(400, "invalid_scope", message);
 const invalidDetails = (message: string) => new KeywardError(400, "invalid_authorization_details", message);

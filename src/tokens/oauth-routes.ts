@@ -1,17 +1,17 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
-import { installAdminAuth } from "../admin/auth.js";
+import { findAdminByKey, roleMay } from "../admin/keys.js";
 import { clientAuthFields, formDecodeBasic, invalidClient, presentedClient, splitClientAuth, type ClientAuthenticator } from "../agents/client-auth.js";
 import { appendAudit } from "../audit/audit.js";
-import { basicCredentials } from "../http/auth-header.js";
-import { KeywardError } from "../http/errors.js";
+import { basicCredentials, bearerToken } from "../http/auth-header.js";
+import { forbidden, KeywardError, unauthenticated } from "../http/errors.js";
 import { parseForm } from "../http/form.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import type { AgentToken } from "./claims.js";
 import { ACCESS_TOKEN_TYPE, introspectionOf, TOKEN_EXCHANGE_GRANT } from "./oauth-documents.js";
 import { toOAuthErrorResponse } from "./oauth-errors.js";
-import { requestedCapabilities } from "./oauth-request.js";
+import { requestedCapabilities, upstreamOfResource } from "./oauth-request.js";
 import type { Tokens } from "./tokens.js";
 import type { TokenVerifier } from "./verify.js";
 
@@ -25,7 +25,12 @@ export type OAuthDeps = {
 };
 
 const narrowing = { scope: z.string().max(4000).optional(), authorization_details: z.string().max(8000).optional() };
-const clientCredentialsParams = z.strictObject({ grant_type: z.literal("client_credentials"), ...narrowing });
+const clientCredentialsParams = z.strictObject({
+  grant_type: z.literal("client_credentials"),
+  ...narrowing,
+  /** RFC 8707: the upstream the token is for, as `<issuer>/proxy/<upstream>`. */
+  resource: z.string().max(2000).optional(),
+});
 const tokenExchangeParams = z.strictObject({
   grant_type: z.literal(TOKEN_EXCHANGE_GRANT),
   subject_token: z.string().min(1).max(8000),
@@ -47,7 +52,7 @@ export const oauthForms = {
     .discriminatedUnion("grant_type", [withClientAuth(clientCredentialsParams), withClientAuth(tokenExchangeParams)])
     .describe("client_credentials (scope names the grant), or an RFC 8693 token exchange."),
   revoke: withClientAuth(tokenParams),
-  introspect: tokenParams,
+  introspect: withClientAuth(tokenParams),
 };
 
 /**
@@ -126,7 +131,8 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
       const body = parseParams(clientCredentialsParams, params);
       const { grant, ...narrower } = requestedCapabilities(body.scope, body.authorization_details);
       if (grant === undefined) throw new KeywardError(400, "invalid_scope", "name the grant: scope=grant:<name or id>");
-      return deps.tokens.issue(agent, { grant, ...narrower }, req.id);
+      const resource = body.resource === undefined ? undefined : { upstream: upstreamOfResource(body.resource, deps.claims.issuer) };
+      return deps.tokens.issue(agent, { grant, ...narrower }, req.id, undefined, resource);
     }
 
     if (params.grant_type === TOKEN_EXCHANGE_GRANT) {
@@ -177,14 +183,63 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     return reply.code(200).send();
   });
 
-  // RFC 7662, for admin and security keys: whether a token is live, and its claims if so.
-  await app.register(async (scope) => {
-    installAdminAuth(scope, deps.prisma);
-    const introspect = documentedForm("Whether a token is live, and its claims (RFC 7662)", oauthForms.introspect);
-    scope.post("/oauth2/introspect", { ...introspect, config: { permission: "introspect" } }, async (req) => {
-      const { token } = parseParams(tokenParams, formOf(req));
-      const live = await liveToken(token);
-      return live ? introspectionOf(live, deps.claims) : { active: false };
+  // The OAuth endpoints take POST only (RFC 6749 §3.2): any other method is told so, with Allow,
+  // rather than a 404 that reads as if the endpoint did not exist.
+  for (const url of ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"]) {
+    app.route({
+      method: ["GET", "PUT", "PATCH", "DELETE"],
+      url,
+      schema: { hide: true },
+      handler: async () => {
+        throw new KeywardError(405, "method_not_supported", `${url} takes POST only`, { headers: { allow: "POST" } });
+      },
     });
+  }
+
+  /**
+   * Who asks at the introspection endpoint: an admin or security key (Bearer, every token), or a client
+   * authenticated as at the token endpoint (Basic, client_secret_post, private_key_jwt), which is told
+   * about its own tokens only. An agent's own token is no credential here: it is what gets introspected.
+   * Credentials in the Authorization header are checked before the body is read, like every admin
+   * route's; a request with none must be a form, the only place left for them.
+   */
+  const introspectionCallers = new WeakMap<FastifyRequest, { agentId: string | null }>();
+  const checkIntrospectionHeader = async (req: FastifyRequest) => {
+    const authorization = req.headers.authorization;
+    if (authorization === undefined) {
+      if (req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase() !== FORM) throw invalidClient("client authentication required");
+      return;
+    }
+    if (/^basic /i.test(authorization)) {
+      const agent = await deps.clientAuth.authenticate(presentedClient(formDecodeBasic(basicCredentials(req)), {}), req.id);
+      if (!agent) throw invalidClient("client authentication required");
+      introspectionCallers.set(req, { agentId: agent.id });
+      return;
+    }
+    const admin = await findAdminByKey(deps.prisma, bearerToken(req));
+    if (!admin) throw unauthenticated("unauthenticated", "unknown or revoked admin key");
+    if (!roleMay(admin.role, "introspect")) throw forbidden(`role ${admin.role} may not introspect`);
+    introspectionCallers.set(req, { agentId: null });
+  };
+  const introspectionCaller = async (req: FastifyRequest, auth: Record<string, string>): Promise<{ agentId: string | null }> => {
+    const known = introspectionCallers.get(req);
+    // Basic was checked from the header; the form may still not add a second method or another client_id.
+    if (known?.agentId) clientOf(req, auth);
+    if (known) return known;
+    const agent = await deps.clientAuth.authenticate(clientOf(req, auth), req.id);
+    if (!agent) throw invalidClient("client authentication required: an agent's client credentials, or an admin key as Bearer");
+    return { agentId: agent.id };
+  };
+
+  // RFC 7662: whether a token is live, and its claims if so.
+  const introspect = documentedForm("Whether a token is live, and its claims (RFC 7662)", oauthForms.introspect);
+  app.post("/oauth2/introspect", { ...introspect, config: { permission: "introspect" }, onRequest: checkIntrospectionHeader }, async (req) => {
+    const { auth, params } = splitClientAuth(formOf(req));
+    const caller = await introspectionCaller(req, auth);
+    const { token } = parseParams(tokenParams, params);
+    const live = await liveToken(token);
+    // Another agent's token is, to this agent, no token at all (RFC 7662 §2.2 lets the server say so).
+    if (!live || (caller.agentId !== null && live.agentId !== caller.agentId)) return { active: false };
+    return introspectionOf(live, deps.claims);
   });
 }

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { PrismaClient } from "@prisma/client";
 import type { AuditLog } from "../audit/log.js";
 import { spentCallBudget } from "../budgets/budgets.js";
-import { forbidden, notFound, tooManyRequests, unavailable, type KeywardError } from "../http/errors.js";
+import { forbidden, KeywardError, notFound, tooManyRequests, unavailable } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import type { GrantView, Grants } from "../grants/grants.js";
 import { pathPattern } from "../grants/grants.js";
@@ -60,9 +60,19 @@ export class Tokens {
    * Issues a token for a subset of one grant, recording it and its audit event together. `approvalId`
    * is set only by src/approvals, issuing the token a human approved.
    */
-  async issue(agent: Client, body: TokenRequestBody, requestId: string, approvalId?: string): Promise<TokenResponse> {
+  async issue(
+    agent: Client,
+    body: TokenRequestBody,
+    requestId: string,
+    approvalId?: string,
+    /** RFC 8707 `resource`, as the upstream it names: the grant's must be that one. */
+    resource?: { upstream: string },
+  ): Promise<TokenResponse> {
     const refuse = this.#refusal(agent, requestId, { grant: body.grant });
     const grant = await this.#grantFor(agent, body.grant, refuse);
+    if (resource && resource.upstream !== grant.upstream) {
+      return refuse(new KeywardError(400, "invalid_target", `grant ${grant.name} is for upstream ${grant.upstream}, not ${resource.upstream}`), grant.id);
+    }
     const narrowed = narrowCapabilities(grant, body, this.ttl);
     if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);
     // Environment coverage and break-glass approval (src/approvals/gate.ts): refuses, or holds the request

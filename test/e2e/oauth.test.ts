@@ -187,8 +187,9 @@ describe("OAuth 2.0 endpoints, driven by a standard client library (oauth4webapi
     const noGrantType = await postForm(broker, "/oauth2/token", {}, auth);
     expect(noGrantType.body.error).toBe("invalid_request");
 
-    // Unknown parameters are refused, not ignored: a client must not believe `resource` narrowed its token.
-    const unknownParam = await postForm(broker, "/oauth2/token", { grant_type: "client_credentials", scope: "grant:deploy", resource: "x" }, auth);
+    // Unknown parameters are refused, not ignored: a client must not believe `audience` narrowed its token.
+    // (resource, RFC 8707, is understood: test/e2e/oauth-clients.test.ts.)
+    const unknownParam = await postForm(broker, "/oauth2/token", { grant_type: "client_credentials", scope: "grant:deploy", audience: "x" }, auth);
     expect(unknownParam.status).toBe(400);
     expect(unknownParam.body.error).toBe("invalid_request");
 

@@ -66,10 +66,13 @@ describe("OpenAPI", () => {
     expect(missing).toEqual([]);
   });
 
-  it("hides only the reference's own pages and the console's files", () => {
-    const hidden = registered.filter((route) => route.schema?.hide).map((route) => route.url);
+  it("hides only the reference's own pages, the console's files and the OAuth endpoints' 405 answers", () => {
+    const hidden = registered.filter((route) => route.schema?.hide);
     expect(hidden.length).toBeGreaterThan(0);
-    for (const url of hidden) expect(url.startsWith("/docs") || url.startsWith("/console"), url).toBe(true);
+    for (const { url, method } of hidden) {
+      const oauth405 = url.startsWith("/oauth2/") && !String(method).includes("POST");
+      expect(url.startsWith("/docs") || url.startsWith("/console") || oauth405, url).toBe(true);
+    }
   });
 
   it("describes request bodies from the same zod schemas, and who may call", () => {
@@ -97,7 +100,7 @@ describe("OpenAPI", () => {
       ["client_credentials"],
       ["urn:ietf:params:oauth:grant-type:token-exchange"],
     ]);
-    expect(Object.keys(clientCredentials!.properties!)).toEqual(["grant_type", "scope", "authorization_details", ...clientAuth]);
+    expect(Object.keys(clientCredentials!.properties!)).toEqual(["grant_type", "scope", "authorization_details", "resource", ...clientAuth]);
     expect(clientCredentials!.required).toEqual(["grant_type"]);
     expect(exchange!.required).toEqual(["grant_type", "subject_token", "subject_token_type"]);
     expect(exchange!.properties!.subject_token_type!.enum).toEqual(["urn:ietf:params:oauth:token-type:access_token"]);
@@ -108,11 +111,11 @@ describe("OpenAPI", () => {
     const revoke = form("/oauth2/revoke");
     expect(Object.keys(revoke.properties!)).toEqual(["token", "token_type_hint", ...clientAuth]);
     expect(revoke.required).toEqual(["token"]);
-    // Introspection is for admin keys: no client-authentication fields.
+    // Introspection takes an admin key, or an agent's client authentication (for its own tokens).
     const introspect = form("/oauth2/introspect");
-    expect(Object.keys(introspect.properties!)).toEqual(["token", "token_type_hint"]);
+    expect(Object.keys(introspect.properties!)).toEqual(["token", "token_type_hint", ...clientAuth]);
     expect(introspect.required).toEqual(["token"]);
-    expect(doc.paths["/oauth2/introspect"]!.post!.security).toEqual([{ adminKey: [] }]);
+    expect(doc.paths["/oauth2/introspect"]!.post!.security).toEqual([{ adminKey: [] }, { agentClient: [] }]);
   });
 
   it("documenting the OAuth forms leaves their errors in the RFC 6749 §5.2 shape, client authentication first", async () => {

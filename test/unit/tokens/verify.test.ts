@@ -88,7 +88,7 @@ async function rejection(token: string, exp = expected): Promise<KeywardError> {
     expect(err).toBeInstanceOf(KeywardError);
     const e = err as KeywardError;
     expect(e.status).toBe(401);
-    expect(e.extra.headers).toEqual({ "www-authenticate": 'Bearer error="invalid_token"' });
+    expect(e.extra.headers).toEqual({ "www-authenticate": 'Bearer realm="keyward", error="invalid_token"' });
     return e;
   }
   throw new Error("token was accepted");
