@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { contextOf, examples } from "../context.js";
 import { emit, fields, note, table } from "../output.js";
+import { confirmDestructive } from "../confirm.js";
 import { idOf } from "../resolve.js";
 
 type AgentView = { id: string; name: string; description: string | null; clientId: string; createdAt: string };
@@ -36,9 +37,11 @@ export function agentCommands(program: Command): void {
     .description("remove an agent and revoke its tokens")
     .addHelpText("after", examples("keyward agent rm deploy-bot"))
     .argument("<agent>", "name or id")
-    .action(async (ref: string, _options, command: Command) => {
+    .option("--yes", "do not ask for confirmation on a terminal")
+    .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
       const id = await idOf(admin(), "agents", ref);
+      await confirmDestructive(`remove agent ${ref} (${id}) and revoke every token it holds; its client credentials stop working`, options.yes);
       await admin().json("DELETE", `/v1/agents/${encodeURIComponent(id)}`);
       emit(out, { removed: id }, () => `removed agent ${ref}; its tokens are revoked`);
     });

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { CliError } from "../connection.js";
 import { collect, contextOf, examples } from "../context.js";
 import { emit, fields, table } from "../output.js";
+import { confirmDestructive } from "../confirm.js";
 import { idOf } from "../resolve.js";
 
 type GrantView = { id: string; name: string; upstream: string; agents: string[]; methods: string[]; paths: string[]; maxTtlSeconds: number } & Record<string, unknown>;
@@ -76,9 +77,11 @@ export function grantCommands(program: Command): void {
     .description("show a grant with every policy field")
     .addHelpText("after", examples("keyward grant show deploy-staging", "keyward grant show deploy-staging --json > deploy-staging.json"))
     .argument("<grant>", "name or id")
-    .action(async (ref: string, _options, command: Command) => {
+    .option("--yes", "do not ask for confirmation on a terminal")
+    .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
       const id = await idOf(admin(), "grants", ref);
+      await confirmDestructive(`remove grant ${ref} (${id}) and revoke every token issued under it`, options.yes);
       const shown = await admin().json<GrantView>("GET", `/v1/grants/${encodeURIComponent(id)}`);
       emit(out, shown, () => fields(out, shown));
     });

@@ -2,9 +2,10 @@ import type { Command } from "commander";
 import { CliError } from "../connection.js";
 import { contextOf, examples } from "../context.js";
 import { emit, fields, paint } from "../output.js";
+import { confirmDestructive } from "../confirm.js";
 import { idOf } from "../resolve.js";
 
-type RevokeOptions = { jti?: string; agent?: string; grant?: string; upstream?: string; environment?: string; all?: boolean; reason?: string };
+type RevokeOptions = { jti?: string; agent?: string; grant?: string; upstream?: string; environment?: string; all?: boolean; reason?: string; yes?: boolean };
 type KillSwitch = { engaged: boolean; engagedAt: string | null; engagedBy: string | null; reason: string | null };
 
 export function revocationCommands(program: Command): void {
@@ -18,6 +19,7 @@ export function revocationCommands(program: Command): void {
     .option("--environment <name>", "every token for upstreams in an environment")
     .option("--all", "every token issued so far")
     .option("--reason <text>", "recorded in the audit log")
+    .option("--yes", "do not ask for confirmation on a terminal")
     .addHelpText("after", examples("keyward revoke --agent deploy-bot --reason 'task finished'", "keyward revoke --jti 3f0c… --reason leaked", "keyward revoke --all --reason incident-42"))
     .action(async (options: RevokeOptions, command: Command) => {
       const { out, admin } = contextOf(command);
@@ -32,6 +34,8 @@ export function revocationCommands(program: Command): void {
         : options.upstream !== undefined ? { upstream: options.upstream }
         : options.environment !== undefined ? { environment: options.environment }
         : { all: true };
+      const [[kind, value]] = Object.entries(selector) as [[string, unknown]];
+      await confirmDestructive(kind === "all" ? "revoke every token issued so far, for every agent" : `revoke every token matching ${kind} ${String(value)}`, options.yes);
       const revocation = await api.json<Record<string, unknown>>("POST", "/v1/revocations", { json: { ...selector, ...reason } });
       emit(out, revocation, () => fields(out, revocation, ["id", "selector", "value", "revokedAt", "reason"]));
     });

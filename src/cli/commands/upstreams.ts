@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { CliError, readStdin } from "../connection.js";
+import { confirmDestructive } from "../confirm.js";
 import { contextOf, examples } from "../context.js";
 import { emit, fields, note, table } from "../output.js";
 
@@ -104,8 +105,10 @@ export function upstreamCommands(program: Command): void {
     .description("remove an upstream (refused while grants use it)")
     .addHelpText("after", examples("keyward upstream rm hosting-staging"))
     .argument("<name>")
-    .action(async (name: string, _options, command: Command) => {
+    .option("--yes", "do not ask for confirmation on a terminal")
+    .action(async (name: string, options: { yes?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
+      await confirmDestructive(`remove upstream ${name} and delete its stored credential (refused while a grant uses it)`, options.yes);
       await admin().json("DELETE", `/v1/upstreams/${encodeURIComponent(name)}`);
       emit(out, { removed: name }, () => `removed upstream ${name}`);
       note(out, "Its secret is gone from Keyward; revoke it at the provider too if it may have leaked.", "dim");
