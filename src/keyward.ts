@@ -19,6 +19,7 @@ import { BudgetService } from "./budgets/budgets.js";
 import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
+import { startForwardProxyFor, type ForwardProxy } from "./forward-proxy/index.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer } from "./server.js";
 import { endpointOf } from "./tokens/oauth-documents.js";
@@ -36,6 +37,8 @@ export type Keyward = {
   generatedAdminKey: string | null;
   /** Where a generated master key was written, to warn about it. */
   generatedMasterKeyPath: string | null;
+  /** Transparent mode's listener, when KEYWARD_FORWARD_PROXY_PORT is set. */
+  forwardProxy: ForwardProxy | null;
   close(): Promise<void>;
 };
 
@@ -108,7 +111,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const grants = new Grants(prisma, revocations);
     const agents = new Agents(prisma, revocations);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeoutMs);
-    const upstreams = new Upstreams(prisma, vault, dispatcher, revocations);
+    const upstreams = new Upstreams(prisma, vault, dispatcher, revocations, (ca) => createUpstreamDispatcher(config.upstreamTimeoutMs, ca));
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
     let onPolicyError: (err: unknown) => void = () => {}; // the app's logger once the app exists
     const environments = new Environments(prisma, revocations);
@@ -153,6 +156,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       options.logStream,
     );
     const background: { stop(): Promise<void> }[] = [];
+    let forwardProxy: ForwardProxy | null = null;
     let auditFailing = false;
     onAuditHealth = (err) => {
       if (err && !auditFailing) app.log.error({ err }, "audit events are not reaching the database; retrying");
@@ -182,6 +186,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
         background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, app.log));
       }
+      forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, verifyToken, auditLog });
     } catch (err) {
       await app.close();
       await Promise.all(background.map((b) => b.stop()));
@@ -195,8 +200,10 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       db,
       generatedAdminKey,
       generatedMasterKeyPath,
+      forwardProxy,
       async close() {
         signingKeys.stop();
+        await forwardProxy?.close();
         await app.close();
         await Promise.all(background.map((b) => b.stop()));
         await dispatcher.close();

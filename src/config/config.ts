@@ -44,6 +44,8 @@ const envSchema = z.object({
   KEYWARD_POLICY_MAX_INSPECT_BYTES: positiveInt(1024 * 1024),
   KEYWARD_APPROVAL_TTL_SECONDS: intBetween(60, 7 * 86_400, 3_600),
   KEYWARD_APPROVAL_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  KEYWARD_FORWARD_PROXY_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  KEYWARD_FORWARD_PROXY_HOST: z.string().min(1).optional(),
 });
 
 export type Config = {
@@ -84,6 +86,8 @@ export type Config = {
   policyInspectMaxBytes: number;
   /** How long a held token request waits for a decision and collection; where new ones are announced. */
   approvals: { ttlSeconds: number; webhookUrl: string | undefined };
+  /** Transparent mode's forward proxy listener (src/forward-proxy); undefined: off. */
+  forwardProxy: { port: number; host: string } | undefined;
 };
 
 export type TokenPolicy = {
@@ -191,5 +195,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clientSecretOverlapSeconds: e.KEYWARD_CLIENT_SECRET_OVERLAP_SECONDS,
     policyInspectMaxBytes: e.KEYWARD_POLICY_MAX_INSPECT_BYTES,
     approvals: { ttlSeconds: e.KEYWARD_APPROVAL_TTL_SECONDS, webhookUrl: e.KEYWARD_APPROVAL_WEBHOOK_URL },
+    forwardProxy:
+      e.KEYWARD_FORWARD_PROXY_PORT === undefined
+        ? undefined
+        : { port: e.KEYWARD_FORWARD_PROXY_PORT, host: e.KEYWARD_FORWARD_PROXY_HOST ?? e.HOST },
   };
 }

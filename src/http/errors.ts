@@ -91,3 +91,13 @@ export const approvalRequired = (approvalId: string, expiresAt: Date) =>
     reason: "approval required",
     details: { approvalId, expiresAt: expiresAt.toISOString() },
   });
+
+/** 407 from the forward proxy (src/forward-proxy): no usable agent token in Proxy-Authorization. */
+export const proxyAuthenticationRequired = (message: string) =>
+  new KeywardError(407, "proxy_authentication_required", message, {
+    headers: { "proxy-authenticate": 'Basic realm="keyward", Bearer realm="keyward"' },
+  });
+
+/** 403 from the forward proxy: no upstream names this scheme, host and port (and path). */
+export const hostNotAllowed = (authority: string) =>
+  new KeywardError(403, "forward_host_not_allowed", "no upstream is configured for this host", { reason: `no upstream for ${authority}` });

@@ -4,9 +4,10 @@ import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici"
 import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
 
-export function createUpstreamDispatcher(timeoutMs: number): Agent {
+/** The proxy's connection pool to upstreams; with `ca`, one whose TLS trusts only that private CA. */
+export function createUpstreamDispatcher(timeoutMs: number, ca?: string): Agent {
   return new Agent({
-    connect: { timeout: timeoutMs },
+    connect: { timeout: timeoutMs, ...(ca !== undefined && { ca }) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     keepAliveTimeout: 10_000,

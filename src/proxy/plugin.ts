@@ -134,7 +134,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         method: request.method,
         headers: outgoing.headers,
         body: outgoing.body ?? streamedBody,
-        dispatcher: deps.dispatcher,
+        dispatcher: upstream.dispatcher ?? deps.dispatcher,
         maxBodyBytes: deps.maxBodyBytes,
         signal: abortWhenClientGone(reply.raw),
       });

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomUUID, X509Certificate } from "node:crypto";
 import type { PrismaClient, Upstream } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import { z } from "zod";
@@ -25,8 +25,36 @@ import { upstreamPolicyColumns } from "./policy.js";
 
 const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
 
+/**
+ * `tls.ca`: the PEM of a private CA the upstream's certificate chains to (tests, internal APIs). Trusted
+ * for this upstream only, instead of the system's CAs.
+ */
+const tlsSettings = z.strictObject({
+  ca: z
+    .string()
+    .max(65_536)
+    .refine((pem) => {
+      try {
+        return new X509Certificate(pem).ca;
+      } catch {
+        return false;
+      }
+    }, "a PEM CA certificate"),
+});
+/** Environment variables `keyward run` sets to a placeholder for this upstream (e.g. GITHUB_TOKEN). */
+const placeholders = z.array(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, "an environment variable name, e.g. GITHUB_TOKEN")).max(20);
+
 export const createUpstreamBody = z
-  .strictObject({ name: slug, baseUrl, environment: slug, auth: authConfigSchema, secret: secretInput, ...upstreamPolicyFields })
+  .strictObject({
+    name: slug,
+    baseUrl,
+    environment: slug,
+    auth: authConfigSchema,
+    secret: secretInput,
+    tls: tlsSettings.optional(),
+    placeholders: placeholders.optional(),
+    ...upstreamPolicyFields,
+  })
   .superRefine((body, ctx) => {
     for (const problem of secretProblems(body.auth.type, body.secret)) ctx.addIssue({ code: "custom", ...problem });
   });
@@ -37,6 +65,8 @@ export const updateUpstreamBody = z
     environment: slug.optional(),
     auth: authConfigSchema.optional(),
     secret: secretInput.optional(),
+    tls: tlsSettings.nullable().optional(),
+    placeholders: placeholders.optional(),
     ...upstreamPolicyFields,
   })
   .refine((b) => Object.keys(b).length > 0, "nothing to update");
@@ -60,6 +90,9 @@ export function upstreamView(u: Upstream) {
     presets: u.presets,
     auth: u.authConfig as AuthConfig,
     secret: { set: true, updatedAt: u.secretUpdatedAt },
+    // The CA is not secret, but like the secret it is only ever written: what is trusted shows as a fingerprint.
+    tls: u.tlsCa === null ? null : { ca: { set: true, sha256: new X509Certificate(u.tlsCa).fingerprint256 } },
+    placeholders: u.placeholders,
     createdAt: u.createdAt,
     updatedAt: u.updatedAt,
   };
@@ -98,6 +131,10 @@ export class Upstreams {
     /** For credential kinds that call a token endpoint: the proxy's dispatcher, with its timeouts. */
     private readonly dispatcher: Dispatcher,
     private readonly revocations: RevocationService,
+    /** A dispatcher trusting one private CA (an upstream's `tls.ca`). */
+    private readonly dispatcherTrusting: (ca: string) => Dispatcher = () => {
+      throw new Error("no dispatcher for private CAs");
+    },
   ) {
     this.#byName = new RowCache(revocations, {
       table: "Upstream",
@@ -130,6 +167,8 @@ export class Upstreams {
           baseUrl: input.baseUrl,
           environment: input.environment,
           authConfig: input.auth,
+          tlsCa: input.tls?.ca ?? null,
+          placeholders: input.placeholders ?? [],
           ...upstreamPolicyColumns(input.baseUrl, input.protocol ?? "http", input.presets),
           ...this.#secretFields(id, input.secret),
         },
@@ -164,12 +203,18 @@ export class Upstreams {
       else if (sendsSecretElsewhere({ baseUrl: existing.baseUrl, auth: storedAuth }, input)) {
         assertSecretFits([{ path: ["secret"], message: "sending the stored secret to another origin needs it in the same request" }]);
       }
+      // Trusting another CA could send the stored secret to whoever holds that CA's key: the same rule.
+      else if (input.tls !== undefined && (input.tls?.ca ?? null) !== existing.tlsCa) {
+        assertSecretFits([{ path: ["secret"], message: "changing the CA the secret is sent under needs the secret in the same request" }]);
+      }
       const row = await tx.upstream.update({
         where: { name },
         data: {
           baseUrl: input.baseUrl,
           environment: input.environment,
           authConfig: input.auth,
+          tlsCa: input.tls === undefined ? undefined : (input.tls?.ca ?? null),
+          placeholders: input.placeholders,
           ...upstreamPolicyColumns(
             input.baseUrl ?? existing.baseUrl,
             input.protocol ?? (existing.protocol as Protocol),
@@ -207,6 +252,7 @@ export class Upstreams {
       await this.#audit(tx, meta, "upstream.delete", row);
       return row;
     });
+    void this.#compiled.get(removed.id)?.upstream.dispatcher?.close().catch(() => {});
     this.#compiled.delete(removed.id);
     this.revocations.rowChanged("Upstream", name);
   }
@@ -225,17 +271,20 @@ export class Upstreams {
   }
 
   #compile(row: Upstream): CompiledUpstream {
-    const source = JSON.stringify([row.baseUrl, row.environment, row.authConfig, row.secretCiphertext]);
+    const source = JSON.stringify([row.baseUrl, row.environment, row.authConfig, row.secretCiphertext, row.tlsCa]);
     const cached = this.#compiled.get(row.id);
     if (cached?.source === source) return cached.upstream;
     const baseUrl = new URL(row.baseUrl);
+    const dispatcher = row.tlsCa === null ? undefined : this.dispatcherTrusting(row.tlsCa);
     const credential = compileCredential(authConfigSchema.parse(row.authConfig), this.#decrypt(row), {
       baseUrl,
-      dispatcher: this.dispatcher,
+      dispatcher: dispatcher ?? this.dispatcher,
       now: Date.now,
     });
-    const upstream = { name: row.name, environment: row.environment, baseUrl, credential };
+    const upstream = { name: row.name, environment: row.environment, baseUrl, credential, dispatcher };
     this.#compiled.set(row.id, { source, upstream });
+    // The replaced version's own pool closes once its calls in flight are done.
+    void cached?.upstream.dispatcher?.close().catch(() => {});
     return upstream;
   }
 
@@ -273,5 +322,7 @@ export type CompiledUpstream = {
   environment: string;
   baseUrl: URL;
   credential: UpstreamCredential;
+  /** Its own connection pool when it trusts a private CA (`tls.ca`); otherwise the proxy's shared one. */
+  dispatcher: Dispatcher | undefined;
 };
 

@@ -1,5 +1,6 @@
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
+import { caKeyContext } from "../forward-proxy/ca.js";
 import { signingKeyContext } from "../tokens/signing-keys.js";
 import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
 import type { Vault } from "./vault.js";
@@ -33,6 +34,19 @@ const ENCRYPTED_COLUMNS = [
       const context = signingKeyContext(kid);
       const privateCiphertext = vault.encrypt(vault.decrypt(row.privateCiphertext, context), context);
       const { count } = await tx.signingKey.updateMany({ where: { kid, privateCiphertext: row.privateCiphertext }, data: { privateCiphertext } });
+      return count === 1;
+    },
+  },
+  {
+    table: "ForwardProxyCa",
+    rows: async (db: PrismaClient) =>
+      (await db.forwardProxyCa.findMany({ select: { id: true, keyCiphertext: true } })).map((r) => ({ id: r.id, ciphertext: r.keyCiphertext })),
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string) => {
+      const row = await tx.forwardProxyCa.findUnique({ where: { id }, select: { keyCiphertext: true } });
+      if (!row || vault.isCurrent(row.keyCiphertext)) return false;
+      const context = caKeyContext(id);
+      const keyCiphertext = vault.encrypt(vault.decrypt(row.keyCiphertext, context), context);
+      const { count } = await tx.forwardProxyCa.updateMany({ where: { id, keyCiphertext: row.keyCiphertext }, data: { keyCiphertext, keyId: vault.keyId } });
       return count === 1;
     },
   },

@@ -1,0 +1,46 @@
+import type { PrismaClient } from "@prisma/client";
+import type { FastifyInstance } from "fastify";
+import type { AuditLog } from "../audit/batch.js";
+import type { Config } from "../config/config.js";
+import type { RevocationService } from "../revocation/service.js";
+import type { TokenVerifier } from "../tokens/verify.js";
+import type { Vault } from "../vault/vault.js";
+import { ForwardProxyCa } from "./ca.js";
+import { UpstreamHosts } from "./hosts.js";
+import { forwardProxyAdminRoutes, forwardProxyPublicRoutes } from "./routes.js";
+import { ForwardProxy } from "./server.js";
+
+export { ForwardProxy } from "./server.js";
+
+type Deps = { prisma: PrismaClient; vault: Vault; revocations: RevocationService; verifyToken: TokenVerifier; auditLog: AuditLog };
+
+/**
+ * Transparent mode, when KEYWARD_FORWARD_PROXY_PORT is set: the CA's routes on the main app, then the
+ * forward proxy's own listener, which hands every request to the main app (so the app is made ready
+ * first). Off: nothing is added, and null.
+ */
+export async function startForwardProxyFor(
+  app: FastifyInstance,
+  config: Pick<Config, "forwardProxy" | "headersTimeoutMs" | "requestTimeoutMs">,
+  deps: Deps,
+): Promise<ForwardProxy | null> {
+  if (!config.forwardProxy) return null;
+  const forwardProxyCa = new ForwardProxyCa(deps.prisma, deps.vault, deps.revocations);
+  await app.register(forwardProxyPublicRoutes, { prisma: deps.prisma, forwardProxyCa });
+  await app.register(forwardProxyAdminRoutes, { prisma: deps.prisma, forwardProxyCa });
+  await app.ready();
+  // Created (or read) now, so that a broken CA fails the start rather than the first tunnel.
+  await forwardProxyCa.certificatePem();
+  return ForwardProxy.start(
+    {
+      app,
+      verifyToken: deps.verifyToken,
+      revocations: deps.revocations,
+      hosts: new UpstreamHosts(deps.prisma, deps.revocations),
+      ca: forwardProxyCa,
+      auditLog: deps.auditLog,
+      log: app.log.child({ component: "forward-proxy" }),
+    },
+    { ...config.forwardProxy, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs },
+  );
+}

@@ -1,0 +1,271 @@
+import { randomUUID } from "node:crypto";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { AuditInput } from "../audit/audit.js";
+import type { AuditLog } from "../audit/batch.js";
+import { BROKER_ERROR_HEADER, toErrorResponse } from "../http/error-handler.js";
+import { badRequest, hostNotAllowed, KeywardError, proxyAuthenticationRequired, unavailable } from "../http/errors.js";
+import type { RevocationService } from "../revocation/service.js";
+import type { AgentToken } from "../tokens/claims.js";
+import type { TokenVerifier } from "../tokens/verify.js";
+import type { ForwardProxyCa } from "./ca.js";
+import { parseAuthority, proxyAuthorizationToken } from "./credentials.js";
+import type { ForwardMatch, UpstreamHosts } from "./hosts.js";
+import { handOffHeaders } from "./hand-off.js";
+
+export type ForwardProxyDeps = {
+  /** The main app: every request is handed to its `/proxy/<upstream>/…` route, in process. */
+  app: FastifyInstance;
+  verifyToken: TokenVerifier;
+  revocations: Pick<RevocationService, "assertNotRevoked">;
+  hosts: UpstreamHosts;
+  ca: ForwardProxyCa;
+  auditLog: AuditLog;
+  log: FastifyBaseLogger;
+};
+
+export type ForwardProxyOptions = { port: number; host: string; headersTimeoutMs: number; requestTimeoutMs: number };
+
+/** A CONNECT tunnel: who opened it, to where, and until when its token is good. */
+type Tunnel = { token: string; host: string; port: number; expiresAtMs: number };
+
+/** Inside a tunnel, responses ask the client to reconnect (with a fresh token) once this little is left. */
+const RECONNECT_BEFORE_EXPIRY_MS = 30_000;
+const DEFAULT_PORT = { "http:": 80, "https:": 443 } as const;
+
+/**
+ * Transparent mode (issue 19): an HTTP forward proxy. `GET http://host/…` (absolute-form) and
+ * `CONNECT host:port` followed by TLS, which it terminates with a certificate from Keyward's own CA for
+ * hosts some upstream names. Every request, plain or tunnelled, is matched to an upstream by scheme,
+ * host, port and base path, then handed in process to the main app's `/proxy/<upstream>/…` route with
+ * the agent's token as its bearer: authentication, revocation, decide(), budgets, audit, injection and
+ * forwarding are that route's, not a copy. What it refuses itself (no credentials, a host no upstream
+ * names, a malformed target) is answered here and audited; nothing is forwarded.
+ */
+export class ForwardProxy {
+  readonly #outer: Server;
+  /** Parses the requests inside CONNECT tunnels: one parser, Node's, strict, as for the main listener. */
+  readonly #inner: Server;
+  readonly #tunnels = new WeakMap<object, Tunnel>();
+  readonly #openSockets = new Set<Duplex>();
+
+  private constructor(
+    private readonly deps: ForwardProxyDeps,
+    options: ForwardProxyOptions,
+  ) {
+    const serverOptions = {
+      requestTimeout: options.requestTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      keepAliveTimeout: 30_000,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(options.headersTimeoutMs / 4))),
+    };
+    this.#outer = createServer(serverOptions, (req, res) => void this.#plain(req, res));
+    this.#outer.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#connect(req, socket, head));
+    this.#inner = createServer(serverOptions, (req, res) => void this.#tunnelled(req, res));
+    for (const server of [this.#outer, this.#inner]) {
+      server.on("clientError", (_err, socket) => writeRawError(socket, badRequest("bad_request", "malformed HTTP request")));
+      // WebSocket and other protocol switches are not proxied.
+      server.on("upgrade", (_req, socket: Duplex) => writeRawError(socket, badRequest("upgrade_not_supported", "protocol upgrades are not proxied")));
+    }
+    this.#outer.on("connection", (socket: Socket) => this.#track(socket));
+  }
+
+  static async start(deps: ForwardProxyDeps, options: ForwardProxyOptions): Promise<ForwardProxy> {
+    const proxy = new ForwardProxy(deps, options);
+    await new Promise<void>((resolve, reject) => {
+      proxy.#outer.once("error", reject);
+      proxy.#outer.listen(options.port, options.host, () => resolve());
+    });
+    return proxy;
+  }
+
+  address(): AddressInfo {
+    return this.#outer.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#outer.close(() => resolve()));
+    this.#inner.closeAllConnections();
+    this.#outer.closeAllConnections();
+    for (const socket of this.#openSockets) socket.destroy();
+    await closed;
+  }
+
+  #track(socket: Duplex): void {
+    this.#openSockets.add(socket);
+    socket.once("close", () => this.#openSockets.delete(socket));
+  }
+
+  /** `GET http://host:port/path` with Proxy-Authorization on each request. */
+  async #plain(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const audit = this.#auditBase(req);
+    try {
+      const target = absoluteHttpTarget(req.url ?? "");
+      audit.path = (req.url ?? "").slice(0, 2000);
+      const { token } = await this.#authenticate(req.rawHeaders, audit);
+      assertHostHeader(req.headers.host, target.host, target.port, "http:");
+      const match = await this.#match("http:", target.host, target.port, target.rawTarget);
+      this.#handOff(req, res, match, token);
+    } catch (err) {
+      await this.#refuse(audit, err, (e) => sendError(res, e));
+    }
+  }
+
+  /** `CONNECT host:port`: authenticated once, for a host an upstream names; then TLS, then requests. */
+  async #connect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    const audit = this.#auditBase(req);
+    audit.path = (req.url ?? "").slice(0, 300);
+    try {
+      const authority = parseAuthority(req.url ?? "");
+      if (!authority) throw badRequest("invalid_connect_target", "CONNECT takes host:port");
+      const { token, agent } = await this.#authenticate(req.rawHeaders, audit);
+      const index = await this.deps.hosts.current();
+      if (!index.hasOrigin("https:", authority.host, authority.port)) throw hostNotAllowed(`https://${authority.host}:${authority.port}`);
+      const secureContext = await this.deps.ca.contextFor(authority.host);
+      if (socket.destroyed) return;
+      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      if (head.length > 0) socket.unshift(head);
+      const tls = new TLSSocket(socket as Socket, { isServer: true, secureContext, ALPNProtocols: ["http/1.1"] });
+      tls.on("error", () => tls.destroy());
+      this.#tunnels.set(tls, { token, host: authority.host, port: authority.port, expiresAtMs: agent.expiresAt * 1000 });
+      this.#track(tls);
+      this.#inner.emit("connection", tls);
+    } catch (err) {
+      await this.#refuse(audit, err, (e) => writeRawError(socket, e));
+    }
+  }
+
+  /** A request inside a tunnel: its origin is the tunnel's, its token the one that opened it. */
+  async #tunnelled(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const tunnel = this.#tunnels.get(req.socket);
+    if (!tunnel) return void req.socket.destroy();
+    const audit = this.#auditBase(req);
+    audit.path = (req.url ?? "").slice(0, 2000);
+    try {
+      const rawTarget = tunnelTarget(req.url ?? "", tunnel.host, tunnel.port);
+      assertHostHeader(req.headers.host, tunnel.host, tunnel.port, "https:");
+      const match = await this.#match("https:", tunnel.host, tunnel.port, rawTarget);
+      // The client opens a new tunnel, through `keyward run`'s relay with a fresh token, before this one's ends.
+      if (tunnel.expiresAtMs - Date.now() < RECONNECT_BEFORE_EXPIRY_MS) res.shouldKeepAlive = false;
+      this.#handOff(req, res, match, tunnel.token);
+    } catch (err) {
+      await this.#refuse(audit, err, (e) => sendError(res, e));
+    }
+  }
+
+  async #match(scheme: "http:" | "https:", host: string, port: number, rawTarget: string): Promise<ForwardMatch> {
+    const match = (await this.deps.hosts.current()).match(scheme, host, port, rawTarget);
+    if (!match) throw hostNotAllowed(`${scheme}//${host}:${port}`);
+    return match;
+  }
+
+  /** The request goes on as `/proxy/<upstream>/…` with the agent's token as bearer: the main app's route decides. */
+  #handOff(req: IncomingMessage, res: ServerResponse, match: ForwardMatch, token: string): void {
+    const { headers, rawHeaders } = handOffHeaders(req.headers, req.rawHeaders, token);
+    req.url = match.proxyPath;
+    req.headers = headers;
+    req.rawHeaders.splice(0, req.rawHeaders.length, ...rawHeaders);
+    this.deps.app.routing(req, res);
+  }
+
+  async #authenticate(rawHeaders: string[], audit: AuditInput): Promise<{ token: string; agent: AgentToken }> {
+    const token = proxyAuthorizationToken(rawHeaders);
+    if (!token) throw proxyAuthenticationRequired("expected Proxy-Authorization: Bearer <token>, or Basic with the token as password");
+    let agent: AgentToken;
+    try {
+      agent = await this.deps.verifyToken(token);
+    } catch {
+      throw proxyAuthenticationRequired("the token in Proxy-Authorization is invalid or expired");
+    }
+    Object.assign(audit, { actor: `agent:${agent.agentId}`, agentId: agent.agentId, jti: agent.jti, grantId: agent.grantId });
+    try {
+      this.deps.revocations.assertNotRevoked(agent);
+    } catch (err) {
+      if (err instanceof KeywardError && err.status === 401) throw proxyAuthenticationRequired("the token in Proxy-Authorization is revoked");
+      throw err;
+    }
+    return { token, agent };
+  }
+
+  #auditBase(req: IncomingMessage): AuditInput {
+    return { kind: "proxy", actor: "anonymous", requestId: randomUUID(), method: req.method ?? "" };
+  }
+
+  /** Audits a refusal of the forward proxy's own, then answers it; an unaudited refusal answers 503. */
+  async #refuse(audit: AuditInput, err: unknown, answer: (err: unknown) => void): Promise<void> {
+    const { status, body } = toErrorResponse(err);
+    if (status >= 500) this.deps.log.error({ err }, "forward proxy request failed");
+    try {
+      await this.deps.auditLog.append({ ...audit, decision: "deny", status, reason: (err instanceof KeywardError && err.extra.reason) || body.error.code });
+    } catch (auditErr) {
+      this.deps.log.error({ err: auditErr }, "audit write failed");
+      return answer(unavailable("audit_unavailable", "audit log unavailable"));
+    }
+    answer(err);
+  }
+}
+
+/** `http://authority/path?query` → its parts; https and origin-form targets are refused (CONNECT is for https). */
+export function absoluteHttpTarget(url: string): { host: string; port: number; rawTarget: string } {
+  const match = /^http:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url);
+  if (!match) {
+    if (/^https:/i.test(url)) throw badRequest("use_connect", "https:// targets go through CONNECT");
+    throw badRequest("absolute_form_required", "a forward proxy request names an absolute http:// URL");
+  }
+  const authority = parseAuthority(match[1]!.includes(":") && !match[1]!.endsWith("]") ? match[1]! : `${match[1]!}:80`);
+  if (!authority) throw badRequest("invalid_target", "the request URL's host is not valid");
+  const rest = match[2] ?? "/";
+  return { ...authority, rawTarget: rest.startsWith("?") ? "/" + rest : rest };
+}
+
+/**
+ * A request target inside a tunnel: origin-form, or absolute-form naming the tunnel's own origin.
+ * Anything else (another host, `*`, authority-form) is ambiguous and refused.
+ */
+export function tunnelTarget(url: string, host: string, port: number): string {
+  if (url.startsWith("/")) return url;
+  const match = /^https:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url);
+  const authority = match && parseAuthority(match[1]!.includes(":") && !match[1]!.endsWith("]") ? match[1]! : `${match[1]!}:443`);
+  if (!authority || authority.host !== host || authority.port !== port) {
+    throw badRequest("invalid_target", "a request inside a tunnel names the tunnel's own origin");
+  }
+  const rest = match![2] ?? "/";
+  return rest.startsWith("?") ? "/" + rest : rest;
+}
+
+/** The Host header must name the origin the request goes to: a mismatch is ambiguous, so refused. */
+export function assertHostHeader(hostHeader: string | undefined, host: string, port: number, scheme: "http:" | "https:"): void {
+  if (hostHeader === undefined) return; // Node refuses HTTP/1.1 requests without one before this runs.
+  const withPort = hostHeader.includes(":") && !hostHeader.endsWith("]") ? hostHeader : `${hostHeader}:${DEFAULT_PORT[scheme]}`;
+  const named = parseAuthority(withPort);
+  if (!named || named.host !== host || named.port !== port) {
+    throw badRequest("host_mismatch", "the Host header names another origin than the request");
+  }
+}
+
+function errorResponseText(err: unknown): { status: number; headers: Record<string, string>; body: string; code: string } {
+  const { status, headers, body } = toErrorResponse(err);
+  return { status, headers, body: JSON.stringify(body), code: body.error.code };
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) return void res.destroy();
+  const { status, headers, body, code } = errorResponseText(err);
+  res.writeHead(status, { ...headers, "content-type": "application/json", [BROKER_ERROR_HEADER]: code, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** An answer on a socket no HTTP response object owns (a refused CONNECT, a parse error); then it closes. */
+function writeRawError(socket: Duplex, err: unknown): void {
+  if (socket.destroyed) return;
+  const { status, headers, body, code } = errorResponseText(err);
+  const lines = Object.entries({ ...headers, "content-type": "application/json", [BROKER_ERROR_HEADER]: code, "content-length": String(Buffer.byteLength(body)), connection: "close" })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines}\r\n${body}`);
+  socket.once("finish", () => socket.destroy());
+}

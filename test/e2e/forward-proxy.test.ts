@@ -1,0 +1,229 @@
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { connect as netConnect } from "node:net";
+import { join } from "node:path";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { promisify } from "node:util";
+import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startTlsUpstream } from "../helpers/tls-upstream.js";
+
+const run = promisify(execFile);
+const REAL_SECRET = "real-upstream-secret-forward-proxy";
+
+/** Opens a CONNECT tunnel by hand and returns the TLS socket inside it (or the proxy's refusal). */
+async function openTunnel(proxyPort: number, authority: string, proxyAuthorization: string | null, ca: string) {
+  const socket = netConnect(proxyPort, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${proxyAuthorization ? `Proxy-Authorization: ${proxyAuthorization}\r\n` : ""}\r\n`);
+  const head = await new Promise<string>((resolve, reject) => {
+    let text = "";
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      if (text.includes("\r\n\r\n")) {
+        socket.off("data", onData);
+        resolve(text);
+      }
+    };
+    socket.on("data", onData).once("error", reject);
+  });
+  const status = Number(head.split(" ")[1]);
+  if (status !== 200) {
+    socket.destroy();
+    return { status, head, tls: null };
+  }
+  const tls = tlsConnect({ socket, servername: authority.split(":")[0], ca });
+  await new Promise<void>((resolve, reject) => tls.once("secureConnect", resolve).once("error", reject));
+  return { status, head, tls };
+}
+
+/** Sends raw bytes on a tunnel and reads one response (Content-Length framed). */
+function exchange(tls: TLSSocket, raw: string): Promise<{ status: number; headers: string; body: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    let buffer = Buffer.alloc(0);
+    const done = (closed: boolean) => {
+      const text = buffer.toString("utf8");
+      const end = text.indexOf("\r\n\r\n");
+      if (end === -1) return closed ? reject(new Error(`closed without a response: ${text}`)) : undefined;
+      const headers = text.slice(0, end);
+      const length = Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0);
+      const body = buffer.subarray(Buffer.byteLength(text.slice(0, end + 4)));
+      if (body.length < length && !closed) return;
+      tls.off("data", onData);
+      tls.off("close", onClose);
+      resolve({ status: Number(headers.split(" ")[1]), headers, body: body.subarray(0, length).toString("utf8"), closed });
+    };
+    const onData = (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      done(false);
+    };
+    const onClose = () => done(true);
+    tls.on("data", onData).once("close", onClose);
+    tls.write(raw);
+  });
+}
+
+describe("forward proxy (transparent mode)", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startTlsUpstream>>;
+  let proxyPort: number;
+  let caPem: string;
+  let caFile: string;
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+  let authority: string;
+
+  beforeAll(async () => {
+    upstream = await startTlsUpstream();
+    store = newStore();
+    broker = await startBroker(store, { KEYWARD_FORWARD_PROXY_PORT: "0" });
+    proxyPort = broker.keyward.forwardProxy!.address().port;
+    authority = `localhost:${upstream.port}`;
+    await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: REAL_SECRET, tls: { ca: upstream.caPem } } as never);
+    agent = await createAgent(broker, "coder");
+    await createGrant(broker, { name: "read", upstream: "api", methods: ["GET", "POST"], paths: ["/repos/**"], agents: [agent.id] });
+    const ca = await broker.http().get("/v1/forward-proxy/ca.pem");
+    caPem = ca.text;
+    caFile = join(store.dataDir, "keyward-ca.pem");
+    writeFileSync(caFile, caPem);
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const token = () => tokenFor(broker, agent, { grant: "read" });
+  const basicFor = (t: string) => "Basic " + Buffer.from(`agent:${t}`).toString("base64");
+
+  it("serves its CA certificate publicly, and the upstream view shows only the private CA's fingerprint", async () => {
+    expect(caPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    const view = await broker.admin("get", "/v1/upstreams/api");
+    expect(view.body.tls.ca.set).toBe(true);
+    expect(JSON.stringify(view.body)).not.toContain("BEGIN CERTIFICATE");
+  });
+
+  it("curl: the upstream receives the real credential, never the agent's token", async () => {
+    const t = await token();
+    const before = upstream.received.length;
+    const { stdout } = await run("curl", [
+      "-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "--proxy-user", `agent:${t}`,
+      "--cacert", caFile, "-H", "Authorization: token ghp_placeholder", `https://${authority}/repos/x?y=1`,
+    ]);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, url: "/repos/x?y=1" });
+    const got = upstream.received.slice(before);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+    expect(JSON.stringify(got[0]!.headers)).not.toContain(t.slice(-20));
+  });
+
+  it("curl: a call the grant denies is refused by Keyward and never reaches the upstream", async () => {
+    const t = await token();
+    const before = upstream.received.length;
+    const { stdout } = await run("curl", [
+      "-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "--proxy-user", `agent:${t}`,
+      "--cacert", caFile, "-X", "DELETE", "-w", "\n%{http_code}", `https://${authority}/repos/x`,
+    ]);
+    const [body, status] = stdout.split("\n");
+    expect(status).toBe("403");
+    expect(JSON.parse(body!).error.code).toBe("forbidden");
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it("no or bad credentials: 407 with Proxy-Authenticate, nothing forwarded", async () => {
+    const before = upstream.received.length;
+    const none = await openTunnel(proxyPort, authority, null, caPem);
+    expect(none.status).toBe(407);
+    expect(none.head.toLowerCase()).toContain("proxy-authenticate: basic");
+    const bad = await openTunnel(proxyPort, authority, "Bearer not.a.token", caPem);
+    expect(bad.status).toBe(407);
+    const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "-w", "%{http_code}", "-o", "/dev/null", `http://${authority}/repos/x`]);
+    expect(stdout).toBe("407");
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it("a host no upstream names is refused (403, audited); so is another port of a named host", async () => {
+    const t = await token();
+    const other = await openTunnel(proxyPort, "example.com:443", `Bearer ${t}`, caPem);
+    expect(other.status).toBe(403);
+    expect(other.head).toContain("forward_host_not_allowed");
+    const otherPort = await openTunnel(proxyPort, "localhost:22", `Bearer ${t}`, caPem);
+    expect(otherPort.status).toBe(403);
+    const audit = await broker.admin("get", "/v1/audit?decision=deny");
+    expect(JSON.stringify(audit.body)).toContain("no upstream for https://example.com:443");
+  });
+
+  it("keep-alive inside a tunnel; a revocation stops the very next call in the same open tunnel", async () => {
+    const t = await token();
+    const { tls } = await openTunnel(proxyPort, authority, basicFor(t), caPem);
+    const get = `GET /repos/a HTTP/1.1\r\nHost: ${authority}\r\n\r\n`;
+    const first = await exchange(tls!, get);
+    expect(first.status).toBe(200);
+    const second = await exchange(tls!, get);
+    expect(second.status).toBe(200);
+    const before = upstream.received.length;
+    const jti = JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString()).jti as string;
+    expect((await broker.admin("post", "/v1/revocations", { jti, reason: "test" })).status).toBe(201);
+    const third = await exchange(tls!, get);
+    expect(third.status).toBe(401);
+    expect(third.body).toContain("token_revoked");
+    expect(upstream.received.length).toBe(before);
+    tls!.destroy();
+  });
+
+  it("no smuggling: ambiguous framing and a Host naming another origin are refused, nothing forwarded", async () => {
+    const t = await token();
+    const before = upstream.received.length;
+    const smuggle = await openTunnel(proxyPort, authority, `Bearer ${t}`, caPem);
+    const res = await exchange(
+      smuggle.tls!,
+      `POST /repos/a HTTP/1.1\r\nHost: ${authority}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /repos/smuggled HTTP/1.1\r\nHost: ${authority}\r\n\r\n`,
+    );
+    expect(res.status).toBe(400);
+    smuggle.tls!.destroy();
+    const wrongHost = await openTunnel(proxyPort, authority, `Bearer ${t}`, caPem);
+    const mismatch = await exchange(wrongHost.tls!, `GET /repos/a HTTP/1.1\r\nHost: example.com\r\n\r\n`);
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.body).toContain("host_mismatch");
+    wrongHost.tls!.destroy();
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it("Node fetch through undici's EnvHttpProxyAgent", async () => {
+    const t = await token();
+    const dispatcher = new EnvHttpProxyAgent({ httpsProxy: `http://agent:${t}@127.0.0.1:${proxyPort}`, noProxy: "", requestTls: { ca: caPem } });
+    try {
+      const before = upstream.received.length;
+      const res = await undiciFetch(`https://${authority}/repos/fetch`, { dispatcher, headers: { authorization: "Bearer placeholder" } });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ url: "/repos/fetch" });
+      const denied = await undiciFetch(`https://${authority}/admin`, { dispatcher });
+      expect(denied.status).toBe(403);
+      await denied.text();
+      expect(upstream.received.slice(before).map((r) => r.url)).toEqual(["/repos/fetch"]);
+      expect(upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it("Python urllib with HTTPS_PROXY and the CA bundle", async () => {
+    const t = await token();
+    const before = upstream.received.length;
+    const script = [
+      "import json, os, ssl, urllib.request",
+      "ctx = ssl.create_default_context(cafile=os.environ['REQUESTS_CA_BUNDLE'])",
+      "opener = urllib.request.build_opener(urllib.request.ProxyHandler(), urllib.request.HTTPSHandler(context=ctx))",
+      `print(opener.open('https://${authority}/repos/py').read().decode())`,
+    ].join("\n");
+    const { stdout } = await run("python3", ["-c", script], {
+      env: { PATH: process.env.PATH, HTTPS_PROXY: `http://agent:${t}@127.0.0.1:${proxyPort}`, NO_PROXY: "", REQUESTS_CA_BUNDLE: caFile },
+    });
+    expect(JSON.parse(stdout)).toMatchObject({ url: "/repos/py" });
+    expect(upstream.received.slice(before)).toHaveLength(1);
+    expect(upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+  });
+});
