@@ -186,7 +186,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
         background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, app.log));
       }
-      forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, verifyToken, auditLog });
+      forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, verifyToken, auditLog, grants, upstreams });
     } catch (err) {
       await app.close();
       await Promise.all(background.map((b) => b.stop()));

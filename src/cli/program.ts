@@ -9,6 +9,7 @@ import { databaseCommands } from "./commands/database.js";
 import { grantCommands } from "./commands/grants.js";
 import { mcpCommand } from "./commands/mcp.js";
 import { revocationCommands } from "./commands/revoke.js";
+import { runCommand } from "./commands/run.js";
 import { tokenCommands } from "./commands/token.js";
 import { upstreamCommands } from "./commands/upstreams.js";
 import { configPath } from "./connection.js";
@@ -46,5 +47,6 @@ Examples:
   revocationCommands(program);
   auditCommands(program);
   mcpCommand(program, version);
+  runCommand(program);
   return program;
 }

@@ -7,12 +7,22 @@ import type { TokenVerifier } from "../tokens/verify.js";
 import type { Vault } from "../vault/vault.js";
 import { ForwardProxyCa } from "./ca.js";
 import { UpstreamHosts } from "./hosts.js";
-import { forwardProxyAdminRoutes, forwardProxyPublicRoutes } from "./routes.js";
+import type { Grants } from "../grants/grants.js";
+import type { Upstreams } from "../upstreams/upstreams.js";
+import { forwardProxyAdminRoutes, forwardProxyAgentRoutes, forwardProxyPublicRoutes } from "./routes.js";
 import { ForwardProxy } from "./server.js";
 
 export { ForwardProxy } from "./server.js";
 
-type Deps = { prisma: PrismaClient; vault: Vault; revocations: RevocationService; verifyToken: TokenVerifier; auditLog: AuditLog };
+type Deps = {
+  prisma: PrismaClient;
+  vault: Vault;
+  revocations: RevocationService;
+  verifyToken: TokenVerifier;
+  auditLog: AuditLog;
+  grants: Grants;
+  upstreams: Upstreams;
+};
 
 /**
  * Transparent mode, when KEYWARD_FORWARD_PROXY_PORT is set: the CA's routes on the main app, then the
@@ -26,8 +36,10 @@ export async function startForwardProxyFor(
 ): Promise<ForwardProxy | null> {
   if (!config.forwardProxy) return null;
   const forwardProxyCa = new ForwardProxyCa(deps.prisma, deps.vault, deps.revocations);
-  await app.register(forwardProxyPublicRoutes, { prisma: deps.prisma, forwardProxyCa });
-  await app.register(forwardProxyAdminRoutes, { prisma: deps.prisma, forwardProxyCa });
+  const routeDeps = { ...deps, forwardProxyCa };
+  await app.register(forwardProxyPublicRoutes, routeDeps);
+  await app.register(forwardProxyAgentRoutes, routeDeps);
+  await app.register(forwardProxyAdminRoutes, routeDeps);
   await app.ready();
   // Created (or read) now, so that a broken CA fails the start rather than the first tunnel.
   await forwardProxyCa.certificatePem();
