@@ -74,16 +74,26 @@ describe("forward proxy (transparent mode)", () => {
   let caFile: string;
   let agent: Awaited<ReturnType<typeof createAgent>>;
   let authority: string;
+  let gitServer: Awaited<ReturnType<typeof startTlsUpstream>>;
 
   beforeAll(async () => {
     upstream = await startTlsUpstream();
+    gitServer = await startTlsUpstream((req, res) => {
+      // Git's smart-HTTP ref advertisement, all `git ls-remote` needs (protocol v0, pkt-lines).
+      const pkt = (line: string) => (line.length + 4).toString(16).padStart(4, "0") + line;
+      const commit = "1".repeat(40);
+      res.writeHead(200, { "content-type": "application/x-git-upload-pack-advertisement", "cache-control": "no-cache" });
+      res.end(pkt("# service=git-upload-pack\n") + "0000" + pkt(`${commit} HEAD\0side-band-64k symref=HEAD:refs/heads/main\n`) + pkt(`${commit} refs/heads/main\n`) + "0000");
+    });
     store = newStore();
     broker = await startBroker(store, { KEYWARD_FORWARD_PROXY_PORT: "0" });
     proxyPort = broker.keyward.forwardProxy!.address().port;
     authority = `localhost:${upstream.port}`;
     await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: REAL_SECRET, tls: { ca: upstream.caPem } } as never);
+    await createUpstream(broker, { name: "git", baseUrl: gitServer.url, environment: "staging", secret: "real-git-secret", tls: { ca: gitServer.caPem } } as never);
     agent = await createAgent(broker, "coder");
     await createGrant(broker, { name: "read", upstream: "api", methods: ["GET", "POST"], paths: ["/repos/**"], agents: [agent.id] });
+    await createGrant(broker, { name: "git-read", upstream: "git", methods: ["GET"], paths: ["/org/**"], agents: [agent.id] });
     const ca = await broker.http().get("/v1/forward-proxy/ca.pem");
     caPem = ca.text;
     caFile = join(store.dataDir, "keyward-ca.pem");
@@ -93,6 +103,7 @@ describe("forward proxy (transparent mode)", () => {
   afterAll(async () => {
     await broker?.close();
     await upstream?.close();
+    await gitServer?.close();
     await store?.drop();
   });
 
@@ -225,5 +236,14 @@ describe("forward proxy (transparent mode)", () => {
     expect(JSON.parse(stdout)).toMatchObject({ url: "/repos/py" });
     expect(upstream.received.slice(before)).toHaveLength(1);
     expect(upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+  });
+
+  it("git ls-remote over HTTPS: refs come back, and the git server got the real credential", async () => {
+    const t = await tokenFor(broker, agent, { grant: "git-read" });
+    const gitEnv = { PATH: process.env.PATH, HOME: store.dataDir, GIT_TERMINAL_PROMPT: "0", HTTPS_PROXY: `http://agent:${t}@127.0.0.1:${proxyPort}`, NO_PROXY: "", GIT_SSL_CAINFO: caFile };
+    const { stdout } = await run("git", ["ls-remote", `https://localhost:${gitServer.port}/org/app.git`], { env: gitEnv });
+    expect(stdout).toContain(`${"1".repeat(40)}\trefs/heads/main`);
+    expect(gitServer.received.at(-1)!.url).toBe("/org/app.git/info/refs?service=git-upload-pack");
+    expect(gitServer.received.at(-1)!.headers.authorization).toBe("Bearer real-git-secret");
   });
 });

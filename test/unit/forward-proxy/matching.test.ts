@@ -112,4 +112,14 @@ describe("handOffHeaders", () => {
     expect(out.headers).toEqual({ accept: "*/*", authorization: "Bearer a.b.c" });
     expect(out.rawHeaders).toEqual(["Accept", "*/*", "Authorization", "Bearer a.b.c"]);
   });
+
+  it("drops every header that carries a placeholder credential, whatever its name", () => {
+    const out = handOffHeaders(
+      { "x-api-key": "keyward-placeholder-railway-token", "x-amz-date": "20260101T000000Z", accept: "*/*" },
+      ["X-Api-Key", "keyward-placeholder-railway-token", "X-Amz-Date", "20260101T000000Z", "Accept", "*/*"],
+      "a.b.c",
+    );
+    expect(Object.keys(out.headers).sort()).toEqual(["accept", "authorization", "x-amz-date"]);
+    expect(out.rawHeaders).not.toContain("keyward-placeholder-railway-token");
+  });
 });
