@@ -50,7 +50,9 @@ describe("docker-compose.yml", () => {
 
   it("publishes only the load balancer, which checks each replica's /readyz", () => {
     expect(keyward!.ports).toBeUndefined();
-    expect(lb!.ports).toEqual(["8080:8080"]);
+    expect(lb!.ports).toEqual(["8080:8080", "8081:8081"]);
+    expect(keyward!.environment).toMatchObject({ KEYWARD_FORWARD_PROXY_PORT: "8081" });
+    expect(haproxy).toMatch(/server-template forward \d+ keyward:8081 check/);
     expect(lb!.volumes).toEqual(["./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]);
     expect(haproxy).toMatch(/option httpchk GET \/readyz/);
     expect(haproxy).toMatch(/server-template broker \d+ keyward:8080 check .*resolvers docker/);
