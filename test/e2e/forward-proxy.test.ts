@@ -8,7 +8,8 @@ import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
-import { startTlsUpstream } from "../helpers/tls-upstream.js";
+import { privateCa, startTlsUpstream } from "../helpers/tls-upstream.js";
+import { startUpstream } from "../helpers/upstream.js";
 
 const run = promisify(execFile);
 const REAL_SECRET = "real-upstream-secret-forward-proxy";
@@ -75,9 +76,11 @@ describe("forward proxy (transparent mode)", () => {
   let agent: Awaited<ReturnType<typeof createAgent>>;
   let authority: string;
   let gitServer: Awaited<ReturnType<typeof startTlsUpstream>>;
+  let plainServer: Awaited<ReturnType<typeof startUpstream>>;
 
   beforeAll(async () => {
     upstream = await startTlsUpstream();
+    plainServer = await startUpstream();
     gitServer = await startTlsUpstream((req, res) => {
       // Git's smart-HTTP ref advertisement, all `git ls-remote` needs (protocol v0, pkt-lines).
       const pkt = (line: string) => (line.length + 4).toString(16).padStart(4, "0") + line;
@@ -91,7 +94,9 @@ describe("forward proxy (transparent mode)", () => {
     authority = `localhost:${upstream.port}`;
     await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: REAL_SECRET, tls: { ca: upstream.caPem } } as never);
     await createUpstream(broker, { name: "git", baseUrl: gitServer.url, environment: "staging", secret: "real-git-secret", tls: { ca: gitServer.caPem } } as never);
+    await createUpstream(broker, { name: "plain", baseUrl: `${plainServer.url}/base`, environment: "staging", secret: "real-plain-secret" });
     agent = await createAgent(broker, "coder");
+    await createGrant(broker, { name: "plain-read", upstream: "plain", methods: ["GET"], paths: ["/**"], agents: [agent.id] });
     await createGrant(broker, { name: "read", upstream: "api", methods: ["GET", "POST"], paths: ["/repos/**"], agents: [agent.id] });
     await createGrant(broker, { name: "git-read", upstream: "git", methods: ["GET"], paths: ["/org/**"], agents: [agent.id] });
     const ca = await broker.http().get("/v1/forward-proxy/ca.pem");
@@ -104,6 +109,7 @@ describe("forward proxy (transparent mode)", () => {
     await broker?.close();
     await upstream?.close();
     await gitServer?.close();
+    await plainServer?.close();
     await store?.drop();
   });
 
@@ -245,5 +251,55 @@ describe("forward proxy (transparent mode)", () => {
     expect(stdout).toContain(`${"1".repeat(40)}\trefs/heads/main`);
     expect(gitServer.received.at(-1)!.url).toBe("/org/app.git/info/refs?service=git-upload-pack");
     expect(gitServer.received.at(-1)!.headers.authorization).toBe("Bearer real-git-secret");
+  });
+
+  it("plain http:// through absolute-form requests, matched under the upstream's base path", async () => {
+    const t = await tokenFor(broker, agent, { grant: "plain-read" });
+    const before = plainServer.received.length;
+    const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "--proxy-user", `agent:${t}`, `${plainServer.url}/base/items?x=1`]);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, url: "/base/items?x=1" });
+    const outside = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "--proxy-user", `agent:${t}`, "-w", "\n%{http_code}", `${plainServer.url}/elsewhere`]);
+    expect(outside.stdout.split("\n")[1]).toBe("403");
+    const got = plainServer.received.slice(before);
+    expect(got.map((r) => r.url)).toEqual(["/base/items?x=1"]);
+    expect(got[0]!.headers.authorization).toBe("Bearer real-plain-secret");
+    expect(got[0]!.headers["proxy-authorization"]).toBeUndefined();
+  });
+
+  it("a private CA is write-once like a secret: changing it needs the secret in the same request", async () => {
+    const other = privateCa();
+    const refused = await broker.admin("patch", "/v1/upstreams/api", { tls: { ca: other.certPem } });
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(refused.body)).toContain("needs the secret");
+    expect((await broker.admin("patch", "/v1/upstreams/api", { tls: { ca: "not a pem" }, secret: REAL_SECRET })).status).toBe(400);
+    // An upstream whose certificate does not chain to the CA it trusts is not called.
+    const wrong = await broker.admin("patch", "/v1/upstreams/api", { tls: { ca: other.certPem }, secret: REAL_SECRET });
+    expect(wrong.status).toBe(200);
+    const t = await token();
+    const before = upstream.received.length;
+    const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "--proxy-user", `agent:${t}`, "--cacert", caFile, "-w", "\n%{http_code}", `https://${authority}/repos/x`]);
+    expect(stdout.split("\n")[1]).toBe("502");
+    expect(upstream.received.length).toBe(before);
+    expect((await broker.admin("patch", "/v1/upstreams/api", { tls: { ca: upstream.caPem }, secret: REAL_SECRET })).status).toBe(200);
+  });
+
+  it("the CA key is stored encrypted; a rotation issues from a new CA that clients must fetch", async () => {
+    const rows = await broker.keyward.db.prisma.forwardProxyCa.findMany();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.keyCiphertext).toMatch(/^v1\./);
+    expect(JSON.stringify(rows)).not.toContain("PRIVATE KEY");
+    expect((await broker.http().post("/v1/forward-proxy/ca/rotate")).status).toBe(401);
+    const rotated = await broker.admin("post", "/v1/forward-proxy/ca/rotate");
+    expect(rotated.status).toBe(201);
+    const served = (await broker.http().get("/v1/forward-proxy/ca.pem")).text;
+    expect(served).toBe(rotated.body.certificate);
+    expect(served).not.toBe(caPem);
+    const t = await token();
+    // A client that still trusts only the old CA refuses the proxy's certificate.
+    const old = await openTunnel(proxyPort, authority, `Bearer ${t}`, caPem).catch((err: Error) => err);
+    expect(old).toBeInstanceOf(Error);
+    const fresh = await openTunnel(proxyPort, authority, `Bearer ${t}`, served);
+    expect((await exchange(fresh.tls!, `GET /repos/rotated HTTP/1.1\r\nHost: ${authority}\r\n\r\n`)).status).toBe(200);
+    fresh.tls!.destroy();
   });
 });
