@@ -164,4 +164,35 @@ setInterval(() => {}, 1000);
       await dispatcher.close();
     }
   });
+
+  it("keyward run -- node s3.mjs: @aws-sdk/client-s3 with the placeholder keys from its environment, signed again by Keyward; a DELETE never reaches the upstream", async () => {
+    const script = join(store.dataDir, "s3.mjs");
+    const resolve = (name: string) => JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve(name)).href);
+    writeFileSync(
+      script,
+      `import { DeleteObjectCommand, PutObjectCommand, S3Client } from ${resolve("@aws-sdk/client-s3")};
+import { HttpsProxyAgent } from ${resolve("https-proxy-agent")};
+// The SDK reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (placeholders here) and trusts NODE_EXTRA_CA_CERTS.
+const client = new S3Client({
+  region: "us-east-1", endpoint: ${JSON.stringify(s3.url)}, forcePathStyle: true, maxAttempts: 1,
+  requestChecksumCalculation: "WHEN_REQUIRED",
+  requestHandler: { httpsAgent: new HttpsProxyAgent(process.env.HTTPS_PROXY) },
+});
+await client.send(new PutObjectCommand({ Bucket: "logs", Key: "sdk.txt", Body: "from the sdk" }));
+const denied = await client.send(new DeleteObjectCommand({ Bucket: "logs", Key: "sdk.txt" })).then(() => 200, (err) => err.$metadata?.httpStatusCode);
+console.log(JSON.stringify({ denied, keyId: process.env.AWS_ACCESS_KEY_ID }));
+`,
+    );
+    const before = s3.received.length;
+    const result = await runCli(["run", "--grant", "logs", "--", process.execPath, script], { env: { ...env, AWS_ACCESS_KEY_ID: AWS_REAL.accessKeyId } });
+    // The SDK warns about Node 20's end of support on stderr; nothing else may be there.
+    expect(result.stderr.replace(/\(node:\d+\) Warning: NodeVersionSupportWarning[\s\S]*?trace-warnings[^\n]*\n/, "")).toBe("");
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ denied: 403, keyId: placeholderValue("AWS_ACCESS_KEY_ID") });
+    const got = s3.received.slice(before);
+    expect(got.map((r) => [r.method, r.url.split("?")[0]])).toEqual([["PUT", "/logs/sdk.txt"]]);
+    expect(got[0]!.body).toBe("from the sdk");
+    expect(JSON.stringify(got[0]!.headers)).not.toContain("keyward-placeholder");
+    expect(sigV4Problem({ ...got[0]!, body: got[0]!.rawBody }, { credentials: AWS_REAL, region: "us-east-1", service: "s3" })).toBeNull();
+  });
 });
