@@ -66,11 +66,14 @@ export class ForwardProxy {
     this.#outer.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#connect(req, socket, head));
     this.#inner = createServer(serverOptions, (req, res) => void this.#tunnelled(req, res));
     for (const server of [this.#outer, this.#inner]) {
-      server.on("clientError", (_err, socket) => writeRawError(socket, badRequest("bad_request", "malformed HTTP request")));
+      server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => writeRawError(socket, clientErrorOf(err)));
       // WebSocket and other protocol switches are not proxied.
       server.on("upgrade", (_req, socket: Duplex) => writeRawError(socket, badRequest("upgrade_not_supported", "protocol upgrades are not proxied")));
     }
     this.#outer.on("connection", (socket: Socket) => this.#track(socket));
+    // The inner server never listens: its connections come from tunnels. Node starts enforcing the
+    // headers and request timeouts (slowloris inside a tunnel) when a server starts listening, so it is told it has.
+    this.#inner.emit("listening");
   }
 
   static async start(deps: ForwardProxyDeps, options: ForwardProxyOptions): Promise<ForwardProxy> {
@@ -88,6 +91,8 @@ export class ForwardProxy {
 
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#outer.close(() => resolve()));
+    // Stops its timeout checks; it was never listening, so the "not running" error is expected.
+    this.#inner.close(() => {});
     this.#inner.closeAllConnections();
     this.#outer.closeAllConnections();
     for (const socket of this.#openSockets) socket.destroy();
@@ -245,6 +250,13 @@ export function assertHostHeader(hostHeader: string | undefined, host: string, p
   if (!named || named.host !== host || named.port !== port) {
     throw badRequest("host_mismatch", "the Host header names another origin than the request");
   }
+}
+
+/** What Node's parser refused, as the main listener answers it (src/server.ts). */
+function clientErrorOf(err: Error & { code?: string }): KeywardError {
+  if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") return new KeywardError(408, "request_timeout", "request not received in time");
+  if (err.code === "HPE_HEADER_OVERFLOW") return new KeywardError(431, "headers_too_large", "request headers too large");
+  return badRequest("bad_request", "malformed HTTP request");
 }
 
 function errorResponseText(err: unknown): { status: number; headers: Record<string, string>; body: string; code: string } {

@@ -302,4 +302,24 @@ describe("forward proxy (transparent mode)", () => {
     expect((await exchange(fresh.tls!, `GET /repos/rotated HTTP/1.1\r\nHost: ${authority}\r\n\r\n`)).status).toBe(200);
     fresh.tls!.destroy();
   });
+
+  it("a client that sends its headers too slowly inside a tunnel is cut off (408), as on the main port", async () => {
+    const slowStore = newStore();
+    const slow = await startBroker(slowStore, { KEYWARD_FORWARD_PROXY_PORT: "0", KEYWARD_HEADERS_TIMEOUT_MS: "1000", KEYWARD_REQUEST_TIMEOUT_MS: "2000" });
+    try {
+      await createUpstream(slow, { name: "api", baseUrl: upstream.url, environment: "staging", secret: REAL_SECRET, tls: { ca: upstream.caPem } } as never);
+      const a = await createAgent(slow, "slow");
+      await createGrant(slow, { name: "read", upstream: "api", methods: ["GET"], paths: ["/**"], agents: [a.id] });
+      const t = await tokenFor(slow, a, { grant: "read" });
+      const ca = (await slow.http().get("/v1/forward-proxy/ca.pem")).text;
+      const { tls } = await openTunnel(slow.keyward.forwardProxy!.address().port, authority, `Bearer ${t}`, ca);
+      const started = Date.now();
+      const res = await exchange(tls!, `GET /repos/a HTTP/1.1\r\nHost: ${authority}\r\nX-Slow: `);
+      expect(res.status).toBe(408);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await slow.close();
+      await slowStore.drop();
+    }
+  });
 });
