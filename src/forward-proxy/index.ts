@@ -1,6 +1,6 @@
 import type { PrismaClient } from "@prisma/client";
 import type { FastifyInstance } from "fastify";
-import type { AuditLog } from "../audit/batch.js";
+import type { AuditLog } from "../audit/log.js";
 import type { Config } from "../config/config.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
@@ -19,7 +19,7 @@ type Deps = {
   vault: Vault;
   revocations: RevocationService;
   verifyToken: TokenVerifier;
-  auditLog: AuditLog;
+  auditLog: Pick<AuditLog, "keep">;
   grants: Grants;
   upstreams: Upstreams;
 };

@@ -5,7 +5,7 @@ import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { AuditInput } from "../audit/audit.js";
-import type { AuditLog } from "../audit/batch.js";
+import type { AuditLog } from "../audit/log.js";
 import { BROKER_ERROR_HEADER, toErrorResponse } from "../http/error-handler.js";
 import { badRequest, hostNotAllowed, KeywardError, proxyAuthenticationRequired, unavailable } from "../http/errors.js";
 import type { RevocationService } from "../revocation/service.js";
@@ -23,7 +23,7 @@ export type ForwardProxyDeps = {
   revocations: Pick<RevocationService, "assertNotRevoked">;
   hosts: UpstreamHosts;
   ca: ForwardProxyCa;
-  auditLog: AuditLog;
+  auditLog: Pick<AuditLog, "keep">;
   log: FastifyBaseLogger;
 };
 
@@ -205,7 +205,7 @@ export class ForwardProxy {
     const { status, body } = toErrorResponse(err);
     if (status >= 500) this.deps.log.error({ err }, "forward proxy request failed");
     try {
-      await this.deps.auditLog.append({ ...audit, decision: "deny", status, reason: (err instanceof KeywardError && err.extra.reason) || body.error.code });
+      await this.deps.auditLog.keep({ ...audit, decision: "deny", status, reason: (err instanceof KeywardError && err.extra.reason) || body.error.code });
     } catch (auditErr) {
       this.deps.log.error({ err: auditErr }, "audit write failed");
       return answer(unavailable("audit_unavailable", "audit log unavailable"));

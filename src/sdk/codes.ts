@@ -29,6 +29,7 @@ export const STEPS = {
   admin: "the admin API (/v1/...): admin keys, roles and the objects they manage",
   server: "the broker itself: database, readiness, internal failures",
   sdk: "raised by the SDK in the agent's process, never sent by the broker",
+  "forward-proxy": "the forward proxy listener (KEYWARD_FORWARD_PROXY_PORT): before a request is handed to the proxy route",
 } as const;
 
 export type Step = keyof typeof STEPS;
@@ -36,6 +37,14 @@ export type Step = keyof typeof STEPS;
 type Entry = { readonly status: number; readonly step: Step; readonly meaning: string };
 
 export const ERROR_CODES = {
+  // forward proxy (transparent mode)
+  proxy_authentication_required: { status: 407, step: "forward-proxy", meaning: "the forward proxy needs an agent token in Proxy-Authorization (Bearer, or Basic with the token as password)" },
+  forward_host_not_allowed: { status: 403, step: "forward-proxy", meaning: "no upstream is configured for the host and port the request names" },
+  invalid_connect_target: { status: 400, step: "forward-proxy", meaning: "CONNECT names no host:port" },
+  use_connect: { status: 400, step: "forward-proxy", meaning: "an https:// target must be reached through CONNECT" },
+  absolute_form_required: { status: 400, step: "forward-proxy", meaning: "a forward proxy request must name an absolute http:// URL" },
+  host_mismatch: { status: 400, step: "forward-proxy", meaning: "the Host header names another origin than the request or the tunnel" },
+  upgrade_not_supported: { status: 400, step: "forward-proxy", meaning: "protocol upgrades (WebSocket) are not proxied" },
   // request
   validation_failed: { status: 400, step: "request", meaning: "the request did not match the route's schema; details lists each problem" },
   invalid_json: { status: 400, step: "request", meaning: "the request body is not valid JSON, or is empty" },
