@@ -7,6 +7,7 @@ import { HTTP_METHODS } from "../policy/decide.js";
 import { ERROR_CODES, type ErrorCode } from "../sdk/codes.js";
 import { exportAudit, queryAudit, type AuditFilters } from "./audit.js";
 import type { CheckpointKeys } from "./chain.js";
+import { listSetAside } from "./set-aside.js";
 import { verifyAuditChain } from "./verify.js";
 
 const ref = z.string().min(1).max(200);
@@ -39,6 +40,10 @@ const auditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
   cursor: eventId.optional(),
 });
+const setAsideQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().regex(/^\d{1,9}$/, "an id").optional(),
+});
 export const exportQuery = z.strictObject({ ...filterFields, afterId: eventId.optional() });
 
 export const filtersOf = (q: z.infer<typeof exportQuery>): AuditFilters => ({
@@ -49,7 +54,7 @@ export const filtersOf = (q: z.infer<typeof exportQuery>): AuditFilters => ({
 
 export type AuditRouteDeps = { prisma: PrismaClient; auditCheckpointKeys: CheckpointKeys };
 
-/** `GET /v1/audit`, `/v1/audit/export`, `/v1/audit/verify`; registered in the admin scope, which authenticates. */
+/** `GET /v1/audit`, `/v1/audit/export`, `/v1/audit/verify`, `/v1/audit/set-aside`; registered in the admin scope, which authenticates. */
 export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const config = { permission: "read_audit" } as const;
@@ -71,4 +76,9 @@ export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
   });
 
   r.get("/v1/audit/verify", { config }, async () => verifyAuditChain(deps.prisma, deps.auditCheckpointKeys));
+
+  // Events the database refused and that were set aside (each has an audit.set_aside notice in the chain).
+  r.get("/v1/audit/set-aside", { config, schema: { querystring: setAsideQuery } }, async (req) =>
+    listSetAside(deps.prisma, { limit: req.query.limit, cursor: req.query.cursor === undefined ? undefined : Number(req.query.cursor) }),
+  );
 }

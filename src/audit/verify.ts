@@ -21,6 +21,12 @@ export type ChainVerification = {
   unchainedEvents: number;
   /** The newest pruning checkpoint, where the walk over events starts. */
   checkpoint: { id: number; at: Date; throughId: string; throughHash: string } | null;
+  /**
+   * Proxy events recorded more than once: the same call (requestId) with the same kind and decision on two
+   * rows. Each event has one identity (eventId, unique), so this is 0 unless a writer gave one happening
+   * two identities; counted per call, over the events the walk covers.
+   */
+  duplicates: number;
   /** The chain head as read when the walk started: record it elsewhere to detect a rewrite of the tail later. */
   head: { id: string; hash: string };
 };
@@ -40,11 +46,12 @@ export async function verifyAuditChain(prisma: PrismaClient, keys: CheckpointKey
   const head = await prisma.auditChainHead.findUniqueOrThrow({ where: { id: 1 } });
   const result = (
     firstBroken: BrokenLink | null,
-    counts: { checkedEvents: number; unchainedEvents: number },
+    counts: { checkedEvents: number; unchainedEvents: number; duplicates?: number },
     checkpoint: ChainVerification["checkpoint"],
   ): ChainVerification => ({
     ok: firstBroken === null,
     firstBroken,
+    duplicates: 0,
     ...counts,
     checkpoint,
     head: { id: head.lastId.toString(), hash: head.lastHash },
@@ -109,5 +116,23 @@ export async function verifyAuditChain(prisma: PrismaClient, keys: CheckpointKey
     const missing = (last.id ?? 0n) + 1n;
     return result({ at: "event", id: missing.toString(), reason: "events at the end of the chain are missing" }, { checkedEvents, unchainedEvents }, checkpoint);
   }
-  return result(null, { checkedEvents, unchainedEvents }, checkpoint);
+  return result(null, { checkedEvents, unchainedEvents, duplicates: await countDuplicates(prisma, start.id ?? -1n, head.lastId) }, checkpoint);
+}
+
+/**
+ * One grouped scan over the proxy events in (after, through]. (requestId, kind, decision): a call denied
+ * after an allow event whose commit outcome was unknown has a deny beside that allow, which is two
+ * different events, not one written twice.
+ */
+async function countDuplicates(prisma: PrismaClient, after: bigint, through: bigint): Promise<number> {
+  const [row] = await prisma.$queryRawUnsafe<{ duplicates: bigint }[]>(
+    `SELECT count(*) AS "duplicates" FROM (
+       SELECT 1 FROM "AuditEvent"
+        WHERE "id" > $1 AND "id" <= $2 AND "kind" IN ('proxy', 'proxy.response') AND "requestId" IS NOT NULL
+        GROUP BY "requestId", "kind", "decision" HAVING count(*) > 1
+     ) AS "repeated"`,
+    after,
+    through,
+  );
+  return Number(row?.duplicates ?? 0);
 }

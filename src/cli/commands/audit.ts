@@ -26,6 +26,8 @@ type Verification = {
   checkedEvents: number;
   /** The first link that does not verify, walking from the oldest checkpoint to the newest event. */
   firstBroken: { at: "event" | "checkpoint"; id: string | number; reason: string } | null;
+  /** Proxy events recorded twice (src/audit/verify.ts); absent from brokers before it was counted. */
+  duplicates?: number;
   head: { id: string; hash: string } | null;
 } & Record<string, unknown>;
 
@@ -114,21 +116,25 @@ export function auditCommands(program: Command): void {
 
   audit
     .command("verify")
-    .description("re-walk the hash chain; exits 1 if it is broken")
+    .description("re-walk the hash chain and count duplicated events; exits 1 if it is broken or has any")
     .addHelpText("after", examples("keyward audit verify", "keyward audit verify --json > verified-$(date +%F).json"))
     .action(async (_options, command: Command) => {
       const { out, admin } = contextOf(command);
       const result = await admin().json<Verification>("GET", "/v1/audit/verify");
       emit(out, result, () => {
+        const duplicates = result.duplicates ?? 0;
+        if (result.ok && duplicates > 0) {
+          return `${paint(out, "red", "AUDIT EVENTS DUPLICATED")}: the chain is intact (${result.checkedEvents} events checked), but ${duplicates} proxy calls have an event recorded twice`;
+        }
         if (result.ok) {
-          return `${paint(out, "green", "audit chain intact")}: ${result.checkedEvents} events checked; head ${result.head?.id ?? "-"} ${result.head?.hash ?? ""}`;
+          return `${paint(out, "green", "audit chain intact")}: ${result.checkedEvents} events checked, duplicates: 0; head ${result.head?.id ?? "-"} ${result.head?.hash ?? ""}`;
         }
         // The broken link first, on a line of its own; then what was checked before it.
         const { ok: _ok, firstBroken, ...rest } = result;
         const link = firstBroken ? `${firstBroken.at} ${firstBroken.id}: ${firstBroken.reason}` : "-";
         return `${paint(out, "red", "AUDIT CHAIN BROKEN")}\nfirst broken link: ${link}\n${fields(out, rest)}`;
       });
-      if (!result.ok) process.exitCode = 1;
+      if (!result.ok || (result.duplicates ?? 0) > 0) process.exitCode = 1;
     });
 
   withFilters(audit.command("export"))
