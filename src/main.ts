@@ -53,7 +53,13 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // Not left behind: the embedded server (and the data dir's lock) go with this broker.
+    await keyward.close().catch(() => {});
+    throw err;
+  }
 }
 
 main().catch((err) => {
