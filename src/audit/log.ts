@@ -32,8 +32,20 @@ export type IssuedTokenRecord = {
 /** An `append` whose event the database refused: it was set aside, and the call must not go ahead. */
 export class AuditEventSetAside extends Error {}
 
-/** An error the server reported about the statement (it carries a severity), as opposed to a lost connection. */
-const refusedByDatabase = (err: unknown) => typeof err === "object" && err !== null && "severity" in err;
+// SQLSTATE classes that say nothing about the events themselves: the connection (08), a transaction to retry
+// (40), resources (53), an operator or shutdown (57: a terminated backend says FATAL 57P01), the system (58, XX),
+// a lock (55). Events failed with these are written again, never set aside.
+const TRANSIENT_CLASSES = new Set(["08", "40", "53", "55", "57", "58", "XX"]);
+
+/**
+ * An error the server reported about the statement itself (severity ERROR, a refusal such as a constraint
+ * or a value it cannot store), as opposed to a lost or terminated connection, which carries a severity too.
+ */
+const refusedByDatabase = (err: unknown) => {
+  if (typeof err !== "object" || err === null) return false;
+  const { severity, code } = err as { severity?: unknown; code?: unknown };
+  return severity === "ERROR" && typeof code === "string" && !TRANSIENT_CLASSES.has(code.slice(0, 2));
+};
 
 const APPEND = `SELECT keyward_audit_append($1::jsonb) AS inserted`;
 // The same, with the issued-token records of the batch's token.issued events: one statement, so a token is
