@@ -116,6 +116,11 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
   });
   // An idle client that loses its server must not crash the process; the next query reports the error.
   pool.on("error", () => {});
+  // Nor one that loses it while checked out, before its user can listen: a backend terminated right after
+  // it started sends its FATAL in the same packet as its first ReadyForQuery, so the client emits 'error'
+  // before pool.connect()'s caller runs. Every client listens from birth; its query in flight fails anyway,
+  // and the pool drops it on release. (Seen as uncaught 57P01 errors under pg_terminate_backend.)
+  pool.on("connect", (client) => client.on("error", () => {}));
   const client = await pool.connect().catch(async (err: Error & { code?: string }) => {
     await pool.end().catch(() => {});
     throw new DatabaseUnreachable(
