@@ -33,7 +33,14 @@ function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as Error & { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
   if (e.name === "PrismaClientInitializationError") return true;
   if (e.name === "PrismaClientKnownRequestError") {
-    return DATABASE_DOWN_CODES.has(String(e.code)) || DATABASE_DOWN_KINDS.has(String(e.meta?.driverAdapterError?.cause?.kind));
+    const cause = e.meta?.driverAdapterError?.cause as { kind?: unknown; originalCode?: unknown } | undefined;
+    return DATABASE_DOWN_CODES.has(String(e.code)) || DATABASE_DOWN_KINDS.has(String(cause?.kind)) || PG_DOWN_CODES.has(String(cause?.originalCode));
+  }
+  // The driver adapter's own error, as Prisma passes it on for some queries: a backend terminated under a
+  // query (57P01) arrives this way, and is the database going away, not a bug.
+  if (e.name === "DriverAdapterError") {
+    const cause = (e as { cause?: { kind?: unknown; originalCode?: unknown } }).cause;
+    return DATABASE_DOWN_KINDS.has(String(cause?.kind)) || PG_DOWN_CODES.has(String(cause?.originalCode));
   }
   return PG_DOWN_CODES.has(String(e.code)) || e.message === "Connection terminated unexpectedly";
 }
