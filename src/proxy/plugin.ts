@@ -17,6 +17,7 @@ import type { Upstreams } from "../upstreams/upstreams.js";
 import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
+import { auditedOutcome, redactResponse } from "../redaction/response.js";
 
 export type ProxyDeps = {
   /** Where its events go: group commits to the database (src/audit/log.ts). */
@@ -126,6 +127,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         headers: requestHeadersForUpstream(request.headers, ownedByCredential),
         body: hasBody ? (inspectedBody ?? signedBody) : undefined,
       };
+      // A compressed answer would have to be decoded to be redacted.
+      outgoing.headers["accept-encoding"] = "identity";
       // decide() allows only under a grant that exists, so grant is set here.
       await upstream.credential.prepare(outgoing, { grant: grant! });
       // 7. forward
@@ -138,10 +141,14 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         maxBodyBytes: deps.maxBodyBytes,
         signal: abortWhenClientGone(reply.raw),
       });
-      // The call ran upstream: the agent gets its answer whatever the audit log's state; the outcome is
-      // committed first, or kept until the database takes it.
-      await deps.auditLog.keep({ ...audit, kind: "proxy.response", decision: "allow", status: response.statusCode, latencyMs: elapsedMs() });
-      return reply.code(response.statusCode).headers(responseHeadersForAgent(response.headers)).send(response.body);
+      // The call ran upstream: the agent gets its answer whatever the audit log's state. Secrets are
+      // redacted on the way out (src/redaction); the response event, with how many were, is committed
+      // once the body is through, before its last bytes go out (or kept until the database takes it).
+      const responded = { ...audit, kind: "proxy.response" as const, decision: "allow" as const, status: response.statusCode, latencyMs: elapsedMs() };
+      const shown = redactResponse(upstream.redaction(), { headers: responseHeadersForAgent(response.headers), body: response.body }, (outcome) =>
+        deps.auditLog.keep({ ...responded, ...auditedOutcome(outcome) }),
+      );
+      return reply.code(response.statusCode).headers(shown.headers).send(shown.body);
     } catch (err) {
       const status = err instanceof KeywardError ? err.status : 500;
       // The event's reason is the refusal's code (src/sdk/codes.ts), filterable; its text goes in details.

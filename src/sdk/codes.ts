@@ -90,6 +90,7 @@ export const ERROR_CODES = {
   upstream_credential_unavailable: { status: 502, step: "credential", meaning: "the broker could not obtain the upstream's credential; the call was not sent" },
   upstream_unreachable: { status: 502, step: "forward", meaning: "the upstream could not be reached or broke off its answer" },
   upstream_timeout: { status: 504, step: "forward", meaning: "the upstream did not answer in time" },
+  upstream_encoding_unsupported: { status: 502, step: "forward", meaning: "the upstream answered in a content encoding Keyward cannot decode to redact secrets from it" },
 
   // token endpoints (RFC 6749 section 5.2 and its extensions name these)
   invalid_request: { status: 400, step: "token", meaning: "the token request is malformed or misses a parameter" },

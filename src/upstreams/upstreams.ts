@@ -22,6 +22,7 @@ import {
   type UpstreamCredential,
 } from "./credentials/index.js";
 import { upstreamPolicyColumns } from "./policy.js";
+import { compileRedaction, secretsCombiner, type Redaction } from "../redaction/redaction.js";
 
 const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
 
@@ -101,6 +102,9 @@ export function upstreamView(u: Upstream) {
 export const secretContext = (upstreamId: string) => `upstream-secret:${upstreamId}`;
 
 type Actor = { actor: string; requestId: string };
+
+/** How long a replaced credential's secrets are still redacted from responses (on the replica that used it). */
+const ROTATION_OVERLAP_MS = 24 * 3600_000;
 
 /** Upstreams the proxy keeps in memory at most (the least recently used go first). */
 const MAX_CACHED_UPSTREAMS = 10_000;
@@ -281,7 +285,23 @@ export class Upstreams {
       dispatcher: dispatcher ?? this.dispatcher,
       now: Date.now,
     });
-    const upstream = { name: row.name, environment: row.environment, baseUrl, credential, dispatcher };
+    // The credential it replaces (a rotated secret, a new kind) stays redacted for a while: calls made
+    // with it may still be answered, and the upstream may go on accepting it during the overlap.
+    const previous = cached && { credential: cached.upstream.credential, until: Date.now() + ROTATION_OVERLAP_MS };
+    const combine = secretsCombiner();
+    const upstream: CompiledUpstream = {
+      name: row.name,
+      environment: row.environment,
+      baseUrl,
+      credential,
+      dispatcher,
+      redaction: () =>
+        compileRedaction(
+          previous && Date.now() < previous.until
+            ? combine(credential.injectedSecrets(), previous.credential.injectedSecrets())
+            : credential.injectedSecrets(),
+        ),
+    };
     this.#compiled.set(row.id, { source, upstream });
     // The replaced version's own pool closes once its calls in flight are done.
     void cached?.upstream.dispatcher?.close().catch(() => {});
@@ -324,5 +344,7 @@ export type CompiledUpstream = {
   credential: UpstreamCredential;
   /** Its own connection pool when it trusts a private CA (`tls.ca`); otherwise the proxy's shared one. */
   dispatcher: Dispatcher | undefined;
+  /** What responses from it must not show: its credential's secrets, and its previous one's during a rotation overlap. */
+  redaction(): Redaction;
 };
 

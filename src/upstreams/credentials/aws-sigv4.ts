@@ -67,7 +67,12 @@ export const awsSigV4Kind = defineKind({
       // Always send X-Amz-Content-Sha256: S3 requires it, other services ignore it.
       applyChecksum: true,
     });
+    // The signing key never leaves; the session token is sent, and S3 echoes the access key id in errors.
+    const secrets = Object.freeze(
+      [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken].filter((s): s is string => s !== undefined),
+    );
     return {
+      injectedSecrets: () => secrets,
       buffersBody: auth.payload === "signed",
       ownsHeader: (header) => header === "authorization" || header.startsWith("x-amz-"),
       async prepare(request) {

@@ -26,7 +26,27 @@ export type UpstreamCredential = {
   ownsHeader(name: string): boolean;
   /** Presents the credential on one request. If it cannot, it throws (502) and the request is not sent. */
   prepare(request: OutgoingRequest, scope: RequestScope): Promise<void>;
+  /**
+   * Every secret value this credential puts (or has put) into calls, and the secrets it was made from:
+   * what src/redaction replaces in responses. The same array while nothing changes, so it is compiled
+   * once; a kind that mints tokens returns a new one when it mints.
+   */
+  injectedSecrets(): readonly string[];
 };
+
+/** injectedSecrets() for a credential with fixed secrets plus the tokens a TokenCache minted: one array per set of tokens. */
+export function withMintedTokens(fixed: readonly string[], minted: () => readonly string[]): () => readonly string[] {
+  let seen: readonly string[] | undefined;
+  let combined: readonly string[] = fixed;
+  return () => {
+    const tokens = minted();
+    if (tokens !== seen) {
+      seen = tokens;
+      combined = Object.freeze([...fixed, ...tokens]);
+    }
+    return combined;
+  };
+}
 
 /** What a kind may need besides its config and secret: where the upstream is, how to call out, the clock. */
 export type CompileContext = { baseUrl: URL; dispatcher: Dispatcher; now: () => number };

@@ -2,7 +2,7 @@ import { createPrivateKey, type KeyObject } from "node:crypto";
 import { SignJWT } from "jose";
 import { z } from "zod";
 import type { HttpMethod } from "../../policy/decide.js";
-import { defineKind, wrongTypeMessage, type RequestScope } from "./contract.js";
+import { defineKind, withMintedTokens, wrongTypeMessage, type RequestScope } from "./contract.js";
 import { requestToken } from "./token-endpoint.js";
 import { TokenCache } from "./token-cache.js";
 
@@ -118,6 +118,8 @@ export const githubAppKind = defineKind({
     };
 
     return {
+      // The private key never leaves the broker; the installation tokens it mints do.
+      injectedSecrets: withMintedTokens([], () => cache.minted),
       buffersBody: false,
       ownsHeader: (header) => header === "authorization",
       async prepare(request, { grant }) {

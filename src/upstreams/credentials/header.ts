@@ -29,7 +29,9 @@ export const headerKind = defineKind({
     const name = auth.header.toLowerCase();
     // A function replacement: "$&" and friends in the secret are inserted literally.
     const value = auth.template.replace("{secret}", () => secret);
+    const secrets = Object.freeze([secret]);
     return {
+      injectedSecrets: () => secrets,
       buffersBody: false,
       ownsHeader: (header) => header === name,
       async prepare(request) {

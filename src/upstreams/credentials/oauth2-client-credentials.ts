@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineKind, headerSafeText, httpUrl } from "./contract.js";
+import { defineKind, headerSafeText, httpUrl, withMintedTokens } from "./contract.js";
 import { requestToken } from "./token-endpoint.js";
 import { TokenCache } from "./token-cache.js";
 
@@ -69,6 +69,7 @@ export const oauth2ClientCredentialsKind = defineKind({
       return { value: answer.access_token, expiresAt: requestedAt + (answer.expires_in ?? ASSUMED_LIFETIME_SECONDS) * 1000 };
     };
     return {
+      injectedSecrets: withMintedTokens([clientSecret], () => cache.minted),
       buffersBody: false,
       ownsHeader: (header) => header === "authorization",
       async prepare(request) {

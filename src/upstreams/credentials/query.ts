@@ -10,7 +10,9 @@ export const queryKind = defineKind({
   secretSchema: headerSafeText(16_384, "the query kind takes a string secret"),
   compile(auth, secret) {
     const param = auth.param;
+    const secrets = Object.freeze([secret]);
     return {
+      injectedSecrets: () => secrets,
       buffersBody: false,
       ownsHeader: () => false,
       async prepare(request) {

@@ -12,6 +12,9 @@ export function refreshAt(obtainedAt: number, expiresAt: number): number {
   return expiresAt - Math.min(60_000, (expiresAt - obtainedAt) / 5);
 }
 
+/** Tokens remembered for redaction at most: a cache narrowing tokens per grant scope mints one per scope. */
+const MAX_REMEMBERED = 256;
+
 /**
  * Upstream tokens by key (e.g. the scope they were narrowed to), each obtained once and reused until its
  * refresh time. Concurrent callers for the same key share one call to `obtain` (single flight). A token
@@ -21,8 +24,24 @@ export function refreshAt(obtainedAt: number, expiresAt: number): number {
 export class TokenCache {
   readonly #tokens = new Map<string, { value: string; refreshAt: number }>();
   readonly #pending = new Map<string, Promise<string>>();
+  #minted: readonly { value: string; expiresAt: number }[] = [];
+  #mintedValues: readonly string[] = Object.freeze([]);
 
   constructor(private readonly now: () => number) {}
+
+  /**
+   * Every token obtained that may still be valid upstream (the latest MAX_REMEMBERED), for response
+   * redaction: an answer to a call made with an older token can still repeat it. A new array on change.
+   */
+  get minted(): readonly string[] {
+    return this.#mintedValues;
+  }
+
+  #remember(token: ExpiringToken): void {
+    const now = this.now();
+    this.#minted = [...this.#minted.filter((t) => t.expiresAt > now), token].slice(-MAX_REMEMBERED);
+    this.#mintedValues = Object.freeze(this.#minted.map((t) => t.value));
+  }
 
   get(key: string, obtain: () => Promise<ExpiringToken>): Promise<string> {
     const cached = this.#tokens.get(key);
@@ -37,6 +56,7 @@ export class TokenCache {
         const due = refreshAt(obtainedAt, token.expiresAt);
         if (this.now() >= due) throw credentialUnavailable("the token endpoint issued a token that is already (nearly) expired");
         this.#tokens.set(key, { value: token.value, refreshAt: due });
+        this.#remember(token);
         return token.value;
       })
       .finally(() => this.#pending.delete(key));

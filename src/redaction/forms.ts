@@ -1,0 +1,78 @@
+/**
+ * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
+ * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
+ * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON). Pure.
+ */
+
+/**
+ * Forms shorter than this are not searched for: a short pattern would turn ordinary text into
+ * redactions. Secrets are far longer; a credential this short is refused nowhere else, but it would be
+ * guessed long before it leaked.
+ */
+export const MIN_FORM_LENGTH = 8;
+
+/** Percent-encoding as encodeURIComponent does, and as SigV4 and form encoding do (`!'()*` encoded too). */
+const strictPercent = (text: string) =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+
+/** application/x-www-form-urlencoded, as URLSearchParams writes it (space as `+`). */
+const formEncoded = (text: string) => new URLSearchParams({ s: text }).toString().slice(2);
+
+/** The same escapes with lower-case hex digits: `%2f` is as valid as `%2F`. */
+const lowerHex = (encoded: string) => encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase());
+
+/** JSON string escaping as JSON.stringify does, without the quotes; and as encoders that also escape `/` or non-ASCII. */
+function jsonEscaped(text: string): string[] {
+  const plain = JSON.stringify(text).slice(1, -1);
+  const asciiOnly = (hex: (s: string) => string) =>
+    plain.replace(/[\u007f-\uffff]/g, (c) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0")));
+  return [
+    plain,
+    plain.replace(/\//g, "\\/"),
+    asciiOnly((h) => h),
+    asciiOnly((h) => h.toUpperCase()),
+    asciiOnly((h) => h).replace(/\//g, "\\/"),
+  ];
+}
+
+/**
+ * The base64 characters that depend only on the secret's bytes, for each of the three alignments it
+ * can have inside a longer encoded value (`user:password` encodes `password` at offset 5, so at
+ * alignment 2). Characters shared with neighbouring bytes are left out: they vary with the context.
+ */
+export function base64Alignments(bytes: Buffer): string[] {
+  const forms: string[] = [];
+  for (let offset = 0; offset < 3; offset++) {
+    const padded = Buffer.concat([Buffer.alloc(offset), bytes, Buffer.alloc(2)]);
+    const encoded = padded.toString("base64");
+    const startBit = offset * 8;
+    const endBit = startBit + bytes.length * 8;
+    const first = Math.ceil(startBit / 6);
+    const last = Math.floor(endBit / 6); // exclusive
+    if (last > first) forms.push(encoded.slice(first, last));
+  }
+  return forms;
+}
+
+const toBase64Url = (standard: string) => standard.replace(/\+/g, "-").replace(/\//g, "_");
+
+/** Every form of one secret worth searching for, each at least MIN_FORM_LENGTH bytes long, without duplicates. */
+export function secretForms(secret: string): string[] {
+  const forms = new Set<string>();
+  const add = (form: string) => {
+    if (Buffer.byteLength(form) >= MIN_FORM_LENGTH) forms.add(form);
+  };
+  for (const encoded of [secret, strictPercent(secret), encodeURIComponent(secret), formEncoded(secret)]) {
+    add(encoded);
+    add(lowerHex(encoded));
+  }
+  for (const escaped of jsonEscaped(secret)) add(escaped);
+  for (const standard of base64Alignments(Buffer.from(secret, "utf8"))) {
+    add(standard);
+    add(toBase64Url(standard));
+    // Base64 inside a JSON string, by encoders that escape `/`; and inside a URL, percent-encoded.
+    add(standard.replace(/\//g, "\\/"));
+    add(strictPercent(standard));
+  }
+  return [...forms];
+}

@@ -1,0 +1,103 @@
+import { secretForms } from "./forms.js";
+
+/** What a redacted value is replaced with: plain ASCII, valid inside JSON strings, URLs and headers. */
+export const REDACTED = "[redacted-by-keyward]";
+const REDACTED_BYTES = Buffer.from(REDACTED);
+
+/**
+ * The secrets of one upstream, compiled once into the byte patterns searched for in its responses.
+ * `maxLength` bounds the window a stream must hold back between chunks.
+ */
+export type Redaction = { readonly patterns: readonly Buffer[]; readonly maxLength: number };
+
+export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0 };
+
+/** A half-open byte range [start, end) to replace. */
+type Range = { start: number; end: number };
+
+// The same list of secrets (an array the credential keeps while nothing changes) compiles once.
+const compiled = new WeakMap<readonly string[], Redaction>();
+
+/** Compiles secrets into their forms (src/redaction/forms.ts) as byte patterns, longest first. */
+export function compileRedaction(secrets: readonly string[]): Redaction {
+  const cached = compiled.get(secrets);
+  if (cached) return cached;
+  const forms = new Set(secrets.flatMap(secretForms));
+  const patterns = [...forms].map((f) => Buffer.from(f, "utf8")).sort((a, b) => b.length - a.length);
+  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0 };
+  compiled.set(secrets, redaction);
+  return redaction;
+}
+
+/**
+ * A combiner of two secret lists (current and previous credential) that returns the same array for the
+ * same two inputs, so the combination compiles once, not per call.
+ */
+export function secretsCombiner(): (a: readonly string[], b: readonly string[]) => readonly string[] {
+  let last: { a: readonly string[]; b: readonly string[]; combined: readonly string[] } | undefined;
+  return (a, b) => {
+    if (last?.a !== a || last.b !== b) last = { a, b, combined: Object.freeze([...new Set([...a, ...b])]) };
+    return last.combined;
+  };
+}
+
+/**
+ * Every byte range of `data` covered by some pattern, overlapping and touching ranges merged: a byte of
+ * any form of any secret is redacted, even where two forms overlap.
+ */
+export function matchedRanges(redaction: Redaction, data: Buffer): Range[] {
+  const found: Range[] = [];
+  for (const pattern of redaction.patterns) {
+    for (let at = data.indexOf(pattern); at !== -1; at = data.indexOf(pattern, at + 1)) {
+      found.push({ start: at, end: at + pattern.length });
+    }
+  }
+  if (found.length <= 1) return found;
+  found.sort((a, b) => a.start - b.start || b.end - a.end);
+  const merged: Range[] = [found[0]!];
+  for (const range of found.slice(1)) {
+    const last = merged[merged.length - 1]!;
+    if (range.start <= last.end) last.end = Math.max(last.end, range.end);
+    else merged.push(range);
+  }
+  return merged;
+}
+
+/** `data` with the given ranges (sorted, disjoint) replaced by REDACTED. */
+export function replaceRanges(data: Buffer, ranges: readonly Range[]): Buffer {
+  if (ranges.length === 0) return data;
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const { start, end } of ranges) {
+    parts.push(data.subarray(from, start), REDACTED_BYTES);
+    from = end;
+  }
+  parts.push(data.subarray(from));
+  return Buffer.concat(parts);
+}
+
+/** A whole value (a header) with every secret form replaced, and how many places were replaced. */
+export function redactText(redaction: Redaction, text: string): { text: string; count: number } {
+  if (redaction.patterns.length === 0) return { text, count: 0 };
+  const data = Buffer.from(text, "utf8");
+  const ranges = matchedRanges(redaction, data);
+  if (ranges.length === 0) return { text, count: 0 };
+  return { text: replaceRanges(data, ranges).toString("utf8"), count: ranges.length };
+}
+
+export type ResponseHeaders = Record<string, string | string[]>;
+
+/** Every response header value (Location, Set-Cookie, Link and all others) with its secrets replaced. */
+export function redactHeaders(redaction: Redaction, headers: ResponseHeaders): { headers: ResponseHeaders; count: number } {
+  let count = 0;
+  const redactOne = (value: string) => {
+    const result = redactText(redaction, value);
+    count += result.count;
+    return result.text;
+  };
+  const out: ResponseHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    out[name] = Array.isArray(value) ? value.map(redactOne) : redactOne(value);
+  }
+  return { headers: out, count };
+}

@@ -1,0 +1,208 @@
+import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import { describe, expect, it } from "vitest";
+import { base64Alignments, MIN_FORM_LENGTH, secretForms } from "../../../src/redaction/forms.js";
+import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, secretsCombiner } from "../../../src/redaction/redaction.js";
+import { decodersFor, redactResponse, type ResponseOutcome } from "../../../src/redaction/response.js";
+import { cutWindow, MAX_HELD_BYTES, RedactingStream } from "../../../src/redaction/stream.js";
+
+const SECRET = "sk_live_Zx9/+q?a&b=c d\"é";
+
+/** Every way the tests expect SECRET to be found: each must come back redacted. */
+const spellings = [
+  SECRET,
+  encodeURIComponent(SECRET),
+  encodeURIComponent(SECRET).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()), // lower-case hex
+  new URLSearchParams({ s: SECRET }).toString().slice(2),
+  JSON.stringify(SECRET).slice(1, -1),
+  JSON.stringify({ a: SECRET }).replace(/\//g, "\\/"),
+  JSON.stringify(SECRET).slice(1, -1).replace(/é/, "\\u00e9"),
+  Buffer.from(SECRET).toString("base64"),
+  Buffer.from(SECRET).toString("base64url"),
+  Buffer.from("x" + SECRET).toString("base64"),
+  Buffer.from("xy" + SECRET).toString("base64url"),
+  Buffer.from(`user:${SECRET}`).toString("base64"),
+];
+
+describe("secretForms", () => {
+  it.each(spellings.map((s, i) => [i, s]))("spelling %i contains one of the forms", (_i, spelling) => {
+    expect(secretForms(SECRET).some((form) => spelling.includes(form))).toBe(true);
+  });
+
+  it("leaves out forms shorter than the minimum, and duplicates", () => {
+    const forms = secretForms("abcdefgh");
+    expect(forms).toContain("abcdefgh");
+    expect(new Set(forms).size).toBe(forms.length);
+    expect(forms.every((f) => f.length >= MIN_FORM_LENGTH)).toBe(true);
+    expect(secretForms("short")).toEqual([]);
+  });
+
+  it("base64 alignments are the characters that depend on the secret alone", () => {
+    const secret = Buffer.from("0123456789");
+    for (let offset = 0; offset < 3; offset++) {
+      const form = base64Alignments(secret)[offset]!;
+      for (const prefix of ["a", "bb", "ccc"].filter((p) => p.length % 3 === offset)) {
+        for (const suffix of ["", "z", "zz"]) {
+          expect(Buffer.concat([Buffer.from(prefix), secret, Buffer.from(suffix)]).toString("base64")).toContain(form);
+        }
+      }
+    }
+  });
+});
+
+describe("redaction of whole values", () => {
+  const redaction = compileRedaction([SECRET]);
+
+  it.each(spellings.map((s, i) => [i, s]))("replaces spelling %i and leaves the text around it", (_i, spelling) => {
+    const { text, count } = redactText(redaction, `before ${spelling} after`);
+    expect(count).toBeGreaterThanOrEqual(1);
+    expect(text.startsWith("before ")).toBe(true);
+    expect(text.endsWith(" after")).toBe(true);
+    expect(text).toContain(REDACTED);
+    for (const form of secretForms(SECRET)) expect(text).not.toContain(form);
+  });
+
+  it("merges overlapping forms into one redaction and counts separate ones", () => {
+    const data = Buffer.from(`${SECRET}${SECRET} and ${SECRET}`);
+    expect(matchedRanges(redaction, data)).toHaveLength(2);
+    expect(redactText(redaction, "nothing here").count).toBe(0);
+  });
+
+  it("redacts every header value: Location, Set-Cookie arrays, Link", () => {
+    const { headers, count } = redactHeaders(redaction, {
+      location: `https://api.example/next?key=${encodeURIComponent(SECRET)}`,
+      "set-cookie": ["a=1", `session=${encodeURIComponent(SECRET)}; Path=/`],
+      link: `<https://api.example/p2?key=${encodeURIComponent(SECRET)}>; rel="next"`,
+      "content-type": "application/json",
+    });
+    expect(count).toBe(3);
+    expect(headers.location).toBe(`https://api.example/next?key=${REDACTED}`);
+    expect(headers["set-cookie"]).toEqual(["a=1", `session=${REDACTED}; Path=/`]);
+    expect(headers["content-type"]).toBe("application/json");
+  });
+
+  it("compiles the same list once, and combines two lists into the same array while they stay the same", () => {
+    const list = Object.freeze([SECRET]);
+    expect(compileRedaction(list)).toBe(compileRedaction(list));
+    const combine = secretsCombiner();
+    const other = Object.freeze(["previous-secret-value"]);
+    expect(combine(list, other)).toBe(combine(list, other));
+    expect(combine(list, other)).toEqual([SECRET, "previous-secret-value"]);
+    expect(combine(list, Object.freeze(["next-secret-value"]))).not.toBe(combine(list, other));
+  });
+});
+
+/** Splits data into chunks at the given cut points. */
+const chunked = (data: Buffer, cuts: number[]) => {
+  const points = [0, ...cuts.filter((c) => c > 0 && c < data.length).sort((a, b) => a - b), data.length];
+  return points.slice(1).map((end, i) => data.subarray(points[i], end));
+};
+
+async function streamThrough(chunks: Buffer[], secrets: string[]): Promise<{ text: string; count: number }> {
+  let recorded = -1;
+  const stream = new RedactingStream(compileRedaction(secrets), async (count) => {
+    recorded = count;
+  });
+  const out: Buffer[] = [];
+  stream.on("data", (c: Buffer) => out.push(c));
+  const ended = new Promise((resolve) => stream.on("end", resolve));
+  for (const chunk of chunks) stream.write(chunk);
+  stream.end();
+  await ended;
+  return { text: Buffer.concat(out).toString("utf8"), count: recorded };
+}
+
+describe("RedactingStream", () => {
+  const body = Buffer.from(
+    JSON.stringify({ echo: { authorization: `Bearer ${SECRET}`, url: `/x?key=${encodeURIComponent(SECRET)}` }, basic: Buffer.from(`u:${SECRET}`).toString("base64") }),
+  );
+  const expected = redactText(compileRedaction([SECRET]), body.toString("utf8"));
+
+  it("redacts secrets cut across chunk boundaries at every position", async () => {
+    for (let cut = 1; cut < body.length; cut += 3) {
+      const result = await streamThrough(chunked(body, [cut, cut + 5]), [SECRET]);
+      expect(result.text, `cut at ${cut}`).toBe(expected.text);
+      expect(result.count).toBe(expected.count);
+    }
+  });
+
+  it("redacts with one-byte chunks", async () => {
+    const result = await streamThrough(chunked(body, Array.from({ length: body.length }, (_, i) => i)), [SECRET]);
+    expect(result.text).toBe(expected.text);
+    expect(expected.count).toBe(3);
+  });
+
+  it("holds back no more than the longest form, however long the body", async () => {
+    const redaction = compileRedaction([SECRET]);
+    const data = Buffer.alloc(1_000_000, "a");
+    const { out, rest } = cutWindow(redaction, data, false);
+    expect(rest.length).toBe(redaction.maxLength - 1);
+    expect(out.length + rest.length).toBe(data.length);
+  });
+
+  it("bounds what a chain of overlapping forms holds back", () => {
+    const redaction = compileRedaction(["aaaaaaaa"]);
+    const { rest, count } = cutWindow(redaction, Buffer.alloc(MAX_HELD_BYTES * 2, "a"), false);
+    expect(rest.length).toBeLessThanOrEqual(redaction.maxLength);
+    expect(count).toBe(1);
+  });
+
+  it("passes bytes through unchanged when there is nothing to redact", async () => {
+    const result = await streamThrough([body], []);
+    expect(result.text).toBe(body.toString("utf8"));
+    expect(result.count).toBe(0);
+  });
+});
+
+describe("redactResponse", () => {
+  const redaction = compileRedaction([SECRET]);
+  const read = async (stream: Readable) => {
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString("utf8");
+  };
+
+  it("decodes a gzip body, drops Content-Length and Content-Encoding, and records the count before the end", async () => {
+    const outcomes: ResponseOutcome[] = [];
+    const plain = `{"token":"${SECRET}"}`;
+    const shown = redactResponse(
+      redaction,
+      {
+        headers: { "content-encoding": "gzip", "content-length": "99", location: `/?k=${encodeURIComponent(SECRET)}` },
+        body: Readable.from([gzipSync(plain)]),
+      },
+      async (outcome) => {
+        outcomes.push(outcome);
+      },
+    );
+    expect(shown.headers).toEqual({ location: `/?k=${REDACTED}` });
+    expect(await read(shown.body)).toBe(`{"token":"${REDACTED}"}`);
+    expect(outcomes).toEqual([{ redactions: 2, complete: true }]);
+  });
+
+  it("a failed record cuts the body short", async () => {
+    const shown = redactResponse(redaction, { headers: {}, body: Readable.from([Buffer.from("hello world, a body")]) }, async () => {
+      throw new Error("audit down");
+    });
+    await expect(read(shown.body)).rejects.toThrow("audit down");
+  });
+
+  it("records an abandoned body as incomplete", async () => {
+    const outcomes: ResponseOutcome[] = [];
+    const upstream = new Readable({ read() {} });
+    const shown = redactResponse(redaction, { headers: {}, body: upstream }, async (o) => {
+      outcomes.push(o);
+    });
+    upstream.push(Buffer.from(`x ${SECRET} y`));
+    shown.body.destroy();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(outcomes).toEqual([{ redactions: 0, complete: false }]);
+  });
+
+  it("refuses encodings it cannot decode, and reads stacked ones in reverse", () => {
+    expect(() => decodersFor("zstd")).toThrow(/cannot redact/);
+    expect(decodersFor("gzip, br")).toHaveLength(2);
+    expect(decodersFor("identity")).toEqual([]);
+    expect(decodersFor(undefined)).toEqual([]);
+  });
+});
