@@ -7,20 +7,23 @@ import type { Protocol } from "./rules.js";
 
 export type PolicyLookups = { grants: Grants; environments: Environments; approvals: Approvals };
 
-/** Each cached upstream row's base path, parsed once rather than on every call. */
-const basePaths = new WeakMap<Upstream, string[]>();
+/** Each cached upstream row's host and base path, parsed once rather than on every call. */
+const parsedBaseUrls = new WeakMap<Upstream, { host: string; basePath: string[] }>();
 
 /** The upstream as decide() sees it. */
 export function targetPolicy(upstream: Upstream, environmentRequiresApproval: boolean): TargetPolicy {
-  let basePath = basePaths.get(upstream);
-  if (!basePath) {
-    basePath = new URL(upstream.baseUrl).pathname.split("/").filter(Boolean).map(decodeURIComponent);
-    basePaths.set(upstream, basePath);
+  let parsed = parsedBaseUrls.get(upstream);
+  if (!parsed) {
+    const url = new URL(upstream.baseUrl);
+    parsed = { host: url.hostname, basePath: url.pathname.split("/").filter(Boolean).map(decodeURIComponent) };
+    parsedBaseUrls.set(upstream, parsed);
   }
+  const { host, basePath } = parsed;
   return {
     environment: upstream.environment,
     environmentRequiresApproval,
     protocol: upstream.protocol as Protocol,
+    host,
     basePath,
     presets: upstream.presets,
   };

@@ -5,6 +5,8 @@ import { refuseMethodOverride, formOverrideInspected } from "./method-override.j
 import { describeOperation, inspectOperations, inspectorFor, type Operation } from "./operations.js";
 import { foldedSegmentsMatch, foldSegment, pathMatches, type NormalisedPath } from "./paths.js";
 import { protectedOperationsOf, type ProtectedOperation } from "./presets/index.js";
+import { parseQuery, queryMatches, type QueryParams } from "./query.js";
+import { s3OperationsOf } from "./s3.js";
 import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
@@ -14,7 +16,7 @@ export type HttpMethod = (typeof HTTP_METHODS)[number];
  * Matches when every field it sets matches; a rule must set at least one. Used to deny, to tag
  * destructive calls, and to mark calls that need an approved token.
  */
-export type HttpRule = { method?: HttpMethod; path?: string };
+export type HttpRule = { method?: HttpMethod; path?: string; query?: Readonly<Record<string, string>> };
 
 /** The grant as stored now: edits narrow live tokens at once. */
 export type GrantPolicy = {
@@ -60,6 +62,8 @@ export type TargetPolicy = {
   /** The environment is marked so that every token for it needs a human's approval (src/environments). */
   environmentRequiresApproval: boolean;
   protocol: Protocol;
+  /** The base URL's host: S3 reads the bucket from it in virtual-hosted style (src/policy/s3.ts). */
+  host?: string;
   /** Decoded segments of the base URL's path: preset paths match the upstream's full path. */
   basePath: readonly string[];
   presets: readonly string[];
@@ -77,8 +81,13 @@ export type ProxyRequest = {
   body: Uint8Array | undefined;
 };
 
-/** On allow: the rules that allowed it, and how many destructive operations it performs (for budgets). */
-export type Decision = { allow: true; rule: string; destructive: number } | { allow: false; code: DecisionCode; reason: string };
+/**
+ * On allow: the rules that allowed it, how many destructive operations it performs (for budgets), and the
+ * operations it runs where Keyward can name them (`aws-s3.DeleteObjects`, `mutation volumeDelete`), for the audit.
+ */
+export type Decision =
+  | { allow: true; rule: string; destructive: number; operations?: string[] }
+  | { allow: false; code: DecisionCode; reason: string };
 type Denial = Extract<Decision, { allow: false }>;
 
 const deny = (code: DecisionCode, reason: string): Denial => ({ allow: false, code, reason });
@@ -93,13 +102,27 @@ export function bodyNeeded(token: TokenCapabilities, grant: GrantPolicy, target:
 }
 
 /** A rule as reasons name it: "DELETE any path", "any method /v1/volumes/**". */
-export const describeHttpRule = (rule: HttpRule) => `${rule.method ?? "any method"} ${rule.path ?? "any path"}`;
+export const describeHttpRule = (rule: HttpRule) =>
+  `${rule.method ?? "any method"} ${rule.path ?? "any path"}` +
+  (rule.query ? "?" + Object.entries(rule.query).map(([name, value]) => `${name}=${value}`).join("&") : "");
 
-/** Rules that take something away match folded paths (foldedSegmentsMatch): case and encoding do not walk around them. */
-function isHttpRuleHit(rule: HttpRule, method: string, foldedSegments: readonly string[]): boolean {
-  if (rule.method === undefined && rule.path === undefined) return true; // malformed rules match everything: deny, never allow
+// Parsed once per call, and only when a rule asks for it.
+const parsedQueries = new WeakMap<ProxyRequest, QueryParams>();
+const queryOf = (request: ProxyRequest): QueryParams => {
+  let parsed = parsedQueries.get(request);
+  if (!parsed) parsedQueries.set(request, (parsed = parseQuery(request.query)));
+  return parsed;
+};
+
+/**
+ * Rules that take something away match folded paths (foldedSegmentsMatch): case and encoding do not walk
+ * around them; and the query, where the rule names one.
+ */
+function isHttpRuleHit(rule: HttpRule, method: string, foldedSegments: readonly string[], request: ProxyRequest): boolean {
+  if (rule.method === undefined && rule.path === undefined && rule.query === undefined) return true; // malformed rules match everything: deny, never allow
   if (rule.method !== undefined && rule.method !== method) return false;
   if (rule.path !== undefined && !foldedSegmentsMatch(rule.path, foldedSegments)) return false;
+  if (rule.query !== undefined && !queryMatches(rule.query, queryOf(request))) return false;
   return true;
 }
 
@@ -134,7 +157,7 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (override) return deny(override.code, override.reason);
 
   const folded = request.path.segments.map(foldSegment);
-  const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, method, folded));
+  const denyIndex = grant.deny.findIndex((rule) => isHttpRuleHit(rule, method, folded, request));
   if (denyIndex !== -1) {
     const rule = grant.deny[denyIndex]!;
     return deny("deny_rule", `deny[${denyIndex}] matches (${describeHttpRule(rule)})`);
@@ -144,18 +167,27 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (tokenPath === undefined) return deny("path_not_granted", `the token does not allow ${request.path.decoded}`);
   const grantPath = grant.paths.find((p) => pathMatches(p, request.path));
   if (grantPath === undefined) return deny("path_not_granted", `the grant does not allow ${request.path.decoded}`);
-  const approvalRule = grant.requiresApprovalFor.findIndex((rule) => isHttpRuleHit(rule, method, folded));
+  const approvalRule = grant.requiresApprovalFor.findIndex((rule) => isHttpRuleHit(rule, method, folded, request));
   if (approvalRule !== -1 && !approval) {
     return deny("approval_required", `requiresApprovalFor[${approvalRule}] requires a token approved by a human`);
   }
   const rules = [`${request.method} ${tokenPath}`];
-  let destructive = method === "DELETE" || grant.destructive.some((rule) => isHttpRuleHit(rule, method, folded)) ? 1 : 0;
+  let destructive = method === "DELETE" || grant.destructive.some((rule) => isHttpRuleHit(rule, method, folded, request)) ? 1 : 0;
 
   const guarded = protectedOperationsOf(target.presets);
   const fullPath = [...target.basePath.map(foldSegment), ...folded];
+  // S3 names its objects case-sensitively: its operations are read from the path as sent.
+  const s3Operations = guarded.some((op) => "s3" in op.match)
+    ? s3OperationsOf({ method, host: target.host, fullPath: [...target.basePath, ...request.path.segments], query: queryOf(request), headers: request.headers })
+    : [];
+  const operations = s3Operations.map((name) => `aws-s3.${name}`);
   for (const op of guarded) {
     const { match } = op;
-    if (!("http" in match) || match.http.method !== method || !foldedSegmentsMatch(match.http.path, fullPath)) continue;
+    const hit =
+      "http" in match
+        ? match.http.method === method && foldedSegmentsMatch(match.http.path, fullPath) && (!match.http.query || queryMatches(match.http.query, queryOf(request)))
+        : "s3" in match && s3Operations.some((name) => match.s3.includes(name));
+    if (!hit) continue;
     const refused = refuseProtected(op, grant, approval);
     if (refused) return refused;
     rules.push(`allowProtected ${op.id}`);
@@ -173,9 +205,10 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
       if (!verdict.allow) return verdict;
       if (verdict.rule) rules.push(verdict.rule);
       if (verdict.destructive) destructive++;
+      operations.push(describeOperation(op));
     }
   }
-  return { allow: true, rule: rules.join("; "), destructive };
+  return { allow: true, rule: rules.join("; "), destructive, ...(operations.length > 0 && { operations }) };
 }
 
 type OperationVerdict = Denial | { allow: true; rule: string | null; destructive: boolean };

@@ -17,10 +17,18 @@ export const pathPattern = z
   .string()
   .refine(isValidPathPattern, "a path pattern: /literal, * (one segment), {name} (one segment), ** (any depth)");
 
-/** Method and/or path: a deny rule, or a rule tagging calls as destructive. */
+/**
+ * Query parameters a rule needs, by name (any case), each with a value glob: `"*"` for present with any
+ * value, including none (`?delete`).
+ */
+export const queryRule = z
+  .record(z.string().min(1).max(200).regex(/^[^&=#]+$/, "a query parameter name"), z.string().max(1000))
+  .refine((q) => Object.keys(q).length > 0 && Object.keys(q).length <= 20, "name 1 to 20 parameters");
+
+/** Method, path and/or query: a deny rule, a rule tagging calls as destructive, or one needing approval. */
 export const httpRule = z
-  .strictObject({ method: z.enum(HTTP_METHODS).optional(), path: pathPattern.optional() })
-  .refine((r) => r.method !== undefined || r.path !== undefined, "a rule needs a method, a path, or both");
+  .strictObject({ method: z.enum(HTTP_METHODS).optional(), path: pathPattern.optional(), query: queryRule.optional() })
+  .refine((r) => r.method !== undefined || r.path !== undefined || r.query !== undefined, "a rule needs a method, a path, a query, or several");
 
 /** A GraphQL name with `*` wildcards: `volumeDelete`, `*Delete`, `backup*`. */
 const graphqlNameGlob = z.string().max(100).regex(/^[_A-Za-z*][_0-9A-Za-z*]*$/, "a GraphQL name, * for any characters");

@@ -1,4 +1,5 @@
 import { awsEc2, awsRds } from "./aws.js";
+import { awsS3 } from "./aws-s3.js";
 import { flyGraphql, flyMachines } from "./fly.js";
 import { github } from "./github.js";
 import { railway } from "./railway.js";
@@ -13,7 +14,7 @@ export type { Preset, ProtectedOperation } from "./types.js";
  * operations is denied unless the grant names the operation in `allowProtected` and the token was
  * approved by a human.
  */
-export const PRESETS: readonly Preset[] = [railway, render, flyMachines, flyGraphql, awsRds, awsEc2, github];
+export const PRESETS: readonly Preset[] = [railway, render, flyMachines, flyGraphql, awsRds, awsEc2, awsS3, github];
 
 export const PRESET_IDS = PRESETS.map((p) => p.id) as [string, ...string[]];
 export const PROTECTED_OPERATION_IDS = PRESETS.flatMap((p) => p.operations.map((o) => o.id)) as [string, ...string[]];

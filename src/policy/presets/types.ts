@@ -2,13 +2,15 @@ import type { HttpMethod } from "../decide.js";
 
 /**
  * One operation a preset protects, by how Keyward recognises it in a call: a GraphQL root mutation field,
- * an HTTP method and path (matched against the upstream's full path, base path included), or an AWS
- * Query/JSON action name.
+ * an HTTP method, path (matched against the upstream's full path, base path included) and query, an AWS
+ * Query/JSON action name, or S3 REST operations.
  */
 export type ProtectedMatch =
   | { graphqlMutation: string }
-  | { http: { method: HttpMethod; path: string } }
-  | { awsAction: string };
+  | { http: { method: HttpMethod; path: string; query?: Readonly<Record<string, string>> } }
+  | { awsAction: string }
+  /** S3 REST operations by AWS's names, as src/policy/s3.ts reads them from method, path and query. */
+  | { s3: readonly string[] };
 
 export type ProtectedOperation = {
   /** `<preset>.<name>`: what a grant's `allowProtected` names. */

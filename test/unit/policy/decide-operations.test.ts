@@ -97,7 +97,12 @@ describe("decide: GraphQL rules", () => {
 
   it("a GET query is read from the URL (the proxy passes an empty body)", () => {
     const req = { ...request("GET", "/graphql", graphqlTarget, undefined, {}, "query=%7Bproject%7Bid%7D%7D"), body: Buffer.alloc(0) };
-    expect(decide(token, graphqlGrant, req)).toEqual({ allow: true, rule: "GET /**; graphql.allow[0] query project", destructive: 0 });
+    expect(decide(token, graphqlGrant, req)).toEqual({
+      allow: true,
+      rule: "GET /**; graphql.allow[0] query project",
+      destructive: 0,
+      operations: ["query project"],
+    });
   });
 
   it("names the rules that allowed and the rule that denied", () => {
@@ -110,6 +115,7 @@ describe("decide: GraphQL rules", () => {
       allow: true,
       rule: "POST /**; graphql.allow[0] query a; graphql.allow[2] mutation serviceRestart",
       destructive: 1,
+      operations: ["query a", "mutation serviceRestart"],
     });
     expect(decide(token, graphqlGrant, gql("mutation { x: volumeDelete(volumeId: 1) }"))).toEqual({
       allow: false,
