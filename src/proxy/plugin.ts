@@ -18,6 +18,9 @@ import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } fro
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponse } from "../redaction/response.js";
+import { operationDetails } from "../policy/operations.js";
+import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
+import { jsonRpcIds, nativeRefusal, refusalDialect, type RefusalDialect } from "./refusals.js";
 
 export type ProxyDeps = {
   /** Where its events go: group commits to the database (src/audit/log.ts). */
@@ -56,6 +59,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
     const audit: AuditInput = { kind: "proxy", actor: "anonymous", requestId: request.id, method: request.method };
     // Set once the allow event is durable: from then on the call's record is a proxy.response event.
     let allowed = false;
+    // Refusals answer in the upstream's protocol once it is known (src/proxy/refusals.ts).
+    const refusal = { dialect: { kind: "keyward" } as RefusalDialect, body: undefined as Buffer | undefined, bodyTouched: false };
     try {
       const parsed = targetOf(request.raw.url ?? "");
       if (!parsed.ok) throw refused(parsed.code, parsed.reason);
@@ -73,6 +78,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 3. resolve
       const upstreamRow = await deps.upstreams.findByName(target.upstream);
       if (!upstreamRow) throw notFound(`upstream ${target.upstream}`);
+      refusal.dialect = refusalDialect({ ...upstreamRow, authType: (upstreamRow.authConfig as { type: string }).type }, request.headers);
       audit.environment = upstreamRow.environment;
       // An environment is the upstream's, not the token's: its revocations are checked once it is known.
       deps.revocations.assertEnvironmentNotRevoked(token, upstreamRow.environment);
@@ -89,6 +95,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const { inspectLimit } = prepared;
       const inspectedBody =
         inspectLimit === null ? undefined : hasBody ? await collectBody(limitBody(request.raw, inspectLimit), inspectLimit) : Buffer.alloc(0);
+      if (inspectLimit !== null) {
+        refusal.bodyTouched = true;
+        refusal.body = inspectedBody;
+      }
       // 4. decide
       const decision = decide({ ...token, approval: context.approval }, grant, decisionRequest(prepared, context.target, inspectedBody));
       if (!decision.allow) throw refused(decision.code, decision.reason);
@@ -109,7 +119,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
       // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
       try {
-        await deps.auditLog.append({ ...audit, decision: "allow", reason: decision.rule });
+        await deps.auditLog.append({ ...audit, decision: "allow", reason: decision.rule, ...operationDetails(decision.operations ?? []) });
       } catch (err) {
         request.log.error({ err }, "audit write failed");
         throw auditUnavailable();
@@ -118,6 +128,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 6. inject
       const upstream = deps.upstreams.compileForProxy(upstreamRow);
       // An inspected body goes out as read; otherwise it streams, unless the credential must have it whole.
+      refusal.bodyTouched = true;
       const streamedBody = hasBody && !inspectedBody ? limitBody(request.raw, deps.maxBodyBytes) : undefined;
       const signedBody = streamedBody && upstream.credential.buffersBody ? await collectBody(streamedBody, deps.maxBodyBytes) : undefined;
       const ownedByCredential = Object.keys(request.headers).filter(upstream.credential.ownsHeader);
@@ -157,7 +168,19 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const outcome = { status, reason, details: { reason: text }, latencyMs: elapsedMs() };
       // The outcome recorded is the outcome sent.
       await deps.auditLog.keep(allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" });
-      throw err;
+      if (!(err instanceof KeywardError) || refusal.dialect.kind === "keyward") throw err;
+      // A JSON-RPC refusal echoes the call's ids: a body not read yet is read now, within the inspection limit.
+      if (refusal.dialect.kind === "jsonrpc" && !refusal.body && !refusal.bodyTouched && Number(request.headers["content-length"] ?? 0) <= deps.inspectMaxBytes) {
+        refusal.body = await collectBody(limitBody(request.raw, deps.inspectMaxBytes), deps.inspectMaxBytes).catch(() => undefined);
+      }
+      const native = nativeRefusal(err, refusal.dialect, { requestId: request.id, jsonRpc: jsonRpcIds(refusal.body) });
+      if (!native) throw err;
+      request.log.info({ code: err.code, status: err.status, dialect: refusal.dialect.kind }, "request refused");
+      return reply
+        .code(err.status)
+        .headers({ ...err.extra.headers, ...native.headers, [BROKER_ERROR_HEADER]: err.code })
+        .type(native.contentType)
+        .send(native.body);
     }
   };
 
