@@ -45,13 +45,15 @@ export class NeedsApproval extends KeywardApiError {
 const REVOKED_CODES = new Set<string>(["token_revoked", "kill_switch_engaged"] satisfies ErrorCode[]);
 
 /** The typed error for an error response: Keyward's `{ error: { code, message, reason?, details? } }`, or RFC 6749's. */
-export function errorFrom(status: number, body: unknown): KeywardApiError {
+export function errorFrom(status: number, body: unknown, brokerCode?: string | null): KeywardApiError {
   const error = (body as { error?: unknown } | null)?.error;
   if (typeof error === "string") {
     const description = (body as { error_description?: unknown }).error_description;
     return new KeywardApiError(status, error, typeof description === "string" ? description : error);
   }
-  const fields = (error ?? {}) as { code?: unknown; message?: unknown; reason?: unknown; details?: unknown };
+  const fields = (typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string"
+    ? error
+    : nativeFields(body, brokerCode)) as { code?: unknown; message?: unknown; reason?: unknown; details?: unknown };
   if (typeof fields.code !== "string") return new KeywardApiError(status, `http_${status}`, `the broker answered ${status}`);
   const message = typeof fields.message === "string" ? fields.message : fields.code;
   const reason = typeof fields.reason === "string" ? fields.reason : undefined;
@@ -70,5 +72,23 @@ export async function errorOf(response: Response): Promise<KeywardApiError> {
   } catch {
     // not JSON: errorFrom falls back to the status
   }
-  return errorFrom(response.status, body);
+  return errorFrom(response.status, body, response.headers.get(BROKER_ERROR_HEADER));
+}
+
+/**
+ * A refusal the broker answered in the upstream's protocol (GraphQL errors, a JSON-RPC error, AWS XML):
+ * its code is in the keyward-error header, its message and reason in the protocol's own fields.
+ */
+function nativeFields(body: unknown, brokerCode: string | null | undefined): { code?: string; message?: string; reason?: string } {
+  if (!brokerCode) return {};
+  const first = (Array.isArray(body) ? body[0] : body) as Record<string, unknown> | null | undefined;
+  const graphqlError = Array.isArray(first?.errors) ? (first.errors[0] as { message?: unknown; extensions?: { reason?: unknown } }) : undefined;
+  const rpcError = first?.error as { message?: unknown; data?: { reason?: unknown } } | undefined;
+  const message = graphqlError?.message ?? rpcError?.message;
+  const reason = graphqlError?.extensions?.reason ?? rpcError?.data?.reason;
+  return {
+    code: brokerCode,
+    message: typeof message === "string" ? message : `the broker refused the call (${brokerCode})`,
+    ...(typeof reason === "string" && { reason }),
+  };
 }

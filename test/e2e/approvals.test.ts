@@ -263,12 +263,13 @@ describe("human approval", () => {
     for (const body of [deploy("unapproved"), { query: 'mutation { x: serviceCreate(name: "aliased") { name } }' }, [list, deploy("batched")]]) {
       const res = await call(unapproved, body);
       expect(res.status, JSON.stringify(body)).toBe(403);
-      expect(res.body.error).toMatchObject({ code: "approval_required", reason: "graphql.allow[1] requires a token approved by a human" });
+      // A GraphQL refusal (src/proxy/refusals.ts): the Keyward code and reason in the error's extensions.
+      expect(res.body.errors[0].extensions).toMatchObject({ code: "approval_required", reason: "graphql.allow[1] requires a token approved by a human" });
     }
     // Nor anything no rule allows (that is no matter of approval).
     const wipe = await call(unapproved, { query: 'mutation { volumeDelete(volumeId: "vol-1") }' });
     expect(wipe.status).toBe(403);
-    expect(wipe.body.error.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
+    expect(wipe.body.errors[0].extensions.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
     expect(upstream.received.length).toBe(forwarded);
     expect(deployed()).not.toContain("unapproved");
 
@@ -293,7 +294,7 @@ describe("human approval", () => {
     // Approval lifts the rule's hold, not the grant's limits.
     const stillDenied = await call(approved, { query: 'mutation { volumeDelete(volumeId: "vol-1") }' });
     expect(stillDenied.status).toBe(403);
-    expect(stillDenied.body.error.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
+    expect(stillDenied.body.errors[0].extensions.reason).toMatch(/^no graphql\.allow rule matches .*volumeDelete/);
   });
 
   it("an HTTP rule in requiresApprovalFor: only an approved token may make those calls, and tokens for the grant wait for a human", async () => {

@@ -70,10 +70,13 @@ describe("incident over GraphQL", () => {
       .set("content-type", contentType)
       .send(typeof body === "string" ? body : JSON.stringify(body));
 
-  const expectDenied = async (res: { status: number; body: { error: { code: string; reason: string } } }, reason: RegExp, code = "deny_rule") => {
+  // Refusals come back as GraphQL errors (src/proxy/refusals.ts), the Keyward code in extensions and the header.
+  type GraphqlRefusal = { status: number; headers: Record<string, string>; body: { errors: { extensions: { code: string; reason: string } }[] } };
+  const expectDenied = async (res: GraphqlRefusal, reason: RegExp, code = "deny_rule") => {
     expect(res.status).toBe(403);
-    expect(res.body.error.code).toBe(code);
-    expect(res.body.error.reason).toMatch(reason);
+    expect(res.headers["keyward-error"]).toBe(code);
+    expect(res.body.errors[0]!.extensions.code).toBe(code);
+    expect(res.body.errors[0]!.extensions.reason).toMatch(reason);
   };
 
   it("forwards queries with the real key and the exact bytes the agent sent", async () => {
@@ -194,7 +197,7 @@ describe("incident over GraphQL", () => {
     const before = upstream.received.length;
     const res = await post({ query: "{ volumes { id } }", variables: { pad: "x".repeat(INSPECT_LIMIT) } });
     expect(res.status).toBe(413);
-    expect(res.body.error.code).toBe("payload_too_large");
+    expect(res.body.errors[0].extensions.code).toBe("payload_too_large");
     expect(upstream.received.length).toBe(before);
   });
 

@@ -213,9 +213,11 @@ describe("policy administration", () => {
       const before = upstream.received.length;
       const denied = await rpc([{ jsonrpc: "2.0", method: "eth_call", id: 1 }, { jsonrpc: "2.0", method: "eth_getLogs", id: 2 }]);
       expect(denied.status).toBe(403);
-      expect(denied.body.error.reason).toBe("jsonrpc.deny[0] matches method eth_getLogs");
+      // A JSON-RPC refusal (src/proxy/refusals.ts): one error per member of the batch, each with its id.
+      expect(denied.body.map((r: { id: number }) => r.id)).toEqual([1, 2]);
+      expect(denied.body[1].error.data.reason).toBe("jsonrpc.deny[0] matches method eth_getLogs");
       const unknown = await rpc([{ jsonrpc: "2.0", method: "eth_call", id: 1 }, { jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 2 }]);
-      expect(unknown.body.error.reason).toBe("no jsonrpc.allow rule matches method eth_sendRawTransaction");
+      expect(unknown.body[0].error.data.reason).toBe("no jsonrpc.allow rule matches method eth_sendRawTransaction");
       expect(upstream.received.length).toBe(before);
     });
   });
