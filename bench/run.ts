@@ -2,7 +2,8 @@
  * `npm run bench`: Keyward against a plain @fastify/http-proxy and direct calls, on loopback, in one
  * run, reported as ratios (the machine is shared, so only same-run ratios mean anything).
  *
- *   npm run bench                 forwarding (c = 1, 16, 64), 1 MiB streaming, token issuance, RSS
+ *   npm run bench                 forwarding (c = 1, 16, 64), 1 MiB streaming, a 256 MiB stream plain and
+ *                                 full of secrets to redact, token issuance, RSS
  *   npm run bench -- --scale      the forwarding scenario on an empty and on a seeded database
  *   npm run bench -- --profile    a CPU profile (node --cpu-prof) of each broker under load at c=16
  *
@@ -55,7 +56,7 @@ import {
   type StreamRow,
   type TargetCheck,
 } from "./report.js";
-import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, type Scenario } from "./scenario.js";
+import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
 
 // ---------------------------------------------------------------------------------------------- settings
@@ -455,6 +456,36 @@ async function runMain(): Promise<void> {
     log(`  ${t.name}: ${res.status}, ${(bytes / MiB).toFixed(0)} MiB in ${seconds.toFixed(1)} s, RSS ${mib(before)} → peak ${mib(peak)} MiB`);
   }
 
+  // Response redaction (src/redaction), always on: the same size of response, but every 64 KiB chunk
+  // repeats the injected secret 4 times (once across the chunk boundary). Memory must stay flat, and the
+  // throughput within 10% of the plain proxy's (which redacts nothing) on the same bytes.
+  log(`one ${S.bigStreamMiB} MiB response full of the upstream's secret, redacted on the way`);
+  const redactedStream: { target: string; status: number; bytes: number; seconds: number; redactions: number; leaked: boolean; rss: { before: number; peak: number } }[] = [];
+  const marker = Buffer.from("[redacted-by-keyward]");
+  const secret = Buffer.from(UPSTREAM_SECRET);
+  for (const { t, sampler } of streamTargets) {
+    if (!sampler) continue;
+    await waitIdle(t.child);
+    const spec = t.next(0);
+    const before = sampler.openWindow();
+    const started = performance.now();
+    const res = await fetch(t.url + spec.path.replace("/stream/1mib", `/stream/${S.bigStreamMiB}mib-secrets`), { headers: spec.headers });
+    let bytes = 0;
+    let redactions = 0;
+    let leaked = false;
+    let tail = Buffer.alloc(0);
+    for await (const chunk of res.body ?? []) {
+      const data = Buffer.concat([tail, chunk as Uint8Array]);
+      bytes += (chunk as Uint8Array).length;
+      for (let at = data.indexOf(marker, 0); at !== -1; at = data.indexOf(marker, at + 1)) if (at + marker.length > tail.length) redactions++;
+      if (data.includes(secret)) leaked = true;
+      tail = Buffer.from(data.subarray(Math.max(0, data.length - Math.max(marker.length, secret.length))));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    redactedStream.push({ target: t.name, status: res.status, bytes, seconds, redactions, leaked, rss: { before, peak: sampler.windowPeak() } });
+    log(`  ${t.name}: ${res.status}, ${(bytes / MiB).toFixed(0)} MiB in ${seconds.toFixed(1)} s, ${redactions} redactions, leaked: ${leaked}`);
+  }
+
   log(`token issuance at c=${S.tokenConnections}, ${tokenDurationS} s each`);
   const rawSignPerSec = await rawSigningRate(tokenDurationS, S.tokenConnections);
   log(`  raw jose ES256 signing: ${rawSignPerSec.toFixed(0)}/s`);
@@ -541,6 +572,17 @@ async function runMain(): Promise<void> {
       value: `+${mib(bigGrowth)} MiB (${mib(big.rss.before)} → peak ${mib(big.rss.peak)}), ${mib(big.bytes)} MiB received, status ${big.status}`,
       threshold: `< ${mib((S.bigStreamMiB * MiB) / 4)} MiB`,
       pass: big.status === 200 && big.bytes === S.bigStreamMiB * MiB && bigGrowth < (S.bigStreamMiB * MiB) / 4,
+    });
+    const redacted = redactedStream.find((x) => x.target === b.label)!;
+    const plainRedacted = redactedStream.find((x) => x.target === "plain proxy")!;
+    const redactedGrowth = redacted.rss.peak - redacted.rss.before;
+    const throughput = plainRedacted.seconds / redacted.seconds;
+    targetsChecked.push({
+      backend: b.variant,
+      target: `one ${S.bigStreamMiB} MiB response full of secrets, redacted: throughput ÷ plain proxy, RSS growth, nothing leaked`,
+      value: `${(100 * throughput).toFixed(0)}% (${redacted.seconds.toFixed(1)} s vs ${plainRedacted.seconds.toFixed(1)} s), +${mib(redactedGrowth)} MiB, ${redacted.redactions} redactions, leaked: ${redacted.leaked}`,
+      threshold: `≥ 90%, < ${mib((S.bigStreamMiB * MiB) / 4)} MiB, no leak`,
+      pass: redacted.status === 200 && !redacted.leaked && redacted.redactions > 0 && throughput >= 0.9 && redactedGrowth < (S.bigStreamMiB * MiB) / 4,
     });
     const e = endpoint.find((x) => x.backend === b.variant)!;
     targetsChecked.push({

@@ -8,6 +8,8 @@ import type { RequestSpec } from "./load.js";
 
 export const UPSTREAM_NAME = "bench";
 export const PROXY_PREFIX = `/proxy/${UPSTREAM_NAME}`;
+/** The upstream's credential: the redaction scenario's upstream echoes it in its responses. */
+export const UPSTREAM_SECRET = "bench-upstream-secret";
 
 export type BenchAgent = { id: string; clientId: string; clientSecret: string; grant: string };
 /** `tokenRetries`: token requests of the set-up that failed (5xx) and were tried again. */
@@ -39,7 +41,7 @@ export async function setupScenario(
     baseUrl: upstreamUrl,
     environment: "bench",
     auth: { type: "header", header: "Authorization", template: "Bearer {secret}" },
-    secret: "bench-upstream-secret",
+    secret: UPSTREAM_SECRET,
   });
   const agents: BenchAgent[] = [];
   for (let i = 0; i < options.agents; i++) {

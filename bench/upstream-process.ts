@@ -7,7 +7,18 @@ import type { AddressInfo } from "node:net";
 import { serveChild } from "./child.js";
 
 const SMALL = Buffer.from(JSON.stringify({ ok: true, items: [{ id: 1, name: "alpha" }, { id: 2, name: "beta" }] }));
-const CHUNK = Buffer.alloc(64 * 1024, 0x61);
+const PLAIN_CHUNK = Buffer.alloc(64 * 1024, 0x61);
+
+function chunkWithSecret(secret: string): Buffer {
+  const chunk = Buffer.alloc(PLAIN_CHUNK.length, 0x61);
+  if (secret.length < 8) return chunk;
+  for (const at of [1024, 16 * 1024, 40 * 1024]) chunk.write(secret, at);
+  // The head of the secret ends this chunk and its tail starts the next one.
+  const half = Math.floor(secret.length / 2);
+  chunk.write(secret.slice(0, half), chunk.length - half);
+  chunk.write(secret.slice(half), 0);
+  return chunk;
+}
 export const STREAM_BYTES = 1024 * 1024;
 
 /** Requests whose headers arrived but whose body has not ended, by method: a stuck forwarder shows here. */
@@ -20,9 +31,12 @@ const server = createServer((req, res) => {
   req.resume();
   req.on("end", () => {
     waitingForBody.set(method, (waitingForBody.get(method) ?? 1) - 1);
-    const stream = /^\/stream\/(\d+)mib$/.exec(req.url ?? "");
+    const stream = /^\/stream\/(\d+)mib(-secrets)?$/.exec(req.url ?? "");
     if (stream) {
       res.writeHead(200, { "content-type": "application/octet-stream" });
+      // `-secrets`: every chunk repeats the credential the proxy injected, 4 times, once across the chunk
+      // boundary, as an upstream echoing its request would: the proxy's redaction has to find each.
+      const CHUNK = stream[2] ? chunkWithSecret(String(req.headers.authorization ?? "").replace(/^Bearer /, "")) : PLAIN_CHUNK;
       let left = (Number(stream[1]) * STREAM_BYTES) / CHUNK.length;
       const pump = () => {
         while (left > 0) {
