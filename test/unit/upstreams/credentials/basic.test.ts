@@ -23,3 +23,11 @@ describe("basic kind", () => {
     expect(basic.ownsHeader("x-api-key")).toBe(false);
   });
 });
+
+describe("basic kind: secrets for response redaction", () => {
+  it("the password and the encoded pair, the same array every time", () => {
+    const basic = credential("ada", "s3cret-password");
+    expect(basic.injectedSecrets()).toEqual(["s3cret-password", Buffer.from("ada:s3cret-password").toString("base64")]);
+    expect(basic.injectedSecrets()).toBe(basic.injectedSecrets());
+  });
+});

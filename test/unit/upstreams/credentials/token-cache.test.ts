@@ -119,3 +119,25 @@ describe("TokenCache", () => {
     expect(t.issued()).toBe(2);
   });
 });
+
+describe("TokenCache.minted (for response redaction)", () => {
+  it("remembers every token still valid, as one array per set", async () => {
+    const clock = { now: 0 };
+    const cache = new TokenCache(() => clock.now);
+    let n = 0;
+    const obtain = async (): Promise<ExpiringToken> => ({ value: `tok-${++n}`, expiresAt: clock.now + 10_000 });
+    expect(cache.minted).toEqual([]);
+    await cache.get("a", obtain);
+    const first = cache.minted;
+    await cache.get("a", obtain); // cached: no new token, same array
+    expect(cache.minted).toBe(first);
+    await cache.get("b", obtain);
+    expect(cache.minted).toEqual(["tok-1", "tok-2"]);
+    clock.now = 9_000; // past a's refresh time: a new token, the old one still valid upstream
+    await cache.get("a", obtain);
+    expect(cache.minted).toEqual(["tok-1", "tok-2", "tok-3"]);
+    clock.now = 30_000; // the first three expired
+    await cache.get("a", obtain);
+    expect(cache.minted).toEqual(["tok-4"]);
+  });
+});
