@@ -22,6 +22,7 @@ import { createUpstreamDispatcher } from "./proxy/forward.js";
 import { startForwardProxyFor, type ForwardProxy } from "./forward-proxy/index.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer } from "./server.js";
+import { resolveDeploymentIssuer } from "./tokens/deployment-issuer.js";
 import { endpointOf } from "./tokens/oauth-documents.js";
 import { SigningKeys } from "./tokens/signing-keys.js";
 import { Tokens } from "./tokens/tokens.js";
@@ -107,7 +108,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     });
     metrics.auditBacklog(() => auditLog.backlog);
 
-    const claims = { issuer: config.issuer, audience: config.audience };
+    // One issuer per deployment, recorded by the first broker, so a token from any replica is valid on all.
+    const issuer = await resolveDeploymentIssuer(prisma, { url: config.issuer, configured: config.issuerConfigured });
+    const claims = { issuer, audience: config.audience };
     const grants = new Grants(prisma, revocations);
     const agents = new Agents(prisma, revocations);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeoutMs);
@@ -125,7 +128,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       { maxEntries: 10_000, leewaySeconds: config.tokens.leewaySeconds, keyKnown: (kid) => signingKeys.current().publicKeys.has(kid) },
     );
     const clientAuth = new ClientAuthenticator(prisma, agents, {
-      audiences: [config.issuer, endpointOf(config.issuer, "/oauth2/token")],
+      audiences: [issuer, endpointOf(issuer, "/oauth2/token")],
       leewaySeconds: config.tokens.leewaySeconds,
     });
 

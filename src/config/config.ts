@@ -58,7 +58,13 @@ export type Config = {
   /** The master key being rotated away from: still decrypts, never encrypts (see README). */
   masterKeyPrevious: string | undefined;
   bootstrapAdminKey: string | undefined;
+  /**
+   * KEYWARD_ISSUER, else this broker's own http://HOST:PORT: the issuer it records as the deployment's if it
+   * is the first to start; every replica then uses the recorded one (src/tokens/deployment-issuer.ts).
+   */
   issuer: string;
+  /** Whether KEYWARD_ISSUER set `issuer`: a configured issuer that disagrees with the deployment's refuses to start. */
+  issuerConfigured: boolean;
   audience: "keyward";
   logLevel: (typeof LOG_LEVELS)[number];
   upstreamTimeoutMs: number;
@@ -169,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     masterKeyPrevious: e.KEYWARD_MASTER_KEY_PREVIOUS,
     bootstrapAdminKey: e.KEYWARD_ADMIN_KEY,
     issuer: e.KEYWARD_ISSUER ?? `http://${e.HOST}:${e.PORT}`,
+    issuerConfigured: e.KEYWARD_ISSUER !== undefined,
     audience: "keyward",
     logLevel: e.LOG_LEVEL,
     upstreamTimeoutMs: e.KEYWARD_UPSTREAM_TIMEOUT_MS,
