@@ -113,8 +113,8 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const claims = { issuer, audience: config.audience };
     const grants = new Grants(prisma, revocations);
     const agents = new Agents(prisma, revocations);
-    const dispatcher = createUpstreamDispatcher(config.upstreamTimeoutMs);
-    const upstreams = new Upstreams(prisma, vault, dispatcher, revocations, (ca) => createUpstreamDispatcher(config.upstreamTimeoutMs, ca));
+    const dispatcher = createUpstreamDispatcher(config.upstreamTimeouts);
+    const upstreams = new Upstreams(prisma, vault, dispatcher, revocations, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
     let onPolicyError: (err: unknown) => void = () => {}; // the app's logger once the app exists
     const environments = new Environments(prisma, revocations);

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import type { UpstreamTimeouts } from "../proxy/upstream-timeouts.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { decodeMasterKey } from "../vault/vault.js";
 
@@ -26,6 +27,9 @@ const envSchema = z.object({
   KEYWARD_ISSUER: z.string().url().optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   KEYWARD_UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
+  KEYWARD_UPSTREAM_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  KEYWARD_UPSTREAM_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  KEYWARD_UPSTREAM_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   KEYWARD_REQUEST_TIMEOUT_MS: positiveInt(120_000),
   KEYWARD_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   KEYWARD_PROXY_MAX_BODY_BYTES: positiveInt(10 * 1024 * 1024),
@@ -67,7 +71,8 @@ export type Config = {
   issuerConfigured: boolean;
   audience: "keyward";
   logLevel: (typeof LOG_LEVELS)[number];
-  upstreamTimeoutMs: number;
+  /** Connect, response-headers and body-idle timeouts of upstream calls (→ 504); each defaults to KEYWARD_UPSTREAM_TIMEOUT_MS. */
+  upstreamTimeouts: UpstreamTimeouts;
   /** Longest a client may take to send a whole request, headers and body (→ 408). */
   requestTimeoutMs: number;
   /** Longest a client may take to send the request line and headers (→ 408); at most requestTimeoutMs. */
@@ -178,7 +183,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuerConfigured: e.KEYWARD_ISSUER !== undefined,
     audience: "keyward",
     logLevel: e.LOG_LEVEL,
-    upstreamTimeoutMs: e.KEYWARD_UPSTREAM_TIMEOUT_MS,
+    upstreamTimeouts: {
+      connectMs: e.KEYWARD_UPSTREAM_CONNECT_TIMEOUT_MS ?? e.KEYWARD_UPSTREAM_TIMEOUT_MS,
+      headersMs: e.KEYWARD_UPSTREAM_HEADERS_TIMEOUT_MS ?? e.KEYWARD_UPSTREAM_TIMEOUT_MS,
+      bodyIdleMs: e.KEYWARD_UPSTREAM_BODY_IDLE_TIMEOUT_MS ?? e.KEYWARD_UPSTREAM_TIMEOUT_MS,
+    },
     requestTimeoutMs: e.KEYWARD_REQUEST_TIMEOUT_MS,
     headersTimeoutMs,
     proxyMaxBodyBytes: e.KEYWARD_PROXY_MAX_BODY_BYTES,

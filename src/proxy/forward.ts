@@ -1,18 +1,10 @@
 import type { ServerResponse } from "node:http";
 import { finished, Transform, type Readable } from "node:stream";
-import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
+import { errors as undiciErrors, request, type Dispatcher } from "undici";
 import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
 
-/** The proxy's connection pool to upstreams; with `ca`, one whose TLS trusts only that private CA. */
-export function createUpstreamDispatcher(timeoutMs: number, ca?: string): Agent {
-  return new Agent({
-    connect: { timeout: timeoutMs, ...(ca !== undefined && { ca }) },
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    keepAliveTimeout: 10_000,
-  });
-}
+export { createUpstreamDispatcher, type UpstreamTimeouts } from "./upstream-timeouts.js";
 
 /**
  * The only URL the proxy ever calls: the upstream's configured origin and base path, then the

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BACKEND, newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
@@ -82,7 +82,7 @@ describe("one issuer per deployment", () => {
 });
 
 // Several replicas share a database only on PostgreSQL: PGlite is one process's embedded database.
-describe.skipIf(BACKEND !== "postgres")("two replicas without KEYWARD_ISSUER (PostgreSQL only)", () => {
+describe("two replicas without KEYWARD_ISSUER", () => {
   let store: Store;
   let a: TestBroker;
   let b: TestBroker;

@@ -1,0 +1,154 @@
+import type { Socket } from "node:net";
+import { Agent, buildConnector, errors as undiciErrors, type Dispatcher } from "undici";
+
+/**
+ * The three waits of an upstream call, each bounded on its own so a slow but streaming response is not
+ * cut: a hung upstream is caught by `headersMs`, a stalled body by `bodyIdleMs`, however long the body.
+ */
+export type UpstreamTimeouts = {
+  /** Establishing the connection (TCP and TLS). */
+  connectMs: number;
+  /** From writing the request (or its last body chunk) to the response headers. */
+  headersMs: number;
+  /** Between two chunks of the response body. */
+  bodyIdleMs: number;
+};
+
+/**
+ * undici's own timers past one second tick every ~0.5 s (lib/util/timers.js: "fast timers"), so a hung
+ * upstream was answered up to 0.5 s after its limit. The connect and headers waits, the ones an agent
+ * sees as a late 504, are therefore timed here with Node's timers; undici's still run as a backstop.
+ * The body-idle wait keeps undici's timer: the response has started by then, a late cut costs nothing.
+ */
+/** The proxy's connection pool to upstreams; with `ca`, one whose TLS trusts only that private CA. */
+export function createUpstreamDispatcher(timeouts: UpstreamTimeouts, ca?: string): Dispatcher & { close(): Promise<void> } {
+  return new PreciseAgent(timeouts, ca);
+}
+
+class PreciseAgent extends Agent {
+  readonly #headersMs: number;
+
+  constructor(timeouts: UpstreamTimeouts, ca: string | undefined) {
+    super({
+      connect: connectWithin(timeouts.connectMs, ca),
+      headersTimeout: timeouts.headersMs,
+      bodyTimeout: timeouts.bodyIdleMs,
+      keepAliveTimeout: 10_000,
+    });
+    this.#headersMs = timeouts.headersMs;
+  }
+
+  override dispatch(options: Agent.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // Every call in Keyward goes through undici's request(), whose handler is of the callback kind
+    // (onConnect/onHeaders/...); any other kind keeps undici's own, coarser, headers timer.
+    const legacy = handler as LegacyHandler;
+    const timed = typeof legacy.onConnect === "function" && !("onRequestStart" in handler) ? new HeadersDeadline(legacy, this.#headersMs) : handler;
+    return super.dispatch(options, timed as Dispatcher.DispatchHandler);
+  }
+}
+
+/** undici's callback-style dispatch handler, as request() passes it (the methods used here). */
+type LegacyHandler = {
+  onConnect(abort: (err?: Error) => void, context?: unknown): void;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: string[] | null): void;
+  onError(err: Error): void;
+  onUpgrade?(statusCode: number, rawHeaders: Buffer[], socket: unknown): void;
+  onResponseStarted?(): void;
+  onBodySent?(chunk: unknown): void;
+  onRequestSent?(): void;
+};
+
+/**
+ * Aborts the call with undici's HeadersTimeoutError (→ 504) once `ms` have passed since the request
+ * started on a connected socket, or since its last body chunk went out, without response headers:
+ * undici's own rule, on a precise timer.
+ */
+class HeadersDeadline implements LegacyHandler {
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly inner: LegacyHandler,
+    private readonly ms: number,
+  ) {}
+
+  #arm(abort: (err?: Error) => void): void {
+    this.#disarm();
+    this.#timer = setTimeout(() => abort(new undiciErrors.HeadersTimeoutError()), this.ms);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  onConnect(abort: (err?: Error) => void, context?: unknown): void {
+    this.#arm(abort);
+    this.inner.onConnect(abort, context);
+  }
+
+  onBodySent(chunk: unknown): void {
+    this.#timer?.refresh();
+    this.inner.onBodySent?.(chunk);
+  }
+
+  onRequestSent(): void {
+    this.#timer?.refresh();
+    this.inner.onRequestSent?.();
+  }
+
+  onResponseStarted(): void {
+    this.inner.onResponseStarted?.();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    this.#disarm();
+    return this.inner.onHeaders(statusCode, rawHeaders, resume, statusText);
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: unknown): void {
+    this.#disarm();
+    this.inner.onUpgrade?.(statusCode, rawHeaders, socket);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.inner.onData(chunk);
+  }
+
+  onComplete(trailers: string[] | null): void {
+    this.#disarm();
+    this.inner.onComplete(trailers);
+  }
+
+  onError(err: Error): void {
+    this.#disarm();
+    this.inner.onError(err);
+  }
+}
+
+/** undici's connector with its connect timeout on a precise timer (see createUpstreamDispatcher). */
+function connectWithin(ms: number, ca: string | undefined): buildConnector.connector {
+  const connect = buildConnector({ timeout: 0, ...(ca !== undefined && { ca }) });
+  return (options, callback) => {
+    let settled = false;
+    // undici's connector returns the connecting socket, though its type says void: destroyed on timeout.
+    let socket: Socket | undefined;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      socket?.destroy();
+      callback(new undiciErrors.ConnectTimeoutError(), null);
+    }, ms);
+    socket = connect(options, (err, connected) => {
+      clearTimeout(timer);
+      if (settled) {
+        connected?.destroy();
+        return;
+      }
+      settled = true;
+      if (err) callback(err, null);
+      else callback(null, connected!);
+    }) as unknown as Socket | undefined;
+  };
+}
