@@ -44,6 +44,13 @@ export async function findAdminByKey(prisma: PrismaClient, key: string): Promise
  */
 export async function bootstrapAdminKey(prisma: PrismaClient, configured: string | undefined): Promise<string | null> {
   if ((await prisma.adminKey.count()) > 0) return null;
-  const { key } = await createAdminKey(prisma, { name: "bootstrap", role: "admin", key: configured });
-  return configured ? null : key;
+  try {
+    const { key } = await createAdminKey(prisma, { name: "bootstrap", role: "admin", key: configured });
+    return configured ? null : key;
+  } catch (err) {
+    // Replicas started together on an empty database all register KEYWARD_ADMIN_KEY: one insert wins,
+    // the others find its hash taken, which is the same key.
+    if (configured && (err as { code?: unknown }).code === "P2002") return null;
+    throw err;
+  }
 }
