@@ -6,6 +6,10 @@
  *                                 full of secrets to redact, token issuance, RSS
  *   npm run bench -- --scale      the forwarding scenario on an empty and on a seeded database
  *   npm run bench -- --profile    a CPU profile (node --cpu-prof) of each broker under load at c=16
+ *   npm run bench -- --soak       10 minutes of mixed traffic at c=64 with a token issued, a token revoked
+ *                                 and a grant edited every second: RSS, fds, event-loop delay and database
+ *                                 connections over time, audit events against calls (bench/soak.ts);
+ *                                 --soak-seconds N for a shorter (or longer) run
  *
  * Keyward runs on the embedded PostgreSQL (a temp data dir, as `npm start` does) and, when DATABASE_URL is
  * set, also on that PostgreSQL in a fresh schema `kw_bench_<random>` that is dropped afterwards. Every server is its own
@@ -58,6 +62,7 @@ import {
 } from "./report.js";
 import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
+import { runSoak } from "./soak.js";
 
 // ---------------------------------------------------------------------------------------------- settings
 
@@ -83,7 +88,19 @@ const S = {
 };
 const tokenDurationS = num("BENCH_TOKEN_DURATION_S", S.durationS);
 const args = process.argv.slice(2);
-const MODE = args.includes("--scale") || env.BENCH_SCALE === "1" ? "scale" : args.includes("--profile") || env.BENCH_PROFILE === "1" ? "profile" : "main";
+const MODE = args.includes("--soak")
+  ? "soak"
+  : args.includes("--scale") || env.BENCH_SCALE === "1"
+    ? "scale"
+    : args.includes("--profile") || env.BENCH_PROFILE === "1"
+      ? "profile"
+      : "main";
+const soakSecondsArg = args.indexOf("--soak-seconds");
+const SOAK_SECONDS = soakSecondsArg >= 0 ? Number(args[soakSecondsArg + 1]) : 600;
+if (!(Number.isInteger(SOAK_SECONDS) && SOAK_SECONDS > 0)) {
+  process.stderr.write("--soak-seconds needs a whole number of seconds\n");
+  process.exit(2);
+}
 const DATABASE_URL = env.DATABASE_URL;
 /** Profile the 1 MiB streaming scenario instead of the mixed one. */
 const PROFILE_STREAM = env.BENCH_PROFILE_SCENARIO === "stream";
@@ -828,6 +845,28 @@ async function runProfile(): Promise<void> {
   save(results, renderProfile(results));
 }
 
+// ---------------------------------------------------------------------------------------------- soak
+
+/** One broker, on PostgreSQL when DATABASE_URL is set (else the embedded database), audit committed per call. */
+async function runSoakMode(): Promise<boolean> {
+  const backend: Backend = DATABASE_URL ? "postgres" : "pglite";
+  const upstream = await Child.start("upstream", "upstream-process.ts", { env: childEnv({}) });
+  const store = newStore(backend);
+  const broker = await startBroker(store, `http://127.0.0.1:${upstream.port}`, false);
+  log(`soak: ${SOAK_SECONDS} s at c=64 on ${backend}`);
+  const ok = await runSoak({
+    seconds: SOAK_SECONDS,
+    connections: 64,
+    adminKey: ADMIN_KEY,
+    log,
+    broker: { child: broker.child, url: broker.url, scenario: broker.scenario, schema: store.schema },
+    databaseUrl: DATABASE_URL,
+  });
+  broker.rss.stop();
+  log(ok ? "soak: passed" : "soak: FAILED (see above)");
+  return ok;
+}
+
 // ---------------------------------------------------------------------------------------------- main
 
 function save(results: Parameters<typeof saveResults>[0], markdown: string): void {
@@ -867,6 +906,7 @@ let exitCode = 0;
 try {
   if (MODE === "scale") await runScale();
   else if (MODE === "profile") await runProfile();
+  else if (MODE === "soak") exitCode = (await runSoakMode()) ? 0 : 1;
   else await runMain();
 } catch (err) {
   log(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
