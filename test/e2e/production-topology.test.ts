@@ -32,8 +32,14 @@ describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProx
   let lb: LoadBalancer;
   let agent: { id: string; clientId: string; clientSecret: string };
 
+  // Two processes starting together on a loaded two-core machine (each compiles the TypeScript with tsx)
+  // may take well over a minute.
   const startReplica = (i: number) =>
-    startBrokerProcess(store, { PORT: String(ports[i]), KEYWARD_ISSUER: undefined as unknown as string, KEYWARD_REVOCATION_MAX_STALENESS_MS: "2000" });
+    startBrokerProcess(
+      store,
+      { PORT: String(ports[i]), KEYWARD_ISSUER: undefined as unknown as string, KEYWARD_REVOCATION_MAX_STALENESS_MS: "2000" },
+      { startTimeoutMs: 180_000 },
+    );
   const http = (base: string, path: string, init: RequestInit = {}) => fetch(`${base}${path}`, init);
   const admin = async (method: string, path: string, body?: unknown) => {
     const res = await http(lb.url, path, {
@@ -105,7 +111,7 @@ describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProx
       deny: [{ method: "GET", path: "/forbidden" }],
     });
     expect(grant.status).toBe(201);
-  }, 120_000);
+  }, 400_000);
 
   afterAll(async () => {
     await lb?.stop();
@@ -135,6 +141,9 @@ describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProx
     const landed = new Set<string>();
     for (let i = 0; i < 20; i++) {
       const token = await tokenFrom(lb.url);
+      // Round robin: four calls per round would put every next call on the same replica; one more call
+      // every other round alternates it.
+      if (i % 2 === 1) await http(lb.url, "/healthz");
       expect((await call(lb.url, token)).status).toBe(200);
       expect((await admin("POST", "/v1/revocations", { jti: jtiOf(token), reason: "topology test" })).status).toBe(201);
       const next = await call(lb.url, token);
@@ -197,7 +206,8 @@ describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProx
     expect(wrong.map((r) => `${r.kind.name} → ${r.status} on ${r.servedBy}`)).toEqual([]);
     // Only calls in flight on the killed replica fail, at the balancer: never a decision, never later.
     expect(fromBalancer.length).toBeLessThanOrEqual(CONCURRENCY);
-    for (const r of fromBalancer) expect([502, 503, 504]).toContain(r.status);
+    // 502/503/504 from the balancer, or 0: a response cut off mid-way when its replica died.
+    for (const r of fromBalancer) expect([0, 502, 503, 504]).toContain(r.status);
     expect(fromBalancer.filter((r) => r.at > killedAt + OUT_OF_ROTATION_WITHIN_MS)).toEqual([]);
     // Out of rotation once its checks failed, until it was back.
     const whileDead = results.filter((r) => r.at > killedAt + OUT_OF_ROTATION_WITHIN_MS && r.at < restartedAt);
@@ -225,5 +235,5 @@ describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProx
       [jtiOf(allowed)],
     );
     expect(upstream.received.length - receivedBefore).toBeLessThanOrEqual(Number(allows.rows[0]!.n));
-  }, 120_000);
+  }, 300_000);
 });

@@ -24,8 +24,13 @@ export type BrokerProcess = {
  * test needs replicas to use separate cores, as real replicas do; for everything else startBroker is
  * simpler.
  */
-export async function startBrokerProcess(store: Store, env: Record<string, string> = {}): Promise<BrokerProcess> {
-  const port = await freePort();
+export async function startBrokerProcess(
+  store: Store,
+  env: Record<string, string> = {},
+  options: { startTimeoutMs?: number } = {},
+): Promise<BrokerProcess> {
+  // A given PORT (a replica restarted where its load balancer expects it) is the one to wait on.
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawnMain(
     {
       PATH: process.env.PATH ?? "",
@@ -46,7 +51,7 @@ export async function startBrokerProcess(store: Store, env: Record<string, strin
   child.stderr!.on("data", (c) => (stderr += c));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`broker process exited: ${stderr}`);
     const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
