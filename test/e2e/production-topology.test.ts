@@ -197,7 +197,8 @@ describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProx
     console.log(
       `${results.length} calls: ${fromBrokers.length} answered by a replica, ${fromBalancer.length} by the balancer ` +
         `(statuses ${[...new Set(fromBalancer.map((r) => r.status))].join(", ") || "none"}); ` +
-        `broker2 left the rotation and rejoined ${((restartedAt - killedAt) / 1000).toFixed(1)} s after the kill`,
+        `broker2 restarted ${((restartedAt - killedAt) / 1000).toFixed(1)} s after the kill, back in rotation ` +
+        `${((results.find((r) => r.at > restartedAt && r.servedBy === "broker2")!.at - restartedAt) / 1000).toFixed(1)} s after its restart began`,
     );
     expect(results.filter((r) => r.at < killedAt).length).toBeGreaterThan(50);
 
