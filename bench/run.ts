@@ -847,12 +847,12 @@ async function runProfile(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------- soak
 
-/** One broker, on PostgreSQL when DATABASE_URL is set (else the embedded database), audit committed per call. */
+/** One broker, on PostgreSQL when DATABASE_URL is set, else on the embedded database. */
 async function runSoakMode(): Promise<boolean> {
-  const backend: Backend = DATABASE_URL ? "postgres" : "pglite";
+  const backend: Backend = DATABASE_URL ? "postgres" : "embedded";
   const upstream = await Child.start("upstream", "upstream-process.ts", { env: childEnv({}) });
   const store = newStore(backend);
-  const broker = await startBroker(store, `http://127.0.0.1:${upstream.port}`, false);
+  const broker = await startBroker(store, `http://127.0.0.1:${upstream.port}`);
   log(`soak: ${SOAK_SECONDS} s at c=64 on ${backend}`);
   const ok = await runSoak({
     seconds: SOAK_SECONDS,

@@ -65,7 +65,7 @@ async function primaryKey(session: SqlSession, table: string): Promise<string[]>
 
 /**
  * The backup's lines (without newlines), read in one repeatable-read snapshot: consistent even while
- * brokers keep writing to PostgreSQL. (PGlite is single-process: stop the broker first.)
+ * brokers keep writing to PostgreSQL. (The embedded one belongs to one broker: stop it first.)
  */
 export async function* backupLines(db: Database): AsyncGenerator<string> {
   const session = await db.session();

@@ -81,7 +81,6 @@ describe("one issuer per deployment", () => {
   });
 });
 
-// Several replicas share a database only on PostgreSQL: PGlite is one process's embedded database.
 describe("two replicas without KEYWARD_ISSUER", () => {
   let store: Store;
   let a: TestBroker;

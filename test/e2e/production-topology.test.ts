@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKEND, newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
+import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
 import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
 import { HAPROXY, startHaproxy, type LoadBalancer } from "../helpers/haproxy.js";
 import { freePort } from "../helpers/pg-cluster.js";
@@ -22,7 +22,7 @@ if (!HAPROXY) console.warn("production topology test skipped: haproxy is not ins
  * DNS discovery replaced by two fixed servers), two broker processes started as `npm start` does, the
  * machine's PostgreSQL. The replicas run without KEYWARD_ISSUER, each on its own port.
  */
-describe.skipIf(BACKEND !== "postgres" || !HAPROXY)("production topology: HAProxy, two broker processes, PostgreSQL (needs haproxy)", () => {
+describe.skipIf(!HAPROXY)("production topology: HAProxy, two broker processes, PostgreSQL (needs haproxy)", () => {
   let store: Store;
   let schema: string;
   let db: pg.Client;
