@@ -165,6 +165,8 @@ export type EmbeddedOptions = {
   onUnexpectedExit?: (description: string) => void;
   /** The server's own log lines. */
   onLog?: (line: string) => void;
+  /** One broker needs ~12 (its pool, its listener, a CLI); the test suite's shared server hosts many brokers. */
+  maxConnections?: number;
 };
 
 /**
@@ -218,13 +220,13 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
 }
 
 // The socket is reachable by the server's OS user (and root) only: trust authentication is safe behind it.
-const serverFlags = (paths: ReturnType<typeof embeddedPaths>) => [
+const serverFlags = (paths: ReturnType<typeof embeddedPaths>, maxConnections: number) => [
   "-D", paths.cluster,
   "-p", String(SOCKET_PORT),
   "-c", "listen_addresses=",
   "-c", `unix_socket_directories=${paths.socketDir}`,
   "-c", "unix_socket_permissions=0700",
-  "-c", "max_connections=60",
+  "-c", `max_connections=${maxConnections}`,
   "-c", "shared_buffers=32MB",
 ];
 
@@ -238,7 +240,7 @@ function spawnServer(
 ): Promise<ChildProcess> {
   return new Promise((ready, failed) => {
     // Its own process group: a Ctrl-C in the broker's terminal reaches the broker, which stops the server in order.
-    const server = spawn(binary, serverFlags(paths), { ...user, cwd: paths.cluster, detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    const server = spawn(binary, serverFlags(paths, options.maxConnections ?? 60), { ...user, cwd: paths.cluster, detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
     let started = false;
     let output = "";
     server.stderr!.setEncoding("utf8");

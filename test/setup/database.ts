@@ -22,7 +22,7 @@ export default async function setup(project: TestProject) {
     return;
   }
   const dataDir = mkdtempSync(join(tmpdir(), "keyward-testdb-"));
-  const server = await startEmbeddedServer({ dataDir });
+  const server = await startEmbeddedServer({ dataDir, maxConnections: 400 });
   project.provide("testDatabaseUrl", server.url);
   return async () => {
     await server.stop();
