@@ -76,9 +76,11 @@ describe("audit log: unpoisonable", () => {
     // The denial is on record, its name escaped as visible text.
     await vi.waitFor(async () => expect(await eventsOf(requestId)).toHaveLength(1), { timeout: 5_000 });
     const [denied] = await eventsOf(requestId);
-    expect(denied).toMatchObject({ kind: "proxy", decision: "deny", status: 403 });
-    expect(denied!.reason).toContain(String.raw`\u0000eth_x\ud800y\udc00z`);
-    expect(denied!.reason).not.toMatch(/[\u0000\ud800-\udfff]/);
+    // The refusal's code in reason; its text, quoting the name, in details (src/sdk/codes.ts).
+    expect(denied).toMatchObject({ kind: "proxy", decision: "deny", status: 403, reason: "operation_denied" });
+    const text = (denied!.details as { reason: string }).reason;
+    expect(text).toContain(String.raw`\u0000eth_x\ud800y\udc00z`);
+    expect(text).not.toMatch(/[\u0000\ud800-\udfff]/);
 
     // The broker keeps serving every agent, the chain verifies, and nothing was set aside.
     expect((await get("/v1/after-poison")).status).toBe(200);

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, inject } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -93,7 +93,7 @@ describe("two replicas without KEYWARD_ISSUER", () => {
     store = newStore();
     // The schema exists before replicas start, as "public" does in production: two brokers creating the
     // same schema at once race in CREATE SCHEMA IF NOT EXISTS (src/db/database.ts), which is not this test.
-    const pgAdmin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    const pgAdmin = new pg.Client({ connectionString: inject("testDatabaseUrl") });
     await pgAdmin.connect();
     await pgAdmin.query(`CREATE SCHEMA "${new URL(store.databaseUrl!).searchParams.get("schema")}"`);
     await pgAdmin.end();

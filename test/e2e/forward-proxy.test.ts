@@ -146,7 +146,7 @@ describe("forward proxy (transparent mode)", () => {
     ]);
     const [body, status] = stdout.split("\n");
     expect(status).toBe("403");
-    expect(JSON.parse(body!).error.code).toBe("forbidden");
+    expect(JSON.parse(body!).error.code).toBe("method_not_granted");
     expect(upstream.received.length).toBe(before);
   });
 

@@ -69,9 +69,9 @@ describe("GraphQL refusals", () => {
     expect(refused).toBeInstanceOf(ClientError);
     const { response } = refused as ClientError;
     expect(response.status).toBe(403);
-    expect(response.headers.get("keyward-error")).toBe("forbidden");
+    expect(response.headers.get("keyward-error")).toBe("operation_denied");
     expect(response.errors).toEqual([
-      { message: expect.stringContaining("mutation volumeDelete"), extensions: { code: "forbidden", reason: expect.stringContaining("volumeDelete") } },
+      { message: expect.stringContaining("mutation volumeDelete"), extensions: { code: "operation_denied", reason: expect.stringContaining("volumeDelete") } },
     ]);
     expect(graphqlApi.state.volumes).toHaveLength(1);
   });
@@ -98,7 +98,7 @@ describe("JSON-RPC refusals", () => {
     expect(await client.request("eth_blockNumber", [])).toBe("eth_blockNumber ok");
     const refused = await Promise.resolve(client.request("eth_sendRawTransaction", ["0xdead"])).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(JSONRPCErrorException);
-    expect(refused).toMatchObject({ code: -32003, data: { code: "forbidden", reason: expect.stringContaining("eth_sendRawTransaction") } });
+    expect(refused).toMatchObject({ code: -32003, data: { code: "operation_denied", reason: expect.stringContaining("eth_sendRawTransaction") } });
     expect(statuses).toEqual([200, 403]);
   });
 
@@ -110,8 +110,8 @@ describe("JSON-RPC refusals", () => {
       { jsonrpc: "2.0", id: "forty-two", method: "eth_sendRawTransaction", params: ["0xdead"] },
     ]);
     expect(responses.map((r) => [r.id, "error" in r && r.error?.data])).toEqual([
-      [41, { code: "forbidden", reason: expect.any(String) }],
-      ["forty-two", { code: "forbidden", reason: expect.any(String) }],
+      [41, { code: "operation_denied", reason: expect.any(String) }],
+      ["forty-two", { code: "operation_denied", reason: expect.any(String) }],
     ]);
     expect(rpcApi.received.length).toBe(before);
   });
@@ -119,7 +119,7 @@ describe("JSON-RPC refusals", () => {
   it("a call refused before its body is inspected still gets its id back", async () => {
     const { client, statuses } = rpcClient(await tokenFor(broker, agent, { grant: "chain-any" }), "/admin");
     const refused = await Promise.resolve(client.request("eth_blockNumber", [])).catch((e: unknown) => e);
-    expect(refused).toMatchObject({ code: -32003, data: { code: "forbidden", reason: expect.stringContaining("/admin") } });
+    expect(refused).toMatchObject({ code: -32003, data: { code: "path_not_granted", reason: expect.stringContaining("/admin") } });
     expect(statuses).toEqual([403]);
   });
 });
@@ -136,6 +136,6 @@ describe("the SDK", () => {
       })
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(Denied);
-    expect(refused).toMatchObject({ status: 403, code: "forbidden", reason: expect.stringContaining("volumeDelete") });
+    expect(refused).toMatchObject({ status: 403, code: "operation_denied", reason: expect.stringContaining("volumeDelete") });
   });
 });

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
 import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
 import { HAPROXY, startHaproxy, type LoadBalancer } from "../helpers/haproxy.js";
@@ -80,7 +80,7 @@ describe.skipIf(!HAPROXY)("production topology: HAProxy, two broker processes, P
     upstream = await startUpstream();
     store = newStore();
     schema = new URL(store.databaseUrl!).searchParams.get("schema")!;
-    db = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    db = new pg.Client({ connectionString: inject("testDatabaseUrl") });
     await db.connect();
     // The schema exists before the replicas start, as "public" does in production.
     await db.query(`CREATE SCHEMA "${schema}"`);

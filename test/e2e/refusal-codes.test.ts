@@ -23,7 +23,15 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   invalid_json: "test/e2e/bad-input.test.ts",
   method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
   revocation_state_stale: "test/faults/database.test.ts (the change feed stops)",
-  audit_unavailable: "test/faults/database.test.ts and test/e2e/audit-journal.test.ts (the audit log cannot be written)",
+  audit_unavailable: "test/e2e/audit-log.test.ts and test/e2e/audit-poison.test.ts (the audit log cannot be written)",
+  proxy_authentication_required: "test/e2e/forward-proxy.test.ts (407 without Proxy-Authorization)",
+  forward_host_not_allowed: "test/e2e/forward-proxy.test.ts (a host no upstream names)",
+  invalid_connect_target: "NOT YET TESTED: src/forward-proxy/server.ts (CONNECT without host:port)",
+  use_connect: "NOT YET TESTED: src/forward-proxy/server.ts (an https:// target outside CONNECT)",
+  absolute_form_required: "NOT YET TESTED: src/forward-proxy/server.ts (an origin-form request on the forward proxy port)",
+  host_mismatch: "test/e2e/forward-proxy.test.ts (a Host header naming another origin)",
+  upgrade_not_supported: "NOT YET TESTED: src/forward-proxy/server.ts (a protocol upgrade)",
+  upstream_encoding_unsupported: "NOT YET TESTED: src/redaction/response.ts (an encoding Keyward cannot decode to redact)",
   grant_gone: "test/unit/policy/decide.test.ts: deleting a grant revokes its tokens first, so a live call reads token_revoked",
   rules_misfit: "test/unit/policy/decide-operations.test.ts: grants are validated against their upstream on every write, so no stored grant misfits",
   database_unavailable: "test/faults/database.test.ts",
@@ -195,7 +203,10 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
       const body = res.body as { error?: unknown };
       if (typeof body.error === "string") expect(body.error).toBe(code);
       else {
-        expect(res.body.error?.code).toBe(code);
+        // A refusal on a GraphQL or JSON-RPC upstream answers in its protocol (src/proxy/refusals.ts), the
+        // code in its errors' extensions; every refusal carries it in the Keyward-Error header.
+        const graphqlCode = (res.body as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code;
+        expect(res.body.error?.code ?? graphqlCode).toBe(code);
         expect(res.headers["keyward-error"]).toBe(code);
       }
       if (testCase.audited === null) return;

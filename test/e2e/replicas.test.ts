@@ -1,5 +1,5 @@
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
@@ -44,7 +44,7 @@ describe("two replicas on one PostgreSQL", () => {
     upstream = await startUpstream();
     store = newStore();
     schema = new URL(store.databaseUrl!).searchParams.get("schema")!;
-    admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    admin = new pg.Client({ connectionString: inject("testDatabaseUrl") });
     await admin.connect();
     a = await startBroker(store);
     [aListenerPid] = (await listenerPids()) as [number];

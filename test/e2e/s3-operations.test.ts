@@ -172,10 +172,11 @@ describe("S3 operations through the proxy", () => {
     expect(err.name).toBe("AccessDenied");
     expect(err.message).toContain(operation);
     expect(err.$metadata.httpStatusCode).toBe(403);
-    expect(err.$response?.headers["keyward-error"]).toBe("forbidden");
+    expect(err.$response?.headers["keyward-error"]).toBe("protected_operation");
     expect(s3.received.length).toBe(before);
     const event = await newestEvent("kind=proxy&decision=deny");
-    expect(event.reason).toContain(operation);
+    expect(event.reason).toBe("protected_operation");
+    expect((event.details as { reason: string }).reason).toContain(operation);
   });
 
   it("a query rule closes the incident's hole on an upstream without the preset", async () => {
@@ -192,7 +193,9 @@ describe("S3 operations through the proxy", () => {
     const err = await refusal(withQuery.send(new DeleteObjectsCommand({ Bucket: "photos", Delete: { Objects: [{ Key: "x" }] } })));
     expect(err.$metadata.httpStatusCode).toBe(403);
     expect(s3.received.length).toBe(before);
-    expect((await newestEvent("kind=proxy&decision=deny")).reason).toBe("deny[1] matches (POST any path?delete=*)");
+    const denied = await newestEvent("kind=proxy&decision=deny");
+    expect(denied.reason).toBe("deny_rule");
+    expect((denied.details as { reason: string }).reason).toBe("deny[1] matches (POST any path?delete=*)");
     await withQuery.send(new PutObjectCommand({ Bucket: "photos", Key: "still-works", Body: "x" }));
     expect(s3.received.length).toBe(before + 1);
   });

@@ -84,6 +84,7 @@ const ADMIN_ROUTES: Record<string, Permission> = {
   "GET /v1/audit": "read_audit",
   "GET /v1/audit/export": "read_audit",
   "GET /v1/audit/verify": "read_audit",
+  "GET /v1/audit/set-aside": "read_audit",
   "GET /v1/audit/stream": "read_audit",
   "GET /v1/audit/activity": "read_audit",
   "GET /v1/environments": "manage",

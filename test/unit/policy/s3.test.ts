@@ -107,7 +107,7 @@ describe("decide with the aws-s3 preset", () => {
   const call = (method: string, raw: string, query = "") => {
     const path = normalisePath(raw);
     if (!path.ok) throw new Error(path.reason);
-    return { upstream: "s3", method, path: path.path, target, query, headers: {}, body: undefined };
+    return { upstream: "s3", method, path: path.path, target, query, headers: { "content-type": "application/xml" }, body: undefined };
   };
   const outcome = (d: Decision) => (d.allow ? `allow ${(d.operations ?? []).join(",")}` : `${d.code}: ${d.reason.split(" ")[0]}`);
 
@@ -128,7 +128,7 @@ describe("decide with the aws-s3 preset", () => {
     ["DELETE", "/k", "tagging", {}, "allow aws-s3.DeleteObjectTagging"],
     // The incident: a grant that "never deletes" by method alone, and the same grant with a query rule.
     ["POST", "/", "delete", { deny: [{ method: "DELETE" }] }, "protected_operation: aws-s3.DeleteObject"],
-    ["POST", "/", "delete", { deny: [{ method: "POST", query: { delete: "*" } }] }, "denied_by_rule: deny[0]"],
+    ["POST", "/", "delete", { deny: [{ method: "POST", query: { delete: "*" } }] }, "deny_rule: deny[0]"],
     ["POST", "/k", "uploads", { deny: [{ method: "POST", query: { delete: "*" } }] }, "allow aws-s3.CreateMultipartUpload"],
     ["POST", "/", "delete", { allowProtected: ["aws-s3.DeleteObject"] }, "approval_required: aws-s3.DeleteObject"],
   ];
