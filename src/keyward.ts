@@ -38,6 +38,8 @@ export type Keyward = {
   generatedAdminKey: string | null;
   /** Where a generated master key was written, to warn about it. */
   generatedMasterKeyPath: string | null;
+  /** Audit events of answered calls waiting for the database (src/audit/log.ts). */
+  auditBacklog(): number;
   /** Transparent mode's listener, when KEYWARD_FORWARD_PROXY_PORT is set. */
   forwardProxy: ForwardProxy | null;
   close(): Promise<void>;
@@ -204,6 +206,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       generatedAdminKey,
       generatedMasterKeyPath,
       forwardProxy,
+      auditBacklog: () => auditLog.backlog,
       async close() {
         signingKeys.stop();
         await forwardProxy?.close();

@@ -12,12 +12,25 @@ export const MAX_HELD_BYTES = 64 * 1024;
  */
 export function cutWindow(redaction: Redaction, data: Buffer, final: boolean): { out: Buffer; rest: Buffer; count: number } {
   const ranges = matchedRanges(redaction, data);
-  let emit = final ? data.length : Math.max(0, data.length - (redaction.maxLength - 1));
+  let emit = final ? data.length : firstPossibleStart(redaction, data);
   const crossing = ranges.find((r) => r.start < emit && r.end > emit);
   // A chain of overlapping forms could otherwise be held back without end: past the bound it is cut after.
   if (crossing) emit = data.length - crossing.start > MAX_HELD_BYTES + redaction.maxLength ? crossing.end : crossing.start;
   const done = ranges.filter((r) => r.end <= emit);
   return { out: replaceRanges(data.subarray(0, emit), done), rest: data.subarray(emit), count: done.length };
+}
+
+/**
+ * Where, in the tail a secret form could still be completing in, the earliest such form could begin: the
+ * first position whose remaining bytes are the start of some form. Bytes before it are final, so a short
+ * body (or the start of one an upstream then stalls on) goes out at once instead of waiting whole.
+ */
+function firstPossibleStart(redaction: Redaction, data: Buffer): number {
+  for (let p = Math.max(0, data.length - (redaction.maxLength - 1)); p < data.length; p++) {
+    const tail = data.subarray(p);
+    if (redaction.patterns.some((form) => form.length > tail.length && form[0] === tail[0] && form.subarray(0, tail.length).equals(tail))) return p;
+  }
+  return data.length;
 }
 
 /**

@@ -131,6 +131,9 @@ describe("faults: PostgreSQL stopped mid-run", () => {
     const prisma = broker.keyward.db.prisma;
     const answered = outcomes.filter((o) => o.status === 200).map((o) => o.requestId!);
     expect(answered.length).toBeGreaterThan(40);
+    // Outcomes of calls answered while the database was away were kept and are written once it is back
+    // (src/audit/log.ts): wait until none is waiting.
+    await until(() => broker.keyward.auditBacklog() === 0, 10_000, "kept audit events written");
     const rows = await prisma.auditEvent.findMany({ where: { requestId: { in: answered } }, select: { requestId: true, kind: true, decision: true, status: true } });
     for (const id of answered) {
       const mine = rows.filter((r) => r.requestId === id);
