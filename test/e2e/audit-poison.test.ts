@@ -100,7 +100,7 @@ describe("audit log: unpoisonable", () => {
     const encoded = await get("/v1/%00%ED%A0%80%FF%C3%28");
     // Refused by the router before the proxy route (FST_ERR_BAD_URL: it does not decode), so with no event of its own.
     expect(encoded.status).toBe(400);
-    expect(encoded.body.error.code).toBe("invalid_path");
+    expect(encoded.body.error.code).toBe("invalid_url");
     expect(await verify()).toMatchObject({ ok: true, duplicates: 0 });
     expect(await setAsideRows()).toBe(0);
 

@@ -41,6 +41,20 @@ async function openTunnel(proxyPort: number, authority: string, proxyAuthorizati
 }
 
 /** Sends raw bytes on a tunnel and reads one response (Content-Length framed). */
+/** The body of a chunked response, its chunk framing removed. */
+function dechunk(body: Buffer): string {
+  let out = "";
+  let at = 0;
+  for (;;) {
+    const lineEnd = body.indexOf("\r\n", at);
+    if (lineEnd === -1) return out;
+    const size = parseInt(body.subarray(at, lineEnd).toString("latin1"), 16);
+    if (!size) return out;
+    out += body.subarray(lineEnd + 2, lineEnd + 2 + size).toString("utf8");
+    at = lineEnd + 2 + size + 2;
+  }
+}
+
 function exchange(tls: TLSSocket, raw: string): Promise<{ status: number; headers: string; body: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
     let buffer = Buffer.alloc(0);
@@ -49,12 +63,17 @@ function exchange(tls: TLSSocket, raw: string): Promise<{ status: number; header
       const end = text.indexOf("\r\n\r\n");
       if (end === -1) return closed ? reject(new Error(`closed without a response: ${text}`)) : undefined;
       const headers = text.slice(0, end);
-      const length = Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0);
       const body = buffer.subarray(Buffer.byteLength(text.slice(0, end + 4)));
-      if (body.length < length && !closed) return;
+      // A redacted response is chunked (its length may change): it ends with the last chunk.
+      const chunked = /transfer-encoding: chunked/i.test(headers);
+      const length = chunked ? body.indexOf("0\r\n\r\n") : Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0);
+      if (chunked ? length === -1 || (length > 0 && body.indexOf("\r\n0\r\n\r\n") === -1) : body.length < length) {
+        if (!closed) return;
+      }
       tls.off("data", onData);
       tls.off("close", onClose);
-      resolve({ status: Number(headers.split(" ")[1]), headers, body: body.subarray(0, length).toString("utf8"), closed });
+      const text2 = chunked ? dechunk(body) : body.subarray(0, length).toString("utf8");
+      resolve({ status: Number(headers.split(" ")[1]), headers, body: text2, closed });
     };
     const onData = (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);

@@ -98,7 +98,7 @@ describe("JSON-RPC refusals", () => {
     expect(await client.request("eth_blockNumber", [])).toBe("eth_blockNumber ok");
     const refused = await Promise.resolve(client.request("eth_sendRawTransaction", ["0xdead"])).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(JSONRPCErrorException);
-    expect(refused).toMatchObject({ code: -32003, data: { code: "operation_denied", reason: expect.stringContaining("eth_sendRawTransaction") } });
+    expect(refused).toMatchObject({ code: -32003, data: { code: "deny_rule", reason: expect.stringContaining("eth_sendRawTransaction") } });
     expect(statuses).toEqual([200, 403]);
   });
 
@@ -110,8 +110,8 @@ describe("JSON-RPC refusals", () => {
       { jsonrpc: "2.0", id: "forty-two", method: "eth_sendRawTransaction", params: ["0xdead"] },
     ]);
     expect(responses.map((r) => [r.id, "error" in r && r.error?.data])).toEqual([
-      [41, { code: "operation_denied", reason: expect.any(String) }],
-      ["forty-two", { code: "operation_denied", reason: expect.any(String) }],
+      [41, { code: "deny_rule", reason: expect.any(String) }],
+      ["forty-two", { code: "deny_rule", reason: expect.any(String) }],
     ]);
     expect(rpcApi.received.length).toBe(before);
   });
