@@ -31,7 +31,8 @@ class PreciseAgent extends Agent {
   constructor(timeouts: UpstreamTimeouts, ca: string | undefined) {
     super({
       connect: connectWithin(timeouts.connectMs, ca),
-      headersTimeout: timeouts.headersMs,
+      // Only a backstop, a second later: undici's coarse timers fire up to ~0.5 s off, early or late.
+      headersTimeout: timeouts.headersMs + 1_000,
       bodyTimeout: timeouts.bodyIdleMs,
       keepAliveTimeout: 10_000,
     });
