@@ -29,6 +29,9 @@ export type IssuedTokenRecord = {
   parentJti: string | undefined;
 };
 
+/** What became of one event of a statement (see #writeRows). */
+type WriteOutcome = "written" | "setAside" | { failed: unknown };
+
 /** An `append` whose event the database refused: it was set aside, and the call must not go ahead. */
 export class AuditEventSetAside extends Error {}
 
@@ -176,36 +179,45 @@ export class AuditLog {
   }
 
   async #write(batch: Waiting[]): Promise<void> {
+    const outcomes = await this.#writeRows(
+      batch.map((w) => w.row),
+      batch.flatMap((w) => (w.record ? [w.record] : [])),
+    );
+    batch.forEach((w, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome === "written") w.written();
+      else if (outcome === "setAside") w.setAside();
+      else {
+        this.hooks.onHealth(outcome.failed);
+        w.failed(outcome.failed);
+      }
+    });
+  }
+
+  /**
+   * Writes rows (and the token records that go with them) as one statement. Refused by the database, the
+   * statement failed as a whole, and one event must not fail the others: each is tried alone, and one
+   * refused alone is set aside. Returns each row's outcome, in order; none throws.
+   */
+  async #writeRows(rows: AuditRow[], records: IssuedTokenRecord[] = []): Promise<WriteOutcome[]> {
     const startedAt = performance.now();
     try {
-      await this.#insert(
-        batch.map((w) => w.row),
-        batch.flatMap((w) => (w.record ? [w.record] : [])),
-      );
-      const seconds = (performance.now() - startedAt) / 1000;
-      for (const w of batch) {
-        this.hooks.onWritten(w.row, seconds);
-        w.written();
-      }
+      await this.#insert(rows, records);
     } catch (err) {
-      if (!refusedByDatabase(err)) {
-        this.hooks.onHealth(err);
-        for (const w of batch) w.failed(err);
-        return;
+      if (!refusedByDatabase(err)) return rows.map(() => ({ failed: err }));
+      if (rows.length === 1) {
+        return this.#setAside(rows[0]!, err).then(
+          (): WriteOutcome[] => ["setAside"],
+          (setAsideErr: unknown): WriteOutcome[] => [{ failed: setAsideErr }],
+        );
       }
-      // Refused: the statement failed as a whole, and one event must not fail the others, so each is
-      // tried alone; one refused alone is set aside.
-      if (batch.length > 1) {
-        for (const w of batch) await this.#write([w]);
-        return;
-      }
-      try {
-        await this.#setAside(batch[0]!.row, err);
-        batch[0]!.setAside();
-      } catch (setAsideErr) {
-        batch[0]!.failed(setAsideErr);
-      }
+      const outcomes: WriteOutcome[] = [];
+      for (const row of rows) outcomes.push(...(await this.#writeRows([row], records.filter((r) => r.jti === row.jti))));
+      return outcomes;
     }
+    const seconds = (performance.now() - startedAt) / 1000;
+    for (const row of rows) this.hooks.onWritten(row, seconds);
+    return rows.map(() => "written");
   }
 
   async #insert(rows: AuditRow[], records: IssuedTokenRecord[] = []): Promise<void> {
@@ -249,37 +261,17 @@ export class AuditLog {
     this.#retryTimer.unref();
   }
 
-  /** Writes kept events in order, a batch at a time; resent batches are skipped by their eventIds. */
+  /**
+   * Writes kept events in order, a batch at a time; resent batches are skipped by their eventIds. Throws
+   * on the first event the database could not take, keeping it and those after it.
+   */
   async #writeKept(): Promise<void> {
     while (this.#kept.length > 0) {
       const batch = this.#kept.slice(0, MAX_BATCH);
-      const startedAt = performance.now();
-      try {
-        await this.#insert(batch);
-      } catch (err) {
-        if (!refusedByDatabase(err) || batch.length === 1) {
-          if (batch.length === 1 && refusedByDatabase(err)) {
-            await this.#setAside(batch[0]!, err);
-            this.#kept.shift();
-            continue;
-          }
-          throw err;
-        }
-        // Find the one that is refused: write them one at a time.
-        for (const row of batch) {
-          try {
-            await this.#insert([row]);
-          } catch (one) {
-            if (!refusedByDatabase(one)) throw one;
-            await this.#setAside(row, one);
-          }
-          this.#kept.shift();
-        }
-        continue;
-      }
-      const seconds = (performance.now() - startedAt) / 1000;
-      for (const row of batch) this.hooks.onWritten(row, seconds);
-      this.#kept.splice(0, batch.length);
+      const outcomes = await this.#writeRows(batch);
+      const firstFailed = outcomes.findIndex((o) => typeof o === "object");
+      this.#kept.splice(0, firstFailed === -1 ? batch.length : firstFailed);
+      if (firstFailed !== -1) throw (outcomes[firstFailed] as { failed: unknown }).failed;
     }
   }
 }
