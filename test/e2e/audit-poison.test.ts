@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { SqlSession } from "../../src/db/database.js";
+import { queryOnce } from "../../src/db/database.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { basic, createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
@@ -46,15 +46,8 @@ describe("audit log: unpoisonable", () => {
     await store?.drop();
   });
 
-  const sql = async <T>(fn: (s: SqlSession) => Promise<T>): Promise<T> => {
-    const session = await broker.keyward.db.session();
-    try {
-      return await fn(session);
-    } finally {
-      session.release();
-    }
-  };
-  const setAsideRows = async () => Number((await sql((s) => s.query<{ n: string }>(`SELECT count(*) AS n FROM "AuditSetAside"`)))[0]!.n);
+  const sql = (statement: string) => queryOnce(broker.keyward.db, statement);
+  const setAsideRows = async () => Number((await queryOnce<{ n: string }>(broker.keyward.db, `SELECT count(*) AS n FROM "AuditSetAside"`))[0]!.n);
   const verify = async () => (await broker.admin("get", "/v1/audit/verify")).body;
   const eventsOf = async (requestId: string): Promise<Event[]> => {
     const lines = (await broker.admin("get", "/v1/audit/export")).text.trim().split("\n");
@@ -114,7 +107,7 @@ describe("audit log: unpoisonable", () => {
 
   it("an event the database refuses is set aside: the call is refused, admins see it, /metrics counts it, later events pass", async () => {
     // The store refuses one path, whatever the pipeline does with its text (a stand-in for any refusal).
-    await sql((s) => s.exec(`ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_path CHECK ("path" IS DISTINCT FROM '/v1/refused') NOT VALID`));
+    await sql(`ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_path CHECK ("path" IS DISTINCT FROM '/v1/refused') NOT VALID`);
     const before = upstream.received.length;
     let refused: Awaited<ReturnType<typeof get>>;
     let others: Awaited<ReturnType<typeof get>>[];
@@ -122,7 +115,7 @@ describe("audit log: unpoisonable", () => {
       // Concurrent calls share group commits with the refused event: none of them may fail for it.
       [refused, ...others] = await Promise.all([get("/v1/refused"), ...Array.from({ length: 12 }, (_, i) => get(`/v1/ok-${i}`))]);
     } finally {
-      await sql((s) => s.exec(`ALTER TABLE "AuditEvent" DROP CONSTRAINT test_refuse_path`));
+      await sql(`ALTER TABLE "AuditEvent" DROP CONSTRAINT test_refuse_path`);
     }
     // Its allow event is not in the chain: the call was not forwarded.
     expect(refused.status).toBe(503);
