@@ -63,20 +63,19 @@ export class Metrics {
     registers: [this.registry],
   });
   #readAuditBacklog: () => number = () => 0;
-  readonly #auditBacklog = (() => {
-    const read = () => this.#readAuditBacklog();
-    return new Gauge({
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "keyward_" });
+    const readBacklog = () => this.#readAuditBacklog();
+    // Read at each scrape from the audit log (auditBacklog), not counted per event.
+    new Gauge({
       name: "keyward_audit_backlog_events",
       help: "Audit events of calls already answered that wait in memory for the database to take them.",
       registers: [this.registry],
       collect() {
-        this.set(read());
+        this.set(readBacklog());
       },
     });
-  })();
-
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: "keyward_" });
   }
 
   /** Read at each scrape. */
