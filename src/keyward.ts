@@ -3,7 +3,9 @@ import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { bootstrapAdminKey } from "./admin/keys.js";
 import { Agents } from "./agents/agents.js";
+import { join } from "node:path";
 import { AuditLog } from "./audit/log.js";
+import { AuditSpool } from "./audit/spool.js";
 import { deriveCheckpointKey, type CheckpointKeys } from "./audit/chain.js";
 import { reanchorCheckpoint, scheduleAuditRetention } from "./audit/retention.js";
 import { startAuditSink } from "./audit/sink.js";
@@ -100,7 +102,8 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
 
     // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
     let onAuditHealth: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
-    const auditLog = new AuditLog(db, {
+    const { spool, recovered } = AuditSpool.open(join(config.dataDir, "audit-spool"));
+    const auditLog = new AuditLog(db, spool, recovered, {
       onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
       onSetAside: (event, reason) => {
         metrics.auditSetAside(event);
@@ -171,9 +174,10 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     if (!options.onDatabaseServerExit) onServerExit = (description) => app.log.fatal(`${description}: every call is refused until the broker restarts`);
     background.push({
       async stop() {
-        const lost = await auditLog.close();
-        // The database refused them to the end: the log is where they survive (audit rows hold no secrets).
-        for (const event of lost) app.log.error({ auditEvent: event }, "audit event of an answered call not written before stopping");
+        const { unshipped, unspooled } = await auditLog.close();
+        if (unshipped > 0) app.log.warn(`${unshipped} audit events not yet in the database stay in the spool; the next broker to start on this data dir ships them`);
+        // Neither the disk nor the database took them: the log is where they survive (audit rows hold no secrets).
+        for (const event of unspooled) app.log.error({ auditEvent: event }, "audit event of an answered call not written before stopping");
       },
     });
     try {

@@ -10,8 +10,10 @@ import { bearerToken } from "../http/auth-header.js";
 import { proxyActivity } from "./activity.js";
 import { exportAudit, type AuditFilters } from "./audit.js";
 import { exportQuery, filtersOf } from "./routes.js";
+import type { AuditLog } from "./log.js";
+import { READ_OWN_EVENTS_MS } from "./routes.js";
 
-export type AuditLiveRouteDeps = { prisma: PrismaClient };
+export type AuditLiveRouteDeps = { prisma: PrismaClient; auditLog: Pick<AuditLog, "flush"> };
 
 /** How often an open stream looks for new events (and checks that its admin key is still valid). */
 const POLL_MS = 1_000;
@@ -68,6 +70,8 @@ export async function auditLiveRoutes(app: FastifyInstance, deps: AuditLiveRoute
   installAdminAuth(app, deps.prisma);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const config = { permission: "read_audit" } as const;
+  // A reader sees this broker's own calls (src/audit/routes.ts).
+  const preHandler = async () => void (await deps.auditLog.flush(READ_OWN_EVENTS_MS));
 
   // Open streams would otherwise hold app.close() until they time out. Each is ended, and waited for,
   // before the server stops: then its connection is idle, and closed with the others.
@@ -79,7 +83,7 @@ export async function auditLiveRoutes(app: FastifyInstance, deps: AuditLiveRoute
 
   r.get(
     "/v1/audit/stream",
-    { config, schema: { summary: "Audit events after afterId, then live (text/event-stream)", querystring: streamQuery } },
+    { config, preHandler, schema: { summary: "Audit events after afterId, then live (text/event-stream)", querystring: streamQuery } },
     async (req, reply) => {
       const { afterId, ...filters } = req.query;
       const stop = new AbortController();
@@ -101,7 +105,7 @@ export async function auditLiveRoutes(app: FastifyInstance, deps: AuditLiveRoute
 
   r.get(
     "/v1/audit/activity",
-    { config, schema: { summary: "Proxied calls per minute, allowed and denied", querystring: activityQuery, response: { 200: activityResponse } } },
+    { config, preHandler, schema: { summary: "Proxied calls per minute, allowed and denied", querystring: activityQuery, response: { 200: activityResponse } } },
     async (req) => ({ minutes: await proxyActivity(deps.prisma, req.query.minutes) }),
   );
 }

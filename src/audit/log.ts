@@ -1,19 +1,30 @@
 import { randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
 import { auditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
+import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 
 /** Rows per statement at most, so that one statement's JSON stays small. */
 const MAX_BATCH = 500;
 /** Events kept in memory while the database refuses them; past this, new calls are refused (fail closed). */
 const DEFAULT_MAX_KEPT = 100_000;
 const RETRY_FIRST_MS = 50;
-const RETRY_MAX_MS = 2_000;
+const RETRY_MAX_MS = 1_000;
 
 /**
- * An event waiting for its statement. `setAside`: the database refused it and it was set aside, which
- * fails an `append` (nothing may act on an allow that is not in the chain) and settles a `keep`.
+ * An event on its way to the database. `json` is the row as spooled and as shipped; `segment` the spool
+ * file holding it (null when it was not spooled: a token's event, or one the disk refused). `shipped` and
+ * `setAside` settle a caller that waits for the database itself (token issuance).
  */
-type Waiting = { row: AuditRow; record?: IssuedTokenRecord; written: () => void; failed: (err: unknown) => void; setAside: () => void };
+type Entry = {
+  row: AuditRow;
+  json: string;
+  record?: IssuedTokenRecord;
+  segment: Segment | null;
+  shipped?: () => void;
+  setAside?: () => void;
+  /** A token's event is not held for a database that does not answer: the token is refused instead. */
+  failed?: (err: unknown) => void;
+};
 
 /** An issued token's record, written in the same statement as its `token.issued` event (src/tokens/tokens.ts). */
 export type IssuedTokenRecord = {
@@ -72,37 +83,49 @@ SELECT keyward_audit_append($4::jsonb) FROM "kept"`;
 /** Rows as keyward_audit_append takes them: a JSON array, each row with its place in the order as `seq`. */
 export const appendJson = (rows: readonly AuditRow[]) => JSON.stringify(rows.map((row, seq) => ({ ...row, seq })));
 
+/** The same from rows already serialised (as spooled): each gets its `seq` without being serialised again. */
+const appendJsonOf = (entries: readonly Entry[]) => `[${entries.map((e, seq) => `{"seq":${seq},${e.json.slice(1)}`).join(",")}]`;
+
 /**
  * The audit pipeline: every event of the proxy (and of token issuance) goes through here, on PostgreSQL,
  * embedded or not.
  *
- * - **Group commit.** Events appended while a write is in flight go out together in the next statement
- *   (`keyward_audit_append`, migration 0008, which links the whole batch into the hash chain under one
- *   lock of its head). `append` settles once the statement holding the event has committed: a call waits
- *   for its own event's commit, and nothing is acknowledged before it is durable.
- * - **Exactly once.** Every event carries an `eventId`. A write whose outcome is unknown (the connection
- *   cut around COMMIT) is sent again as it was; the function skips what is already in.
+ * - **Commit point: the spool.** An event is written to this broker's spool (src/audit/spool.ts) in a
+ *   group `fdatasync`, and `append` settles once it is on disk: a call waits for its own event's group,
+ *   never for the database, and nothing is acknowledged before it is durable. A token's event (with its
+ *   issued-token record) waits for the database instead, since the token is only valid once recorded.
+ * - **Shipped behind the calls.** Spooled events go to the database in batches of up to 500, in spool
+ *   order, through `keyward_audit_append` (migration 0008), which links a whole batch into the hash chain
+ *   under one lock of its head: one total order across replicas.
+ * - **Exactly once.** Every event carries an `eventId`. A batch whose outcome is unknown (the connection
+ *   cut around COMMIT) is sent again as it was, and so are the spools of brokers that stopped before
+ *   shipping everything (adopted at the next start); the function skips what is already in.
  * - **Unpoisonable.** Agent-controlled text is made storable before it is hashed (`storable`). An event the
  *   database still refuses is set aside in "AuditSetAside" with the reason, and a notice of it goes into
  *   the chain; it never holds up the events behind it.
  * - **Kept outcomes.** `keep` is for events that record what already happened (an upstream's answer, a
- *   refusal already decided): if the database cannot take them now, they stay in memory and are written,
- *   in order, once it answers again, and the caller is not failed. `admit` refuses new calls while more
- *   than `maxKept` wait, so there is always room for the outcomes of calls already under way.
+ *   refusal already decided): it never fails; an event the disk refuses is held in memory and shipped
+ *   all the same. `admit` refuses new calls while more than `maxKept` events wait for the database, so
+ *   there is always room for the outcomes of calls already under way.
  */
 export class AuditLog {
-  #queue: Waiting[] = [];
-  #writing = false;
-  /** Events whose write failed, oldest first, waiting for the database. */
-  #kept: AuditRow[] = [];
+  /** Events not yet in the database, oldest first. */
+  #queue: Entry[] = [];
+  #shipping: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #retryMs = RETRY_FIRST_MS;
-  /** The retry in flight, if any: close() waits for it rather than writing the same events beside it. */
-  #retrying: Promise<void> = Promise.resolve();
+  /** The last batch failed: the database does not answer, and until it does new calls are refused. */
+  #failing = false;
   #closed = false;
+  /** Events accepted, and of those the ones done with (shipped, set aside, or refused by the spool): `flush`. */
+  #accepted = 0;
+  #done = 0;
+  #flushes: { upTo: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly db: Pick<Database, "session">,
+    private readonly spool: AuditSpool,
+    recovered: RecoveredEvents,
     private readonly hooks: {
       /** Told of every event written, with its statement's duration (the metrics: src/ops/metrics.ts). */
       onWritten: (event: AuditRow, seconds: number) => void;
@@ -112,117 +135,200 @@ export class AuditLog {
       onHealth: (err: unknown | null) => void;
       maxKept?: number;
     },
-  ) {}
+  ) {
+    for (const { segment, lines } of recovered) {
+      for (const json of lines) this.#enqueue({ row: JSON.parse(json) as AuditRow, json, segment });
+    }
+  }
 
   /** Events waiting for the database (the /metrics gauge, and `admit`). */
   get backlog(): number {
-    return this.#kept.length;
+    return this.#queue.length;
   }
 
-  /** False while so many events wait for the database that a new call's outcome might not be kept. */
+  /**
+   * False while the database does not take events (fail closed: a call is not forwarded while its record
+   * cannot reach the log), and while so many events wait for it that a new call's outcome might not be kept.
+   */
   admit(): boolean {
-    return this.#kept.length < (this.hooks.maxKept ?? DEFAULT_MAX_KEPT);
+    return !this.#failing && this.#queue.length < (this.hooks.maxKept ?? DEFAULT_MAX_KEPT);
   }
 
   /**
-   * Settles once the event is committed; fails if it could not be (the caller must not act on it). With
-   * `record`, that issued token's record is committed in the same statement.
+   * Settles once the event is durable (spooled); fails if it could not be (the caller must not act on it).
+   * With `record`, once that issued token's record and the event are committed in one statement.
    */
-  append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
+  async append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
     const row = auditRow(event, randomUUID());
-    return new Promise((written, failed) => {
-      this.#queue.push({ row, record, written, failed, setAside: () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`)) });
-      if (!this.#writing) void this.#drain();
-    });
-  }
-
-  /**
-   * Records what already happened. Settles once committed, or, if the database cannot take it now, once it
-   * is kept for a later write: never fails. The answer it records is the one the caller then sends.
-   */
-  keep(event: AuditInput): Promise<void> {
-    const row = auditRow(event, randomUUID());
-    if (this.#kept.length > 0) {
-      // Behind events already waiting: written in order once the database answers.
-      this.#kept.push(row);
-      return Promise.resolve();
-    }
-    return new Promise((written) => {
-      this.#queue.push({
-        row,
-        written,
-        failed: () => {
-          this.#kept.push(row);
-          this.#scheduleRetry();
-          written();
-        },
-        setAside: written,
+    const json = JSON.stringify(row);
+    this.#accepted++;
+    if (record) {
+      return new Promise((shipped, failed) => {
+        const setAside = () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`));
+        this.#enqueue({ row, json, record, segment: null, shipped, setAside, failed });
       });
-      if (!this.#writing) void this.#drain();
+    }
+    let segment: Segment;
+    try {
+      segment = await this.spool.write(json);
+    } catch (err) {
+      this.#finished(1);
+      this.hooks.onHealth(err);
+      throw err;
+    }
+    this.#enqueue({ row, json, segment });
+  }
+
+  /**
+   * Records what already happened. Settles once spooled, or, if the disk refuses it, once it is held in
+   * memory for the database: never fails. The answer it records is the one the caller then sends.
+   */
+  async keep(event: AuditInput): Promise<void> {
+    const row = auditRow(event, randomUUID());
+    const json = JSON.stringify(row);
+    this.#accepted++;
+    const segment = await this.spool.write(json).catch((err: unknown) => {
+      this.hooks.onHealth(err);
+      return null;
+    });
+    this.#enqueue({ row, json, segment });
+  }
+
+  /**
+   * Settles once every event accepted so far is in the database (or set aside), or after `timeoutMs`:
+   * true if they all are. Readers of the log on this broker call it first, so that they see their own calls.
+   */
+  flush(timeoutMs: number): Promise<boolean> {
+    const upTo = this.#accepted;
+    if (this.#done >= upTo) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.#flushes.push({
+        upTo,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      });
     });
   }
 
-  /** Writes what is kept, if the database takes it, and stops retrying. Returns the events it could not write. */
-  async close(): Promise<AuditRow[]> {
+  /**
+   * Ships what it can and stops. Returns how many events are not in the database: they stay in the spool,
+   * shipped by the next broker to start on this data dir (those the disk refused, held in memory, are lost
+   * with the process: the caller logs them).
+   */
+  async close(): Promise<{ unshipped: number; unspooled: AuditRow[] }> {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    while (this.#writing) await new Promise((r) => setTimeout(r, 5));
-    await this.#retrying;
-    if (this.#kept.length > 0) await this.#writeKept().catch(() => {});
-    return this.#kept;
+    this.#retryTimer = null;
+    await this.#shipping;
+    if (this.#queue.length > 0) await this.#ship();
+    await this.spool.close(this.#queue.length === 0);
+    return { unshipped: this.#queue.length, unspooled: this.#queue.filter((e) => e.segment === null).map((e) => e.row) };
   }
 
-  async #drain(): Promise<void> {
-    this.#writing = true;
-    while (this.#queue.length > 0) await this.#write(this.#queue.splice(0, MAX_BATCH));
-    this.#writing = false;
+  #enqueue(entry: Entry): void {
+    this.#queue.push(entry);
+    if (!this.#shipping && !this.#retryTimer && !this.#closed) this.#shipping = this.#ship();
   }
 
-  async #write(batch: Waiting[]): Promise<void> {
-    const outcomes = await this.#writeRows(
-      batch.map((w) => w.row),
-      batch.flatMap((w) => (w.record ? [w.record] : [])),
-    );
-    batch.forEach((w, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome === "written") w.written();
-      else if (outcome === "setAside") w.setAside();
-      else {
-        this.hooks.onHealth(outcome.failed);
-        w.failed(outcome.failed);
-      }
-    });
+  #finished(count: number): void {
+    this.#done += count;
+    if (this.#flushes.length === 0) return;
+    const due = this.#flushes.filter((f) => f.upTo <= this.#done);
+    this.#flushes = this.#flushes.filter((f) => f.upTo > this.#done);
+    for (const f of due) f.resolve();
   }
 
   /**
-   * Writes rows (and the token records that go with them) as one statement. Refused by the database, the
-   * statement failed as a whole, and one event must not fail the others: each is tried alone, and one
-   * refused alone is set aside. Returns each row's outcome, in order; none throws.
+   * Ships the queue in order, a batch at a time; on a failure, retries later with backoff. It says it is
+   * done (`#shipping` null) in the same step that finds the queue empty, so an event enqueued just then
+   * starts the next run rather than waiting behind one that is over.
    */
-  async #writeRows(rows: AuditRow[], records: IssuedTokenRecord[] = []): Promise<WriteOutcome[]> {
+  async #ship(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.slice(0, MAX_BATCH);
+        const outcomes = await this.#writeRows(batch);
+        const firstFailed = outcomes.findIndex((o) => typeof o === "object");
+        const settled = firstFailed === -1 ? batch.length : firstFailed;
+        this.#queue.splice(0, settled);
+        for (let i = 0; i < settled; i++) {
+          const entry = batch[i]!;
+          entry.segment?.shipped(1);
+          if (outcomes[i] === "written") entry.shipped?.();
+          else entry.setAside?.();
+        }
+        this.#finished(settled);
+        if (firstFailed !== -1) {
+          const { failed } = outcomes[firstFailed] as { failed: unknown };
+          this.#failing = true;
+          this.hooks.onHealth(failed);
+          const refusedTokens = this.#queue.filter((e) => e.failed);
+          this.#queue = this.#queue.filter((e) => !e.failed);
+          for (const entry of refusedTokens) entry.failed!(failed);
+          this.#finished(refusedTokens.length);
+          this.#scheduleRetry();
+          return;
+        }
+        if (this.#failing) {
+          this.#failing = false;
+          this.#retryMs = RETRY_FIRST_MS;
+          this.hooks.onHealth(null);
+        }
+      }
+    } finally {
+      this.#shipping = null;
+    }
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer || this.#closed) return;
+    // Jittered, so replicas that lost the same database do not come back in step.
+    const delay = this.#retryMs * (0.5 + Math.random() / 2);
+    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#shipping ??= this.#ship();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  /**
+   * Writes entries (and the token records that go with them) as one statement. Refused by the database,
+   * the statement failed as a whole, and one event must not fail the others: each is tried alone, and one
+   * refused alone is set aside. Returns each entry's outcome, in order; none throws.
+   */
+  async #writeRows(entries: Entry[]): Promise<WriteOutcome[]> {
     const startedAt = performance.now();
     try {
-      await this.#insert(rows, records);
+      await this.#insert(entries);
     } catch (err) {
-      if (!refusedByDatabase(err)) return rows.map(() => ({ failed: err }));
-      if (rows.length === 1) {
-        return this.#setAside(rows[0]!, err).then(
+      if (!refusedByDatabase(err)) return entries.map(() => ({ failed: err }));
+      if (entries.length === 1) {
+        return this.#setAside(entries[0]!.row, err).then(
           (): WriteOutcome[] => ["setAside"],
           (setAsideErr: unknown): WriteOutcome[] => [{ failed: setAsideErr }],
         );
       }
       const outcomes: WriteOutcome[] = [];
-      for (const row of rows) outcomes.push(...(await this.#writeRows([row], records.filter((r) => r.jti === row.jti))));
+      for (const entry of entries) {
+        const [outcome] = await this.#writeRows([entry]);
+        outcomes.push(outcome!);
+        if (typeof outcome === "object") break;
+      }
       return outcomes;
     }
     const seconds = (performance.now() - startedAt) / 1000;
-    for (const row of rows) this.hooks.onWritten(row, seconds);
-    return rows.map(() => "written");
+    for (const entry of entries) this.hooks.onWritten(entry.row, seconds);
+    return entries.map(() => "written");
   }
 
-  async #insert(rows: AuditRow[], records: IssuedTokenRecord[] = []): Promise<void> {
-    if (records.length === 0) await queryOnce(this.db, APPEND, [appendJson(rows)]);
-    else await queryOnce(this.db, APPEND_WITH_TOKENS, [appendJson(rows), JSON.stringify(records)]);
+  async #insert(entries: Entry[]): Promise<void> {
+    const records = entries.flatMap((e) => (e.record ? [e.record] : []));
+    if (records.length === 0) await queryOnce(this.db, APPEND, [appendJsonOf(entries)]);
+    else await queryOnce(this.db, APPEND_WITH_TOKENS, [appendJsonOf(entries), JSON.stringify(records)]);
   }
 
   /**
@@ -238,40 +344,5 @@ export class AuditLog {
     );
     await queryOnce(this.db, SET_ASIDE, [row.eventId, reason, asciiJson, appendJson([notice])]);
     this.hooks.onSetAside(row, reason);
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retryTimer || this.#closed) return;
-    // Jittered, so replicas that lost the same database do not come back in step.
-    const delay = this.#retryMs * (0.5 + Math.random() / 2);
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      this.#retrying = this.#writeKept().then(
-        () => {
-          this.#retryMs = RETRY_FIRST_MS;
-          this.hooks.onHealth(null);
-        },
-        (err) => {
-          this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
-          this.hooks.onHealth(err);
-          this.#scheduleRetry();
-        },
-      );
-    }, delay);
-    this.#retryTimer.unref();
-  }
-
-  /**
-   * Writes kept events in order, a batch at a time; resent batches are skipped by their eventIds. Throws
-   * on the first event the database could not take, keeping it and those after it.
-   */
-  async #writeKept(): Promise<void> {
-    while (this.#kept.length > 0) {
-      const batch = this.#kept.slice(0, MAX_BATCH);
-      const outcomes = await this.#writeRows(batch);
-      const firstFailed = outcomes.findIndex((o) => typeof o === "object");
-      this.#kept.splice(0, firstFailed === -1 ? batch.length : firstFailed);
-      if (firstFailed !== -1) throw (outcomes[firstFailed] as { failed: unknown }).failed;
-    }
   }
 }

@@ -9,6 +9,7 @@ import { exportAudit, queryAudit, type AuditFilters } from "./audit.js";
 import type { CheckpointKeys } from "./chain.js";
 import { listSetAside } from "./set-aside.js";
 import { verifyAuditChain } from "./verify.js";
+import type { AuditLog } from "./log.js";
 
 const ref = z.string().min(1).max(200);
 // Within what the database holds (a signed 64-bit id; years 1 to 9999), so a bad filter is a 400, not a 500.
@@ -52,19 +53,24 @@ export const filtersOf = (q: z.infer<typeof exportQuery>): AuditFilters => ({
   until: q.until ? new Date(q.until) : undefined,
 });
 
-export type AuditRouteDeps = { prisma: PrismaClient; auditCheckpointKeys: CheckpointKeys };
+export type AuditRouteDeps = { prisma: PrismaClient; auditCheckpointKeys: CheckpointKeys; auditLog: Pick<AuditLog, "flush"> };
+
+/** How long a reader waits for this broker's own events to reach the database (src/audit/log.ts) before reading. */
+export const READ_OWN_EVENTS_MS = 2_000;
 
 /** `GET /v1/audit`, `/v1/audit/export`, `/v1/audit/verify`, `/v1/audit/set-aside`; registered in the admin scope, which authenticates. */
 export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const config = { permission: "read_audit" } as const;
+  // What this broker has recorded is in the database before it is read: a reader sees its own calls.
+  const preHandler = async () => void (await deps.auditLog.flush(READ_OWN_EVENTS_MS));
 
-  r.get("/v1/audit", { config, schema: { querystring: auditQuery } }, async (req) => {
+  r.get("/v1/audit", { config, preHandler, schema: { querystring: auditQuery } }, async (req) => {
     const { cursor, limit, ...filters } = req.query;
     return queryAudit(deps.prisma, { ...filtersOf(filters), limit, cursor: cursor ? BigInt(cursor) : undefined });
   });
 
-  r.get("/v1/audit/export", { config, schema: { querystring: exportQuery } }, async (req, reply) => {
+  r.get("/v1/audit/export", { config, preHandler, schema: { querystring: exportQuery } }, async (req, reply) => {
     const { afterId, ...filters } = req.query;
     const events = exportAudit(deps.prisma, { ...filtersOf(filters), afterId: afterId ? BigInt(afterId) : undefined });
     const lines = Readable.from(
@@ -75,10 +81,10 @@ export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
     return reply.type("application/x-ndjson").header("cache-control", "no-store").send(lines);
   });
 
-  r.get("/v1/audit/verify", { config }, async () => verifyAuditChain(deps.prisma, deps.auditCheckpointKeys));
+  r.get("/v1/audit/verify", { config, preHandler }, async () => verifyAuditChain(deps.prisma, deps.auditCheckpointKeys));
 
   // Events the database refused and that were set aside (each has an audit.set_aside notice in the chain).
-  r.get("/v1/audit/set-aside", { config, schema: { querystring: setAsideQuery } }, async (req) =>
+  r.get("/v1/audit/set-aside", { config, preHandler, schema: { querystring: setAsideQuery } }, async (req) =>
     listSetAside(deps.prisma, { limit: req.query.limit, cursor: req.query.cursor === undefined ? undefined : Number(req.query.cursor) }),
   );
 }

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { arch, platform, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { processAlive } from "../util/process-alive.js";
 
 /**
  * The embedded default: a private PostgreSQL server run from the binaries that the npm package
@@ -85,20 +86,6 @@ function assertReachable(dir: string, user: { uid: number; gid: number }): void 
   }
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  // A zombie answers signals until it is reaped: it is not alive.
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return true;
-  }
-};
-
 /** One broker per data dir: a second one would start a second server on the same files. */
 function takeLock(path: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -116,7 +103,7 @@ function takeLock(path: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = Number(readFileSync(path, "utf8"));
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
         throw new EmbeddedDatabaseError(
           `another Keyward (pid ${holder}) is using the data dir ${dirname(path)}; stop it first, or give this one its own KEYWARD_DATA_DIR`,
         );
@@ -135,9 +122,9 @@ async function stopOrphan(cluster: string): Promise<void> {
   } catch {
     return;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return; // a stale file: the server checks that itself
+  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return; // a stale file: the server checks that itself
   process.kill(pid, "SIGINT"); // fast shutdown: a clean checkpoint, no recovery at the next start
-  for (let waited = 0; alive(pid); waited += 50) {
+  for (let waited = 0; processAlive(pid); waited += 50) {
     if (waited === 10_000) process.kill(pid, "SIGQUIT");
     if (waited > 20_000) throw new EmbeddedDatabaseError(`a PostgreSQL server (pid ${pid}) left on ${cluster} does not stop`);
     await new Promise((r) => setTimeout(r, 50));

@@ -1,4 +1,5 @@
 import type { AuditLog } from "../audit/log.js";
+import { READ_OWN_EVENTS_MS } from "../audit/routes.js";
 import type { FastifyInstance } from "fastify";
 import type { PrismaClient } from "@prisma/client";
 import { installAdminAuth } from "../admin/auth.js";
@@ -12,7 +13,7 @@ export type OpsDeps = {
   revocations: RevocationService;
   signingKeys: SigningKeys;
   metrics: Metrics;
-  auditLog: Pick<AuditLog, "admit">;
+  auditLog: Pick<AuditLog, "admit" | "flush">;
 };
 
 /** Longer than this, the database counts as unreachable: a load balancer's check must answer promptly. */
@@ -62,8 +63,10 @@ export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<vo
 
   await app.register(async (scope) => {
     installAdminAuth(scope, deps.prisma);
-    scope.get("/metrics", { config: { permission: "read_audit" } }, async (_request, reply) =>
-      reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
-    );
+    scope.get("/metrics", { config: { permission: "read_audit" } }, async (_request, reply) => {
+      // The proxy's counts come from its audit events as they reach the database: this broker's first.
+      await deps.auditLog.flush(READ_OWN_EVENTS_MS);
+      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    });
   });
 }

@@ -1,0 +1,217 @@
+import { randomUUID } from "node:crypto";
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { processAlive } from "../util/process-alive.js";
+
+const datasync = promisify(fdatasync);
+
+/** A segment is closed and a new one begun past this size, so that shipped events leave the disk soon. */
+const SEGMENT_BYTES = 4 * 1024 * 1024;
+const OWNER_FILE = "owner.json";
+
+/**
+ * One file of a spool. `unshipped` counts its events not yet in the database; once it is closed and that
+ * count is zero, the file is deleted.
+ */
+export class Segment {
+  unshipped = 0;
+  closed = false;
+  constructor(
+    readonly path: string,
+    private readonly onEmpty: () => void,
+  ) {}
+
+  /** Its events reached the database (or were set aside there). */
+  shipped(count: number): void {
+    this.unshipped -= count;
+    this.deleteIfDone();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.deleteIfDone();
+  }
+
+  private deleteIfDone(): void {
+    if (!this.closed || this.unshipped > 0) return;
+    rmSync(this.path, { force: true });
+    this.onEmpty();
+  }
+}
+
+/** Events found in the spool of a broker that stopped before shipping them, in the order it wrote them. */
+export type RecoveredEvents = { segment: Segment; lines: string[] }[];
+
+/**
+ * The audit pipeline's commit point: an append-only local file per broker, written in groups and
+ * `fdatasync`'d once per group. A call waits for its event's group to be on disk (a fraction of a
+ * millisecond), not for a database round trip; the events are shipped to the database behind the calls
+ * (src/audit/log.ts), and a segment is deleted once all its events are in.
+ *
+ * Layout: `<root>/<id>/NNNNNN.jsonl`, one directory per running broker (replicas may share a data dir),
+ * with `owner.json` naming the host and pid that write it. A directory whose owner is gone (a crash, a
+ * SIGKILL, a stop while the database was down) is adopted by the next broker that starts on the same
+ * root: renamed into place (one adopter wins), its events shipped again (the database skips those already
+ * in, by eventId), then deleted. A line cut short by a crash was never acknowledged (its fdatasync had not
+ * returned) and is dropped.
+ */
+/** The segment being written. */
+type OpenSegment = { fd: number; bytes: number; segment: Segment; number: number };
+
+export class AuditSpool {
+  #segment: OpenSegment;
+  #pending: { line: string; settle: (err: Error | null, segment: Segment | null) => void }[] = [];
+  #flushing: Promise<void> | null = null;
+  #closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly fsyncs: (seconds: number) => void,
+  ) {
+    this.#segment = this.#open(1);
+  }
+
+  /**
+   * Opens a spool of this broker's own under `root`, and takes over the spools of brokers that are gone.
+   * `onFsync` is told how long each group's fdatasync took (a metric).
+   */
+  static open(root: string, onFsync: (seconds: number) => void = () => {}): { spool: AuditSpool; recovered: RecoveredEvents } {
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    const recovered = adoptOrphans(root);
+    const dir = join(root, randomUUID());
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, OWNER_FILE), JSON.stringify({ host: hostname(), pid: process.pid }), { mode: 0o600 });
+    syncDir(root);
+    return { spool: new AuditSpool(dir, onFsync), recovered };
+  }
+
+  /** Resolves with the segment holding `line` once it is on disk; rejects if it could not be written. */
+  write(line: string): Promise<Segment> {
+    if (this.#closed) return Promise.reject(new Error("the audit spool is closed"));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ line: `${line}\n`, settle: (err, segment) => (err ? reject(err) : resolve(segment!)) });
+      this.#flushing ??= this.#flush();
+    });
+  }
+
+  /** Writes groups until none waits; ends (and says so) in the same step that finds the queue empty. */
+  async #flush(): Promise<void> {
+    for (;;) {
+      if (this.#pending.length === 0) {
+        this.#flushing = null;
+        return;
+      }
+      const group = this.#pending.splice(0);
+      const current = this.#segment;
+      try {
+        const bytes = Buffer.from(group.map((p) => p.line).join(""));
+        for (let off = 0; off < bytes.length; ) off += writeSync(current.fd, bytes, off);
+        const startedAt = performance.now();
+        await datasync(current.fd);
+        this.fsyncs((performance.now() - startedAt) / 1000);
+        current.bytes += bytes.length;
+        current.segment.unshipped += group.length;
+        for (const p of group) p.settle(null, current.segment);
+      } catch (err) {
+        for (const p of group) p.settle(err as Error, null);
+        // What was written of a failed group may be on disk, never acknowledged: a new file keeps it apart.
+        this.#tryRotate();
+        continue;
+      }
+      if (current.bytes >= SEGMENT_BYTES) this.#tryRotate();
+    }
+  }
+
+  #open(number: number): OpenSegment {
+    const path = join(this.dir, `${String(number).padStart(6, "0")}.jsonl`);
+    const fd = openSync(path, "a", 0o600);
+    syncDir(this.dir);
+    return { fd, bytes: 0, number, segment: new Segment(path, () => {}) };
+  }
+
+  /** A new segment; if the disk refuses one, writing goes on in the old (the next write tells). */
+  #tryRotate(): void {
+    const old = this.#segment;
+    try {
+      this.#segment = this.#open(old.number + 1);
+    } catch {
+      return;
+    }
+    closeSync(old.fd);
+    old.segment.close();
+  }
+
+  /**
+   * Stops writing. With everything shipped, the broker's directory is removed; otherwise it is left for
+   * the next broker to adopt (its owner file removed, so that even one in this same process may).
+   */
+  async close(everythingShipped: boolean): Promise<void> {
+    this.#closed = true;
+    await this.#flushing;
+    closeSync(this.#segment.fd);
+    if (everythingShipped) rmSync(this.dir, { recursive: true, force: true });
+    else rmSync(join(this.dir, OWNER_FILE), { force: true });
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A spool directory whose writer is gone: no owner file (it stopped and left it), or an owner pid that no
+ * longer runs on this host; an adopted directory whose adopter is gone likewise.
+ */
+function orphaned(root: string, name: string): boolean {
+  const adoptedBy = /\.adopted-(\d+)-/.exec(name);
+  if (adoptedBy) return Number(adoptedBy[1]) !== process.pid && !processAlive(Number(adoptedBy[1]));
+  let owner: { host?: unknown; pid?: unknown };
+  try {
+    owner = JSON.parse(readFileSync(join(root, name, OWNER_FILE), "utf8")) as typeof owner;
+  } catch (err) {
+    // Missing: its broker stopped and left it. Unreadable (cut short while being written): the same.
+    return (err as NodeJS.ErrnoException).code === "ENOENT" || err instanceof SyntaxError;
+  }
+  // Another host's broker sharing this directory is not ours to judge.
+  if (owner.host !== hostname()) return false;
+  return typeof owner.pid === "number" && owner.pid !== process.pid && !processAlive(owner.pid);
+}
+
+function adoptOrphans(root: string): RecoveredEvents {
+  const recovered: RecoveredEvents = [];
+  for (const name of readdirSync(root).sort()) {
+    if (!orphaned(root, name)) continue;
+    // Atomic: of two brokers starting at once, one takes it.
+    const taken = join(root, `${name.split(".adopted-")[0]}.adopted-${process.pid}-${randomUUID().slice(0, 8)}`);
+    try {
+      renameSync(join(root, name), taken);
+    } catch {
+      continue;
+    }
+    const files = readdirSync(taken).filter((f) => f.endsWith(".jsonl")).sort();
+    let remaining = files.length;
+    const removeDir = () => {
+      if (--remaining === 0) rmSync(taken, { recursive: true, force: true });
+    };
+    if (files.length === 0) rmSync(taken, { recursive: true, force: true });
+    for (const file of files) {
+      const path = join(taken, file);
+      const text = readFileSync(path, "utf8");
+      // The part after the last newline was never acknowledged.
+      const lines = text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l.length > 0);
+      const segment = new Segment(path, removeDir);
+      segment.unshipped = lines.length;
+      recovered.push({ segment, lines });
+    }
+  }
+  // Never written again: each is deleted once its events are shipped (at once if it has none).
+  for (const { segment } of recovered) segment.close();
+  return recovered;
+}

@@ -1,0 +1,97 @@
+import { spawnSync } from "node:child_process";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AuditSpool } from "../../../src/audit/spool.js";
+
+/** A pid that ran on this host and is gone. */
+const deadPid = () => spawnSync(process.execPath, ["-e", "0"]).pid!;
+
+describe("the audit spool", () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), "keyward-spool-"));
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  const segmentsOf = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".jsonl"));
+
+  it("acknowledges a line once it is on disk, and deletes a segment's file once its events are shipped and it is closed", async () => {
+    const { spool, recovered } = AuditSpool.open(root);
+    expect(recovered).toEqual([]);
+    const segments = await Promise.all(["{\"a\":1}", "{\"a\":2}", "{\"a\":3}"].map((l) => spool.write(l)));
+    const [file] = segmentsOf(spool.dir);
+    expect(readFileSync(join(spool.dir, file!), "utf8")).toBe('{"a":1}\n{"a":2}\n{"a":3}\n');
+    expect(new Set(segments).size).toBe(1);
+    segments[0]!.shipped(3);
+    // Still being written: kept.
+    expect(segmentsOf(spool.dir)).toHaveLength(1);
+    await spool.close(true);
+    expect(existsSync(spool.dir)).toBe(false);
+  });
+
+  it("a broker that stopped with events unshipped leaves them to the next one, which ships them and removes the files", async () => {
+    const first = AuditSpool.open(root);
+    const segment = await first.spool.write('{"n":1}');
+    await first.spool.write('{"n":2}');
+    segment.shipped(1);
+    await first.spool.close(false);
+
+    const second = AuditSpool.open(root);
+    // Both lines come back (the shipped one is skipped by the database by its eventId).
+    expect(second.recovered.map((r) => r.lines)).toEqual([['{"n":1}', '{"n":2}']]);
+    const adopted = second.recovered[0]!.segment;
+    expect(existsSync(adopted.path)).toBe(true);
+    adopted.shipped(2);
+    expect(existsSync(adopted.path)).toBe(false);
+    // The adopted directory is gone with its last file; only the second broker's own remains.
+    expect(readdirSync(root)).toEqual([second.spool.dir.split("/").pop()]);
+    await second.spool.close(true);
+  });
+
+  it("adopts the spool of a killed broker (its pid gone), drops a line cut short by the crash, and leaves a live broker's alone", async () => {
+    const killed = join(root, "killed");
+    const alive = join(root, "alive");
+    for (const [dir, pid] of [[killed, deadPid()], [alive, process.ppid]] as const) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+      writeFileSync(join(dir, "owner.json"), JSON.stringify({ host: hostname(), pid }));
+      writeFileSync(join(dir, "000001.jsonl"), '{"n":1}\n{"n":2}\n');
+    }
+    appendFileSync(join(killed, "000001.jsonl"), '{"n":3,"cut sho');
+    writeFileSync(join(killed, "000002.jsonl"), '{"n":4}\n');
+    // Another host's broker sharing the directory is not judged by pid.
+    const elsewhere = join(root, "elsewhere");
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, "owner.json"), JSON.stringify({ host: "some-other-host", pid: deadPid() }));
+
+    const { spool, recovered } = AuditSpool.open(root);
+    expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}', '{"n":2}'], ['{"n":4}']]);
+    expect(existsSync(alive)).toBe(true);
+    expect(existsSync(elsewhere)).toBe(true);
+    expect(existsSync(killed)).toBe(false);
+    // A second broker starting now finds nothing more to adopt: the first took it.
+    const other = AuditSpool.open(root);
+    expect(other.recovered).toEqual([]);
+    await other.spool.close(true);
+    await spool.close(true);
+  });
+
+  it("an adopter that dies before shipping leaves the adopted spool to the next broker", async () => {
+    const dir = join(root, `abc.adopted-${deadPid()}-1234abcd`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, "000001.jsonl"), '{"n":1}\n');
+    const { spool, recovered } = AuditSpool.open(root);
+    expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}']]);
+    recovered[0]!.segment.shipped(1);
+    expect(readdirSync(root)).toEqual([spool.dir.split("/").pop()]);
+    await spool.close(true);
+  });
+
+  it("refuses writes once closed", async () => {
+    const { spool } = AuditSpool.open(root);
+    await spool.close(true);
+    await expect(spool.write("{}")).rejects.toThrow(/closed/);
+  });
+});
