@@ -148,25 +148,37 @@ describe("audit log", () => {
     expect((await verify()).ok).toBe(true);
   });
 
-  it("if the audit log cannot be written, calls are not forwarded and the agent gets 503", async () => {
+  it("if the database cannot take audit events, calls are refused with 503 until it can; what was spooled is written then", async () => {
     const before = upstream.received.length;
     await sql((s) => s.exec(`ALTER TABLE "AuditEvent" ADD CONSTRAINT test_refuse_writes CHECK (false) NOT VALID`));
+    let spooled: string | undefined;
     let refused: string | undefined;
     try {
+      // Its allow event is on disk in the broker's spool before it is forwarded, so it goes ahead; shipping
+      // that event to the database fails, and from then on calls are refused (fail closed).
+      const first = await call("get", "/v1/spooled");
+      expect(first.status).toBe(200);
+      spooled = first.headers["x-request-id"];
+      // Shipping it fails: from then on the broker is not ready and refuses calls.
+      await vi.waitFor(async () => expect((await broker.http().get("/readyz")).status).toBe(503));
       const res = await call("get", "/v1/unaudited");
       expect(res.status).toBe(503);
       expect(res.body.error.code).toBe("audit_unavailable");
       refused = res.headers["x-request-id"];
-      expect(upstream.received.length).toBe(before);
+      expect(upstream.received.filter((r) => r.url === "/v1/unaudited")).toEqual([]);
     } finally {
       await sql((s) => s.exec(`ALTER TABLE "AuditEvent" DROP CONSTRAINT test_refuse_writes`));
     }
-    await vi.waitFor(async () => expect((await call("get", "/v1/audited")).status).toBe(200), { timeout: 10_000 });
-    expect(upstream.received.length).toBe(before + 1);
-    // The refusal was kept and written once the database took events again: the outcome recorded is the one sent.
+    // Ready again once its retry gets the events in (without needing a call to notice).
+    await vi.waitFor(async () => expect((await broker.http().get("/readyz")).status).toBe(200), { timeout: 10_000 });
+    expect((await call("get", "/v1/audited")).status).toBe(200);
+    expect(upstream.received.length).toBe(before + 2);
+    // Nothing was lost or set aside: the spooled call's events and the refusal (the outcome recorded is the
+    // one sent) are written once the database takes events again.
     await vi.waitFor(async () => {
-      const events = (await allEvents()).filter((e) => e.requestId === refused);
-      expect(events.map((e) => [e.kind, e.status, e.reason])).toEqual([["proxy", 503, "audit_unavailable"]]);
+      const events = await allEvents();
+      expect(events.filter((e) => e.requestId === spooled).map((e) => `${e.kind} ${e.status}`).sort()).toEqual(["proxy null", "proxy.response 200"]);
+      expect(events.filter((e) => e.requestId === refused).map((e) => [e.kind, e.status, e.reason])).toEqual([["proxy", 503, "audit_unavailable"]]);
     });
     expect((await verify()).ok).toBe(true);
   });

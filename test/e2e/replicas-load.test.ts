@@ -1,5 +1,5 @@
 import { Pool } from "undici";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -79,10 +79,15 @@ describe("load across two replicas", () => {
     expect(mismatches.slice(0, 5)).toEqual([]);
 
     const { prisma } = admin.keyward.db;
+    const allowed = Array.from({ length: REQUESTS }, (_, i) => MIX[i % MIX.length]!).filter((m) => m.status === 200).length;
+    // Each replica ships its spooled events behind the calls (src/audit/log.ts): all of them within moments.
+    await vi.waitFor(async () => expect(await prisma.auditEvent.count({ where: { kind: { in: ["proxy", "proxy.response"] } } })).toBe(REQUESTS + allowed), {
+      timeout: 20_000,
+      interval: 200,
+    });
     const proxyEvents = await prisma.auditEvent.findMany({ where: { kind: "proxy" }, select: { requestId: true, decision: true } });
     expect(proxyEvents).toHaveLength(REQUESTS);
     expect(new Set(proxyEvents.map((e) => e.requestId)).size).toBe(REQUESTS);
-    const allowed = Array.from({ length: REQUESTS }, (_, i) => MIX[i % MIX.length]!).filter((m) => m.status === 200).length;
     expect(proxyEvents.filter((e) => e.decision === "allow")).toHaveLength(allowed);
     expect(await prisma.auditEvent.count({ where: { kind: "proxy.response" } })).toBe(allowed);
     expect(upstream.received).toHaveLength(allowed);
