@@ -126,7 +126,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, (err) => onPolicyError(err)) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma);
-    const gate = new IssuanceGate(prisma, environments, approvals);
+    const gate = new IssuanceGate(prisma, upstreams, environments, approvals);
     const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate, auditLog);
     const verifyToken: TokenVerifier = rememberVerifiedTokens(
       (token) => verifyAgentToken(token, (kid) => signingKeys.publicKey(kid), { ...claims, ...config.tokens }),

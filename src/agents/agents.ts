@@ -4,6 +4,7 @@ import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
 import { badRequest, conflict, notFound } from "../http/errors.js";
 import { displayName } from "../http/schemas.js";
+import { RowCache } from "../revocation/row-cache.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { unusableKeys, type agentJwksBody, type AgentJwk } from "./client-keys.js";
 import { hashClientSecret, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
@@ -31,14 +32,36 @@ export const agentView = (a: Agent) => ({
 
 type Actor = { actor: string; requestId: string };
 
+/** Agents held in memory at most (the least recently used goes first). */
+const MAX_CACHED_AGENTS = 10_000;
+
 export class Agents {
   /** Successful secret verifications, for 5 minutes: scrypt once per agent and period, not per token. */
   readonly #verified = new VerifiedSecrets({ ttlMs: 300_000, maxEntries: 10_000 });
 
+  /** Agents by clientId, kept current by the change channel (migration 0014): token requests read none. */
+  readonly #byClientId: RowCache<Agent | null>;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly revocations: RevocationService,
-  ) {}
+  ) {
+    this.#byClientId = new RowCache(revocations, {
+      table: "Agent",
+      maxEntries: MAX_CACHED_AGENTS,
+      read: (clientId) => this.prisma.agent.findUnique({ where: { clientId } }),
+      readMany: async (clientIds) => {
+        const rows = await this.prisma.agent.findMany({ where: { clientId: { in: clientIds } } });
+        return new Map(rows.map((row) => [row.clientId, row]));
+      },
+      missing: null,
+    });
+  }
+
+  /** This replica sees its own change at once, not when the channel brings it back. */
+  #changed(row: Agent): void {
+    this.revocations.rowChanged("Agent", row.clientId);
+  }
 
   /** Returns the client secret this once; only its scrypt hash is stored. */
   async create(input: z.infer<typeof createAgentBody>, meta: Actor) {
@@ -58,6 +81,7 @@ export class Agents {
       });
       return created;
     });
+    this.#changed(row);
     return { ...agentView(row), clientSecret };
   }
 
@@ -84,9 +108,10 @@ export class Agents {
         agentId: id,
         details: { action: "agent.delete", name: row.name },
       });
-      return recordRevocation(tx, { agentId: id }, { ...meta, reason: "agent deleted" });
+      return { row, revocation: await recordRevocation(tx, { agentId: id }, { ...meta, reason: "agent deleted" }) };
     });
-    this.revocations.applyCommitted(revocation);
+    this.#changed(revocation.row);
+    this.revocations.applyCommitted(revocation.revocation);
   }
 
   /**
@@ -113,6 +138,7 @@ export class Agents {
       });
       return updated;
     });
+    this.#changed(row);
     return { ...agentView(row), clientSecret };
   }
 
@@ -132,11 +158,12 @@ export class Agents {
       });
       return updated;
     });
+    this.#changed(row);
     return agentView(row);
   }
 
-  async findByClientId(clientId: string): Promise<Agent | null> {
-    return this.prisma.agent.findUnique({ where: { clientId } });
+  findByClientId(clientId: string): Promise<Agent | null> {
+    return this.#byClientId.get(clientId);
   }
 
   /**

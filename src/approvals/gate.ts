@@ -2,7 +2,8 @@ import type { PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
 import type { Environments } from "../environments/environments.js";
 import type { GrantView } from "../grants/grants.js";
-import { approvalRequired, forbidden } from "../http/errors.js";
+import { approvalRequired, forbidden, notFound } from "../http/errors.js";
+import type { Upstreams } from "../upstreams/upstreams.js";
 import type { Capabilities } from "../tokens/issue.js";
 import { approvalReasons, type Approvals } from "./approvals.js";
 
@@ -23,13 +24,16 @@ export type Admission = {
 export class IssuanceGate {
   constructor(
     private readonly prisma: PrismaClient,
+    private readonly upstreams: Pick<Upstreams, "findByName">,
     private readonly environments: Environments,
     private readonly approvals: Approvals,
   ) {}
 
   async admit({ agent, grant, capabilities, requestId, approvalId }: Admission): Promise<void> {
-    // An upstream cannot be deleted while a grant uses it.
-    const { environment } = await this.prisma.upstream.findUniqueOrThrow({ where: { name: grant.upstream }, select: { environment: true } });
+    // An upstream cannot be deleted while a grant uses it. Read from memory, as the proxy reads it.
+    const upstream = await this.upstreams.findByName(grant.upstream);
+    if (!upstream) throw notFound(`upstream ${grant.upstream}`);
+    const { environment } = upstream;
     if (!grant.environments.includes(environment)) {
       const err = forbidden(`the grant does not cover environment ${environment}`, "environment_not_granted");
       await appendAudit(this.prisma, {

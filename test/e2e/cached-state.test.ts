@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -72,5 +72,32 @@ describe("what the broker holds in memory follows every change at once", () => {
     expect((await call(token, "/proxy/later/v1/x")).status).toBe(404);
     await createUpstream(broker, { name: "later", baseUrl: upstream.url, environment: "staging", secret: "later-secret" });
     expect((await call(token, "/proxy/later/v1/x")).status).toBe(403); // found; the token is for "api"
+  });
+
+  it("an agent is read from memory at token requests, yet a rotated secret, or a deletion apply to the next request, on every replica", async () => {
+    const other = await startBroker(store);
+    try {
+      const rotated = await createAgent(broker, "rotated");
+      await createGrant(broker, { name: "rotated-g", agents: [rotated.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] });
+      // Both replicas hold it now.
+      expect((await issueToken(broker, rotated, { grant: "rotated-g" })).status).toBe(200);
+      expect((await issueToken(other, rotated, { grant: "rotated-g" })).status).toBe(200);
+
+      const res = await broker.admin("post", `/v1/agents/${rotated.id}/rotate-secret`, { overlapSeconds: 0 });
+      expect(res.status).toBe(200);
+      const fresh = { clientId: rotated.clientId, clientSecret: res.body.clientSecret as string };
+      // The replica that made the change: at once.
+      expect((await issueToken(broker, rotated, { grant: "rotated-g" })).status).toBe(401);
+      expect((await issueToken(broker, fresh, { grant: "rotated-g" })).status).toBe(200);
+      // The other: as soon as the change channel brings it (milliseconds), never the old secret after that.
+      await vi.waitFor(async () => expect((await issueToken(other, rotated, { grant: "rotated-g" })).status).toBe(401), { timeout: 2_000, interval: 20 });
+      expect((await issueToken(other, fresh, { grant: "rotated-g" })).status).toBe(200);
+
+      expect((await broker.admin("delete", `/v1/agents/${rotated.id}`)).status).toBe(204);
+      expect((await issueToken(broker, fresh, { grant: "rotated-g" })).status).toBe(401);
+      await vi.waitFor(async () => expect((await issueToken(other, fresh, { grant: "rotated-g" })).status).toBe(401), { timeout: 2_000, interval: 20 });
+    } finally {
+      await other.close();
+    }
   });
 });
