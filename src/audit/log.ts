@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
 import { auditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
@@ -83,6 +83,21 @@ SELECT keyward_audit_append($4::jsonb) FROM "kept"`;
 /** Rows as keyward_audit_append takes them: a JSON array, each row with its place in the order as `seq`. */
 export const appendJson = (rows: readonly AuditRow[]) => JSON.stringify(rows.map((row, seq) => ({ ...row, seq })));
 
+/**
+ * A spooled line as the row it holds. One that is not (a disk that garbled it) still goes to the database,
+ * which refuses it, and is set aside there with its text, like any refused event: it never stops a start.
+ */
+function parsedOrUnreadable(json: string): AuditRow {
+  try {
+    const row = JSON.parse(json) as AuditRow;
+    if (typeof row === "object" && row !== null && typeof row.eventId === "string") return row;
+  } catch {
+    // below
+  }
+  const eventId = `spool-line:${createHash("sha256").update(json).digest("hex").slice(0, 32)}`;
+  return { eventId, at: new Date(), kind: "audit.set_aside", actor: "keyward", contentHash: "", details: { unreadableSpoolLine: storable(json).slice(0, 4096) } };
+}
+
 /** The same from rows already serialised (as spooled): each gets its `seq` without being serialised again. */
 const appendJsonOf = (entries: readonly Entry[]) => `[${entries.map((e, seq) => `{"seq":${seq},${e.json.slice(1)}`).join(",")}]`;
 
@@ -136,8 +151,17 @@ export class AuditLog {
       maxKept?: number;
     },
   ) {
+    this.#adopt(recovered);
+    spool.startHeartbeat((found) => this.#adopt(found));
+  }
+
+  /** Events of brokers that stopped before shipping them: shipped like this broker's own, once each. */
+  #adopt(recovered: RecoveredEvents): void {
     for (const { segment, lines } of recovered) {
-      for (const json of lines) this.#enqueue({ row: JSON.parse(json) as AuditRow, json, segment });
+      for (const json of lines) {
+        this.#accepted++;
+        this.#enqueue({ row: parsedOrUnreadable(json), json, segment });
+      }
     }
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -10,6 +10,13 @@ const datasync = promisify(fdatasync);
 /** A segment is closed and a new one begun past this size, so that shipped events leave the disk soon. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
 const OWNER_FILE = "owner.json";
+/** How often a broker touches its owner file, and looks for spools of brokers that are gone. */
+const HEARTBEAT_MS = 5_000;
+/**
+ * An owner file untouched this long belongs to a broker that is gone, wherever it ran: brokers in other
+ * containers sharing the volume have pids this host cannot check.
+ */
+export const STALE_OWNER_MS = 30_000;
 
 /**
  * One file of a spool. `unshipped` counts its events not yet in the database; once it is closed and that
@@ -65,12 +72,32 @@ export class AuditSpool {
   #pending: { line: string; settle: (err: Error | null, segment: Segment | null) => void }[] = [];
   #flushing: Promise<void> | null = null;
   #closed = false;
+  #heartbeat: NodeJS.Timeout | null = null;
 
   private constructor(
+    readonly root: string,
     readonly dir: string,
     private readonly fsyncs: (seconds: number) => void,
   ) {
     this.#segment = this.#open(1);
+  }
+
+  /**
+   * Keeps this broker's owner file fresh, and hands `adopt` the events of brokers found gone since
+   * (a replica that died and was not restarted: another one ships what it left).
+   */
+  startHeartbeat(adopt: (recovered: RecoveredEvents) => void): void {
+    this.#heartbeat = setInterval(() => {
+      try {
+        const now = new Date();
+        utimesSync(join(this.dir, OWNER_FILE), now, now);
+        const recovered = adoptOrphans(this.root);
+        if (recovered.length > 0) adopt(recovered);
+      } catch {
+        // A full or failing disk shows in the writes themselves; the next beat tries again.
+      }
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref();
   }
 
   /**
@@ -84,7 +111,7 @@ export class AuditSpool {
     mkdirSync(dir, { mode: 0o700 });
     writeFileSync(join(dir, OWNER_FILE), JSON.stringify({ host: hostname(), pid: process.pid }), { mode: 0o600 });
     syncDir(root);
-    return { spool: new AuditSpool(dir, onFsync), recovered };
+    return { spool: new AuditSpool(root, dir, onFsync), recovered };
   }
 
   /** Resolves with the segment holding `line` once it is on disk; rejects if it could not be written. */
@@ -149,6 +176,7 @@ export class AuditSpool {
    */
   async close(everythingShipped: boolean): Promise<void> {
     this.#closed = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
     await this.#flushing;
     closeSync(this.#segment.fd);
     if (everythingShipped) rmSync(this.dir, { recursive: true, force: true });
@@ -166,30 +194,40 @@ function syncDir(dir: string): void {
 }
 
 /**
- * A spool directory whose writer is gone: no owner file (it stopped and left it), or an owner pid that no
- * longer runs on this host; an adopted directory whose adopter is gone likewise.
+ * A spool directory whose writer is gone: no owner file (it stopped and left it), an owner file not
+ * touched for STALE_OWNER_MS (its heartbeat stopped, on any host), or an owner pid that no longer runs on
+ * this host (found at once after a crash). An adopted directory whose adopter is gone likewise.
  */
 function orphaned(root: string, name: string): boolean {
-  const adoptedBy = /\.adopted-(\d+)-/.exec(name);
-  if (adoptedBy) return Number(adoptedBy[1]) !== process.pid && !processAlive(Number(adoptedBy[1]));
+  const adoptedBy = /\.adopted-([^-]+)-(\d+)-/.exec(name);
+  if (adoptedBy) {
+    const [, host, pid] = adoptedBy;
+    if (host === safeHostname() && Number(pid) === process.pid) return false;
+    const stale = Date.now() - statSync(join(root, name)).mtimeMs > STALE_OWNER_MS;
+    return stale || (host === safeHostname() && !processAlive(Number(pid)));
+  }
+  const ownerFile = join(root, name, OWNER_FILE);
   let owner: { host?: unknown; pid?: unknown };
   try {
-    owner = JSON.parse(readFileSync(join(root, name, OWNER_FILE), "utf8")) as typeof owner;
+    owner = JSON.parse(readFileSync(ownerFile, "utf8")) as typeof owner;
+    if (Date.now() - statSync(ownerFile).mtimeMs > STALE_OWNER_MS) return true;
   } catch (err) {
     // Missing: its broker stopped and left it. Unreadable (cut short while being written): the same.
     return (err as NodeJS.ErrnoException).code === "ENOENT" || err instanceof SyntaxError;
   }
-  // Another host's broker sharing this directory is not ours to judge.
-  if (owner.host !== hostname()) return false;
-  return typeof owner.pid === "number" && owner.pid !== process.pid && !processAlive(owner.pid);
+  if (owner.host !== hostname() || owner.pid === process.pid) return false;
+  return typeof owner.pid === "number" && !processAlive(owner.pid);
 }
+
+/** This host's name as it can stand in a directory name. */
+const safeHostname = () => hostname().replace(/[^A-Za-z0-9.]/g, "_");
 
 function adoptOrphans(root: string): RecoveredEvents {
   const recovered: RecoveredEvents = [];
   for (const name of readdirSync(root).sort()) {
     if (!orphaned(root, name)) continue;
     // Atomic: of two brokers starting at once, one takes it.
-    const taken = join(root, `${name.split(".adopted-")[0]}.adopted-${process.pid}-${randomUUID().slice(0, 8)}`);
+    const taken = join(root, `${name.split(".adopted-")[0]}.adopted-${safeHostname()}-${process.pid}-${randomUUID().slice(0, 8)}`);
     try {
       renameSync(join(root, name), taken);
     } catch {

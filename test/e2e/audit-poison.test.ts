@@ -1,4 +1,6 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { queryOnce } from "../../src/db/database.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
@@ -168,6 +170,20 @@ describe("audit log: unpoisonable", () => {
     expect((await get("/v1/after-set-aside")).status).toBe(200);
     expect(await verify()).toMatchObject({ ok: true, duplicates: 0 });
     expect(await setAsideRows()).toBe(2);
+  });
+
+  it("a spool line the disk garbled never stops a start: it is set aside with its text, the chain verifies", async () => {
+    const before = await setAsideRows();
+    await broker.close();
+    // The spool of a broker that stopped before shipping (no owner file): one garbled line between two whole ones.
+    const left = join(store.dataDir, "audit-spool", "left-behind");
+    mkdirSync(left, { recursive: true });
+    writeFileSync(join(left, "000001.jsonl"), '{"eventId":"not-a-whole-row"\n\u0000\u00ff garbage\n');
+    broker = await startBroker(store, { LOG_LEVEL: "warn" });
+    expect((await get("/v1/after-garbled-spool")).status).toBe(200);
+    await vi.waitFor(async () => expect(await setAsideRows()).toBe(before + 2), { timeout: 5_000 });
+    expect(existsSync(left)).toBe(false);
+    expect(await verify()).toMatchObject({ ok: true, duplicates: 0 });
   });
 
   it("fuzz: random bytes and odd Unicode in every agent-controlled field never cause a 5xx nor an unstorable event", { timeout: 30_000 }, async () => {

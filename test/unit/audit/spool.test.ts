@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AuditSpool } from "../../../src/audit/spool.js";
+import { AuditSpool, STALE_OWNER_MS } from "../../../src/audit/spool.js";
 
 /** A pid that ran on this host and is gone. */
 const deadPid = () => spawnSync(process.execPath, ["-e", "0"]).pid!;
@@ -86,6 +86,23 @@ describe("the audit spool", () => {
     expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}']]);
     recovered[0]!.segment.shipped(1);
     expect(readdirSync(root)).toEqual([spool.dir.split("/").pop()]);
+    await spool.close(true);
+  });
+
+  it("a spool whose owner stopped touching it (another container sharing the volume) is adopted once stale; a fresh one is not", async () => {
+    const stale = join(root, "stale");
+    const fresh = join(root, "fresh");
+    for (const dir of [stale, fresh]) {
+      mkdirSync(dir);
+      writeFileSync(join(dir, "owner.json"), JSON.stringify({ host: "another-container", pid: 1 }));
+      writeFileSync(join(dir, "000001.jsonl"), '{"n":1}\n');
+    }
+    const past = new Date(Date.now() - STALE_OWNER_MS - 1_000);
+    utimesSync(join(stale, "owner.json"), past, past);
+    const { spool, recovered } = AuditSpool.open(root);
+    expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}']]);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
     await spool.close(true);
   });
 
