@@ -139,7 +139,7 @@ function grantPolicy(g: { methods: HttpMethod[]; paths: string[]; deny: HttpRule
   };
 }
 
-describe("decide(): properties over random calls and grants (REQ-30)", () => {
+describe("REQ-30: decide(): properties over random calls and grants", () => {
   it("never allows a call a deny rule matches under any upstream reading, nor one outside the granted methods and paths", () => {
     let allowed = 0;
     fc.assert(
