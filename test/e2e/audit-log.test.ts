@@ -7,6 +7,7 @@ import type { SqlSession } from "../../src/db/database.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { waitFor } from "../helpers/wait.js";
 
 type Event = { id: string; kind: string; at: string; reason: string | null; hash: string; prevHash: string; contentHash: string } & Record<string, unknown>;
 
@@ -241,14 +242,12 @@ describe("audit log", () => {
 
   it("forwards every event once, in order, to the webhook, retrying while it refuses", async () => {
     // The sink tries once a second: the calls above may all have been answered within one.
-    for (const deadline = Date.now() + 5_000; sink.received.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
-    expect(sink.received.length).toBeGreaterThan(0); // refused so far, and retried
+    await waitFor(() => sink.received.length > 0, 5_000, "the webhook's first (refused) delivery", 50);
     expect(sink.received[0]!.headers).toMatchObject({ authorization: "Splunk sink-token", "content-type": "application/x-ndjson" });
     sinkUp = true;
     const expected = (await allEvents()).map((e) => e.id);
     const delivered = () => accepted.flatMap((body) => body.trim().split("\n").map((line) => JSON.parse(line).id as string));
-    const deadline = Date.now() + 10_000;
-    while (delivered().length < expected.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => delivered().length >= expected.length, 10_000, () => `${expected.length} events delivered, got ${delivered().length}`, 100);
     expect(delivered().slice(0, expected.length)).toEqual(expected);
     expect(new Set(delivered()).size).toBe(delivered().length);
   });

@@ -3,17 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually(check: () => boolean | Promise<boolean>, withinMs: number): Promise<number> {
-  const started = performance.now();
-  while (!(await check())) {
-    if (performance.now() - started > withinMs) throw new Error(`not within ${withinMs} ms`);
-    await sleep(20);
-  }
-  return performance.now() - started;
-}
+import { waitFor } from "../helpers/wait.js";
 
 /** A proxied GET whose client goes away once it has waited `afterMs`, or once the response headers arrive. */
 function callAndLeave(broker: TestBroker, path: string, token: string, afterMs: number | "headers"): Promise<void> {
@@ -66,17 +56,17 @@ describe("an agent that leaves before its response", () => {
 
   it("aborts the upstream call, and audits why", async () => {
     await callAndLeave(broker, "/proxy/api/never", token, 300);
-    await eventually(() => upstream.received.some((r) => r.url === "/never"), 5_000);
-    await eventually(() => upstream.pending() === 0, 2_000); // the upstream saw the call abandoned
-    await eventually(async () => {
+    await waitFor(() => upstream.received.some((r) => r.url === "/never"), 5_000, "the call to reach the upstream");
+    await waitFor(() => upstream.pending() === 0, 2_000, "the upstream to see the call abandoned");
+    await waitFor(async () => {
       const res = await broker.admin("get", "/v1/audit?kind=proxy.response&limit=1");
       return res.body.events[0]?.reason === "request_aborted";
-    }, 2_000);
+    }, 2_000, "the request_aborted audit event");
   });
 
   it("drops responses nobody will read, so the broker still shuts down promptly", async () => {
     await Promise.all(Array.from({ length: 16 }, () => callAndLeave(broker, "/proxy/api/big", token, "headers")));
-    await eventually(() => upstream.pending() === 0, 5_000);
+    await waitFor(() => upstream.pending() === 0, 5_000, "every abandoned response to be dropped");
     const started = performance.now();
     await broker.close();
     closed = true;

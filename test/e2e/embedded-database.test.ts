@@ -8,6 +8,7 @@ import { TEST_ADMIN_KEY } from "../helpers/broker.js";
 import { freePort } from "../helpers/pg-cluster.js";
 import { basic } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
+import { waitFor } from "../helpers/wait.js";
 
 type Main = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
 
@@ -44,16 +45,20 @@ async function startMain(dataDir: string, options: { uid?: number; gid?: number 
  */
 async function serving(first: Main, restart?: () => Promise<Main>): Promise<Main> {
   let main = first;
-  for (const deadline = Date.now() + 60_000; ; ) {
-    if (main.child.exitCode !== null && restart && /EADDRINUSE/.test(main.output())) {
-      main = await restart();
-      continue;
-    }
-    if (main.child.exitCode !== null) throw new Error(`broker exited at start: ${main.output()}`);
-    if ((await fetch(`${main.url}/healthz`).catch(() => null))?.ok) return main;
-    if (Date.now() > deadline) throw new Error(`broker did not start: ${main.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    async () => {
+      if (main.child.exitCode !== null && restart && /EADDRINUSE/.test(main.output())) {
+        main = await restart();
+        return false;
+      }
+      if (main.child.exitCode !== null) throw new Error(`broker exited at start: ${main.output()}`);
+      return (await fetch(`${main.url}/healthz`).catch(() => null))?.ok;
+    },
+    60_000,
+    () => `the broker to start: ${main.output()}`,
+    50,
+  );
+  return main;
 }
 
 const alive = (pid: number) => {
@@ -65,13 +70,6 @@ const alive = (pid: number) => {
   }
 };
 const postmasterPid = (dataDir: string) => Number(readFileSync(join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await check()); ) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * Issue 14: the embedded default is a private PostgreSQL server. What users will hit with it: a second
@@ -171,7 +169,7 @@ describe("embedded PostgreSQL, through the real entry point", () => {
         await res.arrayBuffer().catch(() => {}); // the broker may exit mid-body
       }
     });
-    await until(() => outcomes.length >= 5, 20_000, "calls before the kill");
+    await waitFor(() => outcomes.length >= 5, 20_000, "calls before the kill");
     const server = postmasterPid(dataDir);
     process.kill(server, "SIGKILL");
     const code = await third.exited;

@@ -12,6 +12,7 @@ import { CLI, emptyHome, runCli } from "../helpers/cli.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { sigV4Problem } from "../helpers/sigv4-verifier.js";
 import { startTlsUpstream } from "../helpers/tls-upstream.js";
+import { waitFor } from "../helpers/wait.js";
 
 const REAL_SECRET = "real-github-token-for-run";
 const AWS_REAL = { accessKeyId: "AKIAREALKEY000001", secretAccessKey: "real/secret/access/key/000000000000000000" };
@@ -108,10 +109,7 @@ process.exit(7);
 
   it("a signal to keyward run reaches the child; a child killed by it takes keyward with it", async () => {
     const marker = join(store.dataDir, "marker");
-    const waitFor = async (text: string) => {
-      for (let i = 0; i < 300 && !(existsSync(marker) && readFileSync(marker, "utf8").includes(text)); i++) await new Promise((r) => setTimeout(r, 100));
-      return readFileSync(marker, "utf8");
-    };
+    const markerSays = (text: string) => waitFor(() => existsSync(marker) && readFileSync(marker, "utf8").includes(text), 30_000, `"${text}" in ${marker}`, 100);
     const start = (argv: string[]) =>
       spawn(process.execPath, [CLI, "run", "--grant", "gh", "--", ...argv], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: "ignore" });
     const exited = (child: ReturnType<typeof spawn>) => new Promise<[number | null, string | null]>((resolve) => child.on("exit", (c, s) => resolve([c, s])));
@@ -124,7 +122,7 @@ process.on("SIGTERM", () => { writeFileSync(${JSON.stringify(marker)}, "got SIGT
 setInterval(() => {}, 1000);
 `);
     const trapping = start([process.execPath, handler]);
-    await waitFor("started");
+    await markerSays("started");
     trapping.kill("SIGTERM");
     expect(await exited(trapping)).toEqual([3, null]);
     expect(readFileSync(marker, "utf8")).toBe("got SIGTERM");
@@ -132,7 +130,7 @@ setInterval(() => {}, 1000);
     // A child the signal kills: keyward dies of the same signal.
     writeFileSync(marker, "");
     const sleeping = start(["sh", "-c", `echo started > ${marker}; exec sleep 30`]);
-    await waitFor("started");
+    await markerSays("started");
     sleeping.kill("SIGTERM");
     expect(await exited(sleeping)).toEqual([null, "SIGTERM"]);
   });

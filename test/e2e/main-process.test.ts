@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
+import { waitFor } from "../helpers/wait.js";
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   // As `npm start` runs it: node itself gets the signals, with no tsx wrapper process relaying them.
@@ -17,14 +18,6 @@ function run(env: Record<string, string>): { child: ChildProcess; output: () => 
   child.stderr!.on("data", (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, output: () => out, exited };
-}
-
-async function waitFor(check: () => boolean, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("configuration", () => {
@@ -93,7 +86,7 @@ describe("main process", () => {
     const port = String(20000 + Math.floor(Math.random() * 20000));
     const first = run({ PORT: port, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" });
     // A first start creates the embedded database: seconds alone, much longer beside a loaded test run.
-    await waitFor(() => /Server listening/.test(first.output()), 75_000);
+    await waitFor(() => /Server listening/.test(first.output()), 75_000, "the first broker to listen", 50);
     const adminKey = /\n {2}(kwa_[A-Za-z0-9_-]+)\n/.exec(first.output())?.[1];
     expect(adminKey).toBeDefined();
     expect(first.output()).toMatch(/generated a master key/);
@@ -106,7 +99,7 @@ describe("main process", () => {
 
     // Second start on the same data: no new key is printed, the old one still works.
     const second = run({ PORT: port, KEYWARD_DATA_DIR: dataDir });
-    await waitFor(() => /Server listening/.test(second.output()), 75_000);
+    await waitFor(() => /Server listening/.test(second.output()), 75_000, "the second broker to listen", 50);
     expect(second.output()).not.toMatch(/kwa_/);
     expect(second.output()).not.toMatch(/generated a master key/);
     const again = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });

@@ -6,6 +6,7 @@ import { HAPROXY, startHaproxy, type LoadBalancer } from "../helpers/haproxy.js"
 import { freePort } from "../helpers/pg-cluster.js";
 import { basic } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
+import { waitFor } from "../helpers/wait.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).jti as string;
@@ -70,14 +71,17 @@ describe.skipIf(!HAPROXY || !ALONE)("production topology: HAProxy, two broker pr
   /** Calls /readyz through the balancer until every named replica has answered. */
   const untilServedBy = async (names: string[], withinMs: number) => {
     const seen = new Set<string>();
-    const deadline = Date.now() + withinMs;
-    while (!names.every((n) => seen.has(n))) {
-      if (Date.now() > deadline) throw new Error(`only ${[...seen].join(", ") || "none"} of ${names.join(", ")} in rotation\n${lb.output()}`);
-      const res = await http(lb.url, "/readyz").catch(() => null);
-      const by = res?.headers.get("x-served-by");
-      if (res?.status === 200 && by) seen.add(by);
-      await sleep(20);
-    }
+    await waitFor(
+      async () => {
+        const res = await http(lb.url, "/readyz").catch(() => null);
+        const by = res?.headers.get("x-served-by");
+        if (res?.status === 200 && by) seen.add(by);
+        return names.every((n) => seen.has(n));
+      },
+      withinMs,
+      () => `${names.join(", ")} in rotation, saw only ${[...seen].join(", ") || "none"}\n${lb.output()}`,
+      20,
+    );
   };
 
   beforeAll(async () => {
@@ -187,11 +191,7 @@ describe.skipIf(!HAPROXY || !ALONE)("production topology: HAProxy, two broker pr
     await sleep(OUT_OF_ROTATION_WITHIN_MS + 1_500);
     const restartedAt = Date.now();
     brokers[1] = await startReplica(1);
-    const rejoinDeadline = Date.now() + 20_000;
-    while (!results.some((r) => r.at > restartedAt && r.servedBy === "broker2")) {
-      if (Date.now() > rejoinDeadline) throw new Error(`broker2 did not rejoin\n${lb.output()}`);
-      await sleep(50);
-    }
+    await waitFor(() => results.some((r) => r.at > restartedAt && r.servedBy === "broker2"), 20_000, () => `broker2 to rejoin\n${lb.output()}`, 50);
     await sleep(1_000);
     running = false;
     await Promise.all(workers);

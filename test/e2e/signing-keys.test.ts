@@ -7,6 +7,7 @@ import { startUpstream } from "../helpers/upstream.js";
 import { signAgentToken } from "../../src/tokens/issue.js";
 import { SigningKeys, type SigningKeyOptions } from "../../src/tokens/signing-keys.js";
 import { parseMasterKey, Vault } from "../../src/vault/vault.js";
+import { waitFor } from "../helpers/wait.js";
 
 type Agent = Awaited<ReturnType<typeof createAgent>>;
 
@@ -68,11 +69,7 @@ describe("signing keys: rotation, retirement, replicas", () => {
     expect(listed.find((k) => k.kid === rotated.body.kid)).toMatchObject({ active: true, retiredAt: null });
 
     // Once the old token has expired, the next maintenance run retires the key.
-    const until = Date.now() + 15_000;
-    while ((await jwksKids()).includes(oldKid)) {
-      if (Date.now() > until) throw new Error("old key never retired");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(async () => !(await jwksKids()).includes(oldKid), 15_000, "the old key to be retired", 100);
     expect((claimsOf(old).exp as number) * 1000).toBeLessThan(Date.now());
     expect((await get(old)).status).toBe(401);
     expect((await get(fresh)).status).toBe(200);

@@ -12,15 +12,9 @@ import { startBrokerProcess } from "../helpers/broker-process.js";
 import { startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { basic, createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
+import { waitFor } from "../helpers/wait.js";
 
 type Outcome = { status: number; requestId: string | null; code?: string };
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await check()); ) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * Issue 14, exactly once: every call whose 2xx the client received has its allow (`proxy`) and outcome
@@ -119,7 +113,7 @@ describe("faults: audit events exactly once", () => {
       const complete = await res.arrayBuffer().then(() => true, () => false);
       return complete ? { status: res.status, requestId: res.headers.get("x-request-id") } : null;
     });
-    await until(() => calls.answered().length >= 40, 60_000, "answered calls before the kill");
+    await waitFor(() => calls.answered().length >= 40, 60_000, "answered calls before the kill");
     await broker.kill();
     await calls.stop();
     expect(new Set(calls.outcomes.map((o) => o.status))).toEqual(new Set([200]));
@@ -159,7 +153,7 @@ describe("faults: audit events exactly once", () => {
       await killer.connect();
       const calls = load(call);
       try {
-        await until(() => calls.answered().length >= 10, 20_000, "calls before the cuts");
+        await waitFor(() => calls.answered().length >= 10, 20_000, "calls before the cuts");
         // Every client connection of the cluster but the killer's own, cut every 50-150 ms for 3 s.
         for (const end = Date.now() + 3_000; Date.now() < end; ) {
           await killer.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`);
@@ -167,7 +161,7 @@ describe("faults: audit events exactly once", () => {
         }
         const cutsOver = calls.outcomes.length;
         // Recovered by itself: 20 answered calls in a row.
-        await until(() => {
+        await waitFor(() => {
           const since = calls.outcomes.slice(cutsOver);
           const lastFailure = since.map((o) => o.status).lastIndexOf(503);
           return since.slice(lastFailure + 1).filter((o) => o.status === 200).length >= 20;
@@ -186,7 +180,7 @@ describe("faults: audit events exactly once", () => {
 
     it("an upstream call that completes while the database is down is answered with the upstream's answer; its outcome is written once it is back", { timeout: 60_000 }, async () => {
       const slow = call("/slow");
-      await until(() => upstream.received.some((r) => r.url === "/slow"), 10_000, "the slow call to reach the upstream");
+      await waitFor(() => upstream.received.some((r) => r.url === "/slow"), 10_000, "the slow call to reach the upstream");
       cluster.stop("immediate");
       try {
         release();
@@ -206,7 +200,7 @@ describe("faults: audit events exactly once", () => {
           // already started
         }
       }
-      await until(async () => (await call()).status === 200, 20_000, "recovery");
+      await waitFor(async () => (await call()).status === 200, 20_000, "recovery");
     });
   });
 });

@@ -9,16 +9,9 @@ import { basic, createAgent, createGrant, createUpstream, tokenFor } from "../he
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "../security/cases.js";
 import { masterKeyForms, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
+import { waitFor } from "../helpers/wait.js";
 
 type Outcome = { status: number; code?: string; requestId?: string };
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * PostgreSQL stopped under a running broker, on a throwaway cluster of the test's own (the machine's
@@ -85,13 +78,13 @@ describe("faults: PostgreSQL stopped mid-run", () => {
 
   it(`${title("FLT-01")}; ${title("FLT-02")}; ${title("FLT-03")}`, { timeout: 60_000 }, async () => {
     load = startLoad();
-    await until(() => outcomes.filter((o) => o.status === 200).length >= 20, 15_000, "calls before the stop");
+    await waitFor(() => outcomes.filter((o) => o.status === 200).length >= 20, 15_000, "calls before the stop");
 
     cluster.stop("immediate");
     // Calls already past their audit write when the server died may still complete; once the
     // clients have seen the broker refuse, nothing more may reach the upstream.
     const stoppedAt = outcomes.length;
-    await until(() => outcomes.slice(stoppedAt).filter((o) => o.status === 503).length >= 8, 15_000, "503s");
+    await waitFor(() => outcomes.slice(stoppedAt).filter((o) => o.status === 503).length >= 8, 15_000, "503s");
     const forwardedBefore = upstream.received.length;
     const outageFrom = outcomes.length;
 
@@ -113,9 +106,9 @@ describe("faults: PostgreSQL stopped mid-run", () => {
 
     cluster.start();
     const recoveredFrom = outcomes.length;
-    await until(() => outcomes.slice(recoveredFrom).some((o) => o.status === statusOf("FLT-03")), 20_000, "recovery");
+    await waitFor(() => outcomes.slice(recoveredFrom).some((o) => o.status === statusOf("FLT-03")), 20_000, "recovery");
     const recovered = outcomes.length;
-    await until(() => outcomes.slice(recovered).filter((o) => o.status === 200).length >= 20, 15_000, "calls after recovery");
+    await waitFor(() => outcomes.slice(recovered).filter((o) => o.status === 200).length >= 20, 15_000, "calls after recovery");
     await load.stop();
     // Once recovered, it stays recovered.
     for (const o of outcomes.slice(recovered)) expect(o.status).toBe(200);
@@ -133,7 +126,7 @@ describe("faults: PostgreSQL stopped mid-run", () => {
     expect(answered.length).toBeGreaterThan(40);
     // Outcomes of calls answered while the database was away were kept and are written once it is back
     // (src/audit/log.ts): wait until none is waiting.
-    await until(() => broker.keyward.auditBacklog() === 0, 10_000, "kept audit events written");
+    await waitFor(() => broker.keyward.auditBacklog() === 0, 10_000, "kept audit events written");
     const rows = await prisma.auditEvent.findMany({ where: { requestId: { in: answered } }, select: { requestId: true, kind: true, decision: true, status: true } });
     for (const id of answered) {
       const mine = rows.filter((r) => r.requestId === id);

@@ -8,19 +8,10 @@ import { startUpstream } from "../helpers/upstream.js";
 import { openDatabase } from "../../src/db/database.js";
 import { title } from "../security/cases.js";
 import { masterKeyForms, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
+import { waitFor } from "../helpers/wait.js";
 
 
 type Broker = { child: ChildProcess; exited: Promise<number | null>; output: () => string };
-
-async function until<T>(check: () => T | Promise<T>, ms: number, what: string): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * The real entry point, started as `npm start` runs it (test/helpers/broker-process.ts, spawnMain).
@@ -76,7 +67,7 @@ describe("faults: the broker process killed and stopped", () => {
     child.stdout!.on("data", (c) => (out += c));
     child.stderr!.on("data", (c) => (out += c));
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
-    await until(
+    await waitFor(
       async () => {
         if (child.exitCode !== null) throw new Error(`broker exited at start: ${out}`);
         return (await fetch(`${url}/healthz`).catch(() => null))?.ok;
@@ -137,7 +128,7 @@ describe("faults: the broker process killed and stopped", () => {
         }
       }
     });
-    await until(() => acknowledged.issued.length >= 8 && acknowledged.revoked.length >= 3, 60_000, "load to build up");
+    await waitFor(() => acknowledged.issued.length >= 8 && acknowledged.revoked.length >= 3, 60_000, "load to build up");
     process.kill(-broker.child.pid!, "SIGKILL");
     expect(await broker.exited).toBe(-1);
     running = false;
@@ -176,16 +167,16 @@ describe("faults: the broker process killed and stopped", () => {
 
   it(title("FLT-14"), { timeout: 60_000 }, async () => {
     expect(broker, "FLT-13 leaves a broker running").toBeDefined();
-    const token = await until(issue, 10_000, "a token");
+    const token = await waitFor(issue, 10_000, "a token");
     credentials["the last token"] = token.access_token;
     const inFlight = proxy(token.access_token, "/slow");
-    await until(() => upstream.received.some((r) => r.url === "/slow"), 10_000, "the slow call to reach the upstream");
+    await waitFor(() => upstream.received.some((r) => r.url === "/slow"), 10_000, "the slow call to reach the upstream");
     broker!.child.kill("SIGTERM");
     // New connections are refused while the in-flight call is still running...
     let finished = false;
     void inFlight.then(() => (finished = true));
     const refused = async () => (await fetch(`${url}/healthz`).then((r) => r.status === 503, () => true));
-    await until(refused, 5_000, "new requests to be refused");
+    await waitFor(refused, 5_000, "new requests to be refused");
     expect(finished).toBe(false);
     // ...which then completes normally, and the process exits cleanly.
     const res = await inFlight;

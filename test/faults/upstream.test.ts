@@ -9,6 +9,7 @@ import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "../security/cases.js";
 import { randomBytes } from "node:crypto";
 import { masterKeyForms, rawJson, rawRequest, signingPrivateParts, sweepForSecrets } from "../security/harness.js";
+import { waitFor } from "../helpers/wait.js";
 
 const TIMEOUT_MS = 1500;
 const HUGE_BYTES = 256 * 1024 * 1024;
@@ -59,14 +60,6 @@ async function startFaultyUpstream(): Promise<{ url: string; held: Socket[]; rel
         server.close(() => resolve());
       }),
   };
-}
-
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe("faults: misbehaving upstreams", () => {
@@ -226,7 +219,7 @@ describe("faults: misbehaving upstreams", () => {
     // 20 calls stuck on one upstream (it holds them until released)...
     let settled = 0;
     const holding = Array.from({ length: 20 }, () => call("faulty", "/hold").finally(() => settled++));
-    await until(() => faulty.held.length === 20);
+    await waitFor(() => faulty.held.length === 20, 10_000, "20 requests held by the faulty upstream");
     // ...and the other upstreams are answered meanwhile.
     const healthyCalls = await Promise.all(Array.from({ length: 5 }, () => call("healthy", "/v1/x")));
     expect(settled).toBe(0);

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { TEST_ADMIN_KEY, type Store } from "./broker.js";
 import { freePort } from "./pg-cluster.js";
+import { waitFor } from "./wait.js";
 
 /**
  * `src/main.ts` as `npm start` runs it: node itself, loading tsx, so that node gets the signals. (The
@@ -51,16 +52,19 @@ export async function startBrokerProcess(
   child.stderr!.on("data", (c) => (stderr += c));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`broker process exited: ${stderr}`);
-    const up = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (up) break;
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`broker process did not start: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`broker process exited: ${stderr}`);
+        return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+      },
+      options.startTimeoutMs ?? 60_000,
+      () => `the broker process to start: ${stderr}`,
+      100,
+    );
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
   }
   return {
     url,

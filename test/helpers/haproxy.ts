@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "./wait.js";
 
 /** Debian's haproxy (`apt-get install -y haproxy`), if installed: the production topology test needs it. */
 export const HAPROXY = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy", "/usr/bin/haproxy"].find(
@@ -56,11 +57,15 @@ export async function startHaproxy(options: Parameters<typeof haproxyConfigFor>[
   child.stderr!.on("data", (c) => (output += c));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const url = `http://127.0.0.1:${options.port}`;
-  const deadline = Date.now() + 10_000;
-  while (!(await fetch(`${url}/lb-health`).then((r) => r.ok, () => false))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`haproxy did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`haproxy exited at start:\n${output}`);
+      return fetch(`${url}/lb-health`).then((r) => r.ok, () => false);
+    },
+    10_000,
+    () => `haproxy to start:\n${output}`,
+    50,
+  );
   return {
     url,
     output: () => output,

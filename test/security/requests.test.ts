@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { statusOf, title } from "./cases.js";
 import { assertNoSecretLeaks, rawJson, rawRequest, startScenario, type RawResult, type Scenario } from "./harness.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MAX_BODY = 4096;
 const HEADERS_TIMEOUT_MS = 1000;
 const REQUEST_TIMEOUT_MS = 1500;
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** it.each without printf-style titles: the cases themselves are full of `%`. */
 const each =
@@ -57,7 +50,7 @@ describe("security: request attacks", () => {
    * allowed has finished (its `proxy.response` is on record), so nothing waits for a body that will never come.
    */
   const settled = () =>
-    until(
+    waitFor(
       async () => {
         if (s.api.pending() !== 0) return false;
         const rows = await s.broker.keyward.db.prisma.auditEvent.findMany({
