@@ -88,7 +88,7 @@ describe("main process", () => {
     // A first start creates the embedded database: seconds alone, much longer beside a loaded test run.
     await waitFor(() => /Server listening/.test(first.output()), 75_000, "the first broker to listen", 50);
     const adminKey = /\n {2}(kwa_[A-Za-z0-9_-]+)\n/.exec(first.output())?.[1];
-    expect(adminKey).toBeDefined();
+    expect(adminKey).toMatch(/^kwa_[A-Za-z0-9_-]{43}$/);
     expect(first.output()).toMatch(/generated a master key/);
     expect(statSync(join(dataDir, "master.key")).mode & 0o777).toBe(0o600);
 

@@ -51,8 +51,8 @@ describe("two replicas on one PostgreSQL", () => {
     [aListenerPid] = (await listenerPids()) as [number];
     b = await startB();
     bListenerPid = (await listenerPids()).find((pid) => pid !== aListenerPid)!;
-    expect(aListenerPid).toBeDefined();
-    expect(bListenerPid).toBeDefined();
+    // Each replica holds a LISTEN connection of its own.
+    expect([aListenerPid, bListenerPid]).toEqual([expect.any(Number), expect.any(Number)]);
     await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "replica-test-secret" });
     agent = await createAgent(a, "replicated");
     await createGrant(a, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
