@@ -20,7 +20,7 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-/** With UPDATE_SCREENSHOTS=1 each view is saved under docs/screenshots/ (shown in the README). */
+/** With UPDATE_SCREENSHOTS=1 each view is saved under docs/screenshots/ (shown in docs/console.md). */
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? join(import.meta.dirname, "../../docs/screenshots") : null;
 const VIEWPORT = { width: 1366, height: 768 };
 
