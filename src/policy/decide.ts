@@ -8,6 +8,7 @@ import { protectedOperationsOf, type ProtectedOperation } from "./presets/index.
 import { parseQuery, queryMatches, type QueryParams } from "./query.js";
 import { s3OperationsOf } from "./s3.js";
 import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
+import type { RedactRule } from "../redaction/rules.js";
 
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
@@ -40,6 +41,10 @@ export type GrantPolicy = {
   allowProtected: readonly string[];
   /** Enforced after an allow decision (src/budgets), not by decide(). */
   budgets: Budgets | null;
+  /** Response redaction rules (src/redaction/rules.ts); applied to responses, not by decide(). */
+  redact?: readonly RedactRule[];
+  /** Preset redactions the grant turns off (`railway.variables`); calls that then show them are audited so. */
+  redactOptOut?: readonly string[];
 };
 
 /** What a human approved for a token (src/approvals). */

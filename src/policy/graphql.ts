@@ -13,6 +13,8 @@ const REQUEST_KEYS = new Set(["query", "operationName", "variables", "extensions
 /** Names servers use for stored documents: in the URL of a POST they could replace the body's document. */
 const DOCUMENT_ID_KEYS = new Set(["documentId", "doc_id", "id", "queryId"]);
 type GraphqlRequest = { query: string; operationName: string | undefined };
+/** One request of a call with its document parsed: what decide() reads root fields from, and response redaction aliases. */
+export type ParsedGraphqlRequest = { document: DocumentNode; operationName: string | undefined };
 
 /**
  * The root fields a GraphQL call would run, as `{ type, field }` per field: the real field name, never
@@ -23,7 +25,7 @@ type GraphqlRequest = { query: string; operationName: string | undefined };
  * and in the body.
  */
 export function inspectGraphql(call: CallContent): Inspection {
-  const requests = graphqlRequests(call);
+  const requests = parsedGraphql(call);
   if (!requests.ok) return requests;
   const operations: Operation[] = [];
   for (const request of requests.value) {
@@ -32,6 +34,31 @@ export function inspectGraphql(call: CallContent): Inspection {
     operations.push(...fields.value);
   }
   return { ok: true, operations };
+}
+
+// Parsed once per call: decide() reads the documents, and response redaction reads them again (src/redaction/graphql-fields.ts).
+const parsedCalls = new WeakMap<CallContent, Read<ParsedGraphqlRequest[]>>();
+
+/** The call's GraphQL requests with their documents parsed, or why they cannot be read. */
+export function parsedGraphql(call: CallContent): Read<ParsedGraphqlRequest[]> {
+  const known = parsedCalls.get(call);
+  if (known) return known;
+  const requests = graphqlRequests(call);
+  let parsed: Read<ParsedGraphqlRequest[]>;
+  if (!requests.ok) parsed = requests;
+  else {
+    parsed = { ok: true, value: [] };
+    for (const request of requests.value) {
+      try {
+        parsed.value.push({ document: parse(request.query, { noLocation: true, maxTokens: MAX_TOKENS }), operationName: request.operationName });
+      } catch {
+        parsed = refuse("GraphQL document does not parse");
+        break;
+      }
+    }
+  }
+  parsedCalls.set(call, parsed);
+  return parsed;
 }
 
 function graphqlRequests(call: CallContent): Read<GraphqlRequest[]> {
@@ -103,13 +130,8 @@ function requestFrom(item: unknown): Read<GraphqlRequest> {
   return { ok: true, value: { query, operationName: operationName ?? undefined } };
 }
 
-function rootFields(request: GraphqlRequest): Read<Operation[]> {
-  let document: DocumentNode;
-  try {
-    document = parse(request.query, { noLocation: true, maxTokens: MAX_TOKENS });
-  } catch {
-    return refuse("GraphQL document does not parse");
-  }
+function rootFields(request: ParsedGraphqlRequest): Read<Operation[]> {
+  const { document } = request;
   const fragments = new Map<string, FragmentDefinitionNode>();
   const operations = [];
   for (const definition of document.definitions) {

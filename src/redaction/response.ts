@@ -1,11 +1,26 @@
-import { pipeline, type Readable, type Transform } from "node:stream";
+import { pipeline, Readable, type Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
-import { KeywardError } from "../http/errors.js";
-import { redactHeaders, type Redaction, type ResponseHeaders } from "./redaction.js";
+import { badGateway, KeywardError } from "../http/errors.js";
+import { DetectorStream, type DetectorName } from "./detectors.js";
+import { graphqlFieldValues } from "./graphql-fields.js";
+import { selectNodes } from "./json-path.js";
+import { leavesOf, parseJsonTree, replaceLeaves, type JsonNode } from "./json-tree.js";
+import { REDACTED, redactHeaders, type Redaction, type ResponseHeaders } from "./redaction.js";
+import type { ResponsePlan } from "./rules.js";
 import { RedactingStream } from "./stream.js";
 
-/** How a response ended, for its audit event: how many secrets were replaced, and whether the body got through whole. */
-export type ResponseOutcome = { redactions: number; complete: boolean };
+/**
+ * How a response ended, for its audit event: how many secrets were replaced (in all, and by each grant or
+ * preset rule that replaced some), whether the body got through whole, and the preset redactions the
+ * grant's opt-out let through.
+ */
+export type ResponseOutcome = { redactions: number; complete: boolean; byRule?: Record<string, number>; optedOut?: readonly string[] };
+
+/**
+ * The largest body read whole to redact JSON values or GraphQL fields from it (docs/redaction.md). A larger
+ * one is refused (502 response_too_large_to_redact), never passed on unredacted.
+ */
+export const MAX_REDACTED_BODY_BYTES = 16 * 1024 * 1024;
 
 const DECODERS: Record<string, () => Transform> = {
   gzip: createGunzip,
@@ -48,8 +63,10 @@ export function redactResponse(
   redaction: Redaction,
   response: { headers: ResponseHeaders; body: Readable },
   record: (outcome: ResponseOutcome) => Promise<void>,
+  rules: { detectors?: ResponsePlan["detectors"]; decode?: boolean } = {},
 ): { headers: ResponseHeaders; body: Readable } {
-  const active = redaction.patterns.length > 0;
+  const detectors = rules.detectors ?? [];
+  const active = redaction.patterns.length > 0 || detectors.length > 0 || rules.decode === true;
   const decoders = active ? decodersFor(response.headers["content-encoding"]) : [];
   const shown = active ? redactHeaders(redaction, response.headers) : { headers: response.headers, count: 0 };
   const headers = { ...shown.headers };
@@ -62,17 +79,125 @@ export function redactResponse(
     recorded = true;
     return record(outcome);
   };
-  const redactor = new RedactingStream(redaction, (count) => recordOnce({ redactions: shown.count + count, complete: true }));
-  pipeline([response.body, ...decoders.map((make) => make()), redactor], (err) => {
-    if (err && !recorded) recordOnce({ redactions: shown.count + redactor.count, complete: false }).catch(() => {});
+  // The detectors' stream, when there is one, comes last: it is the one that records before releasing its tail.
+  const detecting = detectors.length > 0 ? new DetectorStream([...new Set(detectors.map((d) => d.detector))], () => recordOnce(outcome(true))) : null;
+  const redactor = new RedactingStream(redaction, async () => {
+    if (!detecting) await recordOnce(outcome(true));
   });
-  return { headers, body: redactor };
+  const outcome = (complete: boolean): ResponseOutcome => {
+    const byRule = detecting ? ruleCounts(detectors, detecting.counts) : {};
+    const ruled = Object.values(byRule).reduce((a, b) => a + b, 0);
+    return { redactions: shown.count + redactor.count + ruled, complete, ...(ruled > 0 && { byRule }) };
+  };
+  const last = detecting ?? redactor;
+  pipeline([response.body, ...decoders.map((make) => make()), redactor, ...(detecting ? [detecting] : [])], (err) => {
+    if (err && !recorded) recordOnce(outcome(false)).catch(() => {});
+  });
+  return { headers, body: last };
+}
+
+/** Detector counts under the label of the rule that asked for each detector (its first, if several did). */
+function ruleCounts(detectors: ResponsePlan["detectors"], counts: ReadonlyMap<DetectorName, number>): Record<string, number> {
+  const byRule: Record<string, number> = {};
+  for (const [detector, count] of counts) {
+    const label = detectors.find((d) => d.detector === detector)!.label;
+    byRule[label] = (byRule[label] ?? 0) + count;
+  }
+  return byRule;
+}
+
+const tooLargeToRedact = () =>
+  new KeywardError(502, "response_too_large_to_redact", "the upstream's answer is larger than Keyward reads whole to redact it", {
+    reason: `response body exceeds ${MAX_REDACTED_BODY_BYTES} bytes`,
+  });
+const unredactable = (reason: string) =>
+  new KeywardError(502, "response_unredactable", "the upstream's answer could not be read to redact what the grant's rules select", { reason });
+
+/**
+ * The response with the plan's rules applied besides the credential's secrets. Detectors stream; JSON
+ * values and GraphQL fields need the whole body, read within MAX_REDACTED_BODY_BYTES: a larger body, or
+ * one that is not the JSON the rules select from, is refused with 502 rather than passed on. A body read
+ * whole goes out with its exact Content-Length, after `record` has been awaited.
+ */
+export async function redactResponseWithRules(
+  redaction: Redaction,
+  plan: ResponsePlan,
+  response: { headers: ResponseHeaders; body: Readable },
+  record: (outcome: ResponseOutcome) => Promise<void>,
+): Promise<{ headers: ResponseHeaders; body: Readable }> {
+  const withOptOut = (outcome: ResponseOutcome): ResponseOutcome => (plan.optedOut.length > 0 ? { ...outcome, optedOut: plan.optedOut } : outcome);
+  if (plan.json.length === 0 && plan.graphql.length === 0) {
+    return redactResponse(redaction, response, (outcome) => record(withOptOut(outcome)), { detectors: plan.detectors });
+  }
+  let streamed: ResponseOutcome | undefined;
+  const shown = redactResponse(redaction, response, async (outcome) => void (streamed = outcome), { detectors: plan.detectors, decode: true });
+  const body = await readWithin(shown.body, MAX_REDACTED_BODY_BYTES);
+  const structured = redactStructured(body, plan);
+  const byRule = { ...streamed!.byRule };
+  for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
+  const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
+  await record(withOptOut({ redactions: streamed!.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) }));
+  return { headers: { ...shown.headers, "content-length": String(structured.body.length) }, body: Readable.from([structured.body]) };
+}
+
+async function readWithin(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw tooLargeToRedact();
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    body.destroy();
+    if (err instanceof KeywardError) throw err;
+    throw badGateway("the upstream broke off its answer");
+  }
+  return Buffer.concat(chunks);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The body with the values the plan's JSON and GraphQL rules select replaced, and how many each replaced. */
+export function redactStructured(body: Buffer, plan: ResponsePlan): { body: Buffer; byRule: Record<string, number> } {
+  if (body.length === 0) return { body, byRule: {} };
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw unredactable("the body is not UTF-8 text");
+  }
+  const tree = parseJsonTree(text);
+  if (!tree) throw unredactable("the body is not JSON");
+  const selected = new Map<JsonNode, string>();
+  const byRule: Record<string, number> = {};
+  const take = (label: string, nodes: JsonNode[]) => {
+    for (const node of nodes) for (const leaf of leavesOf(node)) if (!selected.has(leaf)) selected.set(leaf, label);
+  };
+  for (const rule of plan.json) take(rule.label, selectNodes(tree, rule.selector));
+  for (const rule of plan.graphql) {
+    const values = rule.requests ? graphqlFieldValues(rule.requests, tree, rule.fields) : null;
+    if (!values) throw unredactable("the GraphQL result does not match the request's documents");
+    take(rule.label, values);
+  }
+  for (const label of selected.values()) byRule[label] = (byRule[label] ?? 0) + 1;
+  const redacted = replaceLeaves(text, selected.keys(), JSON.stringify(REDACTED));
+  return { body: redacted.count > 0 ? Buffer.from(redacted.text, "utf8") : body, byRule };
 }
 
 /** What a response event records of its outcome: that, and how often, something was redacted (never what). */
-export function auditedOutcome(outcome: ResponseOutcome): { reason?: string; details?: { redactions: number } } {
+export function auditedOutcome(outcome: ResponseOutcome): {
+  reason?: string;
+  details?: { redactions?: number; redactedBy?: Record<string, number>; redactOptOut?: string[] };
+} {
+  const details = {
+    ...(outcome.redactions > 0 && { redactions: outcome.redactions }),
+    ...(outcome.byRule && { redactedBy: outcome.byRule }),
+    ...(outcome.optedOut && { redactOptOut: [...outcome.optedOut] }),
+  };
   return {
     ...(!outcome.complete && { reason: "response_incomplete" }),
-    ...(outcome.redactions > 0 && { details: { redactions: outcome.redactions } }),
+    ...(Object.keys(details).length > 0 && { details }),
   };
 }

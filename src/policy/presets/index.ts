@@ -4,9 +4,9 @@ import { flyGraphql, flyMachines } from "./fly.js";
 import { github } from "./github.js";
 import { railway } from "./railway.js";
 import { render } from "./render.js";
-import type { Preset, ProtectedOperation } from "./types.js";
+import type { Preset, PresetRedaction, ProtectedOperation } from "./types.js";
 
-export type { Preset, ProtectedOperation } from "./types.js";
+export type { Preset, PresetRedaction, ProtectedOperation } from "./types.js";
 
 /**
  * Backup protection presets shipped with Keyward: operations that destroy data or its backups on common
@@ -19,6 +19,8 @@ export const PRESETS: readonly Preset[] = [railway, render, flyMachines, flyGrap
 export const PRESET_IDS = PRESETS.map((p) => p.id) as [string, ...string[]];
 export const PROTECTED_OPERATION_IDS = PRESETS.flatMap((p) => p.operations.map((o) => o.id)) as [string, ...string[]];
 
+/** Preset redactions a grant can opt out of (`redactOptOut`). */
+export const PRESET_REDACTION_IDS = PRESETS.flatMap((p) => (p.redactions ?? []).map((r) => r.id)) as [string, ...string[]];
 const byId = new Map(PRESETS.map((p) => [p.id, p]));
 
 export function presetById(id: string): Preset | undefined {
@@ -34,4 +36,9 @@ export function protectedOperationsOf(presetIds: readonly string[]): ProtectedOp
 export function presetsForHost(hostname: string): Preset[] {
   const host = hostname.toLowerCase();
   return PRESETS.filter((p) => p.hosts.some((h) => (typeof h === "string" ? h === host : h.test(host))));
+}
+
+/** The default response redactions of the named presets. */
+export function presetRedactionsOf(presetIds: readonly string[]): PresetRedaction[] {
+  return presetIds.flatMap((id) => byId.get(id)?.redactions ?? []);
 }

@@ -19,4 +19,13 @@ export const railway: Preset = {
     mutation("environmentDelete", "delete an environment and its volumes"),
     mutation("projectDelete", "delete a project and its volumes"),
   ],
+  // `variables` returns every environment variable of a service (database URLs with passwords, other
+  // services' tokens); `variablesForServiceDeployment` the same, rendered, as `railway run` asks for it.
+  redactions: [
+    {
+      id: "railway.variables",
+      description: "values of service environment variables (names stay visible)",
+      rules: [{ graphqlField: "variables" }, { graphqlField: "variablesForServiceDeployment" }],
+    },
+  ],
 };

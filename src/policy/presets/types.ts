@@ -1,3 +1,4 @@
+import type { RedactRule } from "../../redaction/rules.js";
 import type { HttpMethod } from "../decide.js";
 
 /**
@@ -19,6 +20,17 @@ export type ProtectedOperation = {
   match: ProtectedMatch;
 };
 
+/**
+ * Secrets a preset's API returns on purpose, redacted from responses by default (src/redaction/rules.ts);
+ * a grant opts out by naming `id` in `redactOptOut`, and the calls that then show them are audited so.
+ */
+export type PresetRedaction = {
+  /** `<preset>.<name>`: what a grant's `redactOptOut` names. */
+  id: string;
+  description: string;
+  rules: readonly RedactRule[];
+};
+
 export type Preset = {
   id: string;
   title: string;
@@ -27,4 +39,5 @@ export type Preset = {
   /** API hosts the preset is applied to by default when an upstream is created. */
   hosts: readonly (string | RegExp)[];
   operations: readonly ProtectedOperation[];
+  redactions?: readonly PresetRedaction[];
 };
