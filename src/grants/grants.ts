@@ -10,7 +10,9 @@ import { RowCache } from "../revocation/row-cache.js";
 import { deepFreeze } from "../util/freeze.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
-import { grantPolicyColumns, grantPolicyView } from "./policy.js";
+import { compileGrantRedaction, redactRule, type RedactRule } from "../redaction/rules.js";
+import { PRESET_REDACTION_IDS } from "../policy/presets/index.js";
+import { grantPolicyColumns, grantPolicyView, grantRedactionColumns } from "./policy.js";
 
 export { pathPattern };
 const methods = z.array(z.enum(HTTP_METHODS)).min(1).max(HTTP_METHODS.length);
@@ -24,6 +26,10 @@ const grantFields = {
   deny: z.array(httpRule).max(100).default([]),
   maxTtlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS).default(900),
   ...grantPolicyFields,
+  /** Response redaction rules for secrets the upstream returns on purpose (docs/redaction.md). */
+  redact: z.array(redactRule).max(100).optional(),
+  /** Preset response redactions to turn off (`railway.variables`): the calls they would have applied to are audited so. */
+  redactOptOut: z.array(z.enum(PRESET_REDACTION_IDS)).max(20).optional(),
 };
 export const createGrantBody = z.strictObject(grantFields);
 export const updateGrantBody = z
@@ -36,6 +42,8 @@ export const updateGrantBody = z
     deny: z.array(httpRule).max(100).optional(),
     maxTtlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_SECONDS).optional(),
     ...grantPolicyFields,
+    redact: grantFields.redact,
+    redactOptOut: grantFields.redactOptOut,
   })
   .refine((b) => Object.keys(b).length > 0, "nothing to update");
 
@@ -53,6 +61,8 @@ export function grantView(g: GrantRow) {
     deny: g.deny as HttpRule[],
     maxTtlSeconds: g.maxTtlSeconds,
     ...grantPolicyView(g),
+    redact: g.redact as RedactRule[],
+    redactOptOut: g.redactOptOut,
     createdAt: g.createdAt,
     updatedAt: g.updatedAt,
   };
@@ -74,6 +84,8 @@ export const toPolicy = (g: GrantView): GrantPolicy => ({
   jsonrpc: g.jsonrpc,
   allowProtected: g.allowProtected,
   budgets: g.budgets,
+  redact: g.redact,
+  redactOptOut: g.redactOptOut,
 });
 
 type Actor = { actor: string; requestId: string };
@@ -127,6 +139,7 @@ export class Grants {
           deny: input.deny,
           maxTtlSeconds: input.maxTtlSeconds,
           ...grantPolicyColumns(input, null, upstream),
+          ...grantRedactionColumns(input, null, upstream),
           agents: { create: agentIds.map((agentId) => ({ agentId })) },
         },
         include: withRelations,
@@ -176,6 +189,8 @@ export class Grants {
     let policy = this.#policies.get(view);
     if (!policy) {
       policy = deepFreeze(toPolicy(view));
+      // Compiled here, once per loaded grant, never per call.
+      compileGrantRedaction(policy);
       this.#policies.set(view, policy);
     }
     return policy;
@@ -205,6 +220,7 @@ export class Grants {
           deny: input.deny,
           maxTtlSeconds: input.maxTtlSeconds,
           ...grantPolicyColumns(input, grantPolicyView(existing), upstream),
+          ...grantRedactionColumns(input, { redact: existing.redact as RedactRule[], redactOptOut: existing.redactOptOut }, upstream),
         },
         include: withRelations,
       });

@@ -20,15 +20,17 @@ type Inspector = "graphql" | "jsonrpc" | "aws";
 
 /**
  * Whether a call must be read beyond method and path, and how: GraphQL when the grant has GraphQL rules
- * or the upstream protected GraphQL operations, JSON-RPC when the grant has JSON-RPC rules, AWS actions
+ * or GraphQL field redaction rules, or the upstream protected GraphQL operations, JSON-RPC when the grant has JSON-RPC rules, AWS actions
  * when a preset protects some. Only then is the body buffered (src/proxy/body.ts).
  */
 export function inspectorFor(
   target: { protocol: Protocol; presets: readonly string[] },
-  grant: { graphql: GraphqlRules | null; jsonrpc: JsonRpcRules | null },
+  grant: { graphql: GraphqlRules | null; jsonrpc: JsonRpcRules | null; redact?: readonly object[] },
 ): Inspector | null {
   const guarded = protectedOperationsOf(target.presets);
-  if (target.protocol === "graphql") return grant.graphql || guarded.length > 0 ? "graphql" : null;
+  // GraphQL field redaction reads the result through the request's document (src/redaction/graphql-fields.ts).
+  const redactsFields = grant.redact?.some((rule) => "graphqlField" in rule) ?? false;
+  if (target.protocol === "graphql") return grant.graphql || guarded.length > 0 || redactsFields ? "graphql" : null;
   if (target.protocol === "jsonrpc") return grant.jsonrpc ? "jsonrpc" : null;
   return guarded.some((op) => "awsAction" in op.match) ? "aws" : null;
 }

@@ -17,7 +17,8 @@ import type { Upstreams } from "../upstreams/upstreams.js";
 import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
-import { auditedOutcome, redactResponse } from "../redaction/response.js";
+import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
+import { planResponseRedaction } from "../redaction/rules.js";
 import { operationDetails } from "../policy/operations.js";
 import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
 import { jsonRpcIds, nativeRefusal, refusalDialect, type RefusalDialect } from "./refusals.js";
@@ -100,7 +101,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         refusal.body = inspectedBody;
       }
       // 4. decide
-      const decision = decide({ ...token, approval: context.approval }, grant, decisionRequest(prepared, context.target, inspectedBody));
+      const call = decisionRequest(prepared, context.target, inspectedBody);
+      const decision = decide({ ...token, approval: context.approval }, grant, call);
       if (!decision.allow) throw refused(decision.code, decision.reason);
       if (declaredLength > deps.maxBodyBytes) throw payloadTooLarge(deps.maxBodyBytes);
       // Room must be left to keep the outcome of every call already forwarded (src/audit/log.ts).
@@ -156,8 +158,11 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // redacted on the way out (src/redaction); the response event, with how many were, is committed
       // once the body is through, before its last bytes go out (or kept until the database takes it).
       const responded = { ...audit, kind: "proxy.response" as const, decision: "allow" as const, status: response.statusCode, latencyMs: elapsedMs() };
-      const shown = redactResponse(upstream.redaction(), { headers: responseHeadersForAgent(response.headers), body: response.body }, (outcome) =>
-        deps.auditLog.keep({ ...responded, ...auditedOutcome(outcome) }),
+      const shown = await redactResponseWithRules(
+        upstream.redaction(),
+        planResponseRedaction(grant!, call),
+        { headers: responseHeadersForAgent(response.headers), body: response.body },
+        (outcome) => deps.auditLog.keep({ ...responded, ...auditedOutcome(outcome) }),
       );
       return reply.code(response.statusCode).headers(shown.headers).send(shown.body);
     } catch (err) {
