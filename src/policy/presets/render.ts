@@ -24,4 +24,20 @@ export const render: Preset = {
     del("redisDelete", "/v1/redis/*", "delete a Redis instance (older API name of Key Value)"),
     del("serviceDelete", "/v1/services/*", "delete a service and its attached disk"),
   ],
+  // Render returns environment variable values and secret file contents in the clear: a service's own
+  // (`[{ envVar: { key, value } }]`, one by key as `{ key, value }`) and an environment group's.
+  redactions: [
+    {
+      id: "render.envVars",
+      description: "values of environment variables and contents of secret files (names stay visible)",
+      rules: [
+        { path: "/v1/services/*/env-vars", json: "$..value" },
+        { path: "/v1/services/*/env-vars/*", json: "$..value" },
+        { path: "/v1/services/*/secret-files", json: "$..content" },
+        { path: "/v1/services/*/secret-files/*", json: "$..content" },
+        { path: "/v1/env-groups/**", json: "$..envVars[*].value" },
+        { path: "/v1/env-groups/**", json: "$..secretFiles[*].content" },
+      ],
+    },
+  ],
 };

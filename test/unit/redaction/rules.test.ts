@@ -7,7 +7,9 @@ import { compileJsonSelector, selectNodes } from "../../../src/redaction/json-pa
 import { leavesOf, parseJsonTree, replaceLeaves } from "../../../src/redaction/json-tree.js";
 import { REDACTED } from "../../../src/redaction/redaction.js";
 import { redactStructured } from "../../../src/redaction/response.js";
-import type { ResponsePlan } from "../../../src/redaction/rules.js";
+import { planResponseRedaction, type ResponsePlan } from "../../../src/redaction/rules.js";
+import type { GrantPolicy, ProxyRequest, TargetPolicy } from "../../../src/policy/decide.js";
+import { normalisePath } from "../../../src/policy/paths.js";
 
 const QUOTED = JSON.stringify(REDACTED);
 
@@ -191,5 +193,54 @@ describe("redaction stream input", () => {
     const out: Buffer[] = [];
     for await (const c of Readable.from(parts.map((p) => Buffer.from(p))).pipe(stream)) out.push(c as Buffer);
     expect(Buffer.concat(out).toString()).toBe(`${REDACTED} rest`);
+  });
+});
+
+describe("planResponseRedaction", () => {
+  const target = (protocol: "http" | "graphql", presets: string[], basePath: string[] = []): TargetPolicy => ({
+    environment: "staging",
+    environmentRequiresApproval: false,
+    protocol,
+    basePath,
+    presets,
+  });
+  const grant = (extra: Partial<GrantPolicy>): GrantPolicy => ({
+    id: "g", upstream: "u", methods: ["GET", "POST"], paths: ["/**"], deny: [], agentIds: ["a"], environments: ["staging"],
+    requiresApproval: false, destructive: [], requiresApprovalFor: [], graphql: null, jsonrpc: null, allowProtected: [], budgets: null,
+    ...extra,
+  });
+  const call = (method: string, rawPath: string, to: TargetPolicy, query?: string): ProxyRequest => {
+    const path = normalisePath(rawPath);
+    if (!path.ok) throw new Error(path.reason);
+    const body = query === undefined ? undefined : Buffer.from(JSON.stringify({ query }));
+    return { upstream: "u", method, path: path.path, target: to, query: "", headers: { "content-type": "application/json" }, body };
+  };
+  const labels = (plan: ResponsePlan) => [...plan.json, ...plan.graphql, ...plan.detectors].map((r) => r.label);
+
+  it("applies a grant's rules by method and path, and a preset's by the upstream's full path", () => {
+    const g = grant({ redact: [{ path: "/services/*/env-vars", method: "GET", json: "$[*].value" }, { detector: "jwt" }] });
+    const render = target("http", ["render"], ["v1"]);
+    expect(labels(planResponseRedaction(g, call("GET", "/services/s1/env-vars", render)))).toEqual(["redact[0]", "render.envVars", "redact[1]"]);
+    expect(labels(planResponseRedaction(g, call("PUT", "/services/s1/env-vars", render)))).toEqual(["render.envVars", "redact[1]"]);
+    expect(labels(planResponseRedaction(g, call("GET", "/services/s1", render)))).toEqual(["redact[1]"]);
+    // Case and encoding do not walk around a rule that adds protection.
+    expect(labels(planResponseRedaction(g, call("GET", "/SERVICES/s1/env%2Dvars", render)))).toContain("redact[0]");
+  });
+
+  it("a preset field rule applies only to documents that select the field; an opt-out is reported only where it mattered", () => {
+    const railway = target("graphql", ["railway"]);
+    const selecting = call("POST", "/graphql/v2", railway, `{ v: variables(serviceId: "s") }`);
+    const other = call("POST", "/graphql/v2", railway, `{ services { name } }`);
+    expect(labels(planResponseRedaction(grant({}), selecting))).toEqual(["railway.variables"]);
+    expect(labels(planResponseRedaction(grant({}), other))).toEqual([]);
+    const optedOut = grant({ redactOptOut: ["railway.variables"] });
+    expect(planResponseRedaction(optedOut, selecting)).toMatchObject({ graphql: [], optedOut: ["railway.variables"] });
+    expect(planResponseRedaction(optedOut, other).optedOut).toEqual([]);
+  });
+
+  it("a field rule on a call whose document could not be read plans a refusal, not a pass", () => {
+    const plan = planResponseRedaction(grant({ redact: [{ graphqlField: "secret" }] }), call("POST", "/graphql", target("graphql", []), "{ not closed"));
+    expect(plan.graphql).toEqual([{ label: "redact[0]", fields: new Set(["secret"]), requests: null }]);
+    expect(() => redactStructured(Buffer.from(`{"data":{"secret":"x"}}`), plan)).toThrow(/could not be read/);
   });
 });
