@@ -137,7 +137,10 @@ export async function redactResponseWithRules(
   for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
   const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
   await record(withOptOut({ redactions: streamed!.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) }));
-  return { headers: { ...shown.headers, "content-length": String(structured.body.length) }, body: Readable.from([structured.body]) };
+  // An empty body (a 204, a HEAD) keeps no length: its headers must not claim one.
+  const headers = { ...shown.headers };
+  if (structured.body.length > 0) headers["content-length"] = String(structured.body.length);
+  return { headers, body: Readable.from([structured.body]) };
 }
 
 async function readWithin(body: Readable, limit: number): Promise<Buffer> {

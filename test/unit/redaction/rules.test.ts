@@ -5,8 +5,8 @@ import { DETECTOR_NAMES, DetectorStream, detectorMatches, MAX_MATCH_BYTES, type 
 import { graphqlFieldValues, selectsField } from "../../../src/redaction/graphql-fields.js";
 import { compileJsonSelector, selectNodes } from "../../../src/redaction/json-path.js";
 import { leavesOf, parseJsonTree, replaceLeaves } from "../../../src/redaction/json-tree.js";
-import { REDACTED } from "../../../src/redaction/redaction.js";
-import { redactStructured } from "../../../src/redaction/response.js";
+import { NO_REDACTION, REDACTED } from "../../../src/redaction/redaction.js";
+import { redactResponseWithRules, redactStructured, type ResponseOutcome } from "../../../src/redaction/response.js";
 import { planResponseRedaction, type ResponsePlan } from "../../../src/redaction/rules.js";
 import type { GrantPolicy, ProxyRequest, TargetPolicy } from "../../../src/policy/decide.js";
 import { normalisePath } from "../../../src/policy/paths.js";
@@ -183,6 +183,21 @@ describe("redactStructured", () => {
     expect(redactStructured(Buffer.alloc(0), plan(["$"])).body.length).toBe(0);
     expect(() => redactStructured(Buffer.from("<html>error</html>"), plan(["$"]))).toThrow(/could not be read/);
     expect(() => redactStructured(Buffer.from([0x22, 0xff, 0x22]), plan(["$"]))).toThrow(/could not be read/);
+  });
+});
+
+describe("redactResponseWithRules", () => {
+  const selector = compileJsonSelector("$.s");
+  const plan: ResponsePlan = { detectors: [], json: [{ label: "redact[0]", selector: selector.ok ? selector.selector : [] }], graphql: [], optedOut: ["render.envVars"] };
+
+  it("a body read whole goes out with its exact length, recorded first; an empty one claims no length", async () => {
+    const outcomes: ResponseOutcome[] = [];
+    const record = async (o: ResponseOutcome) => void outcomes.push(o);
+    const full = await redactResponseWithRules(NO_REDACTION, plan, { headers: { "content-length": "9" }, body: Readable.from([Buffer.from(`{"s":"x"}`)]) }, record);
+    expect(outcomes).toEqual([{ redactions: 1, complete: true, byRule: { "redact[0]": 1 }, optedOut: ["render.envVars"] }]);
+    expect(full.headers["content-length"]).toBe(String(`{"s":${QUOTED}}`.length));
+    const empty = await redactResponseWithRules(NO_REDACTION, plan, { headers: { "content-length": "0" }, body: Readable.from([]) }, record);
+    expect(empty.headers["content-length"]).toBeUndefined();
   });
 });
 
