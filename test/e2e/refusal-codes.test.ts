@@ -28,6 +28,8 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
   invalid_grant: "test/e2e/token-exchange.test.ts",
   unauthorized_client: "test/e2e/token-exchange.test.ts",
+  response_too_large_to_redact: "test/e2e/redaction-rules.test.ts (a body beyond the redaction limit on a path a JSON rule reads)",
+  response_unredactable: "test/e2e/redaction-rules.test.ts (an HTML answer on a path a JSON rule reads)",
   grant_gone: "test/unit/policy/decide.test.ts: deleting a grant revokes its tokens first, so a live call reads token_revoked",
   rules_misfit: "test/unit/policy/decide-operations.test.ts: grants are validated against their upstream on every write, so no stored grant misfits",
   database_unavailable: "test/faults/database.test.ts",
