@@ -20,7 +20,7 @@ export type ResponseOutcome = { redactions: number; complete: boolean; byRule?: 
  * The largest body read whole to redact JSON values or GraphQL fields from it (docs/redaction.md). A larger
  * one is refused (502 response_too_large_to_redact), never passed on unredacted.
  */
-export const MAX_REDACTED_BODY_BYTES = 16 * 1024 * 1024;
+export const MAX_REDACTED_BODY_BYTES = 8 * 1024 * 1024;
 
 const DECODERS: Record<string, () => Transform> = {
   gzip: createGunzip,

@@ -76,7 +76,7 @@ export type ResponsePlan = {
   optedOut: string[];
 };
 
-export const EMPTY_PLAN: ResponsePlan = { detectors: [], json: [], graphql: [], optedOut: [] };
+const EMPTY_PLAN: ResponsePlan = { detectors: [], json: [], graphql: [], optedOut: [] };
 
 /**
  * The rules that apply to this call: those whose method and path match, and GraphQL fields its document

@@ -91,7 +91,7 @@ export const ERROR_CODES = {
   upstream_unreachable: { status: 502, step: "forward", meaning: "the upstream could not be reached or broke off its answer" },
   upstream_timeout: { status: 504, step: "forward", meaning: "the upstream did not answer in time" },
   upstream_encoding_unsupported: { status: 502, step: "forward", meaning: "the upstream answered in a content encoding Keyward cannot decode to redact secrets from it" },
-  response_too_large_to_redact: { status: 502, step: "forward", meaning: "the grant's JSON or GraphQL redaction rules apply to the answer, and it is larger than Keyward reads whole to redact it (16 MiB)" },
+  response_too_large_to_redact: { status: 502, step: "forward", meaning: "the grant's JSON or GraphQL redaction rules apply to the answer, and it is larger than Keyward reads whole to redact it (8 MiB)" },
   response_unredactable: { status: 502, step: "forward", meaning: "the grant's JSON or GraphQL redaction rules apply to the answer, and it is not the JSON (or GraphQL result) they select from" },
 
   // token endpoints (RFC 6749 section 5.2 and its extensions name these)
