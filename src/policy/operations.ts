@@ -20,8 +20,9 @@ type Inspector = "graphql" | "jsonrpc" | "aws";
 
 /**
  * Whether a call must be read beyond method and path, and how: GraphQL when the grant has GraphQL rules
- * or GraphQL field redaction rules, or the upstream protected GraphQL operations, JSON-RPC when the grant has JSON-RPC rules, AWS actions
- * when a preset protects some. Only then is the body buffered (src/proxy/body.ts).
+ * or GraphQL field redaction rules, or the upstream protected GraphQL operations, JSON-RPC when the grant
+ * has JSON-RPC rules, AWS actions when a preset protects some. Only then is the body buffered
+ * (src/proxy/body.ts).
  */
 export function inspectorFor(
   target: { protocol: Protocol; presets: readonly string[] },
