@@ -111,33 +111,107 @@ class Exceeded extends Error {
   }
 }
 
-/** Budget counters in the database, shared by every replica. */
+/**
+ * Units a call may reserve beyond its own from a counter, to spend on later calls without a database
+ * round trip. Only large budgets lease: what a replica holds unspent is at most 1/16 of the capacity
+ * (returned at a graceful stop), while a small budget (and every destructive one) is taken exactly.
+ */
+export const leaseUnits = (take: Pick<CounterTake, "capacity" | "limit">): number =>
+  take.capacity < 100 || take.limit.includes("maxDestructiveCalls") ? 0 : Math.min(64, Math.floor(take.capacity / 16));
+
+/** Units reserved in the database and not yet spent by this replica, per counter key. */
+type Lease = { window: number; units: number; expiresAt: Date | null };
+
+/**
+ * Budget counters in the database, shared by every replica. A call takes its units from this replica's
+ * leases when they cover it (no round trip); otherwise it reserves them, and a lease for the calls after
+ * it, in one transaction whose guard no replica can pass beyond a counter's capacity: replicas never
+ * overspend a budget together.
+ */
 export class BudgetService {
   #timer: NodeJS.Timeout | undefined;
+  readonly #leases = new Map<string, Lease>();
 
   constructor(private readonly prisma: PrismaClient) {}
 
-  /** Takes every counter or none (the transaction is rolled back); returns the limit that refused, if any. */
+  /** Takes every counter or none; returns the limit that refused, if any. */
   async take(takes: CounterTake[]): Promise<CounterTake | null> {
     if (takes.length === 0) return null;
-    const rows = JSON.stringify(
-      takes.map((t) => ({ key: t.key, window: t.window, amount: t.amount, capacity: t.capacity, expiresAt: t.expiresAt?.toISOString() ?? null })),
-    );
+    // What this replica's leases cover is taken from them at once, before any await, so that concurrent
+    // calls cannot spend the same units; it is given back if the rest is refused.
+    const covered: CounterTake[] = [];
+    const uncovered: CounterTake[] = [];
+    for (const t of takes) {
+      const lease = this.#leases.get(t.key);
+      if (lease && lease.window === t.window && lease.units >= t.amount) {
+        lease.units -= t.amount;
+        covered.push(t);
+      } else uncovered.push(t);
+    }
+    if (uncovered.length === 0) return null;
     try {
-      await this.prisma.$transaction(async (tx) => {
-        const taken = new Set((await tx.$queryRawUnsafe<{ key: string }[]>(TAKE_SQL, rows)).map((r) => r.key));
-        const refused = takes.find((t) => !taken.has(t.key));
-        if (refused) throw new Exceeded(refused);
-      });
+      const granted = await this.#reserve(uncovered);
+      for (const t of uncovered) {
+        const extra = granted.get(t.key)! - t.amount;
+        const lease = this.#leases.get(t.key);
+        if (lease && lease.window === t.window) lease.units += extra;
+        else if (extra > 0) this.#leases.set(t.key, { window: t.window, units: extra, expiresAt: t.expiresAt });
+        else this.#leases.delete(t.key);
+      }
       return null;
     } catch (err) {
+      for (const t of covered) this.#leases.get(t.key)!.units += t.amount;
       if (err instanceof Exceeded) return err.take;
       throw err;
     }
   }
 
-  /** Forgets the counters of expired tokens. */
+  /**
+   * Reserves each take's amount plus its lease in one transaction; a counter that cannot give the lease
+   * is asked for the amount alone. Returns the units granted per key; throws Exceeded (rolled back) if
+   * a counter cannot give even the amount.
+   */
+  async #reserve(takes: CounterTake[]): Promise<Map<string, number>> {
+    const rows = (amounts: Map<string, number>) =>
+      JSON.stringify(
+        takes
+          .filter((t) => amounts.has(t.key))
+          .map((t) => ({ key: t.key, window: t.window, amount: amounts.get(t.key), capacity: t.capacity, expiresAt: t.expiresAt?.toISOString() ?? null })),
+      );
+    return this.prisma.$transaction(async (tx) => {
+      const wanted = new Map(takes.map((t) => [t.key, t.amount + leaseUnits(t)]));
+      const first = new Set((await tx.$queryRawUnsafe<{ key: string }[]>(TAKE_SQL, rows(wanted))).map((r) => r.key));
+      const granted = new Map<string, number>();
+      const exact = new Map<string, number>();
+      for (const t of takes) {
+        if (first.has(t.key)) granted.set(t.key, wanted.get(t.key)!);
+        else if (wanted.get(t.key)! > t.amount) exact.set(t.key, t.amount);
+        else throw new Exceeded(t);
+      }
+      if (exact.size > 0) {
+        const second = new Set((await tx.$queryRawUnsafe<{ key: string }[]>(TAKE_SQL, rows(exact))).map((r) => r.key));
+        for (const t of takes) {
+          if (!exact.has(t.key)) continue;
+          if (!second.has(t.key)) throw new Exceeded(t);
+          granted.set(t.key, t.amount);
+        }
+      }
+      return granted;
+    });
+  }
+
+  /** Gives back the lifetime units this replica leased and did not spend (a window's lapse with it). */
+  async #returnLeases(): Promise<void> {
+    const unspent = [...this.#leases].filter(([, lease]) => lease.window === 0 && lease.units > 0);
+    this.#leases.clear();
+    for (const [key, lease] of unspent) {
+      await this.prisma.budgetCounter.updateMany({ where: { key, window: 0, used: { gte: lease.units } }, data: { used: { decrement: lease.units } } });
+    }
+  }
+
+  /** Forgets the counters of expired tokens, and their leases. */
   async pruneExpired(now = new Date()): Promise<void> {
+    for (const [key, lease] of this.#leases) if (lease.expiresAt && lease.expiresAt < now) this.#leases.delete(key);
     await this.prisma.budgetCounter.deleteMany({ where: { expiresAt: { lt: now } } });
   }
 
@@ -148,5 +222,6 @@ export class BudgetService {
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    await this.#returnLeases();
   }
 }

@@ -108,4 +108,33 @@ describe("budgets", () => {
       await replica.close();
     }
   });
+
+  it("a large budget is spent from leases without a database round trip per call; replicas never overspend it together, and a stop gives the rest back", async () => {
+    const used = async (grantId: string) =>
+      (await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key: `grant:${grantId}:calls` } }))?.used ?? 0;
+    const leased = await grant("large", { perGrant: { maxCalls: 1600 } });
+    const token = await tokenFor(broker, agent, { grant: "large" });
+    // The first call reserves its unit and a lease of 1600/16 capped at 64; the next nine spend the lease.
+    for (let i = 0; i < 10; i++) expect((await call(broker, "get", `/proxy/api/v1/lease/${i}`, token)())).toMatchObject({ status: 200 });
+    expect(await used(leased.id)).toBe(65);
+
+    // Two replicas racing for a budget of 200: exactly what the database granted them is spent, never more.
+    let replica: TestBroker | null = await startBroker(store);
+    try {
+      const raced = await grant("raced", { perGrant: { maxCalls: 200 } });
+      const racedToken = await tokenFor(broker, agent, { grant: "raced" });
+      const { statuses } = await burst(Array.from({ length: 300 }, (_, i) => call(i % 2 ? broker : replica!, "get", `/proxy/api/v1/race/${i}`, racedToken)));
+      expect(count(statuses, 200) + count(statuses, 429)).toBe(300);
+      expect(count(statuses, 200)).toBeLessThanOrEqual(200);
+      // At most one lease (200/16 = 12 units) per replica can be left unspent.
+      expect(count(statuses, 200)).toBeGreaterThanOrEqual(200 - 2 * 12);
+      expect(await used(raced.id)).toBe(200);
+      // A graceful stop returns the replica's unspent lifetime units.
+      await replica.close();
+      replica = null;
+      expect(await used(raced.id)).toBeLessThanOrEqual(200);
+    } finally {
+      await replica?.close();
+    }
+  });
 });
