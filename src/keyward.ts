@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { bootstrapAdminKey } from "./admin/keys.js";
 import { Agents } from "./agents/agents.js";
@@ -23,7 +23,7 @@ import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
 import { startForwardProxyFor, type ForwardProxy } from "./forward-proxy/index.js";
 import { RevocationService } from "./revocation/service.js";
-import { buildServer } from "./server.js";
+import { buildServer, createLogger } from "./server.js";
 import { resolveDeploymentIssuer } from "./tokens/deployment-issuer.js";
 import { endpointOf } from "./tokens/oauth-documents.js";
 import { SigningKeys } from "./tokens/signing-keys.js";
@@ -70,21 +70,21 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
   // During a master-key rotation the previous key still decrypts (see README, "Rotating the master key").
   const vault = new Vault(masterKey, config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
 
-  let onServerExit = options.onDatabaseServerExit ?? (() => {});
+  const log = createLogger(config, options.logStream);
+  const onServerExit =
+    options.onDatabaseServerExit ?? ((description: string) => log.fatal(`${description}: every call is refused until the broker restarts`));
   const where = databaseOptionsOf(config);
-  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit: (description) => onServerExit(description) } : where);
+  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit } : where);
   try {
     await migrate(db);
     const metrics = new Metrics();
     // Everything below writes through this client, so every audit event it appends is timed and counted.
     const prisma = observeAuditWrites(db.prisma, metrics);
     const generatedAdminKey = await bootstrapAdminKey(prisma, config.bootstrapAdminKey);
-    // Reports background key-set reload failures; the app's logger once the app exists.
-    let onSigningKeyError: (err: unknown) => void = () => {};
     const signingKeys = await SigningKeys.open(prisma, vault, {
       ...config.signingKeys,
       leewaySeconds: config.tokens.leewaySeconds,
-      onError: (err) => onSigningKeyError(err),
+      onError: (err) => log.warn({ err }, "signing key maintenance failed"),
     });
 
     // Names this process in revocation pings and on the audit webhook's lease.
@@ -101,7 +101,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     if (auditCheckpointKeys.length > 1) await reanchorCheckpoint(prisma, auditCheckpointKeys, "master-key-rotation");
 
     // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
-    let onAuditHealth: (err: unknown | null) => void = () => {}; // the app's logger once the app exists
+    const onAuditHealth = auditHealthReporter(log);
     const { spool, recovered } = AuditSpool.open(join(config.dataDir, "audit-spool"));
     const auditLog = new AuditLog(db, spool, recovered, {
       onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
@@ -109,7 +109,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         metrics.auditSetAside(event);
         onAuditHealth(new Error(`audit event ${event.eventId} (${event.kind}) refused by the database and set aside: ${reason}`));
       },
-      onHealth: (err) => onAuditHealth(err),
+      onHealth: onAuditHealth,
     });
     metrics.auditBacklog(() => auditLog.backlog);
 
@@ -121,9 +121,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeouts);
     const upstreams = new Upstreams(prisma, vault, dispatcher, revocations, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
-    let onPolicyError: (err: unknown) => void = () => {}; // the app's logger once the app exists
+    const onPolicyError = (err: unknown) => log.warn({ err }, "policy background work failed");
     const environments = new Environments(prisma, revocations);
-    const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, (err) => onPolicyError(err)) : null;
+    const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, onPolicyError) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma);
     const gate = new IssuanceGate(prisma, upstreams, environments, approvals);
@@ -161,39 +161,31 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         metrics,
         auditLog,
       },
-      options.logStream,
+      log,
     );
     const background: { stop(): Promise<void> }[] = [];
     let forwardProxy: ForwardProxy | null = null;
-    let auditFailing = false;
-    onAuditHealth = (err) => {
-      if (err && !auditFailing) app.log.error({ err }, "audit events are not reaching the database; retrying");
-      if (!err && auditFailing) app.log.info("audit events reach the database again");
-      auditFailing = err !== null;
-    };
-    if (!options.onDatabaseServerExit) onServerExit = (description) => app.log.fatal(`${description}: every call is refused until the broker restarts`);
     background.push({
       async stop() {
         const { unshipped, unspooled } = await auditLog.close();
-        if (unshipped > 0) app.log.warn(`${unshipped} audit events not yet in the database stay in the spool; the next broker to start on this data dir ships them`);
+        if (unshipped > 0) log.warn(`${unshipped} audit events not yet in the database stay in the spool; the next broker to start on this data dir ships them`);
         // Neither the disk nor the database took them: the log is where they survive (audit rows hold no secrets).
-        for (const event of unspooled) app.log.error({ auditEvent: event }, "audit event of an answered call not written before stopping");
+        for (const event of unspooled) log.error({ auditEvent: event }, "audit event of an answered call not written before stopping");
       },
     });
     try {
-      await revocations.start(app.log);
+      await revocations.start(log);
       background.push(revocations);
-      onPolicyError = (err) => app.log.warn({ err }, "policy background work failed");
-      budgets.start(600_000, (err) => onPolicyError(err));
+      budgets.start(600_000, onPolicyError);
       background.push(budgets);
       if (approvalWebhook) background.push({ stop: () => approvalWebhook.drain() });
       if (config.auditWebhook) {
         const sink = { ...config.auditWebhook, owner: replicaId, intervalMs: 1_000, batchSize: 500, timeoutMs: 10_000 };
-        background.push(startAuditSink(prisma, sink, app.log));
+        background.push(startAuditSink(prisma, sink, log));
       }
       if (config.auditRetentionDays) {
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
-        background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, app.log));
+        background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, log));
       }
       forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, verifyToken, auditLog, grants, upstreams });
     } catch (err) {
@@ -201,7 +193,6 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       await Promise.all(background.map((b) => b.stop()));
       throw err;
     }
-    onSigningKeyError = (err) => app.log.warn({ err }, "signing key maintenance failed");
     signingKeys.start();
 
     return {
@@ -224,4 +215,14 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     await db.close();
     throw err;
   }
+}
+
+/** Logs when audit writes start failing and when they work again, once each, not on every retry. */
+function auditHealthReporter(log: FastifyBaseLogger): (err: unknown | null) => void {
+  let failing = false;
+  return (err) => {
+    if (err && !failing) log.error({ err }, "audit events are not reaching the database; retrying");
+    if (!err && failing) log.info("audit events reach the database again");
+    failing = err !== null;
+  };
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import type { DestinationStream } from "pino";
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { pino, type DestinationStream } from "pino";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { adminRoutes, type AdminDeps } from "./admin/routes.js";
 import { directoryRoutes } from "./admin/directory-routes.js";
@@ -72,22 +72,32 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
   socket.destroy();
 }
 
-/** Builds the Fastify app (no listen): tests and main.ts both start from here. */
-export async function buildServer(
-  config: Pick<Config, "logLevel" | "adminMaxBodyBytes" | "requestTimeoutMs" | "headersTimeoutMs" | "logProxyCalls">,
-  deps: ServerDeps,
-  logStream?: DestinationStream,
-): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: {
+/**
+ * The broker's one logger, made before anything that reports through it (database, signing keys, audit
+ * log, background work) and handed to the Fastify app, whose request loggers are its children.
+ */
+export function createLogger(config: Pick<Config, "logLevel">, logStream?: DestinationStream): FastifyBaseLogger {
+  return pino(
+    {
       level: config.logLevel,
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
       serializers: {
         // The query string is left out of logs: agents may put anything there.
-        req: (req) => ({ id: req.id, method: req.method, path: (req.url ?? "").split("?")[0] }),
+        req: (req: FastifyRequest) => ({ id: req.id, method: req.method, path: (req.url ?? "").split("?")[0] }),
       },
-      ...(logStream && { stream: logStream }),
     },
+    logStream,
+  );
+}
+
+/** Builds the Fastify app (no listen): tests and main.ts both start from here. */
+export async function buildServer(
+  config: Pick<Config, "adminMaxBodyBytes" | "requestTimeoutMs" | "headersTimeoutMs" | "logProxyCalls">,
+  deps: ServerDeps,
+  log: FastifyBaseLogger,
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: log,
     genReqId: () => randomUUID(),
     // One line per request (see the onRoute hook below) instead of Fastify's two: every proxied
     // call pays for its log lines, and the second one says nothing the first does not.
