@@ -13,7 +13,7 @@ import { environmentRoutes, type EnvironmentRouteDeps } from "./environments/rou
 import type { Config } from "./config/config.js";
 import { consolePlugin } from "./console/plugin.js";
 import { BROKER_ERROR_HEADER, registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
-import { registerOpenApi } from "./http/openapi.js";
+import { collectOpenApi, openApiRoutes } from "./http/openapi.js";
 import { rejectUnstorableText } from "./http/text.js";
 import { opsRoutes, type OpsDeps } from "./ops/routes.js";
 import { policyRoutes } from "./policy/routes.js";
@@ -99,7 +99,7 @@ export async function buildServer(
   const app = Fastify({
     loggerInstance: log,
     genReqId: () => randomUUID(),
-    // One line per request (see the onRoute hook below) instead of Fastify's two: every proxied
+    // One line per request (logEveryRequest below) instead of Fastify's two: every proxied
     // call pays for its log lines, and the second one says nothing the first does not.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.adminMaxBodyBytes,
@@ -125,16 +125,6 @@ export async function buildServer(
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  rejectUnstorableText(app);
-  // One access log line per request, attached to each route rather than as a global hook, so that proxied
-  // calls (whose audit events are their access record) pay for none unless KEYWARD_LOG_PROXY_CALLS=on.
-  const logCompleted = async (request: FastifyRequest, reply: FastifyReply) => {
-    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
-  };
-  app.addHook("onRoute", (route) => {
-    if (!config.logProxyCalls && route.url.startsWith("/proxy/")) return;
-    route.onResponse = [logCompleted, ...(route.onResponse === undefined ? [] : [route.onResponse].flat())];
-  });
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
     // Shutting down: the connection closes after this response instead of idling in keep-alive, so
@@ -142,23 +132,41 @@ export async function buildServer(
     if (!app.server.listening) reply.header("connection", "close");
   });
 
-  // First, so that it sees every route added after it.
-  await registerOpenApi(app);
-  await app.register(opsRoutes, deps);
-  await app.register(tokenRoutes, deps);
-  await app.register(oauthRoutes, deps);
-  await app.register(signingKeyRoutes, deps);
-  await app.register(agentCredentialRoutes, deps);
-  await app.register(adminRoutes, deps);
-  await app.register(environmentRoutes, deps);
-  await app.register(approvalAdminRoutes, deps);
-  await app.register(approvalAgentRoutes, deps);
-  await app.register(policyRoutes, deps);
-  // The security console and the admin routes only it needs so far.
-  await app.register(directoryRoutes, deps);
-  await app.register(liveTokenRoutes, deps);
-  await app.register(auditLiveRoutes, deps);
-  await app.register(consolePlugin);
-  await app.register(proxyPlugin, deps);
+  // First, so that it sees every route added after it, in either scope below.
+  await collectOpenApi(app);
+  // Two scopes, each with its own hooks: the API (admin, tokens, OAuth, operations, console), whose input
+  // is stored and which logs every request; and the proxy, whose bodies belong to the upstream and whose
+  // audit events are its access record, so it pays for no log line unless KEYWARD_LOG_PROXY_CALLS=on.
+  await app.register(async (api) => {
+    rejectUnstorableText(api);
+    logEveryRequest(api);
+    await api.register(openApiRoutes);
+    await api.register(opsRoutes, deps);
+    await api.register(tokenRoutes, deps);
+    await api.register(oauthRoutes, deps);
+    await api.register(signingKeyRoutes, deps);
+    await api.register(agentCredentialRoutes, deps);
+    await api.register(adminRoutes, deps);
+    await api.register(environmentRoutes, deps);
+    await api.register(approvalAdminRoutes, deps);
+    await api.register(approvalAgentRoutes, deps);
+    await api.register(policyRoutes, deps);
+    // The security console and the admin routes only it needs so far.
+    await api.register(directoryRoutes, deps);
+    await api.register(liveTokenRoutes, deps);
+    await api.register(auditLiveRoutes, deps);
+    await api.register(consolePlugin);
+  });
+  await app.register(async (proxy) => {
+    if (config.logProxyCalls) logEveryRequest(proxy);
+    await proxy.register(proxyPlugin, deps);
+  });
   return app;
+}
+
+/** One access log line per completed request of the routes in `scope` (Fastify's own two are disabled). */
+function logEveryRequest(scope: FastifyInstance): void {
+  scope.addHook("onResponse", async (request, reply) => {
+    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
+  });
 }

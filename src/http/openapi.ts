@@ -40,10 +40,10 @@ function tagOf(url: string): string {
 
 /**
  * OpenAPI 3.1 generated from the zod schemas the routes validate with (so the document cannot drift from
- * what is enforced), served at /openapi.json, with a browsable reference at /docs. Registered before
- * any route, since @fastify/swagger collects routes as they are added.
+ * what is enforced). Registered on the root before any route, since @fastify/swagger collects routes as
+ * they are added, in every scope below the one it is registered in.
  */
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+export async function collectOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
       openapi: "3.1.0",
@@ -73,6 +73,10 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       };
     },
   });
+}
+
+/** The collected document at /openapi.json, with a browsable reference at /docs. */
+export async function openApiRoutes(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: true });
   app.get("/openapi.json", { schema: { summary: "This document (OpenAPI 3.1)" } }, async () => app.swagger());
 }

@@ -24,12 +24,12 @@ export function findUnstorableText(value: unknown): string | null {
 
 /**
  * PostgreSQL stores neither NUL characters (text, jsonb) nor unpaired surrogates, and fails the whole
- * query on them: such input is refused with a 400 before any route sees it, instead of becoming a 500.
- * Proxied calls are exempt: their query string and body belong to the upstream and are not parsed here.
+ * query on them: such input is refused with a 400 before any route of `app`'s scope sees it, instead of
+ * becoming a 500. Installed in the API's scope only (src/server.ts): a proxied call's query string and
+ * body belong to the upstream and are not parsed here.
  */
 export function rejectUnstorableText(app: FastifyInstance): void {
   app.addHook("preValidation", async (request) => {
-    if (request.routeOptions.url?.startsWith("/proxy/")) return;
     for (const [part, value] of [["body", request.body], ["querystring", request.query], ["params", request.params]] as const) {
       const at = findUnstorableText(value);
       if (at !== null) {

@@ -109,4 +109,23 @@ describe("operations endpoints", () => {
     expect(broker.logs.join("\n")).not.toContain("probe=1");
     expect(broker.logs.join("\n")).not.toContain("chosen-by-the-client");
   });
+
+  it("writes no access line for a proxied call (its audit events are its record) unless KEYWARD_LOG_PROXY_CALLS=on", async () => {
+    const proxiedCallLogged = async (target: TestBroker) => {
+      const res = await target.http().get("/proxy/made-up-upstream/v1/x");
+      expect(res.status).toBe(401);
+      // An API request made after it is logged once answered: by then the proxied call's line would be there too.
+      const probe = await target.http().get("/healthz");
+      const completed = () => target.logs.filter((line) => line.includes('"request completed"'));
+      await vi.waitFor(() => expect(completed().join("\n")).toContain(probe.headers["x-request-id"]));
+      return completed().some((line) => line.includes(res.headers["x-request-id"] as string));
+    };
+    expect(await proxiedCallLogged(broker)).toBe(false);
+    const logging = await startBroker(store, { KEYWARD_LOG_PROXY_CALLS: "on" });
+    try {
+      expect(await proxiedCallLogged(logging)).toBe(true);
+    } finally {
+      await logging.close();
+    }
+  });
 });

@@ -59,6 +59,15 @@ describe("proxy", () => {
     expect(res.body.url).toBe("/base/v1/a/c?q=1&q=2");
   });
 
+  it("forwards a query string the API would refuse: it belongs to the upstream, and the broker stores none of it", async () => {
+    const res = await get("/proxy/api/v1/a?q=%00%ED%A0%80");
+    expect(res.status).toBe(200);
+    expect(res.body.url).toBe("/base/v1/a?q=%00%ED%A0%80");
+    const api = await broker.http().get("/v1/upstreams?q=%00").set("authorization", `Bearer ${broker.adminKey}`);
+    expect(api.status).toBe(400);
+    expect(api.body.error.code).toBe("validation_failed");
+  });
+
   it("keeps encoded characters encoded when forwarding", async () => {
     const res = await get("/proxy/api/v1/a%20b/%3Fnot-a-query");
     expect(res.status).toBe(200);
