@@ -6,7 +6,6 @@ import { conflict, forbidden, notFound } from "../http/errors.js";
 import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
 import { describeHttpRule, type HttpRule, type TokenApproval } from "../policy/decide.js";
 import type { Capabilities } from "../tokens/issue.js";
-import type { TokenResponse } from "../tokens/tokens.js";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "denied", "issuing", "issued", "expired"] as const;
 export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
@@ -156,9 +155,10 @@ export class Approvals {
   /**
    * The agent's poll. Once approved, the first poll claims the approval and issues its token through
    * `issue`, exactly once; later polls see `issued` and no token. If issuing fails (say the grant
-   * changed), the approval stays approved for another attempt until it expires.
+   * changed), the approval stays approved for another attempt until it expires. Only the token's jti is
+   * recorded, so this module needs nothing from the one that issues it (which depends on it, via the gate).
    */
-  async collect(agentId: string, id: string, requestId: string, issue: (approval: Approval) => Promise<TokenResponse>) {
+  async collect<Token extends { jti: string }>(agentId: string, id: string, requestId: string, issue: (approval: Approval) => Promise<Token>) {
     const row = await this.prisma.approval.findFirst({ where: { id, agentId } });
     if (!row) throw notFound("approval");
     const now = new Date();
@@ -168,7 +168,7 @@ export class Approvals {
       data: { status: "issuing" },
     });
     if (claimed.count !== 1) return approvalView(await this.prisma.approval.findUniqueOrThrow({ where: { id } }));
-    let token: TokenResponse;
+    let token: Token;
     try {
       token = await issue(row);
     } catch (err) {
