@@ -22,6 +22,7 @@ import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
 import { startForwardProxyFor, type ForwardProxy } from "./forward-proxy/index.js";
+import { ChangeFeed } from "./change-feed/feed.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer, createLogger } from "./server.js";
 import { resolveDeploymentIssuer } from "./tokens/deployment-issuer.js";
@@ -87,13 +88,16 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       onError: (err) => log.warn({ err }, "signing key maintenance failed"),
     });
 
-    // Names this process in revocation pings and on the audit webhook's lease.
+    // Names this process in the change feed's pings and on the audit webhook's lease.
     const replicaId = randomUUID();
-    const revocations = new RevocationService(db, {
+    // What the in-memory state (revocations, cached grants, upstreams, environments) hears changes on.
+    const changes = new ChangeFeed(db, {
       resyncMs: config.revocationResyncMs,
       maxStalenessMs: config.revocationMaxStalenessMs,
       replicaId,
+      log,
     });
+    const revocations = new RevocationService(db.prisma, changes, { resyncMs: config.revocationResyncMs });
     const auditCheckpointKeys: CheckpointKeys = [
       deriveCheckpointKey(masterKey),
       ...(config.masterKeyPrevious ? [deriveCheckpointKey(parseMasterKey(config.masterKeyPrevious))] : []),
@@ -116,13 +120,13 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     // One issuer per deployment, recorded by the first broker, so a token from any replica is valid on all.
     const issuer = await resolveDeploymentIssuer(prisma, { url: config.issuer, configured: config.issuerConfigured });
     const claims = { issuer, audience: config.audience };
-    const grants = new Grants(prisma, revocations);
+    const grants = new Grants(prisma, changes, revocations);
     const agents = new Agents(prisma, revocations);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeouts);
-    const upstreams = new Upstreams(prisma, vault, dispatcher, revocations, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
+    const upstreams = new Upstreams(prisma, vault, dispatcher, changes, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
     const onPolicyError = (err: unknown) => log.warn({ err }, "policy background work failed");
-    const environments = new Environments(prisma, revocations);
+    const environments = new Environments(prisma, changes);
     const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, onPolicyError) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma);
@@ -174,8 +178,8 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       },
     });
     try {
-      await revocations.start(log);
-      background.push(revocations);
+      await changes.start();
+      background.push(changes);
       budgets.start(600_000, onPolicyError);
       background.push(budgets);
       if (approvalWebhook) background.push({ stop: () => approvalWebhook.drain() });
@@ -187,7 +191,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
         background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, log));
       }
-      forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, verifyToken, auditLog, grants, upstreams });
+      forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, changes, verifyToken, auditLog, grants, upstreams });
     } catch (err) {
       await app.close();
       await Promise.all(background.map((b) => b.stop()));

@@ -1,8 +1,8 @@
 import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
-import { RowCache } from "../revocation/row-cache.js";
-import type { RevocationService } from "../revocation/service.js";
+import type { ChangeFeed } from "../change-feed/feed.js";
+import { RowCache } from "../change-feed/row-cache.js";
 
 export const environmentSettingsBody = z.strictObject({ requiresApproval: z.boolean() });
 
@@ -12,14 +12,14 @@ export const environmentSettingsBody = z.strictObject({ requiresApproval: z.bool
  * makes every token for its upstreams wait for a human (src/approvals).
  */
 export class Environments {
-  /** requiresApproval by environment name, kept current by the revocation channel (migration 0005). */
+  /** requiresApproval by environment name, kept current by the change feed (migration 0005). */
   readonly #requiresApproval: RowCache<boolean>;
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly revocations: RevocationService,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
   ) {
-    this.#requiresApproval = new RowCache(revocations, {
+    this.#requiresApproval = new RowCache(changes, {
       table: "Environment",
       // Environments are named by upstreams, whose own cache is as large.
       maxEntries: 10_000,
@@ -63,7 +63,7 @@ export class Environments {
       });
       return { name: row.name, requiresApproval: row.requiresApproval };
     });
-    this.revocations.rowChanged("Environment", name);
+    this.changes.committedHere({ table: "Environment", key: name });
     return settings;
   }
 }

@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
-import type { ChannelFollower, RevocationService } from "../revocation/service.js";
+import type { RowChange } from "../change-feed/changes.js";
+import type { ChangeFeed, ChangeFollower } from "../change-feed/feed.js";
+import { CACHE_REFRESH_MS } from "../change-feed/row-cache.js";
 import { LruMap } from "../util/lru.js";
 import type { Vault } from "../vault/vault.js";
 import { createCaCertificate, issueHostCertificate, newRsaKeyPem, type KeyPairPem } from "./x509.js";
@@ -22,11 +24,12 @@ type Actor = { actor: string; requestId: string };
  * The forward proxy's certificate authority: its key encrypted at rest by the vault, its certificate
  * public (`GET /v1/forward-proxy/ca.pem`). Issues, and caches, one certificate per host the proxy
  * terminates TLS for; which hosts may get one is the caller's decision (only hosts an upstream names).
- * A rotation, here or on another replica (announced on the revocation channel), drops every cached
+ * A rotation, here or on another replica (announced on the change feed), drops every cached
  * certificate: the next tunnel gets one from the new CA.
  */
-export class ForwardProxyCa implements ChannelFollower {
+export class ForwardProxyCa implements ChangeFollower<RowChange> {
   readonly tables = ["ForwardProxyCa"] as const;
+  readonly refreshMs = CACHE_REFRESH_MS;
   /** The leaf key every host certificate of this process carries; never stored. */
   readonly #leafKeyPem = newRsaKeyPem();
   #active: Promise<ActiveCa> | null = null;
@@ -35,10 +38,10 @@ export class ForwardProxyCa implements ChannelFollower {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly vault: Vault,
-    revocations: Pick<RevocationService, "follow">,
+    changes: Pick<ChangeFeed, "follow">,
     private readonly now: () => number = Date.now,
   ) {
-    revocations.follow(this);
+    changes.follow(this);
   }
 
   /** The CA certificate clients must trust (PEM). */
@@ -80,7 +83,7 @@ export class ForwardProxyCa implements ChannelFollower {
     this.#contexts.clear();
   }
 
-  clear(): void {
+  async reload(): Promise<void> {
     this.changed();
   }
 

@@ -1,5 +1,7 @@
 import type { PrismaClient } from "@prisma/client";
-import type { ChannelFollower, RevocationService } from "../revocation/service.js";
+import type { RowChange } from "../change-feed/changes.js";
+import type { ChangeFeed, ChangeFollower } from "../change-feed/feed.js";
+import { CACHE_REFRESH_MS } from "../change-feed/row-cache.js";
 
 /** Where an upstream lives, as the forward proxy matches requests against it. */
 export type UpstreamOrigin = {
@@ -82,22 +84,23 @@ export class HostIndex {
 }
 
 /**
- * The host index of the upstreams as stored now: compiled once per change, which the revocation channel
- * announces (an upstream's trigger, migration 0005); read afresh while the channel cannot vouch for it.
+ * The host index of the upstreams as stored now: compiled once per change, which the change feed
+ * announces (an upstream's trigger, migration 0005); read afresh while the feed cannot vouch for it.
  */
-export class UpstreamHosts implements ChannelFollower {
+export class UpstreamHosts implements ChangeFollower<RowChange> {
   readonly tables = ["Upstream"] as const;
+  readonly refreshMs = CACHE_REFRESH_MS;
   #index: Promise<HostIndex> | null = null;
 
   constructor(
     private readonly prisma: Pick<PrismaClient, "upstream">,
-    private readonly channel: Pick<RevocationService, "isCurrent" | "follow">,
+    private readonly feed: Pick<ChangeFeed, "isCurrent" | "follow">,
   ) {
-    channel.follow(this);
+    feed.follow(this);
   }
 
   current(): Promise<HostIndex> {
-    if (!this.channel.isCurrent()) return this.#read();
+    if (!this.feed.isCurrent()) return this.#read();
     if (!this.#index) {
       const reading = this.#read();
       this.#index = reading;
@@ -112,7 +115,7 @@ export class UpstreamHosts implements ChannelFollower {
     this.#index = null;
   }
 
-  clear(): void {
+  async reload(): Promise<void> {
     this.#index = null;
   }
 

@@ -2,6 +2,7 @@ import type { PrismaClient } from "@prisma/client";
 import type { FastifyInstance } from "fastify";
 import type { AuditLog } from "../audit/log.js";
 import type { Config } from "../config/config.js";
+import type { ChangeFeed } from "../change-feed/feed.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
 import type { Vault } from "../vault/vault.js";
@@ -18,6 +19,7 @@ type Deps = {
   prisma: PrismaClient;
   vault: Vault;
   revocations: RevocationService;
+  changes: ChangeFeed;
   verifyToken: TokenVerifier;
   auditLog: Pick<AuditLog, "keep">;
   grants: Grants;
@@ -35,7 +37,7 @@ export async function startForwardProxyFor(
   deps: Deps,
 ): Promise<ForwardProxy | null> {
   if (!config.forwardProxy) return null;
-  const forwardProxyCa = new ForwardProxyCa(deps.prisma, deps.vault, deps.revocations);
+  const forwardProxyCa = new ForwardProxyCa(deps.prisma, deps.vault, deps.changes);
   const routeDeps = { ...deps, forwardProxyCa };
   await app.register(forwardProxyPublicRoutes, routeDeps);
   await app.register(forwardProxyAgentRoutes, routeDeps);
@@ -48,7 +50,7 @@ export async function startForwardProxyFor(
       app,
       verifyToken: deps.verifyToken,
       revocations: deps.revocations,
-      hosts: new UpstreamHosts(deps.prisma, deps.revocations),
+      hosts: new UpstreamHosts(deps.prisma, deps.changes),
       ca: forwardProxyCa,
       auditLog: deps.auditLog,
       log: app.log.child({ component: "forward-proxy" }),

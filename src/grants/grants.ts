@@ -6,7 +6,8 @@ import { badRequest, conflict, notFound } from "../http/errors.js";
 import { displayName, slug } from "../http/schemas.js";
 import { HTTP_METHODS, type GrantPolicy, type HttpMethod, type HttpRule } from "../policy/decide.js";
 import { grantPolicyFields, httpRule, pathPattern, type Protocol } from "../policy/rules.js";
-import { RowCache } from "../revocation/row-cache.js";
+import type { ChangeFeed } from "../change-feed/feed.js";
+import { RowCache } from "../change-feed/row-cache.js";
 import { deepFreeze } from "../util/freeze.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
@@ -96,8 +97,8 @@ const MAX_CACHED_GRANTS = 10_000;
 
 export class Grants {
   /**
-   * Grants as stored now, by id, for the proxy and token issuance: kept current by the revocation
-   * channel (the triggers of migration 0005 announce every Grant and GrantAgent change by grant id).
+   * Grants as stored now, by id, for the proxy and token issuance: kept current by the change
+   * feed (the triggers of migration 0005 announce every Grant and GrantAgent change by grant id).
    */
   readonly #views: RowCache<GrantView | null>;
   /** The decision's view of each cached grant, derived once. */
@@ -107,9 +108,10 @@ export class Grants {
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly revocations: RevocationService,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
+    private readonly revocations: Pick<RevocationService, "applyCommitted">,
   ) {
-    this.#views = new RowCache(revocations, {
+    this.#views = new RowCache(changes, {
       table: "Grant",
       maxEntries: MAX_CACHED_GRANTS,
       read: async (id) => {
@@ -229,7 +231,7 @@ export class Grants {
       return view;
     });
     // Narrows live tokens here at once; other replicas hear it from the trigger.
-    this.revocations.rowChanged("Grant", id);
+    this.changes.committedHere({ table: "Grant", key: id });
     return updated;
   }
 
@@ -243,7 +245,7 @@ export class Grants {
       return recordRevocation(tx, { grantId: id }, { ...meta, reason: "grant deleted" });
     });
     this.revocations.applyCommitted(revocation);
-    this.revocations.rowChanged("Grant", id);
+    this.changes.committedHere({ table: "Grant", key: id });
   }
 
   async #upstream(tx: Tx, name: string) {

@@ -4,8 +4,8 @@ import type { Dispatcher } from "undici";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
 import { conflict, notFound, validationFailed } from "../http/errors.js";
-import { RowCache } from "../revocation/row-cache.js";
-import type { RevocationService } from "../revocation/service.js";
+import type { ChangeFeed } from "../change-feed/feed.js";
+import { RowCache } from "../change-feed/row-cache.js";
 import { slug } from "../http/schemas.js";
 import type { Vault } from "../vault/vault.js";
 import { upstreamPolicyFields, type Protocol } from "../policy/rules.js";
@@ -126,7 +126,7 @@ export class Upstreams {
   readonly #compiled = new Map<string, { source: string; upstream: CompiledUpstream }>();
   /** The same, by the cached row it was compiled from: a lookup without re-reading the stored fields. */
   readonly #compiledByRow = new WeakMap<Upstream, CompiledUpstream>();
-  /** The proxy's view of upstreams, by name, kept current by the revocation channel (migration 0005). */
+  /** The proxy's view of upstreams, by name, kept current by the change feed (migration 0005). */
   readonly #byName: RowCache<Upstream | null>;
 
   constructor(
@@ -134,13 +134,13 @@ export class Upstreams {
     private readonly vault: Vault,
     /** For credential kinds that call a token endpoint: the proxy's dispatcher, with its timeouts. */
     private readonly dispatcher: Dispatcher,
-    private readonly revocations: RevocationService,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
     /** A dispatcher trusting one private CA (an upstream's `tls.ca`). */
     private readonly dispatcherTrusting: (ca: string) => Dispatcher = () => {
       throw new Error("no dispatcher for private CAs");
     },
   ) {
-    this.#byName = new RowCache(revocations, {
+    this.#byName = new RowCache(changes, {
       table: "Upstream",
       maxEntries: MAX_CACHED_UPSTREAMS,
       read: (name) => this.prisma.upstream.findUnique({ where: { name } }),
@@ -181,7 +181,7 @@ export class Upstreams {
       return upstreamView(row);
     });
     // A lookup of the name before it existed may be cached.
-    this.revocations.rowChanged("Upstream", input.name);
+    this.changes.committedHere({ table: "Upstream", key: input.name });
     return created;
   }
 
@@ -231,7 +231,7 @@ export class Upstreams {
       if (input.secret !== undefined) await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
-    this.revocations.rowChanged("Upstream", name);
+    this.changes.committedHere({ table: "Upstream", key: name });
     return updated;
   }
 
@@ -243,7 +243,7 @@ export class Upstreams {
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
-    this.revocations.rowChanged("Upstream", name);
+    this.changes.committedHere({ table: "Upstream", key: name });
     return updated;
   }
 
@@ -258,7 +258,7 @@ export class Upstreams {
     });
     void this.#compiled.get(removed.id)?.upstream.dispatcher?.close().catch(() => {});
     this.#compiled.delete(removed.id);
-    this.revocations.rowChanged("Upstream", name);
+    this.changes.committedHere({ table: "Upstream", key: name });
   }
 
   /**

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { FastifyBaseLogger } from "fastify";
 import type { Database } from "../../../src/db/database.js";
-import { pingPayloadOf } from "../../../src/revocation/records.js";
+import { pingPayloadOf } from "../../../src/change-feed/changes.js";
+import { ChangeFeed } from "../../../src/change-feed/feed.js";
 import { RevocationService } from "../../../src/revocation/service.js";
 import type { AgentToken } from "../../../src/tokens/claims.js";
 
@@ -40,24 +41,29 @@ const change = (id: string, selector: string, value: string) =>
   JSON.stringify({ schema: "public", id, selector, value, createdAtMs: T, expiresAtMs: null, lifted: false });
 const flush = () => new Promise((r) => setImmediate(r));
 
+/** The revocation state on a real change feed, over the fake database; the feed starts loading at once. */
+function revocationsOn(fake: ReturnType<typeof fakeDatabase>, options: { resyncMs: number; maxStalenessMs: number; now: () => number }) {
+  const feed = new ChangeFeed(fake.db, { ...options, replicaId: "me", log: silent });
+  const service = new RevocationService(fake.db.prisma, feed, { resyncMs: options.resyncMs, now: options.now });
+  return { feed, service, started: feed.start() };
+}
+
 describe("RevocationService", () => {
   it("a change announced while a full load runs survives the load's older snapshot", async () => {
     const fake = fakeDatabase();
-    const service = new RevocationService(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", now: () => T });
-    const started = service.start(silent);
+    const { feed, service, started } = revocationsOn(fake, { resyncMs: 60_000, maxStalenessMs: 5000, now: () => T });
     await flush();
     fake.deliver(change("r1", "agent", "agent-1")); // committed after the snapshot was taken
     fake.pending[0]!.release(); // the snapshot: no revocations
     await started;
     expect(() => service.assertNotRevoked(token)).toThrow(/agent's tokens revoked/);
-    await service.stop();
+    await feed.stop();
   });
 
   it("is current after its first load, stays current on its own echoed pings, and goes stale without them", async () => {
     let now = T;
     const fake = fakeDatabase();
-    const service = new RevocationService(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", now: () => now });
-    const started = service.start(silent);
+    const { feed, service, started } = revocationsOn(fake, { resyncMs: 60_000, maxStalenessMs: 5000, now: () => now });
     await flush();
     fake.pending[0]!.release();
     await started;
@@ -72,14 +78,13 @@ describe("RevocationService", () => {
     now = T + 9001;
     expect(service.isCurrent()).toBe(false);
     expect(() => service.assertNotRevoked(token)).toThrow(/not current/);
-    await service.stop();
+    await feed.stop();
   });
 
   it("after losing its connection, pings count again only once a reload that followed the new LISTEN is done", async () => {
     let now = T;
     const fake = fakeDatabase();
-    const service = new RevocationService(fake.db, { resyncMs: 60_000, maxStalenessMs: 100, replicaId: "me", now: () => now });
-    const started = service.start(silent);
+    const { feed, service, started } = revocationsOn(fake, { resyncMs: 60_000, maxStalenessMs: 100, now: () => now });
     await flush();
     fake.pending[0]!.release();
     await started;
@@ -93,17 +98,18 @@ describe("RevocationService", () => {
     await flush();
     fake.deliver(pingPayloadOf("public", "me", now));
     expect(service.isCurrent()).toBe(true);
-    await service.stop();
+    await feed.stop();
   });
 
   it("reads only recent revocations between full reloads, and a lift announced meanwhile wins over the row it read", async () => {
+    let now = T;
     const fake = fakeDatabase();
-    const service = new RevocationService(fake.db, { resyncMs: 20, maxStalenessMs: 5000, replicaId: "me", now: () => T });
-    const started = service.start(silent);
+    const { feed, service, started } = revocationsOn(fake, { resyncMs: 20, maxStalenessMs: 5000, now: () => now });
     await flush();
     expect(fake.pending[0]!.where.createdAt).toBeUndefined(); // the first load is a full one
     fake.pending[0]!.release();
     await started;
+    now = T + 1000; // a sync is due, a full reload is not
     await new Promise((r) => setTimeout(r, 40));
     const sync = fake.pending[1]!;
     expect(sync.where.createdAt).toEqual({ gt: new Date(T - 30_000) });
@@ -115,7 +121,7 @@ describe("RevocationService", () => {
     expect(() => service.assertNotRevoked(token)).toThrow(/agent's tokens revoked/);
     // Later syncs wait on the fake database: release them until the service has stopped.
     let stopped = false;
-    const stopping = service.stop().then(() => (stopped = true));
+    const stopping = feed.stop().then(() => (stopped = true));
     while (!stopped) {
       fake.pending.forEach((load) => load.release());
       await flush();
@@ -123,29 +129,25 @@ describe("RevocationService", () => {
     await stopping;
   });
 
-  it("passes changes of a followed table to its followers, and clears them on every full load", async () => {
+  it("a revocation of a kind it does not know (a newer replica's) leaves the state unvouched for until a reload succeeds", async () => {
+    let now = T;
     const fake = fakeDatabase();
-    const service = new RevocationService(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", now: () => T });
-    const seen: string[] = [];
-    service.follow({
-      tables: ["Grant"],
-      changed: (table, key) => void seen.push(`${table}:${key}`),
-      clear: () => void seen.push("clear"),
-      refresh: async () => {},
-    });
-    const started = service.start(silent);
+    const { feed, service, started } = revocationsOn(fake, { resyncMs: 60_000, maxStalenessMs: 5000, now: () => now });
     await flush();
     fake.pending[0]!.release();
     await started;
-    fake.deliver(JSON.stringify({ schema: "public", table: "Grant", key: "g1" }));
-    fake.deliver(JSON.stringify({ schema: "public", table: "Upstream", key: "api" })); // nobody follows it here
-    fake.deliver(JSON.stringify({ schema: "other", table: "Grant", key: "g2" }));
-    service.rowChanged("Grant", "g3"); // committed on this replica
-    const reload = service.load();
+    fake.deliver(change("r9", "phase_of_moon", "full"));
     await flush();
-    fake.pending.at(-1)!.release();
-    await reload;
-    expect(seen).toEqual(["clear", "Grant:g1", "Grant:g3", "clear"]);
-    await service.stop();
+    const reload = fake.pending.at(-1)!;
+    expect(fake.pending).toHaveLength(2); // the feed reloads at once
+    now = T + 1000;
+    fake.deliver(pingPayloadOf("public", "me", now));
+    now = T + 5001;
+    expect(service.isCurrent()).toBe(false); // the echo proves nothing until the reload is done
+    reload.release();
+    await flush();
+    fake.deliver(pingPayloadOf("public", "me", now));
+    expect(service.isCurrent()).toBe(true);
+    await feed.stop();
   });
 });

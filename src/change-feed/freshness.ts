@@ -1,15 +1,15 @@
 /**
- * How current a replica's revocation state provably is. The state is current as of time T when every
- * revocation committed before T is in it. Two things prove that:
+ * How current a replica's state fed by the change channel (src/change-feed/feed.ts) provably is. The
+ * state is current as of time T when every change committed before T is in it. Two things prove that:
  *
  * - a full load that started at T;
  * - while listening, the echo of a ping this replica NOTIFYed at T: PostgreSQL delivers notifications in
- *   commit order, so every revocation committed before the ping has been delivered (and applied) before
- *   the echo. This counts only once a full load that started after the current LISTEN has finished, since
- *   revocations committed before the LISTEN were never notified to this connection.
+ *   commit order, so every change committed before the ping has been delivered (and applied) before the
+ *   echo. This counts only once a full load that started after the current LISTEN has finished, since
+ *   changes committed before the LISTEN were never notified to this connection.
  *
  * A lost connection simply stops the echoes; the state is then only as current as the last proof, and
- * the service fails closed once that is older than the allowed staleness.
+ * its followers fail closed once that is older than the allowed staleness.
  */
 export class Freshness {
   #currentAsOf = -Infinity;
@@ -28,6 +28,15 @@ export class Freshness {
   lost(): void {
     this.#epoch++;
     this.#listening = false;
+    this.#loadedSinceListen = false;
+  }
+
+  /**
+   * Something announced on this LISTEN was not applied: pings prove nothing more until a full load that
+   * starts from now has finished.
+   */
+  mustReload(): void {
+    this.#epoch++;
     this.#loadedSinceListen = false;
   }
 

@@ -1,10 +1,11 @@
 import { deepFreeze } from "../util/freeze.js";
 import { LruMap } from "../util/lru.js";
-import type { ChannelFollower, RevocationService } from "./service.js";
+import type { CachedTable, RowChange } from "./changes.js";
+import type { ChangeFeed, ChangeFollower } from "./feed.js";
 
 export type RowCacheOptions<V> = {
   /** The table whose change notifications name this cache's keys (migration 0005). */
-  table: string;
+  table: CachedTable;
   /** Most rows held; the least recently used one goes first. */
   maxEntries: number;
   /** Reads one row as stored now; `missing` when there is none (which is cached too). */
@@ -17,32 +18,35 @@ export type RowCacheOptions<V> = {
 
 /** Rows per statement in a refresh: well under PostgreSQL's limit on bind parameters. */
 const REFRESH_BATCH = 1000;
+/** Caches re-read what they hold this often: a few statements per thousand rows held. */
+export const CACHE_REFRESH_MS = 30_000;
 
 /**
- * Rows of one table read from the database and held in memory, kept current by the revocation channel
- * (`RevocationService.follow`): a change announced by the table's trigger, or made on this replica,
- * drops its row at once, so the next lookup reads it as stored now. Held only while the channel can
+ * Rows of one table read from the database and held in memory, kept current by the change feed
+ * (`ChangeFeed.follow`): a change announced by the table's trigger, or made on this replica,
+ * drops its row at once, so the next lookup reads it as stored now. Held only while the feed can
  * vouch for having heard every change (`isCurrent`); otherwise every lookup reads the database.
  *
  * An entry is the read in flight or done, so concurrent lookups share one read. A read that a change,
  * a clear or a refresh overtook is never stored: the entry it would fill is gone or replaced. Values
  * are frozen, since every caller shares them.
  */
-export class RowCache<V> implements ChannelFollower {
-  readonly tables: readonly string[];
+export class RowCache<V> implements ChangeFollower<RowChange> {
+  readonly tables: readonly CachedTable[];
+  readonly refreshMs = CACHE_REFRESH_MS;
   readonly #entries: LruMap<string, { value: Promise<V> }>;
 
   constructor(
-    private readonly channel: Pick<RevocationService, "isCurrent" | "follow">,
+    private readonly feed: Pick<ChangeFeed, "isCurrent" | "follow">,
     private readonly options: RowCacheOptions<V>,
   ) {
     this.tables = [options.table];
     this.#entries = new LruMap(options.maxEntries);
-    channel.follow(this);
+    feed.follow(this);
   }
 
   get(key: string): Promise<V> {
-    if (!this.channel.isCurrent()) return this.#read(key);
+    if (!this.feed.isCurrent()) return this.#read(key);
     const held = this.#entries.get(key);
     if (held) return held.value;
     const entry = { value: this.#read(key) };
@@ -54,12 +58,13 @@ export class RowCache<V> implements ChannelFollower {
     return entry.value;
   }
 
-  changed(_table: string, key: string | null): void {
-    if (key === null) this.clear();
+  changed({ key }: RowChange): void {
+    if (key === null) this.#entries.clear();
     else this.#entries.delete(key);
   }
 
-  clear(): void {
+  /** Drops everything: what is read from now on is as stored now. */
+  async reload(): Promise<void> {
     this.#entries.clear();
   }
 

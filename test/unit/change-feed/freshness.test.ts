@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Freshness } from "../../../src/revocation/freshness.js";
+import { Freshness } from "../../../src/change-feed/freshness.js";
 
 const MAX = 5000;
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { RowCache } from "../../../src/revocation/row-cache.js";
-import type { ChannelFollower } from "../../../src/revocation/service.js";
+import type { ChangeFollower } from "../../../src/change-feed/feed.js";
+import { RowCache } from "../../../src/change-feed/row-cache.js";
 
 type Row = { name: string; version: number } | null;
 
-/** A table whose reads the test can hold back, and a channel whose currency the test sets. */
+/** A table whose reads the test can hold back, and a feed whose currency the test sets. */
 function setup(options: { maxEntries?: number } = {}) {
   const table = new Map<string, number>([["a", 1], ["b", 1], ["c", 1]]);
   const reads: string[] = [];
@@ -16,11 +16,11 @@ function setup(options: { maxEntries?: number } = {}) {
     if (held) await new Promise<void>((release) => held!.push(release));
     return value;
   };
-  const channel = { current: true, followers: [] as ChannelFollower[] };
+  const feed = { current: true, followers: [] as ChangeFollower[] };
   const cache = new RowCache<Row>(
-    { isCurrent: () => channel.current, follow: (f) => void channel.followers.push(f) },
+    { isCurrent: () => feed.current, follow: (f) => void feed.followers.push(f as ChangeFollower) },
     {
-      table: "T",
+      table: "Grant",
       maxEntries: options.maxEntries ?? 100,
       read,
       readMany: async (keys) => {
@@ -34,7 +34,7 @@ function setup(options: { maxEntries?: number } = {}) {
     table,
     reads,
     cache,
-    channel,
+    feed,
     hold: () => (held = []),
     release: () => {
       const pending = held ?? [];
@@ -45,9 +45,9 @@ function setup(options: { maxEntries?: number } = {}) {
 }
 
 describe("RowCache", () => {
-  it("follows its channel, reads a row once, and shares a read in flight", async () => {
+  it("follows its feed, reads a row once, and shares a read in flight", async () => {
     const t = setup();
-    expect(t.channel.followers).toEqual([t.cache]);
+    expect(t.feed.followers).toEqual([t.cache]);
     const [x, y] = await Promise.all([t.cache.get("a"), t.cache.get("a")]);
     expect(await t.cache.get("a")).toBe(x);
     expect(y).toBe(x);
@@ -59,7 +59,7 @@ describe("RowCache", () => {
     expect(await t.cache.get("new")).toBeNull();
     expect(await t.cache.get("new")).toBeNull();
     t.table.set("new", 1);
-    t.cache.changed("T", "new");
+    t.cache.changed({ table: "Grant", key: "new" });
     expect(await t.cache.get("new")).toEqual({ name: "new", version: 1 });
     expect(t.reads).toEqual(["new", "new"]);
   });
@@ -69,10 +69,10 @@ describe("RowCache", () => {
     await t.cache.get("a");
     await t.cache.get("b");
     t.table.set("a", 2);
-    t.cache.changed("T", "a");
+    t.cache.changed({ table: "Grant", key: "a" });
     expect(await t.cache.get("a")).toEqual({ name: "a", version: 2 });
     expect(await t.cache.get("b")).toEqual({ name: "b", version: 1 });
-    t.cache.changed("T", null);
+    t.cache.changed({ table: "Grant", key: null });
     await t.cache.get("b");
     expect(t.reads).toEqual(["a", "b", "a", "b"]);
   });
@@ -82,31 +82,31 @@ describe("RowCache", () => {
     t.hold();
     const stale = t.cache.get("a"); // reads version 1...
     t.table.set("a", 2);
-    t.cache.changed("T", "a"); // ...but version 2 commits and is announced before the read returns
+    t.cache.changed({ table: "Grant", key: "a" }); // ...but version 2 commits and is announced before the read returns
     t.release();
     expect(await stale).toEqual({ name: "a", version: 1 }); // the call that was already under way
     expect(await t.cache.get("a")).toEqual({ name: "a", version: 2 });
   });
 
-  it("never stores a read that a clear overtook", async () => {
+  it("never stores a read that a reload overtook", async () => {
     const t = setup();
     t.hold();
     const stale = t.cache.get("a");
     t.table.set("a", 2);
-    t.cache.clear();
+    await t.cache.reload();
     t.release();
     await stale;
     expect(await t.cache.get("a")).toEqual({ name: "a", version: 2 });
   });
 
-  it("holds nothing while its channel cannot vouch for it", async () => {
+  it("holds nothing while its feed cannot vouch for it", async () => {
     const t = setup();
     await t.cache.get("a");
-    t.channel.current = false;
+    t.feed.current = false;
     t.table.set("a", 2);
     expect(await t.cache.get("a")).toEqual({ name: "a", version: 2 });
     expect(await t.cache.get("b")).toEqual({ name: "b", version: 1 });
-    t.channel.current = true;
+    t.feed.current = true;
     await t.cache.get("b");
     expect(t.reads).toEqual(["a", "a", "b", "b"]);
   });
@@ -139,7 +139,7 @@ describe("RowCache", () => {
     let fail = true;
     const cache = new RowCache<string>(
       { isCurrent: () => true, follow: () => {} },
-      { table: "T", maxEntries: 10, read: async () => (fail ? Promise.reject(new Error("db down")) : "ok"), readMany: async () => new Map(), missing: "" },
+      { table: "Grant", maxEntries: 10, read: async () => (fail ? Promise.reject(new Error("db down")) : "ok"), readMany: async () => new Map(), missing: "" },
     );
     await expect(cache.get("k")).rejects.toThrow("db down");
     fail = false;

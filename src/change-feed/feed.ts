@@ -1,0 +1,208 @@
+import type { FastifyBaseLogger } from "fastify";
+import type { Database, Subscription } from "../db/database.js";
+import { runPeriodically } from "../util/periodic.js";
+import { CHANGE_CHANNEL, parseNotification, pingPayloadOf, type Change, type RowChange } from "./changes.js";
+import { Freshness } from "./freshness.js";
+
+/**
+ * State held in memory and kept current by the feed: the revocation state, the caches of stored rows.
+ * Method syntax, so that a follower of some tables' changes is a follower of `Change`.
+ */
+export type ChangeFollower<C extends Change = Change> = {
+  /** The tables whose changes it is given. */
+  readonly tables: readonly C["table"][];
+  /**
+   * Applies a change announced on the channel or committed on this replica. Throws if it cannot (say, a
+   * revocation of a kind this version does not know): the feed then vouches for nothing until every
+   * follower has reloaded.
+   */
+  changed(change: C): void;
+  /**
+   * Replaces everything held with what is stored now. Run after every new LISTEN (what was committed
+   * before it was never heard) and every few minutes, as the last resort behind the rest.
+   */
+  reload(): Promise<void>;
+  /** How often `refresh` runs (at most as often as the feed's resync). */
+  readonly refreshMs: number;
+  /** The periodic safety net behind notifications: re-reads what is held, or what changed lately. */
+  refresh(): Promise<void>;
+};
+
+export type ChangeFeedOptions = {
+  /** How often the followers' refreshes are due (and the least time between two of them). */
+  resyncMs: number;
+  /** Older than this, nothing held may be vouched for: `isCurrent` is false. */
+  maxStalenessMs: number;
+  /** Identifies this replica's pings. */
+  replicaId: string;
+  log: FastifyBaseLogger;
+  now?: () => number;
+};
+
+/** Full reloads, the last resort behind notifications and refreshes, run this rarely. */
+const FULL_RELOAD_INTERVAL_MS = 300_000;
+
+/**
+ * This replica's subscription to the change channel (`LISTEN`, on a connection of its own: `db.listen`),
+ * and the proof that what its followers hold is current.
+ *
+ * At start it listens, then has every follower load in full. Each change announced is passed to the
+ * followers of its table; a change committed on this replica is passed on at once (`committedHere`), so
+ * that the replica reads its own writes. Currency is proven, not assumed (see Freshness): the replica
+ * pings itself through the channel several times per staleness window, and the echo proves that every
+ * change committed before the ping has been applied. If the connection is lost it is re-established and
+ * every follower reloaded; until then, once the last proof is older than `maxStalenessMs`, `isCurrent`
+ * is false, and the followers fail closed (the revocation check refuses with 503, caches read the database).
+ */
+export class ChangeFeed {
+  readonly #freshness = new Freshness();
+  readonly #followers: ChangeFollower[] = [];
+  readonly #lastRefreshAt = new Map<ChangeFollower, number>();
+  #lastFullReloadAt = -Infinity;
+  #subscription: Subscription | null = null;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #recovering: Promise<void> = Promise.resolve();
+  #recoveryAttempts = 0;
+  #tasks: { stop(): Promise<void> }[] = [];
+  #stopped = false;
+  /** How often to ping and to retry a lost connection: several times per staleness window. */
+  readonly #heartbeatMs: number;
+
+  constructor(
+    private readonly db: Database,
+    private readonly options: ChangeFeedOptions,
+  ) {
+    this.#heartbeatMs = Math.max(25, Math.min(1000, Math.floor(options.maxStalenessMs / 4)));
+  }
+
+  #now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+
+  /** Passes `follower` the changes of its tables from now on; followers added before `start` load with it. */
+  follow<C extends Change>(follower: ChangeFollower<C>): void {
+    this.#followers.push(follower as ChangeFollower);
+    this.#lastRefreshAt.set(follower as ChangeFollower, this.#now());
+  }
+
+  /** Subscribes and loads; throws if either fails, so a broker never starts on state it cannot vouch for. */
+  async start(): Promise<void> {
+    try {
+      await this.#listen();
+      await this.reload();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.#tasks = [
+      runPeriodically(() => this.#resync(), this.options.resyncMs),
+      runPeriodically(() => this.#heartbeat(), this.#heartbeatMs),
+    ];
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#reconnectTimer);
+    await Promise.all(this.#tasks.map((t) => t.stop()));
+    await this.#recovering;
+    await this.#subscription?.close();
+  }
+
+  /** Every follower reloads in full; once all have, the feed vouches for them again (for this LISTEN). */
+  async reload(): Promise<void> {
+    const epoch = this.#freshness.epoch;
+    const startedAt = this.#now();
+    await Promise.all(this.#followers.map((f) => f.reload()));
+    this.#lastFullReloadAt = startedAt;
+    for (const follower of this.#followers) this.#lastRefreshAt.set(follower, startedAt);
+    this.#freshness.loaded(startedAt, epoch);
+  }
+
+  /** A change committed on this replica: applied before the caller answers, not when its echo arrives. */
+  committedHere(change: RowChange): void {
+    this.#deliver(change);
+  }
+
+  isCurrent(): boolean {
+    return this.#freshness.isCurrent(this.#now(), this.options.maxStalenessMs);
+  }
+
+  #deliver(change: Change): void {
+    for (const follower of this.#followers) if (follower.tables.includes(change.table)) follower.changed(change);
+  }
+
+  async #resync(): Promise<void> {
+    const now = this.#now();
+    try {
+      if (now - this.#lastFullReloadAt >= Math.max(FULL_RELOAD_INTERVAL_MS, this.options.resyncMs)) {
+        await this.reload();
+        return;
+      }
+      const due = this.#followers.filter((f) => now - this.#lastRefreshAt.get(f)! >= Math.max(f.refreshMs, this.options.resyncMs));
+      for (const follower of due) this.#lastRefreshAt.set(follower, now);
+      await Promise.all(due.map((f) => f.refresh()));
+    } catch (err) {
+      this.options.log.warn({ err }, "change feed resync failed");
+    }
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (!this.#subscription) return;
+    const payload = pingPayloadOf(this.db.schema, this.options.replicaId, this.#now());
+    await this.db.notify(CHANGE_CHANNEL, payload).catch((err: unknown) => this.options.log.warn({ err }, "change feed ping failed"));
+  }
+
+  async #listen(): Promise<void> {
+    this.#subscription = await this.db.listen(CHANGE_CHANNEL, this.#onNotification, this.#onLost);
+    this.#freshness.listening();
+  }
+
+  readonly #onNotification = (payload: string) => {
+    const n = parseNotification(payload, this.db.schema);
+    if (n.type === "ping") {
+      if (n.replica === this.options.replicaId) this.#freshness.pingEchoed(n.sentAt);
+      return;
+    }
+    try {
+      if (n.type === "unreadable") throw new Error("unreadable change notification");
+      if (n.type === "change") this.#deliver(n.change);
+    } catch (err) {
+      // Something committed was not applied: nothing held is vouched for until a reload replaced it all.
+      this.options.log.error({ err }, "change notification not applied; reloading");
+      this.#freshness.mustReload();
+      this.#recovering = this.reload().catch((reloadErr: unknown) => this.options.log.warn({ err: reloadErr }, "change feed reload failed"));
+    }
+  };
+
+  readonly #onLost = (err: Error) => {
+    this.#subscription = null;
+    this.#freshness.lost();
+    this.options.log.warn({ err }, "change notifications lost; reconnecting");
+    this.#scheduleRecovery();
+  };
+
+  /**
+   * Exponential backoff with jitter, from 50 ms up to the heartbeat: gentle on a database that is coming
+   * back (or near max_connections), yet never more than a heartbeat between tries, so a replica serves
+   * again within about a second of the database taking connections.
+   */
+  #scheduleRecovery(): void {
+    if (this.#stopped) return;
+    const delay = Math.min(this.#heartbeatMs, 50 * 2 ** this.#recoveryAttempts++) * (0.5 + Math.random() / 2);
+    this.#reconnectTimer = setTimeout(() => (this.#recovering = this.#recover()), delay);
+    this.#reconnectTimer.unref();
+  }
+
+  /** Re-subscribes, then reloads (what was announced meanwhile was not heard); retries until both work. */
+  async #recover(): Promise<void> {
+    try {
+      if (!this.#subscription) await this.#listen();
+      await this.reload();
+      this.#recoveryAttempts = 0;
+      this.options.log.info("change notifications restored");
+    } catch (err) {
+      this.options.log.warn({ err }, "change notifications still down");
+      this.#scheduleRecovery();
+    }
+  }
+}

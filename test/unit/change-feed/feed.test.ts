@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import type { FastifyBaseLogger } from "fastify";
+import type { RowChange } from "../../../src/change-feed/changes.js";
+import { ChangeFeed, type ChangeFollower } from "../../../src/change-feed/feed.js";
+import type { Database } from "../../../src/db/database.js";
+
+/** A database whose notifications the test delivers. */
+function fakeDatabase() {
+  let deliver: (payload: string) => void = () => {};
+  const db = {
+    schema: "public",
+    listen: async (_channel: string, onNotify: (p: string) => void) => {
+      deliver = onNotify;
+      return { close: async () => {} };
+    },
+    notify: async () => {},
+  } as unknown as Database;
+  return { db, deliver: (p: string) => deliver(p) };
+}
+
+const silent = { warn() {}, info() {}, error() {} } as unknown as FastifyBaseLogger;
+
+/** Records what the feed asks of it. */
+function recordingFollower(seen: string[]): ChangeFollower<RowChange> {
+  return {
+    tables: ["Grant"],
+    refreshMs: 60_000,
+    changed: ({ table, key }) => void seen.push(`${table}:${key}`),
+    reload: async () => void seen.push("reload"),
+    refresh: async () => void seen.push("refresh"),
+  };
+}
+
+describe("ChangeFeed", () => {
+  it("passes the changes of a followed table to its followers, announced or committed here, and reloads them all", async () => {
+    const fake = fakeDatabase();
+    const feed = new ChangeFeed(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", log: silent });
+    const seen: string[] = [];
+    feed.follow(recordingFollower(seen));
+    await feed.start();
+    expect(feed.isCurrent()).toBe(true);
+    fake.deliver(JSON.stringify({ schema: "public", table: "Grant", key: "g1" }));
+    fake.deliver(JSON.stringify({ schema: "public", table: "Upstream", key: "api" })); // nobody follows it here
+    fake.deliver(JSON.stringify({ schema: "public", table: "Hologram", key: "h" })); // nothing here caches it
+    fake.deliver(JSON.stringify({ schema: "other", table: "Grant", key: "g2" }));
+    feed.committedHere({ table: "Grant", key: "g3" });
+    await feed.reload();
+    expect(seen).toEqual(["reload", "Grant:g1", "Grant:g3", "reload"]);
+    await feed.stop();
+  });
+
+  it("an unreadable notification makes every follower reload", async () => {
+    const fake = fakeDatabase();
+    const feed = new ChangeFeed(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", log: silent });
+    const seen: string[] = [];
+    feed.follow(recordingFollower(seen));
+    await feed.start();
+    fake.deliver("{");
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual(["reload", "reload"]);
+    await feed.stop();
+  });
+});
