@@ -21,7 +21,7 @@ import { BudgetService } from "./budgets/budgets.js";
 import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
-import { startForwardProxyFor, type ForwardProxy } from "./forward-proxy/index.js";
+import { ForwardProxyCa, startForwardProxy, type ForwardProxy } from "./forward-proxy/index.js";
 import { ChangeFeed } from "./change-feed/feed.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer, createLogger } from "./server.js";
@@ -141,6 +141,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       leewaySeconds: config.tokens.leewaySeconds,
     });
 
+    // Transparent mode, when KEYWARD_FORWARD_PROXY_PORT is set: its CA, its routes, its listener (below).
+    const forwardProxyCa = config.forwardProxy ? new ForwardProxyCa(prisma, vault, changes) : null;
+
     const app = await buildServer(
       config,
       {
@@ -164,6 +167,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         inspectMaxBytes: Math.min(config.policyInspectMaxBytes, config.proxyMaxBodyBytes),
         metrics,
         auditLog,
+        forwardProxyCa,
       },
       log,
     );
@@ -191,7 +195,10 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
         background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, log));
       }
-      forwardProxy = await startForwardProxyFor(app, config, { prisma, vault, revocations, changes, verifyToken, auditLog, grants, upstreams });
+      if (forwardProxyCa && config.forwardProxy) {
+        const listener = { ...config.forwardProxy, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs };
+        forwardProxy = await startForwardProxy(app, listener, { prisma, forwardProxyCa, revocations, changes, verifyToken, auditLog });
+      }
     } catch (err) {
       await app.close();
       await Promise.all(background.map((b) => b.stop()));

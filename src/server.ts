@@ -12,6 +12,7 @@ import { approvalAdminRoutes, approvalAgentRoutes, type ApprovalRouteDeps } from
 import { environmentRoutes, type EnvironmentRouteDeps } from "./environments/routes.js";
 import type { Config } from "./config/config.js";
 import { consolePlugin } from "./console/plugin.js";
+import { forwardProxyRoutes, type ForwardProxyCa } from "./forward-proxy/index.js";
 import { BROKER_ERROR_HEADER, registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
 import { collectOpenApi, openApiRoutes } from "./http/openapi.js";
 import { rejectUnstorableText } from "./http/text.js";
@@ -33,7 +34,10 @@ export type ServerDeps = AdminDeps &
   ApprovalRouteDeps &
   EnvironmentRouteDeps &
   SimulateDeps &
-  OpsDeps;
+  OpsDeps & {
+    /** Transparent mode's CA, when it is on: its routes join the API's. */
+    forwardProxyCa: ForwardProxyCa | null;
+  };
 
 /** Anything that could carry a credential, wherever it shows up in a log object. */
 const REDACTED_PATHS = [
@@ -156,6 +160,7 @@ export async function buildServer(
     await api.register(liveTokenRoutes, deps);
     await api.register(auditLiveRoutes, deps);
     await api.register(consolePlugin);
+    if (deps.forwardProxyCa) await api.register(forwardProxyRoutes, { ...deps, forwardProxyCa: deps.forwardProxyCa });
   });
   await app.register(async (proxy) => {
     if (config.logProxyCalls) logEveryRequest(proxy);

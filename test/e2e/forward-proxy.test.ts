@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { promisify } from "node:util";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { privateCa, startTlsUpstream } from "../helpers/tls-upstream.js";
@@ -140,6 +140,15 @@ describe("forward proxy (transparent mode)", () => {
     const view = await broker.admin("get", "/v1/upstreams/api");
     expect(view.body.tls.ca.set).toBe(true);
     expect(JSON.stringify(view.body)).not.toContain("BEGIN CERTIFICATE");
+  });
+
+  it("its routes on the main app are API routes: access-logged, and unstorable text in their input is refused", async () => {
+    const ca = await broker.http().get("/v1/forward-proxy/ca.pem");
+    await vi.waitFor(() =>
+      expect(broker.logs.some((line) => line.includes('"request completed"') && line.includes(ca.headers["x-request-id"] as string))).toBe(true),
+    );
+    const nul = await broker.http().get("/v1/forward-proxy/env?upstream=%00");
+    expect([nul.status, nul.body.error.code]).toEqual([400, "validation_failed"]);
   });
 
   it("curl: the upstream receives the real credential, never the agent's token", async () => {
