@@ -4,7 +4,7 @@ import { z } from "zod";
 import { HTTP_METHODS } from "../policy/decide.js";
 import { ERROR_CODES, isErrorCode } from "../sdk/codes.js";
 import { KeywardApiError, NeedsApproval } from "../sdk/errors.js";
-import type { Keyward } from "../sdk/keyward.js";
+import type { Keyward } from "../sdk/client.js";
 
 /** Upstream answers longer than this are cut: a model's context is no place for megabytes. */
 const MAX_BODY_CHARS = 100_000;

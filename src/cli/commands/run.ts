@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { rootCertificates } from "node:tls";
 import type { Command } from "commander";
-import { Keyward } from "../../sdk/keyward.js";
+import { Keyward } from "../../sdk/client.js";
 import { bearerAuthorization, BrokerHttp } from "../../sdk/http.js";
 import { brokerUrl, CliError } from "../connection.js";
 import { collect, contextOf, examples } from "../context.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { Keyward } from "../../sdk/keyward.js";
+import { Keyward } from "../../sdk/client.js";
 import { agentCredentials } from "../connection.js";
 import { collect, contextOf, examples } from "../context.js";
 import { emit } from "../output.js";
