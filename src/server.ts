@@ -21,9 +21,9 @@ import { policyRoutes } from "./policy/routes.js";
 import type { SimulateDeps } from "./policy/simulate.js";
 import { proxyPlugin, type ProxyDeps } from "./proxy/plugin.js";
 import { liveTokenRoutes } from "./tokens/live-routes.js";
-import { oauthRoutes, type OAuthDeps } from "./tokens/oauth-routes.js";
+import { oauthRoutes, type OAuthDeps } from "./oauth/routes.js";
 import { tokenRoutes, type TokenRouteDeps } from "./tokens/routes.js";
-import { signingKeyRoutes, type SigningKeyRouteDeps } from "./tokens/signing-key-routes.js";
+import { signingKeyRoutes, type SigningKeyRouteDeps } from "./signing-keys/routes.js";
 
 export type ServerDeps = AdminDeps &
   ProxyDeps &

@@ -5,7 +5,7 @@ import type { PrismaClient } from "@prisma/client";
 import { installAdminAuth } from "../admin/auth.js";
 import { KeywardError } from "../http/errors.js";
 import type { RevocationService } from "../revocation/service.js";
-import type { SigningKeys } from "../tokens/signing-keys.js";
+import type { SigningKeys } from "../signing-keys/signing-keys.js";
 import type { Metrics } from "./metrics.js";
 
 export type OpsDeps = {

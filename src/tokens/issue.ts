@@ -3,7 +3,7 @@ import { SignJWT } from "jose";
 import { patternCovers } from "../policy/paths.js";
 import type { HttpMethod } from "../policy/decide.js";
 import { MAX_TOKEN_TTL_SECONDS, scopeOf, type AgentToken } from "./claims.js";
-import { TOKEN_ALG, type KeySet } from "./signing-keys.js";
+import { TOKEN_ALG, type KeySet } from "../signing-keys/signing-keys.js";
 
 export type TokenRequest = { ttlSeconds?: number; methods?: HttpMethod[]; paths?: string[] };
 /** What a new token must stay within: a grant, or the parent token of an exchange. */

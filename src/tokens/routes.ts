@@ -4,8 +4,8 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { ClientAuthenticator } from "../agents/client-auth.js";
 import { basicCredentials } from "../http/auth-header.js";
 import { KeywardError } from "../http/errors.js";
-import { authorizationServerMetadata } from "./oauth-documents.js";
-import { jwks, type SigningKeys } from "./signing-keys.js";
+import { authorizationServerMetadata } from "../oauth/documents.js";
+import { jwks, type SigningKeys } from "../signing-keys/signing-keys.js";
 import { tokenRequestBody, type Tokens } from "./tokens.js";
 
 declare module "fastify" {

@@ -17,7 +17,7 @@ import {
   type TokenRequest,
   type TtlPolicy,
 } from "./issue.js";
-import type { KeySet } from "./signing-keys.js";
+import type { KeySet } from "../signing-keys/signing-keys.js";
 import type { IssuanceGate } from "../approvals/gate.js";
 
 /** What an agent may ask for: a grant and, optionally, less than it allows. */

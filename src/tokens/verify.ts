@@ -1,12 +1,12 @@
 import { errors, jwtVerify, type JWTHeaderParameters } from "jose";
 import { unauthenticated } from "../http/errors.js";
 import { capabilityClaimsSchema, toAgentToken, type AgentToken } from "./claims.js";
-import { TOKEN_ALG, type PublicKeyEntry } from "./signing-keys.js";
+import { TOKEN_ALG, type PublicKeyEntry } from "../signing-keys/signing-keys.js";
 
 /** Headers that would point verification at a key other than Keyward's own: refused outright. */
 export const FORBIDDEN_JWT_HEADERS = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
 
-/** Finds one of Keyward's own public keys by kid (src/tokens/signing-keys.ts); never any other key. */
+/** Finds one of Keyward's own public keys by kid (src/signing-keys/signing-keys.ts); never any other key. */
 export type PublicKeyLookup = (kid: string) => PublicKeyEntry | undefined | Promise<PublicKeyEntry | undefined>;
 
 /** verifyAgentToken bound to Keyward's own key set and configuration: what the proxy and /oauth2/* use. */

@@ -1,7 +1,7 @@
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
 import { caKeyContext } from "../forward-proxy/ca.js";
-import { signingKeyContext } from "../tokens/signing-keys.js";
+import { signingKeyContext } from "../signing-keys/signing-keys.js";
 import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
 import type { Vault } from "./vault.js";
 

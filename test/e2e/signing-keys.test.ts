@@ -5,7 +5,7 @@ import { claimsOf, ISSUER } from "../helpers/oauth.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { signAgentToken } from "../../src/tokens/issue.js";
-import { SigningKeys, type SigningKeyOptions } from "../../src/tokens/signing-keys.js";
+import { SigningKeys, type SigningKeyOptions } from "../../src/signing-keys/signing-keys.js";
 import { parseMasterKey, Vault } from "../../src/vault/vault.js";
 import { waitFor } from "../helpers/wait.js";
 

@@ -12,7 +12,7 @@ import {
   type TokenRequest,
   type TtlPolicy,
 } from "../../../src/tokens/issue.js";
-import type { KeySet } from "../../../src/tokens/signing-keys.js";
+import type { KeySet } from "../../../src/signing-keys/signing-keys.js";
 
 const grant: GrantLimits = { methods: ["GET", "POST"], paths: ["/v1/**", "/v2/projects/*"], maxTtlSeconds: 900 };
 const TTL: TtlPolicy = { defaultTtlSeconds: 900, maxTtlSeconds: 3600 };

@@ -14,7 +14,7 @@ import {
 import { KeywardError } from "../../../src/http/errors.js";
 import type { HttpMethod } from "../../../src/policy/decide.js";
 import { signAgentToken } from "../../../src/tokens/issue.js";
-import type { KeySet } from "../../../src/tokens/signing-keys.js";
+import type { KeySet } from "../../../src/signing-keys/signing-keys.js";
 import { verifyAgentToken } from "../../../src/tokens/verify.js";
 
 const ISSUER = "https://keyward.test";

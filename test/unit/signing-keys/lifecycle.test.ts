@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activeKey, keysToRetire, rotationDue, type LiveKey } from "../../../src/tokens/key-lifecycle.js";
+import { activeKey, keysToRetire, rotationDue, type LiveKey } from "../../../src/signing-keys/lifecycle.js";
 
 const T = Date.parse("2030-01-01T00:00:00Z");
 const at = (ms: number) => new Date(T + ms);

@@ -2,8 +2,8 @@ import { z } from "zod";
 import { badRequest, KeywardError } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import { pathPattern } from "../grants/grants.js";
-import type { TokenRequest } from "./issue.js";
-import { tokenRequestBody } from "./tokens.js";
+import type { TokenRequest } from "../tokens/issue.js";
+import { tokenRequestBody } from "../tokens/tokens.js";
 
 /** The RFC 9396 authorization_details type Keyward understands. */
 export const AUTHORIZATION_DETAILS_TYPE = "keyward_grant";

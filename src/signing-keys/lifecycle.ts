@@ -1,4 +1,4 @@
-/** When signing keys are replaced and retired: pure decisions, applied by src/tokens/signing-keys.ts. */
+/** When signing keys are replaced and retired: pure decisions, applied by src/signing-keys/signing-keys.ts. */
 
 export type LiveKey = { kid: string; createdAt: Date };
 

@@ -1,6 +1,6 @@
 import { CLIENT_ASSERTION_ALGS } from "../agents/client-keys.js";
-import type { AgentToken } from "./claims.js";
-import { AUTHORIZATION_DETAILS_TYPE } from "./oauth-request.js";
+import type { AgentToken } from "../tokens/claims.js";
+import { AUTHORIZATION_DETAILS_TYPE } from "./request.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";

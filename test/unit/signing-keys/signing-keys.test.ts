@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { exportJWK, generateKeyPair } from "jose";
 import type { PrismaClient, SigningKey } from "@prisma/client";
-import { jwks, signingKeyContext, SigningKeys } from "../../../src/tokens/signing-keys.js";
+import { jwks, signingKeyContext, SigningKeys } from "../../../src/signing-keys/signing-keys.js";
 import { Vault } from "../../../src/vault/vault.js";
 
 const vault = new Vault(randomBytes(32));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { badRequest, forbidden, KeywardError, notFound, unauthenticated, unavailable, validationFailed } from "../../../src/http/errors.js";
-import { toOAuthErrorResponse } from "../../../src/tokens/oauth-errors.js";
+import { toOAuthErrorResponse } from "../../../src/oauth/errors.js";
 
 describe("toOAuthErrorResponse: every error in the RFC 6749 shape", () => {
   const invalidClient = unauthenticated("invalid_client", "invalid client credentials");

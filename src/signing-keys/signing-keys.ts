@@ -4,7 +4,7 @@ import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 
 import type { Prisma, PrismaClient, SigningKey } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
 import type { Vault } from "../vault/vault.js";
-import { activeKey, keysToRetire, rotationDue } from "./key-lifecycle.js";
+import { activeKey, keysToRetire, rotationDue } from "./lifecycle.js";
 
 /** The only algorithm Keyward signs with and accepts. */
 export const TOKEN_ALG = "ES256";

@@ -8,12 +8,12 @@ import { basicCredentials, bearerToken } from "../http/auth-header.js";
 import { forbidden, KeywardError, unauthenticated } from "../http/errors.js";
 import { parseForm } from "../http/form.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
-import type { AgentToken } from "./claims.js";
-import { ACCESS_TOKEN_TYPE, introspectionOf, TOKEN_EXCHANGE_GRANT } from "./oauth-documents.js";
-import { toOAuthErrorResponse } from "./oauth-errors.js";
-import { requestedCapabilities, upstreamOfResource } from "./oauth-request.js";
-import type { Tokens } from "./tokens.js";
-import type { TokenVerifier } from "./verify.js";
+import type { AgentToken } from "../tokens/claims.js";
+import { ACCESS_TOKEN_TYPE, introspectionOf, TOKEN_EXCHANGE_GRANT } from "./documents.js";
+import { toOAuthErrorResponse } from "./errors.js";
+import { requestedCapabilities, upstreamOfResource } from "./request.js";
+import type { Tokens } from "../tokens/tokens.js";
+import type { TokenVerifier } from "../tokens/verify.js";
 
 export type OAuthDeps = {
   prisma: PrismaClient;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentToken } from "../../../src/tokens/claims.js";
-import { authorizationServerMetadata, endpointOf, introspectionOf } from "../../../src/tokens/oauth-documents.js";
+import { authorizationServerMetadata, endpointOf, introspectionOf } from "../../../src/oauth/documents.js";
 
 const token: AgentToken = {
   jti: "child",

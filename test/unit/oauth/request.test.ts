@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { KeywardError } from "../../../src/http/errors.js";
-import { parseAuthorizationDetails, parseScope, requestedCapabilities, type RequestedCapabilities } from "../../../src/tokens/oauth-request.js";
+import { parseAuthorizationDetails, parseScope, requestedCapabilities, type RequestedCapabilities } from "../../../src/oauth/request.js";
 
 function refusal(run: () => unknown): { status: number; code: string; message: string } {
   try {
