@@ -13,7 +13,7 @@ import { recordRevocation, type RevocationService } from "../revocation/service.
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { compileGrantRedaction, redactRule, type RedactRule } from "../redaction/rules.js";
 import { PRESET_REDACTION_IDS } from "../policy/presets/index.js";
-import { grantPolicyColumns, grantPolicyView, grantRedactionColumns } from "./policy.js";
+import { grantPolicyColumns, grantPolicyView, grantRedactionColumns } from "./policy-columns.js";
 
 export { pathPattern };
 const methods = z.array(z.enum(HTTP_METHODS)).min(1).max(HTTP_METHODS.length);

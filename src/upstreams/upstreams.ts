@@ -21,7 +21,7 @@ import {
   type SecretProblem,
   type UpstreamCredential,
 } from "./credentials/index.js";
-import { upstreamPolicyColumns } from "./policy.js";
+import { upstreamPolicyColumns } from "./policy-columns.js";
 import { compileRedaction, secretsCombiner, type Redaction } from "../redaction/redaction.js";
 
 const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
