@@ -3,7 +3,7 @@ import { newStore, startBroker, type Store, type TestBroker } from "../helpers/b
 import { createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
-// Grants, upstreams and environments are held in memory (src/revocation/row-cache.ts): every admin change
+// Grants, upstreams and environments are held in memory (src/change-feed/row-cache.ts): every admin change
 // must still take effect on the very next call of the replica that made it.
 describe("what the broker holds in memory follows every change at once", () => {
   let store: Store;
