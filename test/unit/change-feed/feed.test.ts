@@ -31,13 +31,19 @@ function recordingFollower(seen: string[]): ChangeFollower<RowChange> {
   };
 }
 
+/** A started feed on the fake database, with one recording follower of Grant changes. */
+async function startedFeed() {
+  const fake = fakeDatabase();
+  const feed = new ChangeFeed(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", log: silent });
+  const seen: string[] = [];
+  feed.follow(recordingFollower(seen));
+  await feed.start();
+  return { fake, feed, seen };
+}
+
 describe("ChangeFeed", () => {
   it("passes the changes of a followed table to its followers, announced or committed here, and reloads them all", async () => {
-    const fake = fakeDatabase();
-    const feed = new ChangeFeed(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", log: silent });
-    const seen: string[] = [];
-    feed.follow(recordingFollower(seen));
-    await feed.start();
+    const { fake, feed, seen } = await startedFeed();
     expect(feed.isCurrent()).toBe(true);
     fake.deliver(JSON.stringify({ schema: "public", table: "Grant", key: "g1" }));
     fake.deliver(JSON.stringify({ schema: "public", table: "Upstream", key: "api" })); // nobody follows it here
@@ -50,11 +56,7 @@ describe("ChangeFeed", () => {
   });
 
   it("an unreadable notification makes every follower reload", async () => {
-    const fake = fakeDatabase();
-    const feed = new ChangeFeed(fake.db, { resyncMs: 60_000, maxStalenessMs: 5000, replicaId: "me", log: silent });
-    const seen: string[] = [];
-    feed.follow(recordingFollower(seen));
-    await feed.start();
+    const { fake, feed, seen } = await startedFeed();
     fake.deliver("{");
     await new Promise((r) => setImmediate(r));
     expect(seen).toEqual(["reload", "reload"]);
