@@ -121,7 +121,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const issuer = await resolveDeploymentIssuer(prisma, { url: config.issuer, configured: config.issuerConfigured });
     const claims = { issuer, audience: config.audience };
     const grants = new Grants(prisma, changes, revocations);
-    const agents = new Agents(prisma, revocations);
+    const agents = new Agents(prisma, changes, revocations);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeouts);
     const upstreams = new Upstreams(prisma, vault, dispatcher, changes, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.

@@ -4,7 +4,8 @@ import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
 import { badRequest, conflict, notFound } from "../http/errors.js";
 import { displayName } from "../http/schemas.js";
-import { RowCache } from "../revocation/row-cache.js";
+import type { ChangeFeed } from "../change-feed/feed.js";
+import { RowCache } from "../change-feed/row-cache.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { unusableKeys, type agentJwksBody, type AgentJwk } from "./client-keys.js";
 import { hashClientSecret, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
@@ -44,9 +45,10 @@ export class Agents {
 
   constructor(
     private readonly prisma: PrismaClient,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
     private readonly revocations: RevocationService,
   ) {
-    this.#byClientId = new RowCache(revocations, {
+    this.#byClientId = new RowCache(changes, {
       table: "Agent",
       maxEntries: MAX_CACHED_AGENTS,
       read: (clientId) => this.prisma.agent.findUnique({ where: { clientId } }),
@@ -60,7 +62,7 @@ export class Agents {
 
   /** This replica sees its own change at once, not when the channel brings it back. */
   #changed(row: Agent): void {
-    this.revocations.rowChanged("Agent", row.clientId);
+    this.changes.committedHere({ table: "Agent", key: row.clientId });
   }
 
   /** Returns the client secret this once; only its scrypt hash is stored. */

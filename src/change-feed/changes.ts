@@ -8,7 +8,7 @@ import { z } from "zod";
 export const CHANGE_CHANNEL = "keyward_revocation";
 
 /** Tables whose rows are held in memory, as their triggers name them (a GrantAgent change names its Grant). */
-export const CACHED_TABLES = ["Grant", "Upstream", "Environment", "ForwardProxyCa"] as const;
+export const CACHED_TABLES = ["Grant", "Upstream", "Environment", "Agent", "ForwardProxyCa"] as const;
 export type CachedTable = (typeof CACHED_TABLES)[number];
 
 /** A Revocation row as stored, read from the table or from its change notification. */
