@@ -21,7 +21,7 @@ import { BudgetService } from "./budgets/budgets.js";
 import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
-import { ForwardProxyCa, startForwardProxy, type ForwardProxy } from "./forward-proxy/index.js";
+import { ForwardProxyCa, startForwardProxy, UpstreamHosts, type ForwardProxy } from "./forward-proxy/index.js";
 import { ChangeFeed } from "./change-feed/feed.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer, createLogger } from "./server.js";
@@ -142,7 +142,8 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     });
 
     // Transparent mode, when KEYWARD_FORWARD_PROXY_PORT is set: its CA, its routes, its listener (below).
-    const forwardProxyCa = config.forwardProxy ? new ForwardProxyCa(prisma, vault, changes) : null;
+    const upstreamHosts = config.forwardProxy ? new UpstreamHosts(prisma, changes) : null;
+    const forwardProxyCa = upstreamHosts ? new ForwardProxyCa(prisma, vault, upstreamHosts, changes) : null;
 
     const app = await buildServer(
       config,
@@ -195,9 +196,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
         background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, log));
       }
-      if (forwardProxyCa && config.forwardProxy) {
+      if (forwardProxyCa && upstreamHosts && config.forwardProxy) {
         const listener = { ...config.forwardProxy, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs };
-        forwardProxy = await startForwardProxy(app, listener, { prisma, forwardProxyCa, revocations, changes, verifyToken, auditLog });
+        forwardProxy = await startForwardProxy(app, listener, { prisma, forwardProxyCa, hosts: upstreamHosts, revocations, verifyToken, auditLog });
       }
     } catch (err) {
       await app.close();

@@ -7,7 +7,8 @@ import type { ChangeFeed, ChangeFollower } from "../change-feed/feed.js";
 import { CACHE_REFRESH_MS } from "../change-feed/row-cache.js";
 import { LruMap } from "../util/lru.js";
 import type { Vault } from "../vault/vault.js";
-import { createCaCertificate, issueHostCertificate, newRsaKeyPem, type KeyPairPem } from "./x509.js";
+import type { UpstreamHosts } from "./hosts.js";
+import { constrainCaCertificate, createCaCertificate, issueHostCertificate, newRsaKeyPem, type KeyPairPem } from "./x509.js";
 
 const CA_VALID_DAYS = 3650;
 const HOST_CERT_VALID_DAYS = 7;
@@ -26,6 +27,12 @@ type Actor = { actor: string; requestId: string };
  * terminates TLS for; which hosts may get one is the caller's decision (only hosts an upstream names).
  * A rotation, here or on another replica (announced on the change feed), drops every cached
  * certificate: the next tunnel gets one from the new CA.
+ *
+ * The certificate clients trust is name-constrained to the hosts of the https upstreams (SECURITY.md,
+ * "Forward proxy"): whoever steals the CA key can mint certificates only for hosts Keyward already
+ * holds credentials for. When that set of hosts changes, the CA is re-issued with the same key, so
+ * certificates already issued stay valid, and the new one is what `ca.pem` serves. The stored
+ * certificate is the template every re-issue copies; it permits no name at all.
  */
 export class ForwardProxyCa implements ChangeFollower<RowChange> {
   readonly tables = ["ForwardProxyCa"] as const;
@@ -33,20 +40,28 @@ export class ForwardProxyCa implements ChangeFollower<RowChange> {
   /** The leaf key every host certificate of this process carries; never stored. */
   readonly #leafKeyPem = newRsaKeyPem();
   #active: Promise<ActiveCa> | null = null;
+  /** The constrained certificate last served, for the CA and hosts it was re-issued for. */
+  #served: { caId: string; hosts: string; certPem: string } | null = null;
   readonly #contexts = new LruMap<string, { caId: string; notAfter: number; context: SecureContext }>(MAX_CACHED_HOSTS);
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly vault: Vault,
+    private readonly hosts: Pick<UpstreamHosts, "current">,
     changes: Pick<ChangeFeed, "follow">,
     private readonly now: () => number = Date.now,
   ) {
     changes.follow(this);
   }
 
-  /** The CA certificate clients must trust (PEM). */
+  /** The CA certificate clients must trust (PEM), constrained to the hosts upstreams name now. */
   async certificatePem(): Promise<string> {
-    return (await this.#current()).certPem;
+    const [ca, index] = await Promise.all([this.#current(), this.hosts.current()]);
+    const hosts = index.tlsHosts.join("\0");
+    if (this.#served?.caId === ca.id && this.#served.hosts === hosts) return this.#served.certPem;
+    const certPem = constrainCaCertificate(ca.certPem, ca.keyPem, index.tlsHosts);
+    this.#served = { caId: ca.id, hosts, certPem };
+    return certPem;
   }
 
   /** The TLS context to present for `host` (DNS name or IP), from cache while it has a day left. */
@@ -75,7 +90,7 @@ export class ForwardProxyCa implements ChangeFollower<RowChange> {
       return row;
     });
     this.changed();
-    return { id: created.id, certPem: created.certPem };
+    return { id: created.id, certPem: await this.certificatePem() };
   }
 
   changed(): void {
@@ -120,7 +135,7 @@ export class ForwardProxyCa implements ChangeFollower<RowChange> {
   #newCaRow() {
     const id = randomUUID();
     const keyPem = newRsaKeyPem();
-    const certPem = createCaCertificate(keyPem, `Keyward forward proxy CA ${id.slice(0, 8)}`, new Date(this.now()), CA_VALID_DAYS);
+    const certPem = createCaCertificate(keyPem, `Keyward forward proxy CA ${id.slice(0, 8)}`, new Date(this.now()), CA_VALID_DAYS, []);
     return { id, certPem, keyCiphertext: this.vault.encrypt(keyPem, caKeyContext(id)), keyId: this.vault.keyId };
   }
 }

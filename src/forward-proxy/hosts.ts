@@ -44,8 +44,11 @@ const key = (scheme: string, host: string, port: number) => `${scheme}//${host}:
  */
 export class HostIndex {
   readonly #byOrigin = new Map<string, UpstreamOrigin[]>();
+  /** The hosts of the https upstreams, sorted, each once: the names the forward proxy's CA may vouch for. */
+  readonly tlsHosts: readonly string[];
 
   constructor(origins: readonly UpstreamOrigin[]) {
+    this.tlsHosts = [...new Set(origins.filter((o) => o.scheme === "https:").map((o) => o.host))].sort();
     for (const origin of origins) {
       const k = key(origin.scheme, origin.host, origin.port);
       const list = this.#byOrigin.get(k) ?? [];

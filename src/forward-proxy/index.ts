@@ -1,15 +1,15 @@
 import type { FastifyInstance } from "fastify";
 import type { AuditLog } from "../audit/log.js";
-import type { ChangeFeed } from "../change-feed/feed.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
 import type { ForwardProxyCa } from "./ca.js";
-import { UpstreamHosts } from "./hosts.js";
+import type { UpstreamHosts } from "./hosts.js";
 import { forwardProxyAdminRoutes, forwardProxyAgentRoutes, forwardProxyPublicRoutes, type ForwardProxyRouteDeps } from "./routes.js";
 import { ForwardProxy, type ForwardProxyOptions } from "./server.js";
 
 export { ForwardProxy } from "./server.js";
 export { ForwardProxyCa } from "./ca.js";
+export { UpstreamHosts } from "./hosts.js";
 
 /** Transparent mode's routes on the main app (the CA certificate, the agent's environment, CA rotation). */
 export async function forwardProxyRoutes(app: FastifyInstance, deps: ForwardProxyRouteDeps): Promise<void> {
@@ -21,8 +21,9 @@ export async function forwardProxyRoutes(app: FastifyInstance, deps: ForwardProx
 type Deps = {
   prisma: ForwardProxyRouteDeps["prisma"];
   forwardProxyCa: ForwardProxyCa;
+  /** The hosts upstreams name: the ones tunnels may go to, and the CA's name constraints. */
+  hosts: UpstreamHosts;
   revocations: RevocationService;
-  changes: ChangeFeed;
   verifyToken: TokenVerifier;
   auditLog: Pick<AuditLog, "keep">;
 };
@@ -44,7 +45,7 @@ export async function startForwardProxy(
       app,
       verifyToken: deps.verifyToken,
       revocations: deps.revocations,
-      hosts: new UpstreamHosts(deps.prisma, deps.changes),
+      hosts: deps.hosts,
       ca: deps.forwardProxyCa,
       auditLog: deps.auditLog,
       log: app.log.child({ component: "forward-proxy" }),

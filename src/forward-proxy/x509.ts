@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import forge from "node-forge";
 
@@ -23,9 +23,11 @@ function serialNumber(): string {
 
 /**
  * A self-signed CA certificate for the forward proxy: may sign end-entity certificates only
- * (pathLenConstraint 0), nothing else.
+ * (pathLenConstraint 0), and, given `permittedHosts`, only for those hosts (a critical NameConstraints
+ * extension, see nameConstraints below). Without it the CA is unconstrained: what the private CA of a
+ * test upstream or an internal API is.
  */
-export function createCaCertificate(keyPem: string, commonName: string, now: Date, validDays: number): string {
+export function createCaCertificate(keyPem: string, commonName: string, now: Date, validDays: number, permittedHosts?: readonly string[]): string {
   const key = forge.pki.privateKeyFromPem(keyPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
@@ -35,13 +37,76 @@ export function createCaCertificate(keyPem: string, commonName: string, now: Dat
   const name = [{ name: "commonName", value: commonName }, { name: "organizationName", value: "Keyward" }];
   cert.setSubject(name);
   cert.setIssuer(name);
-  cert.setExtensions([
+  cert.setExtensions([...caExtensions(), ...(permittedHosts ? [nameConstraints(permittedHosts)] : [])]);
+  cert.sign(key, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+/**
+ * The CA certificate `caCertPem` re-issued, with the same key, subject and validity, so that every host
+ * certificate it signed still chains to it, constrained to `permittedHosts`. The serial is derived from
+ * the original's and the hosts, so every replica re-issues the very same certificate (RSA PKCS#1 v1.5
+ * signatures are deterministic) and a client may fetch it from any of them.
+ */
+export function constrainCaCertificate(caCertPem: string, keyPem: string, permittedHosts: readonly string[]): string {
+  const original = forge.pki.certificateFromPem(caCertPem);
+  const key = forge.pki.privateKeyFromPem(keyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = original.publicKey;
+  const digest = createHash("sha256").update(original.serialNumber).update("\0").update(permittedHosts.join("\0")).digest();
+  digest[0] = digest[0]! & 0x7f;
+  cert.serialNumber = digest.subarray(0, 16).toString("hex");
+  cert.validity.notBefore = original.validity.notBefore;
+  cert.validity.notAfter = original.validity.notAfter;
+  cert.setSubject(original.subject.attributes);
+  cert.setIssuer(original.subject.attributes);
+  cert.setExtensions([...caExtensions(), nameConstraints(permittedHosts)]);
+  cert.sign(key, forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+function caExtensions(): object[] {
+  return [
     { name: "basicConstraints", cA: true, pathLenConstraint: 0, critical: true },
     { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
     { name: "subjectKeyIdentifier" },
-  ]);
-  cert.sign(key, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+  ];
+}
+
+const { asn1 } = forge;
+const generalSubtree = (generalName: forge.asn1.Asn1) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [generalName]);
+/** GeneralName dNSName [2] IA5String, implicit. */
+const dnsNameSubtree = (name: string) => generalSubtree(asn1.create(asn1.Class.CONTEXT_SPECIFIC, 2, false, name));
+/** GeneralName iPAddress [7]: the address followed by its mask (RFC 5280 §4.2.1.10). */
+const ipSubtree = (address: Buffer, mask: Buffer) =>
+  generalSubtree(asn1.create(asn1.Class.CONTEXT_SPECIFIC, 7, false, Buffer.concat([address, mask]).toString("binary")));
+/** forge.util.bytesFromIP, which its type definitions leave out: the address's 4 or 16 bytes. */
+const { bytesFromIP } = forge.util as unknown as { bytesFromIP(ip: string): string };
+const ipBytes = (ip: string) => Buffer.from(bytesFromIP(ip), "binary");
+const ALL_IPV4 = ipSubtree(Buffer.alloc(4), Buffer.alloc(4));
+const ALL_IPV6 = ipSubtree(Buffer.alloc(16), Buffer.alloc(16));
+
+/**
+ * NameConstraints (RFC 5280 §4.2.1.10), critical: certificates under this CA are valid only for these
+ * DNS names (each with its subdomains, as the RFC defines a dNSName subtree) and these exact IP
+ * addresses. A kind of name with nothing permitted is excluded whole, as the CA/Browser Forum's
+ * technically constrained CAs do (a zero-length dNSName, 0.0.0.0/0 and ::/0): a subtree list without
+ * any entry of a kind would leave that kind unconstrained.
+ */
+export function nameConstraints(permittedHosts: readonly string[]): { id: string; critical: true; value: forge.asn1.Asn1 } {
+  const dnsNames = permittedHosts.filter((host) => !isIP(host));
+  const ips = permittedHosts.filter((host) => isIP(host));
+  const permitted = [
+    ...dnsNames.map(dnsNameSubtree),
+    ...ips.map((ip) => ipSubtree(ipBytes(ip), Buffer.alloc(isIP(ip) === 4 ? 4 : 16, 0xff))),
+  ];
+  const excluded = [...(dnsNames.length ? [] : [dnsNameSubtree("")]), ...(ips.length ? [] : [ALL_IPV4, ALL_IPV6])];
+  const subtrees = (tag: number, list: forge.asn1.Asn1[]) => (list.length ? [asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, true, list)] : []);
+  return {
+    id: "2.5.29.30", // id-ce-nameConstraints
+    critical: true,
+    value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [...subtrees(0, permitted), ...subtrees(1, excluded)]),
+  };
 }
 
 /**
@@ -58,7 +123,9 @@ export function issueHostCertificate(ca: KeyPairPem, leafKeyPem: string, host: s
   cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   // Never past the CA's own end.
   cert.validity.notAfter = new Date(Math.min(now.getTime() + validDays * DAY_MS, caCert.validity.notAfter.getTime()));
-  cert.setSubject([{ name: "commonName", value: host }]);
+  // An IP address goes in the subjectAltName only: OpenSSL checks a commonName that looks like a DNS name
+  // (as "127.0.0.1" does) against the CA's dNSName constraints, which exclude every name when only IPs are permitted.
+  cert.setSubject(isIP(host) ? [{ name: "organizationName", value: "Keyward" }] : [{ name: "commonName", value: host }]);
   cert.setIssuer(caCert.subject.attributes);
   const altName = isIP(host) ? { type: 7, ip: host } : { type: 2, value: host };
   cert.setExtensions([

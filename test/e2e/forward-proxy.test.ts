@@ -4,10 +4,15 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { promisify } from "node:util";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { EnvHttpProxyAgent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { caKeyContext } from "../../src/forward-proxy/ca.js";
+import { issueHostCertificate, newRsaKeyPem } from "../../src/forward-proxy/x509.js";
+import { parseMasterKey, Vault } from "../../src/vault/vault.js";
 import { privateCa, startTlsUpstream } from "../helpers/tls-upstream.js";
 import { startUpstream } from "../helpers/upstream.js";
 
@@ -279,6 +284,68 @@ describe("forward proxy (transparent mode)", () => {
     expect(stdout).toContain(`${"1".repeat(40)}\trefs/heads/main`);
     expect(gitServer.received.at(-1)!.url).toBe("/org/app.git/info/refs?service=git-upload-pack");
     expect(gitServer.received.at(-1)!.headers.authorization).toBe("Bearer real-git-secret");
+  });
+
+  it("the CA is name-constrained to the upstreams' hosts: a certificate for any other host, even one signed with the stolen CA key, is refused by curl and Node", async () => {
+    // What a thief of the CA key (and the master key) could do: sign certificates of their own choosing.
+    const row = (await broker.keyward.db.prisma.forwardProxyCa.findFirst({ where: { retiredAt: null } }))!;
+    const stolen = { certPem: row.certPem, keyPem: new Vault(parseMasterKey(store.masterKey)).decrypt(row.keyCiphertext, caKeyContext(row.id)) };
+    const leafKey = newRsaKeyPem();
+    const serve = async (host: string) => {
+      const server = createHttpsServer({ cert: issueHostCertificate(stolen, leafKey, host, new Date(), 1), key: leafKey }, (_req, res) => res.end("impostor"));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+    };
+    const curl = (host: string, port: number) =>
+      run("curl", ["-sS", "--noproxy", "*", "--resolve", `${host}:${port}:127.0.0.1`, "--cacert", caFile, `https://${host}:${port}/`]).then(
+        ({ stdout }) => ({ code: 0, out: stdout }),
+        (err: { code: number; stderr: string }) => ({ code: err.code, out: err.stderr }),
+      );
+    const nodeTls = (host: string, port: number) =>
+      new Promise<string>((resolve) => {
+        const socket = tlsConnect({ host: "127.0.0.1", port, servername: host, ca: caPem, checkServerIdentity: () => undefined });
+        socket.once("secureConnect", () => (socket.destroy(), resolve("ok"))).once("error", (err: Error) => resolve(err.message));
+      });
+    const impostor = await serve("evil.example");
+    const lookalike = await serve("localhost");
+    try {
+      // 60: curl's "peer certificate cannot be authenticated with known CA certificates".
+      expect(await curl("evil.example", impostor.port)).toMatchObject({ code: 60, out: expect.stringContaining("permitted subtree violation") });
+      // Node names no code for it ("UNSPECIFIED"): OpenSSL's reason is in the message.
+      expect(await nodeTls("evil.example", impostor.port)).toBe("permitted subtree violation");
+      // The same key signing for a host an upstream names is trusted: the constraint, not the key, refused the other.
+      expect(await curl("localhost", lookalike.port)).toEqual({ code: 0, out: "impostor" });
+      expect(await nodeTls("localhost", lookalike.port)).toBe("ok");
+    } finally {
+      await impostor.close();
+      await lookalike.close();
+    }
+  });
+
+  it("an upstream on a new host re-issues the CA with the same key: the new certificate vouches for it, the old one still for the hosts it named", async () => {
+    const ipUpstream = await startTlsUpstream();
+    try {
+      const t = await token();
+      // The upstream names its host by IP address: an iPAddress constraint, not a DNS one.
+      const ipAuthority = `127.0.0.1:${ipUpstream.port}`;
+      await createUpstream(broker, { name: "by-ip", baseUrl: `https://${ipAuthority}`, environment: "staging", secret: "real-ip-secret", tls: { ca: ipUpstream.caPem } } as never);
+      const reissued = (await broker.http().get("/v1/forward-proxy/ca.pem")).text;
+      expect(reissued).not.toBe(caPem);
+      expect((await broker.http().get("/v1/forward-proxy/ca.pem")).text).toBe(reissued);
+      const refused = await openTunnel(proxyPort, ipAuthority, `Bearer ${t}`, caPem).catch((err: Error) => err.message);
+      expect(refused).toBe("excluded subtree violation");
+      const accepted = await openTunnel(proxyPort, ipAuthority, `Bearer ${t}`, reissued);
+      expect(accepted.tls!.authorized).toBe(true);
+      accepted.tls!.destroy();
+      for (const trusted of [caPem, reissued]) {
+        const { tls } = await openTunnel(proxyPort, authority, `Bearer ${t}`, trusted);
+        expect((await exchange(tls!, `GET /repos/both HTTP/1.1\r\nHost: ${authority}\r\n\r\n`)).status).toBe(200);
+        tls!.destroy();
+      }
+    } finally {
+      await broker.admin("delete", "/v1/upstreams/by-ip");
+      await ipUpstream.close();
+    }
   });
 
   it("plain http:// through absolute-form requests, matched under the upstream's base path", async () => {
