@@ -12,7 +12,11 @@ import { serveChild } from "./child.js";
 const config = loadConfig(process.env);
 const keyward = await createKeyward(config);
 await keyward.app.listen({ port: 0, host: "127.0.0.1" });
-serveChild((keyward.app.server.address() as AddressInfo).port, {}, async () => {
+const handlers = {
+  /** The forward proxy's port, when KEYWARD_FORWARD_PROXY_PORT turned it on (the tunnel benchmark). */
+  forwardProxyPort: async () => keyward.forwardProxy?.address().port ?? null,
+};
+serveChild((keyward.app.server.address() as AddressInfo).port, handlers, async () => {
   // If closing hangs, say what is still open before the parent gives up and kills the process.
   const port = (keyward.app.server.address() as AddressInfo).port;
   const watchdog = setTimeout(() => {

@@ -99,6 +99,14 @@ export type MainResults = {
   targets: TargetCheck[];
 };
 
+/** `npm run bench -- --tunnel` (bench/tunnel.ts): when, how long, where and with what, as the other modes say it. */
+export type TunnelResults = Pick<MainResults, "startedAt" | "seconds" | "machine" | "settings"> & {
+  mode: "tunnel";
+  rows: ProxyRow[];
+  /** Keyward's tunnel ÷ its /proxy/ route, per concurrency */
+  costs: { c: number; rps: number; p50: number; cpu: number }[];
+};
+
 export type ScaleResults = {
   mode: "scale";
   startedAt: string;
@@ -143,7 +151,7 @@ const f2 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? 
 const int = (n: number) => Math.round(n).toLocaleString("en");
 const pct = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "" : `${(100 * n).toFixed(0)}%`);
 
-function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][]): string {
   return [
     `| ${header.join(" | ")} |`,
     `| ${header.map((h, i) => (i === 0 || /^(target|process|backend|what|component|function|where|table|measured|required|result)$/.test(h) ? "---" : "---:")).join(" | ")} |`,
@@ -151,7 +159,7 @@ function table(header: string[], rows: string[][]): string {
   ].join("\n");
 }
 
-function machineLine(m: Machine, otherNodes: string[] = []): string {
+export function machineLine(m: Machine, otherNodes: string[] = []): string {
   const load = (l: number[] | undefined) => (l ? l.map((x) => x.toFixed(2)).join(" ") : "?");
   const node = otherNodes.length ? `Node ${m.node} (the harness, upstream and load; servers also on ${otherNodes.map((v) => `Node ${v}`).join(", ")})` : `Node ${m.node}`;
   return [
@@ -360,10 +368,10 @@ export const RESULTS_JSON = join(BENCH_DIR, "results.json");
 export const RESULTS_MD = join(BENCH_DIR, "RESULTS.md");
 
 /** The entry of results.json and the block of RESULTS.md a run replaces: one per mode (and scale backend). */
-export const resultsKey = (r: MainResults | ScaleResults | ProfileResults) => (r.mode === "scale" ? `scale-${r.backend}` : r.mode);
+export const resultsKey = (r: MainResults | ScaleResults | ProfileResults | TunnelResults) => (r.mode === "scale" ? `scale-${r.backend}` : r.mode);
 
 /** Keeps the other modes' latest results: each mode replaces only its own entry. */
-export function saveResults(results: MainResults | ScaleResults | ProfileResults, markdown: string): void {
+export function saveResults(results: MainResults | ScaleResults | ProfileResults | TunnelResults, markdown: string): void {
   const key = resultsKey(results);
   let all: Record<string, unknown> = {};
   try {

@@ -10,6 +10,8 @@
  *                                 and a grant edited every second: RSS, fds, event-loop delay and database
  *                                 connections over time, audit events against calls (bench/soak.ts);
  *                                 --soak-seconds N for a shorter (or longer) run
+ *   npm run bench -- --tunnel     transparent mode: the forward proxy's tunnel against the /proxy/ route and
+ *                                 a plain TLS-terminating proxy, to an HTTPS upstream (bench/tunnel.ts)
  *
  * Keyward runs on the embedded PostgreSQL (a temp data dir, as `npm start` does) and, when DATABASE_URL is
  * set, also on that PostgreSQL in a fresh schema `kw_bench_<random>` that is dropped afterwards. Every server is its own
@@ -63,6 +65,7 @@ import {
 import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
 import { runSoak } from "./soak.js";
+import { runTunnelBench } from "./tunnel.js";
 
 // ---------------------------------------------------------------------------------------------- settings
 
@@ -94,7 +97,7 @@ const MODE = args.includes("--soak")
     ? "scale"
     : args.includes("--profile") || env.BENCH_PROFILE === "1"
       ? "profile"
-      : "main";
+      : args.includes("--tunnel") ? "tunnel" : "main";
 const soakSecondsArg = args.indexOf("--soak-seconds");
 const SOAK_SECONDS = soakSecondsArg >= 0 ? Number(args[soakSecondsArg + 1]) : 600;
 if (!(Number.isInteger(SOAK_SECONDS) && SOAK_SECONDS > 0)) {
@@ -907,6 +910,7 @@ try {
   if (MODE === "scale") await runScale();
   else if (MODE === "profile") await runProfile();
   else if (MODE === "soak") exitCode = (await runSoakMode()) ? 0 : 1;
+  else if (MODE === "tunnel") await runTunnelBench({ settings: S, adminKey: ADMIN_KEY, dataDir: newStore("embedded").dataDir, childEnv, log, save });
   else await runMain();
 } catch (err) {
   log(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);

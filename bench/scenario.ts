@@ -34,7 +34,7 @@ export async function setupScenario(
   baseUrl: string,
   adminKey: string,
   upstreamUrl: string,
-  options: { agents: number; tokensPerAgent: number },
+  options: { agents: number; tokensPerAgent: number; upstreamCa?: string },
 ): Promise<Scenario> {
   await call(baseUrl, adminKey, "POST", "/v1/upstreams", {
     name: UPSTREAM_NAME,
@@ -42,6 +42,8 @@ export async function setupScenario(
     environment: "bench",
     auth: { type: "header", header: "Authorization", template: "Bearer {secret}" },
     secret: UPSTREAM_SECRET,
+    // An https upstream whose certificate comes from a private CA (the tunnel benchmark).
+    ...(options.upstreamCa && { tls: { ca: options.upstreamCa } }),
   });
   const agents: BenchAgent[] = [];
   for (let i = 0; i < options.agents; i++) {

@@ -1,8 +1,10 @@
 /**
  * The minimal upstream every target forwards to: a fixed small JSON answer for any path, and
- * N MiB responses streamed in 64 KiB chunks (with backpressure) at /stream/<N>mib.
+ * N MiB responses streamed in 64 KiB chunks (with backpressure) at /stream/<N>mib. HTTPS when given a
+ * certificate and key (BENCH_TLS_CERT, BENCH_TLS_KEY: the tunnel benchmark), else plain HTTP.
  */
-import { createServer } from "node:http";
+import { createServer as createHttpServer, type RequestListener } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { serveChild } from "./child.js";
 
@@ -23,6 +25,9 @@ export const STREAM_BYTES = 1024 * 1024;
 
 /** Requests whose headers arrived but whose body has not ended, by method: a stuck forwarder shows here. */
 const waitingForBody = new Map<string, number>();
+
+const { BENCH_TLS_CERT: cert, BENCH_TLS_KEY: key } = process.env;
+const createServer = (listener: RequestListener) => (cert && key ? createHttpsServer({ cert, key }, listener) : createHttpServer(listener));
 
 const server = createServer((req, res) => {
   const method = req.method ?? "?";
