@@ -99,6 +99,35 @@ process.exit(7);
     expect(JSON.stringify(got[0]!.headers)).not.toContain("keyward-placeholder");
   });
 
+  it("a long-running child outlives its tokens: each new tunnel gets the relay's current token, so calls keep working past every expiry", async () => {
+    await createGrant(broker, { name: "gh-short", upstream: "github", methods: ["GET"], paths: ["/repos/**"], agents: [agent.id], maxTtlSeconds: 3 });
+    const script = join(store.dataDir, "long-running.mjs");
+    writeFileSync(
+      script,
+      `import { EnvHttpProxyAgent, fetch } from ${JSON.stringify(undiciUrl)};
+const dispatcher = new EnvHttpProxyAgent();
+const statuses = [];
+for (let i = 0; i < 8; i++) {
+  const res = await fetch(${JSON.stringify(github.url + "/repos/tick-")} + i, { dispatcher });
+  await res.arrayBuffer();
+  statuses.push(res.status);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+}
+console.log(JSON.stringify(statuses));
+`,
+    );
+    const before = github.received.length;
+    const result = await runCli(["run", "--grant", "gh-short", "--", process.execPath, script], { env });
+    expect(result.stderr).toBe("");
+    expect(JSON.parse(result.stdout)).toEqual(Array(8).fill(200));
+    expect(github.received.slice(before).map((r) => r.url)).toEqual(Array.from({ length: 8 }, (_, i) => `/repos/tick-${i}`));
+    // Over 8 s with tokens of 3 s, the calls were made with at least three tokens in turn: the relay refreshed.
+    const audit = await broker.admin("get", `/v1/audit?agentId=${agent.id}&kind=proxy&decision=allow&limit=500`);
+    const ticks = (audit.body.events as { path: string | null; jti: string }[]).filter((e) => e.path?.includes("/repos/tick-"));
+    expect(ticks).toHaveLength(8);
+    expect(new Set(ticks.map((e) => e.jti)).size).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
   it("keyward run -- curl: curl reads the proxy and CA variables as they are set", async () => {
     const before = github.received.length;
     const result = await runCli(["run", "--grant", "gh", "--", "curl", "-sS", `${github.url}/repos/curl`], { env });
