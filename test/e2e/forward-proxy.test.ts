@@ -183,6 +183,50 @@ describe("forward proxy (transparent mode)", () => {
     expect(upstream.received.length).toBe(before);
   });
 
+  it("curl: a GraphQL mutation the grant refuses never reaches the upstream; a query does; both are audited like /proxy/ calls", async () => {
+    await createUpstream(broker, { name: "gql", baseUrl: `${upstream.url}/gql`, environment: "staging", secret: "real-gql-secret", protocol: "graphql", tls: { ca: upstream.caPem } } as never);
+    await createGrant(broker, { name: "gql-read", upstream: "gql", methods: ["POST"], paths: ["/v2"], agents: [agent.id], graphql: { allow: [{ operation: "query" }], deny: [{ field: "*Delete" }] } });
+    const t = await tokenFor(broker, agent, { grant: "gql-read" });
+    const post = (query: string) =>
+      run("curl", [
+        "-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "--proxy-user", `agent:${t}`, "--cacert", caFile,
+        "-H", "content-type: application/json", "--data", JSON.stringify({ query }), "-w", "\n%{http_code}", `https://${authority}/gql/v2`,
+      ]).then(({ stdout }) => ({ status: stdout.split("\n").at(-1), body: stdout.split("\n").slice(0, -1).join("\n") }));
+    const before = upstream.received.length;
+    const mutation = await post('mutation { volumeDelete(volumeId: "vol-1") }');
+    expect(mutation.status).toBe("403");
+    expect(upstream.received.length).toBe(before);
+    expect((await post("{ volumes { id } }")).status).toBe("200");
+    const got = upstream.received.slice(before);
+    expect(got.map((r) => [r.url, r.headers.authorization])).toEqual([["/gql/v2", "Bearer real-gql-secret"]]);
+    const jti = JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString()).jti as string;
+    const audit = await broker.admin("get", `/v1/audit?jti=${jti}&kind=proxy`);
+    const events = (audit.body.events as { decision: string; upstream: string; agentId: string; reason: string }[]).map((e) => [e.decision, e.upstream, e.agentId, e.reason]);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        ["deny", "gql", agent.id, "deny_rule"],
+        ["allow", "gql", agent.id, "POST /v2; graphql.allow[0] query volumes"],
+      ]),
+    );
+  });
+
+  it("malformed forward-proxy requests get their own codes before any credential is looked at", async () => {
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = netConnect(proxyPort, "127.0.0.1", () => socket.write(text));
+        let got = "";
+        socket.on("data", (chunk: Buffer) => (got += chunk.toString("latin1"))).once("close", () => resolve(got)).once("error", reject);
+      });
+    const codeOf = (answer: string) => [Number(answer.split(" ")[1]), /\r\nkeyward-error: (\S+)/i.exec(answer)?.[1]];
+    expect(codeOf(await raw("CONNECT localhost HTTP/1.1\r\nHost: localhost\r\n\r\n"))).toEqual([400, "invalid_connect_target"]);
+    expect(codeOf(await raw(`GET https://${authority}/repos/x HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`))).toEqual([400, "use_connect"]);
+    expect(codeOf(await raw(`GET /repos/x HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`))).toEqual([400, "absolute_form_required"]);
+    expect(codeOf(await raw(`GET http://${authority}/repos/x HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`))).toEqual([
+      400,
+      "upgrade_not_supported",
+    ]);
+  });
+
   it("no or bad credentials: 407 with Proxy-Authenticate, nothing forwarded", async () => {
     const before = upstream.received.length;
     const none = await openTunnel(proxyPort, authority, null, caPem);
@@ -204,6 +248,18 @@ describe("forward proxy (transparent mode)", () => {
     expect(otherPort.status).toBe(403);
     const audit = await broker.admin("get", "/v1/audit?decision=deny");
     expect(JSON.stringify(audit.body)).toContain("no upstream for https://example.com:443");
+  });
+
+  it("a host's certificate is issued once and cached: the next tunnel to it presents the same one", async () => {
+    const t = await token();
+    const serials = [];
+    for (let i = 0; i < 2; i++) {
+      const { tls } = await openTunnel(proxyPort, authority, `Bearer ${t}`, caPem);
+      serials.push(tls!.getPeerCertificate().serialNumber);
+      tls!.destroy();
+    }
+    expect(serials[0]).toMatch(/^[0-9A-F]+$/);
+    expect(serials[1]).toBe(serials[0]);
   });
 
   it("keep-alive inside a tunnel; a revocation stops the very next call in the same open tunnel", async () => {
@@ -255,6 +311,13 @@ describe("forward proxy (transparent mode)", () => {
       await denied.text();
       expect(upstream.received.slice(before).map((r) => r.url)).toEqual(["/repos/fetch"]);
       expect(upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+      // The token is revoked while undici keeps its tunnel open: the next call on it is refused, and goes nowhere.
+      const jti = JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString()).jti as string;
+      expect((await broker.admin("post", "/v1/revocations", { jti, reason: "test" })).status).toBe(201);
+      const revoked = await undiciFetch(`https://${authority}/repos/after-revocation`, { dispatcher });
+      expect(revoked.status).toBe(401);
+      expect((await revoked.json()).error.code).toBe("token_revoked");
+      expect(upstream.received.slice(before).map((r) => r.url)).toEqual(["/repos/fetch"]);
     } finally {
       await dispatcher.close();
     }
