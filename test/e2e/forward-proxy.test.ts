@@ -280,6 +280,35 @@ describe("forward proxy (transparent mode)", () => {
     tls!.destroy();
   });
 
+  it("inside one tunnel, the /proxy/ route's budget and response redaction apply: an echoed credential is redacted, the call over budget refused", async () => {
+    const echo = await startTlsUpstream((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ youSent: req.headers.authorization }));
+    });
+    try {
+      const secret = "real-echo-secret-" + "e".repeat(24);
+      await createUpstream(broker, { name: "echo", baseUrl: echo.url, environment: "staging", secret, tls: { ca: echo.caPem } } as never);
+      await createGrant(broker, { name: "echo-two", upstream: "echo", methods: ["GET"], paths: ["/**"], agents: [agent.id], budgets: { perToken: { maxCalls: 2 } } });
+      const t = await tokenFor(broker, agent, { grant: "echo-two" });
+      const echoAuthority = `localhost:${echo.port}`;
+      const { tls } = await openTunnel(proxyPort, echoAuthority, `Bearer ${t}`, caPem);
+      const get = `GET /echo HTTP/1.1\r\nHost: ${echoAuthority}\r\n\r\n`;
+      const first = await exchange(tls!, get);
+      expect(first.status).toBe(200);
+      expect(first.body).not.toContain(secret);
+      expect(JSON.parse(first.body)).toEqual({ youSent: "Bearer [redacted-by-keyward]" });
+      expect((await exchange(tls!, get)).status).toBe(200);
+      const third = await exchange(tls!, get);
+      expect(third.status).toBe(429);
+      expect(echo.received).toHaveLength(2);
+      expect(echo.received[0]!.headers.authorization).toBe(`Bearer ${secret}`);
+      tls!.destroy();
+    } finally {
+      await broker.admin("delete", "/v1/upstreams/echo");
+      await echo.close();
+    }
+  });
+
   it("no smuggling: ambiguous framing and a Host naming another origin are refused, nothing forwarded", async () => {
     const t = await token();
     const before = upstream.received.length;
@@ -290,6 +319,13 @@ describe("forward proxy (transparent mode)", () => {
     );
     expect(res.status).toBe(400);
     smuggle.tls!.destroy();
+    // Two lengths that disagree, and a chunk size that overflows: refused as a whole, the tail never runs.
+    for (const framing of ["Content-Length: 4\r\nContent-Length: 40", "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff"]) {
+      const again = await openTunnel(proxyPort, authority, `Bearer ${t}`, caPem);
+      const refused = await exchange(again.tls!, `POST /repos/a HTTP/1.1\r\nHost: ${authority}\r\n${framing}\r\n\r\nGET /repos/smuggled HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+      expect(refused.status).toBe(400);
+      again.tls!.destroy();
+    }
     const wrongHost = await openTunnel(proxyPort, authority, `Bearer ${t}`, caPem);
     const mismatch = await exchange(wrongHost.tls!, `GET /repos/a HTTP/1.1\r\nHost: example.com\r\n\r\n`);
     expect(mismatch.status).toBe(400);
@@ -327,15 +363,21 @@ describe("forward proxy (transparent mode)", () => {
     const t = await token();
     const before = upstream.received.length;
     const script = [
-      "import json, os, ssl, urllib.request",
+      "import json, os, ssl, urllib.error, urllib.request",
       "ctx = ssl.create_default_context(cafile=os.environ['REQUESTS_CA_BUNDLE'])",
       "opener = urllib.request.build_opener(urllib.request.ProxyHandler(), urllib.request.HTTPSHandler(context=ctx))",
       `print(opener.open('https://${authority}/repos/py').read().decode())`,
+      "try:",
+      `    opener.open(urllib.request.Request('https://${authority}/repos/py', method='DELETE'))`,
+      "except urllib.error.HTTPError as refused:",
+      "    print(refused.code)",
     ].join("\n");
     const { stdout } = await run("python3", ["-c", script], {
       env: { PATH: process.env.PATH, HTTPS_PROXY: `http://agent:${t}@127.0.0.1:${proxyPort}`, NO_PROXY: "", REQUESTS_CA_BUNDLE: caFile },
     });
-    expect(JSON.parse(stdout)).toMatchObject({ url: "/repos/py" });
+    const [allowed, denied] = stdout.trim().split("\n");
+    expect(JSON.parse(allowed!)).toMatchObject({ url: "/repos/py" });
+    expect(denied).toBe("403");
     expect(upstream.received.slice(before)).toHaveLength(1);
     expect(upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
   });
@@ -347,6 +389,10 @@ describe("forward proxy (transparent mode)", () => {
     expect(stdout).toContain(`${"1".repeat(40)}\trefs/heads/main`);
     expect(gitServer.received.at(-1)!.url).toBe("/org/app.git/info/refs?service=git-upload-pack");
     expect(gitServer.received.at(-1)!.headers.authorization).toBe("Bearer real-git-secret");
+    // A repository outside the grant: git fails, and the git server never hears of it.
+    const before = gitServer.received.length;
+    await expect(run("git", ["ls-remote", `https://localhost:${gitServer.port}/elsewhere/app.git`], { env: gitEnv })).rejects.toMatchObject({ stderr: expect.stringContaining("403") });
+    expect(gitServer.received.length).toBe(before);
   });
 
   it("the CA is name-constrained to the upstreams' hosts: a certificate for any other host, even one signed with the stolen CA key, is refused by curl and Node", async () => {
