@@ -352,7 +352,7 @@ describe("forward proxy (transparent mode)", () => {
       expect((await broker.admin("post", "/v1/revocations", { jti, reason: "test" })).status).toBe(201);
       const revoked = await undiciFetch(`https://${authority}/repos/after-revocation`, { dispatcher });
       expect(revoked.status).toBe(401);
-      expect((await revoked.json()).error.code).toBe("token_revoked");
+      expect(((await revoked.json()) as { error: { code: string } }).error.code).toBe("token_revoked");
       expect(upstream.received.slice(before).map((r) => r.url)).toEqual(["/repos/fetch"]);
     } finally {
       await dispatcher.close();

@@ -128,12 +128,37 @@ console.log(JSON.stringify(statuses));
     expect(new Set(ticks.map((e) => e.jti)).size).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
-  it("keyward run -- curl: curl reads the proxy and CA variables as they are set", async () => {
+  it("keyward run -- curl: curl reads the proxy and CA variables as they are set (the client secret read from a file)", async () => {
     const before = github.received.length;
-    const result = await runCli(["run", "--grant", "gh", "--", "curl", "-sS", `${github.url}/repos/curl`], { env });
+    const secretFile = join(store.dataDir, "agent-secret");
+    writeFileSync(secretFile, agent.clientSecret + "\n", { mode: 0o600 });
+    const fromFile = { ...Object.fromEntries(Object.entries(env).filter(([name]) => name !== "KEYWARD_CLIENT_SECRET")), KEYWARD_CLIENT_SECRET_FILE: secretFile };
+    const result = await runCli(["run", "--grant", "gh", "--", "curl", "-sS", `${github.url}/repos/curl`], { env: fromFile });
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ url: "/repos/curl" });
     expect(github.received.slice(before)[0]!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+  });
+
+  it("without KEYWARD_FORWARD_PROXY_PORT there is no forward proxy: no listener, no CA, and keyward run starts nothing", async () => {
+    const offStore = newStore();
+    const off = await startBroker(offStore);
+    try {
+      expect(off.keyward.forwardProxy).toBeNull();
+      expect((await off.http().get("/v1/forward-proxy/ca.pem")).status).toBe(404);
+      const a = await createAgent(off, "runner");
+      await createUpstream(off, { name: "github", baseUrl: github.url, environment: "prod", secret: REAL_SECRET, tls: { ca: github.caPem } } as never);
+      await createGrant(off, { name: "gh", upstream: "github", methods: ["GET"], paths: ["/repos/**"], agents: [a.id] });
+      const marker = join(offStore.dataDir, "ran");
+      const result = await runCli(["run", "--grant", "gh", "--", "sh", "-c", `touch ${marker}`], {
+        env: { ...env, KEYWARD_URL: off.url, KEYWARD_CLIENT_ID: a.clientId, KEYWARD_CLIENT_SECRET: a.clientSecret },
+      });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain("KEYWARD_FORWARD_PROXY_PORT");
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await off.close();
+      await offStore.drop();
+    }
   });
 
   it("a signal to keyward run reaches the child; a child killed by it takes keyward with it", async () => {

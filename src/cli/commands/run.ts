@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { rootCertificates } from "node:tls";
 import type { Command } from "commander";
 import { Keyward } from "../../sdk/client.js";
+import { KeywardApiError } from "../../sdk/errors.js";
 import { bearerAuthorization, BrokerHttp } from "../../sdk/http.js";
 import { brokerUrl, CliError } from "../connection.js";
 import { collect, contextOf, examples } from "../context.js";
@@ -61,6 +62,14 @@ export function runCommand(program: Command): void {
       const url = brokerUrl(env);
       const keyward = await Keyward.connect({ url, clientId, clientSecret: clientSecretOf(env, options.clientSecretFile) });
       const http = new BrokerHttp(url);
+      // First: without a forward proxy nothing below can work, and this says why.
+      const caPem = await http.send({ path: "/v1/forward-proxy/ca.pem" }).then(
+        (response) => response.text(),
+        (err: unknown) => {
+          if (err instanceof KeywardApiError && err.status === 404) throw new CliError("the broker serves no forward proxy CA: is KEYWARD_FORWARD_PROXY_PORT set?");
+          throw err;
+        },
+      );
 
       // Which grant's token each upstream origin takes, and the placeholders they name.
       const byOrigin = new Map<string, string>();
@@ -74,8 +83,6 @@ export function runCommand(program: Command): void {
       const tokenFor = async (host: string, port: number) =>
         (await keyward.token({ grant: byOrigin.get(`${host}:${port}`) ?? grants[0]! })).accessToken;
 
-      const caPem = await (await http.send({ path: "/v1/forward-proxy/ca.pem" })).text();
-      if (!caPem.includes("BEGIN CERTIFICATE")) throw new CliError("the broker serves no forward proxy CA: is KEYWARD_FORWARD_PROXY_PORT set?");
       const dir = mkdtempSync(join(tmpdir(), "keyward-run-"));
       const caFile = join(dir, "keyward-ca.pem");
       const bundleFile = join(dir, "ca-bundle.pem");
