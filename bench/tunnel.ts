@@ -14,8 +14,9 @@
  * Every server is its own process (bench/*-process.ts) and its CPU time per call is read from /proc, the
  * broker's embedded PostgreSQL apart. autocannon speaks neither CONNECT nor TLS inside a tunnel, so the
  * load here is undici's, the same for all four: each of c workers sends one request after another on its
- * own keep-alive connection (through a proxy, its own tunnel, opened with one of the scenario's 32
- * tokens: a tunnel keeps the token it was opened with, where the main benchmark rotates it per request).
+ * own keep-alive connection (through a proxy, its own tunnel). Keyward's workers each hold one of the
+ * scenario's 32 tokens, in the tunnel's CONNECT or as the /proxy/ calls' bearer: a tunnel keeps the token
+ * it was opened with, so the /proxy/ route here does the same, where the main benchmark rotates it per request.
  */
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
@@ -37,8 +38,8 @@ export type TunnelBenchContext = {
   save: (results: TunnelResults, markdown: string) => void;
 };
 
-/** One worker's connection: where its requests go, and the prefix their paths take there. */
-type Connection = { dispatcher: Dispatcher; origin: string; prefix: string; withToken: boolean };
+/** One worker's connection: where its requests go, the prefix their paths take there, and their bearer if any. */
+type Connection = { dispatcher: Dispatcher; origin: string; prefix: string; authorization?: string };
 type Target = { name: string; kind: ProxyRow["kind"]; child: Child; server?: ProcessTree; connect: (worker: number) => Connection };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -67,8 +68,8 @@ async function drive(connections: Connection[], seconds: number, next: (n: numbe
       while (performance.now() < deadline) {
         const spec = next(counter++);
         // Through a tunnel the token is the tunnel's: the request carries none, as a CLI's would carry none of Keyward's.
-        const { authorization, ...rest } = spec.headers;
-        const headers = { ...(c.withToken && { authorization }), ...rest, ...(spec.body !== undefined && { "content-type": "application/json" }) };
+        const { authorization: _rotated, ...rest } = spec.headers;
+        const headers = { ...rest, ...(c.authorization && { authorization: c.authorization }), ...(spec.body !== undefined && { "content-type": "application/json" }) };
         const t0 = performance.now();
         try {
           const res = await c.dispatcher.request({ origin: c.origin, path: c.prefix + spec.path, method: spec.method, headers, body: spec.body });
@@ -159,16 +160,22 @@ export async function runTunnelBench(ctx: TunnelBenchContext): Promise<void> {
   const through = (proxy: string, trusted: string, token?: string): Dispatcher =>
     new ProxyAgent({ uri: proxy, ...(token && { token: `Bearer ${token}` }), requestTls: { ca: trusted }, connections: 1 });
   const targets: Target[] = [
-    { name: "direct (TLS)", kind: "direct", child: upstream, connect: () => ({ dispatcher: new Client(origin, { connect: { ca } }), origin, prefix: "", withToken: false }) },
-    { name: "plain TLS proxy", kind: "plain", child: plain, connect: () => ({ dispatcher: through(`http://127.0.0.1:${plain.port}`, ca), origin, prefix: "", withToken: false }) },
+    { name: "direct (TLS)", kind: "direct", child: upstream, connect: () => ({ dispatcher: new Client(origin, { connect: { ca } }), origin, prefix: "" }) },
+    { name: "plain TLS proxy", kind: "plain", child: plain, connect: () => ({ dispatcher: through(`http://127.0.0.1:${plain.port}`, ca), origin, prefix: "" }) },
     {
       name: "keyward tunnel",
       kind: "keyward",
       child: broker,
       server,
-      connect: (worker) => ({ dispatcher: through(forwardProxyUrl, keywardCa, tokens[worker % tokens.length]), origin, prefix: "", withToken: false }),
+      connect: (worker) => ({ dispatcher: through(forwardProxyUrl, keywardCa, tokens[worker % tokens.length]), origin, prefix: "" }),
     },
-    { name: "keyward /proxy/", kind: "keyward", child: broker, server, connect: () => ({ dispatcher: new Client(brokerUrl), origin: brokerUrl, prefix: PROXY_PREFIX, withToken: true }) },
+    {
+      name: "keyward /proxy/",
+      kind: "keyward",
+      child: broker,
+      server,
+      connect: (worker) => ({ dispatcher: new Client(brokerUrl), origin: brokerUrl, prefix: PROXY_PREFIX, authorization: `Bearer ${tokens[worker % tokens.length]}` }),
+    },
   ];
 
   ctx.log(`forwarding to an HTTPS upstream: ${ctx.settings.durationS} s per run after ${ctx.settings.warmupS} s warm-up`);
