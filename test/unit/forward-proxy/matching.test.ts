@@ -43,6 +43,12 @@ describe("HostIndex.match", () => {
     expect(index.hasOrigin("https:", "api.github.com", 22)).toBe(false);
     expect(index.hasOrigin("https:", "10.0.0.5", 8080)).toBe(false);
   });
+
+  it("tlsHosts: the https upstreams' hosts (what the CA may vouch for), each once, sorted; an http-only host is not one", () => {
+    expect(index.tlsHosts).toEqual(["api.github.com", "internal.example"]);
+    const withIp = new HostIndex([originOf("v6", "https://[::1]:9443"), originOf("B", "https://B.example")].filter((o): o is UpstreamOrigin => o !== null));
+    expect(withIp.tlsHosts).toEqual(["::1", "b.example"]);
+  });
 });
 
 describe("proxyAuthorizationToken", () => {
