@@ -395,7 +395,7 @@ describe("forward proxy (transparent mode)", () => {
     expect(gitServer.received.length).toBe(before);
   });
 
-  it("the CA is name-constrained to the upstreams' hosts: a certificate for any other host, even one signed with the stolen CA key, is refused by curl and Node", async () => {
+  it("the CA is name-constrained to the upstreams' hosts: a certificate for any other host, even one signed with the stolen CA key, is refused by curl, Node and git", async () => {
     // What a thief of the CA key (and the master key) could do: sign certificates of their own choosing.
     const row = (await broker.keyward.db.prisma.forwardProxyCa.findFirst({ where: { retiredAt: null } }))!;
     const stolen = { certPem: row.certPem, keyPem: new Vault(parseMasterKey(store.masterKey)).decrypt(row.keyCiphertext, caKeyContext(row.id)) };
@@ -415,6 +415,14 @@ describe("forward proxy (transparent mode)", () => {
         const socket = tlsConnect({ host: "127.0.0.1", port, servername: host, ca: caPem, checkServerIdentity: () => undefined });
         socket.once("secureConnect", () => (socket.destroy(), resolve("ok"))).once("error", (err: Error) => resolve(err.message));
       });
+    // git on Debian speaks TLS through GnuTLS, not OpenSSL: a second, independent check of the constraints.
+    const git = (host: string, port: number) =>
+      run("git", ["-c", `http.curloptResolve=${host}:${port}:127.0.0.1`, "ls-remote", `https://${host}:${port}/org/app.git`], {
+        env: { PATH: process.env.PATH, HOME: store.dataDir, GIT_TERMINAL_PROMPT: "0", GIT_SSL_CAINFO: caFile },
+      }).then(
+        () => "ok",
+        (err: { stderr: string }) => err.stderr,
+      );
     const impostor = await serve("evil.example");
     const lookalike = await serve("localhost");
     try {
@@ -425,6 +433,8 @@ describe("forward proxy (transparent mode)", () => {
       // The same key signing for a host an upstream names is trusted: the constraint, not the key, refused the other.
       expect(await curl("localhost", lookalike.port)).toEqual({ code: 0, out: "impostor" });
       expect(await nodeTls("localhost", lookalike.port)).toBe("ok");
+      expect(await git("evil.example", impostor.port)).toContain("server certificate verification failed");
+      expect(await git("localhost", lookalike.port)).not.toContain("certificate");
     } finally {
       await impostor.close();
       await lookalike.close();
