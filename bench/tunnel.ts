@@ -197,7 +197,7 @@ export async function runTunnelBench(ctx: TunnelBenchContext): Promise<void> {
   machine.loadavgEnd = loadavg();
   const results: TunnelResults = {
     mode: "tunnel",
-    startedAt: new Date().toISOString(),
+    startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
     seconds: (performance.now() - started) / 1000,
     machine,
     settings: { durationS: ctx.settings.durationS, warmupS: ctx.settings.warmupS, concurrency: ctx.settings.concurrency, tokens: tokens.length, logLevel: ctx.settings.logLevel },
