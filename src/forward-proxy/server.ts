@@ -68,7 +68,7 @@ export class ForwardProxy {
     for (const server of [this.#outer, this.#inner]) {
       server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => writeRawError(socket, clientErrorOf(err)));
       // WebSocket and other protocol switches are not proxied.
-      server.on("upgrade", (_req, socket: Duplex) => writeRawError(socket, badRequest("upgrade_not_supported", "protocol upgrades are not proxied")));
+      server.on("upgrade", (req: IncomingMessage, socket: Duplex) => void this.#upgrade(req, socket));
     }
     this.#outer.on("connection", (socket: Socket) => this.#track(socket));
     // The inner server never listens: its connections come from tunnels. Node starts enforcing the
@@ -107,9 +107,10 @@ export class ForwardProxy {
   /** `GET http://host:port/path` with Proxy-Authorization on each request. */
   async #plain(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const audit = this.#auditBase(req);
+    // The target as asked for, also when it is refused for its form.
+    audit.path = (req.url ?? "").slice(0, 2000);
     try {
       const target = absoluteHttpTarget(req.url ?? "");
-      audit.path = (req.url ?? "").slice(0, 2000);
       const { token } = await this.#authenticate(req.rawHeaders, audit);
       assertHostHeader(req.headers.host, target.host, target.port, "http:");
       const match = await this.#match("http:", target.host, target.port, target.rawTarget);
@@ -117,6 +118,14 @@ export class ForwardProxy {
     } catch (err) {
       await this.#refuse(audit, err, (e) => sendError(res, e));
     }
+  }
+
+  /** WebSocket and other protocol switches are not proxied: refused, and audited like any refusal. */
+  async #upgrade(req: IncomingMessage, socket: Duplex): Promise<void> {
+    socket.on("error", () => socket.destroy());
+    const audit = this.#auditBase(req);
+    audit.path = (req.url ?? "").slice(0, 2000);
+    await this.#refuse(audit, badRequest("upgrade_not_supported", "protocol upgrades are not proxied"), (e) => writeRawError(socket, e));
   }
 
   /** `CONNECT host:port`: authenticated once, for a host an upstream names; then TLS, then requests. */
@@ -205,7 +214,9 @@ export class ForwardProxy {
     const { status, body } = toErrorResponse(err);
     if (status >= 500) this.deps.log.error({ err }, "forward proxy request failed");
     try {
-      await this.deps.auditLog.keep({ ...audit, decision: "deny", status, reason: (err instanceof KeywardError && err.extra.reason) || body.error.code });
+      // As the proxy records refusals: the code (filterable, src/sdk/codes.ts) as reason, the text in details.
+      const text = err instanceof KeywardError ? (err.extra.reason ?? err.message) : body.error.message;
+      await this.deps.auditLog.keep({ ...audit, decision: "deny", status, reason: body.error.code, details: { reason: text } });
     } catch (auditErr) {
       this.deps.log.error({ err: auditErr }, "audit write failed");
       return answer(unavailable("audit_unavailable", "audit log unavailable"));

@@ -23,7 +23,6 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   invalid_json: "test/e2e/bad-input.test.ts",
   revocation_state_stale: "test/faults/database.test.ts (the change feed stops)",
   audit_unavailable: "test/e2e/audit-log.test.ts and test/e2e/audit-poison.test.ts (the audit log cannot be written)",
-  forward_host_not_allowed: "test/e2e/forward-proxy.test.ts (a host no upstream names)",
   host_mismatch: "test/e2e/forward-proxy.test.ts (a Host header naming another origin)",
   method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
   invalid_grant: "test/e2e/token-exchange.test.ts",
@@ -58,10 +57,8 @@ type Case = {
    */
   audited: "proxy" | "proxy.response" | "token.refused" | null;
   /**
-   * The forward proxy's own refusals carry no request id to the client, and a malformed target is not
-   * recorded as the event's path: their event is the one with the code written after the call was made.
-   * Their events carry the code but not yet the text (src/forward-proxy/server.ts, #refuse), so
-   * `details.reason` is not asserted for them.
+   * The forward proxy's own refusals carry no request id to the client: their event is the one with the
+   * code written after the call was made.
    */
   byForwardProxy?: true;
 };
@@ -213,7 +210,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     use_connect: forwardProxy("proxy", "GET", "https://refusal-codes.example/use-connect"),
     absolute_form_required: forwardProxy("proxy", "GET", "/refusal-codes/origin-form"),
     // A protocol switch is answered on the bare socket, before any request handling that audits.
-    upgrade_not_supported: forwardProxy(null, "GET", "http://127.0.0.1/refusal-codes/upgrade", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
+    upgrade_not_supported: forwardProxy("proxy", "GET", "http://127.0.0.1/refusal-codes/upgrade", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
     kill_switch_engaged: asProxy("proxy", async () => {
       expect((await broker.admin("post", "/v1/kill-switch", { reason: "refusal-codes test" })).status).toBeLessThan(300);
       try {
@@ -237,6 +234,16 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     unknown_reference: asProxy(null, () =>
       broker.admin("post", "/v1/grants", { name: "dangling", upstream: "no-such-upstream", agents: [agent.id], methods: ["GET"], paths: ["/**"] }),
     ),
+    // The forward proxy, with a valid token, to a host no upstream names.
+    forward_host_not_allowed: {
+      audited: "proxy",
+      byForwardProxy: true,
+      call: () =>
+        rawExchange(
+          broker.keyward.forwardProxy!.address().port,
+          `GET http://no-upstream.refusal-codes.example/x HTTP/1.1\r\nHost: no-upstream.refusal-codes.example\r\nProxy-Authorization: Bearer ${tokens.api!}\r\nConnection: close\r\n\r\n`,
+        ),
+    },
     // The forward proxy, without Proxy-Authorization.
     proxy_authentication_required: forwardProxy("proxy", "GET", "http://127.0.0.1:9/refusal-codes/no-token"),
   };
@@ -278,7 +285,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
         reason: code,
       });
       // The text is in details: the specifics the agent was told, never just the code again.
-      if (!testCase.byForwardProxy) expect(event!.details?.reason).toEqual(expect.any(String));
+      expect(event!.details?.reason).toEqual(expect.any(String));
       if (testCase.audited !== "token.refused") expect(event!.status).toBe(ERROR_CODES[code].status);
     }, 20_000);
   }
