@@ -68,7 +68,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     masterKey = local.key;
     if (local.generated) generatedMasterKeyPath = local.path;
   }
-  // During a master-key rotation the previous key still decrypts (see README, "Rotating the master key").
+  // During a master-key rotation the previous key still decrypts (docs/secrets.md, "Rotating the master key").
   const vault = new Vault(masterKey, config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
 
   const log = createLogger(config, options.logStream);

@@ -59,7 +59,7 @@ export type Config = {
   databaseUrl: string | undefined;
   /** base64 of 32 bytes, or undefined to generate one in the data dir (embedded database only). */
   masterKey: string | undefined;
-  /** The master key being rotated away from: still decrypts, never encrypts (see README). */
+  /** The master key being rotated away from: still decrypts, never encrypts (docs/secrets.md). */
   masterKeyPrevious: string | undefined;
   bootstrapAdminKey: string | undefined;
   /**

@@ -28,7 +28,7 @@ export const migrationNames = (dir = MIGRATIONS_DIR) => readMigrations(dir).map(
  * Applies the committed SQL migrations in order, each in its own transaction, recording them in
  * `_keyward_migrations`; with `through`, only up to that one (a restore first brings the database to
  * its backup's version). Refuses to start if an applied migration's file has changed since.
- * `prisma migrate deploy` is not used because it cannot run offline (see README).
+ * `prisma migrate deploy` is not used because it cannot run offline (docs/development.md).
  */
 export async function migrate(db: Database, options: { dir?: string; through?: string } = {}): Promise<string[]> {
   const all = readMigrations(options.dir ?? MIGRATIONS_DIR);

@@ -17,7 +17,7 @@ type Scheme = keyof typeof SECURITY_SCHEMES;
 /**
  * How a route authenticates. Admin routes declare their permission (src/admin/auth.ts), so they are
  * recognised generically; the few agent-facing routes are named here. OAuth endpoints authenticate
- * clients in several ways (see README) and are described by /.well-known/oauth-authorization-server.
+ * clients in several ways (docs/tokens.md) and are described by /.well-known/oauth-authorization-server.
  */
 function authOf(route: RouteOptions): { schemes: Scheme[]; permission?: Permission } | null {
   const permission = route.config?.permission;

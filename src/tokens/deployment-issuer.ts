@@ -29,7 +29,7 @@ export function reconcileIssuer(recorded: RecordedIssuer, setting: IssuerSetting
       `KEYWARD_ISSUER is ${setting.url}, but this deployment's issuer is ${recorded.issuer} (${origin}, recorded in the database ` +
         `by the first broker to start). Every replica must use the same issuer, or the tokens of one are refused by the others: ` +
         `set KEYWARD_ISSUER=${recorded.issuer}, or leave it unset to use the deployment's. To change the deployment's issuer, ` +
-        `see README, "Running several replicas".`,
+        `see docs/replicas.md.`,
     );
   }
   return recorded.issuer;

@@ -34,7 +34,7 @@ async function withDatabase<T>(work: (db: Database, config: ReturnType<typeof lo
 export function databaseCommands(program: Command): void {
   program
     .command("serve")
-    .description("run the broker (what `npm start` runs), configured by the environment: see README, Configuration")
+    .description("run the broker (what `npm start` runs), configured by the environment: see docs/configuration.md")
     .option("--port <port>", "listen port (PORT)")
     .option("--host <host>", "listen address (HOST)")
     .addHelpText("after", examples("keyward serve", "DATABASE_URL=postgresql://keyward@db/keyward KEYWARD_MASTER_KEY_FILE=/run/secrets/master_key keyward serve --host 0.0.0.0"))
@@ -99,7 +99,7 @@ export function databaseCommands(program: Command): void {
   program
     .command("rotate-master-key")
     .description("re-encrypt every stored secret under KEYWARD_MASTER_KEY, reading what is under KEYWARD_MASTER_KEY_PREVIOUS")
-    .addHelpText("after", "\nSee README, \"Rotating the master key\", for the whole procedure.\n" + examples("KEYWARD_MASTER_KEY=$NEW KEYWARD_MASTER_KEY_PREVIOUS=$OLD DATABASE_URL=… keyward rotate-master-key"))
+    .addHelpText("after", "\nSee docs/secrets.md, \"Rotating the master key\", for the whole procedure.\n" + examples("KEYWARD_MASTER_KEY=$NEW KEYWARD_MASTER_KEY_PREVIOUS=$OLD DATABASE_URL=… keyward rotate-master-key"))
     .action(async () => {
       // The operator script (`npm run rotate-master-key`) runs when loaded and exits with its status.
       await import("../rotate-master-key.js");

@@ -39,7 +39,7 @@ export function grantCommands(program: Command): void {
     .option("--path <pattern>", "an allowed path pattern (*, {name}: one segment, **: any depth); repeatable", collect)
     .option("--deny <rule>", 'METHOD, /path or "METHOD /path", denied even where allowed; repeatable', collect)
     .option("--max-ttl <seconds>", "longest token life")
-    .option("--file <grant.json>", "the grant as JSON, with every policy field (README, Policy)")
+    .option("--file <grant.json>", "the grant as JSON, with every policy field (docs/policy.md)")
     .addHelpText(
       "after",
       examples(

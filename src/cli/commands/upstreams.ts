@@ -49,7 +49,7 @@ export function upstreamCommands(program: Command): void {
     .argument("<name>", "a lowercase slug: agents call /proxy/<name>/…")
     .requiredOption("--base-url <url>", "where calls are forwarded")
     .requiredOption("--environment <environment>", "e.g. staging, production")
-    .option("--auth <json>", "how the secret is applied (README, Upstream credential kinds)", '{"type":"header"}')
+    .option("--auth <json>", "how the secret is applied (docs/credentials.md)", '{"type":"header"}')
     .option("--protocol <protocol>", "http, graphql or jsonrpc")
     .option("--presets <names>", 'backup protection presets, comma-separated ("" for none; default: those known for the host)')
     .option("--secret-file <file>", "read the secret from this file instead of stdin")
