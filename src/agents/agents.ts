@@ -113,7 +113,7 @@ export class Agents {
       return { row, revocation: await recordRevocation(tx, { agentId: id }, { ...meta, reason: "agent deleted" }) };
     });
     this.#changed(revocation.row);
-    this.revocations.applyCommitted(revocation.revocation);
+    await this.revocations.committed(revocation.revocation);
   }
 
   /**

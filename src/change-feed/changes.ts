@@ -36,12 +36,14 @@ const revocationPayload = z.object({
   expiresAtMs: z.number().nullable(),
   lifted: z.boolean(),
 });
-const pingPayload = z.object({ schema: z.string(), ping: z.string(), sentAt: z.number() });
+// A ping may carry a barrier (answer me once you have applied everything before this) or the answer to
+// one; a version that knows neither still reads it as another replica's ping, and ignores it.
+const pingPayload = z.object({ schema: z.string(), ping: z.string(), sentAt: z.number(), barrier: z.string().optional(), ack: z.string().optional() });
 const rowChangePayload = z.object({ schema: z.string(), table: z.string(), key: z.string().nullable() });
 
 export type Notification =
   | { type: "change"; change: Change }
-  | { type: "ping"; replica: string; sentAt: number }
+  | { type: "ping"; replica: string; sentAt: number; barrier?: string; ack?: string }
   /** A table this version caches nothing of (a newer replica's): nobody here must drop anything. */
   | { type: "uncached-table" }
   | { type: "other-schema" }
@@ -60,7 +62,10 @@ export function parseNotification(payload: string, schema: string): Notification
   const owner = z.object({ schema: z.string() }).safeParse(json);
   if (owner.success && owner.data.schema !== schema) return { type: "other-schema" };
   const ping = pingPayload.safeParse(json);
-  if (ping.success) return { type: "ping", replica: ping.data.ping, sentAt: ping.data.sentAt };
+  if (ping.success) {
+    const { ping: replica, sentAt, barrier, ack } = ping.data;
+    return { type: "ping", replica, sentAt, ...(barrier !== undefined && { barrier }), ...(ack !== undefined && { ack }) };
+  }
   const rowChange = rowChangePayload.safeParse(json);
   if (rowChange.success) {
     const { table, key } = rowChange.data;
@@ -73,5 +78,5 @@ export function parseNotification(payload: string, schema: string): Notification
   return { type: "change", change: { table: "Revocation", row: stored } };
 }
 
-export const pingPayloadOf = (schema: string, replica: string, sentAt: number) =>
-  JSON.stringify({ schema, ping: replica, sentAt });
+export const pingPayloadOf = (schema: string, replica: string, sentAt: number, signal: { barrier: string } | { ack: string } | object = {}) =>
+  JSON.stringify({ schema, ping: replica, sentAt, ...signal });

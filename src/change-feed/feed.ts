@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import type { Database, Subscription } from "../db/database.js";
 import { runPeriodically } from "../util/periodic.js";
@@ -67,6 +68,10 @@ export class ChangeFeed {
   #stopped = false;
   /** How often to ping and to retry a lost connection: several times per staleness window. */
   readonly #heartbeatMs: number;
+  /** Other replicas on this schema, by the time their last ping arrived: the ones a barrier waits for. */
+  readonly #replicasSeen = new Map<string, number>();
+  /** Barriers this replica raised, by id: the replicas that have not answered yet. */
+  readonly #barriers = new Map<string, { waiting: Set<string>; done: () => void }>();
 
   constructor(
     private readonly db: Database,
@@ -127,6 +132,44 @@ export class ChangeFeed {
     return this.#freshness.isCurrent(this.#now(), this.options.maxStalenessMs);
   }
 
+  /**
+   * Settles once every other live replica (one that pinged within three heartbeats) has applied every
+   * change committed before this call, or after `timeoutMs`. Notifications arrive in commit order, so a
+   * replica that answers the barrier has applied what came before it. A revocation awaits it before it is
+   * answered: its next call through any replica is refused, not only the calls after a few milliseconds.
+   * Returns how many replicas were waited for and how many answered.
+   */
+  async barrier(timeoutMs: number): Promise<{ replicas: number; answered: number }> {
+    const liveSince = this.#now() - 3 * this.#heartbeatMs;
+    const live = [...this.#replicasSeen].filter(([, at]) => at >= liveSince).map(([replica]) => replica);
+    if (live.length === 0 || !this.#subscription) return { replicas: live.length, answered: 0 };
+    const id = randomUUID();
+    const waiting = new Set(live);
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#barriers.set(id, { waiting, done: resolve });
+      timer = setTimeout(resolve, timeoutMs);
+      this.db.notify(CHANGE_CHANNEL, pingPayloadOf(this.db.schema, this.options.replicaId, this.#now(), { barrier: id })).catch(resolve);
+    });
+    clearTimeout(timer);
+    this.#barriers.delete(id);
+    return { replicas: live.length, answered: live.length - waiting.size };
+  }
+
+  /** Another replica's ping: it is live; it may raise a barrier (answered now: what came before is applied) or answer one. */
+  #heardPing(n: { replica: string; sentAt: number; barrier?: string; ack?: string }): void {
+    this.#replicasSeen.set(n.replica, this.#now());
+    if (n.barrier !== undefined) {
+      const answer = pingPayloadOf(this.db.schema, this.options.replicaId, this.#now(), { ack: n.barrier });
+      this.db.notify(CHANGE_CHANNEL, answer).catch((err: unknown) => this.options.log.warn({ err }, "change feed barrier answer failed"));
+    }
+    const barrier = n.ack === undefined ? undefined : this.#barriers.get(n.ack);
+    if (barrier) {
+      barrier.waiting.delete(n.replica);
+      if (barrier.waiting.size === 0) barrier.done();
+    }
+  }
+
   #deliver(change: Change): void {
     for (const follower of this.#followers) if (follower.tables.includes(change.table)) follower.changed(change);
   }
@@ -160,7 +203,8 @@ export class ChangeFeed {
   readonly #onNotification = (payload: string) => {
     const n = parseNotification(payload, this.db.schema);
     if (n.type === "ping") {
-      if (n.replica === this.options.replicaId) this.#freshness.pingEchoed(n.sentAt);
+      if (n.replica !== this.options.replicaId) this.#heardPing(n);
+      else if (n.barrier === undefined && n.ack === undefined) this.#freshness.pingEchoed(n.sentAt);
       return;
     }
     try {

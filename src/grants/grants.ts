@@ -109,7 +109,7 @@ export class Grants {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
-    private readonly revocations: Pick<RevocationService, "applyCommitted">,
+    private readonly revocations: Pick<RevocationService, "committed">,
   ) {
     this.#views = new RowCache(changes, {
       table: "Grant",
@@ -244,8 +244,8 @@ export class Grants {
       await this.#audit(tx, meta, "grant.delete", grantView(row));
       return recordRevocation(tx, { grantId: id }, { ...meta, reason: "grant deleted" });
     });
-    this.revocations.applyCommitted(revocation);
     this.changes.committedHere({ table: "Grant", key: id });
+    await this.revocations.committed(revocation);
   }
 
   async #upstream(tx: Tx, name: string) {

@@ -179,7 +179,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     if (verified.agentId !== agent.id) throw new KeywardError(400, "unauthorized_client", "the token was not issued to this client");
     const meta = { actor: `agent:${agent.id}`, requestId: req.id, reason: "revoked by its agent" };
     const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, { jti: verified.jti }, meta));
-    deps.revocations.applyCommitted(revocation);
+    await deps.revocations.committed(revocation);
     return reply.code(200).send();
   });
 

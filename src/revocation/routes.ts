@@ -42,7 +42,7 @@ export function revocationRoutes(app: FastifyInstance, deps: RevocationRouteDeps
     const { reason, ...given } = req.body;
     const target = "issuedBefore" in given ? { issuedBefore: new Date(given.issuedBefore) } : given;
     const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, target, meta(req, reason)));
-    deps.revocations.applyCommitted(revocation);
+    await deps.revocations.committed(revocation);
     return reply.code(201).send(revocation);
   });
   r.get("/v1/revocations", { config: revoke }, async () => ({
@@ -52,12 +52,13 @@ export function revocationRoutes(app: FastifyInstance, deps: RevocationRouteDeps
   r.get("/v1/kill-switch", { config: revoke }, async () => killSwitchStatus(deps.prisma));
   r.post("/v1/kill-switch", { config: revoke, schema: { body: killSwitchBody } }, async (req, reply) => {
     const { status, created, record } = await engageKillSwitch(deps.prisma, meta(req, req.body?.reason));
-    if (record) deps.revocations.applyCommitted(record);
+    if (record) await deps.revocations.committed(record);
     return reply.code(created ? 201 : 200).send(status);
   });
   r.delete("/v1/kill-switch", { config: { permission: "manage" }, schema: { body: killSwitchBody } }, async (req) => {
     const lifted = await liftKillSwitch(deps.prisma, meta(req, req.body?.reason));
     for (const record of lifted) deps.revocations.applyCommitted(record);
+    // A lift frees calls: no replica must refuse them longer than it takes to hear it, so no wait.
     return killSwitchStatus(deps.prisma);
   });
 }

@@ -60,7 +60,7 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
 
   constructor(
     private readonly prisma: Pick<PrismaClient, "revocation">,
-    private readonly feed: Pick<ChangeFeed, "isCurrent" | "follow">,
+    private readonly feed: Pick<ChangeFeed, "isCurrent" | "follow" | "barrier">,
     private readonly options: RevocationServiceOptions,
   ) {
     this.refreshMs = options.resyncMs;
@@ -125,6 +125,16 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
     this.applyCommitted(recordOf(change.row));
   }
 
+  /**
+   * A revocation just committed on this replica: applied here at once, and answered only once every other
+   * live replica has applied it too (or after a second: one that has not by then is failing its own
+   * freshness checks soon after). Then the next call through any replica is refused.
+   */
+  async committed(record: RevocationRecord): Promise<void> {
+    this.applyCommitted(record);
+    await this.feed.barrier(PROPAGATION_WAIT_MS);
+  }
+
   /** Applies a committed revocation: announced by another replica, or just made on this one. */
   applyCommitted(record: RevocationRecord): void {
     this.#state.add(record);
@@ -154,6 +164,9 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
     if (reason) throw unauthenticated("token_revoked", reason);
   }
 }
+
+/** How long a revocation's answer waits for the other replicas to apply it (see `committed`). */
+const PROPAGATION_WAIT_MS = 1_000;
 
 // Writers (grants, agents, tokens) import the revocation write from here, beside the state it feeds.
 export { recordRevocation, type RevocationTarget } from "./revoke.js";

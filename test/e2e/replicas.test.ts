@@ -102,6 +102,16 @@ describe("two replicas on one PostgreSQL", () => {
     expect(samples[19]).toBeLessThan(PROPAGATION_BOUND_MS);
   });
 
+  it("a revocation on A is answered once B has applied it: B refuses the token's very next call, every time", async () => {
+    for (let i = 0; i < 20; i++) {
+      const token = await tokenFor(a, agent, { grant: "g" });
+      expect((await call(b, token)).status).toBe(200);
+      await revokeOnA({ jti: jtiOf(token) });
+      // No polling: the barrier (src/change-feed/feed.ts) waited for B's answer before A answered.
+      expect((await call(b, token)).status).toBe(401);
+    }
+  });
+
   it(`a grant edit on A narrows live tokens on A at once and on B within ${PROPAGATION_MEDIAN_BOUND_MS} ms (median; both hold the grant in memory)`, async () => {
     const grant = await createGrant(a, { name: "g-edited", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
     const samples: number[] = [];
