@@ -26,9 +26,11 @@ const DATABASE_DOWN_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"
 const DATABASE_DOWN_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
 // PostgreSQL shutting down or not yet accepting connections (raw sessions, outside Prisma).
 const PG_DOWN_CODES = new Set(["57P01", "57P02", "57P03"]);
+// The connection itself failing, as the pg driver reports it for raw sessions (the audit pipeline's).
+const NET_DOWN_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOENT", "EHOSTUNREACH"]);
 
 /** The database is stopped, restarting or cut off: a 503 the client may retry, never a 500. */
-function isDatabaseUnavailable(err: unknown): boolean {
+export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const e = err as Error & { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
   if (e.name === "PrismaClientInitializationError") return true;
@@ -42,7 +44,12 @@ function isDatabaseUnavailable(err: unknown): boolean {
     const cause = (e as { cause?: { kind?: unknown; originalCode?: unknown } }).cause;
     return DATABASE_DOWN_KINDS.has(String(cause?.kind)) || PG_DOWN_CODES.has(String(cause?.originalCode));
   }
-  return PG_DOWN_CODES.has(String(e.code)) || e.message === "Connection terminated unexpectedly";
+  return (
+    PG_DOWN_CODES.has(String(e.code)) ||
+    NET_DOWN_CODES.has(String(e.code)) ||
+    e.message === "Connection terminated unexpectedly" ||
+    e.message.startsWith("timeout exceeded when trying to connect")
+  );
 }
 
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { PrismaClient } from "@prisma/client";
 import type { AuditLog } from "../audit/log.js";
 import { spentCallBudget } from "../budgets/budgets.js";
+import { isDatabaseUnavailable } from "../http/error-handler.js";
 import { forbidden, KeywardError, notFound, tooManyRequests, unavailable } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import type { GrantView, Grants } from "../grants/grants.js";
@@ -169,7 +170,9 @@ export class Tokens {
         kid: signed.kid,
         parentJti,
       },
-    ).catch(() => {
+    ).catch((err: unknown) => {
+      // A database that does not answer is said so, as every other endpoint says it (src/http/error-handler.ts).
+      if (isDatabaseUnavailable(err)) throw err;
       throw unavailable("audit_unavailable", "audit log unavailable; no token issued");
     });
     return {
