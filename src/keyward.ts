@@ -131,7 +131,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma);
     const gate = new IssuanceGate(prisma, upstreams, environments, approvals);
-    const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate, auditLog);
+    const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate, auditLog, agents);
     const verifyToken: TokenVerifier = rememberVerifiedTokens(
       (token) => verifyAgentToken(token, (kid) => signingKeys.publicKey(kid), { ...claims, ...config.tokens }),
       { maxEntries: 10_000, leewaySeconds: config.tokens.leewaySeconds, keyKnown: (kid) => signingKeys.current().publicKeys.has(kid) },

@@ -7,6 +7,7 @@ import { displayName } from "../http/schemas.js";
 import type { ChangeFeed } from "../change-feed/feed.js";
 import { RowCache } from "../change-feed/row-cache.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
+import { LruMap } from "../util/lru.js";
 import { unusableKeys, type agentJwksBody, type AgentJwk } from "./client-keys.js";
 import { hashClientSecret, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
 import { VerifiedSecrets } from "./verified-secrets.js";
@@ -35,10 +36,17 @@ type Actor = { actor: string; requestId: string };
 
 /** Agents held in memory at most (the least recently used goes first). */
 const MAX_CACHED_AGENTS = 10_000;
+/** Agent names kept in memory at most (the least recently used go first). */
+const MAX_REMEMBERED_NAMES = 10_000;
 
 export class Agents {
   /** Successful secret verifications, for 5 minutes: scrypt once per agent and period, not per token. */
   readonly #verified = new VerifiedSecrets({ ttlMs: 300_000, maxEntries: 10_000 });
+  /**
+   * Names by agent id, for audit events. An agent is never renamed (and a deleted one's id is never
+   * reused), so a name once read stays true: no invalidation needed.
+   */
+  readonly #names = new LruMap<string, string>(MAX_REMEMBERED_NAMES);
 
   /** Agents by clientId, kept current by the change channel (migration 0014): token requests read none. */
   readonly #byClientId: RowCache<Agent | null>;
@@ -80,6 +88,7 @@ export class Agents {
         requestId: meta.requestId,
         agentId: created.id,
         details: { action: "agent.create", name: created.name, clientId },
+        names: { agent: created.name },
       });
       return created;
     });
@@ -109,8 +118,9 @@ export class Agents {
         requestId: meta.requestId,
         agentId: id,
         details: { action: "agent.delete", name: row.name },
+        names: { agent: row.name },
       });
-      return { row, revocation: await recordRevocation(tx, { agentId: id }, { ...meta, reason: "agent deleted" }) };
+      return { row, revocation: await recordRevocation(tx, { agentId: id }, { ...meta, reason: "agent deleted", names: { agent: row.name } }) };
     });
     this.#changed(revocation.row);
     await this.revocations.committed(revocation.revocation);
@@ -137,6 +147,7 @@ export class Agents {
         requestId: meta.requestId,
         agentId: id,
         details: { action: "agent.rotate_secret", previousSecretExpiresAt: previousSecretExpiresAt.toISOString() },
+        names: { agent: existing.name },
       });
       return updated;
     });
@@ -149,7 +160,8 @@ export class Agents {
     const unusable = await unusableKeys(jwks.keys);
     if (unusable.length > 0) throw badRequest("invalid_key", "not a usable public key for its alg", { kids: unusable });
     const row = await this.prisma.$transaction(async (tx) => {
-      if (!(await tx.agent.findUnique({ where: { id } }))) throw notFound("agent");
+      const existing = await tx.agent.findUnique({ where: { id } });
+      if (!existing) throw notFound("agent");
       const updated = await tx.agent.update({ where: { id }, data: { jwks: jwks.keys } });
       await appendAudit(tx, {
         kind: "admin.change",
@@ -157,11 +169,21 @@ export class Agents {
         requestId: meta.requestId,
         agentId: id,
         details: { action: "agent.set_jwks", kids: jwks.keys.map((k) => k.kid) },
+        names: { agent: existing.name },
       });
       return updated;
     });
     this.#changed(row);
     return agentView(row);
+  }
+
+  /** The agent's name, or null if there is no such agent (any more). */
+  async nameOf(id: string): Promise<string | null> {
+    const remembered = this.#names.get(id);
+    if (remembered !== undefined) return remembered;
+    const row = await this.prisma.agent.findUnique({ where: { id }, select: { name: true } });
+    if (row) this.#names.set(id, row.name);
+    return row?.name ?? null;
   }
 
   findByClientId(clientId: string): Promise<Agent | null> {

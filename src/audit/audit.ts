@@ -34,7 +34,15 @@ export type AuditInput = {
   latencyMs?: number;
   /** Never secrets: callers pass ids, names and non-secret settings only. */
   details?: Prisma.InputJsonValue;
+  /**
+   * The names the agent and grant had when the event was made, stored as `details.names`: the security
+   * team reads an event by name even after its agent or grant is deleted or renamed. (`upstream` is a
+   * name already: upstreams are never renamed.)
+   */
+  names?: EventNames;
 };
+
+export type EventNames = { agent?: string; grant?: string };
 
 type AuditWriter = Pick<PrismaClient, "$executeRawUnsafe"> | Prisma.TransactionClient;
 
@@ -71,8 +79,8 @@ const TEXT_FIELDS = ["requestId", "actor", "agentId", "jti", "grantId", "upstrea
  * hash computed from exactly the values written. keyward_audit_append gives it its id and chain hashes
  * (migration 0008).
  */
-export function auditRow(event: AuditInput, eventId: string) {
-  const clean: AuditInput = { ...event };
+export function auditRow({ names, ...event }: AuditInput, eventId: string) {
+  const clean: AuditInput = { ...event, details: withNames(event.details, names) };
   for (const field of TEXT_FIELDS) {
     const value = clean[field];
     if (typeof value === "string") (clean as Record<string, unknown>)[field] = storable(value);
@@ -83,6 +91,13 @@ export function auditRow(event: AuditInput, eventId: string) {
 }
 
 export type AuditRow = ReturnType<typeof auditRow>;
+
+/** The names known, beside the details an event already has (an object, or none). */
+function withNames(details: Prisma.InputJsonValue | undefined, names: EventNames = {}): Prisma.InputJsonValue | undefined {
+  const known = Object.entries(names).filter(([, name]) => name !== undefined);
+  if (known.length === 0) return details;
+  return { ...(details as Prisma.InputJsonObject | undefined), names: Object.fromEntries(known) };
+}
 
 /**
  * Appends one event, inside the caller's transaction when given one. Callers await it before answering,

@@ -162,6 +162,11 @@ export class Grants {
     return grantView(row);
   }
 
+  /** The grant's name as stored now (from memory, like policyFor), for audit events; null if it was deleted. */
+  async nameOf(id: string): Promise<string | null> {
+    return (await this.#views.get(id))?.name ?? null;
+  }
+
   /**
    * By id, or by name (what agents use when asking for a token), as stored now. A name is resolved from
    * memory only while the grant it was last found under still has it; otherwise it is read again, so a
@@ -242,7 +247,7 @@ export class Grants {
       if (!row) throw notFound("grant");
       await tx.grant.delete({ where: { id } });
       await this.#audit(tx, meta, "grant.delete", grantView(row));
-      return recordRevocation(tx, { grantId: id }, { ...meta, reason: "grant deleted" });
+      return recordRevocation(tx, { grantId: id }, { ...meta, reason: "grant deleted", names: { grant: row.name } });
     });
     this.changes.committedHere({ table: "Grant", key: id });
     await this.revocations.committed(revocation);
@@ -273,6 +278,7 @@ export class Grants {
       grantId: grant.id,
       upstream: grant.upstream,
       details: { action, ...grant, createdAt: undefined, updatedAt: undefined },
+      names: { grant: grant.name },
     });
   }
 }

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Dispatcher } from "undici";
 import type { AuditInput } from "../audit/audit.js";
 import type { AuditLog } from "../audit/log.js";
+import { eventNames } from "../audit/names.js";
+import type { Agents } from "../agents/agents.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerJws } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
@@ -29,6 +31,8 @@ export type ProxyDeps = {
   verifyToken: TokenVerifier;
   revocations: RevocationService;
   grants: Grants;
+  /** For the agent's name in its events. */
+  agents: Pick<Agents, "nameOf">;
   upstreams: Upstreams;
   dispatcher: Dispatcher;
   maxBodyBytes: number;
@@ -76,6 +80,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       audit.grantId = token.grantId;
       // 2. check revocation
       deps.revocations.assertNotRevoked(token);
+      // Looked up once the token is known to be live (from memory nearly always): every event of the call carries them.
+      audit.names = await eventNames(deps, token);
       // 3. resolve
       const upstreamRow = await deps.upstreams.findByName(target.upstream);
       if (!upstreamRow) throw notFound(`upstream ${target.upstream}`);

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Prisma, PrismaClient } from "@prisma/client";
-import { appendAudit } from "../audit/audit.js";
+import { appendAudit, type EventNames } from "../audit/audit.js";
 import { conflict, notFound } from "../http/errors.js";
 import type { RevocationRecord, TokenSelector } from "./state.js";
 
@@ -13,7 +13,13 @@ export type RevocationTarget =
   | { issuedBefore: Date }
   | { all: true };
 
-type Meta = { actor: string; reason?: string; requestId?: string };
+type Meta = {
+  actor: string;
+  reason?: string;
+  requestId?: string;
+  /** The revoked agent's or grant's name, from a caller that deletes it in the same transaction. */
+  names?: EventNames;
+};
 
 function selectorOf(target: RevocationTarget): { selector: TokenSelector; value: string } {
   if ("jti" in target) return { selector: "jti", value: target.jti };
@@ -57,12 +63,18 @@ export async function recordRevocation(tx: Prisma.TransactionClient, target: Rev
   const row = await tx.revocation.create({
     data: { id: randomUUID(), selector, value, reason: meta.reason, actor: meta.actor, expiresAt },
   });
+  // The name of the agent or grant revoked: the deleter's, or as stored now.
+  const named =
+    selector === "agent" ? (meta.names?.agent ?? (await tx.agent.findUnique({ where: { id: value }, select: { name: true } }))?.name)
+    : selector === "grant" ? (meta.names?.grant ?? (await tx.grant.findUnique({ where: { id: value }, select: { name: true } }))?.name)
+    : undefined;
   await appendAudit(tx, {
     kind: "revocation.created",
     actor: meta.actor,
     requestId: meta.requestId,
     reason: meta.reason,
     details: { revocationId: row.id, selector, value },
+    ...(named !== undefined && { names: { [selector]: named } }),
     ...(selector === "jti" && { jti: value }),
     ...(selector === "agent" && { agentId: value }),
     ...(selector === "grant" && { grantId: value }),

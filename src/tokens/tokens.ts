@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { PrismaClient } from "@prisma/client";
 import type { AuditLog } from "../audit/log.js";
+import type { Agents } from "../agents/agents.js";
 import { spentCallBudget } from "../budgets/budgets.js";
 import { isDatabaseUnavailable } from "../http/error-handler.js";
 import { forbidden, KeywardError, notFound, tooManyRequests, unavailable } from "../http/errors.js";
@@ -38,8 +39,8 @@ export type TokenResponse = {
   jti: string;
 };
 
-/** Who a token is for. */
-type Client = { id: string; clientId: string };
+/** Who a token is for; `name` is recorded in its events (absent only for an agent deleted meanwhile). */
+type Client = { id: string; clientId: string; name?: string };
 
 /**
  * Issues tokens, for every route that does (`POST /v1/tokens`, `POST /oauth2/token`): directly for a
@@ -55,6 +56,8 @@ export class Tokens {
     private readonly gate: IssuanceGate,
     /** Where issued tokens and their events are committed (src/audit/log.ts). */
     private readonly auditLog: Pick<AuditLog, "append" | "keep">,
+    /** The agent's name for the events of an exchange, which knows the agent only by the parent token. */
+    private readonly agents: Pick<Agents, "nameOf">,
   ) {}
 
   /**
@@ -72,10 +75,10 @@ export class Tokens {
     const refuse = this.#refusal(agent, requestId, { grant: body.grant });
     const grant = await this.#grantFor(agent, body.grant, refuse);
     if (resource && resource.upstream !== grant.upstream) {
-      return refuse(new KeywardError(400, "invalid_target", `grant ${grant.name} is for upstream ${grant.upstream}, not ${resource.upstream}`), grant.id);
+      return refuse(new KeywardError(400, "invalid_target", `grant ${grant.name} is for upstream ${grant.upstream}, not ${resource.upstream}`), grant);
     }
     const narrowed = narrowCapabilities(grant, body, this.ttl);
-    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);
+    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant);
     // Environment coverage and break-glass approval (src/approvals/gate.ts): refuses, or holds the request
     // for a human by throwing approval_required (POST /v1/tokens answers it as 202 { approvalId }).
     await this.gate.admit({ agent, grant, capabilities: narrowed.capabilities, requestId, approvalId });
@@ -88,7 +91,7 @@ export class Tokens {
    * revokes it. The caller has verified `parent` and checked it is not revoked.
    */
   async exchange(parent: AgentToken, request: TokenRequest, requestId: string, now = new Date()): Promise<TokenResponse> {
-    const agent = { id: parent.agentId, clientId: parent.clientId };
+    const agent = { id: parent.agentId, clientId: parent.clientId, name: (await this.agents.nameOf(parent.agentId)) ?? undefined };
     const refuse = this.#refusal(agent, requestId, { exchangedFrom: parent.jti });
     if (parent.ancestors.length + 1 > MAX_EXCHANGE_DEPTH) {
       return refuse(forbidden(`a token may be exchanged at most ${MAX_EXCHANGE_DEPTH} times deep`, "widening_refused"));
@@ -97,21 +100,22 @@ export class Tokens {
     // A child's calls spend its ancestors' budgets too (src/budgets): a child of a spent token could
     // make no call, so it is refused now, with the error the parent's own call gets.
     const spent = await spentCallBudget(this.prisma, grant.budgets, [...parent.ancestors, parent.jti]);
-    if (spent) return refuse(tooManyRequests(`${spent.limit} (${spent.capacity}) is spent`, null), grant.id);
+    if (spent) return refuse(tooManyRequests(`${spent.limit} (${spent.capacity}) is spent`, null), grant);
     const limits = parentLimits(parent, grant.maxTtlSeconds, now);
     const narrowed = narrowCapabilities(limits, request, this.ttl, "the parent token");
-    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant.id);
+    if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant);
     return this.#mint(agent, grant, narrowed.capabilities, requestId, now, delegationFrom(parent));
   }
 
   #refusal(agent: Client, requestId: string, details: Record<string, string>) {
-    return async (err: KeywardError, grantId?: string): Promise<never> => {
+    return async (err: KeywardError, grant?: GrantView): Promise<never> => {
       await this.auditLog.keep({
         kind: "token.refused",
         actor: `agent:${agent.id}`,
         requestId,
         agentId: agent.id,
-        grantId,
+        grantId: grant?.id,
+        names: { agent: agent.name, grant: grant?.name },
         decision: "deny",
         // The code, filterable (src/sdk/codes.ts); the specifics in details.
         reason: err.code,
@@ -122,10 +126,10 @@ export class Tokens {
   }
 
   /** The grant as stored now, which must still include the agent. */
-  async #grantFor(agent: Client, ref: string, refuse: (err: KeywardError, grantId?: string) => Promise<never>): Promise<GrantView> {
+  async #grantFor(agent: Client, ref: string, refuse: (err: KeywardError, grant?: GrantView) => Promise<never>): Promise<GrantView> {
     const grant = await this.grants.findByIdOrName(ref);
     if (!grant) return refuse(notFound(`grant ${ref}`));
-    if (!grant.agents.includes(agent.id)) return refuse(forbidden("the agent is not in this grant", "not_in_grant"), grant.id);
+    if (!grant.agents.includes(agent.id)) return refuse(forbidden("the agent is not in this grant", "not_in_grant"), grant);
     return grant;
   }
 
@@ -156,6 +160,7 @@ export class Tokens {
         grantId: grant.id,
         upstream: grant.upstream,
         decision: "allow",
+        names: { agent: agent.name, grant: grant.name },
         details: { ...capabilities, expiresAt: signed.expiresAt.toISOString(), ...(parentJti && { exchangedFrom: parentJti }) },
       },
       {

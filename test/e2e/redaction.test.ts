@@ -115,7 +115,7 @@ describe("response redaction", () => {
     expect(res.headers.location).toBe(`https://upstream.example/redirect?page=2&key=${REDACTED}`);
     expect(res.headers.link).toContain(`key=${REDACTED}`);
     const event = await responseEvent(res.headers["x-request-id"]!);
-    expect(event?.details).toEqual({ redactions: 2 });
+    expect(event?.details).toEqual({ redactions: 2, names: { agent: "redaction-agent", grant: "g-echo-query" } });
     const echoed = await call(token, "/proxy/echo-query/x");
     expect(everything(echoed)).not.toContain(encodeURIComponent(QUERY_SECRET));
     expect(everything(echoed)).not.toContain(new URLSearchParams({ k: QUERY_SECRET }).toString().slice(2));

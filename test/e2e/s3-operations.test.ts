@@ -135,10 +135,10 @@ describe("S3 operations through the proxy", () => {
     const client = clientFor("s3-protected", await grantToken("photos-rw", "s3-protected"));
     await client.send(new PutObjectCommand({ Bucket: "photos", Key: "2024/a.jpg", Body: "jpeg bytes" }));
     expect(s3.received.at(-1)).toMatchObject({ method: "PUT", url: expect.stringMatching(/^\/photos\/2024\/a.jpg(\?x-id=PutObject)?$/), body: "jpeg bytes" });
-    expect((await newestEvent("kind=proxy&decision=allow")).details).toEqual({ operations: ["aws-s3.PutObject"] });
+    expect((await newestEvent("kind=proxy&decision=allow")).details).toEqual({ operations: ["aws-s3.PutObject"], names: { agent: "s3-agent", grant: "photos-rw" } });
     const listed = await client.send(new ListObjectsV2Command({ Bucket: "photos" }));
     expect(listed.Contents?.map((c) => c.Key)).toEqual(["2024/a.jpg"]);
-    expect((await newestEvent("kind=proxy&decision=allow")).details).toEqual({ operations: ["aws-s3.ListObjectsV2"] });
+    expect((await newestEvent("kind=proxy&decision=allow")).details).toEqual({ operations: ["aws-s3.ListObjectsV2"], names: { agent: "s3-agent", grant: "photos-rw" } });
     const got = await client.send(new GetObjectCommand({ Bucket: "photos", Key: "2024/a.jpg" }));
     expect(await got.Body!.transformToString()).toBe("jpeg bytes");
   });
