@@ -3,7 +3,9 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import type { AdminApi } from "../connection.js";
+import { operationsSummary, recordedNames } from "../../audit/event-text.js";
+import { checkedTimeZone, isoInZone } from "../../util/instant.js";
+import { CliError, type AdminApi } from "../connection.js";
 import { contextOf, examples } from "../context.js";
 import { emit, fields, paint, table, type Output } from "../output.js";
 
@@ -13,11 +15,14 @@ type AuditEvent = {
   kind: string;
   actor: string;
   decision: string | null;
+  agentId: string | null;
+  grantId: string | null;
   method: string | null;
   upstream: string | null;
   path: string | null;
   status: number | null;
   reason: string | null;
+  details: Record<string, unknown> | null;
 };
 
 /** `GET /v1/audit/verify`'s answer (src/audit/verify.ts). */
@@ -42,28 +47,68 @@ const FILTERS = [
   ["--method <method>", "method"],
   ["--path-prefix <path>", "pathPrefix"],
   ["--kind <kind>", "kind"],
-  ["--reason <code>", "reason"],
+  ["--reason <code>", "reason", "a refusal code (docs/errors.md): the calls refused for it"],
   ["--since <iso-time>", "since"],
   ["--until <iso-time>", "until"],
 ] as const;
 
 function withFilters(command: Command): Command {
-  for (const [flags] of FILTERS) command.option(flags);
+  for (const [flags, , description] of FILTERS) command.option(flags, description);
   return command;
+}
+
+/** For the commands that print events as a table or lines. */
+function withTimeZone(command: Command): Command {
+  return command.option("--tz <zone>", "show times in this IANA time zone, with its offset (default: $TZ if set, else UTC)");
+}
+
+/** The zone times are shown in: --tz, else $TZ, else UTC; an unknown zone is refused before anything is asked. */
+function timeZoneOf(option: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const zone = option ?? (env.TZ || "UTC");
+  try {
+    return checkedTimeZone(zone);
+  } catch {
+    throw new CliError(`unknown time zone ${JSON.stringify(zone)}: an IANA name such as UTC, Europe/Paris or America/New_York`);
+  }
 }
 
 const filtersOf = (options: Record<string, string | undefined>) =>
   Object.fromEntries(FILTERS.map(([, name]) => [name, options[name]]).filter(([, value]) => value !== undefined));
 
-const COLUMNS = ["id", "at", "kind", "decision", "actor", "method", "upstream", "path", "status", "reason"] as const;
+const COLUMNS = ["id", "at", "kind", "decision", "actor", "agent", "grant", "method", "upstream", "path", "operations", "status", "reason"] as const;
+
+/**
+ * An event as a person reads it: its time in `timeZone` with the offset, the agent and grant by the names
+ * they had then (their ids when the event recorded none), the operations it ran.
+ */
+function readable(event: AuditEvent, timeZone: string): Record<(typeof COLUMNS)[number], string> {
+  const names = recordedNames(event.details);
+  const text = (value: string | number | null | undefined) => (value === null || value === undefined ? "" : String(value));
+  return {
+    id: event.id,
+    at: isoInZone(event.at, timeZone, { milliseconds: true }),
+    kind: event.kind,
+    decision: text(event.decision),
+    actor: event.actor,
+    agent: text(names.agent ?? event.agentId),
+    grant: text(names.grant ?? event.grantId),
+    method: text(event.method),
+    upstream: text(event.upstream),
+    path: text(event.path),
+    operations: operationsSummary(event.details).join(", "),
+    status: text(event.status),
+    reason: text(event.reason),
+  };
+}
 
 /** One event as a line: for tail, which prints as events arrive (JSON Lines with --json). */
-function eventLine(out: Output, event: AuditEvent): string {
+function eventLine(out: Output, event: AuditEvent, timeZone: string): string {
   if (out.json) return JSON.stringify(event);
-  const cells = COLUMNS.map((c) => (event[c] === null ? "" : String(event[c])));
-  if (!out.tty) return cells.join("\t");
+  const row = readable(event, timeZone);
+  if (!out.tty) return COLUMNS.map((c) => row[c]).join("\t");
   const decision = event.decision === "deny" ? paint(out, "red", "deny ") : event.decision === "allow" ? paint(out, "green", "allow") : "     ";
-  return [paint(out, "dim", event.at), event.kind.padEnd(18), decision, event.actor, cells[5], cells[6], cells[7], cells[8], cells[9]]
+  const named = [row.agent && `agent ${row.agent}`, row.grant && `grant ${row.grant}`].filter(Boolean).join(" ");
+  return [paint(out, "dim", row.at), row.kind.padEnd(18), decision, row.actor, named, row.method, row.upstream, row.path, row.operations, row.status, row.reason]
     .filter((cell) => cell !== "")
     .join("  ");
 }
@@ -77,41 +122,44 @@ async function eventsAfter(api: AdminApi, filters: object, afterId: string): Pro
 export function auditCommands(program: Command): void {
   const audit = program.command("audit").description("the audit log: every decision, issuance, revocation and admin change");
 
-  withFilters(audit.command("tail"))
+  withTimeZone(withFilters(audit.command("tail")))
     .description("the latest events, oldest first; --follow keeps printing new ones")
     .option("-n, --lines <n>", "how many", "20")
     .option("-f, --follow", "wait for new events")
     .option("--interval <ms>", "how often to look for new events with --follow", "2000")
-    .addHelpText("after", examples("keyward audit tail -n 50", "keyward audit tail -f --decision deny", "keyward audit tail -f --json | jq ."))
+    .addHelpText("after", examples("keyward audit tail -n 50", "keyward audit tail -f --decision deny", "keyward audit tail -f --json | jq .", "keyward audit tail --tz Europe/Paris"))
     .action(async (options: Record<string, string | undefined> & { follow?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
+      const timeZone = timeZoneOf(options.tz);
       const api = admin();
       const filters = filtersOf(options);
       const count = Number(options.lines);
       // At least one, to learn where the log ends (-n 0 --follow prints only what comes).
       const { events } = await api.json<{ events: AuditEvent[] }>("GET", "/v1/audit", { query: { ...filters, limit: Math.max(1, count) } });
       let last = events[0]?.id ?? "0";
-      for (const event of events.slice(0, count).reverse()) process.stdout.write(eventLine(out, event) + "\n");
+      for (const event of events.slice(0, count).reverse()) process.stdout.write(eventLine(out, event, timeZone) + "\n");
       while (options.follow) {
         await new Promise((resolve) => setTimeout(resolve, Number(options.interval)));
         for (const event of await eventsAfter(api, filters, last)) {
-          process.stdout.write(eventLine(out, event) + "\n");
+          process.stdout.write(eventLine(out, event, timeZone) + "\n");
           last = event.id;
         }
       }
     });
 
-  withFilters(audit.command("search"))
+  withTimeZone(withFilters(audit.command("search")))
     .description("events matching the filters, newest first, a page at a time")
     .option("--limit <n>", "events per page (at most 500)", "100")
     .option("--cursor <id>", "the next page: the cursor the previous page gave")
-    .addHelpText("after", examples("keyward audit search --agent-id 0b6c… --decision deny --since 2026-05-01T00:00:00Z", "keyward audit search --upstream hosting-staging --path-prefix /v1/volumes --json"))
+    .addHelpText("after", examples("keyward audit search --agent-id 0b6c… --decision deny --since 2026-05-01T00:00:00Z", "keyward audit search --upstream hosting-staging --path-prefix /v1/volumes --json", "keyward audit search --reason budget_exceeded --since 2026-05-01T00:00:00Z"))
     .action(async (options: Record<string, string | undefined>, command: Command) => {
       const { out, admin } = contextOf(command);
+      const timeZone = timeZoneOf(options.tz);
       const page = await admin().json<{ events: AuditEvent[]; nextCursor: string | null }>("GET", "/v1/audit", {
         query: { ...filtersOf(options), limit: options.limit, cursor: options.cursor },
       });
-      emit(out, page, () => table(out, page.events, COLUMNS) + (page.nextCursor ? `\n${paint(out, "dim", `more: --cursor ${page.nextCursor}`)}` : ""));
+      const rows = page.events.map((event) => readable(event, timeZone));
+      emit(out, page, () => table(out, rows, COLUMNS) + (page.nextCursor ? `\n${paint(out, "dim", `more: --cursor ${page.nextCursor}`)}` : ""));
     });
 
   audit
