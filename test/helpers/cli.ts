@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,15 +15,41 @@ export const emptyHome = () => mkdtempSync(join(tmpdir(), "keyward-home-"));
  * pipe (no TTY). `input` is written to stdin, which is then closed.
  */
 export function runCli(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH ?? "", HOME: options.env?.HOME ?? emptyHome(), ...options.env },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  return finished(
+    spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? "", HOME: options.env?.HOME ?? emptyHome(), ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    }),
+    options.input,
+  );
+}
+
+/** A word the shell reads back exactly as given. */
+const shellQuoted = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * Runs `keyward <args>` on a terminal, as a person at a keyboard would: util-linux `script` gives it a
+ * pseudo-terminal (stdin, stdout and stderr all the TTY), and `typed` is what they type. The output
+ * holds both streams, with the terminal's echo of what was typed.
+ */
+export function runCliOnTerminal(args: string[], options: { env?: Record<string, string>; typed?: string } = {}): Promise<CliResult> {
+  const command = [process.execPath, CLI, ...args].map(shellQuoted).join(" ");
+  return finished(
+    spawn("script", ["--quiet", "--return", "--command", command, "/dev/null"], {
+      // NO_COLOR: the text, without the escapes a terminal gets.
+      env: { PATH: process.env.PATH ?? "", HOME: options.env?.HOME ?? emptyHome(), NO_COLOR: "1", ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    }),
+    options.typed,
+  );
+}
+
+function finished(child: ChildProcess, input: string | undefined): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (c) => (stdout += c));
-  child.stderr.on("data", (c) => (stderr += c));
-  child.stdin.end(options.input ?? "");
+  child.stdout!.on("data", (c) => (stdout += c));
+  child.stderr!.on("data", (c) => (stderr += c));
+  child.stdin!.end(input ?? "");
   // A hung command must not outlive the test run.
   const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
   return new Promise((resolve) =>

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { contextOf, examples } from "../context.js";
 import { emit, fields, note, table } from "../output.js";
 import { confirmDestructive } from "../confirm.js";
+import { liveTokensCut } from "../consequences.js";
 import { idOf } from "../resolve.js";
 
 type AgentView = { id: string; name: string; description: string | null; clientId: string; createdAt: string };
@@ -40,9 +41,16 @@ export function agentCommands(program: Command): void {
     .option("--yes", "do not ask for confirmation on a terminal")
     .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
-      const id = await idOf(admin(), "agents", ref);
-      await confirmDestructive(`remove agent ${ref} (${id}) and revoke every token it holds; its client credentials stop working`, options.yes);
-      await admin().json("DELETE", `/v1/agents/${encodeURIComponent(id)}`);
+      const api = admin();
+      const id = await idOf(api, "agents", ref);
+      await confirmDestructive(async () => {
+        const cut = await liveTokensCut(api, (token) => token.agent.id === id, "grants");
+        const { grants } = await api.json<{ grants: { name: string; agents: string[] }[] }>("GET", "/v1/grants");
+        const member = grants.filter((grant) => grant.agents.includes(id)).map((grant) => grant.name);
+        const leaves = member.length > 0 ? `; it leaves grants ${member.join(", ")}` : "";
+        return `remove agent ${ref} (${id}) and revoke every token it holds, now ${cut}${leaves}; its client credentials stop working`;
+      }, options.yes);
+      await api.json("DELETE", `/v1/agents/${encodeURIComponent(id)}`);
       emit(out, { removed: id }, () => `removed agent ${ref}; its tokens are revoked`);
     });
 }

@@ -4,6 +4,7 @@ import { CliError } from "../connection.js";
 import { collect, contextOf, examples } from "../context.js";
 import { emit, fields, table } from "../output.js";
 import { confirmDestructive } from "../confirm.js";
+import { liveTokensCut } from "../consequences.js";
 import { idOf } from "../resolve.js";
 
 type GrantView = { id: string; name: string; upstream: string; agents: string[]; methods: string[]; paths: string[]; maxTtlSeconds: number } & Record<string, unknown>;
@@ -77,11 +78,9 @@ export function grantCommands(program: Command): void {
     .description("show a grant with every policy field")
     .addHelpText("after", examples("keyward grant show deploy-staging", "keyward grant show deploy-staging --json > deploy-staging.json"))
     .argument("<grant>", "name or id")
-    .option("--yes", "do not ask for confirmation on a terminal")
-    .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
+    .action(async (ref: string, _options, command: Command) => {
       const { out, admin } = contextOf(command);
       const id = await idOf(admin(), "grants", ref);
-      await confirmDestructive(`remove grant ${ref} (${id}) and revoke every token issued under it`, options.yes);
       const shown = await admin().json<GrantView>("GET", `/v1/grants/${encodeURIComponent(id)}`);
       emit(out, shown, () => fields(out, shown));
     });
@@ -91,10 +90,16 @@ export function grantCommands(program: Command): void {
     .description("remove a grant and revoke its tokens")
     .addHelpText("after", examples("keyward grant rm deploy-staging"))
     .argument("<grant>", "name or id")
-    .action(async (ref: string, _options, command: Command) => {
+    .option("--yes", "do not ask for confirmation on a terminal")
+    .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
-      const id = await idOf(admin(), "grants", ref);
-      await admin().json("DELETE", `/v1/grants/${encodeURIComponent(id)}`);
+      const api = admin();
+      const id = await idOf(api, "grants", ref);
+      await confirmDestructive(async () => {
+        const cut = await liveTokensCut(api, (token) => token.grant.id === id, "agents");
+        return `remove grant ${ref} (${id}) and revoke every token issued under it, now ${cut}`;
+      }, options.yes);
+      await api.json("DELETE", `/v1/grants/${encodeURIComponent(id)}`);
       emit(out, { removed: id }, () => `removed grant ${ref}; its tokens are revoked`);
     });
 }

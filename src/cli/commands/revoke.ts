@@ -3,6 +3,7 @@ import { CliError } from "../connection.js";
 import { contextOf, examples } from "../context.js";
 import { emit, fields, paint } from "../output.js";
 import { confirmDestructive } from "../confirm.js";
+import { liveTokensCut, type LiveToken } from "../consequences.js";
 import { idOf } from "../resolve.js";
 
 type RevokeOptions = { jti?: string; agent?: string; grant?: string; upstream?: string; environment?: string; all?: boolean; reason?: string; yes?: boolean };
@@ -34,8 +35,16 @@ export function revocationCommands(program: Command): void {
         : options.upstream !== undefined ? { upstream: options.upstream }
         : options.environment !== undefined ? { environment: options.environment }
         : { all: true };
-      const [[kind, value]] = Object.entries(selector) as [[string, unknown]];
-      await confirmDestructive(kind === "all" ? "revoke every token issued so far, for every agent" : `revoke every token matching ${kind} ${String(value)}`, options.yes);
+      await confirmDestructive(async () => {
+        if ("all" in selector) return `revoke every token issued so far, for every agent: now ${await liveTokensCut(api, () => true, "both")}`;
+        if ("jti" in selector) return `revoke token ${selector.jti} and every token exchanged from it`;
+        const [which, named] =
+          "agentId" in selector ? [(t: LiveToken) => t.agent.id === selector.agentId, `agent ${options.agent} (${selector.agentId})`]
+          : "grantId" in selector ? [(t: LiveToken) => t.grant.id === selector.grantId, `grant ${options.grant} (${selector.grantId})`]
+          : "upstream" in selector ? [(t: LiveToken) => t.upstream === selector.upstream, `upstream ${selector.upstream}`]
+          : [(t: LiveToken) => t.environment === selector.environment, `upstreams in environment ${selector.environment}`];
+        return `revoke every token issued so far for ${named}: now ${await liveTokensCut(api, which, "both")}`;
+      }, options.yes);
       const revocation = await api.json<Record<string, unknown>>("POST", "/v1/revocations", { json: { ...selector, ...reason } });
       emit(out, revocation, () => fields(out, revocation, ["id", "selector", "value", "revokedAt", "reason"]));
     });
@@ -65,8 +74,14 @@ export function revocationCommands(program: Command): void {
     .description("engage it (admin or security)")
     .addHelpText("after", examples("keyward kill-switch engage --reason 'agent deleting volumes, INC-1234'"))
     .option("--reason <text>")
-    .action(async (options: { reason?: string }, command: Command) => {
-      show(command, await contextOf(command).admin().json<KillSwitch>("POST", "/v1/kill-switch", { json: options }));
+    .option("--yes", "do not ask for confirmation on a terminal")
+    .action(async ({ yes, ...options }: { reason?: string; yes?: boolean }, command: Command) => {
+      const api = contextOf(command).admin();
+      await confirmDestructive(
+        async () => `freeze every agent token, now ${await liveTokensCut(api, () => true, "agents")}, and any issued while it is engaged, until an admin lifts it`,
+        yes,
+      );
+      show(command, await api.json<KillSwitch>("POST", "/v1/kill-switch", { json: options }));
     });
   killSwitch
     .command("lift")

@@ -108,8 +108,14 @@ export function upstreamCommands(program: Command): void {
     .option("--yes", "do not ask for confirmation on a terminal")
     .action(async (name: string, options: { yes?: boolean }, command: Command) => {
       const { out, admin } = contextOf(command);
-      await confirmDestructive(`remove upstream ${name} and delete its stored credential (refused while a grant uses it)`, options.yes);
-      await admin().json("DELETE", `/v1/upstreams/${encodeURIComponent(name)}`);
+      const api = admin();
+      await confirmDestructive(async () => {
+        const { grants } = await api.json<{ grants: { name: string; upstream: string }[] }>("GET", "/v1/grants");
+        const users = grants.filter((grant) => grant.upstream === name).map((grant) => grant.name);
+        const refusal = users.length > 0 ? `; grants ${users.join(", ")} still use it, so it is refused until they are removed` : "";
+        return `remove upstream ${name} and delete its stored credential${refusal}`;
+      }, options.yes);
+      await api.json("DELETE", `/v1/upstreams/${encodeURIComponent(name)}`);
       emit(out, { removed: name }, () => `removed upstream ${name}`);
       note(out, "Its secret is gone from Keyward; revoke it at the provider too if it may have leaked.", "dim");
     });
