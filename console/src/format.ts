@@ -1,4 +1,5 @@
 /** Presentation helpers shared by the views. */
+import { isoInZone } from "../../src/util/instant";
 
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
 const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
@@ -26,8 +27,11 @@ export function timeLeft(iso: string, now = Date.now()): string {
   return h > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
 }
 
-const dateTime = new Intl.DateTimeFormat("en-GB", { dateStyle: "medium", timeStyle: "medium" });
-export const formatDateTime = (iso: string) => dateTime.format(new Date(iso));
+/** An instant in the browser's time zone, with its offset (`2026-05-01T16:03:07+02:00`): never a time without its zone. */
+export const formatDateTime = (iso: string) => isoInZone(iso);
+
+/** The same instant in UTC to the millisecond, as the broker records it: for a title beside formatDateTime. */
+export const utcDateTime = (iso: string) => isoInZone(iso, "UTC", { milliseconds: true });
 
 export const formatDuration = (seconds: number) =>
   seconds % 3600 === 0 ? `${seconds / 3600} h` : seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_DIST } from "../../src/console/plugin.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
+import { startGraphqlUpstream } from "../helpers/graphql-upstream.js";
 import { startUpstream } from "../helpers/upstream.js";
 
 /** Debian's Chromium (`apt-get install chromium`; .ci/run installs it). */
@@ -23,6 +24,8 @@ const CHROMIUM_ARGS = [
 /** With UPDATE_SCREENSHOTS=1 each view is saved under docs/screenshots/ (shown in docs/console.md). */
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? join(import.meta.dirname, "../../docs/screenshots") : null;
 const VIEWPORT = { width: 1366, height: 768 };
+/** The browser's zone, and its offset (India's, the same all year): times must be shown with it. */
+const TIME_ZONE = { id: "Asia/Kolkata", offset: "+05:30" };
 
 // CI installs Chromium, so there a missing browser fails the test instead of skipping it.
 const skip = !existsSync(CHROMIUM) && !process.env.CI;
@@ -54,7 +57,7 @@ describe.skipIf(skip)("security console in a real browser", () => {
     keys = { security: await keyOf("security"), auditor: await keyOf("auditor") };
 
     profile = mkdtempSync(join(tmpdir(), "keyward-chromium-"));
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: VIEWPORT });
+    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: VIEWPORT, timezoneId: TIME_ZONE.id });
     page = browser.pages()[0] ?? (await browser.newPage());
     page.setDefaultTimeout(10_000);
     page.on("pageerror", (err) => pageProblems.push(err.message));
@@ -306,6 +309,57 @@ describe.skipIf(skip)("security console in a real browser", () => {
     }
     const live = (await broker.admin("get", "/v1/tokens")).body.tokens as { grant: { name: string } }[];
     expect(live.filter((token) => token.grant.name === "prod-restore")).toEqual([]);
+  });
+
+  it("names a deleted agent and grant in the audit log, with the operations each call ran, times with their zone, and filters by refusal code", async () => {
+    const railway = await startGraphqlUpstream();
+    try {
+      await createUpstream(broker, { name: "railway-staging", baseUrl: railway.url, environment: "staging", secret: "console-test-graphql-secret", protocol: "graphql" });
+      const cleanupBot = await createAgent(broker, "cleanup-bot");
+      const grant = await createGrant(broker, {
+        name: "railway-cleanup",
+        agents: [cleanupBot.id],
+        upstream: "railway-staging",
+        methods: ["POST"],
+        paths: ["/graphql/v2"],
+        graphql: { allow: [{ operation: "query" }, { operation: "mutation" }], deny: [{ field: "volumeDelete" }] },
+      });
+      const token = await tokenFor(broker, cleanupBot, { grant: "railway-cleanup" });
+      const graphql = (query: string) =>
+        fetch(`${broker.url}/proxy/railway-staging/graphql/v2`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ query }) });
+      expect((await graphql('mutation { a: serviceCreate(name: "web") { id } b: serviceCreate(name: "worker") { id } }')).status).toBe(200);
+      expect((await graphql('mutation { volumeDelete(volumeId: "vol-1") }')).status).toBe(403);
+      // Gone from the broker: the events still say who and under what.
+      expect((await broker.admin("delete", `/v1/grants/${grant.id}`)).status).toBe(204);
+      expect((await broker.admin("delete", `/v1/agents/${cleanupBot.id}`)).status).toBe(204);
+    } finally {
+      await railway.close();
+    }
+
+    await open("Audit log");
+    const rows = page.locator("tbody tr");
+    const allowed = rows.filter({ hasText: "mutation serviceCreate ×2" });
+    await allowed.waitFor();
+    const cells = await allowed.locator("td").allInnerTexts();
+    // #, time, event, actor, agent, grant, request, decision, reason
+    expect(cells.slice(2, 6)).toEqual(["proxy", "cleanup-bot", "cleanup-bot", "railway-cleanup"]);
+    expect(cells[1]).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\${TIME_ZONE.offset}$`));
+    const time = allowed.locator("time");
+    const at = (await time.getAttribute("datetime"))!;
+    // The same instant, in UTC to the millisecond as recorded, on hover.
+    expect(await time.getAttribute("title")).toBe(at);
+    expect(Date.parse(cells[1]!)).toBe(Math.floor(Date.parse(at) / 1000) * 1000);
+
+    await page.getByLabel("Refusal code").selectOption("deny_rule");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.waitForFunction(() => {
+      const shown = [...document.querySelectorAll("tbody tr")];
+      return shown.length === 1 && shown[0]!.textContent!.includes("deny_rule");
+    });
+    const refused = await rows.first().innerText();
+    expect(refused).toMatch(/cleanup-bot\s+cleanup-bot\s+railway-cleanup\s+POST railway-staging \/graphql\/v2 → 403\s+deny\s+deny_rule/);
+    expect(refused).toContain("volumeDelete");
+    await page.getByRole("button", { name: "Clear" }).click();
   });
 
   it("lets a security key approve a held request, but not manage, and not lift the kill switch", async () => {

@@ -2,6 +2,7 @@ import type { ActivityMinute } from "../api";
 import { ErrorMessage } from "./notice";
 import { useConsole } from "../context";
 import { useLoad } from "../hooks";
+import { formatDateTime } from "../format";
 
 const MINUTES = 60;
 const [WIDTH, HEIGHT, AXIS] = [600, 120, 16];
@@ -52,7 +53,7 @@ function Bar({ minute, index, peak }: { minute: ActivityMinute; index: number; p
   return (
     <g>
       <title>
-        {new Date(minute.minute).toLocaleTimeString()}: {minute.allowed} allowed, {minute.denied} denied
+        {formatDateTime(minute.minute)}: {minute.allowed} allowed, {minute.denied} denied
       </title>
       {allowed > 0 && <rect class="allowed" x={x} y={HEIGHT - allowed} width={slot - 2} height={allowed} />}
       {denied > 0 && <rect class="denied" x={x} y={HEIGHT - allowed - denied} width={slot - 2} height={denied} />}

@@ -33,6 +33,7 @@ const TEXT_FIELDS = [
 ] as const;
 
 /** datetime-local has no zone: it is the browser's local time, sent as an ISO instant. */
+const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 const toInstant = (local: string) => (local ? new Date(local).toISOString() : undefined);
 
 /** The audit log's filters (the same as GET /v1/audit takes); applied on submit. */
@@ -100,11 +101,11 @@ export function AuditFilterForm({ onApply }: { onApply: (filters: AuditFilters) 
         </div>
       ))}
       <div class="field">
-        <label for="filter-since">Since</label>
+        <label for="filter-since">Since ({BROWSER_ZONE})</label>
         <input type="datetime-local" step={1} {...field("since")} />
       </div>
       <div class="field">
-        <label for="filter-until">Until</label>
+        <label for="filter-until">Until ({BROWSER_ZONE})</label>
         <input type="datetime-local" step={1} {...field("until")} />
       </div>
       <div class="actions">

@@ -6,7 +6,8 @@ import { ChainStatus } from "../components/chain-status";
 import { Empty, ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
 import { useNames, type Names } from "../names";
-import { formatDateTime } from "../format";
+import { formatDateTime, utcDateTime } from "../format";
+import { operationsSummary, recordedNames } from "../../../src/audit/event-text";
 
 /** Live events kept on screen at most; older ones are a "Load older" away. */
 const MAX_ROWS = 500;
@@ -93,6 +94,7 @@ export function AuditView() {
                 <th scope="col">Event</th>
                 <th scope="col">Actor</th>
                 <th scope="col">Agent</th>
+                <th scope="col">Grant</th>
                 <th scope="col">Request</th>
                 <th scope="col">Decision</th>
                 <th scope="col">Reason</th>
@@ -115,19 +117,35 @@ export function AuditView() {
   );
 }
 
+type EventDetails = Record<string, unknown> | null;
+
 function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; names: Names }) {
+  const details = event.details as EventDetails;
+  // The names the event was made under, which outlive a deleted or renamed agent or grant; else today's.
+  const recorded = recordedNames(details);
+  const agentName = event.agentId ? (recorded.agent ?? names.agentName(event.agentId)) : null;
+  const actorName = agentName && event.actor === `agent:${event.agentId}` ? agentName : names.actorName(event.actor);
+  const operations = operationsSummary(details);
+  const reasonText = typeof details?.reason === "string" ? details.reason : null;
   return (
     <tr class={fresh ? "fresh" : undefined}>
       <td class="mono muted">{event.id}</td>
-      <td class="nowrap">{formatDateTime(event.at)}</td>
+      <td class="nowrap">
+        <time dateTime={event.at} title={utcDateTime(event.at)}>
+          {formatDateTime(event.at)}
+        </time>
+      </td>
       <td class="nowrap">
         <code>{event.kind}</code>
       </td>
       <td class="nowrap" title={event.actor}>
-        {names.actorName(event.actor)}
+        {actorName}
       </td>
       <td class="nowrap" title={event.agentId ?? undefined}>
-        {event.agentId ? names.agentName(event.agentId) : "—"}
+        {agentName ?? "—"}
+      </td>
+      <td class="nowrap" title={event.grantId ?? undefined}>
+        {event.grantId ? (recorded.grant ?? names.grantName(event.grantId)) : "—"}
       </td>
       <td class="wrap">
         {event.method && <strong>{event.method} </strong>}
@@ -135,9 +153,21 @@ function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; 
         {event.path && <code>{event.path}</code>}
         {event.status !== null && <span class="muted"> → {event.status}</span>}
         {!event.method && !event.upstream && !event.path && "—"}
+        {operations.length > 0 && (
+          <ul class="operations" aria-label="Operations">
+            {operations.map((op) => (
+              <li key={op}>
+                <code>{op}</code>
+              </li>
+            ))}
+          </ul>
+        )}
       </td>
       <td>{event.decision ? <span class={`tag ${event.decision}`}>{event.decision}</span> : "—"}</td>
-      <td class="wrap">{event.reason ?? ""}</td>
+      <td class="wrap">
+        {event.reason ?? ""}
+        {reasonText && reasonText !== event.reason && <div class="muted">{reasonText}</div>}
+      </td>
     </tr>
   );
 }
