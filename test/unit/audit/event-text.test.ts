@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { auditRow } from "../../../src/audit/audit.js";
+import { contentHash } from "../../../src/audit/chain.js";
+import { operationsSummary, recordedNames } from "../../../src/audit/event-text.js";
+
+describe("names recorded with an event", () => {
+  it("go into details beside what is there, before the content hash is taken", () => {
+    const row = auditRow({ kind: "proxy", actor: "agent:a1", agentId: "a1", grantId: "g1", details: { operations: ["mutation x"] }, names: { agent: "deploy-bot", grant: "deploy-staging" } }, "e1");
+    expect(row.details).toEqual({ operations: ["mutation x"], names: { agent: "deploy-bot", grant: "deploy-staging" } });
+    expect(row).not.toHaveProperty("names");
+    expect(row.contentHash).toBe(contentHash(row));
+    const renamed = { ...row, details: { operations: ["mutation x"], names: { agent: "deploy-bot", grant: "other" } } };
+    expect(contentHash(renamed)).not.toBe(row.contentHash);
+  });
+
+  it("leave details as they are when no name is known", () => {
+    expect(auditRow({ kind: "proxy", actor: "anonymous", names: {} }, "e2").details).toBeUndefined();
+    expect(auditRow({ kind: "proxy", actor: "anonymous", details: { reason: "r" }, names: { agent: undefined } }, "e3").details).toEqual({ reason: "r" });
+  });
+
+  it("are read back from details, ignoring what is not a name", () => {
+    expect(recordedNames({ names: { agent: "deploy-bot", grant: "deploy-staging" } })).toEqual({ agent: "deploy-bot", grant: "deploy-staging" });
+    expect(recordedNames({ names: { agent: 7, grant: "g" } })).toEqual({ grant: "g" });
+    expect(recordedNames({ names: "deploy-bot" })).toEqual({});
+    expect(recordedNames(null)).toEqual({});
+  });
+});
+
+describe("operationsSummary", () => {
+  it("lists each operation once, in order, with how many times it ran", () => {
+    const deletes = Array.from({ length: 1000 }, () => "aws-s3.DeleteObject");
+    expect(operationsSummary({ operations: ["mutation volumeDelete", ...deletes, "mutation serviceCreate", "mutation volumeDelete"] })).toEqual([
+      "mutation volumeDelete ×2",
+      "aws-s3.DeleteObject ×1000",
+      "mutation serviceCreate",
+    ]);
+  });
+
+  it("is empty for an event without operations", () => {
+    expect(operationsSummary({ reason: "r" })).toEqual([]);
+    expect(operationsSummary(null)).toEqual([]);
+    expect(operationsSummary({ operations: "mutation x" })).toEqual([]);
+  });
+});
