@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Approval, Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
+import { storedNames } from "../audit/names.js";
 import type { GrantView } from "../grants/grants.js";
 import { conflict, forbidden, notFound } from "../http/errors.js";
 import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
@@ -208,7 +209,7 @@ export class Approvals {
   }
 
   async #audit(
-    tx: Parameters<typeof appendAudit>[0],
+    tx: Prisma.TransactionClient,
     row: Approval,
     meta: Meta,
     kind: "approval.requested" | "approval.decided" | "approval.collected",
@@ -224,6 +225,7 @@ export class Approvals {
       environment: row.environment,
       decision: kind === "approval.decided" ? (row.status === "approved" ? "allow" : "deny") : undefined,
       details: { approvalId: row.id, ...details },
+      names: await storedNames(tx, row),
     });
   }
 }

@@ -8,7 +8,7 @@ import type { Capabilities } from "../tokens/issue.js";
 import { approvalReasons, type Approvals } from "./approvals.js";
 
 export type Admission = {
-  agent: { id: string };
+  agent: { id: string; name?: string };
   grant: GrantView;
   capabilities: Capabilities;
   requestId: string;
@@ -47,6 +47,7 @@ export class IssuanceGate {
         decision: "deny",
         reason: err.code,
         details: { reason: err.extra.reason ?? err.message },
+        names: { agent: agent.name, grant: grant.name },
       });
       throw err;
     }

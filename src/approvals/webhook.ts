@@ -72,6 +72,7 @@ export class ApprovalWebhook implements ApprovalNotifier {
       reason: failure,
       status,
       details: { approvalId: approval.approvalId },
+      names,
     });
   }
 }

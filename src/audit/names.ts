@@ -1,3 +1,4 @@
+import type { Prisma } from "@prisma/client";
 import type { Agents } from "../agents/agents.js";
 import type { Grants } from "../grants/grants.js";
 import type { EventNames } from "./audit.js";
@@ -8,4 +9,13 @@ export type NameLookups = { agents: Pick<Agents, "nameOf">; grants: Pick<Grants,
 export async function eventNames(lookups: NameLookups, ids: { agentId: string; grantId?: string }): Promise<EventNames> {
   const [agent, grant] = await Promise.all([lookups.agents.nameOf(ids.agentId), ids.grantId === undefined ? null : lookups.grants.nameOf(ids.grantId)]);
   return { ...(agent !== null && { agent }), ...(grant !== null && { grant }) };
+}
+
+/** The same, read from the database (or a transaction) where no cache is at hand: approval and revocation events. */
+export async function storedNames(db: Pick<Prisma.TransactionClient, "agent" | "grant">, ids: { agentId?: string; grantId?: string }): Promise<EventNames> {
+  const [agent, grant] = await Promise.all([
+    ids.agentId === undefined ? null : db.agent.findUnique({ where: { id: ids.agentId }, select: { name: true } }),
+    ids.grantId === undefined ? null : db.grant.findUnique({ where: { id: ids.grantId }, select: { name: true } }),
+  ]);
+  return { ...(agent && { agent: agent.name }), ...(grant && { grant: grant.name }) };
 }

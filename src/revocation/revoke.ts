@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit, type EventNames } from "../audit/audit.js";
+import { storedNames } from "../audit/names.js";
 import { conflict, notFound } from "../http/errors.js";
 import type { RevocationRecord, TokenSelector } from "./state.js";
 
@@ -64,17 +65,15 @@ export async function recordRevocation(tx: Prisma.TransactionClient, target: Rev
     data: { id: randomUUID(), selector, value, reason: meta.reason, actor: meta.actor, expiresAt },
   });
   // The name of the agent or grant revoked: the deleter's, or as stored now.
-  const named =
-    selector === "agent" ? (meta.names?.agent ?? (await tx.agent.findUnique({ where: { id: value }, select: { name: true } }))?.name)
-    : selector === "grant" ? (meta.names?.grant ?? (await tx.grant.findUnique({ where: { id: value }, select: { name: true } }))?.name)
-    : undefined;
+  const names =
+    meta.names ?? (selector === "agent" ? await storedNames(tx, { agentId: value }) : selector === "grant" ? await storedNames(tx, { grantId: value }) : undefined);
   await appendAudit(tx, {
     kind: "revocation.created",
     actor: meta.actor,
     requestId: meta.requestId,
     reason: meta.reason,
     details: { revocationId: row.id, selector, value },
-    ...(named !== undefined && { names: { [selector]: named } }),
+    names,
     ...(selector === "jti" && { jti: value }),
     ...(selector === "agent" && { agentId: value }),
     ...(selector === "grant" && { grantId: value }),

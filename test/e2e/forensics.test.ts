@@ -50,6 +50,7 @@ describe("forensic clarity", () => {
       paths: ["/graphql/v2"],
       graphql: { allow: [{ operation: "query" }, { operation: "mutation" }], deny: [{ field: "volumeDelete" }] },
     });
+    await createGrant(broker, { name: "prod-restore", agents: [agent.id], upstream: "hosting-staging", methods: ["POST"], paths: ["/v1/**"], requiresApproval: true });
   });
 
   afterAll(async () => {
@@ -64,7 +65,7 @@ describe("forensic clarity", () => {
     broker.http().post("/proxy/railway-staging/graphql/v2").set("authorization", `Bearer ${token}`).set("content-type", "application/json").send({ query });
   const eventsOfAgent = async (): Promise<Event[]> => (await broker.admin("get", `/v1/audit?agentId=${agent.id}&limit=500`)).body.events;
 
-  it("records the agent's and grant's names in every event of a call, an issuance, a refusal and an exchange", async () => {
+  it("records the agent's and grant's names in every event of a call, an issuance, a refusal, an exchange and an approval", async () => {
     const token = await tokenFor(broker, agent, { grant: "deploy-staging" });
     expect((await call(token, "get", "/v1/projects")).status).toBe(200);
     expect((await call(token, "delete", "/v1/projects/p1")).status).toBe(403);
@@ -75,17 +76,25 @@ describe("forensic clarity", () => {
     const twice = await graphql(railway, 'mutation { a: serviceCreate(name: "web") { id } b: serviceCreate(name: "worker") { id } }');
     expect(twice.status).toBe(200);
     expect((await graphql(railway, 'mutation { volumeDelete(volumeId: "vol-1") }')).status).toBe(403);
+    const held = await issueToken(broker, agent, { grant: "prod-restore" });
+    expect(held.status).toBe(202);
+    expect((await broker.admin("post", `/v1/approvals/${held.body.approvalId}/deny`, { note: "not today" })).status).toBe(200);
 
     const events = await eventsOfAgent();
+    const grants = (await broker.admin("get", "/v1/grants")).body.grants as { id: string; name: string }[];
+    const grantNames = new Map(grants.map((g) => [g.id, g.name]));
     const kinds = (kind: string, decision?: string) => events.filter((e) => e.kind === kind && (decision === undefined || e.decision === decision));
-    // Two issued here and one by exchange, one widening refused, two calls allowed (each with its response) and two refused.
+    // Two issued here and one by exchange, one widening refused, two calls allowed (each with its response) and two refused,
+    // one request held for a human and denied.
+    expect(kinds("approval.requested")).toHaveLength(1);
+    expect(kinds("approval.decided", "deny")).toHaveLength(1);
     expect(kinds("token.issued")).toHaveLength(3);
     expect(kinds("token.refused")).toHaveLength(1);
     expect(kinds("proxy", "allow")).toHaveLength(2);
     expect(kinds("proxy.response")).toHaveLength(2);
     expect(kinds("proxy", "deny")).toHaveLength(2);
     for (const event of events) {
-      const grant = event.grantId === null ? {} : { grant: event.grantId === deployGrant.id ? "deploy-staging" : "railway-ops" };
+      const grant = event.grantId === null ? {} : { grant: grantNames.get(event.grantId) };
       expect(event.details?.names, `${event.kind} ${event.decision}`).toEqual({ agent: "deploy-bot", ...grant });
     }
     expect(events.filter((e) => e.grantId === null).map((e) => e.kind)).toEqual(["admin.change"]);
@@ -117,7 +126,7 @@ describe("forensic clarity", () => {
     };
     // Live now: deploy-bot's railway-ops token and three deploy-staging-v2 ones (one issued, one exchanged, one after the rename).
     const agentTokens = "now 4 live tokens (grants deploy-staging-v2, railway-ops)";
-    await asked(["agent", "rm", "deploy-bot"], `remove agent deploy-bot (${agent.id}) and revoke every token it holds, ${agentTokens}; it leaves grants deploy-staging-v2, railway-ops; its client credentials stop working`);
+    await asked(["agent", "rm", "deploy-bot"], `remove agent deploy-bot (${agent.id}) and revoke every token it holds, ${agentTokens}; it leaves grants deploy-staging-v2, prod-restore, railway-ops; its client credentials stop working`);
     await asked(["grant", "rm", "deploy-staging-v2"], `remove grant deploy-staging-v2 (${deployGrant.id}) and revoke every token issued under it, now 3 live tokens (agents deploy-bot)`);
     await asked(["upstream", "rm", "railway-staging"], "remove upstream railway-staging and delete its stored credential; grants railway-ops still use it, so it is refused until they are removed");
     await asked(["revoke", "--upstream", "railway-staging"], "revoke every token issued so far for upstream railway-staging: now 1 live token (agents deploy-bot; grants railway-ops)");
