@@ -198,7 +198,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       }
       if (forwardProxyCa && upstreamHosts && config.forwardProxy) {
         const listener = { ...config.forwardProxy, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs };
-        forwardProxy = await startForwardProxy(app, listener, { prisma, forwardProxyCa, hosts: upstreamHosts, revocations, verifyToken, auditLog });
+        forwardProxy = await startForwardProxy(app, listener, { prisma, forwardProxyCa, hosts: upstreamHosts, revocations, verifyToken, auditLog, grants, agents });
       }
     } catch (err) {
       await app.close();

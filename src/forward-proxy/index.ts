@@ -2,6 +2,8 @@ import type { FastifyInstance } from "fastify";
 import type { AuditLog } from "../audit/log.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
+import type { Agents } from "../agents/agents.js";
+import type { Grants } from "../grants/grants.js";
 import type { ForwardProxyCa } from "./ca.js";
 import type { UpstreamHosts } from "./hosts.js";
 import { forwardProxyAdminRoutes, forwardProxyAgentRoutes, forwardProxyPublicRoutes, type ForwardProxyRouteDeps } from "./routes.js";
@@ -26,6 +28,9 @@ type Deps = {
   revocations: RevocationService;
   verifyToken: TokenVerifier;
   auditLog: Pick<AuditLog, "keep">;
+  /** For the names of the agent and grant in the events of its own refusals. */
+  grants: Grants;
+  agents: Agents;
 };
 
 /**
@@ -48,6 +53,7 @@ export async function startForwardProxy(
       hosts: deps.hosts,
       ca: deps.forwardProxyCa,
       auditLog: deps.auditLog,
+      names: { agents: deps.agents, grants: deps.grants },
       log: app.log.child({ component: "forward-proxy" }),
     },
     options,

@@ -6,6 +6,7 @@ import { TLSSocket } from "node:tls";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { AuditInput } from "../audit/audit.js";
 import type { AuditLog } from "../audit/log.js";
+import { eventNames, type NameLookups } from "../audit/names.js";
 import { BROKER_ERROR_HEADER, toErrorResponse } from "../http/error-handler.js";
 import { badRequest, hostNotAllowed, KeywardError, proxyAuthenticationRequired, unavailable } from "../http/errors.js";
 import type { RevocationService } from "../revocation/service.js";
@@ -24,6 +25,8 @@ export type ForwardProxyDeps = {
   hosts: UpstreamHosts;
   ca: ForwardProxyCa;
   auditLog: Pick<AuditLog, "keep">;
+  /** For the names of the agent and grant in the events of what it refuses itself. */
+  names: NameLookups;
   log: FastifyBaseLogger;
 };
 
@@ -202,6 +205,7 @@ export class ForwardProxy {
       if (err instanceof KeywardError && err.status === 401) throw proxyAuthenticationRequired("the token in Proxy-Authorization is revoked");
       throw err;
     }
+    audit.names = await eventNames(this.deps.names, agent);
     return { token, agent };
   }
 

@@ -248,6 +248,9 @@ describe("forward proxy (transparent mode)", () => {
     expect(otherPort.status).toBe(403);
     const audit = await broker.admin("get", "/v1/audit?decision=deny");
     expect(JSON.stringify(audit.body)).toContain("no upstream for https://example.com:443");
+    // Refused before the main proxy route, the event has the code as its reason, like the proxy's, and names the agent and grant.
+    const refused = (audit.body.events as { reason: string; details: { reason: string } }[]).find((e) => e.details.reason.includes("https://example.com:443"));
+    expect(refused).toMatchObject({ reason: "forward_host_not_allowed", details: { names: { agent: "coder", grant: "read" } } });
   });
 
   it("a host's certificate is issued once and cached: the next tunnel to it presents the same one", async () => {
