@@ -93,8 +93,7 @@ export function AuditView() {
                 <th scope="col">Time</th>
                 <th scope="col">Event</th>
                 <th scope="col">Actor</th>
-                <th scope="col">Agent</th>
-                <th scope="col">Grant</th>
+                <th scope="col">Agent, grant</th>
                 <th scope="col">Request</th>
                 <th scope="col">Decision</th>
                 <th scope="col">Reason</th>
@@ -124,6 +123,7 @@ function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; 
   // The names the event was made under, which outlive a deleted or renamed agent or grant; else today's.
   const recorded = recordedNames(details);
   const agentName = event.agentId ? (recorded.agent ?? names.agentName(event.agentId)) : null;
+  const grantName = event.grantId ? (recorded.grant ?? names.grantName(event.grantId)) : null;
   const actorName = agentName && event.actor === `agent:${event.agentId}` ? agentName : names.actorName(event.actor);
   const operations = operationsSummary(details);
   const reasonText = typeof details?.reason === "string" ? details.reason : null;
@@ -141,11 +141,13 @@ function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; 
       <td class="nowrap" title={event.actor}>
         {actorName}
       </td>
-      <td class="nowrap" title={event.agentId ?? undefined}>
-        {agentName ?? "—"}
-      </td>
-      <td class="nowrap" title={event.grantId ?? undefined}>
-        {event.grantId ? (recorded.grant ?? names.grantName(event.grantId)) : "—"}
+      <td class="nowrap">
+        <div title={event.agentId ?? undefined}>{agentName ?? "—"}</div>
+        {grantName && (
+          <div class="muted" title={event.grantId ?? undefined}>
+            {grantName}
+          </div>
+        )}
       </td>
       <td class="wrap">
         {event.method && <strong>{event.method} </strong>}
