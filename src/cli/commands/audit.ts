@@ -63,8 +63,8 @@ function withTimeZone(command: Command): Command {
 }
 
 /** The zone times are shown in: --tz, else $TZ, else UTC; an unknown zone is refused before anything is asked. */
-function timeZoneOf(option: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const zone = option ?? (env.TZ || "UTC");
+function timeZoneOf(option: string | undefined): string {
+  const zone = option ?? (process.env.TZ || "UTC");
   try {
     return checkedTimeZone(zone);
   } catch {
