@@ -135,7 +135,7 @@ export type AuditEvent = {
 };
 /** GET /v1/audit's filters; `since` and `until` are ISO instants. */
 export type AuditFilters = Partial<
-  Record<"kind" | "decision" | "reason" | "agentId" | "grantId" | "jti" | "upstream" | "environment" | "method" | "pathPrefix" | "since" | "until", string>
+  Record<"kind" | "decision" | "reason" | "agentName" | "grantName" | "agentId" | "grantId" | "jti" | "upstream" | "environment" | "method" | "pathPrefix" | "since" | "until", string>
 >;
 export type AuditPage = { events: AuditEvent[]; nextCursor: string | null };
 

@@ -114,6 +114,10 @@ export const APPEND_ONE = `SELECT keyward_audit_append($1::jsonb)`;
 export type AuditFilters = {
   agentId?: string;
   grantId?: string;
+  /** The name an event recorded for its agent (details.names): finds a deleted agent's events by name. */
+  agentName?: string;
+  /** The same for its grant, under the name it had then. */
+  grantName?: string;
   jti?: string;
   upstream?: string;
   environment?: string;
@@ -144,6 +148,10 @@ function whereOf(f: AuditFilters): Prisma.AuditEventWhereInput {
     reason: f.reason,
     ...(f.pathPrefix !== undefined && { path: { startsWith: likeLiteral(f.pathPrefix) } }),
     at: { gte: f.since, lte: f.until },
+    AND: [
+      ...(f.agentName === undefined ? [] : [{ details: { path: ["names", "agent"], equals: f.agentName } }]),
+      ...(f.grantName === undefined ? [] : [{ details: { path: ["names", "grant"], equals: f.grantName } }]),
+    ],
   };
 }
 

@@ -24,6 +24,9 @@ const time = z.iso.datetime({ offset: true }).refine((t) => {
 const filterFields = {
   agentId: ref.optional(),
   grantId: ref.optional(),
+  /** The names recorded with the events (details.names), so a deleted agent or grant is found by name. */
+  agentName: ref.optional(),
+  grantName: ref.optional(),
   jti: ref.optional(),
   upstream: ref.optional(),
   environment: ref.optional(),

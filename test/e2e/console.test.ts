@@ -359,6 +359,22 @@ describe.skipIf(skip)("security console in a real browser", () => {
     const refused = await rows.first().innerText();
     expect(refused).toMatch(/cleanup-bot\s+cleanup-bot\s+railway-cleanup\s+POST railway-staging \/graphql\/v2 → 403\s+deny\s+deny_rule/);
     expect(refused).toContain("volumeDelete");
+
+    // By the agent's name, which only the events still hold.
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByLabel("Agent name").fill("cleanup-bot");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].every((tr) => tr.textContent!.includes("cleanup-bot")));
+    // Created, issued to, two calls (one with its response), deleted (and its tokens revoked with it).
+    expect(await rows.locator("td:nth-child(3)").allInnerTexts()).toEqual([
+      "revocation.created",
+      "admin.change",
+      "proxy",
+      "proxy.response",
+      "proxy",
+      "token.issued",
+      "admin.change",
+    ]);
     await page.getByRole("button", { name: "Clear" }).click();
   });
 

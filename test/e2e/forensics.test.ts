@@ -176,6 +176,17 @@ describe("forensic clarity", () => {
     expect(unknownZone.code).toBe(1);
     expect(unknownZone.stderr).toContain('unknown time zone "Mars/Olympus_Mons"');
 
+    // By the names recorded, the agent being gone: every event of deploy-bot; only the events of the grant before its rename.
+    const [, ...byAgentName] = (await cli(["audit", "search", "--agent-name", "deploy-bot", "--limit", "500"], { env })).trim().split("\n");
+    expect(byAgentName.map((row) => row.split("\t")[0])).toEqual(events.map((e) => e.id));
+    const [, ...byOldGrantName] = (await cli(["audit", "search", "--grant-name", "deploy-staging"], { env })).trim().split("\n");
+    const ofGrant = (await broker.admin("get", `/v1/audit?grantId=${deployGrant.id}&limit=500`)).body.events as Event[];
+    const underOldName = ofGrant.filter((e) => e.details?.names?.grant === "deploy-staging");
+    expect(underOldName.length).toBeLessThan(ofGrant.length);
+    expect(underOldName.length).toBeGreaterThan(0);
+    expect(byOldGrantName.map((row) => row.split("\t")[0])).toEqual(underOldName.map((e) => e.id));
+    expect((await broker.admin("get", "/v1/audit?agentName=nobody")).body.events).toEqual([]);
+
     // By refusal code: only the calls refused for it.
     const [, ...denied] = await search("--reason", "method_not_granted");
     expect(denied).toHaveLength(1);

@@ -24,6 +24,9 @@ const KINDS = [
 ];
 
 const TEXT_FIELDS = [
+  // As the events recorded them: a deleted or renamed agent or grant is found under the name it had.
+  ["agentName", "Agent name"],
+  ["grantName", "Grant name"],
   ["agentId", "Agent id"],
   ["grantId", "Grant id"],
   ["jti", "Token (jti)"],

@@ -40,6 +40,8 @@ type Verification = {
 const FILTERS = [
   ["--agent-id <id>", "agentId"],
   ["--grant-id <id>", "grantId"],
+  ["--agent-name <name>", "agentName", "the agent's name as the events recorded it (a deleted agent's too)"],
+  ["--grant-name <name>", "grantName", "the grant's name as the events recorded it, under the name it had then"],
   ["--jti <jti>", "jti"],
   ["--upstream <name>", "upstream"],
   ["--environment <name>", "environment"],
