@@ -176,6 +176,11 @@ describe("forensic clarity", () => {
     expect(unknownZone.code).toBe(1);
     expect(unknownZone.stderr).toContain('unknown time zone "Mars/Olympus_Mons"');
 
+    // On a terminal, tail prints a line per event, the names spelled out.
+    const tail = await runCliOnTerminal(["audit", "tail", "-n", "1", "--agent-name", "deploy-bot", "--kind", "proxy", "--decision", "deny", "--tz", "America/New_York"], { env });
+    expect(tail.code, tail.stdout).toBe(0);
+    expect(tail.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}-0[45]:00 {2}proxy {15}deny {3}agent:\S+ {2}agent deploy-bot grant railway-ops {2}POST {2}railway-staging {2}\/graphql\/v2 {2}403 {2}deny_rule\r?\n$/);
+
     // By the names recorded, the agent being gone: every event of deploy-bot; only the events of the grant before its rename.
     const [, ...byAgentName] = (await cli(["audit", "search", "--agent-name", "deploy-bot", "--limit", "500"], { env })).trim().split("\n");
     expect(byAgentName.map((row) => row.split("\t")[0])).toEqual(events.map((e) => e.id));
