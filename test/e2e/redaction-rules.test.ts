@@ -6,6 +6,9 @@ import { newStore, startBroker, type Store, type TestBroker } from "../helpers/b
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
+/** What every event of the agent's calls records besides: the names it was made under. */
+const named = (grant: string) => ({ names: { agent: "redaction-rules-agent", grant } });
+
 /**
  * Redaction rules for secrets upstreams return on purpose: the railway preset's `variables` (through a
  * real GraphQL server and graphql-request, aliases included), a grant's opt-out (audited), JSON path
@@ -156,14 +159,14 @@ describe("the railway preset", () => {
     // `environment.variables` is a `variables` field too: its names go, its booleans stay.
     expect(data.environment.variables.edges[0]!.node).toEqual({ name: REDACTED, isSealed: false });
     const event = await responseEvent(lastRequestId());
-    expect(event?.details).toEqual({ redactions: 10, redactedBy: { "railway.variables": 10 } });
+    expect(event?.details).toEqual({ redactions: 10, redactedBy: { "railway.variables": 10 }, ...named("railway-read") });
   });
 
   it("a query that selects no variables streams through untouched and records no rule", async () => {
     const token = await tokenFor(broker, agent, { grant: "railway-read" });
     const { c, lastRequestId } = client("railway", token);
     expect(await c.request(gql`{ variables: services { name } }`)).toEqual({ variables: [{ name: "api" }] });
-    expect((await responseEvent(lastRequestId()))?.details ?? null).toBeNull();
+    expect((await responseEvent(lastRequestId()))?.details).toEqual(named("railway-read"));
   });
 
   it("a grant that opts out sees the values, and every call it made them visible on is audited so", async () => {
@@ -171,9 +174,9 @@ describe("the railway preset", () => {
     const { c, lastRequestId } = client("railway", token);
     const data = await c.request<{ v: Record<string, string> }>(gql`{ v: variables(serviceId: "svc-1") }`);
     expect(data.v.DATABASE_URL).toBe(DATABASE_URL);
-    expect((await responseEvent(lastRequestId()))?.details).toEqual({ redactOptOut: ["railway.variables"] });
+    expect((await responseEvent(lastRequestId()))?.details).toEqual({ redactOptOut: ["railway.variables"], ...named("railway-env") });
     await c.request(gql`{ services { name } }`);
-    expect((await responseEvent(lastRequestId()))?.details ?? null).toBeNull();
+    expect((await responseEvent(lastRequestId()))?.details).toEqual(named("railway-env"));
   });
 });
 
@@ -189,7 +192,7 @@ describe("grant rules on a REST API", () => {
       { envVar: { key: "PORT", value: REDACTED }, cursor: "c2" },
     ]);
     expect(res.headers["content-length"]).toBe(String(Buffer.byteLength(res.text)));
-    expect((await responseEvent(res.headers["x-request-id"]!))?.details).toEqual({ redactions: 2, redactedBy: { "redact[0]": 2 } });
+    expect((await responseEvent(res.headers["x-request-id"]!))?.details).toEqual({ redactions: 2, redactedBy: { "redact[0]": 2 }, ...named("render-read") });
     // Another path: the JSON rule does not apply (the connection-string detector is scoped to /v1/logs/**).
     const other = await get(token, "/v1/services/svc-1");
     expect(other.body.note).toBe(DATABASE_URL);
@@ -208,6 +211,7 @@ describe("grant rules on a REST API", () => {
     expect((await responseEvent(res.headers["x-request-id"]!))?.details).toEqual({
       redactions: 3,
       redactedBy: { "redact[1]": 1, "redact[2]": 1, "redact[3]": 1 },
+      ...named("render-read"),
     });
   });
 
