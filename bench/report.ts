@@ -364,14 +364,42 @@ export function renderProfile(r: ProfileResults): string {
   return out.join("\n");
 }
 
+/** `--soak`: samples over time and the summary lines it printed. */
+export type SoakResults = {
+  mode: "soak";
+  startedAt: string;
+  machine: Machine;
+  settings: { seconds: number; connections: number; backend: string };
+  passed: boolean;
+  summary: string[];
+  samples: { t: number; rssMiB: number; fds: number; loopP99Ms: number; loopMaxMs: number; dbConnections: number | null }[];
+};
+
+export function renderSoak(r: SoakResults): string {
+  const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "n/a");
+  return [
+    `Run of ${r.startedAt} (\`npm run bench -- --soak\`; ${r.settings.seconds} s at c=${r.settings.connections} on ${r.settings.backend}; ` +
+      `load average ${r.machine.loadavgStart.map((l) => l.toFixed(2)).join(" ")} at the start, ${(r.machine.loadavgEnd ?? []).map((l) => l.toFixed(2)).join(" ")} at the end): ` +
+      `**${r.passed ? "passed" : "FAILED"}**`,
+    "",
+    ...r.summary.map((line) => `- ${line.replace(/^soak: /, "")}`),
+    "",
+    table(
+      ["t (s)", "RSS (MiB)", "open fds", "event-loop delay p99 (ms)", "max (ms)", "db connections"],
+      r.samples.map((s) => [s.t.toFixed(0), s.rssMiB.toFixed(0), String(s.fds), f1(s.loopP99Ms), f1(s.loopMaxMs), s.dbConnections === null ? "n/a" : String(s.dbConnections)]),
+    ),
+    "",
+  ].join("\n");
+}
+
 export const RESULTS_JSON = join(BENCH_DIR, "results.json");
 export const RESULTS_MD = join(BENCH_DIR, "RESULTS.md");
 
 /** The entry of results.json and the block of RESULTS.md a run replaces: one per mode (and scale backend). */
-export const resultsKey = (r: MainResults | ScaleResults | ProfileResults | TunnelResults) => (r.mode === "scale" ? `scale-${r.backend}` : r.mode);
+export const resultsKey = (r: MainResults | ScaleResults | ProfileResults | TunnelResults | SoakResults) => (r.mode === "scale" ? `scale-${r.backend}` : r.mode);
 
 /** Keeps the other modes' latest results: each mode replaces only its own entry. */
-export function saveResults(results: MainResults | ScaleResults | ProfileResults | TunnelResults, markdown: string): void {
+export function saveResults(results: MainResults | ScaleResults | ProfileResults | TunnelResults | SoakResults, markdown: string): void {
   const key = resultsKey(results);
   let all: Record<string, unknown> = {};
   try {

@@ -53,12 +53,14 @@ import {
   renderMain,
   renderProfile,
   renderScale,
+  renderSoak,
   saveResults,
   type MainResults,
   type ProfileResults,
   type ProxyRow,
   type Rss,
   type ScaleResults,
+  type SoakResults,
   type StreamRow,
   type TargetCheck,
 } from "./report.js";
@@ -857,7 +859,9 @@ async function runSoakMode(): Promise<boolean> {
   const store = newStore(backend);
   const broker = await startBroker(store, `http://127.0.0.1:${upstream.port}`);
   log(`soak: ${SOAK_SECONDS} s at c=64 on ${backend}`);
-  const ok = await runSoak({
+  const machine = machineInfo();
+  const startedAt = new Date().toISOString();
+  const result = await runSoak({
     seconds: SOAK_SECONDS,
     connections: 64,
     adminKey: ADMIN_KEY,
@@ -866,8 +870,11 @@ async function runSoakMode(): Promise<boolean> {
     databaseUrl: DATABASE_URL,
   });
   broker.rss.stop();
-  log(ok ? "soak: passed" : "soak: FAILED (see above)");
-  return ok;
+  machine.loadavgEnd = loadavg();
+  const results: SoakResults = { mode: "soak", startedAt, machine, settings: { seconds: SOAK_SECONDS, connections: 64, backend }, ...result };
+  save(results, renderSoak(results));
+  log(result.passed ? "soak: passed" : "soak: FAILED (see above)");
+  return result.passed;
 }
 
 // ---------------------------------------------------------------------------------------------- main

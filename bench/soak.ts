@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import pg from "pg";
 import type { Child } from "./child.js";
+import type { SoakResults } from "./report.js";
 import { runLoad } from "./load.js";
 import { basicAuth, mixedRequest, PROXY_PREFIX, type Scenario } from "./scenario.js";
 
@@ -21,7 +22,7 @@ export type SoakDeps = {
   databaseUrl: string | undefined;
 };
 
-type Sample = { t: number; rssMiB: number; fds: number; loopP99Ms: number; loopMaxMs: number; dbConnections: number | null };
+type Sample = SoakResults["samples"][number];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const jtiOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).jti as string;
@@ -77,8 +78,8 @@ async function api(url: string, adminKey: string, method: string, path: string, 
   return { status: res.status, body: text ? (JSON.parse(text) as unknown) : null };
 }
 
-export async function runSoak(deps: SoakDeps): Promise<boolean> {
-  const { broker, adminKey, log } = deps;
+export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed" | "summary" | "samples">> {
+  const { broker, adminKey } = deps;
   const { scenario } = broker;
   const tokens = scenario.tokens; // rotated in place: the load reads it on every request
   const pid = broker.child.pid;
@@ -135,7 +136,7 @@ export async function runSoak(deps: SoakDeps): Promise<boolean> {
         dbConnections: deps.databaseUrl ? postgresConnections(pid) : null,
       };
       samples.push(sample);
-      log(
+      deps.log(
         `soak ${sample.t.toFixed(0).padStart(4)} s: rss ${sample.rssMiB.toFixed(0)} MiB, fds ${sample.fds}, ` +
           `event-loop delay p99 ${sample.loopP99Ms.toFixed(1)} ms (max ${sample.loopMaxMs.toFixed(1)}), ` +
           `db connections ${sample.dbConnections ?? "n/a (embedded)"}`,
@@ -178,7 +179,13 @@ export async function runSoak(deps: SoakDeps): Promise<boolean> {
     ...(deps.databaseUrl ? [growth("db connections", (s) => s.dbConnections ?? 0, 1)] : []),
   ];
 
-  log("");
+  // The summary is printed and kept for bench/RESULTS.md.
+  const summary: string[] = [];
+  const log = (line: string) => {
+    summary.push(line);
+    deps.log(line);
+  };
+  deps.log("");
   log(`soak: ${deps.seconds} s at c=${deps.connections}: ${callsSeen} proxied calls answered (${Math.round(load.rps)} /s), statuses ${JSON.stringify(load.statuses)}, errors ${load.errors}, timeouts ${load.timeouts}`);
   log(`soak: churn ${churn.issued} tokens issued, ${churn.revoked} revoked, ${churn.grantEdits} grant edits; ${churn.failures.length} failures${churn.failures.length ? `: ${churn.failures.slice(0, 5).join("; ")}` : ""}`);
   log(`soak: latency p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, max ${load.max.toFixed(0)} ms`);
@@ -194,7 +201,8 @@ export async function runSoak(deps: SoakDeps): Promise<boolean> {
       `soak: audit: ${audited} proxy events for ${callsSeen} calls seen answered and ${inFlightAtStop} in flight at the stop ` +
         `${audited === callsSeen ? "(equal)" : auditOk ? `(equal but for ${audited - callsSeen} of those in flight)` : "(MISMATCH)"}`,
     );
-  return auditOk && checks.every((c) => c.ok) && churn.failures.length === 0 && load.errors === 0;
+  const passed = auditOk && checks.every((c) => c.ok) && churn.failures.length === 0 && load.errors === 0;
+  return { passed, summary, samples };
 }
 
 const median = (xs: number[]) => {
