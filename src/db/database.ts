@@ -87,6 +87,12 @@ export class DatabaseUnreachable extends Error {}
 /** sysexits' EX_UNAVAILABLE: a supervisor (systemd, Kubernetes, Compose) restarts the broker later. */
 export const EXIT_DATABASE_UNREACHABLE = 69;
 
+/**
+ * The advisory lock (database-wide) held while a schema is created and while migrations run
+ * (src/db/migrate.ts), so that replicas starting together set up a new schema one at a time.
+ */
+export const SCHEMA_LOCK_KEY = 7_347_291_001;
+
 /** Host, port and database of a connection string, never its credentials. */
 function describeTarget(connectionString: string): string {
   const url = new URL(connectionString);
@@ -129,10 +135,19 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
     );
   });
   try {
+    // Under the lock migrations take: replicas started together on a new schema would otherwise race,
+    // and all but one fail on pg_namespace's unique index (IF NOT EXISTS checks before it inserts).
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK_KEY]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-  } finally {
-    client.release();
+    await client.query("COMMIT");
+  } catch (err) {
+    // Destroyed rather than returned mid-transaction (which also drops the lock), and nothing left open.
+    client.release(err as Error);
+    await pool.end().catch(() => {});
+    throw err;
   }
+  client.release();
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema }) });
   return {
     kind,

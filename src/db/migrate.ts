@@ -2,11 +2,9 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Database } from "./database.js";
+import { SCHEMA_LOCK_KEY, type Database } from "./database.js";
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "../../prisma/migrations");
-// Arbitrary constant shared by every replica, so two brokers starting together migrate one at a time.
-const MIGRATION_LOCK_KEY = 7_347_291_001;
 
 type Migration = { name: string; sql: string; checksum: string };
 
@@ -38,7 +36,7 @@ export async function migrate(db: Database, options: { dir?: string; through?: s
   const session = await db.session();
   const applied: string[] = [];
   try {
-    await session.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    await session.query("SELECT pg_advisory_lock($1)", [SCHEMA_LOCK_KEY]);
     try {
       await session.exec(`CREATE TABLE IF NOT EXISTS "_keyward_migrations" (
         name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
@@ -69,7 +67,7 @@ export async function migrate(db: Database, options: { dir?: string; through?: s
         applied.push(m.name);
       }
     } finally {
-      await session.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
+      await session.query("SELECT pg_advisory_unlock($1)", [SCHEMA_LOCK_KEY]);
     }
   } finally {
     session.release();
