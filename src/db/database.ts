@@ -84,6 +84,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 /** The database could not be reached at start: main.ts exits with EXIT_DATABASE_UNREACHABLE. */
 export class DatabaseUnreachable extends Error {}
 
+/** No database connection within the connect timeout: like any outage, a 503 (src/http/error-handler.ts), not a 500. */
+export class DatabaseConnectTimeout extends Error {}
+
 /** sysexits' EX_UNAVAILABLE: a supervisor (systemd, Kubernetes, Compose) restarts the broker later. */
 export const EXIT_DATABASE_UNREACHABLE = 69;
 
@@ -112,13 +115,113 @@ function parsePostgresUrl(url: string): { connectionString: string; schema: stri
   return { connectionString: parsed.toString(), schema };
 }
 
+/** Connections a broker's pool opens at most, and how long a query waits for one. */
+const POOL_MAX = 10;
+const CONNECT_TIMEOUT_MS = 5_000;
+/** An unused connection is closed after this; on a full server, after the shorter one, to give it back. */
+const IDLE_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_ON_FULL_SERVER_MS = 500;
+/** After the server refused the pool a connection, it tries to grow again after this (doubling, to the cap). */
+const REGROW_FIRST_MS = 1_000;
+const REGROW_CAP_MS = 30_000;
+
+const serverFull = (err: unknown) => (err as { code?: unknown }).code === "53300"; // too_many_connections
+const jittered = (ms: number) => ms * (0.5 + Math.random() / 2);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A pool whose ceiling is what the server lets it have. When PostgreSQL refuses a new connection
+ * because it is at max_connections (other clients, or a database coming back with everyone reconnecting
+ * at once), the query that asked for it is not failed: the pool holds at the connections it has, the
+ * query waits for one of them, connections left unused are given back to the server quickly, and growth
+ * is tried again after a backoff with jitter that doubles while the server stays full. A pool with no
+ * connection at all retries with the same backoff until the connect timeout. So a broker near
+ * max_connections serves, more slowly, instead of answering 503 to whatever needed one connection more
+ * (which `/readyz`, needing only one, would not see), and it does not storm the server with attempts.
+ */
+class ServerBoundedPool extends pg.Pool {
+  readonly #configuredMax: number;
+  #refusals = 0;
+  #regrow: NodeJS.Timeout | undefined;
+
+  constructor(config: pg.PoolConfig & { max: number }) {
+    super({ ...config, idleTimeoutMillis: IDLE_TIMEOUT_MS });
+    this.#configuredMax = config.max;
+    // A connection opened at the full ceiling: the server has room again.
+    this.on("connect", () => {
+      if (this.options.max === this.#configuredMax) this.#refusals = 0;
+    });
+  }
+
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(
+    callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
+  ): Promise<pg.PoolClient> | void {
+    const connected = this.#connectWithinServerLimit();
+    if (!callback) return connected;
+    connected.then(
+      (client) => callback(undefined, client, (release) => client.release(release as Error | boolean | undefined)),
+      (err: Error) => callback(err, undefined, () => {}),
+    );
+  }
+
+  async #connectWithinServerLimit(): Promise<pg.PoolClient> {
+    const deadline = Date.now() + CONNECT_TIMEOUT_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await super.connect();
+      } catch (err) {
+        // pg-pool's two timeouts: waiting for a connection of the pool's, and opening a new one.
+        if (/^timeout exceeded when trying to connect$|^Connection terminated due to connection timeout$/.test((err as Error).message)) {
+          throw new DatabaseConnectTimeout(`no database connection within ${CONNECT_TIMEOUT_MS} ms`, { cause: err });
+        }
+        if (this.ended || !serverFull(err) || Date.now() >= deadline) throw err;
+        this.#holdAt(Math.max(1, this.totalCount));
+        // Held at its connections, the pool hands over the next one released; with none, try again later.
+        if (this.totalCount === 0) await sleep(Math.min(jittered(50 * 2 ** attempt), deadline - Date.now()));
+      }
+    }
+  }
+
+  /**
+   * Closes one of its connections (the next one free) and holds one lower, so that another connection
+   * of this broker's, which it cannot do without, gets the slot on a full server. False if it has none.
+   */
+  async giveBackOne(): Promise<boolean> {
+    if (this.totalCount === 0) return false;
+    // Never below one: a pool held at none would leave its waiting queries queued until they time out.
+    this.#holdAt(Math.max(1, this.totalCount - 1));
+    const client = await super.connect();
+    await new Promise<void>((resolve) => {
+      client.once("end", resolve);
+      client.release(true);
+    });
+    return true;
+  }
+
+  #holdAt(ceiling: number): void {
+    this.options.max = ceiling;
+    this.options.idleTimeoutMillis = IDLE_TIMEOUT_ON_FULL_SERVER_MS;
+    clearTimeout(this.#regrow);
+    this.#regrow = setTimeout(
+      () => {
+        this.options.max = this.#configuredMax;
+        this.options.idleTimeoutMillis = IDLE_TIMEOUT_MS;
+      },
+      jittered(Math.min(REGROW_CAP_MS, REGROW_FIRST_MS * 2 ** this.#refusals++)),
+    );
+    this.#regrow.unref();
+  }
+}
+
 async function openPostgres(url: string, kind: Database["kind"]): Promise<Database> {
   const { connectionString, schema } = parsePostgresUrl(url);
-  const pool = new pg.Pool({
+  const pool = new ServerBoundedPool({
     connectionString,
     options: `-c search_path=${schema}`,
-    max: 10,
-    connectionTimeoutMillis: 5_000,
+    max: POOL_MAX,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
   // An idle client that loses its server must not crash the process; the next query reports the error.
   pool.on("error", () => {});
@@ -169,7 +272,7 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
         },
       };
     },
-    listen: (channel, onNotify, onLost) => listenPostgres(connectionString, schema, channel, onNotify, onLost),
+    listen: (channel, onNotify, onLost) => listenPostgres(connectionString, schema, channel, onNotify, onLost, pool),
     async notify(channel, payload) {
       await pool.query("SELECT pg_notify($1, $2)", [channel, payload]);
     },
@@ -180,14 +283,41 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
   };
 }
 
+/** Tries at opening the notification connection on a full server, each after the pool gave one back. */
+const LISTEN_ATTEMPTS_ON_FULL_SERVER = 3;
+
+/**
+ * The notification connection comes before the pool's: without it the revocation state cannot be proven
+ * current and nothing is served, while the pool can serve with one connection fewer. So on a server at
+ * max_connections the pool gives one of its own back for it.
+ */
 async function listenPostgres(
   connectionString: string,
   schema: string,
   channel: string,
   onNotify: (payload: string) => void,
   onLost: (err: Error) => void,
+  pool: ServerBoundedPool,
 ): Promise<Subscription> {
   assertChannel(channel);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await subscribe(connectionString, schema, channel, onNotify, onLost);
+    } catch (err) {
+      if (!serverFull(err) || attempt >= LISTEN_ATTEMPTS_ON_FULL_SERVER || !(await pool.giveBackOne())) throw err;
+      // The server frees a slot once the closed connection's backend has exited.
+      await sleep(20);
+    }
+  }
+}
+
+async function subscribe(
+  connectionString: string,
+  schema: string,
+  channel: string,
+  onNotify: (payload: string) => void,
+  onLost: (err: Error) => void,
+): Promise<Subscription> {
   const client = new pg.Client({
     connectionString,
     // Names the connection in pg_stat_activity, for operators (and the tests that cut it).

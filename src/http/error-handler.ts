@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { errors as undiciErrors } from "undici";
+import { DatabaseConnectTimeout } from "../db/database.js";
 import { KeywardError, type ErrorCode } from "./errors.js";
 
 type ErrorBody = { error: { code: string; message: string; reason?: string; details?: unknown } };
@@ -32,6 +33,7 @@ const NET_DOWN_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIP
 /** The database is stopped, restarting or cut off: a 503 the client may retry, never a 500. */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  if (err instanceof DatabaseConnectTimeout) return true;
   const e = err as Error & { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } };
   if (e.name === "PrismaClientInitializationError") return true;
   if (e.name === "PrismaClientKnownRequestError") {

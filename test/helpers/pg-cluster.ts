@@ -40,7 +40,7 @@ export type TempCluster = {
   destroy(): Promise<void>;
 };
 
-export async function startTempCluster(): Promise<TempCluster> {
+export async function startTempCluster(settings: { maxConnections?: number } = {}): Promise<TempCluster> {
   const bin = postgresBin();
   if (!bin) throw new Error("no PostgreSQL server binaries under /usr/lib/postgresql");
   const dir = mkdtempSync(join(tmpdir(), "keyward-pg-"));
@@ -60,7 +60,7 @@ export async function startTempCluster(): Promise<TempCluster> {
   };
   const port = await freePort();
   run("initdb", ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c max_connections=50`;
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c max_connections=${settings.maxConnections ?? 50}`;
   const cluster: TempCluster = {
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
     port,
