@@ -118,12 +118,18 @@ function parsePostgresUrl(url: string): { connectionString: string; schema: stri
 /** Connections a broker's pool opens at most, and how long a query waits for one. */
 const POOL_MAX = 10;
 const CONNECT_TIMEOUT_MS = 5_000;
-/** An unused connection is closed after this; on a full server, after the shorter one, to give it back. */
+/**
+ * An unused connection is closed after this; after the shorter one while the server is crowded (full,
+ * or every client reconnecting to it after an outage, for the window after), to give it back.
+ */
 const IDLE_TIMEOUT_MS = 10_000;
-const IDLE_TIMEOUT_ON_FULL_SERVER_MS = 500;
+const IDLE_TIMEOUT_WHILE_CROWDED_MS = 500;
+const CROWDED_AFTER_OUTAGE_MS = 30_000;
 /** After the server refused the pool a connection, it tries to grow again after this (doubling, to the cap). */
 const REGROW_FIRST_MS = 1_000;
 const REGROW_CAP_MS = 30_000;
+
+type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
 
 const serverFull = (err: unknown) => (err as { code?: unknown }).code === "53300"; // too_many_connections
 const jittered = (ms: number) => ms * (0.5 + Math.random() / 2);
@@ -138,15 +144,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * connection at all retries with the same backoff until the connect timeout. So a broker near
  * max_connections serves, more slowly, instead of answering 503 to whatever needed one connection more
  * (which `/readyz`, needing only one, would not see), and it does not storm the server with attempts.
+ * After the database was lost, unused connections are given back quickly too for a while: every client
+ * is reconnecting, and another replica's notification connection may be waiting for a slot.
  */
 class ServerBoundedPool extends pg.Pool {
   readonly #configuredMax: number;
   #refusals = 0;
   #regrow: NodeJS.Timeout | undefined;
+  #crowdedUntil = 0;
+  #uncrowded: NodeJS.Timeout | undefined;
 
   constructor(config: pg.PoolConfig & { max: number }) {
     super({ ...config, idleTimeoutMillis: IDLE_TIMEOUT_MS });
     this.#configuredMax = config.max;
+    // An idle connection lost its server (which, heard, does not crash the process): the database went away.
+    this.on("error", () => this.#crowdedFor(CROWDED_AFTER_OUTAGE_MS));
     // A connection opened at the full ceiling: the server has room again.
     this.on("connect", () => {
       if (this.options.max === this.#configuredMax) this.#refusals = 0;
@@ -154,34 +166,34 @@ class ServerBoundedPool extends pg.Pool {
   }
 
   override connect(): Promise<pg.PoolClient>;
-  override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
-  override connect(
-    callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void,
-  ): Promise<pg.PoolClient> | void {
-    const connected = this.#connectWithinServerLimit();
-    if (!callback) return connected;
-    connected.then(
-      (client) => callback(undefined, client, (release) => client.release(release as Error | boolean | undefined)),
-      (err: Error) => callback(err, undefined, () => {}),
+  override connect(callback: ConnectCallback): void;
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | void {
+    if (callback) return this.#connectWithinServerLimit(callback, Date.now() + CONNECT_TIMEOUT_MS, 0);
+    return new Promise((resolve, reject) =>
+      this.#connectWithinServerLimit((err, client) => (err ? reject(err) : resolve(client!)), Date.now() + CONNECT_TIMEOUT_MS, 0),
     );
   }
 
-  async #connectWithinServerLimit(): Promise<pg.PoolClient> {
-    const deadline = Date.now() + CONNECT_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await super.connect();
-      } catch (err) {
-        // pg-pool's two timeouts: waiting for a connection of the pool's, and opening a new one.
-        if (/^timeout exceeded when trying to connect$|^Connection terminated due to connection timeout$/.test((err as Error).message)) {
-          throw new DatabaseConnectTimeout(`no database connection within ${CONNECT_TIMEOUT_MS} ms`, { cause: err });
-        }
-        if (this.ended || !serverFull(err) || Date.now() >= deadline) throw err;
+  /**
+   * pg-pool's connect, in its callback form, so that a client is handed over (and pg-pool's query() sends
+   * on it) in the same tick it is taken, as without this class.
+   */
+  #connectWithinServerLimit(callback: ConnectCallback, deadline: number, attempt: number): void {
+    super.connect((err, client, done) => {
+      if (err && serverFull(err) && !this.ended && Date.now() < deadline) {
         this.#holdAt(Math.max(1, this.totalCount));
         // Held at its connections, the pool hands over the next one released; with none, try again later.
-        if (this.totalCount === 0) await sleep(Math.min(jittered(50 * 2 ** attempt), deadline - Date.now()));
+        const wait = this.totalCount === 0 ? Math.min(jittered(50 * 2 ** attempt), deadline - Date.now()) : 0;
+        setTimeout(() => this.#connectWithinServerLimit(callback, deadline, attempt + 1), wait).unref();
+        return;
       }
-    }
+      if (err && !serverFull(err)) this.#crowdedFor(CROWDED_AFTER_OUTAGE_MS);
+      // pg-pool's two timeouts: waiting for a connection of the pool's, and opening a new one.
+      if (err && /^timeout exceeded when trying to connect$|^Connection terminated due to connection timeout$/.test(err.message)) {
+        return callback(new DatabaseConnectTimeout(`no database connection within ${CONNECT_TIMEOUT_MS} ms`, { cause: err }), undefined, done);
+      }
+      callback(err, client, done);
+    });
   }
 
   /**
@@ -202,16 +214,22 @@ class ServerBoundedPool extends pg.Pool {
 
   #holdAt(ceiling: number): void {
     this.options.max = ceiling;
-    this.options.idleTimeoutMillis = IDLE_TIMEOUT_ON_FULL_SERVER_MS;
+    const regrowMs = jittered(Math.min(REGROW_CAP_MS, REGROW_FIRST_MS * 2 ** this.#refusals++));
+    this.#crowdedFor(regrowMs);
     clearTimeout(this.#regrow);
-    this.#regrow = setTimeout(
-      () => {
-        this.options.max = this.#configuredMax;
-        this.options.idleTimeoutMillis = IDLE_TIMEOUT_MS;
-      },
-      jittered(Math.min(REGROW_CAP_MS, REGROW_FIRST_MS * 2 ** this.#refusals++)),
-    );
+    this.#regrow = setTimeout(() => (this.options.max = this.#configuredMax), regrowMs);
     this.#regrow.unref();
+  }
+
+  /** For the next `ms` (or longer, if already so), connections left unused are closed after the short timeout. */
+  #crowdedFor(ms: number): void {
+    const until = Date.now() + ms;
+    if (until <= this.#crowdedUntil) return;
+    this.#crowdedUntil = until;
+    this.options.idleTimeoutMillis = IDLE_TIMEOUT_WHILE_CROWDED_MS;
+    clearTimeout(this.#uncrowded);
+    this.#uncrowded = setTimeout(() => (this.options.idleTimeoutMillis = IDLE_TIMEOUT_MS), ms);
+    this.#uncrowded.unref();
   }
 }
 
@@ -223,9 +241,8 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
     max: POOL_MAX,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   });
-  // An idle client that loses its server must not crash the process; the next query reports the error.
-  pool.on("error", () => {});
-  // Nor one that loses it while checked out, before its user can listen: a backend terminated right after
+  // A client that loses its server while checked out, before its user can listen, must not crash the process
+  // (an idle one is heard by the pool itself): a backend terminated right after
   // it started sends its FATAL in the same packet as its first ReadyForQuery, so the client emits 'error'
   // before pool.connect()'s caller runs. Every client listens from birth; its query in flight fails anyway,
   // and the pool drops it on release. (Seen as uncaught 57P01 errors under pg_terminate_backend.)
