@@ -34,14 +34,23 @@ async function until(check: () => boolean | Promise<boolean>, ms: number, what: 
 
 /**
  * A TCP proxy in front of PostgreSQL that the test can cut: every connection through it is dropped at
- * once, and new ones are closed as they arrive, until it is restored. The database itself keeps running
- * (and keeps the test's own clients), as when a network path or a load balancer in front of it fails.
+ * once, and new ones are closed as they arrive (or, hanging, accepted and never answered), until it is
+ * restored. The database itself keeps running (and keeps the test's own clients), as when a network path
+ * or a load balancer in front of it fails.
  */
-async function startCuttableProxy(targetPort: number): Promise<{ port: number; cut(): void; restore(): void; close(): Promise<void> }> {
-  let cut = false;
+async function startCuttableProxy(
+  targetPort: number,
+): Promise<{ port: number; cut(how?: "close" | "hang"): void; restore(): void; close(): Promise<void> }> {
+  let cut: "close" | "hang" | null = null;
   const open = new Set<Socket>();
   const server: Server = createServer((client) => {
-    if (cut) return void client.destroy();
+    if (cut === "close") return void client.destroy();
+    if (cut === "hang") {
+      open.add(client);
+      client.on("error", () => {});
+      client.on("close", () => open.delete(client));
+      return;
+    }
     const backend = connect(targetPort, "127.0.0.1");
     for (const socket of [client, backend]) {
       open.add(socket);
@@ -58,12 +67,12 @@ async function startCuttableProxy(targetPort: number): Promise<{ port: number; c
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    cut() {
-      cut = true;
+    cut(how = "close") {
+      cut = how;
       for (const socket of open) socket.destroy();
     },
     restore() {
-      cut = false;
+      cut = null;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -252,5 +261,20 @@ describe("faults: recovery when the database comes back near max_connections", (
     console.log(`audit: ${answered.length} answered calls (${answered.filter((c) => c.status === 503).length} of them 503), ${disagreeing.length} recorded otherwise`);
     expect(answered.filter((c) => c.status === 503).length).toBeGreaterThan(20);
     expect(disagreeing).toEqual([]);
+  });
+
+  it("a database that takes connections and never answers: 503 database_unavailable once the pool gives up, never a 500", { timeout: 60_000 }, async () => {
+    proxy.cut("hang");
+    try {
+      const [broker] = brokers as [TestBroker];
+      const started = Date.now();
+      const answers = await Promise.all(["/v1/agents", "/v1/grants"].map((path) => broker.admin("get", path)));
+      for (const res of answers) expect({ status: res.status, code: res.body?.error?.code }).toEqual({ status: 503, code: "database_unavailable" });
+      // The pool's connect timeout (5 s), not a hang: the client is answered.
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      proxy.restore();
+    }
+    await until(async () => (await brokers[0]!.admin("get", "/v1/agents")).status === 200, 15_000, "the database answering again");
   });
 });
