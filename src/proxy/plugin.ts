@@ -22,7 +22,7 @@ import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
 import { planResponseRedaction } from "../redaction/rules.js";
 import { operationDetails } from "../policy/operations.js";
-import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
+import { BROKER_ERROR_HEADER, toErrorResponse } from "../http/error-handler.js";
 import { jsonRpcIds, nativeRefusal, refusalDialect, type RefusalDialect } from "./refusals.js";
 
 export type ProxyDeps = {
@@ -172,10 +172,12 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       );
       return reply.code(response.statusCode).headers(shown.headers).send(shown.body);
     } catch (err) {
-      const status = err instanceof KeywardError ? err.status : 500;
-      // The event's reason is the refusal's code (src/sdk/codes.ts), filterable; its text goes in details.
-      const reason = err instanceof KeywardError ? err.code : "internal_error";
-      const text = err instanceof KeywardError ? (err.extra.reason ?? err.message) : "internal error";
+      // What the client is sent (src/http/error-handler.ts: a database outage is a 503, not a 500). The event's
+      // reason is the refusal's code (src/sdk/codes.ts), filterable; its text goes in details.
+      const sent = toErrorResponse(err);
+      const { status } = sent;
+      const reason = sent.body.error.code;
+      const text = sent.body.error.reason ?? sent.body.error.message;
       const outcome = { status, reason, details: { reason: text }, latencyMs: elapsedMs() };
       // The outcome recorded is the outcome sent.
       await deps.auditLog.keep(allowed ? { ...audit, ...outcome, kind: "proxy.response", decision: "allow" } : { ...audit, ...outcome, decision: "deny" });
