@@ -13,7 +13,7 @@ import { ClientAuthenticator } from "./agents/client-auth.js";
 import type { Config } from "./config/config.js";
 import { databaseOptionsOf, openDatabase, type Database } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
-import { Metrics, observeAuditWrites } from "./ops/metrics.js";
+import { Metrics } from "./ops/metrics.js";
 import { ApprovalWebhook } from "./approvals/webhook.js";
 import { Approvals } from "./approvals/approvals.js";
 import { IssuanceGate } from "./approvals/gate.js";
@@ -79,8 +79,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
   try {
     await migrate(db);
     const metrics = new Metrics();
-    // Everything below writes through this client, so every audit event it appends is timed and counted.
-    const prisma = observeAuditWrites(db.prisma, metrics);
+    const { prisma } = db;
     const generatedAdminKey = await bootstrapAdminKey(prisma, config.bootstrapAdminKey);
     const signingKeys = await SigningKeys.open(prisma, vault, {
       ...config.signingKeys,
@@ -97,7 +96,10 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       replicaId,
       log,
     });
-    const revocations = new RevocationService(db.prisma, changes, { resyncMs: config.revocationResyncMs });
+    const revocations = new RevocationService(db.prisma, changes, {
+      resyncMs: config.revocationResyncMs,
+      onCommitted: (record) => metrics.revoked(record.selector),
+    });
     const auditCheckpointKeys: CheckpointKeys = [
       deriveCheckpointKey(masterKey),
       ...(config.masterKeyPrevious ? [deriveCheckpointKey(parseMasterKey(config.masterKeyPrevious))] : []),

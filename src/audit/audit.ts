@@ -108,7 +108,7 @@ export async function appendAudit(db: AuditWriter, event: AuditInput): Promise<v
   await db.$executeRawUnsafe(APPEND_ONE, JSON.stringify([{ ...auditRow(event, randomUUID()), seq: 0 }]));
 }
 
-/** Recognised by the metrics (observeAuditWrites), which count what it appends. */
+/** One event, appended (and linked into the chain) inside the caller's statement or transaction. */
 export const APPEND_ONE = `SELECT keyward_audit_append($1::jsonb)`;
 
 export type AuditFilters = {

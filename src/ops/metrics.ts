@@ -1,5 +1,3 @@
-import { APPEND_ONE } from "../audit/audit.js";
-import type { PrismaClient } from "@prisma/client";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** What the metrics read of an audit event. */
@@ -87,7 +85,12 @@ export class Metrics {
     this.#auditSetAside.inc({ kind: event.kind });
   }
 
-  /** Every audit event is written through here (see observeAuditWrites): it is what marks issuance and revocation. */
+  /** A revocation committed on this replica (src/revocation/service.ts, `committed`). */
+  revoked(selector: string): void {
+    this.#revocations.inc({ selector });
+  }
+
+  /** Each event the audit pipeline (src/audit/log.ts) writes: the proxy's calls and token issuance are read from them. */
   auditWritten(event: AuditedCall, seconds: number): void {
     this.#auditWrites.observe({ kind: event.kind }, seconds);
     // A proxied call's last event is its record: the call metrics are read from it, not counted apart.
@@ -99,35 +102,5 @@ export class Metrics {
       if (event.latencyMs !== undefined) this.#proxyDuration.observe({ upstream, decision }, event.latencyMs / 1000);
     }
     if (event.kind === "token.issued") this.#tokensIssued.inc();
-    if (event.kind === "kill_switch.engaged") this.#revocations.inc({ selector: "kill_switch" });
-    if (event.kind === "revocation.created") {
-      const selector = (event.details as { selector?: unknown } | undefined)?.selector;
-      this.#revocations.inc({ selector: typeof selector === "string" ? selector : "unknown" });
-    }
   }
-}
-
-/**
- * The same client, timing and counting every audit event it appends. Audit events are written in many
- * places (src/audit/audit.ts appendAudit), always as the one statement APPEND_ONE, in and out of
- * transactions; observing that one statement covers them all. The exception is the proxy's and token
- * issuance's events, written in group commits (src/audit/log.ts), which report each event to
- * `auditWritten` themselves. An event whose transaction later rolls back is still counted: rare, and the
- * audit log, not the metrics, is the record.
- */
-export function observeAuditWrites(prisma: PrismaClient, metrics: Metrics): PrismaClient {
-  const observed = prisma.$extends({
-    query: {
-      async $executeRawUnsafe({ args, query }) {
-        if (args[0] !== APPEND_ONE) return query(args);
-        const startedAt = performance.now();
-        const result = await query(args);
-        const seconds = (performance.now() - startedAt) / 1000;
-        for (const event of JSON.parse(args[1] as string) as { kind: string; details?: unknown }[]) metrics.auditWritten(event, seconds);
-        return result;
-      },
-    },
-  });
-  // A query extension changes no types: the extended client is used exactly as the plain one.
-  return observed as unknown as PrismaClient;
 }

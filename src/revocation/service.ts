@@ -9,6 +9,8 @@ import { RevocationState, type RevocationRecord } from "./state.js";
 export type RevocationServiceOptions = {
   /** Incremental sync interval: the safety net behind notifications. */
   resyncMs: number;
+  /** Told of each revocation committed on this replica (the metrics: keyward_revocations_total). */
+  onCommitted?: (record: RevocationRecord) => void;
   now?: () => number;
 };
 
@@ -132,6 +134,7 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
    */
   async committed(record: RevocationRecord): Promise<void> {
     this.applyCommitted(record);
+    this.options.onCommitted?.(record);
     await this.feed.barrier(PROPAGATION_WAIT_MS);
   }
 
