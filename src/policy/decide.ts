@@ -6,7 +6,7 @@ import { describeOperation, inspectOperations, inspectorFor, type Operation } fr
 import { foldedSegmentsMatch, foldSegment, pathMatches, type NormalisedPath } from "./paths.js";
 import { protectedOperationsOf, type ProtectedOperation } from "./presets/index.js";
 import { parseQuery, queryMatches, type QueryParams } from "./query.js";
-import { s3OperationsOf } from "./s3.js";
+import { mayBeS3BulkDelete, s3DeletedObjectCount, s3OperationsOf } from "./s3.js";
 import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 import type { RedactRule } from "../redaction/rules.js";
 
@@ -102,8 +102,13 @@ const deny = (code: DecisionCode, reason: string): Denial => ({ allow: false, co
  * look for a method override in a form POST (see formOverrideInspected). The proxy reads it within the
  * inspection limit; decide() denies a call whose body it needed and did not get.
  */
-export function bodyNeeded(token: TokenCapabilities, grant: GrantPolicy, target: TargetPolicy, method: string, headers: Headers): boolean {
-  return inspectorFor(target, grant) !== null || formOverrideInspected(method, headers, token, grant);
+export function bodyNeeded(token: TokenCapabilities, grant: GrantPolicy, target: TargetPolicy, method: string, headers: Headers, rawQuery: string): boolean {
+  return (
+    inspectorFor(target, grant) !== null ||
+    formOverrideInspected(method, headers, token, grant) ||
+    // An S3 bulk delete is audited with how many objects it deletes (`aws-s3.DeleteObject ×1000`).
+    (protectedOperationsOf(target.presets).some((op) => "s3" in op.match) && mayBeS3BulkDelete(method, parseQuery(rawQuery)))
+  );
 }
 
 /** A rule as reasons name it: "DELETE any path", "any method /v1/volumes/**". */
@@ -185,7 +190,10 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   const s3Operations = guarded.some((op) => "s3" in op.match)
     ? s3OperationsOf({ method, host: target.host, fullPath: [...target.basePath, ...request.path.segments], query: queryOf(request), headers: request.headers })
     : [];
-  const operations = s3Operations.map((name) => `aws-s3.${name}`);
+  // A bulk delete is named by what it does to each object, and how many: `aws-s3.DeleteObject ×1000`.
+  const operations = s3Operations.map((name) =>
+    name === "DeleteObjects" && request.body !== undefined ? `aws-s3.DeleteObject ×${s3DeletedObjectCount(request.body)}` : `aws-s3.${name}`,
+  );
   for (const op of guarded) {
     const { match } = op;
     const hit =

@@ -76,3 +76,14 @@ export function s3OperationsOf(
   const names = styles.flatMap((s) => resolve(call.method, resourceOf(s, call.fullPath), call.query, call.headers).map((op) => op.name));
   return [...new Set(names)];
 }
+
+/**
+ * Whether a call may be S3's bulk delete (`POST /{bucket}?delete`, DeleteObjects): its body names up to
+ * 1,000 objects, read to count them (src/policy/decide.ts).
+ */
+export const mayBeS3BulkDelete = (method: string, query: QueryParams): boolean => method === "POST" && query.has("delete");
+
+/** How many objects a DeleteObjects body names: its `<Object>` elements. */
+export function s3DeletedObjectCount(body: Uint8Array): number {
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8").match(/<Object[\s>]/g)?.length ?? 0;
+}

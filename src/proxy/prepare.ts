@@ -62,7 +62,7 @@ export function prepareCall(
 ): PreparedCall | CallRefusal {
   const path = normalisePath(call.target.rawPath);
   if (!path.ok) return refuse("invalid_path", path.reason);
-  const mustInspect = policy.grant !== null && bodyNeeded(policy.token, policy.grant, policy.target, call.method, call.headers);
+  const mustInspect = policy.grant !== null && bodyNeeded(policy.token, policy.grant, policy.target, call.method, call.headers, call.target.rawQuery);
   const inspectLimit = mustInspect ? Math.min(limits.inspectMaxBytes, limits.maxBodyBytes) : null;
   if (inspectLimit !== null && call.bodyLength > inspectLimit) {
     return refuse("payload_too_large", `request body exceeds ${inspectLimit} bytes`);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { renderTable, s3OperationTable, TABLE_FILE } from "../../../scripts/s3-operations.js";
-import { decide, type Decision, type GrantPolicy, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
+import { bodyNeeded, decide, type Decision, type GrantPolicy, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
 import { normalisePath } from "../../../src/policy/paths.js";
 import { presetsForHost } from "../../../src/policy/presets/index.js";
 import { parseQuery, queryMatches } from "../../../src/policy/query.js";
@@ -134,6 +134,19 @@ describe("decide with the aws-s3 preset", () => {
   ];
   it.each(cases)("%s %s?%s with %j → %s", (method, path, query, grantChanges, expected) => {
     expect(outcome(decide(token, { ...grant, ...grantChanges }, call(method, path, query)))).toBe(expected);
+  });
+
+  it("a bulk delete a human approved is named by what it does and how often: aws-s3.DeleteObject ×N", () => {
+    const approved = { ...token, approval: { protectedOperations: ["aws-s3.DeleteObject"] } };
+    const allowing = { ...grant, allowProtected: ["aws-s3.DeleteObject"] };
+    const keys = Array.from({ length: 1000 }, (_, i) => `<Object><Key>k${i}</Key></Object>`).join("");
+    const body = new TextEncoder().encode(`<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${keys}<Quiet>true</Quiet></Delete>`);
+    expect(outcome(decide(approved, allowing, { ...call("POST", "/", "delete"), body }))).toBe("allow aws-s3.DeleteObject ×1000");
+    // The proxy reads that body (within the inspection limit) only for such calls on such upstreams.
+    const xml = { "content-type": "application/xml" };
+    expect(bodyNeeded(token, grant, target, "POST", xml, "delete")).toBe(true);
+    expect(bodyNeeded(token, grant, target, "POST", xml, "uploads")).toBe(false);
+    expect(bodyNeeded(token, grant, { ...target, presets: [] }, "POST", xml, "delete")).toBe(false);
   });
 
   it("a query rule tags calls destructive and asks for approval", () => {
