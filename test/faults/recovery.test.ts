@@ -14,10 +14,12 @@ import { startUpstream } from "../helpers/upstream.js";
 const MAX_CONNECTIONS = 40;
 const FREE_BEFORE_THE_CUT = 4;
 /**
- * Other clients take what the brokers had while it is cut: the two brokers come back to eight
- * connections, their notification connections and about what their light load uses, with none to spare.
+ * Other clients take what the brokers had while it is cut: the two brokers come back to twelve
+ * connections, six each: their notification connections, their audit shipping and what their light load
+ * uses. (With eight, one broker starved in 2 of 4 runs: fairness between replicas on a full server is not
+ * guaranteed, docs/operations.md.)
  */
-const FREE_FOR_THE_BROKERS_AFTER = 8;
+const FREE_FOR_THE_BROKERS_AFTER = 12;
 /** How long the database is cut: longer than the revocation staleness bound (5 s by default). */
 const CUT_MS = 6_000;
 /** Issue 16's target: serving again this soon after the database takes connections. */
