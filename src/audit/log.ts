@@ -7,6 +7,11 @@ import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 const MAX_BATCH = 500;
 /** Events kept in memory while the database refuses them; past this, new calls are refused (fail closed). */
 const DEFAULT_MAX_KEPT = 100_000;
+/**
+ * Events waiting for the database past which new ones wait for room (while the database answers): calls
+ * then go at the pace the database takes their events, instead of piling them up in memory.
+ */
+const HIGH_WATER = 5_000;
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 1_000;
 
@@ -136,6 +141,8 @@ export class AuditLog {
   #accepted = 0;
   #done = 0;
   #flushes: { upTo: number; resolve: () => void }[] = [];
+  /** Appends waiting for room in the queue (see HIGH_WATER). */
+  #waitingForRoom: (() => void)[] = [];
 
   constructor(
     private readonly db: Pick<Database, "session">,
@@ -183,6 +190,7 @@ export class AuditLog {
    * With `record`, once that issued token's record and the event are committed in one statement.
    */
   async append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
+    await this.#room();
     const row = auditRow(event, randomUUID());
     const json = JSON.stringify(row);
     this.#accepted++;
@@ -208,6 +216,7 @@ export class AuditLog {
    * memory for the database: never fails. The answer it records is the one the caller then sends.
    */
   async keep(event: AuditInput): Promise<void> {
+    await this.#room();
     const row = auditRow(event, randomUUID());
     const json = JSON.stringify(row);
     this.#accepted++;
@@ -244,12 +253,30 @@ export class AuditLog {
    */
   async close(): Promise<{ unshipped: number; unspooled: AuditRow[] }> {
     this.#closed = true;
+    this.#releaseWaiting();
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     await this.#shipping;
     if (this.#queue.length > 0) await this.#ship();
     await this.spool.close(this.#queue.length === 0);
     return { unshipped: this.#queue.length, unspooled: this.#queue.filter((e) => e.segment === null).map((e) => e.row) };
+  }
+
+  /**
+   * Waits while the queue is past HIGH_WATER and the database takes events (back-pressure: a database
+   * slower than the calls slows the calls). While it does not, nothing waits here: new calls are refused
+   * by `admit`, and the outcomes of calls already under way are kept.
+   */
+  async #room(): Promise<void> {
+    while (!this.#failing && !this.#closed && this.#queue.length >= HIGH_WATER) {
+      await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
+    }
+  }
+
+  #releaseWaiting(): void {
+    const waiting = this.#waitingForRoom;
+    this.#waitingForRoom = [];
+    for (const resolve of waiting) resolve();
   }
 
   #enqueue(entry: Entry): void {
@@ -278,6 +305,7 @@ export class AuditLog {
         const firstFailed = outcomes.findIndex((o) => typeof o === "object");
         const settled = firstFailed === -1 ? batch.length : firstFailed;
         this.#queue.splice(0, settled);
+        if (this.#queue.length < HIGH_WATER) this.#releaseWaiting();
         for (let i = 0; i < settled; i++) {
           const entry = batch[i]!;
           entry.segment?.shipped(1);
@@ -288,6 +316,7 @@ export class AuditLog {
         if (firstFailed !== -1) {
           const { failed } = outcomes[firstFailed] as { failed: unknown };
           this.#failing = true;
+          this.#releaseWaiting();
           this.hooks.onHealth(failed);
           const refusedTokens = this.#queue.filter((e) => e.failed);
           this.#queue = this.#queue.filter((e) => !e.failed);
