@@ -161,8 +161,15 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
 
   // Every proxied call the load generator saw answered is one `proxy` audit event (allowed or denied).
   const callsSeen = Object.values(load.statuses).reduce((a, b) => a + b, 0);
-  await sleep(1_000);
-  const audited = await countProxyEvents(deps);
+  // The broker ships its spooled events behind the calls (src/audit/log.ts): up to its back-pressure mark
+  // may still be on their way. Counted until they are all in, or the count stops moving.
+  let audited = await countProxyEvents(deps);
+  for (let stillFor = 0; audited !== null && audited < callsSeen && stillFor < 5; ) {
+    await sleep(1_000);
+    const now = await countProxyEvents(deps);
+    stillFor = now === audited ? stillFor + 1 : 0;
+    audited = now;
+  }
 
   const quarter = (q: number) => samples.filter((s) => s.t >= (q * deps.seconds) / 4 && s.t < ((q + 1) * deps.seconds) / 4);
   const mean = (xs: Sample[], f: (s: Sample) => number) => xs.reduce((a, s) => a + f(s), 0) / Math.max(1, xs.length);
