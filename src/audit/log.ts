@@ -190,10 +190,7 @@ export class AuditLog {
    * With `record`, once that issued token's record and the event are committed in one statement.
    */
   async append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
-    await this.#room();
-    const row = auditRow(event, randomUUID());
-    const json = JSON.stringify(row);
-    this.#accepted++;
+    const { row, json } = await this.#accept(event);
     if (record) {
       return new Promise((shipped, failed) => {
         const setAside = () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`));
@@ -216,10 +213,7 @@ export class AuditLog {
    * memory for the database: never fails. The answer it records is the one the caller then sends.
    */
   async keep(event: AuditInput): Promise<void> {
-    await this.#room();
-    const row = auditRow(event, randomUUID());
-    const json = JSON.stringify(row);
-    this.#accepted++;
+    const { row, json } = await this.#accept(event);
     const segment = await this.spool.write(json).catch((err: unknown) => {
       this.hooks.onHealth(err);
       return null;
@@ -260,6 +254,14 @@ export class AuditLog {
     if (this.#queue.length > 0) await this.#ship();
     await this.spool.close(this.#queue.length === 0);
     return { unshipped: this.#queue.length, unspooled: this.#queue.filter((e) => e.segment === null).map((e) => e.row) };
+  }
+
+  /** An event stamped and serialised once there is room for it, counted for `flush`. */
+  async #accept(event: AuditInput): Promise<{ row: AuditRow; json: string }> {
+    await this.#room();
+    const row = auditRow(event, randomUUID());
+    this.#accepted++;
+    return { row, json: JSON.stringify(row) };
   }
 
   /**

@@ -107,7 +107,8 @@ export function bodyNeeded(token: TokenCapabilities, grant: GrantPolicy, target:
     inspectorFor(target, grant) !== null ||
     formOverrideInspected(method, headers, token, grant) ||
     // An S3 bulk delete is audited with how many objects it deletes (`aws-s3.DeleteObject ×1000`).
-    (protectedOperationsOf(target.presets).some((op) => "s3" in op.match) && mayBeS3BulkDelete(method, parseQuery(rawQuery)))
+    // The method first: a call that is no POST needs neither the presets' operations nor its query parsed.
+    (mayBeS3BulkDelete(method, rawQuery) && protectedOperationsOf(target.presets).some((op) => "s3" in op.match))
   );
 }
 

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { S3_OPERATIONS } from "./presets/aws-s3-operations.js";
 import type { Headers } from "./content.js";
-import type { QueryParams } from "./query.js";
+import { parseQuery, type QueryParams } from "./query.js";
 
 /** One S3 REST operation as AWS's service model defines it (table: src/policy/presets/aws-s3-operations.ts). */
 export type S3Operation = {
@@ -81,7 +81,7 @@ export function s3OperationsOf(
  * Whether a call may be S3's bulk delete (`POST /{bucket}?delete`, DeleteObjects): its body names up to
  * 1,000 objects, read to count them (src/policy/decide.ts).
  */
-export const mayBeS3BulkDelete = (method: string, query: QueryParams): boolean => method === "POST" && query.has("delete");
+export const mayBeS3BulkDelete = (method: string, rawQuery: string): boolean => method === "POST" && parseQuery(rawQuery).has("delete");
 
 /** How many objects a DeleteObjects body names: its `<Object>` elements. */
 export function s3DeletedObjectCount(body: Uint8Array): number {
