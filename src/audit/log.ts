@@ -252,6 +252,8 @@ export class AuditLog {
     this.#retryTimer = null;
     await this.#shipping;
     if (this.#queue.length > 0) await this.#ship();
+    // A token whose record did not make it is not issued: its request is answered, not left waiting.
+    this.#refuseTokens(new Error("the audit log closed before the token was recorded"));
     await this.spool.close(this.#queue.length === 0);
     return { unshipped: this.#queue.length, unspooled: this.#queue.filter((e) => e.segment === null).map((e) => e.row) };
   }
@@ -284,6 +286,15 @@ export class AuditLog {
   #enqueue(entry: Entry): void {
     this.#queue.push(entry);
     if (!this.#shipping && !this.#retryTimer && !this.#closed) this.#shipping = this.#ship();
+  }
+
+  /** Token events waiting for the database fail (their tokens are refused) and leave the queue. */
+  #refuseTokens(err: unknown): void {
+    const refused = this.#queue.filter((e) => e.failed);
+    if (refused.length === 0) return;
+    this.#queue = this.#queue.filter((e) => !e.failed);
+    for (const entry of refused) entry.failed!(err);
+    this.#finished(refused.length);
   }
 
   #finished(count: number): void {
@@ -320,10 +331,7 @@ export class AuditLog {
           this.#failing = true;
           this.#releaseWaiting();
           this.hooks.onHealth(failed);
-          const refusedTokens = this.#queue.filter((e) => e.failed);
-          this.#queue = this.#queue.filter((e) => !e.failed);
-          for (const entry of refusedTokens) entry.failed!(failed);
-          this.#finished(refusedTokens.length);
+          this.#refuseTokens(failed);
           this.#scheduleRetry();
           return;
         }
