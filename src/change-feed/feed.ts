@@ -64,6 +64,8 @@ export class ChangeFeed {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #recovering: Promise<void> = Promise.resolve();
   #recoveryAttempts = 0;
+  /** A recovery is scheduled or running: the only one. */
+  #recoveryOwned = false;
   #tasks: { stop(): Promise<void> }[] = [];
   #stopped = false;
   /** How often to ping and to retry a lost connection: several times per staleness window. */
@@ -196,7 +198,10 @@ export class ChangeFeed {
   }
 
   async #listen(): Promise<void> {
-    this.#subscription = await this.db.listen(CHANGE_CHANNEL, this.#onNotification, this.#onLost);
+    const subscription = await this.db.listen(CHANGE_CHANNEL, this.#onNotification, this.#onLost);
+    // Stopped while it connected: stop() already closed what it knew of.
+    if (this.#stopped) return void (await subscription.close());
+    this.#subscription = subscription;
     this.#freshness.listening();
   }
 
@@ -228,10 +233,13 @@ export class ChangeFeed {
   /**
    * Exponential backoff with jitter, from 50 ms up to the heartbeat: gentle on a database that is coming
    * back (or near max_connections), yet never more than a heartbeat between tries, so a replica serves
-   * again within about a second of the database taking connections.
+   * again within about a second of the database taking connections. One recovery at a time: a loss heard
+   * while one is scheduled or running is its to repair (two would each open a notification connection,
+   * and on a full server the ones left over starve the pool).
    */
   #scheduleRecovery(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#recoveryOwned) return;
+    this.#recoveryOwned = true;
     const delay = Math.min(this.#heartbeatMs, 50 * 2 ** this.#recoveryAttempts++) * (0.5 + Math.random() / 2);
     this.#reconnectTimer = setTimeout(() => (this.#recovering = this.#recover()), delay);
     this.#reconnectTimer.unref();
@@ -239,14 +247,19 @@ export class ChangeFeed {
 
   /** Re-subscribes, then reloads (what was announced meanwhile was not heard); retries until both work. */
   async #recover(): Promise<void> {
+    let failure: unknown;
     try {
       if (!this.#subscription) await this.#listen();
       await this.reload();
-      this.#recoveryAttempts = 0;
-      this.options.log.info("change notifications restored");
     } catch (err) {
-      this.options.log.warn({ err }, "change notifications still down");
-      this.#scheduleRecovery();
+      failure = err;
     }
+    this.#recoveryOwned = false;
+    if (this.#stopped) return;
+    if (failure !== undefined) this.options.log.warn({ err: failure }, "change notifications still down");
+    // Lost again while this one reloaded: its loss was left to this recovery.
+    if (failure !== undefined || !this.#subscription) return this.#scheduleRecovery();
+    this.#recoveryAttempts = 0;
+    this.options.log.info("change notifications restored");
   }
 }

@@ -343,11 +343,14 @@ async function subscribe(
     keepAlive: true,
   });
   let over = false;
+  // A loss is reported only once the subscription was handed over: before that, the caller hears it as
+  // the rejection (pg can emit 'end' before connect() rejects, and a caller told twice recovers twice).
+  let handedOver = false;
   const lose = (err: Error) => {
     if (over) return;
     over = true;
     client.end().catch(() => {});
-    onLost(err);
+    if (handedOver) onLost(err);
   };
   client.on("notification", (message) => {
     if (!over && message.channel === channel) onNotify(message.payload ?? "");
@@ -357,11 +360,13 @@ async function subscribe(
   try {
     await client.connect();
     await client.query(`LISTEN ${channel}`);
+    if (over) throw new Error("notification connection closed while subscribing");
   } catch (err) {
     over = true;
     await client.end().catch(() => {});
     throw err;
   }
+  handedOver = true;
   return {
     async close() {
       over = true;

@@ -219,6 +219,10 @@ describe("faults: recovery when the database comes back near max_connections", (
     const stoppedAt = Date.now();
 
     const recoveryMs = recoveredAt.map((t) => t - restoredAt);
+    // A broker that did not recover says why: what it logged about its connections.
+    for (const [b, broker] of brokers.entries()) {
+      if (recoveryMs[b]! >= RECOVERY_TARGET_MS) console.log(`broker ${b}'s log:\n${broker.logs.filter((l) => /change|audit|database|clients/i.test(l)).slice(-30).map((l) => l.slice(0, 400)).join("\n")}`);
+    }
     console.log(`recovery after a ${CUT_MS} ms cut, ${others.length} other clients on a server of ${MAX_CONNECTIONS}: ${recoveryMs.map((ms) => `${ms} ms`).join(", ")}`);
     for (const ms of recoveryMs) expect(ms).toBeLessThan(RECOVERY_TARGET_MS);
 

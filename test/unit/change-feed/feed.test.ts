@@ -62,4 +62,51 @@ describe("ChangeFeed", () => {
     expect(seen).toEqual(["reload", "reload"]);
     await feed.stop();
   });
+
+  it("recovers a lost connection with one notification connection, however often the tries fail (and however they report it)", async () => {
+    let failuresLeft = 5;
+    let open = 0;
+    let listens = 0;
+    let lose: (err: Error) => void = () => {};
+    const db = {
+      schema: "public",
+      listen: async (_channel: string, _onNotify: unknown, onLost: (err: Error) => void) => {
+        listens++;
+        await new Promise((r) => setTimeout(r, 5));
+        if (failuresLeft-- > 0) {
+          // A client that reports its loss as well as rejecting: a feed that recovered from both would
+          // double its tries at every failure and keep every connection that succeeded.
+          onLost(new Error("read ECONNRESET"));
+          throw new Error("read ECONNRESET");
+        }
+        open++;
+        let closed = false;
+        const close = () => {
+          if (!closed) open--;
+          closed = true;
+        };
+        lose = (err) => {
+          close();
+          onLost(err);
+        };
+        return { close: async () => close() };
+      },
+      notify: async () => {},
+    } as unknown as Database;
+    const feed = new ChangeFeed(db, { resyncMs: 60_000, maxStalenessMs: 100, replicaId: "me", log: silent });
+    feed.follow(recordingFollower([]));
+    failuresLeft = 0;
+    await feed.start();
+    failuresLeft = 5;
+    lose(new Error("connection lost"));
+    const deadline = Date.now() + 5_000;
+    while (open === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const listensToRecover = listens;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(open).toBe(1);
+    expect(listensToRecover).toBe(1 + 6);
+    expect(listens).toBe(listensToRecover);
+    await feed.stop();
+    expect(open).toBe(0);
+  });
 });
