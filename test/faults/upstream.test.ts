@@ -68,6 +68,8 @@ describe("faults: misbehaving upstreams", () => {
   let faulty: Awaited<ReturnType<typeof startFaultyUpstream>>;
   let healthy: Awaited<ReturnType<typeof startUpstream>>;
   let huge: Awaited<ReturnType<typeof startUpstream>>;
+  /** How much of the 256 MiB body the huge upstream has written so far. */
+  let hugeSent = 0;
   const tokens: Record<string, string> = {};
   const secrets: Record<string, string> = {};
   let agent: Awaited<ReturnType<typeof createAgent>>;
@@ -80,10 +82,10 @@ describe("faults: misbehaving upstreams", () => {
     huge = await startUpstream((_req, res) => {
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(HUGE_BYTES) });
       const chunk = Buffer.alloc(64 * 1024, 7);
-      let sent = 0;
+      hugeSent = 0;
       const pump = () => {
-        while (sent < HUGE_BYTES) {
-          sent += chunk.length;
+        while (hugeSent < HUGE_BYTES) {
+          hugeSent += chunk.length;
           if (!res.write(chunk)) return void res.once("drain", pump);
         }
         res.end();
@@ -190,10 +192,10 @@ describe("faults: misbehaving upstreams", () => {
   });
 
   it(title("FLT-11"), { timeout: 60_000 }, async () => {
-    global.gc?.();
     const baseline = process.memoryUsage().rss;
     let peak = baseline;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    let aheadAfterPause = Infinity;
     try {
       const res = await request(`${broker.url}/proxy/huge/big`, { headers: { authorization: `Bearer ${tokens.huge}` } });
       expect(res.statusCode).toBe(statusOf("FLT-11"));
@@ -206,13 +208,24 @@ describe("faults: misbehaving upstreams", () => {
         if (!paused && received > 32 * 1024 * 1024) {
           paused = true;
           await new Promise((r) => setTimeout(r, 500));
+          aheadAfterPause = hugeSent - received;
         }
       }
       expect(received).toBe(HUGE_BYTES);
     } finally {
       clearInterval(sampler);
     }
-    expect((peak - baseline) / 1024 / 1024).toBeLessThan(64);
+    // What the upstream got ahead of the reader is what sits in between: the streams' high-water marks and
+    // two TCP connections' buffers (measured ~10 MiB; the kernel may grow a receive buffer to 32 MiB here).
+    // A broker that buffered would let the upstream finish during the pause: ~220 MiB ahead.
+    const aheadMiB = aheadAfterPause / 1024 / 1024;
+    const growthMiB = (peak - baseline) / 1024 / 1024;
+    console.log(`256 MiB stream: upstream ${aheadMiB.toFixed(1)} MiB ahead of the paused reader; RSS +${growthMiB.toFixed(1)} MiB`);
+    expect(aheadMiB).toBeLessThan(64);
+    // The process holds the upstream and the client as well as the broker, and its garbage (every chunk
+    // is a new buffer in the broker and the client) is collected when V8 decides: the bound is loose
+    // (measured 55-72 MiB here), the precise check is the one above.
+    expect(growthMiB).toBeLessThan(128);
   });
 
   it(title("FLT-12"), async () => {

@@ -390,7 +390,7 @@ export const CASES = {
     area: "faults",
     attack: "upstream streams a 256 MiB body",
     status: 200,
-    expected: "streamed through with the broker's memory bounded (< 64 MiB growth)",
+    expected: "streamed through with backpressure: a paused reader holds the upstream back (< 64 MiB in flight, ~10 MiB measured), memory stays bounded",
   },
   "FLT-12": {
     area: "faults",
