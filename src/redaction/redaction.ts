@@ -8,12 +8,17 @@ const REDACTED_BYTES = Buffer.from(REDACTED);
  * The secrets of one upstream, compiled once into the byte patterns searched for in its responses.
  * `maxLength` bounds the window a stream must hold back between chunks.
  */
-export type Redaction = { readonly patterns: readonly Buffer[]; readonly maxLength: number };
+export type Redaction = {
+  readonly patterns: readonly Buffer[];
+  readonly maxLength: number;
+  /** By byte value: 1 where some pattern starts with that byte (a stream's tail is looked at only there). */
+  readonly firstBytes: Uint8Array;
+};
 
-export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0 };
+export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, firstBytes: new Uint8Array(256) };
 
 /** A half-open byte range [start, end) to replace. */
-type Range = { start: number; end: number };
+export type Range = { start: number; end: number };
 
 // The same list of secrets (an array the credential keeps while nothing changes) compiles once.
 const compiled = new WeakMap<readonly string[], Redaction>();
@@ -24,7 +29,9 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   if (cached) return cached;
   const forms = new Set(secrets.flatMap(secretForms));
   const patterns = [...forms].map((f) => Buffer.from(f, "utf8")).sort((a, b) => b.length - a.length);
-  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0 };
+  const firstBytes = new Uint8Array(256);
+  for (const pattern of patterns) firstBytes[pattern[0]!] = 1;
+  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, firstBytes };
   compiled.set(secrets, redaction);
   return redaction;
 }
@@ -46,12 +53,22 @@ export function secretsCombiner(): (a: readonly string[], b: readonly string[]) 
  * any form of any secret is redacted, even where two forms overlap.
  */
 export function matchedRanges(redaction: Redaction, data: Buffer): Range[] {
+  return mergeRanges(occurrences(redaction, data));
+}
+
+/** Where each pattern occurs in `data`, shifted by `offset`, unmerged; only those starting before `startsBefore`. */
+export function occurrences(redaction: Redaction, data: Buffer, offset = 0, startsBefore = Infinity): Range[] {
   const found: Range[] = [];
   for (const pattern of redaction.patterns) {
-    for (let at = data.indexOf(pattern); at !== -1; at = data.indexOf(pattern, at + 1)) {
-      found.push({ start: at, end: at + pattern.length });
+    for (let at = data.indexOf(pattern); at !== -1 && at < startsBefore; at = data.indexOf(pattern, at + 1)) {
+      found.push({ start: offset + at, end: offset + at + pattern.length });
     }
   }
+  return found;
+}
+
+/** Ranges sorted, with overlapping and touching ones merged. */
+export function mergeRanges(found: Range[]): Range[] {
   if (found.length <= 1) return found;
   found.sort((a, b) => a.start - b.start || b.end - a.end);
   const merged: Range[] = [found[0]!];
@@ -66,14 +83,32 @@ export function matchedRanges(redaction: Redaction, data: Buffer): Range[] {
 /** `data` with the given ranges (sorted, disjoint) replaced by REDACTED. */
 export function replaceRanges(data: Buffer, ranges: readonly Range[]): Buffer {
   if (ranges.length === 0) return data;
-  const parts: Buffer[] = [];
-  let from = 0;
+  return Buffer.concat(replacedParts([data], 0, data.length, ranges));
+}
+
+/**
+ * Bytes [from, to) of the buffers `parts` laid end to end, with the ranges (sorted, disjoint, within
+ * [from, to)) replaced by REDACTED: as slices of the buffers, never copied.
+ */
+export function replacedParts(parts: readonly Buffer[], from: number, to: number, ranges: readonly Range[]): Buffer[] {
+  const out: Buffer[] = [];
+  const take = (start: number, end: number) => {
+    let base = 0;
+    for (const part of parts) {
+      const a = Math.max(start, base);
+      const b = Math.min(end, base + part.length);
+      if (a < b) out.push(part.subarray(a - base, b - base));
+      base += part.length;
+    }
+  };
+  let at = from;
   for (const { start, end } of ranges) {
-    parts.push(data.subarray(from, start), REDACTED_BYTES);
-    from = end;
+    take(at, start);
+    out.push(REDACTED_BYTES);
+    at = end;
   }
-  parts.push(data.subarray(from));
-  return Buffer.concat(parts);
+  take(at, to);
+  return out;
 }
 
 /** A whole value (a header) with every secret form replaced, and how many places were replaced. */

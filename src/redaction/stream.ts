@@ -1,23 +1,40 @@
 import { Transform, type TransformCallback } from "node:stream";
-import { matchedRanges, replaceRanges, type Redaction } from "./redaction.js";
+import { matchedRanges, mergeRanges, occurrences, replacedParts, type Range, type Redaction } from "./redaction.js";
 
 /** The most a redaction crossing the window's cut is held back for (see cutWindow). */
 export const MAX_HELD_BYTES = 64 * 1024;
 
 /**
- * Where a window of bytes may be cut: everything before `emit` is final (its matches replaced), the rest
- * is held back for the next chunk. A secret form not yet complete starts at or after `data.length -
- * maxLength + 1`, so only that tail can still change; a merged redaction crossing that point is held
- * back whole, so a longer overlapping form can still extend it.
+ * Where a window of bytes may be cut. The window is `held` (what an earlier cut kept back) followed by
+ * `chunk`, never joined: at stream speed a copy of every chunk costs as much as the search. Everything
+ * before `emit` is final (its matches replaced) and returned as `parts` (slices of the two, and the
+ * REDACTED marker); the rest is copied out to be held for the next chunk. A secret form not yet complete
+ * starts at or after `length - maxLength + 1`, so only that tail can still change; a merged redaction
+ * crossing that point is held back whole, so a longer overlapping form can still extend it.
  */
-export function cutWindow(redaction: Redaction, data: Buffer, final: boolean): { out: Buffer; rest: Buffer; count: number } {
-  const ranges = matchedRanges(redaction, data);
-  let emit = final ? data.length : firstPossibleStart(redaction, data);
+export function cutWindow(redaction: Redaction, held: Buffer, chunk: Buffer, final: boolean): { parts: Buffer[]; rest: Buffer; count: number } {
+  // A chunk shorter than a form is joined to what was held: the tail a form may still complete in then
+  // lies in one buffer (the copy is small).
+  if (held.length > 0 && chunk.length < redaction.maxLength) [held, chunk] = [Buffer.alloc(0), Buffer.concat([held, chunk])];
+  const length = held.length + chunk.length;
+  const ranges = rangesOf(redaction, held, chunk);
+  let emit = final ? length : held.length + firstPossibleStart(redaction, chunk);
   const crossing = ranges.find((r) => r.start < emit && r.end > emit);
   // A chain of overlapping forms could otherwise be held back without end: past the bound it is cut after.
-  if (crossing) emit = data.length - crossing.start > MAX_HELD_BYTES + redaction.maxLength ? crossing.end : crossing.start;
+  if (crossing) emit = length - crossing.start > MAX_HELD_BYTES + redaction.maxLength ? crossing.end : crossing.start;
   const done = ranges.filter((r) => r.end <= emit);
-  return { out: replaceRanges(data.subarray(0, emit), done), rest: data.subarray(emit), count: done.length };
+  const window = [held, chunk];
+  return { parts: replacedParts(window, 0, emit, done), rest: Buffer.concat(replacedParts(window, emit, length, [])), count: done.length };
+}
+
+/**
+ * The merged ranges of `held` followed by `chunk`: those in the chunk, searched in place, and those
+ * starting in what was held, searched in the seam (the held bytes and the chunk's first maxLength - 1).
+ */
+function rangesOf(redaction: Redaction, held: Buffer, chunk: Buffer): Range[] {
+  if (held.length === 0) return matchedRanges(redaction, chunk);
+  const seam = Buffer.concat([held, chunk.subarray(0, redaction.maxLength - 1)]);
+  return mergeRanges([...occurrences(redaction, seam, 0, held.length), ...occurrences(redaction, chunk, held.length)]);
 }
 
 /**
@@ -27,6 +44,7 @@ export function cutWindow(redaction: Redaction, data: Buffer, final: boolean): {
  */
 function firstPossibleStart(redaction: Redaction, data: Buffer): number {
   for (let p = Math.max(0, data.length - (redaction.maxLength - 1)); p < data.length; p++) {
+    if (redaction.firstBytes[data[p]!] === 0) continue;
     const tail = data.subarray(p);
     if (redaction.patterns.some((form) => form.length > tail.length && form[0] === tail[0] && form.subarray(0, tail.length).equals(tail))) return p;
   }
@@ -57,20 +75,23 @@ export class RedactingStream extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     if (this.redaction.patterns.length === 0) return done(null, chunk);
-    const data = this.#held.length === 0 ? chunk : Buffer.concat([this.#held, chunk]);
-    const { out, rest, count } = cutWindow(this.redaction, data, false);
+    const { parts, rest, count } = cutWindow(this.redaction, this.#held, chunk, false);
     this.#count += count;
-    // Copied: a small tail must not keep the whole chunk it was cut from alive.
-    this.#held = Buffer.from(rest);
-    done(null, out.length > 0 ? out : undefined);
+    this.#held = rest;
+    // Pushed as they are (the response corks writes made in one tick into one).
+    for (const part of parts) if (part.length > 0) this.push(part);
+    done();
   }
 
   override _flush(done: TransformCallback): void {
-    const { out, count } = cutWindow(this.redaction, this.#held, true);
+    const { parts, count } = cutWindow(this.redaction, this.#held, Buffer.alloc(0), true);
     this.#count += count;
     this.#held = Buffer.alloc(0);
     this.beforeEnd(this.#count).then(
-      () => done(null, out.length > 0 ? out : undefined),
+      () => {
+        for (const part of parts) if (part.length > 0) this.push(part);
+        done();
+      },
       (err: Error) => done(err),
     );
   }
