@@ -144,6 +144,12 @@ export type ProfileResults = {
 };
 
 const MiB = 2 ** 20;
+/** The middle value of the finite ones (NaN if none). */
+export const median = (xs: number[]) => {
+  const finite = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return finite.length ? finite[Math.floor(finite.length / 2)]! : NaN;
+};
+
 export const mib = (bytes: number) => (Number.isFinite(bytes) ? (bytes / MiB).toFixed(0) : "n/a");
 const f1 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "" : n.toFixed(1));
 const f3 = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? "" : n.toFixed(3));

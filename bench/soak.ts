@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import pg from "pg";
 import type { Child } from "./child.js";
-import type { SoakResults } from "./report.js";
+import { median, type SoakResults } from "./report.js";
 import { runLoad } from "./load.js";
 import { basicAuth, mixedRequest, PROXY_PREFIX, type Scenario } from "./scenario.js";
 
@@ -211,11 +211,6 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
   const passed = auditOk && checks.every((c) => c.ok) && churn.failures.length === 0 && load.errors === 0;
   return { passed, summary, samples };
 }
-
-const median = (xs: number[]) => {
-  const finite = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return finite.length ? finite[Math.floor(finite.length / 2)]! : NaN;
-};
 
 /** `proxy` events (one per proxied call, allowed or denied) in the broker's database. */
 async function countProxyEvents(deps: SoakDeps): Promise<number | null> {
