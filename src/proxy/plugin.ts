@@ -167,7 +167,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const shown = await redactResponseWithRules(
         upstream.redaction(),
         planResponseRedaction(grant!, call),
-        { headers: responseHeadersForAgent(response.headers), body: response.body },
+        { method: request.method, status: response.statusCode, headers: responseHeadersForAgent(response.headers), body: response.body },
         (outcome) => deps.auditLog.keep({ ...responded, ...auditedOutcome(outcome) }),
       );
       return reply.code(response.statusCode).headers(shown.headers).send(shown.body);

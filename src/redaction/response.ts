@@ -1,11 +1,11 @@
 import { pipeline, Readable, type Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
-import { badGateway, KeywardError } from "../http/errors.js";
+import { badGateway, gatewayTimeout, KeywardError } from "../http/errors.js";
 import { DetectorStream, type DetectorName } from "./detectors.js";
 import { graphqlFieldValues } from "./graphql-fields.js";
 import { selectNodes } from "./json-path.js";
 import { leavesOf, parseJsonTree, replaceLeaves, type JsonNode } from "./json-tree.js";
-import { REDACTED, redactHeaders, type Redaction, type ResponseHeaders } from "./redaction.js";
+import { matchedRanges, REDACTED, redactHeaders, replaceRanges, type Redaction, type ResponseHeaders } from "./redaction.js";
 import type { ResponsePlan } from "./rules.js";
 import { RedactingStream } from "./stream.js";
 
@@ -114,6 +114,27 @@ const unredactable = (reason: string) =>
   new KeywardError(502, "response_unredactable", "the upstream's answer could not be read to redact what the grant's rules select", { reason });
 
 /**
+ * The largest answer read whole and redacted in one piece (when its length is declared and it is not
+ * encoded): most API answers. It then goes out with its exact Content-Length in one write, without a
+ * stream per call; a larger one, or one of unknown length, streams.
+ */
+export const WHOLE_BODY_BYTES = 64 * 1024;
+
+/** An upstream answer as redaction takes it: the call's method and the status tell whether it has a body. */
+export type UpstreamAnswer = { method: string; status: number; headers: ResponseHeaders; body: Readable };
+
+/** The declared length of a small, unencoded body; null when the answer streams (or has no body). */
+function wholeBodyLength(answer: UpstreamAnswer): number | null {
+  if (answer.method === "HEAD" || answer.status < 200 || answer.status === 204 || answer.status === 304) return null;
+  const encoding = answer.headers["content-encoding"];
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") return null;
+  const length = answer.headers["content-length"];
+  if (typeof length !== "string" || !/^\d{1,7}$/.test(length)) return null;
+  const bytes = Number(length);
+  return bytes > 0 && bytes <= WHOLE_BODY_BYTES ? bytes : null;
+}
+
+/**
  * The response with the plan's rules applied besides the credential's secrets. Detectors stream; JSON
  * values and GraphQL fields need the whole body, read within MAX_REDACTED_BODY_BYTES: a larger body, or
  * one that is not the JSON the rules select from, is refused with 502 rather than passed on. A body read
@@ -122,10 +143,15 @@ const unredactable = (reason: string) =>
 export async function redactResponseWithRules(
   redaction: Redaction,
   plan: ResponsePlan,
-  response: { headers: ResponseHeaders; body: Readable },
+  answer: UpstreamAnswer,
   record: (outcome: ResponseOutcome) => Promise<void>,
-): Promise<{ headers: ResponseHeaders; body: Readable }> {
+): Promise<{ headers: ResponseHeaders; body: Readable | Buffer }> {
   const withOptOut = (outcome: ResponseOutcome): ResponseOutcome => (plan.optedOut.length > 0 ? { ...outcome, optedOut: plan.optedOut } : outcome);
+  if (plan.detectors.length === 0 && wholeBodyLength(answer) !== null) {
+    const body = await readWithin(answer.body, WHOLE_BODY_BYTES);
+    return redactWhole(redaction, plan, answer.headers, body, (outcome) => record(withOptOut(outcome)));
+  }
+  const response = { headers: answer.headers, body: answer.body };
   if (plan.json.length === 0 && plan.graphql.length === 0) {
     return redactResponse(redaction, response, (outcome) => record(withOptOut(outcome)), { detectors: plan.detectors });
   }
@@ -143,6 +169,23 @@ export async function redactResponseWithRules(
   return { headers, body: Readable.from([structured.body]) };
 }
 
+/** A body read whole: its secrets, then the plan's JSON and GraphQL values, replaced; recorded before it goes out. */
+async function redactWhole(
+  redaction: Redaction,
+  plan: ResponsePlan,
+  upstreamHeaders: ResponseHeaders,
+  body: Buffer,
+  record: (outcome: ResponseOutcome) => Promise<void>,
+): Promise<{ headers: ResponseHeaders; body: Buffer }> {
+  const shown = redactHeaders(redaction, upstreamHeaders);
+  const ranges = matchedRanges(redaction, body);
+  const withoutSecrets = replaceRanges(body, ranges);
+  const structured = plan.json.length > 0 || plan.graphql.length > 0 ? redactStructured(withoutSecrets, plan) : { body: withoutSecrets, byRule: {} };
+  const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
+  await record({ redactions: shown.count + ranges.length + ruled, complete: true, ...(ruled > 0 && { byRule: structured.byRule }) });
+  return { headers: { ...shown.headers, "content-length": String(structured.body.length) }, body: structured.body };
+}
+
 async function readWithin(body: Readable, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -155,6 +198,8 @@ async function readWithin(body: Readable, limit: number): Promise<Buffer> {
   } catch (err) {
     body.destroy();
     if (err instanceof KeywardError) throw err;
+    // undici's body timeout: the upstream stalled mid-body.
+    if ((err as { code?: unknown }).code === "UND_ERR_BODY_TIMEOUT") throw gatewayTimeout("upstream did not answer in time");
     throw badGateway("the upstream broke off its answer");
   }
   return Buffer.concat(chunks);

@@ -42,7 +42,8 @@ function echo(req: IncomingMessage, res: ServerResponse) {
   }
   res.writeHead(200, {
     "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
+    // `/chunked`: a length not declared, so the broker streams it rather than read it whole.
+    ...(!url.startsWith("/chunked") && { "content-length": String(Buffer.byteLength(body)) }),
     "x-echo-auth": String(req.headers.authorization ?? ""),
     "set-cookie": [`seen=${encodeURIComponent(String(req.headers.authorization ?? url))}`],
   });
@@ -101,7 +102,21 @@ describe("response redaction", () => {
     expect(api.received.at(-1)!.headers["x-api-key"]).toBe(HEADER_SECRET); // the upstream did get it
     expect(everything(res)).not.toContain(HEADER_SECRET);
     expect(res.body.headers["x-api-key"]).toBe(REDACTED);
+    // A small answer is read whole: it goes out with the length of what the agent receives.
+    expect(Number(res.headers["content-length"])).toBe(Buffer.byteLength(res.text));
+    const event = await responseEvent(res.headers["x-request-id"]!);
+    expect(event).toMatchObject({ status: 200, details: { redactions: 1 } });
+  });
+
+  it("a body of unknown length streams through, the secret replaced across its seven-byte chunks", async () => {
+    const api = await fake(echo);
+    const token = await upstreamWithToken("echo-chunked", api.url, { type: "header", header: "X-Api-Key", template: "{secret}" }, HEADER_SECRET);
+    const res = await call(token, "/proxy/echo-chunked/chunked");
+    expect(res.status).toBe(200);
+    expect(res.headers["transfer-encoding"]).toBe("chunked");
     expect(res.headers["content-length"]).toBeUndefined();
+    expect(everything(res)).not.toContain(HEADER_SECRET);
+    expect(res.body.headers["x-api-key"]).toBe(REDACTED);
     const event = await responseEvent(res.headers["x-request-id"]!);
     expect(event).toMatchObject({ status: 200, details: { redactions: 1 } });
   });

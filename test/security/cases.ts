@@ -371,7 +371,7 @@ export const CASES = {
     area: "faults",
     attack: "upstream stalls in the middle of its body, or closes before its Content-Length",
     expected:
-      "the response is cut within `KEYWARD_UPSTREAM_TIMEOUT_MS` once its status has gone out (a clean 502 if nothing had been relayed yet); the broker keeps serving",
+      "the response is cut within `KEYWARD_UPSTREAM_TIMEOUT_MS` once its status has gone out; a small answer (length declared, up to 64 KiB) is read whole first, so a stall in it is a clean 504 `upstream_timeout` and a short one a clean 502; the broker keeps serving",
   },
   "FLT-08": {
     area: "faults",
