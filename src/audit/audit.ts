@@ -72,25 +72,43 @@ function storableJson(value: unknown): unknown {
   return value;
 }
 
-const TEXT_FIELDS = ["requestId", "actor", "agentId", "jti", "grantId", "upstream", "environment", "method", "path", "reason"] as const;
+/** Agent-controlled text made storable; anything else (absent, a number) as it is. */
+const text = <T>(value: T): T => (typeof value === "string" ? (storable(value) as T) : value);
 
 /**
  * The row to insert for an event, stamped now, with its identity: text made storable, then the content
  * hash computed from exactly the values written. keyward_audit_append gives it its id and chain hashes
- * (migration 0008).
+ * (migration 0008). Built field by field (every event of every call comes through here): one object of
+ * one shape, no spreads.
  */
-export function auditRow({ names, ...event }: AuditInput, eventId: string) {
-  const clean: AuditInput = { ...event, details: withNames(event.details, names) };
-  for (const field of TEXT_FIELDS) {
-    const value = clean[field];
-    if (typeof value === "string") (clean as Record<string, unknown>)[field] = storable(value);
-  }
-  if (clean.details !== undefined) clean.details = storableJson(clean.details) as Prisma.InputJsonValue;
-  const at = new Date();
-  return { ...clean, eventId, at, contentHash: contentHash({ ...clean, at }) };
+export function auditRow(event: AuditInput, eventId: string): AuditRow {
+  const details = withNames(event.details, event.names);
+  const row: AuditRow = {
+    kind: event.kind,
+    actor: text(event.actor),
+    requestId: text(event.requestId),
+    agentId: text(event.agentId),
+    jti: text(event.jti),
+    grantId: text(event.grantId),
+    upstream: text(event.upstream),
+    environment: text(event.environment),
+    method: text(event.method),
+    path: text(event.path),
+    decision: event.decision,
+    reason: text(event.reason),
+    status: event.status,
+    latencyMs: event.latencyMs,
+    details: details === undefined ? undefined : (storableJson(details) as Prisma.InputJsonValue),
+    eventId,
+    at: new Date(),
+    contentHash: "",
+  };
+  row.contentHash = contentHash(row);
+  return row;
 }
 
-export type AuditRow = ReturnType<typeof auditRow>;
+/** An event as stored: what was recorded (names folded into details), its identity, when, and its content hash. */
+export type AuditRow = Omit<AuditInput, "names"> & { eventId: string; at: Date; contentHash: string };
 
 /** The names known, beside the details an event already has (an object, or none). */
 function withNames(details: Prisma.InputJsonValue | undefined, names: EventNames = {}): Prisma.InputJsonValue | undefined {

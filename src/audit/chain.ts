@@ -48,6 +48,12 @@ export function canonicalJson(value: unknown): string {
   return canonical(value) ?? "null";
 }
 
+/** Printable ASCII but `"` and `\`: what JSON writes as it is. */
+const PLAIN_ASCII = /^[ !#-[\]-~]*$/;
+
+/** A string as JSON.stringify writes it (most event text needs no escape: written without calling it). */
+const quoted = (text: string) => (PLAIN_ASCII.test(text) ? `"${text}"` : JSON.stringify(text));
+
 /** The canonical text of a value, or undefined where JSON.stringify leaves the value out. */
 function canonical(value: unknown): string | undefined {
   if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
@@ -55,6 +61,7 @@ function canonical(value: unknown): string | undefined {
   }
   switch (typeof value) {
     case "string":
+      return quoted(value);
     case "number":
     case "boolean":
     case "bigint": // JSON.stringify throws for it, as it should here
@@ -66,7 +73,7 @@ function canonical(value: unknown): string | undefined {
       let text = "";
       for (const key of Object.keys(record).sort()) {
         const item = canonical(record[key]);
-        if (item !== undefined) text += `${text === "" ? "" : ","}${JSON.stringify(key)}:${item}`;
+        if (item !== undefined) text += `${text === "" ? "" : ","}${quoted(key)}:${item}`;
       }
       return `{${text}}`;
     }
@@ -75,12 +82,20 @@ function canonical(value: unknown): string | undefined {
   }
 }
 
-/** Missing and null are the same thing in a row, so both hash as null. */
+/** The content fields in canonical (sorted) order, each with its key as written. */
+const SORTED_CONTENT_FIELDS = [...CONTENT_FIELDS].sort().map((field) => ({ field, key: `${quoted(field)}:` }));
+
+/**
+ * sha256 of the canonical JSON of every content field; missing and null are the same thing in a row, so
+ * both hash as null. (The object's text is written field by field, in the order canonicalJson sorts them.)
+ */
 export function contentHash(event: AuditContent): string {
-  const content: Record<string, unknown> = {};
-  for (const field of CONTENT_FIELDS) content[field] = event[field] ?? null;
-  content.at = event.at.toISOString();
-  return sha256(canonicalJson(content));
+  let text = "{";
+  for (const { field, key } of SORTED_CONTENT_FIELDS) {
+    const value = field === "at" ? event.at.toISOString() : (event[field] ?? null);
+    text += `${text === "{" ? "" : ","}${key}${canonicalJson(value)}`;
+  }
+  return sha256(`${text}}`);
 }
 
 export const linkHash = (prevHash: string, id: bigint, contentHashHex: string) =>

@@ -59,6 +59,10 @@ describe("canonicalJson", () => {
 describe("contentHash", () => {
   const event = { at, actor: "agent:a", kind: "proxy", method: "GET", path: "/v1/x", status: 200, details: { k: 1 } };
 
+  it("is sha256 of the canonical JSON of every content field (a fixed value: events already stored were hashed so)", () => {
+    expect(contentHash(event)).toBe("588dd416a5ebbed56094994403ee9e5d861da77aab08bc3b867438c666be1f49");
+  });
+
   it("treats missing and null alike (a row read back has nulls)", () => {
     expect(contentHash(event)).toBe(contentHash({ ...event, agentId: null, requestId: undefined, latencyMs: null }));
   });
