@@ -113,6 +113,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const { status, body, headers } = toErrorResponse(err);
     if (status >= 500) request.log.error({ err }, "request failed");
+    // A refused proxy call is an audit event already (the access record): its log line is for debugging.
+    else if (request.routeOptions.url?.startsWith("/proxy/")) request.log.debug({ code: body.error.code, status }, "request refused");
     else request.log.info({ code: body.error.code, status }, "request refused");
     return reply.code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
   });

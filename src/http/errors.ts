@@ -14,7 +14,12 @@ export class KeywardError extends Error {
     message: string,
     readonly extra: { details?: unknown; reason?: string; headers?: Record<string, string> } = {},
   ) {
+    // A refusal (4xx) is an expected answer, made on every denied call: its stack would say nothing and
+    // costs more than the rest of the error. A 5xx keeps its stack.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (status < 500) Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = "KeywardError";
   }
 }

@@ -188,7 +188,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       }
       const native = nativeRefusal(err, refusal.dialect, { requestId: request.id, jsonRpc: jsonRpcIds(refusal.body) });
       if (!native) throw err;
-      request.log.info({ code: err.code, status: err.status, dialect: refusal.dialect.kind }, "request refused");
+      request.log.debug({ code: err.code, status: err.status, dialect: refusal.dialect.kind }, "request refused");
       return reply
         .code(err.status)
         .headers({ ...err.extra.headers, ...native.headers, [BROKER_ERROR_HEADER]: err.code })
