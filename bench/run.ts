@@ -23,7 +23,7 @@
  * BENCH_TOKEN_CONNECTIONS (4),
  * BENCH_PROFILE_DURATION_S (15), BENCH_PROFILE_CONNECTIONS (16), BENCH_LOG_LEVEL (the broker's LOG_LEVEL, default info as in production),
  * BENCH_BACKENDS ("embedded,postgres": a subset to run), BENCH_SCALE=1 / BENCH_PROFILE=1 (same as the flags),
- * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one),
+ * BENCH_PROFILE_SCENARIO=stream (profile the 1 MiB streaming scenario instead of the mixed one; =tokens: token issuance),
  * SEED_GRANTS / SEED_TOKENS / SEED_REVOCATIONS / SEED_AGENTS (scale seed sizes),
  * BENCH_BROKER_LOG_DIR (keep each broker's log there; by default it goes to /dev/null),
  * BENCH_NODE (paths of other Node binaries, comma-separated: in the main mode every broker, and a plain
@@ -111,6 +111,8 @@ if (!(Number.isInteger(SOAK_SECONDS) && SOAK_SECONDS > 0)) {
 const DATABASE_URL = env.DATABASE_URL;
 /** Profile the 1 MiB streaming scenario instead of the mixed one. */
 const PROFILE_STREAM = env.BENCH_PROFILE_SCENARIO === "stream";
+const PROFILE_TOKENS = env.BENCH_PROFILE_SCENARIO === "tokens";
+const PROFILE_SUFFIX = PROFILE_STREAM ? "-stream" : PROFILE_TOKENS ? "-tokens" : "";
 const MiB = 2 ** 20;
 const NO_SAVE = env.BENCH_NO_SAVE === "1";
 
@@ -822,12 +824,16 @@ async function runProfile(): Promise<void> {
     const backend = variantName(v);
     // One folder per run: node writes one profile per thread (tsx's module loader has its own), named
     // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is thread 0.
-    const name = `keyward-${backend.replace(/[^a-z0-9.]+/gi, "-")}${PROFILE_STREAM ? "-stream" : ""}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    const name = `keyward-${backend.replace(/[^a-z0-9.]+/gi, "-")}${PROFILE_SUFFIX}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     const runDir = join(dir, name);
     mkdirSync(runDir, { recursive: true });
     const store = newStore(v.backend);
     const broker = await startBroker(store, upstreamUrl, ["--cpu-prof", `--cpu-prof-dir=${runDir}`]);
-    const next = PROFILE_STREAM ? streamRequest(PROXY_PREFIX, broker.scenario.tokens) : mixedRequest(PROXY_PREFIX, broker.scenario.tokens);
+    const next = PROFILE_STREAM
+      ? streamRequest(PROXY_PREFIX, broker.scenario.tokens)
+      : PROFILE_TOKENS
+        ? tokenRequest(broker.scenario.agents)
+        : mixedRequest(PROXY_PREFIX, broker.scenario.tokens);
     const target: Target = { name: broker.label, kind: "keyward", url: broker.url, next, node: DEFAULT_NODE };
     await runLoad({ baseUrl: broker.url, connections: 16, seconds: 2, next: target.next });
     let before: TableStats | undefined;
@@ -859,10 +865,10 @@ async function runProfile(): Promise<void> {
   }
   machine.loadavgEnd = loadavg();
   const results: ProfileResults = {
-    mode: PROFILE_STREAM ? "profile-stream" : "profile",
+    mode: PROFILE_STREAM ? "profile-stream" : PROFILE_TOKENS ? "profile-tokens" : "profile",
     startedAt: new Date().toISOString(),
     machine,
-    settings: { connections: S.profileConnections, durationS: S.profileDurationS, logLevel: S.logLevel, scenario: PROFILE_STREAM ? "stream 1 MiB" : "mixed" },
+    settings: { connections: S.profileConnections, durationS: S.profileDurationS, logLevel: S.logLevel, scenario: PROFILE_STREAM ? "stream 1 MiB" : PROFILE_TOKENS ? "token issuance" : "mixed" },
     runs,
   };
   save(results, renderProfile(results));
