@@ -112,9 +112,11 @@ export type AuditRow = Omit<AuditInput, "names"> & { eventId: string; at: Date; 
 
 /** The names known, beside the details an event already has (an object, or none). */
 function withNames(details: Prisma.InputJsonValue | undefined, names: EventNames = {}): Prisma.InputJsonValue | undefined {
-  const known = Object.entries(names).filter(([, name]) => name !== undefined);
-  if (known.length === 0) return details;
-  return { ...(details as Prisma.InputJsonObject | undefined), names: Object.fromEntries(known) };
+  if (names.agent === undefined && names.grant === undefined) return details;
+  const known: EventNames = {};
+  if (names.agent !== undefined) known.agent = names.agent;
+  if (names.grant !== undefined) known.grant = names.grant;
+  return { ...(details as Prisma.InputJsonObject | undefined), names: known };
 }
 
 /**

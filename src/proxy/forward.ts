@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { ServerResponse } from "node:http";
 import { finished, Transform, type Readable } from "node:stream";
 import { errors as undiciErrors, request, type Dispatcher } from "undici";
@@ -24,19 +25,25 @@ class BodyAborted extends Error {}
 const bodyAborted = () => badRequest("request_aborted", "the request body was not received in full");
 const clientGone = () => badRequest("request_aborted", "the client closed the connection before the upstream answered");
 
+/** What undici takes as a request's signal: an EventEmitter that emits `abort` and says whether it did. */
+export type ClientGone = EventEmitter & { aborted: boolean };
+
 /**
  * Aborts when the agent's connection closes before its response is complete: the upstream call, and any
  * response it brings, would be for nobody. Tied to the response, not the request: a request's `close`
- * also marks a body that was simply read to its end.
+ * also marks a body that was simply read to its end. An EventEmitter rather than an AbortController:
+ * undici takes either, and every call makes one (an AbortSignal cost ~1% of the broker's CPU).
  */
-export function abortWhenClientGone(response: ServerResponse): AbortSignal {
-  const controller = new AbortController();
+export function abortWhenClientGone(response: ServerResponse): ClientGone {
+  const signal: ClientGone = Object.assign(new EventEmitter(), { aborted: false });
   const abort = () => {
-    if (!response.writableFinished) controller.abort();
+    if (response.writableFinished || signal.aborted) return;
+    signal.aborted = true;
+    signal.emit("abort");
   };
   if (response.closed) abort();
   else response.once("close", abort);
-  return controller.signal;
+  return signal;
 }
 
 /**
@@ -81,7 +88,7 @@ export type ForwardInput = {
   dispatcher: Dispatcher;
   maxBodyBytes: number;
   /** Aborts the call (see abortWhenClientGone). */
-  signal: AbortSignal;
+  signal: ClientGone;
 };
 
 /**

@@ -85,10 +85,11 @@ const EMPTY_PLAN: ResponsePlan = { detectors: [], json: [], graphql: [], optedOu
  */
 export function planResponseRedaction(grant: GrantPolicy, call: ProxyRequest): ResponsePlan {
   const compiled = compileGrantRedaction(grant);
+  const presets = presetRedactionsOf(call.target.presets);
+  // Most grants and upstreams have no rules: nothing is computed for them per call.
+  if (compiled.rules.length === 0 && presets.length === 0) return EMPTY_PLAN;
   const folded = call.path.segments.map(foldSegment);
   const fullPath = [...call.target.basePath.map(foldSegment), ...folded];
-  const presets = presetRedactionsOf(call.target.presets);
-  if (compiled.rules.length === 0 && presets.length === 0) return EMPTY_PLAN;
   const plan: ResponsePlan = { detectors: [], json: [], graphql: [], optedOut: [] };
   const add = (rule: CompiledRule, into: ResponsePlan) => {
     if (rule.kind === "graphql") {
