@@ -6,9 +6,9 @@ export const MAX_HELD_BYTES = 64 * 1024;
 
 /**
  * Where a window of bytes may be cut. The window is `held` (what an earlier cut kept back) followed by
- * `chunk`, never joined: at stream speed a copy of every chunk costs as much as the search. Everything
- * before `emit` is final (its matches replaced) and returned as `parts` (slices of the two, and the
- * REDACTED marker); the rest is copied out to be held for the next chunk. A secret form not yet complete
+ * `chunk`, searched without joining them: a chunk with nothing held and nothing to replace goes on as it
+ * came, uncopied. Everything before `emit` is final (its matches replaced) and returned as `parts`
+ * (slices of the two, and the REDACTED marker); the rest is copied out to be held for the next chunk. A secret form not yet complete
  * starts at or after `length - maxLength + 1`, so only that tail can still change; a merged redaction
  * crossing that point is held back whole, so a longer overlapping form can still extend it.
  */
@@ -52,6 +52,19 @@ function firstPossibleStart(redaction: Redaction, data: Buffer): number {
 }
 
 /**
+ * The parts of a window as one chunk. Pushed apart, each part became a write of its own downstream: a
+ * response's buffer is smaller than a part, so every write met backpressure and went out in a tick (and
+ * a `writev`) of its own. Measured on 256 MiB of secret-dense body through an HTTP server: 4.9 s of CPU
+ * for six transfers pushed apart, 4.0 s joined (the copy included), 2.9 s with no redaction stage. A
+ * window with nothing replaced and nothing held is one part, passed on without a copy.
+ */
+function joined(parts: Buffer[]): Buffer | undefined {
+  const nonEmpty = parts.filter((part) => part.length > 0);
+  if (nonEmpty.length === 0) return undefined;
+  return nonEmpty.length === 1 ? nonEmpty[0] : Buffer.concat(nonEmpty);
+}
+
+/**
  * Replaces the secrets of a Redaction in a byte stream as it passes: a sliding window holds back at most
  * the longest pattern's length (plus a redaction crossing the cut), never the whole body. `beforeEnd`
  * runs once the whole input has been searched, with the number of redactions, before the held-back tail
@@ -78,9 +91,7 @@ export class RedactingStream extends Transform {
     const { parts, rest, count } = cutWindow(this.redaction, this.#held, chunk, false);
     this.#count += count;
     this.#held = rest;
-    // Pushed as they are (the response corks writes made in one tick into one).
-    for (const part of parts) if (part.length > 0) this.push(part);
-    done();
+    done(null, joined(parts));
   }
 
   override _flush(done: TransformCallback): void {
@@ -88,10 +99,7 @@ export class RedactingStream extends Transform {
     this.#count += count;
     this.#held = Buffer.alloc(0);
     this.beforeEnd(this.#count).then(
-      () => {
-        for (const part of parts) if (part.length > 0) this.push(part);
-        done();
-      },
+      () => done(null, joined(parts)),
       (err: Error) => done(err),
     );
   }
