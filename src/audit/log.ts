@@ -285,7 +285,18 @@ export class AuditLog {
 
   #enqueue(entry: Entry): void {
     this.#queue.push(entry);
-    if (!this.#shipping && !this.#retryTimer && !this.#closed) this.#shipping = this.#ship();
+    this.#startShipping();
+  }
+
+  /**
+   * Starts a run of the shipper unless one is under way, a retry is scheduled or the log is closed. A run
+   * always has something to await first (a batch, or the database's answer to a probe), so it cannot
+   * finish, and clear `#shipping`, before `#shipping` is set to it.
+   */
+  #startShipping(): void {
+    if (this.#shipping || this.#retryTimer || this.#closed) return;
+    if (this.#queue.length === 0 && !this.#failing) return;
+    this.#shipping = this.#ship();
   }
 
   /** Token events waiting for the database fail (their tokens are refused) and leave the queue. */
@@ -312,6 +323,19 @@ export class AuditLog {
    */
   async #ship(): Promise<void> {
     try {
+      // A retry can find nothing left to write (the token events that waited were refused): the database
+      // is asked whether it answers instead, or the log would refuse calls for good.
+      if (this.#queue.length === 0) {
+        try {
+          await queryOnce(this.db, "SELECT 1");
+        } catch (err) {
+          this.hooks.onHealth(err);
+          this.#scheduleRetry();
+          return;
+        }
+        this.#healthy();
+        return;
+      }
       while (this.#queue.length > 0) {
         const batch = this.#queue.slice(0, MAX_BATCH);
         const outcomes = await this.#writeRows(batch);
@@ -335,15 +359,19 @@ export class AuditLog {
           this.#scheduleRetry();
           return;
         }
-        if (this.#failing) {
-          this.#failing = false;
-          this.#retryMs = RETRY_FIRST_MS;
-          this.hooks.onHealth(null);
-        }
+        this.#healthy();
       }
     } finally {
       this.#shipping = null;
     }
+  }
+
+  /** The database took a statement: if writes were failing, they work again. */
+  #healthy(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.#retryMs = RETRY_FIRST_MS;
+    this.hooks.onHealth(null);
   }
 
   #scheduleRetry(): void {
@@ -353,7 +381,7 @@ export class AuditLog {
     this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
-      this.#shipping ??= this.#ship();
+      this.#startShipping();
     }, delay);
     this.#retryTimer.unref();
   }

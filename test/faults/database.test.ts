@@ -138,6 +138,24 @@ describe("faults: PostgreSQL stopped mid-run", () => {
     expect(allowed).toBeGreaterThanOrEqual(upstream.received.length);
   });
 
+  it("a token asked for while the database is down, with nothing else waiting, leaves nothing stuck: calls are served again once it is back", { timeout: 60_000 }, async () => {
+    await waitFor(() => broker.keyward.auditBacklog() === 0, 10_000, "nothing waiting for the database");
+    cluster.stop("immediate");
+    try {
+      // The token's event is the only one waiting; it fails, the token is refused, and nothing is left to retry.
+      const refused = record(await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" }));
+      expect(refused.status).toBe(503);
+    } finally {
+      cluster.start();
+    }
+    // The audit log finds the database back by itself (before, its retry found an empty queue and left the
+    // log refusing every call, 503 audit_unavailable, until a restart).
+    await waitFor(async () => (await call()).status === 200, 20_000, "a call served after the database came back");
+    const res = record(await broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant: "g" }));
+    expect(res.status).toBe(200);
+    issued.push(res.body.access_token);
+  });
+
   it(title("SEC-01"), async () => {
     // The outage made the broker log database errors: none of them carries a secret.
     const prisma = broker.keyward.db.prisma;

@@ -55,3 +55,48 @@ describe("the audit log's back-pressure", () => {
     expect((await log.close()).unshipped).toBe(0);
   });
 });
+
+/** A database that refuses connections while `down` is set, and otherwise takes every statement. */
+function flakyDatabase() {
+  const state = { down: true, statements: 0 };
+  const session = async (): Promise<SqlSession> => {
+    if (state.down) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+    return {
+      exec: async () => {},
+      query: async <Row>(_sql: string, params?: unknown[]) => {
+        if (!params) return [{ "?column?": 1 }] as Row[]; // a probe
+        state.statements++;
+        return [{ inserted: (JSON.parse(params[0] as string) as unknown[]).length }] as Row[];
+      },
+      release: () => {},
+    };
+  };
+  return { db: { session }, state };
+}
+
+describe("the audit log after a failure", () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), "keyward-log-"));
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it("recovers when only tokens were waiting (refused, leaving nothing to retry): calls are admitted and shipped again", async () => {
+    const { db, state } = flakyDatabase();
+    const { spool, recovered } = AuditSpool.open(root);
+    const log = new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
+    const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
+    // A token asked for while the database is down: refused, and the queue is left empty.
+    await expect(log.append({ kind: "token.issued", actor: "agent:a", jti: "j1" }, record)).rejects.toThrow();
+    expect(log.admit()).toBe(false);
+    state.down = false;
+    // The retry finds nothing to write: it must still find the database back, by itself (the broker asks
+    // admit() before a call, and appends nothing while it is refused).
+    for (const deadline = Date.now() + 2_000; !log.admit() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    expect(log.admit()).toBe(true);
+    await log.append({ kind: "proxy", actor: "agent:a", requestId: "r1", decision: "allow" });
+    expect(await log.flush(2_000)).toBe(true);
+    expect(state.statements).toBe(1);
+    expect((await log.close()).unshipped).toBe(0);
+  });
+});
