@@ -21,17 +21,23 @@ function heldDatabase() {
   return { db: { session }, held };
 }
 
-describe("the audit log's back-pressure", () => {
-  let root: string;
-  beforeEach(() => {
-    root = mkdtempSync(join(tmpdir(), "keyward-log-"));
-  });
-  afterEach(() => rmSync(root, { recursive: true, force: true }));
+/** Each test's spool directory. */
+let root: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), "keyward-log-"));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
 
+/** An audit log on `db`, spooling under the test's directory. */
+function openLog(db: { session: () => Promise<SqlSession> }): AuditLog {
+  const { spool, recovered } = AuditSpool.open(root);
+  return new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
+}
+
+describe("the audit log's back-pressure", () => {
   it("while 5,000 events wait for a database that answers slowly, a new event waits for room; it goes on once the database catches up", async () => {
     const { db, held } = heldDatabase();
-    const { spool, recovered } = AuditSpool.open(root);
-    const log = new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
+    const log = openLog(db);
     const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
     await Promise.all(Array.from({ length: 5_000 }, (_, n) => log.append(event(n))));
     expect(log.backlog).toBe(5_000);
@@ -75,16 +81,9 @@ function flakyDatabase() {
 }
 
 describe("the audit log after a failure", () => {
-  let root: string;
-  beforeEach(() => {
-    root = mkdtempSync(join(tmpdir(), "keyward-log-"));
-  });
-  afterEach(() => rmSync(root, { recursive: true, force: true }));
-
   it("recovers when only tokens were waiting (refused, leaving nothing to retry): calls are admitted and shipped again", async () => {
     const { db, state } = flakyDatabase();
-    const { spool, recovered } = AuditSpool.open(root);
-    const log = new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
+    const log = openLog(db);
     const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
     // A token asked for while the database is down: refused, and the queue is left empty.
     await expect(log.append({ kind: "token.issued", actor: "agent:a", jti: "j1" }, record)).rejects.toThrow();
