@@ -123,15 +123,15 @@ export const WHOLE_BODY_BYTES = 64 * 1024;
 /** An upstream answer as redaction takes it: the call's method and the status tell whether it has a body. */
 export type UpstreamAnswer = { method: string; status: number; headers: ResponseHeaders; body: Readable };
 
-/** The declared length of a small, unencoded body; null when the answer streams (or has no body). */
-function wholeBodyLength(answer: UpstreamAnswer): number | null {
-  if (answer.method === "HEAD" || answer.status < 200 || answer.status === 204 || answer.status === 304) return null;
+/** Whether the answer has a body of declared length up to WHOLE_BODY_BYTES, not encoded: read whole. */
+function readsWhole(answer: UpstreamAnswer): boolean {
+  if (answer.method === "HEAD" || answer.status < 200 || answer.status === 204 || answer.status === 304) return false;
   const encoding = answer.headers["content-encoding"];
-  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") return null;
+  if (encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") return false;
   const length = answer.headers["content-length"];
-  if (typeof length !== "string" || !/^\d{1,7}$/.test(length)) return null;
+  if (typeof length !== "string" || !/^\d{1,7}$/.test(length)) return false;
   const bytes = Number(length);
-  return bytes > 0 && bytes <= WHOLE_BODY_BYTES ? bytes : null;
+  return bytes > 0 && bytes <= WHOLE_BODY_BYTES;
 }
 
 /**
@@ -147,7 +147,7 @@ export async function redactResponseWithRules(
   record: (outcome: ResponseOutcome) => Promise<void>,
 ): Promise<{ headers: ResponseHeaders; body: Readable | Buffer }> {
   const withOptOut = (outcome: ResponseOutcome): ResponseOutcome => (plan.optedOut.length > 0 ? { ...outcome, optedOut: plan.optedOut } : outcome);
-  if (plan.detectors.length === 0 && wholeBodyLength(answer) !== null) {
+  if (plan.detectors.length === 0 && readsWhole(answer)) {
     const body = await readWithin(answer.body, WHOLE_BODY_BYTES);
     return redactWhole(redaction, plan, answer.headers, body, (outcome) => record(withOptOut(outcome)));
   }

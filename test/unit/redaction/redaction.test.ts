@@ -117,8 +117,8 @@ const collapsed = (text: string) => text.replace(/(\[redacted-by-keyward\])+/g, 
 
 /** cutWindow on one buffer (nothing held), its parts joined. */
 const cutOne = (redaction: ReturnType<typeof compileRedaction>, data: Buffer, final: boolean) => {
-  const { parts, rest, count } = cutWindow(redaction, Buffer.alloc(0), data, final);
-  return { out: Buffer.concat(parts), rest, count };
+  const { out, rest, count } = cutWindow(redaction, Buffer.alloc(0), data, final);
+  return { out: out ?? Buffer.alloc(0), rest, count };
 };
 
 describe("RedactingStream", () => {
