@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
 import { auditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
+import { jittered } from "../util/jitter.js";
 
 /** Rows per statement at most, so that one statement's JSON stays small. */
 const MAX_BATCH = 500;
@@ -377,7 +378,7 @@ export class AuditLog {
   #scheduleRetry(): void {
     if (this.#retryTimer || this.#closed) return;
     // Jittered, so replicas that lost the same database do not come back in step.
-    const delay = this.#retryMs * (0.5 + Math.random() / 2);
+    const delay = jittered(this.#retryMs);
     this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;

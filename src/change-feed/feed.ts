@@ -4,6 +4,7 @@ import type { Database, Subscription } from "../db/database.js";
 import { runPeriodically } from "../util/periodic.js";
 import { CHANGE_CHANNEL, parseNotification, pingPayloadOf, type Change, type RowChange } from "./changes.js";
 import { Freshness } from "./freshness.js";
+import { jittered } from "../util/jitter.js";
 
 /**
  * State held in memory and kept current by the feed: the revocation state, the caches of stored rows.
@@ -240,7 +241,7 @@ export class ChangeFeed {
   #scheduleRecovery(): void {
     if (this.#stopped || this.#recoveryOwned) return;
     this.#recoveryOwned = true;
-    const delay = Math.min(this.#heartbeatMs, 50 * 2 ** this.#recoveryAttempts++) * (0.5 + Math.random() / 2);
+    const delay = jittered(Math.min(this.#heartbeatMs, 50 * 2 ** this.#recoveryAttempts++));
     this.#reconnectTimer = setTimeout(() => (this.#recovering = this.#recover()), delay);
     this.#reconnectTimer.unref();
   }

@@ -2,6 +2,7 @@ import { PrismaClient } from "@prisma/client";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { startEmbeddedServer } from "./embedded.js";
+import { jittered } from "../util/jitter.js";
 
 /** A raw SQL connection, for the migration runner and LISTEN/NOTIFY; everything else goes through Prisma. */
 export type SqlSession = {
@@ -132,7 +133,6 @@ const REGROW_CAP_MS = 30_000;
 type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
 
 const serverFull = (err: unknown) => (err as { code?: unknown }).code === "53300"; // too_many_connections
-const jittered = (ms: number) => ms * (0.5 + Math.random() / 2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
