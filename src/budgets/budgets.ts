@@ -179,8 +179,11 @@ export class BudgetService {
           .map((t) => ({ key: t.key, window: t.window, amount: amounts.get(t.key), capacity: t.capacity, expiresAt: t.expiresAt?.toISOString() ?? null })),
       );
     return this.prisma.$transaction(async (tx) => {
+      /** Takes these amounts where the counters allow them; returns the keys that gave them. */
+      const take = async (amounts: Map<string, number>) =>
+        new Set((await tx.$queryRawUnsafe<{ key: string }[]>(TAKE_SQL, rows(amounts))).map((r) => r.key));
       const wanted = new Map(takes.map((t) => [t.key, t.amount + leaseUnits(t)]));
-      const first = new Set((await tx.$queryRawUnsafe<{ key: string }[]>(TAKE_SQL, rows(wanted))).map((r) => r.key));
+      const first = await take(wanted);
       const granted = new Map<string, number>();
       const exact = new Map<string, number>();
       for (const t of takes) {
@@ -189,7 +192,7 @@ export class BudgetService {
         else throw new Exceeded(t);
       }
       if (exact.size > 0) {
-        const second = new Set((await tx.$queryRawUnsafe<{ key: string }[]>(TAKE_SQL, rows(exact))).map((r) => r.key));
+        const second = await take(exact);
         for (const t of takes) {
           if (!exact.has(t.key)) continue;
           if (!second.has(t.key)) throw new Exceeded(t);
