@@ -126,6 +126,7 @@ export const ERROR_CODES = {
   // the SDK, in the agent's process
   no_token: { status: 0, step: "sdk", meaning: "the SDK holds no token for this upstream: call token({ grant }) first" },
   approval_denied: { status: 403, step: "sdk", meaning: "a human denied the token request the SDK was waiting on" },
+  unreachable: { status: 0, step: "sdk", meaning: "the SDK (or the Python client) could not reach the broker: refused, timed out, or cut off before an answer" },
 } as const satisfies Record<string, Entry>;
 
 /** Every code Keyward answers with. */
