@@ -203,6 +203,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     invalid_connect_target: forwardProxy("proxy", "CONNECT", "refusal-codes-no-port"),
     use_connect: forwardProxy("proxy", "GET", "https://refusal-codes.example/use-connect"),
     absolute_form_required: forwardProxy("proxy", "GET", "/refusal-codes/origin-form"),
+    invalid_request_target: forwardProxy("proxy", "GET", "http://not_a_host.refusal-codes.example/x"),
     // A protocol switch is answered on the bare socket, before any request handling that audits.
     upgrade_not_supported: forwardProxy("proxy", "GET", "http://127.0.0.1/refusal-codes/upgrade", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
     kill_switch_engaged: asProxy("proxy", async () => {
