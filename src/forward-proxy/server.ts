@@ -237,7 +237,7 @@ export function absoluteHttpTarget(url: string): { host: string; port: number; r
     throw badRequest("absolute_form_required", "a forward proxy request names an absolute http:// URL");
   }
   const authority = parseAuthority(match[1]!.includes(":") && !match[1]!.endsWith("]") ? match[1]! : `${match[1]!}:80`);
-  if (!authority) throw badRequest("invalid_target", "the request URL's host is not valid");
+  if (!authority) throw badRequest("invalid_request_target", "the request URL's host is not valid");
   const rest = match[2] ?? "/";
   return { ...authority, rawTarget: rest.startsWith("?") ? "/" + rest : rest };
 }
@@ -251,7 +251,7 @@ export function tunnelTarget(url: string, host: string, port: number): string {
   const match = /^https:\/\/([^/?#@]+)([/?][^#]*)?$/i.exec(url);
   const authority = match && parseAuthority(match[1]!.includes(":") && !match[1]!.endsWith("]") ? match[1]! : `${match[1]!}:443`);
   if (!authority || authority.host !== host || authority.port !== port) {
-    throw badRequest("invalid_target", "a request inside a tunnel names the tunnel's own origin");
+    throw badRequest("invalid_request_target", "a request inside a tunnel names the tunnel's own origin");
   }
   const rest = match![2] ?? "/";
   return rest.startsWith("?") ? "/" + rest : rest;

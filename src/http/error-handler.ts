@@ -4,7 +4,7 @@ import { errors as undiciErrors } from "undici";
 import { DatabaseConnectTimeout } from "../db/database.js";
 import { KeywardError, type ErrorCode } from "./errors.js";
 
-type ErrorBody = { error: { code: string; message: string; reason?: string; details?: unknown } };
+type ErrorBody = { error: { code: ErrorCode; message: string; reason?: string; details?: unknown } };
 
 /** Fastify's own errors that a client caused, by their stable codes. */
 const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: ErrorCode; message: string }> = {

@@ -1,4 +1,5 @@
 import { toErrorResponse } from "../http/error-handler.js";
+import type { ErrorCode } from "../sdk/codes.js";
 
 /** RFC 6749 §5.2 (and RFC 6750 §3.1, RFC 8693, RFC 9396) error codes, which OAuth clients act on. */
 const OAUTH_ERRORS = new Set([
@@ -52,9 +53,11 @@ export const description = (text: string) =>
 /**
  * The one place errors become OAuth error responses: Keyward's own mapping first (so validation and
  * framework errors are classified once), then its code translated. Only a 401 keeps its
- * WWW-Authenticate header.
+ * WWW-Authenticate header. `code` is Keyward's own code, from the catalogue: RFC 6749's `error` folds
+ * several into one (invalid_scope for an unknown grant, a grant the agent is not in, or widening), so
+ * the routes send it in the Keyward-Error header, as every other route does, for the real reason.
  */
-export function toOAuthErrorResponse(err: unknown): { status: number; body: OAuthErrorBody; headers: Record<string, string> } {
+export function toOAuthErrorResponse(err: unknown): { status: number; body: OAuthErrorBody; headers: Record<string, string>; code: ErrorCode } {
   const keyward = toErrorResponse(err);
   const { code, message, reason, details } = keyward.body.error;
   const mapped = OAUTH_ERRORS.has(code)
@@ -62,6 +65,7 @@ export function toOAuthErrorResponse(err: unknown): { status: number; body: OAut
     : (FROM_KEYWARD[code] ?? fallback(keyward.status));
   return {
     status: mapped.status,
+    code,
     // A challenge (401) or the methods the endpoint takes (405).
     headers: mapped.status === 401 || mapped.status === 405 ? keyward.headers : {},
     body: {

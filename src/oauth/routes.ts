@@ -5,6 +5,7 @@ import { findAdminByKey, roleMay } from "../admin/keys.js";
 import { clientAuthFields, formDecodeBasic, invalidClient, presentedClient, splitClientAuth, type ClientAuthenticator } from "../agents/client-auth.js";
 import { appendAudit } from "../audit/audit.js";
 import { basicCredentials, bearerToken } from "../http/auth-header.js";
+import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
 import { forbidden, KeywardError, unauthenticated } from "../http/errors.js";
 import { parseForm } from "../http/form.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
@@ -97,10 +98,10 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     }
   });
   app.setErrorHandler((err, request, reply) => {
-    const { status, body, headers } = toOAuthErrorResponse(err);
+    const { status, body, headers, code } = toOAuthErrorResponse(err);
     if (status >= 500) request.log.error({ err }, "request failed");
     else request.log.info({ code: body.error, status }, "request refused");
-    return reply.code(status).headers(headers).send(body);
+    return reply.code(status).headers(headers).header(BROKER_ERROR_HEADER, code).send(body);
   });
   app.addHook("onSend", async (_request, reply) => {
     reply.header("cache-control", "no-store").header("pragma", "no-cache");

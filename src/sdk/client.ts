@@ -1,3 +1,4 @@
+import type { ErrorCode } from "./codes.js";
 import { BROKER_ERROR_HEADER, Denied, errorOf, KeywardApiError, NeedsApproval } from "./errors.js";
 import { basicAuthorization, bearerAuthorization, BrokerHttp, type FetchFunction } from "./http.js";
 
@@ -135,7 +136,7 @@ export class Keyward {
 
   async #send(upstream: string, request: Request): Promise<Response> {
     const held = this.#byUpstream.get(upstream);
-    if (!held) throw new KeywardApiError(0, "no_token", `no token for upstream ${upstream}: call token({ grant }) for a grant on it first`);
+    if (!held) throw new KeywardApiError(0, "no_token" satisfies ErrorCode, `no token for upstream ${upstream}: call token({ grant }) for a grant on it first`);
     const attempt = async () => {
       const token = await this.token(held.request);
       const headers = new Headers(request.headers);
@@ -178,7 +179,7 @@ export class Keyward {
       }
       if (answer.status === "denied") {
         held.pending = undefined;
-        throw new Denied(403, "approval_denied", "a human denied the token request", answer.note ?? undefined);
+        throw new Denied(403, "approval_denied" satisfies ErrorCode, "a human denied the token request", answer.note ?? undefined);
       }
       if (answer.status !== "pending" && answer.status !== "approved") {
         // Expired, or collected already: the next token() makes a new request.

@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   proxy_authentication_required: { status: 407, step: "forward-proxy", meaning: "the forward proxy needs an agent token in Proxy-Authorization (Bearer, or Basic with the token as password)" },
   forward_host_not_allowed: { status: 403, step: "forward-proxy", meaning: "no upstream is configured for the host and port the request names" },
   invalid_connect_target: { status: 400, step: "forward-proxy", meaning: "CONNECT names no host:port" },
+  invalid_request_target: { status: 400, step: "forward-proxy", meaning: "the request URL names no valid host, or, inside a tunnel, another origin than the tunnel's" },
   use_connect: { status: 400, step: "forward-proxy", meaning: "an https:// target must be reached through CONNECT" },
   absolute_form_required: { status: 400, step: "forward-proxy", meaning: "a forward proxy request must name an absolute http:// URL" },
   host_mismatch: { status: 400, step: "forward-proxy", meaning: "the Host header names another origin than the request or the tunnel" },
@@ -126,6 +127,7 @@ export const ERROR_CODES = {
   // the SDK, in the agent's process
   no_token: { status: 0, step: "sdk", meaning: "the SDK holds no token for this upstream: call token({ grant }) first" },
   approval_denied: { status: 403, step: "sdk", meaning: "a human denied the token request the SDK was waiting on" },
+  unreachable: { status: 0, step: "sdk", meaning: "the SDK (or the Python client) could not reach the broker: refused, timed out, or cut off before an answer" },
 } as const satisfies Record<string, Entry>;
 
 /** Every code Keyward answers with. */

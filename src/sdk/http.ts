@@ -1,3 +1,4 @@
+import type { ErrorCode } from "./codes.js";
 import { errorOf, KeywardApiError } from "./errors.js";
 
 export type FetchFunction = typeof fetch;
@@ -52,7 +53,7 @@ export class BrokerHttp {
       });
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause ?? err;
-      throw new KeywardApiError(0, "unreachable", `cannot reach the broker at ${this.url}`, cause instanceof Error ? cause.message : String(cause));
+      throw new KeywardApiError(0, "unreachable" satisfies ErrorCode, `cannot reach the broker at ${this.url}`, cause instanceof Error ? cause.message : String(cause));
     }
     if (!response.ok) throw await errorOf(response);
     return response;

@@ -199,5 +199,14 @@ describe("forensic clarity", () => {
     const [, ...denyRule] = await search("--reason", "deny_rule");
     expect(denyRule).toHaveLength(1);
     expect(denyRule[0]).toContain("\trailway-ops\tPOST\trailway-staging\t");
+
+    // Upstreams are recorded by their name (which never changes): once removed, its calls still name it
+    // and are still found by it.
+    const removed = await runCliOnTerminal(["upstream", "rm", "railway-staging", "--yes"], { env });
+    expect(removed.code, removed.stdout).toBe(0);
+    expect((await broker.admin("get", "/v1/upstreams/railway-staging")).status).toBe(404);
+    const [, ...toRemovedUpstream] = await search("--upstream", "railway-staging", "--kind", "proxy");
+    expect(toRemovedUpstream).toHaveLength(2);
+    for (const row of toRemovedUpstream) expect(row).toContain("\tdeploy-bot\trailway-ops\tPOST\trailway-staging\t/graphql/v2\t");
   });
 });

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,42 +16,33 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   request_aborted: "test/e2e/client-disconnect.test.ts (the client goes away mid-body)",
-  request_timeout: "test/faults/process.test.ts (a client that never finishes its request)",
-  headers_too_large: "test/e2e/bad-input.test.ts",
-  unsupported_media_type: "test/e2e/bad-input.test.ts",
-  bad_request: "test/security/requests.test.ts REQ-12 (lower-case methods)",
-  validation_failed: "test/e2e/bad-input.test.ts",
-  invalid_json: "test/e2e/bad-input.test.ts",
-  revocation_state_stale: "test/faults/database.test.ts (the change feed stops)",
-  audit_unavailable: "test/e2e/audit-log.test.ts and test/e2e/audit-poison.test.ts (the audit log cannot be written)",
+  request_timeout: "test/security/requests.test.ts (a client that never finishes its request, on a raw socket)",
+  headers_too_large: "test/security/requests.test.ts REQ-22 (oversized headers, answered by Node's parser)",
+  bad_request: "test/security/requests.test.ts REQ-12 (lower-case methods, on a raw socket)",
+  revocation_state_stale: "test/e2e/replicas.test.ts (a replica whose change feed stops)",
+  audit_unavailable: "test/e2e/audit-log.test.ts and test/faults/audit-exactly-once.test.ts (the audit log cannot be written)",
   host_mismatch: "test/e2e/forward-proxy.test.ts (a Host header naming another origin)",
-  method_not_supported: "test/e2e/oauth.test.ts (GET /oauth2/token)",
-  invalid_grant: "test/e2e/token-exchange.test.ts",
-  unauthorized_client: "test/e2e/token-exchange.test.ts",
+  invalid_grant: "test/security/tokens.test.ts TOK-21: only as the OAuth error of an exchange from a spent token, whose Keyward code is budget_exceeded",
   response_too_large_to_redact: "test/e2e/redaction-rules.test.ts (a body beyond the redaction limit on a path a JSON rule reads)",
   response_unredactable: "test/e2e/redaction-rules.test.ts (an HTML answer on a path a JSON rule reads)",
   grant_gone: "test/unit/policy/decide.test.ts: deleting a grant revokes its tokens first, so a live call reads token_revoked",
   rules_misfit: "test/unit/policy/decide-operations.test.ts: grants are validated against their upstream on every write, so no stored grant misfits",
   database_unavailable: "test/faults/database.test.ts",
-  not_ready: "test/e2e/metrics.test.ts and test/faults/database.test.ts (GET /readyz)",
+  not_ready: "test/unit/ops/readiness.test.ts (GET /readyz with each check failing)",
   console_not_built: "test/e2e/console-api.test.ts",
-  internal_error: "nothing should raise it: test/unit/http errors map every known failure",
-  invalid_authorization_details: "test/e2e/oauth.test.ts",
-  invalid_request: "test/e2e/oauth.test.ts",
-  unsupported_grant_type: "test/e2e/oauth.test.ts",
-  self_approval: "test/e2e/approvals.test.ts",
-  approval_invalid: "test/e2e/approvals.test.ts",
-  forbidden: "test/security/admin-api.test.ts (roles)",
-  invalid_key: "test/e2e/oauth.test.ts (private_key_jwt keys)",
-  policy_misfit: "test/e2e/policy.test.ts",
+  internal_error: "test/unit/oauth/errors.test.ts: nothing should raise it; an unexpected failure becomes it, with no detail",
+  approval_invalid: "test/unit/approvals/approvals.test.ts: a guard against a race, an approval no longer being collected when its token is minted",
   no_token: "test/e2e/sdk.test.ts (raised in the agent's process)",
   approval_denied: "test/e2e/sdk.test.ts (raised in the agent's process)",
+  unreachable: "test/e2e/sdk.test.ts (raised in the agent's process; clients/python/tests/test_client.py for the Python client)",
 };
 
 type Answer = { status: number; headers: Record<string, string>; body: { error?: { code?: string; reason?: string } } };
 type Case = {
   /** Makes the call and returns the broker's answer. */
   call: () => Promise<Answer>;
+  /** On the OAuth endpoints: RFC 6749's `error` in the body, when it is not the code itself (the code is in Keyward-Error). */
+  oauthError?: string;
   /**
    * The audit event kind the refusal is recorded under; null when it is refused before any route audits.
    * A call that fails after it was allowed (credential, forward) is recorded as the allowed call's response.
@@ -140,6 +132,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     await createGrant(broker, { name: "gql", upstream: "gql", agents, methods: ["POST"], paths: ["/", "/**"], graphql: { allow: [{ operation: "query" }], deny: [] } });
     await createGrant(broker, { name: "gone", upstream: "gone", ...rest });
     await createGrant(broker, { name: "nokey", upstream: "nokey", ...rest });
+    await createGrant(broker, { name: "held", upstream: "api", ...rest, requiresApproval: true });
     for (const grant of ["api", "moving", "shared", "budget", "disks", "gql", "gone", "nokey"]) tokens[grant] = await tokenFor(broker, agent, { grant });
     tokens.revoked = await tokenFor(broker, agent, { grant: "api" });
     tokens.shortLived = await tokenFor(broker, agent, { grant: "api", ttlSeconds: 1 });
@@ -170,6 +163,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
   const oauthToken = (client: { clientId: string; clientSecret: string }, form: Record<string, string>) =>
     broker.http().post("/oauth2/token").set("authorization", basic(client.clientId, client.clientSecret)).type("form").send(form);
   const asProxy = (audited: Case["audited"], call: Case["call"]): Case => ({ audited, call });
+  const asOAuth = (oauthError: string, call: Case["call"]): Case => ({ audited: null, oauthError, call });
   /** A raw request to the forward proxy's port, with `target` as its request target. */
   const forwardProxy = (audited: Case["audited"], method: string, target: string, headers = "Connection: close\r\n"): Case => ({
     audited,
@@ -209,6 +203,7 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     invalid_connect_target: forwardProxy("proxy", "CONNECT", "refusal-codes-no-port"),
     use_connect: forwardProxy("proxy", "GET", "https://refusal-codes.example/use-connect"),
     absolute_form_required: forwardProxy("proxy", "GET", "/refusal-codes/origin-form"),
+    invalid_request_target: forwardProxy("proxy", "GET", "http://not_a_host.refusal-codes.example/x"),
     // A protocol switch is answered on the bare socket, before any request handling that audits.
     upgrade_not_supported: forwardProxy("proxy", "GET", "http://127.0.0.1/refusal-codes/upgrade", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
     kill_switch_engaged: asProxy("proxy", async () => {
@@ -229,8 +224,37 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
       const { issuer } = (await broker.http().get("/.well-known/oauth-authorization-server")).body as { issuer: string };
       return oauthToken(agent, { grant_type: "client_credentials", scope: "grant:api", resource: `${issuer}/proxy/moving` });
     }),
+    invalid_request: asProxy(null, () => oauthToken(agent, { scope: "grant:api" })),
+    unsupported_grant_type: asProxy(null, () => oauthToken(agent, { grant_type: "password", scope: "grant:api" })),
+    invalid_authorization_details: asProxy(null, () => oauthToken(agent, { grant_type: "client_credentials", scope: "grant:api", authorization_details: "not json" })),
+    unauthorized_client: asProxy(null, () => broker.http().post("/oauth2/revoke").set("authorization", basic(other.clientId, other.clientSecret)).type("form").send({ token: tokens.api! })),
+    // The OAuth endpoints take POST only: RFC 6749 has no code for it, so the body says invalid_request.
+    method_not_supported: asOAuth("invalid_request", () => broker.http().get("/oauth2/token")),
+    // Malformed requests, refused before any handler.
+    validation_failed: asProxy(null, () => broker.admin("post", "/v1/agents", { name: 42 })),
+    invalid_json: asProxy(null, () =>
+      broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).set("content-type", "application/json").send('{"grant":'),
+    ),
+    unsupported_media_type: asProxy(null, () => broker.http().post("/v1/agents").set("authorization", `Bearer ${broker.adminKey}`).type("form").send("name=x")),
+    // Approvals: the admin key that created the agent holds its secret, so it may not approve its request.
+    self_approval: asProxy(null, async () => {
+      const held = await issueToken(broker, agent, { grant: "held" });
+      expect(held.status).toBe(202);
+      return broker.admin("post", `/v1/approvals/${held.body.approvalId}/approve`, {});
+    }),
     // The admin API.
     conflict: asProxy(null, () => broker.admin("post", "/v1/agents", { name: "coded-agent" })),
+    forbidden: asProxy(null, async () => {
+      const auditor = await broker.admin("post", "/v1/admin-keys", { name: "refusal-codes-auditor", role: "auditor" });
+      expect(auditor.status).toBe(201);
+      return broker.http().post("/v1/agents").set("authorization", `Bearer ${auditor.body.key}`).send({ name: "not-by-an-auditor" });
+    }),
+    invalid_key: asProxy(null, () =>
+      broker.admin("put", `/v1/agents/${agent.id}/jwks`, { keys: [{ kty: "EC", crv: "P-256", x: "AAAA", y: "AAAA", kid: "unusable", alg: "ES256" }] }),
+    ),
+    policy_misfit: asProxy(null, () =>
+      broker.admin("post", "/v1/grants", { name: "misfit", upstream: "api", agents: [agent.id], methods: ["POST"], paths: ["/**"], graphql: { allow: [{ operation: "query" }], deny: [] } }),
+    ),
     unknown_reference: asProxy(null, () =>
       broker.admin("post", "/v1/grants", { name: "dangling", upstream: "no-such-upstream", agents: [agent.id], methods: ["GET"], paths: ["/**"] }),
     ),
@@ -254,20 +278,34 @@ describe("refusal codes: every code of the catalogue, its status, the agent's er
     expect(Object.keys(CASES).filter((code) => code in ELSEWHERE)).toEqual([]);
   });
 
+  it("names, for each code tested elsewhere, test files that exist and assert that code", () => {
+    const wrong: string[] = [];
+    for (const [code, where] of Object.entries(ELSEWHERE)) {
+      const files = where.match(/test\/[\w/.-]+\.test\.ts/g) ?? [];
+      if (files.length === 0) wrong.push(`${code}: names no test file`);
+      for (const file of files) {
+        if (!existsSync(file)) wrong.push(`${code}: ${file} does not exist`);
+        else if (!new RegExp(`\\b${code}\\b`).test(readFileSync(file, "utf8"))) wrong.push(`${code}: ${file} never mentions it`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   for (const [code, testCase] of Object.entries(CASES) as [ErrorCode, Case][]) {
     it(`${code}: ${ERROR_CODES[code].status}, ${ERROR_CODES[code].step}`, async () => {
       const lastEventBefore = testCase.byForwardProxy ? Number((await broker.admin("get", "/v1/audit?limit=1")).body.events[0]?.id ?? 0) : 0;
       const res = await testCase.call();
       expect(res.status, JSON.stringify(res.body)).toBe(ERROR_CODES[code].status);
-      // The OAuth endpoint speaks RFC 6749; every other answer is Keyward's shape with the Keyward-Error header.
+      // Every refusal carries the code in the Keyward-Error header. The OAuth endpoints speak RFC 6749 in
+      // the body; every other answer is Keyward's shape.
+      expect(res.headers["keyward-error"]).toBe(code);
       const body = res.body as { error?: unknown };
-      if (typeof body.error === "string") expect(body.error).toBe(code);
+      if (typeof body.error === "string") expect(body.error).toBe(testCase.oauthError ?? code);
       else {
         // A refusal on a GraphQL or JSON-RPC upstream answers in its protocol (src/proxy/refusals.ts), the
-        // code in its errors' extensions; every refusal carries it in the Keyward-Error header.
+        // code in its errors' extensions.
         const graphqlCode = (res.body as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code;
         expect(res.body.error?.code ?? graphqlCode).toBe(code);
-        expect(res.headers["keyward-error"]).toBe(code);
       }
       if (testCase.audited === null) return;
       const requestId = res.headers["x-request-id"];

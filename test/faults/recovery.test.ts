@@ -9,6 +9,7 @@ import { startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** The server's limit, and how many of its connections other clients leave free (the brokers' included). */
 const MAX_CONNECTIONS = 40;
@@ -26,13 +27,6 @@ const CUT_MS = 6_000;
 const RECOVERY_TARGET_MS = 2_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await check()); ) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /**
  * A TCP proxy in front of PostgreSQL that the test can cut: every connection through it is dropped at
@@ -189,22 +183,22 @@ describe("faults: recovery when the database comes back near max_connections", (
     const traffic = startTraffic();
     const allCalls = () => [...calls, ...probes.map((p) => p.call)];
     const succeededSince = (broker: number, since: number) => allCalls().filter((c) => c.broker === broker && c.at >= since && c.status === 200).length;
-    await until(() => brokers.every((_, b) => succeededSince(b, 0) >= 20), 20_000, "calls before the cut");
+    await waitFor(() => brokers.every((_, b) => succeededSince(b, 0) >= 20), 20_000, "calls before the cut");
 
     // Other clients take the server to a few connections short of its limit, the brokers' included.
     await fillUpTo(MAX_CONNECTIONS - FREE_BEFORE_THE_CUT);
     const filledAt = Date.now();
-    await until(() => brokers.every((_, b) => succeededSince(b, filledAt) >= 20), 20_000, "calls with the server nearly full");
+    await waitFor(() => brokers.every((_, b) => succeededSince(b, filledAt) >= 20), 20_000, "calls with the server nearly full");
 
     proxy.cut();
     const cutAt = Date.now();
-    await until(async () => (await clientConnections()) === others.length + 1, 5_000, "the brokers' connections gone");
+    await waitFor(async () => (await clientConnections()) === others.length + 1, 5_000, "the brokers' connections gone");
     await fillUpTo(MAX_CONNECTIONS - FREE_FOR_THE_BROKERS_AFTER);
     await sleep(CUT_MS - (Date.now() - cutAt));
     proxy.restore();
     const restoredAt = Date.now();
     // (Not thrown: what each broker answered after the restore is printed first, to show why.)
-    await until(() => brokers.every((_, b) => succeededSince(b, restoredAt) >= 1), 15_000, "a call served after the restore").catch(() => {});
+    await waitFor(() => brokers.every((_, b) => succeededSince(b, restoredAt) >= 1), 15_000, "a call served after the restore").catch(() => {});
     for (const [b] of brokers.entries()) {
       const changes: string[] = [];
       for (const c of allCalls().filter((c) => c.broker === b && c.at >= restoredAt).sort((x, y) => x.at - y.at)) {
@@ -251,7 +245,7 @@ describe("faults: recovery when the database comes back near max_connections", (
 
     // The outcome recorded is the outcome the client got: every answered call's last event (its
     // proxy.response, or its deny) carries the status the client saw.
-    await until(() => brokers.every((b) => b.keyward.auditBacklog() === 0), 15_000, "kept audit events written");
+    await waitFor(() => brokers.every((b) => b.keyward.auditBacklog() === 0), 15_000, "kept audit events written");
     const answered = allCalls().filter((c) => c.status !== 0 && c.requestId);
     const rows = await brokers[0]!.keyward.db.prisma.auditEvent.findMany({
       where: { requestId: { in: answered.map((c) => c.requestId!) }, kind: { in: ["proxy", "proxy.response"] } },
@@ -281,6 +275,6 @@ describe("faults: recovery when the database comes back near max_connections", (
     } finally {
       proxy.restore();
     }
-    await until(async () => (await brokers[0]!.admin("get", "/v1/agents")).status === 200, 15_000, "the database answering again");
+    await waitFor(async () => (await brokers[0]!.admin("get", "/v1/agents")).status === 200, 15_000, "the database answering again");
   });
 });

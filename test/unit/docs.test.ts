@@ -82,6 +82,10 @@ function configVariables(): { names: string[]; fileForms: string[] } {
 }
 
 describe("README and docs/", () => {
+  it("the README stays a five-minute read: under 250 lines, the details left to docs/", () => {
+    expect(read("README.md").split("\n").length).toBeLessThan(250);
+  });
+
   it("the README links every docs/ page directly", () => {
     const linked = new Set(relativeLinks("README.md").map((link) => link.target));
     expect(DOC_PAGES.filter((page) => !linked.has(page))).toEqual([]);

@@ -1,5 +1,7 @@
+import type { PrismaClient } from "@prisma/client";
 import { describe, expect, it } from "vitest";
-import { approvalReasons, statusOf } from "../../../src/approvals/approvals.js";
+import { Approvals, approvalReasons, statusOf } from "../../../src/approvals/approvals.js";
+import { ERROR_CODES } from "../../../src/sdk/codes.js";
 
 const grant = { requiresApproval: false, allowProtected: [], requiresApprovalFor: [], graphql: null, jsonrpc: null };
 const staging = { name: "staging", requiresApproval: false };
@@ -48,5 +50,30 @@ describe("statusOf", () => {
     ["issued", earlier, "issued"],
   ] as const)("%s, expiring %s → %s", (status, expiresAt, expected) => {
     expect(statusOf({ status, expiresAt }, now)).toBe(expected);
+  });
+});
+
+describe("assertClaimed", () => {
+  // The gate mints a token for an approval only while that approval is being collected by this agent for
+  // this grant; anything else (decided again, collected by a concurrent request, another grant) is refused.
+  const approvalsWith = (row: object | null) =>
+    new Approvals({ approval: { findUnique: async () => row } } as unknown as PrismaClient, { ttlSeconds: 60, notifier: null });
+  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1" };
+
+  it("passes for the approval this agent is collecting for this grant", async () => {
+    await expect(approvalsWith(claimed).assertClaimed("approval-1", "agent-1", "grant-1")).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ["no such approval", null],
+    ["one already issued", { ...claimed, status: "issued" }],
+    ["one still pending", { ...claimed, status: "pending" }],
+    ["another agent's", { ...claimed, agentId: "agent-2" }],
+    ["another grant's", { ...claimed, grantId: "grant-2" }],
+  ])("refuses %s with approval_invalid", async (_name, row) => {
+    await expect(approvalsWith(row).assertClaimed("approval-1", "agent-1", "grant-1")).rejects.toMatchObject({
+      code: "approval_invalid",
+      status: ERROR_CODES.approval_invalid.status,
+    });
   });
 });

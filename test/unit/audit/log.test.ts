@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../../src/audit/log.js";
 import { AuditSpool } from "../../../src/audit/spool.js";
 import type { SqlSession } from "../../../src/db/database.js";
+import { waitFor } from "../../helpers/wait.js";
 
 /** A database whose statements wait until the test lets them through, each answering as the append function would. */
 function heldDatabase() {
@@ -91,8 +92,7 @@ describe("the audit log after a failure", () => {
     state.down = false;
     // The retry finds nothing to write: it must still find the database back, by itself (the broker asks
     // admit() before a call, and appends nothing while it is refused).
-    for (const deadline = Date.now() + 2_000; !log.admit() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
-    expect(log.admit()).toBe(true);
+    await waitFor(() => log.admit(), 2_000, "the audit log to admit calls again", 20);
     await log.append({ kind: "proxy", actor: "agent:a", requestId: "r1", decision: "allow" });
     expect(await log.flush(2_000)).toBe(true);
     expect(state.statements).toBe(1);

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { RowChange } from "../../../src/change-feed/changes.js";
 import { ChangeFeed, type ChangeFollower } from "../../../src/change-feed/feed.js";
 import type { Database } from "../../../src/db/database.js";
+import { waitFor } from "../../helpers/wait.js";
 
 /** A database whose notifications the test delivers. */
 function fakeDatabase() {
@@ -99,8 +100,7 @@ describe("ChangeFeed", () => {
     await feed.start();
     failuresLeft = 5;
     lose(new Error("connection lost"));
-    const deadline = Date.now() + 5_000;
-    while (open === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => open > 0, 5_000, "the feed to listen again", 10);
     const listensToRecover = listens;
     await new Promise((r) => setTimeout(r, 300));
     expect(open).toBe(1);

@@ -90,12 +90,14 @@ describe("request targets and Host", () => {
     expect(() => absoluteHttpTarget("/a")).toThrow(/absolute/);
     expect(() => absoluteHttpTarget("https://h.example/")).toThrow(/CONNECT/);
     expect(() => absoluteHttpTarget("http://user@h.example/")).toThrow();
+    expect(() => absoluteHttpTarget("http://not_a_host/")).toThrow(expect.objectContaining({ code: "invalid_request_target" }));
   });
   it("targets inside a tunnel name only the tunnel's origin", () => {
     expect(tunnelTarget("/a", "h", 443)).toBe("/a");
     expect(tunnelTarget("https://h/a", "h", 443)).toBe("/a");
     expect(tunnelTarget("https://h:443?x", "h", 443)).toBe("/?x");
-    expect(() => tunnelTarget("https://other/a", "h", 443)).toThrow();
+    // The forward proxy's own code: invalid_target is the token endpoint's RFC 8707 refusal.
+    expect(() => tunnelTarget("https://other/a", "h", 443)).toThrow(expect.objectContaining({ code: "invalid_request_target" }));
     expect(() => tunnelTarget("*", "h", 443)).toThrow();
     expect(() => tunnelTarget("h:443", "h", 443)).toThrow();
   });

@@ -35,6 +35,13 @@ describe("toOAuthErrorResponse: every error in the RFC 6749 shape", () => {
     expect(toOAuthErrorResponse(new Error("password=hunter2")).body.error_description).toBe("internal error");
   });
 
+  it("keeps Keyward's own code beside the OAuth one, for the Keyward-Error header: the real reason an invalid_scope stands for", () => {
+    expect(toOAuthErrorResponse(forbidden("the agent is not in this grant", "not_in_grant"))).toMatchObject({ code: "not_in_grant", body: { error: "invalid_scope" } });
+    expect(toOAuthErrorResponse(forbidden("the grant does not allow DELETE", "widening_refused"))).toMatchObject({ code: "widening_refused", body: { error: "invalid_scope" } });
+    expect(toOAuthErrorResponse(validationFailed([]))).toMatchObject({ code: "validation_failed", body: { error: "invalid_request" } });
+    expect(toOAuthErrorResponse(new Error("password=hunter2"))).toMatchObject({ code: "internal_error", body: { error: "server_error" } });
+  });
+
   it("keeps only a 401's WWW-Authenticate header", () => {
     expect(toOAuthErrorResponse(invalidClient).headers).toEqual({ "www-authenticate": 'Basic realm="keyward"' });
     expect(toOAuthErrorResponse(forbidden("role auditor may not introspect")).headers).toEqual({});
