@@ -264,8 +264,12 @@ describe("forward proxy (transparent mode)", () => {
     expect(none.head.toLowerCase()).toContain("proxy-authenticate: basic");
     const bad = await openTunnel(proxyPort, authority, "Bearer not.a.token", caPem);
     expect(bad.status).toBe(407);
-    const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "-w", "%{http_code}", "-o", "/dev/null", `http://${authority}/repos/x`]);
-    expect(stdout).toBe("407");
+    // A plain http:// request too, also with a Basic password that is no token.
+    for (const user of [[], ["--proxy-user", "agent:not-a-token"]]) {
+      const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, ...user, "-D", "-", "-o", "/dev/null", `http://${authority}/repos/x`]);
+      expect(stdout).toMatch(/^HTTP\/1\.1 407 /);
+      expect(stdout.toLowerCase()).toContain("proxy-authenticate: basic");
+    }
     expect(upstream.received.length).toBe(before);
   });
 
