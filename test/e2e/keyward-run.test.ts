@@ -144,6 +144,15 @@ console.log(JSON.stringify(statuses));
     expect(github.received.slice(before)[0]!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
   });
 
+  it("two grants reaching the same upstream host and port are refused before the command starts: a tunnel carries one token", async () => {
+    await createGrant(broker, { name: "gh-issues", upstream: "github", methods: ["POST"], paths: ["/repos/*/issues"], agents: [agent.id] });
+    const marker = join(store.dataDir, "ran-with-two");
+    const result = await runCli(["run", "--grant", "gh", "--grant", "gh-issues", "--", "sh", "-c", `touch ${marker}`], { env });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`grants "gh" and "gh-issues" both reach localhost:${github.port}`);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it("without KEYWARD_FORWARD_PROXY_PORT there is no forward proxy: no listener, no CA, and keyward run starts nothing", async () => {
     const offStore = newStore();
     const off = await startBroker(offStore);
