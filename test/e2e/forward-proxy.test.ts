@@ -1,7 +1,10 @@
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { connect as netConnect } from "node:net";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { connect as netConnect, createServer as createNetServer, type Socket } from "node:net";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { promisify } from "node:util";
 import { createServer as createHttpsServer } from "node:https";
@@ -11,8 +14,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { caKeyContext } from "../../src/forward-proxy/ca.js";
+import { placeholderValue } from "../../src/forward-proxy/placeholders.js";
 import { issueHostCertificate, newRsaKeyPem } from "../../src/forward-proxy/x509.js";
 import { parseMasterKey, Vault } from "../../src/vault/vault.js";
+import { gitEnv, gitHttpBackend, tinyBareRepo } from "../helpers/git-http-backend.js";
+import { sigV4Problem } from "../helpers/sigv4-verifier.js";
 import { privateCa, startTlsUpstream } from "../helpers/tls-upstream.js";
 import { startUpstream } from "../helpers/upstream.js";
 
@@ -43,6 +49,30 @@ async function openTunnel(proxyPort: number, authority: string, proxyAuthorizati
   const tls = tlsConnect({ socket, servername: authority.split(":")[0], ca });
   await new Promise<void>((resolve, reject) => tls.once("secureConnect", resolve).once("error", reject));
   return { status, head, tls };
+}
+
+/** A TCP relay in front of the forward proxy that counts connections: one per tunnel a client opens. */
+async function countingRelay(targetPort: number) {
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server = createNetServer((client) => {
+    connections++;
+    const upstream = netConnect(targetPort, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => socket.destroy()).once("close", () => (sockets.delete(socket), client.destroy(), upstream.destroy()));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** Sends raw bytes on a tunnel and reads one response (Content-Length framed). */
@@ -234,8 +264,12 @@ describe("forward proxy (transparent mode)", () => {
     expect(none.head.toLowerCase()).toContain("proxy-authenticate: basic");
     const bad = await openTunnel(proxyPort, authority, "Bearer not.a.token", caPem);
     expect(bad.status).toBe(407);
-    const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, "-w", "%{http_code}", "-o", "/dev/null", `http://${authority}/repos/x`]);
-    expect(stdout).toBe("407");
+    // A plain http:// request too, also with a Basic password that is no token.
+    for (const user of [[], ["--proxy-user", "agent:not-a-token"]]) {
+      const { stdout } = await run("curl", ["-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${proxyPort}`, ...user, "-D", "-", "-o", "/dev/null", `http://${authority}/repos/x`]);
+      expect(stdout).toMatch(/^HTTP\/1\.1 407 /);
+      expect(stdout.toLowerCase()).toContain("proxy-authenticate: basic");
+    }
     expect(upstream.received.length).toBe(before);
   });
 
@@ -396,6 +430,188 @@ describe("forward proxy (transparent mode)", () => {
     const before = gitServer.received.length;
     await expect(run("git", ["ls-remote", `https://localhost:${gitServer.port}/elsewhere/app.git`], { env: gitEnv })).rejects.toMatchObject({ stderr: expect.stringContaining("403") });
     expect(gitServer.received.length).toBe(before);
+  });
+
+  /**
+   * Each real client keeps its tunnel open across two calls; the upstream revokes the client's token
+   * while it answers the first, so the second is refused inside the same tunnel. A TCP relay in front of
+   * the forward proxy counts the tunnels, to show that no new one was opened for the refused call.
+   */
+  describe("a revocation stops the next call inside a tunnel the client keeps open", () => {
+    const S3_REAL = { accessKeyId: "AKIAREALKEY000002", secretAccessKey: "real/secret/access/key/111111111111111111" };
+    let tripwire: Awaited<ReturnType<typeof startTlsUpstream>>;
+    let s3: Awaited<ReturnType<typeof startTlsUpstream>>;
+    let relay: Awaited<ReturnType<typeof countingRelay>>;
+    /** The token the next request to either upstream revokes before it is answered. */
+    let armed: string | null = null;
+    const jtiOf = (t: string) => JSON.parse(Buffer.from(t.split(".")[1]!, "base64url").toString()).jti as string;
+    const revokingThen = (answer: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void) => (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+      const jti = armed;
+      armed = null;
+      if (!jti) return answer(req, res, body);
+      void broker.admin("post", "/v1/revocations", { jti, reason: "revoked mid-tunnel" }).then((revoked) => {
+        if (revoked.status !== 201) throw new Error(`revocation: ${revoked.status}`);
+        answer(req, res, body);
+      });
+    };
+    const echo = (req: IncomingMessage, res: ServerResponse) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ url: req.url }));
+    const gitRoot = () => join(store.dataDir, "git-repos");
+
+    beforeAll(async () => {
+      mkdirSync(join(gitRoot(), "org"), { recursive: true });
+      tinyBareRepo(join(gitRoot(), "org"), "tiny.git", "tiny repository\n");
+      const git = gitHttpBackend(gitRoot());
+      tripwire = await startTlsUpstream(revokingThen((req, res, body) => (req.url?.startsWith("/org/") ? git(req, res, body) : echo(req, res))));
+      s3 = await startTlsUpstream(revokingThen(echo));
+      relay = await countingRelay(proxyPort);
+      await createUpstream(broker, { name: "tripwire", baseUrl: tripwire.url, environment: "staging", secret: "real-tripwire-secret", tls: { ca: tripwire.caPem } } as never);
+      await createUpstream(broker, {
+        name: "tripwire-s3", baseUrl: s3.url, environment: "staging", secret: S3_REAL, tls: { ca: s3.caPem },
+        auth: { type: "aws-sigv4", region: "us-east-1", service: "s3" }, placeholders: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+      } as never);
+      await createGrant(broker, { name: "tripwire", upstream: "tripwire", methods: ["GET", "POST"], paths: ["/repos/**", "/org/**"], agents: [agent.id] });
+      await createGrant(broker, { name: "tripwire-s3", upstream: "tripwire-s3", methods: ["PUT"], paths: ["/logs/**"], agents: [agent.id] });
+    });
+
+    afterAll(async () => {
+      await relay?.close();
+      for (const name of ["tripwire", "tripwire-s3"]) await broker.admin("delete", `/v1/upstreams/${name}`);
+      await tripwire?.close();
+      await s3?.close();
+    });
+
+    const tripwireToken = () => tokenFor(broker, agent, { grant: "tripwire" });
+
+    it("curl: two URLs on one connection; the second, after the revocation, is refused and goes nowhere", async () => {
+      const t = await tripwireToken();
+      armed = jtiOf(t);
+      const [before, tunnels] = [tripwire.received.length, relay.connections()];
+      const { stdout } = await run("curl", [
+        "-sS", "--noproxy", "", "--proxy", `http://127.0.0.1:${relay.port}`, "--proxy-user", `agent:${t}`, "--cacert", caFile,
+        "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", `${tripwire.url}/repos/first`, `${tripwire.url}/repos/second`,
+      ], { env: { PATH: process.env.PATH } });
+      // 0 new connections for the second transfer: curl reused the tunnel.
+      expect(stdout.trim().split("\n")).toEqual(["200 1", "401 0"]);
+      expect(relay.connections() - tunnels).toBe(1);
+      expect(tripwire.received.slice(before).map((r) => [r.url, r.headers.authorization])).toEqual([["/repos/first", "Bearer real-tripwire-secret"]]);
+    });
+
+    it("Python: http.client (urllib's transport) keeps its tunnel, and the call after the revocation is refused in it; urllib's next tunnel gets 407", async () => {
+      const t = await tripwireToken();
+      armed = jtiOf(t);
+      const [before, tunnels] = [tripwire.received.length, relay.connections()];
+      const script = [
+        "import base64, http.client, os, ssl, urllib.error, urllib.request",
+        "ctx = ssl.create_default_context(cafile=os.environ['REQUESTS_CA_BUNDLE'])",
+        "conn = http.client.HTTPSConnection('127.0.0.1', int(os.environ['RELAY_PORT']), context=ctx)",
+        "conn.set_tunnel('localhost', int(os.environ['UPSTREAM_PORT']), headers={'Proxy-Authorization': 'Basic ' + base64.b64encode(('agent:' + os.environ['TOKEN']).encode()).decode()})",
+        "for path in ['/repos/first', '/repos/second']:",
+        "    conn.request('GET', path)",
+        "    answer = conn.getresponse()",
+        "    answer.read()",
+        "    print(answer.status)",
+        "opener = urllib.request.build_opener(urllib.request.ProxyHandler(), urllib.request.HTTPSHandler(context=ctx))",
+        "try:",
+        "    opener.open(os.environ['UPSTREAM'] + '/repos/third')",
+        "except OSError as refused:",
+        "    print('407' in str(refused))",
+      ].join("\n");
+      const { stdout } = await run("python3", ["-c", script], {
+        env: {
+          PATH: process.env.PATH, TOKEN: t, RELAY_PORT: String(relay.port), UPSTREAM_PORT: String(tripwire.port), UPSTREAM: tripwire.url,
+          HTTPS_PROXY: `http://agent:${t}@127.0.0.1:${relay.port}`, NO_PROXY: "", REQUESTS_CA_BUNDLE: caFile,
+        },
+      });
+      expect(stdout.trim().split("\n")).toEqual(["200", "401", "True"]);
+      // One tunnel for http.client's two calls, one for urllib's CONNECT that was refused.
+      expect(relay.connections() - tunnels).toBe(2);
+      expect(tripwire.received.slice(before).map((r) => [r.url, r.headers.authorization])).toEqual([["/repos/first", "Bearer real-tripwire-secret"]]);
+    });
+
+    it("git clone of a tiny repository from a smart-HTTP server; revoked after the ref advertisement, the clone's next request is refused in the same tunnel", async () => {
+      const clone = async (t: string, into: string) =>
+        // Basic at once: by default git's libcurl first tries CONNECT without credentials, a tunnel refused (407) before the real one.
+        run("git", ["-c", "http.proxyAuthMethod=basic", "clone", "-q", `${tripwire.url}/org/tiny.git`, into], {
+          env: { ...gitEnv(store.dataDir), HTTPS_PROXY: `http://agent:${t}@127.0.0.1:${relay.port}`, NO_PROXY: "", GIT_SSL_CAINFO: caFile },
+        }).then(
+          () => "cloned",
+          (err: { stderr: string }) => err.stderr,
+        );
+      const cloned = join(store.dataDir, "tiny-clone");
+      let [before, tunnels] = [tripwire.received.length, relay.connections()];
+      expect(await clone(await tripwireToken(), cloned)).toBe("cloned");
+      expect(relay.connections() - tunnels).toBe(1);
+      expect(readFileSync(join(cloned, "README"), "utf8")).toBe("tiny repository\n");
+      const asked = tripwire.received.slice(before);
+      expect(asked.map((r) => r.method)).toEqual(expect.arrayContaining(["GET", "POST"]));
+      expect(new Set(asked.map((r) => r.headers.authorization))).toEqual(new Set(["Bearer real-tripwire-secret"]));
+
+      const t = await tripwireToken();
+      armed = jtiOf(t);
+      [before, tunnels] = [tripwire.received.length, relay.connections()];
+      // Git's answer to a 401: it would ask for a username, and may not.
+      expect(await clone(t, join(store.dataDir, "tiny-revoked"))).toContain("could not read Username");
+      expect(relay.connections() - tunnels).toBe(1);
+      expect(tripwire.received.slice(before).map((r) => [r.method, r.url])).toEqual([["GET", "/org/tiny.git/info/refs?service=git-upload-pack"]]);
+    });
+
+    it("@aws-sdk/client-s3 with the placeholder keys over a kept-alive tunnel: re-signed with the stored key, then refused in the tunnel once revoked", async () => {
+      const t = await tokenFor(broker, agent, { grant: "tripwire-s3" });
+      armed = jtiOf(t);
+      const [before, tunnels] = [s3.received.length, relay.connections()];
+      const resolve = (name: string) => JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve(name)).href);
+      const script = join(store.dataDir, "s3-kept-alive.mjs");
+      writeFileSync(
+        script,
+        `import https from "node:https";
+import net from "node:net";
+import tls from "node:tls";
+import { PutObjectCommand, S3Client } from ${resolve("@aws-sdk/client-s3")};
+/**
+ * Node's own keep-alive pool whose sockets are CONNECT tunnels through HTTPS_PROXY. (https-proxy-agent
+ * opens a new tunnel for every request, so with it the call after a revocation is refused at CONNECT.)
+ */
+class TunnelAgent extends https.Agent {
+  createConnection(options, done) {
+    const proxy = new URL(process.env.HTTPS_PROXY);
+    const auth = Buffer.from(decodeURIComponent(proxy.username) + ":" + decodeURIComponent(proxy.password)).toString("base64");
+    const socket = net.connect(Number(proxy.port), proxy.hostname);
+    const authority = options.host + ":" + options.port;
+    socket.write("CONNECT " + authority + " HTTP/1.1\\r\\nHost: " + authority + "\\r\\nProxy-Authorization: Basic " + auth + "\\r\\n\\r\\n");
+    let head = "";
+    const onData = (chunk) => {
+      head += chunk.toString("latin1");
+      if (!head.includes("\\r\\n\\r\\n")) return;
+      socket.off("data", onData);
+      if (!head.startsWith("HTTP/1.1 200")) return done(new Error(head.split("\\r\\n")[0]));
+      done(null, tls.connect({ ...options, socket, servername: options.host }));
+    };
+    socket.on("data", onData).once("error", done);
+  }
+}
+// The SDK reads the placeholder keys from the environment; the tunnel trusts NODE_EXTRA_CA_CERTS.
+const client = new S3Client({
+  region: "us-east-1", endpoint: ${JSON.stringify(s3.url)}, forcePathStyle: true, maxAttempts: 1, requestChecksumCalculation: "WHEN_REQUIRED",
+  requestHandler: { httpsAgent: new TunnelAgent({ keepAlive: true, maxSockets: 1 }) },
+});
+const put = (key) => client.send(new PutObjectCommand({ Bucket: "logs", Key: key, Body: key })).then(() => 200, (err) => err.$metadata?.httpStatusCode);
+console.log(JSON.stringify([await put("first.txt"), await put("second.txt")]));
+client.destroy();
+`,
+      );
+      const { stdout } = await run(process.execPath, [script], {
+        env: {
+          PATH: process.env.PATH, HTTPS_PROXY: `http://agent:${t}@127.0.0.1:${relay.port}`, NO_PROXY: "", NODE_EXTRA_CA_CERTS: caFile,
+          AWS_ACCESS_KEY_ID: placeholderValue("AWS_ACCESS_KEY_ID"), AWS_SECRET_ACCESS_KEY: placeholderValue("AWS_SECRET_ACCESS_KEY"),
+        },
+      });
+      expect(JSON.parse(stdout)).toEqual([200, 401]);
+      expect(relay.connections() - tunnels).toBe(1);
+      const got = s3.received.slice(before);
+      expect(got.map((r) => [r.method, r.url.split("?")[0]])).toEqual([["PUT", "/logs/first.txt"]]);
+      expect(JSON.stringify(got[0]!.headers)).not.toContain("keyward-placeholder");
+      expect(sigV4Problem({ ...got[0]!, body: got[0]!.rawBody }, { credentials: S3_REAL, region: "us-east-1", service: "s3" })).toBeNull();
+    });
   });
 
   it("the CA is name-constrained to the upstreams' hosts: a certificate for any other host, even one signed with the stolen CA key, is refused by curl, Node and git", async () => {

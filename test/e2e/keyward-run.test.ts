@@ -86,7 +86,8 @@ process.exit(7);
 `,
     );
     const before = github.received.length;
-    const result = await runCli(["run", "--grant", "gh", "--grant", "logs", "--", process.execPath, script], { env });
+    // The github grant second: the relay must pick each tunnel's token by the upstream it goes to, not the first grant's.
+    const result = await runCli(["run", "--grant", "logs", "--grant", "gh", "--", process.execPath, script], { env });
     expect(result.stderr).toBe("");
     expect(result.code).toBe(7); // the child's exit status passes through
     const out = JSON.parse(result.stdout);
@@ -133,10 +134,23 @@ console.log(JSON.stringify(statuses));
     const secretFile = join(store.dataDir, "agent-secret");
     writeFileSync(secretFile, agent.clientSecret + "\n", { mode: 0o600 });
     const fromFile = { ...Object.fromEntries(Object.entries(env).filter(([name]) => name !== "KEYWARD_CLIENT_SECRET")), KEYWARD_CLIENT_SECRET_FILE: secretFile };
-    const result = await runCli(["run", "--grant", "gh", "--", "curl", "-sS", `${github.url}/repos/curl`], { env: fromFile });
+    const childEnv = join(store.dataDir, "curl-env");
+    const result = await runCli(["run", "--grant", "gh", "--", "sh", "-c", `env > ${childEnv}; exec curl -sS ${github.url}/repos/curl`], { env: fromFile });
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ url: "/repos/curl" });
+    // What curl ran with: neither the agent's secret, nor where it is kept, nor the upstream's key.
+    const seen = readFileSync(childEnv, "utf8");
+    for (const withheld of [agent.clientSecret, secretFile, "KEYWARD_CLIENT", REAL_SECRET]) expect(seen).not.toContain(withheld);
     expect(github.received.slice(before)[0]!.headers.authorization).toBe(`Bearer ${REAL_SECRET}`);
+  });
+
+  it("two grants reaching the same upstream host and port are refused before the command starts: a tunnel carries one token", async () => {
+    await createGrant(broker, { name: "gh-issues", upstream: "github", methods: ["POST"], paths: ["/repos/*/issues"], agents: [agent.id] });
+    const marker = join(store.dataDir, "ran-with-two");
+    const result = await runCli(["run", "--grant", "gh", "--grant", "gh-issues", "--", "sh", "-c", `touch ${marker}`], { env });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`grants "gh" and "gh-issues" both reach localhost:${github.port}`);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it("without KEYWARD_FORWARD_PROXY_PORT there is no forward proxy: no listener, no CA, and keyward run starts nothing", async () => {
@@ -232,7 +246,8 @@ const client = new S3Client({
 });
 await client.send(new PutObjectCommand({ Bucket: "logs", Key: "sdk.txt", Body: "from the sdk" }));
 const denied = await client.send(new DeleteObjectCommand({ Bucket: "logs", Key: "sdk.txt" })).then(() => 200, (err) => err.$metadata?.httpStatusCode);
-console.log(JSON.stringify({ denied, keyId: process.env.AWS_ACCESS_KEY_ID }));
+const secretVisible = Object.values(process.env).some((v) => v === ${JSON.stringify(AWS_REAL.accessKeyId)} || v === ${JSON.stringify(AWS_REAL.secretAccessKey)});
+console.log(JSON.stringify({ denied, keyId: process.env.AWS_ACCESS_KEY_ID, secretVisible }));
 `,
     );
     const before = s3.received.length;
@@ -240,7 +255,8 @@ console.log(JSON.stringify({ denied, keyId: process.env.AWS_ACCESS_KEY_ID }));
     // The SDK warns about Node 20's end of support on stderr; nothing else may be there.
     expect(result.stderr.replace(/\(node:\d+\) Warning: NodeVersionSupportWarning[\s\S]*?trace-warnings[^\n]*\n/, "")).toBe("");
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual({ denied: 403, keyId: placeholderValue("AWS_ACCESS_KEY_ID") });
+    // keyward run's parent had the real key id: the child got the placeholder instead, and never the secret key.
+    expect(JSON.parse(result.stdout)).toEqual({ denied: 403, keyId: placeholderValue("AWS_ACCESS_KEY_ID"), secretVisible: false });
     const got = s3.received.slice(before);
     expect(got.map((r) => [r.method, r.url.split("?")[0]])).toEqual([["PUT", "/logs/sdk.txt"]]);
     expect(got[0]!.body).toBe("from the sdk");

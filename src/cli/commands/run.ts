@@ -77,7 +77,11 @@ export function runCommand(program: Command): void {
       for (const grant of grants) {
         const token = await keyward.token({ grant });
         const grantEnv = await http.json<GrantEnv>({ method: "GET", path: "/v1/forward-proxy/env", authorization: bearerAuthorization(token.accessToken) });
-        byOrigin.set(`${grantEnv.host}:${grantEnv.port}`, grant);
+        const origin = `${grantEnv.host}:${grantEnv.port}`;
+        // A tunnel is opened with one token, chosen by where it goes: of two grants there, one would be ignored.
+        const other = byOrigin.get(origin);
+        if (other !== undefined) throw new CliError(`grants "${other}" and "${grant}" both reach ${origin}: a run takes one grant per upstream host and port`);
+        byOrigin.set(origin, grant);
         Object.assign(placeholders, grantEnv.placeholders);
       }
       const tokenFor = async (host: string, port: number) =>
