@@ -4,7 +4,8 @@
  * these values: worthless anywhere, recognisable here. The credential kinds already drop what the
  * agent sends in the headers they own and inject the real key (for AWS, the request is signed again
  * with the stored key); any other header that still carries a placeholder is dropped before the
- * request goes on, so no placeholder ever reaches an upstream.
+ * request goes on, so no placeholder reaches an upstream in a header. One the agent puts in the query or
+ * body goes as written: worthless to the upstream, and the agent's own text like the rest of the call.
  */
 export const PLACEHOLDER_PREFIX = "keyward-placeholder-";
 
