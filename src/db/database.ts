@@ -251,9 +251,13 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
   pool.on("connect", (client) => client.on("error", () => {}));
   const client = await pool.connect().catch(async (err: Error & { code?: string }) => {
     await pool.end().catch(() => {});
+    const target = describeTarget(connectionString);
+    // A full server answered: "unreachable" would send the operator looking at the network.
+    const what = serverFull(err)
+      ? `${target} had no connection free within ${CONNECT_TIMEOUT_MS / 1000} s (53300: max_connections reached)`
+      : `${target} is unreachable (${err.code ?? err.message})`;
     throw new DatabaseUnreachable(
-      `the database ${describeTarget(connectionString)} is unreachable (${err.code ?? err.message}): ` +
-        "exiting at once so that the supervisor can retry (docs/operations.md, \"Starting before the database\")",
+      `the database ${what}: exiting at once so that the supervisor can retry (docs/operations.md, "Starting before the database")`,
     );
   });
   try {

@@ -169,7 +169,7 @@ describe("main process on a server at max_connections", () => {
     const firstRefusedAt = Date.now();
     expect(await p.exited).toBe(69);
     expect(Date.now() - firstRefusedAt).toBeGreaterThanOrEqual(4_000);
-    expect(p.output()).toMatch(/the database 127\.0\.0\.1:\d+\/postgres is unreachable \(53300\): exiting at once so that the supervisor can retry/);
+    expect(p.output()).toMatch(/the database 127\.0\.0\.1:\d+\/postgres had no connection free within 5 s \(53300: max_connections reached\): exiting at once so that the supervisor can retry/);
     // Backoff, not a storm: a handful of tries in the 5 s.
     expect(refusals() - before).toBeGreaterThan(1);
     expect(refusals() - before).toBeLessThan(15);
