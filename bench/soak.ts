@@ -93,35 +93,52 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
   const started = Date.now();
   const sampleEveryMs = Math.max(1_000, Math.round((deps.seconds * 1000) / 60));
 
-  // Once a second: issue a token into the pool, revoke the one it replaces, edit a grant.
-  const churner = (async () => {
-    for (let tick = 0; running; tick++) {
-      const next = Date.now() + 1_000;
-      try {
-        const agent = scenario.agents[tick % scenario.agents.length]!;
-        const issued = await fetch(`${broker.url}/v1/tokens`, {
-          method: "POST",
-          headers: { authorization: basicAuth(agent), "content-type": "application/json" },
-          body: JSON.stringify({ grant: agent.grant }),
-        });
-        const issuedBody = (await issued.json()) as { access_token?: string };
-        if (issued.status !== 200 || !issuedBody.access_token) throw new Error(`token issuance ${issued.status}`);
-        churn.issued++;
-        const slot = tick % tokens.length;
-        const old = tokens[slot]!;
-        tokens[slot] = issuedBody.access_token;
-        const revoked = await api(broker.url, adminKey, "POST", "/v1/revocations", { jti: jtiOf(old), reason: "soak" });
-        if (revoked.status !== 201) throw new Error(`revocation ${revoked.status}`);
-        churn.revoked++;
-        const deny = tick % 2 === 0 ? [{ method: "DELETE" }, { method: "GET", path: "/v1/items/7" }] : [{ method: "DELETE" }];
-        const edited = await api(broker.url, adminKey, "PATCH", `/v1/grants/${editable.id}`, { deny });
-        if (edited.status !== 200) throw new Error(`grant edit ${edited.status}`);
-        churn.grantEdits++;
-      } catch (err) {
-        churn.failures.push(`${Math.round((Date.now() - started) / 1000)} s: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      await sleep(Math.max(0, next - Date.now()));
+  // Once a second, on the clock: issue a token into the pool, revoke the one it replaces, edit a grant.
+  // A tick does not wait for the one before: run one after another, slow answers under load stretched
+  // the churn to one tick per ~5 s (121 in a 600 s run). Ticks overlap instead, up to a bound below the
+  // pool's size so that no two rotate the same slot; a tick that would exceed it is skipped, a failure.
+  const maxTicksInFlight = Math.min(8, tokens.length);
+  const inFlight = new Set<Promise<void>>();
+  const tickMs: number[] = [];
+  const churnTick = async (tick: number) => {
+    const tickStarted = performance.now();
+    try {
+      const agent = scenario.agents[tick % scenario.agents.length]!;
+      const issued = await fetch(`${broker.url}/v1/tokens`, {
+        method: "POST",
+        headers: { authorization: basicAuth(agent), "content-type": "application/json" },
+        body: JSON.stringify({ grant: agent.grant }),
+      });
+      const issuedBody = (await issued.json()) as { access_token?: string };
+      if (issued.status !== 200 || !issuedBody.access_token) throw new Error(`token issuance ${issued.status}`);
+      churn.issued++;
+      const slot = tick % tokens.length;
+      const old = tokens[slot]!;
+      tokens[slot] = issuedBody.access_token;
+      const revoked = await api(broker.url, adminKey, "POST", "/v1/revocations", { jti: jtiOf(old), reason: "soak" });
+      if (revoked.status !== 201) throw new Error(`revocation ${revoked.status}`);
+      churn.revoked++;
+      const deny = tick % 2 === 0 ? [{ method: "DELETE" }, { method: "GET", path: "/v1/items/7" }] : [{ method: "DELETE" }];
+      const edited = await api(broker.url, adminKey, "PATCH", `/v1/grants/${editable.id}`, { deny });
+      if (edited.status !== 200) throw new Error(`grant edit ${edited.status}`);
+      churn.grantEdits++;
+    } catch (err) {
+      churn.failures.push(`${Math.round((Date.now() - started) / 1000)} s: ${err instanceof Error ? err.message : String(err)}`);
     }
+    tickMs.push(performance.now() - tickStarted);
+  };
+  let ticks = 0;
+  const churner = (async () => {
+    for (; running; ticks++) {
+      if (inFlight.size >= maxTicksInFlight) {
+        churn.failures.push(`${Math.round((Date.now() - started) / 1000)} s: tick skipped, ${inFlight.size} still in flight`);
+      } else {
+        const done = churnTick(ticks).finally(() => inFlight.delete(done));
+        inFlight.add(done);
+      }
+      await sleep(Math.max(0, started + (ticks + 1) * 1_000 - Date.now()));
+    }
+    await Promise.all(inFlight);
   })();
 
   const sampler = (async () => {
@@ -194,7 +211,11 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
   };
   deps.log("");
   log(`soak: ${deps.seconds} s at c=${deps.connections}: ${callsSeen} proxied calls answered (${Math.round(load.rps)} /s), statuses ${JSON.stringify(load.statuses)}, errors ${load.errors}, timeouts ${load.timeouts}`);
-  log(`soak: churn ${churn.issued} tokens issued, ${churn.revoked} revoked, ${churn.grantEdits} grant edits; ${churn.failures.length} failures${churn.failures.length ? `: ${churn.failures.slice(0, 5).join("; ")}` : ""}`);
+  log(
+    `soak: churn ${ticks} ticks, one a second: ${churn.issued} tokens issued, ${churn.revoked} revoked, ${churn.grantEdits} grant edits ` +
+      `(a tick took median ${median(tickMs).toFixed(0)} ms, max ${Math.max(...tickMs).toFixed(0)} ms); ` +
+      `${churn.failures.length} failures${churn.failures.length ? `: ${churn.failures.slice(0, 5).join("; ")}` : ""}`,
+  );
   log(`soak: latency p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, max ${load.max.toFixed(0)} ms`);
   for (const c of checks) log(`soak: ${c.name}: second quarter ${c.before.toFixed(1)}, last quarter ${c.after.toFixed(1)} ${c.ok ? "(flat)" : "(GROWING)"}`);
   log(`soak: event-loop delay p99 over the run: median ${median(samples.map((s) => s.loopP99Ms)).toFixed(1)} ms, worst ${Math.max(...samples.map((s) => s.loopP99Ms)).toFixed(1)} ms`);

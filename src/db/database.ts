@@ -183,8 +183,10 @@ class ServerBoundedPool extends pg.Pool {
       if (err && serverFull(err) && !this.ended && Date.now() < deadline) {
         this.#holdAt(Math.max(1, this.totalCount));
         // Held at its connections, the pool hands over the next one released; with none, try again later.
+        // Not unref'd: at start nothing else holds the event loop (no server listens yet), and a broker
+        // waiting for room on a full server would otherwise end silently with status 0 instead of 69.
         const wait = this.totalCount === 0 ? Math.min(jittered(50 * 2 ** attempt), deadline - Date.now()) : 0;
-        setTimeout(() => this.#connectWithinServerLimit(callback, deadline, attempt + 1), wait).unref();
+        setTimeout(() => this.#connectWithinServerLimit(callback, deadline, attempt + 1), wait);
         return;
       }
       if (err && !serverFull(err)) this.#crowdedFor(CROWDED_AFTER_OUTAGE_MS);
@@ -249,9 +251,13 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
   pool.on("connect", (client) => client.on("error", () => {}));
   const client = await pool.connect().catch(async (err: Error & { code?: string }) => {
     await pool.end().catch(() => {});
+    const target = describeTarget(connectionString);
+    // A full server answered: "unreachable" would send the operator looking at the network.
+    const what = serverFull(err)
+      ? `${target} had no connection free within ${CONNECT_TIMEOUT_MS / 1000} s (53300: max_connections reached)`
+      : `${target} is unreachable (${err.code ?? err.message})`;
     throw new DatabaseUnreachable(
-      `the database ${describeTarget(connectionString)} is unreachable (${err.code ?? err.message}): ` +
-        "exiting at once so that the supervisor can retry (docs/operations.md, \"Starting before the database\")",
+      `the database ${what}: exiting at once so that the supervisor can retry (docs/operations.md, "Starting before the database")`,
     );
   });
   try {

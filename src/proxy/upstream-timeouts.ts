@@ -66,8 +66,9 @@ type LegacyHandler = {
  * started on a connected socket, or since its last body chunk went out, without response headers:
  * undici's own rule, on a precise timer.
  */
-class HeadersDeadline implements LegacyHandler {
+export class HeadersDeadline implements LegacyHandler {
   #timer: NodeJS.Timeout | undefined;
+  #deadline = 0;
 
   constructor(
     private readonly inner: LegacyHandler,
@@ -78,13 +79,23 @@ class HeadersDeadline implements LegacyHandler {
     this.#disarm();
     // Node schedules from the event loop's cached clock, which a busy tick leaves behind, so a timer can
     // fire early by that much: it is checked against the real clock and re-armed for what is left.
-    const deadline = performance.now() + this.ms;
+    this.#deadline = performance.now() + this.ms;
     const fire = () => {
-      const left = deadline - performance.now();
+      const left = this.#deadline - performance.now();
       if (left > 1) this.#timer = setTimeout(fire, left);
       else abort(new undiciErrors.HeadersTimeoutError());
     };
     this.#timer = setTimeout(fire, this.ms);
+  }
+
+  /**
+   * A chunk of the request went out: the wait starts again. The deadline moves too, not only the timer:
+   * a timer re-armed for the last few ms would otherwise, refreshed, abort that soon after the chunk.
+   */
+  #extend(): void {
+    if (this.#timer === undefined) return;
+    this.#deadline = performance.now() + this.ms;
+    this.#timer.refresh();
   }
 
   #disarm(): void {
@@ -98,12 +109,12 @@ class HeadersDeadline implements LegacyHandler {
   }
 
   onBodySent(chunk: unknown): void {
-    this.#timer?.refresh();
+    this.#extend();
     this.inner.onBodySent?.(chunk);
   }
 
   onRequestSent(): void {
-    this.#timer?.refresh();
+    this.#extend();
     this.inner.onRequestSent?.();
   }
 

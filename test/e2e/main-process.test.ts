@@ -3,8 +3,10 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
+import { startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { waitFor } from "../helpers/wait.js";
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
@@ -107,4 +109,69 @@ describe("main process", () => {
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
   }, 180_000);
+});
+
+/**
+ * docs/operations.md, "Starting before the database": a server at max_connections is not unreachable.
+ * The broker's first connection waits (with backoff) up to its connect timeout, 5 s, for room: it starts
+ * if room is made meanwhile, else exits 69 like on an unreachable database.
+ */
+describe("main process on a server at max_connections", () => {
+  let cluster: TempCluster;
+  const others: pg.Client[] = [];
+  const dataDir = mkdtempSync(join(tmpdir(), "keyward-full-"));
+  const refusals = () => cluster.log().split("too many clients").length - 1;
+  const env = () => ({
+    DATABASE_URL: `${cluster.url}?schema=keyward`,
+    KEYWARD_MASTER_KEY: randomBytes(32).toString("base64"),
+    KEYWARD_DATA_DIR: dataDir,
+    PORT: String(20000 + Math.floor(Math.random() * 20000)),
+  });
+
+  afterAll(async () => {
+    await Promise.all(others.map((c) => c.end().catch(() => {})));
+    await cluster?.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** Other clients take every connection the server has (superusers may use the reserved ones too). */
+  const fill = async () => {
+    for (;;) {
+      const other = new pg.Client({ connectionString: cluster.url });
+      try {
+        await other.connect();
+        others.push(other);
+      } catch (err) {
+        if ((err as { code?: string }).code === "53300") return;
+        throw err;
+      }
+    }
+  };
+
+  it("waits for room, then starts", async () => {
+    cluster = await startTempCluster({ maxConnections: 10 });
+    await fill();
+    const p = run(env());
+    await waitFor(() => refusals() > 0 || p.child.exitCode !== null, 60_000, "the broker's first connection to be refused", 50);
+    // Room for the pool's first connection and the notification connection, well within the 5 s.
+    await Promise.all(others.splice(0, 3).map((c) => c.end()));
+    await waitFor(() => /Server listening/.test(p.output()) || p.child.exitCode !== null, 60_000, "the broker to listen", 50);
+    expect(p.output()).toMatch(/Server listening/);
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  }, 120_000);
+
+  it("exits with status 69 once its connect timeout passes without room, after a few spaced-out tries", async () => {
+    await fill();
+    const before = refusals();
+    const p = run(env());
+    await waitFor(() => refusals() > before || p.child.exitCode !== null, 60_000, "the broker's first connection to be refused", 50);
+    const firstRefusedAt = Date.now();
+    expect(await p.exited).toBe(69);
+    expect(Date.now() - firstRefusedAt).toBeGreaterThanOrEqual(4_000);
+    expect(p.output()).toMatch(/the database 127\.0\.0\.1:\d+\/postgres had no connection free within 5 s \(53300: max_connections reached\): exiting at once so that the supervisor can retry/);
+    // Backoff, not a storm: a handful of tries in the 5 s.
+    expect(refusals() - before).toBeGreaterThan(1);
+    expect(refusals() - before).toBeLessThan(15);
+  }, 120_000);
 });

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,6 +37,8 @@ export type TempCluster = {
   start(): void;
   /** `immediate` drops every connection at once, like a crash; `fast` shuts down cleanly. */
   stop(mode?: "fast" | "immediate"): void;
+  /** The server's log so far: what it refused shows there (e.g. "sorry, too many clients already"). */
+  log(): string;
   destroy(): Promise<void>;
 };
 
@@ -66,6 +68,7 @@ export async function startTempCluster(settings: { maxConnections?: number } = {
     port,
     start: () => run("pg_ctl", ["-D", dataDir, "-o", options, "-l", join(dir, "log"), "-w", "start"]),
     stop: (mode = "immediate") => run("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "stop"]),
+    log: () => readFileSync(join(dir, "log"), "utf8"),
     async destroy() {
       try {
         cluster.stop("immediate");
