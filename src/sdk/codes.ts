@@ -98,7 +98,7 @@ export const ERROR_CODES = {
   // token endpoints (RFC 6749 section 5.2 and its extensions name these)
   invalid_request: { status: 400, step: "token", meaning: "the token request is malformed or misses a parameter" },
   invalid_client: { status: 401, step: "token", meaning: "client authentication failed (unknown client, wrong secret or assertion, disabled agent)" },
-  invalid_grant: { status: 400, step: "token", meaning: "the grant presented (e.g. a subject token) is invalid, expired or revoked" },
+  invalid_grant: { status: 429, step: "token", meaning: "OAuth's error for a token exchange from a token whose call budget is spent (Keyward-Error: budget_exceeded)" },
   unauthorized_client: { status: 400, step: "token", meaning: "the client may not use this grant type or this token" },
   unsupported_grant_type: { status: 400, step: "token", meaning: "grant_type is not one Keyward supports" },
   invalid_scope: { status: 400, step: "token", meaning: "the scope names no grant of this agent, or is malformed" },
