@@ -13,6 +13,15 @@ const DEFAULT_MAX_KEPT = 100_000;
  * then go at the pace the database takes their events, instead of piling them up in memory.
  */
 const HIGH_WATER = 5_000;
+/**
+ * How long a few events wait for others to ship with (a token's never waits: its request waits on it). The
+ * database's cost is mostly per statement: measured on PostgreSQL 15, 355 µs of server CPU per event in
+ * statements of 1, 95 µs in statements of 5, 55 µs in statements of 25. Calls never wait on shipping (the
+ * spool is their commit point); what waits is noticing a database that went down, by at most this long.
+ */
+const LINGER_MS = 5;
+/** Waiting past which the shipper goes on at once, linger or not: a statement's worth. */
+const LINGER_BELOW = 50;
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 1_000;
 
@@ -117,7 +126,8 @@ const appendJsonOf = (entries: readonly Entry[]) => `[${entries.map((e, seq) => 
  *   issued-token record) waits for the database instead, since the token is only valid once recorded.
  * - **Shipped behind the calls.** Spooled events go to the database in batches of up to 500, in spool
  *   order, through `keyward_audit_append` (migration 0008), which links a whole batch into the hash chain
- *   under one lock of its head: one total order across replicas.
+ *   under one lock of its head: one total order across replicas. A few events linger (LINGER_MS) for
+ *   others to share their statement.
  * - **Exactly once.** Every event carries an `eventId`. A batch whose outcome is unknown (the connection
  *   cut around COMMIT) is sent again as it was, and so are the spools of brokers that stopped before
  *   shipping everything (adopted at the next start); the function skips what is already in.
@@ -134,6 +144,9 @@ export class AuditLog {
   #queue: Entry[] = [];
   #shipping: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
+  #lingerTimer: NodeJS.Timeout | null = null;
+  /** Token events in the queue: while there are any, the shipper does not linger. */
+  #tokensQueued = 0;
   #retryMs = RETRY_FIRST_MS;
   /** The last batch failed: the database does not answer, and until it does new calls are refused. */
   #failing = false;
@@ -251,6 +264,8 @@ export class AuditLog {
     this.#releaseWaiting();
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = null;
     await this.#shipping;
     if (this.#queue.length > 0) await this.#ship();
     // A token whose record did not make it is not issued: its request is answered, not left waiting.
@@ -286,17 +301,33 @@ export class AuditLog {
 
   #enqueue(entry: Entry): void {
     this.#queue.push(entry);
+    if (entry.failed) this.#tokensQueued++;
     this.#startShipping();
   }
 
+  /** A few events, none a token's, while the database answers: they wait LINGER_MS for company. */
+  #lingers(): boolean {
+    return !this.#failing && this.#tokensQueued === 0 && this.#queue.length < LINGER_BELOW;
+  }
+
   /**
-   * Starts a run of the shipper unless one is under way, a retry is scheduled or the log is closed. A run
-   * always has something to await first (a batch, or the database's answer to a probe), so it cannot
-   * finish, and clear `#shipping`, before `#shipping` is set to it.
+   * Starts a run of the shipper (after the linger, if it lingers) unless one is under way, a retry is
+   * scheduled or the log is closed. A run always has something to await first (a batch, or the database's
+   * answer to a probe), so it cannot finish, and clear `#shipping`, before `#shipping` is set to it.
    */
   #startShipping(): void {
     if (this.#shipping || this.#retryTimer || this.#closed) return;
     if (this.#queue.length === 0 && !this.#failing) return;
+    if (this.#lingers()) {
+      this.#lingerTimer ??= setTimeout(() => {
+        this.#lingerTimer = null;
+        if (this.#shipping || this.#retryTimer || this.#closed) return;
+        this.#shipping = this.#ship();
+      }, LINGER_MS).unref();
+      return;
+    }
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = null;
     this.#shipping = this.#ship();
   }
 
@@ -305,6 +336,7 @@ export class AuditLog {
     const refused = this.#queue.filter((e) => e.failed);
     if (refused.length === 0) return;
     this.#queue = this.#queue.filter((e) => !e.failed);
+    this.#tokensQueued -= refused.length;
     for (const entry of refused) entry.failed!(err);
     this.#finished(refused.length);
   }
@@ -318,9 +350,9 @@ export class AuditLog {
   }
 
   /**
-   * Ships the queue in order, a batch at a time; on a failure, retries later with backoff. It says it is
-   * done (`#shipping` null) in the same step that finds the queue empty, so an event enqueued just then
-   * starts the next run rather than waiting behind one that is over.
+   * Ships the queue in order, a batch at a time, until it is empty or what is left lingers; on a failure,
+   * retries later with backoff. Events enqueued during a run find it under way and wait: once it is over
+   * (`#shipping` null), it starts the next run itself, so none is left behind one that is over.
    */
   async #ship(): Promise<void> {
     try {
@@ -335,7 +367,6 @@ export class AuditLog {
           return;
         }
         this.#healthy();
-        return;
       }
       while (this.#queue.length > 0) {
         const batch = this.#queue.slice(0, MAX_BATCH);
@@ -346,6 +377,7 @@ export class AuditLog {
         if (this.#queue.length < HIGH_WATER) this.#releaseWaiting();
         for (let i = 0; i < settled; i++) {
           const entry = batch[i]!;
+          if (entry.failed) this.#tokensQueued--;
           entry.segment?.shipped(1);
           if (outcomes[i] === "written") entry.shipped?.();
           else entry.setAside?.();
@@ -361,10 +393,13 @@ export class AuditLog {
           return;
         }
         this.#healthy();
+        if (this.#lingers()) break;
       }
     } finally {
       this.#shipping = null;
     }
+    // What came in during the run, or was left to linger, gets a run of its own.
+    this.#startShipping();
   }
 
   /** The database took a statement: if writes were failing, they work again. */

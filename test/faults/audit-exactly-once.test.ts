@@ -187,7 +187,9 @@ describe("faults: audit events exactly once", () => {
         const answered = await slow;
         // It ran upstream: the agent gets that answer, not a 503 it would retry.
         expect(answered.status).toBe(200);
-        // While the database is down, new calls are refused (never forwarded).
+        // Shipping its outcome finds the database gone (after the shipper's few milliseconds of linger,
+        // src/audit/log.ts), and from then on new calls are refused (never forwarded).
+        await waitFor(async () => (await broker.http().get("/readyz")).status === 503, 1_000, "the broker to notice the database is gone");
         const forwarded = upstream.received.length;
         expect((await call()).status).toBe(503);
         expect(upstream.received.length).toBe(forwarded);

@@ -42,8 +42,8 @@ describe("the audit log's back-pressure", () => {
     const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
     await Promise.all(Array.from({ length: 5_000 }, (_, n) => log.append(event(n))));
     expect(log.backlog).toBe(5_000);
-    // The first batch is in the database's hands; the rest wait behind it.
-    expect(held.map((h) => h.rows)).toEqual([1]);
+    // The first statement is in the database's hands; the rest wait behind it.
+    expect(held).toHaveLength(1);
 
     let through = false;
     const next = log.append(event(5_000)).then(() => (through = true));
@@ -96,6 +96,46 @@ describe("the audit log after a failure", () => {
     await log.append({ kind: "proxy", actor: "agent:a", requestId: "r1", decision: "allow" });
     expect(await log.flush(2_000)).toBe(true);
     expect(state.statements).toBe(1);
+    expect((await log.close()).unshipped).toBe(0);
+  });
+});
+
+describe("the audit log's shipping", () => {
+  const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
+  const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
+  const releaseAll = async (held: { release: () => void }[], log: AuditLog) => {
+    while (held.length > 0 || log.backlog > 0) {
+      held.shift()?.release();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  };
+
+  it("a few events wait a few milliseconds for others, then go in one statement", async () => {
+    const { db, held } = heldDatabase();
+    const log = openLog(db);
+    await log.append(event(1));
+    await log.append(event(2));
+    await log.append(event(3));
+    // Spooled (the calls went ahead), not shipped yet: each would otherwise be a statement of its own.
+    expect(held).toHaveLength(0);
+    await waitFor(() => held.length > 0, 1_000, "the lingering events' statement", 1);
+    expect(held.map((h) => h.rows)).toEqual([3]);
+    await releaseAll(held, log);
+    expect((await log.close()).unshipped).toBe(0);
+  });
+
+  it("a statement's worth goes at once, and so does a token's event, which its request waits on", async () => {
+    const { db, held } = heldDatabase();
+    const log = openLog(db);
+    await Promise.all(Array.from({ length: 50 }, (_, n) => log.append(event(n))));
+    expect(held.map((h) => h.rows)).toEqual([50]);
+    await releaseAll(held, log);
+
+    const issued = log.append({ kind: "token.issued", actor: "agent:a", jti: "j1" }, record);
+    await new Promise((r) => setImmediate(r));
+    expect(held.map((h) => h.rows)).toEqual([1]);
+    held.shift()!.release();
+    await issued;
     expect((await log.close()).unshipped).toBe(0);
   });
 });
