@@ -200,6 +200,19 @@ export class AuditLog {
   }
 
   /**
+   * Another part of the broker found the database unreachable (the readiness check): new calls are refused
+   * from now, as they would be once shipping found it, and the shipper's retry finds out when it is back.
+   * So `/readyz` and the proxy agree, even while a few events linger unshipped (LINGER_MS).
+   */
+  databaseUnreachable(err: unknown): void {
+    if (this.#closed || this.#failing) return;
+    this.#failing = true;
+    this.#releaseWaiting();
+    this.hooks.onHealth(err);
+    this.#scheduleRetry();
+  }
+
+  /**
    * Settles once the event is durable (spooled); fails if it could not be (the caller must not act on it).
    * With `record`, once that issued token's record and the event are committed in one statement.
    */

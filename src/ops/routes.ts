@@ -13,7 +13,7 @@ export type OpsDeps = {
   revocations: RevocationService;
   signingKeys: SigningKeys;
   metrics: Metrics;
-  auditLog: Pick<AuditLog, "admit" | "flush">;
+  auditLog: Pick<AuditLog, "admit" | "flush" | "databaseUnreachable">;
 };
 
 /** Longer than this, the database counts as unreachable: a load balancer's check must answer promptly. */
@@ -50,8 +50,11 @@ export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<vo
   // A replica that cannot prove its revocation state current refuses every proxied call, and one without
   // its database or signing key cannot issue or check anything: each should leave the rotation until it can.
   app.get("/readyz", async () => {
+    const database = await databaseReachable(deps.prisma);
+    // What this check found, the proxy acts on too: it refuses calls until the database answers again.
+    if (!database) deps.auditLog.databaseUnreachable(new Error("the readiness check could not reach the database"));
     const checks = {
-      database: await databaseReachable(deps.prisma),
+      database,
       revocationState: deps.revocations.isCurrent(),
       signingKey: signingKeyLoaded(deps.signingKeys),
       // Too many events of answered calls wait for the database: new calls are refused (src/audit/log.ts).

@@ -100,6 +100,19 @@ describe("the audit log after a failure", () => {
   });
 });
 
+describe("the audit log told the database is unreachable", () => {
+  it("refuses calls at once (the readiness check and the proxy agree), and admits them again once its own probe gets an answer", async () => {
+    const { db, state } = flakyDatabase();
+    state.down = false;
+    const log = openLog(db);
+    expect(log.admit()).toBe(true);
+    log.databaseUnreachable(new Error("the readiness check could not reach the database"));
+    expect(log.admit()).toBe(false);
+    await waitFor(() => log.admit(), 2_000, "the audit log to find the database answering", 5);
+    expect((await log.close()).unshipped).toBe(0);
+  });
+});
+
 describe("the audit log's shipping", () => {
   const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
   const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
