@@ -8,6 +8,8 @@ import { opsRoutes, type OpsDeps } from "../../../src/ops/routes.js";
 /** /readyz with each dependency healthy unless told otherwise. */
 async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean; noSigningKey?: boolean; auditBacklogFull?: boolean }) {
   const app = Fastify();
+  // Told the database is unreachable, the audit log refuses calls (src/audit/log.ts), as this stand-in does.
+  let auditLogToldUnreachable = false;
   registerErrorHandling(app);
   const queryRaw = () =>
     faults.database === "down" ? Promise.reject(new Error("connection refused"))
@@ -23,7 +25,10 @@ async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean;
       },
     },
     metrics: new Metrics(),
-    auditLog: { admit: () => !faults.auditBacklogFull },
+    auditLog: {
+      admit: () => !faults.auditBacklogFull && !auditLogToldUnreachable,
+      databaseUnreachable: () => (auditLogToldUnreachable = true),
+    },
   } as unknown as OpsDeps;
   await app.register(opsRoutes, deps);
   const res = await app.inject({ method: "GET", url: "/readyz" });
@@ -37,7 +42,8 @@ describe("/readyz", () => {
   });
 
   it.each([
-    [{ database: "down" as const }, { database: false, revocationState: true, signingKey: true, auditLog: true }],
+    // The failed check is passed on: the proxy refuses calls too, so the balancer's view and the calls agree.
+    [{ database: "down" as const }, { database: false, revocationState: true, signingKey: true, auditLog: false }],
     [{ stale: true }, { database: true, revocationState: false, signingKey: true, auditLog: true }],
     [{ noSigningKey: true }, { database: true, revocationState: true, signingKey: false, auditLog: true }],
     // Calls are refused while too many events of answered calls wait for the database (src/audit/log.ts).
@@ -51,6 +57,7 @@ describe("/readyz", () => {
     const { status, body } = await readiness({ database: "hangs" });
     expect(status).toBe(503);
     expect(body.error.details.database).toBe(false);
+    expect(body.error.details.auditLog).toBe(false);
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
