@@ -211,7 +211,7 @@ describe("oauth2-client-credentials", () => {
   /** Token endpoint and API in one fake, one client per scenario so each has its own counts. */
   const clients = new Map<string, string>();
   const tokenRequests = new Map<string, number>();
-  const issued = new Map<string, { clientId: string; expiresAt: number }>();
+  const issued = new Map<string, { clientId: string; issuedAt: number; expiresAt: number }>();
   const apiSaw: { token: string; at: number; validFor: number }[] = [];
   const behaviour = { failing: false, lifetimeSeconds: new Map<string, number>(), delayMs: 0 };
   let server: Fake;
@@ -241,7 +241,7 @@ describe("oauth2-client-credentials", () => {
         if (form.get("scope") !== "items:read items:write") return json(400, { error: "invalid_scope" });
         const lifetime = behaviour.lifetimeSeconds.get(clientId) ?? 3600;
         const accessToken = "at-" + randomBytes(16).toString("hex");
-        issued.set(accessToken, { clientId, expiresAt: Date.now() + lifetime * 1000 });
+        issued.set(accessToken, { clientId, issuedAt: Date.now(), expiresAt: Date.now() + lifetime * 1000 });
         secrets.push(accessToken);
         return setTimeout(() => json(200, { access_token: accessToken, token_type: "Bearer", expires_in: lifetime, scope: "items:read items:write" }), behaviour.delayMs);
       }
@@ -292,18 +292,19 @@ describe("oauth2-client-credentials", () => {
   });
 
   it("refreshes shortly before expiry, while the old token is still valid", async () => {
-    behaviour.lifetimeSeconds.set("oauth-expiry", 3);
+    behaviour.lifetimeSeconds.set("oauth-expiry", 5);
     expect((await get("oauth-expiry")).status).toBe(200);
     const first = apiSaw.at(-1)!;
     await sleep(1000);
     expect((await get("oauth-expiry")).status).toBe(200);
     expect(tokenRequests.get("oauth-expiry")).toBe(1);
-    await sleep(1500); // past the refresh time (2.4 s), before expiry (3 s)
+    await sleep(3300); // past the refresh time (4 s), before expiry (5 s), with room for slow calls on a loaded machine
     expect((await get("oauth-expiry")).status).toBe(200);
     const second = apiSaw.at(-1)!;
     expect(tokenRequests.get("oauth-expiry")).toBe(2);
     expect(second.token).not.toBe(first.token);
-    expect(issued.get(first.token)!.expiresAt).toBeGreaterThan(second.at); // the old one had not expired yet
+    // The new token was asked for while the old one was still valid (not once it had expired).
+    expect(issued.get(second.token)!.issuedAt).toBeLessThan(issued.get(first.token)!.expiresAt);
   });
 
   it("a failed refresh is a 502, never the stale token; the next good refresh recovers", async () => {
