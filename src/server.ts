@@ -13,7 +13,7 @@ import { environmentRoutes, type EnvironmentRouteDeps } from "./environments/rou
 import type { Config } from "./config/config.js";
 import { consolePlugin } from "./console/plugin.js";
 import { forwardProxyRoutes, type ForwardProxyCa } from "./forward-proxy/index.js";
-import { BROKER_ERROR_HEADER, registerErrorHandling, toErrorResponse } from "./http/error-handler.js";
+import { BROKER_ERROR_HEADER, registerErrorHandling, setErrorResponses, toErrorResponse } from "./http/error-handler.js";
 import { collectOpenApi, openApiRoutes } from "./http/openapi.js";
 import { rejectUnstorableText } from "./http/text.js";
 import { opsRoutes, type OpsDeps } from "./ops/routes.js";
@@ -163,6 +163,8 @@ export async function buildServer(
     if (deps.forwardProxyCa) await api.register(forwardProxyRoutes, { ...deps, forwardProxyCa: deps.forwardProxyCa });
   });
   await app.register(async (proxy) => {
+    // A refused call is an audit event already (its access record): its log line is for debugging.
+    setErrorResponses(proxy, "debug");
     if (config.logProxyCalls) logEveryRequest(proxy);
     await proxy.register(proxyPlugin, deps);
   });

@@ -108,16 +108,22 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
  */
 export const BROKER_ERROR_HEADER = "keyward-error";
 
-/** The one place errors become HTTP responses. */
-export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err, request, reply) => {
+/**
+ * The one place errors become HTTP responses. A refusal (4xx) is logged at `refusals`: "info" where the
+ * log is the record of requests, "debug" in a scope whose refusals are audit events already (the proxy).
+ */
+export function setErrorResponses(scope: FastifyInstance, refusals: "info" | "debug"): void {
+  scope.setErrorHandler((err, request, reply) => {
     const { status, body, headers } = toErrorResponse(err);
     if (status >= 500) request.log.error({ err }, "request failed");
-    // A refused proxy call is an audit event already (the access record): its log line is for debugging.
-    else if (request.routeOptions.url?.startsWith("/proxy/")) request.log.debug({ code: body.error.code, status }, "request refused");
-    else request.log.info({ code: body.error.code, status }, "request refused");
+    else request.log[refusals]({ code: body.error.code, status }, "request refused");
     return reply.code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
   });
+}
+
+/** Error responses for the whole app, and its 404 for unknown routes. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  setErrorResponses(app, "info");
   app.setNotFoundHandler((_request, reply) =>
     reply.code(404).send({ error: { code: "not_found", message: "route not found" } }),
   );
