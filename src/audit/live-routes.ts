@@ -11,7 +11,7 @@ import { proxyActivity } from "./activity.js";
 import { exportAudit, type AuditFilters } from "./audit.js";
 import { exportQuery, filtersOf } from "./routes.js";
 import type { AuditLog } from "./log.js";
-import { READ_OWN_EVENTS_MS } from "./routes.js";
+import { afterOwnEvents } from "./routes.js";
 
 export type AuditLiveRouteDeps = { prisma: PrismaClient; auditLog: Pick<AuditLog, "flush"> };
 
@@ -70,8 +70,7 @@ export async function auditLiveRoutes(app: FastifyInstance, deps: AuditLiveRoute
   installAdminAuth(app, deps.prisma);
   const r = app.withTypeProvider<ZodTypeProvider>();
   const config = { permission: "read_audit" } as const;
-  // A reader sees this broker's own calls (src/audit/routes.ts).
-  const preHandler = async () => void (await deps.auditLog.flush(READ_OWN_EVENTS_MS));
+  const preHandler = afterOwnEvents(deps.auditLog);
 
   // Open streams would otherwise hold app.close() until they time out. Each is ended, and waited for,
   // before the server stops: then its connection is idle, and closed with the others.

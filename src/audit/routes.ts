@@ -59,14 +59,19 @@ export const filtersOf = (q: z.infer<typeof exportQuery>): AuditFilters => ({
 export type AuditRouteDeps = { prisma: PrismaClient; auditCheckpointKeys: CheckpointKeys; auditLog: Pick<AuditLog, "flush"> };
 
 /** How long a reader waits for this broker's own events to reach the database (src/audit/log.ts) before reading. */
-export const READ_OWN_EVENTS_MS = 2_000;
+const READ_OWN_EVENTS_MS = 2_000;
+
+/**
+ * The preHandler of every route that reads the audit log (or counts from it): what this broker has
+ * recorded is in the database before it is read, so a reader sees its own calls.
+ */
+export const afterOwnEvents = (auditLog: Pick<AuditLog, "flush">) => async (): Promise<void> => void (await auditLog.flush(READ_OWN_EVENTS_MS));
 
 /** `GET /v1/audit`, `/v1/audit/export`, `/v1/audit/verify`, `/v1/audit/set-aside`; registered in the admin scope, which authenticates. */
 export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const config = { permission: "read_audit" } as const;
-  // What this broker has recorded is in the database before it is read: a reader sees its own calls.
-  const preHandler = async () => void (await deps.auditLog.flush(READ_OWN_EVENTS_MS));
+  const preHandler = afterOwnEvents(deps.auditLog);
 
   r.get("/v1/audit", { config, preHandler, schema: { querystring: auditQuery } }, async (req) => {
     const { cursor, limit, ...filters } = req.query;

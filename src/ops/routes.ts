@@ -1,5 +1,5 @@
 import type { AuditLog } from "../audit/log.js";
-import { READ_OWN_EVENTS_MS } from "../audit/routes.js";
+import { afterOwnEvents } from "../audit/routes.js";
 import type { FastifyInstance } from "fastify";
 import type { PrismaClient } from "@prisma/client";
 import { installAdminAuth } from "../admin/auth.js";
@@ -66,10 +66,9 @@ export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<vo
 
   await app.register(async (scope) => {
     installAdminAuth(scope, deps.prisma);
-    scope.get("/metrics", { config: { permission: "read_audit" } }, async (_request, reply) => {
-      // The proxy's counts come from its audit events as they reach the database: this broker's first.
-      await deps.auditLog.flush(READ_OWN_EVENTS_MS);
-      return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-    });
+    // The proxy's counts come from its audit events as they reach the database: this broker's first.
+    scope.get("/metrics", { config: { permission: "read_audit" }, preHandler: afterOwnEvents(deps.auditLog) }, async (_request, reply) =>
+      reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+    );
   });
 }

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { installAdminAuth } from "../admin/auth.js";
 import type { AuditLog } from "../audit/log.js";
-import { READ_OWN_EVENTS_MS } from "../audit/routes.js";
+import { afterOwnEvents } from "../audit/routes.js";
 import { listLiveTokens } from "./live.js";
 
 export type LiveTokenRouteDeps = { prisma: PrismaClient; auditLog: Pick<AuditLog, "flush"> };
@@ -33,8 +33,7 @@ const liveTokenList = z.object({
 /**
  * `GET /v1/tokens` (admin, security): the tokens live now, with their agent's and grant's names and the
  * calls made with each, for whoever decides what to revoke. (`POST /v1/tokens` is the agents' endpoint.)
- * The calls are counted from the audit log, so this broker's own events are shipped first, as for every
- * reader of the log (src/audit/routes.ts).
+ * The calls are counted from the audit log, so this broker's own events are shipped first.
  */
 export async function liveTokenRoutes(app: FastifyInstance, deps: LiveTokenRouteDeps): Promise<void> {
   installAdminAuth(app, deps.prisma);
@@ -42,7 +41,7 @@ export async function liveTokenRoutes(app: FastifyInstance, deps: LiveTokenRoute
     "/v1/tokens",
     {
       config: { permission: "revoke" },
-      preHandler: async () => void (await deps.auditLog.flush(READ_OWN_EVENTS_MS)),
+      preHandler: afterOwnEvents(deps.auditLog),
       schema: { summary: "Live tokens: not expired, not revoked", querystring: listQuery, response: { 200: liveTokenList } },
     },
     async (req, reply) => reply.header("cache-control", "no-store").send({ tokens: await listLiveTokens(deps.prisma, req.query) }),
