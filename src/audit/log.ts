@@ -145,8 +145,6 @@ export class AuditLog {
   #shipping: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #lingerTimer: NodeJS.Timeout | null = null;
-  /** Token events in the queue: while there are any, the shipper does not linger. */
-  #tokensQueued = 0;
   #retryMs = RETRY_FIRST_MS;
   /** The last batch failed: the database does not answer, and until it does new calls are refused. */
   #failing = false;
@@ -314,13 +312,15 @@ export class AuditLog {
 
   #enqueue(entry: Entry): void {
     this.#queue.push(entry);
-    if (entry.failed) this.#tokensQueued++;
     this.#startShipping();
   }
 
-  /** A few events, none a token's, while the database answers: they wait LINGER_MS for company. */
+  /**
+   * A few events, none a token's (a token's request waits on it), while the database answers: they wait
+   * LINGER_MS for company. (Fewer than LINGER_BELOW: looking for a token among them is cheap.)
+   */
   #lingers(): boolean {
-    return !this.#failing && this.#tokensQueued === 0 && this.#queue.length < LINGER_BELOW;
+    return !this.#failing && this.#queue.length < LINGER_BELOW && !this.#queue.some((e) => e.failed);
   }
 
   /**
@@ -328,14 +328,13 @@ export class AuditLog {
    * scheduled or the log is closed. A run always has something to await first (a batch, or the database's
    * answer to a probe), so it cannot finish, and clear `#shipping`, before `#shipping` is set to it.
    */
-  #startShipping(): void {
+  #startShipping(lingered = false): void {
     if (this.#shipping || this.#retryTimer || this.#closed) return;
     if (this.#queue.length === 0 && !this.#failing) return;
-    if (this.#lingers()) {
+    if (!lingered && this.#lingers()) {
       this.#lingerTimer ??= setTimeout(() => {
         this.#lingerTimer = null;
-        if (this.#shipping || this.#retryTimer || this.#closed) return;
-        this.#shipping = this.#ship();
+        this.#startShipping(true);
       }, LINGER_MS).unref();
       return;
     }
@@ -349,7 +348,6 @@ export class AuditLog {
     const refused = this.#queue.filter((e) => e.failed);
     if (refused.length === 0) return;
     this.#queue = this.#queue.filter((e) => !e.failed);
-    this.#tokensQueued -= refused.length;
     for (const entry of refused) entry.failed!(err);
     this.#finished(refused.length);
   }
@@ -390,7 +388,6 @@ export class AuditLog {
         if (this.#queue.length < HIGH_WATER) this.#releaseWaiting();
         for (let i = 0; i < settled; i++) {
           const entry = batch[i]!;
-          if (entry.failed) this.#tokensQueued--;
           entry.segment?.shipped(1);
           if (outcomes[i] === "written") entry.shipped?.();
           else entry.setAside?.();
