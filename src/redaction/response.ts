@@ -158,15 +158,8 @@ export async function redactResponseWithRules(
   let streamed: ResponseOutcome | undefined;
   const shown = redactResponse(redaction, response, async (outcome) => void (streamed = outcome), { detectors: plan.detectors, decode: true });
   const body = await readWithin(shown.body, MAX_REDACTED_BODY_BYTES);
-  const structured = redactStructured(body, plan);
-  const byRule = { ...streamed!.byRule };
-  for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
-  const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
-  await record(withOptOut({ redactions: streamed!.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) }));
-  // An empty body (a 204, a HEAD) keeps no length: its headers must not claim one.
-  const headers = { ...shown.headers };
-  if (structured.body.length > 0) headers["content-length"] = String(structured.body.length);
-  return { headers, body: Readable.from([structured.body]) };
+  const whole = await finishWhole(plan, shown.headers, body, streamed!, (outcome) => record(withOptOut(outcome)));
+  return { headers: whole.headers, body: Readable.from([whole.body]) };
 }
 
 /** A body read whole: its secrets, then the plan's JSON and GraphQL values, replaced; recorded before it goes out. */
@@ -179,11 +172,30 @@ async function redactWhole(
 ): Promise<{ headers: ResponseHeaders; body: Buffer }> {
   const shown = redactHeaders(redaction, upstreamHeaders);
   const ranges = matchedRanges(redaction, body);
-  const withoutSecrets = replaceRanges(body, ranges);
-  const structured = plan.json.length > 0 || plan.graphql.length > 0 ? redactStructured(withoutSecrets, plan) : { body: withoutSecrets, byRule: {} };
+  return finishWhole(plan, shown.headers, replaceRanges(body, ranges), { redactions: shown.count + ranges.length }, record);
+}
+
+/**
+ * A body held whole with its secrets replaced already (`counted`: those redactions, in headers and body,
+ * and the detectors' by rule): the plan's JSON values and GraphQL fields are replaced too, and the
+ * outcome recorded, before it goes out with its exact length.
+ */
+async function finishWhole(
+  plan: ResponsePlan,
+  headers: ResponseHeaders,
+  body: Buffer,
+  counted: Pick<ResponseOutcome, "redactions" | "byRule">,
+  record: (outcome: ResponseOutcome) => Promise<void>,
+): Promise<{ headers: ResponseHeaders; body: Buffer }> {
+  const structured = plan.json.length > 0 || plan.graphql.length > 0 ? redactStructured(body, plan) : { body, byRule: {} };
+  const byRule = { ...counted.byRule };
+  for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
   const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
-  await record({ redactions: shown.count + ranges.length + ruled, complete: true, ...(ruled > 0 && { byRule: structured.byRule }) });
-  return { headers: { ...shown.headers, "content-length": String(structured.body.length) }, body: structured.body };
+  await record({ redactions: counted.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) });
+  // An empty body (a 204, a HEAD) keeps no length: its headers must not claim one.
+  const shown = { ...headers };
+  if (structured.body.length > 0) shown["content-length"] = String(structured.body.length);
+  return { headers: shown, body: structured.body };
 }
 
 async function readWithin(body: Readable, limit: number): Promise<Buffer> {
