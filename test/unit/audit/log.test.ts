@@ -35,11 +35,22 @@ function openLog(db: { session: () => Promise<SqlSession> }): AuditLog {
   return new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
 }
 
+/** A proxied call's event, and an issued token's record. */
+const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
+const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
+
+/** Lets every statement of a heldDatabase through, the ones still to come included, until nothing waits. */
+async function releaseAll(held: { release: () => void }[], log: AuditLog): Promise<void> {
+  while (held.length > 0 || log.backlog > 0) {
+    held.shift()?.release();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 describe("the audit log's back-pressure", () => {
   it("while 5,000 events wait for a database that answers slowly, a new event waits for room; it goes on once the database catches up", async () => {
     const { db, held } = heldDatabase();
     const log = openLog(db);
-    const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
     await Promise.all(Array.from({ length: 5_000 }, (_, n) => log.append(event(n))));
     expect(log.backlog).toBe(5_000);
     // The first statement is in the database's hands; the rest wait behind it.
@@ -55,10 +66,7 @@ describe("the audit log's back-pressure", () => {
     held.shift()!.release();
     await next;
     expect(through).toBe(true);
-    while (held.length > 0 || log.backlog > 0) {
-      held.shift()?.release();
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await releaseAll(held, log);
     expect((await log.close()).unshipped).toBe(0);
   });
 });
@@ -85,7 +93,6 @@ describe("the audit log after a failure", () => {
   it("recovers when only tokens were waiting (refused, leaving nothing to retry): calls are admitted and shipped again", async () => {
     const { db, state } = flakyDatabase();
     const log = openLog(db);
-    const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
     // A token asked for while the database is down: refused, and the queue is left empty.
     await expect(log.append({ kind: "token.issued", actor: "agent:a", jti: "j1" }, record)).rejects.toThrow();
     expect(log.admit()).toBe(false);
@@ -114,14 +121,6 @@ describe("the audit log told the database is unreachable", () => {
 });
 
 describe("the audit log's shipping", () => {
-  const event = (n: number) => ({ kind: "proxy" as const, actor: "agent:a", requestId: `r${n}`, decision: "allow" as const });
-  const record = { jti: "j1", agentId: "a", grantId: "g", upstream: "api", methods: ["GET"], paths: ["/**"], issuedAt: new Date(), expiresAt: new Date(), kid: "k", parentJti: undefined };
-  const releaseAll = async (held: { release: () => void }[], log: AuditLog) => {
-    while (held.length > 0 || log.backlog > 0) {
-      held.shift()?.release();
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  };
 
   it("a few events wait a few milliseconds for others, then go in one statement", async () => {
     const { db, held } = heldDatabase();
