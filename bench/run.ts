@@ -632,7 +632,7 @@ async function runMain(): Promise<void> {
       pass: big.status === 200 && big.bytes === S.bigStreamMiB * MiB && bigGrowth < (S.bigStreamMiB * MiB) / 4,
     });
     const redacted = redactedStream.find((x) => x.target === b.label)!;
-    const plainRedacted = redactedStream.find((x) => x.target === "plain proxy")!;
+    const plainRedacted = redactedStream.find((x) => x.target === onNode("plain proxy", b.runtime))!;
     const redactedGrowth = redacted.rss.peak - redacted.rss.before;
     const throughput = plainRedacted.seconds / redacted.seconds;
     targetsChecked.push({
