@@ -2,7 +2,7 @@ import { secretForms } from "./forms.js";
 
 /** What a redacted value is replaced with: plain ASCII, valid inside JSON strings, URLs and headers. */
 export const REDACTED = "[redacted-by-keyward]";
-const REDACTED_BYTES = Buffer.from(REDACTED);
+export const REDACTED_BYTES = Buffer.from(REDACTED);
 
 /**
  * The secrets of one upstream, compiled once into the byte patterns searched for in its responses.

@@ -92,10 +92,10 @@ describe("redaction of whole values", () => {
   });
 });
 
-/** Splits data into chunks at the given cut points. */
+/** Splits data into chunks (copies: a RedactingStream writes over the chunks it is given) at the given cut points. */
 const chunked = (data: Buffer, cuts: number[]) => {
   const points = [0, ...cuts.filter((c) => c > 0 && c < data.length).sort((a, b) => a - b), data.length];
-  return points.slice(1).map((end, i) => data.subarray(points[i], end));
+  return points.slice(1).map((end, i) => Buffer.from(data.subarray(points[i], end)));
 };
 
 async function streamThrough(chunks: Buffer[], secrets: string[]): Promise<{ text: string; count: number }> {
@@ -112,13 +112,21 @@ async function streamThrough(chunks: Buffer[], secrets: string[]): Promise<{ tex
   return { text: Buffer.concat(out).toString("utf8"), count: recorded };
 }
 
+/** A buffer with memory of its own (small ones from Buffer.from share a pool), so that where output lives shows. */
+const unpooled = (text: string) => {
+  const bytes = Buffer.from(text);
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+};
+
 /** Runs of the marker as one. */
 const collapsed = (text: string) => text.replace(/(\[redacted-by-keyward\])+/g, REDACTED);
 
 /** cutWindow on one buffer (nothing held), its parts joined. */
 const cutOne = (redaction: ReturnType<typeof compileRedaction>, data: Buffer, final: boolean) => {
   const { out, rest, count } = cutWindow(redaction, Buffer.alloc(0), data, final);
-  return { out: out ?? Buffer.alloc(0), rest, count };
+  return { out: Buffer.concat(out), rest, count };
 };
 
 describe("RedactingStream", () => {
@@ -182,6 +190,43 @@ describe("RedactingStream", () => {
       expect(collapsed(result.text), `round ${round}`).toBe(collapsed(expected.text));
       expect(result.count, `round ${round}`).toBeGreaterThanOrEqual(expected.count);
     }
+  });
+
+  it("writes a window's output over the chunk's own bytes, with no new buffer, where the replacements make room", () => {
+    const secret = "a-long-upstream-secret-value";
+    const redaction = compileRedaction([secret]);
+    // Held: the head of a secret cut by the previous chunk's end; the chunk: its tail, then two more.
+    const held = Buffer.from(secret.slice(0, 10));
+    const chunk = unpooled(`${secret.slice(10)} one ${secret} two ${secret} three`);
+    const { out, rest, count } = cutWindow(redaction, held, chunk, true);
+    expect(out).toHaveLength(1);
+    expect(out[0]!.toString()).toBe(`${REDACTED} one ${REDACTED} two ${REDACTED} three`);
+    expect(out[0]!.buffer).toBe(chunk.buffer);
+    expect(rest.length).toBe(0);
+    expect(count).toBe(3);
+  });
+
+  it("sends a secret cut by the previous chunk as a part of its own when the chunk has no room for it, the rest in place", () => {
+    // As long as the marker: replacing it makes no room.
+    const secret = "x".repeat(REDACTED.length - 5) + "-sec-";
+    const redaction = compileRedaction([secret]);
+    const held = Buffer.from(secret.slice(0, 7));
+    const chunk = unpooled(`${secret.slice(7)} one ${secret} two`);
+    const { out, count } = cutWindow(redaction, held, chunk, true);
+    expect(out.map(String)).toEqual([REDACTED, ` one ${REDACTED} two`]);
+    expect(out[1]!.buffer).toBe(chunk.buffer);
+    expect(count).toBe(2);
+  });
+
+  it("leaves the chunk as it was when the output does not fit in it, and joins the parts instead", () => {
+    // Forms shorter than the marker: each replacement is longer than what it replaces.
+    const redaction = compileRedaction(["shortsecret"]);
+    const chunk = unpooled("x shortsecret y shortsecret z");
+    const original = Buffer.from(chunk);
+    const { out } = cutWindow(redaction, Buffer.from("held "), chunk, true);
+    expect(out.map(String)).toEqual([`held x ${REDACTED} y ${REDACTED} z`]);
+    expect(out[0]!.buffer).not.toBe(chunk.buffer);
+    expect(chunk.equals(original)).toBe(true);
   });
 
   it("passes bytes through unchanged when there is nothing to redact", async () => {
