@@ -67,6 +67,7 @@ import {
 } from "./report.js";
 import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
+import { brokerV8Flags } from "../bin/v8-flags.js";
 import { runSoak } from "./soak.js";
 import { runTunnelBench } from "./tunnel.js";
 
@@ -208,7 +209,8 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
   const label = `keyward (${variant})`;
   const t0 = performance.now();
   const child = await Child.start(label, "broker-process.ts", {
-    execArgv,
+    // The V8 flags `npm start` gives a broker on that Node (bin/v8-flags.js).
+    execArgv: [...brokerV8Flags(runtime.version), ...execArgv],
     execPath: runtime.execPath,
     ...(env.BENCH_BROKER_LOG_DIR && {
       stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}-${Date.now()}.log`),

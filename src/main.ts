@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from "./config/config.js";
 import { DatabaseUnreachable, EXIT_DATABASE_UNREACHABLE } from "./db/database.js";
 import { createKeyward } from "./keyward.js";
+import { brokerV8Flags } from "../bin/v8-flags.js";
 
 async function main(): Promise<void> {
   let config;
@@ -23,6 +24,13 @@ async function main(): Promise<void> {
     },
   });
   const { app } = keyward;
+  const missingV8Flags = brokerV8Flags().filter((flag) => !process.execArgv.includes(flag));
+  if (missingV8Flags.length > 0) {
+    app.log.warn(
+      { missing: missingV8Flags },
+      "node was started without the V8 flags Keyward runs with on this Node (`npm start` and the Docker image pass them): streamed bodies cost more CPU",
+    );
+  }
   if (keyward.generatedMasterKeyPath) {
     app.log.warn(
       { path: keyward.generatedMasterKeyPath },

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { brokerV8Flags } from "../../../bin/v8-flags.js";
 
 // No Docker engine runs here: the production files are checked for the structure that matters.
 type Service = {
@@ -92,7 +93,15 @@ describe("Dockerfile", () => {
     expect(stages[0]).toMatch(/RUN npm ci\b/);
     expect(runtime).toMatch(/RUN npm ci --omit=dev --ignore-scripts/);
     expect(runtime).toMatch(/COPY --from=build \/app\/node_modules\/\.prisma \.\/node_modules\/\.prisma/);
-    expect(runtime).toMatch(/CMD \["node", "bin\/keyward.js", "serve"\]/);
+    expect(runtime).toMatch(/CMD \["node", (?:"[^"]+", )*"bin\/keyward.js", "serve"\]/);
+  });
+
+  it("starts node with the V8 flags a broker runs with on the image's Node, as `npm start` does", () => {
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(runtime)![1]!) as string[];
+    const imageNode = /^FROM node:(\d+)/m.exec(dockerfile)![1]!;
+    expect(cmd.slice(1, cmd.indexOf("bin/keyward.js"))).toEqual(brokerV8Flags(`${imageNode}.0.0`));
+    const { scripts } = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
+    expect(scripts.start).toBe("node $(node bin/v8-flags.js) --import tsx src/main.ts");
   });
 
   it("runs as a non-root user, with everything it copies present", () => {
