@@ -56,9 +56,9 @@ function finalParts(held: Buffer, chunk: Buffer, emit: number, ranges: readonly 
  * chunk's bytes before `from` are free to be written over (they went out already, copied).
  *
  * Why not join the parts in a new buffer: that doubles the external memory a redacted stream allocates,
- * and on Node 24 external memory drives full (mark-compact) collections of the broker's whole heap.
- * Measured with `npm run bench`: 256 MiB of secret-dense body cost 780-960 ms of broker CPU with a new
- * buffer per chunk, against 240-300 ms for the plain proxy (Node 20: 340-390 ms, no such collections).
+ * and external memory drives V8's full collections of the broker's whole heap (on Node 24 above all).
+ * Measured, 256 MiB of secret-dense body through one broker on Node 24: 790-830 ms of CPU per transfer
+ * joining, 590-640 in place (both without the V8 flag of bin/v8-flags.js, which takes it lower still).
  */
 function writtenInPlace(held: Buffer, chunk: Buffer, from: number, emit: number, ranges: readonly Range[]): Buffer | undefined {
   const end = emit - held.length;
