@@ -225,8 +225,9 @@ describe("faults: misbehaving upstreams", () => {
     expect(aheadMiB).toBeLessThan(64);
     // The process holds the upstream and the client as well as the broker, and its garbage (every chunk
     // is a new buffer in the broker and the client) is collected when V8 decides: the bound is loose
-    // (measured 55-72 MiB here), the precise check is the one above.
-    expect(growthMiB).toBeLessThan(128);
+    // (measured 55-72 MiB on Node 20, 129 on Node 24, whose V8 leaves socket buffers longer), the precise
+    // check is the one above. A broker that held the body would add all of its 256 MiB.
+    expect(growthMiB).toBeLessThan(192);
   });
 
   it(title("FLT-12"), async () => {
