@@ -184,7 +184,10 @@ describe("two replicas on one PostgreSQL", () => {
     }
     const recoveredAfter = await untilB(token, 200, 5_000);
     console.log(`B was current again ${Math.round(recoveredAfter)} ms after its reload could run`);
-    expect((await b.http().get("/readyz")).status).toBe(200);
+    // The load balancer's check agrees soon after: on a loaded machine one check can land in a moment the
+    // state is stale again (a heartbeat later than B's 1 s staleness bound), which fails closed for that
+    // moment (seen once in a full run on Node 24).
+    await waitFor(async () => (await b.http().get("/readyz")).status === 200 || undefined, 2_000, "B's /readyz to say ready again");
     const pids = await listenerPids();
     expect(pids).toHaveLength(2);
     expect(pids).toContain(aListenerPid);
