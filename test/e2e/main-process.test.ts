@@ -22,6 +22,23 @@ function run(env: Record<string, string>): { child: ChildProcess; output: () => 
   return { child, output: () => out, exited };
 }
 
+/**
+ * Where a broker started with PORT=0 listens, from its log line. A broker that exits first ends the wait
+ * with its output (a fixed random port could be taken by another test's connection: it would exit, and
+ * the wait would only time out).
+ */
+function listeningUrl(p: ReturnType<typeof run>, what: string): Promise<string> {
+  return waitFor(
+    () => {
+      if (p.child.exitCode !== null) throw new Error(`${what} exited with ${p.child.exitCode}: ${p.output()}`);
+      return /Server listening at (http:\/\/[^\s"]+)/.exec(p.output())?.[1];
+    },
+    75_000,
+    () => `${what} to listen; output so far: ${p.output().slice(-2000)}`,
+    50,
+  );
+}
+
 describe("configuration", () => {
   it.each([
     [{ PORT: "not-a-port" }, /PORT/],
@@ -85,26 +102,25 @@ describe("main process", () => {
   });
 
   it("first start: generates a 0600 master key and prints an admin key once; serves; stops on SIGTERM", async () => {
-    const port = String(20000 + Math.floor(Math.random() * 20000));
-    const first = run({ PORT: port, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" });
+    const first = run({ PORT: "0", KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" });
     // A first start creates the embedded database: seconds alone, much longer beside a loaded test run.
-    await waitFor(() => /Server listening/.test(first.output()), 75_000, "the first broker to listen", 50);
+    const firstUrl = await listeningUrl(first, "the first broker");
     const adminKey = /\n {2}(kwa_[A-Za-z0-9_-]+)\n/.exec(first.output())?.[1];
     expect(adminKey).toMatch(/^kwa_[A-Za-z0-9_-]{43}$/);
     expect(first.output()).toMatch(/generated a master key/);
     expect(statSync(join(dataDir, "master.key")).mode & 0o777).toBe(0o600);
 
-    const res = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const res = await fetch(`${firstUrl}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
     expect(res.status).toBe(200);
     first.child.kill("SIGTERM");
     expect(await first.exited).toBe(0);
 
     // Second start on the same data: no new key is printed, the old one still works.
-    const second = run({ PORT: port, KEYWARD_DATA_DIR: dataDir });
-    await waitFor(() => /Server listening/.test(second.output()), 75_000, "the second broker to listen", 50);
+    const second = run({ PORT: "0", KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" });
+    const secondUrl = await listeningUrl(second, "the second broker");
     expect(second.output()).not.toMatch(/kwa_/);
     expect(second.output()).not.toMatch(/generated a master key/);
-    const again = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const again = await fetch(`${secondUrl}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
     expect(again.status).toBe(200);
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
@@ -125,7 +141,8 @@ describe("main process on a server at max_connections", () => {
     DATABASE_URL: `${cluster.url}?schema=keyward`,
     KEYWARD_MASTER_KEY: randomBytes(32).toString("base64"),
     KEYWARD_DATA_DIR: dataDir,
-    PORT: String(20000 + Math.floor(Math.random() * 20000)),
+    // Any free port: these tests never call the broker, and a fixed one could be taken.
+    PORT: "0",
   });
 
   afterAll(async () => {
