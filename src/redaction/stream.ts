@@ -171,8 +171,13 @@ export class RedactingStream extends Transform {
     const { out, rest, count } = cutWindow(this.redaction, this.#held, chunk, false);
     this.#count += count;
     this.#held = rest;
+    done(null, this.#pushAllButLast(out));
+  }
+
+  /** A window's parts: all but the last pushed here, the last returned for the callback to pass on. */
+  #pushAllButLast(out: Buffer[]): Buffer | undefined {
     for (const part of out.slice(0, -1)) this.push(part);
-    done(null, out.at(-1));
+    return out.at(-1);
   }
 
   override _flush(done: TransformCallback): void {
@@ -180,7 +185,7 @@ export class RedactingStream extends Transform {
     this.#count += count;
     this.#held = Buffer.alloc(0);
     this.beforeEnd(this.#count).then(
-      () => done(null, out.length > 0 ? Buffer.concat(out) : undefined),
+      () => done(null, this.#pushAllButLast(out)),
       (err: Error) => done(err),
     );
   }
