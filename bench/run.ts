@@ -44,7 +44,7 @@ import pg from "pg";
 import { hashClientSecret, verifyClientSecret } from "../src/agents/client-secret.js";
 import { openDatabase } from "../src/db/database.js";
 import { migrate } from "../src/db/migrate.js";
-import { BENCH_DIR, Child, killAllChildrenSync, ProcessTree, RssSampler, stopAllChildren, TreeMemorySampler } from "./child.js";
+import { BENCH_DIR, buildChildren, Child, killAllChildrenSync, ProcessTree, RssSampler, stopAllChildren, TreeMemorySampler } from "./child.js";
 import { runLoad, type LoadResult, type RequestSpec } from "./load.js";
 import { formatProfileSummary, summariseProfile } from "./profile-summary.js";
 import {
@@ -840,7 +840,7 @@ async function runProfile(): Promise<void> {
   const runs: ProfileResults["runs"] = [];
   for (const v of variantsToRun()) {
     const backend = variantName(v);
-    // One folder per run: node writes one profile per thread (tsx's module loader has its own), named
+    // One folder per run: node writes one profile per thread, named
     // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is thread 0.
     const name = `keyward-${backend.replace(/[^a-z0-9.]+/gi, "-")}${PROFILE_SUFFIX}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     const runDir = join(dir, name);
@@ -956,6 +956,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 let exitCode = 0;
 try {
+  buildChildren();
   if (MODE === "scale") await runScale();
   else if (MODE === "profile") await runProfile();
   else if (MODE === "soak") exitCode = (await runSoakMode()) ? 0 : 1;

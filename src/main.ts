@@ -1,7 +1,13 @@
+import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { DatabaseUnreachable, EXIT_DATABASE_UNREACHABLE } from "./db/database.js";
 import { createKeyward } from "./keyward.js";
-import { brokerV8Flags } from "../bin/v8-flags.js";
+import { projectPath } from "./util/project-root.js";
+import type { brokerV8Flags as BrokerV8Flags } from "../bin/v8-flags.js";
+
+// bin/v8-flags.js is outside src/ (`npm start` runs it before node starts): imported from the project's
+// directory, which a relative import from build/src/ would miss.
+const { brokerV8Flags } = (await import(pathToFileURL(projectPath("bin", "v8-flags.js")).href)) as { brokerV8Flags: typeof BrokerV8Flags };
 
 async function main(): Promise<void> {
   let config;

@@ -13,8 +13,9 @@ import { runCommand } from "./commands/run.js";
 import { tokenCommands } from "./commands/token.js";
 import { upstreamCommands } from "./commands/upstreams.js";
 import { configPath } from "./connection.js";
+import { projectPath } from "../util/project-root.js";
 
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+const { version } = JSON.parse(readFileSync(projectPath("package.json"), "utf8")) as { version: string };
 
 export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command("keyward")

@@ -1,12 +1,12 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import fastifyStatic from "@fastify/static";
 import { unavailable } from "../http/errors.js";
+import { projectPath } from "../util/project-root.js";
 
 /** Where `npm run build:console` writes the console (see console/vite.config.ts). */
-export const CONSOLE_DIST = fileURLToPath(new URL("../../console/dist/", import.meta.url));
+export const CONSOLE_DIST = projectPath("console", "dist") + "/";
 export const CONSOLE_PREFIX = "/console";
 
 /**

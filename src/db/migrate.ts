@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { projectPath } from "../util/project-root.js";
 import { SCHEMA_LOCK_KEY, type Database } from "./database.js";
 
-const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "../../prisma/migrations");
+const MIGRATIONS_DIR = projectPath("prisma", "migrations");
 
 type Migration = { name: string; sql: string; checksum: string };
 

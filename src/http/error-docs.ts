@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ERROR_CODES, STEPS, type Step } from "../sdk/codes.js";
+import { projectPath } from "../util/project-root.js";
 
 /**
  * docs/errors.md, generated from the catalogue (src/sdk/codes.ts). test/unit/http/error-docs.test.ts
@@ -39,7 +40,7 @@ export function renderErrorsDoc(): string {
   return lines.join("\n");
 }
 
-export const ERRORS_DOC_PATH = fileURLToPath(new URL("../../docs/errors.md", import.meta.url));
+export const ERRORS_DOC_PATH = projectPath("docs", "errors.md");
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--write")) {
   writeFileSync(ERRORS_DOC_PATH, renderErrorsDoc());

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_ADMIN_KEY } from "../helpers/broker.js";
+import { MAIN } from "../helpers/broker-process.js";
 import { freePort } from "../helpers/pg-cluster.js";
 import { basic } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -14,10 +15,10 @@ type Main = { child: ChildProcess; url: string; output: () => string; exited: Pr
 
 const masterKey = randomBytes(32).toString("base64");
 
-/** src/main.ts as `npm start` runs it, on the embedded default (no DATABASE_URL), on `dataDir`. */
+/** The broker as `npm start` runs it (MAIN), on the embedded default (no DATABASE_URL), on `dataDir`. */
 async function startMain(dataDir: string, options: { uid?: number; gid?: number } = {}): Promise<Main> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, [MAIN], {
     env: {
       PATH: process.env.PATH ?? "",
       HOME: tmpdir(),

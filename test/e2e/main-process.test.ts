@@ -6,12 +6,13 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
+import { MAIN } from "../helpers/broker-process.js";
 import { freePort, startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { waitFor } from "../helpers/wait.js";
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  // As `npm start` runs it: node itself gets the signals, with no tsx wrapper process relaying them.
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  // As `npm start` runs it: node itself gets the signals, with no wrapper process relaying them.
+  const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -4,13 +4,15 @@ import { freePort } from "./pg-cluster.js";
 import { waitFor } from "./wait.js";
 
 /**
- * `src/main.ts` as `npm start` runs it: node itself, loading tsx, so that node gets the signals. (The
- * `tsx` command would put a wrapper in between, which kills the broker with SIGKILL when the broker does
- * not confirm a relayed SIGTERM within 30 ms, as happens on a loaded machine.) In a process group of its
- * own, so that a SIGKILL sent to the group reaches anything it started.
+ * What `npm start` runs: src/main.ts compiled (`npm run build:server`; the suite's global set-up,
+ * test/setup/build.ts, brings build/ up to date with src/ first). Started with node itself, as `npm start`
+ * does, so that the broker gets the signals.
  */
+export const MAIN = "build/src/main.js";
+
+/** MAIN in a process group of its own, so that a SIGKILL sent to the group reaches anything it started. */
 export function spawnMain(env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "src/main.ts"], { env, stdio, detached: true });
+  return spawn(process.execPath, [MAIN], { env, stdio, detached: true });
 }
 
 export type BrokerProcess = {
@@ -21,7 +23,7 @@ export type BrokerProcess = {
 };
 
 /**
- * A broker in a process of its own, started as `npm start` does (src/main.ts), on a test store. Where a
+ * A broker in a process of its own, started as `npm start` does (MAIN), on a test store. Where a
  * test needs replicas to use separate cores, as real replicas do; for everything else startBroker is
  * simpler.
  */

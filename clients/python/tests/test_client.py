@@ -59,7 +59,7 @@ def _free_port() -> int:
 
 
 class Broker:
-    """`node --import tsx src/main.ts` in its own process group, on a temporary data directory."""
+    """`node build/src/main.js` (what `npm start` runs) in its own process group, on a temporary data directory."""
 
     def __init__(self) -> None:
         # Reachable by the database's own OS user when run as root (mode 0755), as the broker requires.
@@ -79,7 +79,7 @@ class Broker:
         }
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [shutil.which("node") or "node", "--import", "tsx", "src/main.ts"],
+            [shutil.which("node") or "node", "build/src/main.js"],
             cwd=REPO,
             env=env,
             stdout=self.log,
