@@ -3,11 +3,16 @@ import { describe, expect, it } from "vitest";
 import { brokerV8Flags } from "../../../bin/v8-flags.js";
 
 describe("brokerV8Flags", () => {
-  it("counts external memory within V8's global limit from Node 24 on, and asks nothing of older Nodes", () => {
-    expect(brokerV8Flags("20.19.0")).toEqual([]);
-    expect(brokerV8Flags("v22.11.0")).toEqual([]);
-    expect(brokerV8Flags("v24.22.3")).toEqual(["--external-memory-accounted-in-global-limit"]);
-    expect(brokerV8Flags("26.0.0")).toEqual(["--external-memory-accounted-in-global-limit"]);
+  it("bounds the old generation's growth on every Node; from Node 24 on, counts external memory within V8's global limit and keeps Node 20's young generation", () => {
+    expect(brokerV8Flags("20.19.0")).toEqual(["--heap-growing-percent=50"]);
+    expect(brokerV8Flags("v22.11.0")).toEqual(["--heap-growing-percent=50"]);
+    const node24 = ["--heap-growing-percent=50", "--external-memory-accounted-in-global-limit", "--max-semi-space-size=16"];
+    expect(brokerV8Flags("v24.22.3")).toEqual(node24);
+    expect(brokerV8Flags("26.0.0")).toEqual(node24);
+  });
+
+  it("are flags this Node accepts (node refuses an unknown one, so a V8 that drops one fails here, not at start)", () => {
+    expect(execFileSync(process.execPath, [...brokerV8Flags(), "-e", "process.stdout.write('ok')"], { encoding: "utf8" })).toBe("ok");
   });
 
   it("prints this Node's flags as a script, for npm start's command line", () => {
