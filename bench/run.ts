@@ -464,9 +464,21 @@ async function runMain(): Promise<void> {
     stream.push({ target: t.name, kind: t.kind, node: t.node, load, unexpected: bad, ...(sampler && { rss: { before, peak, after } }) });
   }
 
+  // Which phase a broker's RSS peak came from: each broker's peak over the phase that just ended.
+  const phaseStart = new Map(brokers.map((b) => [b, 0]));
+  const logRssPeaks = (phase: string) => {
+    const peaks = brokers.map((b) => {
+      const samples = b.rss.samples.slice(phaseStart.get(b));
+      phaseStart.set(b, b.rss.samples.length);
+      return `${b.label} ${mib(Math.max(...samples.map((x) => x.rss)))} MiB`;
+    });
+    log(`  RSS peak during ${phase}: ${peaks.join(", ")}`);
+  };
+  logRssPeaks("set-up and streaming 1 MiB");
   log(`forwarding: ${S.durationS} s per run after ${S.warmupS} s warm-up`);
   const proxy = await proxyRounds(targets);
 
+  logRssPeaks("forwarding");
   log(`one ${S.bigStreamMiB} MiB response through each proxy`);
   const bigStream: MainResults["bigStream"] = [];
   for (const { t, sampler } of streamTargets) {
@@ -489,6 +501,7 @@ async function runMain(): Promise<void> {
   // throughput within 10% of the plain proxy's (which redacts nothing) on the same bytes. One transfer
   // takes well under a second: each target runs once per round, in a rotated order, and the median of
   // the per-round ratios counts.
+  logRssPeaks("the large response");
   log(`one ${S.bigStreamMiB} MiB response full of the upstream's secret, redacted on the way (${S.bigStreamRounds} rounds)`);
   const redactedStream: {
     target: string;
@@ -547,6 +560,7 @@ async function runMain(): Promise<void> {
     }
   }
 
+  logRssPeaks("the redacted responses");
   log(`token issuance at c=${S.tokenConnections}, ${tokenDurationS} s each`);
   const rawSignPerSec = await rawSigningRate(tokenDurationS, S.tokenConnections);
   log(`  raw jose ES256 signing: ${rawSignPerSec.toFixed(0)}/s`);
@@ -559,6 +573,7 @@ async function runMain(): Promise<void> {
   const scryptVerifyPerSec = await scryptRate(Math.min(3, tokenDurationS));
   log(`  scrypt verification alone: ${scryptVerifyPerSec.toFixed(1)}/s`);
 
+  logRssPeaks("token issuance");
   const rss: MainResults["rss"] = [];
   for (const p of plains) {
     const r = plainRss.get(p.label)!;
