@@ -66,8 +66,8 @@ export function toOAuthErrorResponse(err: unknown): { status: number; body: OAut
   return {
     status: mapped.status,
     code,
-    // A challenge (401) or the methods the endpoint takes (405).
-    headers: mapped.status === 401 || mapped.status === 405 ? keyward.headers : {},
+    // A challenge (401) or the methods the endpoint takes (405); when to retry (503 client_auth_busy).
+    headers: mapped.status === 401 || mapped.status === 405 ? keyward.headers : retryAfterOf(keyward.headers),
     body: {
       error: mapped.error,
       error_description: description(reason ? `${message}: ${reason}` : message),
@@ -77,6 +77,9 @@ export function toOAuthErrorResponse(err: unknown): { status: number; body: OAut
 }
 
 const approvalIdOf = (details: unknown) => (details as { approvalId: string }).approvalId;
+
+const retryAfterOf = (headers: Record<string, string>): Record<string, string> =>
+  headers["retry-after"] === undefined ? {} : { "retry-after": headers["retry-after"] };
 
 function fallback(status: number): { status: number; error: string } {
   if (status === 503) return { status, error: "temporarily_unavailable" };

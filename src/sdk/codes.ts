@@ -105,6 +105,7 @@ export const ERROR_CODES = {
   invalid_target: { status: 400, step: "token", meaning: "the resource parameter (RFC 8707) names no upstream the grant covers" },
   invalid_authorization_details: { status: 400, step: "token", meaning: "authorization_details (RFC 9396) is malformed or asks for more than the grant" },
   not_in_grant: { status: 403, step: "token", meaning: "the agent is not one of the grant's agents" },
+  client_auth_busy: { status: 503, step: "token", meaning: "too many client secrets are waiting to be verified (one is verified at a time); retry after Retry-After seconds" },
   widening_refused: { status: 403, step: "token", meaning: "the request asks for more than the grant (or the parent token) allows" },
 
   // approvals

@@ -22,6 +22,7 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   revocation_state_stale: "test/e2e/replicas.test.ts (a replica whose change feed stops)",
   audit_unavailable: "test/e2e/audit-log.test.ts and test/faults/audit-exactly-once.test.ts (the audit log cannot be written)",
   host_mismatch: "test/e2e/forward-proxy.test.ts (a Host header naming another origin)",
+  client_auth_busy: "test/security/tokens.test.ts TOK-22 (a flood of token requests with a wrong secret)",
   invalid_grant: "test/security/tokens.test.ts TOK-21: only as the OAuth error of an exchange from a spent token, whose Keyward code is budget_exceeded",
   response_too_large_to_redact: "test/e2e/redaction-rules.test.ts (a body beyond the redaction limit on a path a JSON rule reads)",
   response_unredactable: "test/e2e/redaction-rules.test.ts (an HTML answer on a path a JSON rule reads)",

@@ -92,6 +92,13 @@ export const CASES = {
     expected:
       "the exchange is refused 429 `budget_exceeded` (OAuth `invalid_grant`); a child's calls count against its own per-token budget and every ancestor's; nothing beyond the parent's budget is forwarded",
   },
+  "TOK-22": {
+    area: "token",
+    attack: "a flood of token requests with a wrong client secret (no credentials needed; each costs two scrypts, 32 MiB and tens of ms each, on the thread pool the audit spool writes with)",
+    status: 503,
+    expected:
+      "one secret is verified at a time, so proxied calls keep being answered during the flood; past 64 verifications waiting, 503 `client_auth_busy` with `Retry-After` at once, before any credential is looked at; the rest 401 `invalid_client`",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {

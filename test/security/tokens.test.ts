@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_SCRYPT_WAITING } from "../../src/agents/client-secret.js";
 import { ACCESS_TOKEN_TYPE, postForm, TOKEN_EXCHANGE } from "../helpers/oauth.js";
 import { createGrant, tokenFor } from "../helpers/scenario.js";
 import { statusOf, title } from "./cases.js";
@@ -366,6 +367,34 @@ describe("security: token attacks", () => {
       for (const secretPart of ["d", "k", "p", "q", "dp", "dq", "qi"]) expect(key[secretPart]).toBeUndefined();
     }
     expect(keys.map((k) => k.kid)).toContain(signing.kid);
+  });
+
+  it(title("TOK-22"), async () => {
+    const wrongSecret = "Basic " + Buffer.from(`${s.alice.clientId}:kws_wrong`).toString("base64");
+    const answered: { status: number; code: string; retryAfter?: string; at: number }[] = [];
+    const flood = Array.from({ length: MAX_SCRYPT_WAITING + 16 }, () =>
+      s.broker
+        .http()
+        .post("/v1/tokens")
+        .set("authorization", wrongSecret)
+        .send({ grant: s.grantA.name })
+        .then((res) => void answered.push({ status: res.status, code: res.body.error?.code, retryAfter: res.headers["retry-after"], at: performance.now() })),
+    );
+    // Proxied calls during the flood: each waits for its audit events, written on the thread pool scrypt
+    // runs on. Unbounded, the flood's scrypts took every thread and these calls were answered only as the
+    // flood drained; now they are answered while nearly all of it still waits.
+    for (let i = 0; i < 10; i++) expect((await call(`Bearer ${s.tokens.api}`)).res.status).toBe(200);
+    const proxiedDone = performance.now();
+    await Promise.all(flood);
+    const refusedWrong = answered.filter((a) => a.status === 401);
+    const busy = answered.filter((a) => a.status === statusOf("TOK-22"));
+    expect(refusedWrong.length + busy.length).toBe(flood.length);
+    expect(refusedWrong.every((a) => a.code === "invalid_client")).toBe(true);
+    expect(busy.length).toBeGreaterThan(0);
+    expect(busy.every((a) => a.code === "client_auth_busy" && a.retryAfter === "1")).toBe(true);
+    expect(refusedWrong.filter((a) => a.at < proxiedDone).length).toBeLessThan(refusedWrong.length / 2);
+    // The agent's own secret still works once the flood is over.
+    expect((await s.broker.http().post("/v1/tokens").set("authorization", "Basic " + Buffer.from(`${s.alice.clientId}:${s.alice.clientSecret}`).toString("base64")).send({ grant: s.grantA.name })).status).toBe(200);
   });
 
   it(title("SEC-01"), async () => {

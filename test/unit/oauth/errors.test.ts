@@ -42,9 +42,12 @@ describe("toOAuthErrorResponse: every error in the RFC 6749 shape", () => {
     expect(toOAuthErrorResponse(new Error("password=hunter2"))).toMatchObject({ code: "internal_error", body: { error: "server_error" } });
   });
 
-  it("keeps only a 401's WWW-Authenticate header", () => {
+  it("keeps only a 401's WWW-Authenticate header, and Retry-After", () => {
     expect(toOAuthErrorResponse(invalidClient).headers).toEqual({ "www-authenticate": 'Basic realm="keyward"' });
     expect(toOAuthErrorResponse(forbidden("role auditor may not introspect")).headers).toEqual({});
+    const busy = new KeywardError(503, "client_auth_busy", "busy", { headers: { "retry-after": "1", "x-other": "no" } });
+    expect(toOAuthErrorResponse(busy)).toMatchObject({ status: 503, code: "client_auth_busy", headers: { "retry-after": "1" }, body: { error: "temporarily_unavailable" } });
+    expect(toOAuthErrorResponse(busy).headers).toEqual({ "retry-after": "1" });
   });
 
   it("error_description holds only the characters RFC 6749 allows, quotes as plain ASCII quotes", () => {
