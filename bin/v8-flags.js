@@ -5,26 +5,29 @@
 import { pathToFileURL } from "node:url";
 
 /**
- * - `--heap-growing-percent=50`, on every Node: the old generation may grow to 1.5× what the last full
+ * - `--heap-growing-percent=100`, before Node 24: the old generation may grow to 2× what the last full
  *   collection left, instead of up to 4× when V8 judges collection cheap. Under load most of what a call
  *   allocates outlives a scavenge or two (~68 KiB allocated per call, scavenges every ~40 ms at c=64 on
- *   Node 20, and calls waiting on their audit events for part of that): the old generation took in
- *   ~50 MB/s of short-lived objects and grew from a ~36 MiB live heap to ~150 MiB before each full
- *   collection. With the flag the broker peaked at 173-186 MiB RSS instead of 259-273 (c=64, 25 s,
- *   Node 20), at a CPU cost that runs of the same load could not tell from noise.
+ *   Node 20, calls waiting on their audit events for part of that): the old generation took in ~50 MB/s
+ *   of short-lived objects and grew from a ~36 MiB live heap to ~150 MiB before each full collection.
+ *   With the flag the broker peaked at 193-198 MiB RSS instead of 274-278 (c=64, 15 s, Node 20), and a
+ *   redacted 256 MiB stream cost the same CPU. 1.5× (`=50`) took RSS to 183-188 but made that stream
+ *   cost up to twice the CPU: full collections ran while the stream's buffers came and went.
  * - `--external-memory-accounted-in-global-limit`, from Node 24 on: external memory (socket buffers,
  *   every chunk a proxy reads) counts within V8's global heap limit instead of on a trigger of its own.
  *   On Node 24 that trigger starts a full collection of the whole heap for every 64 MB of bodies
  *   relayed; the broker's live heap is ~40 MiB (a plain proxy's ~10), so streaming a 256 MiB body cost
  *   V8's worker threads 240 ms of CPU on top of the main thread's 340. With the flag: 30 ms (/proc, per
- *   thread). Node 20's V8 has neither that cost nor the flag.
+ *   thread). Node 20's V8 has neither that cost nor the flag. With external memory inside the global
+ *   limit, any cap on the heap's growth (the flag above, at 50 or 100) made large streams cost up to
+ *   twice the CPU on Node 24: it is not used there.
  * - `--max-semi-space-size=16`, from Node 24 on: the young generation Node 20 has (two 16 MiB
- *   semi-spaces). Node 24 grows them to 64 MiB each under load: 384 MiB RSS at c=64 with the two flags
- *   above but this one, 202 with it.
+ *   semi-spaces). Node 24 grows them to 64 MiB each under load: 328-352 MiB RSS after c=64 without it,
+ *   221-308 with it, and 312-374 instead of 472-504 after five redacted 256 MiB streams, at the same CPU.
  */
 export function brokerV8Flags(nodeVersion = process.versions.node) {
   const major = Number(nodeVersion.replace(/^v/, "").split(".")[0]);
-  return ["--heap-growing-percent=50", ...(major >= 24 ? ["--external-memory-accounted-in-global-limit", "--max-semi-space-size=16"] : [])];
+  return major >= 24 ? ["--external-memory-accounted-in-global-limit", "--max-semi-space-size=16"] : ["--heap-growing-percent=100"];
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.stdout.write(brokerV8Flags().join(" "));

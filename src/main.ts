@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   if (missingV8Flags.length > 0) {
     app.log.warn(
       { missing: missingV8Flags },
-      "node was started without the V8 flags Keyward runs with on this Node (`npm start` and the Docker image pass them; see bin/v8-flags.js): the heap grows up to ~100 MiB larger under load, and on Node 24 streamed bodies cost more CPU",
+      "node was started without the V8 flags Keyward runs with on this Node (`npm start` and the Docker image pass them; see bin/v8-flags.js): the heap grows up to ~80 MiB larger under load, and on Node 24 streamed bodies cost more CPU",
     );
   }
   if (keyward.generatedMasterKeyPath) {
