@@ -258,7 +258,7 @@ export function renderMain(r: MainResults): string {
   for (const e of r.tokens.endpoint) {
     tokenRows.push([`POST /v1/tokens, ${e.backend} (client auth + sign + DB write)`, int(e.load.rps), pct(e.load.rps / r.tokens.rawSignPerSec), f1(e.load.p50), f1(e.load.p99)]);
   }
-  tokenRows.push(["scrypt client-secret verification alone (N=2^15, 4 in flight, in-process): an agent pays one per verification window, not per token (src/agents/verified-secrets.ts)", f1(r.tokens.scryptVerifyPerSec), pct(r.tokens.scryptVerifyPerSec / r.tokens.rawSignPerSec), "", ""]);
+  tokenRows.push(["scrypt client-secret verification alone (N=2^15, 4 asked for at a time, verified one at a time as the broker does, in-process): an agent pays one per verification window, not per token (src/agents/verified-secrets.ts)", f1(r.tokens.scryptVerifyPerSec), pct(r.tokens.scryptVerifyPerSec / r.tokens.rawSignPerSec), "", ""]);
   out.push(table(["what", "tokens/s", "÷ raw signing", "p50 ms", "p99 ms"], tokenRows), "");
   out.push("### Memory (RSS of each process, from /proc)", "");
   out.push(
