@@ -11,10 +11,10 @@ const KEY_BYTES = 32;
  * wrong secrets (two scrypts each, see Agents.authenticate; no credentials needed) took every thread,
  * and proxied calls waited behind them for their audit events: 2,100 calls/s at c=16 fell to 18 with 8
  * such requests at a time, and the broker's RSS rose to 309 MiB. One at a time leaves the pool's other
- * threads to the spool. Past MAX_SCRYPT_WAITING queued, a verification is refused at once (503
- * client_auth_busy, before any credential is looked at) rather than held.
+ * threads to the spool. Past MAX_SCRYPT_WAITING queued (~1 s of scrypt here), a verification is refused
+ * at once (503 client_auth_busy, before any credential is looked at) rather than held longer.
  */
-export const MAX_SCRYPT_WAITING = 64;
+export const MAX_SCRYPT_WAITING = 16;
 let scryptRunning = false;
 const scryptWaiting: (() => void)[] = [];
 

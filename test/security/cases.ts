@@ -97,7 +97,7 @@ export const CASES = {
     attack: "a flood of token requests with a wrong client secret (no credentials needed; each costs two scrypts, 32 MiB and tens of ms each, on the thread pool the audit spool writes with)",
     status: 503,
     expected:
-      "one secret is verified at a time, so proxied calls keep being answered during the flood; past 64 verifications waiting, 503 `client_auth_busy` with `Retry-After` at once, before any credential is looked at; the rest 401 `invalid_client`",
+      "one secret is verified at a time, so proxied calls keep being answered during the flood; past 16 verifications waiting, 503 `client_auth_busy` with `Retry-After` at once, before any credential is looked at; the rest 401 `invalid_client`",
   },
 
   // Request attacks (OWASP API5/API7/API8)
