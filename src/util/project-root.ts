@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
  * above this module that holds a package.json. Found rather than written as `../..`, because the module
  * runs from src/util as TypeScript (tests, tsx) and from build/src/util compiled (`npm start`, the image).
  */
-export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
+const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
 
 function findProjectRoot(from: string): string {
   for (let dir = from; ; dir = dirname(dir)) {

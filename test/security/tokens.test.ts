@@ -3,7 +3,7 @@ import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT, 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_SCRYPT_WAITING } from "../../src/agents/client-secret.js";
 import { ACCESS_TOKEN_TYPE, postForm, TOKEN_EXCHANGE } from "../helpers/oauth.js";
-import { createGrant, tokenFor } from "../helpers/scenario.js";
+import { basic, createGrant, issueToken, tokenFor } from "../helpers/scenario.js";
 import { statusOf, title } from "./cases.js";
 import { assertNoSecretLeaks, brokerSigningKey, rawJson, rawRequest, startScenario, type Scenario } from "./harness.js";
 
@@ -370,7 +370,7 @@ describe("security: token attacks", () => {
   });
 
   it(title("TOK-22"), async () => {
-    const wrongSecret = "Basic " + Buffer.from(`${s.alice.clientId}:kws_wrong`).toString("base64");
+    const wrongSecret = basic(s.alice.clientId, "kws_wrong");
     const answered: { status: number; code: string; retryAfter?: string; at: number }[] = [];
     const flood = Array.from({ length: MAX_SCRYPT_WAITING + 16 }, () =>
       s.broker
@@ -394,7 +394,7 @@ describe("security: token attacks", () => {
     expect(busy.every((a) => a.code === "client_auth_busy" && a.retryAfter === "1")).toBe(true);
     expect(refusedWrong.filter((a) => a.at < proxiedDone).length).toBeLessThan(refusedWrong.length / 2);
     // The agent's own secret still works once the flood is over.
-    expect((await s.broker.http().post("/v1/tokens").set("authorization", "Basic " + Buffer.from(`${s.alice.clientId}:${s.alice.clientSecret}`).toString("base64")).send({ grant: s.grantA.name })).status).toBe(200);
+    expect((await issueToken(s.broker, s.alice, { grant: s.grantA.name })).status).toBe(200);
   });
 
   it(title("SEC-01"), async () => {
