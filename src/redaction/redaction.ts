@@ -1,4 +1,5 @@
 import { secretForms } from "./forms.js";
+import { compilePatternSearch, type PatternSearch } from "./search.js";
 
 /** What a redacted value is replaced with: plain ASCII, valid inside JSON strings, URLs and headers. */
 export const REDACTED = "[redacted-by-keyward]";
@@ -13,9 +14,11 @@ export type Redaction = {
   readonly maxLength: number;
   /** By byte value: 1 where some pattern starts with that byte (a stream's tail is looked at only there). */
   readonly firstBytes: Uint8Array;
+  /** The patterns compiled to be searched for together, in one pass over a body. */
+  readonly search: PatternSearch;
 };
 
-export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, firstBytes: new Uint8Array(256) };
+export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, firstBytes: new Uint8Array(256), search: compilePatternSearch([]) };
 
 /** A half-open byte range [start, end) to replace. */
 export type Range = { start: number; end: number };
@@ -31,7 +34,7 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const patterns = [...forms].map((f) => Buffer.from(f, "utf8")).sort((a, b) => b.length - a.length);
   const firstBytes = new Uint8Array(256);
   for (const pattern of patterns) firstBytes[pattern[0]!] = 1;
-  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, firstBytes };
+  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, firstBytes, search: compilePatternSearch(patterns) };
   compiled.set(secrets, redaction);
   return redaction;
 }
@@ -57,14 +60,8 @@ export function matchedRanges(redaction: Redaction, data: Buffer): Range[] {
 }
 
 /** Where each pattern occurs in `data`, shifted by `offset`, unmerged; only those starting before `startsBefore`. */
-export function occurrences(redaction: Redaction, data: Buffer, offset = 0, startsBefore = Infinity): Range[] {
-  const found: Range[] = [];
-  for (const pattern of redaction.patterns) {
-    for (let at = data.indexOf(pattern); at !== -1 && at < startsBefore; at = data.indexOf(pattern, at + 1)) {
-      found.push({ start: offset + at, end: offset + at + pattern.length });
-    }
-  }
-  return found;
+export function occurrences(redaction: Redaction, data: Buffer, offset = 0, startsBefore = data.length): Range[] {
+  return redaction.search.find(data, offset, startsBefore);
 }
 
 /** Ranges sorted, with overlapping and touching ones merged. */
