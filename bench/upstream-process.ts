@@ -9,10 +9,35 @@ import type { AddressInfo } from "node:net";
 import { serveChild } from "./child.js";
 
 const SMALL = Buffer.from(JSON.stringify({ ok: true, items: [{ id: 1, name: "alpha" }, { id: 2, name: "beta" }] }));
-const PLAIN_CHUNK = Buffer.alloc(64 * 1024, 0x61);
+/**
+ * 64 KiB of what a streamed API answer looks like (a job's log as JSON lines), the same on every run.
+ * Not one repeated byte: a search for the secret's forms finds text like this harder going than a run
+ * of `a`s, where a substring search skips almost everything (src/redaction/search.ts).
+ */
+function logChunk(): Buffer {
+  const lines: string[] = [];
+  let length = 0;
+  let seed = 1;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  while (length < 64 * 1024) {
+    const id = next().toString(16).padStart(8, "0");
+    const ms = (next() % 5000) / 10;
+    lines.push(
+      JSON.stringify({
+        ts: new Date(1_780_000_000_000 + lines.length * 137).toISOString(),
+        level: ["info", "debug", "warn"][next() % 3],
+        msg: `${["GET", "POST", "PUT"][next() % 3]} /v1/projects/${next() % 1000}/deployments/${id} ${[200, 201, 404][next() % 3]} ${ms}ms`,
+        requestId: Buffer.from(id.repeat(3), "hex").toString("base64"),
+      }),
+    );
+    length += lines.at(-1)!.length + 1;
+  }
+  return Buffer.from(lines.join("\n").slice(0, 64 * 1024), "latin1");
+}
+const PLAIN_CHUNK = logChunk();
 
 function chunkWithSecret(secret: string): Buffer {
-  const chunk = Buffer.alloc(PLAIN_CHUNK.length, 0x61);
+  const chunk = Buffer.from(PLAIN_CHUNK);
   if (secret.length < 8) return chunk;
   for (const at of [1024, 16 * 1024, 40 * 1024]) chunk.write(secret, at);
   // The head of the secret ends this chunk and its tail starts the next one.
