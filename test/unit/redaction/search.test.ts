@@ -95,6 +95,17 @@ describe("compilePatternSearch", () => {
     );
   });
 
+  it("agrees with indexOf where different pairs of bytes share a table slot (0x00 0x10 and 0x01 0x00 do)", () => {
+    const colliding = fc.constantFrom(0x00, 0x01, 0x10, 0x11, 0xff);
+    const bytes = (min: number, max: number) => fc.array(colliding, { minLength: min, maxLength: max }).map((b) => Buffer.from(b));
+    fc.assert(
+      fc.property(fc.array(bytes(2, 10), { minLength: 1, maxLength: 5 }), bytes(0, 300), (patterns, data) => {
+        expect(sorted(compilePatternSearch(patterns).find(data))).toEqual(naive(patterns, data));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("finds every form of real secrets in a large body, as indexOf does", () => {
     const redaction = compileRedaction(["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "sk_live_Zx9/+q?a&b=c d\"é"]);
     const parts: string[] = [];
