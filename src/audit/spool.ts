@@ -10,6 +10,11 @@ const datasync = promisify(fdatasync);
 /** A segment is closed and a new one begun past this size, so that shipped events leave the disk soon. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
 const OWNER_FILE = "owner.json";
+/**
+ * A broker's spool directory while it is being made: created under this suffix, its owner file written,
+ * then renamed into place. Adopters pass over it (it never holds events).
+ */
+const STARTING_SUFFIX = ".starting";
 /** How often a broker touches its owner file, and looks for spools of brokers that are gone. */
 const HEARTBEAT_MS = 5_000;
 /**
@@ -108,8 +113,13 @@ export class AuditSpool {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     const recovered = adoptOrphans(root);
     const dir = join(root, randomUUID());
-    mkdirSync(dir, { mode: 0o700 });
-    writeFileSync(join(dir, OWNER_FILE), JSON.stringify({ host: hostname(), pid: process.pid }), { mode: 0o600 });
+    // Made whole under another name, then renamed into place: a broker starting at the same moment saw
+    // the directory before its owner file, or the file still empty, took it for a stopped broker's and
+    // adopted it from under this one (whose first write then failed with ENOENT: replicas-load test).
+    const starting = `${dir}${STARTING_SUFFIX}`;
+    mkdirSync(starting, { mode: 0o700 });
+    writeFileSync(join(starting, OWNER_FILE), JSON.stringify({ host: hostname(), pid: process.pid }), { mode: 0o600 });
+    renameSync(starting, dir);
     syncDir(root);
     return { spool: new AuditSpool(root, dir, onFsync), recovered };
   }
@@ -221,12 +231,28 @@ function orphaned(root: string, name: string): boolean {
   return typeof owner.pid === "number" && !processAlive(owner.pid);
 }
 
+/**
+ * A directory left half-made by a broker that died while starting (it holds at most its owner file, no
+ * events): removed once it is as old as a stale owner file, so that a broker still making it keeps it.
+ */
+function removeIfAbandoned(path: string): void {
+  try {
+    if (Date.now() - statSync(path).mtimeMs > STALE_OWNER_MS) rmSync(path, { recursive: true, force: true });
+  } catch {
+    // Renamed into place (or removed) since it was listed.
+  }
+}
+
 /** This host's name as it can stand in a directory name. */
 const safeHostname = () => hostname().replace(/[^A-Za-z0-9.]/g, "_");
 
 function adoptOrphans(root: string): RecoveredEvents {
   const recovered: RecoveredEvents = [];
   for (const name of readdirSync(root).sort()) {
+    if (name.endsWith(STARTING_SUFFIX)) {
+      removeIfAbandoned(join(root, name));
+      continue;
+    }
     if (!orphaned(root, name)) continue;
     // Atomic: of two brokers starting at once, one takes it.
     const taken = join(root, `${name.split(".adopted-")[0]}.adopted-${safeHostname()}-${process.pid}-${randomUUID().slice(0, 8)}`);

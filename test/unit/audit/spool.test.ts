@@ -106,6 +106,50 @@ describe("the audit spool", () => {
     await spool.close(true);
   });
 
+  it("a broker's directory is never seen without its owner file: one still being made is not adopted, one left half-made is removed once stale", async () => {
+    // Another broker in the middle of starting: its directory exists, its owner file does not yet.
+    const starting = join(root, "8f7e3b1c-starting-now.starting");
+    const abandoned = join(root, "0a1b2c3d-died-starting.starting");
+    for (const dir of [starting, abandoned]) mkdirSync(dir);
+    writeFileSync(join(abandoned, "owner.json"), "");
+    const past = new Date(Date.now() - STALE_OWNER_MS - 1_000);
+    utimesSync(abandoned, past, past);
+    const { spool, recovered } = AuditSpool.open(root);
+    expect(recovered).toEqual([]);
+    expect(existsSync(starting)).toBe(true);
+    expect(existsSync(abandoned)).toBe(false);
+    // This broker's own directory went into place whole, owner file included.
+    expect(JSON.parse(readFileSync(join(spool.dir, "owner.json"), "utf8"))).toEqual({ host: hostname(), pid: process.pid });
+    expect(readdirSync(root).filter((name) => name.endsWith(".starting"))).toEqual([starting.split("/").pop()]);
+    await spool.close(true);
+  });
+
+  it("brokers opening spools on one root at the same moment each keep their own (none adopts another's)", async () => {
+    // Child processes, each opening a spool and writing one line while the others open theirs. The race
+    // is a few microseconds wide: before the fix this failed in about 1 run in 4 (the test above, always).
+    const script = `
+      const { AuditSpool } = await import(${JSON.stringify(new URL("../../../src/audit/spool.ts", import.meta.url).href)});
+      const { spool } = AuditSpool.open(process.argv[1]);
+      await spool.write('{"ok":true}');
+      console.log(JSON.stringify({ dir: spool.dir }));
+      setTimeout(() => process.exit(0), 300);
+    `;
+    const { spawn } = await import("node:child_process");
+    const runs = Array.from({ length: 6 }, () =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, root], { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d: Buffer) => (out += d));
+        child.stderr.on("data", (d: Buffer) => (err += d));
+        child.on("close", (code) => resolve({ code, out, err }));
+      }),
+    );
+    const results = await Promise.all(runs);
+    for (const r of results) expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
+    expect(new Set(results.map((r) => JSON.parse(r.out).dir)).size).toBe(6);
+  }, 60_000);
+
   it("refuses writes once closed", async () => {
     const { spool } = AuditSpool.open(root);
     await spool.close(true);
