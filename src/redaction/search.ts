@@ -1,3 +1,5 @@
+import type { Range } from "./redaction.js";
+
 /**
  * Every occurrence of any of several byte patterns in one pass over the data (Wu and Manber's multi-
  * pattern search, on blocks of two bytes). Compiled once per set of secrets.
@@ -20,7 +22,7 @@ export type PatternSearch = {
    * Where each pattern occurs in `data` (overlapping occurrences too, in no particular order), shifted
    * by `offset`; only those starting before `startsBefore`.
    */
-  find(data: Uint8Array, offset?: number, startsBefore?: number): { start: number; end: number }[];
+  find(data: Uint8Array, offset?: number, startsBefore?: number): Range[];
 };
 
 /**
@@ -60,9 +62,9 @@ type Tables = { span: number; shifts: Uint8Array; candidates: ReadonlyMap<number
  * The search itself. Everything its loops read is a local variable: read from a closure, it would come
  * from the closure's context at every step.
  */
-function findAll(tables: Tables, data: Uint8Array, offset: number, startsBefore: number): { start: number; end: number }[] {
-  const { span, shifts, candidates } = tables;
-  const found: { start: number; end: number }[] = [];
+function findAll(tables: Tables, data: Uint8Array, offset: number, startsBefore: number): Range[] {
+  const { span, shifts } = tables;
+  const found: Range[] = [];
   // Windows end at [first, stop). They start before `startsBefore` while they end before startsBefore +
   // span - 1. An integer: with an infinite bound, every comparison in the loop was a floating-point one
   // (twice the time).
@@ -80,13 +82,13 @@ function findAll(tables: Tables, data: Uint8Array, offset: number, startsBefore:
     const shiftB = shifts[block(data[b - 1]!, data[b]!)]!;
     const shiftC = shifts[block(data[c - 1]!, data[c]!)]!;
     const shiftD = shifts[block(data[d - 1]!, data[d]!)]!;
-    if (shiftA === 0) check(data, a++, span, candidates, offset, found);
+    if (shiftA === 0) check(tables, data, a++, offset, found);
     else a += shiftA;
-    if (shiftB === 0) check(data, b++, span, candidates, offset, found);
+    if (shiftB === 0) check(tables, data, b++, offset, found);
     else b += shiftB;
-    if (shiftC === 0) check(data, c++, span, candidates, offset, found);
+    if (shiftC === 0) check(tables, data, c++, offset, found);
     else c += shiftC;
-    if (shiftD === 0) check(data, d++, span, candidates, offset, found);
+    if (shiftD === 0) check(tables, data, d++, offset, found);
     else d += shiftD;
   }
   // Each lane's rest, on its own.
@@ -98,25 +100,19 @@ function findAll(tables: Tables, data: Uint8Array, offset: number, startsBefore:
 }
 
 /** One window moving from `from` to `to`. */
-function scan(tables: Tables, data: Uint8Array, from: number, to: number, offset: number, found: { start: number; end: number }[]): void {
-  const { span, shifts, candidates } = tables;
+function scan(tables: Tables, data: Uint8Array, from: number, to: number, offset: number, found: Range[]): void {
+  const { shifts } = tables;
   let at = from;
   while (at < to) {
     const shift = shifts[block(data[at - 1]!, data[at]!)]!;
-    if (shift === 0) check(data, at++, span, candidates, offset, found);
+    if (shift === 0) check(tables, data, at++, offset, found);
     else at += shift;
   }
 }
 
 /** The patterns that occur where the window ending at `end` starts (their last two bytes share its slot). */
-function check(
-  data: Uint8Array,
-  end: number,
-  span: number,
-  candidates: ReadonlyMap<number, readonly Uint8Array[]>,
-  offset: number,
-  found: { start: number; end: number }[],
-): void {
+function check(tables: Tables, data: Uint8Array, end: number, offset: number, found: Range[]): void {
+  const { span, candidates } = tables;
   const start = end - span + 1;
   for (const pattern of candidates.get(block(data[end - 1]!, data[end]!))!) {
     if (start + pattern.length > data.length) continue;
