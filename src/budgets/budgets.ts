@@ -126,44 +126,82 @@ type Lease = { window: number; units: number; expiresAt: Date | null };
  * Budget counters in the database, shared by every replica. A call takes its units from this replica's
  * leases when they cover it (no round trip); otherwise it reserves them, and a lease for the calls after
  * it, in one transaction whose guard no replica can pass beyond a counter's capacity: replicas never
- * overspend a budget together.
+ * overspend a budget together. A replica reserves one lease per counter at a time: the calls that find
+ * the lease empty while it is being refilled wait for the refill and spend from it, so a burst does not
+ * reserve one lease per call and leave most of them unspent when the budget runs out.
  */
 export class BudgetService {
   #timer: NodeJS.Timeout | undefined;
   readonly #leases = new Map<string, Lease>();
+  /** The reservation refilling a counter's lease, while one is in flight. */
+  readonly #refills = new Map<string, Promise<void>>();
 
   constructor(private readonly prisma: PrismaClient) {}
 
   /** Takes every counter or none; returns the limit that refused, if any. */
   async take(takes: CounterTake[]): Promise<CounterTake | null> {
     if (takes.length === 0) return null;
-    // What this replica's leases cover is taken from them at once, before any await, so that concurrent
-    // calls cannot spend the same units; it is given back if the rest is refused.
-    const covered: CounterTake[] = [];
-    const uncovered: CounterTake[] = [];
-    for (const t of takes) {
-      const lease = this.#leases.get(t.key);
-      if (lease && lease.window === t.window && lease.units >= t.amount) {
-        lease.units -= t.amount;
-        covered.push(t);
-      } else uncovered.push(t);
+    for (;;) {
+      // What this replica's leases cover is taken from them at once, before any await, so that concurrent
+      // calls cannot spend the same units; it is given back if the rest is refused or waited for.
+      const covered: CounterTake[] = [];
+      const uncovered: CounterTake[] = [];
+      for (const t of takes) {
+        const lease = this.#leases.get(t.key);
+        if (lease && lease.window === t.window && lease.units >= t.amount) {
+          lease.units -= t.amount;
+          covered.push(t);
+        } else uncovered.push(t);
+      }
+      if (uncovered.length === 0) return null;
+      const giveBack = () => {
+        for (const t of covered) this.#leases.get(t.key)!.units += t.amount;
+      };
+      const refills = uncovered.flatMap((t) => this.#refills.get(t.key) ?? []);
+      if (refills.length > 0) {
+        giveBack();
+        // A refill the database refused on a counter this call needs refuses this call too (it came
+        // while the counter was spent); otherwise the call tries its leases again.
+        for (const outcome of await Promise.allSettled(refills)) {
+          if (outcome.status === "fulfilled" || !(outcome.reason instanceof Exceeded)) continue;
+          const refused = uncovered.find((t) => t.key === outcome.reason.take.key && t.window === outcome.reason.take.window);
+          if (refused) return refused;
+        }
+        continue;
+      }
+      try {
+        await this.#reserveIntoLeases(uncovered);
+        return null;
+      } catch (err) {
+        giveBack();
+        if (err instanceof Exceeded) return err.take;
+        throw err;
+      }
     }
-    if (uncovered.length === 0) return null;
-    try {
-      const granted = await this.#reserve(uncovered);
-      for (const t of uncovered) {
+  }
+
+  /**
+   * Reserves the takes' amounts, and the leases of the counters that lease, which this replica's later
+   * calls then spend. While it runs, it is the refill of those counters' leases that other calls wait for.
+   */
+  #reserveIntoLeases(takes: CounterTake[]): Promise<void> {
+    const reservation = this.#reserve(takes).then((granted) => {
+      for (const t of takes) {
         const extra = granted.get(t.key)! - t.amount;
         const lease = this.#leases.get(t.key);
         if (lease && lease.window === t.window) lease.units += extra;
         else if (extra > 0) this.#leases.set(t.key, { window: t.window, units: extra, expiresAt: t.expiresAt });
         else this.#leases.delete(t.key);
       }
-      return null;
-    } catch (err) {
-      for (const t of covered) this.#leases.get(t.key)!.units += t.amount;
-      if (err instanceof Exceeded) return err.take;
-      throw err;
-    }
+    });
+    // Small and destructive budgets are taken exactly, with no lease to wait for: their calls reserve concurrently.
+    const refilled = takes.filter((t) => leaseUnits(t) > 0).map((t) => t.key);
+    for (const key of refilled) this.#refills.set(key, reservation);
+    const forget = () => {
+      for (const key of refilled) if (this.#refills.get(key) === reservation) this.#refills.delete(key);
+    };
+    reservation.then(forget, forget);
+    return reservation;
   }
 
   /**

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { BudgetService, type CounterTake } from "../../src/budgets/budgets.js";
 
 type Agent = Awaited<ReturnType<typeof createAgent>>;
 
@@ -136,5 +137,62 @@ describe("budgets", () => {
     } finally {
       await replica?.close();
     }
+  });
+
+  describe("leases, on one replica's budget service", () => {
+    const lifetime = (key: string, capacity: number): CounterTake => ({
+      key,
+      limit: "perGrant.maxCalls",
+      window: 0,
+      amount: 1,
+      capacity,
+      expiresAt: null,
+      retryAfterSeconds: null,
+    });
+    /** A budget service on the broker's database that counts its reservations (one transaction each). */
+    const countingService = () => {
+      const prisma = broker.keyward.db.prisma;
+      const counted = { reservations: 0 };
+      const service = new BudgetService(
+        new Proxy(prisma, {
+          get(target, property, receiver) {
+            if (property !== "$transaction") return Reflect.get(target, property, receiver);
+            return (...args: Parameters<typeof prisma.$transaction>) => {
+              counted.reservations++;
+              return (target.$transaction as (...a: unknown[]) => unknown)(...args);
+            };
+          },
+        }),
+      );
+      return { service, counted };
+    };
+    const usedOf = async (key: string) => (await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key } }))?.used ?? 0;
+
+    it("a burst waits for one lease refill at a time instead of reserving a lease per call", async () => {
+      const { service, counted } = countingService();
+      const key = "grant:burst-test:calls";
+      // Capacity 1,600 leases 64 units: 150 concurrent calls need 3 reservations (65 + 65 + 65 units).
+      const refusals = await Promise.all(Array.from({ length: 150 }, () => service.take([lifetime(key, 1600)])));
+      expect(refusals.filter((r) => r !== null)).toEqual([]);
+      expect(counted.reservations).toBe(3);
+      expect(await usedOf(key)).toBe(195);
+      await service.stop();
+      expect(await usedOf(key)).toBe(150);
+    });
+
+    it("two replicas racing a budget to its end spend all of it but what their last leases hold", async () => {
+      const key = "grant:race-test:calls";
+      const replicas = [countingService(), countingService()];
+      const refusals = await Promise.all(Array.from({ length: 300 }, (_, i) => replicas[i % 2]!.service.take([lifetime(key, 200)])));
+      const spent = refusals.filter((r) => r === null).length;
+      expect(await usedOf(key)).toBe(200);
+      // A lease is 200/16 = 12 units: at most one per replica is left when the calls run out.
+      expect(spent).toBeGreaterThanOrEqual(200 - 2 * 12);
+      for (const refused of refusals.filter((r) => r !== null)) expect(refused).toMatchObject({ key, limit: "perGrant.maxCalls" });
+      // Calls that waited on a refill the database refused share its refusal: no round trip each.
+      for (const { counted } of replicas) expect(counted.reservations).toBeLessThan(60);
+      for (const { service } of replicas) await service.stop();
+      expect(await usedOf(key)).toBe(spent);
+    });
   });
 });
