@@ -47,7 +47,8 @@ export type Rss = { before: number; peak: number; after: number };
 export type ProxyRow = {
   c: number;
   target: string;
-  kind: "direct" | "plain" | "keyward";
+  /** floor: bench/floor-process.ts, the design's floor (the durable audit guarantee and a forward, nothing else) */
+  kind: "direct" | "plain" | "floor" | "keyward";
   /** the Node version the serving process runs on (older results.json entries lack it) */
   node?: string;
   load: LoadResult;
@@ -188,7 +189,7 @@ export function proxyTable(rows: ProxyRow[]): string {
       int(r.load.rps),
       f2(r.load.p50),
       f2(r.load.p99),
-      r.kind === "keyward" ? pct(r.vsPlain) : r.kind === "plain" ? "100%" : pct(r.vsPlain),
+      r.kind === "plain" ? "100%" : pct(r.vsPlain),
       pct(r.vsDirect),
       f3(r.load.cpuMsPerRequest),
       r.cpuVsPlain === undefined || !Number.isFinite(r.cpuVsPlain) ? "" : `${r.cpuVsPlain.toFixed(1)}×`,
@@ -223,9 +224,28 @@ export function renderMain(r: MainResults): string {
     "",
   );
   const c16 = r.proxy.filter((p) => p.c === 16);
-  for (const k of c16.filter((p) => p.kind === "keyward")) {
+  for (const k of c16.filter((p) => p.kind === "keyward" || p.kind === "floor")) {
     const plain16 = c16.find((p) => p.kind === "plain" && p.node === k.node);
     if (plain16) out.push(`- p99 added over the plain proxy at c=16, ${k.target}: **${f2(k.load.p99 - plain16.load.p99)} ms** (p50: ${f2(k.load.p50 - plain16.load.p50)} ms)`);
+  }
+  if (r.proxy.some((p) => p.kind === "floor")) {
+    out.push(
+      "",
+      "`design floor` is bench/floor-process.ts: what issue 14's audit guarantee costs with none of Keyward's features around it " +
+        "(the token looked up in memory, the same 20% refused, each allowed call's decision event made durable before it is forwarded " +
+        "and its outcome event before it is answered: hash-chained JSON lines in a spool file, one `fdatasync` per group of calls, as " +
+        "the broker's spool does; then undici with the upstream's key). What the broker spends per call beyond it is its features' cost:",
+      "",
+    );
+    for (const k of r.proxy.filter((p) => p.kind === "keyward")) {
+      const floor = r.proxy.find((p) => p.kind === "floor" && p.c === k.c && p.node === k.node);
+      if (!floor) continue;
+      const beyond = (k.load.cpuMsPerRequest ?? Number.NaN) - (floor.load.cpuMsPerRequest ?? Number.NaN);
+      out.push(
+        `- c=${k.c}, ${k.target}: ${f3(beyond)} ms of CPU per call beyond the floor's ${f3(floor.load.cpuMsPerRequest)}; ` +
+          `throughput ${pct(k.load.rps / floor.load.rps)} of the floor's (the floor: ${pct(floor.vsPlain)} of the plain proxy's)`,
+      );
+    }
   }
   out.push("", `### Streaming 1 MiB responses (c=${r.stream.connections})`, "");
   out.push(

@@ -3,7 +3,8 @@
  * run, reported as ratios (the machine is shared, so only same-run ratios mean anything).
  *
  *   npm run bench                 forwarding (c = 1, 16, 64), 1 MiB streaming, a 256 MiB stream plain and
- *                                 full of secrets to redact, token issuance, RSS
+ *                                 full of secrets to redact, token issuance, RSS; forwarding also through
+ *                                 the design's floor (bench/floor-process.ts: the audit guarantee alone)
  *   npm run bench -- --scale      the forwarding scenario on an empty and on a seeded database
  *   npm run bench -- --profile    a CPU profile (node --cpu-prof) of each broker under load at c=16
  *   npm run bench -- --soak       10 minutes of mixed traffic at c=64 with a token issued, a token revoked
@@ -251,7 +252,7 @@ type Target = { name: string; kind: ProxyRow["kind"]; url: string; next: (n: num
 
 function unexpectedOf(kind: ProxyRow["kind"], load: LoadResult): number {
   let ok = load.statuses["200"] ?? 0;
-  if (kind === "keyward") ok += load.statuses["403"] ?? 0;
+  if (kind === "keyward" || kind === "floor") ok += load.statuses["403"] ?? 0;
   return load.responses - ok;
 }
 
@@ -322,7 +323,7 @@ function addRatios(rows: ProxyRow[]): void {
     const plain = rows.find((r) => r.c === row.c && r.kind === "plain" && r.node === row.node);
     const direct = rows.find((r) => r.c === row.c && r.kind === "direct");
     if (plain && row.kind !== "plain") row.vsPlain = row.load.rps / plain.load.rps;
-    if (plain && row.kind === "keyward") row.cpuVsPlain = (row.load.cpuMsPerRequest ?? Number.NaN) / (plain.load.cpuMsPerRequest ?? Number.NaN);
+    if (plain && (row.kind === "keyward" || row.kind === "floor")) row.cpuVsPlain = (row.load.cpuMsPerRequest ?? Number.NaN) / (plain.load.cpuMsPerRequest ?? Number.NaN);
     if (direct && row.kind !== "direct") row.vsDirect = row.load.rps / direct.load.rps;
   }
 }
@@ -398,6 +399,20 @@ async function startBaseline(
   return { upstream, plain: plains[0]!.child, upstreamUrl, plainUrl: plains[0]!.url, plains };
 }
 
+/**
+ * The design's floor on each of `runtimes` (bench/floor-process.ts): the audit guarantee (an allowed
+ * call's two events durable, each before the step after it) and a forward, none of Keyward's features.
+ */
+async function startFloors(upstreamUrl: string, runtimes: Runtime[]): Promise<Plain[]> {
+  const floors: Plain[] = [];
+  for (const runtime of runtimes) {
+    const label = onNode("design floor", runtime);
+    const child = await Child.start(label, "floor-process.ts", { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
+    floors.push({ label, runtime, child, url: `http://127.0.0.1:${child.port}` });
+  }
+  return floors;
+}
+
 const backendsToRun = (): Backend[] =>
   (DATABASE_URL ? (["embedded", "postgres"] as const) : (["embedded"] as const)).filter((b) => !env.BENCH_BACKENDS || env.BENCH_BACKENDS.split(",").includes(b));
 /** Every backend on every Node (main mode); the other modes run on this Node only. */
@@ -410,6 +425,7 @@ async function runMain(): Promise<void> {
   log(`Node ${RUNTIMES.map((r) => `${r.version} (${r.execPath})`).join(", ")}`);
   const machine = machineInfo();
   const { upstream, upstreamUrl, plains } = await startBaseline(RUNTIMES);
+  const floors = await startFloors(upstreamUrl, RUNTIMES);
   const plainRss = new Map(plains.map((p) => [p.label, new RssSampler(p.child)]));
   const brokers: Broker[] = [];
   for (const v of variantsToRun(RUNTIMES)) brokers.push(await startBroker(newStore(v.backend), upstreamUrl, [], v.runtime));
@@ -429,6 +445,9 @@ async function runMain(): Promise<void> {
     { name: "direct", kind: "direct", url: upstreamUrl, next: mixedRequest("", tokens), child: upstream, node: DEFAULT_NODE },
     ...plains.flatMap((p): Target[] => [
       { name: p.label, kind: "plain", url: p.url, next: mixedRequest(PROXY_PREFIX, tokens), child: p.child, node: p.runtime.version },
+      ...floors
+        .filter((f) => f.runtime === p.runtime)
+        .map((f): Target => ({ name: f.label, kind: "floor", url: f.url, next: mixedRequest(PROXY_PREFIX, tokens), child: f.child, node: p.runtime.version })),
       ...brokers.filter((b) => b.runtime === p.runtime).map((b) => brokerTarget(b, mixedRequest(PROXY_PREFIX, b.scenario.tokens))),
     ]),
   ];
