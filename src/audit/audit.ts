@@ -1,6 +1,6 @@
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { randomUUID } from "node:crypto";
-import { contentHash } from "./chain.js";
+import { contentHashOf, contentJson } from "./chain.js";
 
 export type AuditKind =
   | "proxy"
@@ -82,6 +82,14 @@ const text = <T>(value: T): T => (typeof value === "string" ? (storable(value) a
  * one shape, no spreads.
  */
 export function auditRow(event: AuditInput, eventId: string): AuditRow {
+  return serialisedAuditRow(event, eventId).row;
+}
+
+/**
+ * auditRow, and the row as JSON (what the spool holds and the database is sent) written from the text
+ * its hash is computed over, which holds every field but the two in front: an event is serialised once.
+ */
+export function serialisedAuditRow(event: AuditInput, eventId: string): { row: AuditRow; json: string } {
   const details = withNames(event.details, event.names);
   const row: AuditRow = {
     kind: event.kind,
@@ -103,8 +111,9 @@ export function auditRow(event: AuditInput, eventId: string): AuditRow {
     at: new Date(),
     contentHash: "",
   };
-  row.contentHash = contentHash(row);
-  return row;
+  const content = contentJson(row);
+  row.contentHash = contentHashOf(content);
+  return { row, json: `{"eventId":${JSON.stringify(eventId)},"contentHash":"${row.contentHash}",${content.slice(1)}` };
 }
 
 /** An event as stored: what was recorded (names folded into details), its identity, when, and its content hash. */

@@ -86,17 +86,24 @@ function canonical(value: unknown): string | undefined {
 const SORTED_CONTENT_FIELDS = [...CONTENT_FIELDS].sort().map((field) => ({ field, key: `${quoted(field)}:` }));
 
 /**
- * sha256 of the canonical JSON of every content field; missing and null are the same thing in a row, so
- * both hash as null. (The object's text is written field by field, in the order canonicalJson sorts them.)
+ * The canonical JSON of every content field, as hashed: missing and null are the same thing in a row, so
+ * both are written as null. (The object's text is written field by field, in the order canonicalJson
+ * sorts them.)
  */
-export function contentHash(event: AuditContent): string {
+export function contentJson(event: AuditContent): string {
   let text = "{";
   for (const { field, key } of SORTED_CONTENT_FIELDS) {
     const value = field === "at" ? event.at.toISOString() : (event[field] ?? null);
     text += `${text === "{" ? "" : ","}${key}${canonicalJson(value)}`;
   }
-  return sha256(`${text}}`);
+  return `${text}}`;
 }
+
+/** sha256 of contentJson. */
+export const contentHash = (event: AuditContent): string => sha256(contentJson(event));
+
+/** The same from a contentJson already written. */
+export const contentHashOf = (json: string): string => sha256(json);
 
 export const linkHash = (prevHash: string, id: bigint, contentHashHex: string) =>
   sha256(`${prevHash}|${id.toString()}|${contentHashHex}`);

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
-import { auditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
+import { auditRow, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 import { jittered } from "../util/jitter.js";
 
@@ -288,9 +288,9 @@ export class AuditLog {
   /** An event stamped and serialised once there is room for it, counted for `flush`. */
   async #accept(event: AuditInput): Promise<{ row: AuditRow; json: string }> {
     await this.#room();
-    const row = auditRow(event, randomUUID());
+    const serialised = serialisedAuditRow(event, randomUUID());
     this.#accepted++;
-    return { row, json: JSON.stringify(row) };
+    return serialised;
   }
 
   /**

@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { auditRow } from "../../../src/audit/audit.js";
+import { auditRow, serialisedAuditRow, type AuditInput } from "../../../src/audit/audit.js";
 import { contentHash } from "../../../src/audit/chain.js";
 import { operationsSummary, recordedNames } from "../../../src/audit/event-text.js";
 
@@ -40,5 +41,42 @@ describe("operationsSummary", () => {
     expect(operationsSummary({ reason: "r" })).toEqual([]);
     expect(operationsSummary(null)).toEqual([]);
     expect(operationsSummary({ operations: "mutation x" })).toEqual([]);
+  });
+});
+
+describe("an event serialised once", () => {
+  /** What the JSON says, with absent and null alike (as the database's jsonb_to_recordset reads them). */
+  const read = (json: string) => Object.fromEntries(Object.entries(JSON.parse(json) as Record<string, unknown>).filter(([, v]) => v !== null));
+
+  it("is the row's JSON, field for field, for any event (text that must be escaped, details at any depth, absent fields)", () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.constantFrom("\u0000", "\ud800", "a\"b\\c", "é"));
+    const json = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: "small" }, text, fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null), fc.array(tie("node")), fc.dictionary(text, tie("node"))),
+    })).node;
+    const event = fc.record(
+      {
+        kind: fc.constantFrom("proxy" as const, "proxy.response" as const, "token.issued" as const),
+        actor: text,
+        requestId: text,
+        agentId: text,
+        path: text,
+        method: text,
+        decision: fc.constantFrom("allow" as const, "deny" as const),
+        reason: text,
+        status: fc.integer({ min: 100, max: 599 }),
+        latencyMs: fc.nat(),
+        details: fc.dictionary(text, json),
+        names: fc.record({ agent: text, grant: text }, { requiredKeys: [] }),
+      },
+      { requiredKeys: ["kind", "actor"] },
+    );
+    fc.assert(
+      fc.property(event, fc.uuid(), (e, eventId) => {
+        const { row, json } = serialisedAuditRow(e as AuditInput, eventId);
+        expect(read(json)).toEqual(read(JSON.stringify(row)));
+        expect(row.contentHash).toBe(contentHash(row));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
