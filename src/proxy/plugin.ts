@@ -85,7 +85,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 3. resolve
       const upstreamRow = await deps.upstreams.findByName(target.upstream);
       if (!upstreamRow) throw notFound(`upstream ${target.upstream}`);
-      refusal.dialect = refusalDialect({ ...upstreamRow, authType: (upstreamRow.authConfig as { type: string }).type }, request.headers);
+      const authType = (upstreamRow.authConfig as { type: string }).type;
+      refusal.dialect = refusalDialect({ protocol: upstreamRow.protocol, presets: upstreamRow.presets, authType }, request.headers);
       audit.environment = upstreamRow.environment;
       // An environment is the upstream's, not the token's: its revocations are checked once it is known.
       deps.revocations.assertEnvironmentNotRevoked(token, upstreamRow.environment);
@@ -94,7 +95,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const declaredLength = Number(request.headers["content-length"] ?? 0);
       const hasBody = declaredLength > 0 || request.headers["transfer-encoding"] !== undefined;
       // 3b. prepare: the same steps the simulator takes (src/proxy/prepare.ts)
-      const prepared = prepareCall({ target, method: request.method, headers: request.headers, bodyLength: declaredLength }, { ...context, token }, deps);
+      const prepared = prepareCall({ target, method: request.method, headers: request.headers, bodyLength: declaredLength }, { grant, target: context.target, token }, deps);
       if (!prepared.ok) throw refused(prepared.code, prepared.reason);
       audit.path = prepared.path.decoded;
       // A call whose operations (or form fields) must be inspected is read whole first, within the inspection limit; the
