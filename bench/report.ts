@@ -68,6 +68,8 @@ export type TokenBench = {
   connections: number;
   rawSignPerSec: number;
   scryptVerifyPerSec: number;
+  /** bench/token-floor-process.ts at the same concurrency (older results.json entries lack it) */
+  floor?: LoadResult;
   endpoint: { backend: string; load: LoadResult; unexpected: number }[];
 };
 
@@ -275,6 +277,16 @@ export function renderMain(r: MainResults): string {
   );
   out.push(`### Token issuance (c=${r.tokens.connections})`, "");
   const tokenRows: string[][] = [["raw jose ES256 signing loop (same claims, in-process)", int(r.tokens.rawSignPerSec), "100%", "", ""]];
+  const floor = r.tokens.floor;
+  if (floor) {
+    tokenRows.push([
+      "token floor: a Fastify route that parses the JSON body and signs, nothing else (bench/token-floor-process.ts): what any token endpoint here can reach",
+      int(floor.rps),
+      pct(floor.rps / r.tokens.rawSignPerSec),
+      f1(floor.p50),
+      f1(floor.p99),
+    ]);
+  }
   for (const e of r.tokens.endpoint) {
     tokenRows.push([`POST /v1/tokens, ${e.backend} (client auth + sign + DB write)`, int(e.load.rps), pct(e.load.rps / r.tokens.rawSignPerSec), f1(e.load.p50), f1(e.load.p99)]);
   }
