@@ -41,7 +41,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKeyPair, SignJWT } from "jose";
+import { generateKeyPair } from "jose";
 import pg from "pg";
 import { hashClientSecret, verifyClientSecret } from "../src/agents/client-secret.js";
 import { openDatabase } from "../src/db/database.js";
@@ -67,7 +67,7 @@ import {
   type StreamRow,
   type TargetCheck,
 } from "./report.js";
-import { mixedRequest, PROXY_PREFIX, setupScenario, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
+import { mixedRequest, PROXY_PREFIX, setupScenario, signBenchToken, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
 import { brokerV8Flags } from "../bin/v8-flags.js";
 import { runSoak } from "./soak.js";
@@ -341,22 +341,7 @@ async function proxyRounds(targets: Target[]): Promise<ProxyRow[]> {
 
 async function rawSigningRate(seconds: number, concurrency: number): Promise<number> {
   const { privateKey } = await generateKeyPair("ES256");
-  const sign = () =>
-    new SignJWT({
-      client_id: "kwc_" + randomBytes(12).toString("base64url"),
-      grant: randomUUID(),
-      scope: "bench:GET bench:POST bench:DELETE",
-      cap: { upstream: "bench", methods: ["GET", "POST", "DELETE"], paths: ["/v1/**", "/stream/**"] },
-    })
-      .setProtectedHeader({ alg: "ES256", kid: randomUUID(), typ: "at+jwt" })
-      .setIssuer("http://keyward.bench")
-      .setSubject(randomUUID())
-      .setAudience("keyward")
-      .setIssuedAt()
-      .setNotBefore("0s")
-      .setExpirationTime("1h")
-      .setJti(randomUUID())
-      .sign(privateKey);
+  const sign = () => signBenchToken(privateKey, { clientId: "kwc_" + randomBytes(12).toString("base64url"), grant: randomUUID(), kid: randomUUID() });
   return ratePerSec(seconds, concurrency, sign);
 }
 

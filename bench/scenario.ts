@@ -4,12 +4,33 @@
  * hit by a deny rule, a path outside the grant). Every request rotates to the next token, so no cache
  * keyed by token, grant or path can hide the cost of a cold check.
  */
+import { randomUUID } from "node:crypto";
+import { SignJWT } from "jose";
 import type { RequestSpec } from "./load.js";
 
 export const UPSTREAM_NAME = "bench";
 export const PROXY_PREFIX = `/proxy/${UPSTREAM_NAME}`;
 /** The upstream's credential: the redaction scenario's upstream echoes it in its responses. */
 export const UPSTREAM_SECRET = "bench-upstream-secret";
+
+/** An access token with the claims Keyward's tokens carry, signed ES256: what raw signing and the token floor sign. */
+export function signBenchToken(privateKey: CryptoKey, options: { clientId: string; grant: string; kid: string }): Promise<string> {
+  return new SignJWT({
+    client_id: options.clientId,
+    grant: options.grant,
+    scope: "bench:GET bench:POST bench:DELETE",
+    cap: { upstream: UPSTREAM_NAME, methods: ["GET", "POST", "DELETE"], paths: ["/v1/**", "/stream/**"] },
+  })
+    .setProtectedHeader({ alg: "ES256", kid: options.kid, typ: "at+jwt" })
+    .setIssuer("http://keyward.bench")
+    .setSubject(randomUUID())
+    .setAudience("keyward")
+    .setIssuedAt()
+    .setNotBefore("0s")
+    .setExpirationTime("1h")
+    .setJti(randomUUID())
+    .sign(privateKey);
+}
 
 export type BenchAgent = { id: string; clientId: string; clientSecret: string; grant: string };
 /** `tokenRetries`: token requests of the set-up that failed (5xx) and were tried again. */

@@ -7,8 +7,9 @@
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import Fastify from "fastify";
-import { generateKeyPair, SignJWT } from "jose";
+import { generateKeyPair } from "jose";
 import { serveChild } from "./child.js";
+import { signBenchToken } from "./scenario.js";
 
 const { privateKey } = await generateKeyPair("ES256");
 const kid = randomUUID();
@@ -16,21 +17,7 @@ const app = Fastify({ logger: false });
 
 app.post("/v1/tokens", async (request) => {
   const grant = (request.body as { grant?: unknown } | undefined)?.grant;
-  const accessToken = await new SignJWT({
-    client_id: "kwc_floor",
-    grant: typeof grant === "string" ? grant : randomUUID(),
-    scope: "bench:GET bench:POST bench:DELETE",
-    cap: { upstream: "bench", methods: ["GET", "POST", "DELETE"], paths: ["/v1/**", "/stream/**"] },
-  })
-    .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
-    .setIssuer("http://keyward.bench")
-    .setSubject(randomUUID())
-    .setAudience("keyward")
-    .setIssuedAt()
-    .setNotBefore("0s")
-    .setExpirationTime("1h")
-    .setJti(randomUUID())
-    .sign(privateKey);
+  const accessToken = await signBenchToken(privateKey, { clientId: "kwc_floor", grant: typeof grant === "string" ? grant : randomUUID(), kid });
   return { access_token: accessToken, token_type: "Bearer", expires_in: 3600 };
 });
 
