@@ -368,15 +368,16 @@ async function scryptRate(seconds: number): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------- modes
 
-type Plain = { label: string; runtime: Runtime; child: Child; url: string };
+/** A baseline server (a plain proxy, or a floor) on one Node. */
+type Baseline = { label: string; runtime: Runtime; child: Child; url: string };
 
 /** The upstream (on this Node) and a plain proxy on each of `runtimes`. */
 async function startBaseline(
   runtimes: Runtime[] = [RUNTIMES[0]!],
-): Promise<{ upstream: Child; plain: Child; upstreamUrl: string; plainUrl: string; plains: Plain[] }> {
+): Promise<{ upstream: Child; plain: Child; upstreamUrl: string; plainUrl: string; plains: Baseline[] }> {
   const upstream = await Child.start("upstream", "upstream-process.ts", { env: childEnv({}) });
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  const plains: Plain[] = [];
+  const plains: Baseline[] = [];
   for (const runtime of runtimes) {
     const label = onNode("plain proxy", runtime);
     const child = await Child.start(label, "plain-proxy-process.ts", { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
@@ -389,8 +390,8 @@ async function startBaseline(
  * The design's floor on each of `runtimes` (bench/floor-process.ts): the audit guarantee (an allowed
  * call's two events durable, each before the step after it) and a forward, none of Keyward's features.
  */
-async function startFloors(upstreamUrl: string, runtimes: Runtime[]): Promise<Plain[]> {
-  const floors: Plain[] = [];
+async function startFloors(upstreamUrl: string, runtimes: Runtime[]): Promise<Baseline[]> {
+  const floors: Baseline[] = [];
   for (const runtime of runtimes) {
     const label = onNode("design floor", runtime);
     const child = await Child.start(label, "floor-process.ts", { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });

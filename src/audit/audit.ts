@@ -134,8 +134,14 @@ function withNames(details: Prisma.InputJsonValue | undefined, names: EventNames
  * src/audit/log.ts instead.)
  */
 export async function appendAudit(db: AuditWriter, event: AuditInput): Promise<void> {
-  await db.$executeRawUnsafe(APPEND_ONE, JSON.stringify([{ ...auditRow(event, randomUUID()), seq: 0 }]));
+  await db.$executeRawUnsafe(APPEND_ONE, batchJsonOf([serialisedAuditRow(event, randomUUID()).json]));
 }
+
+/**
+ * Rows as keyward_audit_append takes them, from their JSON as serialisedAuditRow wrote it: a JSON array,
+ * each row with its place in the order as `seq`, none serialised again.
+ */
+export const batchJsonOf = (rowsJson: readonly string[]) => `[${rowsJson.map((json, seq) => `{"seq":${seq},${json.slice(1)}`).join(",")}]`;
 
 /** One event, appended (and linked into the chain) inside the caller's statement or transaction. */
 export const APPEND_ONE = `SELECT keyward_audit_append($1::jsonb)`;

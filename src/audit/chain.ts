@@ -99,11 +99,11 @@ export function contentJson(event: AuditContent): string {
   return `${text}}`;
 }
 
-/** sha256 of contentJson. */
-export const contentHash = (event: AuditContent): string => sha256(contentJson(event));
-
-/** The same from a contentJson already written. */
+/** The content hash of a contentJson already written. */
 export const contentHashOf = (json: string): string => sha256(json);
+
+/** sha256 of contentJson. */
+export const contentHash = (event: AuditContent): string => contentHashOf(contentJson(event));
 
 export const linkHash = (prevHash: string, id: bigint, contentHashHex: string) =>
   sha256(`${prevHash}|${id.toString()}|${contentHashHex}`);

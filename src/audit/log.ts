@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
-import { auditRow, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
+import { auditRow, batchJsonOf, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 import { jittered } from "../util/jitter.js";
 
@@ -113,8 +113,6 @@ function parsedOrUnreadable(json: string): AuditRow {
   return { eventId, at: new Date(), kind: "audit.set_aside", actor: "keyward", contentHash: "", details: { unreadableSpoolLine: storable(json).slice(0, 4096) } };
 }
 
-/** The same from rows already serialised (as spooled): each gets its `seq` without being serialised again. */
-const appendJsonOf = (entries: readonly Entry[]) => `[${entries.map((e, seq) => `{"seq":${seq},${e.json.slice(1)}`).join(",")}]`;
 
 /**
  * The audit pipeline: every event of the proxy (and of token issuance) goes through here, on PostgreSQL,
@@ -464,8 +462,9 @@ export class AuditLog {
 
   async #insert(entries: Entry[]): Promise<void> {
     const records = entries.flatMap((e) => (e.record ? [e.record] : []));
-    if (records.length === 0) await queryOnce(this.db, APPEND, [appendJsonOf(entries)]);
-    else await queryOnce(this.db, APPEND_WITH_TOKENS, [appendJsonOf(entries), JSON.stringify(records)]);
+    const rows = batchJsonOf(entries.map((e) => e.json));
+    if (records.length === 0) await queryOnce(this.db, APPEND, [rows]);
+    else await queryOnce(this.db, APPEND_WITH_TOKENS, [rows, JSON.stringify(records)]);
   }
 
   /**
