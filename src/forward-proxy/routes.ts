@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { PrismaClient } from "@prisma/client";
 import { actorOf, installAdminAuth } from "../admin/auth.js";
 import type { Grants } from "../grants/grants.js";
-import { bearerJws } from "../http/auth-header.js";
+import { bearerToken } from "../http/auth-header.js";
 import { notFound } from "../http/errors.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
@@ -36,7 +36,7 @@ export async function forwardProxyPublicRoutes(app: FastifyInstance, deps: Forwa
  */
 export async function forwardProxyAgentRoutes(app: FastifyInstance, deps: ForwardProxyRouteDeps): Promise<void> {
   app.get("/v1/forward-proxy/env", async (request, reply) => {
-    const token = await deps.verifyToken(bearerJws(request));
+    const token = await deps.verifyToken(bearerToken(request));
     deps.revocations.assertNotRevoked(token);
     const grant = await deps.grants.findByIdOrName(token.grantId);
     const upstream = grant && (await deps.upstreams.findByName(grant.upstream));

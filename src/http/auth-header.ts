@@ -13,22 +13,6 @@ export function bearerToken(request: FastifyRequest): string {
   return match[1]!;
 }
 
-const JWS_SEGMENT = /^[A-Za-z0-9_-]+$/;
-
-/**
- * An agent token from the Authorization header: a compact JWS whose three segments are canonical
- * base64url (no padding, no stray low bits), so that one token has exactly one spelling.
- */
-export function bearerJws(request: FastifyRequest): string {
-  const token = bearerToken(request);
-  const segments = token.split(".");
-  const canonical =
-    segments.length === 3 &&
-    segments.every((s) => JWS_SEGMENT.test(s) && Buffer.from(s, "base64url").toString("base64url") === s);
-  if (!canonical) throw unauthenticated("invalid_token", "token is invalid");
-  return token;
-}
-
 export function basicCredentials(request: FastifyRequest): { user: string; password: string } {
   const header = singleAuthorization(request);
   const match = /^Basic ([A-Za-z0-9+/]+=*)$/i.exec(header);

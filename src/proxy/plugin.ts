@@ -5,7 +5,7 @@ import type { AuditLog } from "../audit/log.js";
 import { eventNames } from "../audit/names.js";
 import type { Agents } from "../agents/agents.js";
 import type { Grants } from "../grants/grants.js";
-import { bearerJws } from "../http/auth-header.js";
+import { bearerToken } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
 import { countersFor, type BudgetService } from "../budgets/budgets.js";
 import type { Environments } from "../environments/environments.js";
@@ -73,7 +73,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       Object.assign(audit, { upstream: target.upstream, path: target.rawPath.slice(0, 2000) });
 
       // 1. authenticate
-      const token = await deps.verifyToken(bearerJws(request));
+      const token = await deps.verifyToken(bearerToken(request));
       audit.actor = `agent:${token.agentId}`;
       audit.agentId = token.agentId;
       audit.jti = token.jti;

@@ -21,11 +21,25 @@ export type VerifyOptions = {
   now?: Date;
 };
 
+const JWS_SEGMENT = /^[A-Za-z0-9_-]+$/;
+
 /**
- * Verifies an agent token against Keyward's own key set only: the algorithm is pinned, the key is picked
- * by `kid` from that set, and headers that point at other keys are refused outright.
+ * Whether a token is a compact JWS whose three segments are canonical base64url (no padding, no stray low
+ * bits), so that one token has exactly one spelling: the verified-token cache (src/tokens/verified-tokens.ts)
+ * remembers tokens by their exact string, and only a string that passed here is ever remembered.
+ */
+export function canonicalJws(token: string): boolean {
+  const segments = token.split(".");
+  return segments.length === 3 && segments.every((s) => JWS_SEGMENT.test(s) && Buffer.from(s, "base64url").toString("base64url") === s);
+}
+
+/**
+ * Verifies an agent token against Keyward's own key set only: its spelling must be canonical, the
+ * algorithm is pinned, the key is picked by `kid` from that set, and headers that point at other keys are
+ * refused outright.
  */
 export async function verifyAgentToken(token: string, findKey: PublicKeyLookup, expected: VerifyOptions): Promise<AgentToken> {
+  if (!canonicalJws(token)) throw unauthenticated("invalid_token", "token is invalid");
   const resolveKey = async (header: JWTHeaderParameters) => {
     if (FORBIDDEN_JWT_HEADERS.some((h) => h in header)) throw unauthenticated("invalid_token", "token header not allowed");
     const entry = typeof header.kid === "string" ? await findKey(header.kid) : undefined;

@@ -264,6 +264,21 @@ describe("verifyAgentToken: forged and malformed tokens are refused with 401", (
       "token is invalid",
     ],
     [
+      // The verified-token cache remembers tokens by their exact string: one token must have one spelling.
+      "a valid token spelled differently (the unused low bits of its signature's last base64url character)",
+      async () => {
+        const token = await forge(goodPayload());
+        const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        return token.slice(0, -1) + alphabet[alphabet.indexOf(token.at(-1)!) ^ 1];
+      },
+      "token is invalid",
+    ],
+    [
+      "a valid token with base64 padding",
+      async () => `${await forge(goodPayload())}==`,
+      "token is invalid",
+    ],
+    [
       "HS256 keyed with the public key's SPKI PEM (algorithm confusion)",
       async () => forge(goodPayload(), { alg: "HS256" }, new TextEncoder().encode(await exportSPKI(live.publicKey))),
       "token is invalid",
