@@ -1,4 +1,4 @@
-import { createHash, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hash, hkdfSync, timingSafeEqual } from "node:crypto";
 
 /**
  * The audit log's hash chain, as pure functions shared by the writer (src/audit/audit.ts), the database's
@@ -35,7 +35,8 @@ export const CONTENT_FIELDS = [
 
 export type AuditContent = { at: Date } & Partial<Record<(typeof CONTENT_FIELDS)[number], unknown>>;
 
-const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+// One-shot: every audit event is hashed, and a Hash object per event cost more than the digest.
+const sha256 = (text: string) => hash("sha256", text, "hex");
 
 /**
  * JSON with object keys sorted (by UTF-16 code units, as JavaScript sorts) at every depth and no
