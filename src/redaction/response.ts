@@ -198,23 +198,38 @@ async function finishWhole(
   return { headers: shown, body: structured.body };
 }
 
-async function readWithin(body: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw tooLargeToRedact();
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    body.destroy();
-    if (err instanceof KeywardError) throw err;
-    // undici's body timeout: the upstream stalled mid-body.
-    if ((err as { code?: unknown }).code === "UND_ERR_BODY_TIMEOUT") throw gatewayTimeout("upstream did not answer in time");
-    throw badGateway("the upstream broke off its answer");
-  }
-  return Buffer.concat(chunks);
+/**
+ * A body read to its end within `limit` bytes. Read through its events rather than an async iterator:
+ * every small answer is read whole, and the iterator's promises and listeners cost more than the read.
+ */
+function readWithin(body: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      body.destroy();
+      if (err instanceof KeywardError) reject(err);
+      // undici's body timeout: the upstream stalled mid-body.
+      else if ((err as { code?: unknown } | undefined)?.code === "UND_ERR_BODY_TIMEOUT") reject(gatewayTimeout("upstream did not answer in time"));
+      else reject(badGateway("the upstream broke off its answer"));
+    };
+    body.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) fail(tooLargeToRedact());
+      else chunks.push(chunk);
+    });
+    body.once("end", () => {
+      if (settled) return;
+      settled = true;
+      resolve(Buffer.concat(chunks, size));
+    });
+    body.once("error", fail);
+    // Destroyed without an error (the agent left and the call was aborted): it did not end.
+    body.once("close", () => fail(undefined));
+  });
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -250,6 +250,18 @@ describe("redactResponseWithRules: small answers read whole", () => {
     const outcome = redactResponseWithRules(redaction, noRules, { method: "GET", status: 200, headers: { "content-length": "100" }, body: cut }, async () => {});
     await expect(outcome).rejects.toMatchObject({ status: 502 });
   });
+
+  it("a body destroyed without an error (the call aborted) is a 502; one that stalls past the body timeout a 504", async () => {
+    const aborted = new Readable({ read() {} });
+    aborted.push(Buffer.from(`{"k":`));
+    setImmediate(() => aborted.destroy());
+    const cut = redactResponseWithRules(redaction, noRules, { method: "GET", status: 200, headers: { "content-length": "100" }, body: aborted }, async () => {});
+    await expect(cut).rejects.toMatchObject({ status: 502, code: "upstream_unreachable" });
+    const stalled = new Readable({ read() {} });
+    setImmediate(() => stalled.destroy(Object.assign(new Error("body timeout"), { code: "UND_ERR_BODY_TIMEOUT" })));
+    const late = redactResponseWithRules(redaction, noRules, { method: "GET", status: 200, headers: { "content-length": "100" }, body: stalled }, async () => {});
+    await expect(late).rejects.toMatchObject({ status: 504 });
+  });
 });
 
 describe("redaction stream input", () => {
