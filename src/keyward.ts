@@ -108,7 +108,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
 
     // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
     const onAuditHealth = auditHealthReporter(log);
-    const { spool, recovered } = AuditSpool.open(join(config.dataDir, "audit-spool"));
+    const { spool, recovered } = AuditSpool.open(join(config.dataDir, "audit-spool"), (seconds) => metrics.auditSpoolSynced(seconds));
     const auditLog = new AuditLog(db, spool, recovered, {
       onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
       onSetAside: (event, reason) => {

@@ -54,6 +54,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #auditSpoolSyncs = new Histogram({
+    name: "keyward_audit_spool_sync_duration_seconds",
+    help: "Time of each group fdatasync of the audit spool: what every proxied call waits for, once or twice.",
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
   readonly #auditSetAside = new Counter({
     name: "keyward_audit_set_aside_total",
     help: "Audit events the database refused and that were set aside (GET /v1/audit/set-aside), by event kind.",
@@ -79,6 +86,11 @@ export class Metrics {
   /** Read at each scrape. */
   auditBacklog(read: () => number): void {
     this.#readAuditBacklog = read;
+  }
+
+  /** One group of the audit spool made durable (src/audit/spool.ts). */
+  auditSpoolSynced(seconds: number): void {
+    this.#auditSpoolSyncs.observe(seconds);
   }
 
   auditSetAside(event: { kind: string }): void {
