@@ -14,6 +14,7 @@ import type { Config } from "./config/config.js";
 import { consolePlugin } from "./console/plugin.js";
 import { forwardProxyRoutes, type ForwardProxyCa } from "./forward-proxy/index.js";
 import { BROKER_ERROR_HEADER, registerErrorHandling, setErrorResponses, toErrorResponse } from "./http/error-handler.js";
+import { lazyChildLogger } from "./http/lazy-logger.js";
 import { collectOpenApi, openApiRoutes } from "./http/openapi.js";
 import { rejectUnstorableText } from "./http/text.js";
 import { opsRoutes, type OpsDeps } from "./ops/routes.js";
@@ -167,6 +168,7 @@ export async function buildServer(
   await app.register(async (proxy) => {
     // A refused call is an audit event already (its access record): its log line is for debugging.
     setErrorResponses(proxy, "debug");
+    proxy.setChildLoggerFactory(lazyChildLogger);
     if (config.logProxyCalls) logEveryRequest(proxy);
     await proxy.register(proxyPlugin, deps);
   });

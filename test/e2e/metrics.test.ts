@@ -127,7 +127,11 @@ describe("operations endpoints", () => {
     expect(await proxiedCallLines(broker)).toEqual([]);
     const logging = await startBroker(store, { KEYWARD_LOG_PROXY_CALLS: "on" });
     try {
-      expect((await proxiedCallLines(logging)).some((line) => line.includes('"request completed"'))).toBe(true);
+      // Its line carries the request's id as the binding every request's logger has (made lazily on the proxy).
+      const lines = (await proxiedCallLines(logging)).map((line) => JSON.parse(line) as { msg: string; reqId?: string; req?: { id: string } });
+      const completed = lines.find((line) => line.msg === "request completed");
+      expect(completed?.reqId).toBeDefined();
+      expect(completed?.reqId).toBe(completed?.req?.id);
     } finally {
       await logging.close();
     }
