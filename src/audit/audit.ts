@@ -55,18 +55,41 @@ const UNSTORABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udff
  * becomes a visible `\uXXXX` escape. Text without any (nearly all) is returned as it is.
  */
 export function storable(text: string): string {
-  UNSTORABLE.lastIndex = 0;
-  if (!UNSTORABLE.test(text)) return text;
+  if (!unstorableIn(text)) return text;
   return text.replace(UNSTORABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-/** The same for JSON details: keys and string values at every depth. */
+function unstorableIn(text: string): boolean {
+  UNSTORABLE.lastIndex = 0;
+  return UNSTORABLE.test(text);
+}
+
+/** Whether a key or string at any depth of JSON details has a character `storable` escapes. */
+function hasUnstorable(value: unknown): boolean {
+  if (typeof value === "string") return unstorableIn(value);
+  if (Array.isArray(value)) return value.some(hasUnstorable);
+  if (value !== null && typeof value === "object") {
+    for (const key in value) {
+      if (Object.hasOwn(value, key) && (unstorableIn(key) || hasUnstorable((value as Record<string, unknown>)[key]))) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The same for JSON details: keys and string values at every depth. Details with nothing to escape
+ * (nearly all) are returned as they are, without a copy: every event of every call comes through here.
+ */
 function storableJson(value: unknown): unknown {
+  return hasUnstorable(value) ? storableCopy(value) : value;
+}
+
+function storableCopy(value: unknown): unknown {
   if (typeof value === "string") return storable(value);
-  if (Array.isArray(value)) return value.map(storableJson);
+  if (Array.isArray(value)) return value.map(storableCopy);
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[storable(k)] = storableJson(v);
+    for (const [k, v] of Object.entries(value)) out[storable(k)] = storableCopy(v);
     return out;
   }
   return value;

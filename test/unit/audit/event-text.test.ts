@@ -80,3 +80,14 @@ describe("an event serialised once", () => {
     );
   });
 });
+
+describe("agent-controlled text in details", () => {
+  it("is escaped at every depth, keys too; details with nothing to escape are stored as they are, not copied", () => {
+    const clean = { operations: ["query viewer"], nested: { a: [1, "b", null] } };
+    expect(auditRow({ kind: "proxy", actor: "agent:a1", details: clean }, "e1").details).toBe(clean);
+    const dirty = { operations: ["mutation a\u0000b"], "k\u0001": { deep: ["x\ud800", 2] } };
+    const row = auditRow({ kind: "proxy", actor: "agent:a1", details: dirty }, "e2");
+    expect(row.details).toEqual({ operations: ["mutation a\\u0000b"], "k\\u0001": { deep: ["x\\ud800", 2] } });
+    expect(dirty.operations[0]).toBe("mutation a\u0000b");
+  });
+});
