@@ -3,6 +3,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   canonicalJson,
+  CONTENT_FIELDS,
+  contentJson,
   checkpointHash,
   checkpointSignatureValid,
   contentHash,
@@ -61,6 +63,26 @@ describe("contentHash", () => {
 
   it("is sha256 of the canonical JSON of every content field (a fixed value: events already stored were hashed so)", () => {
     expect(contentHash(event)).toBe("588dd416a5ebbed56094994403ee9e5d861da77aab08bc3b867438c666be1f49");
+  });
+
+  it("hashes contentJson, which is canonicalJson of every content field for any event (text, numbers, nulls, details of any shape)", () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.constantFrom("\u0000", "\ud800", 'a"b\\c', "é", "\u2028"));
+    const json = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: "small" }, text, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(tie("node")), fc.dictionary(text, tie("node"))),
+    })).node;
+    const value = fc.oneof(text, fc.integer(), fc.double(), fc.constant(null), fc.constant(undefined));
+    // Any field may hold anything: stored rows hold text and numbers, but the function must not depend on it.
+    const content = fc.record(Object.fromEntries(CONTENT_FIELDS.filter((f) => f !== "at").map((f) => [f, f === "details" ? json : fc.oneof(value, json)])), { requiredKeys: [] });
+    const spec = (e: Record<string, unknown>) =>
+      canonicalJson(Object.fromEntries(CONTENT_FIELDS.map((f) => [f, f === "at" ? at.toISOString() : (e[f] ?? null)])));
+    fc.assert(
+      fc.property(content, (fields) => {
+        const e = { ...fields, at };
+        expect(contentJson(e)).toBe(spec(e));
+        expect(contentHash(e)).toBe(createHash("sha256").update(spec(e), "utf8").digest("hex"));
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("treats missing and null alike (a row read back has nulls)", () => {
