@@ -213,7 +213,8 @@ export class AuditLog {
    * With `record`, once that issued token's record and the event are committed in one statement.
    */
   async append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
-    const { row, json } = await this.#accept(event);
+    if (this.#full()) await this.#room();
+    const { row, json } = this.#accept(event);
     if (record) {
       return new Promise((shipped, failed) => {
         const setAside = () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`));
@@ -236,7 +237,8 @@ export class AuditLog {
    * memory for the database: never fails. The answer it records is the one the caller then sends.
    */
   async keep(event: AuditInput): Promise<void> {
-    const { row, json } = await this.#accept(event);
+    if (this.#full()) await this.#room();
+    const { row, json } = this.#accept(event);
     const segment = await this.spool.write(json).catch((err: unknown) => {
       this.hooks.onHealth(err);
       return null;
@@ -283,23 +285,25 @@ export class AuditLog {
     return { unshipped: this.#queue.length, unspooled: this.#queue.filter((e) => e.segment === null).map((e) => e.row) };
   }
 
-  /** An event stamped and serialised once there is room for it, counted for `flush`. */
-  async #accept(event: AuditInput): Promise<{ row: AuditRow; json: string }> {
-    await this.#room();
+  /** An event stamped and serialised (once there is room for it: `#room`), counted for `flush`. */
+  #accept(event: AuditInput): { row: AuditRow; json: string } {
     const serialised = serialisedAuditRow(event, randomUUID());
     this.#accepted++;
     return serialised;
   }
 
   /**
-   * Waits while the queue is past HIGH_WATER and the database takes events (back-pressure: a database
-   * slower than the calls slows the calls). While it does not, nothing waits here: new calls are refused
-   * by `admit`, and the outcomes of calls already under way are kept.
+   * Whether the queue is past HIGH_WATER while the database takes events (back-pressure: a database
+   * slower than the calls slows the calls). While it does not, nothing waits: new calls are refused by
+   * `admit`, and the outcomes of calls already under way are kept. Asked before waiting in `#room`, so
+   * that an event with room (nearly every one) pays for no wait.
    */
+  #full(): boolean {
+    return !this.#failing && !this.#closed && this.#queue.length >= HIGH_WATER;
+  }
+
   async #room(): Promise<void> {
-    while (!this.#failing && !this.#closed && this.#queue.length >= HIGH_WATER) {
-      await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
-    }
+    while (this.#full()) await new Promise<void>((resolve) => this.#waitingForRoom.push(resolve));
   }
 
   #releaseWaiting(): void {
