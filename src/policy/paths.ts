@@ -133,7 +133,8 @@ export function isValidPathPattern(pattern: string): boolean {
     });
 }
 
-type Token = { kind: "literal"; value: string } | { kind: "one" } | { kind: "any" };
+/** A pattern segment; a literal also as foldSegment reads it, for the rules that match folded paths. */
+type Token = { kind: "literal"; value: string; folded: string } | { kind: "one" } | { kind: "any" };
 
 function tokenize(pattern: string): Token[] {
   return pattern
@@ -142,25 +143,42 @@ function tokenize(pattern: string): Token[] {
     .map((seg): Token => {
       if (seg === "**") return { kind: "any" };
       if (seg === "*" || seg.startsWith("{")) return { kind: "one" };
-      return { kind: "literal", value: seg };
+      return { kind: "literal", value: seg, folded: foldSegment(seg) };
     });
 }
 
-function matchTokens(pattern: Token[], segments: readonly string[], fold: (s: string) => string): boolean {
-  const [head, ...rest] = pattern;
-  if (!head) return segments.length === 0;
-  if (head.kind === "any") {
-    for (let skip = 0; skip <= segments.length; skip++) if (matchTokens(rest, segments.slice(skip), fold)) return true;
-    return false;
+/**
+ * Patterns come from grants and from the tokens issued under them, a bounded set: each is tokenized the
+ * first time a call is matched against it, not on every call. Past the cap (patterns of grants long
+ * deleted), the memo starts over.
+ */
+const TOKENIZED_MAX = 10_000;
+const tokenized = new Map<string, readonly Token[]>();
+
+function tokensOf(pattern: string): readonly Token[] {
+  let tokens = tokenized.get(pattern);
+  if (tokens === undefined) {
+    if (tokenized.size >= TOKENIZED_MAX) tokenized.clear();
+    tokens = tokenize(pattern);
+    tokenized.set(pattern, tokens);
   }
-  const [segment, ...remaining] = segments;
-  if (segment === undefined) return false;
-  if (head.kind === "literal" && fold(head.value) !== segment) return false;
-  return matchTokens(rest, remaining, fold);
+  return tokens;
 }
 
-const exact = (s: string) => s;
+/** Whether pattern[p..] matches segments[s..]; literals compared as written, or folded. */
+function matchFrom(pattern: readonly Token[], p: number, segments: readonly string[], s: number, folded: boolean): boolean {
+  if (p === pattern.length) return s === segments.length;
+  const head = pattern[p]!;
+  if (head.kind === "any") {
+    for (let skip = s; skip <= segments.length; skip++) if (matchFrom(pattern, p + 1, segments, skip, folded)) return true;
+    return false;
+  }
+  if (s === segments.length) return false;
+  if (head.kind === "literal" && (folded ? head.folded : head.value) !== segments[s]) return false;
+  return matchFrom(pattern, p + 1, segments, s + 1, folded);
+}
 
+const PLAIN_SEGMENT = /^[\x20-\x24\x26-\x7e]*$/;
 const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
 /**
@@ -171,6 +189,13 @@ const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF
  * above dropped, so `İ` meets `i`), and path parameters cut off (`admin;x` is `admin`).
  */
 export function foldSegment(segment: string): string {
+  // Printable ASCII without an escape (nearly every segment): NFKC leaves it as it is, and upper then
+  // lower case is lower case. The same result as below, without normalising (a property test holds it).
+  if (PLAIN_SEGMENT.test(segment)) {
+    const lower = segment.toLowerCase();
+    const parameters = lower.indexOf(";");
+    return parameters === -1 ? lower : lower.slice(0, parameters);
+  }
   let current = segment;
   for (let i = 0; i < 4 && current.includes("%"); i++) {
     const next = current.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
@@ -188,7 +213,7 @@ export function pathMatches(pattern: string, path: NormalisedPath): boolean {
 
 /** The same match on decoded segments, e.g. an upstream's base path followed by the request's path. */
 export function segmentsMatch(pattern: string, segments: readonly string[]): boolean {
-  return matchTokens(tokenize(pattern), segments, exact);
+  return matchFrom(tokensOf(pattern), 0, segments, 0, false);
 }
 
 /**
@@ -197,15 +222,15 @@ export function segmentsMatch(pattern: string, segments: readonly string[]): boo
  * upstream ignores does not walk around it. Granting rules stay exact: doubt falls on refusing.
  */
 export function foldedSegmentsMatch(pattern: string, foldedSegments: readonly string[]): boolean {
-  return matchTokens(tokenize(pattern), foldedSegments, foldSegment);
+  return matchFrom(tokensOf(pattern), 0, foldedSegments, 0, true);
 }
 
 /** True when every path `inner` matches is also matched by `outer` (used to refuse widening). */
 export function patternCovers(outer: string, inner: string): boolean {
-  return coversTokens(tokenize(outer), tokenize(inner));
+  return coversTokens(tokensOf(outer), tokensOf(inner));
 }
 
-function coversTokens(outer: Token[], inner: Token[]): boolean {
+function coversTokens(outer: readonly Token[], inner: readonly Token[]): boolean {
   const [o, ...oRest] = outer;
   const [i, ...iRest] = inner;
   if (!o) return !i;

@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isValidPathPattern, normalisePath, patternCovers, pathMatches, type NormalisedPath } from "../../../src/policy/paths.js";
+import { foldedSegmentsMatch, foldSegment, isValidPathPattern, normalisePath, patternCovers, pathMatches, segmentsMatch, type NormalisedPath } from "../../../src/policy/paths.js";
 
 function ok(raw: string): NormalisedPath {
   const result = normalisePath(raw);
@@ -453,5 +454,47 @@ describe("patternCovers", () => {
     expect(patternCovers(outer, inner)).toBe(false);
     expect(pathMatches(inner, ok(witness))).toBe(true);
     expect(pathMatches(outer, ok(witness))).toBe(false);
+  });
+});
+
+describe("matching against compiled patterns", () => {
+  /** The matcher as first written: a pattern split per call, literals folded per comparison. */
+  function reference(pattern: string, segments: readonly string[], fold: (s: string) => string): boolean {
+    const tokens = pattern.split("/").filter((s) => s !== "");
+    const match = (p: string[], s: readonly string[]): boolean => {
+      const [head, ...rest] = p;
+      if (head === undefined) return s.length === 0;
+      if (head === "**") {
+        for (let skip = 0; skip <= s.length; skip++) if (match(rest, s.slice(skip))) return true;
+        return false;
+      }
+      const [segment, ...remaining] = s;
+      if (segment === undefined) return false;
+      if (head !== "*" && !head.startsWith("{") && fold(head) !== segment) return false;
+      return match(rest, remaining);
+    };
+    return match(tokens, segments);
+  }
+  const segment = fc.oneof(fc.constantFrom("v1", "V1", "admin", "ADMIN", "a;b", "x%41", "ａｄｍｉｎ", "İ", "items", "*"), fc.string({ maxLength: 4 }));
+  const pattern = fc.array(fc.oneof(fc.constantFrom("*", "**", "{id}"), segment.filter((s) => s !== "" && !s.includes("/"))), { maxLength: 5 }).map((parts) => "/" + parts.join("/"));
+  const segments = fc.array(segment.filter((s) => !s.includes("/")), { maxLength: 6 });
+
+  it("matches exactly as a pattern read afresh for every call, as written and folded", () => {
+    fc.assert(
+      fc.property(pattern, segments, (p, s) => {
+        expect(segmentsMatch(p, s)).toBe(reference(p, s, (x) => x));
+        const folded = s.map(foldSegment);
+        expect(foldedSegmentsMatch(p, folded)).toBe(reference(p, folded, foldSegment));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it("folds a plain ASCII segment as the full fold does (NFKC, upper then lower case, path parameters cut)", () => {
+    const full = (s: string) => s.normalize("NFKC").toUpperCase().toLowerCase().replace(/\u0307/g, "").split(";", 1)[0]!;
+    fc.assert(fc.property(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).filter((c) => c !== 0x25).map((c) => String.fromCharCode(c)) }), (s) => {
+      expect(foldSegment(s)).toBe(full(s));
+    }), { numRuns: 5000 });
+    for (const s of ["ADMIN;x", "Admin", "a;b;c", ";", "", "İ", "ａｄｍｉｎ", "%41dmin"]) expect(foldSegment(s)).toBe(full(s.replace("%41", "A")));
   });
 });
