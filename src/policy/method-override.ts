@@ -19,6 +19,9 @@ import { singleHeader, type CallContent, type Headers } from "./content.js";
 /** Override names, canonical: lower case, with every separator (`-`, `.`, space, `[`) as `_`. */
 const OVERRIDE_NAMES = new Set(["_method", "x_http_method_override", "x_http_method", "x_method_override", "x_original_method"]);
 
+/** A name no rewriting in nameVariants changes. */
+const CANONICAL_NAME = /^[a-z0-9_]*$/;
+
 const MAX_DECODES = 4;
 
 /** Percent-decodes until stable (a few rounds): an upstream may decode more than once. Invalid escapes stay. */
@@ -54,6 +57,8 @@ function nameVariants(decodedName: string): string[] {
 /** Whether a parameter name (as sent, still percent-encoded when `encoded`) is a method-override name anywhere. */
 export function isMethodOverrideName(name: string, encoded = true): boolean {
   const decoded = encoded ? decodeRepeatedly(name.replace(/\+/g, " ")) : decodeRepeatedly(name);
+  // Lower-case letters, digits and `_` (most names, e.g. `expand`): every variant is the name itself.
+  if (CANONICAL_NAME.test(decoded)) return OVERRIDE_NAMES.has(decoded);
   return nameVariants(decoded).some((variant) => OVERRIDE_NAMES.has(variant));
 }
 

@@ -17,9 +17,17 @@ const NEVER_FROM_AGENT = new Set([
 /** Every X-Forwarded-* header claims a forwarding identity (-server, -prefix, -uri, -method, -ssl, ...). */
 const isForwardingHeader = (name: string) => name.startsWith("x-forwarded-");
 
+// What nearly every request and response says: no set to build per call.
+const NONE_LISTED = new Set<string>();
+const KEEP_ALIVE_LISTED = new Set(["keep-alive"]);
+const CLOSE_LISTED = new Set(["close"]);
+
 /** Headers named by the Connection header are hop-by-hop too. */
-function connectionListed(headers: IncomingHttpHeaders): Set<string> {
+function connectionListed(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
+  if (value === undefined) return NONE_LISTED;
+  if (value === "keep-alive" || value === "Keep-Alive") return KEEP_ALIVE_LISTED;
+  if (value === "close") return CLOSE_LISTED;
   const listed = (Array.isArray(value) ? value.join(",") : value ?? "").split(",");
   return new Set(listed.map((h) => h.trim().toLowerCase()).filter(Boolean));
 }

@@ -71,6 +71,20 @@ describe("requestHeadersForUpstream", () => {
     expect(requestHeadersForUpstream({ [name]: value, "x-keep": "1" }, [])).toEqual({ "x-keep": "1" });
   });
 
+  it("a Connection of just keep-alive or close (what nearly every client sends) names that and nothing else", () => {
+    const cases: [string, Record<string, string>][] = [
+      ["keep-alive", { close: "1", "x-hop": "2" }],
+      ["Keep-Alive", { close: "1", "x-hop": "2" }],
+      ["close", { "x-hop": "2" }],
+      ["Close", { "x-hop": "2" }],
+      ["keep-alive, x-hop", { close: "1" }],
+    ];
+    for (const [connection, forwarded] of cases) {
+      const headers = { connection, "keep-alive": "timeout=5", close: "1", "x-hop": "2", "x-kept": "3" };
+      expect(requestHeadersForUpstream(headers, []), connection).toEqual({ ...forwarded, "x-kept": "3" });
+    }
+  });
+
   it("drops headers named in Connection (any case, spacing, repeated)", () => {
     const headers: IncomingHttpHeaders = {
       connection: "close, X-Secret-Hop ,x-other,,  ",
