@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { ServerResponse } from "node:http";
 import { finished, Transform, type Readable } from "node:stream";
-import { errors as undiciErrors, request, type Dispatcher } from "undici";
+import { errors as undiciErrors, type Dispatcher } from "undici";
 import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
 
@@ -103,12 +103,16 @@ export type ForwardInput = {
  */
 export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseData> {
   try {
-    const response = await request(input.url, {
+    // The dispatcher's own request(): undici's top-level one only copies these options and takes the
+    // origin and path apart from the URL again, on every call.
+    const { url } = input;
+    const response = await input.dispatcher.request({
+      origin: url.origin,
+      path: url.search ? `${url.pathname}${url.search}` : url.pathname,
       method: input.method as Dispatcher.HttpMethod,
       headers: input.headers,
       body: input.body,
       // undici 7 follows no redirects unless asked to: a Location header goes back to the agent as is.
-      dispatcher: input.dispatcher,
       signal: input.signal,
     });
     response.body.on("error", () => {});
