@@ -187,15 +187,23 @@ async function finishWhole(
   counted: Pick<ResponseOutcome, "redactions" | "byRule">,
   record: (outcome: ResponseOutcome) => Promise<void>,
 ): Promise<{ headers: ResponseHeaders; body: Buffer }> {
-  const structured = plan.json.length > 0 || plan.graphql.length > 0 ? redactStructured(body, plan) : { body, byRule: {} };
-  const byRule = { ...counted.byRule };
-  for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
-  const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
-  await record({ redactions: counted.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) });
+  if (plan.json.length === 0 && plan.graphql.length === 0) {
+    // No JSON or GraphQL rule (most calls): what was counted is the outcome.
+    const { byRule } = counted;
+    const ruled = byRule !== undefined && Object.keys(byRule).length > 0;
+    await record(ruled ? { redactions: counted.redactions, complete: true, byRule } : { redactions: counted.redactions, complete: true });
+  } else {
+    const structured = redactStructured(body, plan);
+    const byRule = { ...counted.byRule };
+    for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
+    const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
+    await record({ redactions: counted.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) });
+    body = structured.body;
+  }
   // An empty body (a 204, a HEAD) keeps no length: its headers must not claim one.
   const shown = { ...headers };
-  if (structured.body.length > 0) shown["content-length"] = String(structured.body.length);
-  return { headers: shown, body: structured.body };
+  if (body.length > 0) shown["content-length"] = String(body.length);
+  return { headers: shown, body };
 }
 
 /**
