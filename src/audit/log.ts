@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
-import { auditRow, batchJsonOf, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
+import { batchJsonOf, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 import { jittered } from "../util/jitter.js";
 
@@ -95,9 +95,6 @@ WITH "kept" AS (
 )
 SELECT keyward_audit_append($4::jsonb) FROM "kept"`;
 
-/** Rows as keyward_audit_append takes them: a JSON array, each row with its place in the order as `seq`. */
-export const appendJson = (rows: readonly AuditRow[]) => JSON.stringify(rows.map((row, seq) => ({ ...row, seq })));
-
 /**
  * A spooled line as the row it holds. One that is not (a disk that garbled it) still goes to the database,
  * which refuses it, and is set aside there with its text, like any refused event: it never stops a start.
@@ -112,7 +109,6 @@ function parsedOrUnreadable(json: string): AuditRow {
   const eventId = `spool-line:${createHash("sha256").update(json).digest("hex").slice(0, 32)}`;
   return { eventId, at: new Date(), kind: "audit.set_aside", actor: "keyward", contentHash: "", details: { unreadableSpoolLine: storable(json).slice(0, 4096) } };
 }
-
 
 /**
  * The audit pipeline: every event of the proxy (and of token issuance) goes through here, on PostgreSQL,
@@ -478,11 +474,11 @@ export class AuditLog {
   async #setAside(row: AuditRow, err: unknown): Promise<void> {
     const reason = storable(err instanceof Error ? err.message : String(err)).slice(0, 1000);
     const asciiJson = JSON.stringify(row).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-    const notice = auditRow(
+    const notice = serialisedAuditRow(
       { kind: "audit.set_aside", actor: "keyward", requestId: row.requestId, details: { eventId: row.eventId, kind: row.kind, reason } },
       `${row.eventId}:set-aside`,
     );
-    await queryOnce(this.db, SET_ASIDE, [row.eventId, reason, asciiJson, appendJson([notice])]);
+    await queryOnce(this.db, SET_ASIDE, [row.eventId, reason, asciiJson, batchJsonOf([notice.json])]);
     this.hooks.onSetAside(row, reason);
   }
 }

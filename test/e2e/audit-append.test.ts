@@ -1,13 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditRow } from "../../src/audit/audit.js";
-import { appendJson } from "../../src/audit/log.js";
+import { batchJsonOf, serialisedAuditRow } from "../../src/audit/audit.js";
 import { openDatabase, type Database, type SqlSession } from "../../src/db/database.js";
 import { migrate } from "../../src/db/migrate.js";
 import { newStore, type Store } from "../helpers/broker.js";
 
-const event = () => auditRow({ kind: "proxy", actor: "agent:a", requestId: randomUUID(), decision: "allow", method: "GET", path: "/v1/x" }, randomUUID());
-const batch = (size: number) => appendJson(Array.from({ length: size }, event));
+const event = () => serialisedAuditRow({ kind: "proxy", actor: "agent:a", requestId: randomUUID(), decision: "allow", method: "GET", path: "/v1/x" }, randomUUID()).json;
+const batch = (size: number) => batchJsonOf(Array.from({ length: size }, event));
 
 /**
  * Sequential scans of "AuditEvent" by this session not yet reported to the statistics (which happens at most once
