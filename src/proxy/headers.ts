@@ -28,7 +28,7 @@ function connectionListed(headers: IncomingHttpHeaders): ReadonlySet<string> {
   if (value === undefined) return NONE_LISTED;
   if (value === "keep-alive" || value === "Keep-Alive") return KEEP_ALIVE_LISTED;
   if (value === "close") return CLOSE_LISTED;
-  const listed = (Array.isArray(value) ? value.join(",") : value ?? "").split(",");
+  const listed = (Array.isArray(value) ? value.join(",") : value).split(",");
   return new Set(listed.map((h) => h.trim().toLowerCase()).filter(Boolean));
 }
 
