@@ -377,12 +377,7 @@ async function startBaseline(
 ): Promise<{ upstream: Child; plain: Child; upstreamUrl: string; plainUrl: string; plains: Baseline[] }> {
   const upstream = await Child.start("upstream", "upstream-process.ts", { env: childEnv({}) });
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  const plains: Baseline[] = [];
-  for (const runtime of runtimes) {
-    const label = onNode("plain proxy", runtime);
-    const child = await Child.start(label, "plain-proxy-process.ts", { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
-    plains.push({ label, runtime, child, url: `http://127.0.0.1:${child.port}` });
-  }
+  const plains = await startOnEach("plain proxy", "plain-proxy-process.ts", upstreamUrl, runtimes);
   return { upstream, plain: plains[0]!.child, upstreamUrl, plainUrl: plains[0]!.url, plains };
 }
 
@@ -390,14 +385,17 @@ async function startBaseline(
  * The design's floor on each of `runtimes` (bench/floor-process.ts): the audit guarantee (an allowed
  * call's two events durable, each before the step after it) and a forward, none of Keyward's features.
  */
-async function startFloors(upstreamUrl: string, runtimes: Runtime[]): Promise<Baseline[]> {
-  const floors: Baseline[] = [];
+const startFloors = (upstreamUrl: string, runtimes: Runtime[]) => startOnEach("design floor", "floor-process.ts", upstreamUrl, runtimes);
+
+/** A baseline server (`script`, forwarding to `upstreamUrl`) on each of `runtimes`, one after the other. */
+async function startOnEach(name: string, script: string, upstreamUrl: string, runtimes: Runtime[]): Promise<Baseline[]> {
+  const started: Baseline[] = [];
   for (const runtime of runtimes) {
-    const label = onNode("design floor", runtime);
-    const child = await Child.start(label, "floor-process.ts", { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
-    floors.push({ label, runtime, child, url: `http://127.0.0.1:${child.port}` });
+    const label = onNode(name, runtime);
+    const child = await Child.start(label, script, { execPath: runtime.execPath, env: childEnv({ BENCH_UPSTREAM_URL: upstreamUrl }) });
+    started.push({ label, runtime, child, url: `http://127.0.0.1:${child.port}` });
   }
-  return floors;
+  return started;
 }
 
 const backendsToRun = (): Backend[] =>
