@@ -102,15 +102,9 @@ const text = <T>(value: T): T => (typeof value === "string" ? (storable(value) a
  * The row to insert for an event, stamped now, with its identity: text made storable, then the content
  * hash computed from exactly the values written. keyward_audit_append gives it its id and chain hashes
  * (migration 0008). Built field by field (every event of every call comes through here): one object of
- * one shape, no spreads.
- */
-export function auditRow(event: AuditInput, eventId: string): AuditRow {
-  return serialisedAuditRow(event, eventId).row;
-}
-
-/**
- * auditRow, and the row as JSON (what the spool holds and the database is sent) written from the text
- * its hash is computed over, which holds every field but the two in front: an event is serialised once.
+ * one shape, no spreads. With it, the row as JSON (what the spool holds and the database is sent),
+ * written from the text its hash is computed over, which holds every field but the two in front: an
+ * event is serialised once.
  */
 export function serialisedAuditRow(event: AuditInput, eventId: string): { row: AuditRow; json: string } {
   const details = withNames(event.details, event.names);

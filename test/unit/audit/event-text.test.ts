@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { auditRow, serialisedAuditRow, type AuditInput } from "../../../src/audit/audit.js";
+import { serialisedAuditRow, type AuditInput } from "../../../src/audit/audit.js";
 import { contentHash } from "../../../src/audit/chain.js";
 import { operationsSummary, recordedNames } from "../../../src/audit/event-text.js";
 
+const rowOf = (event: AuditInput, eventId: string) => serialisedAuditRow(event, eventId).row;
+
 describe("names recorded with an event", () => {
   it("go into details beside what is there, before the content hash is taken", () => {
-    const row = auditRow({ kind: "proxy", actor: "agent:a1", agentId: "a1", grantId: "g1", details: { operations: ["mutation x"] }, names: { agent: "deploy-bot", grant: "deploy-staging" } }, "e1");
+    const row = rowOf({ kind: "proxy", actor: "agent:a1", agentId: "a1", grantId: "g1", details: { operations: ["mutation x"] }, names: { agent: "deploy-bot", grant: "deploy-staging" } }, "e1");
     expect(row.details).toEqual({ operations: ["mutation x"], names: { agent: "deploy-bot", grant: "deploy-staging" } });
     expect(row).not.toHaveProperty("names");
     expect(row.contentHash).toBe(contentHash(row));
@@ -15,8 +17,8 @@ describe("names recorded with an event", () => {
   });
 
   it("leave details as they are when no name is known", () => {
-    expect(auditRow({ kind: "proxy", actor: "anonymous", names: {} }, "e2").details).toBeUndefined();
-    expect(auditRow({ kind: "proxy", actor: "anonymous", details: { reason: "r" }, names: { agent: undefined } }, "e3").details).toEqual({ reason: "r" });
+    expect(rowOf({ kind: "proxy", actor: "anonymous", names: {} }, "e2").details).toBeUndefined();
+    expect(rowOf({ kind: "proxy", actor: "anonymous", details: { reason: "r" }, names: { agent: undefined } }, "e3").details).toEqual({ reason: "r" });
   });
 
   it("are read back from details, ignoring what is not a name", () => {
@@ -84,9 +86,9 @@ describe("an event serialised once", () => {
 describe("agent-controlled text in details", () => {
   it("is escaped at every depth, keys too; details with nothing to escape are stored as they are, not copied", () => {
     const clean = { operations: ["query viewer"], nested: { a: [1, "b", null] } };
-    expect(auditRow({ kind: "proxy", actor: "agent:a1", details: clean }, "e1").details).toBe(clean);
+    expect(rowOf({ kind: "proxy", actor: "agent:a1", details: clean }, "e1").details).toBe(clean);
     const dirty = { operations: ["mutation a\u0000b"], "k\u0001": { deep: ["x\ud800", 2] } };
-    const row = auditRow({ kind: "proxy", actor: "agent:a1", details: dirty }, "e2");
+    const row = rowOf({ kind: "proxy", actor: "agent:a1", details: dirty }, "e2");
     expect(row.details).toEqual({ operations: ["mutation a\\u0000b"], "k\\u0001": { deep: ["x\\ud800", 2] } });
     expect(dirty.operations[0]).toBe("mutation a\u0000b");
   });
