@@ -138,13 +138,26 @@ describe("the audit log's shipping", () => {
   it("a statement's worth goes at once, and so does a token's event, which its request waits on", async () => {
     const { db, held } = heldDatabase();
     const log = openLog(db);
-    await Promise.all(Array.from({ length: 50 }, (_, n) => log.append(event(n))));
-    expect(held.map((h) => h.rows)).toEqual([50]);
+    await Promise.all(Array.from({ length: 400 }, (_, n) => log.append(event(n))));
+    expect(held.map((h) => h.rows)).toEqual([400]);
     await releaseAll(held, log);
 
     const issued = log.append({ kind: "token.issued", actor: "agent:a", jti: "j1" }, record);
     await new Promise((r) => setImmediate(r));
     expect(held.map((h) => h.rows)).toEqual([1]);
+    held.shift()!.release();
+    await issued;
+    expect((await log.close()).unshipped).toBe(0);
+  });
+
+  it("a token's event ends a linger under way: it goes at once, with the events that were lingering", async () => {
+    const { db, held } = heldDatabase();
+    const log = openLog(db);
+    await Promise.all([log.append(event(1)), log.append(event(2)), log.append(event(3))]);
+    expect(held).toHaveLength(0);
+    const issued = log.append({ kind: "token.issued", actor: "agent:a", jti: "j1" }, record);
+    await new Promise((r) => setImmediate(r));
+    expect(held.map((h) => h.rows)).toEqual([4]);
     held.shift()!.release();
     await issued;
     expect((await log.close()).unshipped).toBe(0);
