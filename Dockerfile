@@ -43,4 +43,4 @@ USER node
 EXPOSE 8080
 # The broker applies its migrations itself at start, under a lock, so replicas may start together.
 # The V8 flags are the ones bin/v8-flags.js gives for Node 24 (`npm start` asks it for the running Node).
-CMD ["node", "--external-memory-accounted-in-global-limit", "--max-semi-space-size=16", "bin/keyward.js", "serve"]
+CMD ["node", "--external-memory-accounted-in-global-limit", "--max-semi-space-size=8", "bin/keyward.js", "serve"]

@@ -21,13 +21,19 @@ import { pathToFileURL } from "node:url";
  *   thread). Node 20's V8 has neither that cost nor the flag. With external memory inside the global
  *   limit, any cap on the heap's growth (the flag above, at 50 or 100) made large streams cost up to
  *   twice the CPU on Node 24: it is not used there.
- * - `--max-semi-space-size=16`, from Node 24 on: the young generation Node 20 has (two 16 MiB
- *   semi-spaces). Node 24 grows them to 64 MiB each under load: 328-352 MiB RSS after c=64 without it,
- *   221-308 with it, and 312-374 instead of 472-504 after five redacted 256 MiB streams, at the same CPU.
+ * - `--max-semi-space-size=8`, on every Node: a young generation of two 8 MiB semi-spaces. Node 24
+ *   grows them to 64 MiB each under load (328-352 MiB RSS after c=64 without a cap, 221-308 at 16, and
+ *   312-374 instead of 472-504 after five redacted 256 MiB streams, at the same CPU); Node 20 has 16.
+ *   At 8, under the c=64 mixed load (A/B, four pairs, alternated): peak RSS 180-190 MiB against
+ *   205-212 on Node 20 and 183 against 208 on Node 24, CPU per call within the pairs' noise (-6% to
+ *   +10%, about +1% on average). A call's objects live for its two audit waits (~10-25 ms at c=64),
+ *   less than two scavenges apart at 8 MiB, so they still die young.
  */
 export function brokerV8Flags(nodeVersion = process.versions.node) {
   const major = Number(nodeVersion.replace(/^v/, "").split(".")[0]);
-  return major >= 24 ? ["--external-memory-accounted-in-global-limit", "--max-semi-space-size=16"] : ["--heap-growing-percent=100"];
+  return major >= 24
+    ? ["--external-memory-accounted-in-global-limit", "--max-semi-space-size=8"]
+    : ["--heap-growing-percent=100", "--max-semi-space-size=8"];
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.stdout.write(brokerV8Flags().join(" "));

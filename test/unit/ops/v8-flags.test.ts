@@ -3,10 +3,11 @@ import { describe, expect, it } from "vitest";
 import { brokerV8Flags } from "../../../bin/v8-flags.js";
 
 describe("brokerV8Flags", () => {
-  it("bounds the old generation's growth before Node 24; from Node 24 on, counts external memory within V8's global limit and keeps Node 20's young generation", () => {
-    expect(brokerV8Flags("20.19.0")).toEqual(["--heap-growing-percent=100"]);
-    expect(brokerV8Flags("v22.11.0")).toEqual(["--heap-growing-percent=100"]);
-    const node24 = ["--external-memory-accounted-in-global-limit", "--max-semi-space-size=16"];
+  it("bounds the old generation's growth before Node 24; from Node 24 on, counts external memory within V8's global limit; on both, keeps the young generation to two 8 MiB semi-spaces", () => {
+    const beforeNode24 = ["--heap-growing-percent=100", "--max-semi-space-size=8"];
+    expect(brokerV8Flags("20.19.0")).toEqual(beforeNode24);
+    expect(brokerV8Flags("v22.11.0")).toEqual(beforeNode24);
+    const node24 = ["--external-memory-accounted-in-global-limit", "--max-semi-space-size=8"];
     expect(brokerV8Flags("v24.22.3")).toEqual(node24);
     expect(brokerV8Flags("26.0.0")).toEqual(node24);
   });
