@@ -11,6 +11,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** Every admin route names the permission it needs; routes without one are refused at start. */
     permission?: Permission;
+    /** Its 200 is a token issued, recorded by a token.issued audit event (its access log line is optional: src/server.ts). */
+    issuesTokens?: boolean;
   }
 }
 

@@ -39,6 +39,7 @@ const envSchema = z.object({
   KEYWARD_AUDIT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION: z.string().min(1).optional(),
   KEYWARD_LOG_PROXY_CALLS: z.enum(["on", "off"]).default("off"),
+  KEYWARD_LOG_TOKEN_ISSUANCE: z.enum(["on", "off"]).default("off"),
   KEYWARD_TOKEN_DEFAULT_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, 900),
   KEYWARD_TOKEN_MAX_TTL_SECONDS: intBetween(1, MAX_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS),
   KEYWARD_CLOCK_SKEW_SECONDS: intBetween(0, 60, 5),
@@ -90,6 +91,11 @@ export type Config = {
    * every other request is logged either way.
    */
   logProxyCalls: boolean;
+  /**
+   * A log line for every token issued as well as its token.issued audit event, which is already its
+   * record; refusals and everything else are logged either way.
+   */
+  logTokenIssuance: boolean;
   tokens: TokenPolicy;
   signingKeys: { rotateAfterMs: number; reloadMs: number };
   clientSecretOverlapSeconds: number;
@@ -199,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? { url: e.KEYWARD_AUDIT_WEBHOOK_URL, authorization: e.KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION }
       : undefined,
     logProxyCalls: e.KEYWARD_LOG_PROXY_CALLS === "on",
+    logTokenIssuance: e.KEYWARD_LOG_TOKEN_ISSUANCE === "on",
     tokens: {
       defaultTtlSeconds: e.KEYWARD_TOKEN_DEFAULT_TTL_SECONDS,
       maxTtlSeconds: e.KEYWARD_TOKEN_MAX_TTL_SECONDS,

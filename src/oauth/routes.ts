@@ -122,7 +122,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     }
   };
 
-  app.post("/oauth2/token", documentedForm("OAuth 2.0 token endpoint (RFC 6749, RFC 8693)", oauthForms.token), async (req) => {
+  app.post("/oauth2/token", { ...documentedForm("OAuth 2.0 token endpoint (RFC 6749, RFC 8693)", oauthForms.token), config: { issuesTokens: true } }, async (req) => {
     const { auth, params } = splitClientAuth(formOf(req));
     const client = clientOf(req, auth);
 

@@ -32,7 +32,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): P
     req.agent = (await deps.clientAuth.authenticate({ method: "client_secret_basic", clientId, clientSecret }, req.id))!;
   };
 
-  r.post("/v1/tokens", { onRequest: authenticateClient, schema: { body: tokenRequestBody } }, async (req, reply) => {
+  r.post("/v1/tokens", { onRequest: authenticateClient, schema: { body: tokenRequestBody }, config: { issuesTokens: true } }, async (req, reply) => {
     reply.headers({ "cache-control": "no-store", pragma: "no-cache" });
     try {
       return reply.send(await deps.tokens.issue(req.agent!, req.body, req.id));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
-import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
 /** The value of one sample in Prometheus' text format, or undefined. */
@@ -132,6 +132,39 @@ describe("operations endpoints", () => {
       const completed = lines.find((line) => line.msg === "request completed");
       expect(completed?.reqId).toBeDefined();
       expect(completed?.reqId).toBe(completed?.req?.id);
+    } finally {
+      await logging.close();
+    }
+  });
+
+  it("writes no line for a token issued (its token.issued event is its record) unless KEYWARD_LOG_TOKEN_ISSUANCE=on; a refused one is logged", async () => {
+    await createUpstream(broker, { name: "logged-upstream", baseUrl: upstream.url, environment: "staging", secret: "real-key" });
+    const agent = await createAgent(broker, "log-bot");
+    await createGrant(broker, { name: "log-grant", agents: [agent.id], upstream: "logged-upstream", methods: ["GET"], paths: ["/v1/**"] });
+    /** The request lines of each response, once an API request made after them has been logged. */
+    const linesOf = async (target: TestBroker, ...responses: { headers: Record<string, unknown> }[]) => {
+      const probe = await target.http().get("/healthz");
+      await vi.waitFor(() => expect(target.logs.join("\n")).toContain(probe.headers["x-request-id"]));
+      return responses.map((res) => target.logs.filter((line) => line.includes(res.headers["x-request-id"] as string)).map((line) => (JSON.parse(line) as { msg: string }).msg));
+    };
+    const requests = async (target: TestBroker) => {
+      const issued = await issueToken(target, agent, { grant: "log-grant" });
+      expect(issued.status).toBe(200);
+      const oauth = await target.http().post("/oauth2/token").auth(agent.clientId, agent.clientSecret).type("form").send({ grant_type: "client_credentials", scope: "grant:log-grant" });
+      expect(oauth.status).toBe(200);
+      const refused = await issueToken(target, agent, { grant: "no-such-grant" });
+      expect(refused.status).toBe(404);
+      return linesOf(target, issued, oauth, refused);
+    };
+    const [issued, oauth, refused] = await requests(broker);
+    expect(issued).toEqual([]);
+    expect(oauth).toEqual([]);
+    expect(refused).toContain("request completed");
+    const logging = await startBroker(store, { KEYWARD_LOG_TOKEN_ISSUANCE: "on" });
+    try {
+      const [issuedOn, oauthOn] = await requests(logging);
+      expect(issuedOn).toContain("request completed");
+      expect(oauthOn).toContain("request completed");
     } finally {
       await logging.close();
     }
