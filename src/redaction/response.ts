@@ -187,19 +187,18 @@ async function finishWhole(
   counted: Pick<ResponseOutcome, "redactions" | "byRule">,
   record: (outcome: ResponseOutcome) => Promise<void>,
 ): Promise<{ headers: ResponseHeaders; body: Buffer }> {
-  if (plan.json.length === 0 && plan.graphql.length === 0) {
-    // No JSON or GraphQL rule (most calls): what was counted is the outcome.
-    const { byRule } = counted;
-    const ruled = byRule !== undefined && Object.keys(byRule).length > 0;
-    await record(ruled ? { redactions: counted.redactions, complete: true, byRule } : { redactions: counted.redactions, complete: true });
-  } else {
+  let { redactions, byRule } = counted;
+  // Without a JSON or GraphQL rule (most calls) what was counted is the outcome, taken without a copy.
+  if (plan.json.length > 0 || plan.graphql.length > 0) {
     const structured = redactStructured(body, plan);
-    const byRule = { ...counted.byRule };
-    for (const [label, count] of Object.entries(structured.byRule)) byRule[label] = (byRule[label] ?? 0) + count;
-    const ruled = Object.values(structured.byRule).reduce((a, b) => a + b, 0);
-    await record({ redactions: counted.redactions + ruled, complete: true, ...(Object.keys(byRule).length > 0 && { byRule }) });
+    byRule = { ...byRule };
+    for (const [label, count] of Object.entries(structured.byRule)) {
+      byRule[label] = (byRule[label] ?? 0) + count;
+      redactions += count;
+    }
     body = structured.body;
   }
+  await record(byRule !== undefined && Object.keys(byRule).length > 0 ? { redactions, complete: true, byRule } : { redactions, complete: true });
   // An empty body (a 204, a HEAD) keeps no length: its headers must not claim one.
   const shown = { ...headers };
   if (body.length > 0) shown["content-length"] = String(body.length);
