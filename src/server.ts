@@ -147,7 +147,7 @@ export async function buildServer(
   // whose audit events are its access record, so it pays for no log line unless KEYWARD_LOG_PROXY_CALLS=on.
   await app.register(async (api) => {
     rejectUnstorableText(api);
-    logEveryRequest(api, { tokensIssued: config.logTokenIssuance });
+    logEveryRequest(api, { skipIssuedTokens: !config.logTokenIssuance });
     await api.register(openApiRoutes);
     await api.register(opsRoutes, deps);
     await api.register(tokenRoutes, deps);
@@ -170,7 +170,7 @@ export async function buildServer(
     // A refused call is an audit event already (its access record): its log line is for debugging.
     setErrorResponses(proxy, "debug");
     proxy.setChildLoggerFactory(lazyChildLogger);
-    if (config.logProxyCalls) logEveryRequest(proxy, { tokensIssued: true });
+    if (config.logProxyCalls) logEveryRequest(proxy);
     await proxy.register(proxyPlugin, deps);
   });
   return app;
@@ -178,12 +178,12 @@ export async function buildServer(
 
 /**
  * One access log line per completed request of the routes in `scope` (Fastify's own two are disabled).
- * Without `tokensIssued`, a token-issuing route's 200 gets none: its token.issued event is its record, and
+ * With `skipIssuedTokens`, a token-issuing route's 200 gets none: its token.issued event is its record, and
  * the line (an asynchronous write through libuv's thread pool) cost 45-230 µs of CPU per token, measured.
  */
-function logEveryRequest(scope: FastifyInstance, options: { tokensIssued: boolean }): void {
+function logEveryRequest(scope: FastifyInstance, options: { skipIssuedTokens?: boolean } = {}): void {
   scope.addHook("onResponse", async (request, reply) => {
-    if (!options.tokensIssued && reply.statusCode === 200 && request.routeOptions.config.issuesTokens) return;
+    if (options.skipIssuedTokens && reply.statusCode === 200 && request.routeOptions.config.issuesTokens) return;
     request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
   });
 }
