@@ -64,6 +64,34 @@ function decodedFurther(segment: string): string {
   return current;
 }
 
+/** A path of RFC 3986 pchar without "%" and ";", and "/": nothing to decode, and every segment SEGMENT_SAFE. */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&'()*+,=:@/]*$/;
+
+/** A raw segment decoded, or the refusal of a segment that servers could read otherwise than Keyward. */
+function decodedSegment(rawSegment: string): string | { ok: false; reason: string } {
+  if (/%2f|%5c/i.test(rawSegment)) return { ok: false, reason: "encoded slash in path" };
+  let segment: string;
+  try {
+    // decodeURIComponent rejects invalid and overlong UTF-8 sequences.
+    segment = decodeURIComponent(rawSegment);
+  } catch {
+    return { ok: false, reason: "invalid percent-encoding in path" };
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(segment)) return { ok: false, reason: "control character in path" };
+  if (looksLikeSeparator(segment)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
+  // Decoded once, the segment is what Keyward decides on and forwards (re-encoded); an upstream that
+  // decodes again must not find a path structure in it that Keyward did not see.
+  const deeper = decodedFurther(segment);
+  if (deeper !== segment) {
+    if (/^\.\.?$|[/\\;?#]|[. ]$/.test(deeper)) return { ok: false, reason: "double-encoded delimiter or dot segment in path" };
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(deeper)) return { ok: false, reason: "control character in path" };
+    if (looksLikeSeparator(deeper)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
+  }
+  return segment;
+}
+
 /**
  * Normalises the raw request path (no query string). Anything ambiguous is refused rather than guessed:
  * encoded slashes or backslashes (servers disagree on them), control characters and NUL, invalid or
@@ -72,28 +100,13 @@ function decodedFurther(segment: string): string {
 export function normalisePath(raw: string): PathResult {
   if (!raw.startsWith("/")) return { ok: false, reason: "path must start with /" };
   if (raw.includes("\\")) return { ok: false, reason: "backslash in path" };
+  // Nearly every path is plain: nothing in it to decode, refuse as ambiguous or encode, so each segment is
+  // decided on and forwarded as it is (the checks below would all pass, and encoding would change nothing).
+  const plain = PLAIN_PATH.test(raw);
   const segments: string[] = [];
   for (const rawSegment of raw.split("/")) {
-    if (/%2f|%5c/i.test(rawSegment)) return { ok: false, reason: "encoded slash in path" };
-    let segment: string;
-    try {
-      // decodeURIComponent rejects invalid and overlong UTF-8 sequences.
-      segment = decodeURIComponent(rawSegment);
-    } catch {
-      return { ok: false, reason: "invalid percent-encoding in path" };
-    }
-    // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f-\u009f]/.test(segment)) return { ok: false, reason: "control character in path" };
-    if (looksLikeSeparator(segment)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
-    // Decoded once, the segment is what Keyward decides on and forwards (re-encoded); an upstream that
-    // decodes again must not find a path structure in it that Keyward did not see.
-    const deeper = decodedFurther(segment);
-    if (deeper !== segment) {
-      if (/^\.\.?$|[/\\;?#]|[. ]$/.test(deeper)) return { ok: false, reason: "double-encoded delimiter or dot segment in path" };
-      // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f-\u009f]/.test(deeper)) return { ok: false, reason: "control character in path" };
-      if (looksLikeSeparator(deeper)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
-    }
+    const segment = plain ? rawSegment : decodedSegment(rawSegment);
+    if (typeof segment !== "string") return segment;
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
       if (segments.length === 0) return { ok: false, reason: "path escapes the upstream base" };
@@ -105,14 +118,8 @@ export function normalisePath(raw: string): PathResult {
     segments.push(segment);
   }
   const trailingSlash = raw.length > 1 && raw.endsWith("/") && segments.length > 0 ? "/" : "";
-  return {
-    ok: true,
-    path: {
-      segments,
-      decoded: "/" + segments.join("/") + trailingSlash,
-      encoded: "/" + segments.map(encodeSegment).join("/") + trailingSlash,
-    },
-  };
+  const decoded = "/" + segments.join("/") + trailingSlash;
+  return { ok: true, path: { segments, decoded, encoded: plain ? decoded : "/" + segments.map(encodeSegment).join("/") + trailingSlash } };
 }
 
 /**

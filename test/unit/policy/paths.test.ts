@@ -208,6 +208,25 @@ describe("normalisePath: refused paths", () => {
   });
 });
 
+describe("normalisePath: a plain path (nothing to decode) is taken as it is", () => {
+  // A plain path skips decoding and encoding (src/policy/paths.ts): the same path with one character
+  // percent-encoded must still give exactly the same result, segments, decision text and forwarded text.
+  const plainChar = fc.constantFrom(..."abcXYZ019-._~!$&'()*+,=:@/".split(""));
+  const plainPath = fc.array(plainChar, { maxLength: 24 }).map((chars) => "/" + chars.join(""));
+  it("gives what the same path with one character percent-encoded gives", () => {
+    fc.assert(
+      fc.property(plainPath, fc.nat(), (raw, at) => {
+        const candidates = [...raw].map((c, i) => (c === "/" ? -1 : i)).filter((i) => i >= 0);
+        fc.pre(candidates.length > 0);
+        const i = candidates[at % candidates.length]!;
+        const encoded = raw.slice(0, i) + "%" + raw.charCodeAt(i).toString(16).toUpperCase().padStart(2, "0") + raw.slice(i + 1);
+        expect(normalisePath(raw)).toEqual(normalisePath(encoded));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 describe("normalisePath: non-ASCII that normalises to no delimiter is an ordinary segment", () => {
   it.each(["/v1/caf%C3%A9", "/v1/%E6%97%A5%E6%9C%AC", "/v1/%EF%BD%81dmin", "/v1/r%C3%A9sum%C3%A9.pdf", "/v1/%C2%BD"])("%s", (raw) => {
     expect(normalisePath(raw).ok).toBe(true);
