@@ -1,6 +1,6 @@
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { randomUUID } from "node:crypto";
-import { contentHashOf, contentJson } from "./chain.js";
+import { contentHashOf, contentJson, PLAIN_ASCII } from "./chain.js";
 
 export type AuditKind =
   | "proxy"
@@ -95,8 +95,11 @@ function storableCopy(value: unknown): unknown {
   return value;
 }
 
-/** Agent-controlled text made storable; anything else (absent, a number) as it is. */
-const text = <T>(value: T): T => (typeof value === "string" ? (storable(value) as T) : value);
+/**
+ * Agent-controlled text made storable; anything else (absent, a number) as it is. Printable ASCII (nearly
+ * all event text) is storable as it is, and that one test is cheaper than looking for what is not.
+ */
+const text = <T>(value: T): T => (typeof value === "string" && !PLAIN_ASCII.test(value) ? (storable(value) as T) : value);
 
 /**
  * The row to insert for an event, stamped now, with its identity: text made storable, then the content
@@ -137,12 +140,13 @@ export function serialisedAuditRow(event: AuditInput, eventId: string): { row: A
 export type AuditRow = Omit<AuditInput, "names"> & { eventId: string; at: Date; contentHash: string };
 
 /** The names known, beside the details an event already has (an object, or none). */
-function withNames(details: Prisma.InputJsonValue | undefined, names: EventNames = {}): Prisma.InputJsonValue | undefined {
-  if (names.agent === undefined && names.grant === undefined) return details;
+function withNames(details: Prisma.InputJsonValue | undefined, names: EventNames | undefined): Prisma.InputJsonValue | undefined {
+  if (names === undefined || (names.agent === undefined && names.grant === undefined)) return details;
   const known: EventNames = {};
   if (names.agent !== undefined) known.agent = names.agent;
   if (names.grant !== undefined) known.grant = names.grant;
-  return { ...(details as Prisma.InputJsonObject | undefined), names: known };
+  // Most events (a proxied call's) have no details of their own: no copy to make.
+  return details === undefined ? { names: known } : { ...(details as Prisma.InputJsonObject), names: known };
 }
 
 /**

@@ -49,8 +49,8 @@ export function canonicalJson(value: unknown): string {
   return canonical(value) ?? "null";
 }
 
-/** Printable ASCII but `"` and `\`: what JSON writes as it is. */
-const PLAIN_ASCII = /^[ !#-[\]-~]*$/;
+/** Printable ASCII but `"` and `\`: what JSON writes as it is (and what needs nothing made storable, src/audit/audit.ts). */
+export const PLAIN_ASCII = /^[ !#-[\]-~]*$/;
 
 /** A string as JSON.stringify writes it (most event text needs no escape: written without calling it). */
 const quoted = (text: string) => (PLAIN_ASCII.test(text) ? `"${text}"` : JSON.stringify(text));
