@@ -72,7 +72,7 @@ function canonical(value: unknown): string | undefined {
       if (Array.isArray(value)) return `[${value.map((item) => canonical(item) ?? "null").join(",")}]`;
       const record = value as Record<string, unknown>;
       let text = "";
-      for (const key of Object.keys(record).sort()) {
+      for (const key of sortedKeys(record)) {
         const item = canonical(record[key]);
         if (item !== undefined) text += `${text === "" ? "" : ","}${quoted(key)}:${item}`;
       }
@@ -81,6 +81,16 @@ function canonical(value: unknown): string | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * An object's keys in the order canonicalJson writes them. Nearly every object in an event has them in
+ * that order already (names: agent, grant), and sorting, even two keys, allocated more than the rest.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return keys.sort();
+  return keys;
 }
 
 /** A content field's canonical text; missing and null are the same thing in a row, so both are null. */
