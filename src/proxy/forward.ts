@@ -3,20 +3,63 @@ import type { ServerResponse } from "node:http";
 import { finished, Transform, type Readable } from "node:stream";
 import { errors as undiciErrors, type Dispatcher } from "undici";
 import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
+import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
 
 export { createUpstreamDispatcher, type UpstreamTimeouts } from "./upstream-timeouts.js";
 
+/** Where a call goes: the upstream's origin, and the path with its query as sent. */
+export type UpstreamTarget = { origin: string; path: string };
+
+// What a URL's query keeps as it is (WHATWG URL, special schemes): printable ASCII but space, ", #, ' , < and >.
+const QUERY_AS_IS = /^[!$-&(-;=?-~]*$/;
+
 /**
- * The only URL the proxy ever calls: the upstream's configured origin and base path, then the
- * normalised path. Nothing from the request can change scheme, host or port.
+ * The only place the proxy ever calls: the upstream's configured origin and base path, then the
+ * normalised path. Nothing from the request can change scheme, host or port. The path is canonical
+ * already (src/policy/paths.ts) and a query of characters a URL keeps as they are is taken as it is: no
+ * URL is parsed per call for them. Any other query is set through a URL, which escapes it.
  */
-export function upstreamUrl(upstream: CompiledUpstream, encodedPath: string, rawQuery: string): URL {
-  const url = new URL(upstream.baseUrl.href);
-  url.pathname = upstream.baseUrl.pathname.replace(/\/+$/, "") + encodedPath;
+export function upstreamTarget(upstream: Pick<CompiledUpstream, "origin" | "basePath">, encodedPath: string, rawQuery: string): UpstreamTarget {
+  const path = upstream.basePath + encodedPath;
+  // A leading "?" is one a URL would drop: such a query goes through one too.
+  if (rawQuery === "" || (QUERY_AS_IS.test(rawQuery) && rawQuery[0] !== "?")) {
+    return { origin: upstream.origin, path: rawQuery === "" ? path : `${path}?${rawQuery}` };
+  }
+  const url = new URL(upstream.origin + path);
   url.search = rawQuery;
-  if (url.origin !== upstream.baseUrl.origin) throw new Error("upstream URL left its origin");
-  return url;
+  return { origin: upstream.origin, path: url.pathname + url.search };
+}
+
+/**
+ * The request handed to the upstream's credential. Its URL object is made only for a kind that reads or
+ * rewrites it (query, aws-sigv4); with the others the path goes out as upstreamTarget built it.
+ */
+export class OutgoingCall implements OutgoingRequest {
+  #url: URL | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly target: UpstreamTarget,
+    public headers: Record<string, string>,
+    readonly body: Uint8Array | undefined,
+  ) {}
+
+  get url(): URL {
+    return (this.#url ??= new URL(this.target.origin + this.target.path));
+  }
+
+  set url(url: URL) {
+    this.#url = url;
+  }
+
+  /** Where it goes once the credential is on: a kind may rewrite the path or query, never the origin. */
+  sentTo(): UpstreamTarget {
+    const url = this.#url;
+    if (url === undefined) return this.target;
+    if (url.origin !== this.target.origin) throw new Error("upstream URL left its origin");
+    return { origin: url.origin, path: url.pathname + url.search };
+  }
 }
 
 class BodyTooLarge extends Error {}
@@ -86,7 +129,7 @@ export async function collectBody(limited: Readable, limit: number): Promise<Buf
 }
 
 export type ForwardInput = {
-  url: URL;
+  target: UpstreamTarget;
   method: string;
   headers: Record<string, string>;
   body: Readable | Uint8Array | undefined;
@@ -104,11 +147,10 @@ export type ForwardInput = {
 export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseData> {
   try {
     // The dispatcher's own request(): undici's top-level one only copies these options and takes the
-    // origin and path apart from the URL again, on every call.
-    const { url } = input;
+    // origin and path apart from a URL, on every call.
     const response = await input.dispatcher.request({
-      origin: url.origin,
-      path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+      origin: input.target.origin,
+      path: input.target.path,
       method: input.method as Dispatcher.HttpMethod,
       headers: input.headers,
       body: input.body,

@@ -14,9 +14,8 @@ import { loadDecisionContext } from "../policy/context.js";
 import { decide } from "../policy/decide.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
-import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
-import { abortWhenClientGone, collectBody, forward, limitBody, upstreamUrl } from "./forward.js";
+import { abortWhenClientGone, collectBody, forward, limitBody, OutgoingCall, upstreamTarget } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
@@ -188,19 +187,19 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const streamedBody = hasBody && !inspectedBody ? limitBody(request.raw, deps.maxBodyBytes) : undefined;
       const signedBody = streamedBody && upstream.credential.buffersBody ? await collectBody(streamedBody, deps.maxBodyBytes) : undefined;
       const ownedByCredential = Object.keys(request.headers).filter(upstream.credential.ownsHeader);
-      const outgoing: OutgoingRequest = {
-        method: request.method,
-        url: upstreamUrl(upstream, prepared.path.encoded, target.rawQuery),
-        headers: requestHeadersForUpstream(request.headers, ownedByCredential),
-        body: hasBody ? (inspectedBody ?? signedBody) : undefined,
-      };
+      const outgoing = new OutgoingCall(
+        request.method,
+        upstreamTarget(upstream, prepared.path.encoded, target.rawQuery),
+        requestHeadersForUpstream(request.headers, ownedByCredential),
+        hasBody ? (inspectedBody ?? signedBody) : undefined,
+      );
       // A compressed answer would have to be decoded to be redacted.
       outgoing.headers["accept-encoding"] = "identity";
       // decide() allows only under a grant that exists, so grant is set here.
       await upstream.credential.prepare(outgoing, { grant: grant! });
       // 7. forward
       const response = await forward({
-        url: outgoing.url,
+        target: outgoing.sentTo(),
         method: request.method,
         headers: outgoing.headers,
         body: outgoing.body ?? streamedBody,

@@ -293,6 +293,8 @@ export class Upstreams {
       name: row.name,
       environment: row.environment,
       baseUrl,
+      origin: baseUrl.origin,
+      basePath: baseUrl.pathname.replace(/\/+$/, ""),
       credential,
       dispatcher,
       redaction: () =>
@@ -341,6 +343,9 @@ export type CompiledUpstream = {
   name: string;
   environment: string;
   baseUrl: URL;
+  /** The base URL's origin, and its path without a trailing slash: what every call's URL starts with. */
+  origin: string;
+  basePath: string;
   credential: UpstreamCredential;
   /** Its own connection pool when it trusts a private CA (`tls.ca`); otherwise the proxy's shared one. */
   dispatcher: Dispatcher | undefined;
