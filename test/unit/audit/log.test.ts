@@ -120,6 +120,30 @@ describe("the audit log told the database is unreachable", () => {
   });
 });
 
+describe("the audit log's event identities", () => {
+  it("gives every event its own eventId, and a log opened after it none of the same", async () => {
+    const shipped: string[] = [];
+    const db = {
+      session: async (): Promise<SqlSession> => ({
+        exec: async () => {},
+        query: async <Row>(_sql: string, params?: unknown[]) => {
+          const rows = JSON.parse(params![0] as string) as { eventId: string }[];
+          shipped.push(...rows.map((r) => r.eventId));
+          return [{ inserted: rows.length }] as Row[];
+        },
+        release: () => {},
+      }),
+    };
+    for (const _restart of [1, 2]) {
+      const log = openLog(db);
+      await Promise.all(Array.from({ length: 50 }, (_, n) => log.append(event(n))));
+      expect((await log.close()).unshipped).toBe(0);
+    }
+    expect(shipped).toHaveLength(100);
+    expect(new Set(shipped).size).toBe(100);
+  });
+});
+
 describe("the audit log's shipping", () => {
 
   it("a few events wait a few milliseconds for others, then go in one statement", async () => {
