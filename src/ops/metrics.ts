@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { CallCounter, CallHistogram } from "./call-metrics.js";
 
 /** What the metrics read of an audit event. */
 type AuditedCall = {
@@ -22,19 +23,22 @@ export const UNRESOLVED_UPSTREAM = "-";
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly #proxyCalls = new Counter({
-    name: "keyward_proxy_requests_total",
-    help: "Proxied calls by upstream (- if not resolved), decision and response status.",
-    labelNames: ["upstream", "decision", "status"] as const,
-    registers: [this.registry],
-  });
-  readonly #proxyDuration = new Histogram({
-    name: "keyward_proxy_request_duration_seconds",
-    help: "Time from a proxied call's arrival to its answer (the upstream's response headers), upstream time included.",
-    labelNames: ["upstream", "decision"] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
+  // What every call's events report: counted without prom-client's per-observation cost (src/ops/call-metrics.ts).
+  readonly #proxyCalls = this.#registered(
+    new CallCounter("keyward_proxy_requests_total", "Proxied calls by upstream (- if not resolved), decision and response status.", [
+      "upstream",
+      "decision",
+      "status",
+    ]),
+  );
+  readonly #proxyDuration = this.#registered(
+    new CallHistogram(
+      "keyward_proxy_request_duration_seconds",
+      "Time from a proxied call's arrival to its answer (the upstream's response headers), upstream time included.",
+      ["upstream", "decision"],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    ),
+  );
   readonly #tokensIssued = new Counter({
     name: "keyward_tokens_issued_total",
     help: "Agent tokens issued, directly, by token exchange, or on collecting an approval.",
@@ -46,13 +50,14 @@ export class Metrics {
     labelNames: ["selector"] as const,
     registers: [this.registry],
   });
-  readonly #auditWrites = new Histogram({
-    name: "keyward_audit_write_duration_seconds",
-    help: "Time to append one audit event (chain lock included), by event kind.",
-    labelNames: ["kind"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [this.registry],
-  });
+  readonly #auditWrites = this.#registered(
+    new CallHistogram(
+      "keyward_audit_write_duration_seconds",
+      "Time to append one audit event (chain lock included), by event kind.",
+      ["kind"],
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    ),
+  );
 
   readonly #auditSpoolSyncs = new Histogram({
     name: "keyward_audit_spool_sync_duration_seconds",
@@ -83,6 +88,11 @@ export class Metrics {
     });
   }
 
+  #registered<M extends CallCounter | CallHistogram>(metric: M): M {
+    this.registry.registerMetric(metric as unknown as Parameters<Registry["registerMetric"]>[0]);
+    return metric;
+  }
+
   /** Read at each scrape. */
   auditBacklog(read: () => number): void {
     this.#readAuditBacklog = read;
@@ -104,14 +114,14 @@ export class Metrics {
 
   /** Each event the audit pipeline (src/audit/log.ts) writes: the proxy's calls and token issuance are read from them. */
   auditWritten(event: AuditedCall, seconds: number): void {
-    this.#auditWrites.observe({ kind: event.kind }, seconds);
+    this.#auditWrites.observe([event.kind], seconds);
     // A proxied call's last event is its record: the call metrics are read from it, not counted apart.
     if (event.kind === "proxy.response" || (event.kind === "proxy" && event.decision === "deny")) {
       // The upstream is a label only once it resolved (its environment is known): callers must not mint label values.
       const upstream = event.environment === undefined ? UNRESOLVED_UPSTREAM : (event.upstream ?? UNRESOLVED_UPSTREAM);
       const decision = event.decision === "allow" ? "allow" : "deny";
-      this.#proxyCalls.inc({ upstream, decision, status: String(event.status ?? 0) });
-      if (event.latencyMs !== undefined) this.#proxyDuration.observe({ upstream, decision }, event.latencyMs / 1000);
+      this.#proxyCalls.inc([upstream, decision, String(event.status ?? 0)]);
+      if (event.latencyMs !== undefined) this.#proxyDuration.observe([upstream, decision], event.latencyMs / 1000);
     }
     if (event.kind === "token.issued") this.#tokensIssued.inc();
   }
