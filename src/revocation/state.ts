@@ -43,8 +43,11 @@ const REASONS: Record<Exclude<TokenSelector, "jti">, string> = {
 export class RevocationState {
   /** jti → when it may be forgotten (ms; Infinity if never). */
   readonly #jtis = new Map<string, number>();
-  /** `selector:value` → latest cutoff, in whole seconds. */
-  readonly #cutoffs = new Map<string, number>();
+  /**
+   * Selector → value (`*` for the global ones) → latest cutoff, in whole seconds. Looked up by the token's
+   * own ids on every call: no key is built per call.
+   */
+  readonly #cutoffs = new Map<TokenSelector, Map<string, number>>();
   readonly #engagedKillSwitches = new Set<string>();
 
   static from(records: Iterable<RevocationRecord>): RevocationState {
@@ -63,9 +66,11 @@ export class RevocationState {
       this.#jtis.set(record.value, record.expiresAt?.getTime() ?? Infinity);
       return;
     }
-    const key = GLOBAL.has(record.selector) ? `${record.selector}:*` : `${record.selector}:${record.value}`;
+    const value = GLOBAL.has(record.selector) ? "*" : record.value;
     const seconds = Math.floor(cutoffMs(record) / 1000);
-    this.#cutoffs.set(key, Math.max(seconds, this.#cutoffs.get(key) ?? -Infinity));
+    let cutoffs = this.#cutoffs.get(record.selector);
+    if (cutoffs === undefined) this.#cutoffs.set(record.selector, (cutoffs = new Map()));
+    cutoffs.set(value, Math.max(seconds, cutoffs.get(value) ?? -Infinity));
   }
 
   /** Drops jti revocations whose tokens have expired: they can never be presented again. */
@@ -74,7 +79,9 @@ export class RevocationState {
   }
 
   get size(): number {
-    return this.#jtis.size + this.#cutoffs.size + this.#engagedKillSwitches.size;
+    let cutoffs = 0;
+    for (const values of this.#cutoffs.values()) cutoffs += values.size;
+    return this.#jtis.size + cutoffs + this.#engagedKillSwitches.size;
   }
 
   get killSwitchEngaged(): boolean {
@@ -84,25 +91,23 @@ export class RevocationState {
   /** Why the token is revoked, or null if it is not (the kill switch is separate). Most specific reason first. */
   reasonRevoked(token: TokenFacts): string | null {
     if (this.#jtis.has(token.jti)) return "token revoked";
-    if (token.ancestors?.some((jti) => this.#jtis.has(jti))) return "parent token revoked";
-    const checks: [string, string][] = [
-      [`agent:${token.agentId}`, REASONS.agent],
-      [`grant:${token.grantId}`, REASONS.grant],
-      [`upstream:${token.upstream}`, REASONS.upstream],
-      ["issued_before:*", REASONS.issued_before],
-      ["all:*", REASONS.all],
-    ];
-    for (const [key, reason] of checks) if (this.#revokedBy(key, cutoffTime(token))) return reason;
+    for (const jti of token.ancestors ?? []) if (this.#jtis.has(jti)) return "parent token revoked";
+    const issuedAt = cutoffTime(token);
+    if (this.#revokedBy("agent", token.agentId, issuedAt)) return REASONS.agent;
+    if (this.#revokedBy("grant", token.grantId, issuedAt)) return REASONS.grant;
+    if (this.#revokedBy("upstream", token.upstream, issuedAt)) return REASONS.upstream;
+    if (this.#revokedBy("issued_before", "*", issuedAt)) return REASONS.issued_before;
+    if (this.#revokedBy("all", "*", issuedAt)) return REASONS.all;
     return null;
   }
 
   /** Environments belong to upstreams, not tokens: checked once the proxy has resolved the upstream. */
   reasonEnvironmentRevoked(environment: string, token: Pick<AgentToken, "issuedAt"> & ExchangeLineage): string | null {
-    return this.#revokedBy(`environment:${environment}`, cutoffTime(token)) ? REASONS.environment : null;
+    return this.#revokedBy("environment", environment, cutoffTime(token)) ? REASONS.environment : null;
   }
 
-  #revokedBy(key: string, issuedAt: number): boolean {
-    const cutoff = this.#cutoffs.get(key);
+  #revokedBy(selector: TokenSelector, value: string, issuedAt: number): boolean {
+    const cutoff = this.#cutoffs.get(selector)?.get(value);
     return cutoff !== undefined && issuedAt <= cutoff;
   }
 }
