@@ -83,6 +83,14 @@ const num = (name: string, fallback: number, min = Number.MIN_VALUE) => {
 const S = {
   durationS: num("BENCH_DURATION_S", 5),
   warmupS: num("BENCH_WARMUP_S", 1, 0),
+  /**
+   * Mixed calls at c=16 every server takes once before the forwarding runs. V8 compiles a broker's far
+   * larger code for tens of seconds of load: measured side by side (bench/RESULTS.md, session 14), a
+   * broker fresh from set-up spent 52% more CPU per call in its first 5 s than one already under load
+   * for 40 s, and still 4-17% more in the three runs after. A broker runs for days: the steady state is
+   * what is measured, and every server, the plain proxy too, gets the same warm-up.
+   */
+  steadyS: num("BENCH_STEADY_S", 30, 0),
   concurrency: (env.BENCH_CONCURRENCY ?? "1,16,64").split(",").map(Number).filter((n) => n > 0),
   streamConnections: num("BENCH_STREAM_CONNECTIONS", 64),
   /** one response this large, read by one client: buffering it would show as RSS growth of its size */
@@ -329,6 +337,15 @@ function addRatios(rows: ProxyRow[]): void {
   }
 }
 
+/** Every target under the same mixed load for S.steadyS, one after the other, before anything is measured (see S.steadyS). */
+async function warmToSteadyState(targets: Target[]): Promise<void> {
+  log(`warming every server to its steady state: ${S.steadyS} s of mixed calls at c=16 each`);
+  for (const t of targets) {
+    await runLoad({ baseUrl: t.url, connections: 16, seconds: S.steadyS, next: t.next });
+    await waitIdle(t.child);
+  }
+}
+
 /** Each concurrency level runs every target back to back, so background load hits them alike. */
 async function proxyRounds(targets: Target[]): Promise<ProxyRow[]> {
   const rows: ProxyRow[] = [];
@@ -479,6 +496,10 @@ async function runMain(): Promise<void> {
     log(`  RSS peak during ${phase}: ${peaks.join(", ")}`);
   };
   logRssPeaks("set-up and streaming 1 MiB");
+  if (S.steadyS > 0) {
+    await warmToSteadyState(targets);
+    logRssPeaks("the warm-up");
+  }
   log(`forwarding: ${S.durationS} s per run after ${S.warmupS} s warm-up`);
   const proxy = await proxyRounds(targets);
 
@@ -757,6 +778,7 @@ async function runScale(): Promise<void> {
     const idleCpu = await idleCpuShare(broker.child);
     log(`  idle broker CPU: ${(100 * idleCpu).toFixed(1)}% of a core`);
     const before = broker.rss.sample();
+    if (S.steadyS > 0) await warmToSteadyState(targets);
     const rows = await proxyRounds(targets);
     await waitIdle(broker.child, 15_000);
     const rss = { before, peak: broker.rss.peak, after: broker.rss.sample() };
@@ -829,7 +851,7 @@ async function runScale(): Promise<void> {
     startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
     seconds: (performance.now() - started) / 1000,
     machine,
-    settings: { durationS: S.durationS, warmupS: S.warmupS, concurrency: S.concurrency, logLevel: S.logLevel },
+    settings: { durationS: S.durationS, warmupS: S.warmupS, steadyS: S.steadyS, concurrency: S.concurrency, logLevel: S.logLevel },
     backend,
     seed,
     startupMs: { empty: empty.startupMs, seeded: seeded.startupMs },
