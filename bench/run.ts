@@ -105,6 +105,8 @@ const S = {
   tokensPerAgent: 8,
 };
 const tokenDurationS = num("BENCH_TOKEN_DURATION_S", S.durationS);
+/** Token requests every token endpoint (the floor and each broker) takes before its run: the same reason as S.steadyS. */
+const tokenWarmupS = num("BENCH_TOKEN_WARMUP_S", 10, 0);
 const args = process.argv.slice(2);
 const MODE = args.includes("--soak")
   ? "soak"
@@ -597,7 +599,7 @@ async function runMain(): Promise<void> {
   }
 
   logRssPeaks("the redacted responses");
-  log(`token issuance at c=${S.tokenConnections}, ${tokenDurationS} s each`);
+  log(`token issuance at c=${S.tokenConnections}, ${tokenDurationS} s each after ${tokenWarmupS} s of warm-up`);
   const rawSignPerSec = await rawSigningRate(tokenDurationS, S.tokenConnections);
   log(`  raw jose ES256 signing: ${rawSignPerSec.toFixed(0)}/s`);
   // The floor of any token endpoint here: HTTP, a JSON body and the signature, nothing else.
@@ -606,13 +608,13 @@ async function runMain(): Promise<void> {
     { name: "token floor", kind: "floor", url: `http://127.0.0.1:${tokenFloorChild.port}`, next: tokenRequest(brokers[0]!.scenario.agents), child: tokenFloorChild, node: DEFAULT_NODE },
     S.tokenConnections,
     tokenDurationS,
-    0,
+    tokenWarmupS,
   );
   await tokenFloorChild.stop();
   const endpoint: MainResults["tokens"]["endpoint"] = [];
   for (const b of brokers) {
     const t: Target = { ...brokerTarget(b, tokenRequest(b.scenario.agents)), name: `${b.label} tokens` };
-    const load = await measure(t, S.tokenConnections, tokenDurationS, 0);
+    const load = await measure(t, S.tokenConnections, tokenDurationS, tokenWarmupS);
     endpoint.push({ backend: b.variant, load, unexpected: load.responses - (load.statuses["200"] ?? 0) });
   }
   const scryptVerifyPerSec = await scryptRate(Math.min(3, tokenDurationS));
@@ -851,7 +853,7 @@ async function runScale(): Promise<void> {
     startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
     seconds: (performance.now() - started) / 1000,
     machine,
-    settings: { durationS: S.durationS, warmupS: S.warmupS, steadyS: S.steadyS, concurrency: S.concurrency, logLevel: S.logLevel },
+    settings: { durationS: S.durationS, warmupS: S.warmupS, steadyS: S.steadyS, tokenWarmupS, concurrency: S.concurrency, logLevel: S.logLevel },
     backend,
     seed,
     startupMs: { empty: empty.startupMs, seeded: seeded.startupMs },
