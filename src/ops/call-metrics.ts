@@ -51,53 +51,60 @@ class SeriesByLabels {
   }
 }
 
-/** A counter by label values. */
-export class CallCounter {
-  readonly type = "counter";
+/** What the two kinds share: the name and help the registry shows, and their series. */
+abstract class CallMetric {
   readonly aggregator = "sum";
-  readonly #series: SeriesByLabels;
+  protected readonly series: SeriesByLabels;
 
   constructor(
     readonly name: string,
     readonly help: string,
     labelNames: readonly string[],
+    bucketCount: number,
   ) {
-    this.#series = new SeriesByLabels(labelNames, 0);
+    this.series = new SeriesByLabels(labelNames, bucketCount);
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}
+
+/** A counter by label values. */
+export class CallCounter extends CallMetric {
+  readonly type = "counter";
+
+  constructor(name: string, help: string, labelNames: readonly string[]) {
+    super(name, help, labelNames, 0);
   }
 
   /** Adds one under the label values given in labelNames' order. */
   inc(values: readonly string[]): void {
-    this.#series.get(values).count++;
+    this.series.get(values).count++;
   }
 
   async get(): Promise<{ name: string; help: string; type: "counter"; aggregator: "sum"; values: Sample[] }> {
-    const values = this.#series.all().map((s): Sample => ({ value: s.count, labels: s.labels }));
+    const values = this.series.all().map((s): Sample => ({ value: s.count, labels: s.labels }));
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.#series.clear();
   }
 }
 
 /** A histogram by label values, with the buckets' upper bounds given (and +Inf). */
-export class CallHistogram {
+export class CallHistogram extends CallMetric {
   readonly type = "histogram";
-  readonly aggregator = "sum";
-  readonly #series: SeriesByLabels;
 
   constructor(
-    readonly name: string,
-    readonly help: string,
+    name: string,
+    help: string,
     labelNames: readonly string[],
     private readonly upperBounds: readonly number[],
   ) {
-    this.#series = new SeriesByLabels(labelNames, upperBounds.length);
+    super(name, help, labelNames, upperBounds.length);
   }
 
   /** One observation of `value` under the label values given in labelNames' order. */
   observe(values: readonly string[], value: number): void {
-    const series = this.#series.get(values);
+    const series = this.series.get(values);
     series.count++;
     series.sum += value;
     const bucket = this.upperBounds.findIndex((bound) => value <= bound);
@@ -106,7 +113,7 @@ export class CallHistogram {
 
   async get(): Promise<{ name: string; help: string; type: "histogram"; aggregator: "sum"; values: Sample[] }> {
     const values: Sample[] = [];
-    for (const s of this.#series.all()) {
+    for (const s of this.series.all()) {
       let cumulative = 0;
       this.upperBounds.forEach((bound, i) => {
         cumulative += s.buckets[i]!;
@@ -117,9 +124,5 @@ export class CallHistogram {
       values.push({ value: s.count, labels: s.labels, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.#series.clear();
   }
 }
