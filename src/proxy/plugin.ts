@@ -160,17 +160,21 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       if (declaredLength > deps.maxBodyBytes) throw payloadTooLarge(deps.maxBodyBytes);
       // Room must be left to keep the outcome of every call already forwarded (src/audit/log.ts).
       if (!deps.auditLog.admit()) throw auditUnavailable();
-      // 4b. budgets, taken in one statement across replicas, only by calls that are allowed (so the grant exists)
-      const exceeded = await deps.budgets.take(
-        countersFor(grant!.budgets, {
-          jti: token.jti,
-          ancestors: token.ancestors,
-          tokenExpiresAt: new Date(token.expiresAt * 1000),
-          grantId: token.grantId,
-          destructive: decision.destructive,
-          now: Date.now(),
-        }),
-      );
+      // 4b. budgets, taken in one statement across replicas, only by calls that are allowed (so the grant
+      // exists), under a grant that has any (most have none: nothing to build or await)
+      const { budgets } = grant!;
+      const exceeded =
+        budgets &&
+        (await deps.budgets.take(
+          countersFor(budgets, {
+            jti: token.jti,
+            ancestors: token.ancestors,
+            tokenExpiresAt: new Date(token.expiresAt * 1000),
+            grantId: token.grantId,
+            destructive: decision.destructive,
+            now: Date.now(),
+          }),
+        ));
       if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
       // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
       try {

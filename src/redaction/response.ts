@@ -273,13 +273,13 @@ export function auditedOutcome(outcome: ResponseOutcome): {
   reason?: string;
   details?: { redactions?: number; redactedBy?: Record<string, number>; redactOptOut?: string[] };
 } {
-  const details = {
-    ...(outcome.redactions > 0 && { redactions: outcome.redactions }),
-    ...(outcome.byRule && { redactedBy: outcome.byRule }),
-    ...(outcome.optedOut && { redactOptOut: [...outcome.optedOut] }),
-  };
-  return {
-    ...(!outcome.complete && { reason: "response_incomplete" }),
-    ...(Object.keys(details).length > 0 && { details }),
-  };
+  // Written field by field (every proxied call's outcome comes through here): no object spread per field.
+  let details: { redactions?: number; redactedBy?: Record<string, number>; redactOptOut?: string[] } | undefined;
+  if (outcome.redactions > 0) (details ??= {}).redactions = outcome.redactions;
+  if (outcome.byRule) (details ??= {}).redactedBy = outcome.byRule;
+  if (outcome.optedOut) (details ??= {}).redactOptOut = [...outcome.optedOut];
+  const audited: { reason?: string; details?: typeof details } = {};
+  if (!outcome.complete) audited.reason = "response_incomplete";
+  if (details) audited.details = details;
+  return audited;
 }
