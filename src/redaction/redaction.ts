@@ -128,7 +128,8 @@ export function redactHeaders(redaction: Redaction, headers: ResponseHeaders): {
     return result.text;
   };
   const out: ResponseHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name]!;
     out[name] = Array.isArray(value) ? value.map(redactOne) : redactOne(value);
   }
   return { headers: out, count };
