@@ -292,7 +292,6 @@ export class Upstreams {
     const upstream: CompiledUpstream = {
       name: row.name,
       environment: row.environment,
-      baseUrl,
       origin: baseUrl.origin,
       basePath: baseUrl.pathname.replace(/\/+$/, ""),
       credential,
@@ -342,7 +341,6 @@ export class Upstreams {
 export type CompiledUpstream = {
   name: string;
   environment: string;
-  baseUrl: URL;
   /** The base URL's origin, and its path without a trailing slash: what every call's URL starts with. */
   origin: string;
   basePath: string;
