@@ -1,3 +1,5 @@
+import type { Registry } from "prom-client";
+
 /**
  * Counters and histograms for what every proxied call reports (src/ops/metrics.ts reads them from its
  * audit events). prom-client's own copy a call's labels into an object, check them and hash them into a
@@ -51,7 +53,7 @@ class SeriesByLabels {
   }
 }
 
-/** What the two kinds share: the name and help the registry shows, and their series. */
+/** What the two kinds share: the name and help the registry shows, their series, and joining the registry. */
 abstract class CallMetric {
   readonly aggregator = "sum";
   protected readonly series: SeriesByLabels;
@@ -61,8 +63,11 @@ abstract class CallMetric {
     readonly help: string,
     labelNames: readonly string[],
     bucketCount: number,
+    registry: Registry,
   ) {
     this.series = new SeriesByLabels(labelNames, bucketCount);
+    // The registry reads a metric through get() only: these have what it reads, not prom-client's class.
+    registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
   }
 
   reset(): void {
@@ -74,8 +79,8 @@ abstract class CallMetric {
 export class CallCounter extends CallMetric {
   readonly type = "counter";
 
-  constructor(name: string, help: string, labelNames: readonly string[]) {
-    super(name, help, labelNames, 0);
+  constructor(name: string, help: string, labelNames: readonly string[], registry: Registry) {
+    super(name, help, labelNames, 0, registry);
   }
 
   /** Adds one under the label values given in labelNames' order. */
@@ -98,8 +103,9 @@ export class CallHistogram extends CallMetric {
     help: string,
     labelNames: readonly string[],
     private readonly upperBounds: readonly number[],
+    registry: Registry,
   ) {
-    super(name, help, labelNames, upperBounds.length);
+    super(name, help, labelNames, upperBounds.length, registry);
   }
 
   /** One observation of `value` under the label values given in labelNames' order. */

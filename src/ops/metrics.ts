@@ -24,20 +24,18 @@ export class Metrics {
   readonly registry = new Registry();
 
   // What every call's events report: counted without prom-client's per-observation cost (src/ops/call-metrics.ts).
-  readonly #proxyCalls = this.#registered(
-    new CallCounter("keyward_proxy_requests_total", "Proxied calls by upstream (- if not resolved), decision and response status.", [
-      "upstream",
-      "decision",
-      "status",
-    ]),
+  readonly #proxyCalls = new CallCounter(
+    "keyward_proxy_requests_total",
+    "Proxied calls by upstream (- if not resolved), decision and response status.",
+    ["upstream", "decision", "status"],
+    this.registry,
   );
-  readonly #proxyDuration = this.#registered(
-    new CallHistogram(
-      "keyward_proxy_request_duration_seconds",
-      "Time from a proxied call's arrival to its answer (the upstream's response headers), upstream time included.",
-      ["upstream", "decision"],
-      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    ),
+  readonly #proxyDuration = new CallHistogram(
+    "keyward_proxy_request_duration_seconds",
+    "Time from a proxied call's arrival to its answer (the upstream's response headers), upstream time included.",
+    ["upstream", "decision"],
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    this.registry,
   );
   readonly #tokensIssued = new Counter({
     name: "keyward_tokens_issued_total",
@@ -50,13 +48,12 @@ export class Metrics {
     labelNames: ["selector"] as const,
     registers: [this.registry],
   });
-  readonly #auditWrites = this.#registered(
-    new CallHistogram(
-      "keyward_audit_write_duration_seconds",
-      "Time to append one audit event (chain lock included), by event kind.",
-      ["kind"],
-      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    ),
+  readonly #auditWrites = new CallHistogram(
+    "keyward_audit_write_duration_seconds",
+    "Time to append one audit event (chain lock included), by event kind.",
+    ["kind"],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    this.registry,
   );
 
   readonly #auditSpoolSyncs = new Histogram({
@@ -86,11 +83,6 @@ export class Metrics {
         this.set(readBacklog());
       },
     });
-  }
-
-  #registered<M extends CallCounter | CallHistogram>(metric: M): M {
-    this.registry.registerMetric(metric as unknown as Parameters<Registry["registerMetric"]>[0]);
-    return metric;
   }
 
   /** Read at each scrape. */

@@ -11,9 +11,8 @@ async function bothWays(observations: { upstream: string; decision: string; stat
   const counter = new Counter({ name: "calls_total", help: "Calls.", labelNames: ["upstream", "decision", "status"], registers: [theirs] });
   const histogram = new Histogram({ name: "call_seconds", help: "Time.", labelNames: ["upstream", "decision"], buckets: BUCKETS, registers: [theirs] });
   const ours = new Registry();
-  const callCounter = new CallCounter("calls_total", "Calls.", ["upstream", "decision", "status"]);
-  const callHistogram = new CallHistogram("call_seconds", "Time.", ["upstream", "decision"], BUCKETS);
-  for (const metric of [callCounter, callHistogram]) ours.registerMetric(metric as unknown as Parameters<Registry["registerMetric"]>[0]);
+  const callCounter = new CallCounter("calls_total", "Calls.", ["upstream", "decision", "status"], ours);
+  const callHistogram = new CallHistogram("call_seconds", "Time.", ["upstream", "decision"], BUCKETS, ours);
   for (const o of observations) {
     counter.inc({ upstream: o.upstream, decision: o.decision, status: o.status });
     histogram.observe({ upstream: o.upstream, decision: o.decision }, o.seconds);
