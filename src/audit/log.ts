@@ -477,8 +477,8 @@ export class AuditLog {
   async #insert(entries: Entry[]): Promise<void> {
     const records = entries.flatMap((e) => (e.record ? [e.record] : []));
     const rows = batchJsonOf(entries.map((e) => e.json));
-    if (records.length === 0) await queryOnce(this.db, APPEND, [rows]);
-    else await queryOnce(this.db, APPEND_WITH_TOKENS, [rows, JSON.stringify(records)]);
+    if (records.length === 0) await queryOnce(this.db, APPEND, [rows], "keyward_audit_append");
+    else await queryOnce(this.db, APPEND_WITH_TOKENS, [rows, JSON.stringify(records)], "keyward_audit_append_tokens");
   }
 
   /**

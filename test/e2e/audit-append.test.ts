@@ -12,7 +12,10 @@ const batch = (size: number) => batchJsonOf(Array.from({ length: size }, event))
 type Link = { id: string; eventId: string | null; contentHash: string; prevHash: string; hash: string };
 /** Every event in id order, each checked against the one before it: the chain as `keyward audit verify` recomputes it. */
 async function chainOf(session: SqlSession): Promise<Link[]> {
-  const rows = await session.query<Link>(`SELECT "id"::text AS id, "eventId", "contentHash", "prevHash", "hash" FROM "AuditEvent" ORDER BY "id"`);
+  // Ordered by the table's column: the output column "id" is text, and "10" sorts before "2".
+  const rows = await session.query<Link>(
+    `SELECT "id"::text AS id, "eventId", "contentHash", "prevHash", "hash" FROM "AuditEvent" ORDER BY "AuditEvent"."id"`,
+  );
   let prev = GENESIS_HASH;
   for (const [i, row] of rows.entries()) {
     expect(row.id).toBe(String(i + 1));
@@ -51,6 +54,23 @@ describe("keyward_audit_append", () => {
       const rows = batch(3);
       expect(await session.query(`SELECT keyward_audit_append($1::jsonb) AS n`, [rows])).toEqual([{ n: 3 }]);
       expect(await session.query(`SELECT keyward_audit_append($1::jsonb) AS n`, [rows])).toEqual([{ n: 0 }]);
+    } finally {
+      session.release();
+    }
+  });
+
+  it("prepares a named statement once per connection: the server parses and plans the pipeline's statement once", async () => {
+    const session = await db.session();
+    try {
+      const sql = `SELECT keyward_audit_append($1::jsonb) AS n`;
+      for (let i = 0; i < 3; i++) expect(await session.query(sql, [batch(2)], "audit_append_test")).toEqual([{ n: 2 }]);
+      const prepared = await session.query<{ statement: string; runs: number }>(
+        `SELECT statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements WHERE name = 'audit_append_test'`,
+      );
+      expect(prepared).toEqual([{ statement: sql, runs: 3 }]);
+      // an unnamed statement leaves nothing prepared
+      await session.query(`SELECT 1 AS one`, []);
+      expect(await session.query(`SELECT count(*)::int AS n FROM pg_prepared_statements`)).toEqual([{ n: 1 }]);
     } finally {
       session.release();
     }
