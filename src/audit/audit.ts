@@ -164,6 +164,34 @@ export async function appendAudit(db: AuditWriter, event: AuditInput): Promise<v
  */
 export const batchJsonOf = (rowsJson: readonly string[]) => `[${rowsJson.map((json, seq) => `{"seq":${seq},${json.slice(1)}`).join(",")}]`;
 
+/** jsonb's binary wire format (PostgreSQL's jsonb_recv): this version byte, then the JSON text. */
+const JSONB_BINARY_VERSION = 1;
+
+/**
+ * The same rows as `batchJsonOf`, as a jsonb parameter in binary wire format, for the audit pipeline's
+ * statements (src/audit/log.ts): bytes, never one string. A statement's batch is up to hundreds of KB, and
+ * V8 puts a string that size straight into its old generation, as it does the flat copy the driver makes
+ * of it to encode it: at ~4,000 calls/s that was ~11 MB/s into the old generation, a full collection every
+ * ~3 s (sampling heap profile of what survives scavenges: 44% was the driver's copy of the batch). A
+ * Buffer's bytes live outside V8's heap and go with the next scavenge.
+ */
+export function batchJsonb(rowsJson: readonly string[]): Buffer {
+  const prefixes = rowsJson.map((_, seq) => `${seq === 0 ? "" : ","}{"seq":${seq},`);
+  let size = 1 + 2; // the version byte, "[" and "]"
+  for (let i = 0; i < rowsJson.length; i++) size += prefixes[i]!.length + Buffer.byteLength(rowsJson[i]!) - 1;
+  const bytes = Buffer.allocUnsafe(size);
+  bytes[0] = JSONB_BINARY_VERSION;
+  bytes[1] = 0x5b; // [
+  let offset = 2;
+  for (let i = 0; i < rowsJson.length; i++) {
+    offset += bytes.write(prefixes[i]!, offset, "latin1");
+    // every row is a JSON object: its "{" is the prefix's
+    offset += bytes.write(rowsJson[i]!.slice(1), offset, "utf8");
+  }
+  bytes[offset] = 0x5d; // ]
+  return bytes;
+}
+
 /** One event, appended (and linked into the chain) inside the caller's statement or transaction. */
 export const APPEND_ONE = `SELECT keyward_audit_append($1::jsonb)`;
 

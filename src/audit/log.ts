@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
-import { batchJsonOf, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
+import { batchJsonb, batchJsonOf, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 import { jittered } from "../util/jitter.js";
 
@@ -476,7 +476,7 @@ export class AuditLog {
 
   async #insert(entries: Entry[]): Promise<void> {
     const records = entries.flatMap((e) => (e.record ? [e.record] : []));
-    const rows = batchJsonOf(entries.map((e) => e.json));
+    const rows = batchJsonb(entries.map((e) => e.json));
     if (records.length === 0) await queryOnce(this.db, APPEND, [rows], "keyward_audit_append");
     else await queryOnce(this.db, APPEND_WITH_TOKENS, [rows, JSON.stringify(records)], "keyward_audit_append_tokens");
   }

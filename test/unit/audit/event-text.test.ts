@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { serialisedAuditRow, type AuditInput } from "../../../src/audit/audit.js";
+import { batchJsonb, batchJsonOf, serialisedAuditRow, type AuditInput } from "../../../src/audit/audit.js";
 import { contentHash } from "../../../src/audit/chain.js";
 import { operationsSummary, recordedNames } from "../../../src/audit/event-text.js";
 
@@ -79,6 +79,22 @@ describe("an event serialised once", () => {
         expect(row.contentHash).toBe(contentHash(row));
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+describe("a batch as jsonb's binary wire format", () => {
+  it("is the version byte 1 and the UTF-8 of the batch's JSON, for any events (text outside ASCII too)", () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: "binary" }), fc.constantFrom("é", "😀", "\u0000", "a\"b"));
+    const event = fc.record({ kind: fc.constant("proxy" as const), actor: text, path: text, details: fc.dictionary(text, text) });
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 12 }), (events) => {
+        const rows = events.map((e, i) => serialisedAuditRow(e, `e${i}`).json);
+        const bytes = batchJsonb(rows);
+        expect(bytes[0]).toBe(1);
+        expect(bytes.subarray(1).toString("utf8")).toBe(batchJsonOf(rows));
+      }),
+      { numRuns: 500 },
     );
   });
 });

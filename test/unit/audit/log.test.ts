@@ -7,13 +7,16 @@ import { AuditSpool } from "../../../src/audit/spool.js";
 import type { SqlSession } from "../../../src/db/database.js";
 import { waitFor } from "../../helpers/wait.js";
 
+/** The rows of a batch as the pipeline sends it: jsonb in binary wire format (a version byte, then the JSON). */
+const batchOf = <T = unknown>(param: unknown) => JSON.parse((param as Buffer).subarray(1).toString("utf8")) as T[];
+
 /** A database whose statements wait until the test lets them through, each answering as the append function would. */
 function heldDatabase() {
   const held: { rows: number; release: () => void }[] = [];
   const session = async (): Promise<SqlSession> => ({
     exec: async () => {},
     query: async <Row>(_sql: string, params?: unknown[]) => {
-      const rows = (JSON.parse(params![0] as string) as unknown[]).length;
+      const rows = batchOf(params![0]).length;
       await new Promise<void>((release) => held.push({ rows, release }));
       return [{ inserted: rows }] as Row[];
     },
@@ -81,7 +84,7 @@ function flakyDatabase() {
       query: async <Row>(_sql: string, params?: unknown[]) => {
         if (!params) return [{ "?column?": 1 }] as Row[]; // a probe
         state.statements++;
-        return [{ inserted: (JSON.parse(params[0] as string) as unknown[]).length }] as Row[];
+        return [{ inserted: batchOf(params[0]).length }] as Row[];
       },
       release: () => {},
     };
@@ -127,7 +130,7 @@ describe("the audit log's event identities", () => {
       session: async (): Promise<SqlSession> => ({
         exec: async () => {},
         query: async <Row>(_sql: string, params?: unknown[]) => {
-          const rows = JSON.parse(params![0] as string) as { eventId: string }[];
+          const rows = batchOf<{ eventId: string }>(params![0]);
           shipped.push(...rows.map((r) => r.eventId));
           return [{ inserted: rows.length }] as Row[];
         },
