@@ -94,6 +94,20 @@ describe("keyward_audit_append", () => {
     }
   });
 
+  it("links a batch whose seqs are not its places (gaps, any order) in seq order all the same", async () => {
+    const session = await db.session();
+    try {
+      const rows = Array.from({ length: 4 }, event);
+      const before = (await chainOf(session)).length;
+      const sparse = (JSON.parse(batchJsonOf(rows)) as { seq: number }[]).map((row, i) => ({ ...row, seq: [30, 10, 40, 20][i]! }));
+      expect(await session.query(`SELECT keyward_audit_append($1::jsonb) AS n`, [JSON.stringify(sparse)])).toEqual([{ n: 4 }]);
+      const ids = rows.map((json) => (JSON.parse(json) as { eventId: string }).eventId);
+      expect((await chainOf(session)).slice(before).map((r) => r.eventId)).toEqual([ids[1], ids[3], ids[0], ids[2]]);
+    } finally {
+      session.release();
+    }
+  });
+
   it("refuses a batch with an event without a well-formed content hash, and writes none of it", async () => {
     const session = await db.session();
     try {
