@@ -67,8 +67,10 @@ export class AuditEventSetAside extends Error {}
 
 // SQLSTATE classes that say nothing about the events themselves: the connection (08), a transaction to retry
 // (40), resources (53), an operator or shutdown (57: a terminated backend says FATAL 57P01), the system (58, XX),
-// a lock (55). Events failed with these are written again, never set aside.
-const TRANSIENT_CLASSES = new Set(["08", "40", "53", "55", "57", "58", "XX"]);
+// a lock (55), and a prepared statement the session no longer has (26: the pipeline's statements are
+// prepared per connection, which a transaction-mode pooler does not keep). Events failed with these are
+// written again, never set aside.
+const TRANSIENT_CLASSES = new Set(["08", "26", "40", "53", "55", "57", "58", "XX"]);
 
 /**
  * An error the server reported about the statement itself (severity ERROR, a refusal such as a constraint

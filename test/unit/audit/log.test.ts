@@ -93,6 +93,38 @@ function flakyDatabase() {
 }
 
 describe("the audit log after a failure", () => {
+  it("never sets events aside for a prepared statement the session lost (SQLSTATE 26000): it refuses new calls and retries", async () => {
+    const setAside: string[] = [];
+    const health: unknown[] = [];
+    let lost = true;
+    const session = async (): Promise<SqlSession> => ({
+      exec: async () => {},
+      // Only the named (prepared) statements fail: setting an event aside, unprepared, would go through.
+      query: async <Row>(_sql: string, params?: unknown[], name?: string) => {
+        if (lost && name !== undefined) throw Object.assign(new Error(`prepared statement "${name}" does not exist`), { severity: "ERROR", code: "26000" });
+        if (!params) return [{ "?column?": 1 }] as Row[]; // a probe
+        return (Buffer.isBuffer(params[0]) ? [{ inserted: batchOf(params[0]).length }] : [{ keyward_audit_append: 1 }]) as Row[];
+      },
+      release: () => {},
+    });
+    const { spool, recovered } = AuditSpool.open(root);
+    const log = new AuditLog({ session }, spool, recovered, {
+      onWritten: () => {},
+      onSetAside: (row) => setAside.push(row.eventId),
+      onHealth: (err) => health.push(err),
+    });
+    await log.append(event(1));
+    await log.append(event(2));
+    await waitFor(() => !log.admit(), 5_000, "the log to refuse new calls");
+    expect(setAside).toEqual([]);
+    lost = false;
+    expect(await log.flush(5_000)).toBe(true);
+    expect(setAside).toEqual([]);
+    expect(log.admit()).toBe(true);
+    expect(health.at(-1)).toBeNull();
+    await log.close();
+  });
+
   it("recovers when only tokens were waiting (refused, leaving nothing to retry): calls are admitted and shipped again", async () => {
     const { db, state } = flakyDatabase();
     const log = openLog(db);
