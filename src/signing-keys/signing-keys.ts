@@ -89,7 +89,8 @@ export class SigningKeys {
   }
 
   #loadStartedAfter(since: number): Promise<void> {
-    if (this.#loadStartedAt >= since) return this.#reloading ?? Promise.resolve();
+    // Strictly after: a load started in the same millisecond may have read the keys before the token came.
+    if (this.#loadStartedAt > since) return this.#reloading ?? Promise.resolve();
     this.#pendingFreshLoad ??= (async () => {
       const wait = this.#loadStartedAt + UNKNOWN_KID_RELOAD_GAP_MS - this.#now().getTime();
       if (wait > 0) await setTimeout(wait);

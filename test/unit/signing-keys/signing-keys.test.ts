@@ -71,6 +71,17 @@ describe("SigningKeys: the key set one replica holds", () => {
     expect(store.reads - readsAfterOpen).toBe(2);
   });
 
+  it("a load that started in the same millisecond as the token came does not count as fresh", async () => {
+    // The clock stands still: the load at open and the token's arrival share a millisecond, and the load
+    // may have read the keys before the key that signed the token was created.
+    const at = new Date();
+    const store = fakeStore([await keyRow()]);
+    const keys = await SigningKeys.open(store.prisma, vault, { ...options, now: () => at });
+    const created = await keyRow();
+    store.rows.push(created);
+    expect((await keys.publicKey(created.kid))?.kid).toBe(created.kid);
+  });
+
   it("a known kid never reads the database; an absurdly long one is not looked up", async () => {
     const row = await keyRow();
     const store = fakeStore([row]);
