@@ -297,8 +297,9 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
       c.on("error", ignore);
       return {
         exec: async (sql) => void (await c.query(sql)),
+        // Unnamed as before (pg copies a config object on every query; a string it does not).
         query: async <Row>(sql: string, params?: unknown[], name?: string) =>
-          (await c.query(name === undefined ? { text: sql, values: params } : { name, text: sql, values: params })).rows as Row[],
+          (await (name === undefined ? c.query(sql, params) : c.query({ name, text: sql, values: params }))).rows as Row[],
         release: () => {
           c.off("error", ignore);
           c.release();

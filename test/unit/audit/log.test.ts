@@ -33,9 +33,9 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 /** An audit log on `db`, spooling under the test's directory. */
-function openLog(db: { session: () => Promise<SqlSession> }): AuditLog {
+function openLog(db: { session: () => Promise<SqlSession> }, hooks: Partial<ConstructorParameters<typeof AuditLog>[3]> = {}): AuditLog {
   const { spool, recovered } = AuditSpool.open(root);
-  return new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
+  return new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {}, ...hooks });
 }
 
 /** A proxied call's event, and an issued token's record. */
@@ -107,12 +107,7 @@ describe("the audit log after a failure", () => {
       },
       release: () => {},
     });
-    const { spool, recovered } = AuditSpool.open(root);
-    const log = new AuditLog({ session }, spool, recovered, {
-      onWritten: () => {},
-      onSetAside: (row) => setAside.push(row.eventId),
-      onHealth: (err) => health.push(err),
-    });
+    const log = openLog({ session }, { onSetAside: (row) => setAside.push(row.eventId), onHealth: (err) => health.push(err) });
     await log.append(event(1));
     await log.append(event(2));
     await waitFor(() => !log.admit(), 5_000, "the log to refuse new calls");
