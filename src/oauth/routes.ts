@@ -179,7 +179,9 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     if (!verified) return reply.code(200).send();
     if (verified.agentId !== agent.id) throw new KeywardError(400, "unauthorized_client", "the token was not issued to this client");
     const meta = { actor: `agent:${agent.id}`, requestId: req.id, reason: "revoked by its agent" };
-    const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, { jti: verified.jti }, meta));
+    // Verified, so it needs no record: its revocation holds even before the record reaches the database.
+    const target = { jti: verified.jti, expiresAt: new Date(verified.expiresAt * 1000) };
+    const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, target, meta));
     await deps.revocations.committed(revocation);
     return reply.code(200).send();
   });

@@ -1,5 +1,7 @@
 import type { PrismaClient } from "@prisma/client";
 import { z } from "zod";
+import type { AuditLog } from "../audit/log.js";
+import { awaitTokenRecord } from "../revocation/revoke.js";
 import { badRequest, notFound } from "../http/errors.js";
 import { decisionRequest, prepareCall, targetOf } from "../proxy/prepare.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
@@ -27,6 +29,8 @@ export const simulateBody = z
 
 export type SimulateDeps = PolicyLookups & {
   prisma: PrismaClient;
+  /** A token issued a moment ago is waited for until it is recorded (src/revocation/revoke.ts). */
+  auditLog: Pick<AuditLog, "flush">;
   /** The same cache the proxy resolves upstreams from, so both see one upstream. */
   upstreams: Pick<Upstreams, "findByName">;
   inspectMaxBytes: number;
@@ -49,6 +53,7 @@ export async function simulate(deps: SimulateDeps, input: z.infer<typeof simulat
   const { target } = parsed;
   const upstream = await deps.upstreams.findByName(target.upstream);
   if (!upstream) throw notFound(`upstream ${target.upstream}`);
+  if (input.jti !== undefined) await awaitTokenRecord(deps.prisma, deps.auditLog, input.jti);
   const subject = input.jti !== undefined ? await tokenSubject(deps.prisma, input.jti) : await grantSubject(deps, input.grant!, input.approved);
   const context = await loadDecisionContext(deps, { grantId: subject.token.grantId, jtis: subject.jtis }, upstream);
   const about = { upstream: upstream.name, environment: upstream.environment, scope: SCOPE };

@@ -1,12 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit, type EventNames } from "../audit/audit.js";
+import type { AuditLog } from "../audit/log.js";
 import { storedNames } from "../audit/names.js";
 import { conflict, notFound } from "../http/errors.js";
 import type { RevocationRecord, TokenSelector } from "./state.js";
 
 export type RevocationTarget =
-  | { jti: string }
+  /** `expiresAt`: a verified token's own expiry, which its revocation needs no record for. */
+  | { jti: string; expiresAt?: Date }
   | { agentId: string }
   | { grantId: string }
   | { upstream: string }
@@ -42,15 +45,44 @@ export type RevocationView = {
   actor: string;
 };
 
+/** How long a revocation by jti waits for a token issued a moment ago to be recorded, and how often it looks. */
+const TOKEN_RECORD_WAIT_MS = 2_000;
+const TOKEN_RECORD_POLL_MS = 25;
+
+/**
+ * Waits until the token `jti` is recorded, for at most `timeoutMs`; says whether it is. A token is answered
+ * once its record is in its broker's spool, and reaches the database a moment later (src/audit/log.ts):
+ * revoking a token just issued must not find it unknown. This broker's own log is flushed first; a
+ * replica's tokens come within its next statement.
+ */
+export async function awaitTokenRecord(
+  prisma: Pick<PrismaClient, "issuedToken">,
+  ownLog: Pick<AuditLog, "flush">,
+  jti: string,
+  timeoutMs = TOKEN_RECORD_WAIT_MS,
+): Promise<boolean> {
+  const recorded = async () => (await prisma.issuedToken.findUnique({ where: { jti }, select: { jti: true } })) !== null;
+  if (await recorded()) return true;
+  const deadline = Date.now() + timeoutMs;
+  await ownLog.flush(timeoutMs);
+  for (;;) {
+    if (await recorded()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(TOKEN_RECORD_POLL_MS);
+  }
+}
+
 /**
  * Writes a revocation row and its audit event in the caller's transaction. The row's trigger announces
  * it to every replica on commit; the caller applies it to its own replica's state at once. An unknown
- * jti, upstream or environment is refused (404): a typo must not look like a successful revocation.
+ * jti, upstream or environment is refused (404): a typo must not look like a successful revocation (a
+ * caller revoking by jti awaits its record first: `awaitTokenRecord`).
  */
 export async function recordRevocation(tx: Prisma.TransactionClient, target: RevocationTarget, meta: Meta): Promise<RevocationView> {
   const { selector, value } = selectorOf(target);
   let expiresAt: Date | null = null;
-  if (selector === "jti") {
+  if ("jti" in target && target.expiresAt) expiresAt = target.expiresAt;
+  else if (selector === "jti") {
     const token = await tx.issuedToken.findUnique({ where: { jti: value }, select: { expiresAt: true } });
     if (!token) throw notFound("token");
     expiresAt = token.expiresAt;

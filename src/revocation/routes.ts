@@ -4,7 +4,8 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { actorOf } from "../admin/auth.js";
 import { slug } from "../http/schemas.js";
-import { engageKillSwitch, killSwitchStatus, liftKillSwitch, recordRevocation } from "./revoke.js";
+import type { AuditLog } from "../audit/log.js";
+import { awaitTokenRecord, engageKillSwitch, killSwitchStatus, liftKillSwitch, recordRevocation } from "./revoke.js";
 import type { RevocationService } from "./service.js";
 
 const reasonField = { reason: z.string().max(500).optional() };
@@ -25,7 +26,7 @@ const revocationBody = z.union([
 // A body is optional; Fastify hands a missing one over as null.
 const killSwitchBody = z.strictObject(reasonField).nullish();
 
-export type RevocationRouteDeps = { prisma: PrismaClient; revocations: RevocationService };
+export type RevocationRouteDeps = { prisma: PrismaClient; revocations: RevocationService; auditLog: Pick<AuditLog, "flush"> };
 
 const meta = (request: FastifyRequest, reason: string | undefined) => ({ actor: actorOf(request), requestId: request.id, reason });
 
@@ -41,6 +42,8 @@ export function revocationRoutes(app: FastifyInstance, deps: RevocationRouteDeps
   r.post("/v1/revocations", { config: revoke, schema: { body: revocationBody } }, async (req, reply) => {
     const { reason, ...given } = req.body;
     const target = "issuedBefore" in given ? { issuedBefore: new Date(given.issuedBefore) } : given;
+    // A token issued a moment ago may still be on its way to the database (its 404 comes from recordRevocation).
+    if ("jti" in target) await awaitTokenRecord(deps.prisma, deps.auditLog, target.jti);
     const revocation = await deps.prisma.$transaction((tx) => recordRevocation(tx, target, meta(req, reason)));
     await deps.revocations.committed(revocation);
     return reply.code(201).send(revocation);

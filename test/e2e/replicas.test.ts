@@ -112,6 +112,17 @@ describe("two replicas on one PostgreSQL", () => {
     }
   });
 
+  it("a token issued on A a moment ago is revoked by its jti on B, which waits for its record; an unknown jti is still refused", async () => {
+    for (let i = 0; i < 10; i++) {
+      const token = await tokenFor(a, agent, { grant: "g" });
+      // At once: A answered the token when its record was in A's spool, before the database had it.
+      const res = await b.admin("post", "/v1/revocations", { jti: jtiOf(token), reason: "just issued" });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect((await call(a, token)).status).toBe(401);
+    }
+    expect((await b.admin("post", "/v1/revocations", { jti: "kwt-no-such-token" })).status).toBe(404);
+  });
+
   it(`a grant edit on A narrows live tokens on A at once and on B within ${PROPAGATION_MEDIAN_BOUND_MS} ms (median; both hold the grant in memory)`, async () => {
     const grant = await createGrant(a, { name: "g-edited", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"] });
     const samples: number[] = [];
