@@ -14,8 +14,8 @@ const DEFAULT_MAX_KEPT = 100_000;
  */
 const HIGH_WATER = 5_000;
 /**
- * How long a few events wait for others to ship with (a token's never waits: its request waits on it). The
- * database's cost is mostly per statement: measured on PostgreSQL 15 (migration 0018), 467 µs of server CPU
+ * How long a few events wait for others to ship with (no call or token waits on it). The database's cost
+ * is mostly per statement: measured on PostgreSQL 15 (migration 0018), 467 µs of server CPU
  * per event in statements of 1, 92 µs in statements of 8, 59 in statements of 34, 46 in statements of 160.
  * Calls never wait on shipping (the spool is their commit point); what waits is noticing a database that
  * went down, by at most this long, and the events' showing in the log. Measured on a broker at c=16 on the
@@ -30,22 +30,21 @@ const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 1_000;
 
 /**
- * An event on its way to the database. `json` is the row as spooled and as shipped; `segment` the spool
- * file holding it (null when it was not spooled: a token's event, or one the disk refused). `shipped` and
- * `setAside` settle a caller that waits for the database itself (token issuance).
+ * An event on its way to the database. `json` is the line as spooled and as shipped (a token's event
+ * carries its issued-token record in it, so that a spool adopted after a crash records the token too);
+ * `segment` the spool file holding it (null when the disk refused it).
  */
 type Entry = {
   row: AuditRow;
   json: string;
   record?: IssuedTokenRecord;
   segment: Segment | null;
-  shipped?: () => void;
-  setAside?: () => void;
-  /** A token's event is not held for a database that does not answer: the token is refused instead. */
-  failed?: (err: unknown) => void;
 };
 
-/** An issued token's record, written in the same statement as its `token.issued` event (src/tokens/tokens.ts). */
+/**
+ * An issued token's record, written in the same statement as its `token.issued` event (src/tokens/tokens.ts).
+ * Read back from a spool line, its dates are ISO strings: the statement takes either as JSON.
+ */
 export type IssuedTokenRecord = {
   jti: string;
   agentId: string;
@@ -61,9 +60,6 @@ export type IssuedTokenRecord = {
 
 /** What became of one event of a statement (see #writeRows). */
 type WriteOutcome = "written" | "setAside" | { failed: unknown };
-
-/** An `append` whose event the database refused: it was set aside, and the call must not go ahead. */
-export class AuditEventSetAside extends Error {}
 
 // SQLSTATE classes that say nothing about the events themselves: the connection (08), a transaction to retry
 // (40), resources (53), an operator or shutdown (57: a terminated backend says FATAL 57P01), the system (58, XX),
@@ -86,20 +82,32 @@ const APPEND = `SELECT keyward_audit_append($1::jsonb) AS inserted`;
 // The same, with the issued-token records of the batch's token.issued events: one statement, so a token is
 // recorded exactly when its event is (a data-modifying WITH always runs). A batch sent again skips the
 // records already in, as the function skips the events.
-const APPEND_WITH_TOKENS = `
-WITH "tokens" AS (
+const insertTokens = (param: string) => `
   INSERT INTO "IssuedToken" ("jti", "agentId", "grantId", "upstream", "methods", "paths", "issuedAt", "expiresAt", "kid", "parentJti")
   SELECT t."jti", t."agentId", t."grantId", t."upstream", t."methods", t."paths", t."issuedAt", t."expiresAt", t."kid", t."parentJti"
-    FROM jsonb_to_recordset($2::jsonb) AS t("jti" text, "agentId" text, "grantId" text, "upstream" text, "methods" text[],
+    FROM jsonb_to_recordset(${param}::jsonb) AS t("jti" text, "agentId" text, "grantId" text, "upstream" text, "methods" text[],
       "paths" text[], "issuedAt" timestamp(3), "expiresAt" timestamp(3), "kid" text, "parentJti" text)
-  ON CONFLICT ("jti") DO NOTHING
-)
+  ON CONFLICT ("jti") DO NOTHING`;
+const APPEND_WITH_TOKENS = `
+WITH "tokens" AS (${insertTokens("$2")})
 SELECT keyward_audit_append($1::jsonb) AS inserted`;
+// A token's event set aside still records its token ($5, one record or none): the token was answered when its
+// event was spooled, and a revocation by jti needs the record.
 const SET_ASIDE = `
-WITH "kept" AS (
+WITH "tokens" AS (${insertTokens("$5")}),
+"kept" AS (
   INSERT INTO "AuditSetAside" ("eventId", "reason", "event") VALUES ($1, $2, $3) ON CONFLICT ("eventId") DO NOTHING RETURNING 1
 )
 SELECT keyward_audit_append($4::jsonb) FROM "kept"`;
+
+/** A token's event as spooled: the line with its issued-token record in it (outside the event's content and hash). */
+const withIssuedToken = (json: string, record: IssuedTokenRecord) => `${json.slice(0, -1)},"issuedToken":${JSON.stringify(record)}}`;
+
+/** A spooled line as the entry to ship: its row, and the issued-token record a token's event carries. */
+function recoveredEntry(json: string, segment: Segment): Entry {
+  const { issuedToken, ...row } = parsedOrUnreadable(json) as AuditRow & { issuedToken?: IssuedTokenRecord };
+  return { row, json, segment, ...(issuedToken && { record: issuedToken }) };
+}
 
 /**
  * A spooled line as the row it holds. One that is not (a disk that garbled it) still goes to the database,
@@ -122,8 +130,9 @@ function parsedOrUnreadable(json: string): AuditRow {
  *
  * - **Commit point: the spool.** An event is written to this broker's spool (src/audit/spool.ts) in a
  *   group `fdatasync`, and `append` settles once it is on disk: a call waits for its own event's group,
- *   never for the database, and nothing is acknowledged before it is durable. A token's event (with its
- *   issued-token record) waits for the database instead, since the token is only valid once recorded.
+ *   never for the database, and nothing is acknowledged before it is durable. A token's event carries its
+ *   issued-token record in its line, so a token is answered once both are on disk, and the database gets
+ *   both in one statement (a revocation by jti waits for that: src/revocation/revoke.ts).
  * - **Shipped behind the calls.** Spooled events go to the database in batches of up to 500, in spool
  *   order, through `keyward_audit_append` (migration 0008), which links a whole batch into the hash chain
  *   under one lock of its head: one total order across replicas. A few events linger (LINGER_MS) for
@@ -185,7 +194,7 @@ export class AuditLog {
     for (const { segment, lines } of recovered) {
       for (const json of lines) {
         this.#accepted++;
-        this.#enqueue({ row: parsedOrUnreadable(json), json, segment });
+        this.#enqueue(recoveredEntry(json, segment));
       }
     }
   }
@@ -218,17 +227,13 @@ export class AuditLog {
 
   /**
    * Settles once the event is durable (spooled); fails if it could not be (the caller must not act on it).
-   * With `record`, once that issued token's record and the event are committed in one statement.
+   * With `record`, the issued token's record is spooled in the event's line and goes to the database in
+   * the event's statement: a token is recorded exactly when its event is, and is valid once both are on disk.
    */
   async append(event: AuditInput, record?: IssuedTokenRecord): Promise<void> {
     if (this.#full()) await this.#room();
-    const { row, json } = this.#accept(event);
-    if (record) {
-      return new Promise((shipped, failed) => {
-        const setAside = () => failed(new AuditEventSetAside(`audit event ${row.eventId} was set aside`));
-        this.#enqueue({ row, json, record, segment: null, shipped, setAside, failed });
-      });
-    }
+    const accepted = this.#accept(event);
+    const json = record ? withIssuedToken(accepted.json, record) : accepted.json;
     let segment: Segment;
     try {
       segment = await this.spool.write(json);
@@ -237,7 +242,7 @@ export class AuditLog {
       this.hooks.onHealth(err);
       throw err;
     }
-    this.#enqueue({ row, json, segment });
+    this.#enqueue({ row: accepted.row, json, segment, ...(record && { record }) });
   }
 
   /**
@@ -287,8 +292,6 @@ export class AuditLog {
     this.#lingerTimer = null;
     await this.#shipping;
     if (this.#queue.length > 0) await this.#ship();
-    // A token whose record did not make it is not issued: its request is answered, not left waiting.
-    this.#refuseTokens(new Error("the audit log closed before the token was recorded"));
     await this.spool.close(this.#queue.length === 0);
     return { unshipped: this.#queue.length, unspooled: this.#queue.filter((e) => e.segment === null).map((e) => e.row) };
   }
@@ -322,19 +325,14 @@ export class AuditLog {
 
   #enqueue(entry: Entry): void {
     this.#queue.push(entry);
-    // A linger under way goes on until a token's event comes or the queue is a statement's worth: the rest
-    // of the queue was looked at when it began (looking again on every event costs a scan of up to
-    // LINGER_BELOW events per call).
-    if (this.#lingerTimer && !entry.failed && this.#queue.length < LINGER_BELOW) return;
+    // A linger under way goes on until the queue is a statement's worth.
+    if (this.#lingerTimer && this.#queue.length < LINGER_BELOW) return;
     this.#startShipping();
   }
 
-  /**
-   * A few events, none a token's (a token's request waits on it), while the database answers: they wait
-   * LINGER_MS for company. (Fewer than LINGER_BELOW: looking for a token among them is cheap.)
-   */
+  /** A few events, while the database answers: they wait LINGER_MS for company. */
   #lingers(): boolean {
-    return !this.#failing && this.#queue.length < LINGER_BELOW && !this.#queue.some((e) => e.failed);
+    return !this.#failing && this.#queue.length < LINGER_BELOW;
   }
 
   /**
@@ -357,15 +355,6 @@ export class AuditLog {
     this.#shipping = this.#ship();
   }
 
-  /** Token events waiting for the database fail (their tokens are refused) and leave the queue. */
-  #refuseTokens(err: unknown): void {
-    const refused = this.#queue.filter((e) => e.failed);
-    if (refused.length === 0) return;
-    this.#queue = this.#queue.filter((e) => !e.failed);
-    for (const entry of refused) entry.failed!(err);
-    this.#finished(refused.length);
-  }
-
   #finished(count: number): void {
     this.#done += count;
     if (this.#flushes.length === 0) return;
@@ -381,8 +370,8 @@ export class AuditLog {
    */
   async #ship(): Promise<void> {
     try {
-      // A retry can find nothing left to write (the token events that waited were refused): the database
-      // is asked whether it answers instead, or the log would refuse calls for good.
+      // A retry can find nothing to write (the readiness check found the database down while nothing
+      // waited): the database is asked whether it answers instead, or the log would refuse calls for good.
       if (this.#queue.length === 0) {
         try {
           await queryOnce(this.db, "SELECT 1");
@@ -400,19 +389,13 @@ export class AuditLog {
         const settled = firstFailed === -1 ? batch.length : firstFailed;
         this.#queue.splice(0, settled);
         if (this.#queue.length < HIGH_WATER) this.#releaseWaiting();
-        for (let i = 0; i < settled; i++) {
-          const entry = batch[i]!;
-          entry.segment?.shipped(1);
-          if (outcomes[i] === "written") entry.shipped?.();
-          else entry.setAside?.();
-        }
+        for (let i = 0; i < settled; i++) batch[i]!.segment?.shipped(1);
         this.#finished(settled);
         if (firstFailed !== -1) {
           const { failed } = outcomes[firstFailed] as { failed: unknown };
           this.#failing = true;
           this.#releaseWaiting();
           this.hooks.onHealth(failed);
-          this.#refuseTokens(failed);
           this.#scheduleRetry();
           return;
         }
@@ -458,7 +441,7 @@ export class AuditLog {
     } catch (err) {
       if (!refusedByDatabase(err)) return entries.map(() => ({ failed: err }));
       if (entries.length === 1) {
-        return this.#setAside(entries[0]!.row, err).then(
+        return this.#setAside(entries[0]!, err).then(
           (): WriteOutcome[] => ["setAside"],
           (setAsideErr: unknown): WriteOutcome[] => [{ failed: setAsideErr }],
         );
@@ -485,16 +468,25 @@ export class AuditLog {
 
   /**
    * Keeps the refused event with the reason, and puts a notice of it (storable by construction) in the
-   * chain, in one statement: both or neither.
+   * chain, in one statement: both or neither. A token's record goes in with them.
    */
-  async #setAside(row: AuditRow, err: unknown): Promise<void> {
+  async #setAside({ row, record }: Entry, err: unknown): Promise<void> {
     const reason = storable(err instanceof Error ? err.message : String(err)).slice(0, 1000);
-    const asciiJson = JSON.stringify(row).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    const kept = record ? { ...row, issuedToken: record } : row;
+    const asciiJson = JSON.stringify(kept).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
     const notice = serialisedAuditRow(
       { kind: "audit.set_aside", actor: "keyward", requestId: row.requestId, details: { eventId: row.eventId, kind: row.kind, reason } },
       `${row.eventId}:set-aside`,
     );
-    await queryOnce(this.db, SET_ASIDE, [row.eventId, reason, asciiJson, batchJsonOf([notice.json])]);
+    const params = [row.eventId, reason, asciiJson, batchJsonOf([notice.json])];
+    try {
+      await queryOnce(this.db, SET_ASIDE, [...params, JSON.stringify(record ? [record] : [])]);
+    } catch (recordErr) {
+      // A record the database refuses as well (it holds only what the broker made: not expected) must not
+      // hold up the log: the event is set aside without it, the record in its text for the security team.
+      if (!record || !refusedByDatabase(recordErr)) throw recordErr;
+      await queryOnce(this.db, SET_ASIDE, [...params, "[]"]);
+    }
     this.hooks.onSetAside(row, reason);
   }
 }

@@ -3,7 +3,6 @@ import type { PrismaClient } from "@prisma/client";
 import type { AuditLog } from "../audit/log.js";
 import type { Agents } from "../agents/agents.js";
 import { spentCallBudget } from "../budgets/budgets.js";
-import { isDatabaseUnavailable } from "../http/error-handler.js";
 import { forbidden, KeywardError, notFound, tooManyRequests, unavailable } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import type { GrantView, Grants } from "../grants/grants.js";
@@ -55,7 +54,7 @@ export class Tokens {
     private readonly ttl: TtlPolicy,
     private readonly gate: IssuanceGate,
     /** Where issued tokens and their events are committed (src/audit/log.ts). */
-    private readonly auditLog: Pick<AuditLog, "append" | "keep">,
+    private readonly auditLog: Pick<AuditLog, "append" | "keep" | "admit">,
     /** The agent's name for the events of an exchange, which knows the agent only by the parent token. */
     private readonly agents: Pick<Agents, "nameOf">,
   ) {}
@@ -141,6 +140,9 @@ export class Tokens {
     now = new Date(),
     delegation?: Delegation,
   ): Promise<TokenResponse> {
+    // A token is valid once its record is spooled, and recorded in the database behind it: while the
+    // database does not take the log's events, none is issued (fail closed), as any other write is refused.
+    if (!this.auditLog.admit()) throw unavailable("database_unavailable", "database unavailable; try again");
     const signed = await signAgentToken(
       this.keys(),
       { ...this.claims, agentId: agent.id, clientId: agent.clientId, grantId: grant.id, upstream: grant.upstream },
@@ -149,7 +151,8 @@ export class Tokens {
       delegation,
     );
     const parentJti = delegation?.chain.at(-1);
-    // The record and its event in one group commit with other calls' events: no transaction per token.
+    // The record in its event's line, in one group commit with other calls' events; both reach the database
+    // in one statement behind it (src/audit/log.ts).
     await this.auditLog.append(
       {
         kind: "token.issued",
@@ -175,9 +178,7 @@ export class Tokens {
         kid: signed.kid,
         parentJti,
       },
-    ).catch((err: unknown) => {
-      // A database that does not answer is said so, as every other endpoint says it (src/http/error-handler.ts).
-      if (isDatabaseUnavailable(err)) throw err;
+    ).catch(() => {
       throw unavailable("audit_unavailable", "audit log unavailable; no token issued");
     });
     return {

@@ -170,6 +170,8 @@ describe("human approval", () => {
     const polls = await Promise.all(Array.from({ length: 6 }, () => poll(id)));
     expect(polls.every((p) => p.status === 200)).toBe(true);
     expect(polls.filter((p) => p.body.token).length).toBe(1);
+    // A reader of the log first waits for this broker's own events (and the token records they carry).
+    expect((await broker.admin("get", "/v1/audit?limit=1")).status).toBe(200);
     const issued = await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } });
     expect(issued).toBe(2);
   });

@@ -22,6 +22,9 @@ describe("bad input", () => {
   });
 
   const counts = async () => {
+    // A reader of the log waits for this broker's own events first, and with them the records of tokens
+    // it issued (answered once spooled, recorded a moment later): what is counted has settled.
+    expect((await broker.admin("get", "/v1/audit?limit=1")).status).toBe(200);
     const p = broker.keyward.db.prisma;
     return {
       upstreams: await p.upstream.count(),

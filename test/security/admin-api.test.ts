@@ -157,7 +157,10 @@ describe("security: admin API", () => {
   });
 
   /** Everything an attack could have changed (audit events aside, which record the attempts). */
+  /** Waits for this broker's own events, and the records of the tokens it issued, to reach the database. */
+  const settled = async () => expect((await s.broker.admin("get", "/v1/audit?limit=1")).status).toBe(200);
   const state = async () => {
+    await settled();
     const p = s.broker.keyward.db.prisma;
     return JSON.stringify(
       await Promise.all([
@@ -446,6 +449,7 @@ describe("security: admin API", () => {
   });
 
   it(title("ADM-07"), async () => {
+    await settled();
     const tokens = await s.broker.keyward.db.prisma.issuedToken.count();
     const ask = (agent: { clientId: string; clientSecret: string }, grant: string) =>
       s.broker.http().post("/v1/tokens").set("authorization", basic(agent.clientId, agent.clientSecret)).send({ grant });
@@ -460,6 +464,7 @@ describe("security: admin API", () => {
       expect(res.status, `${grant}`).toBe(statusOf("ADM-07"));
       expect(res.body.access_token).toBeUndefined();
     }
+    await settled();
     expect(await s.broker.keyward.db.prisma.issuedToken.count()).toBe(tokens);
   });
 
