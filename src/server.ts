@@ -127,6 +127,8 @@ export async function buildServer(
       void (reply as FastifyReply).code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
     },
   });
+  // A request's logger is made only once it logs: a proxied call or an issued token nearly never does.
+  app.setChildLoggerFactory(lazyChildLogger);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
@@ -169,7 +171,6 @@ export async function buildServer(
   await app.register(async (proxy) => {
     // A refused call is an audit event already (its access record): its log line is for debugging.
     setErrorResponses(proxy, "debug");
-    proxy.setChildLoggerFactory(lazyChildLogger);
     if (config.logProxyCalls) logEveryRequest(proxy);
     await proxy.register(proxyPlugin, deps);
   });

@@ -7,7 +7,7 @@ import type { Bindings, ChildLoggerOptions, Level, Logger } from "pino";
  * nearly no call logs anything, and a pino child (its bindings serialised through the redaction paths)
  * cost ~2 KiB and ~1.5% of the broker's CPU per call. Lines that are written carry the same bindings
  * (the request id) as an eager child's. A class, so that each request makes one small object and no
- * closures. Used as the proxy scope's child logger factory (src/server.ts).
+ * closures. Every scope's child logger factory (src/server.ts): on the API too, a token issued logs nothing.
  */
 export function lazyChildLogger(parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
   return new LazyChildLogger(parent as Logger, bindings, options) as unknown as FastifyBaseLogger;
