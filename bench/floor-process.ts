@@ -14,52 +14,18 @@
  * run, it says how much of the forwarding targets the guarantee leaves to everything else.
  */
 import { createHash } from "node:crypto";
-import { fdatasync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import { Agent, request as upstreamRequest } from "undici";
 import { serveChild } from "./child.js";
+import { openDurableLines } from "./durable-lines.js";
 import { UPSTREAM_SECRET } from "./scenario.js";
 
 const upstream = process.env.BENCH_UPSTREAM_URL;
 if (!upstream) throw new Error("BENCH_UPSTREAM_URL is not set");
 const PREFIX = "/proxy/bench";
 
-const datasync = promisify(fdatasync);
-const spoolDir = mkdtempSync(join(tmpdir(), "keyward-floor-"));
-const spool = openSync(join(spoolDir, "events.jsonl"), "a", 0o600);
-let chainHead = "0".repeat(64);
-let pending: { line: string; done: () => void }[] = [];
-let flushing = false;
-
-/** Settles once the event is on disk, in a group with the other events of its turn of the event loop. */
-function durable(event: Record<string, unknown>): Promise<void> {
-  return new Promise((done) => {
-    pending.push({ line: JSON.stringify(event), done });
-    if (flushing) return;
-    flushing = true;
-    setImmediate(() => void flush());
-  });
-}
-
-async function flush(): Promise<void> {
-  while (pending.length > 0) {
-    const group = pending;
-    pending = [];
-    let text = "";
-    for (const { line } of group) {
-      chainHead = createHash("sha256").update(`${chainHead}|${line}`).digest("hex");
-      text += `${line} ${chainHead}\n`;
-    }
-    writeSync(spool, text);
-    await datasync(spool);
-    for (const { done } of group) done();
-  }
-  flushing = false;
-}
+const { durable, remove } = openDurableLines();
 
 /** Tokens seen before (the broker checks a token's signature once, then remembers it until it expires). */
 const tokens = new Map<string, { agent: string }>();
@@ -104,5 +70,5 @@ await app.listen({ port: 0, host: "127.0.0.1" });
 serveChild((app.server.address() as AddressInfo).port, {}, async () => {
   await app.close();
   await dispatcher.close();
-  rmSync(spoolDir, { recursive: true, force: true });
+  remove();
 });

@@ -70,6 +70,8 @@ export type TokenBench = {
   scryptVerifyPerSec: number;
   /** bench/token-floor-process.ts at the same concurrency (older results.json entries lack it) */
   floor?: LoadResult;
+  /** the same, each token's record made durable before it answers (older entries lack it) */
+  durableFloor?: LoadResult;
   endpoint: { backend: string; load: LoadResult; unexpected: number }[];
 };
 
@@ -285,6 +287,16 @@ export function renderMain(r: MainResults): string {
       pct(floor.rps / r.tokens.rawSignPerSec),
       f1(floor.p50),
       f1(floor.p99),
+    ]);
+  }
+  const durableFloor = r.tokens.durableFloor;
+  if (durableFloor) {
+    tokenRows.push([
+      "durable token floor: the same, each token's record made durable before it answers (a hash-chained line, one `fdatasync` per group, as the broker's spool): what a token endpoint keeping issue 14's guarantee can reach here",
+      int(durableFloor.rps),
+      pct(durableFloor.rps / r.tokens.rawSignPerSec),
+      f1(durableFloor.p50),
+      f1(durableFloor.p99),
     ]);
   }
   for (const e of r.tokens.endpoint) {
