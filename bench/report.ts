@@ -279,25 +279,18 @@ export function renderMain(r: MainResults): string {
   );
   out.push(`### Token issuance (c=${r.tokens.connections})`, "");
   const tokenRows: string[][] = [["raw jose ES256 signing loop (same claims, in-process)", int(r.tokens.rawSignPerSec), "100%", "", ""]];
-  const floor = r.tokens.floor;
-  if (floor) {
-    tokenRows.push([
+  const floors: [string, LoadResult | undefined][] = [
+    [
       "token floor: a Fastify route that parses the JSON body and signs, nothing else (bench/token-floor-process.ts): what any token endpoint here can reach",
-      int(floor.rps),
-      pct(floor.rps / r.tokens.rawSignPerSec),
-      f1(floor.p50),
-      f1(floor.p99),
-    ]);
-  }
-  const durableFloor = r.tokens.durableFloor;
-  if (durableFloor) {
-    tokenRows.push([
+      r.tokens.floor,
+    ],
+    [
       "durable token floor: the same, each token's record made durable before it answers (a hash-chained line, one `fdatasync` per group, as the broker's spool): what a token endpoint keeping issue 14's guarantee can reach here",
-      int(durableFloor.rps),
-      pct(durableFloor.rps / r.tokens.rawSignPerSec),
-      f1(durableFloor.p50),
-      f1(durableFloor.p99),
-    ]);
+      r.tokens.durableFloor,
+    ],
+  ];
+  for (const [what, load] of floors) {
+    if (load) tokenRows.push([what, int(load.rps), pct(load.rps / r.tokens.rawSignPerSec), f1(load.p50), f1(load.p99)]);
   }
   for (const e of r.tokens.endpoint) {
     tokenRows.push([`POST /v1/tokens, ${e.backend} (client auth + sign + DB write)`, int(e.load.rps), pct(e.load.rps / r.tokens.rawSignPerSec), f1(e.load.p50), f1(e.load.p99)]);
