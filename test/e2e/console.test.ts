@@ -330,6 +330,10 @@ describe.skipIf(skip)("security console in a real browser", () => {
         fetch(`${broker.url}/proxy/railway-staging/graphql/v2`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ query }) });
       expect((await graphql('mutation { a: serviceCreate(name: "web") { id } b: serviceCreate(name: "worker") { id } }')).status).toBe(200);
       expect((await graphql('mutation { volumeDelete(volumeId: "vol-1") }')).status).toBe(403);
+      // The calls' events reach the database up to a linger after the calls (src/audit/log.ts), while the
+      // deletions below commit theirs directly: a read of the log waits for this broker's own events first,
+      // so that the chain has the calls before the deletions, as the list below expects.
+      expect((await broker.admin("get", "/v1/audit?limit=1")).status).toBe(200);
       // Gone from the broker: the events still say who and under what.
       expect((await broker.admin("delete", `/v1/grants/${grant.id}`)).status).toBe(204);
       expect((await broker.admin("delete", `/v1/agents/${cleanupBot.id}`)).status).toBe(204);
