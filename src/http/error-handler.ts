@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { errors as undiciErrors } from "undici";
 import { DatabaseConnectTimeout } from "../db/database.js";
-import { KeywardError, type ErrorCode } from "./errors.js";
+import { databaseUnavailable, KeywardError, type ErrorCode } from "./errors.js";
 
 type ErrorBody = { error: { code: ErrorCode; message: string; reason?: string; details?: unknown } };
 
@@ -82,9 +82,7 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
       body: { error: { code: "validation_failed", message: `invalid ${err.validationContext ?? "request"}`, details } },
     };
   }
-  if (isDatabaseUnavailable(err)) {
-    return { status: 503, headers: {}, body: { error: { code: "database_unavailable", message: "database unavailable; try again" } } };
-  }
+  if (isDatabaseUnavailable(err)) return toErrorResponse(databaseUnavailable());
   // undici only talks to upstreams (and their token endpoints): one that fails after its status line (a body that
   // stalls, breaks its framing or stops short) surfaces here, and is the upstream's fault, not ours.
   if (err instanceof undiciErrors.BodyTimeoutError) {

@@ -62,6 +62,9 @@ export const payloadTooLarge = (limit: number) =>
 
 export const unavailable = (code: ErrorCode, message: string) => new KeywardError(503, code, message);
 
+/** What every endpoint answers while the database does not (a failed query, or the audit log refusing). */
+export const databaseUnavailable = () => unavailable("database_unavailable", "database unavailable; try again");
+
 export const badGateway = (message: string) => new KeywardError(502, "upstream_unreachable", message);
 
 export const gatewayTimeout = (message: string) => new KeywardError(504, "upstream_timeout", message);

@@ -81,11 +81,10 @@ export async function awaitTokenRecord(
 export async function recordRevocation(tx: Prisma.TransactionClient, target: RevocationTarget, meta: Meta): Promise<RevocationView> {
   const { selector, value } = selectorOf(target);
   let expiresAt: Date | null = null;
-  if ("jti" in target && target.expiresAt) expiresAt = target.expiresAt;
-  else if (selector === "jti") {
-    const token = await tx.issuedToken.findUnique({ where: { jti: value }, select: { expiresAt: true } });
-    if (!token) throw notFound("token");
-    expiresAt = token.expiresAt;
+  if ("jti" in target) {
+    // A verified token brings its own expiry; otherwise its record gives it.
+    expiresAt = target.expiresAt ?? (await tx.issuedToken.findUnique({ where: { jti: value }, select: { expiresAt: true } }))?.expiresAt ?? null;
+    if (!expiresAt) throw notFound("token");
   }
   if (selector === "upstream" && !(await tx.upstream.findUnique({ where: { name: value }, select: { id: true } }))) {
     throw notFound(`upstream ${value}`);

@@ -3,7 +3,7 @@ import type { PrismaClient } from "@prisma/client";
 import type { AuditLog } from "../audit/log.js";
 import type { Agents } from "../agents/agents.js";
 import { spentCallBudget } from "../budgets/budgets.js";
-import { forbidden, KeywardError, notFound, tooManyRequests, unavailable } from "../http/errors.js";
+import { databaseUnavailable, forbidden, KeywardError, notFound, tooManyRequests, unavailable } from "../http/errors.js";
 import { HTTP_METHODS } from "../policy/decide.js";
 import type { GrantView, Grants } from "../grants/grants.js";
 import { pathPattern } from "../grants/grants.js";
@@ -142,7 +142,7 @@ export class Tokens {
   ): Promise<TokenResponse> {
     // A token is valid once its record is spooled, and recorded in the database behind it: while the
     // database does not take the log's events, none is issued (fail closed), as any other write is refused.
-    if (!this.auditLog.admit()) throw unavailable("database_unavailable", "database unavailable; try again");
+    if (!this.auditLog.admit()) throw databaseUnavailable();
     const signed = await signAgentToken(
       this.keys(),
       { ...this.claims, agentId: agent.id, clientId: agent.clientId, grantId: grant.id, upstream: grant.upstream },

@@ -74,22 +74,44 @@ describe("the audit log's back-pressure", () => {
   });
 });
 
-/** A database that refuses connections while `down` is set, and otherwise takes every statement. */
-function flakyDatabase() {
-  const state = { down: true, statements: 0 };
+/** JSON's view of a value: what a statement's parameter carries. */
+const withoutUndefined = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+/**
+ * A database that takes every statement (or refuses connections while `down`), keeping the events it was
+ * sent and, per statement, the issued-token records that came with them. It refuses (as a constraint
+ * would) a statement with an event of kind `refuseKind`, and, with `refuseRecords`, a set-aside that
+ * brings a record.
+ */
+function recordingDatabase() {
+  const state = { down: false, refuseKind: undefined as string | undefined, refuseRecords: false };
+  const events: { eventId: string; kind: string }[] = [];
+  const tokenRecords: unknown[][] = [];
+  const setAsideRecords: unknown[][] = [];
+  const refusal = () => Object.assign(new Error("new row violates check constraint"), { severity: "ERROR", code: "23514" });
   const session = async (): Promise<SqlSession> => {
     if (state.down) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
     return {
       exec: async () => {},
-      query: async <Row>(_sql: string, params?: unknown[]) => {
+      query: async <Row>(sql: string, params?: unknown[]) => {
         if (!params) return [{ "?column?": 1 }] as Row[]; // a probe
-        state.statements++;
-        return [{ inserted: batchOf(params[0]).length }] as Row[];
+        if (sql.includes('"AuditSetAside"')) {
+          const records = JSON.parse(params[4] as string) as unknown[];
+          if (state.refuseRecords && records.length > 0) throw refusal();
+          setAsideRecords.push(records);
+          return [{ keyward_audit_append: 1 }] as Row[];
+        }
+        const rows = batchOf<{ eventId: string; kind: string }>(params[0]);
+        const records = params[1] === undefined ? [] : (JSON.parse(params[1] as string) as unknown[]);
+        if (rows.some((r) => r.kind === state.refuseKind)) throw refusal();
+        events.push(...rows);
+        if (records.length > 0) tokenRecords.push(records);
+        return [{ inserted: rows.length }] as Row[];
       },
       release: () => {},
     };
   };
-  return { db: { session }, state };
+  return { db: { session }, state, events, tokenRecords, setAsideRecords };
 }
 
 describe("the audit log after a failure", () => {
@@ -135,45 +157,6 @@ describe("the audit log after a failure", () => {
   });
 });
 
-/** JSON's view of a value: what a statement's parameter carries. */
-const withoutUndefined = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
-
-/**
- * A database that takes every statement (or refuses connections while `down`), keeping the events it was
- * sent and, per statement, the issued-token records that came with them. `refuse` makes it refuse a
- * statement (as a constraint would) whose events include one of that kind, or whose records are not [].
- */
-function recordingDatabase() {
-  const state = { down: false, refuseKind: undefined as string | undefined, refuseRecords: false };
-  const events: { eventId: string; kind: string }[] = [];
-  const tokenRecords: unknown[][] = [];
-  const setAsideRecords: unknown[][] = [];
-  const refusal = () => Object.assign(new Error("new row violates check constraint"), { severity: "ERROR", code: "23514" });
-  const session = async (): Promise<SqlSession> => {
-    if (state.down) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
-    return {
-      exec: async () => {},
-      query: async <Row>(sql: string, params?: unknown[]) => {
-        if (!params) return [{ "?column?": 1 }] as Row[]; // a probe
-        if (sql.includes('"AuditSetAside"')) {
-          const records = JSON.parse(params[4] as string) as unknown[];
-          if (state.refuseRecords && records.length > 0) throw refusal();
-          setAsideRecords.push(records);
-          return [{ keyward_audit_append: 1 }] as Row[];
-        }
-        const rows = batchOf<{ eventId: string; kind: string }>(params[0]);
-        const records = params[1] === undefined ? [] : (JSON.parse(params[1] as string) as unknown[]);
-        if (rows.some((r) => r.kind === state.refuseKind)) throw refusal();
-        events.push(...rows);
-        if (records.length > 0) tokenRecords.push(records);
-        return [{ inserted: rows.length }] as Row[];
-      },
-      release: () => {},
-    };
-  };
-  return { db: { session }, state, events, tokenRecords, setAsideRecords };
-}
-
 describe("an issued token's record in the audit log", () => {
   const issued = (jti: string) => ({ kind: "token.issued" as const, actor: "agent:a", jti });
 
@@ -215,8 +198,7 @@ describe("an issued token's record in the audit log", () => {
 
 describe("the audit log told the database is unreachable", () => {
   it("refuses calls at once (the readiness check and the proxy agree), and admits them again once its own probe gets an answer", async () => {
-    const { db, state } = flakyDatabase();
-    state.down = false;
+    const { db } = recordingDatabase();
     const log = openLog(db);
     expect(log.admit()).toBe(true);
     log.databaseUnreachable(new Error("the readiness check could not reach the database"));
