@@ -39,6 +39,8 @@ COPY bin ./bin
 # only: PostgreSQL refuses a data dir others can read. Unused with DATABASE_URL.
 RUN mkdir -p /var/lib/keyward && chown node:node /var/lib/keyward && chmod 700 /var/lib/keyward
 ENV KEYWARD_DATA_DIR=/var/lib/keyward
+# glibc's malloc settings of bin/malloc-tunables.js (`npm start` sets them the same way).
+ENV GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072
 USER node
 EXPOSE 8080
 # The broker applies its migrations itself at start, under a lock, so replicas may start together.

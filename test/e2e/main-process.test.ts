@@ -1,18 +1,26 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { runsOnGlibc } from "../../bin/malloc-tunables.js";
 import { loadConfig } from "../../src/config/config.js";
 import { MAIN } from "../helpers/broker-process.js";
 import { freePort, startTempCluster, type TempCluster } from "../helpers/pg-cluster.js";
 import { waitFor } from "../helpers/wait.js";
 
-function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  // As `npm start` runs it: node itself gets the signals, with no wrapper process relaying them.
-  const child = spawn(process.execPath, [MAIN], {
+/**
+ * MAIN as node runs it; with `startScript`, through `npm start`'s own command line (package.json), which
+ * gives node its V8 flags and glibc's malloc settings. Either way node itself gets the signals: the shell
+ * and `env` exec it.
+ */
+function run(env: Record<string, string>, options: { startScript?: boolean } = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const command: [string, string[]] = options.startScript
+    ? ["sh", ["-c", (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: { start: string } }).scripts.start]]
+    : [process.execPath, [MAIN]];
+  const child = spawn(...command, {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -110,6 +118,9 @@ describe("main process", () => {
     const adminKey = /\n {2}(kwa_[A-Za-z0-9_-]+)\n/.exec(first.output())?.[1];
     expect(adminKey).toMatch(/^kwa_[A-Za-z0-9_-]{43}$/);
     expect(first.output()).toMatch(/generated a master key/);
+    // Started without `npm start`'s runtime settings, it says so (the next start has them).
+    expect(first.output()).toMatch(/node was started without the V8 flags/);
+    if (runsOnGlibc()) expect(first.output()).toMatch(/GLIBC_TUNABLES is not set/);
     expect(statSync(join(dataDir, "master.key")).mode & 0o777).toBe(0o600);
 
     const res = await fetch(`http://127.0.0.1:${firstPort}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
@@ -117,12 +128,14 @@ describe("main process", () => {
     first.child.kill("SIGTERM");
     expect(await first.exited).toBe(0);
 
-    // Second start on the same data: no new key is printed, the old one still works.
+    // Second start on the same data, by `npm start`'s command line: no new key is printed, the old one
+    // still works, and node got the V8 flags and malloc settings (no warning of either).
     const secondPort = String(await freePort());
-    const second = run({ PORT: secondPort, KEYWARD_DATA_DIR: dataDir });
+    const second = run({ PORT: secondPort, KEYWARD_DATA_DIR: dataDir, LOG_LEVEL: "info" }, { startScript: true });
     await listening(second, "the second broker", 75_000);
     expect(second.output()).not.toMatch(/kwa_/);
     expect(second.output()).not.toMatch(/generated a master key/);
+    expect(second.output()).not.toMatch(/node was started without the V8 flags|GLIBC_TUNABLES is not set/);
     const again = await fetch(`http://127.0.0.1:${secondPort}/v1/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
     expect(again.status).toBe(200);
     second.child.kill("SIGTERM");

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { BROKER_GLIBC_TUNABLES } from "../../../bin/malloc-tunables.js";
 import { brokerV8Flags } from "../../../bin/v8-flags.js";
 
 // No Docker engine runs here: the production files are checked for the structure that matters.
@@ -101,7 +102,12 @@ describe("Dockerfile", () => {
     const imageNode = /^FROM node:(\d+)/m.exec(dockerfile)![1]!;
     expect(cmd.slice(1, cmd.indexOf("bin/keyward.js"))).toEqual(brokerV8Flags(`${imageNode}.0.0`));
     const { scripts } = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
-    expect(scripts.start).toBe("node $(node bin/v8-flags.js) build/src/main.js");
+    expect(scripts.start).toBe("exec env $(node bin/malloc-tunables.js) node $(node bin/v8-flags.js) build/src/main.js");
+  });
+
+  it("gives glibc's malloc the settings `npm start` gives it", () => {
+    expect(/^ENV GLIBC_TUNABLES=(\S+)$/m.exec(runtime)?.[1]).toBe(BROKER_GLIBC_TUNABLES);
+    expect(/^node:\S+-(bookworm|bullseye|trixie)/.exec(runtime), "a glibc base image: musl ignores GLIBC_TUNABLES").not.toBeNull();
   });
 
   it("runs as a non-root user, with everything it copies present", () => {
