@@ -70,7 +70,7 @@ import {
 } from "./report.js";
 import { mixedRequest, PROXY_PREFIX, setupScenario, signBenchToken, streamRequest, tokenRequest, UPSTREAM_SECRET, type Scenario } from "./scenario.js";
 import { seedCountsFromEnv, seedDatabase } from "./seed.js";
-import { BROKER_GLIBC_TUNABLES } from "../bin/malloc-tunables.js";
+import { mallocTunablesEnvironment } from "../bin/malloc-tunables.js";
 import { brokerV8Flags } from "../bin/v8-flags.js";
 import { runSoak } from "./soak.js";
 import { runTunnelBench } from "./tunnel.js";
@@ -230,8 +230,8 @@ async function startBroker(store: Store, upstreamUrl: string, execArgv: string[]
       stdoutFile: join(env.BENCH_BROKER_LOG_DIR, `broker-${store.backend}-${Date.now()}.log`),
     }),
     env: childEnv({
-      // glibc's malloc settings, as `npm start` gives them (bin/malloc-tunables.js): unless this run sets its own.
-      ...(env.GLIBC_TUNABLES === undefined && { GLIBC_TUNABLES: BROKER_GLIBC_TUNABLES }),
+      // glibc's malloc settings, as `npm start` gives them (bin/malloc-tunables.js).
+      ...mallocTunablesEnvironment(env),
       PORT: "0",
       HOST: "127.0.0.1",
       KEYWARD_DATA_DIR: store.dataDir,

@@ -24,9 +24,9 @@ import { pathToFileURL } from "node:url";
  */
 export const BROKER_GLIBC_TUNABLES = "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072";
 
-/** What `npm start` puts before node: the assignment, or nothing when `env` already sets GLIBC_TUNABLES. */
-export function mallocTunablesAssignment(env = process.env) {
-  return env.GLIBC_TUNABLES === undefined ? `GLIBC_TUNABLES=${BROKER_GLIBC_TUNABLES}` : "";
+/** What a broker's environment gets: the settings, or nothing when `env` already sets GLIBC_TUNABLES. */
+export function mallocTunablesEnvironment(env = process.env) {
+  return env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: BROKER_GLIBC_TUNABLES } : {};
 }
 
 /** Whether this process runs on glibc, the only C library that reads GLIBC_TUNABLES. */
@@ -34,4 +34,7 @@ export function runsOnGlibc() {
   return Boolean(process.report?.getReport().header.glibcVersionRuntime);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.stdout.write(mallocTunablesAssignment());
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // For `env` on npm start's command line: `NAME=value`, or nothing.
+  process.stdout.write(Object.entries(mallocTunablesEnvironment()).map(([name, value]) => `${name}=${value}`).join(" "));
+}
