@@ -99,6 +99,12 @@ export const CASES = {
     expected:
       "one secret is verified at a time, so proxied calls keep being answered during the flood; past 16 verifications waiting, 503 `client_auth_busy` with `Retry-After` at once, before any credential is looked at; the rest 401 `invalid_client`",
   },
+  "TOK-23": {
+    area: "token",
+    attack: "`client_assertion` whose unverified `iss` or `sub` holds NUL or a lone surrogate, at `/oauth2/token`, `/oauth2/revoke` and `/oauth2/introspect` (no credentials needed)",
+    status: 401,
+    expected: "401 `invalid_client`; never a 500",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
@@ -268,6 +274,54 @@ export const CASES = {
       "fuzzing every endpoint an agent can reach (`/v1/tokens`, `/oauth2/token`, `/oauth2/revoke`, `/v1/approvals/:id`, `/proxy/...`): malformed JSON, huge numbers, deep nesting, odd encodings and content types",
     expected: "a 4xx or an allowed answer, never a 5xx; the broker keeps serving; nothing outside the grant is forwarded",
   },
+  "REQ-32": {
+    area: "request",
+    attack: "a path pattern of many `**` (a token narrowed to `/v1/**/**/…/**/z`) against a path of many segments",
+    expected: "matched in time linear in the path and the pattern: the call is decided at once and the broker keeps answering every other call",
+  },
+  "REQ-33": {
+    area: "request",
+    attack: "Unicode space at the end of a path segment (`/v1/admin%C2%A0/users`, U+3000, U+2002) against a path deny rule",
+    status: 400,
+    expected: `400 \`invalid_path\`, as for an ASCII space; ${NOTHING}`,
+  },
+  "REQ-34": {
+    area: "request",
+    attack: "a multipart form body built to make the method-override scan backtrack (a part name followed by 400,000 spaces)",
+    expected: "scanned in linear time: the call is decided at once and the broker keeps answering every other call",
+  },
+  "REQ-35": {
+    area: "request",
+    attack: "method override in a compressed form body (`Content-Encoding: gzip`, `deflate`, `br`)",
+    status: 403,
+    expected: `a form body that cannot be read is refused, as a compressed GraphQL or JSON-RPC body is; ${NOTHING}`,
+  },
+  "REQ-36": {
+    area: "request",
+    attack:
+      "override and forwarding headers spelt with underscores (`X_HTTP_METHOD_OVERRIDE`, `X_HTTP_METHOD`, `X_METHOD_OVERRIDE`, `X_ORIGINAL_URL`, `X_REWRITE_URL`, `X_FORWARDED_HOST`, `X_FORWARDED_FOR`), which CGI-style servers (Rack, WSGI, PHP) read as the hyphenated ones",
+    status: 200,
+    expected: "the call is decided and forwarded as its real method; the upstream receives none of these headers in either spelling",
+  },
+  "REQ-37": {
+    area: "request",
+    attack: "method override behind a second `?` (`/v1/items??_method=DELETE`): a query that starts with `?`",
+    status: 403,
+    expected: `403 \`method_override\`; ${NOTHING}`,
+  },
+  "REQ-38": {
+    area: "request",
+    attack:
+      "query deny rule walked around by a reading the upstream applies (`;` as separator, `force[]`, `force[x]`, `%2566orce`, full-width `ｆorce`, `dry.run` or `dry+run` for `dry_run`)",
+    status: 403,
+    expected: `403 \`deny_rule\`; ${NOTHING}`,
+  },
+  "REQ-39": {
+    area: "request",
+    attack: "a JSON-RPC batch of 500,000 members (1 MB) refused, on a short and on a 1,000-character path",
+    status: 403,
+    expected: "403 in the JSON-RPC dialect, its size bounded whatever the batch; never a 500; the broker keeps answering every other call",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },
@@ -346,6 +400,12 @@ export const CASES = {
     attack: "JWKS contents",
     status: 200,
     expected: "public EC P-256 keys only: no `d`, no symmetric keys",
+  },
+  "SEC-03": {
+    area: "secrets",
+    attack: "`Range` requests that cut the injected secret, echoed by the upstream, into pieces shorter than redaction can recognise",
+    status: 200,
+    expected: "on an upstream whose answers are redacted, `Range` and `If-Range` are not forwarded: the whole body comes back, redacted",
   },
 
   // Faults
