@@ -13,6 +13,10 @@ const NEVER_FROM_AGENT = new Set([
   // Path and method overrides some servers and frameworks honour: they would let an agent reach a
   // resource or use a method other than the one the policy decided on.
   "x-original-url", "x-rewrite-url", "x-original-uri", "x-original-method",
+  // Byte ranges: every answer is redacted (src/redaction), one answer at a time, and a secret the upstream
+  // echoes could be read a few bytes per call, in pieces too short to recognise. Without them the upstream
+  // sends the whole body, which HTTP allows a server to do for any range request (RFC 9110 §14.2).
+  "range", "if-range",
 ]);
 /** Every X-Forwarded-* header claims a forwarding identity (-server, -prefix, -uri, -method, -ssl, ...). */
 const isForwardingHeader = (name: string) => name.startsWith("x-forwarded-");

@@ -405,7 +405,7 @@ export const CASES = {
     area: "secrets",
     attack: "`Range` requests that cut the injected secret, echoed by the upstream, into pieces shorter than redaction can recognise",
     status: 200,
-    expected: "on an upstream whose answers are redacted, `Range` and `If-Range` are not forwarded: the whole body comes back, redacted",
+    expected: "`Range` and `If-Range` are not forwarded (every answer is redacted, one whole answer at a time): the whole body comes back, redacted",
   },
 
   // Faults

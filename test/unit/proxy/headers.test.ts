@@ -12,7 +12,6 @@ describe("requestHeadersForUpstream", () => {
     ["user-agent", "agent/1.0"],
     ["if-none-match", '"abc"'],
     ["if-match", '"abc"'],
-    ["range", "bytes=0-10"],
     ["idempotency-key", "k-1"],
     ["x-request-id", "r-1"],
     ["x-custom", "v"],
@@ -66,6 +65,9 @@ describe("requestHeadersForUpstream", () => {
     ["x-original-url", "/admin/delete"],
     ["x-rewrite-url", "/admin/delete"],
     ["x-original-uri", "/admin/delete"],
+    // byte ranges: an echoed secret read a few bytes at a time would escape redaction (SEC-03)
+    ["range", "bytes=0-10"],
+    ["if-range", '"abc"'],
   ];
   it.each(dropped)("drops %s", (name, value) => {
     expect(requestHeadersForUpstream({ [name]: value, "x-keep": "1" }, [])).toEqual({ "x-keep": "1" });
