@@ -9,7 +9,7 @@ export type Headers = Readonly<Record<string, string | string[] | undefined>>;
 /** What an inspector gets of a call. */
 export type CallContent = {
   method: string;
-  /** The raw query string, without the "?". */
+  /** The query string as forwarded, still encoded, without the "?" (src/proxy/target.ts queryAsSent). */
   query: string;
   headers: Headers;
   /** The whole body as received, or undefined when it was not read. */

@@ -79,7 +79,7 @@ export type ProxyRequest = {
   method: string;
   path: NormalisedPath;
   target: TargetPolicy;
-  /** The raw query string, without "?". */
+  /** The query string as forwarded, still encoded, without the "?" (src/proxy/target.ts queryAsSent). */
   query: string;
   headers: Headers;
   /** The whole body when decide() needs it (see bodyNeeded), otherwise undefined. */

@@ -193,7 +193,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const ownedByCredential = Object.keys(request.headers).filter(upstream.credential.ownsHeader);
       const outgoing = new OutgoingCall(
         request.method,
-        upstreamTarget(upstream, prepared.path.encoded, target.rawQuery),
+        upstreamTarget(upstream, prepared.path.encoded, target.query),
         requestHeadersForUpstream(request.headers, ownedByCredential),
         hasBody ? (inspectedBody ?? signedBody) : undefined,
       );

@@ -62,7 +62,7 @@ export function prepareCall(
 ): PreparedCall | CallRefusal {
   const path = normalisePath(call.target.rawPath);
   if (!path.ok) return refuse("invalid_path", path.reason);
-  const mustInspect = policy.grant !== null && bodyNeeded(policy.token, policy.grant, policy.target, call.method, call.headers, call.target.rawQuery);
+  const mustInspect = policy.grant !== null && bodyNeeded(policy.token, policy.grant, policy.target, call.method, call.headers, call.target.query);
   const inspectLimit = mustInspect ? Math.min(limits.inspectMaxBytes, limits.maxBodyBytes) : null;
   if (inspectLimit !== null && call.bodyLength > inspectLimit) {
     return refuse("payload_too_large", `request body exceeds ${inspectLimit} bytes`);
@@ -77,7 +77,7 @@ export function decisionRequest(call: PreparedCall, target: TargetPolicy, body: 
     method: call.method,
     path: call.path,
     target,
-    query: call.target.rawQuery,
+    query: call.target.query,
     headers: call.headers,
     body: call.inspectLimit === null ? undefined : (body ?? new Uint8Array(0)),
   };

@@ -20,9 +20,17 @@ describe("parseProxyTarget: accepted", () => {
     // only the first "?" splits; later ones belong to the query
     ["/proxy/name/a?b?c", "name", "/a", "b?c"],
     ["/proxy/name/a?x=/proxy/other/", "name", "/a", "x=/proxy/other/"],
+    // REQ-37: the query is what the upstream receives, as a URL holds it: one leading "?" dropped, and
+    // ", #, ', < and > escaped, so that the policy reads `??_method=x` as the `_method=x` that is sent
+    ["/proxy/name/a??_method=DELETE", "name", "/a", "_method=DELETE"],
+    ["/proxy/name/a???_method=DELETE", "name", "/a", "?_method=DELETE"],
+    ["/proxy/name/a??", "name", "/a", ""],
+    ["/proxy/name/a?x#&_method=y", "name", "/a", "x%23&_method=y"],
+    ["/proxy/name/a?q=\"'<>`{}|\\^", "name", "/a", "q=%22%27%3C%3E`{}|\\^"],
+    ["/proxy/name/a?q=%zz%3F?", "name", "/a", "q=%zz%3F?"],
   ];
-  it.each(cases)("%s → %s %s ?%s", (raw, upstream, rawPath, rawQuery) => {
-    expect(parseProxyTarget(raw)).toEqual({ upstream, rawPath, rawQuery });
+  it.each(cases)("%s → %s %s ?%s", (raw, upstream, rawPath, query) => {
+    expect(parseProxyTarget(raw)).toEqual({ upstream, rawPath, query });
   });
 });
 
