@@ -5,7 +5,7 @@ import { refuseMethodOverride, formOverrideInspected } from "./method-override.j
 import { describeOperation, inspectOperations, inspectorFor, type Operation } from "./operations.js";
 import { foldedSegmentsMatch, foldSegment, pathMatches, type NormalisedPath } from "./paths.js";
 import { protectedOperationsOf, type ProtectedOperation } from "./presets/index.js";
-import { parseQuery, queryMatches, type QueryParams } from "./query.js";
+import { parseQuery, queryMatches, readQueryLeniently, type QueryParams } from "./query.js";
 import { mayBeS3BulkDelete, s3DeletedObjectCount, s3OperationsOf } from "./s3.js";
 import type { Budgets, GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 import type { RedactRule } from "../redaction/rules.js";
@@ -117,11 +117,12 @@ export const describeHttpRule = (rule: HttpRule) =>
   `${rule.method ?? "any method"} ${rule.path ?? "any path"}` +
   (rule.query ? "?" + Object.entries(rule.query).map(([name, value]) => `${name}=${value}`).join("&") : "");
 
-// Parsed once per call, and only when a rule asks for it.
+// Read once per call, and only when a rule asks for it: every reading, since query rules only take
+// something away (deny, approval, destructive, protection), so a lenient reading can only refuse more.
 const parsedQueries = new WeakMap<ProxyRequest, QueryParams>();
 const queryOf = (request: ProxyRequest): QueryParams => {
   let parsed = parsedQueries.get(request);
-  if (!parsed) parsedQueries.set(request, (parsed = parseQuery(request.query)));
+  if (!parsed) parsedQueries.set(request, (parsed = readQueryLeniently(request.query)));
   return parsed;
 };
 
@@ -187,9 +188,10 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
 
   const guarded = protectedOperationsOf(target.presets);
   const fullPath = [...target.basePath.map(foldSegment), ...folded];
-  // S3 names its objects case-sensitively: its operations are read from the path as sent.
+  // S3 names its objects case-sensitively: its operations are read from the path as sent, and from the
+  // query as S3 reads it (strictly: a lenient reading could pick another, less protected operation).
   const s3Operations = guarded.some((op) => "s3" in op.match)
-    ? s3OperationsOf({ method, host: target.host, fullPath: [...target.basePath, ...request.path.segments], query: queryOf(request), headers: request.headers })
+    ? s3OperationsOf({ method, host: target.host, fullPath: [...target.basePath, ...request.path.segments], query: parseQuery(request.query), headers: request.headers })
     : [];
   // A bulk delete is named by what it does to each object, and how many: `aws-s3.DeleteObject ×1000`.
   const operations = s3Operations.map((name) =>

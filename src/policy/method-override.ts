@@ -1,4 +1,5 @@
 import { singleHeader, type CallContent, type Headers } from "./content.js";
+import { CANONICAL_NAME, decodeRepeatedly, nameReadings, PARAM_SEPARATORS } from "./query.js";
 
 /**
  * Method override through parameters. Many server frameworks let a POST act as another method when it
@@ -6,69 +7,33 @@ import { singleHeader, type CallContent, type Headers } from "./content.js";
  * from the query string or the body, ASP.NET `X-HTTP-Method-Override` from a form field or the query, and
  * Express's `method-override` whatever name the application picked. A POST the policy allowed could then
  * run as a DELETE a deny rule refuses. So a parameter is refused when its name could reach any of these
- * frameworks as an override name, after every rewriting they apply to names:
- * - percent-decoding (repeated, for servers that decode twice) and `+` as a space;
- * - PHP's name mangling: `.`, spaces and an unmatched `[` become `_`, leading spaces are dropped, and
- *   `name[...]` is the array `name`;
- * - case (header-style names are case-insensitive; `_METHOD` costs nothing to refuse);
- * - Unicode compatibility forms (NFKC: a full-width `＿method`);
- * - a NUL cutting a name short (C-string handling).
+ * frameworks as an override name, after every rewriting they apply to names: percent-decoding (repeated,
+ * for servers that decode twice), `+` as a space, and every reading of src/policy/query.ts nameReadings
+ * (PHP's mangling and arrays, case, NFKC, a NUL, a leading `?`); `-` and `_` alike, as in headers.
  * The value does not matter: `_method=POST` is refused too, since nothing legitimate needs it.
  */
 
 /** Override names, canonical: lower case, with every separator (`-`, `.`, space, `[`) as `_`. */
 const OVERRIDE_NAMES = new Set(["_method", "x_http_method_override", "x_http_method", "x_method_override", "x_original_method"]);
 
-/** A name no rewriting in nameVariants changes. */
-const CANONICAL_NAME = /^[a-z0-9_]*$/;
-
-const MAX_DECODES = 4;
-
-/** Percent-decodes until stable (a few rounds): an upstream may decode more than once. Invalid escapes stay. */
-function decodeRepeatedly(text: string): string {
-  let current = text;
-  for (let i = 0; i < MAX_DECODES && current.includes("%"); i++) {
-    const next = current.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-    // Percent-escaped UTF-8 arrives as Latin-1 code units here; read it as UTF-8 where it is valid.
-    const asUtf8 = Buffer.from(next, "latin1").toString("utf8");
-    const decoded = /[\u0080-\u00ff]/.test(next) && !asUtf8.includes("\ufffd") ? asUtf8 : next;
-    if (decoded === current) break;
-    current = decoded;
-  }
-  return current;
-}
-
-/** The names a parameter name could become on some framework, canonicalised for OVERRIDE_NAMES. */
-function nameVariants(decodedName: string): string[] {
-  const base = decodedName.normalize("NFKC").toLowerCase();
-  const forms = new Set<string>([base]);
-  const nul = base.indexOf("\u0000");
-  if (nul !== -1) forms.add(base.slice(0, nul));
-  for (const form of [...forms]) {
-    forms.add(form.trimStart());
-    forms.add(form.trim());
-    // PHP: `name[...]` (a matched bracket) is the array `name`.
-    const bracket = form.indexOf("[");
-    if (bracket !== -1 && form.indexOf("]", bracket) !== -1) forms.add(form.slice(0, bracket));
-  }
-  return [...forms].flatMap((form) => [form, form.trim()]).map((form) => form.replace(/[\s.[\]-]/g, "_"));
-}
+/** Turns the separators header-style names use (`-`, `.`, space, `[`, `]`) into `_`, as in OVERRIDE_NAMES. */
+const canonical = (reading: string) => reading.replace(/[\s.[\]-]/g, "_");
 
 /** Whether a parameter name (as sent, still percent-encoded when `encoded`) is a method-override name anywhere. */
 export function isMethodOverrideName(name: string, encoded = true): boolean {
   const decoded = encoded ? decodeRepeatedly(name.replace(/\+/g, " ")) : decodeRepeatedly(name);
-  // Lower-case letters, digits and `_` (most names, e.g. `expand`): every variant is the name itself.
+  // Lower-case letters, digits and `_` (most names, e.g. `expand`): every reading is the name itself.
   if (CANONICAL_NAME.test(decoded)) return OVERRIDE_NAMES.has(decoded);
-  return nameVariants(decoded).some((variant) => OVERRIDE_NAMES.has(variant));
+  return nameReadings(decoded).some((reading) => OVERRIDE_NAMES.has(canonical(reading)));
 }
 
-/** The names in URL-encoded parameters; `;` separates too, as some servers (older Python, Tomcat options) split on it. */
-const encodedParamNames = (text: string) => text.split(/[&;]/).map((pair) => pair.split("=", 1)[0]!);
+/** The names in URL-encoded parameters, split as lenient servers split them (`;` too). */
+const encodedParamNames = (text: string) => text.split(PARAM_SEPARATORS).map((pair) => pair.split("=", 1)[0]!);
 
 /** The first query parameter whose name is a method-override name, or null. */
-export function methodOverrideInQuery(rawQuery: string): string | null {
-  if (rawQuery === "") return null;
-  return encodedParamNames(rawQuery).find((name) => isMethodOverrideName(name)) ?? null;
+export function methodOverrideInQuery(query: string): string | null {
+  if (query === "") return null;
+  return encodedParamNames(query).find((name) => isMethodOverrideName(name)) ?? null;
 }
 
 /** How a POST body may carry form fields a framework reads: URL-encoded, multipart, or refused as unreadable. */

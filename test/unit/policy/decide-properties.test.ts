@@ -7,7 +7,8 @@ import { normalisePath } from "../../../src/policy/paths.js";
  * REQ-30: decide() against random calls and random grants, with an oracle written apart from the code
  * under test: how a lenient upstream could read the call (decoding more than once, NFKC, best-fit
  * look-alikes, backslashes, path parameters, dot segments, trailing dots, any case, method overrides in
- * the query or a form body). Two invariants hold for every call decide() allows:
+ * the query or a form body; query parameter names split on `;` too, decoded more than once, NFKC, PHP
+ * arrays and name mangling). Two invariants hold for every call decide() allows:
  * 1. no deny rule matches it under any of those readings, for any method it could run as;
  * 2. every method it could run as is granted, and every reading stays inside the granted paths.
  * Seeded: the suite runs a few thousand cases in seconds; `npm run test:properties` runs many more
@@ -80,6 +81,20 @@ function methodsRunAs(method: string, query: string, contentType: string | undef
   return [method, ...named(query), ...(form ? named(body) : [])];
 }
 
+/** Every name some upstream might read a query's parameters as (`;` splits, decoding, NFKC, PHP arrays and mangling). */
+function queryNames(query: string): Set<string> {
+  const names = new Set<string>();
+  for (const pair of query.split(/[&;]/)) {
+    let name = pair.split("=", 1)[0]!.replace(/\+/g, " ");
+    for (let decodes = 1; decodes <= 3; decodes++) {
+      name = decodeOnce(name);
+      const read = name.normalize("NFKC").toLowerCase();
+      for (const form of [read, read.replace(/\[[^\]]*\]$/, "")]) names.add(form).add(form.replace(/[ .[]/g, "_"));
+    }
+  }
+  return names;
+}
+
 // ---- generators -------------------------------------------------------------------------------
 
 const WORDS = ["v1", "admin", "users", "items", "secrets", "x"];
@@ -89,10 +104,12 @@ const method = fc.constantFrom(...HTTP_METHODS);
 const methods = fc.oneof(fc.subarray([...HTTP_METHODS], { minLength: 1 }), fc.constant([...HTTP_METHODS] as HttpMethod[]));
 const patternSegment = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...WORDS) }, fc.constantFrom("*", "**", "{id}", "Admin"));
 const pattern = fc.array(patternSegment, { minLength: 1, maxLength: 4 }).map((segs) => "/" + segs.join("/"));
+const QUERY_RULE_NAMES = ["force", "dry_run"];
 const rule: fc.Arbitrary<HttpRule> = fc.oneof(
   fc.record({ method }),
   fc.record({ path: pattern }),
   fc.record({ method, path: pattern }),
+  fc.record({ query: fc.constantFrom(...QUERY_RULE_NAMES).map((name) => ({ [name]: "*" })) }),
 );
 
 /** One character of a word, spelled some way an upstream may read as the same character. */
@@ -116,8 +133,20 @@ const segment = fc.oneof({ weight: 6, arbitrary: word }, { weight: 4, arbitrary:
 const rawPath = fc.tuple(fc.array(segment, { minLength: 0, maxLength: 5 }), fc.boolean()).map(([segs, slash]) => "/" + segs.join("/") + (slash && segs.length ? "/" : ""));
 
 const overrideParam = fc.tuple(fc.constantFrom(...OVERRIDE_NAMES), fc.constantFrom(...HTTP_METHODS)).map(([n, m]) => `${n}=${m}`);
+/** A query rule's parameter, spelled some way an upstream may read as it, or as something else. */
+const ruleParam = fc.constantFrom(
+  "force=1", "FORCE", "%66orce=1", "%2566orce=1", "%EF%BD%86orce=1", "force[]=1", "force[x]=1", "a=1;force=1", "+force=1", "x[force]=1", "forced=1",
+  "dry_run=1", "dry.run=1", "dry+run=1", "dry%20run=1", "dry%5Brun=1", "dry-run=1",
+);
 const params = fc
-  .array(fc.oneof({ weight: 5, arbitrary: fc.constantFrom("a=1", "q=_method", "method=x", "page=2") }, { weight: 1, arbitrary: overrideParam }), { maxLength: 3 })
+  .array(
+    fc.oneof(
+      { weight: 5, arbitrary: fc.constantFrom("a=1", "q=_method", "method=x", "page=2") },
+      { weight: 1, arbitrary: overrideParam },
+      { weight: 1, arbitrary: ruleParam },
+    ),
+    { maxLength: 3 },
+  )
   .map((ps) => ps.join("&"));
 const contentType = fc.constantFrom(undefined, "application/x-www-form-urlencoded", "application/json");
 
@@ -156,6 +185,7 @@ describe("REQ-30: decide(): properties over random calls and grants", () => {
         allowed++;
         const runAs = methodsRunAs(c.method, c.query, c.contentType, c.body);
         const views = readings(c.path);
+        const names = queryNames(c.query);
         for (const m of runAs) {
           expect(token.methods, `runs as ${m}`).toContain(m);
           expect(policy.methods, `runs as ${m}`).toContain(m);
@@ -163,8 +193,11 @@ describe("REQ-30: decide(): properties over random calls and grants", () => {
         for (const view of views) {
           expect(view, "a reading leaves the base").not.toBeNull();
           for (const rule of policy.deny) {
-            const hit = runAs.some((m) => rule.method === undefined || rule.method === m) && (rule.path === undefined || matches(rule.path, view!, true));
-            expect(hit, `deny ${JSON.stringify(rule)} matches ${c.method} ${c.path} read as /${view!.join("/")}`).toBe(false);
+            const hit =
+              runAs.some((m) => rule.method === undefined || rule.method === m) &&
+              (rule.path === undefined || matches(rule.path, view!, true)) &&
+              (rule.query === undefined || Object.keys(rule.query).every((name) => names.has(name)));
+            expect(hit, `deny ${JSON.stringify(rule)} matches ${c.method} ${c.path}?${c.query} read as /${view!.join("/")}`).toBe(false);
           }
           expect(policy.paths.some((p) => matches(p, view!, true)), `/${view!.join("/")} outside ${policy.paths}`).toBe(true);
         }

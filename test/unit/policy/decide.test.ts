@@ -235,6 +235,33 @@ describe("decide: deny rules win", () => {
   });
 });
 
+describe("decide: query rules match every reading a lenient upstream may apply (REQ-38)", () => {
+  const withQuery = (query: string) => ({ ...call("POST", "/v1/projects/p1"), query });
+  const lenient = ["a=1;force=1", "force[]=1", "force[x]=1", "%2566orce=1", "%EF%BD%86orce=1", "FORCE", "?force=1"];
+  const strictlyOther = ["forced=1", "q=force", "x[force]=1", "a=1%3Bforce"];
+
+  it.each(lenient)("deny, requiresApprovalFor and destructive all match ?%s", (query) => {
+    const rule = { query: { force: "*" } };
+    expect(codeOf(decide(token, { ...grant, deny: [rule] }, withQuery(query)))).toBe("deny_rule");
+    expect(codeOf(decide(token, { ...grant, requiresApprovalFor: [rule] }, withQuery(query)))).toBe("approval_required");
+    expect(decide(token, { ...grant, destructive: [rule] }, withQuery(query))).toMatchObject({ allow: true, destructive: 1 });
+  });
+
+  it.each(strictlyOther)("none matches ?%s, which no reading names force", (query) => {
+    const rule = { query: { force: "*" } };
+    expect(codeOf(decide(token, { ...grant, deny: [rule], requiresApprovalFor: [rule] }, withQuery(query)))).toBe("allow");
+    expect(decide(token, { ...grant, destructive: [rule] }, withQuery(query))).toMatchObject({ allow: true, destructive: 0 });
+  });
+
+  it.each(["dry.run=false", "dry+run=false", "dry%20run=false", "dry_run=f%2561lse"])("deny dry_run=false matches ?%s", (query) => {
+    expect(codeOf(decide(token, { ...grant, deny: [{ query: { dry_run: "false" } }] }, withQuery(query)))).toBe("deny_rule");
+  });
+
+  it("values still have to match: ?dry.run=true is allowed under deny dry_run=false", () => {
+    expect(codeOf(decide(token, { ...grant, deny: [{ query: { dry_run: "false" } }] }, withQuery("dry.run=true")))).toBe("allow");
+  });
+});
+
 describe("decide: checks are ordered so the most fundamental failure is reported", () => {
   it("grant_gone before everything else", () => {
     expect(codeOf(decide(token, null, call("TRACE", "/nope", "other")))).toBe("grant_gone");

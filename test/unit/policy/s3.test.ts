@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { renderTable, s3OperationTable, TABLE_FILE } from "../../../scripts/s3-operations.js";
 import { bodyNeeded, decide, type Decision, type GrantPolicy, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
 import { normalisePath } from "../../../src/policy/paths.js";
 import { presetsForHost } from "../../../src/policy/presets/index.js";
-import { parseQuery, queryMatches } from "../../../src/policy/query.js";
+import { parseQuery, queryMatches, readQueryLeniently } from "../../../src/policy/query.js";
 import { httpRule } from "../../../src/policy/rules.js";
 import { s3AddressingOf, s3OperationsOf } from "../../../src/policy/s3.js";
 
@@ -25,9 +26,41 @@ describe("query rules", () => {
     [{ delete: "*", versionId: "*" }, "delete&versionId=3", true],
     [{ delete: "*", versionId: "*" }, "delete", false],
     [{ x: "1" }, "x=2&x=1", true],
+    // REQ-38: every reading a lenient upstream may apply (rules only take something away)
+    [{ force: "*" }, "a=1;force=1", true], // `;` as a separator
+    [{ force: "*" }, "force[]=1", true], // PHP and Rails arrays
+    [{ force: "*" }, "force[x]=1", true],
+    [{ force: "*" }, "%2566orce=1", true], // decoded twice
+    [{ force: "*" }, "%EF%BD%86orce=1", true], // ｆ U+FF46 (NFKC)
+    [{ force: "*" }, "force%00x=1", true], // cut at a NUL
+    [{ force: "*" }, "+force=1", true], // PHP drops leading spaces
+    [{ force: "*" }, "%3Fforce=1", true], // a leading `?`, as URLSearchParams drops it
+    [{ force: "*" }, "?force", true],
+    [{ force: "*" }, "forced=1&x[force]=1&q=force&force_=1", false],
+    [{ dry_run: "false" }, "dry.run=false", true], // PHP: `.` and spaces in names become `_`
+    [{ dry_run: "false" }, "dry+run=false", true],
+    [{ dry_run: "false" }, "dry%5Brun=false", true], // an unmatched `[` too
+    [{ dry_run: "false" }, "dry_run=f%2561lse", true], // values decoded twice
+    [{ dry_run: "false" }, "dry_run=%EF%BD%86alse", true], // and in NFKC
+    [{ dry_run: "false" }, "dry_run=false%00x", true],
+    [{ dry_run: "false" }, "dry_run=true;x=false", false], // a value split off is another parameter's
+    [{ dry_run: "false" }, "dry-run=false&dry.run=true", false],
+    [{ "dry.run": "*" }, "dry.run=1", true], // the name as written still matches
+    [{ FORCE: "*" }, "force", true],
   ];
   it.each(cases)("%j against ?%s → %s", (rule, query, expected) => {
-    expect(queryMatches(rule, parseQuery(query))).toBe(expected);
+    expect(queryMatches(rule, readQueryLeniently(query))).toBe(expected);
+  });
+
+  it("REQ-38: the lenient reading only adds: a rule matching the strict reading matches it too", () => {
+    const text = fc.string({ unit: fc.constantFrom(..."af=&;%2566[]._+? F\u0000ｆ") });
+    const rule = fc.dictionary(fc.constantFrom("f", "a", "ff", "f_f", "F"), fc.constantFrom("*", "a", "", "f*"), { minKeys: 1, maxKeys: 2 });
+    fc.assert(
+      fc.property(rule, text, (r, query) => {
+        if (queryMatches(r, parseQuery(query))) expect(queryMatches(r, readQueryLeniently(query))).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("a rule may be a query alone; an empty one is refused", () => {
