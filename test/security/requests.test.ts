@@ -187,6 +187,24 @@ describe("security: request attacks", () => {
     expectRefused(await get(`/proxy/api/v1/items?${query}`), statusOf("REQ-11"), "method_override");
   });
 
+  each([
+    "/proxy/api/v1/items??_method=DELETE", "/proxy/api/v1/items??X-HTTP-Method-Override=DELETE", "/proxy/api/v1/items???_method=DELETE",
+    "/proxy/api/v1/items?a=1&?_method=DELETE", "/proxy/api/v1/items?%3F_method=DELETE",
+  ])(title("REQ-37"), async (target) => {
+    expectRefused(await get(target, "Content-Length: 0\r\n", "POST"), statusOf("REQ-37"), "method_override");
+  });
+
+  it("REQ-37: the query decided on is the query sent: one leading `?` dropped, what a URL escapes escaped", async () => {
+    for (const [target, sent] of [
+      ["/proxy/api/v1/items??a=1", "/v1/items?a=1"],
+      ["/proxy/api/v1/items?q=<'\">#x", "/v1/items?q=%3C%27%22%3E%23x"],
+    ]) {
+      const res = await get(target!);
+      expect(res.status, res.text.slice(0, 300)).toBe(200);
+      expect(s.api.received.at(-1)!.url).toBe(sent);
+    }
+  });
+
   /** A POST with a body, on a raw socket. */
   const post = (target: string, contentType: string | null, body: string) =>
     send(
