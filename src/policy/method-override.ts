@@ -1,4 +1,4 @@
-import { singleHeader, type CallContent, type Headers } from "./content.js";
+import { singleHeader, uncompressed, type CallContent, type Headers } from "./content.js";
 import { CANONICAL_NAME, decodeRepeatedly, nameReadings, PARAM_SEPARATORS } from "./query.js";
 
 /**
@@ -114,7 +114,7 @@ const refusal = (where: string, name: string): OverrideRefusal => ({
 /**
  * Refuses a call that could run as a method other than the one decided on. The query is always
  * checked; a form POST's body when formOverrideInspected says so (decide() refuses a form POST whose
- * body it needed and was not given).
+ * body it needed and was not given, or cannot read: an ambiguous Content-Type, any Content-Encoding).
  */
 export function refuseMethodOverride(call: CallContent, token: { methods: readonly string[] }, grant: GrantLike): OverrideRefusal | null {
   const inQuery = methodOverrideInQuery(call.query);
@@ -124,6 +124,10 @@ export function refuseMethodOverride(call: CallContent, token: { methods: readon
   if (kind === "ambiguous") {
     return { code: "method_override", reason: "a form body with an ambiguous Content-Type cannot be checked for a method override" };
   }
+  // Express's body-parser inflates a gzip or deflate form before method-override reads it: the scan
+  // must see the fields the upstream will, so a compressed form is refused as GraphQL and JSON-RPC are.
+  const plain = uncompressed(call.headers);
+  if (!plain.ok) return { code: "method_override", reason: `the form body cannot be checked for a method override: ${plain.reason}` };
   if (call.body === undefined) return { code: "method_override", reason: "a form body that could override the method was not inspected" };
   const inBody = methodOverrideInForm(kind, call.body);
   return inBody === null ? null : refusal("form", inBody);

@@ -1,3 +1,4 @@
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { statusOf, title } from "./cases.js";
 import { assertNoSecretLeaks, rawJson, rawRequest, startScenario, type RawResult, type Scenario } from "./harness.js";
@@ -240,6 +241,30 @@ describe("security: request attacks", () => {
       expect(res.status, res.text.slice(0, 300)).toBe(200);
       expect(res.forwarded).toBe(1);
       expect(s.api.received.at(-1)!.body).toBe(body);
+    }
+  });
+
+  it(title("REQ-35"), async () => {
+    // An upstream that inflates a form before reading it (Express's body-parser) would find these overrides.
+    const compressors = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync, GZip: gzipSync };
+    const forms: [string | null, string][] = [
+      [FORM, "_method=DELETE"],
+      ["multipart/form-data; boundary=XyZ", multipart('name="_method"')],
+      [null, "_method=DELETE"], // no Content-Type: Rack reads a form
+    ];
+    for (const [encoding, compress] of Object.entries(compressors)) {
+      for (const [type, body] of forms) {
+        const before = s.received();
+        const res = await fetch(`${s.broker.url}/proxy/api/v1/items`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${s.tokens.api}`, "content-encoding": encoding, ...(type !== null && { "content-type": type }) },
+          body: compress(body),
+        });
+        const answer = (await res.json()) as { error?: { code?: string } };
+        expect(res.status, `${encoding} ${type}`).toBe(statusOf("REQ-35"));
+        expect(answer.error?.code).toBe("method_override");
+        expect(s.received() - before).toBe(0);
+      }
     }
   });
 
