@@ -20,6 +20,18 @@ const NEVER_FROM_AGENT = new Set([
 ]);
 /** Every X-Forwarded-* header claims a forwarding identity (-server, -prefix, -uri, -method, -ssl, ...). */
 const isForwardingHeader = (name: string) => name.startsWith("x-forwarded-");
+/**
+ * Headers the decision read the body by. In another spelling they could make the upstream read a body
+ * other than the one decided on (Puma reads `Content_Type` as the Content-Type), so only theirs is sent.
+ */
+const DECIDED_ON = new Set(["content-type", "content-encoding", "content-length"]);
+
+/**
+ * A header as CGI-style servers name it (Rack on Puma, WSGI, PHP): `HTTP_` + upper case, `-` as `_`, so
+ * `X_HTTP_METHOD_OVERRIDE` reaches the application as `X-HTTP-Method-Override` does. A name is judged in
+ * its hyphenated spelling; Node has lower-cased it already.
+ */
+const hyphenated = (name: string) => name.replace(/_/g, "-");
 
 // What nearly every request and response says: no set to build per call.
 const NONE_LISTED = new Set<string>();
@@ -39,16 +51,20 @@ function connectionListed(headers: IncomingHttpHeaders): ReadonlySet<string> {
 /**
  * The agent's headers as they may go upstream: no hop-by-hop headers, none of the agent's own
  * credentials, nothing that overrides the method or claims a forwarding identity, and none of the
- * headers the upstream's credential kind owns (the injector sets those).
+ * headers the upstream's credential kind owns (the injector sets those), in either spelling a CGI-style
+ * server reads them by; nor an underscore spelling of a header the decision read.
  */
-export function requestHeadersForUpstream(headers: IncomingHttpHeaders, ownedByCredential: readonly string[]): Record<string, string> {
+export function requestHeadersForUpstream(headers: IncomingHttpHeaders, ownedByCredential: (name: string) => boolean): Record<string, string> {
   const dropped = connectionListed(headers);
   const out: Record<string, string> = {};
   // Names, then each value: Object.entries made an array per header, and every call comes through here.
   for (const name of Object.keys(headers)) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || NEVER_FROM_AGENT.has(name) || dropped.has(name)) continue;
-    if (isForwardingHeader(name) || ownedByCredential.includes(name)) continue;
+    if (value === undefined || dropped.has(name)) continue;
+    // Nearly no header has an underscore: only those pay for a second spelling.
+    const spelled = name.includes("_") ? hyphenated(name) : name;
+    if (HOP_BY_HOP.has(spelled) || NEVER_FROM_AGENT.has(spelled) || isForwardingHeader(spelled) || ownedByCredential(spelled)) continue;
+    if (spelled !== name && DECIDED_ON.has(spelled)) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;

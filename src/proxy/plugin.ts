@@ -190,11 +190,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       refusal.bodyTouched = true;
       const streamedBody = hasBody && !inspectedBody ? limitBody(request.raw, deps.maxBodyBytes) : undefined;
       const signedBody = streamedBody && upstream.credential.buffersBody ? await collectBody(streamedBody, deps.maxBodyBytes) : undefined;
-      const ownedByCredential = Object.keys(request.headers).filter(upstream.credential.ownsHeader);
       const outgoing = new OutgoingCall(
         request.method,
         upstreamTarget(upstream, prepared.path.encoded, target.query),
-        requestHeadersForUpstream(request.headers, ownedByCredential),
+        requestHeadersForUpstream(request.headers, upstream.credential.ownsHeader),
         hasBody ? (inspectedBody ?? signedBody) : undefined,
       );
       // A compressed answer would have to be decoded to be redacted.

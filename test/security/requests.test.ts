@@ -177,6 +177,28 @@ describe("security: request attacks", () => {
     }
   });
 
+  it(title("REQ-36"), async () => {
+    // What a CGI-style server (Rack on Puma, WSGI, PHP) names a header: both spellings are one variable.
+    const cgi = (name: string) => "HTTP_" + name.toUpperCase().replace(/-/g, "_");
+    const underscored = {
+      X_HTTP_METHOD_OVERRIDE: "DELETE", X_HTTP_METHOD: "DELETE", X_METHOD_OVERRIDE: "DELETE", X_ORIGINAL_METHOD: "DELETE",
+      X_ORIGINAL_URL: "/v1/admin/users", X_REWRITE_URL: "/v1/admin/users", X_FORWARDED_HOST: new URL(s.outsider.url).host,
+      X_FORWARDED_FOR: "127.0.0.1", X_FORWARDED_PREFIX: "/v1/admin", Content_Type: "multipart/form-data; boundary=XyZ",
+    };
+    for (const method of ["GET", "POST"]) {
+      const headers = Object.entries(underscored).map(([h, v]) => `${h}: ${v}\r\n`).join("") + "Content-Length: 0\r\n";
+      const res = await get("/proxy/api/v1/items", headers, method);
+      expect(res.status, res.text.slice(0, 300)).toBe(statusOf("REQ-36"));
+      expect(res.forwarded).toBe(1);
+      const got = s.api.received.at(-1)!;
+      expect(got.method).toBe(method);
+      expect(got.url).toBe("/v1/items");
+      const sent = Object.keys(got.headers).map(cgi);
+      for (const h of Object.keys(underscored)) expect(sent, h).not.toContain(cgi(h));
+    }
+    expect(s.outsider.received).toHaveLength(0);
+  });
+
   each([
     "_method=DELETE", "x=1&_method=delete", "_METHOD=DELETE", "%5Fmethod=DELETE", "_%6Dethod=DELETE", "_method",
     // PHP rewrites ".", " " and an unmatched "[" in names to "_"; Laravel and Symfony then honour _method

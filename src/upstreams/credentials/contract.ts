@@ -22,7 +22,10 @@ export type RequestScope = { grant: Pick<GrantPolicy, "methods" | "paths"> };
 export type UpstreamCredential = {
   /** The proxy reads the whole body (within its size limit) before `prepare`, e.g. so it can be hashed for a signature. */
   readonly buffersBody: boolean;
-  /** Request header names (lower-case) this kind sets: the agent's own values for them are dropped before `prepare`. */
+  /**
+   * Request header names this kind sets, asked lower-case with `_` spelt `-` (CGI-style servers read both
+   * as one): the agent's own values for them are dropped before `prepare`, in either spelling.
+   */
   ownsHeader(name: string): boolean;
   /** Presents the credential on one request. If it cannot, it throws (502) and the request is not sent. */
   prepare(request: OutgoingRequest, scope: RequestScope): Promise<void>;

@@ -30,10 +30,12 @@ export const headerKind = defineKind({
     // A function replacement: "$&" and friends in the secret are inserted literally.
     const value = auth.template.replace("{secret}", () => secret);
     const secrets = Object.freeze([secret]);
+    // Asked in the hyphenated spelling (see ownsHeader): `api_key` owns `api-key` and `api_key` alike.
+    const owned = name.replace(/_/g, "-");
     return {
       injectedSecrets: () => secrets,
       buffersBody: false,
-      ownsHeader: (header) => header === name,
+      ownsHeader: (header) => header === owned,
       async prepare(request) {
         request.headers[name] = value;
       },

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { IncomingHttpHeaders } from "node:http";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "../../../src/proxy/headers.js";
+import { title } from "../../security/cases.js";
 
 describe("requestHeadersForUpstream", () => {
+  const noneOwned = () => false;
+  const owns = (...names: string[]) => (name: string) => names.includes(name);
   const kept: [string, string][] = [
     ["content-type", "application/json"],
     ["content-length", "12"],
@@ -23,7 +26,7 @@ describe("requestHeadersForUpstream", () => {
     ["x-api-key", "agent-own-key"],
   ];
   it.each(kept)("keeps %s", (name, value) => {
-    expect(requestHeadersForUpstream({ [name]: value }, [])).toEqual({ [name]: value });
+    expect(requestHeadersForUpstream({ [name]: value }, noneOwned)).toEqual({ [name]: value });
   });
 
   const dropped: [string, string][] = [
@@ -70,7 +73,27 @@ describe("requestHeadersForUpstream", () => {
     ["if-range", '"abc"'],
   ];
   it.each(dropped)("drops %s", (name, value) => {
-    expect(requestHeadersForUpstream({ [name]: value, "x-keep": "1" }, [])).toEqual({ "x-keep": "1" });
+    expect(requestHeadersForUpstream({ [name]: value, "x-keep": "1" }, noneOwned)).toEqual({ "x-keep": "1" });
+  });
+
+  // CGI-style servers (Rack on Puma, WSGI, PHP) read `X_HTTP_METHOD_OVERRIDE` as X-HTTP-Method-Override.
+  const underscored = [
+    "x_http_method_override", "x_http_method", "x_method_override", "x_original_method", "x_original_url", "x_rewrite_url",
+    "x_original_uri", "x_forwarded_host", "x_forwarded_for", "x_forwarded_prefix", "x-forwarded_proto", "x_real_ip",
+    "transfer_encoding", "proxy_authorization", "keep_alive",
+    // headers the decision read the body by: only their own spelling goes
+    "content_type", "content_encoding", "content_length",
+  ];
+  it.each(underscored)(`${title("REQ-36")}: drops %s`, (name) => {
+    expect(requestHeadersForUpstream({ [name]: "x", "x-keep": "1" }, noneOwned)).toEqual({ "x-keep": "1" });
+  });
+  it(`${title("REQ-36")}: ordinary underscore names go, and content headers in their own spelling`, () => {
+    const headers = { "x_trace_id": "t", "my_header": "v", "x_forwarded": "v", "content-type": "application/json", "content-length": "2" };
+    expect(requestHeadersForUpstream(headers, noneOwned)).toEqual(headers);
+  });
+  it(`${title("REQ-36")}: a credential's header is dropped in either spelling`, () => {
+    const headers = { "x_api_key": "agent-guess", "x-api-key": "agent-guess", "x-other": "3" };
+    expect(requestHeadersForUpstream(headers, owns("x-api-key"))).toEqual({ "x-other": "3" });
   });
 
   it("a Connection of just keep-alive or close (what nearly every client sends) names that and nothing else", () => {
@@ -83,7 +106,7 @@ describe("requestHeadersForUpstream", () => {
     ];
     for (const [connection, forwarded] of cases) {
       const headers = { connection, "keep-alive": "timeout=5", close: "1", "x-hop": "2", "x-kept": "3" };
-      expect(requestHeadersForUpstream(headers, []), connection).toEqual({ ...forwarded, "x-kept": "3" });
+      expect(requestHeadersForUpstream(headers, noneOwned), connection).toEqual({ ...forwarded, "x-kept": "3" });
     }
   });
 
@@ -94,31 +117,31 @@ describe("requestHeadersForUpstream", () => {
       "x-other": "2",
       "x-kept": "3",
     };
-    expect(requestHeadersForUpstream(headers, [])).toEqual({ "x-kept": "3" });
+    expect(requestHeadersForUpstream(headers, noneOwned)).toEqual({ "x-kept": "3" });
   });
 
   it("drops headers named in a Connection header given as an array", () => {
     const headers = { connection: ["x-a", "X-B"], "x-a": "1", "x-b": "2", "x-c": "3" } as unknown as IncomingHttpHeaders;
-    expect(requestHeadersForUpstream(headers, [])).toEqual({ "x-c": "3" });
+    expect(requestHeadersForUpstream(headers, noneOwned)).toEqual({ "x-c": "3" });
   });
 
   it("Connection cannot be used to smuggle a dropped header back in", () => {
     const headers: IncomingHttpHeaders = { connection: "x-a", authorization: "Bearer t", "x-a": "1" };
-    expect(requestHeadersForUpstream(headers, [])).toEqual({});
+    expect(requestHeadersForUpstream(headers, noneOwned)).toEqual({});
   });
 
   it("drops the headers the upstream's credential owns", () => {
     const headers: IncomingHttpHeaders = { "x-api-key": "agent-guess", "api-key": "2", "x-other": "3" };
-    expect(requestHeadersForUpstream(headers, ["x-api-key", "api-key"])).toEqual({ "x-other": "3" });
+    expect(requestHeadersForUpstream(headers, owns("x-api-key", "api-key"))).toEqual({ "x-other": "3" });
   });
 
   it("drops nothing extra when no credential header is owned", () => {
-    expect(requestHeadersForUpstream({ "x-api-key": "a" }, [])).toEqual({ "x-api-key": "a" });
+    expect(requestHeadersForUpstream({ "x-api-key": "a" }, noneOwned)).toEqual({ "x-api-key": "a" });
   });
 
   it("joins repeated values with a comma and skips undefined ones", () => {
     const headers = { "x-multi": ["a", "b"], "x-none": undefined, accept: "text/plain" } as IncomingHttpHeaders;
-    expect(requestHeadersForUpstream(headers, [])).toEqual({ "x-multi": "a, b", accept: "text/plain" });
+    expect(requestHeadersForUpstream(headers, noneOwned)).toEqual({ "x-multi": "a, b", accept: "text/plain" });
   });
 
   it("a realistic request keeps exactly its ordinary headers", () => {
@@ -135,7 +158,7 @@ describe("requestHeadersForUpstream", () => {
       "x-api-key": "agent-supplied",
       "user-agent": "curl/8",
     };
-    expect(requestHeadersForUpstream(headers, ["x-api-key"])).toEqual({
+    expect(requestHeadersForUpstream(headers, owns("x-api-key"))).toEqual({
       "content-type": "application/json",
       "content-length": "17",
       accept: "*/*",
@@ -145,7 +168,7 @@ describe("requestHeadersForUpstream", () => {
 
   it("does not modify its input", () => {
     const headers: IncomingHttpHeaders = { authorization: "Bearer t", accept: "a" };
-    requestHeadersForUpstream(headers, []);
+    requestHeadersForUpstream(headers, noneOwned);
     expect(headers).toEqual({ authorization: "Bearer t", accept: "a" });
   });
 });

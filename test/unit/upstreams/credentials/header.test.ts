@@ -37,6 +37,8 @@ describe("header kind", () => {
     [{ type: "header", header: "Authorization", template: "Bearer {secret}" }, "authorization", true],
     [{ type: "header", header: "X-Api-Key", template: "{secret}" }, "x-api-key", true],
     [{ type: "header", header: "X-Api-Key", template: "{secret}" }, "authorization", false],
+    // asked in the hyphenated spelling a CGI-style server merges `api_key` with
+    [{ type: "header", header: "Api_Key", template: "{secret}" }, "api-key", true],
   ])("%j owns %s: %s", (auth, header, owned) => {
     expect(compile(auth, "s").ownsHeader(header)).toBe(owned);
   });
