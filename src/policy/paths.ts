@@ -172,18 +172,41 @@ function tokensOf(pattern: string): readonly Token[] {
   return tokens;
 }
 
-/** Whether pattern[p..] matches segments[s..]; literals compared as written, or folded. */
-function matchFrom(pattern: readonly Token[], p: number, segments: readonly string[], s: number, folded: boolean): boolean {
-  if (p === pattern.length) return s === segments.length;
-  const head = pattern[p]!;
-  if (head.kind === "any") {
-    for (let skip = s; skip <= segments.length; skip++) if (matchFrom(pattern, p + 1, segments, skip, folded)) return true;
-    return false;
+/**
+ * Whether `pattern` matches all of `items`, where `**` matches any run of items (none included) and
+ * every other token exactly one item, as `matchesOne` says. Greedy, going back only to the last `**`
+ * passed: the tokens between two `**` are placed at the first items they fit, since placing them
+ * further on only leaves fewer items for what follows, and the `**` after them absorbs whatever the
+ * first placement leaves over. So no more than items × tokens steps, whatever the pattern (the patterns
+ * agents choose for their tokens included): trying every way of spreading the items over
+ * the `**` instead takes time exponential in their number.
+ */
+function matchTokens<T>(pattern: readonly Token[], items: readonly T[], matchesOne: (token: Token, item: T) => boolean): boolean {
+  let p = 0;
+  let s = 0;
+  let lastAny = -1; // the last `**` passed, and where the run it absorbs ends
+  let absorbedTo = 0;
+  while (s < items.length) {
+    const token = pattern[p];
+    if (token?.kind === "any") {
+      lastAny = p++;
+      absorbedTo = s;
+    } else if (token !== undefined && matchesOne(token, items[s]!)) {
+      p++;
+      s++;
+    } else if (lastAny === -1) {
+      return false;
+    } else {
+      p = lastAny + 1;
+      s = ++absorbedTo;
+    }
   }
-  if (s === segments.length) return false;
-  if (head.kind === "literal" && (folded ? head.folded : head.value) !== segments[s]) return false;
-  return matchFrom(pattern, p + 1, segments, s + 1, folded);
+  while (pattern[p]?.kind === "any") p++;
+  return p === pattern.length;
 }
+
+const matchesSegment = (token: Token, segment: string) => token.kind !== "literal" || token.value === segment;
+const matchesFoldedSegment = (token: Token, segment: string) => token.kind !== "literal" || token.folded === segment;
 
 const PLAIN_SEGMENT = /^[\x20-\x24\x26-\x7e]*$/;
 const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
@@ -220,7 +243,7 @@ export function pathMatches(pattern: string, path: NormalisedPath): boolean {
 
 /** The same match on decoded segments, e.g. an upstream's base path followed by the request's path. */
 export function segmentsMatch(pattern: string, segments: readonly string[]): boolean {
-  return matchFrom(tokensOf(pattern), 0, segments, 0, false);
+  return matchTokens(tokensOf(pattern), segments, matchesSegment);
 }
 
 /**
@@ -229,24 +252,19 @@ export function segmentsMatch(pattern: string, segments: readonly string[]): boo
  * upstream ignores does not walk around it. Granting rules stay exact: doubt falls on refusing.
  */
 export function foldedSegmentsMatch(pattern: string, foldedSegments: readonly string[]): boolean {
-  return matchFrom(tokensOf(pattern), 0, foldedSegments, 0, true);
+  return matchTokens(tokensOf(pattern), foldedSegments, matchesFoldedSegment);
 }
 
-/** True when every path `inner` matches is also matched by `outer` (used to refuse widening). */
+/**
+ * True when every path `inner` matches is also matched by `outer` (used to refuse widening): outer
+ * matches inner's tokens as it matches segments, its `**` absorbing any of them (`**` included), its
+ * other tokens standing for one token of inner that only ever matches what they match.
+ */
 export function patternCovers(outer: string, inner: string): boolean {
-  return coversTokens(tokensOf(outer), tokensOf(inner));
+  return matchTokens(tokensOf(outer), tokensOf(inner), coversToken);
 }
 
-function coversTokens(outer: readonly Token[], inner: readonly Token[]): boolean {
-  const [o, ...oRest] = outer;
-  const [i, ...iRest] = inner;
-  if (!o) return !i;
-  if (o.kind === "any") {
-    // `**` absorbs zero or more of inner's tokens, whatever they are.
-    for (let skip = 0; skip <= inner.length; skip++) if (coversTokens(oRest, inner.slice(skip))) return true;
-    return false;
-  }
-  if (!i || i.kind === "any") return false;
-  if (o.kind === "literal" && (i.kind !== "literal" || i.value !== o.value)) return false;
-  return coversTokens(oRest, iRest);
+function coversToken(outer: Token, inner: Token): boolean {
+  if (inner.kind === "any") return false;
+  return outer.kind !== "literal" || (inner.kind === "literal" && inner.value === outer.value);
 }

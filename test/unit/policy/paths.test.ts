@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { foldedSegmentsMatch, foldSegment, isValidPathPattern, normalisePath, patternCovers, pathMatches, segmentsMatch, type NormalisedPath } from "../../../src/policy/paths.js";
+import { title } from "../../security/cases.js";
 
 function ok(raw: string): NormalisedPath {
   const result = normalisePath(raw);
@@ -476,6 +477,30 @@ describe("patternCovers", () => {
   });
 });
 
+describe(title("REQ-32"), () => {
+  // A search over every spread of the segments across the `**` took seconds for these (12 segments
+  // under twenty `**`: 3 to 12 s; 24 tokens under twelve: 4 s; each segment more multiplying it) and
+  // hours for the attack's 24-segment call: the answer must come at once, whatever the pattern.
+  const manyAny = "/v1" + "/**".repeat(20) + "/z";
+  const anyBetweenLiterals = "/v1" + "/**/a".repeat(12) + "/b";
+  const path = (segments: number, last = "a") => "/v1" + "/a".repeat(segments - 1) + "/" + last;
+  const cases: [string, boolean, () => boolean][] = [
+    ["twenty ** then a literal the path lacks", false, () => pathMatches(manyAny, ok(path(12)))],
+    ["twenty ** then a literal the path ends in", true, () => pathMatches(manyAny, ok(path(12, "z")))],
+    ["the same, as a rule that takes something away", false, () => foldedSegmentsMatch(manyAny, ok(path(12)).segments.map(foldSegment))],
+    ["the same, folded, ending in Z", true, () => foldedSegmentsMatch(manyAny, ok(path(12, "Z")).segments.map(foldSegment))],
+    ["a grant of /v1/** covers the attack's token", true, () => patternCovers("/v1/**", manyAny)],
+    ["** between literals against a longer literal path", false, () => patternCovers(anyBetweenLiterals, path(24))],
+    ["** between literals covering a longer literal path", true, () => patternCovers(anyBetweenLiterals, path(24, "b"))],
+  ];
+
+  it.each(cases)("%s → %s, at once", (_what, expected, match) => {
+    const started = performance.now();
+    expect(match()).toBe(expected);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
 describe("matching against compiled patterns", () => {
   /** The matcher as first written: a pattern split per call, literals folded per comparison. */
   function reference(pattern: string, segments: readonly string[], fold: (s: string) => string): boolean {
@@ -504,6 +529,31 @@ describe("matching against compiled patterns", () => {
         expect(segmentsMatch(p, s)).toBe(reference(p, s, (x) => x));
         const folded = s.map(foldSegment);
         expect(foldedSegmentsMatch(p, folded)).toBe(reference(p, folded, foldSegment));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  /** Coverage as first written: every way outer's `**` can absorb inner's tokens, tried in turn. */
+  function coversReference(outer: string[], inner: string[]): boolean {
+    const [o, ...oRest] = outer;
+    const [i, ...iRest] = inner;
+    if (o === undefined) return i === undefined;
+    if (o === "**") {
+      for (let skip = 0; skip <= inner.length; skip++) if (coversReference(oRest, inner.slice(skip))) return true;
+      return false;
+    }
+    if (i === undefined || i === "**") return false;
+    const one = (t: string) => t === "*" || t.startsWith("{");
+    if (!one(o) && (one(i) || i !== o)) return false;
+    return coversReference(oRest, iRest);
+  }
+  const patternTokens = (p: string) => p.split("/").filter((s) => s !== "");
+
+  it("covers exactly as a search over every way outer's ** can absorb inner's tokens", () => {
+    fc.assert(
+      fc.property(pattern, pattern, (outer, inner) => {
+        expect(patternCovers(outer, inner)).toBe(coversReference(patternTokens(outer), patternTokens(inner)));
       }),
       { numRuns: 5000 },
     );
