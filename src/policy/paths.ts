@@ -209,14 +209,17 @@ const matchesSegment = (token: Token, segment: string) => token.kind !== "litera
 const matchesFoldedSegment = (token: Token, segment: string) => token.kind !== "literal" || token.folded === segment;
 
 const PLAIN_SEGMENT = /^[\x20-\x24\x26-\x7e]*$/;
-const UNRESERVED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+// Escapes of unreserved characters, and of a "%" that starts another escape: what decoding once more
+// turns into a character a rule names, or into such an escape.
+const REDECODED_ESCAPE = /%(2[dD]|2[eE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE]|25(?=[0-9A-Fa-f]{2}))/g;
 
 /**
  * A segment as a lenient upstream could read it: percent-escapes of unreserved characters decoded (a
- * segment Keyward decoded once may hold `%41` that a server decoding twice reads as `A`), Unicode
- * compatibility forms folded (NFKC: `ａｄｍｉｎ` is `admin`), and case folded the ways servers fold it
- * (upper then lower, so `ı` and `ſ` meet `i` and `s` as .NET's invariant culture has it; a combining dot
- * above dropped, so `İ` meets `i`), and path parameters cut off (`admin;x` is `admin`).
+ * segment Keyward decoded once may hold `%41` that a server decoding twice reads as `A`, or `%2541` that
+ * one decoding three times does), Unicode compatibility forms folded (NFKC: `ａｄｍｉｎ` is `admin`), and
+ * case folded the ways servers fold it (upper then lower, so `ı` and `ſ` meet `i` and `s` as .NET's
+ * invariant culture has it; a combining dot above dropped, so `İ` meets `i`), and path parameters cut
+ * off (`admin;x` is `admin`).
  */
 export function foldSegment(segment: string): string {
   // Printable ASCII without an escape (nearly every segment): NFKC leaves it as it is, and upper then
@@ -228,7 +231,7 @@ export function foldSegment(segment: string): string {
   }
   let current = segment;
   for (let i = 0; i < 4 && current.includes("%"); i++) {
-    const next = current.replace(UNRESERVED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const next = current.replace(REDECODED_ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
     if (next === current) break;
     current = next;
   }

@@ -192,6 +192,8 @@ describe("decide: deny rules win", () => {
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/V1/Projects/p1/other", "path_not_granted"], // granting paths stay exact
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%53ecrets", "deny_rule"],
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%2553ecrets", "deny_rule"], // decoded twice upstream
+    [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%252553ecrets", "deny_rule"], // decoded three times upstream
+    [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/adm%252569n", "deny_rule"],
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%EF%BD%93ecrets", "deny_rule"], // ｓ U+FF53 (NFKC)
     [[{ path: "/v1/projects/*/secrets/**" }], "GET", "/v1/projects/p1/%C5%BFecrets", "deny_rule"], // ſ long s
     [[{ path: "/v1/projects/*/admin/**" }], "GET", "/v1/projects/p1/adm%C4%B1n", "deny_rule"], // ı dotless i
