@@ -281,9 +281,9 @@ export const CASES = {
   },
   "REQ-33": {
     area: "request",
-    attack: "Unicode space at the end of a path segment (`/v1/admin%C2%A0/users`, U+3000, U+2002) against a path deny rule",
-    status: 400,
-    expected: `400 \`invalid_path\`, as for an ASCII space; ${NOTHING}`,
+    attack: "Unicode space or invisible character at the end of a path segment (`/v1/admin%C2%A0/users`, U+3000, U+2002, U+200B, U+FEFF) against a path deny rule",
+    status: 403,
+    expected: `403 \`invalid_path\`, as for an ASCII space; ${NOTHING}`,
   },
   "REQ-34": {
     area: "request",

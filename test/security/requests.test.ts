@@ -313,6 +313,14 @@ describe("security: request attacks", () => {
     expectRefused(await get(target), statusOf("REQ-29"), "invalid_path");
   });
 
+  // Past the deny rule on /v1/admin/** for a server that trims the segment (after NFKC, or with trim()).
+  each([
+    "/proxy/api/v1/admin%C2%A0/users", "/proxy/api/v1/admin%E3%80%80/users", "/proxy/api/v1/admin%E2%80%82/users",
+    "/proxy/api/v1/admin%E2%80%8B/users", "/proxy/api/v1/admin%EF%BB%BF/users", "/proxy/api/v1/admin%25C2%25A0/users",
+  ])(title("REQ-33"), async (target) => {
+    expectRefused(await get(target), statusOf("REQ-33"), "invalid_path");
+  });
+
   it(title("REQ-12"), async () => {
     for (const method of ["get", "Get", "pOST", "delete"]) {
       expectRefused(await get("/proxy/api/v1/items", "", method), statusOf("REQ-12"), "bad_request");

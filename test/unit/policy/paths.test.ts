@@ -160,17 +160,17 @@ describe("normalisePath: refused paths", () => {
     ["/v1/%g1", "invalid percent-encoding in path"],
     ["/v1/%%32%65", "invalid percent-encoding in path"],
     // trailing dots (some servers strip them, making "admin." reach "admin")
-    ["/v1/admin.", "path segment ends with a dot or space"],
-    ["/v1/admin./x", "path segment ends with a dot or space"],
-    ["/v1/admin%2e", "path segment ends with a dot or space"],
-    ["/v1/admin%2E/x", "path segment ends with a dot or space"],
-    ["/v1/...", "path segment ends with a dot or space"],
-    ["/v1/.../x", "path segment ends with a dot or space"],
-    ["/v1/%2e%2e%2e", "path segment ends with a dot or space"],
-    ["/v1/a..", "path segment ends with a dot or space"],
-    ["/v1/admin%20", "path segment ends with a dot or space"],
-    ["/v1/admin%20/x", "path segment ends with a dot or space"],
-    ["/v1/admin.%20", "path segment ends with a dot or space"],
+    ["/v1/admin.", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/admin./x", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/admin%2e", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/admin%2E/x", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/...", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/.../x", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/%2e%2e%2e", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/a..", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/admin%20", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/admin%20/x", "path segment ends with a dot, a space or an invisible character"],
+    ["/v1/admin.%20", "path segment ends with a dot, a space or an invisible character"],
     // double-encoded delimiters and dot segments: an upstream that decodes twice would see them
     ["/v1/%252e%252e/x", "double-encoded delimiter or dot segment in path"],
     ["/v1/x/%252E", "double-encoded delimiter or dot segment in path"],
@@ -206,6 +206,39 @@ describe("normalisePath: refused paths", () => {
 
   it.each(cases)("%j → %s", (raw, expected) => {
     expect(reason(raw)).toBe(expected);
+  });
+});
+
+describe(title("REQ-33"), () => {
+  // A server that trims (after NFKC or a best-fit mapping, or with trim() as it is) would serve `admin`
+  // for these, past a deny rule on /v1/admin/**: refused as a trailing ASCII space is.
+  const ENDS = "path segment ends with a dot, a space or an invisible character";
+  const refused: [string, string][] = [
+    ["/v1/admin%C2%A0/users", ENDS], // no-break space U+00A0
+    ["/v1/admin\u00a0/users", ENDS],
+    ["/v1/admin%E3%80%80/users", ENDS], // ideographic space U+3000
+    ["/v1/admin%E2%80%82/users", ENDS], // en space U+2002
+    ["/v1/admin%E2%80%AF", ENDS], // narrow no-break space U+202F
+    ["/v1/admin%E1%9A%80", ENDS], // Ogham space mark U+1680
+    ["/v1/admin%E2%80%A8/users", ENDS], // line separator U+2028
+    ["/v1/admin%E2%80%8B/users", ENDS], // zero-width space U+200B
+    ["/v1/admin%E2%80%8C", ENDS], // zero-width non-joiner U+200C
+    ["/v1/admin%E2%80%8D", ENDS], // zero-width joiner U+200D
+    ["/v1/admin%E2%81%A0/users", ENDS], // word joiner U+2060
+    ["/v1/admin%EF%BB%BF/users", ENDS], // byte order mark U+FEFF
+    ["/v1/admin%E1%A0%8E/users", ENDS], // Mongolian vowel separator U+180E
+    ["/v1/admin%C2%A0%C2%A0", ENDS],
+    ["/v1/admin.%C2%A0", ENDS],
+    ["/v1/admin%25C2%25A0/users", "double-encoded delimiter or dot segment in path"], // an upstream decoding twice
+    ["/v1/admin%25E2%2580%258B/users", "double-encoded delimiter or dot segment in path"],
+  ];
+  it.each(refused)("%j → %s", (raw, expected) => {
+    expect(reason(raw)).toBe(expected);
+  });
+
+  // Inside a segment nothing is stripped: a name with a space or an emoji joined by U+200D is a name.
+  it.each(["/v1/a%C2%A0b", "/v1/%F0%9F%91%A9%E2%80%8D%F0%9F%92%BB", "/v1/a%E2%80%8Bb"])("%s is accepted", (raw) => {
+    expect(normalisePath(raw).ok).toBe(true);
   });
 });
 
