@@ -42,20 +42,44 @@ export function refusalDialect(
   return { kind: "aws-xml" };
 }
 
-/** The JSON-RPC ids of a call's body: one per member of a batch; null when it cannot be read. */
+/**
+ * Most distinct ids a JSON-RPC refusal echoes, one error each: ethers' default batch size, and more than
+ * any client's batch of distinct calls is likely to hold.
+ */
+export const MAX_ECHOED_JSONRPC_IDS = 100;
+/** Longest string id echoed; ids are counters or UUIDs in practice, and a longer one is answered as null. */
+export const MAX_ECHOED_JSONRPC_ID_LENGTH = 100;
+
+/**
+ * The JSON-RPC ids a refusal of this body echoes. A single call's id, or each distinct id of a batch once
+ * (members sharing an id could not be told apart by the client anyway; calls without one, notifications
+ * and members that are no call at all, share `null`). The batch is whatever the agent sent, up to the
+ * inspection limit (500,000 members in 1 MB): past MAX_ECHOED_JSONRPC_IDS distinct ids, or when the body
+ * cannot be read, the answer is a single error with id null, as JSON-RPC 2.0 answers an invalid batch
+ * (§6), so the refusal's size never follows the batch's: the client finds no answer of its own for any
+ * call of the batch, and fails them all, which is what the refusal means.
+ */
 export function jsonRpcIds(body: Uint8Array | undefined): { batch: boolean; ids: JsonRpcId[] } {
-  if (!body) return { batch: false, ids: [null] };
+  const oneNullError = { batch: false, ids: [null] };
+  if (!body) return oneNullError;
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(body).toString("utf8"));
   } catch {
-    return { batch: false, ids: [null] };
+    return oneNullError;
   }
   const idOf = (member: unknown): JsonRpcId => {
     const id = member !== null && typeof member === "object" ? (member as { id?: unknown }).id : undefined;
-    return typeof id === "string" || typeof id === "number" ? id : null;
+    if (typeof id === "string") return id.length <= MAX_ECHOED_JSONRPC_ID_LENGTH ? id : null;
+    return typeof id === "number" ? id : null;
   };
-  return Array.isArray(parsed) && parsed.length > 0 ? { batch: true, ids: parsed.map(idOf) } : { batch: false, ids: [idOf(parsed)] };
+  if (!Array.isArray(parsed) || parsed.length === 0) return { batch: false, ids: [idOf(parsed)] };
+  const ids = new Set<JsonRpcId>();
+  for (const member of parsed) {
+    ids.add(idOf(member));
+    if (ids.size > MAX_ECHOED_JSONRPC_IDS) return oneNullError;
+  }
+  return { batch: true, ids: [...ids] };
 }
 
 const xmlEscape = (text: string) =>
@@ -75,20 +99,33 @@ export function jsonRpcErrorCode(status: number): number {
   return status >= 500 ? -32050 - Math.min(49, status - 500) : -32000 - Math.min(49, Math.max(0, status - 400));
 }
 
-/** What the message says: the error's message, and the reason when there is one (it names the rule). */
-const messageOf = (err: KeywardError) => (err.extra.reason ? `${err.message}: ${err.extra.reason}` : err.message);
+/**
+ * Longest reason a refusal quotes. A reason names what the agent sent (its path, a JSON-RPC method or
+ * GraphQL field of any length), and a JSON-RPC batch's refusal quotes it in each of its errors; the whole
+ * reason stays in the call's audit event.
+ */
+export const MAX_QUOTED_REASON_LENGTH = 300;
+
+/** The reason as quoted, cut short past MAX_QUOTED_REASON_LENGTH (never between the halves of a surrogate pair). */
+function quotedReason(reason: string | undefined): string | undefined {
+  if (reason === undefined || reason.length <= MAX_QUOTED_REASON_LENGTH) return reason;
+  const end = /[\ud800-\udbff]/.test(reason[MAX_QUOTED_REASON_LENGTH - 1]!) ? MAX_QUOTED_REASON_LENGTH - 1 : MAX_QUOTED_REASON_LENGTH;
+  return `${reason.slice(0, end)}…`;
+}
 
 /**
  * The refusal body for a KeywardError in the upstream's protocol; null for the Keyward dialect (the
- * error handler's JSON). `jsonRpc` carries the ids of the refused call (each member of a batch gets its
- * own error, none of them having been forwarded).
+ * error handler's JSON). `jsonRpc` carries the ids the refusal echoes (jsonRpcIds: each distinct id of a
+ * batch gets its own error, none of the calls having been forwarded).
  */
 export function nativeRefusal(
   err: KeywardError,
   dialect: RefusalDialect,
   context: { requestId: string; jsonRpc?: { batch: boolean; ids: JsonRpcId[] } },
 ): NativeRefusal | null {
-  const message = messageOf(err);
+  const reason = quotedReason(err.extra.reason);
+  // What the message says: the error's message, and the reason when there is one (it names the rule).
+  const message = reason ? `${err.message}: ${reason}` : err.message;
   const retryAfter = err.extra.headers?.["retry-after"];
   switch (dialect.kind) {
     case "keyward":
@@ -126,7 +163,7 @@ export function nativeRefusal(
         contentType: "application/json",
         headers: {},
         body: JSON.stringify({
-          errors: [{ message, extensions: { code: err.code, ...(err.extra.reason && { reason: err.extra.reason }), ...(retryAfter && { retryAfter: Number(retryAfter) }) } }],
+          errors: [{ message, extensions: { code: err.code, ...(reason && { reason }), ...(retryAfter && { retryAfter: Number(retryAfter) }) } }],
         }),
       };
     case "jsonrpc": {
@@ -134,7 +171,7 @@ export function nativeRefusal(
       const errors = ids.map((id) => ({
         jsonrpc: "2.0",
         id,
-        error: { code: jsonRpcErrorCode(err.status), message, data: { code: err.code, ...(err.extra.reason && { reason: err.extra.reason }) } },
+        error: { code: jsonRpcErrorCode(err.status), message, data: { code: err.code, ...(reason && { reason }) } },
       }));
       return { contentType: "application/json", headers: {}, body: JSON.stringify(batch ? errors : errors[0]) };
     }

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { forbidden, KeywardError, tooManyRequests } from "../../../src/http/errors.js";
-import { jsonRpcErrorCode, jsonRpcIds, nativeRefusal, refusalDialect } from "../../../src/proxy/refusals.js";
+import { forbidden, KeywardError, refused, tooManyRequests } from "../../../src/http/errors.js";
+import {
+  jsonRpcErrorCode,
+  jsonRpcIds,
+  MAX_ECHOED_JSONRPC_ID_LENGTH,
+  MAX_ECHOED_JSONRPC_IDS,
+  MAX_QUOTED_REASON_LENGTH,
+  nativeRefusal,
+  refusalDialect,
+} from "../../../src/proxy/refusals.js";
+import { title } from "../../security/cases.js";
 
 const denied = forbidden("deny[0] matches (POST any path?delete=*)");
 
@@ -54,6 +63,43 @@ describe("nativeRefusal", () => {
     expect(batch.map((r: { id: unknown }) => r.id)).toEqual(["a", null]);
     expect(jsonRpcIds(Buffer.from("not json"))).toEqual({ batch: false, ids: [null] });
     expect(jsonRpcIds(undefined)).toEqual({ batch: false, ids: [null] });
+  });
+
+  describe(title("REQ-39"), () => {
+    const ids = (body: string) => jsonRpcIds(Buffer.from(body));
+    const members = (n: number, member: (i: number) => string) => `[${Array.from({ length: n }, (_, i) => member(i)).join(",")}]`;
+    it.each([
+      ["a batch of non-calls: one error, id null", "[1,1,1]", { batch: true, ids: [null] }],
+      ["members sharing an id: one error for it", '[{"id":7},{"id":7},{"id":"7"},{"method":"n"},{"method":"n"}]', { batch: true, ids: [7, "7", null] }],
+      ["as many distinct ids as are echoed", members(MAX_ECHOED_JSONRPC_IDS, (i) => `{"id":${i}}`), { batch: true, ids: Array.from({ length: MAX_ECHOED_JSONRPC_IDS }, (_, i) => i) }],
+      ["one distinct id more: a single error, id null", members(MAX_ECHOED_JSONRPC_IDS + 1, (i) => `{"id":${i}}`), { batch: false, ids: [null] }],
+      ["an id too long to echo: null", `{"id":"${"i".repeat(MAX_ECHOED_JSONRPC_ID_LENGTH + 1)}"}`, { batch: false, ids: [null] }],
+      ["an id as long as is echoed", `{"id":"${"i".repeat(MAX_ECHOED_JSONRPC_ID_LENGTH)}"}`, { batch: false, ids: ["i".repeat(MAX_ECHOED_JSONRPC_ID_LENGTH)] }],
+    ])("ids echoed: %s", (_name, body, expected) => {
+      expect(ids(body)).toEqual(expected);
+    });
+
+    it("500,000 members (1 MB) on a long path: a refusal of bounded size, the reason cut short", () => {
+      const pathDenied = refused("path_not_granted", `the grant does not allow /rpc/${"a".repeat(100_000)}`);
+      const batches = [
+        "[" + Array(500_000).fill("1").join(",") + "]",
+        members(50_000, (i) => `{"id":${i}}`),
+        members(MAX_ECHOED_JSONRPC_IDS, (i) => `{"id":"${String(i).padStart(MAX_ECHOED_JSONRPC_ID_LENGTH, "x")}"}`),
+      ];
+      for (const batch of batches) {
+        expect(nativeRefusal(pathDenied, { kind: "jsonrpc" }, { requestId, jsonRpc: ids(batch) })!.body.length).toBeLessThan(100 * 1024);
+      }
+      const one = JSON.parse(nativeRefusal(pathDenied, { kind: "jsonrpc" }, { requestId, jsonRpc: ids("[1,1]") })!.body);
+      expect(one).toEqual([{ jsonrpc: "2.0", id: null, error: { code: -32003, message: expect.any(String), data: { code: "path_not_granted", reason: expect.any(String) } } }]);
+      expect(one[0].error.data.reason).toBe(`the grant does not allow /rpc/${"a".repeat(MAX_QUOTED_REASON_LENGTH - "the grant does not allow /rpc/".length)}…`);
+    });
+
+    it("a reason is cut short in every dialect, never between the halves of a surrogate pair", () => {
+      const long = forbidden(`${"r".repeat(MAX_QUOTED_REASON_LENGTH - 1)}\u{1F600}${"r".repeat(10)}`);
+      expect(JSON.parse(nativeRefusal(long, { kind: "graphql" }, { requestId })!.body).errors[0].extensions.reason).toBe(`${"r".repeat(MAX_QUOTED_REASON_LENGTH - 1)}…`);
+      expect(nativeRefusal(long, { kind: "aws-xml" }, { requestId })!.body).toContain(`${"r".repeat(MAX_QUOTED_REASON_LENGTH - 1)}…</Message>`);
+      expect(JSON.parse(nativeRefusal(denied, { kind: "graphql" }, { requestId })!.body).errors[0].extensions.reason).toBe(denied.extra.reason);
+    });
   });
 
   it("JSON-RPC codes stay in the server-defined range", () => {

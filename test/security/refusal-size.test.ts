@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store } from "../helpers/broker.js";
+import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { statusOf, title } from "./cases.js";
+
+/**
+ * A refusal's size does not follow what the agent sent. A JSON-RPC refusal echoes the call's ids, and
+ * the batch is the agent's: 500,000 members fit in the inspection limit (1 MiB). The broker runs in a
+ * process of its own, so that the memory and the blocked event loop an unbounded refusal costs are its,
+ * and a test can see whether it still answers meanwhile.
+ */
+describe("security: refusal size", () => {
+  let store: Store;
+  let broker: BrokerProcess;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+  const batch = "[" + Array(500_000).fill("1").join(",") + "]";
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    store = newStore();
+    // Set up in-process, then served by a broker process on the same store.
+    const setup = await startBroker(store);
+    await createUpstream(setup, { name: "chain", baseUrl: upstream.url, environment: "staging", protocol: "jsonrpc", secret: "sk-rpc-secret-0123456789" });
+    const agent = await createAgent(setup, "agent");
+    await createGrant(setup, { name: "rpc", agents: [agent.id], upstream: "chain", methods: ["POST"], paths: ["/rpc"], jsonrpc: { allow: [{ method: "eth_*" }] } });
+    token = await tokenFor(setup, agent, { grant: "rpc" });
+    await setup.close();
+    broker = await startBrokerProcess(store);
+  });
+
+  afterAll(async () => {
+    await broker?.kill();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const healthy = () => fetch(`${broker.url}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+
+  it.each([
+    ["a short path", "/rpc", "uninspectable"],
+    ["a 1,000-character path", `/rpc/${"a".repeat(1000)}`, "path_not_granted"],
+  ])(`${title("REQ-39")}: %s`, { timeout: 60_000 }, async (_name, path, code) => {
+    const refusal = fetch(`${broker.url}/proxy/chain${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: batch,
+      signal: AbortSignal.timeout(30_000),
+    }).then(async (res) => ({ status: res.status, code: res.headers.get("keyward-error"), body: Buffer.from(await res.arrayBuffer()) }));
+    // Unbounded, the refusal took seconds of the broker's event loop (172 MB, or on the long path a
+    // RangeError past V8's string limit and a 500 after ~3 GB): /healthz went unanswered meanwhile.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await healthy()).toBe(true);
+    const res = await refusal;
+    expect(res.status, res.body.subarray(0, 200).toString()).toBe(statusOf("REQ-39"));
+    expect(res.code).toBe(code);
+    expect(res.body.length).toBeLessThan(64 * 1024);
+    // In the JSON-RPC dialect: the members share one id (none), so one error answers them all.
+    expect(JSON.parse(res.body.toString())).toEqual([{ jsonrpc: "2.0", id: null, error: expect.objectContaining({ code: -32003 }) }]);
+    expect(upstream.received).toHaveLength(0);
+    expect(await healthy()).toBe(true);
+  });
+});
