@@ -9,7 +9,7 @@ import { RowCache } from "../change-feed/row-cache.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import { LruMap } from "../util/lru.js";
 import { unusableKeys, type agentJwksBody, type AgentJwk } from "./client-keys.js";
-import { hashClientSecret, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
+import { hashClientSecret, isClientId, newClientCredentials, newClientSecret, verifyClientSecret } from "./client-secret.js";
 import { VerifiedSecrets } from "./verified-secrets.js";
 
 export const createAgentBody = z.strictObject({
@@ -186,8 +186,9 @@ export class Agents {
     return row?.name ?? null;
   }
 
+  /** The agent a client id names; text that is no client id (isClientId) names none and is not looked up. */
   findByClientId(clientId: string): Promise<Agent | null> {
-    return this.#byClientId.get(clientId);
+    return isClientId(clientId) ? this.#byClientId.get(clientId) : Promise.resolve(null);
   }
 
   /**

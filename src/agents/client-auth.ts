@@ -4,6 +4,7 @@ import { appendAudit } from "../audit/audit.js";
 import { badRequest, unauthenticated, type KeywardError } from "../http/errors.js";
 import type { Agents } from "./agents.js";
 import { AssertionError, assertionIssuer, CLIENT_ASSERTION_TYPE, verifyClientAssertion, type AgentJwk } from "./client-keys.js";
+import { isClientId } from "./client-secret.js";
 
 /** The form fields of client authentication (RFC 6749 §2.3.1, RFC 7523 §2.2). */
 export const clientAuthFields = z.strictObject({
@@ -92,7 +93,7 @@ export class ClientAuthenticator {
       await appendAudit(this.prisma, {
         kind: "token.refused",
         // Only something shaped like a client id is recorded: a secret pasted into the wrong field is not.
-        actor: `client:${clientId === undefined ? "unknown" : /^kwc_[A-Za-z0-9_-]{1,64}$/.test(clientId) ? clientId : "invalid"}`,
+        actor: `client:${clientId === undefined ? "unknown" : isClientId(clientId) ? clientId : "invalid"}`,
         requestId,
         decision: "deny",
         reason: "invalid_client",

@@ -40,6 +40,16 @@ async function scryptAsync(secret: string, salt: Buffer, options: ScryptOptions)
 
 export const newClientSecret = () => "kws_" + randomBytes(32).toString("base64url");
 
+const CLIENT_ID = /^kwc_[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Whether text has the shape of a client id (newClientCredentials makes every one). Anything else names
+ * no agent whichever way a client presented it (HTTP Basic once form-decoded, a form field, a client
+ * assertion's unverified issuer): it is not looked up, since PostgreSQL fails a query on a NUL or an
+ * unpaired surrogate, and not recorded as an actor.
+ */
+export const isClientId = (text: string): boolean => CLIENT_ID.test(text);
+
 export function newClientCredentials(): { clientId: string; clientSecret: string } {
   return { clientId: "kwc_" + randomBytes(12).toString("base64url"), clientSecret: newClientSecret() };
 }

@@ -693,6 +693,16 @@ describe("security: admin API", () => {
       expect(res.status, authorization.slice(0, 60)).toBe(statusOf("ADM-10"));
       expect(res.body.error.code).toBe("invalid_client");
     }
+    // The OAuth endpoints form-decode Basic credentials (RFC 6749 §2.3.1): printable ASCII can decode to a NUL.
+    for (const [path, form] of [
+      ["/oauth2/token", "grant_type=client_credentials&scope=grant:grant-a"],
+      ["/oauth2/revoke", "token=abc"],
+      ["/oauth2/introspect", "token=abc"],
+    ]) {
+      const res = s.record(await s.broker.http().post(path!).set("authorization", basic("kwc_%00x", "y")).type("form").send(form!));
+      expect(res.status, path).toBe(statusOf("ADM-10"));
+      expect(res.body.error, path).toBe("invalid_client");
+    }
   });
 
   it(title("ADM-11"), async () => {

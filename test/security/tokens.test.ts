@@ -397,6 +397,33 @@ describe("security: token attacks", () => {
     expect((await issueToken(s.broker, s.alice, { grant: s.grantA.name })).status).toBe(200);
   });
 
+  describe(title("TOK-23"), () => {
+    // Unsigned: the client id is read from the assertion before anything is verified.
+    const assertion = (claims: JWTPayload) => `${b64({ alg: "ES256", kid: "k" })}.${b64({ aud: "x", jti: "j", exp: now() + 60, ...claims })}.AAAA`;
+    const endpoints = [
+      ["/oauth2/token", { grant_type: "client_credentials", scope: "grant:grant-a" }],
+      ["/oauth2/revoke", { token: "abc" }],
+      ["/oauth2/introspect", { token: "abc" }],
+    ] as const;
+    const unstorable = [
+      ["NUL", "\u0000"],
+      ["a lone surrogate", "\ud800"],
+    ] as const;
+    it.each(
+      endpoints.flatMap(([path, params]) =>
+        unstorable.flatMap(([name, c]) => (["iss", "sub"] as const).map((claim) => [`${path}, ${name} in ${claim}`, path, params, claim, c] as const)),
+      ),
+    )("%s", async (_name, path, params, claim, c) => {
+      // In sub, beside a real client's id as issuer.
+      const claims = claim === "iss" ? { iss: `kwc_${c}x`, sub: `kwc_${c}x` } : { iss: s.alice.clientId, sub: `kwc_${c}x` };
+      const res = s.record(
+        await postForm(s.broker, path, { ...params, client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion(claims) }),
+      );
+      expect(res.status).toBe(statusOf("TOK-23"));
+      expect(res.body.error).toBe("invalid_client");
+    });
+  });
+
   it(title("SEC-01"), async () => {
     await assertNoSecretLeaks(s);
   });
