@@ -1,5 +1,6 @@
 import { decodeJwt, errors, importJWK, jwtVerify, type JWTHeaderParameters } from "jose";
 import { z } from "zod";
+import { findUnstorableText } from "../http/text.js";
 import { FORBIDDEN_JWT_HEADERS } from "../tokens/verify.js";
 
 /** RFC 7523 client authentication: the agent signs a short JWT with a key it registered beforehand. */
@@ -103,6 +104,9 @@ export async function verifyClientAssertion(
   if (exp > nowSeconds + MAX_ASSERTION_LIFETIME_SECONDS + expected.leewaySeconds) {
     throw new AssertionError(`assertion must expire within ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);
   }
-  if (typeof jti !== "string" || jti.length === 0 || jti.length > 200) throw new AssertionError("assertion jti is invalid");
+  // The jti is stored to refuse a replay, and PostgreSQL fails the query on a NUL or an unpaired surrogate.
+  if (typeof jti !== "string" || jti.length === 0 || jti.length > 200 || findUnstorableText(jti) !== null) {
+    throw new AssertionError("assertion jti is invalid");
+  }
   return { jti, rememberUntil: new Date((exp + expected.leewaySeconds) * 1000) };
 }

@@ -265,6 +265,9 @@ describe("OAuth 2.0 endpoints, driven by a standard client library (oauth4webapi
       ["valid for an hour", await assertion(registeredKey.privateKey, { exp: now + 3600 })],
       ["expired", await assertion(registeredKey.privateKey, { exp: now - 60 })],
       ["naming an unknown kid", await assertion(registeredKey.privateKey, {}, "other-kid")],
+      // TOK-23's characters where only a registered key can put them: the jti is stored to refuse a replay.
+      ["with a NUL in its jti", await assertion(registeredKey.privateKey, { jti: "jti-\u0000" })],
+      ["with a lone surrogate in its jti", await assertion(registeredKey.privateKey, { jti: "jti-\ud800" })],
     ];
     for (const [name, a] of refusals) {
       const res = await tryWith(a);
