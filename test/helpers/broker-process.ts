@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
-import { TEST_ADMIN_KEY, type Store } from "./broker.js";
+import { startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } from "./broker.js";
 import { freePort } from "./pg-cluster.js";
 import { waitFor } from "./wait.js";
 
@@ -80,3 +80,26 @@ export async function startBrokerProcess(
     },
   };
 }
+
+/**
+ * A broker process on a store `setUp` first filled through an in-process broker (with the scenario
+ * helpers), which it closes before the process starts: what `setUp` returns comes back beside it.
+ */
+export async function startBrokerProcessAfter<T>(store: Store, setUp: (broker: TestBroker) => Promise<T>): Promise<{ broker: BrokerProcess; made: T }> {
+  const setup = await startBroker(store);
+  let made: T;
+  try {
+    made = await setUp(setup);
+  } finally {
+    await setup.close();
+  }
+  return { broker: await startBrokerProcess(store), made };
+}
+
+/**
+ * Whether the broker answers /healthz within `ms`. It does not while its event loop is blocked: what the
+ * tests of agent input built to be slow (REQ-32, REQ-34, REQ-39) look for, with the broker in its own
+ * process so that a regression fails them on a timeout rather than stalling the test runner.
+ */
+export const answersWithin = (broker: Pick<BrokerProcess, "url">, ms: number): Promise<boolean> =>
+  fetch(`${broker.url}/healthz`, { signal: AbortSignal.timeout(ms) }).then((r) => r.ok, () => false);

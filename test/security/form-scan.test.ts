@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { title } from "./cases.js";
-import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
-import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
-import { basic } from "../helpers/scenario.js";
+import { newStore, type Store } from "../helpers/broker.js";
+import { answersWithin, startBrokerProcessAfter, type BrokerProcess } from "../helpers/broker-process.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
 /**
@@ -16,43 +16,22 @@ describe("security: the form override scan stays linear", () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
 
-  const admin = async (path: string, body: unknown) => {
-    const res = await fetch(broker.url + path, {
-      method: "POST",
-      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (res.status !== 201) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-    return res.json() as Promise<{ id: string; clientId: string; clientSecret: string }>;
-  };
-
   beforeAll(async () => {
     upstream = await startUpstream();
     store = newStore();
-    broker = await startBrokerProcess(store);
-    await admin("/v1/upstreams", {
-      name: "api", baseUrl: upstream.url, environment: "staging", secret: "sk-form-scan-secret-0123456789",
-      auth: { type: "header", header: "Authorization", template: "Bearer {secret}" },
-    });
-    const agent = await admin("/v1/agents", { name: "agent" });
-    // GET and POST only: a POST could be overridden into a method the grant lacks, so its form body is scanned.
-    await admin("/v1/grants", { name: "g", agents: [agent.id], upstream: "api", methods: ["GET", "POST"], paths: ["/v1/**"] });
-    const issued = await fetch(`${broker.url}/v1/tokens`, {
-      method: "POST",
-      headers: { authorization: basic(agent.clientId, agent.clientSecret), "content-type": "application/json" },
-      body: JSON.stringify({ grant: "g" }),
-    });
-    token = ((await issued.json()) as { access_token: string }).access_token;
+    ({ broker, made: token } = await startBrokerProcessAfter(store, async (setup) => {
+      await createUpstream(setup, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "sk-form-scan-secret-0123456789" });
+      const agent = await createAgent(setup, "agent");
+      // GET and POST only: a POST could be overridden into a method the grant lacks, so its form body is scanned.
+      await createGrant(setup, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET", "POST"], paths: ["/v1/**"] });
+      return tokenFor(setup, agent, { grant: "g" });
+    }));
   });
   afterAll(async () => {
     await broker?.kill();
     await upstream?.close();
     await store?.drop();
   });
-
-  /** Whether /healthz answers within `ms`: it does not while the broker's event loop is blocked. */
-  const answersWithin = (ms: number) =>
-    fetch(`${broker.url}/healthz`, { signal: AbortSignal.timeout(ms) }).then((r) => r.ok, () => false);
 
   it(title("REQ-34"), async () => {
     for (const body of ["name" + " ".repeat(400_000), "name" + " ".repeat(200_000) + "*" + " ".repeat(200_000)]) {
@@ -66,7 +45,7 @@ describe("security: the form override scan stays linear", () => {
       }).then((r) => ({ status: r.status, ms: Date.now() - started }), (err: Error) => ({ status: `no answer: ${err.name}`, ms: Date.now() - started }));
       // Once the body has arrived and is being scanned, other calls are still answered.
       await new Promise((r) => setTimeout(r, 500));
-      const healthy = await answersWithin(3000);
+      const healthy = await answersWithin(broker, 3000);
       const { status, ms } = await call;
       // No override in it: decided at once and forwarded as sent.
       expect(status).toBe(200);

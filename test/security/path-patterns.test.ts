@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { title } from "./cases.js";
-import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
-import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
-import { basic } from "../helpers/scenario.js";
+import { newStore, type Store } from "../helpers/broker.js";
+import { answersWithin, startBrokerProcessAfter, type BrokerProcess } from "../helpers/broker-process.js";
+import { basic, createAgent, createGrant, createUpstream } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 
 /**
@@ -16,27 +16,15 @@ describe("security: path patterns an agent chooses", () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let agent: { id: string; clientId: string; clientSecret: string };
 
-  const admin = async (path: string, body: unknown) => {
-    const res = await fetch(broker.url + path, {
-      method: "POST",
-      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (res.status !== 201) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
-    return res.json();
-  };
-  const answersWithin = (ms: number) => fetch(broker.url + "/healthz", { signal: AbortSignal.timeout(ms) }).then((r) => r.ok, () => false);
-
   beforeAll(async () => {
     upstream = await startUpstream();
     store = newStore();
-    broker = await startBrokerProcess(store);
-    await admin("/v1/upstreams", {
-      name: "api", baseUrl: upstream.url, environment: "staging", secret: "sk-path-patterns-0123456789",
-      auth: { type: "header", header: "Authorization", template: "Bearer {secret}" },
-    });
-    agent = await admin("/v1/agents", { name: "agent" });
-    await admin("/v1/grants", { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] });
+    ({ broker, made: agent } = await startBrokerProcessAfter(store, async (setup) => {
+      await createUpstream(setup, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "sk-path-patterns-0123456789" });
+      const created = await createAgent(setup, "agent");
+      await createGrant(setup, { name: "g", agents: [created.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] });
+      return created;
+    }));
   });
 
   afterAll(async () => {
@@ -76,7 +64,7 @@ describe("security: path patterns an agent chooses", () => {
         (err: Error) => `no answer: ${err.name}`,
       );
     const refused = call("/v1" + "/a".repeat(24));
-    const healthy = answersWithin(2000);
+    const healthy = answersWithin(broker, 2000);
     expect(await refused).toBe(403);
     expect(await healthy).toBe(true);
     expect(upstream.received).toHaveLength(0);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newStore, startBroker, type Store } from "../helpers/broker.js";
-import { startBrokerProcess, type BrokerProcess } from "../helpers/broker-process.js";
+import { newStore, type Store } from "../helpers/broker.js";
+import { answersWithin, startBrokerProcessAfter, type BrokerProcess } from "../helpers/broker-process.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "./cases.js";
@@ -21,14 +21,12 @@ describe("security: refusal size", () => {
   beforeAll(async () => {
     upstream = await startUpstream();
     store = newStore();
-    // Set up in-process, then served by a broker process on the same store.
-    const setup = await startBroker(store);
-    await createUpstream(setup, { name: "chain", baseUrl: upstream.url, environment: "staging", protocol: "jsonrpc", secret: "sk-rpc-secret-0123456789" });
-    const agent = await createAgent(setup, "agent");
-    await createGrant(setup, { name: "rpc", agents: [agent.id], upstream: "chain", methods: ["POST"], paths: ["/rpc"], jsonrpc: { allow: [{ method: "eth_*" }] } });
-    token = await tokenFor(setup, agent, { grant: "rpc" });
-    await setup.close();
-    broker = await startBrokerProcess(store);
+    ({ broker, made: token } = await startBrokerProcessAfter(store, async (setup) => {
+      await createUpstream(setup, { name: "chain", baseUrl: upstream.url, environment: "staging", protocol: "jsonrpc", secret: "sk-rpc-secret-0123456789" });
+      const agent = await createAgent(setup, "agent");
+      await createGrant(setup, { name: "rpc", agents: [agent.id], upstream: "chain", methods: ["POST"], paths: ["/rpc"], jsonrpc: { allow: [{ method: "eth_*" }] } });
+      return tokenFor(setup, agent, { grant: "rpc" });
+    }));
   });
 
   afterAll(async () => {
@@ -37,7 +35,6 @@ describe("security: refusal size", () => {
     await store?.drop();
   });
 
-  const healthy = () => fetch(`${broker.url}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
 
   it.each([
     ["a short path", "/rpc", "uninspectable"],
@@ -52,7 +49,7 @@ describe("security: refusal size", () => {
     // Unbounded, the refusal took seconds of the broker's event loop (172 MB, or on the long path a
     // RangeError past V8's string limit and a 500 after ~3 GB): /healthz went unanswered meanwhile.
     await new Promise((r) => setTimeout(r, 200));
-    expect(await healthy()).toBe(true);
+    expect(await answersWithin(broker, 2000)).toBe(true);
     const res = await refusal;
     expect(res.status, res.body.subarray(0, 200).toString()).toBe(statusOf("REQ-39"));
     expect(res.code).toBe(code);
@@ -60,6 +57,6 @@ describe("security: refusal size", () => {
     // In the JSON-RPC dialect: the members share one id (none), so one error answers them all.
     expect(JSON.parse(res.body.toString())).toEqual([{ jsonrpc: "2.0", id: null, error: expect.objectContaining({ code: -32003 }) }]);
     expect(upstream.received).toHaveLength(0);
-    expect(await healthy()).toBe(true);
+    expect(await answersWithin(broker, 2000)).toBe(true);
   });
 });
