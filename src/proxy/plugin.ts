@@ -44,6 +44,13 @@ export type ProxyDeps = {
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/**
+ * The most of a path or a refusal's reason a call's events keep. Both can carry what the agent sent (a
+ * refusal quotes a JSON-RPC method or GraphQL field read from a body of up to the inspection limit), and
+ * every event is spooled, hashed and shipped before the next call's turn.
+ */
+const AUDITED_TEXT_MAX = 2000;
+
 /** What every event of a proxied call records about the call, as far as it is known. */
 type CallRecord = Required<Pick<AuditInput, "actor">> &
   { [K in "requestId" | "agentId" | "jti" | "grantId" | "upstream" | "environment" | "method" | "path" | "names"]: AuditInput[K] | undefined };
@@ -112,7 +119,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       if (!parsed.ok) throw refused(parsed.code, parsed.reason);
       const { target } = parsed;
       audit.upstream = target.upstream;
-      audit.path = target.rawPath.slice(0, 2000);
+      audit.path = target.rawPath.slice(0, AUDITED_TEXT_MAX);
 
       // 1. authenticate
       const token = await deps.verifyToken(bearerToken(request));
@@ -139,7 +146,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 3b. prepare: the same steps the simulator takes (src/proxy/prepare.ts)
       const prepared = prepareCall({ target, method: request.method, headers: request.headers, bodyLength: declaredLength }, { grant, target: context.target, token }, deps);
       if (!prepared.ok) throw refused(prepared.code, prepared.reason);
-      audit.path = prepared.path.decoded;
+      audit.path = prepared.path.decoded.slice(0, AUDITED_TEXT_MAX);
       // A call whose operations (or form fields) must be inspected is read whole first, within the inspection limit; the
       // bytes decided on are exactly the bytes forwarded.
       const { inspectLimit } = prepared;
@@ -231,7 +238,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const { status } = sent;
       const reason = sent.body.error.code;
       const text = sent.body.error.reason ?? sent.body.error.message;
-      const outcome = { status, reason, details: { reason: text }, latencyMs: elapsedMs() };
+      const outcome = { status, reason, details: { reason: text.slice(0, AUDITED_TEXT_MAX) }, latencyMs: elapsedMs() };
       // The outcome recorded is the outcome sent.
       await deps.auditLog.keep(allowed ? eventOf(audit, "proxy.response", "allow", outcome) : eventOf(audit, "proxy", "deny", outcome));
       if (!(err instanceof KeywardError) || refusal.dialect.kind === "keyward") throw err;

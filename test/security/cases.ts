@@ -320,7 +320,7 @@ export const CASES = {
     area: "request",
     attack: "a JSON-RPC batch of 500,000 members (1 MB) refused, on a short and on a 1,000-character path",
     status: 403,
-    expected: "403 in the JSON-RPC dialect, its size bounded whatever the batch; never a 500; the broker keeps answering every other call",
+    expected: "403 in the JSON-RPC dialect, its size bounded whatever the batch, and so is its audit event (a quoted method name kept to 2,000 characters); never a 500; the broker keeps answering every other call",
   },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)

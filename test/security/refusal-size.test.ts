@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newStore, type Store } from "../helpers/broker.js";
+import { newStore, TEST_ADMIN_KEY, type Store } from "../helpers/broker.js";
 import { answersWithin, startBrokerProcessAfter, type BrokerProcess } from "../helpers/broker-process.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
@@ -35,7 +35,6 @@ describe("security: refusal size", () => {
     await store?.drop();
   });
 
-
   it.each([
     ["a short path", "/rpc", "uninspectable"],
     ["a 1,000-character path", `/rpc/${"a".repeat(1000)}`, "path_not_granted"],
@@ -58,5 +57,22 @@ describe("security: refusal size", () => {
     expect(JSON.parse(res.body.toString())).toEqual([{ jsonrpc: "2.0", id: null, error: expect.objectContaining({ code: -32003 }) }]);
     expect(upstream.received).toHaveLength(0);
     expect(await answersWithin(broker, 2000)).toBe(true);
+  });
+
+  it(`${title("REQ-39")}: a method name of 200,000 characters, in the refusal and in its audit event`, async () => {
+    const method = "x".repeat(200_000);
+    const res = await fetch(`${broker.url}/proxy/chain/rpc`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method }),
+    });
+    expect(res.status).toBe(statusOf("REQ-39"));
+    expect((await res.arrayBuffer()).byteLength).toBeLessThan(64 * 1024);
+    const audit = await fetch(`${broker.url}/v1/audit?kind=proxy&decision=deny&limit=10`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    const events = ((await audit.json()) as { events: { requestId: string; details: { reason: string } }[] }).events;
+    const event = events.find((e) => e.requestId === res.headers.get("x-request-id"));
+    // The reason quotes the method; the event keeps the head of it, as it keeps the head of a long path.
+    expect(event?.details.reason).toContain("xxxx");
+    expect(event!.details.reason.length).toBeLessThanOrEqual(2000);
   });
 });
