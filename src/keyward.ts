@@ -98,6 +98,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     });
     const revocations = new RevocationService(db.prisma, changes, {
       resyncMs: config.revocationResyncMs,
+      keepAfterExpiryMs: config.tokens.leewaySeconds * 1000,
       onCommitted: (record) => metrics.revoked(record.selector),
     });
     const auditCheckpointKeys: CheckpointKeys = [

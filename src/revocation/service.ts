@@ -9,21 +9,27 @@ import { RevocationState, type RevocationRecord } from "./state.js";
 export type RevocationServiceOptions = {
   /** Incremental sync interval: the safety net behind notifications. */
   resyncMs: number;
+  /**
+   * How long after its token's expiry a jti revocation stays in force: the clock-skew leeway token
+   * verification allows (KEYWARD_CLOCK_SKEW_SECONDS), during which the revoked token still verifies.
+   */
+  keepAfterExpiryMs: number;
   /** Told of each revocation committed on this replica (the metrics: keyward_revocations_total). */
   onCommitted?: (record: RevocationRecord) => void;
   now?: () => number;
 };
 
 /**
- * Revocations in force at `now`, read from the database: every one (a full load), or only those created
- * after `createdAfter` (an incremental sync).
+ * Revocations in force, read from the database: every one (a full load), or only those created after
+ * `createdAfter` (an incremental sync). `expiredBefore`: jti revocations of tokens that expired before it
+ * can no longer be presented (see keepAfterExpiryMs).
  */
-async function readRevocations(prisma: Pick<PrismaClient, "revocation">, now: Date, createdAfter?: Date): Promise<RevocationRecord[]> {
+async function readRevocations(prisma: Pick<PrismaClient, "revocation">, expiredBefore: Date, createdAfter?: Date): Promise<RevocationRecord[]> {
   const rows = await prisma.revocation.findMany({
     // Lifted kill switches and jti revocations of expired tokens are forgotten.
     where: {
       liftedAt: null,
-      OR: [{ expiresAt: null }, { expiresAt: { gt: now } }],
+      OR: [{ expiresAt: null }, { expiresAt: { gt: expiredBefore } }],
       ...(createdAfter && { createdAt: { gt: createdAfter } }),
     },
     select: { id: true, selector: true, value: true, createdAt: true, expiresAt: true },
@@ -31,7 +37,7 @@ async function readRevocations(prisma: Pick<PrismaClient, "revocation">, now: Da
   return rows.map((row) => recordOf({ ...row, lifted: false }));
 }
 
-/** Every revocation in force at `now`, read from the database: what a full load holds. */
+/** Every revocation of tokens unexpired at `now`, read from the database: what a full load holds. */
 export async function readRevocationState(prisma: Pick<PrismaClient, "revocation">, now: Date): Promise<RevocationState> {
   return RevocationState.from(await readRevocations(prisma, now));
 }
@@ -73,6 +79,11 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
     return this.options.now?.() ?? Date.now();
   }
 
+  /** Tokens that expired before this can no longer be presented: their jti revocations can go. */
+  #expiredBefore(nowMs: number): number {
+    return nowMs - this.options.keepAfterExpiryMs;
+  }
+
   /** A full reload from the database; loads and syncs run one at a time. */
   reload(): Promise<void> {
     return this.#queue(() => this.#loadOnce());
@@ -98,7 +109,7 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
     const startedAt = this.#now();
     this.#receivedDuringLoad = [];
     try {
-      const state = RevocationState.from(await readRevocations(this.prisma, new Date(startedAt)));
+      const state = RevocationState.from(await readRevocations(this.prisma, new Date(this.#expiredBefore(startedAt))));
       for (const record of this.#receivedDuringLoad) state.add(record);
       this.#state = state;
       this.#lastSyncStartedAt = startedAt;
@@ -109,11 +120,11 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
 
   async #syncOnce(): Promise<void> {
     const startedAt = this.#now();
-    this.#state.forgetExpired(startedAt);
+    this.#state.forgetExpired(this.#expiredBefore(startedAt));
     this.#receivedDuringLoad = [];
     try {
       const since = new Date(this.#lastSyncStartedAt - SYNC_OVERLAP_MS);
-      for (const record of await readRevocations(this.prisma, new Date(startedAt), since)) this.#state.add(record);
+      for (const record of await readRevocations(this.prisma, new Date(this.#expiredBefore(startedAt)), since)) this.#state.add(record);
       // A lift announced while the rows were read must win over the engaged row read before it.
       for (const record of this.#receivedDuringLoad) this.#state.add(record);
       this.#lastSyncStartedAt = startedAt;

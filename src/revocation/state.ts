@@ -73,9 +73,9 @@ export class RevocationState {
     cutoffs.set(value, Math.max(seconds, cutoffs.get(value) ?? -Infinity));
   }
 
-  /** Drops jti revocations whose tokens have expired: they can never be presented again. */
-  forgetExpired(nowMs: number): void {
-    for (const [jti, expiresAt] of this.#jtis) if (expiresAt <= nowMs) this.#jtis.delete(jti);
+  /** Drops jti revocations of tokens that expired before `expiredBeforeMs`: they can never be presented again. */
+  forgetExpired(expiredBeforeMs: number): void {
+    for (const [jti, expiresAt] of this.#jtis) if (expiresAt <= expiredBeforeMs) this.#jtis.delete(jti);
   }
 
   get size(): number {

@@ -44,7 +44,7 @@ const flush = () => new Promise((r) => setImmediate(r));
 /** The revocation state on a real change feed, over the fake database; the feed starts loading at once. */
 function revocationsOn(fake: ReturnType<typeof fakeDatabase>, options: { resyncMs: number; maxStalenessMs: number; now: () => number }) {
   const feed = new ChangeFeed(fake.db, { ...options, replicaId: "me", log: silent });
-  const service = new RevocationService(fake.db.prisma, feed, { resyncMs: options.resyncMs, now: options.now });
+  const service = new RevocationService(fake.db.prisma, feed, { resyncMs: options.resyncMs, keepAfterExpiryMs: 5000, now: options.now });
   return { feed, service, started: feed.start() };
 }
 
@@ -120,6 +120,40 @@ describe("RevocationService", () => {
     await flush();
     expect(() => service.assertNotRevoked(token)).toThrow(/agent's tokens revoked/);
     // Later syncs wait on the fake database: release them until the service has stopped.
+    let stopped = false;
+    const stopping = feed.stop().then(() => (stopped = true));
+    while (!stopped) {
+      fake.pending.forEach((load) => load.release());
+      await flush();
+    }
+    await stopping;
+  });
+
+  it("a jti revocation stays in force for the verification leeway after its token's expiry", async () => {
+    let now = T;
+    const fake = fakeDatabase();
+    const { feed, service, started } = revocationsOn(fake, { resyncMs: 20, maxStalenessMs: 60_000, now: () => now });
+    await flush();
+    fake.pending[0]!.release();
+    await started;
+    fake.deliver(JSON.stringify({ schema: "public", id: "r1", selector: "jti", value: "j", createdAtMs: T, expiresAtMs: T + 1000, lifted: false }));
+    const syncAt = async (ms: number) => {
+      now = ms;
+      const before = fake.pending.length;
+      while (fake.pending.length === before) await new Promise((r) => setTimeout(r, 5));
+      const sync = fake.pending.at(-1)!;
+      sync.release();
+      await flush();
+      return sync;
+    };
+    // 2 s past the token's expiry: it still verifies (5 s leeway), so its revocation holds, and syncs read
+    // the revocations of tokens that expired up to 5 s ago.
+    const sync = await syncAt(T + 3000);
+    expect(sync.where.OR).toContainEqual({ expiresAt: { gt: new Date(T + 3000 - 5000) } });
+    expect(() => service.assertNotRevoked(token)).toThrow(/revoked/);
+    // Past the leeway the token no longer verifies: the revocation can go.
+    await syncAt(T + 6500);
+    expect(() => service.assertNotRevoked(token)).not.toThrow();
     let stopped = false;
     const stopping = feed.stop().then(() => (stopped = true));
     while (!stopped) {
