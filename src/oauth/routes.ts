@@ -15,6 +15,7 @@ import { toOAuthErrorResponse } from "./errors.js";
 import { requestedCapabilities, upstreamOfResource } from "./request.js";
 import type { Tokens } from "../tokens/tokens.js";
 import type { TokenVerifier } from "../tokens/verify.js";
+import type { Upstreams } from "../upstreams/upstreams.js";
 
 export type OAuthDeps = {
   prisma: PrismaClient;
@@ -22,6 +23,8 @@ export type OAuthDeps = {
   clientAuth: ClientAuthenticator;
   verifyToken: TokenVerifier;
   revocations: RevocationService;
+  /** For a token's environment, whose revocations the proxy checks once it knows the upstream. */
+  upstreams: Pick<Upstreams, "findByName">;
   claims: { issuer: string; audience: string };
 };
 
@@ -115,6 +118,11 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     try {
       const verified = await deps.verifyToken(token);
       deps.revocations.assertNotRevoked(verified);
+      // Live as the proxy judges it: its upstream's environment may be revoked too, and a token whose
+      // upstream is gone reaches nothing.
+      const upstream = await deps.upstreams.findByName(verified.upstream);
+      if (!upstream) return null;
+      deps.revocations.assertEnvironmentNotRevoked(verified, upstream.environment);
       return verified;
     } catch (err) {
       if (err instanceof KeywardError && (err.status === 401 || err.status === 403)) return null;
