@@ -109,9 +109,8 @@ export class ForwardProxy {
 
   /** `GET http://host:port/path` with Proxy-Authorization on each request. */
   async #plain(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The target as asked for (but its query), also when it is refused for its form.
     const audit = this.#auditBase(req);
-    // The target as asked for, also when it is refused for its form.
-    audit.path = (req.url ?? "").slice(0, 2000);
     try {
       const target = absoluteHttpTarget(req.url ?? "");
       const { token } = await this.#authenticate(req.rawHeaders, audit);
@@ -127,15 +126,13 @@ export class ForwardProxy {
   async #upgrade(req: IncomingMessage, socket: Duplex): Promise<void> {
     socket.on("error", () => socket.destroy());
     const audit = this.#auditBase(req);
-    audit.path = (req.url ?? "").slice(0, 2000);
     await this.#refuse(audit, badRequest("upgrade_not_supported", "protocol upgrades are not proxied"), (e) => writeRawError(socket, e));
   }
 
   /** `CONNECT host:port`: authenticated once, for a host an upstream names; then TLS, then requests. */
   async #connect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on("error", () => socket.destroy());
-    const audit = this.#auditBase(req);
-    audit.path = (req.url ?? "").slice(0, 300);
+    const audit = this.#auditBase(req, 300);
     try {
       const authority = parseAuthority(req.url ?? "");
       if (!authority) throw badRequest("invalid_connect_target", "CONNECT takes host:port");
@@ -161,7 +158,6 @@ export class ForwardProxy {
     const tunnel = this.#tunnels.get(req.socket);
     if (!tunnel) return void req.socket.destroy();
     const audit = this.#auditBase(req);
-    audit.path = (req.url ?? "").slice(0, 2000);
     try {
       const rawTarget = tunnelTarget(req.url ?? "", tunnel.host, tunnel.port);
       assertHostHeader(req.headers.host, tunnel.host, tunnel.port, "https:");
@@ -209,8 +205,15 @@ export class ForwardProxy {
     return { token, agent };
   }
 
-  #auditBase(req: IncomingMessage): AuditInput {
-    return { kind: "proxy", actor: "anonymous", requestId: randomUUID(), method: req.method ?? "" };
+  /**
+   * A refusal's event, its path the request's target without its query: agents put credentials there
+   * (`?access_token=…`, an API key for a host no upstream names), and the audit log keeps none (SEC-04).
+   */
+  #auditBase(req: IncomingMessage, maxPathLength = 2000): AuditInput {
+    const target = req.url ?? "";
+    const queryAt = target.search(/[?#]/);
+    const path = (queryAt === -1 ? target : target.slice(0, queryAt)).slice(0, maxPathLength);
+    return { kind: "proxy", actor: "anonymous", requestId: randomUUID(), method: req.method ?? "", path };
   }
 
   /** Audits a refusal of the forward proxy's own, then answers it; an unaudited refusal answers 503. */
