@@ -105,6 +105,18 @@ export const CASES = {
     status: 401,
     expected: "401 `invalid_client`; never a 500",
   },
+  "TOK-24": {
+    area: "token",
+    attack: "a token revoked by `jti`, presented again after its `exp` but within the clock-skew leeway verification allows (`KEYWARD_CLOCK_SKEW_SECONDS`)",
+    status: 401,
+    expected: `401; the revocation holds as long as the token verifies; ${NOTHING}`,
+  },
+  "TOK-25": {
+    area: "token",
+    attack: "token exchange (`/oauth2/token`, RFC 8693) of a parent revoked by its upstream's environment",
+    status: 400,
+    expected: "400 `invalid_request`, as for any revoked subject token; no child token is issued",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
@@ -406,6 +418,12 @@ export const CASES = {
     attack: "`Range` requests that cut the injected secret, echoed by the upstream, into pieces shorter than redaction can recognise",
     status: 200,
     expected: "`Range` and `If-Range` are not forwarded (every answer is redacted, one whole answer at a time): the whole body comes back, redacted",
+  },
+  "SEC-04": {
+    area: "secrets",
+    attack: "a credential in the query of a request the forward proxy refuses (`GET http://other.example/search?access_token=…`)",
+    status: 403,
+    expected: "the refusal's audit event records the URL without its query: no credential an agent puts there reaches the audit log",
   },
 
   // Faults
