@@ -132,7 +132,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const environments = new Environments(prisma, changes);
     const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, onPolicyError) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
-    const budgets = new BudgetService(prisma);
+    const budgets = new BudgetService(prisma, config.tokens.leewaySeconds * 1000);
     const gate = new IssuanceGate(prisma, upstreams, environments, approvals);
     const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate, auditLog, agents);
     const verifyToken: TokenVerifier = rememberVerifiedTokens(

@@ -136,7 +136,15 @@ export class BudgetService {
   /** The reservation refilling a counter's lease, while one is in flight. */
   readonly #refills = new Map<string, Promise<void>>();
 
-  constructor(private readonly prisma: PrismaClient) {}
+  /**
+   * `keepAfterExpiryMs`: how long a token's counters outlive its expiry, the clock-skew leeway during which
+   * the token still verifies (KEYWARD_CLOCK_SKEW_SECONDS): pruned at its expiry, a token whose budget was
+   * spent would start afresh for that long.
+   */
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly keepAfterExpiryMs: number,
+  ) {}
 
   /** Takes every counter or none; returns the limit that refused, if any. */
   async take(takes: CounterTake[]): Promise<CounterTake | null> {
@@ -252,8 +260,9 @@ export class BudgetService {
 
   /** Forgets the counters of expired tokens, and their leases. */
   async pruneExpired(now = new Date()): Promise<void> {
-    for (const [key, lease] of this.#leases) if (lease.expiresAt && lease.expiresAt < now) this.#leases.delete(key);
-    await this.prisma.budgetCounter.deleteMany({ where: { expiresAt: { lt: now } } });
+    const expiredBefore = new Date(now.getTime() - this.keepAfterExpiryMs);
+    for (const [key, lease] of this.#leases) if (lease.expiresAt && lease.expiresAt < expiredBefore) this.#leases.delete(key);
+    await this.prisma.budgetCounter.deleteMany({ where: { expiresAt: { lt: expiredBefore } } });
   }
 
   start(intervalMs: number, onError: (err: unknown) => void): void {

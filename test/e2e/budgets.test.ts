@@ -163,10 +163,25 @@ describe("budgets", () => {
             };
           },
         }),
+        5000,
       );
       return { service, counted };
     };
     const usedOf = async (key: string) => (await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key } }))?.used ?? 0;
+
+    it("a token's spent counter outlives its expiry by the clock-skew leeway, while the token still verifies", async () => {
+      const { service } = countingService();
+      const now = new Date();
+      // A per-token budget of one call, its token expired 2 s ago: within the 5 s leeway it still verifies.
+      const take: CounterTake = { ...lifetime("token:leeway-test:calls", 1), limit: "perToken.maxCalls", expiresAt: new Date(now.getTime() - 2000) };
+      expect(await service.take([take])).toBeNull();
+      await service.pruneExpired(now);
+      expect(await service.take([take])).toMatchObject({ limit: "perToken.maxCalls" });
+      // Past the leeway the token no longer verifies: its counter can go.
+      await service.pruneExpired(new Date(now.getTime() + 3500));
+      expect(await usedOf(take.key)).toBe(0);
+      await service.stop();
+    });
 
     it("a burst waits for one lease refill at a time instead of reserving a lease per call", async () => {
       const { service, counted } = countingService();
