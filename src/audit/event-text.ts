@@ -24,3 +24,17 @@ export function operationsSummary(details: Details): string[] {
   for (const op of operations) if (typeof op === "string") counts.set(op, (counts.get(op) ?? 0) + 1);
   return [...counts].map(([op, count]) => (count > 1 ? `${op} ×${count}` : op));
 }
+
+/**
+ * Characters that change how the text around them reads without being seen: bidirectional overrides,
+ * embeddings, isolates and marks, and zero-width characters. An agent's path or method name holding
+ * U+202E shows `invoice<U+202E>fdp.exe` as `invoiceexe.pdf` and reverses what follows it on the line (the
+ * status, the reason); one holding U+200B shows `ad<U+200B>min` as `admin`. Stored as sent (they are the
+ * agent's bytes, and the chain hashes them), they are shown escaped wherever a person reads an event.
+ */
+const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** Event text as a person should read it: each character of INVISIBLE as a visible `\uXXXX`. */
+export function visibleText(text: string): string {
+  return text.replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}

@@ -334,6 +334,12 @@ export const CASES = {
     status: 403,
     expected: "403 in the JSON-RPC dialect, its size bounded whatever the batch, and so is its audit event (a quoted method name kept to 2,000 characters); never a 500; the broker keeps answering every other call",
   },
+  "REQ-40": {
+    area: "request",
+    attack:
+      "bidi controls and zero-width characters in a path or a JSON-RPC method name (`invoice%E2%80%AEfdp.exe`, `ad%E2%80%8Bmin`), to change what the security team reads of the call",
+    expected: "the event keeps the agent's bytes; `keyward audit` and the console show them escaped (`\\u202e`), so the line reads in the order it was recorded",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

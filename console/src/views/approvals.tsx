@@ -6,6 +6,7 @@ import { useConsole } from "../context";
 import { useNames, type Names } from "../names";
 import { formatDuration, fromNow } from "../format";
 import { useLoad } from "../hooks";
+import { visibleText } from "../../../src/audit/event-text";
 
 const STATUSES: ApprovalStatus[] = ["pending", "approved", "denied", "issued", "expired"];
 
@@ -89,7 +90,7 @@ function ApprovalCard(props: { approval: Approval; names: Names; onDecide: (a: A
         </dd>
         <dt>Asks for</dt>
         <dd>
-          {caps.methods?.join(", ") ?? "the grant's methods"} on {caps.paths?.join(", ") ?? "the grant's paths"}
+          {caps.methods?.join(", ") ?? "the grant's methods"} on {caps.paths ? visibleText(caps.paths.join(", ")) : "the grant's paths"}
           {caps.ttlSeconds !== undefined && `, for ${formatDuration(caps.ttlSeconds)}`}
         </dd>
         <dt>Why held</dt>

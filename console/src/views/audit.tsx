@@ -7,7 +7,7 @@ import { Empty, ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
 import { useNames, type Names } from "../names";
 import { formatDateTime, utcDateTime } from "../format";
-import { operationsSummary, recordedNames } from "../../../src/audit/event-text";
+import { operationsSummary, recordedNames, visibleText } from "../../../src/audit/event-text";
 
 /** Live events kept on screen at most; older ones are a "Load older" away. */
 const MAX_ROWS = 500;
@@ -125,8 +125,11 @@ function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; 
   const agentName = event.agentId ? (recorded.agent ?? names.agentName(event.agentId)) : null;
   const grantName = event.grantId ? (recorded.grant ?? names.grantName(event.grantId)) : null;
   const actorName = agentName && event.actor === `agent:${event.agentId}` ? agentName : names.actorName(event.actor);
-  const operations = operationsSummary(details);
-  const reasonText = typeof details?.reason === "string" ? details.reason : null;
+  // What the agent sent (path, operations, reasons) is shown with bidi and zero-width characters escaped.
+  const operations = operationsSummary(details).map(visibleText);
+  const reasonText = typeof details?.reason === "string" ? visibleText(details.reason) : null;
+  const path = event.path === null ? null : visibleText(event.path);
+  const reason = event.reason === null ? null : visibleText(event.reason);
   return (
     <tr class={fresh ? "fresh" : undefined}>
       <td class="mono muted">{event.id}</td>
@@ -152,7 +155,7 @@ function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; 
       <td class="wrap">
         {event.method && <strong>{event.method} </strong>}
         {event.upstream && <span class="muted">{event.upstream} </span>}
-        {event.path && <code>{event.path}</code>}
+        {path && <code>{path}</code>}
         {event.status !== null && <span class="muted"> → {event.status}</span>}
         {!event.method && !event.upstream && !event.path && "—"}
         {operations.length > 0 && (
@@ -167,8 +170,8 @@ function AuditRow({ event, fresh, names }: { event: AuditEvent; fresh: boolean; 
       </td>
       <td>{event.decision ? <span class={`tag ${event.decision}`}>{event.decision}</span> : "—"}</td>
       <td class="wrap">
-        {event.reason ?? ""}
-        {reasonText && reasonText !== event.reason && <div class="muted">{reasonText}</div>}
+        {reason ?? ""}
+        {reasonText && reasonText !== reason && <div class="muted">{reasonText}</div>}
       </td>
     </tr>
   );

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { operationsSummary, recordedNames } from "../../audit/event-text.js";
+import { operationsSummary, recordedNames, visibleText } from "../../audit/event-text.js";
 import { checkedTimeZone, isoInZone } from "../../util/instant.js";
 import { CliError, type AdminApi } from "../connection.js";
 import { contextOf, examples } from "../context.js";
@@ -85,19 +85,20 @@ const COLUMNS = ["id", "at", "kind", "decision", "actor", "agent", "grant", "met
  */
 function readable(event: AuditEvent, timeZone: string): Record<(typeof COLUMNS)[number], string> {
   const names = recordedNames(event.details);
-  const text = (value: string | number | null | undefined) => (value === null || value === undefined ? "" : String(value));
+  // Shown with bidi and zero-width characters escaped (visibleText): an agent's text must not rearrange the line.
+  const text = (value: string | number | null | undefined) => (value === null || value === undefined ? "" : visibleText(String(value)));
   return {
     id: event.id,
     at: isoInZone(event.at, timeZone, { milliseconds: true }),
     kind: event.kind,
     decision: text(event.decision),
-    actor: event.actor,
+    actor: text(event.actor),
     agent: text(names.agent ?? event.agentId),
     grant: text(names.grant ?? event.grantId),
     method: text(event.method),
     upstream: text(event.upstream),
     path: text(event.path),
-    operations: operationsSummary(event.details).join(", "),
+    operations: text(operationsSummary(event.details).join(", ")),
     status: text(event.status),
     reason: text(event.reason),
   };
