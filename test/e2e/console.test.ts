@@ -1,43 +1,29 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_DIST } from "../../src/console/plugin.js";
+import { CHROMIUM, noChromium, openChromium } from "../helpers/browser.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 import { startGraphqlUpstream } from "../helpers/graphql-upstream.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { waitFor } from "../helpers/wait.js";
 
-/** Debian's Chromium (`apt-get install chromium`; .ci/run installs it). */
-const CHROMIUM = process.env.KEYWARD_CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 /** With UPDATE_SCREENSHOTS=1 each view is saved under docs/screenshots/ (shown in docs/console.md). */
 const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS ? join(import.meta.dirname, "../../docs/screenshots") : null;
 const VIEWPORT = { width: 1366, height: 768 };
 /** The browser's zone, and its offset (India's, the same all year): times must be shown with it. */
 const TIME_ZONE = { id: "Asia/Kolkata", offset: "+05:30" };
 
-// CI installs Chromium, so there a missing browser fails the test instead of skipping it.
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
+const skip = noChromium;
 if (skip) console.warn(`console browser test skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set KEYWARD_CHROMIUM)`);
 
 describe.skipIf(skip)("security console in a real browser", () => {
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
-  let profile: string;
-  let browser: BrowserContext;
+  let browser: Awaited<ReturnType<typeof openChromium>>;
   let page: Page;
   let agent: Awaited<ReturnType<typeof createAgent>>;
   let reportBot: Awaited<ReturnType<typeof createAgent>>;
@@ -57,10 +43,8 @@ describe.skipIf(skip)("security console in a real browser", () => {
     const keyOf = async (role: string) => (await broker.admin("post", "/v1/admin-keys", { name: `${role}-on-call`, role })).body.key as string;
     keys = { security: await keyOf("security"), auditor: await keyOf("auditor") };
 
-    profile = mkdtempSync(join(tmpdir(), "keyward-chromium-"));
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: VIEWPORT, timezoneId: TIME_ZONE.id });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.setDefaultTimeout(10_000);
+    browser = await openChromium({ viewport: VIEWPORT, timezoneId: TIME_ZONE.id });
+    ({ page } = browser);
     page.on("pageerror", (err) => pageProblems.push(err.message));
     page.on("console", (message) => {
       if (/Content.Security.Policy|Refused to/i.test(message.text())) pageProblems.push(message.text());
@@ -70,7 +54,6 @@ describe.skipIf(skip)("security console in a real browser", () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
     await broker?.close();
     await upstream?.close();
     await store?.drop();

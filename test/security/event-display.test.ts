@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_DIST } from "../../src/console/plugin.js";
+import { noChromium, openChromium } from "../helpers/browser.js";
 import { newStore, startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } from "../helpers/broker.js";
 import { runCliOnTerminal } from "../helpers/cli.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
@@ -16,10 +16,6 @@ import { title } from "./cases.js";
  * zero-width characters (`ad<U+200B>min` reads as `admin`). `keyward audit` and the console show them
  * escaped (src/audit/event-text.ts visibleText).
  */
-const CHROMIUM = process.env.KEYWARD_CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
-
 const BIDI_OR_INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\u061c\ufeff]/;
 
 describe(`${title("REQ-40")}: keyward audit`, () => {
@@ -95,12 +91,11 @@ describe(`${title("REQ-40")}: keyward audit`, () => {
   }, 120_000);
 });
 
-describe.skipIf(skip)(`${title("REQ-40")}: the console`, () => {
+describe.skipIf(noChromium)(`${title("REQ-40")}: the console`, () => {
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
-  let profile: string;
-  let browser: BrowserContext;
+  let browser: Awaited<ReturnType<typeof openChromium>>;
   let page: Page;
   let token: string;
 
@@ -113,15 +108,12 @@ describe.skipIf(skip)(`${title("REQ-40")}: the console`, () => {
     const agent = await createAgent(broker, "uploader");
     await createGrant(broker, { name: "g", agents: [agent.id], upstream: "files", methods: ["PUT"], paths: ["/v1/**"] });
     token = await tokenFor(broker, agent, { grant: "g" });
-    profile = mkdtempSync(join(tmpdir(), "keyward-chromium-"));
-    browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1920, height: 900 } });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.setDefaultTimeout(10_000);
+    browser = await openChromium({ viewport: { width: 1920, height: 900 } });
+    ({ page } = browser);
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
     await broker?.close();
     await upstream?.close();
     await store?.drop();
