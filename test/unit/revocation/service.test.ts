@@ -48,6 +48,17 @@ function revocationsOn(fake: ReturnType<typeof fakeDatabase>, options: { resyncM
   return { feed, service, started: feed.start() };
 }
 
+/** Stops the feed; later syncs wait on the fake database, so their loads are released until it has stopped. */
+async function stopReleasingLoads(feed: ChangeFeed, fake: ReturnType<typeof fakeDatabase>): Promise<void> {
+  let stopped = false;
+  const stopping = feed.stop().then(() => (stopped = true));
+  while (!stopped) {
+    fake.pending.forEach((load) => load.release());
+    await flush();
+  }
+  await stopping;
+}
+
 describe("RevocationService", () => {
   it("a change announced while a full load runs survives the load's older snapshot", async () => {
     const fake = fakeDatabase();
@@ -119,14 +130,7 @@ describe("RevocationService", () => {
     sync.release();
     await flush();
     expect(() => service.assertNotRevoked(token)).toThrow(/agent's tokens revoked/);
-    // Later syncs wait on the fake database: release them until the service has stopped.
-    let stopped = false;
-    const stopping = feed.stop().then(() => (stopped = true));
-    while (!stopped) {
-      fake.pending.forEach((load) => load.release());
-      await flush();
-    }
-    await stopping;
+    await stopReleasingLoads(feed, fake);
   });
 
   it("a jti revocation stays in force for the verification leeway after its token's expiry", async () => {
@@ -154,13 +158,7 @@ describe("RevocationService", () => {
     // Past the leeway the token no longer verifies: the revocation can go.
     await syncAt(T + 6500);
     expect(() => service.assertNotRevoked(token)).not.toThrow();
-    let stopped = false;
-    const stopping = feed.stop().then(() => (stopped = true));
-    while (!stopped) {
-      fake.pending.forEach((load) => load.release());
-      await flush();
-    }
-    await stopping;
+    await stopReleasingLoads(feed, fake);
   });
 
   it("a revocation of a kind it does not know (a newer replica's) leaves the state unvouched for until a reload succeeds", async () => {
