@@ -1,6 +1,7 @@
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { randomUUID } from "node:crypto";
 import { contentHashOf, contentJson, PLAIN_ASCII } from "./chain.js";
+import { escapedCodeUnit } from "./event-text.js";
 
 export type AuditKind =
   | "proxy"
@@ -56,7 +57,7 @@ const UNSTORABLE = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udff
  */
 export function storable(text: string): string {
   if (!unstorableIn(text)) return text;
-  return text.replace(UNSTORABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(UNSTORABLE, escapedCodeUnit);
 }
 
 function unstorableIn(text: string): boolean {

@@ -34,7 +34,10 @@ export function operationsSummary(details: Details): string[] {
  */
 const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
 
+/** A UTF-16 code unit as the visible JSON-style escape `\uXXXX`: how event text shows what it must not apply. */
+export const escapedCodeUnit = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
 /** Event text as a person should read it: each character of INVISIBLE as a visible `\uXXXX`. */
 export function visibleText(text: string): string {
-  return text.replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(INVISIBLE, escapedCodeUnit);
 }

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { queryOnce, type Database } from "../db/database.js";
 import { batchJsonb, batchJsonOf, serialisedAuditRow, storable, type AuditInput, type AuditRow } from "./audit.js";
+import { escapedCodeUnit } from "./event-text.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 import { jittered } from "../util/jitter.js";
 
@@ -473,7 +474,7 @@ export class AuditLog {
   async #setAside({ row, record }: Entry, err: unknown): Promise<void> {
     const reason = storable(err instanceof Error ? err.message : String(err)).slice(0, 1000);
     const kept = record ? { ...row, issuedToken: record } : row;
-    const asciiJson = JSON.stringify(kept).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    const asciiJson = JSON.stringify(kept).replace(/[^\x20-\x7e]/g, escapedCodeUnit);
     const notice = serialisedAuditRow(
       { kind: "audit.set_aside", actor: "keyward", requestId: row.requestId, details: { eventId: row.eventId, kind: row.kind, reason } },
       `${row.eventId}:set-aside`,
