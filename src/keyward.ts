@@ -96,9 +96,12 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       replicaId,
       log,
     });
+    // A token verifies this long past its expiry (the clock-skew leeway): its revocation and its budget
+    // counters must last as long.
+    const verifiesAfterExpiryMs = config.tokens.leewaySeconds * 1000;
     const revocations = new RevocationService(db.prisma, changes, {
       resyncMs: config.revocationResyncMs,
-      keepAfterExpiryMs: config.tokens.leewaySeconds * 1000,
+      keepAfterExpiryMs: verifiesAfterExpiryMs,
       onCommitted: (record) => metrics.revoked(record.selector),
     });
     const auditCheckpointKeys: CheckpointKeys = [
@@ -132,7 +135,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const environments = new Environments(prisma, changes);
     const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, onPolicyError) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
-    const budgets = new BudgetService(prisma, config.tokens.leewaySeconds * 1000);
+    const budgets = new BudgetService(prisma, verifiesAfterExpiryMs);
     const gate = new IssuanceGate(prisma, upstreams, environments, approvals);
     const tokens = new Tokens(prisma, grants, () => signingKeys.current(), claims, config.tokens, gate, auditLog, agents);
     const verifyToken: TokenVerifier = rememberVerifiedTokens(
