@@ -13,16 +13,44 @@ export function recordedNames(details: Details): { agent?: string; grant?: strin
   return { ...(typeof agent === "string" && { agent }), ...(typeof grant === "string" && { grant }) };
 }
 
+/** Each operation once, with how many times it ran when more than once, in order of first appearance. */
+function counted(operations: Iterable<string>): string[] {
+  const counts = new Map<string, number>();
+  for (const op of operations) counts.set(op, (counts.get(op) ?? 0) + 1);
+  return [...counts].map(([op, count]) => (count > 1 ? `${op} ×${count}` : op));
+}
+
 /**
- * The operations a call ran (details.operations, src/policy/operations.ts), each once with how many
- * times it ran, in order of first appearance: `aws-s3.DeleteObject ×1000`, `mutation volumeDelete`.
+ * The operations a call ran (details.operations), each once with how many times it ran, in order of
+ * first appearance: `aws-s3.DeleteObject ×1000`, `mutation volumeDelete`. Events recorded before the
+ * list was stored counted (recordedOperations) hold every operation: they read the same.
  */
 export function operationsSummary(details: Details): string[] {
   const operations = details?.operations;
   if (!Array.isArray(operations)) return [];
-  const counts = new Map<string, number>();
-  for (const op of operations) if (typeof op === "string") counts.set(op, (counts.get(op) ?? 0) + 1);
-  return [...counts].map(([op, count]) => (count > 1 ? `${op} ×${count}` : op));
+  return counted(operations.filter((op): op is string => typeof op === "string"));
+}
+
+/**
+ * The most distinct operations an allow event names, and the most characters of each name. A JSON-RPC
+ * batch or a GraphQL document of up to the inspection limit (1 MiB) names tens of thousands, each as long
+ * as the agent likes: listed whole, one call's event outweighed its body and went through the spool, the
+ * hash and the database as such.
+ */
+const RECORDED_OPERATIONS_MAX = 100;
+const RECORDED_OPERATION_LENGTH_MAX = 300;
+
+/**
+ * What an allow event records of the operations a call runs (src/policy/decide.ts names them), bounded
+ * whatever the agent sent: each name once with its count, cut to RECORDED_OPERATION_LENGTH_MAX
+ * characters, the first RECORDED_OPERATIONS_MAX of them, then how many more there were.
+ */
+export function recordedOperations(operations: readonly string[]): { operations: string[] } | undefined {
+  if (operations.length === 0) return undefined;
+  const cut = (op: string) => (op.length > RECORDED_OPERATION_LENGTH_MAX ? `${op.slice(0, RECORDED_OPERATION_LENGTH_MAX)}…` : op);
+  const listed = counted(operations.map(cut));
+  if (listed.length <= RECORDED_OPERATIONS_MAX) return { operations: listed };
+  return { operations: [...listed.slice(0, RECORDED_OPERATIONS_MAX), `… ${listed.length - RECORDED_OPERATIONS_MAX} more`] };
 }
 
 /**

@@ -46,7 +46,3 @@ export function inspectOperations(inspector: Inspector, call: CallContent): Insp
       return inspectAwsAction(call);
   }
 }
-
-/** What an allow event records of the operations a call runs (`aws-s3.DeleteObjects`, `mutation volumeDelete`), if any are named. */
-export const operationDetails = (operations: readonly string[]): { details?: { operations: string[] } } =>
-  operations.length > 0 ? { details: { operations: [...operations] } } : {};

@@ -20,7 +20,7 @@ import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
 import { planResponseRedaction } from "../redaction/rules.js";
-import { operationDetails } from "../policy/operations.js";
+import { recordedOperations } from "../audit/event-text.js";
 import { BROKER_ERROR_HEADER, toErrorResponse } from "../http/error-handler.js";
 import { jsonRpcIds, nativeRefusal, refusalDialect, type RefusalDialect } from "./refusals.js";
 
@@ -45,9 +45,10 @@ export type ProxyDeps = {
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
- * The most of a path or a refusal's reason a call's events keep. Both can carry what the agent sent (a
- * refusal quotes a JSON-RPC method or GraphQL field read from a body of up to the inspection limit), and
- * every event is spooled, hashed and shipped before the next call's turn.
+ * The most of a path or a reason a call's events keep. Each can carry what the agent sent (a refusal
+ * quotes a JSON-RPC method or GraphQL field read from a body of up to the inspection limit; an allowed
+ * call's reason names the rule each of its operations passed), and every event is spooled, hashed and
+ * shipped before the next call's turn.
  */
 const AUDITED_TEXT_MAX = 2000;
 
@@ -185,7 +186,9 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
       // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
       try {
-        await deps.auditLog.append(eventOf(audit, "proxy", "allow", { reason: decision.rule, details: operationDetails(decision.operations ?? []).details }));
+        await deps.auditLog.append(
+          eventOf(audit, "proxy", "allow", { reason: decision.rule.slice(0, AUDITED_TEXT_MAX), details: recordedOperations(decision.operations ?? []) }),
+        );
       } catch (err) {
         request.log.error({ err }, "audit write failed");
         throw auditUnavailable();

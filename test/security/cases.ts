@@ -340,6 +340,13 @@ export const CASES = {
       "bidi controls and zero-width characters in a path or a JSON-RPC method name (`invoice%E2%80%AEfdp.exe`, `ad%E2%80%8Bmin`), to change what the security team reads of the call",
     expected: "the event keeps the agent's bytes; `keyward audit` and the console show them escaped (`\\u202e`), so the line reads in the order it was recorded",
   },
+  "REQ-41": {
+    area: "request",
+    attack: "an allowed JSON-RPC batch naming 20,000 distinct methods (1 MiB), or one method name of 200,000 characters",
+    status: 200,
+    expected:
+      "forwarded; its allow event names each operation once with its count, at most 100 names of at most 300 characters, and the rules that passed them in at most 2,000 characters: the event does not grow with the batch",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

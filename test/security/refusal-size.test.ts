@@ -6,12 +6,12 @@ import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "./cases.js";
 
 /**
- * A refusal's size does not follow what the agent sent. A JSON-RPC refusal echoes the call's ids, and
+ * Neither a refusal's size nor an event's follows what the agent sent. A JSON-RPC refusal echoes the call's ids, and
  * the batch is the agent's: 500,000 members fit in the inspection limit (1 MiB). The broker runs in a
  * process of its own, so that the memory and the blocked event loop an unbounded refusal costs are its,
  * and a test can see whether it still answers meanwhile.
  */
-describe("security: refusal size", () => {
+describe("security: what a large batch leaves behind (refusal and event size)", () => {
   let store: Store;
   let broker: BrokerProcess;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -74,5 +74,42 @@ describe("security: refusal size", () => {
     // The reason quotes the method; the event keeps the head of it, as it keeps the head of a long path.
     expect(event?.details.reason).toContain("xxxx");
     expect(event!.details.reason.length).toBeLessThanOrEqual(2000);
+  });
+
+  /** The allow event of the call answered with `res` (its request id). */
+  async function allowEventOf(res: Response): Promise<{ reason: string; details: { operations: string[] } }> {
+    const audit = await fetch(`${broker.url}/v1/audit?kind=proxy&decision=allow&limit=10`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    const events = ((await audit.json()) as { events: { requestId: string; reason: string; details: { operations: string[] } }[] }).events;
+    return events.find((e) => e.requestId === res.headers.get("x-request-id"))!;
+  }
+
+  it(`${title("REQ-41")}: an allowed batch of 20,000 distinct methods`, { timeout: 60_000 }, async () => {
+    const members = Array.from({ length: 20_000 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: `eth_m${i}` }));
+    const body = JSON.stringify(members);
+    expect(body.length).toBeLessThan(1024 * 1024);
+    const res = await fetch(`${broker.url}/proxy/chain/rpc`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+    expect(res.status).toBe(statusOf("REQ-41"));
+    await res.arrayBuffer();
+    expect(upstream.received.at(-1)?.body).toBe(body);
+    const event = await allowEventOf(res);
+    // Listed whole, the event held 20,000 operations and 20,000 rules: ~1.1 MB for a 0.9 MB body.
+    expect(JSON.stringify(event).length).toBeLessThan(16 * 1024);
+    expect(event.details.operations).toHaveLength(101);
+    expect(event.details.operations.slice(0, 2)).toEqual(["method eth_m0", "method eth_m1"]);
+    expect(event.details.operations.at(-1)).toBe("… 19900 more");
+    expect(event.reason.length).toBeLessThanOrEqual(2000);
+    expect(event.reason.startsWith("POST /rpc; jsonrpc.allow[0] method eth_m0; jsonrpc.allow[0] method eth_m1")).toBe(true);
+  });
+
+  it(`${title("REQ-41")}: one allowed method name of 200,000 characters, called 4 times`, async () => {
+    const method = `eth_${"x".repeat(200_000)}`;
+    const body = JSON.stringify(Array.from({ length: 4 }, (_, id) => ({ jsonrpc: "2.0", id, method })));
+    const res = await fetch(`${broker.url}/proxy/chain/rpc`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+    expect(res.status).toBe(statusOf("REQ-41"));
+    await res.arrayBuffer();
+    const event = await allowEventOf(res);
+    expect(JSON.stringify(event).length).toBeLessThan(8 * 1024);
+    expect(event.details.operations).toEqual([`method ${method.slice(0, 293)}… ×4`]);
+    expect(event.reason.length).toBeLessThanOrEqual(2000);
   });
 });

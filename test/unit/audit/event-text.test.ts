@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { batchJsonb, batchJsonOf, serialisedAuditRow, type AuditInput } from "../../../src/audit/audit.js";
 import { contentHash } from "../../../src/audit/chain.js";
-import { operationsSummary, recordedNames } from "../../../src/audit/event-text.js";
+import { operationsSummary, recordedNames, recordedOperations } from "../../../src/audit/event-text.js";
 
 const rowOf = (event: AuditInput, eventId: string) => serialisedAuditRow(event, eventId).row;
 
@@ -43,6 +43,31 @@ describe("operationsSummary", () => {
     expect(operationsSummary({ reason: "r" })).toEqual([]);
     expect(operationsSummary(null)).toEqual([]);
     expect(operationsSummary({ operations: "mutation x" })).toEqual([]);
+  });
+});
+
+describe("recordedOperations", () => {
+  it("records each operation once with its count, in order", () => {
+    expect(recordedOperations(["method eth_call", "method eth_call", "aws-s3.DeleteObject ×1000", "method eth_call"])).toEqual({
+      operations: ["method eth_call ×3", "aws-s3.DeleteObject ×1000"],
+    });
+    expect(recordedOperations([])).toBeUndefined();
+  });
+
+  it("bounds what an agent's batch can make it hold: 100 names of at most 300 characters, then how many more", () => {
+    const distinct = Array.from({ length: 20_000 }, (_, i) => `method eth_${i}`);
+    const recorded = recordedOperations(distinct)!.operations;
+    expect(recorded).toHaveLength(101);
+    expect(recorded.slice(0, 2)).toEqual(["method eth_0", "method eth_1"]);
+    expect(recorded.at(-1)).toBe("… 19900 more");
+    const long = recordedOperations([`method ${"x".repeat(200_000)}`, `method ${"x".repeat(200_001)}`])!.operations;
+    // Cut to the same head, the two names count as one.
+    expect(long).toEqual([`method ${"x".repeat(293)}… ×2`]);
+  });
+
+  it("reads back through operationsSummary as it was recorded", () => {
+    const recorded = recordedOperations(["mutation a", "mutation a", "query b"]);
+    expect(operationsSummary(recorded)).toEqual(["mutation a ×2", "query b"]);
   });
 });
 

@@ -105,6 +105,13 @@ describe("decide: GraphQL rules", () => {
     });
   });
 
+  it("names each rule that allowed once, however many operations passed it", () => {
+    const batch = gql(`{ ${Array.from({ length: 500 }, (_, i) => `a${i}: a`).join(" ")} }`);
+    const decision = decide(token, graphqlGrant, batch);
+    expect(decision).toMatchObject({ allow: true, rule: "POST /**; graphql.allow[0] query a" });
+    expect(decision.allow && decision.operations).toHaveLength(500);
+  });
+
   it("names the rules that allowed and the rule that denied", () => {
     expect(decide(token, graphqlGrant, gql("{ a } mutation M { serviceRestart(id: 1) }", { operationName: "M" }))).toEqual({
       allow: false,
