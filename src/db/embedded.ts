@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { arch, platform, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { processAlive } from "../util/process-alive.js";
+import { processAlive, processStartIdentity } from "../util/process-alive.js";
 
 /**
  * The embedded default: a private PostgreSQL server run from the binaries that the npm package
@@ -86,24 +86,37 @@ function assertReachable(dir: string, user: { uid: number; gid: number }): void 
   }
 }
 
-/** One broker per data dir: a second one would start a second server on the same files. */
+/**
+ * One broker per data dir: a second one would start a second server on the same files. The lock names the
+ * holder's pid and (on Linux) its start identity, so that a lock left by a broker that died is taken over
+ * even when its pid has since gone to another process, as after a reboot.
+ */
 function takeLock(path: string): () => void {
+  const identity = processStartIdentity(process.pid);
+  const content = identity ? `${process.pid}\n${identity}\n` : String(process.pid);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, String(process.pid));
+      writeSync(fd, content);
       closeSync(fd);
       return () => {
         try {
-          if (readFileSync(path, "utf8") === String(process.pid)) unlinkSync(path);
+          if (readFileSync(path, "utf8") === content) unlinkSync(path);
         } catch {
           // already gone
         }
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const holder = Number(readFileSync(path, "utf8"));
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+      const [first = "", heldBy] = readFileSync(path, "utf8").split("\n");
+      const holder = Number(first);
+      // A lock that names the holder's start (this version's) is the holder's only while that process is the same one.
+      const sameProcess = () => {
+        if (!heldBy) return true;
+        const now = processStartIdentity(holder);
+        return now === undefined || now === heldBy;
+      };
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder) && sameProcess()) {
         throw new EmbeddedDatabaseError(
           `another Keyward (pid ${holder}) is using the data dir ${dirname(path)}; stop it first, or give this one its own KEYWARD_DATA_DIR`,
         );
@@ -114,19 +127,48 @@ function takeLock(path: string): () => void {
   throw new EmbeddedDatabaseError(`could not lock the data dir ${dirname(path)}`);
 }
 
-/** A server left running by a broker that died without stopping it: stopped before this broker starts its own. */
-async function stopOrphan(cluster: string): Promise<void> {
+/**
+ * Whether process `pid` runs in `dir` (a PostgreSQL server changes to its data directory); undefined where
+ * /proc does not tell (another OS, no permission to look).
+ */
+function runsIn(pid: number, dir: string): boolean | undefined {
+  if (!existsSync("/proc/self/cwd")) return undefined;
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`) === realpathSync(dir);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ENOENT" ? false : undefined;
+  }
+}
+
+/**
+ * A server left running by a broker that died without stopping it: stopped before this broker starts its
+ * own. A `postmaster.pid` whose pid another process has since (after a reboot) is removed, with the socket's
+ * lock that names the same server: that process is not signalled, and PostgreSQL would take it for a server
+ * still running and refuse to start.
+ */
+async function stopOrphan(paths: ReturnType<typeof embeddedPaths>): Promise<void> {
+  const pidFile = join(paths.cluster, "postmaster.pid");
   let pid: number;
   try {
-    pid = Number(readFileSync(join(cluster, "postmaster.pid"), "utf8").split("\n")[0]);
+    pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
   } catch {
     return;
   }
   if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return; // a stale file: the server checks that itself
+  if (runsIn(pid, paths.cluster) === false) {
+    const socketLock = join(paths.socketDir, `.s.PGSQL.${SOCKET_PORT}.lock`);
+    try {
+      if (Number(readFileSync(socketLock, "utf8").split("\n")[0]) === pid) rmSync(socketLock, { force: true });
+    } catch {
+      // none
+    }
+    rmSync(pidFile, { force: true });
+    return;
+  }
   process.kill(pid, "SIGINT"); // fast shutdown: a clean checkpoint, no recovery at the next start
   for (let waited = 0; processAlive(pid); waited += 50) {
     if (waited === 10_000) process.kill(pid, "SIGQUIT");
-    if (waited > 20_000) throw new EmbeddedDatabaseError(`a PostgreSQL server (pid ${pid}) left on ${cluster} does not stop`);
+    if (waited > 20_000) throw new EmbeddedDatabaseError(`a PostgreSQL server (pid ${pid}) left on ${paths.cluster} does not stop`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -187,7 +229,7 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
     if (!existsSync(join(paths.cluster, "PG_VERSION"))) {
       run(bin.initdb, ["-D", paths.cluster, "--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C"], user);
     }
-    await stopOrphan(paths.cluster);
+    await stopOrphan(paths);
     const server = await spawnServer(bin.postgres, paths, user, options);
     return {
       url: embeddedUrl(options.dataDir),

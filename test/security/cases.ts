@@ -506,6 +506,11 @@ export const CASES = {
     attack: "SIGTERM with a call in flight",
     expected: "the in-flight call finishes (200); new connections are refused; exit code 0",
   },
+  "FLT-15": {
+    area: "faults",
+    attack: "embedded database: after a reboot, the stale `keyward.pid` and `postmaster.pid` name pids that unrelated processes now have",
+    expected: "the broker starts on its data; the unrelated processes are not signalled; a second broker is still refused while it runs",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { TEST_ADMIN_KEY } from "../helpers/broker.js";
+import { spawnMain } from "../helpers/broker-process.js";
+import { freePort } from "../helpers/pg-cluster.js";
+import { waitFor } from "../helpers/wait.js";
+import { title } from "../security/cases.js";
+
+type Main = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
+
+const masterKey = randomBytes(32).toString("base64");
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Issue 14, the embedded default's lifecycle as users hit it beyond test/e2e/embedded-database.test.ts:
+ * a machine that rebooted (the lock files name pids that other processes have now).
+ */
+describe("faults: the embedded PostgreSQL's data dir", () => {
+  const dirs: string[] = [];
+  const running: Main[] = [];
+  const bystanders: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const m of running) if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill("SIGTERM");
+    await Promise.all(running.map((m) => m.exited));
+    for (const b of bystanders) b.kill("SIGKILL");
+    for (const dir of dirs) {
+      try {
+        const pid = Number(readFileSync(join(dir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
+        if (alive(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)) process.kill(pid, "SIGQUIT");
+      } catch {
+        // no server
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const newDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyward-lifecycle-"));
+    chmodSync(dir, 0o711); // as root, the server's user must be able to enter it
+    dirs.push(dir);
+    return dir;
+  };
+
+  const start = async (dataDir: string): Promise<Main> => {
+    const port = await freePort();
+    const child = spawnMain(
+      { PATH: process.env.PATH ?? "", HOME: tmpdir(), PORT: String(port), HOST: "127.0.0.1", KEYWARD_DATA_DIR: dataDir, KEYWARD_MASTER_KEY: masterKey, KEYWARD_ADMIN_KEY: TEST_ADMIN_KEY, LOG_LEVEL: "warn" },
+      ["ignore", "pipe", "pipe"],
+    );
+    let out = "";
+    child.stdout!.on("data", (c) => (out += c));
+    child.stderr!.on("data", (c) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
+    const main = { child, url: `http://127.0.0.1:${port}`, output: () => out, exited };
+    running.push(main);
+    return main;
+  };
+  const serving = (main: Main) =>
+    waitFor(
+      async () => {
+        if (main.child.exitCode !== null) throw new Error(`broker exited at start: ${main.output()}`);
+        return (await fetch(`${main.url}/healthz`).catch(() => null))?.ok;
+      },
+      60_000,
+      () => `the broker to start: ${main.output()}`,
+      50,
+    );
+
+  it(title("FLT-15"), { timeout: 120_000 }, async () => {
+    const dataDir = newDir();
+    const first = await start(dataDir);
+    await serving(first);
+    const server = Number(readFileSync(join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
+
+    // Power lost: the broker and its server die at once, their lock files stay.
+    process.kill(-first.child.pid!, "SIGKILL");
+    process.kill(server, "SIGKILL");
+    await first.exited;
+    const gone = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor(() => gone(server), 10_000, "the server to be reaped"); // a zombie still counts for PostgreSQL
+
+    // After the reboot, both pids belong to processes that have nothing to do with Keyward (a shell, a
+    // database client...), which stop on SIGINT as most programs do.
+    const bystander = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    bystanders.push(bystander);
+    await waitFor(() => alive(bystander.pid!), 5_000, "the bystander to start");
+    const reusePid = (file: string) => writeFileSync(file, readFileSync(file, "utf8").replace(/^\d+/, String(bystander.pid)));
+    reusePid(join(dataDir, "keyward.pid"));
+    reusePid(join(dataDir, "postgres", "postmaster.pid"));
+    reusePid(join(dataDir, "run", ".s.PGSQL.5432.lock"));
+
+    // The broker starts (no "another Keyward is using the data dir"), and the bystander was not signalled.
+    const second = await start(dataDir);
+    await serving(second);
+    expect(alive(bystander.pid!)).toBe(true);
+    expect((await fetch(`${second.url}/v1/agents`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).status).toBe(200);
+
+    // A second broker on the same data dir is still refused while it runs.
+    const third = await start(dataDir);
+    expect(await third.exited).toBe(1);
+    expect(third.output()).toContain(`another Keyward (pid ${second.child.pid}) is using the data dir ${dataDir}`);
+
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+    expect(alive(bystander.pid!)).toBe(true);
+  });
+});
