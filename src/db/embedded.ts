@@ -87,6 +87,22 @@ function assertReachable(dir: string, user: { uid: number; gid: number }): void 
 }
 
 /**
+ * A Unix socket's path holds at most 107 bytes on Linux (103 on macOS: sun_path, less its terminating NUL).
+ * Past that PostgreSQL cannot create its socket, and says so in a line that its last words at exit leave out.
+ */
+function assertSocketPathFits(socketDir: string): void {
+  const socket = join(socketDir, `.s.PGSQL.${SOCKET_PORT}`);
+  const limit = platform() === "darwin" ? 103 : 107;
+  const bytes = Buffer.byteLength(socket);
+  if (bytes > limit) {
+    throw new EmbeddedDatabaseError(
+      `KEYWARD_DATA_DIR is too long for the embedded PostgreSQL: its Unix socket ${socket} would be ${bytes} bytes, ` +
+        `over the ${limit} bytes a socket path may hold; use a shorter KEYWARD_DATA_DIR (by ${bytes - limit} bytes or more), or set DATABASE_URL`,
+    );
+  }
+}
+
+/**
  * One broker per data dir: a second one would start a second server on the same files. The lock names the
  * holder's pid and (on Linux) its start identity, so that a lock left by a broker that died is taken over
  * even when its pid has since gone to another process, as after a reboot.
@@ -204,6 +220,7 @@ export type EmbeddedOptions = {
  */
 export async function startEmbeddedServer(options: EmbeddedOptions): Promise<EmbeddedServer> {
   const paths = embeddedPaths(options.dataDir);
+  assertSocketPathFits(paths.socketDir);
   const user = serverUser();
   // Only traversal is granted to others: the master key file in the data dir is 0600 itself.
   mkdirSync(paths.root, { recursive: true, mode: user ? 0o711 : 0o700 });

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -25,7 +25,8 @@ const alive = (pid: number) => {
 
 /**
  * Issue 14, the embedded default's lifecycle as users hit it beyond test/e2e/embedded-database.test.ts:
- * a machine that rebooted (the lock files name pids that other processes have now).
+ * a machine that rebooted (the lock files name pids that other processes have now), and data dirs the
+ * embedded server cannot use.
  */
 describe("faults: the embedded PostgreSQL's data dir", () => {
   const dirs: string[] = [];
@@ -122,5 +123,20 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
     expect(alive(bystander.pid!)).toBe(true);
+  });
+
+  it(title("FLT-16"), { timeout: 30_000 }, async () => {
+    // 107 bytes is all a Unix socket's path may hold on Linux (sun_path); the socket is run/.s.PGSQL.5432.
+    const parent = newDir();
+    const dataDir = join(parent, "x".repeat(Math.max(1, 108 - join(parent, "/run/.s.PGSQL.5432").length)));
+    mkdirSync(dataDir);
+    const main = await start(dataDir);
+    expect(await main.exited).toBe(1);
+    expect(main.output()).toMatch(/too long/);
+    expect(main.output()).toContain("107 bytes");
+    expect(main.output()).toMatch(/shorter KEYWARD_DATA_DIR/);
+    expect(main.output()).not.toMatch(/\n\s+at /); // no stack trace
+    // Refused before anything was made in it.
+    expect(existsSync(join(dataDir, "postgres"))).toBe(false);
   });
 });

@@ -511,6 +511,11 @@ export const CASES = {
     attack: "embedded database: after a reboot, the stale `keyward.pid` and `postmaster.pid` name pids that unrelated processes now have",
     expected: "the broker starts on its data; the unrelated processes are not signalled; a second broker is still refused while it runs",
   },
+  "FLT-16": {
+    area: "faults",
+    attack: "embedded database: a `KEYWARD_DATA_DIR` so long that the server's Unix socket path would pass the 107-byte `sun_path` limit",
+    expected: "exit 1 at once with one line saying the path is too long and to use a shorter `KEYWARD_DATA_DIR`; nothing created in it",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
