@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -155,7 +155,13 @@ export class AuditSpool {
         for (const p of group) p.settle(null, current.segment);
       } catch (err) {
         for (const p of group) p.settle(err as Error, null);
-        // What was written of a failed group may be on disk, never acknowledged: a new file keeps it apart.
+        // What was written of a failed group may be on disk, never acknowledged: cut off, so that the next
+        // group (once the disk has room) never continues its last line, and a new file keeps it apart too.
+        try {
+          ftruncateSync(current.fd, current.bytes);
+        } catch {
+          // Rotation below keeps it apart, if the disk allows a new file.
+        }
         this.#tryRotate();
         continue;
       }

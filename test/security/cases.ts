@@ -516,6 +516,11 @@ export const CASES = {
     attack: "embedded database: a `KEYWARD_DATA_DIR` so long that the server's Unix socket path would pass the 107-byte `sun_path` limit",
     expected: "exit 1 at once with one line saying the path is too long and to use a shorter `KEYWARD_DATA_DIR`; nothing created in it",
   },
+  "FLT-17": {
+    area: "faults",
+    attack: "the audit spool's disk full: a write gets part of its bytes down, then ENOSPC, and no new spool file can be made",
+    expected: "that call is refused (503, nothing forwarded); once the disk has room, the next acknowledged events are whole lines in the spool, none glued to the refused one's bytes",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
