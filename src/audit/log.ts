@@ -213,6 +213,11 @@ export class AuditLog {
     return !this.#failing && this.#queue.length < (this.hooks.maxKept ?? DEFAULT_MAX_KEPT);
   }
 
+  /** Whether the disk takes the spool's writes (AuditSpool.writable): appends fail while it does not. */
+  spoolWritable(): boolean {
+    return this.spool.writable();
+  }
+
   /**
    * Another part of the broker found the database unreachable (the readiness check): new calls are refused
    * from now, as they would be once shipping found it, and the shipper's retry finds out when it is back.

@@ -10,6 +10,9 @@ const datasync = promisify(fdatasync);
 /** A segment is closed and a new one begun past this size, so that shipped events leave the disk soon. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
 const OWNER_FILE = "owner.json";
+/** What `writable` writes to find out whether a disk that refused a group takes writes again: a few groups' worth. */
+const PROBE_FILE = "probe";
+const PROBE_BYTES = 64 * 1024;
 /**
  * A broker's spool directory while it is being made: created under this suffix, its owner file written,
  * then renamed into place. Adopters pass over it (it never holds events).
@@ -76,6 +79,8 @@ export class AuditSpool {
   #segment: OpenSegment;
   #pending: { line: string; settle: (err: Error | null, segment: Segment | null) => void }[] = [];
   #flushing: Promise<void> | null = null;
+  /** Set while the disk refuses groups: from a refused group to the next one written. */
+  #refused = false;
   #closed = false;
   #heartbeat: NodeJS.Timeout | null = null;
 
@@ -152,8 +157,10 @@ export class AuditSpool {
         this.fsyncs((performance.now() - startedAt) / 1000);
         current.bytes += bytes.length;
         current.segment.unshipped += group.length;
+        this.#refused = false;
         for (const p of group) p.settle(null, current.segment);
       } catch (err) {
+        this.#refused = true;
         for (const p of group) p.settle(err as Error, null);
         // What was written of a failed group may be on disk, never acknowledged: cut off, so that the next
         // group (once the disk has room) never continues its last line, and a new file keeps it apart too.
@@ -166,6 +173,32 @@ export class AuditSpool {
         continue;
       }
       if (current.bytes >= SEGMENT_BYTES) this.#tryRotate();
+    }
+  }
+
+  /**
+   * Whether the disk takes this spool's writes: true unless the last group was refused, and then only if
+   * a probe (a small file written, fdatasync'd and removed beside the segments) is taken now. A broker
+   * whose every call fails for a full disk must leave the load balancer's rotation, and come back once the
+   * disk has room, whether or not calls reach it meanwhile to find out.
+   */
+  writable(): boolean {
+    if (!this.#refused) return true;
+    const probe = join(this.dir, PROBE_FILE);
+    try {
+      const fd = openSync(probe, "w", 0o600);
+      try {
+        const bytes = Buffer.alloc(PROBE_BYTES, "\n");
+        for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return true;
+    } catch {
+      return false;
+    } finally {
+      rmSync(probe, { force: true });
     }
   }
 

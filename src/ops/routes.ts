@@ -13,7 +13,7 @@ export type OpsDeps = {
   revocations: RevocationService;
   signingKeys: SigningKeys;
   metrics: Metrics;
-  auditLog: Pick<AuditLog, "admit" | "flush" | "databaseUnreachable">;
+  auditLog: Pick<AuditLog, "admit" | "flush" | "databaseUnreachable" | "spoolWritable">;
 };
 
 /** Longer than this, the database counts as unreachable: a load balancer's check must answer promptly. */
@@ -59,6 +59,8 @@ export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<vo
       signingKey: signingKeyLoaded(deps.signingKeys),
       // Too many events of answered calls wait for the database: new calls are refused (src/audit/log.ts).
       auditLog: deps.auditLog.admit(),
+      // A disk that refuses the spool's writes fails every call (no call is forwarded before its event is on it).
+      auditSpool: deps.auditLog.spoolWritable(),
     };
     if (!Object.values(checks).every(Boolean)) throw new KeywardError(503, "not_ready", "not ready", { details: checks });
     return { status: "ready", checks };

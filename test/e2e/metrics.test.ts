@@ -42,7 +42,7 @@ describe("operations endpoints", () => {
 
   it("/healthz and /readyz: up, and ready with every check passing", async () => {
     expect((await broker.http().get("/healthz")).body).toEqual({ status: "ok" });
-    expect((await broker.http().get("/readyz")).body).toEqual({ status: "ready", checks: { database: true, revocationState: true, signingKey: true, auditLog: true } });
+    expect((await broker.http().get("/readyz")).body).toEqual({ status: "ready", checks: { database: true, revocationState: true, signingKey: true, auditLog: true, auditSpool: true } });
   });
 
   it("/metrics needs an admin key allowed to read the audit log", async () => {

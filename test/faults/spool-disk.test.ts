@@ -56,4 +56,20 @@ describe("faults: the audit spool's disk full", () => {
     expect(lines).toEqual(['{"event":"a"}', '{"event":"c"}']);
     await spool.close(true);
   });
+
+  it(title("FLT-18") + ": the spool says whether the disk takes its writes, probing it after a refusal", async () => {
+    const { spool } = AuditSpool.open(root);
+    await spool.write('{"event":"a"}');
+    expect(spool.writable()).toBe(true);
+    disk.full = true;
+    await expect(spool.write('{"event":"refused-while-full"}')).rejects.toThrow(/ENOSPC/);
+    expect(spool.writable()).toBe(false);
+    // Room again: the probe finds it before any call has written (a balancer sends none to a broker out of rotation).
+    disk.full = false;
+    expect(spool.writable()).toBe(true);
+    expect(readdirSync(spool.dir).filter((f) => !f.endsWith(".jsonl") && f !== "owner.json")).toEqual([]);
+    await spool.write('{"event":"c"}');
+    expect(spool.writable()).toBe(true);
+    await spool.close(true);
+  });
 });

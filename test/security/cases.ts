@@ -521,6 +521,12 @@ export const CASES = {
     attack: "the audit spool's disk full: a write gets part of its bytes down, then ENOSPC, and no new spool file can be made",
     expected: "that call is refused (503, nothing forwarded); once the disk has room, the next acknowledged events are whole lines in the spool, none glued to the refused one's bytes",
   },
+  "FLT-18": {
+    area: "faults",
+    attack: "the audit spool's disk full, with a load balancer polling `/readyz`",
+    status: 503,
+    expected: "`/readyz` answers 503 with `auditSpool: false` while the disk refuses the spool's writes, so the balancer stops sending calls that would all be refused; ready again once the disk has room, without a call having to find out first",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

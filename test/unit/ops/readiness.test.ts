@@ -6,7 +6,7 @@ import { Metrics } from "../../../src/ops/metrics.js";
 import { opsRoutes, type OpsDeps } from "../../../src/ops/routes.js";
 
 /** /readyz with each dependency healthy unless told otherwise. */
-async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean; noSigningKey?: boolean; auditBacklogFull?: boolean }) {
+async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean; noSigningKey?: boolean; auditBacklogFull?: boolean; spoolRefused?: boolean }) {
   const app = Fastify();
   // Told the database is unreachable, the audit log refuses calls (src/audit/log.ts), as this stand-in does.
   let auditLogToldUnreachable = false;
@@ -28,6 +28,7 @@ async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean;
     auditLog: {
       admit: () => !faults.auditBacklogFull && !auditLogToldUnreachable,
       databaseUnreachable: () => (auditLogToldUnreachable = true),
+      spoolWritable: () => !faults.spoolRefused,
     },
   } as unknown as OpsDeps;
   await app.register(opsRoutes, deps);
@@ -38,16 +39,18 @@ async function readiness(faults: { database?: "down" | "hangs"; stale?: boolean;
 
 describe("/readyz", () => {
   it("is 200 when the database answers, the revocation state is current and a signing key is loaded", async () => {
-    expect(await readiness({})).toEqual({ status: 200, body: { status: "ready", checks: { database: true, revocationState: true, signingKey: true, auditLog: true } } });
+    expect(await readiness({})).toEqual({ status: 200, body: { status: "ready", checks: { database: true, revocationState: true, signingKey: true, auditLog: true, auditSpool: true } } });
   });
 
   it.each([
     // The failed check is passed on: the proxy refuses calls too, so the balancer's view and the calls agree.
-    [{ database: "down" as const }, { database: false, revocationState: true, signingKey: true, auditLog: false }],
-    [{ stale: true }, { database: true, revocationState: false, signingKey: true, auditLog: true }],
-    [{ noSigningKey: true }, { database: true, revocationState: true, signingKey: false, auditLog: true }],
+    [{ database: "down" as const }, { database: false, revocationState: true, signingKey: true, auditLog: false, auditSpool: true }],
+    [{ stale: true }, { database: true, revocationState: false, signingKey: true, auditLog: true, auditSpool: true }],
+    [{ noSigningKey: true }, { database: true, revocationState: true, signingKey: false, auditLog: true, auditSpool: true }],
     // Calls are refused while too many events of answered calls wait for the database (src/audit/log.ts).
-    [{ auditBacklogFull: true }, { database: true, revocationState: true, signingKey: true, auditLog: false }],
+    [{ auditBacklogFull: true }, { database: true, revocationState: true, signingKey: true, auditLog: false, auditSpool: true }],
+    // Every call is refused while the disk refuses the spool's writes: the balancer should stop sending them.
+    [{ spoolRefused: true }, { database: true, revocationState: true, signingKey: true, auditLog: true, auditSpool: false }],
   ])("is 503 naming what failed: %o", async (faults, checks) => {
     expect(await readiness(faults)).toEqual({ status: 503, body: { error: { code: "not_ready", message: "not ready", details: checks } } });
   });
