@@ -65,13 +65,16 @@ function decodedFurther(segment: string): string {
 }
 
 /**
- * What servers strip from the end of a segment, so that `admin<it>` reaches `admin`: dots and spaces
- * (Windows/IIS), any Unicode space (trim() and strip() take U+00A0, U+2002 or U+3000 as spaces; NFKC or a
- * best-fit mapping makes them ASCII spaces first), and the invisible characters sanitisers remove or
- * Unicode once counted as spaces: zero-width space, non-joiner and joiner, word joiner, byte order mark
- * (trim() strips it), Mongolian vowel separator (a space before Unicode 6.3).
+ * What servers strip from either end of a segment, so that `<it>admin` and `admin<it>` reach `admin`:
+ * spaces (trim() and strip() cut both ends), any Unicode space (trim() and strip() take U+00A0, U+2002 or
+ * U+3000 as spaces; NFKC or a best-fit mapping makes them ASCII spaces first), and the invisible
+ * characters sanitisers remove or Unicode once counted as spaces: zero-width space, non-joiner and joiner,
+ * word joiner, byte order mark (trim() strips it), Mongolian vowel separator (a space before Unicode 6.3).
  */
-const STRIPPED_AT_END = /[.\p{White_Space}\u200b-\u200d\u2060\ufeff\u180e]$/u;
+const STRIPPED = "[\\p{White_Space}\\u200b-\\u200d\\u2060\\ufeff\\u180e]";
+// Dots too at the end, as Windows/IIS strip them; a leading dot is kept by every server (`.well-known`).
+const STRIPPED_AT_END = new RegExp(`(?:\\.|${STRIPPED})$`, "u");
+const STRIPPED_AT_START = new RegExp(`^${STRIPPED}`, "u");
 
 /** A path of RFC 3986 pchar without "%" and ";", and "/": nothing to decode, and every segment SEGMENT_SAFE. */
 const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&'()*+,=:@/]*$/;
@@ -93,7 +96,7 @@ function decodedSegment(rawSegment: string): string | { ok: false; reason: strin
   // decodes again must not find a path structure in it that Keyward did not see.
   const deeper = decodedFurther(segment);
   if (deeper !== segment) {
-    if (/^\.\.?$|[/\\;?#]/.test(deeper) || STRIPPED_AT_END.test(deeper)) return { ok: false, reason: "double-encoded delimiter or dot segment in path" };
+    if (/^\.\.?$|[/\\;?#]/.test(deeper) || STRIPPED_AT_START.test(deeper) || STRIPPED_AT_END.test(deeper)) return { ok: false, reason: "double-encoded delimiter or dot segment in path" };
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f-\u009f]/.test(deeper)) return { ok: false, reason: "control character in path" };
     if (looksLikeSeparator(deeper)) return { ok: false, reason: "Unicode look-alike of a dot, slash or other delimiter in path" };
@@ -104,8 +107,8 @@ function decodedSegment(rawSegment: string): string | { ok: false; reason: strin
 /**
  * Normalises the raw request path (no query string). Anything ambiguous is refused rather than guessed:
  * encoded slashes or backslashes (servers disagree on them), control characters and NUL, invalid or
- * overlong UTF-8, segments ending in ".", a space or an invisible character (some servers strip them),
- * and ".." that would leave the base.
+ * overlong UTF-8, segments ending in ".", a space or an invisible character or starting with a space or an
+ * invisible character (some servers strip them), and ".." that would leave the base.
  */
 export function normalisePath(raw: string): PathResult {
   if (!raw.startsWith("/")) return { ok: false, reason: "path must start with /" };
@@ -125,6 +128,7 @@ export function normalisePath(raw: string): PathResult {
     }
     // A plain segment holds no space and nothing beyond ASCII: of what servers strip, only a dot can end it.
     if (plain ? segment.endsWith(".") : STRIPPED_AT_END.test(segment)) return { ok: false, reason: "path segment ends with a dot, a space or an invisible character" };
+    if (!plain && STRIPPED_AT_START.test(segment)) return { ok: false, reason: "path segment starts with a space or an invisible character" };
     segments.push(segment);
   }
   const trailingSlash = raw.length > 1 && raw.endsWith("/") && segments.length > 0 ? "/" : "";

@@ -347,6 +347,13 @@ export const CASES = {
     expected:
       "forwarded; its allow event names each operation once with its count, at most 100 names of at most 300 characters, and the rules that passed them in at most 2,000 characters: the event does not grow with the batch",
   },
+  "REQ-42": {
+    area: "request",
+    attack:
+      "space or invisible character at the start of a path segment (`/v1/%20admin/users`, `/v1/%C2%A0admin/users`, U+3000, U+200B, U+FEFF) against a path deny rule",
+    status: 403,
+    expected: `403 \`invalid_path\`, as for one at the end (REQ-33); ${NOTHING}`,
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

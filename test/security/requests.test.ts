@@ -321,6 +321,14 @@ describe("security: request attacks", () => {
     expectRefused(await get(target), statusOf("REQ-33"), "invalid_path");
   });
 
+  // The same characters at the start: trim() and strip() cut both ends of a segment.
+  each([
+    "/proxy/api/v1/%20admin/users", "/proxy/api/v1/%C2%A0admin/users", "/proxy/api/v1/%E3%80%80admin/users",
+    "/proxy/api/v1/%E2%80%8Badmin/users", "/proxy/api/v1/%EF%BB%BFadmin/users", "/proxy/api/v1/%2520admin/users",
+  ])(title("REQ-42"), async (target) => {
+    expectRefused(await get(target), statusOf("REQ-42"), "invalid_path");
+  });
+
   it(title("REQ-12"), async () => {
     for (const method of ["get", "Get", "pOST", "delete"]) {
       expectRefused(await get("/proxy/api/v1/items", "", method), statusOf("REQ-12"), "bad_request");

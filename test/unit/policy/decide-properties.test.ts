@@ -41,8 +41,13 @@ function reading(raw: string, decodes: number, lenient: boolean): string[] | nul
   }
   const out: string[] = [];
   for (let segment of text.split("/")) {
-    // Trailing dots, spaces (Unicode ones too, as trim() takes them) and invisible characters stripped.
-    if (lenient) segment = segment.split(";", 1)[0]!.replace(/[.\s\u180e\u200b-\u200d\u2060]+$/, (m) => (/^\.+$/.test(segment) ? m : ""));
+    // Trailing dots, spaces (Unicode ones too, as trim() takes them) and invisible characters stripped,
+    // and the spaces and invisible characters before it.
+    if (lenient)
+      segment = segment
+        .split(";", 1)[0]!
+        .replace(/[.\s\u180e\u200b-\u200d\u2060]+$/, (m) => (/^\.+$/.test(segment) ? m : ""))
+        .replace(/^[\s\u180e\u200b-\u200d\u2060]+/, "");
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
       if (out.length === 0) return null;
@@ -127,7 +132,7 @@ const spelledWord = (word: string) =>
   fc.nat(word.length - 1).chain((i) => spelled(word[i]!).map((c) => word.slice(0, i) + c + word.slice(i + 1)));
 const oddSegment = fc.constantFrom(
   "", ".", "..", "%2e", "%2e%2e", "%252e%252e", "\uff0e\uff0e", "\u2025", "%EF%BC%8E%EF%BC%8E", "x\u2215admin", "x%EF%BC%8Fadmin",
-  "admin.", "admin%20", "admin%C2%A0", "admin%E3%80%80", "admin%E2%80%8B", "admin%EF%BB%BF", "admin;x", "admin%3Bx", "%252f", "x%2fadmin", "a\\..\\admin", "%C0%AE%C0%AE", "admin%00",
+  "admin.", "admin%20", "admin%C2%A0", "admin%E3%80%80", "admin%E2%80%8B", "admin%EF%BB%BF", "%20admin", "%C2%A0admin", "%E2%80%8Badmin", "%EF%BB%BFadmin", "admin;x", "admin%3Bx", "%252f", "x%2fadmin", "a\\..\\admin", "%C0%AE%C0%AE", "admin%00",
 );
 const word = fc.constantFrom(...WORDS);
 const segment = fc.oneof({ weight: 6, arbitrary: word }, { weight: 4, arbitrary: word.chain(spelledWord) }, { weight: 1, arbitrary: oddSegment });

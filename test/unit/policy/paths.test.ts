@@ -242,6 +242,32 @@ describe(title("REQ-33"), () => {
   });
 });
 
+describe(title("REQ-42"), () => {
+  // trim() and strip() cut both ends: ` admin` reaches `admin` past a deny rule on /v1/admin/** as
+  // `admin ` does. A leading dot stays (`.well-known`): no server strips it.
+  const STARTS = "path segment starts with a space or an invisible character";
+  const refused: [string, string][] = [
+    ["/v1/%20admin/users", STARTS],
+    ["/v1/%C2%A0admin/users", STARTS], // no-break space U+00A0
+    ["/v1/\u00a0admin/users", STARTS],
+    ["/v1/%E3%80%80admin/users", STARTS], // ideographic space U+3000
+    ["/v1/%E2%80%82admin/users", STARTS], // en space U+2002
+    ["/v1/%E2%80%8Badmin/users", STARTS], // zero-width space U+200B
+    ["/v1/%E2%81%A0admin", STARTS], // word joiner U+2060
+    ["/v1/%EF%BB%BFadmin/users", STARTS], // byte order mark U+FEFF
+    ["/v1/%E1%A0%8Eadmin/users", STARTS], // Mongolian vowel separator U+180E
+    ["/v1/%2520admin/users", "double-encoded delimiter or dot segment in path"], // an upstream decoding twice
+    ["/v1/%25C2%25A0admin/users", "double-encoded delimiter or dot segment in path"],
+  ];
+  it.each(refused)("%j → %s", (raw, expected) => {
+    expect(reason(raw)).toBe(expected);
+  });
+
+  it.each(["/.well-known/x", "/v1/.admin", "/v1/%2Eadmin"])("%s is accepted", (raw) => {
+    expect(normalisePath(raw).ok).toBe(true);
+  });
+});
+
 describe("normalisePath: a plain path (nothing to decode) is taken as it is", () => {
   // A plain path skips decoding and encoding (src/policy/paths.ts): the same path with one character
   // percent-encoded must still give exactly the same result, segments, decision text and forwarded text.
