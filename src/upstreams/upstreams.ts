@@ -3,7 +3,7 @@ import type { PrismaClient, Upstream } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
-import { conflict, notFound, validationFailed } from "../http/errors.js";
+import { conflict, credentialUnavailable, notFound, validationFailed } from "../http/errors.js";
 import type { ChangeFeed } from "../change-feed/feed.js";
 import { RowCache } from "../change-feed/row-cache.js";
 import { slug } from "../http/schemas.js";
@@ -72,6 +72,12 @@ export const updateUpstreamBody = z
   })
   .refine((b) => Object.keys(b).length > 0, "nothing to update");
 export const setSecretBody = z.strictObject({ secret: secretInput });
+
+/**
+ * The credential config as it was checked when written, not parsed again: one written before a rule it
+ * breaks (a header name reserved since) must still be replaceable. The proxy parses it (#compile).
+ */
+const storedAuth = (row: Upstream) => row.authConfig as AuthConfig;
 
 /** A secret that does not fit its kind is refused when written, never discovered by the proxy. */
 function assertSecretFits(problems: SecretProblem[]): void {
@@ -196,15 +202,15 @@ export class Upstreams {
   async update(name: string, input: z.infer<typeof updateUpstreamBody>, meta: Actor) {
     const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#find(tx, name);
-      const storedAuth = authConfigSchema.parse(existing.authConfig);
-      const storedType = storedAuth.type;
+      const stored = storedAuth(existing);
+      const storedType = stored.type;
       const type = input.auth?.type ?? storedType;
       if (input.secret !== undefined) assertSecretFits(secretProblems(type, input.secret));
       // A secret is only ever used by the kind it was checked for.
       else if (type !== storedType) assertSecretFits([{ path: ["secret"], message: `a change of kind to ${type} needs its secret in the same request` }]);
       // Otherwise a manage-role key could point a stored credential it cannot read at a host it controls:
       // the upstream itself, or the token endpoint the secret is exchanged at.
-      else if (sendsSecretElsewhere({ baseUrl: existing.baseUrl, auth: storedAuth }, input)) {
+      else if (sendsSecretElsewhere({ baseUrl: existing.baseUrl, auth: stored }, input)) {
         assertSecretFits([{ path: ["secret"], message: "sending the stored secret to another origin needs it in the same request" }]);
       }
       // Trusting another CA could send the stored secret to whoever holds that CA's key: the same rule.
@@ -238,7 +244,7 @@ export class Upstreams {
   async setSecret(name: string, secret: SecretInput, meta: Actor) {
     const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#find(tx, name);
-      assertSecretFits(secretProblems(authConfigSchema.parse(existing.authConfig).type, secret));
+      assertSecretFits(secretProblems(storedAuth(existing).type, secret));
       const row = await tx.upstream.update({ where: { name }, data: this.#secretFields(existing.id, secret) });
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
@@ -280,7 +286,13 @@ export class Upstreams {
     if (cached?.source === source) return cached.upstream;
     const baseUrl = new URL(row.baseUrl);
     const dispatcher = row.tlsCa === null ? undefined : this.dispatcherTrusting(row.tlsCa);
-    const credential = compileCredential(authConfigSchema.parse(row.authConfig), this.#decrypt(row), {
+    const auth = authConfigSchema.safeParse(row.authConfig);
+    // Written before a rule it breaks (a header name reserved since): nothing is sent with it until replaced.
+    if (!auth.success) {
+      const problems = auth.error.issues.map((issue) => `${["auth", ...issue.path.map(String)].join(".")}: ${issue.message}`).join("; ");
+      throw credentialUnavailable(`upstream ${row.name}'s stored auth is no longer accepted (${problems}); replace it with PATCH /v1/upstreams/${row.name}`);
+    }
+    const credential = compileCredential(auth.data, this.#decrypt(row), {
       baseUrl,
       dispatcher: dispatcher ?? this.dispatcher,
       now: Date.now,

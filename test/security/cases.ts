@@ -419,6 +419,14 @@ export const CASES = {
     status: 400,
     expected: "400 `validation_failed`; never a 500",
   },
+  "ADM-12": {
+    area: "admin",
+    attack:
+      "an upstream credential injected as a framing, hop-by-hop, forwarding or override header (`content_length`, `Transfer-Encoding`, `host`, `te`, `upgrade`, `x_forwarded_for`, `x_http_method_override`, `content_type`), in any case and with `_` for `-`, on create or update",
+    status: 400,
+    expected:
+      "400 `validation_failed` at `/auth/header`; nothing written. An upstream stored with such a name before: its calls are refused 502 `upstream_credential_unavailable`, nothing forwarded, until an admin replaces the name",
+  },
 
   // Secrets
   "SEC-01": {

@@ -68,7 +68,7 @@ describe("authConfigSchema: header kind", () => {
   it("explains a reserved header", () => {
     const result = parse({ type: "header", header: "Host" });
     expect(result.success).toBe(false);
-    expect(result.error?.issues.map((i) => i.message)).toContain("this header cannot carry a credential");
+    expect(result.error?.issues.map((i) => i.message)).toContain("a framing, hop-by-hop, forwarding or override header (any case, _ for -) cannot carry a credential");
   });
 
   it("explains a bad template", () => {
