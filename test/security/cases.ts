@@ -354,6 +354,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`invalid_path\`, as for one at the end (REQ-33); ${NOTHING}`,
   },
+  "REQ-43": {
+    area: "request",
+    attack:
+      "against an upstream whose credential is the query parameter `api_key`, the agent's own value in a spelling a server reads as it (`api_key[]`, `API_KEY`, `api%5Fkey`, `api%255Fkey`, `api_key%00`, `api.key`, `api+key`)",
+    status: 200,
+    expected: "forwarded without the agent's parameter: the upstream reads `api_key` once, the injected secret, never the agent's value or an array",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },
