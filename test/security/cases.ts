@@ -117,6 +117,12 @@ export const CASES = {
     status: 400,
     expected: "400 `invalid_request`, as for any revoked subject token; no child token is issued",
   },
+  "TOK-26": {
+    area: "token",
+    attack: "a token, and a child exchanged from it (RFC 8693), used for a method or path the admin removed from their grant after they were issued",
+    status: 403,
+    expected: `403 \`method_not_granted\` or \`path_not_granted\`: the proxy judges every call by the grant as it stands, whatever the token claims; ${NOTHING}`,
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
