@@ -42,10 +42,28 @@ export function narrowCapabilities(
   return { ok: true, capabilities: { methods, paths, ttlSeconds } };
 }
 
-/** A parent token as the limits of an exchange: its own methods and paths, and the life it has left. */
-export function parentLimits(parent: AgentToken, grantMaxTtlSeconds: number, now: Date): GrantLimits {
+/**
+ * A parent token as the limits of an exchange: what it and its grant as it stands now both allow, and the
+ * life it has left. Its claims are what the grant allowed when it was issued: a grant narrowed since must
+ * not be widened again for a child, as a direct token request would not be.
+ */
+export function parentLimits(parent: AgentToken, grant: GrantLimits, now: Date): GrantLimits {
   const remaining = parent.expiresAt - Math.floor(now.getTime() / 1000);
-  return { methods: parent.methods, paths: parent.paths, maxTtlSeconds: Math.min(remaining, grantMaxTtlSeconds) };
+  return {
+    methods: parent.methods.filter((method) => grant.methods.includes(method)),
+    paths: commonPaths(parent.paths, grant.paths),
+    maxTtlSeconds: Math.min(remaining, grant.maxTtlSeconds),
+  };
+}
+
+/**
+ * Patterns for what both sets of patterns match: each pattern of one that a pattern of the other covers.
+ * Two patterns that only overlap (`/v1/{id}/x` and `/v1/a/{name}`) give nothing: their common part is no
+ * pattern either holds, and doubt falls on refusing.
+ */
+function commonPaths(a: readonly string[], b: readonly string[]): string[] {
+  const within = (inner: readonly string[], outer: readonly string[]) => inner.filter((p) => outer.some((o) => patternCovers(o, p)));
+  return [...new Set([...within(a, b), ...within(b, a)])];
 }
 
 /** Present on a token obtained by exchange: who exchanged it and what it descends from. */

@@ -100,7 +100,7 @@ export class Tokens {
     // make no call, so it is refused now, with the error the parent's own call gets.
     const spent = await spentCallBudget(this.prisma, grant.budgets, [...parent.ancestors, parent.jti]);
     if (spent) return refuse(tooManyRequests(`${spent.limit} (${spent.capacity}) is spent`, null), grant);
-    const limits = parentLimits(parent, grant.maxTtlSeconds, now);
+    const limits = parentLimits(parent, grant, now);
     const narrowed = narrowCapabilities(limits, request, this.ttl, "the parent token");
     if (!narrowed.ok) return refuse(forbidden(narrowed.reason, "widening_refused"), grant);
     return this.#mint(agent, grant, narrowed.capabilities, requestId, now, delegationFrom(parent));

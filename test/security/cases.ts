@@ -123,6 +123,12 @@ export const CASES = {
     status: 403,
     expected: `403 \`method_not_granted\` or \`path_not_granted\`: the proxy judges every call by the grant as it stands, whatever the token claims; ${NOTHING}`,
   },
+  "TOK-27": {
+    area: "token",
+    attack: "token exchange, after the grant was narrowed, from a token (or its child) issued under the wider grant: asking for a removed method or path, or asking for nothing",
+    status: 400,
+    expected: "400 `invalid_scope` (`Keyward-Error: widening_refused`) for anything the grant no longer allows; asking for nothing, a child of only what the parent and the grant as it stands both allow",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {

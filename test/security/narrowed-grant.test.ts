@@ -10,8 +10,8 @@ type Agent = Awaited<ReturnType<typeof createAgent>>;
 
 /**
  * A token carries the methods and paths it was issued with; an admin narrowing its grant afterwards must
- * take them away from it and from the children it was exchanged for. Through the real API: tokens,
- * RFC 8693 exchange, PATCH of the grant, the proxy.
+ * take them away from it, from the children it was exchanged for, and from the children it is exchanged
+ * for later. Through the real API: tokens, RFC 8693 exchange, PATCH of the grant, the proxy.
  */
 describe("security: tokens under a grant narrowed after they were issued", () => {
   let store: Store;
@@ -72,5 +72,29 @@ describe("security: tokens under a grant narrowed after they were issued", () =>
   it(`${title("TOK-26")}: what the narrowed grant still allows goes through for both`, async () => {
     expect((await call("get", "/v1/items/1", parent)).status).toBe(200);
     expect((await call("post", "/v1/items/1", child)).status).toBe(200);
+  });
+
+  it.each([
+    ["a removed method", { scope: "method:DELETE" }],
+    ["a removed path", { scope: "path:/v1/admin/**" }],
+    ["the old paths", { scope: "path:/v1/**" }],
+  ])(`${title("TOK-27")}: from the parent and from its child, asking for %s`, async (_what, fields) => {
+    for (const subject of [parent, child]) {
+      const res = await exchange(subject, fields);
+      expect(res.status, res.text).toBe(statusOf("TOK-27"));
+      expect(res.body.error).toBe("invalid_scope");
+      expect(res.headers["keyward-error"]).toBe("widening_refused");
+      expect(res.body.access_token).toBeUndefined();
+    }
+  });
+
+  it(`${title("TOK-27")}: without asking, a new child gets only what its parent and the grant as it stands both allow`, async () => {
+    for (const subject of [parent, child]) {
+      const res = await exchange(subject);
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.scope).toBe("api:GET api:POST");
+      expect(claimsOf(res.body.access_token).cap).toEqual({ upstream: "api", methods: ["GET", "POST"], paths: ["/v1/items/**"] });
+      expect((await call("get", "/v1/items/1", res.body.access_token)).status).toBe(200);
+    }
   });
 });

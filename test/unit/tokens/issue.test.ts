@@ -192,13 +192,26 @@ describe("token exchange: the parent token as the limits", () => {
     ancestors: [],
     rootIssuedAt: T - 100,
   };
-  const limits = parentLimits(parent, 900, now);
+  const grant = { methods: ["GET", "POST", "DELETE"] as HttpMethod[], paths: ["/**"], maxTtlSeconds: 900 };
+  const limits = parentLimits(parent, grant, now);
   const exchange = (request: TokenRequest) => narrowCapabilities(limits, request, TTL, "the parent token");
 
   it("the limits are the parent's methods, paths and remaining life", () => {
     expect(limits).toEqual({ methods: ["GET", "POST"], paths: ["/v1/**"], maxTtlSeconds: 300 });
-    expect(parentLimits(parent, 120, now).maxTtlSeconds).toBe(120); // the grant's maximum, if shorter
-    expect(parentLimits(parent, 900, new Date((T + 300) * 1000)).maxTtlSeconds).toBe(0);
+    expect(parentLimits(parent, { ...grant, maxTtlSeconds: 120 }, now).maxTtlSeconds).toBe(120); // the grant's maximum, if shorter
+    expect(parentLimits(parent, grant, new Date((T + 300) * 1000)).maxTtlSeconds).toBe(0);
+  });
+
+  // The grant narrowed after the parent was issued: its claims are no longer the limits.
+  const narrowedGrants: [string, Partial<GrantLimits>, Pick<GrantLimits, "methods" | "paths">][] = [
+    ["a method removed", { methods: ["GET"] }, { methods: ["GET"], paths: ["/v1/**"] }],
+    ["the paths narrowed below the parent's", { paths: ["/v1/items/**", "/v2/**"] }, { methods: ["GET", "POST"], paths: ["/v1/items/**"] }],
+    ["paths wider than the parent's", { paths: ["/**"] }, { methods: ["GET", "POST"], paths: ["/v1/**"] }],
+    ["paths that only overlap the parent's", { paths: ["/{version}/items"] }, { methods: ["GET", "POST"], paths: [] }],
+    ["every method removed", { methods: ["DELETE"] }, { methods: [], paths: ["/v1/**"] }],
+  ];
+  it.each(narrowedGrants)("the limits under a grant with %s: what the parent and the grant both allow", (_name, narrowed, expected) => {
+    expect(parentLimits(parent, { ...grant, ...narrowed }, now)).toEqual({ ...expected, maxTtlSeconds: 300 });
   });
 
   const narrower: [string, TokenRequest, { methods: HttpMethod[]; paths: string[]; ttlSeconds: number }][] = [
@@ -223,7 +236,7 @@ describe("token exchange: the parent token as the limits", () => {
   });
 
   it("a parent with no life left yields nothing", () => {
-    const expired = parentLimits(parent, 900, new Date((T + 300) * 1000));
+    const expired = parentLimits(parent, grant, new Date((T + 300) * 1000));
     expect(narrowCapabilities(expired, {}, TTL, "the parent token")).toEqual({ ok: false, reason: "the parent token expires in less than a second" });
   });
 
