@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { errors as undiciErrors } from "undici";
 import { DatabaseConnectTimeout } from "../db/database.js";
@@ -113,10 +113,19 @@ export const BROKER_ERROR_HEADER = "keyward-error";
 export function setErrorResponses(scope: FastifyInstance, refusals: "info" | "debug"): void {
   scope.setErrorHandler((err, request, reply) => {
     const { status, body, headers } = toErrorResponse(err);
-    if (status >= 500) request.log.error({ err }, "request failed");
-    else request.log[refusals]({ code: body.error.code, status }, "request refused");
+    logErrorResponse(request, err, { status, code: body.error.code }, refusals);
     return reply.code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
   });
+}
+
+/**
+ * How an error answered is logged, wherever it is answered (here, or in an upstream's own dialect by the
+ * proxy): a failure (5xx) at "error" with the error and its cause, which the client is never sent; a
+ * refusal at `refusals`.
+ */
+export function logErrorResponse(request: FastifyRequest, err: unknown, sent: { status: number; code: string }, refusals: "info" | "debug"): void {
+  if (sent.status >= 500) request.log.error({ err }, "request failed");
+  else request.log[refusals]({ code: sent.code, status: sent.status }, "request refused");
 }
 
 /** Error responses for the whole app, and its 404 for unknown routes. */

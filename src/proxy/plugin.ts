@@ -21,7 +21,7 @@ import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
 import { planResponseRedaction } from "../redaction/rules.js";
 import { recordedOperations } from "../audit/event-text.js";
-import { BROKER_ERROR_HEADER, toErrorResponse } from "../http/error-handler.js";
+import { BROKER_ERROR_HEADER, logErrorResponse, toErrorResponse } from "../http/error-handler.js";
 import { jsonRpcIds, nativeRefusal, refusalDialect, type RefusalDialect } from "./refusals.js";
 
 export type ProxyDeps = {
@@ -251,7 +251,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       }
       const native = nativeRefusal(err, refusal.dialect, { requestId: request.id, jsonRpc: jsonRpcIds(refusal.body) });
       if (!native) throw err;
-      request.log.debug({ code: err.code, status: err.status, dialect: refusal.dialect.kind }, "request refused");
+      logErrorResponse(request, err, { status: err.status, code: err.code }, "debug");
       return reply
         .code(err.status)
         .headers({ ...err.extra.headers, ...native.headers, [BROKER_ERROR_HEADER]: err.code })

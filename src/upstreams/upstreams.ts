@@ -9,7 +9,7 @@ import { RowCache } from "../change-feed/row-cache.js";
 import { slug } from "../http/schemas.js";
 import type { Vault } from "../vault/vault.js";
 import { upstreamPolicyFields, type Protocol } from "../policy/rules.js";
-import { httpUrl } from "./credentials/contract.js";
+import { httpUrl, type CompileContext } from "./credentials/contract.js";
 import {
   authConfigSchema,
   compileCredential,
@@ -292,11 +292,7 @@ export class Upstreams {
       const problems = auth.error.issues.map((issue) => `${["auth", ...issue.path.map(String)].join(".")}: ${issue.message}`).join("; ");
       throw credentialUnavailable(`upstream ${row.name}'s stored auth is no longer accepted (${problems}); replace it with PATCH /v1/upstreams/${row.name}`);
     }
-    const credential = compileCredential(auth.data, this.#decrypt(row), {
-      baseUrl,
-      dispatcher: dispatcher ?? this.dispatcher,
-      now: Date.now,
-    });
+    const credential = this.#storedCredential(row, auth.data, { baseUrl, dispatcher: dispatcher ?? this.dispatcher, now: Date.now });
     // The credential it replaces (a rotated secret, a new kind) stays redacted for a while: calls made
     // with it may still be answered, and the upstream may go on accepting it during the overlap.
     const previous = cached && { credential: cached.upstream.credential, until: Date.now() + ROTATION_OVERLAP_MS };
@@ -327,6 +323,26 @@ export class Upstreams {
       secretKeyId: this.vault.keyId,
       secretUpdatedAt: new Date(),
     };
+  }
+
+  /**
+   * The stored secret, decrypted and compiled with its config. A secret this broker cannot decrypt
+   * (another master key) or that no longer fits its kind (a config changed beside it, a rule written since)
+   * is never used: 502, nothing forwarded, and the log says what to replace, never what the secret holds.
+   */
+  #storedCredential(row: Upstream, auth: AuthConfig, context: CompileContext) {
+    let secret: string;
+    try {
+      secret = this.#decrypt(row);
+    } catch {
+      throw credentialUnavailable(`upstream ${row.name}'s stored secret cannot be decrypted with this broker's master key; set it again with PUT /v1/upstreams/${row.name}/secret`);
+    }
+    try {
+      return compileCredential(auth, secret, context);
+    } catch (err) {
+      const where = err instanceof z.ZodError ? ` (${err.issues.map((issue) => ["secret", ...issue.path.map(String)].join(".")).join(", ")})` : "";
+      throw credentialUnavailable(`upstream ${row.name}'s stored secret does not fit its ${auth.type} credential${where}; set it again with PUT /v1/upstreams/${row.name}/secret`);
+    }
   }
 
   #decrypt(row: Upstream): string {

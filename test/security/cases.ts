@@ -446,6 +446,12 @@ export const CASES = {
     expected:
       "400 `validation_failed` at `/auth/header`; nothing written. An upstream stored with such a name before: its calls are refused 502 `upstream_credential_unavailable`, nothing forwarded, until an admin replaces the name",
   },
+  "ADM-13": {
+    area: "admin",
+    attack: "an upstream whose stored secret this broker cannot use: encrypted under another master key, or not the shape its credential kind needs (a config changed beside it in the database, or a rule written since)",
+    status: 502,
+    expected: "502 `upstream_credential_unavailable`, nothing forwarded, no 500; the log names the upstream and what to replace, never a byte of the secret; calls go through again once the secret is set again",
+  },
 
   // Secrets
   "SEC-01": {
