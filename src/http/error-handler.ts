@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { errors as undiciErrors } from "undici";
 import { DatabaseConnectTimeout } from "../db/database.js";
-import { databaseUnavailable, KeywardError, type ErrorCode } from "./errors.js";
+import { conflict, databaseUnavailable, KeywardError, type ErrorCode } from "./errors.js";
 
 type ErrorBody = { error: { code: ErrorCode; message: string; reason?: string; details?: unknown } };
 
@@ -54,6 +54,15 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   );
 }
 
+/**
+ * A unique index refused a row: a name (upstream, agent, grant) checked free and taken by a concurrent
+ * request before this one's insert or rename. The transaction rolled back whole; the caller gets the 409
+ * it would have got a moment later, never a 500 (SECURITY.md, ADM-14).
+ */
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && err.name === "PrismaClientKnownRequestError" && (err as Error & { code?: unknown }).code === "P2002";
+}
+
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   if (err instanceof KeywardError) {
     const { reason, details, headers } = err.extra;
@@ -83,6 +92,7 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
     };
   }
   if (isDatabaseUnavailable(err)) return toErrorResponse(databaseUnavailable());
+  if (isUniqueViolation(err)) return toErrorResponse(conflict("a concurrent request took the same name or key; read the current state and retry"));
   // undici only talks to upstreams (and their token endpoints): one that fails after its status line (a body that
   // stalls, breaks its framing or stops short) surfaces here, and is the upstream's fault, not ours.
   if (err instanceof undiciErrors.BodyTimeoutError) {

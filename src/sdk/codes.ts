@@ -114,7 +114,7 @@ export const ERROR_CODES = {
 
   // admin API
   forbidden: { status: 403, step: "admin", meaning: "the admin key's role does not have the permission this route needs" },
-  conflict: { status: 409, step: "admin", meaning: "the change conflicts with an existing object (e.g. a name already in use)" },
+  conflict: { status: 409, step: "admin", meaning: "the change conflicts with an existing object (e.g. a name already in use, also when a concurrent request took it first)" },
   invalid_key: { status: 400, step: "admin", meaning: "a public key given for an agent is not usable for its algorithm" },
   unknown_reference: { status: 400, step: "admin", meaning: "the object refers to another that does not exist (an agent, an upstream...)" },
   policy_misfit: { status: 400, step: "admin", meaning: "the grant's rules do not fit its upstream (protocol, presets)" },

@@ -452,6 +452,12 @@ export const CASES = {
     status: 502,
     expected: "502 `upstream_credential_unavailable`, nothing forwarded, no 500; the log names the upstream and what to replace, never a byte of the secret; calls go through again once the secret is set again",
   },
+  "ADM-14": {
+    area: "admin",
+    attack: "the same name created (upstream, agent, grant) or taken by a grant rename in several requests at once",
+    status: 409,
+    expected: "one request wins; every other gets 409 `conflict`, never a 500; nothing half-written",
+  },
 
   // Secrets
   "SEC-01": {

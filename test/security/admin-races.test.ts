@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { statusOf, title } from "./cases.js";
+import { assertNoSecretLeaks, startScenario, type Scenario } from "./harness.js";
+
+/** Admin writes that race each other on one name or one row: each applied whole, or refused with a 4xx. */
+describe("security: concurrent admin writes", () => {
+  let s: Scenario;
+
+  beforeAll(async () => {
+    s = await startScenario();
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const statuses = (responses: { status: number }[]) => responses.map((r) => s.record(r as never) && r.status).sort();
+
+  it(title("ADM-14"), async () => {
+    const p = s.broker.keyward.db.prisma;
+    const AT_ONCE = 6;
+    for (let round = 0; round < 3; round++) {
+      const upstream = `race-u${round}`;
+      const grant = `race-g${round}`;
+      const agent = `race-a${round}`;
+      const creates = {
+        upstream: () =>
+          s.broker.admin("post", "/v1/upstreams", { name: upstream, baseUrl: "http://127.0.0.1:9", environment: "staging", auth: { type: "header" }, secret: "race-secret" }),
+        grant: () => s.broker.admin("post", "/v1/grants", { name: grant, agents: [s.alice.id], upstream: "api", methods: ["GET"], paths: ["/**"] }),
+        agent: () => s.broker.admin("post", "/v1/agents", { name: agent }),
+      };
+      for (const [kind, create] of Object.entries(creates)) {
+        const responses = await Promise.all(Array.from({ length: AT_ONCE }, create));
+        expect(statuses(responses), `${kind} ${round}`).toEqual([201, ...Array(AT_ONCE - 1).fill(statusOf("ADM-14"))]);
+        for (const res of responses.filter((r) => r.status !== 201)) expect(res.body.error.code).toBe("conflict");
+      }
+      expect(await p.upstream.count({ where: { name: upstream } })).toBe(1);
+      expect(await p.grant.count({ where: { name: grant } })).toBe(1);
+      expect(await p.agent.count({ where: { name: agent } })).toBe(1);
+    }
+    // Two grants renamed to one name at once.
+    const grants = await Promise.all(
+      [1, 2].map(async (i) => (await s.broker.admin("post", "/v1/grants", { name: `rename-${i}`, agents: [], upstream: "api", methods: ["GET"], paths: ["/**"] })).body as { id: string }),
+    );
+    for (let round = 0; round < 5; round++) {
+      const responses = await Promise.all(grants.map((g) => s.broker.admin("patch", `/v1/grants/${g.id}`, { name: `renamed-${round}` })));
+      expect(statuses(responses), `rename ${round}`).toEqual([200, statusOf("ADM-14")]);
+    }
+    expect(s.broker.logs.filter((line) => line.includes('"level":50')), "no request failed with a 500").toEqual([]);
+  });
+
+  it("leaks no secret", async () => {
+    await assertNoSecretLeaks(s);
+  });
+});
