@@ -1,5 +1,5 @@
 import { randomUUID, X509Certificate } from "node:crypto";
-import type { PrismaClient, Upstream } from "@prisma/client";
+import type { Prisma, PrismaClient, Upstream } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
@@ -201,7 +201,7 @@ export class Upstreams {
 
   async update(name: string, input: z.infer<typeof updateUpstreamBody>, meta: Actor) {
     const updated = await this.prisma.$transaction(async (tx) => {
-      const existing = await this.#find(tx, name);
+      const existing = await this.#findForUpdate(tx, name);
       const stored = storedAuth(existing);
       const storedType = stored.type;
       const type = input.auth?.type ?? storedType;
@@ -243,7 +243,7 @@ export class Upstreams {
 
   async setSecret(name: string, secret: SecretInput, meta: Actor) {
     const updated = await this.prisma.$transaction(async (tx) => {
-      const existing = await this.#find(tx, name);
+      const existing = await this.#findForUpdate(tx, name);
       assertSecretFits(secretProblems(storedAuth(existing).type, secret));
       const row = await tx.upstream.update({ where: { name }, data: this.#secretFields(existing.id, secret) });
       await this.#audit(tx, meta, "upstream.set_secret", row);
@@ -347,6 +347,17 @@ export class Upstreams {
 
   #decrypt(row: Upstream): string {
     return this.vault.decrypt(row.secretCiphertext, secretContext(row.id));
+  }
+
+  /**
+   * The row as committed now, locked until the transaction ends. The checks of a write (does the secret
+   * fit the kind, does the stored secret go to a new origin) read the stored kind, URL and CA: without
+   * the lock a concurrent write could change them between the check and this write, and a PATCH to
+   * aws-sigv4 racing a PUT of a header secret left an aws-sigv4 upstream holding that string (ADM-15).
+   */
+  async #findForUpdate(tx: Prisma.TransactionClient, name: string) {
+    await tx.$queryRaw`SELECT 1 FROM "Upstream" WHERE name = ${name} FOR UPDATE`;
+    return this.#find(tx, name);
   }
 
   async #find(db: Pick<PrismaClient, "upstream">, name: string) {

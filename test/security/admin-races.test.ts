@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createUpstream } from "../helpers/scenario.js";
+import { Vault } from "../../src/vault/vault.js";
+import { secretContext } from "../../src/upstreams/upstreams.js";
 import { statusOf, title } from "./cases.js";
 import { assertNoSecretLeaks, startScenario, type Scenario } from "./harness.js";
 
@@ -47,6 +50,31 @@ describe("security: concurrent admin writes", () => {
       expect(statuses(responses), `rename ${round}`).toEqual([200, statusOf("ADM-14")]);
     }
     expect(s.broker.logs.filter((line) => line.includes('"level":50')), "no request failed with a 500").toEqual([]);
+  });
+
+  it(title("ADM-15"), async () => {
+    const vault = new Vault(Buffer.from(s.store.masterKey, "base64"));
+    const aws = { accessKeyId: "AKIAEXAMPLERACE", secretAccessKey: "aws-race-secret-0123456789abcdef" };
+    const mismatched: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const name = `kind-race-${i}`;
+      await createUpstream(s.broker, { name, baseUrl: s.api.url, environment: "staging", secret: "header-race-secret-0123456789" });
+      const [patched, put] = await Promise.all([
+        s.broker.admin("patch", `/v1/upstreams/${name}`, { auth: { type: "aws-sigv4", region: "eu-west-1", service: "s3" }, secret: aws }),
+        s.broker.admin("put", `/v1/upstreams/${name}/secret`, { secret: "header-race-secret-new-0123456789" }),
+      ]);
+      s.record(patched);
+      s.record(put);
+      expect(patched.status, name).toBe(200);
+      // Applied before the kind changed, or refused once it had: never a header secret under aws-sigv4.
+      expect([200, 400], name).toContain(put.status);
+      if (put.status === 400) expect(put.body.error.code).toBe("validation_failed");
+      const row = (await s.broker.keyward.db.prisma.upstream.findUnique({ where: { name } }))!;
+      const stored = vault.decrypt(row.secretCiphertext, secretContext(row.id));
+      const kind = (row.authConfig as { type: string }).type;
+      if (kind !== "aws-sigv4" || stored !== JSON.stringify(aws)) mismatched.push(`${name}: ${kind}, PUT ${put.status}`);
+    }
+    expect(mismatched).toEqual([]);
   });
 
   it("leaks no secret", async () => {

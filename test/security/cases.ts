@@ -458,6 +458,13 @@ export const CASES = {
     status: 409,
     expected: "one request wins; every other gets 409 `conflict`, never a 500; nothing half-written",
   },
+  "ADM-15": {
+    area: "admin",
+    attack:
+      "a change of an upstream's credential kind with its new secret (`PATCH`) and a new secret for the old kind (`PUT …/secret`) on the same upstream at once",
+    expected:
+      "the two are applied one after the other, each checked against what the other wrote: the second a 200 if its secret fits the kind it finds, else 400 `validation_failed`; the stored kind and secret always fit each other, never an `aws-sigv4` upstream holding a header secret",
+  },
 
   // Secrets
   "SEC-01": {
