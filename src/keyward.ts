@@ -21,6 +21,7 @@ import { BudgetService } from "./budgets/budgets.js";
 import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
+import { tokenDeadlineMs } from "./proxy/upstream-timeouts.js";
 import { ForwardProxyCa, startForwardProxy, UpstreamHosts, type ForwardProxy } from "./forward-proxy/index.js";
 import { ChangeFeed } from "./change-feed/feed.js";
 import { RevocationService } from "./revocation/service.js";
@@ -129,7 +130,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const grants = new Grants(prisma, changes, revocations);
     const agents = new Agents(prisma, changes, revocations);
     const dispatcher = createUpstreamDispatcher(config.upstreamTimeouts);
-    const upstreams = new Upstreams(prisma, vault, dispatcher, changes, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
+    const upstreams = new Upstreams(prisma, vault, dispatcher, tokenDeadlineMs(config.upstreamTimeouts), changes, (ca) => createUpstreamDispatcher(config.upstreamTimeouts, ca));
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
     const onPolicyError = (err: unknown) => log.warn({ err }, "policy background work failed");
     const environments = new Environments(prisma, changes);

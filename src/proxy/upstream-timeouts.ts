@@ -172,3 +172,10 @@ function connectWithin(ms: number, ca: string | undefined): buildConnector.conne
     }) as unknown as Socket | undefined;
   };
 }
+
+/**
+ * How long one exchange with a token endpoint (OAuth, GitHub App) may take in all: connecting, then the
+ * whole answer, which is small. Its waits are each bounded by the timeouts above too, but an answer sent
+ * a byte at a time within the body-idle timeout would otherwise never end (SECURITY.md, FLT-19).
+ */
+export const tokenDeadlineMs = (timeouts: UpstreamTimeouts): number => timeouts.connectMs + timeouts.headersMs;

@@ -140,6 +140,8 @@ export class Upstreams {
     private readonly vault: Vault,
     /** For credential kinds that call a token endpoint: the proxy's dispatcher, with its timeouts. */
     private readonly dispatcher: Dispatcher,
+    /** How long one exchange with a token endpoint may take in all (connect, answer, body). */
+    private readonly tokenDeadlineMs: number,
     private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
     /** A dispatcher trusting one private CA (an upstream's `tls.ca`). */
     private readonly dispatcherTrusting: (ca: string) => Dispatcher = () => {
@@ -292,7 +294,12 @@ export class Upstreams {
       const problems = auth.error.issues.map((issue) => `${["auth", ...issue.path.map(String)].join(".")}: ${issue.message}`).join("; ");
       throw credentialUnavailable(`upstream ${row.name}'s stored auth is no longer accepted (${problems}); replace it with PATCH /v1/upstreams/${row.name}`);
     }
-    const credential = this.#storedCredential(row, auth.data, { baseUrl, dispatcher: dispatcher ?? this.dispatcher, now: Date.now });
+    const credential = this.#storedCredential(row, auth.data, {
+      baseUrl,
+      dispatcher: dispatcher ?? this.dispatcher,
+      now: Date.now,
+      tokenDeadlineMs: this.tokenDeadlineMs,
+    });
     // The credential it replaces (a rotated secret, a new kind) stays redacted for a while: calls made
     // with it may still be answered, and the upstream may go on accepting it during the overlap.
     const previous = cached && { credential: cached.upstream.credential, until: Date.now() + ROTATION_OVERLAP_MS };

@@ -580,6 +580,13 @@ export const CASES = {
     status: 503,
     expected: "`/readyz` answers 503 with `auditSpool: false` while the disk refuses the spool's writes, so the balancer stops sending calls that would all be refused; ready again once the disk has room, without a call having to find out first",
   },
+  "FLT-19": {
+    area: "faults",
+    attack: "an OAuth token endpoint that sends its status and then trickles its body a byte at a time, never finishing",
+    status: 502,
+    expected:
+      "502 `upstream_credential_unavailable` once the upstream timeout (connect + headers) has passed for the whole token exchange; the calls waiting on that token fail with it, the broker closes without waiting for it",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -51,8 +51,11 @@ export function withMintedTokens(fixed: readonly string[], minted: () => readonl
   };
 }
 
-/** What a kind may need besides its config and secret: where the upstream is, how to call out, the clock. */
-export type CompileContext = { baseUrl: URL; dispatcher: Dispatcher; now: () => number };
+/**
+ * What a kind may need besides its config and secret: where the upstream is, how to call out, the clock,
+ * and how long a whole exchange with a token endpoint may take.
+ */
+export type CompileContext = { baseUrl: URL; dispatcher: Dispatcher; now: () => number; tokenDeadlineMs: number };
 
 /** Identity function that ties a kind's config schema, secret schema and compile function to one another's types. */
 export function defineKind<AuthSchema extends z.ZodObject<{ type: z.ZodLiteral<string> }>, SecretSchema extends z.ZodType>(kind: {

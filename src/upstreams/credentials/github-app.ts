@@ -111,6 +111,7 @@ export const githubAppKind = defineKind({
           body: JSON.stringify(scope),
           expectedStatus: 201,
           dispatcher: context.dispatcher,
+          deadlineMs: context.tokenDeadlineMs,
         },
         installationTokenResponse,
       );

@@ -63,7 +63,7 @@ export const oauth2ClientCredentialsKind = defineKind({
     const obtain = async () => {
       const requestedAt = context.now();
       const answer = await requestToken(
-        { url: tokenUrl, headers, body, expectedStatus: 200, dispatcher: context.dispatcher },
+        { url: tokenUrl, headers, body, expectedStatus: 200, dispatcher: context.dispatcher, deadlineMs: context.tokenDeadlineMs },
         tokenResponseSchema,
       );
       return { value: answer.access_token, expiresAt: requestedAt + (answer.expires_in ?? ASSUMED_LIFETIME_SECONDS) * 1000 };

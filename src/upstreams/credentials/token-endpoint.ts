@@ -11,21 +11,30 @@ export type TokenRequest = {
   body: string;
   expectedStatus: number;
   dispatcher: Dispatcher;
+  /**
+   * The whole exchange, from connecting to the last byte of the answer, must be over by then. The
+   * dispatcher's timeouts bound each wait on its own; an endpoint sending its answer a byte at a time
+   * within the body-idle timeout would otherwise hold every call waiting on this token for ever (FLT-19).
+   */
+  deadlineMs: number;
 };
 
 /**
  * POSTs to a token endpoint (OAuth token URL, GitHub access-token route) and returns its JSON answer
- * parsed by `schema`. Redirects are not followed. Every failure is a 502 whose logged detail names the
- * status or the missing fields, never the response body: it may hold a token.
+ * parsed by `schema`. Redirects are not followed; the answer must be complete within `deadlineMs`. Every
+ * failure is a 502 whose logged detail names the status or the missing fields, never the response body:
+ * it may hold a token.
  */
 export async function requestToken<T>(input: TokenRequest, schema: z.ZodType<T>): Promise<T> {
   let text: string;
+  const deadline = AbortSignal.timeout(input.deadlineMs);
   try {
     const response = await request(input.url, {
       method: "POST",
       headers: input.headers,
       body: input.body,
       dispatcher: input.dispatcher,
+      signal: deadline,
     });
     if (response.statusCode !== input.expectedStatus) {
       // Read and dropped (up to undici's small dump limit) so the connection is released cleanly.
@@ -35,6 +44,7 @@ export async function requestToken<T>(input: TokenRequest, schema: z.ZodType<T>)
     text = await readCapped(response.body, input.url);
   } catch (err) {
     if (err instanceof KeywardError) throw err;
+    if (deadline.aborted) throw credentialUnavailable(`token endpoint ${input.url.origin} did not answer in full within ${input.deadlineMs} ms`);
     throw credentialUnavailable(`token endpoint ${input.url.origin} could not be reached`);
   }
   let json: unknown;

@@ -18,5 +18,6 @@ export const context = (overrides: Partial<CompileContext> = {}): CompileContext
   baseUrl: new URL("https://api.example.test"),
   dispatcher: getGlobalDispatcher(),
   now: () => Date.parse("2026-01-02T03:04:05Z"),
+  tokenDeadlineMs: 5_000,
   ...overrides,
 });

@@ -33,7 +33,7 @@ describe("requestToken", () => {
   });
 
   const call = (path: string, expectedStatus = 200) =>
-    requestToken({ url: new URL(path, endpoint.url), headers: { "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=client_credentials", expectedStatus, dispatcher }, schema);
+    requestToken({ url: new URL(path, endpoint.url), headers: { "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=client_credentials", expectedStatus, dispatcher, deadlineMs: 5_000 }, schema);
 
   it("returns the parsed answer and sends the given request", async () => {
     expect(await call("/ok")).toEqual({ access_token: TOKEN, token_type: "Bearer" });
@@ -60,7 +60,7 @@ describe("requestToken", () => {
   });
 
   it("an unreachable endpoint → 502", async () => {
-    const err = await requestToken({ url: new URL("http://127.0.0.1:9/token"), headers: {}, body: "", expectedStatus: 200, dispatcher }, schema).catch((e: unknown) => e);
+    const err = await requestToken({ url: new URL("http://127.0.0.1:9/token"), headers: {}, body: "", expectedStatus: 200, dispatcher, deadlineMs: 5_000 }, schema).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 502, code: "upstream_credential_unavailable" });
     expect(String((err as Error).cause)).toContain("could not be reached");
   });
