@@ -55,12 +55,22 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 }
 
 /**
- * A unique index refused a row: a name (upstream, agent, grant) checked free and taken by a concurrent
- * request before this one's insert or rename. The transaction rolled back whole; the caller gets the 409
- * it would have got a moment later, never a 500 (SECURITY.md, ADM-14).
+ * An admin write that lost a race with another: the name it checked free was taken (unique index), the
+ * row it read was deleted before its own update or delete (Prisma P2025), or a row it refers to went,
+ * or a row referring to it came, before it committed (foreign key). Its transaction rolled back whole;
+ * the caller gets the 409 or 404 it would have got a moment later, never a 500 (SECURITY.md, ADM-14, ADM-16).
  */
-function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Error && err.name === "PrismaClientKnownRequestError" && (err as Error & { code?: unknown }).code === "P2002";
+function lostRace(err: unknown): KeywardError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const e = err as Error & { code?: unknown; cause?: { originalCode?: unknown }; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } } };
+  const known = e.name === "PrismaClientKnownRequestError";
+  // PostgreSQL's SQLSTATE, as Prisma or its driver adapter passes it on.
+  const sqlState = String((known ? e.meta?.driverAdapterError?.cause?.originalCode : e.name === "DriverAdapterError" ? e.cause?.originalCode : undefined) ?? "");
+  if ((known && e.code === "P2002") || sqlState === "23505") return conflict("a concurrent request took the same name or key; read the current state and retry");
+  // 23503 foreign_key_violation; 23001 restrict_violation (a grant came while its upstream was being deleted).
+  if ((known && e.code === "P2003") || sqlState === "23503" || sqlState === "23001") return conflict("an object this change refers to, or that refers to it, was changed by a concurrent request; read the current state and retry");
+  if (known && e.code === "P2025") return new KeywardError(404, "not_found", "not found (deleted by a concurrent request)");
+  return undefined;
 }
 
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
@@ -92,7 +102,8 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
     };
   }
   if (isDatabaseUnavailable(err)) return toErrorResponse(databaseUnavailable());
-  if (isUniqueViolation(err)) return toErrorResponse(conflict("a concurrent request took the same name or key; read the current state and retry"));
+  const raced = lostRace(err);
+  if (raced) return toErrorResponse(raced);
   // undici only talks to upstreams (and their token endpoints): one that fails after its status line (a body that
   // stalls, breaks its framing or stops short) surfaces here, and is the upstream's fault, not ours.
   if (err instanceof undiciErrors.BodyTimeoutError) {

@@ -77,6 +77,41 @@ describe("security: concurrent admin writes", () => {
     expect(mismatched).toEqual([]);
   });
 
+  it(title("ADM-16"), async () => {
+    const admin = (method: "post" | "patch" | "delete", path: string, body?: object) => s.broker.admin(method, path, body).then((r) => s.record(r));
+    const grantOn = (name: string, upstream: string, agents: string[] = []) =>
+      admin("post", "/v1/grants", { name, agents, upstream, methods: ["GET"], paths: ["/**"] });
+    const expectOne = (label: string, responses: { status: number }[], winner: number, losers: number[]) => {
+      const got = responses.map((r) => r.status);
+      expect(got.filter((st) => st === winner).length, `${label}: ${got}`).toBeGreaterThanOrEqual(1);
+      for (const st of got) expect([winner, ...losers], `${label}: ${got}`).toContain(st);
+    };
+    for (let i = 0; i < 8; i++) {
+      await createUpstream(s.broker, { name: `gone-u${i}`, baseUrl: "http://127.0.0.1:9", environment: "staging", secret: "gone-secret" });
+      expectOne("upstream deleted ×3", await Promise.all([1, 2, 3].map(() => admin("delete", `/v1/upstreams/gone-u${i}`))), 204, [404]);
+      const agent = (await admin("post", "/v1/agents", { name: `gone-a${i}` })).body as { id: string };
+      expectOne("agent deleted ×3", await Promise.all([1, 2, 3].map(() => admin("delete", `/v1/agents/${agent.id}`))), 204, [404]);
+      const grant = (await grantOn(`gone-g${i}`, "api")).body as { id: string };
+      expectOne("grant deleted ×3", await Promise.all([1, 2, 3].map(() => admin("delete", `/v1/grants/${grant.id}`))), 204, [404]);
+
+      await createUpstream(s.broker, { name: `used-u${i}`, baseUrl: "http://127.0.0.1:9", environment: "staging", secret: "used-secret" });
+      const [deleted, created] = await Promise.all([admin("delete", `/v1/upstreams/used-u${i}`), grantOn(`used-g${i}`, `used-u${i}`)]);
+      // Whichever came first: the grant on a live upstream (the delete then refused), or the delete (the grant then refused).
+      expect([[204, 400], [204, 409], [409, 201]], `upstream delete ${deleted.status}, grant ${created.status}`).toContainEqual([deleted.status, created.status]);
+
+      const member = (await admin("post", "/v1/agents", { name: `member-a${i}` })).body as { id: string };
+      const [removed, granted] = await Promise.all([admin("delete", `/v1/agents/${member.id}`), grantOn(`member-g${i}`, "api", [member.id])]);
+      expect(removed.status).toBe(204);
+      expect([201, 400, 409], `grant for a deleted agent: ${granted.status}`).toContain(granted.status);
+
+      const edited = (await grantOn(`edited-g${i}`, "api")).body as { id: string };
+      const [patched, dropped] = await Promise.all([admin("patch", `/v1/grants/${edited.id}`, { methods: ["GET", "POST"] }), admin("delete", `/v1/grants/${edited.id}`)]);
+      expect(dropped.status).toBe(204);
+      expect([200, 404], `grant patched while deleted: ${patched.status}`).toContain(patched.status);
+    }
+    expect(s.broker.logs.filter((line) => line.includes('"level":50')).map((l) => l.slice(0, 1500)), "no request failed with a 500").toEqual([]);
+  });
+
   it("leaks no secret", async () => {
     await assertNoSecretLeaks(s);
   });

@@ -465,6 +465,12 @@ export const CASES = {
     expected:
       "the two are applied one after the other, each checked against what the other wrote: the second a 200 if its secret fits the kind it finds, else 400 `validation_failed`; the stored kind and secret always fit each other, never an `aws-sigv4` upstream holding a header secret",
   },
+  "ADM-16": {
+    area: "admin",
+    attack:
+      "one object deleted and written at once: two DELETEs of one upstream, agent or grant; a grant created on an upstream or for an agent being deleted; a grant PATCHed while it is deleted",
+    expected: "each request is applied whole or refused: the loser gets 404 `not_found` or 409 `conflict`, never a 500",
+  },
 
   // Secrets
   "SEC-01": {
