@@ -10,6 +10,7 @@ import { freePort } from "../helpers/pg-cluster.js";
 import { basic } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { waitFor } from "../helpers/wait.js";
+import { processAlive } from "../../src/util/process-alive.js";
 
 type Main = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
 
@@ -62,14 +63,6 @@ async function serving(first: Main, restart?: () => Promise<Main>): Promise<Main
   return main;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-};
 const postmasterPid = (dataDir: string) => Number(readFileSync(join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
 
 /**
@@ -97,7 +90,7 @@ describe("embedded PostgreSQL, through the real entry point", () => {
     for (const dir of dirs) {
       try {
         const pid = postmasterPid(dir);
-        if (alive(pid)) process.kill(pid, "SIGQUIT");
+        if (processAlive(pid)) process.kill(pid, "SIGQUIT");
       } catch {
         // no server
       }
@@ -145,10 +138,10 @@ describe("embedded PostgreSQL, through the real entry point", () => {
     const orphan = postmasterPid(dataDir);
     first.child.kill("SIGKILL");
     expect(await first.exited).toBe(-1);
-    expect(alive(orphan)).toBe(true);
+    expect(processAlive(orphan)).toBe(true);
     // ...and the next start on the same data dir stops it, starts its own, and has everything.
     const third = await startServing(dataDir);
-    expect(alive(orphan)).toBe(false);
+    expect(processAlive(orphan)).toBe(false);
     expect(postmasterPid(dataDir)).not.toBe(orphan);
     expect((await proxy(third)).status).toBe(200);
     const agents = (await (await admin(third, "GET", "/v1/agents")).json()) as { agents: { id: string }[] };
@@ -237,6 +230,6 @@ describe("embedded PostgreSQL, through the real entry point", () => {
     expect(readFileSync(`/proc/${server}/status`, "utf8")).toMatch(/^Uid:\s+65534\b/m);
     main.child.kill("SIGTERM");
     expect(await main.exited).toBe(0);
-    expect(alive(server)).toBe(false);
+    expect(processAlive(server)).toBe(false);
   });
 });

@@ -9,19 +9,12 @@ import { spawnMain } from "../helpers/broker-process.js";
 import { freePort } from "../helpers/pg-cluster.js";
 import { waitFor } from "../helpers/wait.js";
 import { title } from "../security/cases.js";
+import { processAlive } from "../../src/util/process-alive.js";
 
 type Main = { child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> };
 
 const masterKey = randomBytes(32).toString("base64");
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Issue 14, the embedded default's lifecycle as users hit it beyond test/e2e/embedded-database.test.ts:
@@ -39,7 +32,7 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     for (const dir of dirs) {
       try {
         const pid = Number(readFileSync(join(dir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
-        if (alive(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)) process.kill(pid, "SIGQUIT");
+        if (processAlive(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)) process.kill(pid, "SIGQUIT");
       } catch {
         // no server
       }
@@ -103,7 +96,7 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     // database client...), which stop on SIGINT as most programs do.
     const bystander = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
     bystanders.push(bystander);
-    await waitFor(() => alive(bystander.pid!), 5_000, "the bystander to start");
+    await waitFor(() => processAlive(bystander.pid!), 5_000, "the bystander to start");
     const reusePid = (file: string) => writeFileSync(file, readFileSync(file, "utf8").replace(/^\d+/, String(bystander.pid)));
     reusePid(join(dataDir, "keyward.pid"));
     reusePid(join(dataDir, "postgres", "postmaster.pid"));
@@ -112,7 +105,7 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     // The broker starts (no "another Keyward is using the data dir"), and the bystander was not signalled.
     const second = await start(dataDir);
     await serving(second);
-    expect(alive(bystander.pid!)).toBe(true);
+    expect(processAlive(bystander.pid!)).toBe(true);
     expect((await fetch(`${second.url}/v1/agents`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } })).status).toBe(200);
 
     // A second broker on the same data dir is still refused while it runs.
@@ -122,7 +115,7 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
 
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
-    expect(alive(bystander.pid!)).toBe(true);
+    expect(processAlive(bystander.pid!)).toBe(true);
   });
 
   it(title("FLT-16"), { timeout: 30_000 }, async () => {
