@@ -64,6 +64,9 @@ export function installationTokenScope(
   return { ...(repositories && { repositories }), ...(narrowed && { permissions: narrowed }) };
 }
 
+/** What GitHub gives an installation token: one hour (docs.github.com, "Generating an installation access token"). */
+const INSTALLATION_TOKEN_LIFETIME_MS = 60 * 60 * 1000;
+
 const installationTokenResponse = z.object({
   token: z.string().min(1).max(4096).regex(/^[\x21-\x7E]+$/, "printable ASCII"),
   expires_at: z.iso.datetime({ offset: true }),
@@ -98,6 +101,7 @@ export const githubAppKind = defineKind({
         .sign(privateKey);
     };
     const obtain = async (scope: ReturnType<typeof installationTokenScope>) => {
+      const requestedAt = context.now();
       const answer = await requestToken(
         {
           url,
@@ -115,7 +119,9 @@ export const githubAppKind = defineKind({
         },
         installationTokenResponse,
       );
-      return { value: answer.token, expiresAt: Date.parse(answer.expires_at) };
+      // Never kept past the lifetime GitHub gives installation tokens, whatever the endpoint says: a far
+      // `expires_at` would pin one token (and the access it had) in the cache for as long as it claims.
+      return { value: answer.token, expiresAt: Math.min(Date.parse(answer.expires_at), requestedAt + INSTALLATION_TOKEN_LIFETIME_MS) };
     };
 
     return {

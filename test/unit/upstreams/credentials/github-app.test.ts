@@ -1,5 +1,10 @@
+import { generateKeyPairSync } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { installationTokenScope } from "../../../../src/upstreams/credentials/github-app.js";
+import { compileCredential } from "../../../../src/upstreams/credentials/index.js";
+import { anyGrant, context, outgoing } from "./request.js";
 import type { HttpMethod } from "../../../../src/policy/decide.js";
 
 const grant = (paths: string[], methods: HttpMethod[] = ["GET", "POST"]) => ({ methods, paths });
@@ -49,5 +54,40 @@ describe("installationTokenScope: permissions", () => {
       repositories: ["widgets"],
       permissions: { issues: "read" },
     });
+  });
+});
+
+describe("github-app: the installation token's lifetime", () => {
+  it("is kept no longer than GitHub's hour, whatever expires_at the endpoint claims", async () => {
+    const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }) as string;
+    let exchanges = 0;
+    const server = createServer((_req, res) => {
+      exchanges++;
+      res.writeHead(201, { "content-type": "application/json" });
+      res.end(JSON.stringify({ token: `ghs_${exchanges}`, expires_at: "2099-01-01T00:00:00Z" }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      let clock = Date.parse("2026-01-02T03:04:05Z");
+      const credential = compileCredential(
+        { type: "github-app", appId: 1, installationId: 2 },
+        pem,
+        context({ baseUrl: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), now: () => clock }),
+      );
+      const sent = async () => {
+        const request = outgoing();
+        await credential.prepare(request, anyGrant);
+        return request.headers.authorization;
+      };
+      expect(await sent()).toBe("Bearer ghs_1");
+      clock += 58 * 60_000;
+      expect(await sent()).toBe("Bearer ghs_1");
+      // Refreshed a minute before the hour is out, as a token GitHub said lived an hour would be.
+      clock += 2 * 60_000;
+      expect(await sent()).toBe("Bearer ghs_2");
+      expect(exchanges).toBe(2);
+    } finally {
+      server.close();
+    }
   });
 });
