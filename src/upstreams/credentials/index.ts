@@ -55,7 +55,11 @@ export type SecretProblem = { path: string[]; message: string };
 export function secretProblems(type: KindName, secret: unknown): SecretProblem[] {
   const result = SECRET_SCHEMAS[type].safeParse(secret);
   if (result.success) return [];
-  return result.error.issues.map((issue) => ({ path: ["secret", ...issue.path.map(String)], message: issue.message }));
+  return result.error.issues.map((issue) => ({
+    path: ["secret", ...issue.path.map(String)],
+    // zod names each unrecognized key, and a key of a secret may be secret text pasted in the wrong place.
+    message: issue.code === "unrecognized_keys" ? `Unrecognized key (${issue.keys.length}, not repeated here)` : issue.message,
+  }));
 }
 
 /**

@@ -239,6 +239,9 @@ describe("secretProblems", () => {
     const secret = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "do-not-echo\n" };
     expect(JSON.stringify(secretProblems("aws-sigv4", secret))).not.toContain("do-not-echo");
     expect(JSON.stringify(secretProblems("github-app", "do-not-echo-pem"))).not.toContain("do-not-echo");
+    // Nor a key of it: secret text pasted as a key, or a part the kind does not take.
+    const misplaced = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "s", "do-not-echo-key": "x" };
+    expect(JSON.stringify(secretProblems("aws-sigv4", misplaced))).not.toContain("do-not-echo");
   });
 });
 
