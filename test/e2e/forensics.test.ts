@@ -98,7 +98,7 @@ describe("forensic clarity", () => {
       expect(event.details?.names, `${event.kind} ${event.decision}`).toEqual({ agent: "deploy-bot", ...grant });
     }
     expect(events.filter((e) => e.grantId === null).map((e) => e.kind)).toEqual(["admin.change"]);
-    expect(kinds("proxy", "allow").map((e) => e.details?.operations ?? null)).toEqual([["mutation serviceCreate", "mutation serviceCreate"], null]);
+    expect(kinds("proxy", "allow").map((e) => e.details?.operations ?? null)).toEqual([["mutation serviceCreate ×2"], null]);
   });
 
   it("keeps the names an event was made under when the grant is renamed, and records the new one from then on", async () => {
