@@ -30,6 +30,20 @@ export class IssuanceGate {
   ) {}
 
   async admit({ agent, grant, capabilities, requestId, approvalId }: Admission): Promise<void> {
+    const environment = await this.coveredEnvironment({ agent, grant, requestId });
+    const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
+    if (reasons.length === 0) return;
+    if (approvalId !== undefined) return this.approvals.assertClaimed(approvalId, agent.id, grant.id);
+    const held = await this.approvals.hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId });
+    throw approvalRequired(held.id, held.expiresAt);
+  }
+
+  /**
+   * The environment of the grant's upstream, which the grant must cover (refused and audited if not).
+   * Token exchange asks it too: a child of a token issued before its grant stopped covering the
+   * environment could make no call, and is not minted.
+   */
+  async coveredEnvironment({ agent, grant, requestId }: Omit<Admission, "capabilities" | "approvalId">): Promise<string> {
     // An upstream cannot be deleted while a grant uses it. Read from memory, as the proxy reads it.
     const upstream = await this.upstreams.findByName(grant.upstream);
     if (!upstream) throw notFound(`upstream ${grant.upstream}`);
@@ -51,10 +65,6 @@ export class IssuanceGate {
       });
       throw err;
     }
-    const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
-    if (reasons.length === 0) return;
-    if (approvalId !== undefined) return this.approvals.assertClaimed(approvalId, agent.id, grant.id);
-    const held = await this.approvals.hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId });
-    throw approvalRequired(held.id, held.expiresAt);
+    return environment;
   }
 }

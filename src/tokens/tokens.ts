@@ -96,6 +96,7 @@ export class Tokens {
       return refuse(forbidden(`a token may be exchanged at most ${MAX_EXCHANGE_DEPTH} times deep`, "widening_refused"));
     }
     const grant = await this.#grantFor(agent, parent.grantId, refuse);
+    await this.gate.coveredEnvironment({ agent, grant, requestId });
     // A child's calls spend its ancestors' budgets too (src/budgets): a child of a spent token could
     // make no call, so it is refused now, with the error the parent's own call gets.
     const spent = await spentCallBudget(this.prisma, grant.budgets, [...parent.ancestors, parent.jti]);

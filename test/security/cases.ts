@@ -129,6 +129,12 @@ export const CASES = {
     status: 400,
     expected: "400 `invalid_scope` (`Keyward-Error: widening_refused`) for anything the grant no longer allows; asking for nothing, a child of only what the parent and the grant as it stands both allow",
   },
+  "TOK-29": {
+    area: "token",
+    attack: "token exchange from a token (or its child) whose grant no longer covers its upstream's environment",
+    status: 400,
+    expected: "400 `invalid_request` (`Keyward-Error: environment_not_granted`), as a token request at `/oauth2/token` gets; no child minted (it could make no call), the refusal audited",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {

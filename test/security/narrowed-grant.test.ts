@@ -97,4 +97,20 @@ describe("security: tokens under a grant narrowed after they were issued", () =>
       expect((await call("get", "/v1/items/1", res.body.access_token)).status).toBe(200);
     }
   });
+
+  // Last: it moves the upstream out of the grant's environments, which every call and exchange above needs.
+  it(`${title("TOK-29")}: after the upstream moved to an environment the grant does not cover`, async () => {
+    const moved = await broker.admin("patch", "/v1/upstreams/api", { environment: "production" });
+    expect(moved.status, moved.text).toBe(200);
+    await waitFor(async () => (await call("get", "/v1/items/1", parent)).status === 403, 5000, "the changed grant to reach the proxy");
+    for (const subject of [parent, child]) {
+      const res = await exchange(subject);
+      expect(res.status, res.text).toBe(statusOf("TOK-29"));
+      expect(res.body.error).toBe("invalid_request");
+      expect(res.headers["keyward-error"]).toBe("environment_not_granted");
+      expect(res.body.access_token).toBeUndefined();
+    }
+    const audit = await broker.admin("get", "/v1/audit?kind=token.refused&limit=10");
+    expect(audit.body.events.filter((e: { reason: string }) => e.reason === "environment_not_granted")).toHaveLength(2);
+  });
 });
