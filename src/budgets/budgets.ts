@@ -119,8 +119,11 @@ class Exceeded extends Error {
 export const leaseUnits = (take: Pick<CounterTake, "capacity" | "limit">): number =>
   take.capacity < 100 || take.limit.includes("maxDestructiveCalls") ? 0 : Math.min(64, Math.floor(take.capacity / 16));
 
-/** Units reserved in the database and not yet spent by this replica, per counter key. */
-type Lease = { window: number; units: number; expiresAt: Date | null };
+/**
+ * Units reserved in the database and not yet spent by this replica, per counter key, and the largest
+ * capacity any of them was reserved under: they may be spent only while the budget is at least that.
+ */
+type Lease = { window: number; units: number; capacity: number; expiresAt: Date | null };
 
 /**
  * Budget counters in the database, shared by every replica. A call takes its units from this replica's
@@ -154,9 +157,17 @@ export class BudgetService {
       // calls cannot spend the same units; it is given back if the rest is refused or waited for.
       const covered: CounterTake[] = [];
       const uncovered: CounterTake[] = [];
+      // Leases reserved under a larger budget than the grant has now (the admin lowered it): never spent,
+      // since their units would let calls through beyond the new capacity; they go back to the counter,
+      // which then judges this call, and the next, by the calls made.
+      const outgrown: [string, Lease][] = [];
       for (const t of takes) {
         const lease = this.#leases.get(t.key);
-        if (lease && lease.window === t.window && lease.units >= t.amount) {
+        if (lease && lease.capacity > t.capacity) {
+          this.#leases.delete(t.key);
+          if (lease.window === t.window && lease.units > 0) outgrown.push([t.key, lease]);
+          uncovered.push(t);
+        } else if (lease && lease.window === t.window && lease.units >= t.amount) {
           lease.units -= t.amount;
           covered.push(t);
         } else uncovered.push(t);
@@ -165,6 +176,11 @@ export class BudgetService {
       const giveBack = () => {
         for (const t of covered) this.#leases.get(t.key)!.units += t.amount;
       };
+      if (outgrown.length > 0) {
+        giveBack();
+        await this.#returnUnits(outgrown);
+        continue;
+      }
       const refills = uncovered.flatMap((t) => this.#refills.get(t.key) ?? []);
       if (refills.length > 0) {
         giveBack();
@@ -197,8 +213,10 @@ export class BudgetService {
       for (const t of takes) {
         const extra = granted.get(t.key)! - t.amount;
         const lease = this.#leases.get(t.key);
-        if (lease && lease.window === t.window) lease.units += extra;
-        else if (extra > 0) this.#leases.set(t.key, { window: t.window, units: extra, expiresAt: t.expiresAt });
+        if (lease && lease.window === t.window) {
+          lease.units += extra;
+          lease.capacity = Math.max(lease.capacity, t.capacity);
+        } else if (extra > 0) this.#leases.set(t.key, { window: t.window, units: extra, capacity: t.capacity, expiresAt: t.expiresAt });
         else this.#leases.delete(t.key);
       }
     });
@@ -253,8 +271,16 @@ export class BudgetService {
   async #returnLeases(): Promise<void> {
     const unspent = [...this.#leases].filter(([, lease]) => lease.window === 0 && lease.units > 0);
     this.#leases.clear();
-    for (const [key, lease] of unspent) {
-      await this.prisma.budgetCounter.updateMany({ where: { key, window: 0, used: { gte: lease.units } }, data: { used: { decrement: lease.units } } });
+    await this.#returnUnits(unspent);
+  }
+
+  /** Gives leased units back to their counters (in the window they were reserved in: a newer one started afresh). */
+  async #returnUnits(leases: [string, Lease][]): Promise<void> {
+    for (const [key, lease] of leases) {
+      await this.prisma.budgetCounter.updateMany({
+        where: { key, window: lease.window, used: { gte: lease.units } },
+        data: { used: { decrement: lease.units } },
+      });
     }
   }
 

@@ -129,6 +129,13 @@ export const CASES = {
     status: 400,
     expected: "400 `invalid_scope` (`Keyward-Error: widening_refused`) for anything the grant no longer allows; asking for nothing, a child of only what the parent and the grant as it stands both allow",
   },
+  "TOK-28": {
+    area: "token",
+    attack:
+      "a token whose grant's large budget (`perGrant.maxCalls` 1,600) was being spent on two replicas, each holding a lease of units reserved under it, called through each replica after the admin lowered the budget to 2",
+    status: 429,
+    expected: `429 \`budget_exceeded\` on every replica from the next call on: units reserved under the larger budget are not spent beyond the new one (they go back to the counter); ${NOTHING}`,
+  },
   "TOK-29": {
     area: "token",
     attack: "token exchange from a token (or its child) whose grant no longer covers its upstream's environment",
