@@ -53,7 +53,7 @@ export class Agents {
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere" | "committedEverywhere">,
     private readonly revocations: RevocationService,
   ) {
     this.#byClientId = new RowCache(changes, {
@@ -71,6 +71,11 @@ export class Agents {
   /** This replica sees its own change at once, not when the channel brings it back. */
   #changed(row: Agent): void {
     this.changes.committedHere({ table: "Agent", key: row.clientId });
+  }
+
+  /** A change that takes something away (a secret, a key): answered once every replica has applied it. */
+  #changedEverywhere(row: Agent): Promise<void> {
+    return this.changes.committedEverywhere({ table: "Agent", key: row.clientId });
   }
 
   /** Returns the client secret this once; only its scrypt hash is stored. */
@@ -151,7 +156,7 @@ export class Agents {
       });
       return updated;
     });
-    this.#changed(row);
+    await this.#changedEverywhere(row);
     return { ...agentView(row), clientSecret };
   }
 
@@ -173,7 +178,7 @@ export class Agents {
       });
       return updated;
     });
-    this.#changed(row);
+    await this.#changedEverywhere(row);
     return agentView(row);
   }
 

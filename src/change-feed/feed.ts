@@ -41,6 +41,12 @@ export type ChangeFeedOptions = {
   now?: () => number;
 };
 
+/**
+ * How long a change's answer waits for the other replicas to apply it: one that has not by then is
+ * failing its own freshness checks soon after.
+ */
+export const PROPAGATION_WAIT_MS = 1_000;
+
 /** Full reloads, the last resort behind notifications and refreshes, run this rarely. */
 const FULL_RELOAD_INTERVAL_MS = 300_000;
 
@@ -129,6 +135,16 @@ export class ChangeFeed {
   /** A change committed on this replica: applied before the caller answers, not when its echo arrives. */
   committedHere(change: RowChange): void {
     this.#deliver(change);
+  }
+
+  /**
+   * A change committed on this replica, applied here at once and settled once every other live replica
+   * has applied it too (the barrier, as for a revocation): the admin's answer comes when the next call
+   * through any replica is judged by it, not a few milliseconds later.
+   */
+  async committedEverywhere(change: RowChange): Promise<void> {
+    this.#deliver(change);
+    await this.barrier(PROPAGATION_WAIT_MS);
   }
 
   isCurrent(): boolean {

@@ -17,7 +17,7 @@ export class Environments {
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere" | "committedEverywhere">,
   ) {
     this.#requiresApproval = new RowCache(changes, {
       table: "Environment",
@@ -63,7 +63,7 @@ export class Environments {
       });
       return { name: row.name, requiresApproval: row.requiresApproval };
     });
-    this.changes.committedHere({ table: "Environment", key: name });
+    await this.changes.committedEverywhere({ table: "Environment", key: name });
     return settings;
   }
 }

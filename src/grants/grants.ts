@@ -108,7 +108,7 @@ export class Grants {
 
   constructor(
     private readonly prisma: PrismaClient,
-    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere" | "committedEverywhere">,
     private readonly revocations: Pick<RevocationService, "committed">,
   ) {
     this.#views = new RowCache(changes, {
@@ -235,8 +235,8 @@ export class Grants {
       await this.#audit(tx, meta, "grant.update", view);
       return view;
     });
-    // Narrows live tokens here at once; other replicas hear it from the trigger.
-    this.changes.committedHere({ table: "Grant", key: id });
+    // Narrows live tokens here at once, and on every replica before the admin hears of it.
+    await this.changes.committedEverywhere({ table: "Grant", key: id });
     return updated;
   }
 

@@ -1,6 +1,6 @@
 import type { PrismaClient } from "@prisma/client";
 import type { RevocationChange } from "../change-feed/changes.js";
-import type { ChangeFeed, ChangeFollower } from "../change-feed/feed.js";
+import { PROPAGATION_WAIT_MS, type ChangeFeed, type ChangeFollower } from "../change-feed/feed.js";
 import { forbidden, unauthenticated, unavailable } from "../http/errors.js";
 import type { AgentToken } from "../tokens/claims.js";
 import { recordOf } from "./records.js";
@@ -178,9 +178,6 @@ export class RevocationService implements ChangeFollower<RevocationChange> {
     if (reason) throw unauthenticated("token_revoked", reason);
   }
 }
-
-/** How long a revocation's answer waits for the other replicas to apply it (see `committed`). */
-const PROPAGATION_WAIT_MS = 1_000;
 
 // Writers (grants, agents, tokens) import the revocation write from here, beside the state it feeds.
 export { recordRevocation, type RevocationTarget } from "./revoke.js";

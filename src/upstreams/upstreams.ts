@@ -142,7 +142,7 @@ export class Upstreams {
     private readonly dispatcher: Dispatcher,
     /** How long one exchange with a token endpoint may take in all (connect, answer, body). */
     private readonly tokenDeadlineMs: number,
-    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere">,
+    private readonly changes: Pick<ChangeFeed, "isCurrent" | "follow" | "committedHere" | "committedEverywhere">,
     /** A dispatcher trusting one private CA (an upstream's `tls.ca`). */
     private readonly dispatcherTrusting: (ca: string) => Dispatcher = () => {
       throw new Error("no dispatcher for private CAs");
@@ -189,7 +189,7 @@ export class Upstreams {
       return upstreamView(row);
     });
     // A lookup of the name before it existed may be cached.
-    this.changes.committedHere({ table: "Upstream", key: input.name });
+    await this.changes.committedEverywhere({ table: "Upstream", key: input.name });
     return created;
   }
 
@@ -239,7 +239,7 @@ export class Upstreams {
       if (input.secret !== undefined) await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
-    this.changes.committedHere({ table: "Upstream", key: name });
+    await this.changes.committedEverywhere({ table: "Upstream", key: name });
     return updated;
   }
 
@@ -251,7 +251,7 @@ export class Upstreams {
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
-    this.changes.committedHere({ table: "Upstream", key: name });
+    await this.changes.committedEverywhere({ table: "Upstream", key: name });
     return updated;
   }
 
@@ -266,7 +266,7 @@ export class Upstreams {
     });
     void this.#compiled.get(removed.id)?.upstream.dispatcher?.close().catch(() => {});
     this.#compiled.delete(removed.id);
-    this.changes.committedHere({ table: "Upstream", key: name });
+    await this.changes.committedEverywhere({ table: "Upstream", key: name });
   }
 
   /**

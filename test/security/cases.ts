@@ -142,6 +142,13 @@ export const CASES = {
     status: 400,
     expected: "400 `invalid_request` (`Keyward-Error: environment_not_granted`), as a token request at `/oauth2/token` gets; no child minted (it could make no call), the refusal audited",
   },
+  "TOK-30": {
+    area: "token",
+    attack:
+      "a call through one replica the moment another answered the admin's narrowing of its grant (`PATCH /v1/grants/…`, a path removed), the first replica's notifications from the database 300 ms slow",
+    status: 403,
+    expected: `403 \`path_not_granted\`: as for a revocation, the change is answered only once every live replica has applied it (or after a second, when one that has not is failing its own freshness checks soon after); ${NOTHING}`,
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {

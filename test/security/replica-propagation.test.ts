@@ -1,0 +1,100 @@
+import { createServer, connect, type Server, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { waitFor } from "../helpers/wait.js";
+import { statusOf, title } from "./cases.js";
+
+/**
+ * A TCP relay to PostgreSQL whose answers to the client can be held back: a replica behind it hears every
+ * notification late, as one on a loaded host or a slow network does. Order is kept.
+ */
+async function slowRelay(target: URL): Promise<{ port: number; delayMs: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const relay = {
+    port: 0,
+    delayMs: 0,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client).add(upstream);
+    let lastDue = 0;
+    client.pipe(upstream);
+    upstream.on("data", (chunk) => {
+      const due = Math.max(Date.now() + relay.delayMs, lastDue);
+      lastDue = due;
+      setTimeout(() => client.writable && client.write(chunk), due - Date.now());
+    });
+    const end = () => (client.destroy(), upstream.destroy());
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", () => setTimeout(end, relay.delayMs));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  relay.port = (server.address() as AddressInfo).port;
+  return relay;
+}
+
+/**
+ * An admin change answered by one replica holds on the next call through any replica, as a revocation
+ * does (docs/replicas.md), not only once the other replicas happen to have heard of it.
+ */
+describe("security: an admin change answered on one replica, the next call on another", () => {
+  let store: Store;
+  let a: TestBroker;
+  let b: TestBroker;
+  let relay: Awaited<ReturnType<typeof slowRelay>>;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+  let grantId: string;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    store = newStore();
+    a = await startBroker(store);
+    const direct = new URL(store.databaseUrl);
+    relay = await slowRelay(direct);
+    const viaRelay = new URL(store.databaseUrl);
+    viaRelay.host = `127.0.0.1:${relay.port}`;
+    b = await startBroker(store, { DATABASE_URL: viaRelay.toString() });
+    await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "replica-propagation-upstream-secret" });
+    const agent = await createAgent(a, "agent");
+    grantId = (await createGrant(a, { name: "wide", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] })).id;
+    token = await tokenFor(a, agent, { grant: "wide" });
+  }, 60_000);
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await relay?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const call = (replica: TestBroker, path: string) => replica.http().get(`/proxy/api${path}`).set("authorization", `Bearer ${token}`);
+
+  it(`${title("TOK-30")}`, async () => {
+    // B holds the wide grant in memory, and has heard A's pings (A knows it is live).
+    await waitFor(async () => (await call(b, "/v1/admin/x")).status === 200, 5000, "the wide grant on B");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    relay.delayMs = 300;
+    try {
+      const narrowed = await a.admin("patch", `/v1/grants/${grantId}`, { paths: ["/v1/items/**"] });
+      expect(narrowed.status, narrowed.text).toBe(200);
+      const before = upstream.received.length;
+      const res = await call(b, "/v1/admin/x");
+      expect(res.status).toBe(statusOf("TOK-30"));
+      expect(res.body.error.code).toBe("path_not_granted");
+      expect(upstream.received.length).toBe(before);
+    } finally {
+      relay.delayMs = 0;
+    }
+    // What the narrowed grant still allows goes through.
+    expect((await call(b, "/v1/items/1")).status).toBe(200);
+  }, 30_000);
+});
