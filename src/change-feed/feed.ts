@@ -79,6 +79,8 @@ export class ChangeFeed {
   readonly #heartbeatMs: number;
   /** Other replicas on this schema, by the time their last ping arrived: the ones a barrier waits for. */
   readonly #replicasSeen = new Map<string, number>();
+  /** When this subscription began, or last brought back one of this replica's own pings. */
+  #lastHeardAt = -Infinity;
   /** Barriers this replica raised, by id: the replicas that have not answered yet. */
   readonly #barriers = new Map<string, { waiting: Set<string>; done: () => void }>();
 
@@ -210,6 +212,15 @@ export class ChangeFeed {
 
   async #heartbeat(): Promise<void> {
     if (!this.#subscription) return;
+    // A connection can go silent without closing (a failover, a cut path: no reset, and TCP keepalive tells
+    // after hours). Pings that no longer come back are the sign: once the state could not be vouched for
+    // anyway, the connection is dropped and recovered like a lost one, instead of failing closed until then.
+    if (this.#now() - this.#lastHeardAt > this.options.maxStalenessMs + this.#heartbeatMs) {
+      const silent = this.#subscription;
+      silent.close().catch(() => {});
+      this.#onLost(new Error(`no ping came back over the notification connection for ${this.options.maxStalenessMs} ms`));
+      return;
+    }
     const payload = pingPayloadOf(this.db.schema, this.options.replicaId, this.#now());
     await this.db.notify(CHANGE_CHANNEL, payload).catch((err: unknown) => this.options.log.warn({ err }, "change feed ping failed"));
   }
@@ -219,6 +230,7 @@ export class ChangeFeed {
     // Stopped while it connected: stop() already closed what it knew of.
     if (this.#stopped) return void (await subscription.close());
     this.#subscription = subscription;
+    this.#lastHeardAt = this.#now();
     this.#freshness.listening();
   }
 
@@ -226,7 +238,10 @@ export class ChangeFeed {
     const n = parseNotification(payload, this.db.schema);
     if (n.type === "ping") {
       if (n.replica !== this.options.replicaId) this.#heardPing(n);
-      else if (n.barrier === undefined && n.ack === undefined) this.#freshness.pingEchoed(n.sentAt);
+      else if (n.barrier === undefined && n.ack === undefined) {
+        this.#lastHeardAt = this.#now();
+        this.#freshness.pingEchoed(n.sentAt);
+      }
       return;
     }
     try {

@@ -613,6 +613,14 @@ export const CASES = {
     expected:
       "502 `upstream_credential_unavailable` once the upstream timeout (connect + headers) has passed for the whole token exchange; the calls waiting on that token fail with it, the broker closes without waiting for it",
   },
+  "FLT-20": {
+    area: "faults",
+    attack:
+      "a replica's notification connection goes silent without being closed (its server failed over or the path to it was cut: no reset, no error), while the rest of its connections work",
+    status: 503,
+    expected:
+      "its proxied calls answer 503 `revocation_state_stale` once the last proof of currency is older than `KEYWARD_REVOCATION_MAX_STALENESS_MS`; within about as long again it drops the silent connection, listens anew and reloads, and serves again, a token revoked meanwhile refused",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -1,44 +1,10 @@
-import { createServer, connect, type Server, type Socket } from "node:net";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { startPgRelay, type PgRelay } from "../helpers/pg-relay.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { waitFor } from "../helpers/wait.js";
 import { statusOf, title } from "./cases.js";
-
-/**
- * A TCP relay to PostgreSQL whose answers to the client can be held back: a replica behind it hears every
- * notification late, as one on a loaded host or a slow network does. Order is kept.
- */
-async function slowRelay(target: URL): Promise<{ port: number; delayMs: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const relay = {
-    port: 0,
-    delayMs: 0,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
-    let lastDue = 0;
-    client.pipe(upstream);
-    upstream.on("data", (chunk) => {
-      const due = Math.max(Date.now() + relay.delayMs, lastDue);
-      lastDue = due;
-      setTimeout(() => client.writable && client.write(chunk), due - Date.now());
-    });
-    const end = () => (client.destroy(), upstream.destroy());
-    client.on("error", end).on("close", end);
-    upstream.on("error", end).on("close", () => setTimeout(end, relay.delayMs));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  relay.port = (server.address() as AddressInfo).port;
-  return relay;
-}
 
 /**
  * An admin change answered by one replica holds on the next call through any replica, as a revocation
@@ -48,7 +14,7 @@ describe("security: an admin change answered on one replica, the next call on an
   let store: Store;
   let a: TestBroker;
   let b: TestBroker;
-  let relay: Awaited<ReturnType<typeof slowRelay>>;
+  let relay: PgRelay;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
   let grantId: string;
@@ -57,11 +23,8 @@ describe("security: an admin change answered on one replica, the next call on an
     upstream = await startUpstream();
     store = newStore();
     a = await startBroker(store);
-    const direct = new URL(store.databaseUrl);
-    relay = await slowRelay(direct);
-    const viaRelay = new URL(store.databaseUrl);
-    viaRelay.host = `127.0.0.1:${relay.port}`;
-    b = await startBroker(store, { DATABASE_URL: viaRelay.toString() });
+    relay = await startPgRelay(store.databaseUrl);
+    b = await startBroker(store, { DATABASE_URL: relay.url });
     await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "replica-propagation-upstream-secret" });
     const agent = await createAgent(a, "agent");
     grantId = (await createGrant(a, { name: "wide", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] })).id;

@@ -69,9 +69,11 @@ describe("ChangeFeed", () => {
     let open = 0;
     let listens = 0;
     let lose: (err: Error) => void = () => {};
+    // Like PostgreSQL, the open subscription hears what is notified: the feed's pings come back.
+    let hear: ((payload: string) => void) | null = null;
     const db = {
       schema: "public",
-      listen: async (_channel: string, _onNotify: unknown, onLost: (err: Error) => void) => {
+      listen: async (_channel: string, onNotify: (payload: string) => void, onLost: (err: Error) => void) => {
         listens++;
         await new Promise((r) => setTimeout(r, 5));
         if (failuresLeft-- > 0) {
@@ -85,14 +87,16 @@ describe("ChangeFeed", () => {
         const close = () => {
           if (!closed) open--;
           closed = true;
+          if (hear === onNotify) hear = null;
         };
+        hear = onNotify;
         lose = (err) => {
           close();
           onLost(err);
         };
         return { close: async () => close() };
       },
-      notify: async () => {},
+      notify: async (_channel: string, payload: string) => hear?.(payload),
     } as unknown as Database;
     const feed = new ChangeFeed(db, { resyncMs: 60_000, maxStalenessMs: 100, replicaId: "me", log: silent });
     feed.follow(recordingFollower([]));

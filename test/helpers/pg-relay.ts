@@ -1,0 +1,65 @@
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+
+export type PgRelay = {
+  /** The relay's address: a database URL pointing here reaches `target` through it. */
+  url: string;
+  /** How long the server's bytes are held back before the client gets them (order kept). */
+  delayMs: number;
+  /**
+   * From now on, the connections named `applicationName` open at this moment carry nothing either way,
+   * yet stay open: a connection whose server (or the path to it) went silent without a reset, as after a
+   * failover or a partition. Connections opened later are relayed as usual.
+   */
+  silence(applicationName: string): number;
+  close(): Promise<void>;
+};
+
+/** A TCP relay in front of PostgreSQL, for faults a real server does not make on demand. */
+export async function startPgRelay(databaseUrl: string): Promise<PgRelay> {
+  const target = new URL(databaseUrl);
+  const connections = new Set<{ client: Socket; server: Socket; startup: string; silent: boolean }>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    const c = { client, server: upstream, startup: "", silent: false };
+    connections.add(c);
+    let lastDue = 0;
+    client.on("data", (chunk) => {
+      if (c.startup.length < 4096) c.startup += chunk.toString("latin1");
+      if (!c.silent) upstream.write(chunk);
+    });
+    upstream.on("data", (chunk) => {
+      if (c.silent) return;
+      const due = Math.max(Date.now() + relay.delayMs, lastDue);
+      lastDue = due;
+      setTimeout(() => !c.silent && client.writable && client.write(chunk), due - Date.now());
+    });
+    const end = () => {
+      connections.delete(c);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", () => (c.silent ? undefined : setTimeout(end, relay.delayMs)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = new URL(databaseUrl);
+  url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const relay: PgRelay = {
+    url: url.toString(),
+    delayMs: 0,
+    silence(applicationName) {
+      let count = 0;
+      for (const c of connections) {
+        if (!c.startup.includes(applicationName)) continue;
+        c.silent = true;
+        count++;
+      }
+      return count;
+    },
+    close: () => {
+      for (const c of connections) (c.client.destroy(), c.server.destroy());
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return relay;
+}
