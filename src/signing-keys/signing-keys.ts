@@ -118,9 +118,14 @@ export class SigningKeys {
 
   /** The periodic work: rotate when due, retire keys whose tokens have all expired, reload. */
   async maintain(): Promise<void> {
-    await this.#createKey({ actor: "system" }, false);
-    await this.#retireExpired();
-    await this.reload();
+    try {
+      await this.#createKey({ actor: "system" }, false);
+      await this.#retireExpired();
+    } finally {
+      // Whatever became of this replica's own part: one that skipped the reload would go on signing with a
+      // key the others have replaced, and once they retire it, its tokens are refused everywhere else.
+      await this.reload();
+    }
   }
 
   start(): void {

@@ -113,6 +113,42 @@ describe("signing keys: rotation, retirement, replicas", () => {
   });
 });
 
+describe("signing keys: maintenance that fails midway", () => {
+  let store: Store;
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    store = newStore();
+    broker = await startBroker(store, { KEYWARD_SIGNING_KEY_RELOAD_MS: "3600000" });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await store?.drop();
+  });
+
+  it("still loads the keys other replicas made: it would go on signing with a key they retire", async () => {
+    const replica = (now: () => Date) =>
+      SigningKeys.open(broker.keyward.db.prisma, new Vault(parseMasterKey(store.masterKey)), { reloadMs: 3_600_000, rotateAfterMs: 30 * DAY_MS, leewaySeconds: 0, onError: () => {}, now });
+    let clock = new Date();
+    const [a, b] = [await replica(() => clock), await replica(() => clock)];
+    const made = await b.rotate({ actor: "test" });
+    expect(a.current().active.kid).not.toBe(made.kid);
+    // This replica's own rotation, due by its clock, fails (the database refuses it); the reload must still run.
+    const prisma = broker.keyward.db.prisma;
+    await prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_key_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'signing keys are read-only here'; END $$`);
+    await prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_key_writes BEFORE INSERT OR UPDATE ON "SigningKey" FOR EACH STATEMENT EXECUTE FUNCTION refuse_key_writes()`);
+    try {
+      clock = new Date(Date.now() + 31 * DAY_MS);
+      await expect(a.maintain()).rejects.toThrow(/read-only/);
+      expect(a.current().active.kid).toBe(made.kid);
+    } finally {
+      await prisma.$executeRawUnsafe(`DROP TRIGGER refuse_key_writes ON "SigningKey"`);
+      await prisma.$executeRawUnsafe(`DROP FUNCTION refuse_key_writes()`);
+    }
+  });
+});
+
 describe("signing keys across replicas", () => {
   let store: Store;
   let broker: TestBroker;
