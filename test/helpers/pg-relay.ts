@@ -1,4 +1,5 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { join } from "node:path";
 
 export type PgRelay = {
   /** The relay's address: a database URL pointing here reaches `target` through it. */
@@ -14,12 +15,18 @@ export type PgRelay = {
   close(): Promise<void>;
 };
 
-/** A TCP relay in front of PostgreSQL, for faults a real server does not make on demand. */
+/**
+ * A TCP relay in front of PostgreSQL, for faults a real server does not make on demand. The server may be
+ * on TCP (the machine's, DATABASE_URL) or on a Unix socket (the suite's embedded one: `?host=<dir>`).
+ */
 export async function startPgRelay(databaseUrl: string): Promise<PgRelay> {
   const target = new URL(databaseUrl);
+  const socketDir = target.searchParams.get("host");
+  const connectToServer = () =>
+    socketDir ? connect(join(socketDir, `.s.PGSQL.${target.port || 5432}`)) : connect(Number(target.port || 5432), target.hostname);
   const connections = new Set<{ client: Socket; server: Socket; startup: string; silent: boolean }>();
   const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
+    const upstream = connectToServer();
     const c = { client, server: upstream, startup: "", silent: false };
     connections.add(c);
     let lastDue = 0;
@@ -44,6 +51,7 @@ export async function startPgRelay(databaseUrl: string): Promise<PgRelay> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = new URL(databaseUrl);
   url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url.searchParams.delete("host");
   const relay: PgRelay = {
     url: url.toString(),
     delayMs: 0,
