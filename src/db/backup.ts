@@ -21,6 +21,25 @@ const BATCH_ROWS = 500;
 
 const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 
+/**
+ * A line of the backup, parsed. One that is not a JSON object is refused by its number only: JSON.parse's
+ * own message quotes the text, and a file given by mistake (a master key file, an .env) is secret.
+ */
+function parseLine(text: string, lineNumber: number): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  throw new RestoreRefused(
+    lineNumber === 1
+      ? `not a Keyward backup (its first line is not a ${BACKUP_FORMAT} header)`
+      : `line ${lineNumber} of the backup is not a whole JSON line: the backup is cut short or corrupted`,
+  );
+}
+
 async function appliedMigrations(session: SqlSession): Promise<string[]> {
   const rows = await session.query<{ name: string }>(`SELECT name FROM ${quote(MIGRATIONS_TABLE)} ORDER BY name`);
   return rows.map((r) => r.name);
@@ -102,7 +121,7 @@ type AuditLink = { id: string | number; at: string; contentHash: string | null; 
 /** The header, checked: the backup's migrations must be this Keyward's first ones (a newer backup is refused). */
 async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
   const first = await lines.next();
-  const header = first.done ? null : (JSON.parse(first.value) as Partial<BackupHeader>);
+  const header = first.done ? null : (parseLine(first.value, 1) as Partial<BackupHeader>);
   if (header?.format !== BACKUP_FORMAT || !Array.isArray(header.migrations)) {
     throw new RestoreRefused(`not a Keyward backup (expected a ${BACKUP_FORMAT} header line)`);
   }
@@ -161,19 +180,24 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
         restored[table] = (restored[table] ?? 0) + rows.length;
       };
 
+      let lineNumber = 1;
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+        lineNumber++;
         if (next.value.trim() === "") continue;
         // Numbers are read as JavaScript numbers: exact up to 2^53, far beyond any id Keyward will reach.
-        const { table, row } = JSON.parse(next.value) as { table: string; row: Record<string, unknown> };
+        const { table, row } = parseLine(next.value, lineNumber) as { table: unknown; row: unknown };
+        if (typeof table !== "string" || typeof row !== "object" || row === null || Array.isArray(row)) {
+          throw new RestoreRefused(`line ${lineNumber} of the backup is not a table row: the backup is corrupted`);
+        }
         if (!tables.includes(table)) throw new RestoreRefused(`the backup has rows for an unknown table ${table}`);
         if (table === "AuditChainHead") {
           // Not copied: the trigger rebuilds the head as the events go in; it must end where the backup's did.
-          expectedHead = row as typeof expectedHead;
+          expectedHead = row as unknown as typeof expectedHead;
           continue;
         }
         if (batch && (batch.table !== table || batch.rows.length >= BATCH_ROWS)) await flush();
         batch ??= { table, rows: [] };
-        batch.rows.push(row);
+        batch.rows.push(row as Record<string, unknown>);
       }
       await flush();
       if (!expectedHead) throw new RestoreRefused("the backup has no audit chain head: it is incomplete");

@@ -518,6 +518,12 @@ export const CASES = {
     expected: "the refusal's audit event records the URL without its query: no credential an agent puts there reaches the audit log",
   },
 
+  "SEC-05": {
+    area: "secrets",
+    attack: "`keyward restore` given a file that is not a backup, or a backup with a corrupted line: the master key file, an `.env` of API keys",
+    expected: "exit 1 with one line naming the line number and what is wrong with it; not a character of the file's content, no stack trace; nothing restored",
+  },
+
   // Faults
   "FLT-01": {
     area: "faults",

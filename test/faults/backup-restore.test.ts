@@ -1,0 +1,82 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store } from "../helpers/broker.js";
+import { cli, emptyHome, runCli } from "../helpers/cli.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { title } from "../security/cases.js";
+
+// What `keyward restore` does with a backup it cannot trust, or a master key that cannot read it: refuse
+// it whole, clearly, before the new database holds any of it (test/e2e/backup-restore.test.ts has the
+// backup and restore that work).
+
+const UPSTREAM_SECRET = "real-upstream-secret-for-restore-0123";
+
+describe("keyward restore of a damaged backup, or with another master key", () => {
+  const work = emptyHome();
+  const backupFile = join(work, "keyward.jsonl");
+  const stores: Store[] = [];
+  let source: Store;
+  let lines: string[];
+
+  /** An empty database to restore into, and the environment `keyward restore` needs for it with `key`. */
+  const target = (key?: string) => {
+    const store = newStore();
+    stores.push(store);
+    const env: Record<string, string> = { DATABASE_URL: store.databaseUrl, KEYWARD_DATA_DIR: store.dataDir };
+    if (key !== undefined) env.KEYWARD_MASTER_KEY = key;
+    return { store, env };
+  };
+  const write = (name: string, text: string) => {
+    const file = join(work, name);
+    writeFileSync(file, text);
+    return file;
+  };
+
+  beforeAll(async () => {
+    const upstream = await startUpstream();
+    source = newStore();
+    stores.push(source);
+    const broker = await startBroker(source);
+    try {
+      await createUpstream(broker, { name: "hosting", baseUrl: upstream.url, environment: "staging", secret: UPSTREAM_SECRET });
+      const agent = await createAgent(broker, "deploy-bot");
+      await createGrant(broker, { name: "deploy", agents: [agent.id], upstream: "hosting", methods: ["GET"], paths: ["/v1/**"] });
+      const token = await tokenFor(broker, agent, { grant: "deploy" });
+      const { jti } = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString());
+      await broker.admin("post", "/v1/revocations", { jti, reason: "leaked" });
+    } finally {
+      await broker.close();
+      await upstream.close();
+    }
+    await cli(["backup", "-o", backupFile], { env: { DATABASE_URL: source.databaseUrl } });
+    lines = readFileSync(backupFile, "utf8").trim().split("\n");
+  }, 120_000);
+  afterAll(async () => {
+    for (const store of stores) await store.drop();
+  });
+
+  describe(title("SEC-05"), () => {
+    it("a key file, an env file or a corrupted line: the error names the line, never its content", async () => {
+      const { env } = target(source.masterKey);
+      const masterKeyText = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=";
+      const apiKey = "sk-live-0123456789abcdefghij";
+      const upstreamLine = lines.findIndex((l) => l.includes('"table":"Upstream"'));
+      const corrupted = [...lines];
+      corrupted[upstreamLine] = `{"table":"Upstream","row":{"secret": ${apiKey}}}`;
+      for (const [name, text, secret] of [
+        ["master.key", `${masterKeyText}\n`, masterKeyText],
+        [".env", `OPENAI_API_KEY=${apiKey}\n`, apiKey],
+        ["corrupted.jsonl", corrupted.join("\n") + "\n", apiKey],
+      ] as const) {
+        const refused = await runCli(["restore", write(name, text)], { env });
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/^keyward: (not a Keyward backup|line \d+ of the backup)/);
+        expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+        for (let i = 0; i + 6 <= secret.length; i++) expect(refused.stderr).not.toContain(secret.slice(i, i + 6));
+      }
+      await cli(["restore", backupFile], { env });
+    }, 60_000);
+  });
+});
