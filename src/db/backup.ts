@@ -12,7 +12,12 @@ import { RestoreRefused } from "./restore-refused.js";
  */
 export const BACKUP_FORMAT = "keyward-backup/1";
 
-export type BackupHeader = { format: typeof BACKUP_FORMAT; createdAt: string; migrations: string[] };
+/**
+ * `rows` counts every table's rows in the snapshot, so a backup cut short (a copy that stopped, a
+ * `keyward backup` that died, even at a line boundary) is refused rather than restored in part. Backups
+ * written before it have no `rows`, and restore as before.
+ */
+export type BackupHeader = { format: typeof BACKUP_FORMAT; createdAt: string; migrations: string[]; rows?: Record<string, number> };
 
 const MIGRATIONS_TABLE = "_keyward_migrations";
 /** Rows the migrations themselves insert: single rows that count from 0 until Keyward first writes. */
@@ -92,9 +97,15 @@ export async function* backupLines(db: Database): AsyncGenerator<string> {
   try {
     await session.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     open = true;
-    const header: BackupHeader = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations: await appliedMigrations(session) };
+    const tables = await tablesInDependencyOrder(session, db.schema);
+    const rows: Record<string, number> = {};
+    for (const table of tables) {
+      const [{ count }] = (await session.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${quote(table)}`)) as [{ count: number }];
+      rows[table] = count;
+    }
+    const header: BackupHeader = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations: await appliedMigrations(session), rows };
     yield JSON.stringify(header);
-    for (const table of await tablesInDependencyOrder(session, db.schema)) {
+    for (const table of tables) {
       const order = (await primaryKey(session, table)).map(quote).join(", ");
       // A cursor, so that a large audit log is never held in memory whole.
       await session.exec(`DECLARE backup_rows NO SCROLL CURSOR FOR
@@ -122,7 +133,9 @@ type AuditLink = { id: string | number; at: string; contentHash: string | null; 
 async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
   const first = await lines.next();
   const header = first.done ? null : (parseLine(first.value, 1) as Partial<BackupHeader>);
-  if (header?.format !== BACKUP_FORMAT || !Array.isArray(header.migrations)) {
+  const rows = header?.rows;
+  const rowsValid = rows === undefined || (typeof rows === "object" && rows !== null && Object.values(rows).every((n) => Number.isSafeInteger(n) && n >= 0));
+  if (header?.format !== BACKUP_FORMAT || !Array.isArray(header.migrations) || !rowsValid) {
     throw new RestoreRefused(`not a Keyward backup (expected a ${BACKUP_FORMAT} header line)`);
   }
   const known = migrationNames();
@@ -180,6 +193,7 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
         restored[table] = (restored[table] ?? 0) + rows.length;
       };
 
+      const seen: Record<string, number> = {};
       let lineNumber = 1;
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
         lineNumber++;
@@ -190,6 +204,7 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
           throw new RestoreRefused(`line ${lineNumber} of the backup is not a table row: the backup is corrupted`);
         }
         if (!tables.includes(table)) throw new RestoreRefused(`the backup has rows for an unknown table ${table}`);
+        seen[table] = (seen[table] ?? 0) + 1;
         if (table === "AuditChainHead") {
           // Not copied: the trigger rebuilds the head as the events go in; it must end where the backup's did.
           expectedHead = row as unknown as typeof expectedHead;
@@ -200,6 +215,7 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
         batch.rows.push(row as Record<string, unknown>);
       }
       await flush();
+      if (header.rows) assertComplete(header.rows, seen);
       if (!expectedHead) throw new RestoreRefused("the backup has no audit chain head: it is incomplete");
       await finishChain(session, expectedHead, chainStarted);
       await resetSequences(session, db.schema);
@@ -213,6 +229,14 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
   }
   await migrate(db);
   return restored;
+}
+
+/** Every table has the rows the header counted: none missing at the end or in between. */
+function assertComplete(expected: Record<string, number>, seen: Record<string, number>): void {
+  for (const table of new Set([...Object.keys(expected), ...Object.keys(seen)])) {
+    const [has, of] = [seen[table] ?? 0, expected[table] ?? 0];
+    if (has !== of) throw new RestoreRefused(`the backup is incomplete: ${table} has ${has} of its ${of} rows; it was cut short or altered`);
+  }
 }
 
 async function assertEmpty(session: SqlSession, tables: string[]): Promise<void> {

@@ -57,6 +57,32 @@ describe("keyward restore of a damaged backup, or with another master key", () =
     for (const store of stores) await store.drop();
   });
 
+  describe(title("FLT-21"), () => {
+    it("a backup cut at a line boundary, after its audit events or before its last row, is refused, and nothing is restored", async () => {
+      const { env } = target(source.masterKey);
+      const lastEvent = lines.map((l) => l.includes('"table":"AuditEvent"')).lastIndexOf(true);
+      expect(lastEvent).toBeLessThan(lines.length - 5);
+      for (const cut of [lastEvent + 1, lines.length - 1]) {
+        const file = write(`cut-${cut}.jsonl`, lines.slice(0, cut).join("\n") + "\n");
+        const refused = await runCli(["restore", file], { env });
+        expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: the backup is incomplete: \w+ has \d+ of its \d+ rows/) });
+        expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+      }
+      // Nothing was left behind: the whole backup still goes in.
+      const restored = JSON.parse(await cli(["--json", "restore", backupFile], { env })).restored;
+      expect(restored).toMatchObject({ Upstream: 1, Grant: 1, SigningKey: 1, Revocation: 1 });
+    }, 60_000);
+
+    it("a backup cut in the middle of a line is refused with the line's number, in one line", async () => {
+      const { env } = target(source.masterKey);
+      const text = lines.join("\n");
+      const file = write("half.jsonl", text.slice(0, Math.floor(text.length * 0.9)));
+      const refused = await runCli(["restore", file], { env });
+      expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: line \d+ of the backup is not a whole JSON line: the backup is cut short or corrupted\n$/) });
+      await cli(["restore", backupFile], { env });
+    }, 60_000);
+  });
+
   describe(title("SEC-05"), () => {
     it("a key file, an env file or a corrupted line: the error names the line, never its content", async () => {
       const { env } = target(source.masterKey);

@@ -626,6 +626,10 @@ export const CASES = {
     status: 503,
     expected:
       "its proxied calls answer 503 `revocation_state_stale` once the last proof of currency is older than `KEYWARD_REVOCATION_MAX_STALENESS_MS`; within about as long again it drops the silent connection, listens anew and reloads, and serves again, a token revoked meanwhile refused",
+  "FLT-21": {
+    area: "faults",
+    attack: "`keyward restore` of a backup cut short: a copy or a `keyward backup` that stopped at a line boundary (say just after the audit events) or in the middle of a line",
+    expected: "exit 1 saying the backup is incomplete, nothing restored; never a restore that succeeds without the upstreams, grants, signing keys or revocations the backup was cut before",
   },
 } as const satisfies Record<string, Case>;
 

@@ -1,5 +1,6 @@
 import { createWriteStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
+import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -72,7 +73,14 @@ export function databaseCommands(program: Command): void {
         const lines = Readable.from((async function* () {
           for await (const line of backupLines(db)) yield line + "\n";
         })());
-        await pipeline(lines, options.out ? createWriteStream(options.out, { mode: 0o600, flags: "wx" }) : process.stdout, { end: options.out !== undefined });
+        if (!options.out) return pipeline(lines, process.stdout, { end: false });
+        const file = createWriteStream(options.out, { mode: 0o600, flags: "wx" });
+        await once(file, "open");
+        // A backup that failed part-way is removed, not left looking like one (restore would refuse it).
+        await pipeline(lines, file).catch(async (err: unknown) => {
+          await rm(options.out!, { force: true });
+          throw err;
+        });
       });
       if (options.out) note(out, `backup written to ${options.out}`, "green");
     });
