@@ -159,6 +159,21 @@ export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<C
   return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL };
 }
 
+const restoreSchema = envSchema.pick({
+  KEYWARD_DATA_DIR: true,
+  DATABASE_URL: true,
+  KEYWARD_MASTER_KEY: true,
+  KEYWARD_MASTER_KEY_PREVIOUS: true,
+});
+
+/** Where the database is, and the master key(s) a restore checks the backup's secrets against. */
+export function loadRestoreConfig(
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<Config, "dataDir" | "databaseUrl" | "masterKey" | "masterKeyPrevious"> {
+  const e = parseEnv(restoreSchema, withSecretFiles(env));
+  return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL, masterKey: e.KEYWARD_MASTER_KEY, masterKeyPrevious: e.KEYWARD_MASTER_KEY_PREVIOUS };
+}
+
 /** Parses the environment once; throws ConfigError with every problem listed. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parseEnv(envSchema, withSecretFiles(env));

@@ -157,7 +157,11 @@ async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
  * and a backup whose audit log was altered is refused rather than re-hashed. (Pruning checkpoints are
  * signed under the master key: `keyward audit verify` on the restored broker checks those.)
  */
-export async function restoreBackup(db: Database, lines: AsyncIterable<string>): Promise<Record<string, number>> {
+export async function restoreBackup(
+  db: Database,
+  lines: AsyncIterable<string>,
+  options: { checkRow?: (table: string, row: Record<string, unknown>) => void } = {},
+): Promise<Record<string, number>> {
   const iterator = lines[Symbol.asyncIterator]();
   const header = await readHeader(iterator);
   await migrate(db, { through: header.migrations.at(-1) });
@@ -205,6 +209,7 @@ export async function restoreBackup(db: Database, lines: AsyncIterable<string>):
         }
         if (!tables.includes(table)) throw new RestoreRefused(`the backup has rows for an unknown table ${table}`);
         seen[table] = (seen[table] ?? 0) + 1;
+        options.checkRow?.(table, row as Record<string, unknown>);
         if (table === "AuditChainHead") {
           // Not copied: the trigger rebuilds the head as the events go in; it must end where the backup's did.
           expectedHead = row as unknown as typeof expectedHead;

@@ -3,7 +3,8 @@ import { appendAudit } from "../audit/audit.js";
 import { caKeyContext } from "../forward-proxy/ca.js";
 import { signingKeyContext } from "../signing-keys/signing-keys.js";
 import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
-import type { Vault } from "./vault.js";
+import { RestoreRefused } from "../db/restore-refused.js";
+import { type Vault, VaultError } from "./vault.js";
 
 /** Every column Keyward stores encrypted under the master key, and the associated data it is bound to. */
 const ENCRYPTED_COLUMNS = [
@@ -91,4 +92,35 @@ async function countRemaining(prisma: PrismaClient, vault: Vault): Promise<numbe
   let remaining = 0;
   for (const column of ENCRYPTED_COLUMNS) remaining += (await column.rows(prisma)).filter((r) => !vault.isCurrent(r.ciphertext)).length;
   return remaining;
+}
+
+/** Each table's encrypted column, as a backup's rows name it, and the associated data it is bound to. */
+const ENCRYPTED_FIELDS: Record<string, { column: string; id: string; context: (id: string) => string }> = {
+  Upstream: { column: "secretCiphertext", id: "id", context: upstreamSecretContext },
+  SigningKey: { column: "privateCiphertext", id: "kid", context: signingKeyContext },
+  ForwardProxyCa: { column: "keyCiphertext", id: "id", context: caKeyContext },
+};
+
+/**
+ * For restore: refuses a backed-up row whose secret `vault` cannot decrypt (or any secret, without a
+ * vault), before anything is written, so a backup is never restored where the broker could not read it.
+ * Names the table and row, never a byte of the ciphertext.
+ */
+export function assertRestorable(vault: Vault | null, table: string, row: Record<string, unknown>): void {
+  const field = ENCRYPTED_FIELDS[table];
+  if (!field) return;
+  const [ciphertext, id] = [row[field.column], String(row[field.id])];
+  if (typeof ciphertext !== "string") return;
+  const which =
+    "set KEYWARD_MASTER_KEY to the master key of the broker it was taken from (and KEYWARD_MASTER_KEY_PREVIOUS to the other during a rotation), or copy its master.key into the data dir";
+  if (!vault) throw new RestoreRefused(`the backup's secrets are under a master key, and none is given: ${which}`);
+  try {
+    vault.decrypt(ciphertext, field.context(id));
+  } catch (err) {
+    if (!(err instanceof VaultError)) throw err;
+    if (err.message.startsWith("ciphertext is under another master key")) {
+      throw new RestoreRefused(`the backup's secrets are under another master key (${table} ${id}): ${which}`);
+    }
+    throw new RestoreRefused(`the backup's ${table} ${id} does not decrypt under the master key: the backup is corrupted, or its key is another`);
+  }
 }

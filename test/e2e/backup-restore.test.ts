@@ -8,9 +8,11 @@ import { startUpstream } from "../helpers/upstream.js";
 
 const UPSTREAM_SECRET = "real-upstream-secret-0123456789";
 
-/** How `keyward` finds a store's database: as the broker would. */
-const databaseEnv = (store: Store): Record<string, string> =>
-  store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : { KEYWARD_DATA_DIR: store.dataDir };
+/** How `keyward` finds a store's database, and the master key a restore checks the backup's secrets against: as the broker would. */
+const databaseEnv = (store: Store): Record<string, string> => ({
+  ...(store.databaseUrl ? { DATABASE_URL: store.databaseUrl } : { KEYWARD_DATA_DIR: store.dataDir }),
+  KEYWARD_MASTER_KEY: store.masterKey,
+});
 
 /** A fresh, empty store that shares `source`'s master key, as a restore target must. */
 const emptyStoreFor = (source: Store): Store => ({ ...newStore(), masterKey: source.masterKey });

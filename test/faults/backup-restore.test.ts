@@ -83,6 +83,26 @@ describe("keyward restore of a damaged backup, or with another master key", () =
     }, 60_000);
   });
 
+  describe(title("FLT-22"), () => {
+    it("another master key, or none, is refused before anything is written", async () => {
+      const { store, env } = target();
+      const other = await runCli(["restore", backupFile], { env: { ...env, KEYWARD_MASTER_KEY: store.masterKey } });
+      expect(other).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: the backup's secrets are under another master key .*KEYWARD_MASTER_KEY/) });
+      expect(other.stderr.trim().split("\n")).toHaveLength(1);
+      const none = await runCli(["restore", backupFile], { env });
+      expect(none).toMatchObject({ code: 1, stderr: expect.stringMatching(/KEYWARD_MASTER_KEY/) });
+      expect(`${other.stderr}${none.stderr}`).not.toContain(source.masterKey);
+      // The database is still empty: the right key restores into it.
+      await cli(["restore", backupFile], { env: { ...env, KEYWARD_MASTER_KEY: source.masterKey } });
+      const broker = await startBroker({ ...store, masterKey: source.masterKey });
+      try {
+        expect((await broker.admin("get", "/v1/audit/verify")).body.ok).toBe(true);
+      } finally {
+        await broker.close();
+      }
+    }, 60_000);
+  });
+
   describe(title("SEC-05"), () => {
     it("a key file, an env file or a corrupted line: the error names the line, never its content", async () => {
       const { env } = target(source.masterKey);

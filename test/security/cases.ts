@@ -631,6 +631,11 @@ export const CASES = {
     attack: "`keyward restore` of a backup cut short: a copy or a `keyward backup` that stopped at a line boundary (say just after the audit events) or in the middle of a line",
     expected: "exit 1 saying the backup is incomplete, nothing restored; never a restore that succeeds without the upstreams, grants, signing keys or revocations the backup was cut before",
   },
+  "FLT-22": {
+    area: "faults",
+    attack: "`keyward restore` with a master key other than the backup's (another `KEYWARD_MASTER_KEY`, or none, so the broker would generate one)",
+    expected: "exit 1 before anything is written, saying the backup's secrets are under another master key and which key to give; the database stays empty for the restore with the right key",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -1,11 +1,13 @@
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { open, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { loadDatabaseConfig } from "../../config/config.js";
+import { loadDatabaseConfig, loadRestoreConfig } from "../../config/config.js";
+import { parseMasterKey, Vault } from "../../vault/vault.js";
 import type { Database } from "../../db/database.js";
 import { contextOf, examples } from "../context.js";
 import { emit, note, table } from "../output.js";
@@ -29,6 +31,20 @@ async function withDatabase<T>(work: (db: Database, config: ReturnType<typeof lo
   } finally {
     await db.close();
   }
+}
+
+/**
+ * The master key(s) the restored broker will have: KEYWARD_MASTER_KEY (and the previous one, during a
+ * rotation), else, for the embedded database, the data dir's master.key if there is one. Never creates
+ * one: a generated key could read nothing the backup holds.
+ */
+function restoreVault(config: ReturnType<typeof loadRestoreConfig>): Vault | null {
+  if (config.masterKey) {
+    return new Vault(parseMasterKey(config.masterKey), config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
+  }
+  const path = join(config.dataDir, "master.key");
+  if (config.databaseUrl || !existsSync(path)) return null;
+  return new Vault(parseMasterKey(readFileSync(path, "utf8")));
 }
 
 /** Commands that work on the database directly, not through a running broker. */
@@ -99,7 +115,11 @@ export function databaseCommands(program: Command): void {
       // Opened before anything else, so a wrong path fails at once.
       const input = file === "-" ? process.stdin : (await open(file)).createReadStream();
       const { restoreBackup } = await import("../../db/backup.js");
-      const restored = await withDatabase((db) => restoreBackup(db, linesOf(input)));
+      const { assertRestorable } = await import("../../vault/reencrypt.js");
+      const config = loadRestoreConfig();
+      // The key the broker will read the secrets with: refused now, before anything is written, if it cannot.
+      const vault = restoreVault(config);
+      const restored = await withDatabase((db) => restoreBackup(db, linesOf(input), { checkRow: (table, row) => assertRestorable(vault, table, row) }));
       const rows = Object.entries(restored).map(([name, count]) => ({ table: name, rows: count }));
       emit(out, { restored }, () => table(out, rows, ["table", "rows"]));
     });
