@@ -636,6 +636,12 @@ export const CASES = {
     attack: "`keyward restore` with a master key other than the backup's (another `KEYWARD_MASTER_KEY`, or none, so the broker would generate one)",
     expected: "exit 1 before anything is written, saying the backup's secrets are under another master key and which key to give; the database stays empty for the restore with the right key",
   },
+  "FLT-23": {
+    area: "faults",
+    attack:
+      "`keyward rotate-master-key` run while the newest audit pruning checkpoint is signed under the previous master key (a replica not yet restarted with both keys pruned, or a stopped embedded broker never ran with them), then the previous key removed",
+    expected: "the rotation signs that checkpoint again under the new key before it exits 0, so `keyward audit verify` passes under the new key alone",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
