@@ -21,6 +21,9 @@ export type AdminDeps = RevocationRouteDeps &
     grants: Grants;
   };
 
+/** Advisory lock taken by admin-key revocations, shared by every replica (distinct from the other lock keys). */
+const ADMIN_KEY_REVOCATION_LOCK = 7_347_291_017;
+
 const meta = (request: FastifyRequest) => ({ actor: actorOf(request), requestId: request.id });
 
 /** The admin REST API: thin routes over the domain services, each declaring the permission it needs. */
@@ -98,6 +101,9 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
   }));
   r.delete("/v1/admin-keys/:id", { config: manage, schema: { params: idParam } }, async (req, reply) => {
     await deps.prisma.$transaction(async (tx) => {
+      // One revocation at a time: two admins revoking each other at once each counted the other as the
+      // admin left, and both went, leaving none (and a restart does not bootstrap a database with keys).
+      await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(${ADMIN_KEY_REVOCATION_LOCK})`;
       const row = await tx.adminKey.findUnique({ where: { id: req.params.id } });
       if (!row || row.revokedAt) throw notFound("admin key");
       const otherAdmins = await tx.adminKey.count({ where: { role: "admin", revokedAt: null, NOT: { id: row.id } } });

@@ -492,6 +492,13 @@ export const CASES = {
     expected: "each request is applied whole or refused: the loser gets 404 `not_found` or 409 `conflict`, never a 500",
   },
 
+  "ADM-18": {
+    area: "admin",
+    attack: "the only two admin keys, each revoking the other at once (`DELETE /v1/admin-keys/:id`)",
+    status: 409,
+    expected: "one revocation is applied, the other is 409 `conflict` (the last admin key is never revoked): an admin key is always left",
+  },
+
   // Secrets
   "SEC-01": {
     area: "secrets",
