@@ -22,10 +22,15 @@ function readConfigFile(env: NodeJS.ProcessEnv): z.infer<typeof configFile> {
   const path = configPath(env);
   if (!existsSync(path)) return {};
   let parsed: unknown;
+  const text = readFileSync(path, "utf8");
   try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
+    parsed = JSON.parse(text);
   } catch (err) {
-    throw new CliError(`${path}: not valid JSON (${(err as Error).message})`);
+    // JSON.parse's message quotes the text around the mistake, which may be the admin key: only where it is.
+    const position = /at position (\d+)/.exec((err as Error).message)?.[1];
+    const before = position === undefined ? null : text.slice(0, Number(position)).split("\n");
+    const where = before ? ` at line ${before.length}, column ${before.at(-1)!.length + 1}` : "";
+    throw new CliError(`${path}: not valid JSON${where} (check its quotes and commas)`);
   }
   const config = configFile.safeParse(parsed);
   if (!config.success) throw new CliError(`${path}: ${config.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);

@@ -531,6 +531,12 @@ export const CASES = {
     expected: "exit 1 with one line naming the line number and what is wrong with it; not a character of the file's content, no stack trace; nothing restored",
   },
 
+  "SEC-06": {
+    area: "secrets",
+    attack: "a `~/.config/keyward/config.json` holding an admin key that is not valid JSON (a missing quote or comma, a trailing comma), for any CLI command",
+    expected: "exit 1 naming the file as not valid JSON, with where (line and column) when known; not a character of the admin key",
+  },
+
   // Faults
   "FLT-01": {
     area: "faults",
