@@ -18,7 +18,10 @@ async function main(): Promise<number> {
   const db = await openDatabase(databaseOptionsOf(config));
   try {
     await migrate(db);
-    const result = await reencryptSecrets(db.prisma, vault, { actor: "cli:rotate-master-key" });
+    const result = await reencryptSecrets(db.prisma, vault, {
+      actor: "cli:rotate-master-key",
+      onUnreadable: (what) => process.stderr.write(`rotate-master-key: ${what}\n`),
+    });
     // The newest audit checkpoint too, if it is still signed under the previous key only (a broker started
     // with both keys does this, but none may have): once this exits 0, nothing needs the previous key.
     await reanchorCheckpoint(db.prisma, [deriveCheckpointKey(current), deriveCheckpointKey(previous)], "cli:rotate-master-key");

@@ -11,7 +11,11 @@ const ENCRYPTED_COLUMNS = [
   {
     table: "Upstream",
     rows: async (db: PrismaClient) =>
-      (await db.upstream.findMany({ select: { id: true, secretCiphertext: true } })).map((r) => ({ id: r.id, ciphertext: r.secretCiphertext })),
+      (await db.upstream.findMany({ select: { id: true, name: true, secretCiphertext: true } })).map((r) => ({
+        id: r.id,
+        ciphertext: r.secretCiphertext,
+        label: `upstream ${r.name}: its secret decrypts under neither key: set it again (keyward upstream set-secret ${r.name})`,
+      })),
     /** Re-encrypts one row if it is still as read; false if it changed meanwhile (or is gone). */
     rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string) => {
       const row = await tx.upstream.findUnique({ where: { id }, select: { secretCiphertext: true } });
@@ -28,7 +32,11 @@ const ENCRYPTED_COLUMNS = [
   {
     table: "SigningKey",
     rows: async (db: PrismaClient) =>
-      (await db.signingKey.findMany({ select: { kid: true, privateCiphertext: true } })).map((r) => ({ id: r.kid, ciphertext: r.privateCiphertext })),
+      (await db.signingKey.findMany({ select: { kid: true, privateCiphertext: true } })).map((r) => ({
+        id: r.kid,
+        ciphertext: r.privateCiphertext,
+        label: `signing key ${r.kid}: its private part decrypts under neither key: rotate the signing keys (POST /v1/signing-keys/rotate) and let it retire`,
+      })),
     rewrite: async (tx: Prisma.TransactionClient, vault: Vault, kid: string) => {
       const row = await tx.signingKey.findUnique({ where: { kid }, select: { privateCiphertext: true } });
       if (!row || vault.isCurrent(row.privateCiphertext)) return false;
@@ -41,7 +49,11 @@ const ENCRYPTED_COLUMNS = [
   {
     table: "ForwardProxyCa",
     rows: async (db: PrismaClient) =>
-      (await db.forwardProxyCa.findMany({ select: { id: true, keyCiphertext: true } })).map((r) => ({ id: r.id, ciphertext: r.keyCiphertext })),
+      (await db.forwardProxyCa.findMany({ select: { id: true, keyCiphertext: true } })).map((r) => ({
+        id: r.id,
+        ciphertext: r.keyCiphertext,
+        label: `forward-proxy CA ${r.id}: its key decrypts under neither key: rotate the CA (POST /v1/forward-proxy/ca/rotate)`,
+      })),
     rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string) => {
       const row = await tx.forwardProxyCa.findUnique({ where: { id }, select: { keyCiphertext: true } });
       if (!row || vault.isCurrent(row.keyCiphertext)) return false;
@@ -66,22 +78,31 @@ export type ReencryptResult = { reencrypted: number; remaining: number };
 export async function reencryptSecrets(
   prisma: PrismaClient,
   vault: Vault,
-  options: { actor: string; maxRows?: number },
+  options: { actor: string; maxRows?: number; onUnreadable?: (what: string) => void },
 ): Promise<ReencryptResult> {
   let reencrypted = 0;
   for (const column of ENCRYPTED_COLUMNS) {
-    for (const { id, ciphertext } of await column.rows(prisma)) {
+    for (const { id, ciphertext, label } of await column.rows(prisma)) {
       if (vault.isCurrent(ciphertext)) continue;
       if (options.maxRows !== undefined && reencrypted >= options.maxRows) return { reencrypted, remaining: await countRemaining(prisma, vault) };
-      const done = await prisma.$transaction(async (tx) => {
-        if (!(await column.rewrite(tx, vault, id))) return false;
-        await appendAudit(tx, {
-          kind: "admin.change",
-          actor: options.actor,
-          details: { action: "master_key.reencrypt", table: column.table, id, keyId: vault.keyId },
+      let done: boolean;
+      try {
+        done = await prisma.$transaction(async (tx) => {
+          if (!(await column.rewrite(tx, vault, id))) return false;
+          await appendAudit(tx, {
+            kind: "admin.change",
+            actor: options.actor,
+            details: { action: "master_key.reencrypt", table: column.table, id, keyId: vault.keyId },
+          });
+          return true;
         });
-        return true;
-      });
+      } catch (err) {
+        // A row neither key decrypts (under a third key, or damaged) cannot be rotated: it is named, counted
+        // in `remaining`, and the rest go on, instead of every row after it staying under the old key.
+        if (!(err instanceof VaultError)) throw err;
+        options.onUnreadable?.(label);
+        continue;
+      }
       if (done) reencrypted++;
     }
   }

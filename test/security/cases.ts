@@ -655,6 +655,12 @@ export const CASES = {
       "`keyward rotate-master-key` run while the newest audit pruning checkpoint is signed under the previous master key (a replica not yet restarted with both keys pruned, or a stopped embedded broker never ran with them), then the previous key removed",
     expected: "the rotation signs that checkpoint again under the new key before it exits 0, so `keyward audit verify` passes under the new key alone",
   },
+  "FLT-24": {
+    area: "faults",
+    attack: "`keyward rotate-master-key` with one upstream secret that neither the new nor the previous key decrypts (ADM-13's case), first in the table",
+    expected:
+      "every other secret (upstreams, signing keys, forward-proxy CA keys) is re-encrypted; that upstream is named, with how to repair it, and counted as still under another key: exit 1, never a stop at the first row it cannot read",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
