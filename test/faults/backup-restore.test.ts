@@ -125,4 +125,17 @@ describe("keyward restore of a damaged backup, or with another master key", () =
       await cli(["restore", backupFile], { env });
     }, 60_000);
   });
+
+  describe(title("FLT-25"), () => {
+    it("two restores into one empty database at once: one restores, the other is refused as not empty, in one line", async () => {
+      for (let round = 0; round < 3; round++) {
+        const { env } = target(source.masterKey);
+        const results = await Promise.all([runCli(["restore", backupFile], { env }), runCli(["restore", backupFile], { env })]);
+        const codes = results.map((r) => r.code).sort();
+        expect(codes, results.map((r) => r.stderr).join("")).toEqual([0, 1]);
+        const refused = results.find((r) => r.code === 1)!;
+        expect(refused.stderr).toMatch(/^keyward: the database is not empty \(\w+ has rows\): restore only into an empty database\n$/);
+      }
+    }, 60_000);
+  });
 });

@@ -661,6 +661,11 @@ export const CASES = {
     expected:
       "every other secret (upstreams, signing keys, forward-proxy CA keys) is re-encrypted; that upstream is named, with how to repair it, and counted as still under another key: exit 1, never a stop at the first row it cannot read",
   },
+  "FLT-25": {
+    area: "faults",
+    attack: "two `keyward restore` into one empty database at once",
+    expected: "one restores; the other waits for it and is refused as into a database that is not empty (exit 1, one line), never a unique-violation stack",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
