@@ -1,5 +1,6 @@
 // `keyward`: the operator's and the agent's command line (package.json `bin`, through bin/keyward.js).
 import { ConfigError } from "../config/config.js";
+import { DatabaseUnreachable, EmbeddedDatabaseError } from "../db/errors.js";
 import { RestoreRefused } from "../db/restore-refused.js";
 import { KeywardApiError } from "../sdk/errors.js";
 import { CliError } from "./connection.js";
@@ -23,6 +24,10 @@ function report(err: unknown): void {
     }
   } else if (err instanceof CliError || err instanceof ConfigError || err instanceof RestoreRefused || isSystemError(err)) {
     process.stderr.write(json ? JSON.stringify({ error: { code: "refused", message: err.message } }) + "\n" : `keyward: ${err.message}\n`);
+  } else if (err instanceof DatabaseUnreachable || err instanceof EmbeddedDatabaseError) {
+    // Written for the broker's supervisor ("exiting at once so that the supervisor can retry"): the first clause is the CLI's.
+    const message = err.message.replace(/: exiting at once so that the supervisor can retry .*$/, "");
+    process.stderr.write(json ? JSON.stringify({ error: { code: "database_unavailable", message } }) + "\n" : `keyward: ${message}\n`);
   } else {
     process.stderr.write(`keyward: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }

@@ -2,6 +2,7 @@ import { PrismaClient } from "@prisma/client";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { startEmbeddedServer } from "./embedded.js";
+import { DatabaseUnreachable } from "./errors.js";
 import { jittered } from "../util/jitter.js";
 
 /** A raw SQL connection, for the migration runner and LISTEN/NOTIFY; everything else goes through Prisma. */
@@ -92,8 +93,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
 }
 
-/** The database could not be reached at start: main.ts exits with EXIT_DATABASE_UNREACHABLE. */
-export class DatabaseUnreachable extends Error {}
+export { DatabaseUnreachable } from "./errors.js";
 
 /** No database connection within the connect timeout: like any outage, a 503 (src/http/error-handler.ts), not a 500. */
 export class DatabaseConnectTimeout extends Error {}

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { arch, platform, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { EmbeddedDatabaseError } from "./errors.js";
 import { processAlive, processStartIdentity } from "../util/process-alive.js";
 
 /**
@@ -15,7 +16,7 @@ import { processAlive, processStartIdentity } from "../util/process-alive.js";
  * broker's in-flight calls on every graceful stop. Starting the server is a few lines; they are here.
  */
 
-export class EmbeddedDatabaseError extends Error {}
+export { EmbeddedDatabaseError } from "./errors.js";
 
 /** The layout of a data dir. */
 export const embeddedPaths = (dataDir: string) => {

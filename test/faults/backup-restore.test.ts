@@ -138,4 +138,19 @@ describe("keyward restore of a damaged backup, or with another master key", () =
       }
     }, 60_000);
   });
+
+  describe(title("FLT-26"), () => {
+    it("backup, restore and migrate with the database down: one line naming it, never the password, no stack", async () => {
+      const password = "db-password-0123456789";
+      const env = { DATABASE_URL: `postgresql://keyward:${password}@127.0.0.1:18499/keyward`, KEYWARD_MASTER_KEY: source.masterKey };
+      for (const args of [["backup", "-o", join(work, "down.jsonl")], ["restore", backupFile], ["migrate"], ["--json", "backup"]]) {
+        const result = await runCli(args, { env });
+        expect(result.code, args.join(" ")).toBe(1);
+        expect(result.stderr).toMatch(args[0] === "--json" ? /^\{"error":\{"code":"database_unavailable","message":"the database 127\.0\.0\.1:18499\/keyward is unreachable/ : /^keyward: the database 127\.0\.0\.1:18499\/keyward is unreachable \(ECONNREFUSED\)\n$/);
+        expect(result.stderr.trim().split("\n")).toHaveLength(1);
+        expect(result.stderr).not.toContain(password);
+      }
+    }, 60_000);
+  });
 });
+

@@ -666,6 +666,11 @@ export const CASES = {
     attack: "two `keyward restore` into one empty database at once",
     expected: "one restores; the other waits for it and is refused as into a database that is not empty (exit 1, one line), never a unique-violation stack",
   },
+  "FLT-26": {
+    area: "faults",
+    attack: "`keyward backup`, `restore` or `migrate` with the database down (or the embedded data dir held by a running broker)",
+    expected: "exit 1 with one line naming the database (never its password) and what is wrong, `database_unavailable` with `--json`; no stack trace, no advice meant for the broker's supervisor",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
