@@ -14,6 +14,9 @@ async function main(): Promise<number> {
     throw new ConfigError("set KEYWARD_MASTER_KEY to the new key and KEYWARD_MASTER_KEY_PREVIOUS to the old one");
   }
   const [current, previous] = [parseMasterKey(config.masterKey), parseMasterKey(config.masterKeyPrevious)];
+  if (current.equals(previous)) {
+    throw new ConfigError("KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEY_PREVIOUS are the same key: set KEYWARD_MASTER_KEY to the new one");
+  }
   const vault = new Vault(current, previous);
   const db = await openDatabase(databaseOptionsOf(config));
   try {

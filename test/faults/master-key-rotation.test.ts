@@ -103,3 +103,18 @@ describe(title("FLT-24"), () => {
     }
   }, 120_000);
 });
+
+describe(title("FLT-27"), () => {
+  it("the same key as new and previous is refused, saying so, and nothing is written", async () => {
+    const store = newStore();
+    try {
+      const key = store.masterKey;
+      const rotated = await runCli(["rotate-master-key"], { env: { DATABASE_URL: store.databaseUrl, KEYWARD_MASTER_KEY: key, KEYWARD_MASTER_KEY_PREVIOUS: ` ${key}\n` } });
+      expect(rotated).toMatchObject({ code: 1, stdout: "" });
+      expect(rotated.stderr).toMatch(/^rotate-master-key: KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEY_PREVIOUS are the same key/);
+      expect(rotated.stderr).not.toContain(key);
+    } finally {
+      await store.drop();
+    }
+  });
+});

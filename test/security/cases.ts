@@ -671,6 +671,11 @@ export const CASES = {
     attack: "`keyward backup`, `restore` or `migrate` with the database down (or the embedded data dir held by a running broker)",
     expected: "exit 1 with one line naming the database (never its password) and what is wrong, `database_unavailable` with `--json`; no stack trace, no advice meant for the broker's supervisor",
   },
+  "FLT-27": {
+    area: "faults",
+    attack: "`keyward rotate-master-key` with `KEYWARD_MASTER_KEY` and `KEYWARD_MASTER_KEY_PREVIOUS` set to the same key (both left at the old one, say)",
+    expected: "exit 1 at once saying the two are the same key (never printing it), nothing written; never an exit 0 that reads as a finished rotation",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
