@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store } from "../helpers/broker.js";
@@ -55,6 +55,7 @@ describe("keyward restore of a damaged backup, or with another master key", () =
   }, 120_000);
   afterAll(async () => {
     for (const store of stores) await store.drop();
+    rmSync(work, { recursive: true, force: true });
   });
 
   describe(title("FLT-21"), () => {

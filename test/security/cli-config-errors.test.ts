@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { emptyHome, runCli } from "../helpers/cli.js";
@@ -17,6 +17,7 @@ describe(title("SEC-06"), () => {
       mkdirSync(join(home, ".config", "keyward"), { recursive: true });
       writeFileSync(join(home, ".config", "keyward", "config.json"), text + "\n", { mode: 0o600 });
       const result = await runCli(["agent", "list"], { env: { HOME: home } });
+      rmSync(home, { recursive: true, force: true });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/config\.json: not valid JSON/);
       for (let i = 0; i + 6 <= adminKey.length; i++) expect(result.stderr, text).not.toContain(adminKey.slice(i, i + 6));
