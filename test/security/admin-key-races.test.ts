@@ -3,7 +3,7 @@ import { newStore, startBroker, TEST_ADMIN_KEY, type Store, type TestBroker } fr
 import { statusOf, title } from "./cases.js";
 
 /** Admin keys revoked at once: the rule that the last admin key stays holds against concurrent revocations too. */
-describe(title("ADM-18"), () => {
+describe(title("ADM-17"), () => {
   let store: Store;
   let broker: TestBroker;
   beforeAll(async () => {
@@ -39,7 +39,7 @@ describe(title("ADM-18"), () => {
       // The loser is 409, or 401 when its own key was already revoked as it arrived.
       const [won, lost] = [byY.status, byX.status].sort();
       expect(won).toBe(204);
-      expect([statusOf("ADM-18"), 401]).toContain(lost);
+      expect([statusOf("ADM-17"), 401]).toContain(lost);
       survivor = live[0]!.id === x!.id ? x! : y!;
     }
     expect(broker.logs.filter((line) => line.includes('"level":50'))).toEqual([]);

@@ -491,8 +491,7 @@ export const CASES = {
       "one object deleted and written at once: two DELETEs of one upstream, agent or grant; a grant created on an upstream or for an agent being deleted; a grant PATCHed while it is deleted",
     expected: "each request is applied whole or refused: the loser gets 404 `not_found` or 409 `conflict`, never a 500",
   },
-
-  "ADM-18": {
+  "ADM-17": {
     area: "admin",
     attack: "the only two admin keys, each revoking the other at once (`DELETE /v1/admin-keys/:id`)",
     status: 409,
@@ -524,13 +523,11 @@ export const CASES = {
     status: 403,
     expected: "the refusal's audit event records the URL without its query: no credential an agent puts there reaches the audit log",
   },
-
   "SEC-05": {
     area: "secrets",
     attack: "`keyward restore` given a file that is not a backup, or a backup with a corrupted line: the master key file, an `.env` of API keys",
     expected: "exit 1 with one line naming the line number and what is wrong with it; not a character of the file's content, no stack trace; nothing restored",
   },
-
   "SEC-06": {
     area: "secrets",
     attack: "a `~/.config/keyward/config.json` holding an admin key that is not valid JSON (a missing quote or comma, a trailing comma), for any CLI command",
@@ -639,6 +636,7 @@ export const CASES = {
     status: 503,
     expected:
       "its proxied calls answer 503 `revocation_state_stale` once the last proof of currency is older than `KEYWARD_REVOCATION_MAX_STALENESS_MS`; within about as long again it drops the silent connection, listens anew and reloads, and serves again, a token revoked meanwhile refused",
+  },
   "FLT-21": {
     area: "faults",
     attack: "`keyward restore` of a backup cut short: a copy or a `keyward backup` that stopped at a line boundary (say just after the audit events) or in the middle of a line",
