@@ -43,6 +43,27 @@ const BATCH = 2000;
  * signature vouches for them all, and old checkpoints stay checkable after their key is gone.
  */
 export async function verifyAuditChain(prisma: PrismaClient, keys: CheckpointKeys): Promise<ChainVerification> {
+  // The walk reads in several statements, not one snapshot: a replica pruning meanwhile (a checkpoint
+  // written, the events it covers deleted) makes events vanish under it, which reads as events missing.
+  // Pruning always writes its checkpoint first, in the same transaction, so a break found after a new
+  // checkpoint appeared is walked again from it; a break with no new checkpoint is the chain's own.
+  for (let attempt = 1; ; attempt++) {
+    const seen = { checkpointId: null as number | null };
+    const verified = await walkAuditChain(prisma, keys, seen);
+    if (verified.ok || attempt === MAX_WALKS) return verified;
+    const newest = await prisma.auditCheckpoint.findFirst({ orderBy: { id: "desc" }, select: { id: true } });
+    if ((newest?.id ?? null) === seen.checkpointId) return verified;
+  }
+}
+
+/** Walks after a concurrent prune: more than a couple means something else is going on, reported as it is. */
+const MAX_WALKS = 3;
+
+/** One walk; `seen` gets the id of the newest checkpoint it started from. */
+async function walkAuditChain(prisma: PrismaClient, keys: CheckpointKeys, seen: { checkpointId: number | null }): Promise<ChainVerification> {
+  // Checkpoints before the head: a checkpoint read then never reaches past the head read after it.
+  const checkpoints = await prisma.auditCheckpoint.findMany({ orderBy: { id: "asc" } });
+  seen.checkpointId = checkpoints.at(-1)?.id ?? null;
   const head = await prisma.auditChainHead.findUniqueOrThrow({ where: { id: 1 } });
   const result = (
     firstBroken: BrokenLink | null,
@@ -58,7 +79,6 @@ export async function verifyAuditChain(prisma: PrismaClient, keys: CheckpointKey
   });
 
   // 1. checkpoints
-  const checkpoints = await prisma.auditCheckpoint.findMany({ orderBy: { id: "asc" } });
   let prevCheckpointHash = GENESIS_HASH;
   let start = { id: null as bigint | null, hash: GENESIS_HASH };
   for (const c of checkpoints) {

@@ -674,6 +674,13 @@ export const CASES = {
     attack: "`keyward rotate-master-key` with `KEYWARD_MASTER_KEY` and `KEYWARD_MASTER_KEY_PREVIOUS` set to the same key (both left at the old one, say)",
     expected: "exit 1 at once saying the two are the same key (never printing it), nothing written; never an exit 0 that reads as a finished rotation",
   },
+  "FLT-28": {
+    area: "faults",
+    attack:
+      "audit verification (`GET /v1/audit/verify`, `keyward audit verify`, or a replica's own check before it prunes) running while another replica prunes: the checkpoint written and the events it covers deleted between the walk's reads",
+    expected:
+      "the verification walks again from the new checkpoint and reports the chain whole; never a false \"event is missing\" alarm, nor a replica that then refuses to prune a whole chain as broken",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -1,0 +1,98 @@
+import { randomUUID } from "node:crypto";
+import type { PrismaClient } from "@prisma/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { APPEND_ONE } from "../../src/audit/audit.js";
+import { contentHash, deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
+import { pruneAudit } from "../../src/audit/retention.js";
+import { verifyAuditChain } from "../../src/audit/verify.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { title } from "../security/cases.js";
+
+const DAY = 86_400_000;
+
+/** Events stamped `daysAgo`, appended as the application appends them (keyward_audit_append chains them). */
+async function appendOld(prisma: PrismaClient, count: number, daysAgo: number): Promise<void> {
+  const rows = Array.from({ length: count }, (_, seq) => {
+    const content = { at: new Date(Date.now() - daysAgo * DAY), actor: "admin-key:legacy", kind: "admin.change", details: { seq } };
+    return { ...content, eventId: randomUUID(), contentHash: contentHash(content), seq };
+  });
+  await prisma.$executeRawUnsafe(APPEND_ONE, JSON.stringify(rows));
+}
+
+/**
+ * The prisma client a verification reads through, its reads of events held until `release`: the walk has
+ * read the checkpoints and the head, and what happens before it reads the events is up to the test.
+ */
+function heldAtEvents(prisma: PrismaClient): { client: PrismaClient; reached: Promise<void>; release: () => void } {
+  let release!: () => void;
+  let reached!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const atGate = new Promise<void>((r) => (reached = r));
+  const auditEvent = new Proxy(prisma.auditEvent, {
+    get: (target, prop, receiver) =>
+      prop === "findMany"
+        ? async (...args: unknown[]) => {
+            reached();
+            await gate;
+            return (target.findMany as (...a: unknown[]) => unknown)(...args);
+          }
+        : Reflect.get(target, prop, receiver),
+  });
+  const client = new Proxy(prisma, { get: (target, prop, receiver) => (prop === "auditEvent" ? auditEvent : Reflect.get(target, prop, receiver)) });
+  return { client, reached: atGate, release };
+}
+
+describe(title("FLT-28"), () => {
+  let store: Store;
+  let broker: TestBroker;
+  let keys: CheckpointKeys;
+  beforeAll(async () => {
+    store = newStore();
+    broker = await startBroker(store);
+    keys = [deriveCheckpointKey(Buffer.from(store.masterKey, "base64"))];
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await store?.drop();
+  });
+
+  for (const round of ["with no checkpoint yet", "after a first checkpoint"]) {
+    it(`a verification that read the checkpoints before another replica's prune committed still passes (${round})`, async () => {
+      const { prisma } = broker.keyward.db;
+      await appendOld(prisma, 50, 40);
+      const everything = { olderThan: new Date(Date.now() + DAY), keepUnshipped: false, actor: "test" };
+      const held = heldAtEvents(prisma);
+      const verifying = verifyAuditChain(held.client, keys);
+      await held.reached;
+      const pruned = await pruneAudit(prisma, keys, everything);
+      expect(pruned).toMatchObject({ refused: null, prunedEvents: 50 });
+      held.release();
+      expect(await verifying).toMatchObject({ ok: true, firstBroken: null, checkpoint: { id: pruned.checkpointId } });
+
+      // The same with the prune's own check: a replica whose check straddled another's prune still prunes next time.
+      await appendOld(prisma, 5, 40);
+      const heldPrune = heldAtEvents(prisma);
+      const pruning = pruneAudit(heldPrune.client, keys, everything);
+      await heldPrune.reached;
+      const other = await pruneAudit(prisma, keys, everything);
+      expect(other).toMatchObject({ refused: null, prunedEvents: 5 });
+      heldPrune.release();
+      expect(await pruning).toMatchObject({ refused: null, prunedEvents: 0 }); // the other replica did it
+    }, 60_000);
+  }
+
+  it("an event deleted behind the checkpoints' back is still reported, walked once more at most", async () => {
+    const { prisma } = broker.keyward.db;
+    await appendOld(prisma, 5, 1);
+    const events = await prisma.auditEvent.findMany({ orderBy: { id: "desc" }, take: 3, select: { id: true } });
+    const session = await broker.keyward.db.session();
+    try {
+      await session.exec(`ALTER TABLE "AuditEvent" DISABLE TRIGGER USER`);
+      await session.query(`DELETE FROM "AuditEvent" WHERE id = $1`, [events[1]!.id.toString()]);
+      await session.exec(`ALTER TABLE "AuditEvent" ENABLE TRIGGER USER`);
+    } finally {
+      session.release();
+    }
+    expect(await verifyAuditChain(prisma, keys)).toMatchObject({ ok: false, firstBroken: { at: "event", id: events[1]!.id.toString(), reason: "event is missing" } });
+  }, 60_000);
+});
