@@ -1,23 +1,13 @@
-import { randomUUID } from "node:crypto";
 import type { PrismaClient } from "@prisma/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APPEND_ONE } from "../../src/audit/audit.js";
-import { contentHash, deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
+import { deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
 import { pruneAudit } from "../../src/audit/retention.js";
 import { verifyAuditChain } from "../../src/audit/verify.js";
+import { appendOldEvents, editAuditLogAsSuperuser } from "../helpers/audit.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { title } from "../security/cases.js";
 
 const DAY = 86_400_000;
-
-/** Events stamped `daysAgo`, appended as the application appends them (keyward_audit_append chains them). */
-async function appendOld(prisma: PrismaClient, count: number, daysAgo: number): Promise<void> {
-  const rows = Array.from({ length: count }, (_, seq) => {
-    const content = { at: new Date(Date.now() - daysAgo * DAY), actor: "admin-key:legacy", kind: "admin.change", details: { seq } };
-    return { ...content, eventId: randomUUID(), contentHash: contentHash(content), seq };
-  });
-  await prisma.$executeRawUnsafe(APPEND_ONE, JSON.stringify(rows));
-}
 
 /**
  * The prisma client a verification reads through, its reads of events held until `release`: the walk has
@@ -59,7 +49,7 @@ describe(title("FLT-28"), () => {
   for (const round of ["with no checkpoint yet", "after a first checkpoint"]) {
     it(`a verification that read the checkpoints before another replica's prune committed still passes (${round})`, async () => {
       const { prisma } = broker.keyward.db;
-      await appendOld(prisma, 50, 40);
+      await appendOldEvents(prisma, 50, 40);
       const everything = { olderThan: new Date(Date.now() + DAY), keepUnshipped: false, actor: "test" };
       const held = heldAtEvents(prisma);
       const verifying = verifyAuditChain(held.client, keys);
@@ -70,7 +60,7 @@ describe(title("FLT-28"), () => {
       expect(await verifying).toMatchObject({ ok: true, firstBroken: null, checkpoint: { id: pruned.checkpointId } });
 
       // The same with the prune's own check: a replica whose check straddled another's prune still prunes next time.
-      await appendOld(prisma, 5, 40);
+      await appendOldEvents(prisma, 5, 40);
       const heldPrune = heldAtEvents(prisma);
       const pruning = pruneAudit(heldPrune.client, keys, everything);
       await heldPrune.reached;
@@ -83,16 +73,9 @@ describe(title("FLT-28"), () => {
 
   it("an event deleted behind the checkpoints' back is still reported, walked once more at most", async () => {
     const { prisma } = broker.keyward.db;
-    await appendOld(prisma, 5, 1);
+    await appendOldEvents(prisma, 5, 1);
     const events = await prisma.auditEvent.findMany({ orderBy: { id: "desc" }, take: 3, select: { id: true } });
-    const session = await broker.keyward.db.session();
-    try {
-      await session.exec(`ALTER TABLE "AuditEvent" DISABLE TRIGGER USER`);
-      await session.query(`DELETE FROM "AuditEvent" WHERE id = $1`, [events[1]!.id.toString()]);
-      await session.exec(`ALTER TABLE "AuditEvent" ENABLE TRIGGER USER`);
-    } finally {
-      session.release();
-    }
+    await editAuditLogAsSuperuser(broker, `DELETE FROM "AuditEvent" WHERE id = $1`, [events[1]!.id.toString()]);
     expect(await verifyAuditChain(prisma, keys)).toMatchObject({ ok: false, firstBroken: { at: "event", id: events[1]!.id.toString(), reason: "event is missing" } });
   }, 60_000);
 });

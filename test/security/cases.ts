@@ -681,6 +681,12 @@ export const CASES = {
     expected:
       "the verification walks again from the new checkpoint and reports the chain whole; never a false \"event is missing\" alarm, nor a replica that then refuses to prune a whole chain as broken",
   },
+  "FLT-29": {
+    area: "faults",
+    attack: "audit retention turned on for a log that grew for months: hundreds of thousands of events to prune in one run (600,000 measured)",
+    expected:
+      "pruned in chunks (20,000 events each), each in a transaction of its own behind its own signed checkpoint chained to the one before; the chain verifies after; never one transaction past Prisma's 5 s, which rolled back every hourly run so that retention never ran again",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
