@@ -71,6 +71,31 @@ describe(title("FLT-28"), () => {
     }, 60_000);
   }
 
+  // A first prune of a long log deleted it all in one transaction, which Prisma ends after 5 s: 600,000
+  // events were rolled back every hour, for good. Chunks of 1,000 over 2,500 events stand for 20,000 over
+  // hundreds of thousands.
+  it(title("FLT-29"), async () => {
+    const { prisma } = broker.keyward.db;
+    const earlier = await prisma.auditCheckpoint.count();
+    for (let i = 0; i < 5; i++) await appendOldEvents(prisma, 500, 40);
+    await appendOldEvents(prisma, 3, 1);
+    const olderThan = new Date(Date.now() - 30 * DAY);
+    const pruned = await pruneAudit(prisma, keys, { olderThan, keepUnshipped: false, actor: "retention", chunkEvents: 1000 });
+    expect(pruned.refused).toBeNull();
+    expect(pruned.prunedEvents).toBeGreaterThanOrEqual(2500);
+    const checkpoints = await prisma.auditCheckpoint.findMany({ orderBy: { id: "asc" }, skip: earlier - 1 });
+    // Three chunks, each a checkpoint chained to the one before, none covering more than its chunk.
+    expect(checkpoints.length - 1).toBeGreaterThanOrEqual(3);
+    for (const [i, c] of checkpoints.entries()) {
+      if (i === 0) continue; // the one before this prune, which the first chunk's chains to
+      expect(c.prunedEvents).toBeLessThanOrEqual(1000);
+      expect(c.prevHash).toBe(checkpoints[i - 1]!.hash);
+    }
+    expect(pruned.checkpointId).toBe(checkpoints.at(-1)!.id);
+    expect(await prisma.auditEvent.count({ where: { at: { lt: olderThan } } })).toBe(0);
+    expect(await verifyAuditChain(prisma, keys)).toMatchObject({ ok: true, firstBroken: null, checkpoint: { id: pruned.checkpointId } });
+  }, 60_000);
+
   it("an event deleted behind the checkpoints' back is still reported, walked once more at most", async () => {
     const { prisma } = broker.keyward.db;
     await appendOldEvents(prisma, 5, 1);
