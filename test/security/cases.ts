@@ -533,6 +533,12 @@ export const CASES = {
     attack: "a `~/.config/keyward/config.json` holding an admin key that is not valid JSON (a missing quote or comma, a trailing comma), for any CLI command",
     expected: "exit 1 naming the file as not valid JSON, with where (line and column) when known; not a character of the admin key",
   },
+  "SEC-07": {
+    area: "secrets",
+    attack:
+      "the Python client's held token printed: `repr()` or `str()` of its `Token` (a log line, a debugger, a traceback that shows locals such as Sentry's or pytest's `--showlocals`)",
+    expected: "the access token's expiry and scope, never a character of the access token",
+  },
 
   // Faults
   "FLT-01": {

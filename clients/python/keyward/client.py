@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from .errors import KeywardError, NeedsApproval, Unauthenticated, error_from
@@ -26,7 +26,8 @@ DEFAULT_REFRESH_MARGIN_SECONDS = 30
 
 @dataclass(frozen=True)
 class Token:
-    access_token: str
+    # Kept out of repr: a Token in a log line or in a traceback's locals must not print the bearer token.
+    access_token: str = field(repr=False)
     expires_at: float
     scope: str
 
