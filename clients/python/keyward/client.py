@@ -20,7 +20,7 @@ from .errors import KeywardError, NeedsApproval, Unauthenticated, error_from
 #: proxy it tells Keyward's refusal from the upstream's own error.
 BROKER_ERROR_HEADER = "keyward-error"
 
-#: Refresh a token when less than this many seconds of its life are left.
+#: Refresh a token when less than this many seconds of its life are left (or a fifth of its life, if shorter).
 DEFAULT_REFRESH_MARGIN_SECONDS = 30
 
 
@@ -73,7 +73,7 @@ class Keyward:
         client_secret: str,
         grant: str,
         *,
-        refresh_margin_seconds: float = DEFAULT_REFRESH_MARGIN_SECONDS,
+        refresh_margin_seconds: Optional[float] = None,
         timeout_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -86,6 +86,7 @@ class Keyward:
         self._timeout = timeout_seconds
         self._clock = clock
         self._token: Optional[Token] = None
+        self._lifetime = 0.0
         self._lock = threading.Lock()
         self._opener = urllib.request.build_opener(_NoRedirect)
 
@@ -95,9 +96,16 @@ class Keyward:
         """A live access token for the grant: the one held, unless it is within the refresh margin of expiry."""
         with self._lock:
             held = self._token
-            if held is None or held.expires_at - self._clock() <= self._margin:
+            if held is None or held.expires_at - self._clock() <= self._margin_for(self._lifetime):
                 held = self._token = self._request_token()
+                self._lifetime = held.expires_at - self._clock()
             return held.access_token
+
+    def _margin_for(self, lifetime: float) -> float:
+        # A fixed margin at least as long as the token's life would request a new token for every call.
+        if self._margin is not None:
+            return self._margin
+        return min(DEFAULT_REFRESH_MARGIN_SECONDS, lifetime / 5)
 
     def _request_token(self) -> Token:
         form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": f"grant:{self.grant}"}).encode()
