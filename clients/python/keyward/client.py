@@ -163,7 +163,7 @@ class Keyward:
             code = response_headers.get(BROKER_ERROR_HEADER)
             if code is None:
                 return Response(status, response_headers, response_body)
-            error = error_from(status, _json_or_none(response_body))
+            error = error_from(status, _json_or_none(response_body), code)
             if attempt == 1 and isinstance(error, Unauthenticated) and error.code == "token_expired":
                 self.forget_token()
                 continue

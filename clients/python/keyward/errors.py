@@ -59,17 +59,44 @@ class Unavailable(KeywardError):
 _REVOKED_CODES = frozenset({"token_revoked", "kill_switch_engaged"})
 
 
-def error_from(status: int, body: Any) -> KeywardError:
-    """The typed error for an error response: Keyward's ``{"error": {"code", ...}}`` or RFC 6749's."""
+def error_from(status: int, body: Any, broker_code: Optional[str] = None) -> KeywardError:
+    """The typed error for an error response: Keyward's ``{"error": {"code", ...}}`` or RFC 6749's.
+
+    ``broker_code`` is the response's ``keyward-error`` header: a refusal the broker answered in the
+    upstream's protocol (GraphQL errors, a JSON-RPC error, AWS XML) carries its code only there.
+    """
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, str):  # RFC 6749 section 5.2, from the OAuth endpoints
         description = body.get("error_description")
         return _typed(status, error, description if isinstance(description, str) else error, None, None)
     if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        if broker_code:
+            return _typed(status, broker_code, *_native_fields(body, broker_code), None)
         return _typed(status, f"http_{status}", f"the broker answered {status}", None, None)
     message = error.get("message") if isinstance(error.get("message"), str) else error["code"]
     reason = error.get("reason") if isinstance(error.get("reason"), str) else None
     return _typed(status, error["code"], message, reason, error.get("details"))
+
+
+def _native_fields(body: Any, broker_code: str) -> tuple:
+    """The message and reason of a refusal in a GraphQL or JSON-RPC body, as the TypeScript SDK reads them."""
+    first = body[0] if isinstance(body, list) and body else body
+    message: Any = None
+    reason: Any = None
+    if isinstance(first, dict):
+        errors = first.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            message = errors[0].get("message")
+            extensions = errors[0].get("extensions")
+            reason = extensions.get("reason") if isinstance(extensions, dict) else None
+        elif isinstance(first.get("error"), dict):
+            message = first["error"].get("message")
+            data = first["error"].get("data")
+            reason = data.get("reason") if isinstance(data, dict) else None
+    return (
+        message if isinstance(message, str) else f"the broker refused the call ({broker_code})",
+        reason if isinstance(reason, str) else None,
+    )
 
 
 def _typed(status: int, code: str, message: str, reason: Optional[str], details: Any) -> KeywardError:
