@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-from .errors import KeywardError, NeedsApproval, Unauthenticated, error_from
+from .errors import Denied, KeywardError, NeedsApproval, Unauthenticated, error_from
 
 #: The header the broker sets on its own error responses and strips from upstream ones: through the
 #: proxy it tells Keyward's refusal from the upstream's own error.
@@ -87,6 +87,8 @@ class Keyward:
         self._clock = clock
         self._token: Optional[Token] = None
         self._lifetime = 0.0
+        #: The approval a human must give before the grant's token is issued: the next token() polls it.
+        self._pending: Optional[str] = None
         self._lock = threading.Lock()
         self._opener = urllib.request.build_opener(_NoRedirect)
 
@@ -108,6 +110,8 @@ class Keyward:
         return min(DEFAULT_REFRESH_MARGIN_SECONDS, lifetime / 5)
 
     def _request_token(self) -> Token:
+        if self._pending is not None:
+            return self._collect(self._pending)
         form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": f"grant:{self.grant}"}).encode()
         status, headers, body = self._send(
             "POST",
@@ -117,9 +121,43 @@ class Keyward:
         )
         answer = _json_or_none(body)
         if status == 400 and isinstance(answer, dict) and answer.get("error") == "authorization_pending":
-            raise NeedsApproval(str(answer.get("approval_id")), None)
+            # Another POST /oauth2/token would hold a new request for a human: poll this one instead.
+            self._pending = str(answer.get("approval_id"))
+            raise NeedsApproval(self._pending, None)
         if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
             raise error_from(status, answer)
+        return self._token_of(answer)
+
+    def _collect(self, approval_id: str) -> Token:
+        """Polls the held request (GET /v1/approvals/:id): its token once a human approved it."""
+        status, headers, body = self._send(
+            "GET",
+            f"{self.url}/v1/approvals/{urllib.parse.quote(approval_id, safe='')}",
+            {"authorization": self._basic, "accept": "application/json"},
+            None,
+        )
+        answer = _json_or_none(body)
+        if status != 200 or not isinstance(answer, dict):
+            if status == 404:
+                self._pending = None
+            raise error_from(status, answer, headers.get(BROKER_ERROR_HEADER))
+        token = answer.get("token")
+        if isinstance(token, dict) and isinstance(token.get("access_token"), str):
+            self._pending = None
+            return self._token_of(token)
+        decision = answer.get("status")
+        if decision == "denied":
+            self._pending = None
+            note = answer.get("note")
+            raise Denied(403, "approval_denied", "a human denied the token request", note if isinstance(note, str) else None)
+        if decision in ("pending", "approved"):
+            expires_at = answer.get("expiresAt")
+            raise NeedsApproval(approval_id, expires_at if isinstance(expires_at, str) else None)
+        # Expired, or collected already: the next token() asks anew.
+        self._pending = None
+        raise KeywardError(410, f"approval_{decision}", f"the approval is {decision}")
+
+    def _token_of(self, answer: Mapping[str, Any]) -> Token:
         issued_at = self._clock()
         return Token(answer["access_token"], issued_at + float(answer.get("expires_in", 0)), str(answer.get("scope", "")))
 
