@@ -6,13 +6,17 @@ const HOP_BY_HOP = new Set([
   "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
   "transfer-encoding", "upgrade",
 ]);
-const NEVER_FROM_AGENT = new Set([
-  "host", "authorization", "cookie", "expect", "forwarded", "x-forwarded-for", "x-forwarded-host",
-  "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "x-http-method-override", "x-http-method",
-  "x-method-override",
+const SPEAKS_FOR_BROKER = new Set([
+  "host", "expect", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
+  "x-real-ip", "x-http-method-override", "x-http-method", "x-method-override",
   // Path and method overrides some servers and frameworks honour: they would let an agent reach a
   // resource or use a method other than the one the policy decided on.
   "x-original-url", "x-rewrite-url", "x-original-uri", "x-original-method",
+]);
+const NEVER_FROM_AGENT = new Set([
+  ...SPEAKS_FOR_BROKER,
+  // The agent's own credentials: the upstream's is injected instead.
+  "authorization", "cookie",
   // Byte ranges: every answer is redacted (src/redaction), one answer at a time, and a secret the upstream
   // echoes could be read a few bytes per call, in pieces too short to recognise. Without them the upstream
   // sends the whole body, which HTTP allows a server to do for any range request (RFC 9110 §14.2).
@@ -32,6 +36,17 @@ const DECIDED_ON = new Set(["content-type", "content-encoding", "content-length"
  * its hyphenated spelling; Node has lower-cased it already.
  */
 const hyphenated = (name: string) => name.replace(/_/g, "-");
+
+/**
+ * Whether a header is the broker's to set, whoever else would: hop-by-hop and framing headers, the body
+ * headers the decision read, the host, forwarding identities, method and path overrides; in any case and
+ * in either spelling. An upstream's credential may not be injected as one (src/upstreams/credentials/header.ts):
+ * a second Content-Length smuggles a request, an X-Forwarded-For speaks for the broker.
+ */
+export function isBrokersHeader(name: string): boolean {
+  const spelled = hyphenated(name.toLowerCase());
+  return HOP_BY_HOP.has(spelled) || SPEAKS_FOR_BROKER.has(spelled) || isForwardingHeader(spelled) || DECIDED_ON.has(spelled);
+}
 
 // What nearly every request and response says: no set to build per call.
 const NONE_LISTED = new Set<string>();
