@@ -5,6 +5,7 @@ import { z } from "zod";
 import { createAgentBody, type Agents } from "../agents/agents.js";
 import { appendAudit } from "../audit/audit.js";
 import { auditRoutes, type AuditRouteDeps } from "../audit/routes.js";
+import { ADVISORY_LOCKS, lockForTransaction } from "../db/locks.js";
 import { createGrantBody, updateGrantBody, type Grants } from "../grants/grants.js";
 import { conflict, notFound } from "../http/errors.js";
 import { displayName, idParam, nameParam } from "../http/schemas.js";
@@ -20,9 +21,6 @@ export type AdminDeps = RevocationRouteDeps &
     agents: Agents;
     grants: Grants;
   };
-
-/** Advisory lock taken by admin-key revocations, shared by every replica (distinct from the other lock keys). */
-const ADMIN_KEY_REVOCATION_LOCK = 7_347_291_017;
 
 const meta = (request: FastifyRequest) => ({ actor: actorOf(request), requestId: request.id });
 
@@ -103,7 +101,7 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminDeps): Promis
     await deps.prisma.$transaction(async (tx) => {
       // One revocation at a time: two admins revoking each other at once each counted the other as the
       // admin left, and both went, leaving none (and a restart does not bootstrap a database with keys).
-      await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(${ADMIN_KEY_REVOCATION_LOCK})`;
+      await lockForTransaction(tx, ADVISORY_LOCKS.adminKeyRevocation);
       const row = await tx.adminKey.findUnique({ where: { id: req.params.id } });
       if (!row || row.revokedAt) throw notFound("admin key");
       const otherAdmins = await tx.adminKey.count({ where: { role: "admin", revokedAt: null, NOT: { id: row.id } } });

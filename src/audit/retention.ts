@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import type { Prisma, PrismaClient } from "@prisma/client";
 import { runPeriodically } from "../util/periodic.js";
+import { ADVISORY_LOCKS, lockForTransaction } from "../db/locks.js";
 import {
   checkpointHash,
   checkpointSignatureValid,
@@ -11,11 +12,8 @@ import {
 } from "./chain.js";
 import { verifyAuditChain, type BrokenLink } from "./verify.js";
 
-// Arbitrary constant shared by every replica, so two replicas never write checkpoints at once.
-const CHECKPOINT_LOCK_KEY = 7_347_291_005n;
-
-const lockCheckpoints = (tx: Prisma.TransactionClient) =>
-  tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(${CHECKPOINT_LOCK_KEY})`;
+// Two replicas never write checkpoints at once.
+const lockCheckpoints = (tx: Prisma.TransactionClient) => lockForTransaction(tx, ADVISORY_LOCKS.auditCheckpoints);
 
 async function writeCheckpoint(
   tx: Prisma.TransactionClient,

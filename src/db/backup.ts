@@ -1,5 +1,6 @@
 import { contentHash, type AuditContent } from "../audit/chain.js";
 import type { Database, SqlSession } from "./database.js";
+import { ADVISORY_LOCKS } from "./locks.js";
 import { migrate, migrationNames } from "./migrate.js";
 import { RestoreRefused } from "./restore-refused.js";
 
@@ -23,8 +24,6 @@ const MIGRATIONS_TABLE = "_keyward_migrations";
 /** Rows the migrations themselves insert: single rows that count from 0 until Keyward first writes. */
 const SEEDED_SINGLETONS = ["AuditChainHead", "AuditSinkCursor"];
 const BATCH_ROWS = 500;
-/** Advisory lock a restore holds for its transaction (distinct from Keyward's other lock keys). */
-const RESTORE_LOCK_KEY = 7_347_291_019;
 
 const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 
@@ -173,7 +172,7 @@ export async function restoreBackup(
     await session.exec("BEGIN");
     try {
       // One restore at a time: a second one into the same database waits, then finds it not empty.
-      await session.query(`SELECT pg_advisory_xact_lock($1)`, [RESTORE_LOCK_KEY]);
+      await session.query(`SELECT pg_advisory_xact_lock($1)`, [ADVISORY_LOCKS.restore]);
       if (JSON.stringify(await appliedMigrations(session)) !== JSON.stringify(header.migrations)) {
         throw new RestoreRefused(`the database is past the backup's schema version ${header.migrations.at(-1)}: restore into a new database`);
       }

@@ -3,6 +3,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { startEmbeddedServer } from "./embedded.js";
 import { DatabaseUnreachable } from "./errors.js";
+import { ADVISORY_LOCKS } from "./locks.js";
 import { jittered } from "../util/jitter.js";
 
 /** A raw SQL connection, for the migration runner and LISTEN/NOTIFY; everything else goes through Prisma. */
@@ -100,12 +101,6 @@ export class DatabaseConnectTimeout extends Error {}
 
 /** sysexits' EX_UNAVAILABLE: a supervisor (systemd, Kubernetes, Compose) restarts the broker later. */
 export const EXIT_DATABASE_UNREACHABLE = 69;
-
-/**
- * The advisory lock (database-wide) held while a schema is created and while migrations run
- * (src/db/migrate.ts), so that replicas starting together set up a new schema one at a time.
- */
-export const SCHEMA_LOCK_KEY = 7_347_291_001;
 
 /** Host, port and database of a connection string, never its credentials. */
 function describeTarget(connectionString: string): string {
@@ -274,7 +269,7 @@ async function openPostgres(url: string, kind: Database["kind"]): Promise<Databa
     // Under the lock migrations take: replicas started together on a new schema would otherwise race,
     // and all but one fail on pg_namespace's unique index (IF NOT EXISTS checks before it inserts).
     await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK_KEY]);
+    await client.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCKS.schema]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await client.query("COMMIT");
   } catch (err) {

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { projectPath } from "../util/project-root.js";
-import { SCHEMA_LOCK_KEY, type Database } from "./database.js";
+import type { Database } from "./database.js";
+import { ADVISORY_LOCKS } from "./locks.js";
 
 const MIGRATIONS_DIR = projectPath("prisma", "migrations");
 
@@ -36,7 +37,7 @@ export async function migrate(db: Database, options: { dir?: string; through?: s
   const session = await db.session();
   const applied: string[] = [];
   try {
-    await session.query("SELECT pg_advisory_lock($1)", [SCHEMA_LOCK_KEY]);
+    await session.query("SELECT pg_advisory_lock($1)", [ADVISORY_LOCKS.schema]);
     try {
       await session.exec(`CREATE TABLE IF NOT EXISTS "_keyward_migrations" (
         name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
@@ -67,7 +68,7 @@ export async function migrate(db: Database, options: { dir?: string; through?: s
         applied.push(m.name);
       }
     } finally {
-      await session.query("SELECT pg_advisory_unlock($1)", [SCHEMA_LOCK_KEY]);
+      await session.query("SELECT pg_advisory_unlock($1)", [ADVISORY_LOCKS.schema]);
     }
   } finally {
     session.release();

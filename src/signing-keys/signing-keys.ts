@@ -3,6 +3,7 @@ import { setTimeout } from "node:timers/promises";
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import type { Prisma, PrismaClient, SigningKey } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
+import { ADVISORY_LOCKS, lockForTransaction } from "../db/locks.js";
 import type { Vault } from "../vault/vault.js";
 import { activeKey, keysToRetire, rotationDue } from "./lifecycle.js";
 
@@ -18,8 +19,6 @@ export type KeySet = {
 
 export const signingKeyContext = (kid: string) => `signing-key:${kid}`;
 
-// Arbitrary constant shared by every replica, so two replicas never rotate at the same moment.
-const ROTATION_LOCK_KEY = 7_347_291_003;
 /** Unknown kids reload the key set at most this often, so random kids cannot hammer the database. */
 const UNKNOWN_KID_RELOAD_GAP_MS = 1_000;
 const MAX_KID_LENGTH = 100;
@@ -175,7 +174,7 @@ export class SigningKeys {
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: TOKEN_ALG, use: "sig" };
     const privateCiphertext = this.vault.encrypt(JSON.stringify(await exportJWK(privateKey)), signingKeyContext(kid));
     return this.prisma.$transaction(async (tx) => {
-      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${ROTATION_LOCK_KEY})`);
+      await lockForTransaction(tx, ADVISORY_LOCKS.signingKeyRotation);
       // Checked again under the lock: another replica may have rotated meanwhile.
       const live = await this.#liveRows(tx);
       const now = this.#now();
