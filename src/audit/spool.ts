@@ -151,7 +151,7 @@ export class AuditSpool {
       const current = this.#segment;
       try {
         const bytes = Buffer.from(group.map((p) => p.line).join(""));
-        for (let off = 0; off < bytes.length; ) off += writeSync(current.fd, bytes, off);
+        writeWhole(current.fd, bytes);
         const startedAt = performance.now();
         await datasync(current.fd);
         this.fsyncs((performance.now() - startedAt) / 1000);
@@ -188,8 +188,7 @@ export class AuditSpool {
     try {
       const fd = openSync(probe, "w", 0o600);
       try {
-        const bytes = Buffer.alloc(PROBE_BYTES, "\n");
-        for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+        writeWhole(fd, Buffer.alloc(PROBE_BYTES, "\n"));
         fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -233,6 +232,11 @@ export class AuditSpool {
     if (everythingShipped) rmSync(this.dir, { recursive: true, force: true });
     else rmSync(join(this.dir, OWNER_FILE), { force: true });
   }
+}
+
+/** Writes every byte: a write may take fewer than it was given (a signal, a nearly full disk). */
+function writeWhole(fd: number, bytes: Buffer): void {
+  for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
 }
 
 function syncDir(dir: string): void {
