@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
-import { startPgRelay, type PgRelay } from "../helpers/pg-relay.js";
-import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
-import { startUpstream } from "../helpers/upstream.js";
+import type { TestBroker } from "../helpers/broker.js";
+import { startReplicasBehindRelay, type PgRelay, type ReplicasBehindRelay } from "../helpers/pg-relay.js";
+import { createAgent, createGrant, tokenFor } from "../helpers/scenario.js";
 import { waitFor } from "../helpers/wait.js";
 import { statusOf, title } from "../security/cases.js";
 
@@ -12,32 +11,24 @@ import { statusOf, title } from "../security/cases.js";
  * closed, and then repair the connection itself rather than wait for an error that does not come.
  */
 describe("faults: a replica's notification connection goes silent", () => {
-  let store: Store;
+  let replicas: ReplicasBehindRelay;
   let a: TestBroker;
   let b: TestBroker;
   let relay: PgRelay;
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let agent: Awaited<ReturnType<typeof createAgent>>;
   const STALENESS_MS = 2000;
 
   beforeAll(async () => {
-    upstream = await startUpstream();
-    store = newStore();
-    a = await startBroker(store);
-    relay = await startPgRelay(store.databaseUrl);
-    b = await startBroker(store, { DATABASE_URL: relay.url, KEYWARD_REVOCATION_MAX_STALENESS_MS: String(STALENESS_MS) });
-    await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "silent-listener-upstream-secret" });
+    replicas = await startReplicasBehindRelay({
+      upstreamSecret: "silent-listener-upstream-secret",
+      envB: { KEYWARD_REVOCATION_MAX_STALENESS_MS: String(STALENESS_MS) },
+    });
+    ({ a, b, relay } = replicas);
     agent = await createAgent(a, "agent");
     await createGrant(a, { name: "g", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] });
   }, 60_000);
 
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await relay?.close();
-    await upstream?.close();
-    await store?.drop();
-  });
+  afterAll(() => replicas?.close());
 
   const call = (replica: TestBroker, token: string) => replica.http().get("/proxy/api/v1/x").set("authorization", `Bearer ${token}`);
 

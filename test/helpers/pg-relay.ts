@@ -1,5 +1,8 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { newStore, startBroker, type Store, type TestBroker } from "./broker.js";
+import { createUpstream } from "./scenario.js";
+import { startUpstream } from "./upstream.js";
 
 export type PgRelay = {
   /** The relay's address: a database URL pointing here reaches `target` through it. */
@@ -70,4 +73,33 @@ export async function startPgRelay(databaseUrl: string): Promise<PgRelay> {
     },
   };
   return relay;
+}
+
+export type ReplicasBehindRelay = { store: Store; upstream: Awaited<ReturnType<typeof startUpstream>>; a: TestBroker; b: TestBroker; relay: PgRelay; close(): Promise<void> };
+
+/**
+ * Two replicas on one fresh store, B's database traffic through a relay (so a test can slow or silence
+ * it), and an upstream `api` in `staging` created through A; closed together.
+ */
+export async function startReplicasBehindRelay(options: { upstreamSecret: string; envB?: Record<string, string> }): Promise<ReplicasBehindRelay> {
+  const upstream = await startUpstream();
+  const store = newStore();
+  const a = await startBroker(store);
+  const relay = await startPgRelay(store.databaseUrl);
+  const b = await startBroker(store, { DATABASE_URL: relay.url, ...options.envB });
+  await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: options.upstreamSecret });
+  return {
+    store,
+    upstream,
+    a,
+    b,
+    relay,
+    async close() {
+      await a.close();
+      await b.close();
+      await relay.close();
+      await upstream.close();
+      await store.drop();
+    },
+  };
 }

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
-import { startPgRelay, type PgRelay } from "../helpers/pg-relay.js";
-import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
-import { startUpstream } from "../helpers/upstream.js";
+import type { TestBroker } from "../helpers/broker.js";
+import { startReplicasBehindRelay, type PgRelay, type ReplicasBehindRelay } from "../helpers/pg-relay.js";
+import { createAgent, createGrant, tokenFor } from "../helpers/scenario.js";
 import { waitFor } from "../helpers/wait.js";
 import { statusOf, title } from "./cases.js";
 
@@ -11,33 +10,22 @@ import { statusOf, title } from "./cases.js";
  * does (docs/replicas.md), not only once the other replicas happen to have heard of it.
  */
 describe("security: an admin change answered on one replica, the next call on another", () => {
-  let store: Store;
+  let replicas: ReplicasBehindRelay;
   let a: TestBroker;
   let b: TestBroker;
   let relay: PgRelay;
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
   let grantId: string;
 
   beforeAll(async () => {
-    upstream = await startUpstream();
-    store = newStore();
-    a = await startBroker(store);
-    relay = await startPgRelay(store.databaseUrl);
-    b = await startBroker(store, { DATABASE_URL: relay.url });
-    await createUpstream(a, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "replica-propagation-upstream-secret" });
+    replicas = await startReplicasBehindRelay({ upstreamSecret: "replica-propagation-upstream-secret" });
+    ({ a, b, relay } = replicas);
     const agent = await createAgent(a, "agent");
     grantId = (await createGrant(a, { name: "wide", agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/v1/**"] })).id;
     token = await tokenFor(a, agent, { grant: "wide" });
   }, 60_000);
 
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await relay?.close();
-    await upstream?.close();
-    await store?.drop();
-  });
+  afterAll(() => replicas?.close());
 
   const call = (replica: TestBroker, path: string) => replica.http().get(`/proxy/api${path}`).set("authorization", `Bearer ${token}`);
 
@@ -49,11 +37,11 @@ describe("security: an admin change answered on one replica, the next call on an
     try {
       const narrowed = await a.admin("patch", `/v1/grants/${grantId}`, { paths: ["/v1/items/**"] });
       expect(narrowed.status, narrowed.text).toBe(200);
-      const before = upstream.received.length;
+      const before = replicas.upstream.received.length;
       const res = await call(b, "/v1/admin/x");
       expect(res.status).toBe(statusOf("TOK-30"));
       expect(res.body.error.code).toBe("path_not_granted");
-      expect(upstream.received.length).toBe(before);
+      expect(replicas.upstream.received.length).toBe(before);
     } finally {
       relay.delayMs = 0;
     }
