@@ -159,18 +159,18 @@ export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Pick<C
   return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL };
 }
 
-const restoreSchema = envSchema.pick({
+const masterKeySchema = envSchema.pick({
   KEYWARD_DATA_DIR: true,
   DATABASE_URL: true,
   KEYWARD_MASTER_KEY: true,
   KEYWARD_MASTER_KEY_PREVIOUS: true,
 });
 
-/** Where the database is, and the master key(s) a restore checks the backup's secrets against. */
-export function loadRestoreConfig(
+/** Where the database is, and the master key(s): what a backup is sealed under and a restore checks the backup against. */
+export function loadMasterKeyConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): Pick<Config, "dataDir" | "databaseUrl" | "masterKey" | "masterKeyPrevious"> {
-  const e = parseEnv(restoreSchema, withSecretFiles(env));
+  const e = parseEnv(masterKeySchema, withSecretFiles(env));
   return { dataDir: e.KEYWARD_DATA_DIR, databaseUrl: e.DATABASE_URL, masterKey: e.KEYWARD_MASTER_KEY, masterKeyPrevious: e.KEYWARD_MASTER_KEY_PREVIOUS };
 }
 

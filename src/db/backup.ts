@@ -1,24 +1,34 @@
 import { contentHash, type AuditContent } from "../audit/chain.js";
 import type { Database, SqlSession } from "./database.js";
 import { ADVISORY_LOCKS } from "./locks.js";
-import { migrate, migrationNames } from "./migrate.js";
+import type { Vault } from "../vault/vault.js";
+import { BackupSeal } from "./backup-seal.js";
+import { migrateInTransaction, migrationNames } from "./migrate.js";
 import { RestoreRefused } from "./restore-refused.js";
 
 /**
  * Backup and restore of Keyward's own database as JSON Lines: a header, then one line per row of every
- * table, `{"table": "...", "row": {...}}`, parents before children, each table in primary-key order.
- * Rows are copied as stored, so upstream secrets and signing keys stay encrypted under the master key
- * (which is not in the backup: restoring needs the same key), and only hashes of admin keys and client
- * secrets are there. Plain SQL through a session.
+ * table, `{"table": "...", "row": {...}}`, parents before children, each table in primary-key order,
+ * then the seal, `{"seal": "<hex>"}` (backup-seal.ts). Rows are copied as stored, so upstream secrets and
+ * signing keys stay encrypted under the master key (which is not in the backup: restoring needs the same
+ * key), and only hashes of admin keys and client secrets are there. Plain SQL through a session.
  */
-export const BACKUP_FORMAT = "keyward-backup/1";
+export const BACKUP_FORMAT = "keyward-backup/2";
+/** Backups written before the seal: restored only when the operator says the file is trusted. */
+const UNSEALED_FORMAT = "keyward-backup/1";
 
 /**
  * `rows` counts every table's rows in the snapshot, so a backup cut short (a copy that stopped, a
  * `keyward backup` that died, even at a line boundary) is refused rather than restored in part. Backups
- * written before it have no `rows`, and restore as before.
+ * written before it have no `rows`, and restore as before. `seal` is the seal's key under the master key.
  */
-export type BackupHeader = { format: typeof BACKUP_FORMAT; createdAt: string; migrations: string[]; rows?: Record<string, number> };
+export type BackupHeader = {
+  format: typeof BACKUP_FORMAT | typeof UNSEALED_FORMAT;
+  createdAt: string;
+  migrations: string[];
+  rows?: Record<string, number>;
+  seal?: string;
+};
 
 const MIGRATIONS_TABLE = "_keyward_migrations";
 /** Rows the migrations themselves insert: single rows that count from 0 until Keyward first writes. */
@@ -90,9 +100,15 @@ async function primaryKey(session: SqlSession, table: string): Promise<string[]>
 
 /**
  * The backup's lines (without newlines), read in one repeatable-read snapshot: consistent even while
- * brokers keep writing to PostgreSQL. (The embedded one belongs to one broker: stop it first.)
+ * brokers keep writing to PostgreSQL (the embedded one belongs to one broker: stop it first), and sealed
+ * under `vault`'s master key.
  */
-export async function* backupLines(db: Database): AsyncGenerator<string> {
+export async function* backupLines(db: Database, vault: Vault): AsyncGenerator<string> {
+  const seal = BackupSeal.create(vault);
+  const sealed = (line: string) => {
+    seal.add(line);
+    return line;
+  };
   const session = await db.session();
   let open = false;
   try {
@@ -104,8 +120,14 @@ export async function* backupLines(db: Database): AsyncGenerator<string> {
       const [{ count }] = (await session.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${quote(table)}`)) as [{ count: number }];
       rows[table] = count;
     }
-    const header: BackupHeader = { format: BACKUP_FORMAT, createdAt: new Date().toISOString(), migrations: await appliedMigrations(session), rows };
-    yield JSON.stringify(header);
+    const header: BackupHeader = {
+      format: BACKUP_FORMAT,
+      createdAt: new Date().toISOString(),
+      migrations: await appliedMigrations(session),
+      rows,
+      seal: seal.sealedKey,
+    };
+    yield sealed(JSON.stringify(header));
     for (const table of tables) {
       const order = (await primaryKey(session, table)).map(quote).join(", ");
       // A cursor, so that a large audit log is never held in memory whole.
@@ -114,7 +136,7 @@ export async function* backupLines(db: Database): AsyncGenerator<string> {
       for (;;) {
         const rows = await session.query<{ row: string }>(`FETCH ${BATCH_ROWS} FROM backup_rows`);
         if (rows.length === 0) break;
-        for (const { row } of rows) yield `{"table":${JSON.stringify(table)},"row":${row}}`;
+        for (const { row } of rows) yield sealed(`{"table":${JSON.stringify(table)},"row":${row}}`);
       }
       await session.exec("CLOSE backup_rows");
     }
@@ -124,33 +146,51 @@ export async function* backupLines(db: Database): AsyncGenerator<string> {
     if (open) await session.exec("ROLLBACK").catch(() => {});
     session.release();
   }
+  yield JSON.stringify({ seal: seal.digest() });
 }
 
 
 /** An audit event as the backup has it: `at` is a timestamp without zone, in UTC, as stored. */
 type AuditLink = { id: string | number; at: string; contentHash: string | null; prevHash: string | null; hash: string | null };
 
-/** The header, checked: the backup's migrations must be this Keyward's first ones (a newer backup is refused). */
-async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
+/**
+ * The header, checked, and the seal it names opened (every line up to the seal line is added to it):
+ * the backup's migrations must be this Keyward's first ones (a newer backup is refused), and a backup
+ * without a seal is refused unless `allowUnsealed`.
+ */
+async function readHeader(
+  lines: AsyncIterator<string>,
+  options: { vault: Vault | null; allowUnsealed?: boolean },
+): Promise<{ header: BackupHeader; seal: BackupSeal | null }> {
   const first = await lines.next();
-  const header = first.done ? null : (parseLine(first.value, 1) as Partial<BackupHeader>);
-  const rows = header?.rows;
+  const parsed = first.done ? null : (parseLine(first.value, 1) as Partial<BackupHeader>);
+  const rows = parsed?.rows;
   const rowsValid = rows === undefined || (typeof rows === "object" && rows !== null && Object.values(rows).every((n) => Number.isSafeInteger(n) && n >= 0));
-  if (header?.format !== BACKUP_FORMAT || !Array.isArray(header.migrations) || !rowsValid) {
+  const formatKnown = parsed?.format === BACKUP_FORMAT || parsed?.format === UNSEALED_FORMAT;
+  if (!parsed || !formatKnown || !Array.isArray(parsed.migrations) || !rowsValid) {
     throw new RestoreRefused(`not a Keyward backup (expected a ${BACKUP_FORMAT} header line)`);
   }
+  const header = parsed as BackupHeader;
+  const seal = header.format === BACKUP_FORMAT ? BackupSeal.open(options.vault, header.seal) : null;
+  if (!seal && !options.allowUnsealed) {
+    throw new RestoreRefused(
+      "the backup is not sealed (written by a Keyward before backups were): anyone who could edit the file could have dropped revocations or widened grants; restore it with --allow-unsealed only if you trust the file",
+    );
+  }
+  seal?.add(first.value as string);
   const known = migrationNames();
   if (JSON.stringify(known.slice(0, header.migrations.length)) !== JSON.stringify(header.migrations)) {
     throw new RestoreRefused(`the backup is of schema version ${header.migrations.at(-1)}, which this Keyward does not know: restore with a newer Keyward`);
   }
-  return header as BackupHeader;
+  return { header, seal };
 }
 
 /**
- * Restores a backup into an empty database, in one transaction: any problem leaves the database as it
- * was. The database is migrated to the backup's schema version first, and on to this Keyward's after,
- * so a backup from an older version restores into a newer one. Refused unless the database is empty
- * (nothing but what the migrations wrote) and not already past the backup's version.
+ * Restores a backup into an empty database, in one transaction, migrations included: any problem leaves
+ * the database as it was. The database is migrated to the backup's schema version first, and on to this
+ * Keyward's after, so a backup from an older version restores into a newer one. Refused unless the
+ * database is empty (nothing but what the migrations wrote) and not already past the backup's version,
+ * and unless every line up to the last matches the seal (or the operator allows an unsealed backup).
  *
  * Audit events are checked against their content hash, then appended through the hash chain (the link
  * trigger before migration 0008, keyward_audit_append since) like any new event, in id order, starting from the backup's first event; each must come out with the id and
@@ -161,11 +201,10 @@ async function readHeader(lines: AsyncIterator<string>): Promise<BackupHeader> {
 export async function restoreBackup(
   db: Database,
   lines: AsyncIterable<string>,
-  options: { checkRow?: (table: string, row: Record<string, unknown>) => void } = {},
+  options: { vault: Vault | null; allowUnsealed?: boolean; checkRow?: (table: string, row: Record<string, unknown>) => void },
 ): Promise<Record<string, number>> {
   const iterator = lines[Symbol.asyncIterator]();
-  const header = await readHeader(iterator);
-  await migrate(db, { through: header.migrations.at(-1) });
+  const { header, seal } = await readHeader(iterator, options);
   const session = await db.session();
   const restored: Record<string, number> = {};
   try {
@@ -173,6 +212,7 @@ export async function restoreBackup(
     try {
       // One restore at a time: a second one into the same database waits, then finds it not empty.
       await session.query(`SELECT pg_advisory_xact_lock($1)`, [ADVISORY_LOCKS.restore]);
+      await migrateInTransaction(session, { through: header.migrations.at(-1) });
       if (JSON.stringify(await appliedMigrations(session)) !== JSON.stringify(header.migrations)) {
         throw new RestoreRefused(`the database is past the backup's schema version ${header.migrations.at(-1)}: restore into a new database`);
       }
@@ -202,8 +242,18 @@ export async function restoreBackup(
 
       const seen: Record<string, number> = {};
       let lineNumber = 1;
+      let sealLine: { seal: unknown } | undefined;
       for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
         lineNumber++;
+        if (sealLine) {
+          if (next.value.trim() === "") continue;
+          throw new RestoreRefused(`line ${lineNumber} of the backup comes after its seal: lines were added to it`);
+        }
+        if (seal && next.value.startsWith('{"seal":')) {
+          sealLine = parseLine(next.value, lineNumber) as { seal: unknown };
+          continue;
+        }
+        seal?.add(next.value);
         if (next.value.trim() === "") continue;
         // Numbers are read as JavaScript numbers: exact up to 2^53, far beyond any id Keyward will reach.
         const { table, row } = parseLine(next.value, lineNumber) as { table: unknown; row: unknown };
@@ -224,9 +274,14 @@ export async function restoreBackup(
       }
       await flush();
       if (header.rows) assertComplete(header.rows, seen);
+      if (seal && !sealLine) throw new RestoreRefused("the backup has no seal line at its end: it was cut short");
+      if (seal && !seal.matches(sealLine!.seal)) {
+        throw new RestoreRefused("the backup's seal does not match its lines: it was altered after `keyward backup` wrote it");
+      }
       if (!expectedHead) throw new RestoreRefused("the backup has no audit chain head: it is incomplete");
       await finishChain(session, expectedHead, chainStarted);
       await resetSequences(session, db.schema);
+      await migrateInTransaction(session);
       await session.exec("COMMIT");
     } catch (err) {
       await session.exec("ROLLBACK").catch(() => {});
@@ -235,7 +290,6 @@ export async function restoreBackup(
   } finally {
     session.release();
   }
-  await migrate(db);
   return restored;
 }
 

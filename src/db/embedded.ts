@@ -229,7 +229,7 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
     throw new EmbeddedDatabaseError(
       `${paths.root} holds a database of the PGlite-based Keyward (in ${paths.legacyPglite}), which this version no longer runs. ` +
         `Move it: with the earlier version, "keyward backup --out keyward.backup" (broker stopped); then with this version, on a new ` +
-        `KEYWARD_DATA_DIR, "keyward restore keyward.backup" and start (docs/operations.md, "Moving from PGlite")`,
+        `KEYWARD_DATA_DIR, "keyward restore --allow-unsealed keyward.backup" and start (docs/operations.md, "Moving from PGlite")`,
     );
   }
   const release = takeLock(paths.lock);

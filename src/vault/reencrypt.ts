@@ -3,6 +3,7 @@ import { appendAudit } from "../audit/audit.js";
 import { caKeyContext } from "../forward-proxy/ca.js";
 import { signingKeyContext } from "../signing-keys/signing-keys.js";
 import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
+import { WHICH_MASTER_KEY } from "../db/backup-seal.js";
 import { RestoreRefused } from "../db/restore-refused.js";
 import { type Vault, VaultError } from "./vault.js";
 
@@ -132,15 +133,13 @@ export function assertRestorable(vault: Vault | null, table: string, row: Record
   if (!field) return;
   const [ciphertext, id] = [row[field.column], String(row[field.id])];
   if (typeof ciphertext !== "string") return;
-  const which =
-    "set KEYWARD_MASTER_KEY to the master key of the broker it was taken from (and KEYWARD_MASTER_KEY_PREVIOUS to the other during a rotation), or copy its master.key into the data dir";
-  if (!vault) throw new RestoreRefused(`the backup's secrets are under a master key, and none is given: ${which}`);
+  if (!vault) throw new RestoreRefused(`the backup's secrets are under a master key, and none is given: ${WHICH_MASTER_KEY}`);
   try {
     vault.decrypt(ciphertext, field.context(id));
   } catch (err) {
     if (!(err instanceof VaultError)) throw err;
     if (err.message.startsWith("ciphertext is under another master key")) {
-      throw new RestoreRefused(`the backup's secrets are under another master key (${table} ${id}): ${which}`);
+      throw new RestoreRefused(`the backup's secrets are under another master key (${table} ${id}): ${WHICH_MASTER_KEY}`);
     }
     throw new RestoreRefused(`the backup's ${table} ${id} does not decrypt under the master key: the backup is corrupted, or its key is another`);
   }

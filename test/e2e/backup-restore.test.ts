@@ -59,7 +59,7 @@ describe("keyward backup / restore", () => {
   it("writes every table as JSON Lines, with secrets still encrypted and only hashes of keys", () => {
     expect(statSync(backupFile).mode & 0o777).toBe(0o600);
     const lines = readFileSync(backupFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    expect(lines[0]).toMatchObject({ format: "keyward-backup/1", migrations: expect.arrayContaining(["0001_init"]) });
+    expect(lines[0]).toMatchObject({ format: "keyward-backup/2", migrations: expect.arrayContaining(["0001_init"]) });
     const tables = new Set(lines.slice(1).map((l) => l.table));
     for (const table of ["AdminKey", "Upstream", "Agent", "Grant", "GrantAgent", "SigningKey", "IssuedToken", "Revocation", "AuditEvent", "AuditChainHead"]) {
       expect(tables).toContain(table);

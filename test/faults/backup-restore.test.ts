@@ -1,5 +1,6 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store } from "../helpers/broker.js";
 import { cli, emptyHome, runCli } from "../helpers/cli.js";
@@ -28,6 +29,20 @@ describe("keyward restore of a damaged backup, or with another master key", () =
     if (key !== undefined) env.KEYWARD_MASTER_KEY = key;
     return { store, env };
   };
+  /** The tables in a store's schema: what a refused restore must not have left behind. */
+  const tablesOf = async (store: Store) => {
+    const url = new URL(store.databaseUrl);
+    const schema = url.searchParams.get("schema");
+    url.searchParams.delete("schema");
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [schema]);
+      return rows.map((r: { table_name: string }) => r.table_name);
+    } finally {
+      await client.end();
+    }
+  };
   const write = (name: string, text: string) => {
     const file = join(work, name);
     writeFileSync(file, text);
@@ -50,7 +65,7 @@ describe("keyward restore of a damaged backup, or with another master key", () =
       await broker.close();
       await upstream.close();
     }
-    await cli(["backup", "-o", backupFile], { env: { DATABASE_URL: source.databaseUrl } });
+    await cli(["backup", "-o", backupFile], { env: { DATABASE_URL: source.databaseUrl, KEYWARD_MASTER_KEY: source.masterKey } });
     lines = readFileSync(backupFile, "utf8").trim().split("\n");
   }, 120_000);
   afterAll(async () => {
@@ -63,7 +78,8 @@ describe("keyward restore of a damaged backup, or with another master key", () =
       const { env } = target(source.masterKey);
       const lastEvent = lines.map((l) => l.includes('"table":"AuditEvent"')).lastIndexOf(true);
       expect(lastEvent).toBeLessThan(lines.length - 5);
-      for (const cut of [lastEvent + 1, lines.length - 1]) {
+      // The last line is the seal: cut just after the audit events, and before the last row.
+      for (const cut of [lastEvent + 1, lines.length - 2]) {
         const file = write(`cut-${cut}.jsonl`, lines.slice(0, cut).join("\n") + "\n");
         const refused = await runCli(["restore", file], { env });
         expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: the backup is incomplete: \w+ has \d+ of its \d+ rows/) });
@@ -88,7 +104,7 @@ describe("keyward restore of a damaged backup, or with another master key", () =
     it("another master key, or none, is refused before anything is written", async () => {
       const { store, env } = target();
       const other = await runCli(["restore", backupFile], { env: { ...env, KEYWARD_MASTER_KEY: store.masterKey } });
-      expect(other).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: the backup's secrets are under another master key .*KEYWARD_MASTER_KEY/) });
+      expect(other).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: the backup is sealed under another master key: .*KEYWARD_MASTER_KEY/) });
       expect(other.stderr.trim().split("\n")).toHaveLength(1);
       const none = await runCli(["restore", backupFile], { env });
       expect(none).toMatchObject({ code: 1, stderr: expect.stringMatching(/KEYWARD_MASTER_KEY/) });
@@ -153,5 +169,65 @@ describe("keyward restore of a damaged backup, or with another master key", () =
       }
     }, 60_000);
   });
-});
 
+  describe(title("ADM-26"), () => {
+    const header = () => JSON.parse(lines[0]!);
+    const revocationLine = () => lines.findIndex((l) => l.includes('"table":"Revocation"'));
+
+    it("a revocation dropped and the header's count fixed to match, or a line added after the seal: refused, nothing written", async () => {
+      const { store, env } = target(source.masterKey);
+      const edited = { ...header(), rows: { ...header().rows, Revocation: header().rows.Revocation - 1 } };
+      const dropped = [JSON.stringify(edited), ...lines.slice(1).filter((_, i) => i + 1 !== revocationLine())];
+      const refused = await runCli(["restore", write("dropped.jsonl", dropped.join("\n") + "\n")], { env });
+      expect(refused).toMatchObject({ code: 1, stderr: "keyward: the backup's seal does not match its lines: it was altered after `keyward backup` wrote it\n" });
+      const appended = [...lines, lines[revocationLine()]!];
+      const after = await runCli(["restore", write("appended.jsonl", appended.join("\n") + "\n")], { env });
+      expect(after).toMatchObject({ code: 1, stderr: `keyward: line ${appended.length} of the backup comes after its seal: lines were added to it\n` });
+      const unsealedEnding = await runCli(["restore", write("no-seal-line.jsonl", lines.slice(0, -1).join("\n") + "\n")], { env });
+      expect(unsealedEnding).toMatchObject({ code: 1, stderr: "keyward: the backup has no seal line at its end: it was cut short\n" });
+      expect(await tablesOf(store)).toEqual([]);
+      const restored = JSON.parse(await cli(["--json", "restore", backupFile], { env })).restored;
+      expect(restored).toMatchObject({ Revocation: 1 });
+    }, 60_000);
+
+    it("the same edit passed off as an unsealed backup of an earlier Keyward: refused unless --allow-unsealed", async () => {
+      const { env } = target(source.masterKey);
+      const { seal: _seal, ...unsealedHeader } = { ...header(), format: "keyward-backup/1" };
+      const downgraded = [JSON.stringify(unsealedHeader), ...lines.slice(1, -1)];
+      const file = write("downgraded.jsonl", downgraded.join("\n") + "\n");
+      const refused = await runCli(["restore", file], { env });
+      expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: the backup is not sealed .* restore it with --allow-unsealed only if you trust the file\n$/) });
+      // An operator who trusts the file (a backup of the PGlite-based Keyward, say) restores it.
+      const restored = JSON.parse(await cli(["--json", "restore", "--allow-unsealed", file], { env })).restored;
+      expect(restored).toMatchObject({ Upstream: 1, Revocation: 1 });
+    }, 60_000);
+
+    it("keyward backup without the master key: refused, no file", async () => {
+      const file = join(work, "keyless.jsonl");
+      const refused = await runCli(["backup", "-o", file], { env: { DATABASE_URL: source.databaseUrl } });
+      expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/^keyward: keyward backup seals the backup under the broker's master key, and none is given: set KEYWARD_MASTER_KEY/) });
+      expect(existsSync(file)).toBe(false);
+    }, 60_000);
+  });
+
+  describe(title("FLT-36"), () => {
+    it("a restore refused after it began (an altered audit event) leaves the database as it found it: no tables, so an older backup still goes in", async () => {
+      const { store, env } = target(source.masterKey);
+      const i = lines.findIndex((l) => l.includes('"table":"AuditEvent"'));
+      const event = JSON.parse(lines[i]!);
+      event.row.reason = "nothing to see here";
+      const altered = lines.map((l, n) => (n === i ? JSON.stringify(event) : l));
+      const refused = await runCli(["restore", write("altered-event.jsonl", altered.join("\n") + "\n")], { env });
+      expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/audit log does not verify at event \d+/) });
+      // Before: the database had been migrated to the backup's version outside the restore's transaction.
+      expect(await tablesOf(store)).toEqual([]);
+      // A backup of an earlier schema version (its header naming fewer migrations) gets past the version check.
+      const older = { ...JSON.parse(lines[0]!), migrations: JSON.parse(lines[0]!).migrations.slice(0, -1) };
+      const olderRefused = await runCli(["restore", write("older.jsonl", [JSON.stringify(older), ...lines.slice(1)].join("\n") + "\n")], { env });
+      expect(olderRefused.stderr).not.toMatch(/past the backup's schema version/);
+      expect(await tablesOf(store)).toEqual([]);
+      await cli(["restore", backupFile], { env });
+      expect((await tablesOf(store)).length).toBeGreaterThan(10);
+    }, 60_000);
+  });
+});

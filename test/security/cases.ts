@@ -496,7 +496,14 @@ export const CASES = {
     attack: "the only two admin keys, each revoking the other at once (`DELETE /v1/admin-keys/:id`)",
     status: 409,
     expected: "one revocation is applied, the other is 409 `conflict` (the last admin key is never revoked): an admin key is always left",
+  },  "ADM-26": {
+    area: "admin",
+    attack:
+      "someone who can edit a backup file but does not hold the master key drops a revocation (or widens a grant) and fixes the header's row count to match, appends a line after the end, or passes the file off as an unsealed backup of an earlier Keyward",
+    expected:
+      "`keyward restore` exits 1 and writes nothing: every backup is sealed (HMAC-SHA256 over its lines, under a key the master key encrypts into its header), an edited line or count fails the seal, a line after it is refused; an unsealed backup only with `--allow-unsealed`; `keyward backup` refuses without the master key",
   },
+
 
   // Secrets
   "SEC-01": {
@@ -651,7 +658,7 @@ export const CASES = {
   "FLT-22": {
     area: "faults",
     attack: "`keyward restore` with a master key other than the backup's (another `KEYWARD_MASTER_KEY`, or none, so the broker would generate one)",
-    expected: "exit 1 before anything is written, saying the backup's secrets are under another master key and which key to give; the database stays empty for the restore with the right key",
+    expected: "exit 1 before anything is written, saying the backup is sealed under another master key and which key to give; the database stays empty for the restore with the right key",
   },
   "FLT-23": {
     area: "faults",
@@ -692,7 +699,13 @@ export const CASES = {
     attack: "audit retention turned on for a log that grew for months: hundreds of thousands of events to prune in one run (600,000 measured)",
     expected:
       "pruned in chunks (20,000 events each), each in a transaction of its own behind its own signed checkpoint chained to the one before; the chain verifies after; never one transaction past Prisma's 5 s, which rolled back every hourly run so that retention never ran again",
+  },  "FLT-36": {
+    area: "faults",
+    attack: "`keyward restore` refused after it began (an altered audit event, a failed seal, rows missing), then a restore of another backup into the same database",
+    expected:
+      "the database is as the restore found it (the migrations to the backup's version run in the restore's own transaction and roll back with it), so another backup, even of an earlier schema version, restores into it",
   },
+
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

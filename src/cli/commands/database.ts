@@ -6,10 +6,11 @@ import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { loadDatabaseConfig, loadRestoreConfig } from "../../config/config.js";
+import { loadDatabaseConfig, loadMasterKeyConfig } from "../../config/config.js";
 import { parseMasterKey, Vault } from "../../vault/vault.js";
 import type { Database } from "../../db/database.js";
 import { contextOf, examples } from "../context.js";
+import { CliError } from "../connection.js";
 import { emit, note, table } from "../output.js";
 
 /**
@@ -34,11 +35,11 @@ async function withDatabase<T>(work: (db: Database, config: ReturnType<typeof lo
 }
 
 /**
- * The master key(s) the restored broker will have: KEYWARD_MASTER_KEY (and the previous one, during a
- * rotation), else, for the embedded database, the data dir's master.key if there is one. Never creates
- * one: a generated key could read nothing the backup holds.
+ * The broker's master key(s): KEYWARD_MASTER_KEY (and the previous one, during a rotation), else, for the
+ * embedded database, the data dir's master.key if there is one. Never creates one: a generated key could
+ * read nothing a backup holds, and seal nothing the broker's key could check.
  */
-function restoreVault(config: ReturnType<typeof loadRestoreConfig>): Vault | null {
+function configuredVault(config: ReturnType<typeof loadMasterKeyConfig>): Vault | null {
   if (config.masterKey) {
     return new Vault(parseMasterKey(config.masterKey), config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
   }
@@ -75,19 +76,26 @@ export function databaseCommands(program: Command): void {
 
   program
     .command("backup")
-    .description("write a backup of the broker's database as JSON Lines; secrets stay encrypted under the master key, which is not in it")
+    .description("write a backup of the broker's database as JSON Lines, sealed under the master key; secrets stay encrypted under it, and it is not in the backup")
     .option("-o, --out <file>", "write to this file (created 0600) instead of stdout")
     .addHelpText(
       "after",
       "\nOn PostgreSQL the backup is one consistent snapshot while brokers run; stop an embedded broker first.\n" +
+        "It needs the broker's master key (KEYWARD_MASTER_KEY, or the embedded data dir's master.key): restore checks the seal with it.\n" +
         examples("keyward backup -o keyward-$(date +%F).jsonl", "DATABASE_URL=postgresql://keyward@db/keyward keyward backup | gzip > keyward.jsonl.gz"),
     )
     .action(async (options: { out?: string }, command: Command) => {
       const { out } = contextOf(command);
       const { backupLines } = await import("../../db/backup.js");
+      const vault = configuredVault(loadMasterKeyConfig());
+      if (!vault) {
+        throw new CliError(
+          "keyward backup seals the backup under the broker's master key, and none is given: set KEYWARD_MASTER_KEY (or KEYWARD_MASTER_KEY_FILE) as the broker has it, or KEYWARD_DATA_DIR to the embedded broker's data dir",
+        );
+      }
       await withDatabase(async (db) => {
         const lines = Readable.from((async function* () {
-          for await (const line of backupLines(db)) yield line + "\n";
+          for await (const line of backupLines(db, vault)) yield line + "\n";
         })());
         if (!options.out) return pipeline(lines, process.stdout, { end: false });
         const file = createWriteStream(options.out, { mode: 0o600, flags: "wx" });
@@ -105,21 +113,24 @@ export function databaseCommands(program: Command): void {
     .command("restore")
     .description("restore a backup into an EMPTY database (refused otherwise), with the same master key")
     .argument("<file>", "the backup, or - for stdin")
+    .option("--allow-unsealed", "restore a backup written before backups were sealed (only a file you trust: nothing shows whether it was edited)")
     .addHelpText(
       "after",
       "\nRun it before the first start of the new broker. The audit chain is replayed and checked event by event.\n" +
         examples("KEYWARD_DATA_DIR=./restored keyward restore keyward-2026-05-01.jsonl", "gunzip -c keyward.jsonl.gz | DATABASE_URL=postgresql://keyward@db/fresh keyward restore -"),
     )
-    .action(async (file: string, _options, command: Command) => {
+    .action(async (file: string, options: { allowUnsealed?: boolean }, command: Command) => {
       const { out } = contextOf(command);
       // Opened before anything else, so a wrong path fails at once.
       const input = file === "-" ? process.stdin : (await open(file)).createReadStream();
       const { restoreBackup } = await import("../../db/backup.js");
       const { assertRestorable } = await import("../../vault/reencrypt.js");
-      const config = loadRestoreConfig();
+      const config = loadMasterKeyConfig();
       // The key the broker will read the secrets with: refused now, before anything is written, if it cannot.
-      const vault = restoreVault(config);
-      const restored = await withDatabase((db) => restoreBackup(db, linesOf(input), { checkRow: (table, row) => assertRestorable(vault, table, row) }));
+      const vault = configuredVault(config);
+      const restored = await withDatabase((db) =>
+        restoreBackup(db, linesOf(input), { vault, allowUnsealed: options.allowUnsealed, checkRow: (table, row) => assertRestorable(vault, table, row) }),
+      );
       const rows = Object.entries(restored).map(([name, count]) => ({ table: name, rows: count }));
       emit(out, { restored }, () => table(out, rows, ["table", "rows"]));
     });
