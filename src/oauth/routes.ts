@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { PrismaClient } from "@prisma/client";
+import type { PrismaClient, Upstream } from "@prisma/client";
 import { z } from "zod";
 import { findAdminByKey, roleMay } from "../admin/keys.js";
 import { clientAuthFields, formDecodeBasic, invalidClient, presentedClient, splitClientAuth, type ClientAuthenticator } from "../agents/client-auth.js";
@@ -8,6 +8,8 @@ import { basicCredentials, bearerToken } from "../http/auth-header.js";
 import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
 import { forbidden, KeywardError, unauthenticated } from "../http/errors.js";
 import { parseForm } from "../http/form.js";
+import { loadDecisionContext, type PolicyLookups } from "../policy/context.js";
+import { standingRefusal } from "../policy/decide.js";
 import { recordRevocation, type RevocationService } from "../revocation/service.js";
 import type { AgentToken } from "../tokens/claims.js";
 import { ACCESS_TOKEN_TYPE, introspectionOf, TOKEN_EXCHANGE_GRANT } from "./documents.js";
@@ -26,7 +28,7 @@ export type OAuthDeps = {
   /** For a token's environment, whose revocations the proxy checks once it knows the upstream. */
   upstreams: Pick<Upstreams, "findByName">;
   claims: { issuer: string; audience: string };
-};
+} & PolicyLookups;
 
 const narrowing = { scope: z.string().max(4000).optional(), authorization_details: z.string().max(8000).optional() };
 const clientCredentialsParams = z.strictObject({
@@ -114,7 +116,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
    * A live token: valid, not revoked, not frozen by a kill switch. Null if it is not; 503 if the
    * revocation state is too old to say.
    */
-  const liveToken = async (token: string): Promise<AgentToken | null> => {
+  const liveToken = async (token: string): Promise<{ token: AgentToken; upstream: Upstream } | null> => {
     try {
       const verified = await deps.verifyToken(token);
       deps.revocations.assertNotRevoked(verified);
@@ -123,11 +125,22 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
       const upstream = await deps.upstreams.findByName(verified.upstream);
       if (!upstream) return null;
       deps.revocations.assertEnvironmentNotRevoked(verified, upstream.environment);
-      return verified;
+      return { token: verified, upstream };
     } catch (err) {
       if (err instanceof KeywardError && (err.status === 401 || err.status === 403)) return null;
       throw err;
     }
+  };
+
+  /**
+   * Whether a live token can still make a call under its grant as it stands (the grant deleted, the
+   * agent taken out of it, its environment no longer covered, approval now required): the proxy would
+   * refuse every call, so introspection says it is not active.
+   */
+  const grantStillStands = async ({ token, upstream }: { token: AgentToken; upstream: Upstream }): Promise<boolean> => {
+    const { grant, target, approval } = await loadDecisionContext(deps, { grantId: token.grantId, jtis: [token.jti, ...token.ancestors] }, upstream);
+    if (!grant || grant.id !== token.grantId) return false;
+    return standingRefusal({ ...token, approval }, grant, token.upstream, target) === null;
   };
 
   app.post("/oauth2/token", { ...documentedForm("OAuth 2.0 token endpoint (RFC 6749, RFC 8693)", oauthForms.token), config: { issuesTokens: true } }, async (req) => {
@@ -148,7 +161,7 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
       // The subject token is the credential; client authentication is optional, but must match it.
       const agent = await deps.clientAuth.authenticate(client, req.id);
       const body = parseParams(tokenExchangeParams, params);
-      const parent = await liveToken(body.subject_token);
+      const parent = (await liveToken(body.subject_token))?.token;
       if (!parent) {
         await appendAudit(deps.prisma, {
           kind: "token.refused",
@@ -250,7 +263,8 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
     const { token } = parseParams(tokenParams, params);
     const live = await liveToken(token);
     // Another agent's token is, to this agent, no token at all (RFC 7662 §2.2 lets the server say so).
-    if (!live || (caller.agentId !== null && live.agentId !== caller.agentId)) return { active: false };
-    return introspectionOf(live, deps.claims);
+    if (!live || (caller.agentId !== null && live.token.agentId !== caller.agentId)) return { active: false };
+    if (!(await grantStillStands(live))) return { active: false };
+    return introspectionOf(live.token, deps.claims);
   });
 }

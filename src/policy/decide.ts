@@ -139,19 +139,15 @@ function isHttpRuleHit(rule: HttpRule, method: string, foldedSegments: readonly 
 }
 
 /**
- * May this token make this call? Pure: everything it needs is in its arguments. A call is allowed only
- * when the token and the grant as it stands now both allow it, the grant covers the upstream's
- * environment, and every operation in it passes: deny rules win, protected operations need the grant to
- * name them and a human to have approved the token, and anything no rule allows is denied. A call that
- * must be inspected and cannot be is denied.
+ * Why no call of this token could pass under its grant (`grant`, found by the token's grant id) as it
+ * stands, whatever the call: the checks decide() makes before it looks at the call, which introspection
+ * makes too (a token that can make no call is not active).
  */
-export function decide(token: TokenCapabilities, grant: GrantPolicy | null, request: ProxyRequest): Decision {
-  if (!grant || grant.id !== token.grantId) return deny("grant_gone", "the token's grant no longer exists");
+export function standingRefusal(token: TokenCapabilities, grant: GrantPolicy, upstream: string, target: TargetPolicy): Denial | null {
   if (!grant.agentIds.includes(token.agentId)) return deny("agent_not_in_grant", "the agent is no longer in the grant");
-  if (token.upstream !== request.upstream || grant.upstream !== request.upstream) {
-    return deny("wrong_upstream", `the token is not valid for upstream ${request.upstream}`);
+  if (token.upstream !== upstream || grant.upstream !== upstream) {
+    return deny("wrong_upstream", `the token is not valid for upstream ${upstream}`);
   }
-  const { target } = request;
   if (!grant.environments.includes(target.environment)) {
     return deny("environment_not_granted", `the grant does not cover environment ${target.environment}`);
   }
@@ -160,6 +156,22 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   if (!approval && target.environmentRequiresApproval) {
     return deny("approval_required", `environment ${target.environment} requires a token approved by a human`);
   }
+  return null;
+}
+
+/**
+ * May this token make this call? Pure: everything it needs is in its arguments. A call is allowed only
+ * when the token and the grant as it stands now both allow it, the grant covers the upstream's
+ * environment, and every operation in it passes: deny rules win, protected operations need the grant to
+ * name them and a human to have approved the token, and anything no rule allows is denied. A call that
+ * must be inspected and cannot be is denied.
+ */
+export function decide(token: TokenCapabilities, grant: GrantPolicy | null, request: ProxyRequest): Decision {
+  if (!grant || grant.id !== token.grantId) return deny("grant_gone", "the token's grant no longer exists");
+  const standing = standingRefusal(token, grant, request.upstream, request.target);
+  if (standing) return standing;
+  const { target } = request;
+  const approval = token.approval ?? null;
 
   const method = request.method as HttpMethod;
   if (!token.methods.includes(method)) return deny("method_not_granted", `the token does not allow ${request.method}`);

@@ -148,7 +148,14 @@ export const CASES = {
       "a call through one replica the moment another answered the admin's narrowing of its grant (`PATCH /v1/grants/…`, a path removed), the first replica's notifications from the database 300 ms slow",
     status: 403,
     expected: `403 \`path_not_granted\`: as for a revocation, the change is answered only once every live replica has applied it (or after a second, when one that has not is failing its own freshness checks soon after); ${NOTHING}`,
+  },  "TOK-37": {
+    area: "token",
+    attack:
+      "RFC 7662 introspection of a live token whose grant no longer lets it make any call: the agent taken out of it, its upstream moved to an environment the grant does not cover, approval now required",
+    expected:
+      "`{ \"active\": false }`, as the proxy refuses its every call (the checks decide() makes before it reads the call, shared: standingRefusal); never `active: true` with the claims as issued",
   },
+
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
