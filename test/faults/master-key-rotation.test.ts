@@ -86,6 +86,10 @@ describe(title("FLT-24"), () => {
     expect(rotated.stdout).toMatch(/; 1 still under another key/);
     expect(rotated.stderr).toMatch(/upstream broken: its secret decrypts under neither key: set it again/);
     expect(rotated.stderr).not.toContain("rotation-secret");
+    // The same, for a script: the result and what is left to replace, on stdout, as JSON.
+    const json = await runCli(["--json", "rotate-master-key"], { env });
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({ reencrypted: 0, remaining: 1, unreadable: [expect.stringMatching(/^upstream broken: its secret decrypts under neither key/)] });
 
     const db = await openDatabase({ kind: "postgres", url: store.databaseUrl });
     try {
@@ -111,7 +115,7 @@ describe(title("FLT-27"), () => {
       const key = store.masterKey;
       const rotated = await runCli(["rotate-master-key"], { env: { DATABASE_URL: store.databaseUrl, KEYWARD_MASTER_KEY: key, KEYWARD_MASTER_KEY_PREVIOUS: ` ${key}\n` } });
       expect(rotated).toMatchObject({ code: 1, stdout: "" });
-      expect(rotated.stderr).toMatch(/^rotate-master-key: KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEY_PREVIOUS are the same key/);
+      expect(rotated.stderr).toMatch(/^keyward: KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEY_PREVIOUS are the same key/);
       expect(rotated.stderr).not.toContain(key);
     } finally {
       await store.drop();

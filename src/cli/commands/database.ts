@@ -139,8 +139,13 @@ export function databaseCommands(program: Command): void {
     .command("rotate-master-key")
     .description("re-encrypt every stored secret under KEYWARD_MASTER_KEY, reading what is under KEYWARD_MASTER_KEY_PREVIOUS")
     .addHelpText("after", "\nSee docs/secrets.md, \"Rotating the master key\", for the whole procedure.\n" + examples("KEYWARD_MASTER_KEY=$NEW KEYWARD_MASTER_KEY_PREVIOUS=$OLD DATABASE_URL=… keyward rotate-master-key"))
-    .action(async () => {
-      // The operator script (`npm run rotate-master-key`) runs when loaded and exits with its status.
-      await import("../rotate-master-key.js");
+    .action(async (_options, command: Command) => {
+      const { out } = contextOf(command);
+      const { rotateMasterKey } = await import("../rotate-master-key.js");
+      const result = await rotateMasterKey();
+      for (const what of result.unreadable) note(out, what, "red");
+      emit(out, result, () => `re-encrypted ${result.reencrypted} secret(s); ${result.remaining} still under another key`);
+      // Not done until nothing needs the previous key: a script may remove it only after exit 0.
+      if (result.remaining > 0) process.exitCode = 1;
     });
 }
