@@ -148,14 +148,14 @@ export const CASES = {
       "a call through one replica the moment another answered the admin's narrowing of its grant (`PATCH /v1/grants/…`, a path removed), the first replica's notifications from the database 300 ms slow",
     status: 403,
     expected: `403 \`path_not_granted\`: as for a revocation, the change is answered only once every live replica has applied it (or after a second, when one that has not is failing its own freshness checks soon after); ${NOTHING}`,
-  },  "TOK-37": {
+  },
+  "TOK-37": {
     area: "token",
     attack:
       "RFC 7662 introspection of a live token whose grant no longer lets it make any call: the agent taken out of it, its upstream moved to an environment the grant does not cover, approval now required",
     expected:
       "`{ \"active\": false }`, as the proxy refuses its every call (the checks decide() makes before it reads the call, shared: standingRefusal); never `active: true` with the claims as issued",
   },
-
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
@@ -503,14 +503,14 @@ export const CASES = {
     attack: "the only two admin keys, each revoking the other at once (`DELETE /v1/admin-keys/:id`)",
     status: 409,
     expected: "one revocation is applied, the other is 409 `conflict` (the last admin key is never revoked): an admin key is always left",
-  },  "ADM-26": {
+  },
+  "ADM-26": {
     area: "admin",
     attack:
       "someone who can edit a backup file but does not hold the master key drops a revocation (or widens a grant) and fixes the header's row count to match, appends a line after the end, or passes the file off as an unsealed backup of an earlier Keyward",
     expected:
       "`keyward restore` exits 1 and writes nothing: every backup is sealed (HMAC-SHA256 over its lines, under a key the master key encrypts into its header), an edited line or count fails the seal, a line after it is refused; an unsealed backup only with `--allow-unsealed`; `keyward backup` refuses without the master key",
   },
-
 
   // Secrets
   "SEC-01": {
@@ -706,7 +706,8 @@ export const CASES = {
     attack: "audit retention turned on for a log that grew for months: hundreds of thousands of events to prune in one run (600,000 measured)",
     expected:
       "pruned in chunks (20,000 events each), each in a transaction of its own behind its own signed checkpoint chained to the one before; the chain verifies after; never one transaction past Prisma's 5 s, which rolled back every hourly run so that retention never ran again",
-  },  "FLT-36": {
+  },
+  "FLT-36": {
     area: "faults",
     attack: "`keyward restore` refused after it began (an altered audit event, a failed seal, rows missing), then a restore of another backup into the same database",
     expected:
