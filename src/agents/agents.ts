@@ -34,6 +34,12 @@ export const agentView = (a: Agent) => ({
 
 type Actor = { actor: string; requestId: string };
 
+/**
+ * Whoever is shown the agent's secret or sets its keys can act as the agent from then on, so may not approve
+ * its token requests (src/approvals). Kept on the agent, not read from the audit log, which retention prunes.
+ */
+const holdersWith = (agent: Agent, actor: string) => (agent.credentialHolders.includes(actor) ? undefined : { push: actor });
+
 /** Agents held in memory at most (the least recently used goes first). */
 const MAX_CACHED_AGENTS = 10_000;
 /** Agent names kept in memory at most (the least recently used go first). */
@@ -85,7 +91,7 @@ export class Agents {
     const row = await this.prisma.$transaction(async (tx) => {
       if (await tx.agent.findUnique({ where: { name: input.name } })) throw conflict(`agent ${input.name} exists`);
       const created = await tx.agent.create({
-        data: { id: randomUUID(), name: input.name, description: input.description, clientId, secretHash },
+        data: { id: randomUUID(), name: input.name, description: input.description, clientId, secretHash, credentialHolders: [meta.actor] },
       });
       await appendAudit(tx, {
         kind: "admin.change",
@@ -144,7 +150,7 @@ export class Agents {
       const previousSecretExpiresAt = new Date(now.getTime() + overlapSeconds * 1000);
       const updated = await tx.agent.update({
         where: { id },
-        data: { secretHash, previousSecretHash: existing.secretHash, previousSecretExpiresAt },
+        data: { secretHash, previousSecretHash: existing.secretHash, previousSecretExpiresAt, credentialHolders: holdersWith(existing, meta.actor) },
       });
       await appendAudit(tx, {
         kind: "admin.change",
@@ -167,7 +173,7 @@ export class Agents {
     const row = await this.prisma.$transaction(async (tx) => {
       const existing = await tx.agent.findUnique({ where: { id } });
       if (!existing) throw notFound("agent");
-      const updated = await tx.agent.update({ where: { id }, data: { jwks: jwks.keys } });
+      const updated = await tx.agent.update({ where: { id }, data: { jwks: jwks.keys, credentialHolders: holdersWith(existing, meta.actor) } });
       await appendAudit(tx, {
         kind: "admin.change",
         actor: meta.actor,

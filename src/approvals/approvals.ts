@@ -70,8 +70,14 @@ export type ApprovalNotifier = { notify(approval: ApprovalView, names: { agent: 
 
 type Meta = { actor: string; requestId: string };
 
-/** Admin actions (src/agents) that hand out or set an agent's credentials. */
-const CREDENTIAL_ACTIONS = ["agent.create", "agent.rotate_secret", "agent.set_jwks"];
+/**
+ * Who counts as the requester besides the agent: the admin keys that held its credentials when the request
+ * was held, or have since (Agent.credentialHolders, kept by src/agents): they could act as the agent.
+ */
+async function requesters(db: Pick<PrismaClient, "agent">, row: Pick<Approval, "agentId" | "credentialHolders">): Promise<string[]> {
+  const agent = await db.agent.findUnique({ where: { id: row.agentId }, select: { credentialHolders: true } });
+  return [...row.credentialHolders, ...(agent?.credentialHolders ?? [])];
+}
 
 /**
  * Break-glass approvals. A token request that needs a human is held here; a human with the `approve`
@@ -94,8 +100,7 @@ export class Approvals {
     requestId: string;
   }): Promise<Approval> {
     const { agentId, grant } = input;
-    const agent = await this.prisma.agent.findUnique({ where: { id: agentId }, select: { name: true } });
-    const credentialHolders = await this.#credentialHolders(agentId);
+    const agent = await this.prisma.agent.findUnique({ where: { id: agentId }, select: { name: true, credentialHolders: true } });
     const row = await this.prisma.$transaction(async (tx) => {
       const created = await tx.approval.create({
         data: {
@@ -109,7 +114,7 @@ export class Approvals {
           protectedOperations: grant.allowProtected,
           status: "pending",
           requestedBy: `agent:${agentId}`,
-          credentialHolders,
+          credentialHolders: agent?.credentialHolders ?? [],
           expiresAt: new Date(Date.now() + this.options.ttlSeconds * 1000),
         },
       });
@@ -130,7 +135,10 @@ export class Approvals {
     return rows.map((row) => approvalView(row, now)).filter((view) => status === undefined || view.status === status);
   }
 
-  /** A human's decision. The requester (the agent, or an admin key holding its credentials) may deny, never approve. */
+  /**
+   * A human's decision. The requester (the agent, or an admin key holding its credentials, when the request
+   * was held or since) may deny, never approve.
+   */
   async decide(id: string, verdict: "approve" | "deny", meta: Meta, note: string | undefined): Promise<ApprovalView> {
     return this.prisma.$transaction(async (tx) => {
       const row = await tx.approval.findUnique({ where: { id } });
@@ -138,7 +146,7 @@ export class Approvals {
       const now = new Date();
       const status = statusOf(row, now);
       if (status !== "pending") throw conflict(`approval is ${status}`);
-      if (verdict === "approve" && (meta.actor === row.requestedBy || row.credentialHolders.includes(meta.actor))) {
+      if (verdict === "approve" && (meta.actor === row.requestedBy || (await requesters(tx, row)).includes(meta.actor))) {
         throw forbidden("the requester cannot approve its own request", "self_approval");
       }
       const next = verdict === "approve" ? "approved" : "denied";
@@ -184,11 +192,18 @@ export class Approvals {
     return { ...approvalView(issued), token };
   }
 
-  /** For the gate: the approval being collected right now for this agent and grant. */
+  /**
+   * For the gate: the approval being collected right now for this agent and grant, decided by someone who
+   * does not hold the agent's credentials now either: an approver who took them after approving (rotated
+   * the secret) would otherwise collect the token it approved.
+   */
   async assertClaimed(id: string, agentId: string, grantId: string): Promise<void> {
     const row = await this.prisma.approval.findUnique({ where: { id } });
     if (row?.status !== "issuing" || row.agentId !== agentId || row.grantId !== grantId) {
       throw forbidden("the approval is not being collected for this grant", "approval_invalid");
+    }
+    if (row.decidedBy === null || (await requesters(this.prisma, row)).includes(row.decidedBy)) {
+      throw forbidden("the approval was decided by a holder of the agent's credentials", "self_approval");
     }
   }
 
@@ -196,16 +211,6 @@ export class Approvals {
   async forToken(jtis: readonly string[]): Promise<TokenApproval | null> {
     const row = await this.prisma.approval.findFirst({ where: { issuedJti: { in: [...jtis] }, status: "issued" } });
     return row ? { protectedOperations: row.protectedOperations } : null;
-  }
-
-  // Admin keys that were shown the agent's client secret or registered its signing keys could act as
-  // the agent, so they count as the requester. Read from the audit log, which records who did each.
-  async #credentialHolders(agentId: string): Promise<string[]> {
-    const events = await this.prisma.auditEvent.findMany({
-      where: { kind: "admin.change", agentId, OR: CREDENTIAL_ACTIONS.map((action) => ({ details: { path: ["action"], equals: action } })) },
-      select: { actor: true },
-    });
-    return [...new Set(events.map((e) => e.actor))];
   }
 
   async #audit(

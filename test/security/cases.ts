@@ -510,6 +510,13 @@ export const CASES = {
       "someone who can edit a backup file but does not hold the master key drops a revocation (or widens a grant) and fixes the header's row count to match, appends a line after the end, or passes the file off as an unsealed backup of an earlier Keyward",
     expected:
       "`keyward restore` exits 1 and writes nothing: every backup is sealed (HMAC-SHA256 over its lines, under a key the master key encrypts into its header), an edited line or count fails the seal, a line after it is refused; an unsealed backup only with `--allow-unsealed`; `keyward backup` refuses without the master key",
+  "ADM-20": {
+    area: "admin",
+    attack:
+      "an admin key approving a token request whose agent's credentials it holds: it rotated the agent's secret or set its signing keys after the request was held, or before approving, or it registered the agent and audit retention has since pruned that event",
+    status: 403,
+    expected:
+      "403 `self_approval`, to approve and to collect the token (an approver that takes the agent's secret after approving gets no token with it); no token issued. Another human's approval still works",
   },
 
   // Secrets

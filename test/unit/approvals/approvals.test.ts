@@ -56,9 +56,12 @@ describe("statusOf", () => {
 describe("assertClaimed", () => {
   // The gate mints a token for an approval only while that approval is being collected by this agent for
   // this grant; anything else (decided again, collected by a concurrent request, another grant) is refused.
-  const approvalsWith = (row: object | null) =>
-    new Approvals({ approval: { findUnique: async () => row } } as unknown as PrismaClient, { ttlSeconds: 60, notifier: null });
-  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1" };
+  const approvalsWith = (row: object | null, agentHolders: string[] = ["admin-key:registrar"]) =>
+    new Approvals(
+      { approval: { findUnique: async () => row }, agent: { findUnique: async () => ({ credentialHolders: agentHolders }) } } as unknown as PrismaClient,
+      { ttlSeconds: 60, notifier: null },
+    );
+  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", decidedBy: "admin-key:on-call", credentialHolders: ["admin-key:registrar"] };
 
   it("passes for the approval this agent is collecting for this grant", async () => {
     await expect(approvalsWith(claimed).assertClaimed("approval-1", "agent-1", "grant-1")).resolves.toBeUndefined();
@@ -74,6 +77,12 @@ describe("assertClaimed", () => {
     await expect(approvalsWith(row).assertClaimed("approval-1", "agent-1", "grant-1")).rejects.toMatchObject({
       code: "approval_invalid",
       status: ERROR_CODES.approval_invalid.status,
+    });
+  });
+
+  it("refuses one decided by a key that has held the agent's credentials since, with self_approval", async () => {
+    await expect(approvalsWith(claimed, ["admin-key:registrar", "admin-key:on-call"]).assertClaimed("approval-1", "agent-1", "grant-1")).rejects.toMatchObject({
+      code: "self_approval",
     });
   });
 });

@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
+import { pruneAudit } from "../../src/audit/retention.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { basic, createAgent, createGrant, createUpstream, issueToken } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { statusOf, title } from "./cases.js";
+
+/** Break-glass approvals attacked by the people and agents around them (src/approvals). */
+describe("approvals", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let api: Awaited<ReturnType<typeof startUpstream>>;
+  let security: string;
+
+  beforeAll(async () => {
+    api = await startUpstream();
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "prod", baseUrl: api.url, environment: "production", secret: "sk-prod-" + "p".repeat(24) });
+    security = (await broker.admin("post", "/v1/admin-keys", { name: "on-call", role: "security" })).body.key;
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await api?.close();
+    await store?.drop();
+  });
+
+  const as = (key: string, path: string, body: object = {}) => broker.http().post(path).set("authorization", `Bearer ${key}`).send(body);
+  const newAdmin = async (name: string) => (await broker.admin("post", "/v1/admin-keys", { name, role: "admin" })).body as { id: string; key: string };
+  const collect = (id: string, agent: { clientId: string; clientSecret: string }) =>
+    broker.http().get(`/v1/approvals/${id}`).set("authorization", basic(agent.clientId, agent.clientSecret));
+  /** An agent registered by `admin`, in a grant whose every token needs a human, with one request held. */
+  const heldRequest = async (admin: { key: string }, name: string) => {
+    const res = await broker.http().post("/v1/agents").set("authorization", `Bearer ${admin.key}`).send({ name });
+    expect(res.status).toBe(201);
+    const agent = res.body as { id: string; clientId: string; clientSecret: string };
+    await createGrant(broker, { name: `${name}-grant`, agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+    const held = await issueToken(broker, agent, { grant: `${name}-grant` });
+    expect(held.status).toBe(202);
+    return { agent, approvalId: held.body.approvalId as string };
+  };
+
+  describe(title("ADM-20"), () => {
+    it("an admin key given the agent's secret after the request was held (rotation) cannot approve it", async () => {
+      const rotator = await newAdmin("rotator");
+      const { agent, approvalId } = await heldRequest({ key: broker.adminKey }, "rotated-after-hold");
+      const rotated = await as(rotator.key, `/v1/agents/${agent.id}/rotate-secret`);
+      expect(rotated.status).toBe(200);
+      const res = await as(rotator.key, `/v1/approvals/${approvalId}/approve`);
+      expect(res.status).toBe(statusOf("ADM-20"));
+      expect(res.body.error.code).toBe("self_approval");
+      const polled = await collect(approvalId, { ...agent, clientSecret: rotated.body.clientSecret });
+      expect(polled.body).toMatchObject({ status: "pending" });
+      expect(polled.body).not.toHaveProperty("token");
+    });
+
+    it("nor one that registered the agent's signing keys after the request was held", async () => {
+      const keySetter = await newAdmin("key-setter");
+      const { agent, approvalId } = await heldRequest({ key: broker.adminKey }, "jwks-after-hold");
+      const jwk = { kty: "EC", crv: "P-256", kid: "k1", alg: "ES256", x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" };
+      expect((await broker.http().put(`/v1/agents/${agent.id}/jwks`).set("authorization", `Bearer ${keySetter.key}`).send({ keys: [jwk] })).status).toBe(200);
+      const res = await as(keySetter.key, `/v1/approvals/${approvalId}/approve`);
+      expect(res.status).toBe(statusOf("ADM-20"));
+      expect(res.body.error.code).toBe("self_approval");
+    });
+
+    it("an approver who takes the agent's secret after approving collects no token with it", async () => {
+      const approver = await newAdmin("approver-then-rotator");
+      const { agent, approvalId } = await heldRequest({ key: broker.adminKey }, "rotated-after-approval");
+      expect((await as(approver.key, `/v1/approvals/${approvalId}/approve`)).status).toBe(200);
+      const rotated = await as(approver.key, `/v1/agents/${agent.id}/rotate-secret`);
+      expect(rotated.status).toBe(200);
+      const polled = await collect(approvalId, { ...agent, clientSecret: rotated.body.clientSecret });
+      expect(polled.status).toBe(statusOf("ADM-20"));
+      expect(polled.body.error.code).toBe("self_approval");
+      expect(polled.body).not.toHaveProperty("token");
+      expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+    });
+
+    it("the admin key that registered the agent cannot approve once audit retention has pruned the registration", async () => {
+      const registrar = await newAdmin("registrar");
+      const res = await broker.http().post("/v1/agents").set("authorization", `Bearer ${registrar.key}`).send({ name: "registered-long-ago" });
+      const agent = res.body as { id: string; clientId: string; clientSecret: string };
+      await createGrant(broker, { name: "long-ago-grant", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const keys: CheckpointKeys = [deriveCheckpointKey(Buffer.from(store.masterKey, "base64"))];
+      const pruned = await pruneAudit(broker.keyward.db.prisma, keys, { olderThan: new Date(), keepUnshipped: false, actor: "test" });
+      expect(pruned.refused).toBeNull();
+      expect(pruned.prunedEvents).toBeGreaterThan(0);
+      const held = await issueToken(broker, agent, { grant: "long-ago-grant" });
+      expect(held.status).toBe(202);
+      const approved = await as(registrar.key, `/v1/approvals/${held.body.approvalId}/approve`);
+      expect(approved.status).toBe(statusOf("ADM-20"));
+      expect(approved.body.error.code).toBe("self_approval");
+      // Someone who never held the agent's credentials still may.
+      expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).status).toBe(200);
+      expect((await collect(held.body.approvalId, agent)).body).toMatchObject({ status: "issued", token: { access_token: expect.any(String) } });
+    });
+  });
+});
