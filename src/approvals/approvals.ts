@@ -193,14 +193,22 @@ export class Approvals {
   }
 
   /**
-   * For the gate: the approval being collected right now for this agent and grant, decided by someone who
-   * does not hold the agent's credentials now either: an approver who took them after approving (rotated
-   * the secret) would otherwise collect the token it approved.
+   * For the gate: the approval being collected right now for this agent and grant, for the upstream and
+   * environment the human was shown (a grant moved to another upstream since would otherwise turn an
+   * approval for staging into a token for production), decided by someone who does not hold the agent's
+   * credentials now either: an approver who took them after approving (rotated the secret) would otherwise
+   * collect the token it approved.
    */
-  async assertClaimed(id: string, agentId: string, grantId: string): Promise<void> {
+  async assertClaimed(id: string, agentId: string, grantId: string, target: { upstream: string; environment: string }): Promise<void> {
     const row = await this.prisma.approval.findUnique({ where: { id } });
     if (row?.status !== "issuing" || row.agentId !== agentId || row.grantId !== grantId) {
       throw forbidden("the approval is not being collected for this grant", "approval_invalid");
+    }
+    if (row.upstream !== target.upstream || row.environment !== target.environment) {
+      throw forbidden(
+        `the approval was for upstream ${row.upstream} (${row.environment}); the grant is now for ${target.upstream} (${target.environment})`,
+        "approval_invalid",
+      );
     }
     if (row.decidedBy === null || (await requesters(this.prisma, row)).includes(row.decidedBy)) {
       throw forbidden("the approval was decided by a holder of the agent's credentials", "self_approval");

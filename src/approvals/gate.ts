@@ -33,7 +33,7 @@ export class IssuanceGate {
     const environment = await this.coveredEnvironment({ agent, grant, requestId });
     const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
     if (reasons.length === 0) return;
-    if (approvalId !== undefined) return this.approvals.assertClaimed(approvalId, agent.id, grant.id);
+    if (approvalId !== undefined) return this.approvals.assertClaimed(approvalId, agent.id, grant.id, { upstream: grant.upstream, environment });
     const held = await this.approvals.hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId });
     throw approvalRequired(held.id, held.expiresAt);
   }

@@ -98,4 +98,37 @@ describe("approvals", () => {
       expect((await collect(held.body.approvalId, agent)).body).toMatchObject({ status: "issued", token: { access_token: expect.any(String) } });
     });
   });
+
+  it(title("TOK-33"), async () => {
+    await createUpstream(broker, { name: "staging-api", baseUrl: api.url, environment: "staging", secret: "sk-staging-" + "s".repeat(24) });
+    const agent = await createAgent(broker, "mover");
+    const grant = await createGrant(broker, {
+      name: "mover-grant",
+      agents: [agent.id],
+      upstream: "staging-api",
+      environments: ["staging", "production"],
+      methods: ["GET"],
+      paths: ["/**"],
+      requiresApproval: true,
+    });
+    const held = await issueToken(broker, agent, { grant: "mover-grant" });
+    expect(held.status).toBe(202);
+    const approved = await as(security, `/v1/approvals/${held.body.approvalId}/approve`);
+    expect(approved.body).toMatchObject({ status: "approved", upstream: "staging-api", environment: "staging" });
+
+    // The grant moves to production before the agent collects: what the human approved is not what it would get.
+    expect((await broker.admin("patch", `/v1/grants/${grant.id}`, { upstream: "prod" })).status).toBe(200);
+    const moved = await collect(held.body.approvalId, agent);
+    expect(moved.status).toBe(statusOf("TOK-33"));
+    expect(moved.body.error).toMatchObject({ code: "approval_invalid", reason: expect.stringContaining("staging-api (staging)") });
+    expect(moved.body).not.toHaveProperty("token");
+    const received = api.received.length;
+    expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+
+    // Back where it was approved, the token is the one the human saw.
+    expect((await broker.admin("patch", `/v1/grants/${grant.id}`, { upstream: "staging-api" })).status).toBe(200);
+    const collected = await collect(held.body.approvalId, agent);
+    expect(collected.body).toMatchObject({ status: "issued", token: { scope: "staging-api:GET" } });
+    expect(api.received.length).toBe(received);
+  });
 });

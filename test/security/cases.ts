@@ -157,6 +157,15 @@ export const CASES = {
       "`{ \"active\": false }`, as the proxy refuses its every call (the checks decide() makes before it reads the call, shared: standingRefusal); never `active: true` with the claims as issued",
   },
 
+  "TOK-33": {
+    area: "token",
+    attack:
+      "a token request approved by a human for one upstream and environment (`staging-api`, staging), collected after its grant was moved to another upstream (`prod`, production)",
+    status: 403,
+    expected:
+      "403 `approval_invalid` naming the upstream the approval was for: no token for an upstream or environment the human was not shown; collected as approved once the grant is back",
+  },
+
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
     area: "request",

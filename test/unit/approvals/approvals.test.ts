@@ -61,10 +61,11 @@ describe("assertClaimed", () => {
       { approval: { findUnique: async () => row }, agent: { findUnique: async () => ({ credentialHolders: agentHolders }) } } as unknown as PrismaClient,
       { ttlSeconds: 60, notifier: null },
     );
-  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", decidedBy: "admin-key:on-call", credentialHolders: ["admin-key:registrar"] };
+  const target = { upstream: "hosting-staging", environment: "staging" };
+  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", ...target, decidedBy: "admin-key:on-call", credentialHolders: ["admin-key:registrar"] };
 
   it("passes for the approval this agent is collecting for this grant", async () => {
-    await expect(approvalsWith(claimed).assertClaimed("approval-1", "agent-1", "grant-1")).resolves.toBeUndefined();
+    await expect(approvalsWith(claimed).assertClaimed("approval-1", "agent-1", "grant-1", target)).resolves.toBeUndefined();
   });
 
   it.each([
@@ -73,15 +74,17 @@ describe("assertClaimed", () => {
     ["one still pending", { ...claimed, status: "pending" }],
     ["another agent's", { ...claimed, agentId: "agent-2" }],
     ["another grant's", { ...claimed, grantId: "grant-2" }],
+    ["one for the upstream the grant had before", { ...claimed, upstream: "hosting-old" }],
+    ["one for the environment the upstream had before", { ...claimed, environment: "dev" }],
   ])("refuses %s with approval_invalid", async (_name, row) => {
-    await expect(approvalsWith(row).assertClaimed("approval-1", "agent-1", "grant-1")).rejects.toMatchObject({
+    await expect(approvalsWith(row).assertClaimed("approval-1", "agent-1", "grant-1", target)).rejects.toMatchObject({
       code: "approval_invalid",
       status: ERROR_CODES.approval_invalid.status,
     });
   });
 
   it("refuses one decided by a key that has held the agent's credentials since, with self_approval", async () => {
-    await expect(approvalsWith(claimed, ["admin-key:registrar", "admin-key:on-call"]).assertClaimed("approval-1", "agent-1", "grant-1")).rejects.toMatchObject({
+    await expect(approvalsWith(claimed, ["admin-key:registrar", "admin-key:on-call"]).assertClaimed("approval-1", "agent-1", "grant-1", target)).rejects.toMatchObject({
       code: "self_approval",
     });
   });
