@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { Approval, Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
 import { storedNames } from "../audit/names.js";
 import type { GrantView } from "../grants/grants.js";
-import { conflict, forbidden, notFound } from "../http/errors.js";
+import { conflict, forbidden, notFound, refused } from "../http/errors.js";
 import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
 import { describeHttpRule, type HttpRule, type TokenApproval } from "../policy/decide.js";
 import type { Capabilities } from "../tokens/issue.js";
@@ -70,6 +71,11 @@ export type ApprovalNotifier = { notify(approval: ApprovalView, names: { agent: 
 
 type Meta = { actor: string; requestId: string };
 
+/** Token requests one agent may have waiting for a human at once (distinct ones: the same again is the same). */
+const MAX_PENDING_PER_AGENT = 10;
+
+const pick = (row: Approval, keys: string[]) => Object.fromEntries(keys.map((key) => [key, row[key as keyof Approval]]));
+
 /**
  * Who counts as the requester besides the agent: the admin keys that held its credentials when the request
  * was held, or have since (Agent.credentialHolders, kept by src/agents): they could act as the agent.
@@ -90,7 +96,11 @@ export class Approvals {
     private readonly options: { ttlSeconds: number; notifier: ApprovalNotifier | null },
   ) {}
 
-  /** Records a held token request and announces it. */
+  /**
+   * Records a held token request and announces it. The same request again, while it waits, is that request
+   * (a client retrying without polling asks no human twice); beyond MAX_PENDING_PER_AGENT distinct ones an
+   * agent is refused, audited, so that no agent can bury other agents' requests or flood the webhook.
+   */
   async hold(input: {
     agentId: string;
     grant: GrantView;
@@ -101,17 +111,27 @@ export class Approvals {
   }): Promise<Approval> {
     const { agentId, grant } = input;
     const agent = await this.prisma.agent.findUnique({ where: { id: agentId }, select: { name: true, credentialHolders: true } });
-    const row = await this.prisma.$transaction(async (tx) => {
+    const names = { agent: agent?.name ?? agentId, grant: grant.name };
+    const asked = {
+      grantId: grant.id,
+      upstream: grant.upstream,
+      environment: input.environment,
+      capabilities: JSON.parse(JSON.stringify(input.capabilities)) as Prisma.InputJsonObject,
+      reasons: input.reasons,
+      protectedOperations: grant.allowProtected,
+    };
+    const held = await this.prisma.$transaction(async (tx) => {
+      // One hold at a time per agent: requests arriving together cannot each find room under the limit.
+      await tx.$queryRaw`SELECT 1 AS locked FROM "Agent" WHERE id = ${agentId} FOR UPDATE`;
+      const waiting = await tx.approval.findMany({ where: { agentId, status: "pending", expiresAt: { gt: new Date() } } });
+      const same = waiting.find((row) => isDeepStrictEqual(pick(row, Object.keys(asked)), asked));
+      if (same) return { row: same, isNew: false };
+      if (waiting.length >= MAX_PENDING_PER_AGENT) return null;
       const created = await tx.approval.create({
         data: {
           id: randomUUID(),
           agentId,
-          grantId: grant.id,
-          upstream: grant.upstream,
-          environment: input.environment,
-          capabilities: input.capabilities,
-          reasons: input.reasons,
-          protectedOperations: grant.allowProtected,
+          ...asked,
           status: "pending",
           requestedBy: `agent:${agentId}`,
           credentialHolders: agent?.credentialHolders ?? [],
@@ -123,10 +143,27 @@ export class Approvals {
         capabilities: input.capabilities,
         protectedOperations: created.protectedOperations,
       });
-      return created;
+      return { row: created, isNew: true };
     });
-    this.options.notifier?.notify(approvalView(row), { agent: agent?.name ?? agentId, grant: grant.name });
-    return row;
+    if (!held) {
+      const err = refused("too_many_pending_approvals", `${MAX_PENDING_PER_AGENT} token requests of this agent are waiting for a human already`);
+      await appendAudit(this.prisma, {
+        kind: "token.refused",
+        actor: `agent:${agentId}`,
+        requestId: input.requestId,
+        agentId,
+        grantId: grant.id,
+        upstream: grant.upstream,
+        environment: input.environment,
+        decision: "deny",
+        reason: err.code,
+        details: { reason: err.extra.reason ?? err.message },
+        names,
+      });
+      throw err;
+    }
+    if (held.isNew) this.options.notifier?.notify(approvalView(held.row), names);
+    return held.row;
   }
 
   async list(status: ApprovalStatus | undefined) {

@@ -30,6 +30,8 @@ const FROM_KEYWARD: Record<string, { status: number; error: string }> = {
   // A human must approve the token first (src/approvals). RFC 8628 §3.5's code for "ask again later";
   // approval_id says what to poll (GET /v1/approvals/:id), as POST /v1/tokens' 202 does.
   approval_required: { status: 400, error: "authorization_pending" },
+  // As many requests of the agent wait for a human as it may: the status says to come back later.
+  too_many_pending_approvals: { status: 429, error: "invalid_request" },
   // Token exchange from a token whose call budget is spent: the child could make no call either. The
   // status stays 429, as on the proxy; the description names the spent limit.
   budget_exceeded: { status: 429, error: "invalid_grant" },

@@ -111,6 +111,7 @@ export const ERROR_CODES = {
   // approvals
   self_approval: { status: 403, step: "approval", meaning: "the requester cannot approve its own request" },
   approval_invalid: { status: 403, step: "approval", meaning: "the approval is not being collected for this grant" },
+  too_many_pending_approvals: { status: 429, step: "approval", meaning: "the agent has as many token requests waiting for a human as it may; poll them (GET /v1/approvals/:id) until they are decided or expire" },
 
   // admin API
   forbidden: { status: 403, step: "admin", meaning: "the admin key's role does not have the permission this route needs" },

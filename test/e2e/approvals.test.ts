@@ -188,7 +188,9 @@ describe("human approval", () => {
 
   it("approvals expire: undecided, or decided but not collected in time", async () => {
     const { approvalId: undecided } = await requestToken();
-    const { approvalId: uncollected } = await requestToken();
+    // Another request (the same one again, while it waits, would be the same held request).
+    const { approvalId: uncollected } = await requestToken({ grant: "break-glass", ttlSeconds: 240 });
+    expect(uncollected).not.toBe(undecided);
     await as(security.key, `/v1/approvals/${uncollected}/approve`).expect(200);
     await broker.keyward.db.prisma.approval.updateMany({ where: { id: { in: [undecided, uncollected] } }, data: { expiresAt: new Date(Date.now() - 1000) } });
     expect((await poll(undecided)).body.status).toBe("expired");

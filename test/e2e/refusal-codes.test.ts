@@ -33,6 +33,7 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   console_not_built: "test/e2e/console-api.test.ts",
   internal_error: "test/unit/oauth/errors.test.ts: nothing should raise it; an unexpected failure becomes it, with no detail",
   approval_invalid: "test/security/approvals.test.ts TOK-33 (an approval collected after its grant moved to another upstream); test/unit/approvals/approvals.test.ts for the race of an approval no longer being collected when its token is minted",
+  too_many_pending_approvals: "test/security/approvals.test.ts TOK-34 (an agent with as many distinct token requests held as it may)",
   no_token: "test/e2e/sdk.test.ts (raised in the agent's process)",
   approval_denied: "test/e2e/sdk.test.ts (raised in the agent's process)",
   unreachable: "test/e2e/sdk.test.ts (raised in the agent's process; clients/python/tests/test_client.py for the Python client)",

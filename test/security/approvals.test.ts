@@ -131,4 +131,57 @@ describe("approvals", () => {
     expect(collected.body).toMatchObject({ status: "issued", token: { scope: "staging-api:GET" } });
     expect(api.received.length).toBe(received);
   });
+
+  it(title("TOK-34"), async () => {
+    const webhookCalls: unknown[] = [];
+    const hook = await startUpstream((req, res) => {
+      webhookCalls.push(req.url);
+      res.writeHead(204).end();
+    });
+    const hookedStore = newStore();
+    const hooked = await startBroker(hookedStore, { KEYWARD_APPROVAL_WEBHOOK_URL: `${hook.url}/approvals` });
+    try {
+      await createUpstream(hooked, { name: "prod", baseUrl: api.url, environment: "production", secret: "sk-prod-" + "p".repeat(24) });
+      const onCall = (await hooked.admin("post", "/v1/admin-keys", { name: "on-call", role: "security" })).body.key as string;
+      const listPending = async () =>
+        ((await hooked.http().get("/v1/approvals?status=pending").set("authorization", `Bearer ${onCall}`)).body.approvals as { approvalId: string; agentId: string }[]);
+      const honest = await createAgent(hooked, "honest");
+      const flooder = await createAgent(hooked, "flooder");
+      await createGrant(hooked, { name: "flooded", agents: [honest.id, flooder.id], upstream: "prod", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+      const honestHeld = await issueToken(hooked, honest, { grant: "flooded" });
+      expect(honestHeld.status).toBe(202);
+      await expect.poll(() => webhookCalls.length).toBe(1);
+
+      // The same request again (a retry loop that does not poll) is the same held request: no new one for a human.
+      const again = await Promise.all(Array.from({ length: 5 }, () => issueToken(hooked, flooder, { grant: "flooded", ttlSeconds: 60 })));
+      expect(again.map((r) => r.status)).toEqual(Array(5).fill(202));
+      expect(new Set(again.map((r) => r.body.approvalId)).size).toBe(1);
+
+      // Distinct requests, many at once: at most MAX_PENDING_PER_AGENT wait; the rest are refused, none held.
+      const flood = await Promise.all(Array.from({ length: 60 }, (_, i) => issueToken(hooked, flooder, { grant: "flooded", ttlSeconds: 61 + i })));
+      const refused = flood.filter((r) => r.status === statusOf("TOK-34"));
+      expect(refused.length).toBe(60 - 9);
+      expect(flood.filter((r) => r.status === 202).length).toBe(9);
+      for (const r of refused) expect(r.body.error.code).toBe("too_many_pending_approvals");
+      const pending = await listPending();
+      expect(pending.filter((a) => a.agentId === flooder.id).length).toBe(10);
+      expect(pending.map((a) => a.approvalId)).toContain(honestHeld.body.approvalId);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(webhookCalls.length).toBe(11);
+      // The refusals are audited as refused token requests.
+      const audit = await hooked.admin("get", `/v1/audit?kind=token.refused&reason=too_many_pending_approvals&agentId=${flooder.id}&limit=100`);
+      expect(audit.body.events.length).toBe(refused.length);
+
+      // Once a human decides one, there is room for one more; the honest agent was never held up.
+      const decided = pending.find((a) => a.agentId === flooder.id)!.approvalId;
+      expect((await hooked.http().post(`/v1/approvals/${decided}/deny`).set("authorization", `Bearer ${onCall}`).send({})).status).toBe(200);
+      expect((await issueToken(hooked, flooder, { grant: "flooded", ttlSeconds: 300 })).status).toBe(202);
+      expect((await issueToken(hooked, flooder, { grant: "flooded", ttlSeconds: 301 })).status).toBe(statusOf("TOK-34"));
+      expect((await issueToken(hooked, honest, { grant: "flooded", ttlSeconds: 302 })).status).toBe(202);
+    } finally {
+      await hooked.close();
+      await hook.close();
+      await hookedStore.drop();
+    }
+  }, 60_000);
 });

@@ -165,6 +165,14 @@ export const CASES = {
     expected:
       "403 `approval_invalid` naming the upstream the approval was for: no token for an upstream or environment the human was not shown; collected as approved once the grant is back",
   },
+  "TOK-34": {
+    area: "token",
+    attack:
+      "an agent floods the humans' approval queue: the same held token request sent again and again, and 60 distinct ones at once (a `ttlSeconds` each), to bury another agent's request and spam the approval webhook",
+    status: 429,
+    expected:
+      "the same request again is the same held request (same `approvalId`, no new notification); at most 10 requests per agent wait for a human, the rest 429 `too_many_pending_approvals`, audited, none held or posted; another agent's request still shows in `GET /v1/approvals?status=pending`",
+  },
 
   // Request attacks (OWASP API5/API7/API8)
   "REQ-01": {
