@@ -39,10 +39,19 @@ export function approvalReasons(grant: ApprovalFacts, environment: { name: strin
   return reasons;
 }
 
+/** The stored statuses of a request not decided or not collected yet: past its time, it has expired. */
+const EXPIRABLE: ApprovalStatus[] = ["pending", "approved", "issuing"];
+
 /** The status as it stands at `now`: a request nobody decided or collected in time has expired. */
 export function statusOf(row: Pick<Approval, "status" | "expiresAt">, now: Date): ApprovalStatus {
-  const expirable = row.status === "pending" || row.status === "approved" || row.status === "issuing";
+  const expirable = EXPIRABLE.includes(row.status as ApprovalStatus);
   return expirable && row.expiresAt <= now ? "expired" : (row.status as ApprovalStatus);
+}
+
+/** The rows statusOf reads as `status` at `now`, as a query. */
+function whereStatus(status: ApprovalStatus, now: Date): Prisma.ApprovalWhereInput {
+  if (status === "expired") return { status: { in: EXPIRABLE }, expiresAt: { lte: now } };
+  return EXPIRABLE.includes(status) ? { status, expiresAt: { gt: now } } : { status };
 }
 
 export function approvalView(row: Approval, now = new Date()) {
@@ -166,10 +175,19 @@ export class Approvals {
     return held.row;
   }
 
+  /**
+   * The newest 500 requests, of one status if asked. The status is selected in the query, before the
+   * limit: filtered afterwards, a request still waiting was missing from the pending list as soon as 500
+   * newer ones had been decided.
+   */
   async list(status: ApprovalStatus | undefined) {
     const now = new Date();
-    const rows = await this.prisma.approval.findMany({ orderBy: { createdAt: "desc" }, take: 500 });
-    return rows.map((row) => approvalView(row, now)).filter((view) => status === undefined || view.status === status);
+    const rows = await this.prisma.approval.findMany({
+      where: status === undefined ? {} : whereStatus(status, now),
+      orderBy: { createdAt: "desc" },
+      take: 500,
+    });
+    return rows.map((row) => approvalView(row, now));
   }
 
   /**

@@ -333,6 +333,37 @@ describe("human approval", () => {
     }
   });
 
+  it("lists a waiting request however many newer ones were decided since", async () => {
+    const { approvalId: waiting } = await requestToken({ grant: "break-glass", ttlSeconds: 120 });
+    const { prisma } = broker.keyward.db;
+    const template = await prisma.approval.findUniqueOrThrow({ where: { id: waiting } });
+    const later = Date.now() + 1000;
+    await prisma.approval.createMany({
+      data: Array.from({ length: 600 }, (_, i) => ({
+        ...template,
+        id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+        capabilities: template.capabilities as object,
+        status: "issued",
+        createdAt: new Date(later + i),
+      })),
+    });
+    try {
+      const list = async (status: string) =>
+        ((await broker.http().get(`/v1/approvals?status=${status}`).set("authorization", `Bearer ${security.key}`)).body.approvals as { approvalId: string; status: string }[]);
+      const pending = await list("pending");
+      expect(pending.map((a) => a.approvalId)).toContain(waiting);
+      expect(pending.every((a) => a.status === "pending")).toBe(true);
+      // Expired ones are those of the stored statuses that can expire, past their time.
+      await prisma.approval.update({ where: { id: waiting }, data: { expiresAt: new Date(Date.now() - 1000) } });
+      expect((await list("pending")).map((a) => a.approvalId)).not.toContain(waiting);
+      const expired = await list("expired");
+      expect(expired.map((a) => a.approvalId)).toContain(waiting);
+      expect(expired.every((a) => a.status === "expired")).toBe(true);
+    } finally {
+      await prisma.approval.deleteMany({ where: { id: { startsWith: "00000000-0000-4000-8000-" } } });
+    }
+  });
+
   it("audits every step with its actor", async () => {
     const res = await broker.admin("get", "/v1/audit?limit=500");
     const events = res.body.events as { kind: string; actor: string; decision: string | null; details: { approvalId?: string } }[];
