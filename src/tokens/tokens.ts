@@ -96,6 +96,12 @@ export class Tokens {
       return refuse(forbidden(`a token may be exchanged at most ${MAX_EXCHANGE_DEPTH} times deep`, "widening_refused"));
     }
     const grant = await this.#grantFor(agent, parent.grantId, refuse);
+    // A child is for its parent's upstream or none: minted for the grant's upstream after the grant moved,
+    // it would be a token for an upstream its parent never was, carrying the approval a human gave the
+    // parent for the other one (exchanged tokens inherit it).
+    if (grant.upstream !== parent.upstream) {
+      return refuse(forbidden(`the parent token is for upstream ${parent.upstream}; its grant is now for ${grant.upstream}`, "widening_refused"), grant);
+    }
     await this.gate.coveredEnvironment({ agent, grant, requestId });
     // A child's calls spend its ancestors' budgets too (src/budgets): a child of a spent token could
     // make no call, so it is refused now, with the error the parent's own call gets.

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
 import { pruneAudit } from "../../src/audit/retention.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { ACCESS_TOKEN_TYPE, postForm, TOKEN_EXCHANGE } from "../helpers/oauth.js";
 import { basic, createAgent, createGrant, createUpstream, issueToken } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "./cases.js";
@@ -130,6 +131,40 @@ describe("approvals", () => {
     const collected = await collect(held.body.approvalId, agent);
     expect(collected.body).toMatchObject({ status: "issued", token: { scope: "staging-api:GET" } });
     expect(api.received.length).toBe(received);
+  });
+
+  it(title("REQ-49"), async () => {
+    const prodApi = await startUpstream();
+    try {
+      await createUpstream(broker, { name: "stage-api", baseUrl: api.url, environment: "stage", secret: "sk-stage-" + "s".repeat(24) });
+      await createUpstream(broker, { name: "live-api", baseUrl: prodApi.url, environment: "live", secret: "sk-live-" + "l".repeat(24) });
+      expect((await broker.admin("put", "/v1/environments/live", { requiresApproval: true })).status).toBe(200);
+      const agent = await createAgent(broker, "exchanger");
+      const grant = await createGrant(broker, {
+        name: "exchanger-grant",
+        agents: [agent.id],
+        upstream: "stage-api",
+        environments: ["stage", "live"],
+        methods: ["GET"],
+        paths: ["/**"],
+        requiresApproval: true,
+      });
+      const held = await issueToken(broker, agent, { grant: "exchanger-grant" });
+      expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).body).toMatchObject({ upstream: "stage-api", environment: "stage" });
+      const parent = (await collect(held.body.approvalId, agent)).body.token.access_token as string;
+      expect((await broker.http().get("/proxy/stage-api/v1/x").set("authorization", `Bearer ${parent}`)).status).toBe(200);
+
+      // The grant moves to the live upstream: a token for it needs a human, and the approved stage token is no such token.
+      expect((await broker.admin("patch", `/v1/grants/${grant.id}`, { upstream: "live-api" })).status).toBe(200);
+      expect((await issueToken(broker, agent, { grant: "exchanger-grant" })).status).toBe(202);
+      const exchanged = await postForm(broker, "/oauth2/token", { grant_type: TOKEN_EXCHANGE, subject_token: parent, subject_token_type: ACCESS_TOKEN_TYPE });
+      expect(exchanged.status).toBe(statusOf("REQ-49"));
+      expect(exchanged.headers["keyward-error"]).toBe("widening_refused");
+      expect(exchanged.body).not.toHaveProperty("access_token");
+      expect(prodApi.received).toEqual([]);
+    } finally {
+      await prodApi.close();
+    }
   });
 
   it(title("TOK-34"), async () => {

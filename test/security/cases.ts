@@ -417,6 +417,14 @@ export const CASES = {
     status: 200,
     expected: "forwarded without the agent's parameter: the upstream reads `api_key` once, the injected secret, never the agent's value or an array",
   },
+  "REQ-49": {
+    area: "request",
+    attack:
+      "a token a human approved for a staging upstream, exchanged (RFC 8693) after an admin moved its grant to a production upstream whose environment requires approval, and the child used there",
+    status: 400,
+    expected:
+      "400 `invalid_scope` (`Keyward-Error: widening_refused`): a child is only ever for its parent's upstream, so no approval given for one upstream carries over to another; the production upstream receives nothing",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },
