@@ -270,9 +270,13 @@ export class Approvals {
     }
   }
 
-  /** What was approved for a token, looked up by its jti or an ancestor's (exchanged tokens inherit). */
-  async forToken(jtis: readonly string[]): Promise<TokenApproval | null> {
-    const row = await this.prisma.approval.findFirst({ where: { issuedJti: { in: [...jtis] }, status: "issued" } });
+  /**
+   * What was approved for a token, looked up by its jti or an ancestor's (exchanged tokens inherit), in the
+   * environment its upstream is in now: a human approved it for the one it was in then, and an upstream
+   * moved since into an environment that requires approval has not had that approval.
+   */
+  async forToken(jtis: readonly string[], environment: string): Promise<TokenApproval | null> {
+    const row = await this.prisma.approval.findFirst({ where: { issuedJti: { in: [...jtis] }, status: "issued", environment } });
     return row ? { protectedOperations: row.protectedOperations } : null;
   }
 

@@ -31,8 +31,8 @@ export function targetPolicy(upstream: Upstream, environmentRequiresApproval: bo
 
 /**
  * What decide() needs besides the call itself, as stored now: the grant, the upstream and its
- * environment, and what a human approved for the token (looked up only when the grant or environment
- * makes approval matter). `jtis`: the token's and its ancestors', since exchanged tokens inherit.
+ * environment, and what a human approved for the token in that environment (looked up only when the
+ * grant or environment makes approval matter). `jtis`: the token's and its ancestors', since exchanged tokens inherit.
  */
 export async function loadDecisionContext(
   lookups: PolicyLookups,
@@ -43,5 +43,5 @@ export async function loadDecisionContext(
   const target = targetPolicy(upstream, await lookups.environments.requiresApproval(upstream.environment));
   const environment = { name: target.environment, requiresApproval: target.environmentRequiresApproval };
   const approvalMatters = grant !== null && approvalReasons(grant, environment).length > 0;
-  return { grant, target, approval: approvalMatters ? await lookups.approvals.forToken(token.jtis) : null };
+  return { grant, target, approval: approvalMatters ? await lookups.approvals.forToken(token.jtis, target.environment) : null };
 }

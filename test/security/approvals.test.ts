@@ -167,6 +167,44 @@ describe("approvals", () => {
     }
   });
 
+  it(title("REQ-50"), async () => {
+    const moving = await startUpstream();
+    try {
+      await createUpstream(broker, { name: "moving-api", baseUrl: moving.url, environment: "sandbox", secret: "sk-moving-" + "m".repeat(24) });
+      expect((await broker.admin("put", "/v1/environments/vault", { requiresApproval: true })).status).toBe(200);
+      const agent = await createAgent(broker, "stayer");
+      await createGrant(broker, {
+        name: "stayer-grant",
+        agents: [agent.id],
+        upstream: "moving-api",
+        environments: ["sandbox", "vault"],
+        methods: ["GET"],
+        paths: ["/**"],
+        requiresApproval: true,
+      });
+      const held = await issueToken(broker, agent, { grant: "stayer-grant" });
+      expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).body).toMatchObject({ environment: "sandbox" });
+      const approved = (await collect(held.body.approvalId, agent)).body.token.access_token as string;
+      const call = () => broker.http().get("/proxy/moving-api/v1/secrets").set("authorization", `Bearer ${approved}`);
+      expect((await call()).status).toBe(200);
+
+      // The upstream moves into an environment where every token needs a human's approval: the one given
+      // for the sandbox is not it.
+      expect((await broker.admin("patch", "/v1/upstreams/moving-api", { environment: "vault" })).status).toBe(200);
+      const received = moving.received.length;
+      const refused = await call();
+      expect(refused.status).toBe(statusOf("REQ-50"));
+      expect(refused.body.error).toMatchObject({ code: "approval_required", reason: "the grant requires a token approved by a human" });
+      expect(moving.received.length).toBe(received);
+
+      // Back in the sandbox, the token approved there works again.
+      expect((await broker.admin("patch", "/v1/upstreams/moving-api", { environment: "sandbox" })).status).toBe(200);
+      expect((await call()).status).toBe(200);
+    } finally {
+      await moving.close();
+    }
+  });
+
   it(title("TOK-34"), async () => {
     const webhookCalls: unknown[] = [];
     const hook = await startUpstream((req, res) => {

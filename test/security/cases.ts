@@ -425,6 +425,14 @@ export const CASES = {
     expected:
       "400 `invalid_scope` (`Keyward-Error: widening_refused`): a child is only ever for its parent's upstream, so no approval given for one upstream carries over to another; the production upstream receives nothing",
   },
+  "REQ-50": {
+    area: "request",
+    attack:
+      "a token a human approved while its upstream was in one environment (`sandbox`), used after an admin moved the upstream into another whose tokens all need a human's approval (`vault`)",
+    status: 403,
+    expected:
+      "403 `approval_required`: an approval counts only in the environment the human approved it for; the upstream receives nothing; the token works again once the upstream is back",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },
