@@ -7,6 +7,7 @@ import type { GrantView } from "../grants/grants.js";
 import { conflict, forbidden, notFound, refused } from "../http/errors.js";
 import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
 import { describeHttpRule, type HttpRule, type TokenApproval } from "../policy/decide.js";
+import { readRevocationState } from "../revocation/service.js";
 import type { Capabilities } from "../tokens/issue.js";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "denied", "issuing", "issued", "expired"] as const;
@@ -252,7 +253,7 @@ export class Approvals {
    * environment the human was shown (a grant moved to another upstream since would otherwise turn an
    * approval for staging into a token for production), decided by someone who does not hold the agent's
    * credentials now either: an approver who took them after approving (rotated the secret) would otherwise
-   * collect the token it approved.
+   * collect the token it approved; and not revoked since it was decided.
    */
   async assertClaimed(id: string, agentId: string, grantId: string, target: { upstream: string; environment: string }): Promise<void> {
     const row = await this.prisma.approval.findUnique({ where: { id } });
@@ -265,9 +266,16 @@ export class Approvals {
         "approval_invalid",
       );
     }
-    if (row.decidedBy === null || (await requesters(this.prisma, row)).includes(row.decidedBy)) {
+    if (row.decidedBy === null || row.decidedAt === null || (await requesters(this.prisma, row)).includes(row.decidedBy)) {
       throw forbidden("the approval was decided by a holder of the agent's credentials", "self_approval");
     }
+    // The approval counts as a token issued when it was decided: a revocation since that would have revoked
+    // that token (the agent's, the grant's, the upstream's, the environment's, all) voids it too. Read from
+    // the database, where every replica records them.
+    const revocations = await readRevocationState(this.prisma, new Date());
+    const asIssued = { jti: row.id, agentId, grantId, upstream: row.upstream, issuedAt: Math.floor(row.decidedAt.getTime() / 1000) };
+    const revoked = revocations.reasonRevoked(asIssued) ?? revocations.reasonEnvironmentRevoked(row.environment, asIssued);
+    if (revoked) throw forbidden(`the approval was decided before a revocation: ${revoked}`, "approval_invalid");
   }
 
   /**

@@ -257,4 +257,42 @@ describe("approvals", () => {
       await hookedStore.drop();
     }
   }, 60_000);
+  it(title("REQ-51"), async () => {
+    await createUpstream(broker, { name: "incident-api", baseUrl: api.url, environment: "incident", secret: "sk-incident-" + "i".repeat(24) });
+    const agent = await createAgent(broker, "suspect");
+    const grant = await createGrant(broker, { name: "suspect-grant", agents: [agent.id], upstream: "incident-api", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+    let ttl = 60;
+    const approvedRequest = async () => {
+      const held = await issueToken(broker, agent, { grant: "suspect-grant", ttlSeconds: ttl++ });
+      expect(held.status).toBe(202);
+      expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).status).toBe(200);
+      return held.body.approvalId as string;
+    };
+
+    // Approved, then the security team revokes (the broad ones last: they also revoke what this file issued before).
+    for (const target of [
+      { agentId: agent.id },
+      { grantId: grant.id },
+      { upstream: "incident-api" },
+      { environment: "incident" },
+      { issuedBefore: "NOW" },
+      { all: true },
+    ]) {
+      const approvalId = await approvedRequest();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const body = "issuedBefore" in target ? { issuedBefore: new Date().toISOString() } : target;
+      expect((await broker.admin("post", "/v1/revocations", { ...body, reason: "incident" })).status).toBe(201);
+      const collected = await collect(approvalId, agent);
+      expect(collected.status, JSON.stringify(target)).toBe(statusOf("REQ-51"));
+      expect(collected.body.error.code).toBe("approval_invalid");
+      expect(collected.body).not.toHaveProperty("token");
+    }
+    expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+
+    // A human who approves after the revocation decides afresh: that token is collected, and works.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const afterwards = await approvedRequest();
+    const token = (await collect(afterwards, agent)).body.token.access_token as string;
+    expect((await broker.http().get("/proxy/incident-api/v1/x").set("authorization", `Bearer ${token}`)).status).toBe(200);
+  });
 });

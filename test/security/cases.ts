@@ -433,6 +433,14 @@ export const CASES = {
     expected:
       "403 `approval_required`: an approval counts only in the environment the human approved it for; the upstream receives nothing; the token works again once the upstream is back",
   },
+  "REQ-51": {
+    area: "request",
+    attack:
+      "a token request a human approved, collected after the security team revoked the agent's, the grant's, the upstream's, the environment's or all tokens, or those issued before a time later than the approval",
+    status: 403,
+    expected:
+      "403 `approval_invalid` naming the revocation: an approval counts as a token issued when it was decided, so a revocation that would have revoked that token voids it; no token issued. A request approved after the revocation is collected and works",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

@@ -58,11 +58,15 @@ describe("assertClaimed", () => {
   // this grant; anything else (decided again, collected by a concurrent request, another grant) is refused.
   const approvalsWith = (row: object | null, agentHolders: string[] = ["admin-key:registrar"]) =>
     new Approvals(
-      { approval: { findUnique: async () => row }, agent: { findUnique: async () => ({ credentialHolders: agentHolders }) } } as unknown as PrismaClient,
+      {
+        approval: { findUnique: async () => row },
+        agent: { findUnique: async () => ({ credentialHolders: agentHolders }) },
+        revocation: { findMany: async () => [] },
+      } as unknown as PrismaClient,
       { ttlSeconds: 60, notifier: null },
     );
   const target = { upstream: "hosting-staging", environment: "staging" };
-  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", ...target, decidedBy: "admin-key:on-call", credentialHolders: ["admin-key:registrar"] };
+  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", ...target, decidedBy: "admin-key:on-call", decidedAt: new Date(), credentialHolders: ["admin-key:registrar"] };
 
   it("passes for the approval this agent is collecting for this grant", async () => {
     await expect(approvalsWith(claimed).assertClaimed("approval-1", "agent-1", "grant-1", target)).resolves.toBeUndefined();
