@@ -16,8 +16,11 @@ declare module "fastify" {
   }
 }
 
+/** How an admin key is named as the actor of what it does (audit events, approvals' decidedBy). */
+export const ADMIN_ACTOR_PREFIX = "admin-key:";
+
 /** The acting human as recorded in audit events. */
-export const actorOf = (request: FastifyRequest) => (request.admin ? `admin-key:${request.admin.id}` : "anonymous");
+export const actorOf = (request: FastifyRequest) => (request.admin ? `${ADMIN_ACTOR_PREFIX}${request.admin.id}` : "anonymous");
 
 /**
  * Authenticates every route of the given (encapsulated) admin scope with an admin key and checks the

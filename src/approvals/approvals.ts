@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { Approval, Prisma, PrismaClient } from "@prisma/client";
+import { ADMIN_ACTOR_PREFIX } from "../admin/auth.js";
 import { appendAudit } from "../audit/audit.js";
 import { storedNames } from "../audit/names.js";
 import type { GrantView } from "../grants/grants.js";
@@ -253,7 +254,7 @@ export class Approvals {
    * environment the human was shown (a grant moved to another upstream since would otherwise turn an
    * approval for staging into a token for production), decided by someone who does not hold the agent's
    * credentials now either: an approver who took them after approving (rotated the secret) would otherwise
-   * collect the token it approved; and not revoked since it was decided.
+   * collect the token it approved; by a key not revoked since; and not revoked since it was decided.
    */
   async assertClaimed(id: string, agentId: string, grantId: string, target: { upstream: string; environment: string }): Promise<void> {
     const row = await this.prisma.approval.findUnique({ where: { id } });
@@ -269,6 +270,11 @@ export class Approvals {
     if (row.decidedBy === null || row.decidedAt === null || (await requesters(this.prisma, row)).includes(row.decidedBy)) {
       throw forbidden("the approval was decided by a holder of the agent's credentials", "self_approval");
     }
+    // It stands only while the key that decided it does: revoking a stolen key takes back what it approved
+    // and was not collected yet.
+    const approverId = row.decidedBy.startsWith(ADMIN_ACTOR_PREFIX) ? row.decidedBy.slice(ADMIN_ACTOR_PREFIX.length) : null;
+    const approver = approverId && (await this.prisma.adminKey.findUnique({ where: { id: approverId }, select: { revokedAt: true } }));
+    if (!approver || approver.revokedAt) throw forbidden("the admin key that approved it has been revoked", "approval_invalid");
     // The approval counts as a token issued when it was decided: a revocation since that would have revoked
     // that token (the agent's, the grant's, the upstream's, the environment's, all) voids it too. Read from
     // the database, where every replica records them.

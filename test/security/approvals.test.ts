@@ -100,6 +100,19 @@ describe("approvals", () => {
     });
   });
 
+  it(title("ADM-21"), async () => {
+    const approver = (await broker.admin("post", "/v1/admin-keys", { name: "stolen-approver", role: "security" })).body as { id: string; key: string };
+    const { agent, approvalId } = await heldRequest({ key: broker.adminKey }, "approved-by-stolen-key");
+    expect((await as(approver.key, `/v1/approvals/${approvalId}/approve`)).status).toBe(200);
+    // The key turns out to be stolen: revoking it takes back what it approved and was not collected yet.
+    expect((await broker.admin("delete", `/v1/admin-keys/${approver.id}`)).status).toBe(204);
+    const collected = await collect(approvalId, agent);
+    expect(collected.status).toBe(statusOf("ADM-21"));
+    expect(collected.body.error).toMatchObject({ code: "approval_invalid", reason: expect.stringContaining("revoked") });
+    expect(collected.body).not.toHaveProperty("token");
+    expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+  });
+
   it(title("TOK-33"), async () => {
     await createUpstream(broker, { name: "staging-api", baseUrl: api.url, environment: "staging", secret: "sk-staging-" + "s".repeat(24) });
     const agent = await createAgent(broker, "mover");

@@ -559,6 +559,12 @@ export const CASES = {
     expected:
       "403 `self_approval`, to approve and to collect the token (an approver that takes the agent's secret after approving gets no token with it); no token issued. Another human's approval still works",
   },
+  "ADM-21": {
+    area: "admin",
+    attack: "a token request approved with an admin key that is revoked (found stolen) before the agent collects the token",
+    status: 403,
+    expected: "403 `approval_invalid`: an approval is collected only while the key that decided it is live; no token issued",
+  },
 
   // Secrets
   "SEC-01": {

@@ -62,6 +62,7 @@ describe("assertClaimed", () => {
         approval: { findUnique: async () => row },
         agent: { findUnique: async () => ({ credentialHolders: agentHolders }) },
         revocation: { findMany: async () => [] },
+        adminKey: { findUnique: async () => ({ revokedAt: null }) },
       } as unknown as PrismaClient,
       { ttlSeconds: 60, notifier: null },
     );
