@@ -2,7 +2,7 @@ import type { PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
 import type { Environments } from "../environments/environments.js";
 import type { GrantView } from "../grants/grants.js";
-import { approvalRequired, forbidden, notFound } from "../http/errors.js";
+import { approvalRequired, forbidden, KeywardError, notFound } from "../http/errors.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
 import type { Capabilities } from "../tokens/issue.js";
 import { approvalReasons, type Approvals } from "./approvals.js";
@@ -33,7 +33,13 @@ export class IssuanceGate {
     const environment = await this.coveredEnvironment({ agent, grant, requestId });
     const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
     if (reasons.length === 0) return;
-    if (approvalId !== undefined) return this.approvals.assertClaimed(approvalId, agent.id, grant.id, { upstream: grant.upstream, environment });
+    if (approvalId !== undefined) {
+      // A collection refused (an approval voided since it was decided) is a refused token request, audited as one.
+      const target = { upstream: grant.upstream, environment };
+      return this.approvals
+        .assertClaimed(approvalId, agent.id, grant.id, target)
+        .catch((err: unknown) => this.#refused(err, { agent, grant, requestId }, environment));
+    }
     const held = await this.approvals.hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId });
     throw approvalRequired(held.id, held.expiresAt);
   }
@@ -50,6 +56,14 @@ export class IssuanceGate {
     const { environment } = upstream;
     if (!grant.environments.includes(environment)) {
       const err = forbidden(`the grant does not cover environment ${environment}`, "environment_not_granted");
+      return this.#refused(err, { agent, grant, requestId }, environment);
+    }
+    return environment;
+  }
+
+  /** Audits a refusal of Keyward's own (a token.refused event with its code), then throws it; anything else is thrown as is. */
+  async #refused(err: unknown, { agent, grant, requestId }: Omit<Admission, "capabilities" | "approvalId">, environment: string): Promise<never> {
+    if (err instanceof KeywardError) {
       await appendAudit(this.prisma, {
         kind: "token.refused",
         actor: `agent:${agent.id}`,
@@ -63,8 +77,7 @@ export class IssuanceGate {
         details: { reason: err.extra.reason ?? err.message },
         names: { agent: agent.name, grant: grant.name },
       });
-      throw err;
     }
-    return environment;
+    throw err;
   }
 }

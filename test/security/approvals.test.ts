@@ -111,6 +111,11 @@ describe("approvals", () => {
     expect(collected.body.error).toMatchObject({ code: "approval_invalid", reason: expect.stringContaining("revoked") });
     expect(collected.body).not.toHaveProperty("token");
     expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+    // The refused collection is in the audit log, as any refused token request.
+    const audit = await broker.admin("get", `/v1/audit?kind=token.refused&agentId=${agent.id}`);
+    expect(audit.body.events).toEqual([
+      expect.objectContaining({ reason: "approval_invalid", decision: "deny", details: expect.objectContaining({ reason: "the admin key that approved it has been revoked" }) }),
+    ]);
   });
 
   it(title("TOK-33"), async () => {

@@ -563,7 +563,7 @@ export const CASES = {
     area: "admin",
     attack: "a token request approved with an admin key that is revoked (found stolen) before the agent collects the token",
     status: 403,
-    expected: "403 `approval_invalid`: an approval is collected only while the key that decided it is live; no token issued",
+    expected: "403 `approval_invalid`, audited as a refused token request: an approval is collected only while the key that decided it is live; no token issued",
   },
 
   // Secrets
