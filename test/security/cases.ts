@@ -551,6 +551,7 @@ export const CASES = {
       "someone who can edit a backup file but does not hold the master key drops a revocation (or widens a grant) and fixes the header's row count to match, appends a line after the end, or passes the file off as an unsealed backup of an earlier Keyward",
     expected:
       "`keyward restore` exits 1 and writes nothing: every backup is sealed (HMAC-SHA256 over its lines, under a key the master key encrypts into its header), an edited line or count fails the seal, a line after it is refused; an unsealed backup only with `--allow-unsealed`; `keyward backup` refuses without the master key",
+  },
   "ADM-20": {
     area: "admin",
     attack:
