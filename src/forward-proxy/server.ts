@@ -33,7 +33,7 @@ export type ForwardProxyDeps = {
 export type ForwardProxyOptions = { port: number; host: string; headersTimeoutMs: number; requestTimeoutMs: number };
 
 /** A CONNECT tunnel: who opened it, to where, and until when its token is good. */
-type Tunnel = { token: string; host: string; port: number; expiresAtMs: number };
+type Tunnel = { token: string; host: string; port: number; expiresAtMs: number; requestCame: () => void };
 
 /** Inside a tunnel, responses ask the client to reconnect (with a fresh token) once this little is left. */
 const RECONNECT_BEFORE_EXPIRY_MS = 30_000;
@@ -54,11 +54,13 @@ export class ForwardProxy {
   readonly #inner: Server;
   readonly #tunnels = new WeakMap<object, Tunnel>();
   readonly #openSockets = new Set<Duplex>();
+  readonly #headersTimeoutMs: number;
 
   private constructor(
     private readonly deps: ForwardProxyDeps,
     options: ForwardProxyOptions,
   ) {
+    this.#headersTimeoutMs = options.headersTimeoutMs;
     const serverOptions = {
       requestTimeout: options.requestTimeoutMs,
       headersTimeout: options.headersTimeoutMs,
@@ -145,7 +147,8 @@ export class ForwardProxy {
       if (head.length > 0) socket.unshift(head);
       const tls = new TLSSocket(socket as Socket, { isServer: true, secureContext, ALPNProtocols: ["http/1.1"] });
       tls.on("error", () => tls.destroy());
-      this.#tunnels.set(tls, { token, host: authority.host, port: authority.port, expiresAtMs: agent.expiresAt * 1000 });
+      const requestCame = this.#awaitFirstRequest(tls);
+      this.#tunnels.set(tls, { token, host: authority.host, port: authority.port, expiresAtMs: agent.expiresAt * 1000, requestCame });
       this.#track(tls);
       this.#inner.emit("connection", tls);
     } catch (err) {
@@ -157,6 +160,7 @@ export class ForwardProxy {
   async #tunnelled(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const tunnel = this.#tunnels.get(req.socket);
     if (!tunnel) return void req.socket.destroy();
+    tunnel.requestCame();
     const audit = this.#auditBase(req);
     try {
       const rawTarget = tunnelTarget(req.url ?? "", tunnel.host, tunnel.port);
@@ -168,6 +172,30 @@ export class ForwardProxy {
     } catch (err) {
       await this.#refuse(audit, err, (e) => sendError(res, e));
     }
+  }
+
+  /**
+   * Node's headers timeout runs from a request's first byte, and in a tunnel only a finished handshake brings
+   * one: a client that never finishes it (no ClientHello, or one trickled a byte at a time), or then sends
+   * nothing, would hold the tunnel for ever. The handshake gets the headers timeout, whole; then the tunnel
+   * may be silent as long before its first request, answered 408 as headers too slow are (whichever of the
+   * two timeouts comes first, the client reads the same). Returns what lifts that wait once a request has
+   * come: from there Node's own timeouts (request, keep-alive) govern the tunnel.
+   */
+  #awaitFirstRequest(tls: TLSSocket): () => void {
+    const silent = () => writeRawError(tls, requestTimeout());
+    const handshake = setTimeout(() => tls.destroy(), this.#headersTimeoutMs);
+    tls.once("secure", () => {
+      clearTimeout(handshake);
+      tls.setTimeout(this.#headersTimeoutMs);
+      // Before the inner server's own listener, which destroys a socket that timed out, unanswered.
+      tls.prependOnceListener("timeout", silent);
+    });
+    tls.once("close", () => clearTimeout(handshake));
+    return () => {
+      tls.setTimeout(0);
+      tls.off("timeout", silent);
+    };
   }
 
   async #match(scheme: "http:" | "https:", host: string, port: number, rawTarget: string): Promise<ForwardMatch> {
@@ -270,9 +298,11 @@ export function assertHostHeader(hostHeader: string | undefined, host: string, p
   }
 }
 
+const requestTimeout = () => new KeywardError(408, "request_timeout", "request not received in time");
+
 /** What Node's parser refused, as the main listener answers it (src/server.ts). */
 function clientErrorOf(err: Error & { code?: string }): KeywardError {
-  if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") return new KeywardError(408, "request_timeout", "request not received in time");
+  if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") return requestTimeout();
   if (err.code === "HPE_HEADER_OVERFLOW") return new KeywardError(431, "headers_too_large", "request headers too large");
   return badRequest("bad_request", "malformed HTTP request");
 }

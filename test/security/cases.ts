@@ -440,6 +440,12 @@ export const CASES = {
     status: 403,
     expected:
       "403 `approval_invalid` naming the revocation: an approval counts as a token issued when it was decided, so a revocation that would have revoked that token voids it; no token issued. A request approved after the revocation is collected and works",
+  "REQ-44": {
+    area: "request",
+    attack:
+      "a forward-proxy tunnel held open after its `CONNECT` was accepted: no TLS handshake at all, a ClientHello trickled a byte at a time, or a finished handshake followed by silence",
+    expected:
+      "the tunnel is closed once the headers timeout (`KEYWARD_HEADERS_TIMEOUT_MS`) has passed without a handshake, or without a request after it (408 `request_timeout`, as slow headers are cut); a request in progress is answered whatever the upstream takes",
   },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
