@@ -32,8 +32,11 @@ export type ForwardProxyDeps = {
 
 export type ForwardProxyOptions = { port: number; host: string; headersTimeoutMs: number; requestTimeoutMs: number };
 
+/** Who made a request, as its events name them. */
+type Requester = Pick<AuditInput, "actor" | "agentId" | "jti" | "grantId" | "names">;
+
 /** A CONNECT tunnel: who opened it, to where, and until when its token is good. */
-type Tunnel = { token: string; host: string; port: number; expiresAtMs: number; requestCame: () => void };
+type Tunnel = { token: string; requester: Requester; host: string; port: number; expiresAtMs: number; requestCame: () => void };
 
 /** Inside a tunnel, responses ask the client to reconnect (with a fresh token) once this little is left. */
 const RECONNECT_BEFORE_EXPIRY_MS = 30_000;
@@ -127,7 +130,7 @@ export class ForwardProxy {
   /** WebSocket and other protocol switches are not proxied: refused, and audited like any refusal. */
   async #upgrade(req: IncomingMessage, socket: Duplex): Promise<void> {
     socket.on("error", () => socket.destroy());
-    const audit = this.#auditBase(req);
+    const audit = { ...this.#auditBase(req), ...this.#tunnels.get(socket)?.requester };
     await this.#refuse(audit, badRequest("upgrade_not_supported", "protocol upgrades are not proxied"), (e) => writeRawError(socket, e));
   }
 
@@ -147,8 +150,10 @@ export class ForwardProxy {
       if (head.length > 0) socket.unshift(head);
       const tls = new TLSSocket(socket as Socket, { isServer: true, secureContext, ALPNProtocols: ["http/1.1"] });
       tls.on("error", () => tls.destroy());
+      const { actor, agentId, jti, grantId, names } = audit;
+      const requester = { actor, agentId, jti, grantId, names };
       const requestCame = this.#awaitFirstRequest(tls);
-      this.#tunnels.set(tls, { token, host: authority.host, port: authority.port, expiresAtMs: agent.expiresAt * 1000, requestCame });
+      this.#tunnels.set(tls, { token, requester, host: authority.host, port: authority.port, expiresAtMs: agent.expiresAt * 1000, requestCame });
       this.#track(tls);
       this.#inner.emit("connection", tls);
     } catch (err) {
@@ -161,7 +166,8 @@ export class ForwardProxy {
     const tunnel = this.#tunnels.get(req.socket);
     if (!tunnel) return void req.socket.destroy();
     tunnel.requestCame();
-    const audit = this.#auditBase(req);
+    // What is refused here (a Host or target naming another origin) is the tunnel's agent's doing: its events say so.
+    const audit = { ...this.#auditBase(req), ...tunnel.requester };
     try {
       const rawTarget = tunnelTarget(req.url ?? "", tunnel.host, tunnel.port);
       assertHostHeader(req.headers.host, tunnel.host, tunnel.port, "https:");

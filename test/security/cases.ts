@@ -447,6 +447,14 @@ export const CASES = {
     expected:
       "the tunnel is closed once the headers timeout (`KEYWARD_HEADERS_TIMEOUT_MS`) has passed without a handshake, or without a request after it (408 `request_timeout`, as slow headers are cut); a request in progress is answered whatever the upstream takes",
   },
+  "REQ-45": {
+    area: "request",
+    attack:
+      "inside an accepted tunnel, requests the forward proxy refuses itself: a `Host` naming another origin, an absolute-form target of another host, a WebSocket upgrade",
+    status: 400,
+    expected:
+      "400 (`host_mismatch`, `invalid_request_target`, `upgrade_not_supported`); each refusal's event names the agent, token and grant that opened the tunnel, never `anonymous`; the upstream receives nothing",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startTlsUpstream } from "../helpers/tls-upstream.js";
-import { title } from "./cases.js";
+import { statusOf, title } from "./cases.js";
 
 const HEADERS_TIMEOUT_MS = 500;
 
@@ -15,6 +15,7 @@ describe("security: CONNECT tunnels of the forward proxy", () => {
   let upstream: Awaited<ReturnType<typeof startTlsUpstream>>;
   let proxyPort: number;
   let token: string;
+  let agentId: string;
   let caPem: string;
   let authority: string;
 
@@ -35,6 +36,7 @@ describe("security: CONNECT tunnels of the forward proxy", () => {
     const agent = await createAgent(broker, "tunneller");
     await createGrant(broker, { name: "read", upstream: "api", methods: ["GET"], paths: ["/**"], agents: [agent.id] });
     token = await tokenFor(broker, agent, { grant: "read" });
+    agentId = agent.id;
     caPem = (await broker.http().get("/v1/forward-proxy/ca.pem")).text;
   });
 
@@ -120,5 +122,34 @@ describe("security: CONNECT tunnels of the forward proxy", () => {
     expect(text.split("HTTP/1.1 200 OK\r\n")).toHaveLength(3);
     expect(text).toContain('{"url":"/slow"}');
     expect(text).toContain('{"url":"/fast"}');
+  });
+
+  it(title("REQ-45"), async () => {
+    const jti = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).jti as string;
+    const before = upstream.received.length;
+    const refused: [string, string][] = [
+      [`GET /a HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n`, "host_mismatch"],
+      [`GET https://other.example/a HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`, "invalid_request_target"],
+      [`GET /a HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, "upgrade_not_supported"],
+    ];
+    for (const [request, code] of refused) {
+      const tls = await handshaken();
+      let answer = "";
+      tls.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
+      const closed = closedAfter(tls, 5_000);
+      tls.write(request);
+      expect(await closed).not.toBeNull();
+      expect([answer.split(" ")[1], /\r\nkeyward-error: (\S+)/i.exec(answer)?.[1]]).toEqual([String(statusOf("REQ-45")), code]);
+    }
+    expect(upstream.received.length).toBe(before);
+
+    const audit = await broker.admin("get", "/v1/audit?decision=deny");
+    const events = (audit.body.events as { reason: string; actor: string; agentId: string | null; jti: string | null; grantId: string | null }[]).filter((e) =>
+      refused.some(([, code]) => code === e.reason),
+    );
+    // Before the fix: actor "anonymous", agentId, jti and grantId null, though the tunnel was opened with a valid token.
+    expect(events.map((e) => [e.reason, e.actor, e.agentId, e.jti, e.grantId !== null]).sort()).toEqual(
+      refused.map(([, code]) => [code, `agent:${agentId}`, agentId, jti, true]).sort(),
+    );
   });
 });
