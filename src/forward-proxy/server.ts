@@ -240,11 +240,12 @@ export class ForwardProxy {
   }
 
   /**
-   * A refusal's event, its path the request's target without its query: agents put credentials there
-   * (`?access_token=…`, an API key for a host no upstream names), and the audit log keeps none (SEC-04).
+   * A refusal's event, its path the request's target without its query or userinfo: agents put credentials
+   * there (`?access_token=…`, an API key for a host no upstream names, SEC-04; `http://user:password@host/`,
+   * which Python's urllib sends as is through a proxy, SEC-08), and the audit log keeps none.
    */
   #auditBase(req: IncomingMessage, maxPathLength = 2000): AuditInput {
-    const target = req.url ?? "";
+    const target = withoutUserinfo(req.url ?? "");
     const queryAt = target.search(/[?#]/);
     const path = (queryAt === -1 ? target : target.slice(0, queryAt)).slice(0, maxPathLength);
     return { kind: "proxy", actor: "anonymous", requestId: randomUUID(), method: req.method ?? "", path };
@@ -265,6 +266,12 @@ export class ForwardProxy {
     answer(err);
   }
 }
+
+/**
+ * The target without the userinfo of its authority, absolute-form (`http://user:password@host/…`) or
+ * authority-form (`CONNECT user:password@host:443`), up to its last `@` (a raw one in a password included).
+ */
+const withoutUserinfo = (target: string) => target.replace(/^((?:[A-Za-z][A-Za-z0-9+.-]*:\/\/)?)[^/?#]*@/, "$1");
 
 /** `http://authority/path?query` → its parts; https and origin-form targets are refused (CONNECT is for https). */
 export function absoluteHttpTarget(url: string): { host: string; port: number; rawTarget: string } {

@@ -622,6 +622,13 @@ export const CASES = {
       "the Python client's held token printed: `repr()` or `str()` of its `Token` (a log line, a debugger, a traceback that shows locals such as Sentry's or pytest's `--showlocals`)",
     expected: "the access token's expiry and scope, never a character of the access token",
   },
+  "SEC-08": {
+    area: "secrets",
+    attack:
+      "a password in the userinfo of a target the forward proxy refuses: `GET http://user:password@host/…` (what Python's urllib sends through a proxy for such a URL), `CONNECT user:password@host:443`",
+    status: 400,
+    expected: "400 (`absolute_form_required`, `invalid_connect_target`); the refusal's event records the target without its userinfo: no password reaches the audit log",
+  },
 
   // Faults
   "FLT-01": {

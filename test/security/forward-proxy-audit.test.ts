@@ -57,4 +57,32 @@ describe("security: what the forward proxy audits of a refused request", () => {
     expect(refusal!.path).toBe("http://other.example/search");
     expect(JSON.stringify(audit.body)).not.toContain(token);
   });
+
+  it(title("SEC-08"), async () => {
+    const agent = await createAgent(broker, "fp-userinfo-agent");
+    await createGrant(broker, { name: "fp-userinfo-grant", upstream: "api", methods: ["GET"], paths: ["/**"], agents: [agent.id] });
+    const token = await tokenFor(broker, agent, { grant: "fp-userinfo-grant" });
+    const host = new URL(upstream.url).host;
+    const before = upstream.received.length;
+
+    const refusals: [string, string, string][] = [
+      [`GET http://user:fp-password-1@${host}/x HTTP/1.1\r\nHost: ${host}\r\n`, "absolute_form_required", `http://${host}/x`],
+      // An @ of the password's own, unescaped: everything up to the authority's last @ is userinfo.
+      [`GET http://user:fp@password-2@other.example/x HTTP/1.1\r\nHost: other.example\r\n`, "absolute_form_required", "http://other.example/x"],
+      [`CONNECT user:fp-password-3@${host} HTTP/1.1\r\nHost: ${host}\r\n`, "invalid_connect_target", host],
+    ];
+    for (const [request, code] of refusals) {
+      const answer = await raw(`${request}Proxy-Authorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+      expect([answer.split(" ")[1], /\r\nkeyward-error: (\S+)/i.exec(answer)?.[1]]).toEqual([String(statusOf("SEC-08")), code]);
+    }
+    expect(upstream.received.length).toBe(before);
+
+    // Refused for their form, before any credential is looked at: anonymous events.
+    const audit = await broker.admin("get", "/v1/audit?decision=deny");
+    expect(audit.status).toBe(200);
+    const events = (audit.body.events as { reason: string; path?: string }[]).filter((e) => refusals.some(([, code]) => code === e.reason));
+    // Before the fix: each path kept "user:fp-password-…@".
+    expect(events.map((e) => [e.reason, e.path]).sort()).toEqual(refusals.map(([, code, path]) => [code, path]).sort());
+    expect(JSON.stringify(audit.body)).not.toContain("password");
+  });
 });
