@@ -57,6 +57,9 @@ export class ForwardProxy {
   readonly #inner: Server;
   readonly #tunnels = new WeakMap<object, Tunnel>();
   readonly #openSockets = new Set<Duplex>();
+  /** Requests being answered, plain or in a tunnel: a stop waits for them. */
+  readonly #answering = new Set<ServerResponse>();
+  #stopping = false;
   readonly #headersTimeoutMs: number;
 
   private constructor(
@@ -97,14 +100,37 @@ export class ForwardProxy {
     return this.#outer.address() as AddressInfo;
   }
 
+  /**
+   * Stops as the main port does (SIGTERM, FLT-14): no new connection or request, and every request being
+   * answered is answered, on a connection that then closes, before the rest are closed (FLT-30). The
+   * broker closes its database after this: a call cut here would have reached the upstream unanswered.
+   */
   async close(): Promise<void> {
+    this.#stopping = true;
     const closed = new Promise<void>((resolve) => this.#outer.close(() => resolve()));
     // Stops its timeout checks; it was never listening, so the "not running" error is expected.
     this.#inner.close(() => {});
+    await Promise.all(
+      [...this.#answering].map((res) => {
+        res.shouldKeepAlive = false;
+        return new Promise((resolve) => res.once("close", resolve));
+      }),
+    );
     this.#inner.closeAllConnections();
     this.#outer.closeAllConnections();
     for (const socket of this.#openSockets) socket.destroy();
     await closed;
+  }
+
+  /** Whether a request may start: none once stopping (its connection closes); close() waits for one that does. */
+  #admit(res: ServerResponse): boolean {
+    if (this.#stopping) {
+      res.socket?.destroy();
+      return false;
+    }
+    this.#answering.add(res);
+    res.once("close", () => this.#answering.delete(res));
+    return true;
   }
 
   #track(socket: Duplex): void {
@@ -114,6 +140,7 @@ export class ForwardProxy {
 
   /** `GET http://host:port/path` with Proxy-Authorization on each request. */
   async #plain(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.#admit(res)) return;
     // The target as asked for (but its query), also when it is refused for its form.
     const audit = this.#auditBase(req);
     try {
@@ -137,6 +164,7 @@ export class ForwardProxy {
   /** `CONNECT host:port`: authenticated once, for a host an upstream names; then TLS, then requests. */
   async #connect(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on("error", () => socket.destroy());
+    if (this.#stopping) return void socket.destroy();
     const audit = this.#auditBase(req, 300);
     try {
       const authority = parseAuthority(req.url ?? "");
@@ -165,6 +193,7 @@ export class ForwardProxy {
   async #tunnelled(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const tunnel = this.#tunnels.get(req.socket);
     if (!tunnel) return void req.socket.destroy();
+    if (!this.#admit(res)) return;
     tunnel.requestCame();
     // What is refused here (a Host or target naming another origin) is the tunnel's agent's doing: its events say so.
     const audit = { ...this.#auditBase(req), ...tunnel.requester };

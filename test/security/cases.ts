@@ -790,6 +790,13 @@ export const CASES = {
       "the database is as the restore found it (the migrations to the backup's version run in the restore's own transaction and roll back with it), so another backup, even of an earlier schema version, restores into it",
   },
 
+  "FLT-30": {
+    area: "faults",
+    attack: "the broker stopped (SIGTERM) while calls go through the forward proxy: one inside a CONNECT tunnel, one plain `http://`, and a tunnel with nothing in flight",
+    status: 200,
+    expected:
+      "as on the main port (FLT-14): each call in flight is answered (200, `Connection: close`) before the stop goes on to close the database; no request starts meanwhile; the idle tunnel is closed",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
