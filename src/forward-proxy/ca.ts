@@ -99,11 +99,20 @@ export class ForwardProxyCa implements ChangeFollower<RowChange> {
   }
 
   async reload(): Promise<void> {
-    this.changed();
+    await this.refresh();
   }
 
+  /**
+   * The safety net behind notifications (a rotation not heard): the host certificates are derived from the
+   * active CA, not stored, so they are dropped only when another CA is active now. Dropping them on every
+   * refresh re-read and decrypted the CA key and re-signed each host's certificate every 30 s.
+   */
   async refresh(): Promise<void> {
-    this.changed();
+    const [stored, held] = await Promise.all([
+      this.prisma.forwardProxyCa.findFirst({ where: { retiredAt: null }, select: { id: true } }),
+      this.#active?.catch(() => null),
+    ]);
+    if (!held || stored?.id !== held.id) this.changed();
   }
 
   #current(): Promise<ActiveCa> {
