@@ -440,6 +440,7 @@ export const CASES = {
     status: 403,
     expected:
       "403 `approval_invalid` naming the revocation: an approval counts as a token issued when it was decided, so a revocation that would have revoked that token voids it; no token issued. A request approved after the revocation is collected and works",
+  },
   "REQ-44": {
     area: "request",
     attack:
