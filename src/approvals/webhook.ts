@@ -1,5 +1,6 @@
 import type { PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
+import { visibleStrings } from "../audit/event-text.js";
 import type { ApprovalNotifier, ApprovalView } from "./approvals.js";
 
 const TIMEOUT_MS = 5_000;
@@ -51,7 +52,9 @@ export class ApprovalWebhook implements ApprovalNotifier {
       const response = await fetch(this.url, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(payload),
+        // What the agent asked for (its narrowed paths) is shown to a human in chat: with its invisible and
+        // bidi characters visible, as the console and `keyward audit` show them.
+        body: JSON.stringify(visibleStrings(payload)),
         redirect: "manual",
         signal: AbortSignal.timeout(TIMEOUT_MS),
       });

@@ -69,3 +69,13 @@ export const escapedCodeUnit = (c: string): string => `\\u${c.charCodeAt(0).toSt
 export function visibleText(text: string): string {
   return text.replace(INVISIBLE, escapedCodeUnit);
 }
+
+/** A JSON value with every string in it as visibleText: for what leaves Keyward for a person to read (chat-ops). */
+export function visibleStrings<T>(value: T): T {
+  if (typeof value === "string") return visibleText(value) as T;
+  if (Array.isArray(value)) return value.map(visibleStrings) as T;
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, visibleStrings(inner)])) as T;
+  }
+  return value;
+}

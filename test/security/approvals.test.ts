@@ -223,6 +223,31 @@ describe("approvals", () => {
     }
   });
 
+  it(title("TOK-38"), async () => {
+    const bodies: string[] = [];
+    const hook = await startUpstream((_req, res, body) => {
+      bodies.push(body);
+      res.writeHead(204).end();
+    });
+    const hookedStore = newStore();
+    const hooked = await startBroker(hookedStore, { KEYWARD_APPROVAL_WEBHOOK_URL: `${hook.url}/approvals` });
+    try {
+      await createUpstream(hooked, { name: "prod", baseUrl: api.url, environment: "production", secret: "sk-prod-" + "b".repeat(24) });
+      const agent = await createAgent(hooked, "bidi");
+      await createGrant(hooked, { name: "bidi-grant", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+      // Shown as written, "/v1/\u202esgol/**" ends "**/logs", right to left: a human would read "logs".
+      const held = await issueToken(hooked, agent, { grant: "bidi-grant", paths: ["/v1/\u202esgol/**", "/v1/\u200badmin/**"] });
+      expect(held.status, held.text).toBe(202);
+      await expect.poll(() => bodies.length).toBe(1);
+      expect(bodies[0]).not.toMatch(/[\u202e\u200b]/);
+      expect(JSON.parse(bodies[0]!).capabilities.paths).toEqual(["/v1/\\u202esgol/**", "/v1/\\u200badmin/**"]);
+    } finally {
+      await hooked.close();
+      await hook.close();
+      await hookedStore.drop();
+    }
+  });
+
   it(title("TOK-34"), async () => {
     const webhookCalls: unknown[] = [];
     const hook = await startUpstream((req, res) => {

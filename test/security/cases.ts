@@ -149,6 +149,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`path_not_granted\`: as for a revocation, the change is answered only once every live replica has applied it (or after a second, when one that has not is failing its own freshness checks soon after); ${NOTHING}`,
   },
+  "TOK-38": {
+    area: "token",
+    attack:
+      "a token request held for a human's approval whose narrowed paths hold bidi or invisible characters (`/v1/\\u202esgol/**`, its end reading `**/logs` right to left), posted to the approval webhook (chat-ops)",
+    expected:
+      "the webhook's payload shows each such character as a visible `\\uXXXX`, as the console and `keyward audit` do: the human approves what the token will allow, not what it looks like",
+  },
   "TOK-37": {
     area: "token",
     attack:
