@@ -227,7 +227,13 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const shown = await redactResponseWithRules(
         upstream.redaction(),
         planResponseRedaction(grant!, call),
-        { method: request.method, status: response.statusCode, headers: responseHeadersForAgent(response.headers), body: response.body },
+        {
+          method: request.method,
+          status: response.statusCode,
+          headers: responseHeadersForAgent(response.headers),
+          body: response.body,
+          transferEncoding: response.headers["transfer-encoding"],
+        },
         (outcome) => {
           const { reason, details } = auditedOutcome(outcome);
           return deps.auditLog.keep(eventOf(audit, "proxy.response", "allow", { status: response.statusCode, latencyMs, reason, details }));

@@ -30,24 +30,35 @@ const DECODERS: Record<string, () => Transform> = {
 };
 
 /** 502 for a body Keyward cannot read to redact: passing it through could hand over a secret. */
-export const unreadableEncoding = (encoding: string) =>
+export const unreadableEncoding = (header: "content-encoding" | "transfer-encoding", encoding: string) =>
   new KeywardError(502, "upstream_encoding_unsupported", "the upstream answered in an encoding Keyward cannot redact", {
-    reason: `content-encoding ${encoding.slice(0, 100)}`,
+    reason: `${header} ${encoding.slice(0, 100)}`,
   });
 
-/**
- * The decoders for a Content-Encoding, in the order to apply them (the last coding applied comes off
- * first). The proxy asks for `identity`; an upstream that compresses anyway is decoded, and one using a
- * coding Keyward cannot decode is refused.
- */
-export function decodersFor(contentEncoding: string | string[] | undefined): (() => Transform)[] {
-  const codings = (Array.isArray(contentEncoding) ? contentEncoding.join(",") : contentEncoding ?? "")
+/** The codings a header lists, in the order they were applied, `identity` left out. */
+const codingsOf = (value: string | string[] | undefined) =>
+  (Array.isArray(value) ? value.join(",") : value ?? "")
     .split(",")
     .map((c) => c.trim().toLowerCase())
     .filter((c) => c !== "" && c !== "identity");
-  return codings.reverse().map((coding) => {
+
+/**
+ * The decoders for an answer's Content-Encoding and Transfer-Encoding, in the order to apply them (the
+ * last coding applied comes off first). The proxy asks for `identity`; an upstream that compresses anyway
+ * is decoded, and one using a coding Keyward cannot decode is refused. The HTTP client takes off only
+ * `chunked`: any other transfer coding (`Transfer-Encoding: gzip, chunked`) is still on the body, applied
+ * after the content codings, and the agent, sent the body without the header, could decode it itself.
+ */
+export function decodersFor(contentEncoding: string | string[] | undefined, transferEncoding?: string | string[]): (() => Transform)[] {
+  const applied = [
+    ...codingsOf(contentEncoding).map((coding) => ({ header: "content-encoding" as const, coding })),
+    ...codingsOf(transferEncoding)
+      .filter((coding) => coding !== "chunked")
+      .map((coding) => ({ header: "transfer-encoding" as const, coding })),
+  ];
+  return applied.reverse().map(({ header, coding }) => {
     const decoder = DECODERS[coding];
-    if (!decoder) throw unreadableEncoding(coding);
+    if (!decoder) throw unreadableEncoding(header, coding);
     return decoder;
   });
 }
@@ -61,13 +72,13 @@ export function decodersFor(contentEncoding: string | string[] | undefined): (()
  */
 export function redactResponse(
   redaction: Redaction,
-  response: { headers: ResponseHeaders; body: Readable },
+  response: { headers: ResponseHeaders; body: Readable; transferEncoding?: string | string[] },
   record: (outcome: ResponseOutcome) => Promise<void>,
   rules: { detectors?: ResponsePlan["detectors"]; decode?: boolean } = {},
 ): { headers: ResponseHeaders; body: Readable } {
   const detectors = rules.detectors ?? [];
   const active = redaction.patterns.length > 0 || detectors.length > 0 || rules.decode === true;
-  const decoders = active ? decodersFor(response.headers["content-encoding"]) : [];
+  const decoders = active ? decodersFor(response.headers["content-encoding"], response.transferEncoding) : [];
   const shown = active ? redactHeaders(redaction, response.headers) : { headers: response.headers, count: 0 };
   const headers = { ...shown.headers };
   if (active) {
@@ -120,12 +131,16 @@ const unredactable = (reason: string) =>
  */
 export const WHOLE_BODY_BYTES = 64 * 1024;
 
-/** An upstream answer as redaction takes it: the call's method and the status tell whether it has a body. */
-export type UpstreamAnswer = { method: string; status: number; headers: ResponseHeaders; body: Readable };
+/**
+ * An upstream answer as redaction takes it: the call's method and the status tell whether it has a body.
+ * `headers` are those the agent may see; `transferEncoding` is the upstream's own (hop-by-hop, not passed on).
+ */
+export type UpstreamAnswer = { method: string; status: number; headers: ResponseHeaders; body: Readable; transferEncoding?: string | string[] };
 
 /** Whether the answer has a body of declared length up to WHOLE_BODY_BYTES, not encoded: read whole. */
 function readsWhole(answer: UpstreamAnswer): boolean {
   if (answer.method === "HEAD" || answer.status < 200 || answer.status === 204 || answer.status === 304) return false;
+  if (answer.transferEncoding !== undefined) return false;
   const encoding = answer.headers["content-encoding"];
   if (encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") return false;
   const length = answer.headers["content-length"];
@@ -151,7 +166,7 @@ export async function redactResponseWithRules(
     const body = await readWithin(answer.body, WHOLE_BODY_BYTES);
     return redactWhole(redaction, plan, answer.headers, body, (outcome) => record(withOptOut(outcome)));
   }
-  const response = { headers: answer.headers, body: answer.body };
+  const response = { headers: answer.headers, body: answer.body, transferEncoding: answer.transferEncoding };
   if (plan.json.length === 0 && plan.graphql.length === 0) {
     return redactResponse(redaction, response, (outcome) => record(withOptOut(outcome)), { detectors: plan.detectors });
   }

@@ -638,6 +638,14 @@ export const CASES = {
     expected: "400 (`absolute_form_required`, `invalid_connect_target`); the refusal's event records the target without its userinfo: no password reaches the audit log",
   },
 
+  "SEC-12": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret in a body it wraps in a transfer coding besides `chunked` (`Transfer-Encoding: gzip, chunked`, or `gzip` to the end of the connection), which the agent could decode itself",
+    status: 200,
+    expected: "the transfer coding is taken off and the body redacted like a content coding's; one Keyward cannot decode: 502 `upstream_encoding_unsupported`. Never the compressed secret",
+  },
+
   // Faults
   "FLT-01": {
     area: "faults",

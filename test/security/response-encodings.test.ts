@@ -1,0 +1,96 @@
+import net from "node:net";
+import { gunzipSync, gzipSync } from "node:zlib";
+import request from "supertest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { statusOf, title } from "./cases.js";
+
+/**
+ * Redaction (docs/redaction.md) reads the body as the agent will: every coding the upstream wrapped it
+ * in must come off first, or the injected secret goes through inside bytes the agent decodes itself.
+ * The upstream is a raw TCP server: Node's HTTP server would not send these framings.
+ */
+describe("upstream answers in codings and spellings redaction must see through", () => {
+  const secret = "sk-live-coding-0123456789abcdefXYZ";
+  const REDACTED = "[redacted-by-keyward]";
+  const echo = `{"echo":"${secret}"}`;
+  let store: Store;
+  let broker: TestBroker;
+  let server: net.Server;
+  let token: string;
+
+  /** Raw answers by path: the bytes after the status line. */
+  const answers: Record<string, () => Buffer> = {
+    // RFC 9112 §6.1: a transfer coding besides chunked, applied after it on the way out, off first on the way in.
+    "/te-gzip-chunked": () => {
+      const body = gzipSync(echo);
+      return Buffer.concat([Buffer.from(`Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]);
+    },
+    // Without chunked, the body runs to the end of the connection.
+    "/te-gzip-close": () => Buffer.concat([Buffer.from("Content-Type: application/json\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n"), gzipSync(echo)]),
+    // A transfer coding Keyward cannot take off.
+    "/te-compress": () => Buffer.from(`Transfer-Encoding: compress, chunked\r\n\r\n${echo.length.toString(16)}\r\n${echo}\r\n0\r\n\r\n`),
+  };
+
+  beforeAll(async () => {
+    server = net.createServer((socket) => {
+      let head = "";
+      socket.on("error", () => {});
+      socket.on("data", (data) => {
+        head += data.toString("latin1");
+        if (!head.includes("\r\n\r\n")) return;
+        const path = head.split(" ")[1]!.replace(/^\/base/, "");
+        const answer = answers[path];
+        socket.end(answer ? Buffer.concat([Buffer.from("HTTP/1.1 200 OK\r\n"), answer()]) : "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as net.AddressInfo;
+    store = newStore();
+    broker = await startBroker(store, { KEYWARD_UPSTREAM_TIMEOUT_MS: "3000" });
+    await createUpstream(broker, { name: "raw", baseUrl: `http://127.0.0.1:${port}/base`, environment: "staging", secret });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "raw", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    server?.close();
+    await store?.drop();
+  });
+
+  /** The body exactly as sent (no client decoding), and whether the agent could gunzip it. */
+  const fetchRaw = (path: string) =>
+    request(broker.url)
+      .get(`/proxy/raw${path}`)
+      .set("authorization", `Bearer ${token}`)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks)));
+      });
+  const decodedByAgent = (body: Buffer) => {
+    try {
+      return gunzipSync(body).toString("utf8");
+    } catch {
+      return body.toString("utf8");
+    }
+  };
+
+  it.each(["/te-gzip-chunked", "/te-gzip-close"])(`${title("SEC-12")}: %s`, async (path) => {
+    const res = await fetchRaw(path);
+    expect(res.status).toBe(statusOf("SEC-12"));
+    const body = res.body as Buffer;
+    expect(decodedByAgent(body)).not.toContain(secret);
+    expect(body.toString("utf8")).toBe(`{"echo":"${REDACTED}"}`);
+  });
+
+  it(`${title("SEC-12")}: a transfer coding Keyward cannot decode`, async () => {
+    const res = await fetchRaw("/te-compress");
+    expect(res.status).toBe(502);
+    expect(JSON.parse((res.body as Buffer).toString("utf8")).error.code).toBe("upstream_encoding_unsupported");
+    expect((res.body as Buffer).toString("utf8")).not.toContain(secret);
+  });
+});
