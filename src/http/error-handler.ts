@@ -73,6 +73,12 @@ function lostRace(err: unknown): KeywardError | undefined {
   return undefined;
 }
 
+/** An error of a zlib stream: its code is one of zlib's own (Z_DATA_ERROR, Z_BUF_ERROR, ...). */
+function isZlibError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return err instanceof Error && typeof code === "string" && code.startsWith("Z_") && typeof (err as { errno?: unknown }).errno === "number";
+}
+
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   if (err instanceof KeywardError) {
     const { reason, details, headers } = err.extra;
@@ -111,6 +117,11 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   }
   if (err instanceof undiciErrors.UndiciError || err instanceof undiciErrors.HTTPParserError) {
     return { status: 502, headers: {}, body: { error: { code: "upstream_unreachable", message: "upstream failed" } } };
+  }
+  // zlib only decodes upstream answers (src/redaction/response.ts): a body that does not decode as its
+  // coding says (corrupt, raw deflate, trailing bytes) is the upstream's fault, refused before anything went out.
+  if (isZlibError(err)) {
+    return { status: 502, headers: {}, body: { error: { code: "upstream_unreachable", message: "the upstream's answer could not be decoded" } } };
   }
   const fastifyError = err as Partial<FastifyError>;
   const known = fastifyError.code ? FASTIFY_CLIENT_ERRORS[fastifyError.code] : undefined;

@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { request } from "undici";
+import { deflateRawSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { freePort } from "../helpers/pg-cluster.js";
@@ -18,6 +19,9 @@ const HUGE_BYTES = 256 * 1024 * 1024;
  * A misbehaving upstream on a raw socket: what it does is picked by the first path segment of the
  * request it gets (`/hang`, `/reset`, `/garbage`, ...), so one server plays every fault.
  */
+const compressed = (socket: Socket, coding: string, body: Buffer) =>
+  socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+
 async function startFaultyUpstream(): Promise<{ url: string; held: Socket[]; release(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const held: Socket[] = [];
@@ -37,6 +41,11 @@ async function startFaultyUpstream(): Promise<{ url: string; held: Socket[]; rel
     "nul-header": (socket) => socket.end("HTTP/1.1 200 OK\r\nX-A: b\u0000c\r\nContent-Length: 0\r\n\r\n"),
     "bare-lf-header": (socket) => socket.end("HTTP/1.1 200 OK\r\nX-A: b\nX-B: c\r\nContent-Length: 0\r\n\r\n"),
     "bad-chunk": (socket) => socket.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+    // Bodies that do not decode as their Content-Encoding says: corrupt gzip, raw deflate (no zlib header,
+    // as some servers send for `deflate`), gzip followed by bytes that are not another gzip member.
+    "bad-gzip": (socket) => compressed(socket, "gzip", Buffer.concat([gzipSync("hello").subarray(0, 10), Buffer.from("not deflate data")])),
+    "raw-deflate": (socket) => compressed(socket, "deflate", deflateRawSync("hello")),
+    "gzip-trailing": (socket) => compressed(socket, "gzip", Buffer.concat([gzipSync("hello"), Buffer.from("trailing bytes")])),
   };
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -189,6 +198,16 @@ describe("faults: misbehaving upstreams", () => {
     if (badChunk.status === 502) expect(rawJson(badChunk)?.error?.code).toBe("upstream_unreachable");
     else expect([badChunk.status, badChunk.closed]).toEqual([200, true]);
     expect(badChunk.text).not.toMatch(/hello|\r\n0\r\n\r\n$/);
+    expect((await call("healthy", "/v1/x")).status).toBe(200);
+  });
+
+  it(title("FLT-34"), async () => {
+    for (const path of ["/bad-gzip", "/raw-deflate", "/gzip-trailing"]) {
+      const res = await call("faulty", path);
+      expect(res.status, path).toBe(statusOf("FLT-34"));
+      expect(res.code, path).toBe("upstream_unreachable");
+      expect(res.text, path).not.toMatch(/hello|trailing|Z_|zlib|header check/);
+    }
     expect((await call("healthy", "/v1/x")).status).toBe(200);
   });
 

@@ -812,6 +812,12 @@ export const CASES = {
     status: 200,
     expected:
       "as on the main port (FLT-14): each call in flight is answered (200, `Connection: close`) before the stop goes on to close the database; no request starts meanwhile; the idle tunnel is closed",
+  "FLT-34": {
+    area: "faults",
+    attack:
+      "an upstream body that does not decode as its `Content-Encoding` says (corrupt gzip, raw deflate without its zlib header, gzip followed by bytes that are no gzip member)",
+    status: 502,
+    expected: "502 `upstream_unreachable` when nothing was relayed yet (the response cut when it was), never a 500, nothing of the body; the broker keeps serving",
   },
 } as const satisfies Record<string, Case>;
 
