@@ -21,17 +21,24 @@ const formEncoded = (text: string) => new URLSearchParams({ s: text }).toString(
 /** The same escapes with lower-case hex digits: `%2f` is as valid as `%2F`. */
 const lowerHex = (encoded: string) => encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase());
 
-/** JSON string escaping as JSON.stringify does, without the quotes; and as encoders that also escape `/` or non-ASCII. */
+/** `\u` and four hex digits for a UTF-16 code unit. */
+const unicodeEscape = (c: string, hex: (s: string) => string = (h) => h) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0"));
+
+/**
+ * JSON string escaping as JSON.stringify does, without the quotes; as encoders that also escape `/` or
+ * non-ASCII; and as Go's encoding/json and Rails' ActiveSupport do by default, escaping `<`, `>`, `&`,
+ * U+2028 and U+2029 so the JSON can sit inside HTML.
+ */
 function jsonEscaped(text: string): string[] {
   const plain = JSON.stringify(text).slice(1, -1);
-  const asciiOnly = (hex: (s: string) => string) =>
-    plain.replace(/[\u007f-\uffff]/g, (c) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0")));
+  const asciiOnly = (hex: (s: string) => string) => plain.replace(/[\u007f-\uffff]/g, (c) => unicodeEscape(c, hex));
   return [
     plain,
     plain.replace(/\//g, "\\/"),
     asciiOnly((h) => h),
     asciiOnly((h) => h.toUpperCase()),
     asciiOnly((h) => h).replace(/\//g, "\\/"),
+    plain.replace(/[<>&\u2028\u2029]/g, (c) => unicodeEscape(c)),
   ];
 }
 

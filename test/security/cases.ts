@@ -645,6 +645,13 @@ export const CASES = {
     status: 200,
     expected: "the transfer coding is taken off and the body redacted like a content coding's; one Keyward cannot decode: 502 `upstream_encoding_unsupported`. Never the compressed secret",
   },
+  "SEC-13": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes a secret holding `<`, `>` or `&` in JSON written as Go's `encoding/json` and Rails write it by default (`\\u003c`, `\\u003e`, `\\u0026`)",
+    status: 401,
+    expected: "the echoed secret is redacted in that spelling too: the upstream's answer comes back with the value `[redacted-by-keyward]`",
+  },
 
   // Faults
   "FLT-01": {

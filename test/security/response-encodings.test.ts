@@ -4,6 +4,7 @@ import request from "supertest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "./cases.js";
 
 /**
@@ -92,5 +93,49 @@ describe("upstream answers in codings and spellings redaction must see through",
     expect(res.status).toBe(502);
     expect(JSON.parse((res.body as Buffer).toString("utf8")).error.code).toBe("upstream_encoding_unsupported");
     expect((res.body as Buffer).toString("utf8")).not.toContain(secret);
+  });
+});
+
+/**
+ * Go's encoding/json and Rails' ActiveSupport escape `<`, `>` and `&` (and U+2028, U+2029) as `\u003c`,
+ * `\u003e`, `\u0026` by default, so that JSON can sit inside HTML: an API written with either that echoes
+ * a password or key holding one of them sends it in that spelling.
+ */
+describe("JSON escapes of encoders that keep JSON safe inside HTML", () => {
+  const secret = "pw-<live>&key-0123456789abcdef";
+  const REDACTED = "[redacted-by-keyward]";
+  const htmlSafeJson = (value: unknown) =>
+    JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  beforeAll(async () => {
+    // An API that answers a refused key with the key it was given, as Go's json.Marshal writes it.
+    upstream = await startUpstream((req, res) => {
+      const body = htmlSafeJson({ error: "key not recognised", key: req.headers["x-api-key"] });
+      res.writeHead(401, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "go", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "go", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  it(title("SEC-13"), async () => {
+    const res = await broker.http().get("/proxy/go/v1/me").set("authorization", `Bearer ${token}`);
+    expect(res.status).toBe(statusOf("SEC-13"));
+    // The upstream's spelling is not one JSON.stringify writes.
+    expect(htmlSafeJson(secret)).not.toContain(JSON.stringify(secret).slice(1, -1));
+    expect(JSON.parse(res.text)).toEqual({ error: "key not recognised", key: REDACTED });
   });
 });

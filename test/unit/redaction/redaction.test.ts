@@ -17,6 +17,7 @@ const spellings = [
   JSON.stringify(SECRET).slice(1, -1),
   JSON.stringify({ a: SECRET }).replace(/\//g, "\\/"),
   JSON.stringify(SECRET).slice(1, -1).replace(/é/, "\\u00e9"),
+  JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026"), // Go's encoding/json, Rails
   Buffer.from(SECRET).toString("base64"),
   Buffer.from(SECRET).toString("base64url"),
   Buffer.from("x" + SECRET).toString("base64"),
