@@ -1,4 +1,4 @@
-import { secretForms } from "./forms.js";
+import { MIN_FORM_LENGTH, secretForms } from "./forms.js";
 import { compilePatternSearch, type PatternSearch } from "./search.js";
 
 /** What a redacted value is replaced with: plain ASCII, valid inside JSON strings, URLs and headers. */
@@ -16,9 +16,11 @@ export type Redaction = {
   readonly firstBytes: Uint8Array;
   /** The patterns compiled to be searched for together, in one pass over a body. */
   readonly search: PatternSearch;
+  /** The patterns lower-cased, as text: what a response header's name (lower-cased by the HTTP client) is searched for. */
+  readonly nameForms: readonly string[];
 };
 
-export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, firstBytes: new Uint8Array(256), search: compilePatternSearch([]) };
+export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, firstBytes: new Uint8Array(256), search: compilePatternSearch([]), nameForms: [] };
 
 /** A half-open byte range [start, end) to replace. */
 export type Range = { start: number; end: number };
@@ -34,7 +36,8 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const patterns = [...forms].map((f) => Buffer.from(f, "utf8")).sort((a, b) => b.length - a.length);
   const firstBytes = new Uint8Array(256);
   for (const pattern of patterns) firstBytes[pattern[0]!] = 1;
-  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, firstBytes, search: compilePatternSearch(patterns) };
+  const nameForms = [...new Set([...forms].map((f) => f.toLowerCase()))];
+  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, firstBytes, search: compilePatternSearch(patterns), nameForms };
   compiled.set(secrets, redaction);
   return redaction;
 }
@@ -119,7 +122,17 @@ export function redactText(redaction: Redaction, text: string): { text: string; 
 
 export type ResponseHeaders = Record<string, string | string[]>;
 
-/** Every response header value (Location, Set-Cookie, Link and all others) with its secrets replaced. */
+/** Whether a header name holds a secret form, in any case. */
+function nameHoldsSecret(redaction: Redaction, name: string): boolean {
+  const lower = name.toLowerCase();
+  return redaction.nameForms.some((form) => lower.includes(form));
+}
+
+/**
+ * Every response header value (Location, Set-Cookie, Link and all others) with its secrets replaced. A
+ * header whose name holds a secret is dropped: a name cannot hold the marker, and the agent would get
+ * the secret lower-cased (all of a hex key, most of any other).
+ */
 export function redactHeaders(redaction: Redaction, headers: ResponseHeaders): { headers: ResponseHeaders; count: number } {
   let count = 0;
   const redactOne = (value: string) => {
@@ -130,6 +143,10 @@ export function redactHeaders(redaction: Redaction, headers: ResponseHeaders): {
   const out: ResponseHeaders = {};
   for (const name of Object.keys(headers)) {
     const value = headers[name]!;
+    if (name.length >= MIN_FORM_LENGTH && nameHoldsSecret(redaction, name)) {
+      count++;
+      continue;
+    }
     out[name] = Array.isArray(value) ? value.map(redactOne) : redactOne(value);
   }
   return { headers: out, count };

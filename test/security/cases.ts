@@ -652,6 +652,12 @@ export const CASES = {
     status: 401,
     expected: "the echoed secret is redacted in that spelling too: the upstream's answer comes back with the value `[redacted-by-keyward]`",
   },
+  "SEC-14": {
+    area: "secrets",
+    attack: "an upstream that sends the injected secret as (part of) a response header's name (`X-Echo-<secret>: 1`), which reaches the agent lower-cased",
+    status: 200,
+    expected: "that header is dropped (a name cannot hold the redaction marker) and counted as a redaction; the other headers and the body come back",
+  },
 
   // Faults
   "FLT-01": {

@@ -30,6 +30,9 @@ describe("upstream answers in codings and spellings redaction must see through",
     },
     // Without chunked, the body runs to the end of the connection.
     "/te-gzip-close": () => Buffer.concat([Buffer.from("Content-Type: application/json\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n"), gzipSync(echo)]),
+    // The secret as a header's name (HTTP names are tokens: letters, digits and -._~ and a few more), which
+    // the agent receives lower-cased: all of a hex or lower-case key, and most of any other.
+    "/header-name": () => Buffer.from(`X-Echo-${secret}: seen\r\nX-Other: kept\r\nContent-Length: 2\r\n\r\nok`),
     // A transfer coding Keyward cannot take off.
     "/te-compress": () => Buffer.from(`Transfer-Encoding: compress, chunked\r\n\r\n${echo.length.toString(16)}\r\n${echo}\r\n0\r\n\r\n`),
   };
@@ -86,6 +89,16 @@ describe("upstream answers in codings and spellings redaction must see through",
     const body = res.body as Buffer;
     expect(decodedByAgent(body)).not.toContain(secret);
     expect(body.toString("utf8")).toBe(`{"echo":"${REDACTED}"}`);
+  });
+
+  it(title("SEC-14"), async () => {
+    const res = await fetchRaw("/header-name");
+    expect(res.status).toBe(statusOf("SEC-14"));
+    const names = Object.keys(res.headers).join("\n");
+    expect(names).not.toContain(secret.toLowerCase());
+    expect(names).not.toContain("x-echo-");
+    expect(res.headers["x-other"]).toBe("kept");
+    expect((res.body as Buffer).toString("utf8")).toBe("ok");
   });
 
   it(`${title("SEC-12")}: a transfer coding Keyward cannot decode`, async () => {
