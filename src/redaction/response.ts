@@ -29,10 +29,17 @@ const DECODERS: Record<string, () => Transform> = {
   br: createBrotliDecompress,
 };
 
+/**
+ * The codings of IANA's HTTP Content Coding and Transfer Coding registries: the ones a refusal names. Any
+ * other is the upstream's free text (and the header is not searched for secrets before it is decoded by):
+ * repeated in the refusal, the audit log and the log, it could carry the very secret redaction withholds.
+ */
+const REGISTERED_CODINGS = new Set(["aes128gcm", "br", "chunked", "compress", "dcb", "dcz", "deflate", "exi", "gzip", "pack200-gzip", "trailers", "x-compress", "x-gzip", "zstd"]);
+
 /** 502 for a body Keyward cannot read to redact: passing it through could hand over a secret. */
 export const unreadableEncoding = (header: "content-encoding" | "transfer-encoding", encoding: string) =>
   new KeywardError(502, "upstream_encoding_unsupported", "the upstream answered in an encoding Keyward cannot redact", {
-    reason: `${header} ${encoding.slice(0, 100)}`,
+    reason: `${header} ${REGISTERED_CODINGS.has(encoding) ? encoding : "(an unregistered coding)"}`,
   });
 
 /** The codings a header lists, in the order they were applied, `identity` left out. */

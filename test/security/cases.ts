@@ -658,6 +658,14 @@ export const CASES = {
     status: 200,
     expected: "that header is dropped (a name cannot hold the redaction marker) and counted as a redaction; the other headers and the body come back",
   },
+  "SEC-15": {
+    area: "secrets",
+    attack:
+      "an upstream that sends the injected secret as the coding of its `Content-Encoding` or `Transfer-Encoding` (`Content-Encoding: x-<secret>`), which Keyward refuses as a coding it cannot decode",
+    status: 502,
+    expected:
+      "502 `upstream_encoding_unsupported` naming a registered coding (`zstd`, `compress`) but never repeating another: not a character of the secret in the answer, the audit log or the log",
+  },
 
   // Faults
   "FLT-01": {

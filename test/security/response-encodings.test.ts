@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
+import { waitFor } from "../helpers/wait.js";
 import { statusOf, title } from "./cases.js";
 
 /**
@@ -33,6 +34,8 @@ describe("upstream answers in codings and spellings redaction must see through",
     // The secret as a header's name (HTTP names are tokens: letters, digits and -._~ and a few more), which
     // the agent receives lower-cased: all of a hex or lower-case key, and most of any other.
     "/header-name": () => Buffer.from(`X-Echo-${secret}: seen\r\nX-Other: kept\r\nContent-Length: 2\r\n\r\nok`),
+    "/coding-name": () => Buffer.from(`Content-Encoding: x-${secret}\r\nContent-Length: 2\r\n\r\nok`),
+    "/te-coding-name": () => Buffer.from(`Transfer-Encoding: ${secret}, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n`),
     // A transfer coding Keyward cannot take off.
     "/te-compress": () => Buffer.from(`Transfer-Encoding: compress, chunked\r\n\r\n${echo.length.toString(16)}\r\n${echo}\r\n0\r\n\r\n`),
   };
@@ -99,6 +102,19 @@ describe("upstream answers in codings and spellings redaction must see through",
     expect(names).not.toContain("x-echo-");
     expect(res.headers["x-other"]).toBe("kept");
     expect((res.body as Buffer).toString("utf8")).toBe("ok");
+  });
+
+  it.each(["/coding-name", "/te-coding-name"])(`${title("SEC-15")}: %s`, async (path) => {
+    const res = await fetchRaw(path);
+    expect(res.status).toBe(statusOf("SEC-15"));
+    const error = JSON.parse((res.body as Buffer).toString("utf8")).error;
+    expect(error.code).toBe("upstream_encoding_unsupported");
+    expect(error.reason).toMatch(/-encoding \(an unregistered coding\)$/);
+    const lowered = secret.toLowerCase();
+    await waitFor(async () => (await broker.keyward.db.prisma.auditEvent.count({ where: { requestId: res.headers["x-request-id"] } })) === 2, 5000, "the call's two audit events");
+    const events = await broker.keyward.db.prisma.auditEvent.findMany({ where: { requestId: res.headers["x-request-id"] } });
+    expect(JSON.stringify(events.map((e) => [e.reason, e.path, e.details])).toLowerCase()).not.toContain(lowered);
+    expect(broker.logs.join("\n").toLowerCase()).not.toContain(lowered);
   });
 
   it(`${title("SEC-12")}: a transfer coding Keyward cannot decode`, async () => {
