@@ -51,6 +51,10 @@ const REDACTED_PATHS = [
   "*.access_token",
   "*.key",
   "*.masterKey",
+  // undici's HTTPParserError keeps the upstream's bytes from where its parser stopped: a body echoing the
+  // injected credential, whole.
+  "err.data",
+  "err.cause.data",
 ];
 
 /**

@@ -25,7 +25,7 @@ const compressed = (socket: Socket, coding: string, body: Buffer) =>
 async function startFaultyUpstream(): Promise<{ url: string; held: Socket[]; release(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const held: Socket[] = [];
-  const behaviours: Record<string, (socket: Socket) => void> = {
+  const behaviours: Record<string, (socket: Socket, request: string) => void> = {
     hang: () => {},
     hold: (socket) => held.push(socket),
     reset: (socket) => socket.resetAndDestroy(),
@@ -45,6 +45,11 @@ async function startFaultyUpstream(): Promise<{ url: string; held: Socket[]; rel
     // as some servers send for `deflate`), gzip followed by bytes that are not another gzip member.
     "bad-gzip": (socket) => compressed(socket, "gzip", Buffer.concat([gzipSync("hello").subarray(0, 10), Buffer.from("not deflate data")])),
     "raw-deflate": (socket) => compressed(socket, "deflate", deflateRawSync("hello")),
+    // A chunked body that breaks its framing right after echoing the request's credential.
+    "bad-chunk-echo": (socket, request) => {
+      const credential = /^authorization: (.*)$/im.exec(request)?.[1] ?? "";
+      socket.end(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz you sent ${credential}\r\n0\r\n\r\n`);
+    },
     "gzip-trailing": (socket) => compressed(socket, "gzip", Buffer.concat([gzipSync("hello"), Buffer.from("trailing bytes")])),
   };
   const server: Server = createServer((socket) => {
@@ -53,7 +58,7 @@ async function startFaultyUpstream(): Promise<{ url: string; held: Socket[]; rel
     socket.on("error", () => {});
     socket.once("data", (chunk: Buffer) => {
       const path = /^[A-Z]+ \/([^/ ?]*)/.exec(chunk.toString("latin1"))?.[1] ?? "";
-      (behaviours[path] ?? ((s: Socket) => s.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")))(socket);
+      (behaviours[path] ?? ((s: Socket) => s.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")))(socket, chunk.toString("latin1"));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -209,6 +214,17 @@ describe("faults: misbehaving upstreams", () => {
       expect(res.text, path).not.toMatch(/hello|trailing|Z_|zlib|header check/);
     }
     expect((await call("healthy", "/v1/x")).status).toBe(200);
+  });
+
+  it(title("FLT-35"), async () => {
+    const logged = broker.logs.length;
+    const res = await call("faulty", "/bad-chunk-echo");
+    expect(res.status).toBe(statusOf("FLT-35"));
+    expect(res.code).toBe("upstream_unreachable");
+    expect(res.text).not.toContain(secrets.faulty);
+    // The failure is logged (LOG_LEVEL warn), without the bytes the parser stopped at.
+    const lines = await waitFor(() => broker.logs.slice(logged).filter((line) => line.includes("HTTPParserError")), 2000, "the parser error's log line");
+    for (const line of lines) expect(line).not.toContain(secrets.faulty);
   });
 
   it(title("FLT-11"), { timeout: 60_000 }, async () => {

@@ -840,6 +840,13 @@ export const CASES = {
     status: 502,
     expected: "502 `upstream_unreachable` when nothing was relayed yet (the response cut when it was), never a 500, nothing of the body; the broker keeps serving",
   },
+  "FLT-35": {
+    area: "faults",
+    attack: "an upstream whose answer breaks its framing (a chunk size that is not hex) just after echoing the injected credential",
+    status: 502,
+    expected:
+      "502 `upstream_unreachable`; the failure is logged without the bytes the parser stopped at (undici's `HTTPParserError` carries them as `data`): not a character of the secret in the log",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
