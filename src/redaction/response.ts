@@ -79,13 +79,15 @@ export function decodersFor(contentEncoding: string | string[] | undefined, tran
  */
 export function redactResponse(
   redaction: Redaction,
-  response: { headers: ResponseHeaders; body: Readable; transferEncoding?: string | string[] },
+  response: { headers: ResponseHeaders; body: Readable; transferEncoding?: string | string[]; bodiless?: boolean },
   record: (outcome: ResponseOutcome) => Promise<void>,
   rules: { detectors?: ResponsePlan["detectors"]; decode?: boolean } = {},
 ): { headers: ResponseHeaders; body: Readable } {
   const detectors = rules.detectors ?? [];
   const active = redaction.patterns.length > 0 || detectors.length > 0 || rules.decode === true;
-  const decoders = active ? decodersFor(response.headers["content-encoding"], response.transferEncoding) : [];
+  // A HEAD, 1xx, 204 or 304 says how its resource is encoded but has no body to decode: a decoder given
+  // nothing fails (Z_BUF_ERROR), and would refuse every HEAD of a resource stored compressed (as S3 keeps one).
+  const decoders = active && !response.bodiless ? decodersFor(response.headers["content-encoding"], response.transferEncoding) : [];
   const shown = active ? redactHeaders(redaction, response.headers) : { headers: response.headers, count: 0 };
   const headers = { ...shown.headers };
   if (active) {
@@ -144,9 +146,12 @@ export const WHOLE_BODY_BYTES = 64 * 1024;
  */
 export type UpstreamAnswer = { method: string; status: number; headers: ResponseHeaders; body: Readable; transferEncoding?: string | string[] };
 
+/** An answer that has no body, whatever its headers say: to a HEAD, or a 1xx, 204 or 304 (RFC 9110 §6.4.1). */
+const isBodiless = (answer: UpstreamAnswer) => answer.method === "HEAD" || answer.status < 200 || answer.status === 204 || answer.status === 304;
+
 /** Whether the answer has a body of declared length up to WHOLE_BODY_BYTES, not encoded: read whole. */
 function readsWhole(answer: UpstreamAnswer): boolean {
-  if (answer.method === "HEAD" || answer.status < 200 || answer.status === 204 || answer.status === 304) return false;
+  if (isBodiless(answer)) return false;
   if (answer.transferEncoding !== undefined) return false;
   const encoding = answer.headers["content-encoding"];
   if (encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") return false;
@@ -173,7 +178,7 @@ export async function redactResponseWithRules(
     const body = await readWithin(answer.body, WHOLE_BODY_BYTES);
     return redactWhole(redaction, plan, answer.headers, body, (outcome) => record(withOptOut(outcome)));
   }
-  const response = { headers: answer.headers, body: answer.body, transferEncoding: answer.transferEncoding };
+  const response = { headers: answer.headers, body: answer.body, transferEncoding: answer.transferEncoding, bodiless: isBodiless(answer) };
   if (plan.json.length === 0 && plan.graphql.length === 0) {
     return redactResponse(redaction, response, (outcome) => record(withOptOut(outcome)), { detectors: plan.detectors });
   }

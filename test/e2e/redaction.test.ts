@@ -64,10 +64,10 @@ async function fake(handler?: Parameters<typeof startUpstream>[0]): Promise<Fake
   return started;
 }
 
-async function upstreamWithToken(name: string, baseUrl: string, auth: object, secret: string): Promise<string> {
+async function upstreamWithToken(name: string, baseUrl: string, auth: object, secret: string, methods = ["GET"]): Promise<string> {
   const res = await broker.admin("post", "/v1/upstreams", { name, baseUrl, environment: "staging", auth, secret });
   if (res.status !== 201) throw new Error(`create upstream ${name}: ${res.status} ${res.text}`);
-  await createGrant(broker, { name: `g-${name}`, agents: [agent.id], upstream: name, methods: ["GET"], paths: ["/**"] });
+  await createGrant(broker, { name: `g-${name}`, agents: [agent.id], upstream: name, methods, paths: ["/**"] });
   return tokenFor(broker, agent, { grant: `g-${name}` });
 }
 
@@ -160,6 +160,25 @@ describe("response redaction", () => {
     expect(res.headers["content-encoding"]).toBeUndefined();
     expect(res.body.headers.authorization).toBe(`Bearer ${REDACTED}`);
     expect(res.text).not.toContain(HEADER_SECRET);
+  });
+
+  it("a HEAD, a 304 and a 204 of a compressed resource, which have no body to decode, come back as the upstream sent them", async () => {
+    // As S3 does for an object stored with Content-Encoding: gzip, whatever the request accepts.
+    const api = await fake((req, res) => {
+      const status = req.url === "/not-modified" ? 304 : req.url === "/no-content" ? 204 : 200;
+      res.writeHead(status, { "content-encoding": "gzip", etag: '"v1"', "x-echo-auth": String(req.headers.authorization) });
+      res.end(req.method === "HEAD" || status !== 200 ? undefined : gzipSync("hello"));
+    });
+    const token = await upstreamWithToken("stored-gzip", api.url, { type: "header", header: "Authorization", template: "Bearer {secret}" }, HEADER_SECRET, ["GET", "HEAD"]);
+    const head = await broker.http().head("/proxy/stored-gzip/object.json").set("authorization", `Bearer ${token}`);
+    const notModified = await call(token, "/proxy/stored-gzip/not-modified");
+    const noContent = await call(token, "/proxy/stored-gzip/no-content");
+    for (const [res, status] of [[head, 200], [notModified, 304], [noContent, 204]] as const) {
+      expect(res.status).toBe(status);
+      expect(res.headers.etag).toBe('"v1"');
+      expect(res.headers["x-echo-auth"]).toBe(`Bearer ${REDACTED}`);
+    }
+    expect((await call(token, "/proxy/stored-gzip/object.json")).text).toBe("hello");
   });
 
   it("an OAuth access token the broker minted, and the client secret, are replaced", async () => {
