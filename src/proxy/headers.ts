@@ -19,8 +19,10 @@ const NEVER_FROM_AGENT = new Set([
   "authorization", "cookie",
   // Byte ranges: every answer is redacted (src/redaction), one answer at a time, and a secret the upstream
   // echoes could be read a few bytes per call, in pieces too short to recognise. Without them the upstream
-  // sends the whole body, which HTTP allows a server to do for any range request (RFC 9110 §14.2).
-  "range", "if-range",
+  // sends the whole body, which HTTP allows a server to do for any range request (RFC 9110 §14.2). Servers
+  // read ranges from other headers too: Apache httpd from Request-Range when there is no Range, Azure
+  // Storage from x-ms-range.
+  "range", "if-range", "request-range", "x-ms-range",
 ]);
 /** Every X-Forwarded-* header claims a forwarding identity (-server, -prefix, -uri, -method, -ssl, ...). */
 const isForwardingHeader = (name: string) => name.startsWith("x-forwarded-");

@@ -462,6 +462,12 @@ export const CASES = {
     status: 400,
     expected:
       "400 (`host_mismatch`, `invalid_request_target`, `upgrade_not_supported`); each refusal's event names the agent, token and grant that opened the tunnel, never `anonymous`; the upstream receives nothing",
+  "REQ-54": {
+    area: "request",
+    attack:
+      "byte ranges asked for in a header some server reads as `Range` (SEC-03): `Request-Range` (Apache httpd, when there is no `Range`), `x-ms-range` (Azure Storage), to read an echoed secret a few bytes per call",
+    status: 200,
+    expected: "neither header is forwarded, as `Range` is not: the whole body comes back, redacted",
   },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
