@@ -1,7 +1,8 @@
 /**
  * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
  * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
- * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON). Pure.
+ * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), and as text in
+ * UTF-16 or UTF-32 (an answer in a charset the agent asked for). Pure.
  */
 
 /**
@@ -82,4 +83,30 @@ export function secretForms(secret: string): string[] {
     add(strictPercent(standard));
   }
   return [...forms];
+}
+
+/** Text in UTF-16 or UTF-32, big- or little-endian. */
+function wideEncoded(text: string, unitBytes: 2 | 4, bigEndian: boolean): Buffer {
+  if (unitBytes === 2) {
+    const littleEndian = Buffer.from(text, "utf16le");
+    return bigEndian ? littleEndian.swap16() : littleEndian;
+  }
+  const points = Array.from(text, (c) => c.codePointAt(0)!);
+  const out = Buffer.alloc(points.length * 4);
+  points.forEach((point, i) => (bigEndian ? out.writeUInt32BE(point, i * 4) : out.writeUInt32LE(point, i * 4)));
+  return out;
+}
+
+/**
+ * The secret, as sent and JSON-escaped, in the charsets besides UTF-8 an answer can be asked for: Jackson
+ * (Spring's JSON converter) writes UTF-16 and UTF-32 of either byte order when the request's `Accept`
+ * names one (`application/json;charset=UTF-16BE`), so an agent can have an echo sent that way. Byte
+ * patterns, not text: they are no UTF-8. Only for a secret whose UTF-8 form is searched for at all.
+ */
+export function wideForms(secret: string): Buffer[] {
+  if (Buffer.byteLength(secret) < MIN_FORM_LENGTH) return [];
+  const texts = new Set([secret, JSON.stringify(secret).slice(1, -1)]);
+  const forms: Buffer[] = [];
+  for (const text of texts) for (const unit of [2, 4] as const) for (const bigEndian of [false, true]) forms.push(wideEncoded(text, unit, bigEndian));
+  return forms;
 }

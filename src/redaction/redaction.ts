@@ -1,4 +1,4 @@
-import { MIN_FORM_LENGTH, secretForms } from "./forms.js";
+import { MIN_FORM_LENGTH, secretForms, wideForms } from "./forms.js";
 import { compilePatternSearch, type PatternSearch } from "./search.js";
 
 /** What a redacted value is replaced with: plain ASCII, valid inside JSON strings, URLs and headers. */
@@ -33,7 +33,8 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const cached = compiled.get(secrets);
   if (cached) return cached;
   const forms = new Set(secrets.flatMap(secretForms));
-  const patterns = [...forms].map((f) => Buffer.from(f, "utf8")).sort((a, b) => b.length - a.length);
+  const wide = new Map(secrets.flatMap(wideForms).map((form) => [form.toString("hex"), form]));
+  const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
   const firstBytes = new Uint8Array(256);
   for (const pattern of patterns) firstBytes[pattern[0]!] = 1;
   const nameForms = [...new Set([...forms].map((f) => f.toLowerCase()))];

@@ -469,6 +469,13 @@ export const CASES = {
     status: 200,
     expected: "neither header is forwarded, as `Range` is not: the whole body comes back, redacted",
   },
+  "REQ-55": {
+    area: "request",
+    attack:
+      "an `Accept` naming a wide charset (`application/json;charset=UTF-16BE`, UTF-16LE, UTF-32BE, UTF-32LE), which Spring's JSON converter (Jackson) writes its answer in, sent to an upstream that echoes the injected credential",
+    status: 401,
+    expected: "the credential is redacted in each of those encodings too: the upstream's answer comes back with the marker in place of the secret's UTF-16 or UTF-32 bytes",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

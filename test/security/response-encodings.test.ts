@@ -168,3 +168,79 @@ describe("JSON escapes of encoders that keep JSON safe inside HTML", () => {
     expect(JSON.parse(res.text)).toEqual({ error: "key not recognised", key: REDACTED });
   });
 });
+
+/**
+ * Spring's JSON converter (Jackson) writes its answer in the charset the request's Accept names:
+ * UTF-16 or UTF-32, big- or little-endian. An agent can ask an echoing Spring API for the injected
+ * credential in one of them.
+ */
+describe("answers in the wide charsets an agent can ask an upstream for", () => {
+  const secret = "sk-live-wide-0123456789abcdefXYZ";
+  const REDACTED = "[redacted-by-keyward]";
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  /** Text in UTF-16 or UTF-32 of either byte order, as Jackson's JsonEncoding writes it. */
+  const encode = (text: string, charset: string): Buffer => {
+    const points = [...text].map((c) => c.codePointAt(0)!);
+    if (charset.startsWith("UTF-16")) {
+      const le = Buffer.from(text, "utf16le");
+      return charset === "UTF-16BE" ? le.swap16() : le;
+    }
+    const out = Buffer.alloc(points.length * 4);
+    points.forEach((point, i) => (charset === "UTF-32BE" ? out.writeUInt32BE(point, i * 4) : out.writeUInt32LE(point, i * 4)));
+    return out;
+  };
+  const decode = (bytes: Buffer, charset: string): string => {
+    if (charset.startsWith("UTF-16")) return (charset === "UTF-16BE" ? Buffer.from(bytes).swap16() : bytes).toString("utf16le");
+    const points: number[] = [];
+    for (let i = 0; i + 4 <= bytes.length; i += 4) points.push(charset === "UTF-32BE" ? bytes.readUInt32BE(i) : bytes.readUInt32LE(i));
+    return String.fromCodePoint(...points);
+  };
+
+  beforeAll(async () => {
+    // Answers a refused key with the key, in the charset the Accept header asks for.
+    upstream = await startUpstream((req, res) => {
+      const charset = /charset=([\w-]+)/i.exec(String(req.headers.accept))?.[1]?.toUpperCase() ?? "UTF-8";
+      const text = JSON.stringify({ error: "key not recognised", key: req.headers["x-api-key"] });
+      const body = charset === "UTF-8" ? Buffer.from(text) : encode(text, charset);
+      res.writeHead(401, { "content-type": `application/json;charset=${charset}`, "content-length": body.length });
+      res.end(body);
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "spring", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "spring", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  it.each(["UTF-16LE", "UTF-16BE", "UTF-32LE", "UTF-32BE"])(`${title("REQ-55")}: %s`, async (charset) => {
+    const res = await request(broker.url)
+      .get("/proxy/spring/v1/me")
+      .set("authorization", `Bearer ${token}`)
+      .set("accept", `application/json;charset=${charset}`)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => done(null, Buffer.concat(chunks)));
+      });
+    expect(res.status).toBe(statusOf("REQ-55"));
+    const body = res.body as Buffer;
+    // The marker is ASCII: what follows it no longer lines up as UTF-16 or UTF-32, so the part before it is
+    // decoded (the other byte order's form, one byte off, can take the last byte of the quote before it).
+    const at = body.indexOf(REDACTED);
+    expect(at).toBeGreaterThan(0);
+    expect(decode(body.subarray(0, at), charset)).toMatch(/^\{"error":"key not recognised","key":"?$/);
+    expect(body.includes(encode(secret, charset))).toBe(false);
+    expect(body.includes(encode(secret.slice(0, 8), charset))).toBe(false);
+  });
+});

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { base64Alignments, MIN_FORM_LENGTH, secretForms } from "../../../src/redaction/forms.js";
+import { base64Alignments, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
 import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, secretsCombiner } from "../../../src/redaction/redaction.js";
 import { decodersFor, redactResponse, type ResponseOutcome } from "../../../src/redaction/response.js";
 import { cutWindow, MAX_HELD_BYTES, RedactingStream } from "../../../src/redaction/stream.js";
@@ -24,6 +24,19 @@ const spellings = [
   Buffer.from("xy" + SECRET).toString("base64url"),
   Buffer.from(`user:${SECRET}`).toString("base64"),
 ];
+
+describe("wideForms", () => {
+  it("are the secret, as sent and JSON-escaped, in UTF-16 and UTF-32 of either byte order", () => {
+    const forms = wideForms(SECRET).map((f) => f.toString("hex"));
+    const utf16le = Buffer.from(SECRET, "utf16le");
+    expect(forms).toContain(utf16le.toString("hex"));
+    expect(forms).toContain(Buffer.from(utf16le).swap16().toString("hex"));
+    expect(forms).toContain(Buffer.from(JSON.stringify(SECRET).slice(1, -1), "utf16le").toString("hex"));
+    const utf32be = Buffer.concat(Array.from(SECRET, (c) => Buffer.from([0, 0, c.codePointAt(0)! >> 8, c.codePointAt(0)! & 0xff])));
+    expect(forms).toContain(utf32be.toString("hex"));
+    expect(wideForms("short")).toEqual([]);
+  });
+});
 
 describe("secretForms", () => {
   it.each(spellings.map((s, i) => [i, s]))("spelling %i contains one of the forms", (_i, spelling) => {
@@ -198,10 +211,12 @@ describe("RedactingStream", () => {
     const redaction = compileRedaction([secret]);
     // Held: the head of a secret cut by the previous chunk's end; the chunk: its tail, then two more.
     const held = Buffer.from(secret.slice(0, 10));
-    const chunk = unpooled(`${secret.slice(10)} one ${secret} two ${secret} three`);
+    // Longer than the longest form (the secret in UTF-32): a shorter chunk is joined to what was held.
+    const tail = " three" + ".".repeat(redaction.maxLength);
+    const chunk = unpooled(`${secret.slice(10)} one ${secret} two ${secret}${tail}`);
     const { out, rest, count } = cutWindow(redaction, held, chunk, true);
     expect(out).toHaveLength(1);
-    expect(out[0]!.toString()).toBe(`${REDACTED} one ${REDACTED} two ${REDACTED} three`);
+    expect(out[0]!.toString()).toBe(`${REDACTED} one ${REDACTED} two ${REDACTED}${tail}`);
     expect(out[0]!.buffer).toBe(chunk.buffer);
     expect(rest.length).toBe(0);
     expect(count).toBe(3);
@@ -212,9 +227,10 @@ describe("RedactingStream", () => {
     const secret = "x".repeat(REDACTED.length - 5) + "-sec-";
     const redaction = compileRedaction([secret]);
     const held = Buffer.from(secret.slice(0, 7));
-    const chunk = unpooled(`${secret.slice(7)} one ${secret} two`);
+    const tail = " two" + ".".repeat(redaction.maxLength);
+    const chunk = unpooled(`${secret.slice(7)} one ${secret}${tail}`);
     const { out, count } = cutWindow(redaction, held, chunk, true);
-    expect(out.map(String)).toEqual([REDACTED, ` one ${REDACTED} two`]);
+    expect(out.map(String)).toEqual([REDACTED, ` one ${REDACTED}${tail}`]);
     expect(out[1]!.buffer).toBe(chunk.buffer);
     expect(count).toBe(2);
   });
