@@ -174,6 +174,10 @@ export async function redactResponseWithRules(
   record: (outcome: ResponseOutcome) => Promise<void>,
 ): Promise<{ headers: ResponseHeaders; body: Readable | Buffer }> {
   const withOptOut = (outcome: ResponseOutcome): ResponseOutcome => (plan.optedOut.length > 0 ? { ...outcome, optedOut: plan.optedOut } : outcome);
+  const ruled = plan.detectors.length > 0 || plan.json.length > 0 || plan.graphql.length > 0;
+  if (ruled && !isBodiless(answer) && !readableByRules(answer.headers)) {
+    throw unredactable("the body's charset is not one the grant's rules can read (UTF-8, or another that writes ASCII as ASCII)");
+  }
   if (plan.detectors.length === 0 && readsWhole(answer)) {
     const body = await readWithin(answer.body, WHOLE_BODY_BYTES);
     return redactWhole(redaction, plan, answer.headers, body, (outcome) => record(withOptOut(outcome)));
@@ -187,6 +191,20 @@ export async function redactResponseWithRules(
   const body = await readWithin(shown.body, MAX_REDACTED_BODY_BYTES);
   const whole = await finishWhole(plan, shown.headers, body, streamed!, (outcome) => record(withOptOut(outcome)));
   return { headers: whole.headers, body: Readable.from([whole.body]) };
+}
+
+/**
+ * Charsets that write ASCII text as ASCII bytes. The grant's rules read a body that way (detectors match
+ * ASCII patterns; JSON and GraphQL values are read as UTF-8): in UTF-16 or UTF-32, which an agent can ask
+ * an upstream for (Spring writes JSON in the charset its Accept names), what they look for is not there.
+ */
+const ASCII_COMPATIBLE = /^(?:utf-?8|us-ascii|ascii|iso-8859-\d{1,2}|latin-?1|windows-125\d)$/;
+
+/** Whether the answer's declared charset, if any, is one the grant's rules can read. */
+function readableByRules(headers: ResponseHeaders): boolean {
+  const type = headers["content-type"];
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(Array.isArray(type) ? type.join(";") : (type ?? ""))?.[1];
+  return charset === undefined || ASCII_COMPATIBLE.test(charset.toLowerCase());
 }
 
 /** A body read whole: its secrets, then the plan's JSON and GraphQL values, replaced; recorded before it goes out. */

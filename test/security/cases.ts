@@ -476,6 +476,13 @@ export const CASES = {
     status: 401,
     expected: "the credential is redacted in each of those encodings too: the upstream's answer comes back with the marker in place of the secret's UTF-16 or UTF-32 bytes",
   },
+  "REQ-56": {
+    area: "request",
+    attack:
+      "under a grant whose `redact` rules apply to a call (a detector, a JSON path), an `Accept` naming a charset in which ASCII is not ASCII bytes (`application/json;charset=UTF-16BE`, UTF-32LE), so that the rules, which read UTF-8, find nothing",
+    status: 502,
+    expected: "502 `response_unredactable`: a body the rules cannot read is never passed on; the same call answered in UTF-8 comes back redacted",
+  },
 
   // Admin API (OWASP API1 BOLA, API3 mass assignment, API5 function-level authorization)
   "ADM-01": { area: "admin", attack: "every admin route without a key", status: 401, expected: "401 `unauthenticated`; nothing changes" },

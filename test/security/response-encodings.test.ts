@@ -177,10 +177,14 @@ describe("JSON escapes of encoders that keep JSON safe inside HTML", () => {
 describe("answers in the wide charsets an agent can ask an upstream for", () => {
   const secret = "sk-live-wide-0123456789abcdefXYZ";
   const REDACTED = "[redacted-by-keyward]";
+  /** A token of the upstream's own, in a log it serves: a detector rule's to find. */
+  const GITHUB_TOKEN = "ghp_" + "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xY2zA4";
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
+  /** Under a grant whose rules detect GitHub tokens. */
+  let ruled: string;
 
   /** Text in UTF-16 or UTF-32 of either byte order, as Jackson's JsonEncoding writes it. */
   const encode = (text: string, charset: string): Buffer => {
@@ -201,9 +205,16 @@ describe("answers in the wide charsets an agent can ask an upstream for", () => 
   };
 
   beforeAll(async () => {
-    // Answers a refused key with the key, in the charset the Accept header asks for.
+    // Answers a refused key with the key, and a job's log with the token it used, in the charset the
+    // Accept header asks for.
     upstream = await startUpstream((req, res) => {
       const charset = /charset=([\w-]+)/i.exec(String(req.headers.accept))?.[1]?.toUpperCase() ?? "UTF-8";
+      if (req.url === "/v1/jobs/7/log") {
+        const log = Buffer.from(JSON.stringify({ log: `pushing with ${GITHUB_TOKEN}` }));
+        const body = charset === "UTF-8" ? log : encode(log.toString(), charset);
+        res.writeHead(200, { "content-type": `application/json;charset=${charset}`, "content-length": body.length });
+        return res.end(body);
+      }
       const text = JSON.stringify({ error: "key not recognised", key: req.headers["x-api-key"] });
       const body = charset === "UTF-8" ? Buffer.from(text) : encode(text, charset);
       res.writeHead(401, { "content-type": `application/json;charset=${charset}`, "content-length": body.length });
@@ -215,11 +226,32 @@ describe("answers in the wide charsets an agent can ask an upstream for", () => 
     const agent = await createAgent(broker, "agent");
     await createGrant(broker, { name: "g", agents: [agent.id], upstream: "spring", methods: ["GET"], paths: ["/**"] });
     token = await tokenFor(broker, agent, { grant: "g" });
+    await createGrant(broker, { name: "ruled", agents: [agent.id], upstream: "spring", methods: ["GET"], paths: ["/**"], redact: [{ detector: "github-token" }] });
+    ruled = await tokenFor(broker, agent, { grant: "ruled" });
   });
   afterAll(async () => {
     await broker?.close();
     await upstream?.close();
     await store?.drop();
+  });
+
+  it.each(["UTF-16BE", "UTF-32LE"])(`${title("REQ-56")}: %s`, async (charset) => {
+    const ask = (accept: string) =>
+      request(broker.url).get("/proxy/spring/v1/jobs/7/log").set("authorization", `Bearer ${ruled}`).set("accept", accept);
+    const plain = await ask("application/json");
+    expect(plain.status).toBe(200);
+    expect(plain.body).toEqual({ log: `pushing with ${REDACTED}` });
+    const wide = await ask(`application/json;charset=${charset}`)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => done(null, Buffer.concat(chunks)));
+      });
+    expect(wide.status).toBe(statusOf("REQ-56"));
+    const text = (wide.body as Buffer).toString("utf8");
+    expect(JSON.parse(text).error.code).toBe("response_unredactable");
+    expect((wide.body as Buffer).includes(encode(GITHUB_TOKEN, charset))).toBe(false);
   });
 
   it.each(["UTF-16LE", "UTF-16BE", "UTF-32LE", "UTF-32BE"])(`${title("REQ-55")}: %s`, async (charset) => {
