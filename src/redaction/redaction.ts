@@ -12,15 +12,15 @@ export const REDACTED_BYTES = Buffer.from(REDACTED);
 export type Redaction = {
   readonly patterns: readonly Buffer[];
   readonly maxLength: number;
-  /** By byte value: 1 where some pattern starts with that byte (a stream's tail is looked at only there). */
-  readonly firstBytes: Uint8Array;
+  /** By byte value: the patterns that start with it (a stream's tail is looked at only there), or undefined. */
+  readonly startingWith: readonly (readonly Buffer[] | undefined)[];
   /** The patterns compiled to be searched for together, in one pass over a body. */
   readonly search: PatternSearch;
   /** The patterns lower-cased, as text: what a response header's name (lower-cased by the HTTP client) is searched for. */
   readonly nameForms: readonly string[];
 };
 
-export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, firstBytes: new Uint8Array(256), search: compilePatternSearch([]), nameForms: [] };
+export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, startingWith: [], search: compilePatternSearch([]), nameForms: [] };
 
 /** A half-open byte range [start, end) to replace. */
 export type Range = { start: number; end: number };
@@ -35,10 +35,10 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const forms = new Set(secrets.flatMap(secretForms));
   const wide = new Map(secrets.flatMap(wideForms).map((form) => [form.toString("hex"), form]));
   const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
-  const firstBytes = new Uint8Array(256);
-  for (const pattern of patterns) firstBytes[pattern[0]!] = 1;
+  const startingWith: Buffer[][] = [];
+  for (const pattern of patterns) (startingWith[pattern[0]!] ??= []).push(pattern);
   const nameForms = [...new Set([...forms].map((f) => f.toLowerCase()))];
-  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, firstBytes, search: compilePatternSearch(patterns), nameForms };
+  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, startingWith, search: compilePatternSearch(patterns), nameForms };
   compiled.set(secrets, redaction);
   return redaction;
 }
