@@ -27,8 +27,9 @@ const unicodeEscape = (c: string, hex: (s: string) => string = (h) => h) => "\\u
 
 /**
  * JSON string escaping as JSON.stringify does, without the quotes; as encoders that also escape `/` or
- * non-ASCII; and as Go's encoding/json and Rails' ActiveSupport do by default, escaping `<`, `>`, `&`,
- * U+2028 and U+2029 so the JSON can sit inside HTML.
+ * non-ASCII; as Go's encoding/json and Rails' ActiveSupport do by default, escaping `<`, `>`, `&`,
+ * U+2028 and U+2029 so the JSON can sit inside HTML; and as Symfony's (and Laravel's) JsonResponse does by
+ * default: PHP's escapes (`/`, non-ASCII) with `<`, `>`, `&`, `'` and `"` as upper-case `\u` escapes.
  */
 function jsonEscaped(text: string): string[] {
   const plain = JSON.stringify(text).slice(1, -1);
@@ -40,6 +41,9 @@ function jsonEscaped(text: string): string[] {
     asciiOnly((h) => h.toUpperCase()),
     asciiOnly((h) => h).replace(/\//g, "\\/"),
     plain.replace(/[<>&\u2028\u2029]/g, (c) => unicodeEscape(c)),
+    asciiOnly((h) => h)
+      .replace(/\//g, "\\/")
+      .replace(/\\"|[<>&']/g, (c) => unicodeEscape(c.at(-1)!, (h) => h.toUpperCase())),
   ];
 }
 

@@ -668,7 +668,7 @@ export const CASES = {
   "SEC-13": {
     area: "secrets",
     attack:
-      "an upstream that echoes a secret holding `<`, `>` or `&` in JSON written as Go's `encoding/json` and Rails write it by default (`\\u003c`, `\\u003e`, `\\u0026`)",
+      "an upstream that echoes a secret holding `<`, `>`, `&` or `'` in JSON written as Go's `encoding/json` and Rails write it by default (`\\u003c`, `\\u003e`, `\\u0026`), or as Symfony's and Laravel's `JsonResponse` do (`\\u003C`, `\\u0027`, `\\u0022`, `\\/`)",
     status: 401,
     expected: "the echoed secret is redacted in that spelling too: the upstream's answer comes back with the value `[redacted-by-keyward]`",
   },

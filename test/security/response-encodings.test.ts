@@ -131,19 +131,26 @@ describe("upstream answers in codings and spellings redaction must see through",
  * a password or key holding one of them sends it in that spelling.
  */
 describe("JSON escapes of encoders that keep JSON safe inside HTML", () => {
-  const secret = "pw-<live>&key-0123456789abcdef";
+  const secret = "pw-<live>&key/0123'456789abcdef";
   const REDACTED = "[redacted-by-keyward]";
   const htmlSafeJson = (value: unknown) =>
     JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  /** Symfony's JsonResponse (and Laravel's) by default: JSON_HEX_TAG, _APOS, _AMP, _QUOT, with `/` escaped as PHP does. */
+  const symfonyJson = (value: unknown) =>
+    JSON.stringify(value)
+      .replace(/\//g, "\\/")
+      .replace(/[<>&']/g, (c) => "\\u" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0"))
+      .replace(/([^\\])\\"/g, "$1\\u0022");
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
 
   beforeAll(async () => {
-    // An API that answers a refused key with the key it was given, as Go's json.Marshal writes it.
+    // An API that answers a refused key with the key it was given, as Go's json.Marshal or Symfony writes it.
     upstream = await startUpstream((req, res) => {
-      const body = htmlSafeJson({ error: "key not recognised", key: req.headers["x-api-key"] });
+      const answer = { error: "key not recognised", key: req.headers["x-api-key"] };
+      const body = req.url === "/v1/symfony" ? symfonyJson(answer) : htmlSafeJson(answer);
       res.writeHead(401, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
       res.end(body);
     });
@@ -160,11 +167,14 @@ describe("JSON escapes of encoders that keep JSON safe inside HTML", () => {
     await store?.drop();
   });
 
-  it(title("SEC-13"), async () => {
-    const res = await broker.http().get("/proxy/go/v1/me").set("authorization", `Bearer ${token}`);
+  it.each([
+    ["Go", "/v1/me", htmlSafeJson],
+    ["Symfony", "/v1/symfony", symfonyJson],
+  ])(`${title("SEC-13")}: %s`, async (_encoder, path, encode) => {
+    const res = await broker.http().get(`/proxy/go${path}`).set("authorization", `Bearer ${token}`);
     expect(res.status).toBe(statusOf("SEC-13"));
     // The upstream's spelling is not one JSON.stringify writes.
-    expect(htmlSafeJson(secret)).not.toContain(JSON.stringify(secret).slice(1, -1));
+    expect(encode(secret)).not.toContain(JSON.stringify(secret).slice(1, -1));
     expect(JSON.parse(res.text)).toEqual({ error: "key not recognised", key: REDACTED });
   });
 });
