@@ -12,7 +12,11 @@ export function refreshAt(obtainedAt: number, expiresAt: number): number {
   return expiresAt - Math.min(60_000, (expiresAt - obtainedAt) / 5);
 }
 
-/** Tokens remembered for redaction at most: a cache narrowing tokens per grant scope mints one per scope. */
+/**
+ * Replaced tokens (no longer handed out, still valid upstream) remembered for redaction at most. Every
+ * token still handed out is remembered besides, however many: a cache narrowing tokens per grant scope
+ * holds one per scope, and forgetting one in use would let every answer echo it unredacted.
+ */
 const MAX_REMEMBERED = 256;
 
 /**
@@ -30,8 +34,9 @@ export class TokenCache {
   constructor(private readonly now: () => number) {}
 
   /**
-   * Every token obtained that may still be valid upstream (the latest MAX_REMEMBERED), for response
-   * redaction: an answer to a call made with an older token can still repeat it. A new array on change.
+   * Every token obtained that may still be valid upstream (those handed out, and the latest MAX_REMEMBERED
+   * replaced ones), for response redaction: an answer to a call made with an older token can still repeat
+   * it. A new array on change.
    */
   get minted(): readonly string[] {
     return this.#mintedValues;
@@ -39,7 +44,11 @@ export class TokenCache {
 
   #remember(token: ExpiringToken): void {
     const now = this.now();
-    this.#minted = [...this.#minted.filter((t) => t.expiresAt > now), token].slice(-MAX_REMEMBERED);
+    const valid = [...this.#minted.filter((t) => t.expiresAt > now), token];
+    const handedOut = new Set([...this.#tokens.values()].map((t) => t.value));
+    const replaced = valid.filter((t) => !handedOut.has(t.value));
+    const forgotten = new Set(replaced.slice(0, Math.max(0, replaced.length - MAX_REMEMBERED)));
+    this.#minted = valid.filter((t) => !forgotten.has(t));
     this.#mintedValues = Object.freeze(this.#minted.map((t) => t.value));
   }
 

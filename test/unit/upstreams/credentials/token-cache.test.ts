@@ -140,4 +140,16 @@ describe("TokenCache.minted (for response redaction)", () => {
     await cache.get("a", obtain);
     expect(cache.minted).toEqual(["tok-4"]);
   });
+
+  it("never forgets a token it still hands out, however many other scopes minted one since", async () => {
+    const cache = new TokenCache(() => 0);
+    let n = 0;
+    // A GitHub App upstream with a grant per repository: one installation token per scope, each an hour.
+    const obtain = async (): Promise<ExpiringToken> => ({ value: `ghs_scope_token_${++n}`, expiresAt: 3_600_000 });
+    const first = await cache.get("repo-0", obtain);
+    for (let i = 1; i <= 300; i++) await cache.get(`repo-${i}`, obtain);
+    expect(await cache.get("repo-0", obtain)).toBe(first);
+    expect(cache.minted).toContain(first);
+    expect(cache.minted).toHaveLength(301);
+  });
 });
