@@ -462,6 +462,7 @@ export const CASES = {
     status: 400,
     expected:
       "400 (`host_mismatch`, `invalid_request_target`, `upgrade_not_supported`); each refusal's event names the agent, token and grant that opened the tunnel, never `anonymous`; the upstream receives nothing",
+  },
   "REQ-54": {
     area: "request",
     attack:
@@ -853,6 +854,7 @@ export const CASES = {
     status: 200,
     expected:
       "as on the main port (FLT-14): each call in flight is answered (200, `Connection: close`) before the stop goes on to close the database; no request starts meanwhile; the idle tunnel is closed",
+  },
   "FLT-34": {
     area: "faults",
     attack:
