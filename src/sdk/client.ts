@@ -116,7 +116,12 @@ export class Keyward {
    * returned as is, errors included; the broker's refusals throw Denied, Revoked or KeywardApiError.
    */
   async fetch(upstream: string, path: string, init?: RequestInit): Promise<Response> {
-    const response = await this.#send(upstream, new Request(this.proxyUrl(upstream, path), init));
+    const request = new Request(this.proxyUrl(upstream, path), init);
+    // A path of dot segments (`/../../v1/...`, also percent-encoded) resolves out of the proxy, here, before
+    // anything is sent: the upstream's token would go to another of the broker's routes.
+    const within = new URL(this.proxyUrl(upstream, "/")).href;
+    if (!request.url.startsWith(within)) throw new TypeError(`Keyward fetch sends only under ${within}, not ${request.url}`);
+    const response = await this.#send(upstream, request);
     if (response.headers.has(BROKER_ERROR_HEADER)) throw await errorOf(response);
     return response;
   }

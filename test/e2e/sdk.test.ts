@@ -59,6 +59,19 @@ describe("agent SDK", () => {
     expect(seen.body).toBe('{"name":"x"}');
   });
 
+  it("sends a path that resolves out of the upstream's proxy nowhere (an MCP tool's path of dot segments)", async () => {
+    const kw = await connect();
+    await kw.token({ grant: "deploy-staging" });
+    const received = upstream.received.length;
+    for (const path of ["/../../v1/forward-proxy/env", "/%2e%2e/%2E%2E/v1/whoami", "/v1/../../../oauth2/introspect"]) {
+      // Before: resolved by the URL parser to /v1/forward-proxy/env and sent there with the upstream's token.
+      await expect(kw.fetch("hosting-staging", path)).rejects.toThrow(TypeError);
+    }
+    // Dot segments that stay under the upstream's proxy are the upstream's to resolve.
+    expect((await kw.fetch("hosting-staging", "/v1/a/../projects")).status).toBe(200);
+    expect(upstream.received.length).toBe(received + 1);
+  });
+
   it("refreshes a token before it expires", async () => {
     const kw = await connect({ refreshMarginSeconds: 59 });
     const first = await kw.token({ grant: "deploy-staging", ttlSeconds: 60 });
