@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { errors as undiciErrors } from "undici";
 import { DatabaseConnectTimeout } from "../db/database.js";
@@ -146,8 +146,22 @@ export function setErrorResponses(scope: FastifyInstance, refusals: "info" | "de
   scope.setErrorHandler((err, request, reply) => {
     const { status, body, headers } = toErrorResponse(err);
     logErrorResponse(request, err, { status, code: body.error.code }, refusals);
+    dropHeadersOfFailedAnswer(reply);
     return reply.code(status).headers(headers).header(BROKER_ERROR_HEADER, body.error.code).send(body);
   });
+}
+
+/** What a route set for its own answers and keeps on its errors: they must not be cached either. */
+const KEPT_ON_ERROR = new Set(["cache-control", "pragma"]);
+
+/**
+ * An answer that failed before its first byte went out (an upstream's body that stalled or broke before
+ * any of it was relayed) still holds the headers set for it, the upstream's Content-Type, Set-Cookie and
+ * ETag among them: its error goes out with none of them. (Under a text/plain Content-Type Fastify would
+ * not send the error's JSON at all, and answered 500 instead of 504.)
+ */
+function dropHeadersOfFailedAnswer(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) if (!KEPT_ON_ERROR.has(name)) reply.removeHeader(name);
 }
 
 /**

@@ -113,6 +113,11 @@ describe("faults: upstream timeouts, separate and on time", () => {
         res.writeHead(200, { "content-type": "text/plain" });
         res.write("first-chunk;");
       },
+      // Its status and headers, then silence: nothing of the body ever comes.
+      "stalled-before-body": (_req: unknown, res: import("node:http").ServerResponse) => {
+        res.writeHead(200, { "content-type": "text/plain", "set-cookie": "session=upstream", etag: '"v1"' });
+        res.flushHeaders();
+      },
       // Answers once the whole request body has arrived (the client trickles it in).
       "echo-length": (_req: unknown, res: import("node:http").ServerResponse, body: string) =>
         void res.writeHead(200, { "content-type": "text/plain" }).end(`received ${body.length} bytes`),
@@ -205,6 +210,16 @@ describe("faults: upstream timeouts, separate and on time", () => {
     expect(read.ok).toBe(false);
     expect(waited).toBeGreaterThan(BODY_IDLE_MS - 200);
     expect(waited).toBeLessThan(BODY_IDLE_MS + 1_500);
+  });
+
+  it("a response that stalls past the body-idle timeout before any of its body was relayed: 504 upstream_timeout, none of its headers", async () => {
+    const res = await call("stalled-before-body");
+    // Before: 500, Fastify refusing to send the error's JSON under the upstream's text/plain.
+    expect(res.statusCode).toBe(504);
+    expect(res.headers["content-type"]).toMatch(/^application\/json/);
+    expect(res.headers["set-cookie"]).toBeUndefined();
+    expect(res.headers.etag).toBeUndefined();
+    expect(((await res.body.json()) as { error: { code: string } }).error.code).toBe("upstream_timeout");
   });
 
   it("a request body trickled in slower than the headers timeout is not cut: the wait for headers starts after it is sent", async () => {
