@@ -12,15 +12,17 @@ export const REDACTED_BYTES = Buffer.from(REDACTED);
 export type Redaction = {
   readonly patterns: readonly Buffer[];
   readonly maxLength: number;
-  /** By byte value: the patterns that start with it (a stream's tail is looked at only there), or undefined. */
-  readonly startingWith: readonly (readonly Buffer[] | undefined)[];
   /** The patterns compiled to be searched for together, in one pass over a body. */
   readonly search: PatternSearch;
   /** The patterns lower-cased, as text: what a response header's name (lower-cased by the HTTP client) is searched for. */
   readonly nameForms: readonly string[];
+  /** No pattern holds a line feed byte: no form continues past one (what a stream holds back relies on it). */
+  readonly lineFeedFree: boolean;
 };
 
-export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, startingWith: [], search: compilePatternSearch([]), nameForms: [] };
+const LINE_FEED = 0x0a;
+
+export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, search: compilePatternSearch([]), nameForms: [], lineFeedFree: true };
 
 /** A half-open byte range [start, end) to replace. */
 export type Range = { start: number; end: number };
@@ -35,10 +37,9 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const forms = new Set(secrets.flatMap(secretForms));
   const wide = new Map(secrets.flatMap(wideForms).map((form) => [form.toString("hex"), form]));
   const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
-  const startingWith: Buffer[][] = [];
-  for (const pattern of patterns) (startingWith[pattern[0]!] ??= []).push(pattern);
   const nameForms = [...new Set([...forms].map((f) => f.toLowerCase()))];
-  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, startingWith, search: compilePatternSearch(patterns), nameForms };
+  const lineFeedFree = patterns.every((pattern) => !pattern.includes(LINE_FEED));
+  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, search: compilePatternSearch(patterns), nameForms, lineFeedFree };
   compiled.set(secrets, redaction);
   return redaction;
 }

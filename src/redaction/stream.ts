@@ -19,7 +19,7 @@ export function cutWindow(redaction: Redaction, held: Buffer, chunk: Buffer, fin
   if (held.length > 0 && chunk.length < redaction.maxLength) [held, chunk] = [Buffer.alloc(0), Buffer.concat([held, chunk])];
   const length = held.length + chunk.length;
   const ranges = rangesOf(redaction, held, chunk);
-  let emit = final ? length : held.length + firstPossibleStart(redaction, chunk);
+  let emit = final ? length : held.length + heldFrom(redaction, chunk);
   const crossing = ranges.find((r) => r.start < emit && r.end > emit);
   // A chain of overlapping forms could otherwise be held back without end: past the bound it is cut after.
   if (crossing) emit = length - crossing.start > MAX_HELD_BYTES + redaction.maxLength ? crossing.end : crossing.start;
@@ -116,20 +116,21 @@ function rangesOf(redaction: Redaction, held: Buffer, chunk: Buffer): Range[] {
 }
 
 /**
- * Where, in the tail a secret form could still be completing in, the earliest such form could begin: the
- * first position whose remaining bytes are the start of some form. Bytes before it are final, so a short
- * body (or the start of one an upstream then stalls on) goes out at once instead of waiting whole.
+ * Where the bytes held back until the next chunk begin: after the last line feed among the chunk's last
+ * maxLength - 1 bytes, else at the first of them. A form not yet complete lies in that tail, and none
+ * holds a line feed (else the whole tail is held). What is held must not depend on whether those bytes
+ * could begin a secret form: held, they reach the agent only when the upstream sends more, so an agent
+ * echoing guesses through an upstream that pauses after each write would read the secret off the
+ * delays, a byte at a time (REQ-57). Line-delimited streams (SSE, JSON lines) still go out at every line.
  */
-function firstPossibleStart(redaction: Redaction, data: Buffer): number {
-  const end = data.length;
-  for (let p = Math.max(0, end - (redaction.maxLength - 1)); p < end; p++) {
-    const forms = redaction.startingWith[data[p]!];
-    if (forms === undefined) continue;
-    // Compared in place: a subarray per position was most of the cost once forms grew long (UTF-32 ones).
-    for (const form of forms) if (form.length > end - p && data.compare(form, 0, end - p, p, end) === 0) return p;
-  }
-  return end;
+function heldFrom(redaction: Redaction, data: Buffer): number {
+  const tailStart = Math.max(0, data.length - (redaction.maxLength - 1));
+  if (!redaction.lineFeedFree) return tailStart;
+  const lineFeed = data.subarray(tailStart).lastIndexOf(LINE_FEED);
+  return lineFeed === -1 ? tailStart : tailStart + lineFeed + 1;
 }
+
+const LINE_FEED = 0x0a;
 
 /**
  * The final parts of a window as one chunk. Pushed apart, each part became a write of its own

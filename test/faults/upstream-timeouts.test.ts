@@ -108,10 +108,10 @@ describe("faults: upstream timeouts, separate and on time", () => {
         void setTimeout(() => res.writeHead(200, { "content-type": "text/plain" }).end("late but in time"), HEADERS_MS - 400),
       // A slow stream: each gap past the headers and general timeouts, inside the body-idle one.
       streaming: trickle(3, BODY_IDLE_MS - 600),
-      // One chunk, then silence past the body-idle timeout.
+      // One chunk (a whole line: it goes out at once, REQ-57), then silence past the body-idle timeout.
       stalled: (_req: unknown, res: import("node:http").ServerResponse) => {
         res.writeHead(200, { "content-type": "text/plain" });
-        res.write("first-chunk;");
+        res.write("first-chunk;\n");
       },
       // Its status and headers, then silence: nothing of the body ever comes.
       "stalled-before-body": (_req: unknown, res: import("node:http").ServerResponse) => {

@@ -448,6 +448,13 @@ export const CASES = {
     expected:
       "403 `approval_invalid` naming the revocation: an approval counts as a token issued when it was decided, so a revocation that would have revoked that token voids it; no token issued. A request approved after the revocation is collected and works",
   },
+  "REQ-57": {
+    area: "request",
+    attack:
+      "an agent has an upstream echo its guesses into a streamed answer, each at the end of a write the upstream then pauses after, and times when each echo reaches it: held back (the bytes could begin a form of the injected secret) or sent at once",
+    expected:
+      "what is held back between chunks does not depend on the secret: the tail after the chunk's last line feed (at most the longest form less one byte), whatever its bytes; every guess arrives alike, so the delays say nothing of the secret; line-delimited streams (SSE) are not delayed",
+  },
   "REQ-44": {
     area: "request",
     attack:
