@@ -455,6 +455,14 @@ export const CASES = {
     expected:
       "what is held back between chunks does not depend on the secret: the tail after the chunk's last line feed (at most the longest form less one byte), whatever its bytes; every guess arrives alike, so the delays say nothing of the secret; line-delimited streams (SSE) are not delayed",
   },
+  "REQ-58": {
+    area: "request",
+    attack:
+      "an agent under a grant on an AWS STS or IAM upstream (`paths: [\"/**\"]`) calls `AssumeRole`, `GetSessionToken`, `GetFederationToken` or IAM `CreateAccessKey`: the answer is a new AWS credential it can use outside Keyward, beyond its grant, its token's life and any revocation, and which redaction cannot know",
+    status: 403,
+    expected:
+      "403 `protected_operation` (presets `aws-sts` and `aws-iam`, applied to `sts.*` and `iam.*` hosts): allowed only when the grant names the operation in `allowProtected` and a human approved the token; `GetCallerIdentity` and other calls pass",
+  },
   "REQ-44": {
     area: "request",
     attack:

@@ -35,3 +35,34 @@ export const awsEc2: Preset = {
     action("aws-ec2", "UnlockSnapshot", "remove a snapshot lock"),
   ],
 };
+
+// Calls whose answer is a new credential: with it the agent acts outside Keyward, beyond its grant, its
+// token's life and any revocation, and redaction cannot know the secret to hold back (it is new).
+export const awsSts: Preset = {
+  id: "aws-sts",
+  title: "AWS Security Token Service",
+  protocol: "http",
+  hosts: ["sts.amazonaws.com", /^sts\.[a-z0-9-]+\.amazonaws\.com$/, /^sts-fips\.[a-z0-9-]+\.amazonaws\.com$/],
+  operations: [
+    action("aws-sts", "AssumeRole", "mint temporary AWS credentials for a role, usable outside Keyward"),
+    action("aws-sts", "AssumeRoleWithSAML", "mint temporary AWS credentials from a SAML assertion"),
+    action("aws-sts", "AssumeRoleWithWebIdentity", "mint temporary AWS credentials from an OIDC token"),
+    action("aws-sts", "AssumeRoot", "mint temporary root credentials for a member account"),
+    action("aws-sts", "GetSessionToken", "mint temporary AWS credentials for the caller, usable outside Keyward"),
+    action("aws-sts", "GetFederationToken", "mint temporary AWS credentials for a federated user"),
+  ],
+};
+
+export const awsIam: Preset = {
+  id: "aws-iam",
+  title: "AWS Identity and Access Management",
+  protocol: "http",
+  hosts: ["iam.amazonaws.com", "iam-fips.amazonaws.com", /^iam\.[a-z0-9-]+\.amazonaws\.com$/],
+  operations: [
+    action("aws-iam", "CreateAccessKey", "create a long-lived access key, usable outside Keyward"),
+    action("aws-iam", "CreateLoginProfile", "give a user a console password"),
+    action("aws-iam", "UpdateLoginProfile", "change a user's console password"),
+    action("aws-iam", "CreateServiceSpecificCredential", "create a password for CodeCommit, Keyspaces or Bedrock"),
+    action("aws-iam", "ResetServiceSpecificCredential", "reset such a password, returning the new one"),
+  ],
+};

@@ -1,4 +1,4 @@
-import { awsEc2, awsRds } from "./aws.js";
+import { awsEc2, awsIam, awsRds, awsSts } from "./aws.js";
 import { awsS3 } from "./aws-s3.js";
 import { flyGraphql, flyMachines } from "./fly.js";
 import { github } from "./github.js";
@@ -9,12 +9,12 @@ import type { Preset, PresetRedaction, ProtectedOperation } from "./types.js";
 export type { Preset, PresetRedaction, ProtectedOperation } from "./types.js";
 
 /**
- * Backup protection presets shipped with Keyward: operations that destroy data or its backups on common
- * hosting and cloud APIs. An upstream lists the presets that apply to it; a call matching one of their
+ * Protection presets shipped with Keyward: operations that destroy data or its backups on common hosting
+ * and cloud APIs, and operations that mint a credential the agent could use outside Keyward. An upstream lists the presets that apply to it; a call matching one of their
  * operations is denied unless the grant names the operation in `allowProtected` and the token was
  * approved by a human.
  */
-export const PRESETS: readonly Preset[] = [railway, render, flyMachines, flyGraphql, awsRds, awsEc2, awsS3, github];
+export const PRESETS: readonly Preset[] = [railway, render, flyMachines, flyGraphql, awsRds, awsEc2, awsS3, awsSts, awsIam, github];
 
 export const PRESET_IDS = PRESETS.map((p) => p.id) as [string, ...string[]];
 export const PROTECTED_OPERATION_IDS = PRESETS.flatMap((p) => p.operations.map((o) => o.id)) as [string, ...string[]];

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decide, type GrantPolicy, type ProxyRequest, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
 import { normalisePath } from "../../../src/policy/paths.js";
+import { title } from "../../security/cases.js";
 
 /** decide() beyond method and path: environments, approval, operation rules, protection presets, destructive counts. */
 
@@ -174,6 +175,8 @@ describe("decide: protection presets", () => {
 
   const render: TargetPolicy = { ...http, presets: ["render"], basePath: ["v1"] };
   const aws: TargetPolicy = { ...http, presets: ["aws-rds"] };
+  const sts: TargetPolicy = { ...http, presets: ["aws-sts"] };
+  const iam: TargetPolicy = { ...http, presets: ["aws-iam"] };
   const form = { "content-type": "application/x-www-form-urlencoded" };
   const restCases: [string, ProxyRequest, string][] = [
     ["Render: a disk deletion under the base path /v1", request("DELETE", "/disks/dsk-1", render), "protected_operation"],
@@ -191,9 +194,20 @@ describe("decide: protection presets", () => {
     ["AWS: via X-Amz-Target", request("POST", "/", aws, "{}", { "x-amz-target": "AmazonRDSv19.DeleteDBSnapshot" }), "protected_operation"],
     ["AWS: named twice", request("POST", "/", aws, "Action=DeleteDBSnapshot", form, "Action=DescribeDBInstances"), "uninspectable"],
     ["AWS: a harmless action", request("POST", "/", aws, "Action=DescribeDBInstances", form), "allow 0"],
+    ["AWS: STS GetCallerIdentity (who am I, no credential)", request("POST", "/", sts, "Action=GetCallerIdentity", form), "allow 0"],
   ];
   it.each(restCases)("%s", (_name, req, expected) => {
     expect(outcome(decide(token, baseGrant, req))).toBe(expected);
+  });
+
+  // A new credential in the answer: the agent could act with it outside Keyward.
+  it.each([
+    ["STS AssumeRole", request("POST", "/", sts, "Action=AssumeRole&RoleArn=arn:aws:iam::1:role/admin&RoleSessionName=s", form)],
+    ["STS GetSessionToken in the query", request("GET", "/", sts, "", {}, "Action=GetSessionToken&Version=2011-06-15")],
+    ["STS GetFederationToken in another case", request("POST", "/", sts, "Action=getfederationtoken&Name=x", form)],
+    ["IAM CreateAccessKey", request("POST", "/", iam, "Action=CreateAccessKey&UserName=deploy", form)],
+  ] as const)(`${title("REQ-58")}: %s`, (_name, req) => {
+    expect(outcome(decide(token, baseGrant, req))).toBe("protected_operation");
   });
 
   it("a protected REST call the grant names and a human approved is allowed, and destructive", () => {
