@@ -8,7 +8,7 @@ import type { GrantView } from "../grants/grants.js";
 import { conflict, forbidden, notFound, refused } from "../http/errors.js";
 import type { GraphqlRules, JsonRpcRules } from "../policy/rules.js";
 import { describeHttpRule, type HttpRule, type TokenApproval } from "../policy/decide.js";
-import { readRevocationState } from "../revocation/service.js";
+import { readRevocationState, recordRevocation } from "../revocation/service.js";
 import type { Capabilities } from "../tokens/issue.js";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "denied", "issuing", "issued", "expired"] as const;
@@ -43,6 +43,13 @@ export function approvalReasons(grant: ApprovalFacts, environment: { name: strin
 
 /** The stored statuses of a request not decided or not collected yet: past its time, it has expired. */
 const EXPIRABLE: ApprovalStatus[] = ["pending", "approved", "issuing"];
+
+/**
+ * How long a claim on an approved request's collection stands. Minting takes milliseconds; a claim older
+ * than this is one whose broker died (or hung) before the token was minted, and the agent's next poll
+ * takes it over instead of the approval staying "issuing" until it expires.
+ */
+export const CLAIM_LEASE_MS = 30_000;
 
 /** The status as it stands at `now`: a request nobody decided or collected in time has expired. */
 export function statusOf(row: Pick<Approval, "status" | "expiresAt">, now: Date): ApprovalStatus {
@@ -221,31 +228,52 @@ export class Approvals {
   /**
    * The agent's poll. Once approved, the first poll claims the approval and issues its token through
    * `issue`, exactly once; later polls see `issued` and no token. If issuing fails (say the grant
-   * changed), the approval stays approved for another attempt until it expires. Only the token's jti is
-   * recorded, so this module needs nothing from the one that issues it (which depends on it, via the gate).
+   * changed), the approval stays approved for another attempt until it expires. A claim older than
+   * CLAIM_LEASE_MS (its broker died before minting) is taken over; a claimer that finishes after losing
+   * its claim that way has its token revoked, so one approval never yields two tokens that work. Only
+   * the token's jti is recorded, so this module needs nothing from the one that issues it (which depends
+   * on it, via the gate).
    */
-  async collect<Token extends { jti: string }>(agentId: string, id: string, requestId: string, issue: (approval: Approval) => Promise<Token>) {
+  async collect<Token extends { jti: string; expires_in: number }>(agentId: string, id: string, requestId: string, issue: (approval: Approval) => Promise<Token>) {
     const row = await this.prisma.approval.findFirst({ where: { id, agentId } });
     if (!row) throw notFound("approval");
     const now = new Date();
-    if (statusOf(row, now) !== "approved") return approvalView(row, now);
+    const lapsed = new Date(now.getTime() - CLAIM_LEASE_MS);
+    const status = statusOf(row, now);
+    const abandoned = status === "issuing" && (row.claimedAt === null || row.claimedAt < lapsed);
+    if (status !== "approved" && !abandoned) return approvalView(row, now);
+    const claimedAt = now;
     const claimed = await this.prisma.approval.updateMany({
-      where: { id, status: "approved", expiresAt: { gt: now } },
-      data: { status: "issuing" },
+      where: {
+        id,
+        expiresAt: { gt: now },
+        OR: [{ status: "approved" }, { status: "issuing", OR: [{ claimedAt: null }, { claimedAt: { lt: lapsed } }] }],
+      },
+      data: { status: "issuing", claimedAt },
     });
     if (claimed.count !== 1) return approvalView(await this.prisma.approval.findUniqueOrThrow({ where: { id } }));
+    const ours = { id, status: "issuing", claimedAt };
     let token: Token;
     try {
       token = await issue(row);
     } catch (err) {
-      await this.prisma.approval.update({ where: { id }, data: { status: "approved" } });
+      await this.prisma.approval.updateMany({ where: ours, data: { status: "approved", claimedAt: null } });
       throw err;
     }
     const issued = await this.prisma.$transaction(async (tx) => {
-      const updated = await tx.approval.update({ where: { id }, data: { status: "issued", issuedJti: token.jti } });
+      const done = await tx.approval.updateMany({ where: ours, data: { status: "issued", issuedJti: token.jti } });
+      if (done.count !== 1) return null;
+      const updated = await tx.approval.findUniqueOrThrow({ where: { id } });
       await this.#audit(tx, updated, { actor: updated.requestedBy, requestId }, "approval.collected", { jti: token.jti });
       return updated;
     });
+    if (!issued) {
+      // The claim lapsed while this token was minted, and another poll took the approval over: this token
+      // is not the approval's, and must not work.
+      const expiresAt = new Date(Date.now() + token.expires_in * 1000);
+      await this.prisma.$transaction((tx) => recordRevocation(tx, { jti: token.jti, expiresAt }, { actor: "keyward", requestId, reason: "its approval's claim lapsed" }));
+      throw forbidden("the approval was collected by another request", "approval_invalid");
+    }
     return { ...approvalView(issued), token };
   }
 

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deriveCheckpointKey, type CheckpointKeys } from "../../src/audit/chain.js";
 import { pruneAudit } from "../../src/audit/retention.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
-import { ACCESS_TOKEN_TYPE, postForm, TOKEN_EXCHANGE } from "../helpers/oauth.js";
-import { basic, createAgent, createGrant, createUpstream, issueToken } from "../helpers/scenario.js";
+import { ACCESS_TOKEN_TYPE, claimsOf, postForm, TOKEN_EXCHANGE } from "../helpers/oauth.js";
+import { basic, createAgent, createGrant, createUpstream, issueToken, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "./cases.js";
+import { Approvals, CLAIM_LEASE_MS } from "../../src/approvals/approvals.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** Break-glass approvals attacked by the people and agents around them (src/approvals). */
 describe("approvals", () => {
@@ -337,5 +339,50 @@ describe("approvals", () => {
     const afterwards = await approvedRequest();
     const token = (await collect(afterwards, agent)).body.token.access_token as string;
     expect((await broker.http().get("/proxy/incident-api/v1/x").set("authorization", `Bearer ${token}`)).status).toBe(200);
+  });
+
+  describe(title("FLT-37"), () => {
+    /** A request held and approved by `security` (who never held the agent's credentials). */
+    const approvedRequest = async (name: string) => {
+      const held = await heldRequest({ key: broker.adminKey }, name);
+      expect((await as(security, `/v1/approvals/${held.approvalId}/approve`)).status).toBe(200);
+      return held;
+    };
+    const proxied = (token: string) => broker.http().get("/proxy/prod/v1/x").set("authorization", `Bearer ${token}`);
+
+    it("a claim whose broker died before minting is taken over by the agent's next poll once its lease lapsed", async () => {
+      const { agent, approvalId } = await approvedRequest("claim-abandoned");
+      const prisma = broker.keyward.db.prisma;
+      // As a broker leaves it that claimed the collection and was killed before the token was minted.
+      await prisma.approval.update({ where: { id: approvalId }, data: { status: "issuing", claimedAt: new Date(Date.now() - 5_000) } });
+      const early = await collect(approvalId, agent);
+      expect(early.body).toMatchObject({ status: "issuing" });
+      expect(early.body).not.toHaveProperty("token");
+      await prisma.approval.update({ where: { id: approvalId }, data: { claimedAt: new Date(Date.now() - CLAIM_LEASE_MS - 1_000) } });
+      // Before: "issuing" until the approval expired, never a token; a human had to approve a new request.
+      const polled = await collect(approvalId, agent);
+      expect(polled.status, polled.text).toBe(200);
+      expect(polled.body).toMatchObject({ status: "issued" });
+      expect((await proxied(polled.body.token.access_token)).status).toBe(200);
+      expect((await collect(approvalId, agent)).body).not.toHaveProperty("token");
+    });
+
+    it("a claimer that mints after its claim was taken over has its token revoked: one approval, one working token", async () => {
+      const { agent, approvalId } = await approvedRequest("claim-lost");
+      const prisma = broker.keyward.db.prisma;
+      await createGrant(broker, { name: "claim-lost-plain", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/**"] });
+      // The token this (slow) claimer minted: a real one, working until the approval finds its claim gone.
+      const minted = await tokenFor(broker, agent, { grant: "claim-lost-plain" });
+      expect((await proxied(minted)).status).toBe(200);
+      const slowClaimer = new Approvals(prisma, { ttlSeconds: 900, notifier: null });
+      const collected = slowClaimer.collect(agent.id, approvalId, "slow-claimer", async () => {
+        // Meanwhile another poll took the claim over (its lease lapsed).
+        await prisma.approval.update({ where: { id: approvalId }, data: { claimedAt: new Date(Date.now() + 1) } });
+        return { jti: claimsOf(minted).jti as string, expires_in: 900 };
+      });
+      await expect(collected).rejects.toMatchObject({ code: "approval_invalid" });
+      await waitFor(async () => (await proxied(minted)).status === 401, 5_000, "the lost claimer's token revoked");
+      expect((await proxied(minted)).body.error.code).toBe("token_revoked");
+    });
   });
 });

@@ -862,6 +862,13 @@ export const CASES = {
     expected:
       "the database is as the restore found it (the migrations to the backup's version run in the restore's own transaction and roll back with it), so another backup, even of an earlier schema version, restores into it",
   },
+  "FLT-37": {
+    area: "faults",
+    attack:
+      "the broker dies between claiming an approved request's collection and minting its token (the approval left `issuing`), or a claimer stalls past its lease and mints after another poll took the claim over",
+    expected:
+      "the agent's next poll after the claim's 30 s lease takes it over and collects the token (before: `issuing` until the approval expired, for a human to approve again); a claimer that lost its claim has its token revoked: one approval, one working token",
+  },
 
   "FLT-30": {
     area: "faults",
