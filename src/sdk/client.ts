@@ -116,7 +116,10 @@ export class Keyward {
    * returned as is, errors included; the broker's refusals throw Denied, Revoked or KeywardApiError.
    */
   async fetch(upstream: string, path: string, init?: RequestInit): Promise<Response> {
-    const request = new Request(this.proxyUrl(upstream, path), init);
+    // An upstream's redirect comes back as it is (as the Python client does): followed, the call and its
+    // body would go wherever the upstream points, outside the broker and its audit log. A caller may ask
+    // for `redirect: "follow"`.
+    const request = new Request(this.proxyUrl(upstream, path), { redirect: "manual", ...init });
     // A path of dot segments (`/../../v1/...`, also percent-encoded) resolves out of the proxy, here, before
     // anything is sent: the upstream's token would go to another of the broker's routes.
     const within = new URL(this.proxyUrl(upstream, "/")).href;

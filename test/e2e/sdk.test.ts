@@ -10,13 +10,17 @@ describe("agent SDK", () => {
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  /** Where an upstream's redirect points: a host that is no upstream of the broker. */
+  let elsewhere: Awaited<ReturnType<typeof startUpstream>>;
   let agent: { id: string; clientId: string; clientSecret: string };
   let approver: string;
 
   beforeAll(async () => {
     store = newStore();
     broker = await startBroker(store);
+    elsewhere = await startUpstream();
     upstream = await startUpstream((req, res) => {
+      if (req.url === "/v1/moved") return void res.writeHead(307, { location: `${elsewhere.url}/v1/moved` }).end();
       // An upstream refusal shaped like Keyward's, even claiming to be the broker's: still the upstream's answer.
       if (req.url === "/v1/forbidden") {
         res.writeHead(403, { "content-type": "application/json", "keyward-error": "forbidden" });
@@ -35,6 +39,7 @@ describe("agent SDK", () => {
   afterAll(async () => {
     await broker?.close();
     await upstream?.close();
+    await elsewhere?.close();
     await store?.drop();
   });
 
@@ -70,6 +75,16 @@ describe("agent SDK", () => {
     // Dot segments that stay under the upstream's proxy are the upstream's to resolve.
     expect((await kw.fetch("hosting-staging", "/v1/a/../projects")).status).toBe(200);
     expect(upstream.received.length).toBe(received + 1);
+  });
+
+  it("hands an upstream's redirect back instead of sending the call where it points", async () => {
+    const kw = await connect();
+    await kw.token({ grant: "deploy-staging" });
+    const res = await kw.fetch("hosting-staging", "/v1/moved", { method: "POST", body: '{"deploy":"prod"}', headers: { "content-type": "application/json" } });
+    // Before: fetch followed the 307, POSTing the body to the other host, outside the broker.
+    expect(res.status).toBe(307);
+    expect(res.headers.get("location")).toBe(`${elsewhere.url}/v1/moved`);
+    expect(elsewhere.received).toHaveLength(0);
   });
 
   it("refreshes a token before it expires", async () => {
