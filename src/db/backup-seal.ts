@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual, type Hmac } from "node:crypto";
-import { VaultError, type Vault } from "../vault/vault.js";
+import { OtherMasterKey, VaultError, type Vault } from "../vault/vault.js";
 import { RestoreRefused } from "./restore-refused.js";
 
 const SEAL_CONTEXT = "keyward-backup-seal";
@@ -36,10 +36,8 @@ export class BackupSeal {
     try {
       return new BackupSeal(sealedKey, Buffer.from(vault.decrypt(sealedKey, SEAL_CONTEXT), "base64"));
     } catch (err) {
+      if (err instanceof OtherMasterKey) throw new RestoreRefused(`the backup is sealed under another master key: ${WHICH_MASTER_KEY}`);
       if (!(err instanceof VaultError)) throw err;
-      if (err.message.startsWith("ciphertext is under another master key")) {
-        throw new RestoreRefused(`the backup is sealed under another master key: ${WHICH_MASTER_KEY}`);
-      }
       throw new RestoreRefused("the backup's seal does not open under the master key: the backup was altered, or its key is another");
     }
   }

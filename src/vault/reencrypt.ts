@@ -5,12 +5,18 @@ import { signingKeyContext } from "../signing-keys/signing-keys.js";
 import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
 import { WHICH_MASTER_KEY } from "../db/backup-seal.js";
 import { RestoreRefused } from "../db/restore-refused.js";
-import { type Vault, VaultError } from "./vault.js";
+import { OtherMasterKey, type Vault, VaultError } from "./vault.js";
 
-/** Every column Keyward stores encrypted under the master key, and the associated data it is bound to. */
+/**
+ * Every column Keyward stores encrypted under the master key: its table, its name and its row's key as a
+ * backup's rows name them, and the associated data (`context`) it is bound to.
+ */
 const ENCRYPTED_COLUMNS = [
   {
     table: "Upstream",
+    column: "secretCiphertext",
+    key: "id",
+    context: upstreamSecretContext,
     rows: async (db: PrismaClient) =>
       (await db.upstream.findMany({ select: { id: true, name: true, secretCiphertext: true } })).map((r) => ({
         id: r.id,
@@ -18,10 +24,9 @@ const ENCRYPTED_COLUMNS = [
         label: `upstream ${r.name}: its secret decrypts under neither key: set it again (keyward upstream set-secret ${r.name})`,
       })),
     /** Re-encrypts one row if it is still as read; false if it changed meanwhile (or is gone). */
-    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string) => {
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string, context: string) => {
       const row = await tx.upstream.findUnique({ where: { id }, select: { secretCiphertext: true } });
       if (!row || vault.isCurrent(row.secretCiphertext)) return false;
-      const context = upstreamSecretContext(id);
       const secretCiphertext = vault.encrypt(vault.decrypt(row.secretCiphertext, context), context);
       const { count } = await tx.upstream.updateMany({
         where: { id, secretCiphertext: row.secretCiphertext },
@@ -32,16 +37,18 @@ const ENCRYPTED_COLUMNS = [
   },
   {
     table: "SigningKey",
+    column: "privateCiphertext",
+    key: "kid",
+    context: signingKeyContext,
     rows: async (db: PrismaClient) =>
       (await db.signingKey.findMany({ select: { kid: true, privateCiphertext: true } })).map((r) => ({
         id: r.kid,
         ciphertext: r.privateCiphertext,
         label: `signing key ${r.kid}: its private part decrypts under neither key: rotate the signing keys (POST /v1/signing-keys/rotate) and let it retire`,
       })),
-    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, kid: string) => {
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, kid: string, context: string) => {
       const row = await tx.signingKey.findUnique({ where: { kid }, select: { privateCiphertext: true } });
       if (!row || vault.isCurrent(row.privateCiphertext)) return false;
-      const context = signingKeyContext(kid);
       const privateCiphertext = vault.encrypt(vault.decrypt(row.privateCiphertext, context), context);
       const { count } = await tx.signingKey.updateMany({ where: { kid, privateCiphertext: row.privateCiphertext }, data: { privateCiphertext } });
       return count === 1;
@@ -49,16 +56,18 @@ const ENCRYPTED_COLUMNS = [
   },
   {
     table: "ForwardProxyCa",
+    column: "keyCiphertext",
+    key: "id",
+    context: caKeyContext,
     rows: async (db: PrismaClient) =>
       (await db.forwardProxyCa.findMany({ select: { id: true, keyCiphertext: true } })).map((r) => ({
         id: r.id,
         ciphertext: r.keyCiphertext,
         label: `forward-proxy CA ${r.id}: its key decrypts under neither key: rotate the CA (POST /v1/forward-proxy/ca/rotate)`,
       })),
-    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string) => {
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string, context: string) => {
       const row = await tx.forwardProxyCa.findUnique({ where: { id }, select: { keyCiphertext: true } });
       if (!row || vault.isCurrent(row.keyCiphertext)) return false;
-      const context = caKeyContext(id);
       const keyCiphertext = vault.encrypt(vault.decrypt(row.keyCiphertext, context), context);
       const { count } = await tx.forwardProxyCa.updateMany({ where: { id, keyCiphertext: row.keyCiphertext }, data: { keyCiphertext, keyId: vault.keyId } });
       return count === 1;
@@ -89,7 +98,7 @@ export async function reencryptSecrets(
       let done: boolean;
       try {
         done = await prisma.$transaction(async (tx) => {
-          if (!(await column.rewrite(tx, vault, id))) return false;
+          if (!(await column.rewrite(tx, vault, id, column.context(id)))) return false;
           await appendAudit(tx, {
             kind: "admin.change",
             actor: options.actor,
@@ -116,31 +125,22 @@ async function countRemaining(prisma: PrismaClient, vault: Vault): Promise<numbe
   return remaining;
 }
 
-/** Each table's encrypted column, as a backup's rows name it, and the associated data it is bound to. */
-const ENCRYPTED_FIELDS: Record<string, { column: string; id: string; context: (id: string) => string }> = {
-  Upstream: { column: "secretCiphertext", id: "id", context: upstreamSecretContext },
-  SigningKey: { column: "privateCiphertext", id: "kid", context: signingKeyContext },
-  ForwardProxyCa: { column: "keyCiphertext", id: "id", context: caKeyContext },
-};
-
 /**
  * For restore: refuses a backed-up row whose secret `vault` cannot decrypt (or any secret, without a
  * vault), before anything is written, so a backup is never restored where the broker could not read it.
  * Names the table and row, never a byte of the ciphertext.
  */
 export function assertRestorable(vault: Vault | null, table: string, row: Record<string, unknown>): void {
-  const field = ENCRYPTED_FIELDS[table];
+  const field = ENCRYPTED_COLUMNS.find((c) => c.table === table);
   if (!field) return;
-  const [ciphertext, id] = [row[field.column], String(row[field.id])];
+  const [ciphertext, id] = [row[field.column], String(row[field.key])];
   if (typeof ciphertext !== "string") return;
   if (!vault) throw new RestoreRefused(`the backup's secrets are under a master key, and none is given: ${WHICH_MASTER_KEY}`);
   try {
     vault.decrypt(ciphertext, field.context(id));
   } catch (err) {
+    if (err instanceof OtherMasterKey) throw new RestoreRefused(`the backup's secrets are under another master key (${table} ${id}): ${WHICH_MASTER_KEY}`);
     if (!(err instanceof VaultError)) throw err;
-    if (err.message.startsWith("ciphertext is under another master key")) {
-      throw new RestoreRefused(`the backup's secrets are under another master key (${table} ${id}): ${WHICH_MASTER_KEY}`);
-    }
     throw new RestoreRefused(`the backup's ${table} ${id} does not decrypt under the master key: the backup is corrupted, or its key is another`);
   }
 }

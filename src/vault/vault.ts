@@ -8,6 +8,9 @@ const TAG_BYTES = 16;
 
 export class VaultError extends Error {}
 
+/** A ciphertext under a master key this vault does not hold: the remedy is another key, not another secret. */
+export class OtherMasterKey extends VaultError {}
+
 /**
  * Envelope for secrets at rest: AES-256-GCM with a random nonce, under the master key.
  * Ciphertexts read `v1.<keyId>.<nonce>.<ciphertext+tag>`; the key id lets a later master-key rotation
@@ -48,7 +51,7 @@ export class Vault {
     const [format, keyId, nonceText, bodyText] = envelope.split(".");
     if (format !== FORMAT || !nonceText || !bodyText) throw new VaultError("unreadable ciphertext");
     const key = keyId === undefined ? undefined : this.#decryptionKeys.get(keyId);
-    if (!key) throw new VaultError(`ciphertext is under another master key (${keyId})`);
+    if (!key) throw new OtherMasterKey(`ciphertext is under another master key (${keyId})`);
     const nonce = Buffer.from(nonceText, "base64url");
     const body = Buffer.from(bodyText, "base64url");
     // A body shorter than a tag would hand setAuthTag a short tag (Node accepts 4- and 8-byte GCM tags).
@@ -93,13 +96,22 @@ export function parseMasterKey(text: string): Buffer {
   return key;
 }
 
+const localMasterKeyPath = (dataDir: string) => join(dataDir, "master.key");
+
+/** The embedded default's master key, `<dataDir>/master.key`, if one was created there; never creates one. */
+export function readLocalMasterKey(dataDir: string): Buffer | null {
+  const path = localMasterKeyPath(dataDir);
+  return existsSync(path) ? parseMasterKey(readFileSync(path, "utf8")) : null;
+}
+
 /**
  * Embedded default only: the master key lives in `<dataDir>/master.key` (mode 0600), created on first
  * start. `generated` tells the caller to warn that the key sits beside the data it protects.
  */
 export function loadOrCreateLocalMasterKey(dataDir: string): { key: Buffer; generated: boolean; path: string } {
-  const path = join(dataDir, "master.key");
-  if (existsSync(path)) return { key: parseMasterKey(readFileSync(path, "utf8")), generated: false, path };
+  const path = localMasterKeyPath(dataDir);
+  const existing = readLocalMasterKey(dataDir);
+  if (existing) return { key: existing, generated: false, path };
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   writeFileSync(path, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });
