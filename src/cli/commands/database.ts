@@ -1,5 +1,4 @@
-import { createWriteStream, existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { createWriteStream } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
@@ -7,7 +6,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { loadDatabaseConfig, loadMasterKeyConfig } from "../../config/config.js";
-import { parseMasterKey, Vault } from "../../vault/vault.js";
+import { parseMasterKey, readLocalMasterKey, Vault } from "../../vault/vault.js";
 import type { Database } from "../../db/database.js";
 import { contextOf, examples } from "../context.js";
 import { CliError } from "../connection.js";
@@ -43,9 +42,8 @@ function configuredVault(config: ReturnType<typeof loadMasterKeyConfig>): Vault 
   if (config.masterKey) {
     return new Vault(parseMasterKey(config.masterKey), config.masterKeyPrevious ? parseMasterKey(config.masterKeyPrevious) : undefined);
   }
-  const path = join(config.dataDir, "master.key");
-  if (config.databaseUrl || !existsSync(path)) return null;
-  return new Vault(parseMasterKey(readFileSync(path, "utf8")));
+  const local = config.databaseUrl ? null : readLocalMasterKey(config.dataDir);
+  return local && new Vault(local);
 }
 
 /** Commands that work on the database directly, not through a running broker. */
