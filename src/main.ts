@@ -1,6 +1,7 @@
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig } from "./config/config.js";
-import { DatabaseUnreachable, EXIT_DATABASE_UNREACHABLE } from "./db/database.js";
+import { EXIT_DATABASE_UNREACHABLE } from "./db/database.js";
+import { DatabaseUnreachable } from "./db/errors.js";
 import { createKeyward } from "./keyward.js";
 import { projectPath } from "./util/project-root.js";
 import type * as MallocTunables from "../bin/malloc-tunables.js";

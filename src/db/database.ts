@@ -94,8 +94,6 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   }
 }
 
-export { DatabaseUnreachable } from "./errors.js";
-
 /** No database connection within the connect timeout: like any outage, a 503 (src/http/error-handler.ts), not a 500. */
 export class DatabaseConnectTimeout extends Error {}
 

@@ -16,8 +16,6 @@ import { processAlive, processStartIdentity } from "../util/process-alive.js";
  * broker's in-flight calls on every graceful stop. Starting the server is a few lines; they are here.
  */
 
-export { EmbeddedDatabaseError } from "./errors.js";
-
 /** The layout of a data dir. */
 export const embeddedPaths = (dataDir: string) => {
   const root = resolve(dataDir);
