@@ -117,7 +117,7 @@ export class Approvals {
   /**
    * Records a held token request and announces it. The same request again, while it waits, is that request
    * (a client retrying without polling asks no human twice); beyond MAX_PENDING_PER_AGENT distinct ones an
-   * agent is refused, audited, so that no agent can bury other agents' requests or flood the webhook.
+   * agent is refused (the gate audits it), so that no agent can bury other agents' requests or flood the webhook.
    */
   async hold(input: {
     agentId: string;
@@ -163,23 +163,7 @@ export class Approvals {
       });
       return { row: created, isNew: true };
     });
-    if (!held) {
-      const err = refused("too_many_pending_approvals", `${MAX_PENDING_PER_AGENT} token requests of this agent are waiting for a human already`);
-      await appendAudit(this.prisma, {
-        kind: "token.refused",
-        actor: `agent:${agentId}`,
-        requestId: input.requestId,
-        agentId,
-        grantId: grant.id,
-        upstream: grant.upstream,
-        environment: input.environment,
-        decision: "deny",
-        reason: err.code,
-        details: { reason: err.extra.reason ?? err.message },
-        names,
-      });
-      throw err;
-    }
+    if (!held) throw refused("too_many_pending_approvals", `${MAX_PENDING_PER_AGENT} token requests of this agent are waiting for a human already`);
     if (held.isNew) this.options.notifier?.notify(approvalView(held.row), names);
     return held.row;
   }

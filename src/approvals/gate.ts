@@ -40,7 +40,9 @@ export class IssuanceGate {
         .assertClaimed(approvalId, agent.id, grant.id, target)
         .catch((err: unknown) => this.#refused(err, { agent, grant, requestId }, environment));
     }
-    const held = await this.approvals.hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId });
+    const held = await this.approvals
+      .hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId })
+      .catch((err: unknown) => this.#refused(err, { agent, grant, requestId }, environment));
     throw approvalRequired(held.id, held.expiresAt);
   }
 
