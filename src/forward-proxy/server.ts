@@ -157,7 +157,8 @@ export class ForwardProxy {
   /** WebSocket and other protocol switches are not proxied: refused, and audited like any refusal. */
   async #upgrade(req: IncomingMessage, socket: Duplex): Promise<void> {
     socket.on("error", () => socket.destroy());
-    const audit = { ...this.#auditBase(req), ...this.#tunnels.get(socket)?.requester };
+    const tunnel = this.#tunnels.get(socket);
+    const audit = tunnel ? this.#tunnelAuditBase(req, tunnel) : this.#auditBase(req);
     await this.#refuse(audit, badRequest("upgrade_not_supported", "protocol upgrades are not proxied"), (e) => writeRawError(socket, e));
   }
 
@@ -195,8 +196,7 @@ export class ForwardProxy {
     if (!tunnel) return void req.socket.destroy();
     if (!this.#admit(res)) return;
     tunnel.requestCame();
-    // What is refused here (a Host or target naming another origin) is the tunnel's agent's doing: its events say so.
-    const audit = { ...this.#auditBase(req), ...tunnel.requester };
+    const audit = this.#tunnelAuditBase(req, tunnel);
     try {
       const rawTarget = tunnelTarget(req.url ?? "", tunnel.host, tunnel.port);
       assertHostHeader(req.headers.host, tunnel.host, tunnel.port, "https:");
@@ -273,11 +273,23 @@ export class ForwardProxy {
    * there (`?access_token=…`, an API key for a host no upstream names, SEC-04; `http://user:password@host/`,
    * which Python's urllib sends as is through a proxy, SEC-08), and the audit log keeps none.
    */
-  #auditBase(req: IncomingMessage, maxPathLength = 2000): AuditInput {
+  #auditBase(req: IncomingMessage, maxPathLength = MAX_EVENT_PATH_LENGTH): AuditInput {
     const target = withoutUserinfo(req.url ?? "");
     const queryAt = target.search(/[?#]/);
     const path = (queryAt === -1 ? target : target.slice(0, queryAt)).slice(0, maxPathLength);
     return { kind: "proxy", actor: "anonymous", requestId: randomUUID(), method: req.method ?? "", path };
+  }
+
+  /**
+   * A refusal inside a tunnel is its agent's doing (a Host or target naming another origin): the event is
+   * the tunnel's agent's, and says which tunnel, as a plain request's absolute-form target does: the path
+   * of an origin-form target under the tunnel's origin, and the tunnel in `details` whatever the target.
+   */
+  #tunnelAuditBase(req: IncomingMessage, tunnel: Tunnel): AuditInput {
+    const origin = tunnelOrigin(tunnel.host, tunnel.port);
+    const base = this.#auditBase(req);
+    const path = base.path?.startsWith("/") ? (origin + base.path).slice(0, MAX_EVENT_PATH_LENGTH) : base.path;
+    return { ...base, ...tunnel.requester, path, details: { tunnel: origin } };
   }
 
   /** Audits a refusal of the forward proxy's own, then answers it; an unaudited refusal answers 503. */
@@ -287,7 +299,8 @@ export class ForwardProxy {
     try {
       // As the proxy records refusals: the code (filterable, src/sdk/codes.ts) as reason, the text in details.
       const text = err instanceof KeywardError ? (err.extra.reason ?? err.message) : body.error.message;
-      await this.deps.auditLog.keep({ ...audit, decision: "deny", status, reason: body.error.code, details: { reason: text } });
+      const details = { ...(audit.details as Record<string, unknown> | undefined), reason: text };
+      await this.deps.auditLog.keep({ ...audit, decision: "deny", status, reason: body.error.code, details });
     } catch (auditErr) {
       this.deps.log.error({ err: auditErr }, "audit write failed");
       return answer(unavailable("audit_unavailable", "audit log unavailable"));
@@ -295,6 +308,12 @@ export class ForwardProxy {
     answer(err);
   }
 }
+
+/** How much of a refused target an event keeps. */
+const MAX_EVENT_PATH_LENGTH = 2000;
+
+/** `https://host:port`, an IPv6 host in brackets. */
+const tunnelOrigin = (host: string, port: number) => `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
 
 /**
  * The target without the userinfo of its authority, absolute-form (`http://user:password@host/…`) or

@@ -478,6 +478,13 @@ export const CASES = {
     expected:
       "400 (`host_mismatch`, `invalid_request_target`, `upgrade_not_supported`); each refusal's event names the agent, token and grant that opened the tunnel, never `anonymous`; the upstream receives nothing",
   },
+  "REQ-73": {
+    area: "request",
+    attack: "inside an accepted tunnel, a request the forward proxy refuses itself (another `Host`, another host's absolute-form target, an upgrade)",
+    status: 400,
+    expected:
+      "the refusal's event says which tunnel: an origin-form target's path under the tunnel's origin (`https://host:port/…`, as a plain request's absolute-form target is kept), and `details.tunnel` whatever the target",
+  },
   "REQ-54": {
     area: "request",
     attack:

@@ -152,4 +152,23 @@ describe("security: CONNECT tunnels of the forward proxy", () => {
       refused.map(([, code]) => [code, `agent:${agentId}`, agentId, jti, true]).sort(),
     );
   });
+
+  it(title("REQ-73"), async () => {
+    const origin = `https://${authority}`;
+    const refused: [string, string, string][] = [
+      [`GET /req-73/host HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n`, "host_mismatch", `${origin}/req-73/host`],
+      [`GET https://other.example/req-73/target HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`, "invalid_request_target", "https://other.example/req-73/target"],
+      [`GET /req-73/upgrade HTTP/1.1\r\nHost: ${authority}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, "upgrade_not_supported", `${origin}/req-73/upgrade`],
+    ];
+    for (const [request] of refused) {
+      const tls = await handshaken();
+      const closed = closedAfter(tls, 5_000);
+      tls.write(request);
+      expect(await closed).not.toBeNull();
+    }
+    const audit = await broker.admin("get", "/v1/audit?decision=deny");
+    const events = (audit.body.events as { reason: string; path: string; details: { tunnel?: string } }[]).filter((e) => e.path.includes("/req-73/"));
+    // Before the fix: the path as sent ("/req-73/host"), and nothing said which tunnel it came through.
+    expect(events.map((e) => [e.reason, e.path, e.details.tunnel]).sort()).toEqual(refused.map(([, code, path]) => [code, path, origin]).sort());
+  });
 });
