@@ -983,7 +983,7 @@ async function runSoakMode(): Promise<boolean> {
     connections: 64,
     adminKey: ADMIN_KEY,
     log,
-    broker: { child: broker.child, url: broker.url, scenario: broker.scenario, schema: store.schema },
+    broker: { child: broker.child, url: broker.url, scenario: broker.scenario, schema: store.schema, dataDir: store.dataDir },
     databaseUrl: DATABASE_URL,
   });
   broker.rss.stop();

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import pg from "pg";
 import type { Child } from "./child.js";
+import { embeddedUrl } from "../src/db/embedded.js";
 import { median, type SoakResults } from "./report.js";
 import { runLoad } from "./load.js";
 import { basicAuth, mixedRequest, PROXY_PREFIX, type Scenario } from "./scenario.js";
@@ -18,7 +19,7 @@ export type SoakDeps = {
   adminKey: string;
   log: (line: string) => void;
   /** A running broker on a fresh store, with the bench scenario set up on it. */
-  broker: { child: Child; url: string; scenario: Scenario; schema: string | undefined };
+  broker: { child: Child; url: string; scenario: Scenario; schema: string | undefined; dataDir: string };
   databaseUrl: string | undefined;
 };
 
@@ -181,7 +182,7 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
   // The broker ships its spooled events behind the calls (src/audit/log.ts): up to its back-pressure mark
   // may still be on their way. Counted until they are all in, or the count stops moving.
   let audited = await countProxyEvents(deps);
-  for (let stillFor = 0; audited !== null && audited < callsSeen && stillFor < 5; ) {
+  for (let stillFor = 0; audited < callsSeen && stillFor < 5; ) {
     await sleep(1_000);
     const now = await countProxyEvents(deps);
     stillFor = now === audited ? stillFor + 1 : 0;
@@ -222,10 +223,8 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
   // Calls still in flight when the load generator stopped were decided (and audited) but never seen
   // answered: at most one per connection, the difference between calls sent and calls seen.
   const inFlightAtStop = sent - callsSeen;
-  const auditOk = audited === null || (audited >= callsSeen && audited <= sent);
-  if (audited === null) log("soak: audit: not counted (embedded database: run with DATABASE_URL to count)");
-  else
-    log(
+  const auditOk = audited >= callsSeen && audited <= sent;
+  log(
       `soak: audit: ${audited} proxy events for ${callsSeen} calls seen answered and ${inFlightAtStop} in flight at the stop ` +
         `${audited === callsSeen ? "(equal)" : auditOk ? `(equal but for ${audited - callsSeen} of those in flight)` : "(MISMATCH)"}`,
     );
@@ -233,13 +232,17 @@ export async function runSoak(deps: SoakDeps): Promise<Pick<SoakResults, "passed
   return { passed, summary, samples };
 }
 
-/** `proxy` events (one per proxied call, allowed or denied) in the broker's database. */
-async function countProxyEvents(deps: SoakDeps): Promise<number | null> {
-  if (!deps.databaseUrl || !deps.broker.schema) return null;
-  const client = new pg.Client({ connectionString: deps.databaseUrl });
+/**
+ * `proxy` events (one per proxied call, allowed or denied) in the broker's database: its schema on
+ * DATABASE_URL, or the embedded server's public schema through its socket (the broker still runs it).
+ */
+async function countProxyEvents(deps: SoakDeps): Promise<number> {
+  const connectionString = deps.databaseUrl ?? embeddedUrl(deps.broker.dataDir);
+  const table = deps.databaseUrl ? `"${deps.broker.schema}"."AuditEvent"` : `"AuditEvent"`;
+  const client = new pg.Client({ connectionString });
   await client.connect();
   try {
-    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM "${deps.broker.schema}"."AuditEvent" WHERE kind = 'proxy'`);
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table} WHERE kind = 'proxy'`);
     return Number(rows[0]!.n);
   } finally {
     await client.end();
