@@ -164,6 +164,14 @@ export const CASES = {
       "`{ \"active\": false }`, as the proxy refuses its every call (the checks decide() makes before it reads the call, shared: standingRefusal); never `active: true` with the claims as issued",
   },
 
+  "TOK-39": {
+    area: "token",
+    attack:
+      "a `private_key_jwt` client assertion whose `aud` is an array naming Keyward beside another server (RFC 7523bis audience injection: an assertion the other server received, presented here)",
+    status: 401,
+    expected: "401 `invalid_client`: every `aud` value must be Keyward's issuer or token endpoint; no token issued",
+  },
+
   "TOK-33": {
     area: "token",
     attack:

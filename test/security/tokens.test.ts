@@ -424,6 +424,43 @@ describe("security: token attacks", () => {
     });
   });
 
+  it(title("TOK-39"), async () => {
+    const key = await generateKeyPair("ES256", { extractable: true });
+    const registered = await s.broker.admin("put", `/v1/agents/${s.mallory.id}/jwks`, {
+      keys: [{ ...(await exportJWK(key.publicKey)), kid: "mallory-key", alg: "ES256" }],
+    });
+    expect(registered.status).toBe(200);
+    const withAudience = (aud: string | string[]) =>
+      new SignJWT({ jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: "ES256", kid: "mallory-key" })
+        .setIssuer(s.mallory.clientId)
+        .setSubject(s.mallory.clientId)
+        .setAudience(aud)
+        .setExpirationTime(now() + 60)
+        .sign(key.privateKey);
+    const tokenRequest = async (aud: string | string[]) =>
+      s.record(
+        await postForm(s.broker, "/oauth2/token", {
+          grant_type: "client_credentials",
+          scope: `grant:${s.grantA.name}`,
+          client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+          client_assertion: await withAudience(aud),
+        }),
+      );
+    const issuer = "http://keyward.test";
+    for (const aud of [[issuer, "https://other-as.example"], ["https://other-as.example", `${issuer}/oauth2/token`]]) {
+      const res = await tokenRequest(aud);
+      expect(res.status, JSON.stringify(aud)).toBe(statusOf("TOK-39"));
+      expect(res.body).toEqual({ error: "invalid_client", error_description: "assertion aud must name Keyward only" });
+    }
+    // Keyward's own audiences, alone or together, still authenticate (mallory is in no grant: past client authentication).
+    for (const aud of [issuer, [issuer], [issuer, `${issuer}/oauth2/token`]]) {
+      const res = await tokenRequest(aud);
+      expect(res.status, JSON.stringify(aud)).toBe(400);
+      expect(res.body.error, JSON.stringify(aud)).toBe("invalid_scope");
+    }
+  });
+
   it(title("SEC-01"), async () => {
     await assertNoSecretLeaks(s);
   });
