@@ -885,6 +885,13 @@ export const CASES = {
     expected:
       "as on the main port (FLT-14): each call in flight is answered (200, `Connection: close`) before the stop goes on to close the database; no request starts meanwhile; the idle tunnel is closed",
   },
+  "FLT-46": {
+    area: "faults",
+    attack: "a model has `keyward mcp`'s `call_upstream` fetch an upstream answer that never ends (a log stream, a huge download)",
+    status: 200,
+    expected:
+      "the tool answers with the first 100,000 characters and `truncated: true`, reading little more than that and cancelling the rest; never the whole body held in the MCP process's memory, nor a call that never returns",
+  },
   "FLT-34": {
     area: "faults",
     attack:
