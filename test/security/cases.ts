@@ -172,6 +172,13 @@ export const CASES = {
     expected: "401 `invalid_client`: every `aud` value must be Keyward's issuer or token endpoint; no token issued",
   },
 
+  "TOK-40": {
+    area: "token",
+    attack:
+      "the Python client's `call` given a path (or upstream) whose dot segments climb out of the upstream's proxy (`/../../v1/agents`, `%2e%2e`, `\\`), which a front proxy resolving dot segments would deliver to another of the broker's routes with the agent's token",
+    expected: "refused (`ValueError`) before anything is sent, as the TypeScript SDK's `fetch` refuses it; dot segments that stay within the upstream are sent as they are",
+  },
+
   "TOK-33": {
     area: "token",
     attack:
