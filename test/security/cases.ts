@@ -179,6 +179,14 @@ export const CASES = {
     expected: "refused (`ValueError`) before anything is sent, as the TypeScript SDK's `fetch` refuses it; dot segments that stay within the upstream are sent as they are",
   },
 
+  "TOK-41": {
+    area: "token",
+    attack:
+      "an upstream answering with an older access token Keyward minted for it (an `oauth2-client-credentials` token endpoint that gives no `expires_in`; the token replaced after its assumed minute but still valid at the provider)",
+    expected:
+      "redacted from the answer: a token whose lifetime the endpoint did not say is used for a minute but remembered for redaction for a day (within the 256 replaced tokens kept), one with an `expires_in` until then",
+  },
+
   "TOK-33": {
     area: "token",
     attack:
