@@ -187,6 +187,13 @@ export const CASES = {
       "redacted from the answer: a token whose lifetime the endpoint did not say is used for a minute but remembered for redaction for a day (within the 256 replaced tokens kept), one with an `expires_in` until then",
   },
 
+  "TOK-42": {
+    area: "token",
+    attack: "token exchange (RFC 8693) of an agent's live token by another client: authenticated as another agent, or naming another `client_id`",
+    status: 400,
+    expected: "400 `invalid_request`, no child issued; the refusal audited (`token.refused` under the token's agent, with `exchangedFrom` and the presenting client as actor) like every other refused exchange",
+  },
+
   "TOK-33": {
     area: "token",
     attack:

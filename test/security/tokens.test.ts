@@ -461,6 +461,30 @@ describe("security: token attacks", () => {
     }
   });
 
+  it(title("TOK-42"), async () => {
+    const parent = await tokenFor(s.broker, s.alice, { grant: s.grantA.name });
+    const { jti } = decodeJwt(parent);
+    const exchange = (extra: Record<string, string>, headers: Record<string, string> = {}) =>
+      postForm(s.broker, "/oauth2/token", { grant_type: TOKEN_EXCHANGE, subject_token: parent, subject_token_type: ACCESS_TOKEN_TYPE, ...extra }, headers);
+    const asBob = await exchange({}, { authorization: basic(s.bob.clientId, s.bob.clientSecret) });
+    const namingMallory = await exchange({ client_id: s.mallory.clientId });
+    for (const res of [asBob, namingMallory]) {
+      s.record(res);
+      expect(res.status).toBe(statusOf("TOK-42"));
+      expect(res.body).toEqual({ error: "invalid_request", error_description: "the subject token was not issued to this client" });
+    }
+    const events = await s.broker.admin("get", `/v1/audit?kind=token.refused&agentId=${s.alice.id}&limit=50`);
+    const refusals = (events.body.events as { actor: string; details: { exchangedFrom?: string; reason?: string } }[])
+      .filter((e) => e.details.exchangedFrom === jti)
+      .map((e) => [e.actor, e.details.reason]);
+    expect(refusals).toEqual(
+      expect.arrayContaining([
+        [`agent:${s.bob.id}`, "the subject token was not issued to this client"],
+        [`client:${s.mallory.clientId}`, "the subject token was not issued to this client"],
+      ]),
+    );
+  });
+
   it(title("SEC-01"), async () => {
     await assertNoSecretLeaks(s);
   });
