@@ -67,8 +67,8 @@ export class AssertionError extends Error {}
 
 /**
  * Verifies a private_key_jwt client assertion (RFC 7523 §3): signed by one of the client's registered
- * keys (picked by `kid`, with that key's own algorithm), `iss` = `sub` = the client id, `aud` one of
- * Keyward's, a `jti`, and an `exp` no further than MAX_ASSERTION_LIFETIME_SECONDS ahead. Replay is
+ * keys (picked by `kid`, with that key's own algorithm), `iss` = `sub` = the client id, `aud` Keyward's
+ * issuer or token endpoint and nothing else, a `jti`, and an `exp` no further than MAX_ASSERTION_LIFETIME_SECONDS ahead. Replay is
  * checked by the caller, which remembers the jti until `rememberUntil`.
  */
 export async function verifyClientAssertion(
@@ -100,7 +100,12 @@ export async function verifyClientAssertion(
     throw new AssertionError("assertion is invalid");
   }
   const nowSeconds = Math.floor((expected.now ?? new Date()).getTime() / 1000);
-  const { exp, jti } = payload as { exp: number; jti: unknown };
+  const { exp, jti, aud } = payload as { exp: number; jti: unknown; aud: string | string[] };
+  // jose accepts an aud array naming Keyward among others. An assertion addressed to another server too is
+  // one that server holds and could present here first (RFC 7523bis audience injection): Keyward's only.
+  if (Array.isArray(aud) && !aud.every((a) => expected.audiences.includes(a))) {
+    throw new AssertionError("assertion aud must name Keyward only");
+  }
   if (exp > nowSeconds + MAX_ASSERTION_LIFETIME_SECONDS + expected.leewaySeconds) {
     throw new AssertionError(`assertion must expire within ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);
   }

@@ -5,6 +5,7 @@ import { HTTP_METHODS } from "../policy/decide.js";
 import { ERROR_CODES, isErrorCode } from "../sdk/codes.js";
 import { KeywardApiError, NeedsApproval } from "../sdk/errors.js";
 import type { Keyward } from "../sdk/client.js";
+import { leadingText } from "./body.js";
 
 /** Upstream answers longer than this are cut: a model's context is no place for megabytes. */
 const MAX_BODY_CHARS = 100_000;
@@ -77,12 +78,12 @@ export function keywardMcpServer(keyward: Keyward, version: string): McpServer {
     async ({ upstream, method, path, headers, body }) => {
       try {
         const response = await keyward.fetch(upstream, path, { method, headers, body });
-        const text = await response.text();
+        const { text, truncated } = await leadingText(response.body, MAX_BODY_CHARS);
         return result({
           status: response.status,
           contentType: response.headers.get("content-type"),
-          body: text.length > MAX_BODY_CHARS ? text.slice(0, MAX_BODY_CHARS) : text,
-          ...(text.length > MAX_BODY_CHARS && { truncated: true, length: text.length }),
+          body: text,
+          ...(truncated && { truncated: true }),
         });
       } catch (err) {
         return refusal(err);

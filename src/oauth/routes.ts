@@ -3,6 +3,7 @@ import type { PrismaClient, Upstream } from "@prisma/client";
 import { z } from "zod";
 import { findAdminByKey, roleMay } from "../admin/keys.js";
 import { clientAuthFields, formDecodeBasic, invalidClient, presentedClient, splitClientAuth, type ClientAuthenticator } from "../agents/client-auth.js";
+import { isClientId } from "../agents/client-secret.js";
 import { appendAudit } from "../audit/audit.js";
 import { basicCredentials, bearerToken } from "../http/auth-header.js";
 import { BROKER_ERROR_HEADER } from "../http/error-handler.js";
@@ -175,7 +176,20 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
       }
       const clientId = agent?.clientId ?? client.clientId;
       if (clientId !== undefined && clientId !== parent.clientId) {
-        throw new KeywardError(400, "invalid_request", "the subject token was not issued to this client");
+        // Another client holding an agent's live token: a stolen token tried, which the security team must
+        // see under the agent it was issued to, as every other refused exchange is seen.
+        const reason = "the subject token was not issued to this client";
+        await appendAudit(deps.prisma, {
+          kind: "token.refused",
+          actor: agent ? `agent:${agent.id}` : `client:${isClientId(clientId) ? clientId : "invalid"}`,
+          requestId: req.id,
+          agentId: parent.agentId,
+          grantId: parent.grantId,
+          decision: "deny",
+          reason: "invalid_request",
+          details: { exchangedFrom: parent.jti, reason },
+        });
+        throw new KeywardError(400, "invalid_request", reason);
       }
       const { grant, ...narrower } = requestedCapabilities(body.scope, body.authorization_details);
       if (grant !== undefined) throw new KeywardError(400, "invalid_scope", "an exchanged token keeps its grant: name none");

@@ -164,6 +164,36 @@ export const CASES = {
       "`{ \"active\": false }`, as the proxy refuses its every call (the checks decide() makes before it reads the call, shared: standingRefusal); never `active: true` with the claims as issued",
   },
 
+  "TOK-39": {
+    area: "token",
+    attack:
+      "a `private_key_jwt` client assertion whose `aud` is an array naming Keyward beside another server (RFC 7523bis audience injection: an assertion the other server received, presented here)",
+    status: 401,
+    expected: "401 `invalid_client`: every `aud` value must be Keyward's issuer or token endpoint; no token issued",
+  },
+
+  "TOK-40": {
+    area: "token",
+    attack:
+      "the Python client's `call` given a path (or upstream) whose dot segments climb out of the upstream's proxy (`/../../v1/agents`, `%2e%2e`, `\\`), which a front proxy resolving dot segments would deliver to another of the broker's routes with the agent's token",
+    expected: "refused (`ValueError`) before anything is sent, as the TypeScript SDK's `fetch` refuses it; dot segments that stay within the upstream are sent as they are",
+  },
+
+  "TOK-41": {
+    area: "token",
+    attack:
+      "an upstream answering with an older access token Keyward minted for it (an `oauth2-client-credentials` token endpoint that gives no `expires_in`; the token replaced after its assumed minute but still valid at the provider)",
+    expected:
+      "redacted from the answer: a token whose lifetime the endpoint did not say is used for a minute but remembered for redaction for a day (within the 256 replaced tokens kept), one with an `expires_in` until then",
+  },
+
+  "TOK-42": {
+    area: "token",
+    attack: "token exchange (RFC 8693) of an agent's live token by another client: authenticated as another agent, or naming another `client_id`",
+    status: 400,
+    expected: "400 `invalid_request`, no child issued; the refusal audited (`token.refused` under the token's agent, with `exchangedFrom` and the presenting client as actor) like every other refused exchange",
+  },
+
   "TOK-33": {
     area: "token",
     attack:
@@ -883,6 +913,13 @@ export const CASES = {
     status: 200,
     expected:
       "as on the main port (FLT-14): each call in flight is answered (200, `Connection: close`) before the stop goes on to close the database; no request starts meanwhile; the idle tunnel is closed",
+  },
+  "FLT-46": {
+    area: "faults",
+    attack: "a model has `keyward mcp`'s `call_upstream` fetch an upstream answer that never ends (a log stream, a huge download)",
+    status: 200,
+    expected:
+      "the tool answers with the first 100,000 characters and `truncated: true`, reading little more than that and cancelling the rest; never the whole body held in the MCP process's memory, nor a call that never returns",
   },
   "FLT-34": {
     area: "faults",

@@ -424,6 +424,67 @@ describe("security: token attacks", () => {
     });
   });
 
+  it(title("TOK-39"), async () => {
+    const key = await generateKeyPair("ES256", { extractable: true });
+    const registered = await s.broker.admin("put", `/v1/agents/${s.mallory.id}/jwks`, {
+      keys: [{ ...(await exportJWK(key.publicKey)), kid: "mallory-key", alg: "ES256" }],
+    });
+    expect(registered.status).toBe(200);
+    const withAudience = (aud: string | string[]) =>
+      new SignJWT({ jti: crypto.randomUUID() })
+        .setProtectedHeader({ alg: "ES256", kid: "mallory-key" })
+        .setIssuer(s.mallory.clientId)
+        .setSubject(s.mallory.clientId)
+        .setAudience(aud)
+        .setExpirationTime(now() + 60)
+        .sign(key.privateKey);
+    const tokenRequest = async (aud: string | string[]) =>
+      s.record(
+        await postForm(s.broker, "/oauth2/token", {
+          grant_type: "client_credentials",
+          scope: `grant:${s.grantA.name}`,
+          client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+          client_assertion: await withAudience(aud),
+        }),
+      );
+    const issuer = "http://keyward.test";
+    for (const aud of [[issuer, "https://other-as.example"], ["https://other-as.example", `${issuer}/oauth2/token`]]) {
+      const res = await tokenRequest(aud);
+      expect(res.status, JSON.stringify(aud)).toBe(statusOf("TOK-39"));
+      expect(res.body).toEqual({ error: "invalid_client", error_description: "assertion aud must name Keyward only" });
+    }
+    // Keyward's own audiences, alone or together, still authenticate (mallory is in no grant: past client authentication).
+    for (const aud of [issuer, [issuer], [issuer, `${issuer}/oauth2/token`]]) {
+      const res = await tokenRequest(aud);
+      expect(res.status, JSON.stringify(aud)).toBe(400);
+      expect(res.body.error, JSON.stringify(aud)).toBe("invalid_scope");
+    }
+  });
+
+  it(title("TOK-42"), async () => {
+    const parent = await tokenFor(s.broker, s.alice, { grant: s.grantA.name });
+    const { jti } = decodeJwt(parent);
+    const exchange = (extra: Record<string, string>, headers: Record<string, string> = {}) =>
+      postForm(s.broker, "/oauth2/token", { grant_type: TOKEN_EXCHANGE, subject_token: parent, subject_token_type: ACCESS_TOKEN_TYPE, ...extra }, headers);
+    const asBob = await exchange({}, { authorization: basic(s.bob.clientId, s.bob.clientSecret) });
+    const namingMallory = await exchange({ client_id: s.mallory.clientId });
+    for (const res of [asBob, namingMallory]) {
+      s.record(res);
+      expect(res.status).toBe(statusOf("TOK-42"));
+      expect(res.body).toEqual({ error: "invalid_request", error_description: "the subject token was not issued to this client" });
+    }
+    const events = await s.broker.admin("get", `/v1/audit?kind=token.refused&agentId=${s.alice.id}&limit=50`);
+    const refusals = (events.body.events as { actor: string; details: { exchangedFrom?: string; reason?: string } }[])
+      .filter((e) => e.details.exchangedFrom === jti)
+      .map((e) => [e.actor, e.details.reason]);
+    expect(refusals).toEqual(
+      expect.arrayContaining([
+        [`agent:${s.bob.id}`, "the subject token was not issued to this client"],
+        [`client:${s.mallory.clientId}`, "the subject token was not issued to this client"],
+      ]),
+    );
+  });
+
   it(title("SEC-01"), async () => {
     await assertNoSecretLeaks(s);
   });

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -186,6 +187,10 @@ class Keyward:
         """
         if not path.startswith("/"):
             raise ValueError("path must start with /")
+        if _leaves_proxy(upstream, path):
+            # Sent as is, a front proxy that resolves dot segments (as URL parsers do) would deliver the call,
+            # with the agent's token, to another of the broker's routes: the path comes from a model, maybe.
+            raise ValueError(f"path {path!r} climbs out of /proxy/{upstream}/ with dot segments")
         outgoing: Dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
         if "authorization" in outgoing:
             raise ValueError("the client sets authorization itself: Keyward injects the upstream's credential")
@@ -220,6 +225,23 @@ class Keyward:
                 return err.code, _lower(err.headers), err.read()
         except (urllib.error.URLError, OSError) as err:
             raise KeywardError(0, "unreachable", f"cannot reach the broker at {self.url}", str(getattr(err, "reason", err))) from err
+
+
+def _leaves_proxy(upstream: str, path: str) -> bool:
+    """Whether ``/proxy/<upstream><path>`` resolves outside ``/proxy/<upstream>/`` once its dot segments are
+    resolved the way WHATWG URL parsers do (``%2e`` is a dot, ``\\`` a slash), as the TypeScript SDK checks."""
+    if upstream in (".", ".."):
+        return True
+    depth = 0
+    for segment in re.split(r"[/\\]", re.split(r"[?#]", path, maxsplit=1)[0])[1:]:
+        dots = segment.lower().replace("%2e", ".")
+        if dots == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif dots != ".":
+            depth += 1
+    return False
 
 
 def _lower(headers: Any) -> Dict[str, str]:

@@ -8,6 +8,9 @@ const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,200}$/, "a scop
 
 // A token response without expires_in says nothing about its life; it is used this long at most.
 const ASSUMED_LIFETIME_SECONDS = 60;
+// ...but the provider may accept it far longer (an hour is common, Auth0's default is a day): an answer
+// repeating it is redacted for this long, as one repeating a token whose expires_in is known is until then.
+const ASSUMED_VALIDITY_SECONDS = 24 * 3600;
 
 /** RFC 6749 §5.1. Servers add fields of their own (scope, ext_expires_in, ...): they are ignored. */
 export const tokenResponseSchema = z.object({
@@ -66,7 +69,12 @@ export const oauth2ClientCredentialsKind = defineKind({
         { url: tokenUrl, headers, body, expectedStatus: 200, dispatcher: context.dispatcher, deadlineMs: context.tokenDeadlineMs },
         tokenResponseSchema,
       );
-      return { value: answer.access_token, expiresAt: requestedAt + (answer.expires_in ?? ASSUMED_LIFETIME_SECONDS) * 1000 };
+      if (answer.expires_in !== undefined) return { value: answer.access_token, expiresAt: requestedAt + answer.expires_in * 1000 };
+      return {
+        value: answer.access_token,
+        expiresAt: requestedAt + ASSUMED_LIFETIME_SECONDS * 1000,
+        validUntil: requestedAt + ASSUMED_VALIDITY_SECONDS * 1000,
+      };
     };
     return {
       injectedSecrets: withMintedTokens([clientSecret], () => cache.minted),

@@ -1,7 +1,11 @@
 import { credentialUnavailable } from "../../http/errors.js";
 
-/** An upstream access token and when it stops being valid (epoch milliseconds). */
-export type ExpiringToken = { value: string; expiresAt: number };
+/**
+ * An upstream access token and when it stops being valid (epoch milliseconds). `validUntil`, when later,
+ * is how long the upstream may still accept it although Keyward stops using it at `expiresAt` (a token
+ * endpoint that did not say how long its token lives): it is redacted from answers until then.
+ */
+export type ExpiringToken = { value: string; expiresAt: number; validUntil?: number };
 
 /**
  * When to stop handing out a token and obtain the next one: a minute before it expires, or, for tokens
@@ -44,7 +48,7 @@ export class TokenCache {
 
   #remember(token: ExpiringToken): void {
     const now = this.now();
-    const valid = [...this.#minted.filter((t) => t.expiresAt > now), token];
+    const valid = [...this.#minted.filter((t) => t.expiresAt > now), { value: token.value, expiresAt: Math.max(token.expiresAt, token.validUntil ?? 0) }];
     const handedOut = new Set([...this.#tokens.values()].map((t) => t.value));
     const replaced = valid.filter((t) => !handedOut.has(t.value));
     const forgotten = new Set(replaced.slice(0, Math.max(0, replaced.length - MAX_REMEMBERED)));

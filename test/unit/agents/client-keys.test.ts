@@ -43,6 +43,7 @@ describe("verifyClientAssertion (RFC 7523 §3)", () => {
   });
 
   it("accepts the token endpoint as audience, and another registered key and algorithm", async () => {
+    await expect(verifyClientAssertion(await assertion({ aud: [ISSUER, `${ISSUER}/oauth2/token`] }), registered, expected)).resolves.toMatchObject({ jti: "j1" });
     await expect(verifyClientAssertion(await assertion({ aud: `${ISSUER}/oauth2/token` }), registered, expected)).resolves.toMatchObject({ jti: "j1" });
     const ed = await assertion({}, { alg: "EdDSA", kid: "k2" }, eddsa.privateKey);
     await expect(verifyClientAssertion(ed, registered, expected)).resolves.toMatchObject({ jti: "j1" });
@@ -58,6 +59,7 @@ describe("verifyClientAssertion (RFC 7523 §3)", () => {
     ["another issuer", () => assertion({ iss: "kwc_other" }), "assertion is invalid"],
     ["another subject", () => assertion({ sub: "kwc_other" }), "assertion is invalid"],
     ["another audience", () => assertion({ aud: "https://elsewhere.test" }), "assertion is invalid"],
+    ["Keyward's audience beside another (TOK-39)", () => assertion({ aud: [ISSUER, "https://elsewhere.test"] }), "assertion aud must name Keyward only"],
     ["no exp", () => assertion({ exp: undefined }), "assertion is invalid"],
     ["no jti", () => assertion({ jti: undefined }), "assertion is invalid"],
     ["a jti that is not a string", () => assertion({ jti: 7 }), "assertion jti is invalid"],

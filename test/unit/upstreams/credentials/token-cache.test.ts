@@ -141,6 +141,20 @@ describe("TokenCache.minted (for response redaction)", () => {
     expect(cache.minted).toEqual(["tok-4"]);
   });
 
+  it("remembers a token until its validUntil when that is later than its expiry (TOK-41)", async () => {
+    const clock = { now: 0 };
+    const cache = new TokenCache(() => clock.now);
+    let n = 0;
+    const obtain = async (): Promise<ExpiringToken> => ({ value: `tok-${++n}`, expiresAt: clock.now + 60_000, validUntil: clock.now + 600_000 });
+    await cache.get("a", obtain);
+    clock.now = 120_000; // tok-1 no longer used, still accepted upstream
+    await cache.get("a", obtain);
+    expect(cache.minted).toEqual(["tok-1", "tok-2"]);
+    clock.now = 800_000; // tok-1 and tok-2 past validUntil
+    await cache.get("a", obtain);
+    expect(cache.minted).toEqual(["tok-3"]);
+  });
+
   it("never forgets a token it still hands out, however many other scopes minted one since", async () => {
     const cache = new TokenCache(() => 0);
     let n = 0;
