@@ -631,6 +631,12 @@ export const CASES = {
     status: 403,
     expected: "403 `approval_invalid`, audited as a refused token request: an approval is collected only while the key that decided it is live; no token issued",
   },
+  "ADM-33": {
+    area: "admin",
+    attack:
+      "a `security` key engages the kill switch with a reason holding terminal escapes (OSC 52 to set the clipboard, OSC 8 links, CSI to clear the screen, their one-byte form U+009B, U+202E), or an admin's agent description holding them, for an admin to read with `keyward kill-switch status` or `agent list` on a terminal",
+    expected: "the text is stored as sent (`--json` gives it back) and shown with every control and bidi or zero-width character as a visible `\\uXXXX`: nothing reaches the terminal that it would obey",
+  },
 
   // Secrets
   "SEC-01": {
