@@ -637,6 +637,12 @@ export const CASES = {
       "a `security` key engages the kill switch with a reason holding terminal escapes (OSC 52 to set the clipboard, OSC 8 links, CSI to clear the screen, their one-byte form U+009B, U+202E), or an admin's agent description holding them, for an admin to read with `keyward kill-switch status` or `agent list` on a terminal",
     expected: "the text is stored as sent (`--json` gives it back) and shown with every control and bidi or zero-width character as a visible `\\uXXXX`: nothing reaches the terminal that it would obey",
   },
+  "ADM-34": {
+    area: "admin",
+    attack:
+      "an admin API answer (the audit log, admin keys, agents, upstreams, metrics) fetched by a browser with the admin key (the `/docs` page's \"Try it out\", a script), then read from the browser's disk cache or a cache in between by someone without the key",
+    expected: "every answer of every admin route, refusals included, is `Cache-Control: no-store`: no copy is kept",
+  },
 
   // Secrets
   "SEC-01": {
