@@ -643,6 +643,12 @@ export const CASES = {
       "an admin API answer (the audit log, admin keys, agents, upstreams, metrics) fetched by a browser with the admin key (the `/docs` page's \"Try it out\", a script), then read from the browser's disk cache or a cache in between by someone without the key",
     expected: "every answer of every admin route, refusals included, is `Cache-Control: no-store`: no copy is kept",
   },
+  "ADM-35": {
+    area: "admin",
+    attack:
+      "another local user reads the file `keyward audit export -o` wrote (every event: agents, paths, operations, refusals, with their hashes), or has put a file or a symlink at that path first, for the export to land in a file they can read",
+    expected: "the file is created mode 0600 whatever the umask, and an existing file or symlink there is refused (exit 1, not followed, not overwritten), as `keyward backup -o` does",
+  },
 
   // Secrets
   "SEC-01": {
