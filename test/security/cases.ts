@@ -727,6 +727,12 @@ export const CASES = {
     expected:
       "502 `upstream_encoding_unsupported` naming a registered coding (`zstd`, `compress`) but never repeating another: not a character of the secret in the answer, the audit log or the log",
   },
+  "SEC-26": {
+    area: "secrets",
+    attack:
+      "an upstream's secret or an agent's client secret typed or pasted at the CLI's prompt on a terminal (`keyward upstream set-secret`, `upstream add`, `token issue`), then read off the screen, the scrollback or a recorded session",
+    expected: "the terminal does not echo it (echo is off while it is read, and back on after, Ctrl-C included); the secret is stored as typed",
+  },
 
   // Faults
   "FLT-01": {
