@@ -733,6 +733,12 @@ export const CASES = {
       "an upstream's secret or an agent's client secret typed or pasted at the CLI's prompt on a terminal (`keyward upstream set-secret`, `upstream add`, `token issue`), then read off the screen, the scrollback or a recorded session",
     expected: "the terminal does not echo it (echo is off while it is read, and back on after, Ctrl-C included); the secret is stored as typed",
   },
+  "SEC-27": {
+    area: "secrets",
+    attack:
+      "the command `keyward run` starts (the agent) reads its environment, inherited from a shell that also holds the operator's `DATABASE_URL` (with its password), `KEYWARD_MASTER_KEY_PREVIOUS` or a `…_FILE` naming one",
+    expected: "none of them reaches the child: every secret the broker's configuration takes, and its `_FILE`, is withheld with the agent's own credentials",
+  },
 
   // Faults
   "FLT-01": {
