@@ -32,7 +32,11 @@ export function installAdminAuth(app: FastifyInstance, prisma: PrismaClient): vo
   app.addHook("onRoute", (route) => {
     if (!route.config?.permission) throw new Error(`admin route ${route.method} ${route.url} declares no permission`);
   });
-  app.addHook("onRequest", async (request) => {
+  app.addHook("onRequest", async (request, reply) => {
+    // Every admin answer (the audit log, admin keys, agents' client ids, metrics) is for the key that asked
+    // only: a browser that called with it (the console, the /docs page's "Try it out") keeps no copy on
+    // disk, and no cache in between stores or serves it. A route may still say more (pragma).
+    reply.header("cache-control", "no-store");
     const permission = request.routeOptions.config.permission;
     if (!permission) throw forbidden("route has no permission");
     const admin = await findAdminByKey(prisma, bearerToken(request));

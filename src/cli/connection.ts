@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -65,12 +66,33 @@ export class AdminApi {
   }
 }
 
+/**
+ * Runs `read` with the terminal's echo off: a secret typed or pasted at the prompt is not shown, so it stays
+ * out of the scrollback, a shared screen and a recorded session (`script`, tmux logs), as `sudo` and `ssh`
+ * keep a password. Only echo changes (stty), not line editing or Ctrl-D. Echo comes back once it is read;
+ * on Ctrl-C Node itself restores the terminal's settings as it exits. Where stty cannot (no such command),
+ * the input is read as it was.
+ */
+async function withoutEcho<T>(read: () => Promise<T>): Promise<T> {
+  const stty = (mode: string) => spawnSync("stty", [mode], { stdio: ["inherit", "ignore", "ignore"] }).status === 0;
+  if (!stty("-echo")) return read();
+  try {
+    return await read();
+  } finally {
+    stty("echo");
+  }
+}
+
 /** All of stdin (a secret piped or pasted: never a flag, so it stays out of shell history and `ps`). */
 export async function readStdin(prompt: string): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write(`${prompt} (then Ctrl-D):\n`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  const readAll = async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  };
+  if (!process.stdin.isTTY) return readAll();
+  process.stderr.write(`${prompt} (not shown; then Enter and Ctrl-D):\n`);
+  return withoutEcho(readAll);
 }
 
 /** An agent's credentials: client id from the flag or KEYWARD_CLIENT_ID, secret from KEYWARD_CLIENT_SECRET or stdin. */

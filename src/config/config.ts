@@ -122,7 +122,7 @@ export class ConfigError extends Error {}
  * Secrets that may instead be read from a file named by `<NAME>_FILE` (Docker and Kubernetes secrets):
  * the database URL holds its password.
  */
-const SECRET_FILE_VARIABLES = ["DATABASE_URL", "KEYWARD_MASTER_KEY", "KEYWARD_MASTER_KEY_PREVIOUS", "KEYWARD_ADMIN_KEY"] as const;
+export const SECRET_FILE_VARIABLES = ["DATABASE_URL", "KEYWARD_MASTER_KEY", "KEYWARD_MASTER_KEY_PREVIOUS", "KEYWARD_ADMIN_KEY"] as const;
 
 function withSecretFiles(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const resolved = { ...env };

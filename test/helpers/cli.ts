@@ -44,12 +44,39 @@ export function runCliOnTerminal(args: string[], options: { env?: Record<string,
   );
 }
 
-function finished(child: ChildProcess, input: string | undefined): Promise<CliResult> {
+/**
+ * As runCliOnTerminal, but `typed` is typed only once `prompt` is on the screen, as a person reads a prompt
+ * before answering it: what the terminal then shows of it (its echo, or none) is in the output.
+ */
+export function runCliOnTerminalAnswering(
+  args: string[],
+  options: { env?: Record<string, string>; prompt: string; typed: string; /** a shell command run on the terminal after it */ then?: string },
+): Promise<CliResult> {
+  // With `then`, the shell outlives a Ctrl-C sent to the command (the whole foreground group gets SIGINT).
+  const cli = [process.execPath, CLI, ...args].map(shellQuoted).join(" ");
+  const command = options.then ? `trap true INT; ${cli}; ${options.then}` : cli;
+  const child = spawn("script", ["--quiet", "--return", "--command", command, "/dev/null"], {
+    env: { PATH: process.env.PATH ?? "", HOME: options.env?.HOME ?? emptyHome(), NO_COLOR: "1", ...options.env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let seen = "";
+  const answer = (chunk: Buffer) => {
+    seen += chunk.toString("utf8");
+    if (!seen.includes(options.prompt)) return;
+    child.stdout!.off("data", answer);
+    // The terminal has its settings from before the prompt was written: give the command a moment to read.
+    setTimeout(() => child.stdin!.end(options.typed), 200);
+  };
+  child.stdout!.on("data", answer);
+  return finished(child, null);
+}
+
+function finished(child: ChildProcess, input: string | undefined | null): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (c) => (stdout += c));
   child.stderr!.on("data", (c) => (stderr += c));
-  child.stdin!.end(input ?? "");
+  if (input !== null) child.stdin!.end(input ?? "");
   // A hung command must not outlive the test run.
   const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
   return new Promise((resolve) =>

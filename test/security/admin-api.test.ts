@@ -309,6 +309,23 @@ describe("security: admin API", () => {
     expect(await state()).toBe(before);
   });
 
+  it(title("ADM-34"), async () => {
+    for (const route of routes.filter((r) => label(r) in ADMIN_ROUTES)) {
+      const holder = ROLES_WITH[ADMIN_ROUTES[label(route)]!][0]!;
+      for (const [who, headers] of [["no key", {}], [holder, { authorization: `Bearer ${keys[holder]}` }]] as const) {
+        const res = await attempt(route, headers);
+        expect(res.headers["cache-control"], `${label(route)} with ${who}: ${res.status}`).toMatch(/\bno-store\b/);
+      }
+    }
+    // And the reads, answered in full.
+    for (const [route, permission] of Object.entries(ADMIN_ROUTES)) {
+      if (!route.startsWith("GET ") || route === "GET /v1/audit/stream") continue;
+      const res = s.record(await s.broker.http().get(validRequest(route)!.path).set("authorization", `Bearer ${keys[ROLES_WITH[permission][0]!]}`));
+      expect(res.status, route).toBe(200);
+      expect(res.headers["cache-control"], route).toMatch(/\bno-store\b/);
+    }
+  });
+
   it(title("ADM-04"), async () => {
     const before = await state();
     const upstream = { name: "mass", baseUrl: "http://127.0.0.1:9", environment: "staging", auth: { type: "header" }, secret: "s" };

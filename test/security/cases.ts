@@ -661,6 +661,24 @@ export const CASES = {
     status: 403,
     expected: "403 `approval_invalid`, audited as a refused token request: an approval is collected only while the key that decided it is live; no token issued",
   },
+  "ADM-33": {
+    area: "admin",
+    attack:
+      "a `security` key engages the kill switch with a reason holding terminal escapes (OSC 52 to set the clipboard, OSC 8 links, CSI to clear the screen, their one-byte form U+009B, U+202E), or an admin's agent description holding them, for an admin to read with `keyward kill-switch status` or `agent list` on a terminal",
+    expected: "the text is stored as sent (`--json` gives it back) and shown with every control and bidi or zero-width character as a visible `\\uXXXX`: nothing reaches the terminal that it would obey",
+  },
+  "ADM-34": {
+    area: "admin",
+    attack:
+      "an admin API answer (the audit log, admin keys, agents, upstreams, metrics) fetched by a browser with the admin key (the `/docs` page's \"Try it out\", a script), then read from the browser's disk cache or a cache in between by someone without the key",
+    expected: "every answer of every admin route, refusals included, is `Cache-Control: no-store`: no copy is kept",
+  },
+  "ADM-35": {
+    area: "admin",
+    attack:
+      "another local user reads the file `keyward audit export -o` wrote (every event: agents, paths, operations, refusals, with their hashes), or has put a file or a symlink at that path first, for the export to land in a file they can read",
+    expected: "the file is created mode 0600 whatever the umask, and an existing file or symlink there is refused (exit 1, not followed, not overwritten), as `keyward backup -o` does",
+  },
 
   // Secrets
   "SEC-01": {
@@ -738,6 +756,18 @@ export const CASES = {
     status: 502,
     expected:
       "502 `upstream_encoding_unsupported` naming a registered coding (`zstd`, `compress`) but never repeating another: not a character of the secret in the answer, the audit log or the log",
+  },
+  "SEC-26": {
+    area: "secrets",
+    attack:
+      "an upstream's secret or an agent's client secret typed or pasted at the CLI's prompt on a terminal (`keyward upstream set-secret`, `upstream add`, `token issue`), then read off the screen, the scrollback or a recorded session",
+    expected: "the terminal does not echo it (echo is off while it is read, and back on after, Ctrl-C included); the secret is stored as typed",
+  },
+  "SEC-27": {
+    area: "secrets",
+    attack:
+      "the command `keyward run` starts (the agent) reads its environment, inherited from a shell that also holds the operator's `DATABASE_URL` (with its password), `KEYWARD_MASTER_KEY_PREVIOUS` or a `…_FILE` naming one",
+    expected: "none of them reaches the child: every secret the broker's configuration takes, and its `_FILE`, is withheld with the agent's own credentials",
   },
 
   // Faults

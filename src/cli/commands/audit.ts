@@ -1,4 +1,6 @@
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { pipeline } from "node:stream/promises";
@@ -191,12 +193,24 @@ export function auditCommands(program: Command): void {
   withFilters(audit.command("export"))
     .description("matching events as JSON Lines, oldest first, with their hashes (for a SIEM)")
     .option("--after-id <id>", "resume after the last event you have")
-    .option("-o, --out <file>", "write to this file instead of stdout")
+    .option("-o, --out <file>", "write to this file (created 0600; an existing one is refused) instead of stdout")
     .addHelpText("after", examples("keyward audit export --since 2026-05-01T00:00:00Z -o audit.jsonl", "keyward audit export --after-id 41871 >> audit.jsonl"))
     .action(async (options: Record<string, string | undefined>, command: Command) => {
       const { admin } = contextOf(command);
-      const response = await admin().send("/v1/audit/export", { ...filtersOf(options), afterId: options.afterId });
-      const body = Readable.fromWeb(response.body as WebReadableStream);
-      await pipeline(body, options.out ? createWriteStream(options.out) : process.stdout, { end: options.out !== undefined });
+      // The audit log is for read_audit keys only: its file is the user's alone (whatever the umask), and never
+      // one that was there before (a file or a symlink another local user put there to read it), as backup's.
+      const file = options.out ? createWriteStream(options.out, { mode: 0o600, flags: "wx" }) : undefined;
+      if (file) await once(file, "open");
+      const exported = async () => {
+        const response = await admin().send("/v1/audit/export", { ...filtersOf(options), afterId: options.afterId });
+        await pipeline(Readable.fromWeb(response.body as WebReadableStream), file ?? process.stdout, { end: file !== undefined });
+      };
+      if (!file) return exported();
+      // An export that failed (a refused key, a broken connection) leaves no file that a retry would find in its way.
+      await exported().catch(async (err: unknown) => {
+        file.destroy();
+        await rm(options.out!, { force: true });
+        throw err;
+      });
     });
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { CliError } from "../connection.js";
 import { contextOf, examples } from "../context.js";
-import { emit, fields, paint } from "../output.js";
+import { emit, fields, paint, terminalText } from "../output.js";
 import { confirmDestructive } from "../confirm.js";
 import { liveTokensCut, type LiveToken } from "../consequences.js";
 import { idOf } from "../resolve.js";
@@ -58,7 +58,7 @@ export function revocationCommands(program: Command): void {
     const { out } = contextOf(command);
     emit(out, status, () =>
       status.engaged
-        ? `${paint(out, "red", "ENGAGED")} since ${status.engagedAt} by ${status.engagedBy}${status.reason ? ` (${status.reason})` : ""}`
+        ? `${paint(out, "red", "ENGAGED")} since ${status.engagedAt} by ${status.engagedBy}${status.reason ? ` (${terminalText(status.reason)})` : ""}`
         : paint(out, "green", "not engaged"),
     );
   };

@@ -1,9 +1,18 @@
+import { SECRET_FILE_VARIABLES } from "../../config/config.js";
+
 /**
  * Variables that hold the agent's own credentials (or an operator's): never passed to the child. What
  * the child needs to reach upstreams is the relay's address; what it may not have is anything that
- * would let it get tokens, or more, by itself.
+ * would let it get tokens, or more, by itself. The operator's are every secret the broker's configuration
+ * takes, and the files they may be read from: `DATABASE_URL` opens the database itself (grants, admin
+ * keys, revocations), the master keys, current or previous, every upstream's secret.
  */
-export const WITHHELD_VARIABLES = ["KEYWARD_CLIENT_ID", "KEYWARD_CLIENT_SECRET", "KEYWARD_CLIENT_SECRET_FILE", "KEYWARD_ADMIN_KEY", "KEYWARD_ADMIN_KEY_FILE", "KEYWARD_MASTER_KEY", "KEYWARD_MASTER_KEY_FILE"];
+export const WITHHELD_VARIABLES = [
+  "KEYWARD_CLIENT_ID",
+  "KEYWARD_CLIENT_SECRET",
+  "KEYWARD_CLIENT_SECRET_FILE",
+  ...SECRET_FILE_VARIABLES.flatMap((name) => [name, `${name}_FILE`]),
+];
 
 /** Proxy variables, in both spellings: curl and Python read the lower-case ones, Node and Go the upper. */
 const PROXY_VARIABLES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];

@@ -1,6 +1,6 @@
 import { stripVTControlCharacters } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { emit, fields, note, outputFor, paint, table, type Output } from "../../../src/cli/output.js";
+import { emit, fields, note, outputFor, paint, table, terminalText, type Output } from "../../../src/cli/output.js";
 
 // How the CLI shows results (src/cli/output.ts): on a terminal aligned and coloured unless NO_COLOR, in a
 // pipe tab-separated and plain. test/e2e/cli.test.ts sees only the pipe; this covers the terminal.
@@ -60,6 +60,20 @@ describe("table", () => {
     for (const line of body) expect(line).not.toContain(ESC);
     expect(stripVTControlCharacters(coloured)).toBe(table(plainTerminal, rows, columns));
     expect(table(terminal, [], ["name"])).toBe(`${DIM}(none)\u001b[22m`);
+  });
+});
+
+describe("terminalText", () => {
+  it("shows C0 and C1 controls, DEL and bidi or zero-width characters as visible escapes; other text as it is", () => {
+    expect(terminalText("\u001b]52;c;eA==\u0007 \u009b2J\u007f a\u202eb ad\u200bmin")).toBe("\\u001b]52;c;eA==\\u0007 \\u009b2J\\u007f a\\u202eb ad\\u200bmin");
+    expect(terminalText("café – 日本 ×2")).toBe("café – 日本 ×2");
+  });
+
+  it("is applied to every cell of a table and every field, including values inside arrays and objects", () => {
+    expect(table(pipe, [{ a: "x\u001b[2Jy", b: ["\u009b1m"], c: { d: "\u202e" } }], ["a", "b", "c"])).toBe(
+      'a\tb\tc\nx\\u001b[2Jy\t\\u009b1m\t{"d":"\\u202e"}',
+    );
+    expect(fields(pipe, { reason: "line\nbreak\ttab" })).toBe("reason: line\\u000abreak\\u0009tab");
   });
 });
 
