@@ -679,6 +679,12 @@ export const CASES = {
       "another local user reads the file `keyward audit export -o` wrote (every event: agents, paths, operations, refusals, with their hashes), or has put a file or a symlink at that path first, for the export to land in a file they can read",
     expected: "the file is created mode 0600 whatever the umask, and an existing file or symlink there is refused (exit 1, not followed, not overwritten), as `keyward backup -o` does",
   },
+  "ADM-36": {
+    area: "admin",
+    attack:
+      "a kill-switch reason (a `security` key's text) or an agent's description holding bidi or zero-width characters, shown in the console",
+    expected: "shown as visible `\\uXXXX` escapes, as the console shows an agent's paths (REQ-40); the API keeps the text as written",
+  },
 
   // Secrets
   "SEC-01": {

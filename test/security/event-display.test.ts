@@ -164,3 +164,48 @@ describe.skipIf(noChromium)(`${title("REQ-40")}: the console`, () => {
     expect(await code.textContent()).toBe("/v1/files/invoice\\u202efdp.exe");
   }, 60_000);
 });
+
+describe.skipIf(noChromium)(`${title("ADM-36")}: the console`, () => {
+  let store: Store;
+  let broker: TestBroker;
+  let browser: Awaited<ReturnType<typeof openChromium>>;
+  let page: Page;
+
+  beforeAll(async () => {
+    if (!existsSync(join(CONSOLE_DIST, "index.html"))) throw new Error("console/dist is missing: run `npm run build:console`");
+    store = newStore();
+    broker = await startBroker(store, { LOG_LEVEL: "warn" });
+    browser = await openChromium({ viewport: { width: 1920, height: 900 } });
+    ({ page } = browser);
+  }, 60_000);
+
+  afterAll(async () => {
+    await broker?.close();
+    await browser?.close();
+    await store?.drop();
+  });
+
+  it("shows a kill-switch reason and an agent's description with their bidi controls visible", async () => {
+    // A security key's reason, and an admin's description: on screen, "drill\u202eeton" would read "drillnote".
+    expect((await broker.admin("post", "/v1/agents", { name: "described", description: "deploys\u202elanigiro" })).status).toBe(201);
+    expect((await broker.admin("post", "/v1/kill-switch", { reason: "drill\u202eeton" })).status).toBe(201);
+
+    await page.goto(`${broker.url}/console/`);
+    await page.getByLabel("Admin key").fill(broker.adminKey);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    const nav = page.getByRole("navigation", { name: "Console sections" });
+    await nav.getByRole("link", { name: "Kill switch", exact: true }).click();
+    await page.getByText("drill", { exact: false }).first().waitFor();
+    const killSwitch = await page.locator("main").textContent();
+    // Before the fix: the reason as stored, U+202E applied by the browser.
+    expect(killSwitch).toContain("drill\\u202eeton");
+    expect(killSwitch).not.toMatch(BIDI_OR_INVISIBLE);
+
+    await nav.getByRole("link", { name: "Agents" }).click();
+    await page.getByText("described").first().waitFor();
+    const agents = await page.locator("main").textContent();
+    expect(agents).toContain("deploys\\u202elanigiro");
+    expect(agents).not.toMatch(BIDI_OR_INVISIBLE);
+  }, 60_000);
+});

@@ -2,6 +2,7 @@ import { Empty, ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
 import { formatDateTime, fromNow } from "../format";
 import { useLoad } from "../hooks";
+import { visibleText } from "../../../src/audit/event-text";
 
 /** Registered agents, and the grants each may use. */
 export function AgentsView() {
@@ -39,7 +40,7 @@ export function AgentsView() {
                   <tr key={agent.id}>
                     <th scope="row">
                       {agent.name}
-                      {agent.description && <div class="muted">{agent.description}</div>}
+                      {agent.description && <div class="muted">{visibleText(agent.description)}</div>}
                     </th>
                     <td class="mono">{agent.clientId}</td>
                     <td>{theirs.length === 0 ? <span class="muted">none</span> : theirs.map((g) => g.name).join(", ")}</td>

@@ -94,7 +94,7 @@ function ApprovalCard(props: { approval: Approval; names: Names; onDecide: (a: A
           {caps.ttlSeconds !== undefined && `, for ${formatDuration(caps.ttlSeconds)}`}
         </dd>
         <dt>Why held</dt>
-        <dd>{a.reasons.join("; ")}</dd>
+        <dd>{visibleText(a.reasons.join("; "))}</dd>
         {a.protectedOperations.length > 0 && (
           <>
             <dt>Protected operations</dt>
@@ -110,7 +110,7 @@ function ApprovalCard(props: { approval: Approval; names: Names; onDecide: (a: A
             <dt>Decided by</dt>
             <dd>
               {names.actorName(a.decidedBy)}
-              {a.note && <>: “{a.note}”</>}
+              {a.note && <>: “{visibleText(a.note)}”</>}
             </dd>
           </>
         )}

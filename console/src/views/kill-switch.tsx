@@ -4,6 +4,7 @@ import { ErrorMessage } from "../components/notice";
 import { useConsole } from "../context";
 import { formatDateTime, fromNow } from "../format";
 import { useNames } from "../names";
+import { visibleText } from "../../../src/audit/event-text";
 
 /**
  * The incident button: freezes every agent token, including ones issued while it is engaged. Security may
@@ -58,7 +59,7 @@ export function KillSwitchView() {
           {state.engaged && (
             <p>
               Since {formatDateTime(state.engagedAt!)} ({fromNow(state.engagedAt!)}), by <strong>{names.actorName(state.engagedBy!)}</strong>
-              {state.reason && <>: “{state.reason}”</>}.
+              {state.reason && <>: “{visibleText(state.reason)}”</>}.
             </p>
           )}
           {!state.engaged && <p>Engaging it freezes every agent token at once, on every replica, until an admin lifts it.</p>}
