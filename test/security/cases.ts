@@ -463,6 +463,13 @@ export const CASES = {
     expected:
       "403 `protected_operation` (presets `aws-sts` and `aws-iam`, applied to `sts.*` and `iam.*` hosts): allowed only when the grant names the operation in `allowProtected` and a human approved the token; `GetCallerIdentity` and other calls pass",
   },
+  "REQ-59": {
+    area: "request",
+    attack:
+      "GraphQL parameters hidden behind a `;` in the URL, which Rack 2 (Rails), Python < 3.9.2 and Go < 1.17 split parameters on: `GET ?query={ volumes { id } }%23;query=mutation { volumeDelete }` (one harmless document with a comment to Keyward, the last `query` to Rails), or `POST ?x=1;query=mutation { volumeDelete }` beside a harmless JSON body (Rails lets the URL's parameters win)",
+    status: 403,
+    expected: `403 \`uninspectable\`: a GraphQL GET with a \`;\` in its query is refused, and a POST whose URL carries a GraphQL parameter in any reading a lenient server applies; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:
