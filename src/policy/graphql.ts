@@ -15,6 +15,7 @@ const REQUEST_KEYS = new Set(["query", "operationName", "variables", "extensions
 const DOCUMENT_ID_KEYS = new Set(["documentId", "doc_id", "id", "queryId"]);
 /** Both, lower-case, as readQueryLeniently names parameters. */
 const URL_KEYS_READ_LENIENTLY = new Set([...REQUEST_KEYS, ...DOCUMENT_ID_KEYS].map((key) => key.toLowerCase()));
+const LINE_SEPARATORS = /[\u2028\u2029]/;
 type GraphqlRequest = { query: string; operationName: string | undefined };
 /** One request of a call with its document parsed: what decide() reads root fields from, and response redaction aliases. */
 export type ParsedGraphqlRequest = { document: DocumentNode; operationName: string | undefined };
@@ -52,6 +53,12 @@ export function parsedGraphql(call: CallContent): Read<ParsedGraphqlRequest[]> {
   else {
     parsed = { ok: true, value: [] };
     for (const request of requests.value) {
+      // graphql-java ends a comment at U+2028 and U+2029 (line terminators to it, not to the spec or graphql-js):
+      // `serviceCreate # <U+2028> volumeDelete` would run a field Keyward read as a comment.
+      if (LINE_SEPARATORS.test(request.query)) {
+        parsed = refuse("GraphQL document with U+2028 or U+2029, which parsers disagree on");
+        break;
+      }
       try {
         parsed.value.push({ document: parse(request.query, { noLocation: true, maxTokens: MAX_TOKENS }), operationName: request.operationName });
       } catch {

@@ -470,6 +470,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`uninspectable\`: a GraphQL GET with a \`;\` in its query is refused, and a POST whose URL carries a GraphQL parameter in any reading a lenient server applies; ${NOTHING}`,
   },
+  "REQ-60": {
+    area: "request",
+    attack:
+      "a GraphQL document whose comment ends, for graphql-java (Spring for GraphQL, DGS), at a line separator U+2028 or U+2029: `mutation { serviceCreate # <U+2028> volumeDelete }` is `serviceCreate` to graphql-js and the spec, and both mutations to graphql-java",
+    status: 403,
+    expected: `403 \`uninspectable\`: a document with U+2028 or U+2029 anywhere is refused; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:

@@ -28,6 +28,15 @@ const railsReading: Reading = (rawQuery, body, contentType) => {
   return { query: params.query, operationName: params.operationName };
 };
 
+/**
+ * graphql-java (Spring for GraphQL, DGS): its grammar ends a comment at U+2028 and U+2029 and skips them
+ * as line terminators (GraphqlCommon.g4), which the spec and graphql-js, Keyward's parser, do not.
+ */
+const graphqlJavaReading: Reading = (_rawQuery, body) => {
+  const { query, operationName } = JSON.parse(body.toString("utf8")) as GraphqlParams;
+  return { query: query?.replace(/[\u2028\u2029]/g, "\n"), operationName };
+};
+
 /** A GraphQL server shaped like a hosting provider's API, reading its parameters as `read` says. */
 async function startReadingServer(read: Reading) {
   const schema = buildSchema(`
@@ -76,21 +85,28 @@ describe("security: GraphQL calls read as other servers read them", () => {
   let store: Store;
   let broker: TestBroker;
   let rails: Awaited<ReturnType<typeof startReadingServer>>;
+  let java: Awaited<ReturnType<typeof startReadingServer>>;
   let token: string;
+  let javaToken: string;
 
   beforeAll(async () => {
     rails = await startReadingServer(railsReading);
+    java = await startReadingServer(graphqlJavaReading);
     store = newStore();
     broker = await startBroker(store);
     await createUpstream(broker, { name: "rails", baseUrl: rails.url, environment: "staging", secret: "sk-rails-graphql-0123456789", protocol: "graphql" });
+    await createUpstream(broker, { name: "java", baseUrl: java.url, environment: "staging", secret: "sk-java-graphql-0123456789", protocol: "graphql" });
     const agent = await createAgent(broker, "agent");
     const rules = { allow: [{ operation: "query" }, { operation: "mutation", field: "serviceCreate" }], deny: [{ field: "*Delete" }] };
     await createGrant(broker, { name: "g", agents: [agent.id], upstream: "rails", methods: ["GET", "POST"], paths: ["/graphql"], graphql: rules });
+    await createGrant(broker, { name: "j", agents: [agent.id], upstream: "java", methods: ["POST"], paths: ["/graphql"], graphql: rules });
     token = await tokenFor(broker, agent, { grant: "g" });
+    javaToken = await tokenFor(broker, agent, { grant: "j" });
   });
   afterAll(async () => {
     await broker?.close();
     await rails?.close();
+    await java?.close();
     await store?.drop();
   });
 
@@ -120,5 +136,25 @@ describe("security: GraphQL calls read as other servers read them", () => {
       .send(JSON.stringify({ query: "{ volumes { id } }" }));
     expect(post.status).toBe(200);
     expect(post.body).toEqual({ data: { volumes: [{ id: "vol-1" }] } });
+  });
+
+  const postJava = (query: string) =>
+    broker.http().post("/proxy/java/graphql").set("authorization", `Bearer ${javaToken}`).set("content-type", "application/json").send(JSON.stringify({ query }));
+
+  it.each([
+    ["U+2028", "\u2028"],
+    ["U+2029", "\u2029"],
+  ])(`${title("REQ-60")}: %s`, async (_name, separator) => {
+    const res = await postJava(`mutation { serviceCreate(name: "a") # ${separator} volumeDelete(volumeId: "vol-1")\n }`);
+    expect(res.status).toBe(statusOf("REQ-60"));
+    expect(res.headers["keyward-error"]).toBe("uninspectable");
+    expect(java.received).toEqual([]);
+    expect(java.state.volumes).toEqual([{ id: "vol-1" }]);
+  });
+
+  it("REQ-60: a comment ended by a line feed is read alike and forwarded", async () => {
+    const res = await postJava('mutation { serviceCreate(name: "a") # volumeDelete(volumeId: "vol-1")\n }');
+    expect(res.status).toBe(200);
+    expect(java.state.volumes).toEqual([{ id: "vol-1" }]);
   });
 });

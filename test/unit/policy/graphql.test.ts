@@ -117,6 +117,8 @@ describe("inspectGraphql: what Keyward cannot fully read is refused", () => {
     ["GET with a body", get("query=%7Ba%7D", '{"query":"mutation { volumeDelete }"}'), /GET with a body/],
     ["GET with a repeated query", get("query=%7Ba%7D&query=mutation%7Bb%7D"), /repeated query/],
     ["a body that was not read", { method: "POST", query: "", headers: json, body: undefined }, /not read/],
+    ["a comment graphql-java ends at U+2028", post({ query: "mutation { serviceCreate # \u2028 volumeDelete\n }" }), /U\+2028 or U\+2029/],
+    ["U+2029 in a GET document", get("query=" + encodeURIComponent("{ a # \u2029 b\n }")), /U\+2028 or U\+2029/],
     ["a document over the token limit", post({ query: "{ " + "a ".repeat(25_000) + "}" }), /does not parse/],
   ];
   it.each(cases)("%s", (_name, call, reason) => {
