@@ -477,6 +477,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`uninspectable\`: a document with U+2028 or U+2029 anywhere is refused; ${NOTHING}`,
   },
+  "REQ-61": {
+    area: "request",
+    attack:
+      "a protected AWS Query action named by `Operation`, the older name AWS documents as \"supported for backward compatibility with other AWS Query APIs\", instead of `Action`: `?Operation=DeleteDBSnapshot`, in the query string or a form body, alone or beside a harmless `Action`",
+    status: 403,
+    expected: `403: \`protected_operation\` for the action \`Operation\` names, \`uninspectable\` when \`Action\` names another; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:
