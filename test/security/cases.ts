@@ -484,6 +484,13 @@ export const CASES = {
     status: 403,
     expected: `403: \`protected_operation\` for the action \`Operation\` names, \`uninspectable\` when \`Action\` names another; ${NOTHING}`,
   },
+  "REQ-62": {
+    area: "request",
+    attack:
+      "a POST with a JSON body carrying `_method` (`{\"name\": \"x\", \"_method\": \"DELETE\"}`), under a grant that denies DELETE: Laravel reads a JSON request's fields from its body and lets Symfony's `getMethod()` take `_method` from them, so the POST runs as the DELETE",
+    status: 403,
+    expected: `403 \`method_override\`: a JSON body (any Content-Type Laravel takes for JSON: \`/json\` or \`+json\` anywhere) is read, within the inspection limit, for a top-level member any framework reads as an override, as form bodies are (REQ-27); ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:
