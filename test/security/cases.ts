@@ -919,6 +919,14 @@ export const CASES = {
     expected:
       "502 `upstream_unreachable`; the failure is logged without the bytes the parser stopped at (undici's `HTTPParserError` carries them as `data`): not a character of the secret in the log",
   },
+  "FLT-42": {
+    area: "faults",
+    attack:
+      "a call takes a unit from this replica's lease of one budget while its other budget is reserved in the database, which refuses it; meanwhile another call replaced or dropped that lease (the admin lowered the budget, or a new minute began)",
+    status: 429,
+    expected:
+      "the call is refused with 429 `budget_exceeded` for the spent budget, never a 500; the leased unit goes back only to the lease it was reserved in, never to a newer one (a unit reserved in one minute is not spent, uncounted, in the next)",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
