@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Kind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from "graphql";
-import { isPlainObject, mediaType, refuse, singleParam, strictJson, uncompressed, utf8Text, type CallContent, type Read } from "./content.js";
+import { isPlainObject, mediaType, refuse, singleParam, strictJson, strictJsonText, uncompressed, utf8Text, type CallContent, type Read } from "./content.js";
 import type { Inspection, Operation } from "./operations.js";
 import { readQueryLeniently } from "./query.js";
 
@@ -88,11 +88,10 @@ function graphqlRequests(call: CallContent): Read<GraphqlRequest[]> {
       if (value.value !== undefined) request[key] = value.value;
     }
     if (typeof request.extensions === "string") {
-      try {
-        request.extensions = JSON.parse(request.extensions);
-      } catch {
-        return refuse("extensions parameter is not JSON");
-      }
+      // Duplicate keys refused as in a body: `persistedQuery` twice is two hashes, and parsers differ on which wins.
+      const extensions = strictJsonText(request.extensions, "extensions parameter");
+      if (!extensions.ok) return extensions;
+      request.extensions = extensions.value;
     }
     const one = requestFrom(request);
     return one.ok ? { ok: true, value: [one.value] } : one;

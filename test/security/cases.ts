@@ -491,6 +491,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`method_override\`: a JSON body (any Content-Type Laravel takes for JSON: \`/json\` or \`+json\` anywhere) is read, within the inspection limit, for a top-level member any framework reads as an override, as form bodies are (REQ-27); ${NOTHING}`,
   },
+  "REQ-63": {
+    area: "request",
+    attack:
+      "a GraphQL GET whose `extensions` parameter names `persistedQuery` twice: the stored hash of a `volumeDelete` document first, the hash of the harmless `query` sent beside it last, for a server that runs a stored document in preference to the one sent and keeps the first of two JSON keys",
+    status: 403,
+    expected: `403 \`uninspectable\`: duplicate JSON keys are refused in the \`extensions\` URL parameter as in a body; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:

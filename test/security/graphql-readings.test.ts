@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { buildSchema, graphql } from "graphql";
@@ -35,6 +36,20 @@ const railsReading: Reading = (rawQuery, body, contentType) => {
 const graphqlJavaReading: Reading = (_rawQuery, body) => {
   const { query, operationName } = JSON.parse(body.toString("utf8")) as GraphqlParams;
   return { query: query?.replace(/[\u2028\u2029]/g, "\n"), operationName };
+};
+
+/** Documents a server stored under their sha256 hash earlier (automatic persisted queries): Keyward never saw them. */
+const stored = new Map<string, string>();
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/**
+ * A server that runs the document it stored under a hash in preference to the one sent beside it, and
+ * whose JSON reader keeps the first of two keys: it reads the first `sha256Hash` of `extensions`.
+ */
+const storedFirstReading: Reading = (rawQuery) => {
+  const url = new URLSearchParams(rawQuery);
+  const hash = /"sha256Hash"\s*:\s*"([0-9a-f]{64})"/.exec(url.get("extensions") ?? "")?.[1];
+  return { query: (hash !== undefined ? stored.get(hash) : undefined) ?? url.get("query") ?? undefined };
 };
 
 /** A GraphQL server shaped like a hosting provider's API, reading its parameters as `read` says. */
@@ -86,27 +101,34 @@ describe("security: GraphQL calls read as other servers read them", () => {
   let broker: TestBroker;
   let rails: Awaited<ReturnType<typeof startReadingServer>>;
   let java: Awaited<ReturnType<typeof startReadingServer>>;
+  let apq: Awaited<ReturnType<typeof startReadingServer>>;
   let token: string;
   let javaToken: string;
+  let apqToken: string;
 
   beforeAll(async () => {
     rails = await startReadingServer(railsReading);
     java = await startReadingServer(graphqlJavaReading);
+    apq = await startReadingServer(storedFirstReading);
     store = newStore();
     broker = await startBroker(store);
     await createUpstream(broker, { name: "rails", baseUrl: rails.url, environment: "staging", secret: "sk-rails-graphql-0123456789", protocol: "graphql" });
+    await createUpstream(broker, { name: "apq", baseUrl: apq.url, environment: "staging", secret: "sk-apq-graphql-0123456789", protocol: "graphql" });
     await createUpstream(broker, { name: "java", baseUrl: java.url, environment: "staging", secret: "sk-java-graphql-0123456789", protocol: "graphql" });
     const agent = await createAgent(broker, "agent");
     const rules = { allow: [{ operation: "query" }, { operation: "mutation", field: "serviceCreate" }], deny: [{ field: "*Delete" }] };
     await createGrant(broker, { name: "g", agents: [agent.id], upstream: "rails", methods: ["GET", "POST"], paths: ["/graphql"], graphql: rules });
+    await createGrant(broker, { name: "a", agents: [agent.id], upstream: "apq", methods: ["GET"], paths: ["/graphql"], graphql: rules });
     await createGrant(broker, { name: "j", agents: [agent.id], upstream: "java", methods: ["POST"], paths: ["/graphql"], graphql: rules });
     token = await tokenFor(broker, agent, { grant: "g" });
     javaToken = await tokenFor(broker, agent, { grant: "j" });
+    apqToken = await tokenFor(broker, agent, { grant: "a" });
   });
   afterAll(async () => {
     await broker?.close();
     await rails?.close();
     await java?.close();
+    await apq?.close();
     await store?.drop();
   });
 
@@ -156,5 +178,28 @@ describe("security: GraphQL calls read as other servers read them", () => {
     const res = await postJava('mutation { serviceCreate(name: "a") # volumeDelete(volumeId: "vol-1")\n }');
     expect(res.status).toBe(200);
     expect(java.state.volumes).toEqual([{ id: "vol-1" }]);
+  });
+
+  it(title("REQ-63"), async () => {
+    const harmless = "{ volumes { id } }";
+    const wipe = 'mutation { volumeDelete(volumeId: "vol-1") }';
+    stored.set(sha256(wipe), wipe);
+    const persisted = (hash: string) => `"persistedQuery":{"version":1,"sha256Hash":"${hash}"}`;
+    const extensions = `{${persisted(sha256(wipe))},${persisted(sha256(harmless))}}`;
+    const res = await broker
+      .http()
+      .get(`/proxy/apq/graphql?query=${encodeURIComponent(harmless)}&extensions=${encodeURIComponent(extensions)}`)
+      .set("authorization", `Bearer ${apqToken}`);
+    expect(res.status).toBe(statusOf("REQ-63"));
+    expect(res.headers["keyward-error"]).toBe("uninspectable");
+    expect(apq.received).toEqual([]);
+    expect(apq.state.volumes).toEqual([{ id: "vol-1" }]);
+    // One hash, the document's own: forwarded.
+    const one = await broker
+      .http()
+      .get(`/proxy/apq/graphql?query=${encodeURIComponent(harmless)}&extensions=${encodeURIComponent(`{${persisted(sha256(harmless))}}`)}`)
+      .set("authorization", `Bearer ${apqToken}`);
+    expect(one.status).toBe(200);
+    expect(one.body).toEqual({ data: { volumes: [{ id: "vol-1" }] } });
   });
 });

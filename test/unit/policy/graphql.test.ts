@@ -75,6 +75,12 @@ describe("inspectGraphql: what Keyward cannot fully read is refused", () => {
   const cases: [string, CallContent, RegExp][] = [
     ["a persisted query hash alone", post({ extensions: { persistedQuery: { version: 1, sha256Hash: "a".repeat(64) } } }), /persisted query/],
     ["a hash that does not match the document", post({ query: "{ a }", extensions: { persistedQuery: { version: 1, sha256Hash: sha256("{ b }") } } }), /hash does not match/],
+    [
+      "GET with persistedQuery twice in extensions",
+      get("query=%7B+a+%7D&extensions=" + encodeURIComponent(`{"persistedQuery":{"sha256Hash":"${"b".repeat(64)}"},"persistedQuery":{"sha256Hash":"${sha256("{ a }")}"}}`)),
+      /duplicate JSON key/,
+    ],
+    ["GET with extensions that are not JSON", get("query=%7B+a+%7D&extensions=%7Bx"), /extensions parameter is not valid JSON/],
     ["GET with only a persisted query", get("extensions=" + encodeURIComponent(JSON.stringify({ persistedQuery: { sha256Hash: "x" } }))), /persisted query/],
     ["a document id", post({ documentId: "abc" }), /unknown GraphQL request member/],
     ["a document id beside a query", post({ query: "{ a }", id: "abc" }), /unknown GraphQL request member/],
