@@ -5,7 +5,7 @@ import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/s
 import { startUpstream } from "../helpers/upstream.js";
 
 /**
- * AWS actions (src/policy/aws-action.ts) spelled as AWS reads them and Keyward might not, against an
+ * Preset operations spelled as the API reads them and Keyward might not. AWS actions (src/policy/aws-action.ts), against an
  * upstream protected by the `aws-rds` preset, under a grant that allows every path.
  */
 describe("security: AWS Query protocol actions", () => {
@@ -48,5 +48,40 @@ describe("security: AWS Query protocol actions", () => {
       const res = await broker.http().post("/proxy/rds/").set("authorization", `Bearer ${token}`).set("content-type", form).send(`${name}=DescribeDBInstances`);
       expect(res.status, name).toBe(200);
     }
+  });
+});
+
+/** A REST preset's operation reached under another path the API serves it at. */
+describe("security: GitHub repositories by id", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "github", baseUrl: upstream.url, environment: "staging", secret: "ghp_reposbyid0123456789", presets: ["github"] });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "github", methods: ["GET", "DELETE"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  it.each(["/repositories/1296269", "/repositories/1296269/", "/REPOSITORIES/1296269", "/repos/octocat/Hello-World"])(`${title("REQ-64")}: DELETE %s`, async (path) => {
+    const res = await broker.http().delete(`/proxy/github${path}`).set("authorization", `Bearer ${token}`);
+    expect(res.status).toBe(statusOf("REQ-64"));
+    expect(res.body.error.code).toBe("protected_operation");
+    expect(upstream.received).toEqual([]);
+  });
+
+  it("REQ-64: what the repository holds can still be deleted and read by id", async () => {
+    expect((await broker.http().delete("/proxy/github/repositories/1296269/issues/comments/1").set("authorization", `Bearer ${token}`)).status).toBe(200);
+    expect((await broker.http().get("/proxy/github/repositories/1296269").set("authorization", `Bearer ${token}`)).status).toBe(200);
   });
 });

@@ -498,6 +498,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`uninspectable\`: duplicate JSON keys are refused in the \`extensions\` URL parameter as in a body; ${NOTHING}`,
   },
+  "REQ-64": {
+    area: "request",
+    attack:
+      "under a grant on a GitHub upstream (preset `github`) that allows DELETE on `/**`, `DELETE /repositories/<id>`: GitHub serves every `/repos/{owner}/{repo}` route under `/repositories/{id}` too (its own pagination links point there), so this deletes the repository the preset protects as `DELETE /repos/*/*`",
+    status: 403,
+    expected: `403 \`protected_operation\` (\`github.repoDeleteById\`): allowed only when the grant names it and a human approved the token; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:
