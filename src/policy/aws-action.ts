@@ -43,8 +43,10 @@ export function inspectAwsAction(call: CallContent): Inspection {
     if (!fromBody.ok) return fromBody;
   }
   if (names.length > 1) return refuse("AWS action named more than once");
-  // A body in any other form might still carry an action that a lenient server reads.
-  if (names.length === 0 && call.body.length > 0 && type.value !== "application/x-www-form-urlencoded") {
+  // A body in any other form might still carry an action that a lenient server reads (Rack reads a body
+  // without a Content-Type as a form), besides or instead of one in the query string. Only a JSON
+  // protocol call, whose action X-Amz-Target names, has another kind of body.
+  if (target.value === undefined && call.body.length > 0 && type.value !== "application/x-www-form-urlencoded") {
     return refuse("a body that names no AWS action Keyward can read");
   }
   return { ok: true, operations: names.map((action) => ({ kind: "aws", action })) };

@@ -43,6 +43,14 @@ describe("security: AWS Query protocol actions", () => {
     expect(upstream.received).toEqual([]);
   });
 
+  it.each([null, "text/plain"])(`${title("REQ-65")}: Content-Type %s`, async (type) => {
+    const call = broker.http().post("/proxy/rds/?Action=DescribeDBInstances").set("authorization", `Bearer ${token}`);
+    const res = await (type === null ? call : call.set("content-type", type)).send(Buffer.from("Action=DeleteDBSnapshot&DBSnapshotIdentifier=nightly"));
+    expect(res.status).toBe(statusOf("REQ-65"));
+    expect(res.headers["keyward-error"]).toBe("uninspectable");
+    expect(upstream.received).toEqual([]);
+  });
+
   it("REQ-61: a harmless action under either name is forwarded", async () => {
     for (const name of ["Action", "Operation"]) {
       const res = await broker.http().post("/proxy/rds/").set("authorization", `Bearer ${token}`).set("content-type", form).send(`${name}=DescribeDBInstances`);

@@ -505,6 +505,13 @@ export const CASES = {
     status: 403,
     expected: `403 \`protected_operation\` (\`github.repoDeleteById\`): allowed only when the grant names it and a human approved the token; ${NOTHING}`,
   },
+  "REQ-65": {
+    area: "request",
+    attack:
+      "a harmless AWS action in the query string and a protected one in a body Keyward does not read as a form (no Content-Type, `text/plain`): `POST /?Action=DescribeDBInstances` with the body `Action=DeleteDBSnapshot&…`, for a server that reads such a body as a form (Rack does without a Content-Type)",
+    status: 403,
+    expected: `403 \`uninspectable\`: a body that is neither a form Keyward reads nor a JSON protocol call's (with \`X-Amz-Target\`) is refused, whatever the query string names; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:

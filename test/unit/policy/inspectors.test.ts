@@ -130,6 +130,8 @@ describe("inspectAwsAction", () => {
     ["a compressed form", call("POST", "Action=x", { ...form, "content-encoding": "gzip" }), /compressed/],
     ["a body that was not read", call("GET", undefined, {}, "Action=DescribeDBInstances"), /not read/],
     ["a body naming no action it could be read for", call("POST", "Action=DeleteDBSnapshot", { "content-type": "text/plain" }), /names no AWS action/],
+    ["a body without a Content-Type beside an action in the query (REQ-65)", call("POST", "Action=DeleteDBSnapshot", {}, "Action=DescribeDBInstances"), /names no AWS action/],
+    ["a text body beside an action in the query (REQ-65)", call("POST", "Action=DeleteDBSnapshot", { "content-type": "text/plain" }, "Action=DescribeDBInstances"), /names no AWS action/],
     ["a JSON body without X-Amz-Target", call("POST", '{"Action":"DeleteDBSnapshot"}', { "content-type": "application/json" }), /names no AWS action/],
   ];
   it.each(refused)("refuses %s", (_name, c, reason) => {
