@@ -155,7 +155,7 @@ export class BudgetService {
     for (;;) {
       // What this replica's leases cover is taken from them at once, before any await, so that concurrent
       // calls cannot spend the same units; it is given back if the rest is refused or waited for.
-      const covered: CounterTake[] = [];
+      const covered: [CounterTake, Lease][] = [];
       const uncovered: CounterTake[] = [];
       // Leases reserved under a larger budget than the grant has now (the admin lowered it): never spent,
       // since their units would let calls through beyond the new capacity; they go back to the counter,
@@ -169,12 +169,15 @@ export class BudgetService {
           uncovered.push(t);
         } else if (lease && lease.window === t.window && lease.units >= t.amount) {
           lease.units -= t.amount;
-          covered.push(t);
+          covered.push([t, lease]);
         } else uncovered.push(t);
       }
       if (uncovered.length === 0) return null;
+      // Only into the lease they came from, while this replica still holds it. One replaced meanwhile (a new
+      // minute's, or one reserved under a lowered budget) was reserved without them: spent from it, they would
+      // go uncounted. One dropped meanwhile went back to its counter without them: they stay counted, unspent.
       const giveBack = () => {
-        for (const t of covered) this.#leases.get(t.key)!.units += t.amount;
+        for (const [t, lease] of covered) if (this.#leases.get(t.key) === lease) lease.units += t.amount;
       };
       if (outgrown.length > 0) {
         giveBack();

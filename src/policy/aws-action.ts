@@ -1,17 +1,32 @@
-import { mediaType, refuse, singleHeader, singleParam, uncompressed, utf8Text, type CallContent } from "./content.js";
+import { mediaType, refuse, singleHeader, singleParam, uncompressed, utf8Text, type CallContent, type Read } from "./content.js";
 import type { Inspection } from "./operations.js";
 
 /**
- * The AWS action a call names: the `Action` parameter of the Query protocol (in the query string or a
- * form body) or the operation in `X-Amz-Target` (JSON protocols). Named twice, even identically, or a
- * body Keyward cannot read for it: refused. No action and no body is not an error (no AWS operation).
+ * The parameters the Query protocol names its action by: AWS documents `Operation` as the older name,
+ * "supported for backward compatibility with other AWS Query APIs".
+ */
+const ACTION_PARAMETERS = ["Action", "Operation"];
+
+/** Adds the actions URL-encoded parameters name to `names`; a parameter given twice is refused. */
+function actionsIn(params: URLSearchParams, names: string[]): Read<true> {
+  for (const name of ACTION_PARAMETERS) {
+    const value = singleParam(params, name);
+    if (!value.ok) return value;
+    if (value.value !== undefined) names.push(value.value);
+  }
+  return { ok: true, value: true };
+}
+
+/**
+ * The AWS action a call names: the `Action` (or `Operation`) parameter of the Query protocol (in the
+ * query string or a form body) or the operation in `X-Amz-Target` (JSON protocols). Named twice, even
+ * identically, or a body Keyward cannot read for it: refused. No action and no body is not an error (no AWS operation).
  */
 export function inspectAwsAction(call: CallContent): Inspection {
   if (!call.body) return refuse("body was not read");
   const names: string[] = [];
-  const fromQuery = singleParam(new URLSearchParams(call.query), "Action");
+  const fromQuery = actionsIn(new URLSearchParams(call.query), names);
   if (!fromQuery.ok) return fromQuery;
-  if (fromQuery.value !== undefined) names.push(fromQuery.value);
 
   const target = singleHeader(call.headers, "x-amz-target");
   if (!target.ok) return target;
@@ -24,13 +39,14 @@ export function inspectAwsAction(call: CallContent): Inspection {
     if (!plain.ok) return plain;
     const text = utf8Text(call.body);
     if (!text.ok) return text;
-    const fromBody = singleParam(new URLSearchParams(text.value), "Action");
+    const fromBody = actionsIn(new URLSearchParams(text.value), names);
     if (!fromBody.ok) return fromBody;
-    if (fromBody.value !== undefined) names.push(fromBody.value);
   }
   if (names.length > 1) return refuse("AWS action named more than once");
-  // A body in any other form might still carry an action that a lenient server reads.
-  if (names.length === 0 && call.body.length > 0 && type.value !== "application/x-www-form-urlencoded") {
+  // A body in any other form might still carry an action that a lenient server reads (Rack reads a body
+  // without a Content-Type as a form), besides or instead of one in the query string. Only a JSON
+  // protocol call, whose action X-Amz-Target names, has another kind of body.
+  if (target.value === undefined && call.body.length > 0 && type.value !== "application/x-www-form-urlencoded") {
     return refuse("a body that names no AWS action Keyward can read");
   }
   return { ok: true, operations: names.map((action) => ({ kind: "aws", action })) };

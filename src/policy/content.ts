@@ -57,14 +57,18 @@ export function utf8Text(body: Uint8Array): Read<string> {
 /** JSON as JSON.parse reads it, refusing duplicate keys (parsers disagree on which one wins). */
 export function strictJson(body: Uint8Array): Read<unknown> {
   const text = utf8Text(body);
-  if (!text.ok) return text;
+  return text.ok ? strictJsonText(text.value, "body") : text;
+}
+
+/** strictJson for JSON already decoded to text (a URL parameter); `what` names it in the refusal. */
+export function strictJsonText(text: string, what: string): Read<unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(text.value);
+    value = JSON.parse(text);
   } catch {
-    return refuse("body is not valid JSON");
+    return refuse(`${what} is not valid JSON`);
   }
-  const duplicate = duplicateKey(text.value);
+  const duplicate = duplicateKey(text);
   return duplicate === null ? { ok: true, value } : refuse(`duplicate JSON key ${JSON.stringify(duplicate.slice(0, 100))}`);
 }
 

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { Kind, parse, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from "graphql";
-import { isPlainObject, mediaType, refuse, singleParam, strictJson, uncompressed, utf8Text, type CallContent, type Read } from "./content.js";
+import { isPlainObject, mediaType, refuse, singleParam, strictJson, strictJsonText, uncompressed, utf8Text, type CallContent, type Read } from "./content.js";
 import type { Inspection, Operation } from "./operations.js";
+import { readQueryLeniently } from "./query.js";
 
 export const GRAPHQL_OPERATION_TYPES = ["query", "mutation", "subscription"] as const;
 export type GraphqlOperationType = (typeof GRAPHQL_OPERATION_TYPES)[number];
@@ -12,6 +13,9 @@ const MAX_TOKENS = 20_000;
 const REQUEST_KEYS = new Set(["query", "operationName", "variables", "extensions"]);
 /** Names servers use for stored documents: in the URL of a POST they could replace the body's document. */
 const DOCUMENT_ID_KEYS = new Set(["documentId", "doc_id", "id", "queryId"]);
+/** Both, lower-case, as readQueryLeniently names parameters. */
+const URL_KEYS_READ_LENIENTLY = new Set([...REQUEST_KEYS, ...DOCUMENT_ID_KEYS].map((key) => key.toLowerCase()));
+const LINE_SEPARATORS = /[\u2028\u2029]/;
 type GraphqlRequest = { query: string; operationName: string | undefined };
 /** One request of a call with its document parsed: what decide() reads root fields from, and response redaction aliases. */
 export type ParsedGraphqlRequest = { document: DocumentNode; operationName: string | undefined };
@@ -49,6 +53,12 @@ export function parsedGraphql(call: CallContent): Read<ParsedGraphqlRequest[]> {
   else {
     parsed = { ok: true, value: [] };
     for (const request of requests.value) {
+      // graphql-java ends a comment at U+2028 and U+2029 (line terminators to it, not to the spec or graphql-js):
+      // `serviceCreate # <U+2028> volumeDelete` would run a field Keyward read as a comment.
+      if (LINE_SEPARATORS.test(request.query)) {
+        parsed = refuse("GraphQL document with U+2028 or U+2029, which parsers disagree on");
+        break;
+      }
       try {
         parsed.value.push({ document: parse(request.query, { noLocation: true, maxTokens: MAX_TOKENS }), operationName: request.operationName });
       } catch {
@@ -62,12 +72,15 @@ export function parsedGraphql(call: CallContent): Read<ParsedGraphqlRequest[]> {
 }
 
 function graphqlRequests(call: CallContent): Read<GraphqlRequest[]> {
-  const url = new URLSearchParams(call.query);
   if (call.method === "GET" || call.method === "HEAD") {
+    const url = new URLSearchParams(call.query);
     if (!call.body) return refuse("body was not read");
     if (call.body.length > 0) return refuse("GraphQL GET with a body");
     const unknown = [...url.keys()].find((k) => !REQUEST_KEYS.has(k));
     if (unknown !== undefined) return refuse(`unknown GraphQL parameter ${JSON.stringify(unknown.slice(0, 50))}`);
+    // Rack 2 (Rails), Python < 3.9.2 and Go < 1.17 split parameters on `;` too: `query={a}%23;query=mutation{…}`
+    // is one harmless document here (`#` starts a comment) and, last wins, the mutation there.
+    if (call.query.includes(";")) return refuse("a ';' in a GraphQL GET: servers that split parameters on it read other parameters");
     const request: Record<string, unknown> = {};
     for (const key of ["query", "operationName", "extensions"]) {
       const value = singleParam(url, key);
@@ -75,18 +88,20 @@ function graphqlRequests(call: CallContent): Read<GraphqlRequest[]> {
       if (value.value !== undefined) request[key] = value.value;
     }
     if (typeof request.extensions === "string") {
-      try {
-        request.extensions = JSON.parse(request.extensions);
-      } catch {
-        return refuse("extensions parameter is not JSON");
-      }
+      // Duplicate keys refused as in a body: `persistedQuery` twice is two hashes, and parsers differ on which wins.
+      const extensions = strictJsonText(request.extensions, "extensions parameter");
+      if (!extensions.ok) return extensions;
+      request.extensions = extensions.value;
     }
     const one = requestFrom(request);
     return one.ok ? { ok: true, value: [one.value] } : one;
   }
 
-  // Some servers read GraphQL parameters from the URL even on POST: two sources could disagree.
-  if ([...url.keys()].some((k) => REQUEST_KEYS.has(k) || DOCUMENT_ID_KEYS.has(k))) return refuse("GraphQL parameters in both the URL and the body");
+  // Some servers read GraphQL parameters from the URL even on POST, and Rails lets them win over the body's:
+  // two sources could disagree. Read as leniently as any server might (`x=1;query=…` splits on `;` in Rack 2).
+  if ([...readQueryLeniently(call.query).keys()].some((k) => URL_KEYS_READ_LENIENTLY.has(k))) {
+    return refuse("GraphQL parameters in both the URL and the body");
+  }
   if (!call.body) return refuse("body was not read");
   const plain = uncompressed(call.headers);
   if (!plain.ok) return plain;

@@ -1,11 +1,12 @@
-import { singleHeader, uncompressed, type CallContent, type Headers } from "./content.js";
+import { isPlainObject, singleHeader, uncompressed, type CallContent, type Headers } from "./content.js";
 import { CANONICAL_NAME, decodeRepeatedly, nameReadings, PARAM_SEPARATORS } from "./query.js";
 
 /**
  * Method override through parameters. Many server frameworks let a POST act as another method when it
  * carries a parameter naming one: Rails and Spring read `_method` from a form body, Laravel and Symfony
- * from the query string or the body, ASP.NET `X-HTTP-Method-Override` from a form field or the query, and
- * Express's `method-override` whatever name the application picked. A POST the policy allowed could then
+ * from the query string or the body (Laravel's body is the JSON one for a JSON request), ASP.NET
+ * `X-HTTP-Method-Override` from a form field or the query, and Express's `method-override` whatever name
+ * the application picked. A POST the policy allowed could then
  * run as a DELETE a deny rule refuses. So a parameter is refused when its name could reach any of these
  * frameworks as an override name, after every rewriting they apply to names: percent-decoding (repeated,
  * for servers that decode twice), `+` as a space, and every reading of src/policy/query.ts nameReadings
@@ -36,21 +37,33 @@ export function methodOverrideInQuery(query: string): string | null {
   return encodedParamNames(query).find((name) => isMethodOverrideName(name)) ?? null;
 }
 
-/** How a POST body may carry form fields a framework reads: URL-encoded, multipart, or refused as unreadable. */
-export type FormBody = "urlencoded" | "multipart" | "ambiguous";
+/** How a POST body may carry form fields a framework reads: URL-encoded, multipart, JSON, or refused as unreadable. */
+export type FormBody = "urlencoded" | "multipart" | "json" | "ambiguous";
+
+/** Laravel's Request::isJson(): a Content-Type holding `/json` or `+json` anywhere, parameters included. */
+const JSON_CONTENT_TYPE = /[/+]json/i;
 
 /**
  * Whether a call's body may carry form fields that some framework reads as an override. Only a POST
  * is overridden. Rack reads a POST without a Content-Type as a URL-encoded form, and any `multipart/*`
- * as multipart, so those count too. A repeated Content-Type, or a charset in which ASCII names are not
- * ASCII bytes (UTF-16, UTF-32, UTF-7), is ambiguous: refused when it matters.
+ * as multipart, so those count too; Laravel reads its fields from a JSON body (any Content-Type
+ * Request::isJson() takes for JSON), whose top-level members Symfony's getMethod() then reads `_method`
+ * from. A repeated Content-Type, or a charset in which ASCII names are not ASCII bytes (UTF-16, UTF-32,
+ * UTF-7), is ambiguous: refused when it matters.
  */
 export function formBodyOf(method: string, headers: Headers): FormBody | null {
   if (method !== "POST") return null;
   const header = singleHeader(headers, "content-type");
   if (!header.ok) return "ambiguous";
   const [type = "", ...params] = (header.value ?? "").split(";").map((p) => p.trim().toLowerCase());
-  const kind = type === "" || type === "application/x-www-form-urlencoded" ? "urlencoded" : type.startsWith("multipart/") ? "multipart" : null;
+  const kind =
+    type === "" || type === "application/x-www-form-urlencoded"
+      ? "urlencoded"
+      : type.startsWith("multipart/")
+        ? "multipart"
+        : JSON_CONTENT_TYPE.test(header.value!)
+          ? "json"
+          : null;
   if (kind === null) return null;
   return params.some((p) => /^charset\s*=\s*"?(?:utf-?(?:7|16|32)|ucs|unicode)/.test(p)) ? "ambiguous" : kind;
 }
@@ -90,6 +103,7 @@ const MULTIPART_NAME = /\bname\s*(?:(\*)\s*)?=\s*(?:"((?:[^"\\\r\n]|\\.)*)"|([^\
 /** The first form field in the body whose name is a method-override name, or null. */
 export function methodOverrideInForm(kind: Exclude<FormBody, "ambiguous">, body: Uint8Array): string | null {
   // Names are ASCII; Latin-1 reads any bytes without failing and keeps percent-escapes as they are.
+  if (kind === "json") return methodOverrideInJson(body);
   const text = Buffer.from(body).toString("latin1");
   if (kind === "urlencoded") return encodedParamNames(text).find((name) => isMethodOverrideName(name)) ?? null;
   for (const match of text.matchAll(MULTIPART_NAME)) {
@@ -102,6 +116,20 @@ export function methodOverrideInForm(kind: Exclude<FormBody, "ambiguous">, body:
     if (isMethodOverrideName(name, true) || isMethodOverrideName(utf8, true)) return name;
   }
   return null;
+}
+
+/**
+ * The first top-level member of a JSON object body whose name is a method-override name, or null. A body
+ * that is no JSON object gives Laravel no fields (json_decode fails as JSON.parse does), so none.
+ */
+function methodOverrideInJson(body: Uint8Array): string | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    return null;
+  }
+  return isPlainObject(value) ? (Object.keys(value).find((name) => isMethodOverrideName(name, false)) ?? null) : null;
 }
 
 export type OverrideRefusal = { code: "method_override"; reason: string };
@@ -130,5 +158,5 @@ export function refuseMethodOverride(call: CallContent, token: { methods: readon
   if (!plain.ok) return { code: "method_override", reason: `the form body cannot be checked for a method override: ${plain.reason}` };
   if (call.body === undefined) return { code: "method_override", reason: "a form body that could override the method was not inspected" };
   const inBody = methodOverrideInForm(kind, call.body);
-  return inBody === null ? null : refusal("form", inBody);
+  return inBody === null ? null : refusal(kind === "json" ? "JSON" : "form", inBody);
 }

@@ -69,7 +69,7 @@ export const ERROR_CODES = {
   revocation_state_stale: { status: 503, step: "revocation", meaning: "the broker cannot confirm its revocation state is current; retry later" },
   // proxy step 3b
   invalid_path: { status: 403, step: "prepare", meaning: "the path is ambiguous (dot segments, encoded slashes, control characters...)" },
-  method_override: { status: 403, step: "decide", meaning: "a query parameter or form field any common framework reads as a method override (_method, X-HTTP-Method-Override, ...), or a form body that cannot be checked for one (compressed, UTF-16)" },
+  method_override: { status: 403, step: "decide", meaning: "a query parameter, form field or top-level JSON member any common framework reads as a method override (_method, X-HTTP-Method-Override, ...), or a form or JSON body that cannot be checked for one (compressed, UTF-16)" },
   // proxy step 4: decide()
   grant_gone: { status: 403, step: "decide", meaning: "the token's grant no longer exists" },
   agent_not_in_grant: { status: 403, step: "decide", meaning: "the agent is no longer one of the grant's agents" },

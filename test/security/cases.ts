@@ -493,6 +493,55 @@ export const CASES = {
     expected:
       "403 `protected_operation` (presets `aws-sts` and `aws-iam`, applied to `sts.*` and `iam.*` hosts): allowed only when the grant names the operation in `allowProtected` and a human approved the token; `GetCallerIdentity` and other calls pass",
   },
+  "REQ-59": {
+    area: "request",
+    attack:
+      "GraphQL parameters hidden behind a `;` in the URL, which Rack 2 (Rails), Python < 3.9.2 and Go < 1.17 split parameters on: `GET ?query={ volumes { id } }%23;query=mutation { volumeDelete }` (one harmless document with a comment to Keyward, the last `query` to Rails), or `POST ?x=1;query=mutation { volumeDelete }` beside a harmless JSON body (Rails lets the URL's parameters win)",
+    status: 403,
+    expected: `403 \`uninspectable\`: a GraphQL GET with a \`;\` in its query is refused, and a POST whose URL carries a GraphQL parameter in any reading a lenient server applies; ${NOTHING}`,
+  },
+  "REQ-60": {
+    area: "request",
+    attack:
+      "a GraphQL document whose comment ends, for graphql-java (Spring for GraphQL, DGS), at a line separator U+2028 or U+2029: `mutation { serviceCreate # <U+2028> volumeDelete }` is `serviceCreate` to graphql-js and the spec, and both mutations to graphql-java",
+    status: 403,
+    expected: `403 \`uninspectable\`: a document with U+2028 or U+2029 anywhere is refused; ${NOTHING}`,
+  },
+  "REQ-61": {
+    area: "request",
+    attack:
+      "a protected AWS Query action named by `Operation`, the older name AWS documents as \"supported for backward compatibility with other AWS Query APIs\", instead of `Action`: `?Operation=DeleteDBSnapshot`, in the query string or a form body, alone or beside a harmless `Action`",
+    status: 403,
+    expected: `403: \`protected_operation\` for the action \`Operation\` names, \`uninspectable\` when \`Action\` names another; ${NOTHING}`,
+  },
+  "REQ-62": {
+    area: "request",
+    attack:
+      "a POST with a JSON body carrying `_method` (`{\"name\": \"x\", \"_method\": \"DELETE\"}`), under a grant that denies DELETE: Laravel reads a JSON request's fields from its body and lets Symfony's `getMethod()` take `_method` from them, so the POST runs as the DELETE",
+    status: 403,
+    expected: `403 \`method_override\`: a JSON body (any Content-Type Laravel takes for JSON: \`/json\` or \`+json\` anywhere) is read, within the inspection limit, for a top-level member any framework reads as an override, as form bodies are (REQ-27); ${NOTHING}`,
+  },
+  "REQ-63": {
+    area: "request",
+    attack:
+      "a GraphQL GET whose `extensions` parameter names `persistedQuery` twice: the stored hash of a `volumeDelete` document first, the hash of the harmless `query` sent beside it last, for a server that runs a stored document in preference to the one sent and keeps the first of two JSON keys",
+    status: 403,
+    expected: `403 \`uninspectable\`: duplicate JSON keys are refused in the \`extensions\` URL parameter as in a body; ${NOTHING}`,
+  },
+  "REQ-64": {
+    area: "request",
+    attack:
+      "under a grant on a GitHub upstream (preset `github`) that allows DELETE on `/**`, `DELETE /repositories/<id>`: GitHub serves every `/repos/{owner}/{repo}` route under `/repositories/{id}` too (its own pagination links point there), so this deletes the repository the preset protects as `DELETE /repos/*/*`",
+    status: 403,
+    expected: `403 \`protected_operation\` (\`github.repoDeleteById\`): allowed only when the grant names it and a human approved the token; ${NOTHING}`,
+  },
+  "REQ-65": {
+    area: "request",
+    attack:
+      "a harmless AWS action in the query string and a protected one in a body Keyward does not read as a form (no Content-Type, `text/plain`): `POST /?Action=DescribeDBInstances` with the body `Action=DeleteDBSnapshot&…`, for a server that reads such a body as a form (Rack does without a Content-Type)",
+    status: 403,
+    expected: `403 \`uninspectable\`: a body that is neither a form Keyward reads nor a JSON protocol call's (with \`X-Amz-Target\`) is refused, whatever the query string names; ${NOTHING}`,
+  },
   "REQ-44": {
     area: "request",
     attack:
@@ -970,6 +1019,14 @@ export const CASES = {
     status: 502,
     expected:
       "502 `upstream_unreachable`; the failure is logged without the bytes the parser stopped at (undici's `HTTPParserError` carries them as `data`): not a character of the secret in the log",
+  },
+  "FLT-42": {
+    area: "faults",
+    attack:
+      "a call takes a unit from this replica's lease of one budget while its other budget is reserved in the database, which refuses it; meanwhile another call replaced or dropped that lease (the admin lowered the budget, or a new minute began)",
+    status: 429,
+    expected:
+      "the call is refused with 429 `budget_exceeded` for the spent budget, never a 500; the leased unit goes back only to the lease it was reserved in, never to a newer one (a unit reserved in one minute is not spent, uncounted, in the next)",
   },
 } as const satisfies Record<string, Case>;
 

@@ -258,12 +258,29 @@ describe("security: request attacks", () => {
     // a form body over the inspection limit cannot be read: 413 (MAX_BODY here bounds both limits)
     expectRefused(await post("/proxy/api/v1/items", FORM, "a=" + "x".repeat(MAX_BODY)), 413, "payload_too_large");
     // ordinary forms and JSON go through, the bytes unchanged
-    for (const [type, body] of [[FORM, "name=x&note=_method%3DDELETE"], ["application/json", '{"_method":"x"}'], ["multipart/form-data; boundary=XyZ", multipart('name="comment"')]] as const) {
+    for (const [type, body] of [[FORM, "name=x&note=_method%3DDELETE"], ["application/json", '{"note":"_method"}'], ["multipart/form-data; boundary=XyZ", multipart('name="comment"')]] as const) {
       const res = await post("/proxy/api/v1/items", type, body);
       expect(res.status, res.text.slice(0, 300)).toBe(200);
       expect(res.forwarded).toBe(1);
       expect(s.api.received.at(-1)!.body).toBe(body);
     }
+  });
+
+  it(title("REQ-62"), async () => {
+    // grant A denies DELETE: Laravel would run each of these POSTs as a DELETE
+    for (const [type, body] of [
+      ["application/json", '{"name":"x","_method":"DELETE"}'],
+      ["application/vnd.api+json", '{"_method":"DELETE"}'],
+      ["application/json; charset=utf-8", '{"\\u005fmethod":"DELETE"}'],
+      ["application/json", '{"X-HTTP-Method-Override":"DELETE"}'],
+    ] as const) {
+      expectRefused(await post("/proxy/api/v1/items", type, body), statusOf("REQ-62"), "method_override", `${type} ${body}`);
+    }
+    // members below the top level are no override; the bytes go out unchanged
+    const body = '{"item":{"_method":"DELETE"}}';
+    const res = await post("/proxy/api/v1/items", "application/json", body);
+    expect(res.status, res.text.slice(0, 300)).toBe(200);
+    expect(s.api.received.at(-1)!.body).toBe(body);
   });
 
   it(title("REQ-35"), async () => {

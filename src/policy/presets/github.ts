@@ -12,5 +12,12 @@ export const github: Preset = {
       description: "delete a repository",
       match: { http: { method: "DELETE", path: "/repos/*/*" } },
     },
+    {
+      // GitHub serves every /repos/{owner}/{repo} route under /repositories/{id} too: its own pagination
+      // links and search results point there.
+      id: "github.repoDeleteById",
+      description: "delete a repository by its id (/repositories/{id}, the same repository as /repos/{owner}/{repo})",
+      match: { http: { method: "DELETE", path: "/repositories/*" } },
+    },
   ],
 };

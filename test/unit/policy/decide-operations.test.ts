@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, type GrantPolicy, type ProxyRequest, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
+import { decide, HTTP_METHODS, type GrantPolicy, type ProxyRequest, type TargetPolicy, type TokenCapabilities } from "../../../src/policy/decide.js";
 import { normalisePath } from "../../../src/policy/paths.js";
 import { title } from "../../security/cases.js";
 
@@ -148,7 +148,9 @@ describe("decide: GraphQL rules", () => {
   });
 
   it("a body that was not read is never guessed at", () => {
-    expect(outcome(decide(token, graphqlGrant, { ...gql("{ a }"), body: undefined }))).toBe("uninspectable");
+    // Every method allowed: no method override could matter (REQ-62), only the operations are left to read.
+    const everyMethod = { methods: [...HTTP_METHODS] };
+    expect(outcome(decide({ ...token, ...everyMethod }, { ...graphqlGrant, ...everyMethod }, { ...gql("{ a }"), body: undefined }))).toBe("uninspectable");
   });
 });
 
@@ -256,7 +258,8 @@ describe("decide: destructive calls for budgets", () => {
     ["DELETE also tagged counts once", { ...baseGrant, destructive: [{ method: "DELETE" }] }, "DELETE", "/v1/volumes/1", 1],
   ];
   it.each(cases)("%s → %i", (_name, grant, method, path, expected) => {
-    const d = decide(token, grant, request(method, path, http));
+    // A POST's JSON body is read for a method override (REQ-62): an empty one carries none.
+    const d = decide(token, grant, request(method, path, http, method === "POST" ? "" : undefined));
     expect(d.allow && d.destructive).toBe(expected);
   });
 });

@@ -75,6 +75,12 @@ describe("inspectGraphql: what Keyward cannot fully read is refused", () => {
   const cases: [string, CallContent, RegExp][] = [
     ["a persisted query hash alone", post({ extensions: { persistedQuery: { version: 1, sha256Hash: "a".repeat(64) } } }), /persisted query/],
     ["a hash that does not match the document", post({ query: "{ a }", extensions: { persistedQuery: { version: 1, sha256Hash: sha256("{ b }") } } }), /hash does not match/],
+    [
+      "GET with persistedQuery twice in extensions",
+      get("query=%7B+a+%7D&extensions=" + encodeURIComponent(`{"persistedQuery":{"sha256Hash":"${"b".repeat(64)}"},"persistedQuery":{"sha256Hash":"${sha256("{ a }")}"}}`)),
+      /duplicate JSON key/,
+    ],
+    ["GET with extensions that are not JSON", get("query=%7B+a+%7D&extensions=%7Bx"), /extensions parameter is not valid JSON/],
     ["GET with only a persisted query", get("extensions=" + encodeURIComponent(JSON.stringify({ persistedQuery: { sha256Hash: "x" } }))), /persisted query/],
     ["a document id", post({ documentId: "abc" }), /unknown GraphQL request member/],
     ["a document id beside a query", post({ query: "{ a }", id: "abc" }), /unknown GraphQL request member/],
@@ -111,9 +117,14 @@ describe("inspectGraphql: what Keyward cannot fully read is refused", () => {
     ["POST with GraphQL parameters in the URL too", post({ query: "{ a }" }, json, "query=mutation%7BvolumeDelete%7D"), /both the URL and the body/],
     ["POST with a stored document id in the URL", post({ query: "{ a }" }, json, "documentId=abc"), /both the URL and the body/],
     ["POST with operationName in the URL", post({ query: "query A { a } mutation B { b }", operationName: "A" }, json, "operationName=B"), /both the URL and the body/],
+    ["POST with a GraphQL parameter behind a `;` in the URL (Rack 2)", post({ query: "{ a }" }, json, "x=1;query=mutation%7BvolumeDelete%7D"), /both the URL and the body/],
+    ["POST with a GraphQL parameter in another case in the URL", post({ query: "{ a }" }, json, "Query=mutation%7BvolumeDelete%7D"), /both the URL and the body/],
+    ["GET with a parameter behind a `;` (Rack 2)", get("query=%7Ba%7D%23;query=mutation%7BvolumeDelete%7D"), /';' in a GraphQL GET/],
     ["GET with a body", get("query=%7Ba%7D", '{"query":"mutation { volumeDelete }"}'), /GET with a body/],
     ["GET with a repeated query", get("query=%7Ba%7D&query=mutation%7Bb%7D"), /repeated query/],
     ["a body that was not read", { method: "POST", query: "", headers: json, body: undefined }, /not read/],
+    ["a comment graphql-java ends at U+2028", post({ query: "mutation { serviceCreate # \u2028 volumeDelete\n }" }), /U\+2028 or U\+2029/],
+    ["U+2029 in a GET document", get("query=" + encodeURIComponent("{ a # \u2029 b\n }")), /U\+2028 or U\+2029/],
     ["a document over the token limit", post({ query: "{ " + "a ".repeat(25_000) + "}" }), /does not parse/],
   ];
   it.each(cases)("%s", (_name, call, reason) => {

@@ -111,6 +111,8 @@ describe("inspectAwsAction", () => {
     ["Query protocol in a form body", call("POST", "Action=DeleteDBSnapshot&DBSnapshotIdentifier=s1", form), ["action DeleteDBSnapshot"]],
     ["an encoded parameter name", call("POST", "Act%69on=DeleteDBSnapshot", form), ["action DeleteDBSnapshot"]],
     ["a JSON protocol target", call("POST", "{}", { "x-amz-target": "AmazonRDSv19.DeleteDBSnapshot" }), ["action DeleteDBSnapshot"]],
+    ["the older Operation parameter (REQ-61)", call("GET", "", {}, "Operation=DeleteDBSnapshot"), ["action DeleteDBSnapshot"]],
+    ["Operation in a form body (REQ-61)", call("POST", "Operation=DeleteDBSnapshot", form), ["action DeleteDBSnapshot"]],
     ["no action at all", call("GET", "", {}, "x=1"), []],
   ];
   it.each(ok)("%s", (_name, c, expected) => {
@@ -121,10 +123,15 @@ describe("inspectAwsAction", () => {
     ["Action twice in the query", call("GET", "", {}, "Action=DescribeDBInstances&Action=DeleteDBSnapshot"), /repeated Action/],
     ["Action twice in the body", call("POST", "Action=DescribeDBInstances&Action=DeleteDBSnapshot", form), /repeated Action/],
     ["Action in the query and the body", call("POST", "Action=DeleteDBSnapshot", form, "Action=DescribeDBInstances"), /more than once/],
+    ["Action and Operation (REQ-61)", call("GET", "", {}, "Action=DescribeDBInstances&Operation=DeleteDBSnapshot"), /more than once/],
+    ["Action in the query and Operation in the body (REQ-61)", call("POST", "Operation=DeleteDBSnapshot", form, "Action=DescribeDBInstances"), /more than once/],
+    ["Operation twice", call("GET", "", {}, "Operation=DescribeDBInstances&Operation=DeleteDBSnapshot"), /repeated Operation/],
     ["Action and X-Amz-Target", call("POST", "{}", { "x-amz-target": "X.DeleteDBSnapshot" }, "Action=DescribeDBInstances"), /more than once/],
     ["a compressed form", call("POST", "Action=x", { ...form, "content-encoding": "gzip" }), /compressed/],
     ["a body that was not read", call("GET", undefined, {}, "Action=DescribeDBInstances"), /not read/],
     ["a body naming no action it could be read for", call("POST", "Action=DeleteDBSnapshot", { "content-type": "text/plain" }), /names no AWS action/],
+    ["a body without a Content-Type beside an action in the query (REQ-65)", call("POST", "Action=DeleteDBSnapshot", {}, "Action=DescribeDBInstances"), /names no AWS action/],
+    ["a text body beside an action in the query (REQ-65)", call("POST", "Action=DeleteDBSnapshot", { "content-type": "text/plain" }, "Action=DescribeDBInstances"), /names no AWS action/],
     ["a JSON body without X-Amz-Target", call("POST", '{"Action":"DeleteDBSnapshot"}', { "content-type": "application/json" }), /names no AWS action/],
   ];
   it.each(refused)("refuses %s", (_name, c, reason) => {

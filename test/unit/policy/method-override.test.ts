@@ -58,7 +58,14 @@ describe("formBodyOf: bodies a framework reads form fields from", () => {
     ["POST", { "content-type": "application/x-www-form-urlencoded; charset=utf-16" }, "ambiguous"],
     ["POST", { "content-type": "application/x-www-form-urlencoded; charset=UTF-7" }, "ambiguous"],
     ["POST", { "content-type": ["application/json", "application/x-www-form-urlencoded"] }, "ambiguous"],
-    ["POST", { "content-type": "application/json" }, null],
+    // REQ-62: Laravel's Request::isJson() reads `/json` or `+json` anywhere in the header
+    ["POST", { "content-type": "application/json" }, "json"],
+    ["POST", { "content-type": "application/vnd.api+json; charset=utf-8" }, "json"],
+    ["POST", { "content-type": "Text/JSON" }, "json"],
+    ["POST", { "content-type": "text/plain; x=/json" }, "json"],
+    ["POST", { "content-type": "application/json; charset=utf-16" }, "ambiguous"],
+    ["POST", { "content-type": "text/plain" }, null],
+    ["PUT", { "content-type": "application/json" }, null],
     ["PUT", { "content-type": "application/x-www-form-urlencoded" }, null],
     ["GET", {}, null],
   ] as [string, Record<string, string | string[]>, string | null][])("%s %j → %s", (method, headers, kind) =>
@@ -113,6 +120,14 @@ describe("methodOverrideInForm", () => {
   it.each(['name="comment"', 'name="file"; filename="_method.txt"', 'name="method"'])("multipart %s: none", (d) =>
     expect(methodOverrideInForm("multipart", part(d))).toBeNull(),
   );
+  it.each(['{"_method":"DELETE"}', '{"a":1,"_METHOD":"PUT"}', '{"\\u005fmethod":"DELETE"}', '{"_method":"x","_method":"DELETE"}', '{"X-HTTP-Method-Override":"DELETE"}'])(
+    `${title("REQ-62")}: JSON %s`,
+    (body) => expect(methodOverrideInForm("json", bytes(body))).not.toBeNull(),
+  );
+  it.each(['{"a":{"_method":"DELETE"}}', '{"note":"_method"}', '[{"_method":"DELETE"}]', '"_method"', "", "not json"])("JSON %s: none", (body) =>
+    expect(methodOverrideInForm("json", bytes(body))).toBeNull(),
+  );
+
   it("multipart: a name anywhere in the body counts, however the parts are framed", () => {
     expect(methodOverrideInForm("multipart", bytes('garbage\nContent-Disposition: form-data; name="_method"\n\nDELETE'))).not.toBeNull();
   });
@@ -182,9 +197,13 @@ describe("refuseMethodOverride", () => {
       expect(refuseMethodOverride(call("", headers, "a=1"), { methods: ALL }, noDelete), encoding).toBeNull();
     }
   });
-  it("JSON bodies and other methods are not forms", () => {
-    const json = { "content-type": "application/json" };
-    expect(refuseMethodOverride(call("", json, undefined), { methods: ALL }, noDelete)).toBeNull();
+  it("other methods are not overridden", () => {
     expect(refuseMethodOverride(call("", {}, undefined, "PUT"), { methods: ALL }, noDelete)).toBeNull();
+  });
+  it(`${title("REQ-62")}: a JSON body is read as Laravel reads it`, () => {
+    const json = { "content-type": "application/json" };
+    expect(refuseMethodOverride(call("", json, '{"name":"x","_method":"DELETE"}'), { methods: ALL }, noDelete)?.reason).toMatch(/JSON parameter "_method"/);
+    expect(refuseMethodOverride(call("", json, '{"name":"x"}'), { methods: ALL }, noDelete)).toBeNull();
+    expect(refuseMethodOverride(call("", json, undefined), { methods: ALL }, noDelete)?.reason).toMatch(/not inspected/);
   });
 });

@@ -113,6 +113,6 @@ describe("presets", () => {
 
   it("protectedOperationsOf ignores unknown names", () => {
     expect(protectedOperationsOf(["nope"])).toEqual([]);
-    expect(protectedOperationsOf(["github"]).map((o) => o.id)).toEqual(["github.repoDelete"]);
+    expect(protectedOperationsOf(["github"]).map((o) => o.id)).toEqual(["github.repoDelete", "github.repoDeleteById"]);
   });
 });
