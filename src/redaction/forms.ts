@@ -1,8 +1,9 @@
 /**
  * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
  * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
- * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), and as text in
- * UTF-16 or UTF-32 (an answer in a charset the agent asked for). Pure.
+ * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), its bytes in hex (an
+ * S3 signature error, a hex dump), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
+ * asked for). Pure.
  */
 
 /**
@@ -66,6 +67,18 @@ export function base64Alignments(bytes: Buffer): string[] {
   return forms;
 }
 
+/**
+ * The secret's bytes in hex, lower and upper case: run together, as hex dumps and debug echoes write
+ * them, and a space between bytes, as S3's `SignatureDoesNotMatch` error writes the request it signed
+ * (`<CanonicalRequestBytes>47 45 54 0a ...</CanonicalRequestBytes>`). Bytes, not characters: hex sits on
+ * byte boundaries, so there is no alignment to allow for as in base64.
+ */
+export function hexForms(bytes: Buffer): string[] {
+  const lower = bytes.toString("hex");
+  const spaced = lower.replace(/(..)(?!$)/g, "$1 ");
+  return [lower, lower.toUpperCase(), spaced, spaced.toUpperCase()];
+}
+
 const toBase64Url = (standard: string) => standard.replace(/\+/g, "-").replace(/\//g, "_");
 
 /** Every form of one secret worth searching for, each at least MIN_FORM_LENGTH bytes long, without duplicates. */
@@ -86,6 +99,8 @@ export function secretForms(secret: string): string[] {
     add(standard.replace(/\//g, "\\/"));
     add(strictPercent(standard));
   }
+  // Only for a secret long enough to be searched for itself: a short one's hex is long enough, but no less a guess.
+  if (Buffer.byteLength(secret) >= MIN_FORM_LENGTH) for (const hex of hexForms(Buffer.from(secret, "utf8"))) add(hex);
   return [...forms];
 }
 

@@ -702,6 +702,13 @@ export const CASES = {
     expected:
       "502 `upstream_encoding_unsupported` naming a registered coding (`zstd`, `compress`) but never repeating another: not a character of the secret in the answer, the audit log or the log",
   },
+  "SEC-16": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret's bytes in hex: space-separated as S3's `SignatureDoesNotMatch` error writes the request it signed (`<CanonicalRequestBytes>`, `<StringToSignBytes>`), or run together as a hex dump; upper or lower case",
+    status: 403,
+    expected: "each spelling of the secret's bytes is replaced by `[redacted-by-keyward]`; the rest of the answer comes back",
+  },
 
   // Faults
   "FLT-01": {

@@ -286,3 +286,79 @@ describe("answers in the wide charsets an agent can ask an upstream for", () => 
     expect(body.includes(encode(secret.slice(0, 8), charset))).toBe(false);
   });
 });
+
+/**
+ * Upstreams that echo the injected credential spelled as no JSON API writes it: its bytes in hex (an S3
+ * signature error), HTML-escaped (an error page), inside base64 wrapped into lines (a MIME part, a PEM
+ * block). The secret holds the characters HTML escapers rewrite.
+ */
+describe("echoes in hex, HTML and wrapped base64", () => {
+  const secret = "sk+live/echo=0123<456789>&abcdef'XYZ";
+  const REDACTED = "[redacted-by-keyward]";
+  const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  /** The bodies by path, given the key the upstream received. */
+  const bodies: Record<string, (key: string) => string> = {
+    // S3's answer to a request whose signature does not match: the canonical request and the string to
+    // sign, and their bytes as space-separated hex (upper case here, lower in some S3-compatible stores).
+    "/s3": (key) => {
+      const canonical = `GET\n/bucket/object\n\nx-api-key:${key}\n\nx-api-key\nUNSIGNED-PAYLOAD`;
+      return (
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code>` +
+        `<CanonicalRequestBytes>${hex(canonical, " ").toUpperCase()}</CanonicalRequestBytes>` +
+        `<StringToSignBytes>${hex(canonical, " ")}</StringToSignBytes></Error>`
+      );
+    },
+    // A hex dump with nothing between the bytes.
+    "/hexdump": (key) => `{"received":"${hex(`x-api-key: ${key}`, "")}","upper":"${hex(key, "").toUpperCase()}"}`,
+  };
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      const body = bodies[req.url ?? ""]?.(String(req.headers["x-api-key"])) ?? "not found";
+      res.writeHead(403, { "content-type": req.url === "/s3" ? "application/xml" : "text/html; charset=utf-8" });
+      res.end(body);
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  /** The body as text, whatever its type. */
+  const get = (path: string) =>
+    broker
+      .http()
+      .get(`/proxy/echo${path}`)
+      .set("authorization", `Bearer ${token}`)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
+      });
+
+  it.each(["/s3", "/hexdump"])(`${title("SEC-16")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-16"));
+    const text = res.body as string;
+    for (const spelling of [hex(secret, ""), hex(secret, " ")]) {
+      expect(text.toLowerCase()).not.toContain(spelling);
+      // Not even a third of the secret's bytes is left around the marker.
+      expect(text.toLowerCase()).not.toContain(spelling.slice(0, spelling.length / 3));
+    }
+    expect(text).toContain(REDACTED);
+    expect(text).toContain(path === "/s3" ? "<Code>SignatureDoesNotMatch</Code>" : `"received":"${hex("x-api-key: ", "")}${REDACTED}"`);
+  });
+});

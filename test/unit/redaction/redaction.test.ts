@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { base64Alignments, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
+import { base64Alignments, hexForms, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
 import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, secretsCombiner } from "../../../src/redaction/redaction.js";
 import { decodersFor, redactResponse, type ResponseOutcome } from "../../../src/redaction/response.js";
 import { cutWindow, MAX_HELD_BYTES, RedactingStream } from "../../../src/redaction/stream.js";
@@ -23,6 +23,9 @@ const spellings = [
   Buffer.from("x" + SECRET).toString("base64"),
   Buffer.from("xy" + SECRET).toString("base64url"),
   Buffer.from(`user:${SECRET}`).toString("base64"),
+  Buffer.from(SECRET).toString("hex"),
+  Buffer.from(SECRET).toString("hex").toUpperCase(),
+  Buffer.from(`GET\n${SECRET}`).toString("hex").replace(/(..)(?!$)/g, "$1 ").toUpperCase(), // S3's CanonicalRequestBytes
 ];
 
 describe("wideForms", () => {
@@ -49,6 +52,10 @@ describe("secretForms", () => {
     expect(new Set(forms).size).toBe(forms.length);
     expect(forms.every((f) => f.length >= MIN_FORM_LENGTH)).toBe(true);
     expect(secretForms("short")).toEqual([]);
+  });
+
+  it("hex forms are the bytes in either case, run together and space-separated", () => {
+    expect(hexForms(Buffer.from("AWS4\né"))).toEqual(["415753340ac3a9", "415753340AC3A9", "41 57 53 34 0a c3 a9", "41 57 53 34 0A C3 A9"]);
   });
 
   it("base64 alignments are the characters that depend on the secret alone", () => {
