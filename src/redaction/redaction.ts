@@ -27,6 +27,13 @@ export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, search: com
 /** A half-open byte range [start, end) to replace. */
 export type Range = { start: number; end: number };
 
+/**
+ * What a header name can hold (RFC 9110's token; the HTTP client refuses any other answer): a form with
+ * another character (the HTML escapes' `;`, the spaced hex's space) is never searched for in names, each
+ * of which every response's headers are compared with.
+ */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 // The same list of secrets (an array the credential keeps while nothing changes) compiles once.
 const compiled = new WeakMap<readonly string[], Redaction>();
 
@@ -37,7 +44,7 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const forms = new Set(secrets.flatMap(secretForms));
   const wide = new Map(secrets.flatMap(wideForms).map((form) => [form.toString("hex"), form]));
   const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
-  const nameForms = [...new Set([...forms].map((f) => f.toLowerCase()))];
+  const nameForms = [...new Set([...forms].filter((f) => HEADER_NAME.test(f)).map((f) => f.toLowerCase()))];
   const lineFeedFree = patterns.every((pattern) => !pattern.includes(LINE_FEED));
   const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, search: compilePatternSearch(patterns), nameForms, lineFeedFree };
   compiled.set(secrets, redaction);

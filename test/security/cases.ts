@@ -709,6 +709,13 @@ export const CASES = {
     status: 403,
     expected: "each spelling of the secret's bytes is replaced by `[redacted-by-keyward]`; the rest of the answer comes back",
   },
+  "SEC-17": {
+    area: "secrets",
+    attack:
+      "an upstream's HTML error page that echoes a secret holding `&`, `<`, `>`, `\"`, `'`, `+`, `/` or `=` as an HTML escaper writes it (Go's `html/template`, Python's `html.escape`, PHP's `htmlspecialchars`, Rails' ERB, Mustache: `&amp;`, `&#34;`, `&#x27;`, `&#039;`, `&#43;`, `&#x2F;`, `&#x3D;`), and its Basic base64 form escaped too",
+    status: 403,
+    expected: "each escaped spelling is replaced by `[redacted-by-keyward]`, in text and in attributes; the page around it comes back",
+  },
 
   // Faults
   "FLT-01": {

@@ -293,13 +293,27 @@ describe("answers in the wide charsets an agent can ask an upstream for", () => 
  * block). The secret holds the characters HTML escapers rewrite.
  */
 describe("echoes in hex, HTML and wrapped base64", () => {
-  const secret = "sk+live/echo=0123<456789>&abcdef'XYZ";
+  const secret = "sk+live/echo=0123<456789>&abcdef'Z>?X?~";
   const REDACTED = "[redacted-by-keyward]";
   const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
+
+  /** HTML escapers as their frameworks write them. */
+  const escaping = (table: Record<string, string>) => (text: string) => text.replace(/[&<>"'+=`/]/g, (c) => table[c] ?? c);
+  const htmlEscapers: Record<string, (text: string) => string> = {
+    // Go's html/template: html.EscapeString's escapes and `+`.
+    go: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "+": "&#43;" }),
+    // Python's html.escape(s), quote=True.
+    python: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;" }),
+    // PHP 8.1's htmlspecialchars (ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML401).
+    php: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#039;" }),
+    // Rails' ERB::Util.html_escape and lodash's escape.
+    erb: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }),
+    mustache: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;", "`": "&#x60;", "=": "&#x3D;" }),
+  };
 
   /** The bodies by path, given the key the upstream received. */
   const bodies: Record<string, (key: string) => string> = {
@@ -313,6 +327,13 @@ describe("echoes in hex, HTML and wrapped base64", () => {
         `<StringToSignBytes>${hex(canonical, " ")}</StringToSignBytes></Error>`
       );
     },
+    // Error pages that echo the key through each common HTML escaper, and its Basic form through Go's.
+    ...Object.fromEntries(
+      Object.entries(htmlEscapers).map(([name, escape]) => [
+        `/html/${name}`,
+        (key: string) => `<html><body><p>Invalid key: ${escape(key)}</p><input value="${escape(key)}"><pre>${escape(Buffer.from(`me:${key}`).toString("base64"))}</pre></body></html>`,
+      ]),
+    ),
     // A hex dump with nothing between the bytes.
     "/hexdump": (key) => `{"received":"${hex(`x-api-key: ${key}`, "")}","upper":"${hex(key, "").toUpperCase()}"}`,
   };
@@ -360,5 +381,19 @@ describe("echoes in hex, HTML and wrapped base64", () => {
     }
     expect(text).toContain(REDACTED);
     expect(text).toContain(path === "/s3" ? "<Code>SignatureDoesNotMatch</Code>" : `"received":"${hex("x-api-key: ", "")}${REDACTED}"`);
+  });
+
+  it.each(Object.keys(htmlEscapers))(`${title("SEC-17")}: %s`, async (name) => {
+    const escape = htmlEscapers[name]!;
+    const res = await get(`/html/${name}`);
+    expect(res.status).toBe(statusOf("SEC-17"));
+    const text = res.body as string;
+    // The upstream's spelling is not the raw secret.
+    expect(escape(secret)).not.toBe(secret);
+    expect(text).toBe(`<html><body><p>Invalid key: ${REDACTED}</p><input value="${REDACTED}"><pre>${text.split("<pre>")[1]!.split("</pre>")[0]}</pre></body></html>`);
+    // The Basic form keeps what depends on the user name around the marker, and nothing of the key.
+    const basic = text.split("<pre>")[1]!.split("</pre>")[0]!;
+    expect(basic).toContain(REDACTED);
+    expect(basic.replace(REDACTED, "").length).toBeLessThanOrEqual(8);
   });
 });

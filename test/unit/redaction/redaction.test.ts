@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { base64Alignments, hexForms, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
+import { base64Alignments, hexForms, htmlEscaped, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
 import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, secretsCombiner } from "../../../src/redaction/redaction.js";
 import { decodersFor, redactResponse, type ResponseOutcome } from "../../../src/redaction/response.js";
 import { cutWindow, MAX_HELD_BYTES, RedactingStream } from "../../../src/redaction/stream.js";
@@ -23,6 +23,9 @@ const spellings = [
   Buffer.from("x" + SECRET).toString("base64"),
   Buffer.from("xy" + SECRET).toString("base64url"),
   Buffer.from(`user:${SECRET}`).toString("base64"),
+  SECRET.replace("&", "&amp;").replace('"', "&quot;"), // Rails' ERB, Python's html.escape, PHP's htmlspecialchars
+  SECRET.replace("&", "&amp;").replace("+", "&#43;").replace('"', "&#34;"), // Go's html/template
+  SECRET.replace("&", "&amp;").replace("/", "&#x2F;").replace("=", "&#x3D;").replace('"', "&quot;"), // Mustache
   Buffer.from(SECRET).toString("hex"),
   Buffer.from(SECRET).toString("hex").toUpperCase(),
   Buffer.from(`GET\n${SECRET}`).toString("hex").replace(/(..)(?!$)/g, "$1 ").toUpperCase(), // S3's CanonicalRequestBytes
@@ -52,6 +55,26 @@ describe("secretForms", () => {
     expect(new Set(forms).size).toBe(forms.length);
     expect(forms.every((f) => f.length >= MIN_FORM_LENGTH)).toBe(true);
     expect(secretForms("short")).toEqual([]);
+  });
+
+  it("HTML escapes are those of the common escapers, only where they differ from the text", () => {
+    expect(htmlEscaped("sk_live_0123456789abcdef")).toEqual([]);
+    const forms = htmlEscaped(`a&b<c>d"e'f+g/h=i`);
+    for (const form of [
+      "a&amp;b&lt;c&gt;d&#34;e&#39;f+g/h=i", // Go's html.EscapeString
+      "a&amp;b&lt;c&gt;d&#34;e&#39;f&#43;g/h=i", // Go's html/template
+      "a&amp;b&lt;c&gt;d&#34;e&#39;f&#43;g/h&#61;i", // Go's html/template, unquoted attribute
+      "a&amp;b&lt;c&gt;d&quot;e&#x27;f+g/h=i", // Python's html.escape
+      "a&amp;b&lt;c&gt;d&quot;e&#039;f+g/h=i", // PHP's htmlspecialchars
+      "a&amp;b&lt;c&gt;d&quot;e&#39;f+g&#x2F;h&#x3D;i", // Mustache.js
+      "a&amp;b&lt;c&gt;d&quot;e&#x27;f&#x2B;g/h=i", // ASP.NET Core's HtmlEncoder
+      "a&amp;b&lt;c&gt;d&quot;e&#x27;f&#x2b;g&#x2f;h&#x3d;i", // OWASP ESAPI
+    ]) {
+      expect(forms).toContain(form);
+    }
+    expect(new Set(forms).size).toBe(forms.length);
+    // A base64 value with `/` and `+`: only the escapers that write either differ.
+    expect(htmlEscaped("ab/cd+ef")).toEqual(["ab/cd&#43;ef", "ab&#x2F;cd+ef", "ab/cd&#x2B;ef", "ab&#x2f;cd&#x2b;ef"]);
   });
 
   it("hex forms are the bytes in either case, run together and space-separated", () => {
@@ -100,6 +123,19 @@ describe("redaction of whole values", () => {
     expect(headers.location).toBe(`https://api.example/next?key=${REDACTED}`);
     expect(headers["set-cookie"]).toEqual(["a=1", `session=${REDACTED}; Path=/`]);
     expect(headers["content-type"]).toBe("application/json");
+  });
+
+  it("compares header names only with the forms a name can hold: a header that holds one is dropped", () => {
+    const secret = "name-key+0123456789/abcdef";
+    const compiled = compileRedaction([secret]);
+    expect(compiled.nameForms.length).toBeGreaterThan(0);
+    expect(compiled.nameForms.every((form) => /^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(form))).toBe(true);
+    // Left out: the spaced hex, the HTML escapes (`;`), the `/` of the raw secret itself.
+    expect(compiled.nameForms).not.toContain(secret);
+    const hexName = `x-${Buffer.from(secret).toString("hex")}`;
+    const { headers, count } = redactHeaders(compiled, { [hexName]: "1", [`x-${encodeURIComponent(secret).toLowerCase()}`]: "2", "x-kept": "3" });
+    expect(headers).toEqual({ "x-kept": "3" });
+    expect(count).toBe(2);
   });
 
   it("compiles the same list once, and combines two lists into the same array while they stay the same", () => {
