@@ -52,14 +52,15 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
 }
 
 /**
- * A combiner of two secret lists (current and previous credential) that returns the same array for the
- * same two inputs, so the combination compiles once, not per call.
+ * A combiner of secret lists (the current credential's, and those of the credentials it replaced) that
+ * returns the same array while each list is the same array, so the combination compiles once, not per call.
  */
-export function secretsCombiner(): (a: readonly string[], b: readonly string[]) => readonly string[] {
-  let last: { a: readonly string[]; b: readonly string[]; combined: readonly string[] } | undefined;
-  return (a, b) => {
-    if (last?.a !== a || last.b !== b) last = { a, b, combined: Object.freeze([...new Set([...a, ...b])]) };
-    return last.combined;
+export function secretsCombiner(): (lists: readonly (readonly string[])[]) => readonly string[] {
+  let last: { lists: readonly (readonly string[])[]; combined: readonly string[] } | undefined;
+  return (lists) => {
+    const same = last?.lists.length === lists.length && lists.every((list, i) => list === last!.lists[i]);
+    if (!same) last = { lists, combined: Object.freeze([...new Set(lists.flat())]) };
+    return last!.combined;
   };
 }
 

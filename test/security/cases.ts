@@ -716,6 +716,14 @@ export const CASES = {
     status: 403,
     expected: "each escaped spelling is replaced by `[redacted-by-keyward]`, in text and in attributes; the page around it comes back",
   },
+  "SEC-18": {
+    area: "secrets",
+    attack:
+      "an upstream that serves the keys it was called with (a request log), after two rotations of its credential within 24 h (and another change to the upstream), each version used on the replica",
+    status: 200,
+    expected:
+      "every credential rotated away within the last 24 h is still redacted, not just the last one (up to 8 per upstream; past that, the oldest and the newest are kept)",
+  },
 
   // Faults
   "FLT-01": {

@@ -143,9 +143,13 @@ describe("redaction of whole values", () => {
     expect(compileRedaction(list)).toBe(compileRedaction(list));
     const combine = secretsCombiner();
     const other = Object.freeze(["previous-secret-value"]);
-    expect(combine(list, other)).toBe(combine(list, other));
-    expect(combine(list, other)).toEqual([SECRET, "previous-secret-value"]);
-    expect(combine(list, Object.freeze(["next-secret-value"]))).not.toBe(combine(list, other));
+    expect(combine([list, other])).toBe(combine([list, other]));
+    expect(combine([list, other])).toEqual([SECRET, "previous-secret-value"]);
+    expect(combine([list, Object.freeze(["next-secret-value"])])).not.toBe(combine([list, other]));
+    // A retired list whose overlap ended drops out: another combination.
+    const older = Object.freeze(["older-secret-value"]);
+    expect(combine([list, other, older])).toEqual([SECRET, "previous-secret-value", "older-secret-value"]);
+    expect(combine([list, other])).not.toBe(combine([list, other, older]));
   });
 });
 
