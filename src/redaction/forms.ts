@@ -153,6 +153,11 @@ export function secretForms(secret: string): string[] {
   return [...forms];
 }
 
+/** The base64 forms to search for wrapped into lines too (MIME, PEM: src/redaction/wrapped.ts). */
+export function wrappableForms(secret: string): string[] {
+  return base64Alignments(Buffer.from(secret, "utf8")).filter((form) => form.length >= MIN_FORM_LENGTH);
+}
+
 /** Text in UTF-16 or UTF-32, big- or little-endian. */
 function wideEncoded(text: string, unitBytes: 2 | 4, bigEndian: boolean): Buffer {
   if (unitBytes === 2) {

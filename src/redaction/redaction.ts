@@ -1,5 +1,6 @@
-import { MIN_FORM_LENGTH, secretForms, wideForms } from "./forms.js";
+import { MIN_FORM_LENGTH, secretForms, wideForms, wrappableForms } from "./forms.js";
 import { compilePatternSearch, type PatternSearch } from "./search.js";
+import { compileWrappedSearch } from "./wrapped.js";
 
 /** What a redacted value is replaced with: plain ASCII, valid inside JSON strings, URLs and headers. */
 export const REDACTED = "[redacted-by-keyward]";
@@ -12,17 +13,29 @@ export const REDACTED_BYTES = Buffer.from(REDACTED);
 export type Redaction = {
   readonly patterns: readonly Buffer[];
   readonly maxLength: number;
-  /** The patterns compiled to be searched for together, in one pass over a body. */
+  /** The patterns compiled to be searched for together, in one pass over a body (and the base64 forms wrapped into lines, at its line feeds). */
   readonly search: PatternSearch;
+  /** The same without the wrapped forms: what a header value, which holds no line break (the HTTP client refuses one), is searched with. */
+  readonly valueSearch: PatternSearch;
   /** The patterns lower-cased, as text: what a response header's name (lower-cased by the HTTP client) is searched for. */
   readonly nameForms: readonly string[];
   /** No pattern holds a line feed byte: no form continues past one (what a stream holds back relies on it). */
   readonly lineFeedFree: boolean;
+  /** Base64 forms are searched for wrapped into lines too: one continues past a line feed that ends a line of wrapped base64 (src/redaction/wrapped.ts). */
+  readonly wrapsLines: boolean;
 };
 
 const LINE_FEED = 0x0a;
 
-export const NO_REDACTION: Redaction = { patterns: [], maxLength: 0, search: compilePatternSearch([]), nameForms: [], lineFeedFree: true };
+export const NO_REDACTION: Redaction = {
+  patterns: [],
+  maxLength: 0,
+  search: compilePatternSearch([]),
+  valueSearch: compilePatternSearch([]),
+  nameForms: [],
+  lineFeedFree: true,
+  wrapsLines: false,
+};
 
 /** A half-open byte range [start, end) to replace. */
 export type Range = { start: number; end: number };
@@ -37,7 +50,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // The same list of secrets (an array the credential keeps while nothing changes) compiles once.
 const compiled = new WeakMap<readonly string[], Redaction>();
 
-/** Compiles secrets into their forms (src/redaction/forms.ts) as byte patterns, longest first. */
+/** Compiles secrets into their forms (src/redaction/forms.ts) as byte patterns, longest first, and their base64 forms to be found wrapped into lines. */
 export function compileRedaction(secrets: readonly string[]): Redaction {
   const cached = compiled.get(secrets);
   if (cached) return cached;
@@ -46,7 +59,19 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
   const nameForms = [...new Set([...forms].filter((f) => HEADER_NAME.test(f)).map((f) => f.toLowerCase()))];
   const lineFeedFree = patterns.every((pattern) => !pattern.includes(LINE_FEED));
-  const redaction = { patterns, maxLength: patterns[0]?.length ?? 0, search: compilePatternSearch(patterns), nameForms, lineFeedFree };
+  const wrapped = compileWrappedSearch([...new Set(secrets.flatMap(wrappableForms))].map((form) => Buffer.from(form, "utf8")));
+  const literal = compilePatternSearch(patterns);
+  const search: PatternSearch = wrapped
+    ? {
+        find: (data, offset = 0, startsBefore = data.length) => {
+          const found = literal.find(data, offset, startsBefore);
+          wrapped.find(data, offset, startsBefore, found);
+          return found;
+        },
+      }
+    : literal;
+  const maxLength = Math.max(patterns[0]?.length ?? 0, wrapped?.maxLength ?? 0);
+  const redaction = { patterns, maxLength, search, valueSearch: literal, nameForms, lineFeedFree, wrapsLines: wrapped !== undefined };
   compiled.set(secrets, redaction);
   return redaction;
 }
@@ -121,11 +146,11 @@ export function replacedParts(parts: readonly Buffer[], from: number, to: number
   return out;
 }
 
-/** A whole value (a header) with every secret form replaced, and how many places were replaced. */
+/** A whole value (a header: no line breaks) with every secret form replaced, and how many places were replaced. */
 export function redactText(redaction: Redaction, text: string): { text: string; count: number } {
   if (redaction.patterns.length === 0) return { text, count: 0 };
   const data = Buffer.from(text, "utf8");
-  const ranges = matchedRanges(redaction, data);
+  const ranges = mergeRanges(redaction.valueSearch.find(data));
   if (ranges.length === 0) return { text, count: 0 };
   return { text: replaceRanges(data, ranges).toString("utf8"), count: ranges.length };
 }

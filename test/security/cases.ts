@@ -724,6 +724,13 @@ export const CASES = {
     expected:
       "every credential rotated away within the last 24 h is still redacted, not just the last one (up to 8 per upstream; past that, the oldest and the newest are kept)",
   },
+  "SEC-19": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes data holding the secret as base64 wrapped into lines: a MIME part (76 characters, CRLF), a PEM block (64, LF), with the line break at each place in the secret's span; whole or streamed",
+    status: 403,
+    expected: "each secret is replaced by `[redacted-by-keyward]` across its line breaks: no block decodes to a piece of it",
+  },
 
   // Faults
   "FLT-01": {

@@ -301,6 +301,8 @@ describe("echoes in hex, HTML and wrapped base64", () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let token: string;
 
+  const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
+
   /** HTML escapers as their frameworks write them. */
   const escaping = (table: Record<string, string>) => (text: string) => text.replace(/[&<>"'+=`/]/g, (c) => table[c] ?? c);
   const htmlEscapers: Record<string, (text: string) => string> = {
@@ -334,15 +336,24 @@ describe("echoes in hex, HTML and wrapped base64", () => {
         (key: string) => `<html><body><p>Invalid key: ${escape(key)}</p><input value="${escape(key)}"><pre>${escape(Buffer.from(`me:${key}`).toString("base64"))}</pre></body></html>`,
       ]),
     ),
+    // A MIME part (76 characters a line, CRLF) and a PEM block (64, LF) of data holding the key, once for
+    // each place the line break can fall in the key's span.
+    "/mime": (key) => Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")).join("\r\n--part\r\n"),
+    "/pem": (key) => Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`).join("\n"),
     // A hex dump with nothing between the bytes.
     "/hexdump": (key) => `{"received":"${hex(`x-api-key: ${key}`, "")}","upper":"${hex(key, "").toUpperCase()}"}`,
   };
 
   beforeAll(async () => {
     upstream = await startUpstream((req, res) => {
-      const body = bodies[req.url ?? ""]?.(String(req.headers["x-api-key"])) ?? "not found";
+      const [path, streamed] = (req.url ?? "").split("?");
+      const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
       res.writeHead(403, { "content-type": req.url === "/s3" ? "application/xml" : "text/html; charset=utf-8" });
-      res.end(body);
+      if (!streamed) return res.end(body);
+      // `?streamed`: in writes of 97 bytes, of unknown length, so that the broker streams it.
+      let at = 0;
+      const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
+      next();
     });
     store = newStore();
     broker = await startBroker(store);
@@ -395,5 +406,18 @@ describe("echoes in hex, HTML and wrapped base64", () => {
     const basic = text.split("<pre>")[1]!.split("</pre>")[0]!;
     expect(basic).toContain(REDACTED);
     expect(basic.replace(REDACTED, "").length).toBeLessThanOrEqual(8);
+  });
+
+  it.each(["/mime", "/pem", "/mime?streamed", "/pem?streamed"])(`${title("SEC-19")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-19"));
+    const text = res.body as string;
+    const blocks = path.startsWith("/mime") ? 76 : 64;
+    expect(text.split(REDACTED)).toHaveLength(blocks + 1);
+    // Taken out of its lines, no block decodes to 12 bytes of the key.
+    const unwrapped = text.replace(/\r|\n/g, "");
+    for (const part of unwrapped.split(/[^A-Za-z0-9+/=]+/)) {
+      for (const shift of ["", "A", "AA", "AAA"]) expect(Buffer.from(shift + part, "base64").toString("latin1")).not.toMatch(/sk\+live\/echo=0123|<456789>&abcdef/);
+    }
   });
 });

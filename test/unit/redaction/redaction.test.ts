@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { base64Alignments, hexForms, htmlEscaped, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
-import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, secretsCombiner } from "../../../src/redaction/redaction.js";
+import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, replaceRanges, secretsCombiner } from "../../../src/redaction/redaction.js";
 import { decodersFor, redactResponse, type ResponseOutcome } from "../../../src/redaction/response.js";
 import { cutWindow, MAX_HELD_BYTES, RedactingStream } from "../../../src/redaction/stream.js";
 
@@ -358,5 +358,59 @@ describe("redactResponse", () => {
     expect(decodersFor("gzip, br")).toHaveLength(2);
     expect(decodersFor("identity")).toEqual([]);
     expect(decodersFor(undefined)).toEqual([]);
+  });
+});
+
+describe("base64 wrapped into lines", () => {
+  const secret = "sk_live_wrapped_0123456789abcdefXYZ";
+  const redaction = compileRedaction([secret]);
+  /** A body with its secrets replaced, as an answer read whole is. */
+  const redactBody = (text: string) => {
+    const ranges = matchedRanges(redaction, Buffer.from(text));
+    return { text: replaceRanges(Buffer.from(text), ranges).toString(), count: ranges.length };
+  };
+  /** Base64 of `pad` bytes, the secret and some more, wrapped every `width` characters with `lineBreak`. */
+  const wrapped = (pad: number, width: number, lineBreak: string) =>
+    Buffer.from("p".repeat(pad) + secret + " and the rest of the document")
+      .toString("base64")
+      .replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
+  /** What is left of the secret's base64 once the breaks and markers are taken out: nothing of it. */
+  const leftOf = (text: string) => text.replace(/\r|\n/g, "").split(REDACTED);
+
+  it.each([
+    ["MIME, CRLF", 76, "\r\n"],
+    ["PEM, LF", 64, "\n"],
+  ])("is found wherever the break falls in the secret's span: %s", (_name, width, lineBreak) => {
+    for (let pad = 0; pad < width; pad++) {
+      const text = wrapped(pad, width, lineBreak);
+      const { text: redacted, count } = redactBody(`{"data":"${text}"}`);
+      expect(count, `pad ${pad}`).toBe(1);
+      const encoded = Buffer.from("p".repeat(pad) + secret).toString("base64");
+      // Not 8 base64 characters of the secret's span are left on either side of the marker.
+      for (const part of leftOf(redacted)) expect(encoded.slice(Math.ceil((pad * 8) / 6) + 4, Math.floor(((pad + secret.length) * 8) / 6) - 4)).not.toContain(part.slice(-8));
+    }
+  });
+
+  it("needs lines of wrapped base64: a line feed after a short line, or after other text, is no break in a form", () => {
+    const [form] = base64Alignments(Buffer.from(secret));
+    const half = form!.length >> 1;
+    expect(redactBody(`note: ${form!.slice(0, half)}\n${form!.slice(half)}`).count).toBe(0);
+    // At the data's start what came before is unknown: taken as a line of wrapped base64.
+    expect(redactBody(`${form!.slice(0, half)}\n${form!.slice(half)}`).count).toBe(1);
+    expect(redactBody(`${"A".repeat(64)}${form!.slice(0, half)}\n${form!.slice(half)}`).count).toBe(1);
+    expect(redactBody(`${"A".repeat(64)}${form!.slice(0, half)}\n\n${form!.slice(half)}`).count).toBe(0);
+  });
+
+  it("is found in a stream cut at every position, and a line of wrapped base64 is held back with what follows", async () => {
+    const text = `{"data":"x"}\n` + wrapped(30, 64, "\r\n") + "\n";
+    const whole = redactBody(text);
+    expect(whole.count).toBe(1);
+    for (let cut = 1; cut < text.length; cut++) {
+      expect(await streamThrough(chunked(Buffer.from(text), [cut]), [secret]), `cut ${cut}`).toEqual(whole);
+    }
+    // The chunk ends with a line of wrapped base64: held, whatever it holds. A short line is not.
+    const line = `${"Q".repeat(70)}\r\n`;
+    expect(cutOne(redaction, Buffer.from(`event: x\n${line}`), false).rest.toString()).toBe(`event: x\n${line}`.slice(-(redaction.maxLength - 1)));
+    expect(cutOne(redaction, Buffer.from(`event: x\ndata: done\n`), false).rest.length).toBe(0);
   });
 });
