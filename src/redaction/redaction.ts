@@ -17,7 +17,7 @@ export type Redaction = {
   readonly search: PatternSearch;
   /** The same without the wrapped forms: what a header value, which holds no line break (the HTTP client refuses one), is searched with. */
   readonly valueSearch: PatternSearch;
-  /** The patterns lower-cased, as text: what a response header's name (lower-cased by the HTTP client) is searched for. */
+  /** The patterns lower-cased, as text, shortest first: what a response header's name (lower-cased by the HTTP client) is searched for. */
   readonly nameForms: readonly string[];
   /** No pattern holds a line feed byte: no form continues past one (what a stream holds back relies on it). */
   readonly lineFeedFree: boolean;
@@ -57,7 +57,7 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const forms = new Set(secrets.flatMap(secretForms));
   const wide = new Map(secrets.flatMap(wideForms).map((form) => [form.toString("hex"), form]));
   const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
-  const nameForms = [...new Set([...forms].filter((f) => HEADER_NAME.test(f)).map((f) => f.toLowerCase()))];
+  const nameForms = [...new Set([...forms].filter((f) => HEADER_NAME.test(f)).map((f) => f.toLowerCase()))].sort((a, b) => a.length - b.length);
   const lineFeedFree = patterns.every((pattern) => !pattern.includes(LINE_FEED));
   const wrapped = compileWrappedSearch([...new Set(secrets.flatMap(wrappableForms))].map((form) => Buffer.from(form, "utf8")));
   const literal = compilePatternSearch(patterns);
@@ -160,7 +160,15 @@ export type ResponseHeaders = Record<string, string | string[]>;
 /** Whether a header name holds a secret form, in any case. */
 function nameHoldsSecret(redaction: Redaction, name: string): boolean {
   const lower = name.toLowerCase();
-  return redaction.nameForms.some((form) => lower.includes(form));
+  // Shortest first: no form longer than the name can be in it, and most names (`content-type`) are
+  // shorter than every form, compared with none. Each form a secret gains would cost a comparison per
+  // long header name of every response otherwise (measured: 5% of a small answer's redaction with the
+  // hex forms).
+  for (const form of redaction.nameForms) {
+    if (form.length > lower.length) return false;
+    if (lower.includes(form)) return true;
+  }
+  return false;
 }
 
 /**
