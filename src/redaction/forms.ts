@@ -1,8 +1,9 @@
 /**
  * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
  * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
- * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), and as text in
- * UTF-16 or UTF-32 (an answer in a charset the agent asked for). Pure.
+ * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), HTML-escaped (an
+ * error page), its bytes in hex (an S3 signature error, a hex dump), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
+ * asked for). Pure.
  */
 
 /**
@@ -47,6 +48,52 @@ function jsonEscaped(text: string): string[] {
   ];
 }
 
+/** The escapes every HTML escaper makes, by name. */
+const HTML_BASE = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+
+/**
+ * What each common HTML escaper writes for the characters it escapes besides `&`, `<` and `>`. Escapers
+ * that agree are one entry.
+ */
+const HTML_ESCAPERS: readonly Readonly<Record<string, string>>[] = [
+  // Go's html.EscapeString and text/template, Jinja2's markupsafe, the OWASP Java Encoder.
+  { '"': "&#34;", "'": "&#39;" },
+  // Go's html/template, in text and quoted attributes; and in unquoted attributes.
+  { '"': "&#34;", "'": "&#39;", "+": "&#43;" },
+  { '"': "&#34;", "'": "&#39;", "+": "&#43;", "=": "&#61;", "`": "&#96;" },
+  // Rails' ERB, lodash, escape-html (Express), Spring's HtmlUtils, .NET's HttpUtility.
+  { '"': "&quot;", "'": "&#39;" },
+  // Python's html.escape, Django.
+  { '"': "&quot;", "'": "&#x27;" },
+  // PHP's htmlspecialchars since 8.1, with ENT_HTML5, and before 8.1 (as Apache Commons' escapeHtml4).
+  { '"': "&quot;", "'": "&#039;" },
+  { '"': "&quot;", "'": "&apos;" },
+  { '"': "&quot;" },
+  // Handlebars, Underscore, Mustache.js.
+  { '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;" },
+  { '"': "&quot;", "'": "&#x27;", "`": "&#x60;" },
+  { '"': "&quot;", "'": "&#39;", "`": "&#x60;", "=": "&#x3D;", "/": "&#x2F;" },
+  // ASP.NET Core's HtmlEncoder (Razor).
+  { '"': "&quot;", "'": "&#x27;", "+": "&#x2B;" },
+];
+
+/**
+ * The text as each common HTML escaper writes it, and as OWASP ESAPI does (every character but letters,
+ * digits and ` ,.-_` as a named entity or `&#x..;`): only the spellings that differ from the text. A
+ * secret with none of these characters (most API keys) gets none, decided once when it is compiled.
+ */
+export function htmlEscaped(text: string): string[] {
+  const forms = new Set<string>();
+  for (const escaper of HTML_ESCAPERS) {
+    const table: Record<string, string> = { ...HTML_BASE, ...escaper };
+    forms.add(text.replace(/[&<>"'+=`/]/g, (c) => table[c] ?? c));
+  }
+  const named: Record<string, string> = { ...HTML_BASE, '"': "&quot;" };
+  forms.add(text.replace(/[^A-Za-z0-9 ,.\-_\u0080-\uffff]/g, (c) => named[c] ?? `&#x${c.charCodeAt(0).toString(16)};`));
+  forms.delete(text);
+  return [...forms];
+}
+
 /**
  * The base64 characters that depend only on the secret's bytes, for each of the three alignments it
  * can have inside a longer encoded value (`user:password` encodes `password` at offset 5, so at
@@ -66,6 +113,18 @@ export function base64Alignments(bytes: Buffer): string[] {
   return forms;
 }
 
+/**
+ * The secret's bytes in hex, lower and upper case: run together, as hex dumps and debug echoes write
+ * them, and a space between bytes, as S3's `SignatureDoesNotMatch` error writes the request it signed
+ * (`<CanonicalRequestBytes>47 45 54 0a ...</CanonicalRequestBytes>`). Bytes, not characters: hex sits on
+ * byte boundaries, so there is no alignment to allow for as in base64.
+ */
+export function hexForms(bytes: Buffer): string[] {
+  const lower = bytes.toString("hex");
+  const spaced = lower.replace(/(..)(?!$)/g, "$1 ");
+  return [lower, lower.toUpperCase(), spaced, spaced.toUpperCase()];
+}
+
 const toBase64Url = (standard: string) => standard.replace(/\+/g, "-").replace(/\//g, "_");
 
 /** Every form of one secret worth searching for, each at least MIN_FORM_LENGTH bytes long, without duplicates. */
@@ -79,14 +138,24 @@ export function secretForms(secret: string): string[] {
     add(lowerHex(encoded));
   }
   for (const escaped of jsonEscaped(secret)) add(escaped);
+  for (const escaped of htmlEscaped(secret)) add(escaped);
   for (const standard of base64Alignments(Buffer.from(secret, "utf8"))) {
     add(standard);
+    // An echoed `Authorization: Basic` on an HTML page: Go's html/template escapes `+` too.
+    for (const escaped of htmlEscaped(standard)) add(escaped);
     add(toBase64Url(standard));
     // Base64 inside a JSON string, by encoders that escape `/`; and inside a URL, percent-encoded.
     add(standard.replace(/\//g, "\\/"));
     add(strictPercent(standard));
   }
+  // Only for a secret long enough to be searched for itself: a short one's hex is long enough, but no less a guess.
+  if (Buffer.byteLength(secret) >= MIN_FORM_LENGTH) for (const hex of hexForms(Buffer.from(secret, "utf8"))) add(hex);
   return [...forms];
+}
+
+/** The base64 forms to search for wrapped into lines too (MIME, PEM: src/redaction/wrapped.ts). */
+export function wrappableForms(secret: string): string[] {
+  return base64Alignments(Buffer.from(secret, "utf8")).filter((form) => form.length >= MIN_FORM_LENGTH);
 }
 
 /** Text in UTF-16 or UTF-32, big- or little-endian. */

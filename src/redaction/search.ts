@@ -4,8 +4,8 @@ import type { Range } from "./redaction.js";
  * Every occurrence of any of several byte patterns in one pass over the data (Wu and Manber's multi-
  * pattern search, on blocks of two bytes). Compiled once per set of secrets.
  *
- * Why not `Buffer#indexOf` once per pattern: that is one pass per pattern, and a secret has up to a
- * dozen forms (src/redaction/forms.ts), twice that during a rotation. Measured on this project's machine,
+ * Why not `Buffer#indexOf` once per pattern: that is one pass per pattern, and a secret has a dozen
+ * forms or more (src/redaction/forms.ts), more again during a rotation. Measured on this project's machine,
  * 256 MiB in 64 KiB chunks, Node 20, data in cache:
  *
  * | secret (forms)                        | body        | indexOf per form | this search |

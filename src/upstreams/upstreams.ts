@@ -23,6 +23,7 @@ import {
 } from "./credentials/index.js";
 import { upstreamPolicyColumns } from "./policy-columns.js";
 import { compileRedaction, secretsCombiner, type Redaction } from "../redaction/redaction.js";
+import { retire, retiredSecrets, type RetiredCredential } from "./retired-credentials.js";
 
 const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
 
@@ -109,9 +110,6 @@ export const secretContext = (upstreamId: string) => `upstream-secret:${upstream
 
 type Actor = { actor: string; requestId: string };
 
-/** How long a replaced credential's secrets are still redacted from responses (on the replica that used it). */
-const ROTATION_OVERLAP_MS = 24 * 3600_000;
-
 /** Upstreams the proxy keeps in memory at most (the least recently used go first). */
 const MAX_CACHED_UPSTREAMS = 10_000;
 
@@ -129,7 +127,8 @@ export class Upstreams {
   // Compiled credentials by upstream id, with the stored fields they were compiled from. They hold the
   // OAuth and GitHub token caches, so they live across requests; a change to any of those fields, made
   // on this replica or another, compiles a new one and drops the old tokens.
-  readonly #compiled = new Map<string, { source: string; upstream: CompiledUpstream }>();
+  // With each, the credentials it replaced whose secrets are still redacted (src/upstreams/retired-credentials.ts).
+  readonly #compiled = new Map<string, { source: string; upstream: CompiledUpstream; retired: readonly RetiredCredential[] }>();
   /** The same, by the cached row it was compiled from: a lookup without re-reading the stored fields. */
   readonly #compiledByRow = new WeakMap<Upstream, CompiledUpstream>();
   /** The proxy's view of upstreams, by name, kept current by the change feed (migration 0005). */
@@ -300,9 +299,10 @@ export class Upstreams {
       now: Date.now,
       tokenDeadlineMs: this.tokenDeadlineMs,
     });
-    // The credential it replaces (a rotated secret, a new kind) stays redacted for a while: calls made
-    // with it may still be answered, and the upstream may go on accepting it during the overlap.
-    const previous = cached && { credential: cached.upstream.credential, until: Date.now() + ROTATION_OVERLAP_MS };
+    // The credential it replaces (a rotated secret, a new kind) stays redacted for a while, and so do
+    // those replaced before it whose overlap has not ended: calls made with them may still be answered,
+    // and the upstream may go on accepting them.
+    const retired = cached ? retire(cached.retired, cached.upstream.credential, Date.now()) : [];
     const combine = secretsCombiner();
     const upstream: CompiledUpstream = {
       name: row.name,
@@ -312,13 +312,9 @@ export class Upstreams {
       credential,
       dispatcher,
       redaction: () =>
-        compileRedaction(
-          previous && Date.now() < previous.until
-            ? combine(credential.injectedSecrets(), previous.credential.injectedSecrets())
-            : credential.injectedSecrets(),
-        ),
+        compileRedaction(retired.length === 0 ? credential.injectedSecrets() : combine([credential.injectedSecrets(), ...retiredSecrets(retired, Date.now())])),
     };
-    this.#compiled.set(row.id, { source, upstream });
+    this.#compiled.set(row.id, { source, upstream, retired });
     // The replaced version's own pool closes once its calls in flight are done.
     void cached?.upstream.dispatcher?.close().catch(() => {});
     return upstream;
@@ -393,7 +389,7 @@ export type CompiledUpstream = {
   credential: UpstreamCredential;
   /** Its own connection pool when it trusts a private CA (`tls.ca`); otherwise the proxy's shared one. */
   dispatcher: Dispatcher | undefined;
-  /** What responses from it must not show: its credential's secrets, and its previous one's during a rotation overlap. */
+  /** What responses from it must not show: its credential's secrets, and those of the credentials it replaced within ROTATION_OVERLAP_MS. */
   redaction(): Redaction;
 };
 

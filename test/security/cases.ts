@@ -812,6 +812,35 @@ export const CASES = {
     expected:
       "502 `upstream_encoding_unsupported` naming a registered coding (`zstd`, `compress`) but never repeating another: not a character of the secret in the answer, the audit log or the log",
   },
+  "SEC-16": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret's bytes in hex: space-separated as S3's `SignatureDoesNotMatch` error writes the request it signed (`<CanonicalRequestBytes>`, `<StringToSignBytes>`), or run together as a hex dump; upper or lower case",
+    status: 403,
+    expected: "each spelling of the secret's bytes is replaced by `[redacted-by-keyward]`; the rest of the answer comes back",
+  },
+  "SEC-17": {
+    area: "secrets",
+    attack:
+      "an upstream's HTML error page that echoes a secret holding `&`, `<`, `>`, `\"`, `'`, `+`, `/` or `=` as an HTML escaper writes it (Go's `html/template`, Python's `html.escape`, PHP's `htmlspecialchars`, Rails' ERB, Mustache: `&amp;`, `&#34;`, `&#x27;`, `&#039;`, `&#43;`, `&#x2F;`, `&#x3D;`), and its Basic base64 form escaped too",
+    status: 403,
+    expected: "each escaped spelling is replaced by `[redacted-by-keyward]`, in text and in attributes; the page around it comes back",
+  },
+  "SEC-18": {
+    area: "secrets",
+    attack:
+      "an upstream that serves the keys it was called with (a request log), after two rotations of its credential within 24 h (and another change to the upstream), each version used on the replica",
+    status: 200,
+    expected:
+      "every credential rotated away within the last 24 h is still redacted, not just the last one (up to 8 per upstream; past that, the oldest and the newest are kept)",
+  },
+  "SEC-19": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes data holding the secret as base64 wrapped into lines: a MIME part (76 characters, CRLF), a PEM block (64, LF), with the line break at each place in the secret's span; whole or streamed",
+    status: 403,
+    expected: "each secret is replaced by `[redacted-by-keyward]` across its line breaks: no block decodes to a piece of it",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

@@ -286,3 +286,138 @@ describe("answers in the wide charsets an agent can ask an upstream for", () => 
     expect(body.includes(encode(secret.slice(0, 8), charset))).toBe(false);
   });
 });
+
+/**
+ * Upstreams that echo the injected credential spelled as no JSON API writes it: its bytes in hex (an S3
+ * signature error), HTML-escaped (an error page), inside base64 wrapped into lines (a MIME part, a PEM
+ * block). The secret holds the characters HTML escapers rewrite.
+ */
+describe("echoes in hex, HTML and wrapped base64", () => {
+  const secret = "sk+live/echo=0123<456789>&abcdef'Z>?X?~";
+  const REDACTED = "[redacted-by-keyward]";
+  const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
+
+  /** HTML escapers as their frameworks write them. */
+  const escaping = (table: Record<string, string>) => (text: string) => text.replace(/[&<>"'+=`/]/g, (c) => table[c] ?? c);
+  const htmlEscapers: Record<string, (text: string) => string> = {
+    // Go's html/template: html.EscapeString's escapes and `+`.
+    go: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "+": "&#43;" }),
+    // Python's html.escape(s), quote=True.
+    python: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;" }),
+    // PHP 8.1's htmlspecialchars (ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML401).
+    php: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#039;" }),
+    // Rails' ERB::Util.html_escape and lodash's escape.
+    erb: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }),
+    mustache: escaping({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "/": "&#x2F;", "`": "&#x60;", "=": "&#x3D;" }),
+  };
+
+  /** The bodies by path, given the key the upstream received. */
+  const bodies: Record<string, (key: string) => string> = {
+    // S3's answer to a request whose signature does not match: the canonical request and the string to
+    // sign, and their bytes as space-separated hex (upper case here, lower in some S3-compatible stores).
+    "/s3": (key) => {
+      const canonical = `GET\n/bucket/object\n\nx-api-key:${key}\n\nx-api-key\nUNSIGNED-PAYLOAD`;
+      return (
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code>` +
+        `<CanonicalRequestBytes>${hex(canonical, " ").toUpperCase()}</CanonicalRequestBytes>` +
+        `<StringToSignBytes>${hex(canonical, " ")}</StringToSignBytes></Error>`
+      );
+    },
+    // Error pages that echo the key through each common HTML escaper, and its Basic form through Go's.
+    ...Object.fromEntries(
+      Object.entries(htmlEscapers).map(([name, escape]) => [
+        `/html/${name}`,
+        (key: string) => `<html><body><p>Invalid key: ${escape(key)}</p><input value="${escape(key)}"><pre>${escape(Buffer.from(`me:${key}`).toString("base64"))}</pre></body></html>`,
+      ]),
+    ),
+    // A MIME part (76 characters a line, CRLF) and a PEM block (64, LF) of data holding the key, once for
+    // each place the line break can fall in the key's span.
+    "/mime": (key) => Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")).join("\r\n--part\r\n"),
+    "/pem": (key) => Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`).join("\n"),
+    // A hex dump with nothing between the bytes.
+    "/hexdump": (key) => `{"received":"${hex(`x-api-key: ${key}`, "")}","upper":"${hex(key, "").toUpperCase()}"}`,
+  };
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      const [path, streamed] = (req.url ?? "").split("?");
+      const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
+      res.writeHead(403, { "content-type": req.url === "/s3" ? "application/xml" : "text/html; charset=utf-8" });
+      if (!streamed) return res.end(body);
+      // `?streamed`: in writes of 97 bytes, of unknown length, so that the broker streams it.
+      let at = 0;
+      const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
+      next();
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  /** The body as text, whatever its type. */
+  const get = (path: string) =>
+    broker
+      .http()
+      .get(`/proxy/echo${path}`)
+      .set("authorization", `Bearer ${token}`)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
+      });
+
+  it.each(["/s3", "/hexdump"])(`${title("SEC-16")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-16"));
+    const text = res.body as string;
+    for (const spelling of [hex(secret, ""), hex(secret, " ")]) {
+      expect(text.toLowerCase()).not.toContain(spelling);
+      // Not even a third of the secret's bytes is left around the marker.
+      expect(text.toLowerCase()).not.toContain(spelling.slice(0, spelling.length / 3));
+    }
+    expect(text).toContain(REDACTED);
+    expect(text).toContain(path === "/s3" ? "<Code>SignatureDoesNotMatch</Code>" : `"received":"${hex("x-api-key: ", "")}${REDACTED}"`);
+  });
+
+  it.each(Object.keys(htmlEscapers))(`${title("SEC-17")}: %s`, async (name) => {
+    const escape = htmlEscapers[name]!;
+    const res = await get(`/html/${name}`);
+    expect(res.status).toBe(statusOf("SEC-17"));
+    const text = res.body as string;
+    // The upstream's spelling is not the raw secret.
+    expect(escape(secret)).not.toBe(secret);
+    expect(text).toBe(`<html><body><p>Invalid key: ${REDACTED}</p><input value="${REDACTED}"><pre>${text.split("<pre>")[1]!.split("</pre>")[0]}</pre></body></html>`);
+    // The Basic form keeps what depends on the user name around the marker, and nothing of the key.
+    const basic = text.split("<pre>")[1]!.split("</pre>")[0]!;
+    expect(basic).toContain(REDACTED);
+    expect(basic.replace(REDACTED, "").length).toBeLessThanOrEqual(8);
+  });
+
+  it.each(["/mime", "/pem", "/mime?streamed", "/pem?streamed"])(`${title("SEC-19")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-19"));
+    const text = res.body as string;
+    const blocks = path.startsWith("/mime") ? 76 : 64;
+    expect(text.split(REDACTED)).toHaveLength(blocks + 1);
+    // Taken out of its lines, no block decodes to 12 bytes of the key.
+    const unwrapped = text.replace(/\r|\n/g, "");
+    for (const part of unwrapped.split(/[^A-Za-z0-9+/=]+/)) {
+      for (const shift of ["", "A", "AA", "AAA"]) expect(Buffer.from(shift + part, "base64").toString("latin1")).not.toMatch(/sk\+live\/echo=0123|<456789>&abcdef/);
+    }
+  });
+});

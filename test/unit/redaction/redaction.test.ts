@@ -1,8 +1,8 @@
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { base64Alignments, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
-import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, secretsCombiner } from "../../../src/redaction/redaction.js";
+import { base64Alignments, hexForms, htmlEscaped, MIN_FORM_LENGTH, secretForms, wideForms } from "../../../src/redaction/forms.js";
+import { compileRedaction, matchedRanges, REDACTED, redactHeaders, redactText, replaceRanges, secretsCombiner } from "../../../src/redaction/redaction.js";
 import { decodersFor, redactResponse, type ResponseOutcome } from "../../../src/redaction/response.js";
 import { cutWindow, MAX_HELD_BYTES, RedactingStream } from "../../../src/redaction/stream.js";
 
@@ -23,6 +23,12 @@ const spellings = [
   Buffer.from("x" + SECRET).toString("base64"),
   Buffer.from("xy" + SECRET).toString("base64url"),
   Buffer.from(`user:${SECRET}`).toString("base64"),
+  SECRET.replace("&", "&amp;").replace('"', "&quot;"), // Rails' ERB, Python's html.escape, PHP's htmlspecialchars
+  SECRET.replace("&", "&amp;").replace("+", "&#43;").replace('"', "&#34;"), // Go's html/template
+  SECRET.replace("&", "&amp;").replace("/", "&#x2F;").replace("=", "&#x3D;").replace('"', "&quot;"), // Mustache
+  Buffer.from(SECRET).toString("hex"),
+  Buffer.from(SECRET).toString("hex").toUpperCase(),
+  Buffer.from(`GET\n${SECRET}`).toString("hex").replace(/(..)(?!$)/g, "$1 ").toUpperCase(), // S3's CanonicalRequestBytes
 ];
 
 describe("wideForms", () => {
@@ -49,6 +55,30 @@ describe("secretForms", () => {
     expect(new Set(forms).size).toBe(forms.length);
     expect(forms.every((f) => f.length >= MIN_FORM_LENGTH)).toBe(true);
     expect(secretForms("short")).toEqual([]);
+  });
+
+  it("HTML escapes are those of the common escapers, only where they differ from the text", () => {
+    expect(htmlEscaped("sk_live_0123456789abcdef")).toEqual([]);
+    const forms = htmlEscaped(`a&b<c>d"e'f+g/h=i`);
+    for (const form of [
+      "a&amp;b&lt;c&gt;d&#34;e&#39;f+g/h=i", // Go's html.EscapeString
+      "a&amp;b&lt;c&gt;d&#34;e&#39;f&#43;g/h=i", // Go's html/template
+      "a&amp;b&lt;c&gt;d&#34;e&#39;f&#43;g/h&#61;i", // Go's html/template, unquoted attribute
+      "a&amp;b&lt;c&gt;d&quot;e&#x27;f+g/h=i", // Python's html.escape
+      "a&amp;b&lt;c&gt;d&quot;e&#039;f+g/h=i", // PHP's htmlspecialchars
+      "a&amp;b&lt;c&gt;d&quot;e&#39;f+g&#x2F;h&#x3D;i", // Mustache.js
+      "a&amp;b&lt;c&gt;d&quot;e&#x27;f&#x2B;g/h=i", // ASP.NET Core's HtmlEncoder
+      "a&amp;b&lt;c&gt;d&quot;e&#x27;f&#x2b;g&#x2f;h&#x3d;i", // OWASP ESAPI
+    ]) {
+      expect(forms).toContain(form);
+    }
+    expect(new Set(forms).size).toBe(forms.length);
+    // A base64 value with `/` and `+`: only the escapers that write either differ.
+    expect(htmlEscaped("ab/cd+ef")).toEqual(["ab/cd&#43;ef", "ab&#x2F;cd+ef", "ab/cd&#x2B;ef", "ab&#x2f;cd&#x2b;ef"]);
+  });
+
+  it("hex forms are the bytes in either case, run together and space-separated", () => {
+    expect(hexForms(Buffer.from("AWS4\né"))).toEqual(["415753340ac3a9", "415753340AC3A9", "41 57 53 34 0a c3 a9", "41 57 53 34 0A C3 A9"]);
   });
 
   it("base64 alignments are the characters that depend on the secret alone", () => {
@@ -95,14 +125,31 @@ describe("redaction of whole values", () => {
     expect(headers["content-type"]).toBe("application/json");
   });
 
+  it("compares header names only with the forms a name can hold: a header that holds one is dropped", () => {
+    const secret = "name-key+0123456789/abcdef";
+    const compiled = compileRedaction([secret]);
+    expect(compiled.nameForms.length).toBeGreaterThan(0);
+    expect(compiled.nameForms.every((form) => /^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(form))).toBe(true);
+    // Left out: the spaced hex, the HTML escapes (`;`), the `/` of the raw secret itself.
+    expect(compiled.nameForms).not.toContain(secret);
+    const hexName = `x-${Buffer.from(secret).toString("hex")}`;
+    const { headers, count } = redactHeaders(compiled, { [hexName]: "1", [`x-${encodeURIComponent(secret).toLowerCase()}`]: "2", "x-kept": "3" });
+    expect(headers).toEqual({ "x-kept": "3" });
+    expect(count).toBe(2);
+  });
+
   it("compiles the same list once, and combines two lists into the same array while they stay the same", () => {
     const list = Object.freeze([SECRET]);
     expect(compileRedaction(list)).toBe(compileRedaction(list));
     const combine = secretsCombiner();
     const other = Object.freeze(["previous-secret-value"]);
-    expect(combine(list, other)).toBe(combine(list, other));
-    expect(combine(list, other)).toEqual([SECRET, "previous-secret-value"]);
-    expect(combine(list, Object.freeze(["next-secret-value"]))).not.toBe(combine(list, other));
+    expect(combine([list, other])).toBe(combine([list, other]));
+    expect(combine([list, other])).toEqual([SECRET, "previous-secret-value"]);
+    expect(combine([list, Object.freeze(["next-secret-value"])])).not.toBe(combine([list, other]));
+    // A retired list whose overlap ended drops out: another combination.
+    const older = Object.freeze(["older-secret-value"]);
+    expect(combine([list, other, older])).toEqual([SECRET, "previous-secret-value", "older-secret-value"]);
+    expect(combine([list, other])).not.toBe(combine([list, other, older]));
   });
 });
 
@@ -311,5 +358,59 @@ describe("redactResponse", () => {
     expect(decodersFor("gzip, br")).toHaveLength(2);
     expect(decodersFor("identity")).toEqual([]);
     expect(decodersFor(undefined)).toEqual([]);
+  });
+});
+
+describe("base64 wrapped into lines", () => {
+  const secret = "sk_live_wrapped_0123456789abcdefXYZ";
+  const redaction = compileRedaction([secret]);
+  /** A body with its secrets replaced, as an answer read whole is. */
+  const redactBody = (text: string) => {
+    const ranges = matchedRanges(redaction, Buffer.from(text));
+    return { text: replaceRanges(Buffer.from(text), ranges).toString(), count: ranges.length };
+  };
+  /** Base64 of `pad` bytes, the secret and some more, wrapped every `width` characters with `lineBreak`. */
+  const wrapped = (pad: number, width: number, lineBreak: string) =>
+    Buffer.from("p".repeat(pad) + secret + " and the rest of the document")
+      .toString("base64")
+      .replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
+  /** What is left of the secret's base64 once the breaks and markers are taken out: nothing of it. */
+  const leftOf = (text: string) => text.replace(/\r|\n/g, "").split(REDACTED);
+
+  it.each([
+    ["MIME, CRLF", 76, "\r\n"],
+    ["PEM, LF", 64, "\n"],
+  ])("is found wherever the break falls in the secret's span: %s", (_name, width, lineBreak) => {
+    for (let pad = 0; pad < width; pad++) {
+      const text = wrapped(pad, width, lineBreak);
+      const { text: redacted, count } = redactBody(`{"data":"${text}"}`);
+      expect(count, `pad ${pad}`).toBe(1);
+      const encoded = Buffer.from("p".repeat(pad) + secret).toString("base64");
+      // Not 8 base64 characters of the secret's span are left on either side of the marker.
+      for (const part of leftOf(redacted)) expect(encoded.slice(Math.ceil((pad * 8) / 6) + 4, Math.floor(((pad + secret.length) * 8) / 6) - 4)).not.toContain(part.slice(-8));
+    }
+  });
+
+  it("needs lines of wrapped base64: a line feed after a short line, or after other text, is no break in a form", () => {
+    const [form] = base64Alignments(Buffer.from(secret));
+    const half = form!.length >> 1;
+    expect(redactBody(`note: ${form!.slice(0, half)}\n${form!.slice(half)}`).count).toBe(0);
+    // At the data's start what came before is unknown: taken as a line of wrapped base64.
+    expect(redactBody(`${form!.slice(0, half)}\n${form!.slice(half)}`).count).toBe(1);
+    expect(redactBody(`${"A".repeat(64)}${form!.slice(0, half)}\n${form!.slice(half)}`).count).toBe(1);
+    expect(redactBody(`${"A".repeat(64)}${form!.slice(0, half)}\n\n${form!.slice(half)}`).count).toBe(0);
+  });
+
+  it("is found in a stream cut at every position, and a line of wrapped base64 is held back with what follows", async () => {
+    const text = `{"data":"x"}\n` + wrapped(30, 64, "\r\n") + "\n";
+    const whole = redactBody(text);
+    expect(whole.count).toBe(1);
+    for (let cut = 1; cut < text.length; cut++) {
+      expect(await streamThrough(chunked(Buffer.from(text), [cut]), [secret]), `cut ${cut}`).toEqual(whole);
+    }
+    // The chunk ends with a line of wrapped base64: held, whatever it holds. A short line is not.
+    const line = `${"Q".repeat(70)}\r\n`;
+    expect(cutOne(redaction, Buffer.from(`event: x\n${line}`), false).rest.toString()).toBe(`event: x\n${line}`.slice(-(redaction.maxLength - 1)));
+    expect(cutOne(redaction, Buffer.from(`event: x\ndata: done\n`), false).rest.length).toBe(0);
   });
 });

@@ -1,0 +1,63 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { base64Alignments } from "../../../src/redaction/forms.js";
+import type { Range } from "../../../src/redaction/redaction.js";
+import { compileWrappedSearch, endsWrappedLine, MIN_LINE_WIDTH } from "../../../src/redaction/wrapped.js";
+
+const find = (forms: Buffer[], data: Buffer, offset = 0, startsBefore = data.length) => {
+  const found: Range[] = [];
+  compileWrappedSearch(forms)!.find(data, offset, startsBefore, found);
+  return found;
+};
+
+describe("compileWrappedSearch", () => {
+  it("finds a secret's base64 in data of any length, wrapped at any width from 64, LF or CRLF, wherever its breaks fall", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 12, maxLength: 90 }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.integer({ min: MIN_LINE_WIDTH, max: 100 }),
+        fc.boolean(),
+        (secret, head, tail, width, crlf) => {
+          const forms = base64Alignments(Buffer.from(secret)).map((f) => Buffer.from(f));
+          const encoded = Buffer.concat([head, Buffer.from(secret), tail]).toString("base64");
+          const wrapped = Buffer.from(encoded.replace(new RegExp(`(.{${width}})(?!$)`, "g"), crlf ? "$1\r\n" : "$1\n"));
+          // Where the secret's own characters lie in the wrapped text.
+          const first = Math.ceil((head.length * 8) / 6);
+          const last = Math.floor(((head.length + Buffer.byteLength(secret)) * 8) / 6);
+          const at = (i: number) => i + Math.floor(i / width) * (crlf ? 2 : 1);
+          const crosses = Math.floor(first / width) !== Math.floor((last - 1) / width);
+          const found = find(forms, wrapped);
+          if (!crosses) {
+            expect(found).toEqual([]);
+            return;
+          }
+          expect(found.length).toBeGreaterThan(0);
+          // Each occurrence covers the secret's characters and nothing past them.
+          for (const range of found) {
+            expect(range.start).toBeGreaterThanOrEqual(at(first) - 1);
+            expect(range.end).toBeLessThanOrEqual(at(last - 1) + 2);
+          }
+          const covered = Math.min(...found.map((r) => r.start));
+          expect(covered).toBeLessThanOrEqual(at(first + 1));
+          expect(Math.max(...found.map((r) => r.end))).toBeGreaterThanOrEqual(at(last - 2) + 1);
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
+  it("keeps only occurrences starting before startsBefore, shifted by offset", () => {
+    const forms = base64Alignments(Buffer.from("sk_live_0123456789abcdef")).map((f) => Buffer.from(f));
+    const wrapped = Buffer.from(`${"A".repeat(64 - 10)}${forms[0]!.subarray(0, 10)}\n${forms[0]!.subarray(10)}`);
+    expect(find(forms, wrapped, 100)).toEqual([{ start: 154, end: 100 + wrapped.length }]);
+    expect(find(forms, wrapped, 0, 54)).toEqual([]);
+  });
+
+  it("takes a line as wrapped base64 with 64 base64 characters before its break, or up to the data's start", () => {
+    expect(endsWrappedLine(Buffer.from(`x ${"Q".repeat(64)}\n`), 66)).toBe(true);
+    expect(endsWrappedLine(Buffer.from(`x ${"Q".repeat(63)}\n`), 65)).toBe(false);
+    expect(endsWrappedLine(Buffer.from(`${"Q".repeat(10)}\n`), 10)).toBe(true);
+  });
+});
