@@ -25,7 +25,8 @@ function actionsIn(params: URLSearchParams, names: string[]): Read<true> {
 export function inspectAwsAction(call: CallContent): Inspection {
   if (!call.body) return refuse("body was not read");
   const names: string[] = [];
-  const fromQuery = actionsIn(new URLSearchParams(call.query), names);
+  const params = new URLSearchParams(call.query);
+  const fromQuery = actionsIn(params, names);
   if (!fromQuery.ok) return fromQuery;
 
   const target = singleHeader(call.headers, "x-amz-target");
@@ -39,8 +40,10 @@ export function inspectAwsAction(call: CallContent): Inspection {
     if (!plain.ok) return plain;
     const text = utf8Text(call.body);
     if (!text.ok) return text;
-    const fromBody = actionsIn(new URLSearchParams(text.value), names);
+    const bodyParams = new URLSearchParams(text.value);
+    const fromBody = actionsIn(bodyParams, names);
     if (!fromBody.ok) return fromBody;
+    for (const [name, value] of bodyParams) params.append(name, value);
   }
   if (names.length > 1) return refuse("AWS action named more than once");
   // A body in any other form might still carry an action that a lenient server reads (Rack reads a body
@@ -49,5 +52,6 @@ export function inspectAwsAction(call: CallContent): Inspection {
   if (target.value === undefined && call.body.length > 0 && type.value !== "application/x-www-form-urlencoded") {
     return refuse("a body that names no AWS action Keyward can read");
   }
-  return { ok: true, operations: names.map((action) => ({ kind: "aws", action })) };
+  const queryParams = target.value === undefined ? params : null;
+  return { ok: true, operations: names.map((action) => ({ kind: "aws", action, params: queryParams })) };
 }

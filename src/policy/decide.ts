@@ -288,8 +288,23 @@ function operationMatches(rule: OperationRule, op: Operation): boolean {
 function protects(protection: ProtectedOperation, op: Operation): boolean {
   const { match } = protection;
   if ("graphqlMutation" in match) return op.kind === "graphql" && op.field === match.graphqlMutation;
-  if ("awsAction" in match) return op.kind === "aws" && op.action.toLowerCase() === match.awsAction.toLowerCase();
+  if ("awsAction" in match) {
+    if (op.kind !== "aws" || op.action.toLowerCase() !== match.awsAction.toLowerCase()) return false;
+    return match.zeroed === undefined || mayBeZero(op.params, match.zeroed);
+  }
   return false;
+}
+
+/**
+ * Whether a call may set the integer parameter `name` to 0: it does, or gives it in a form the API might
+ * read as 0 or Keyward cannot tell (a sign, a decimal point, twice, any case of the name), or its body was
+ * not read as parameters (a JSON protocol call). Absent, it changes nothing.
+ */
+function mayBeZero(params: URLSearchParams | null, name: string): boolean {
+  if (params === null) return true;
+  const lower = name.toLowerCase();
+  const values = [...params].filter(([key]) => key.toLowerCase() === lower).map(([, value]) => value);
+  return values.length > 1 || (values.length === 1 && !/^[1-9][0-9]*$/.test(values[0]!));
 }
 
 function refuseProtected(op: ProtectedOperation, grant: GrantPolicy, approval: TokenApproval | null): Denial | null {

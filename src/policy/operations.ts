@@ -9,7 +9,8 @@ import type { GraphqlRules, JsonRpcRules, Protocol } from "./rules.js";
 export type Operation =
   | { kind: "graphql"; type: GraphqlOperationType; field: string }
   | { kind: "jsonrpc"; method: string }
-  | { kind: "aws"; action: string };
+  /** `params`: the Query protocol's parameters (query string and form body); null for a JSON protocol call, whose body is not read. */
+  | { kind: "aws"; action: string; params: URLSearchParams | null };
 
 export type Inspection = { ok: true; operations: Operation[] } | { ok: false; reason: string };
 

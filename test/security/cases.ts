@@ -564,6 +564,14 @@ export const CASES = {
     expected:
       "the refusal's event says which tunnel: an origin-form target's path under the tunnel's origin (`https://host:port/…`, as a plain request's absolute-form target is kept), and `details.tunnel` whatever the target",
   },
+  "REQ-74": {
+    area: "request",
+    attack:
+      "an agent under a grant on an `aws-rds` upstream sends `ModifyDBInstance` with `BackupRetentionPeriod=0` (RDS then turns the instance's automated backups, and point-in-time recovery, off), or the parameter as `00`, `-0`, empty, in another case, twice, or in a JSON protocol body",
+    status: 403,
+    expected:
+      "403 `protected_operation` (`aws-rds.DisableAutomatedBackups`: the grant's `allowProtected` and a human's approval); a positive retention or a `ModifyDBInstance` without the parameter goes through",
+  },
   "REQ-54": {
     area: "request",
     attack:

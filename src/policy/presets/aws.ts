@@ -20,6 +20,11 @@ export const awsRds: Preset = {
     action("aws-rds", "DeleteDBClusterAutomatedBackup", "delete retained cluster automated backups"),
     action("aws-rds", "DeleteDBInstance", "delete a DB instance (optionally skipping its final snapshot)"),
     action("aws-rds", "DeleteDBCluster", "delete a DB cluster (optionally skipping its final snapshot)"),
+    {
+      id: "aws-rds.DisableAutomatedBackups",
+      description: "ModifyDBInstance with BackupRetentionPeriod 0: turn off the instance's automated backups and point-in-time recovery",
+      match: { awsAction: "ModifyDBInstance", zeroed: "BackupRetentionPeriod" },
+    },
   ],
 };
 

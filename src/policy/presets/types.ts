@@ -9,7 +9,11 @@ import type { HttpMethod } from "../decide.js";
 export type ProtectedMatch =
   | { graphqlMutation: string }
   | { http: { method: HttpMethod; path: string; query?: Readonly<Record<string, string>> } }
-  | { awsAction: string }
+  /**
+   * With `zeroed`, only a call that sets that integer parameter to 0 (or to anything but a plain positive
+   * integer, or more than once: what the API might read as 0), as the Query protocol passes parameters.
+   */
+  | { awsAction: string; zeroed?: string }
   /** S3 REST operations by AWS's names, as src/policy/s3.ts reads them from method, path and query. */
   | { s3: readonly string[] };
 

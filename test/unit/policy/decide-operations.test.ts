@@ -202,6 +202,26 @@ describe("decide: protection presets", () => {
     expect(outcome(decide(token, baseGrant, req))).toBe(expected);
   });
 
+  // RDS turns an instance's automated backups off, and with them point-in-time recovery, when ModifyDBInstance
+  // sets BackupRetentionPeriod to 0: protected whenever the API might read the parameter as 0.
+  const retention: [string, ProxyRequest, string][] = [
+    ["BackupRetentionPeriod=0 in a form body", request("POST", "/", aws, "Action=ModifyDBInstance&DBInstanceIdentifier=db&BackupRetentionPeriod=0", form), "protected_operation"],
+    ["BackupRetentionPeriod=0 in the query string", request("GET", "/", aws, "", {}, "Action=ModifyDBInstance&BackupRetentionPeriod=0"), "protected_operation"],
+    ["the action in the query, the parameter in the body", request("POST", "/", aws, "BackupRetentionPeriod=0", form, "Action=ModifyDBInstance"), "protected_operation"],
+    ["00", request("POST", "/", aws, "Action=ModifyDBInstance&BackupRetentionPeriod=00", form), "protected_operation"],
+    ["-0", request("POST", "/", aws, "Action=ModifyDBInstance&BackupRetentionPeriod=-0", form), "protected_operation"],
+    ["an empty value", request("POST", "/", aws, "Action=ModifyDBInstance&BackupRetentionPeriod=", form), "protected_operation"],
+    ["the name in another case", request("POST", "/", aws, "Action=ModifyDBInstance&backupretentionperiod=0", form), "protected_operation"],
+    ["the name percent-encoded", request("POST", "/", aws, "Action=ModifyDBInstance&Backup%52etentionPeriod=0", form), "protected_operation"],
+    ["7, then 0", request("POST", "/", aws, "Action=ModifyDBInstance&BackupRetentionPeriod=7&BackupRetentionPeriod=0", form), "protected_operation"],
+    ["a JSON protocol call, whose body is not read", request("POST", "/", aws, '{"BackupRetentionPeriod":0}', { "x-amz-target": "AmazonRDSv19.ModifyDBInstance" }), "protected_operation"],
+    ["BackupRetentionPeriod=7", request("POST", "/", aws, "Action=ModifyDBInstance&BackupRetentionPeriod=7", form), "allow 0"],
+    ["ModifyDBInstance without it", request("POST", "/", aws, "Action=ModifyDBInstance&DBInstanceClass=db.t4g.small", form), "allow 0"],
+  ];
+  it.each(retention)(`${title("REQ-74")}: %s`, (_name, req, expected) => {
+    expect(outcome(decide(token, baseGrant, req))).toBe(expected);
+  });
+
   // A new credential in the answer: the agent could act with it outside Keyward.
   it.each([
     ["STS AssumeRole", request("POST", "/", sts, "Action=AssumeRole&RoleArn=arn:aws:iam::1:role/admin&RoleSessionName=s", form)],
