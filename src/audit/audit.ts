@@ -9,6 +9,7 @@ export type AuditKind =
   | "token.issued"
   | "token.refused"
   | "revocation.created"
+  | "revocation.refused"
   | "kill_switch.engaged"
   | "kill_switch.lifted"
   | "admin.change"

@@ -212,7 +212,22 @@ export async function oauthRoutes(app: FastifyInstance, deps: OAuthDeps): Promis
       throw err;
     });
     if (!verified) return reply.code(200).send();
-    if (verified.agentId !== agent.id) throw new KeywardError(400, "unauthorized_client", "the token was not issued to this client");
+    if (verified.agentId !== agent.id) {
+      // Another agent holding this one's live token: a stolen token tried, seen under the agent it was issued to.
+      const reason = "the token was not issued to this client";
+      await appendAudit(deps.prisma, {
+        kind: "revocation.refused",
+        actor: `agent:${agent.id}`,
+        requestId: req.id,
+        agentId: verified.agentId,
+        jti: verified.jti,
+        grantId: verified.grantId,
+        decision: "deny",
+        reason: "unauthorized_client",
+        details: { reason },
+      });
+      throw new KeywardError(400, "unauthorized_client", reason);
+    }
     const meta = { actor: `agent:${agent.id}`, requestId: req.id, reason: "revoked by its agent" };
     // Verified, so it needs no record: its revocation holds even before the record reaches the database.
     const target = { jti: verified.jti, expiresAt: new Date(verified.expiresAt * 1000) };

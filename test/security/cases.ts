@@ -193,6 +193,13 @@ export const CASES = {
     status: 400,
     expected: "400 `invalid_request`, no child issued; the refusal audited (`token.refused` under the token's agent, with `exchangedFrom` and the presenting client as actor) like every other refused exchange",
   },
+  "TOK-43": {
+    area: "token",
+    attack: "an agent presents another agent's live token at the revocation endpoint (RFC 7009), as whoever stole it might to test it",
+    status: 400,
+    expected:
+      "400 `unauthorized_client`, the token stays valid, and the attempt is audited (`revocation.refused`) under the token's agent, jti and grant, with the presenting agent as actor",
+  },
 
   "TOK-33": {
     area: "token",

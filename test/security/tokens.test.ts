@@ -485,6 +485,22 @@ describe("security: token attacks", () => {
     );
   });
 
+  it(title("TOK-43"), async () => {
+    const token = await tokenFor(s.broker, s.alice, { grant: s.grantA.name });
+    const { jti } = decodeJwt(token);
+    const res = s.record(await postForm(s.broker, "/oauth2/revoke", { token }, { authorization: basic(s.bob.clientId, s.bob.clientSecret) }));
+    expect(res.status).toBe(statusOf("TOK-43"));
+    expect(res.body.error).toBe("unauthorized_client");
+    // Before the fix: only a log line; the security team searching alice's events saw nothing.
+    const events = await s.broker.admin("get", `/v1/audit?kind=revocation.refused&agentId=${s.alice.id}&limit=50`);
+    expect((events.body.events as { actor: string; jti: string; reason: string }[]).map((e) => [e.actor, e.jti, e.reason])).toEqual([
+      [`agent:${s.bob.id}`, jti, "unauthorized_client"],
+    ]);
+    // Refused, the token still works.
+    const call = await s.broker.http().get("/proxy/api/v1/items").set("authorization", `Bearer ${token}`);
+    expect(call.status).toBe(200);
+  });
+
   it(title("SEC-01"), async () => {
     await assertNoSecretLeaks(s);
   });

@@ -14,6 +14,7 @@ const KINDS = [
   "token.issued",
   "token.refused",
   "revocation.created",
+  "revocation.refused",
   "kill_switch.engaged",
   "kill_switch.lifted",
   "admin.change",
