@@ -749,6 +749,12 @@ export const CASES = {
       "a kill-switch reason (a `security` key's text) or an agent's description holding bidi or zero-width characters, shown in the console",
     expected: "shown as visible `\\uXXXX` escapes, as the console shows an agent's paths (REQ-40); the API keeps the text as written",
   },
+  "ADM-37": {
+    area: "admin",
+    attack: "an admin names an agent, grant or admin key with a C1 control character (U+009B, a terminal's one-byte CSI; U+0085), printed as it is in the CLI's confirmation prompts",
+    status: 400,
+    expected: "400 `validation_failed`, as C0 controls and DEL already were",
+  },
 
   // Secrets
   "SEC-01": {

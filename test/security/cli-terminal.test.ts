@@ -57,3 +57,28 @@ describe(title("ADM-33"), () => {
     expect(shown.stdout).toContain("INC-7 \\u001b]52;c;");
   }, 120_000);
 });
+
+describe(title("ADM-37"), () => {
+  let store: Store;
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    store = newStore();
+    broker = await startBroker(store, { LOG_LEVEL: "warn" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await store?.drop();
+  });
+
+  // Names are printed as they are (the CLI's confirmation prompts, tables): C0 and DEL were refused, C1 was not.
+  it.each([
+    ["an agent", "/v1/agents", { name: `deploy${C1_CSI}` }],
+    ["an admin key", "/v1/admin-keys", { name: `oncall\u0085`, role: "security" }],
+    ["an agent (C0, as before)", "/v1/agents", { name: "deploy\u001b[2J" }],
+  ])("%s named with a control character", async (_what, path, body) => {
+    const res = await broker.admin("post", path, body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+  });
+});
