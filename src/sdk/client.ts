@@ -1,6 +1,6 @@
 import type { ErrorCode } from "./codes.js";
 import { BROKER_ERROR_HEADER, Denied, errorOf, KeywardApiError, NeedsApproval } from "./errors.js";
-import { basicAuthorization, bearerAuthorization, BrokerHttp, type FetchFunction } from "./http.js";
+import { basicAuthorization, bearerAuthorization, BrokerHttp, unexpectedAnswer, type FetchFunction } from "./http.js";
 
 export type ConnectOptions = {
   /** The broker, e.g. `https://keyward.internal`. */
@@ -51,6 +51,18 @@ const keyOf = (request: TokenRequest) =>
   JSON.stringify([request.grant, request.ttlSeconds ?? null, request.methods ?? null, request.paths ?? null]);
 
 /** The upstream a token is for, from its scope (`<upstream>:<METHOD> …`; upstream names have no colon). */
+const isTokenResponse = (value: unknown): value is TokenResponse => {
+  const r = value as Partial<Record<keyof TokenResponse, unknown>> | null;
+  return (
+    typeof r === "object" &&
+    r !== null &&
+    typeof r.access_token === "string" &&
+    typeof r.expires_in === "number" &&
+    r.expires_in > 0 &&
+    typeof r.scope === "string" &&
+    typeof r.jti === "string"
+  );
+};
 const upstreamOf = (scope: string) => scope.split(" ")[0]!.split(":")[0]!;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -165,9 +177,13 @@ export class Keyward {
 
   async #obtain(held: Held, options: TokenOptions): Promise<Token> {
     if (!held.pending) {
-      const response = await this.#http.send({ method: "POST", path: "/v1/tokens", authorization: this.#client, json: held.request });
-      const body = (await response.json()) as TokenResponse | { approvalId: string; expiresAt: string };
-      if (response.status !== 202) return this.#keep(held, body as TokenResponse);
+      const { status, body } = await this.#http.answer<TokenResponse | { approvalId: string; expiresAt: string }>({
+        method: "POST",
+        path: "/v1/tokens",
+        authorization: this.#client,
+        json: held.request,
+      });
+      if (status !== 202) return this.#keep(held, body as TokenResponse);
       const { approvalId, expiresAt } = body as { approvalId: string; expiresAt: string };
       held.pending = { approvalId, expiresAt: new Date(expiresAt) };
       if (!options.waitForApproval) throw new NeedsApproval(approvalId, held.pending.expiresAt);
@@ -200,6 +216,7 @@ export class Keyward {
   }
 
   #keep(held: Held, response: TokenResponse): Token {
+    if (!isTokenResponse(response)) throw unexpectedAnswer("a token answer without access_token, expires_in, scope and jti");
     const token: Token = {
       accessToken: response.access_token,
       expiresAt: new Date(Date.now() + response.expires_in * 1000),

@@ -130,6 +130,7 @@ export const ERROR_CODES = {
   no_token: { status: 0, step: "sdk", meaning: "the SDK holds no token for this upstream: call token({ grant }) first" },
   approval_denied: { status: 403, step: "sdk", meaning: "a human denied the token request the SDK was waiting on" },
   unreachable: { status: 0, step: "sdk", meaning: "the SDK (or the Python client) could not reach the broker: refused, timed out, or cut off before an answer" },
+  unexpected_answer: { status: 0, step: "sdk", meaning: "a 2xx answer that is not what the broker sends (not JSON, or a token answer without its fields): something else answered at the broker's URL" },
 } as const satisfies Record<string, Entry>;
 
 /** Every code Keyward answers with. */

@@ -61,7 +61,21 @@ export class BrokerHttp {
 
   /** The JSON body of a 2xx answer (undefined for 204). */
   async json<T>(request: BrokerRequest): Promise<T> {
+    return (await this.answer<T>(request)).body;
+  }
+
+  /** A 2xx answer's status and JSON body (undefined for 204). */
+  async answer<T>(request: BrokerRequest): Promise<{ status: number; body: T }> {
     const response = await this.send(request);
-    return (response.status === 204 ? undefined : await response.json()) as T;
+    if (response.status === 204) return { status: 204, body: undefined as T };
+    try {
+      return { status: response.status, body: (await response.json()) as T };
+    } catch (err) {
+      throw unexpectedAnswer(`${request.path} answered ${response.status} with a body that is not JSON`, err);
+    }
   }
 }
+
+/** A 2xx the broker would not send: a captive portal, a misrouted proxy, another server at its URL. */
+export const unexpectedAnswer = (reason: string, cause?: unknown) =>
+  new KeywardApiError(0, "unexpected_answer" satisfies ErrorCode, "the broker's answer is not what the API documents", reason, cause instanceof Error ? cause.message : undefined);

@@ -37,6 +37,7 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   no_token: "test/e2e/sdk.test.ts (raised in the agent's process)",
   approval_denied: "test/e2e/sdk.test.ts (raised in the agent's process)",
   unreachable: "test/e2e/sdk.test.ts (raised in the agent's process; clients/python/tests/test_client.py for the Python client)",
+  unexpected_answer: "test/unit/sdk/unexpected-answer.test.ts (raised in the agent's process)",
 };
 
 type Answer = { status: number; headers: Record<string, string>; body: { error?: { code?: string; reason?: string } } };
