@@ -20,6 +20,8 @@ const envSchema = z.object({
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    // Checked here, so every command says so in one line, without the URL (its password) or a stack trace.
+    .refine((url) => URL.canParse(url), "is not a valid URL")
     .optional(),
   KEYWARD_MASTER_KEY: masterKey.optional(),
   KEYWARD_MASTER_KEY_PREVIOUS: masterKey.optional(),

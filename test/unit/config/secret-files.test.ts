@@ -35,4 +35,17 @@ describe("secrets from files (<NAME>_FILE, for Docker and Kubernetes secrets)", 
     expect(loadDatabaseConfig({ DATABASE_URL: "postgresql://keyward@db/keyward" })).toEqual({ databaseUrl: "postgresql://keyward@db/keyward", dataDir: "./.keyward" });
     expect(() => loadDatabaseConfig({ DATABASE_URL: "mysql://x" })).toThrow(/DATABASE_URL/);
   });
+
+  it("a DATABASE_URL that does not parse is a configuration error that does not repeat it", () => {
+    // Before: the CLI's database commands died with a TypeError's stack trace from new URL().
+    const unparseable = "postgresql://keyward:hunter2-password@[db/keyward";
+    let message = "";
+    try {
+      loadDatabaseConfig({ DATABASE_URL: unparseable });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/DATABASE_URL: is not a valid URL/);
+    expect(message).not.toContain("hunter2");
+  });
 });
