@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from "node:stream";
-import { endsWrappedLine } from "./wrapped.js";
+import { endsWrappedLine, lineBreakStart } from "./wrapped.js";
 import { matchedRanges, mergeRanges, occurrences, REDACTED_BYTES, replacedParts, type Range, type Redaction } from "./redaction.js";
 
 /** The most a redaction crossing the window's cut is held back for (see cutWindow). */
@@ -131,13 +131,11 @@ function heldFrom(redaction: Redaction, data: Buffer): number {
   if (lineFeed === -1) return tailStart;
   // A line of wrapped base64 (MIME, PEM) may go on with the rest of a secret's form on the next: held as
   // a line that is not one. Whether a line is depends on its characters, not on the secret.
-  const lineBreak = tailStart + lineFeed - (data[tailStart + lineFeed - 1] === CARRIAGE_RETURN ? 1 : 0);
-  if (redaction.wrapsLines && endsWrappedLine(data, lineBreak)) return tailStart;
+  if (redaction.wrapsLines && endsWrappedLine(data, lineBreakStart(data, tailStart + lineFeed))) return tailStart;
   return tailStart + lineFeed + 1;
 }
 
 const LINE_FEED = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
 
 /**
  * The final parts of a window as one chunk. Pushed apart, each part became a write of its own

@@ -22,6 +22,9 @@ for (const c of Buffer.from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 /** The longest a form of `length` characters can be wrapped: a CRLF per MIN_LINE_WIDTH characters, rounded up. */
 export const maxWrappedLength = (length: number) => length + 2 * Math.ceil(length / MIN_LINE_WIDTH);
 
+/** Where the line break whose line feed is at `lineFeed` starts: at its carriage return, if it is a CRLF. */
+export const lineBreakStart = (data: Uint8Array, lineFeed: number) => (data[lineFeed - 1] === CR ? lineFeed - 1 : lineFeed);
+
 /**
  * Whether the line a break starting at `at` ends is one of wrapped base64: at least MIN_LINE_WIDTH base64
  * characters before it, or as many as there are before the data's start (what came before is unknown:
@@ -40,7 +43,7 @@ export function endsWrappedLine(data: Uint8Array, at: number): boolean {
  * on after it between two characters that follow each other in some form (`pairs`): where it starts.
  */
 function wrappedBreak(data: Uint8Array, lineFeed: number, pairs: Uint8Array): number | undefined {
-  const start = data[lineFeed - 1] === CR ? lineFeed - 1 : lineFeed;
+  const start = lineBreakStart(data, lineFeed);
   if (start === 0 || BASE64[data[start - 1]!] === 0 || BASE64[data[lineFeed + 1]!] !== 1) return undefined;
   if (pairs[pair(data[start - 1]!, data[lineFeed + 1]!)] === 0) return undefined;
   return endsWrappedLine(data, start) ? start : undefined;
@@ -81,7 +84,7 @@ export function compileWrappedSearch(forms: readonly Uint8Array[]): WrappedSearc
           if (BASE64[data[p]!] === 1) positions[count++] = p;
           else if (data[p] !== LF) break;
           else {
-            const breakStart = data[p - 1] === CR ? p - 1 : p;
+            const breakStart = lineBreakStart(data, p);
             if (breakStart === 0 || !endsWrappedLine(data, breakStart)) break;
             p = breakStart;
           }
