@@ -50,7 +50,7 @@ const DEFAULT_POLL_INTERVAL_MS = 2_000;
 const keyOf = (request: TokenRequest) =>
   JSON.stringify([request.grant, request.ttlSeconds ?? null, request.methods ?? null, request.paths ?? null]);
 
-/** The upstream a token is for, from its scope (`<upstream>:<METHOD> …`; upstream names have no colon). */
+/** Whether a token answer has the fields the SDK reads (another server at the broker's URL may answer 2xx too). */
 const isTokenResponse = (value: unknown): value is TokenResponse => {
   const r = value as Partial<Record<keyof TokenResponse, unknown>> | null;
   return (
@@ -63,6 +63,8 @@ const isTokenResponse = (value: unknown): value is TokenResponse => {
     typeof r.jti === "string"
   );
 };
+
+/** The upstream a token is for, from its scope (`<upstream>:<METHOD> …`; upstream names have no colon). */
 const upstreamOf = (scope: string) => scope.split(" ")[0]!.split(":")[0]!;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
