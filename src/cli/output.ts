@@ -1,5 +1,6 @@
 import { styleText } from "node:util";
-import { escapedCodeUnit, visibleText } from "../audit/event-text.js";
+import { storable } from "../audit/audit.js";
+import { visibleText } from "../audit/event-text.js";
 
 /**
  * How results are shown. `--json`: the API's answer as JSON, for scripts. Otherwise tables and fields;
@@ -20,17 +21,15 @@ type Style = Parameters<typeof styleText>[0];
  */
 export const paint = (out: Output, style: Style, text: string) => (out.color ? styleText(style, text, { validateStream: false }) : text);
 
-// C0 and C1 controls and DEL: ESC (and its one-byte form U+009B) starts the sequences a terminal obeys.
-// eslint-disable-next-line no-control-regex
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/g;
-
 /**
- * Text from the API as a terminal should show it: controls and bidi or zero-width characters as visible
- * `\uXXXX`. A reason, a description or a note is free text that the person at this terminal did not
- * write (a `security` key engages the kill switch, an admin reads `kill-switch status`): an OSC sequence
- * in it would set the clipboard, the window title or a link, a CSI one clear or rewrite the screen.
+ * Text from the API as a terminal should show it: controls (C0, DEL and C1: ESC and its one-byte form
+ * U+009B start the sequences a terminal obeys), lone UTF-16 halves and bidi or zero-width characters as
+ * visible `\uXXXX`, as events store and show them (storable, visibleText). A reason, a description or a
+ * note is free text that the person at this terminal did not write (a `security` key engages the kill
+ * switch, an admin reads `kill-switch status`): an OSC sequence in it would set the clipboard, the window
+ * title or a link, a CSI one clear or rewrite the screen.
  */
-export const terminalText = (text: string): string => visibleText(text.replace(CONTROLS, escapedCodeUnit));
+export const terminalText = (text: string): string => visibleText(storable(text));
 
 function cell(value: unknown): string {
   if (value === null || value === undefined) return "";
