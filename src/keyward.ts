@@ -32,7 +32,9 @@ import { SigningKeys } from "./signing-keys/signing-keys.js";
 import { Tokens } from "./tokens/tokens.js";
 import { verifyAgentToken, type TokenVerifier } from "./tokens/verify.js";
 import { rememberVerifiedTokens } from "./tokens/verified-tokens.js";
+import { RETIRED_PRUNE_INTERVAL_MS } from "./upstreams/retired-credentials.js";
 import { Upstreams } from "./upstreams/upstreams.js";
+import { runPeriodically } from "./util/periodic.js";
 import { loadOrCreateLocalMasterKey, parseMasterKey, Vault } from "./vault/vault.js";
 
 export type Keyward = {
@@ -199,6 +201,9 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         const sink = { ...config.auditWebhook, owner: replicaId, intervalMs: 1_000, batchSize: 500, timeoutMs: 10_000 };
         background.push(startAuditSink(prisma, sink, log));
       }
+      // The stored secrets of replaced upstream credentials are read only while their overlap lasts; past it they are deleted.
+      const pruneRetired = () => upstreams.pruneRetired().then(() => {}, (err: unknown) => log.warn({ err }, "pruning replaced upstream credentials failed"));
+      background.push(runPeriodically(pruneRetired, RETIRED_PRUNE_INTERVAL_MS, { immediately: true }));
       if (config.auditRetentionDays) {
         const retention = { retentionDays: config.auditRetentionDays, intervalMs: 3_600_000, keepUnshipped: config.auditWebhook !== undefined };
         background.push(scheduleAuditRetention(prisma, auditCheckpointKeys, retention, log));

@@ -1,5 +1,5 @@
 import { randomUUID, X509Certificate } from "node:crypto";
-import type { Prisma, PrismaClient, Upstream } from "@prisma/client";
+import type { Prisma, PrismaClient, RetiredUpstreamCredential, Upstream } from "@prisma/client";
 import type { Dispatcher } from "undici";
 import { z } from "zod";
 import { appendAudit } from "../audit/audit.js";
@@ -23,7 +23,7 @@ import {
 } from "./credentials/index.js";
 import { upstreamPolicyColumns } from "./policy-columns.js";
 import { compileRedaction, secretsCombiner, type Redaction } from "../redaction/redaction.js";
-import { retire, retiredSecrets, type RetiredCredential } from "./retired-credentials.js";
+import { keptAfterRetiring, retire, retiredSecrets, ROTATION_OVERLAP_MS, type RetiredCredential } from "./retired-credentials.js";
 
 const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
 
@@ -107,6 +107,25 @@ export function upstreamView(u: Upstream) {
 }
 
 export const secretContext = (upstreamId: string) => `upstream-secret:${upstreamId}`;
+export const retiredSecretsContext = (retiredId: string) => `retired-upstream-secrets:${retiredId}`;
+
+/** A replaced credential's stored secrets, as the proxy reads them with its upstream. */
+type StoredRetired = Pick<RetiredUpstreamCredential, "id" | "secretsCiphertext" | "expiresAt">;
+/** An upstream as the proxy reads it: with the replaced credentials whose secrets are still redacted. */
+export type UpstreamRow = Upstream & { retiredCredentials: StoredRetired[] };
+
+/**
+ * The replaced credentials still redacted when read: deleted ones go with the upstream's change, those
+ * that expire later are left out by the proxy when they do.
+ */
+const withRetired = () =>
+  ({
+    retiredCredentials: {
+      where: { expiresAt: { gt: new Date() } },
+      orderBy: { retiredAt: "asc" },
+      select: { id: true, secretsCiphertext: true, expiresAt: true },
+    },
+  }) satisfies Prisma.UpstreamInclude;
 
 type Actor = { actor: string; requestId: string };
 
@@ -127,12 +146,16 @@ export class Upstreams {
   // Compiled credentials by upstream id, with the stored fields they were compiled from. They hold the
   // OAuth and GitHub token caches, so they live across requests; a change to any of those fields, made
   // on this replica or another, compiles a new one and drops the old tokens.
-  // With each, the credentials it replaced whose secrets are still redacted (src/upstreams/retired-credentials.ts).
-  readonly #compiled = new Map<string, { source: string; upstream: CompiledUpstream; retired: readonly RetiredCredential[] }>();
+  // With each, the credentials it replaced whose secrets are still redacted (src/upstreams/retired-credentials.ts):
+  // those stored, by the ids they were read with, and those replaced on this replica, for the tokens they minted.
+  readonly #compiled = new Map<
+    string,
+    { source: string; upstream: CompiledUpstream; storedIds: string; stored: readonly StoredSecrets[]; retired: readonly RetiredCredential[] }
+  >();
   /** The same, by the cached row it was compiled from: a lookup without re-reading the stored fields. */
   readonly #compiledByRow = new WeakMap<Upstream, CompiledUpstream>();
   /** The proxy's view of upstreams, by name, kept current by the change feed (migration 0005). */
-  readonly #byName: RowCache<Upstream | null>;
+  readonly #byName: RowCache<UpstreamRow | null>;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -150,9 +173,9 @@ export class Upstreams {
     this.#byName = new RowCache(changes, {
       table: "Upstream",
       maxEntries: MAX_CACHED_UPSTREAMS,
-      read: (name) => this.prisma.upstream.findUnique({ where: { name } }),
+      read: (name) => this.prisma.upstream.findUnique({ where: { name }, include: withRetired() }),
       readMany: async (names) => {
-        const rows = await this.prisma.upstream.findMany({ where: { name: { in: names } } });
+        const rows = await this.prisma.upstream.findMany({ where: { name: { in: names } }, include: withRetired() });
         return new Map(rows.map((row) => [row.name, row]));
       },
       missing: null,
@@ -163,7 +186,7 @@ export class Upstreams {
    * The upstream as stored now, for the proxy; null if there is none. From memory: a change drops it at
    * once on this replica and, announced by the upstream's trigger, on every other.
    */
-  findByName(name: string): Promise<Upstream | null> {
+  findByName(name: string): Promise<UpstreamRow | null> {
     return this.#byName.get(name);
   }
 
@@ -218,6 +241,8 @@ export class Upstreams {
       else if (input.tls !== undefined && (input.tls?.ca ?? null) !== existing.tlsCa) {
         assertSecretFits([{ path: ["secret"], message: "changing the CA the secret is sent under needs the secret in the same request" }]);
       }
+      // A new secret or kind replaces the credential; a new base URL or CA sends the same one elsewhere.
+      if (input.secret !== undefined || input.auth !== undefined) await this.#retire(tx, existing);
       const row = await tx.upstream.update({
         where: { name },
         data: {
@@ -246,6 +271,7 @@ export class Upstreams {
     const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#findForUpdate(tx, name);
       assertSecretFits(secretProblems(storedAuth(existing).type, secret));
+      await this.#retire(tx, existing);
       const row = await tx.upstream.update({ where: { name }, data: this.#secretFields(existing.id, secret) });
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
@@ -272,7 +298,7 @@ export class Upstreams {
    * What the proxy needs to forward to this upstream: where, and how to present its credential. Compiled
    * once per version of the stored row (see #compiled).
    */
-  compileForProxy(row: Upstream): CompiledUpstream {
+  compileForProxy(row: UpstreamRow): CompiledUpstream {
     let upstream = this.#compiledByRow.get(row);
     if (!upstream) {
       upstream = this.#compile(row);
@@ -281,43 +307,135 @@ export class Upstreams {
     return upstream;
   }
 
-  #compile(row: Upstream): CompiledUpstream {
+  #compile(row: UpstreamRow): CompiledUpstream {
     const source = JSON.stringify([row.baseUrl, row.environment, row.authConfig, row.secretCiphertext, row.tlsCa]);
+    const storedIds = row.retiredCredentials.map((r) => r.id).join();
     const cached = this.#compiled.get(row.id);
-    if (cached?.source === source) return cached.upstream;
+    if (cached?.source === source) {
+      if (cached.storedIds === storedIds) return cached.upstream;
+      // Only the stored replaced credentials changed (one was pruned): the credential and its tokens stay.
+      const stored = this.#storedRetired(row);
+      const upstream = this.#assemble(row, cached.upstream.credential, cached.upstream.dispatcher, stored, cached.retired);
+      this.#compiled.set(row.id, { ...cached, upstream, storedIds, stored });
+      return upstream;
+    }
     const baseUrl = new URL(row.baseUrl);
     const dispatcher = row.tlsCa === null ? undefined : this.dispatcherTrusting(row.tlsCa);
-    const auth = authConfigSchema.safeParse(row.authConfig);
-    // Written before a rule it breaks (a header name reserved since): nothing is sent with it until replaced.
-    if (!auth.success) {
-      const problems = auth.error.issues.map((issue) => `${["auth", ...issue.path.map(String)].join(".")}: ${issue.message}`).join("; ");
-      throw credentialUnavailable(`upstream ${row.name}'s stored auth is no longer accepted (${problems}); replace it with PATCH /v1/upstreams/${row.name}`);
-    }
-    const credential = this.#storedCredential(row, auth.data, {
+    const credential = this.#storedCredential(row, this.#parsedAuth(row), {
       baseUrl,
       dispatcher: dispatcher ?? this.dispatcher,
       now: Date.now,
       tokenDeadlineMs: this.tokenDeadlineMs,
     });
-    // The credential it replaces (a rotated secret, a new kind) stays redacted for a while, and so do
-    // those replaced before it whose overlap has not ended: calls made with them may still be answered,
-    // and the upstream may go on accepting them.
+    const stored = this.#storedRetired(row);
+    // The credential it replaces here stays redacted for a while with the tokens it minted on this replica,
+    // which no other replica knows of (its own secrets are among those stored).
     const retired = cached ? retire(cached.retired, cached.upstream.credential, Date.now()) : [];
+    const upstream = this.#assemble(row, credential, dispatcher, stored, retired);
+    this.#compiled.set(row.id, { source, upstream, storedIds, stored, retired });
+    // The replaced version's own pool closes once its calls in flight are done.
+    void cached?.upstream.dispatcher?.close().catch(() => {});
+    return upstream;
+  }
+
+  #assemble(
+    row: Upstream,
+    credential: UpstreamCredential,
+    dispatcher: Dispatcher | undefined,
+    stored: readonly StoredSecrets[],
+    retired: readonly RetiredCredential[],
+  ): CompiledUpstream {
+    const baseUrl = new URL(row.baseUrl);
     const combine = secretsCombiner();
-    const upstream: CompiledUpstream = {
+    const replacedNone = stored.length === 0 && retired.length === 0;
+    return {
       name: row.name,
       environment: row.environment,
       origin: baseUrl.origin,
       basePath: baseUrl.pathname.replace(/\/+$/, ""),
       credential,
       dispatcher,
-      redaction: () =>
-        compileRedaction(retired.length === 0 ? credential.injectedSecrets() : combine([credential.injectedSecrets(), ...retiredSecrets(retired, Date.now())])),
+      redaction: () => {
+        if (replacedNone) return compileRedaction(credential.injectedSecrets());
+        const now = Date.now();
+        const storedLive = stored.filter((s) => s.until > now).map((s) => s.secrets);
+        return compileRedaction(combine([credential.injectedSecrets(), ...storedLive, ...retiredSecrets(retired, now)]));
+      },
     };
-    this.#compiled.set(row.id, { source, upstream, retired });
-    // The replaced version's own pool closes once its calls in flight are done.
-    void cached?.upstream.dispatcher?.close().catch(() => {});
-    return upstream;
+  }
+
+  /** The stored config as the proxy parses it. */
+  #parsedAuth(row: Upstream): AuthConfig {
+    const auth = authConfigSchema.safeParse(row.authConfig);
+    // Written before a rule it breaks (a header name reserved since): nothing is sent with it until replaced.
+    if (!auth.success) {
+      const problems = auth.error.issues.map((issue) => `${["auth", ...issue.path.map(String)].join(".")}: ${issue.message}`).join("; ");
+      throw credentialUnavailable(`upstream ${row.name}'s stored auth is no longer accepted (${problems}); replace it with PATCH /v1/upstreams/${row.name}`);
+    }
+    return auth.data;
+  }
+
+  /**
+   * The secrets of the replaced credentials stored with the upstream. One this broker cannot decrypt is
+   * not skipped: the upstream may echo it, so nothing is sent until a broker holding its master key (the
+   * previous one, during a rotation) can redact it.
+   */
+  #storedRetired(row: UpstreamRow): StoredSecrets[] {
+    return row.retiredCredentials.map((r) => {
+      let secrets: unknown;
+      try {
+        secrets = JSON.parse(this.vault.decrypt(r.secretsCiphertext, retiredSecretsContext(r.id)));
+      } catch {
+        throw credentialUnavailable(
+          `upstream ${row.name}'s replaced credential ${r.id}, still redacted, cannot be decrypted with this broker's master key; give this broker the master key it is under (KEYWARD_MASTER_KEY_PREVIOUS during a rotation)`,
+        );
+      }
+      return { secrets: Object.freeze(z.array(z.string()).parse(secrets)), until: r.expiresAt.getTime() };
+    });
+  }
+
+  /**
+   * Keeps the secrets the credential stored in `row` puts into calls, for every replica to redact while
+   * the upstream may still echo them (ROTATION_OVERLAP_MS), and drops those stored earlier past
+   * MAX_RETIRED_CREDENTIALS or past their overlap. Nothing is kept of a credential no broker of this
+   * deployment could have sent (a secret under another master key, a config no longer accepted).
+   */
+  async #retire(tx: Prisma.TransactionClient, row: Upstream): Promise<void> {
+    let secrets: readonly string[];
+    try {
+      secrets = this.#storedCredential(row, this.#parsedAuth(row), { baseUrl: new URL(row.baseUrl), dispatcher: this.dispatcher, now: Date.now, tokenDeadlineMs: this.tokenDeadlineMs }).injectedSecrets();
+    } catch {
+      return;
+    }
+    const now = Date.now();
+    const id = randomUUID();
+    const live = await tx.retiredUpstreamCredential.findMany({
+      where: { upstreamId: row.id, expiresAt: { gt: new Date(now) } },
+      orderBy: { retiredAt: "asc" },
+      select: { id: true, expiresAt: true },
+    });
+    const kept = keptAfterRetiring(
+      live.map((r) => ({ id: r.id, until: r.expiresAt.getTime() })),
+      { id, until: now + ROTATION_OVERLAP_MS },
+      now,
+    );
+    await tx.retiredUpstreamCredential.create({
+      data: {
+        id,
+        upstreamId: row.id,
+        secretsCiphertext: this.vault.encrypt(JSON.stringify(secrets), retiredSecretsContext(id)),
+        secretsKeyId: this.vault.keyId,
+        retiredAt: new Date(now),
+        expiresAt: new Date(now + ROTATION_OVERLAP_MS),
+      },
+    });
+    await tx.retiredUpstreamCredential.deleteMany({ where: { upstreamId: row.id, id: { notIn: kept.map((k) => k.id) } } });
+  }
+
+  /** Deletes the stored secrets of replaced credentials whose overlap has ended, of every upstream. */
+  async pruneRetired(): Promise<number> {
+    const { count } = await this.prisma.retiredUpstreamCredential.deleteMany({ where: { expiresAt: { lte: new Date() } } });
+    return count;
   }
 
   #secretFields(upstreamId: string, secret: SecretInput) {
@@ -380,6 +498,9 @@ export class Upstreams {
   }
 }
 
+/** A replaced credential's secrets as stored, decrypted: redacted until `until`. */
+type StoredSecrets = { readonly secrets: readonly string[]; readonly until: number };
+
 export type CompiledUpstream = {
   name: string;
   environment: string;
@@ -389,7 +510,7 @@ export type CompiledUpstream = {
   credential: UpstreamCredential;
   /** Its own connection pool when it trusts a private CA (`tls.ca`); otherwise the proxy's shared one. */
   dispatcher: Dispatcher | undefined;
-  /** What responses from it must not show: its credential's secrets, and those of the credentials it replaced within ROTATION_OVERLAP_MS. */
+  /** What responses from it must not show: its credential's secrets, and those of the credentials it replaced within ROTATION_OVERLAP_MS (stored, on every replica). */
   redaction(): Redaction;
 };
 

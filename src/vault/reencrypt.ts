@@ -2,7 +2,7 @@ import type { Prisma, PrismaClient } from "@prisma/client";
 import { appendAudit } from "../audit/audit.js";
 import { caKeyContext } from "../forward-proxy/ca.js";
 import { signingKeyContext } from "../signing-keys/signing-keys.js";
-import { secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
+import { retiredSecretsContext, secretContext as upstreamSecretContext } from "../upstreams/upstreams.js";
 import { WHICH_MASTER_KEY } from "../db/backup-seal.js";
 import { RestoreRefused } from "../db/restore-refused.js";
 import { OtherMasterKey, type Vault, VaultError } from "./vault.js";
@@ -31,6 +31,28 @@ const ENCRYPTED_COLUMNS = [
       const { count } = await tx.upstream.updateMany({
         where: { id, secretCiphertext: row.secretCiphertext },
         data: { secretCiphertext, secretKeyId: vault.keyId },
+      });
+      return count === 1;
+    },
+  },
+  {
+    table: "RetiredUpstreamCredential",
+    column: "secretsCiphertext",
+    key: "id",
+    context: retiredSecretsContext,
+    rows: async (db: PrismaClient) =>
+      (await db.retiredUpstreamCredential.findMany({ select: { id: true, secretsCiphertext: true, upstream: { select: { name: true } } } })).map((r) => ({
+        id: r.id,
+        ciphertext: r.secretsCiphertext,
+        label: `upstream ${r.upstream.name}: a replaced credential it still redacts decrypts under neither key: it is deleted 24 h after it was replaced`,
+      })),
+    rewrite: async (tx: Prisma.TransactionClient, vault: Vault, id: string, context: string) => {
+      const row = await tx.retiredUpstreamCredential.findUnique({ where: { id }, select: { secretsCiphertext: true } });
+      if (!row || vault.isCurrent(row.secretsCiphertext)) return false;
+      const secretsCiphertext = vault.encrypt(vault.decrypt(row.secretsCiphertext, context), context);
+      const { count } = await tx.retiredUpstreamCredential.updateMany({
+        where: { id, secretsCiphertext: row.secretsCiphertext },
+        data: { secretsCiphertext, secretsKeyId: vault.keyId },
       });
       return count === 1;
     },

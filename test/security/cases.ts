@@ -874,6 +874,14 @@ export const CASES = {
       "the command `keyward run` starts (the agent) reads its environment, inherited from a shell that also holds the operator's `DATABASE_URL` (with its password), `KEYWARD_MASTER_KEY_PREVIOUS` or a `…_FILE` naming one",
     expected: "none of them reaches the child: every secret the broker's configuration takes, and its `_FILE`, is withheld with the agent's own credentials",
   },
+  "SEC-40": {
+    area: "secrets",
+    attack:
+      "an upstream that serves the keys it was called with (a request log), its credential rotated on one replica: read through another replica that never sent the old key, and through the first once restarted",
+    status: 200,
+    expected:
+      "the rotated-away credential is still redacted on every replica and across restarts: it is kept in the database, encrypted under the master key, for 24 h (at most 8 per upstream), then deleted",
+  },
 
   // Faults
   "FLT-01": {

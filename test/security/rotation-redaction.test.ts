@@ -56,3 +56,81 @@ describe("credentials rotated away within the overlap", () => {
     for (const key of keys) expect(res.text).not.toContain(key.slice(0, 16));
   });
 });
+
+/**
+ * The same request log behind two replicas on one database: the key rotated away was only ever used by
+ * the first. The second, and the first once restarted, must still know to redact it.
+ */
+describe("credentials rotated away, on every replica and across a restart", () => {
+  const REDACTED = "[redacted-by-keyward]";
+  const [oldKey, newKey] = ["sk_live_before_" + "4".repeat(24), "sk_live_after_" + "5".repeat(24)];
+  let store: Store;
+  let first: TestBroker;
+  let second: TestBroker | undefined;
+  let restarted: TestBroker | undefined;
+  let firstClosed = false;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+
+  beforeAll(async () => {
+    const seen: string[] = [];
+    upstream = await startUpstream((req, res) => {
+      const key = String(req.headers["x-api-key"]);
+      if (!seen.includes(key)) seen.push(key);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ recentKeys: seen }));
+    });
+    store = newStore();
+    first = await startBroker(store);
+    await createUpstream(first, { name: "logs", baseUrl: upstream.url, environment: "staging", secret: oldKey, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    agent = await createAgent(first, "agent");
+    await createGrant(first, { name: "g", agents: [agent.id], upstream: "logs", methods: ["GET"], paths: ["/**"] });
+  });
+  afterAll(async () => {
+    if (!firstClosed) await first?.close();
+    await second?.close();
+    await restarted?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const call = async (broker: TestBroker) => {
+    const token = await tokenFor(broker, agent, { grant: "g" });
+    return broker.http().get("/proxy/logs/requests").set("authorization", `Bearer ${token}`);
+  };
+
+  it(title("SEC-40"), async () => {
+    expect((await call(first)).body).toEqual({ recentKeys: [REDACTED] });
+    expect((await first.admin("put", "/v1/upstreams/logs/secret", { secret: newKey })).status).toBe(200);
+    // A replica that never sent the old key, started after the rotation.
+    second = await startBroker(store);
+    const viaSecond = await call(second);
+    expect(upstream.received.at(-1)!.headers["x-api-key"]).toBe(newKey);
+    expect(viaSecond.status).toBe(statusOf("SEC-40"));
+    expect(viaSecond.body).toEqual({ recentKeys: [REDACTED, REDACTED] });
+    // The replica that did, restarted: what it held in memory is gone.
+    await first.close();
+    firstClosed = true;
+    restarted = await startBroker(store);
+    const viaRestarted = await call(restarted);
+    expect(viaRestarted.body).toEqual({ recentKeys: [REDACTED, REDACTED] });
+    for (const res of [viaSecond, viaRestarted]) expect(res.text).not.toContain(oldKey.slice(0, 16));
+  });
+
+  it("keeps the replaced secrets encrypted, at most 8 per upstream (the first replaced kept), and deletes them once expired", async () => {
+    const broker = restarted!;
+    const prisma = broker.keyward.db.prisma;
+    for (let i = 0; i < 10; i++) expect((await broker.admin("put", "/v1/upstreams/logs/secret", { secret: `sk_live_churn_${i}_${"6".repeat(24)}` })).status).toBe(200);
+    const rows = await prisma.retiredUpstreamCredential.findMany({ orderBy: { retiredAt: "asc" } });
+    expect(rows).toHaveLength(8);
+    for (const row of rows) expect(row.secretsCiphertext).not.toContain("sk_live");
+    const res = await call(broker);
+    expect(res.text).not.toContain(oldKey.slice(0, 16));
+    expect(res.text).not.toContain("sk_live_churn_8");
+    // Past their overlap, they are deleted: by every replica once an hour, and at its start.
+    await prisma.retiredUpstreamCredential.updateMany({ data: { expiresAt: new Date(Date.now() - 1000) } });
+    await second!.close();
+    second = await startBroker(store);
+    await expect.poll(() => prisma.retiredUpstreamCredential.count()).toBe(0);
+  });
+});
