@@ -224,6 +224,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // redacted on the way out (src/redaction); the response event, with how many were, is committed
       // once the body is through, before its last bytes go out (or kept until the database takes it).
       const latencyMs = elapsedMs();
+      // A minted token the upstream refused (revoked early): the next call mints another. This one is not retried.
+      const tokenDropped = response.statusCode === 401 && upstream.credential.rejected?.(outgoing) === true;
       const shown = await redactResponseWithRules(
         upstream.redaction(),
         planResponseRedaction(grant!, call),
@@ -236,7 +238,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         },
         (outcome) => {
           const { reason, details } = auditedOutcome(outcome);
-          return deps.auditLog.keep(eventOf(audit, "proxy.response", "allow", { status: response.statusCode, latencyMs, reason, details }));
+          const recorded = tokenDropped ? { ...details, upstreamTokenDropped: true } : details;
+          return deps.auditLog.keep(eventOf(audit, "proxy.response", "allow", { status: response.statusCode, latencyMs, reason, details: recorded }));
         },
       );
       return reply.code(response.statusCode).headers(shown.headers).send(shown.body);

@@ -201,6 +201,15 @@ export const CASES = {
       "400 `unauthorized_client`, the token stays valid, and the attempt is audited (`revocation.refused`) under the token's agent, jti and grant, with the presenting agent as actor",
   },
 
+  "TOK-44": {
+    area: "token",
+    attack:
+      "the provider of an `oauth2-client-credentials` upstream revokes the access token Keyward minted for it long before its `expires_in`: the upstream answers 401 to it; or a misbehaving upstream answers 401 to every token",
+    status: 401,
+    expected:
+      "the call that got the 401 gets it (never sent again: it may not be idempotent), the token is dropped (only if still the one in use: a newer one minted meanwhile stays) and the next call mints another; at most one such re-mint per 30 s per upstream, whatever the upstream answers; the drop is audited (`upstreamTokenDropped` on the `proxy.response` event)",
+  },
+
   "TOK-33": {
     area: "token",
     attack:

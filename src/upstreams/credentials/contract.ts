@@ -35,6 +35,12 @@ export type UpstreamCredential = {
    * once; a kind that mints tokens returns a new one when it mints.
    */
   injectedSecrets(): readonly string[];
+  /**
+   * Kinds that mint tokens: the upstream answered 401 to `request`, which `prepare` presented. Drops the
+   * token it carried so the next call mints another (a token revoked before it expired), within the
+   * bounds of TokenCache.dropRejected; returns whether it did. The call itself is never sent again.
+   */
+  rejected?(request: OutgoingRequest): boolean;
 };
 
 /** injectedSecrets() for a credential with fixed secrets plus the tokens a TokenCache minted: one array per set of tokens. */

@@ -3,6 +3,8 @@ import { defineKind, headerSafeText, httpUrl, withMintedTokens } from "./contrac
 import { requestToken } from "./token-endpoint.js";
 import { TokenCache } from "./token-cache.js";
 
+const BEARER = "Bearer ";
+
 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,200}$/, "a scope token: printable ASCII, no space, quote or backslash");
 
@@ -81,8 +83,9 @@ export const oauth2ClientCredentialsKind = defineKind({
       buffersBody: false,
       ownsHeader: (header) => header === "authorization",
       async prepare(request) {
-        request.headers.authorization = `Bearer ${await cache.get("", obtain)}`;
+        request.headers.authorization = `${BEARER}${await cache.get("", obtain)}`;
       },
+      rejected: (request) => request.headers.authorization?.startsWith(BEARER) === true && cache.dropRejected("", request.headers.authorization.slice(BEARER.length)),
     };
   },
 });

@@ -24,6 +24,13 @@ export function refreshAt(obtainedAt: number, expiresAt: number): number {
 const MAX_REMEMBERED = 256;
 
 /**
+ * A token the upstream refused (401) is dropped, so the next call obtains another, at most this often per
+ * cache (per upstream): an upstream refusing every token must not make Keyward call the token endpoint
+ * once per call. A token revoked early costs the calls of up to this long.
+ */
+export const REJECTED_TOKEN_DROP_INTERVAL_MS = 30_000;
+
+/**
  * Upstream tokens by key (e.g. the scope they were narrowed to), each obtained once and reused until its
  * refresh time. Concurrent callers for the same key share one call to `obtain` (single flight). A token
  * past its refresh time is forgotten before the refresh starts, so a failed refresh fails the callers:
@@ -34,6 +41,7 @@ export class TokenCache {
   readonly #pending = new Map<string, Promise<string>>();
   #minted: readonly { value: string; expiresAt: number }[] = [];
   #mintedValues: readonly string[] = Object.freeze([]);
+  #lastRejectedDropAt = -Infinity;
 
   constructor(private readonly now: () => number) {}
 
@@ -54,6 +62,20 @@ export class TokenCache {
     const forgotten = new Set(replaced.slice(0, Math.max(0, replaced.length - MAX_REMEMBERED)));
     this.#minted = valid.filter((t) => !forgotten.has(t));
     this.#mintedValues = Object.freeze(this.#minted.map((t) => t.value));
+  }
+
+  /**
+   * The upstream refused `value`, handed out under `key` (revoked before it expired): stops handing it out
+   * so the next call obtains another. Only if it is still the one handed out (a concurrent call may have
+   * had it refused after another replaced it, which must stay) and at most once per
+   * REJECTED_TOKEN_DROP_INTERVAL_MS. It stays remembered for redaction. Returns whether it was dropped.
+   */
+  dropRejected(key: string, value: string): boolean {
+    const now = this.now();
+    if (this.#tokens.get(key)?.value !== value || now - this.#lastRejectedDropAt < REJECTED_TOKEN_DROP_INTERVAL_MS) return false;
+    this.#lastRejectedDropAt = now;
+    this.#tokens.delete(key);
+    return true;
   }
 
   get(key: string, obtain: () => Promise<ExpiringToken>): Promise<string> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { KeywardError } from "../../../../src/http/errors.js";
-import { refreshAt, TokenCache, type ExpiringToken } from "../../../../src/upstreams/credentials/token-cache.js";
+import { refreshAt, REJECTED_TOKEN_DROP_INTERVAL_MS, TokenCache, type ExpiringToken } from "../../../../src/upstreams/credentials/token-cache.js";
 
 describe("refreshAt", () => {
   it.each([
@@ -165,5 +165,47 @@ describe("TokenCache.minted (for response redaction)", () => {
     expect(await cache.get("repo-0", obtain)).toBe(first);
     expect(cache.minted).toContain(first);
     expect(cache.minted).toHaveLength(301);
+  });
+});
+
+describe("TokenCache.dropRejected", () => {
+  const hourLong = () => {
+    const clock = { now: 0 };
+    const cache = new TokenCache(() => clock.now);
+    let issued = 0;
+    const get = () => cache.get("", async () => ({ value: `tok-${++issued}`, expiresAt: clock.now + 3_600_000 }));
+    return { clock, cache, get };
+  };
+
+  it("drops the refused token so the next call obtains another, which it still redacts", async () => {
+    const { cache, get } = hourLong();
+    expect(await get()).toBe("tok-1");
+    expect(cache.dropRejected("", "tok-1")).toBe(true);
+    expect(await get()).toBe("tok-2");
+    expect(cache.minted).toEqual(["tok-1", "tok-2"]);
+  });
+
+  it("leaves a newer token alone: a call refused with the one it replaced does not drop it", async () => {
+    const { clock, cache, get } = hourLong();
+    await get();
+    cache.dropRejected("", "tok-1");
+    expect(await get()).toBe("tok-2");
+    clock.now += REJECTED_TOKEN_DROP_INTERVAL_MS;
+    // A call sent with tok-1 before the drop, answered now.
+    expect(cache.dropRejected("", "tok-1")).toBe(false);
+    expect(await get()).toBe("tok-2");
+  });
+
+  it(`drops at most once per ${REJECTED_TOKEN_DROP_INTERVAL_MS} ms`, async () => {
+    const { clock, cache, get } = hourLong();
+    await get();
+    expect(cache.dropRejected("", "tok-1")).toBe(true);
+    expect(await get()).toBe("tok-2");
+    clock.now += REJECTED_TOKEN_DROP_INTERVAL_MS - 1;
+    expect(cache.dropRejected("", "tok-2")).toBe(false);
+    expect(await get()).toBe("tok-2");
+    clock.now += 1;
+    expect(cache.dropRejected("", "tok-2")).toBe(true);
+    expect(await get()).toBe("tok-3");
   });
 });
