@@ -27,7 +27,6 @@ import { ChangeFeed } from "./change-feed/feed.js";
 import { RevocationService } from "./revocation/service.js";
 import { buildServer, createLogger } from "./server.js";
 import { resolveDeploymentIssuer } from "./tokens/deployment-issuer.js";
-import { endpointOf } from "./oauth/documents.js";
 import { SigningKeys } from "./signing-keys/signing-keys.js";
 import { Tokens } from "./tokens/tokens.js";
 import { verifyAgentToken, type TokenVerifier } from "./tokens/verify.js";
@@ -146,7 +145,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       { maxEntries: 10_000, leewaySeconds: config.tokens.leewaySeconds, keyKnown: (kid) => signingKeys.current().publicKeys.has(kid) },
     );
     const clientAuth = new ClientAuthenticator(prisma, agents, {
-      audiences: [issuer, endpointOf(issuer, "/oauth2/token")],
+      issuer,
       leewaySeconds: config.tokens.leewaySeconds,
     });
 

@@ -69,8 +69,8 @@ export function invalidClient(message: string): KeywardError {
 }
 
 export type ClientAuthOptions = {
-  /** What a client assertion's `aud` may name: Keyward's issuer and its token endpoint. */
-  audiences: string[];
+  /** Keyward's issuer identifier: a client assertion's only accepted `aud` (draft-ietf-oauth-rfc7523bis). */
+  issuer: string;
   leewaySeconds: number;
   now?: () => Date;
 };
@@ -116,7 +116,7 @@ export class ClientAuthenticator {
     try {
       verified = await verifyClientAssertion(presented.assertion, keys, {
         clientId,
-        audiences: this.options.audiences,
+        issuer: this.options.issuer,
         leewaySeconds: this.options.leewaySeconds,
         now: this.#now(),
       });

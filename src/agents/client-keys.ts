@@ -68,13 +68,13 @@ export class AssertionError extends Error {}
 /**
  * Verifies a private_key_jwt client assertion (RFC 7523 §3): signed by one of the client's registered
  * keys (picked by `kid`, with that key's own algorithm), `iss` = `sub` = the client id, `aud` Keyward's
- * issuer or token endpoint and nothing else, a `jti`, and an `exp` no further than MAX_ASSERTION_LIFETIME_SECONDS ahead. Replay is
+ * issuer identifier as its only value (draft-ietf-oauth-rfc7523bis), a `jti`, and an `exp` no further than MAX_ASSERTION_LIFETIME_SECONDS ahead. Replay is
  * checked by the caller, which remembers the jti until `rememberUntil`.
  */
 export async function verifyClientAssertion(
   assertion: string,
   keys: readonly AgentJwk[],
-  expected: { clientId: string; audiences: string[]; leewaySeconds: number; now?: Date },
+  expected: { clientId: string; issuer: string; leewaySeconds: number; now?: Date },
 ): Promise<{ jti: string; rememberUntil: Date }> {
   const resolveKey = async (header: JWTHeaderParameters) => {
     if (FORBIDDEN_JWT_HEADERS.some((h) => h in header)) throw new AssertionError("assertion header not allowed");
@@ -89,7 +89,6 @@ export async function verifyClientAssertion(
       algorithms: [...CLIENT_ASSERTION_ALGS],
       issuer: expected.clientId,
       subject: expected.clientId,
-      audience: expected.audiences,
       clockTolerance: expected.leewaySeconds,
       requiredClaims: ["iss", "sub", "aud", "exp", "jti"],
       currentDate: expected.now,
@@ -101,10 +100,14 @@ export async function verifyClientAssertion(
   }
   const nowSeconds = Math.floor((expected.now ?? new Date()).getTime() / 1000);
   const { exp, jti, aud } = payload as { exp: number; jti: unknown; aud: string | string[] };
-  // jose accepts an aud array naming Keyward among others. An assertion addressed to another server too is
-  // one that server holds and could present here first (RFC 7523bis audience injection): Keyward's only.
-  if (Array.isArray(aud) && !aud.every((a) => expected.audiences.includes(a))) {
-    throw new AssertionError("assertion aud must name Keyward only");
+  // Checked here, after the signature, so that a well-signed assertion with the wrong audience is told which
+  // to use. An assertion addressed to another server too is one that server holds and could present here;
+  // and one addressed to Keyward's token endpoint URL may have been signed for another server whose metadata
+  // names that URL as its own endpoint (the 2025 audience-injection attack). RFC 7523bis: the issuer
+  // identifier, as the only value; the token endpoint URL must not be accepted.
+  const audiences = Array.isArray(aud) ? aud : [aud];
+  if (audiences.length !== 1 || audiences[0] !== expected.issuer) {
+    throw new AssertionError(`assertion aud must be Keyward's issuer identifier alone: ${expected.issuer} (RFC 7523bis: not the token endpoint URL)`);
   }
   if (exp > nowSeconds + MAX_ASSERTION_LIFETIME_SECONDS + expected.leewaySeconds) {
     throw new AssertionError(`assertion must expire within ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);

@@ -258,9 +258,10 @@ describe("OAuth 2.0 endpoints, driven by a standard client library (oauth4webapi
       });
 
     expect((await tryWith(await assertion(registeredKey.privateKey))).status).toBe(200);
-    expect((await tryWith(await assertion(registeredKey.privateKey, { aud: `${ISSUER}/oauth2/token` }))).status).toBe(200);
     const refusals: [string, string][] = [
       ["signed by an unregistered key", await assertion(privateKey)],
+      // RFC 7523bis: the issuer identifier only (TOK-45).
+      ["for the token endpoint URL", await assertion(registeredKey.privateKey, { aud: `${ISSUER}/oauth2/token` })],
       ["for another audience", await assertion(registeredKey.privateKey, { aud: "https://elsewhere.test" })],
       ["valid for an hour", await assertion(registeredKey.privateKey, { exp: now + 3600 })],
       ["expired", await assertion(registeredKey.privateKey, { exp: now - 60 })],

@@ -210,6 +210,15 @@ export const CASES = {
       "the call that got the 401 gets it (never sent again: it may not be idempotent), the token is dropped (only if still the one in use: a newer one minted meanwhile stays) and the next call mints another; at most one such re-mint per 30 s per upstream, whatever the upstream answers; the drop is audited (`upstreamTokenDropped` on the `proxy.response` event)",
   },
 
+  "TOK-45": {
+    area: "token",
+    attack:
+      "a `private_key_jwt` client assertion whose `aud` is Keyward's token endpoint URL, as RFC 7523 allowed: one the agent signed for another authorization server whose metadata names Keyward's token endpoint as its own (the 2025 audience-injection attack), presented here by that server",
+    status: 401,
+    expected:
+      "401 `invalid_client` whose description names the audience to use, Keyward's issuer identifier, as the only value (draft-ietf-oauth-rfc7523bis); the refusal audited (`token.refused`); no token issued",
+  },
+
   "TOK-33": {
     area: "token",
     attack:

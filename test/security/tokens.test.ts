@@ -424,7 +424,8 @@ describe("security: token attacks", () => {
     });
   });
 
-  it(title("TOK-39"), async () => {
+  /** Token requests authenticated by an assertion of Mallory's (in no grant: one that authenticates gets invalid_scope) with the `aud` given. */
+  const malloryAssertions = async () => {
     const key = await generateKeyPair("ES256", { extractable: true });
     const registered = await s.broker.admin("put", `/v1/agents/${s.mallory.id}/jwks`, {
       keys: [{ ...(await exportJWK(key.publicKey)), kid: "mallory-key", alg: "ES256" }],
@@ -438,7 +439,7 @@ describe("security: token attacks", () => {
         .setAudience(aud)
         .setExpirationTime(now() + 60)
         .sign(key.privateKey);
-    const tokenRequest = async (aud: string | string[]) =>
+    return async (aud: string | string[]) =>
       s.record(
         await postForm(s.broker, "/oauth2/token", {
           grant_type: "client_credentials",
@@ -447,18 +448,35 @@ describe("security: token attacks", () => {
           client_assertion: await withAudience(aud),
         }),
       );
+  };
+  const ISSUER_ONLY = "assertion aud must be Keyward's issuer identifier alone: http://keyward.test (RFC 7523bis: not the token endpoint URL)";
+
+  it(title("TOK-39"), async () => {
+    const tokenRequest = await malloryAssertions();
     const issuer = "http://keyward.test";
     for (const aud of [[issuer, "https://other-as.example"], ["https://other-as.example", `${issuer}/oauth2/token`]]) {
       const res = await tokenRequest(aud);
       expect(res.status, JSON.stringify(aud)).toBe(statusOf("TOK-39"));
-      expect(res.body).toEqual({ error: "invalid_client", error_description: "assertion aud must name Keyward only" });
+      expect(res.body).toEqual({ error: "invalid_client", error_description: ISSUER_ONLY });
     }
-    // Keyward's own audiences, alone or together, still authenticate (mallory is in no grant: past client authentication).
-    for (const aud of [issuer, [issuer], [issuer, `${issuer}/oauth2/token`]]) {
+    // Keyward's issuer, as a string or alone in an array, still authenticates.
+    for (const aud of [issuer, [issuer]]) {
       const res = await tokenRequest(aud);
       expect(res.status, JSON.stringify(aud)).toBe(400);
       expect(res.body.error, JSON.stringify(aud)).toBe("invalid_scope");
     }
+  });
+
+  it(title("TOK-45"), async () => {
+    const tokenRequest = await malloryAssertions();
+    const issuer = "http://keyward.test";
+    for (const aud of [`${issuer}/oauth2/token`, [`${issuer}/oauth2/token`], [issuer, `${issuer}/oauth2/token`]]) {
+      const res = await tokenRequest(aud);
+      expect(res.status, JSON.stringify(aud)).toBe(statusOf("TOK-45"));
+      expect(res.body, JSON.stringify(aud)).toEqual({ error: "invalid_client", error_description: ISSUER_ONLY });
+    }
+    const refusals = await s.broker.keyward.db.prisma.auditEvent.findMany({ where: { kind: "token.refused", actor: `client:${s.mallory.clientId}` } });
+    expect(refusals.filter((e) => (e.details as { reason?: string }).reason === ISSUER_ONLY).length).toBeGreaterThanOrEqual(3);
   });
 
   it(title("TOK-42"), async () => {

@@ -12,7 +12,8 @@ const CLIENT = "kwc_agent";
 const ISSUER = "https://kw.example";
 const NOW = new Date("2030-01-01T00:00:00Z");
 const T = NOW.getTime() / 1000;
-const expected = { clientId: CLIENT, audiences: [ISSUER, `${ISSUER}/oauth2/token`], leewaySeconds: 5, now: NOW };
+const expected = { clientId: CLIENT, issuer: ISSUER, leewaySeconds: 5, now: NOW };
+const ISSUER_ONLY = `assertion aud must be Keyward's issuer identifier alone: ${ISSUER} (RFC 7523bis: not the token endpoint URL)`;
 
 async function keyPair(alg: string, kid: string): Promise<{ privateKey: CryptoKey; jwk: AgentJwk }> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
@@ -42,9 +43,8 @@ describe("verifyClientAssertion (RFC 7523 §3)", () => {
     });
   });
 
-  it("accepts the token endpoint as audience, and another registered key and algorithm", async () => {
-    await expect(verifyClientAssertion(await assertion({ aud: [ISSUER, `${ISSUER}/oauth2/token`] }), registered, expected)).resolves.toMatchObject({ jti: "j1" });
-    await expect(verifyClientAssertion(await assertion({ aud: `${ISSUER}/oauth2/token` }), registered, expected)).resolves.toMatchObject({ jti: "j1" });
+  it("accepts the issuer alone in an array, and another registered key and algorithm", async () => {
+    await expect(verifyClientAssertion(await assertion({ aud: [ISSUER] }), registered, expected)).resolves.toMatchObject({ jti: "j1" });
     const ed = await assertion({}, { alg: "EdDSA", kid: "k2" }, eddsa.privateKey);
     await expect(verifyClientAssertion(ed, registered, expected)).resolves.toMatchObject({ jti: "j1" });
   });
@@ -58,8 +58,11 @@ describe("verifyClientAssertion (RFC 7523 §3)", () => {
     ["a jku", () => assertion({}, { jku: "https://evil.test/jwks" }), "assertion header not allowed"],
     ["another issuer", () => assertion({ iss: "kwc_other" }), "assertion is invalid"],
     ["another subject", () => assertion({ sub: "kwc_other" }), "assertion is invalid"],
-    ["another audience", () => assertion({ aud: "https://elsewhere.test" }), "assertion is invalid"],
-    ["Keyward's audience beside another (TOK-39)", () => assertion({ aud: [ISSUER, "https://elsewhere.test"] }), "assertion aud must name Keyward only"],
+    ["another audience", () => assertion({ aud: "https://elsewhere.test" }), ISSUER_ONLY],
+    ["Keyward's audience beside another (TOK-39)", () => assertion({ aud: [ISSUER, "https://elsewhere.test"] }), ISSUER_ONLY],
+    ["the token endpoint URL as audience (TOK-45)", () => assertion({ aud: `${ISSUER}/oauth2/token` }), ISSUER_ONLY],
+    ["the issuer beside the token endpoint URL", () => assertion({ aud: [ISSUER, `${ISSUER}/oauth2/token`] }), ISSUER_ONLY],
+    ["an empty audience array", () => assertion({ aud: [] }), ISSUER_ONLY],
     ["no exp", () => assertion({ exp: undefined }), "assertion is invalid"],
     ["no jti", () => assertion({ jti: undefined }), "assertion is invalid"],
     ["a jti that is not a string", () => assertion({ jti: 7 }), "assertion jti is invalid"],
