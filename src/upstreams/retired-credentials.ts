@@ -43,7 +43,24 @@ export function retire(retired: readonly RetiredCredential[], replaced: Upstream
   return keptAfterRetiring(retired, { credential: replaced, until: now + ROTATION_OVERLAP_MS }, now);
 }
 
-/** The secrets of the credentials whose overlap has not ended at `now`. */
-export function retiredSecrets(retired: readonly RetiredCredential[], now: number): (readonly string[])[] {
-  return retired.filter((r) => r.until > now).map((r) => r.credential.injectedSecrets());
+/** A replaced credential's secrets as stored (decrypted): redacted until `until`. */
+export type StoredSecrets = { readonly secrets: readonly string[]; readonly until: number };
+
+/**
+ * What is still redacted at `now`: the stored secrets, the credentials replaced on this replica (their
+ * secrets change as they mint), and when that changes next (the earliest end of an overlap), so a call
+ * until then need not look again.
+ */
+export function liveReplaced(
+  stored: readonly StoredSecrets[],
+  retired: readonly RetiredCredential[],
+  now: number,
+): { stored: (readonly string[])[]; retired: UpstreamCredential[]; changesAt: number } {
+  const storedLive = stored.filter((s) => s.until > now);
+  const retiredLive = retired.filter((r) => r.until > now);
+  return {
+    stored: storedLive.map((s) => s.secrets),
+    retired: retiredLive.map((r) => r.credential),
+    changesAt: Math.min(...storedLive.map((s) => s.until), ...retiredLive.map((r) => r.until)),
+  };
 }

@@ -23,7 +23,7 @@ import {
 } from "./credentials/index.js";
 import { upstreamPolicyColumns } from "./policy-columns.js";
 import { compileRedaction, secretsCombiner, type Redaction } from "../redaction/redaction.js";
-import { keptAfterRetiring, retire, retiredSecrets, ROTATION_OVERLAP_MS, type RetiredCredential } from "./retired-credentials.js";
+import { keptAfterRetiring, liveReplaced, retire, ROTATION_OVERLAP_MS, type RetiredCredential, type StoredSecrets } from "./retired-credentials.js";
 
 const baseUrl = httpUrl.transform((url) => url.replace(/\/+$/, ""));
 
@@ -348,6 +348,8 @@ export class Upstreams {
     const baseUrl = new URL(row.baseUrl);
     const combine = secretsCombiner();
     const replacedNone = stored.length === 0 && retired.length === 0;
+    let live = liveReplaced(stored, retired, Date.now());
+    let last: { current: readonly string[]; replacedHere: (readonly string[])[]; redaction: Redaction } | undefined;
     return {
       name: row.name,
       environment: row.environment,
@@ -356,10 +358,19 @@ export class Upstreams {
       credential,
       dispatcher,
       redaction: () => {
-        if (replacedNone) return compileRedaction(credential.injectedSecrets());
+        const current = credential.injectedSecrets();
+        if (replacedNone) return compileRedaction(current);
         const now = Date.now();
-        const storedLive = stored.filter((s) => s.until > now).map((s) => s.secrets);
-        return compileRedaction(combine([credential.injectedSecrets(), ...storedLive, ...retiredSecrets(retired, now)]));
+        if (now >= live.changesAt) {
+          live = liveReplaced(stored, retired, now);
+          last = undefined;
+        }
+        // Between two expiries only minted tokens change the lists (the same array while none is minted).
+        if (last?.current === current && live.retired.every((c, i) => c.injectedSecrets() === last!.replacedHere[i])) return last.redaction;
+        const replacedHere = live.retired.map((c) => c.injectedSecrets());
+        const redaction = compileRedaction(combine([current, ...live.stored, ...replacedHere]));
+        last = { current, replacedHere, redaction };
+        return redaction;
       },
     };
   }
@@ -497,9 +508,6 @@ export class Upstreams {
     });
   }
 }
-
-/** A replaced credential's secrets as stored, decrypted: redacted until `until`. */
-type StoredSecrets = { readonly secrets: readonly string[]; readonly until: number };
 
 export type CompiledUpstream = {
   name: string;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { UpstreamCredential } from "../../../src/upstreams/credentials/contract.js";
-import { MAX_RETIRED_CREDENTIALS, retire, retiredSecrets, ROTATION_OVERLAP_MS, type RetiredCredential } from "../../../src/upstreams/retired-credentials.js";
+import { liveReplaced, MAX_RETIRED_CREDENTIALS, retire, ROTATION_OVERLAP_MS, type RetiredCredential } from "../../../src/upstreams/retired-credentials.js";
+
+const retiredSecrets = (retired: RetiredCredential[], now: number) => liveReplaced([], retired, now).retired.map((c) => c.injectedSecrets());
 
 const credential = (secret: string): UpstreamCredential => {
   const secrets = Object.freeze([secret]);
@@ -29,5 +31,20 @@ describe("retire", () => {
     expect(secrets).toHaveLength(MAX_RETIRED_CREDENTIALS);
     expect(secrets.slice(0, MAX_RETIRED_CREDENTIALS - 1)).toEqual(Array.from({ length: MAX_RETIRED_CREDENTIALS - 1 }, (_, i) => `secret-${i}`));
     expect(secrets.at(-1)).toBe(`secret-${MAX_RETIRED_CREDENTIALS + 2}`);
+  });
+});
+
+describe("liveReplaced", () => {
+  it("gives what is still redacted, stored and replaced here, and when that next changes", () => {
+    const stored = [{ secrets: ["stored-1"], until: 2 * HOUR }, { secrets: ["stored-2"], until: 5 * HOUR }];
+    const retired = retire([], credential("replaced-here"), 0); // until ROTATION_OVERLAP_MS
+    const at = (now: number) => {
+      const live = liveReplaced(stored, retired, now);
+      return { stored: live.stored, retired: live.retired.map((c) => c.injectedSecrets()), changesAt: live.changesAt };
+    };
+    expect(at(HOUR)).toEqual({ stored: [["stored-1"], ["stored-2"]], retired: [["replaced-here"]], changesAt: 2 * HOUR });
+    expect(at(2 * HOUR)).toEqual({ stored: [["stored-2"]], retired: [["replaced-here"]], changesAt: 5 * HOUR });
+    expect(at(5 * HOUR)).toEqual({ stored: [], retired: [["replaced-here"]], changesAt: ROTATION_OVERLAP_MS });
+    expect(at(ROTATION_OVERLAP_MS)).toEqual({ stored: [], retired: [], changesAt: Infinity });
   });
 });
