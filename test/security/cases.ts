@@ -219,6 +219,14 @@ export const CASES = {
       "401 `invalid_client` whose description names the audience to use, Keyward's issuer identifier, as the only value (draft-ietf-oauth-rfc7523bis); the refusal audited (`token.refused`); no token issued",
   },
 
+  "TOK-46": {
+    area: "token",
+    attack:
+      "the installation token Keyward minted for a `github-app` upstream is revoked before GitHub's hour is out (`DELETE /installation/token`, the app suspended): GitHub answers 401 `Bad credentials` to it",
+    status: 401,
+    expected: "as TOK-44: the call that got the 401 gets it, not retried; the token is dropped (within the same bound) and the next call gets another installation token",
+  },
+
   "TOK-33": {
     area: "token",
     attack:

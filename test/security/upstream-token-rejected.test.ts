@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,9 +83,8 @@ describe(title("TOK-44"), () => {
     expect(again.status).toBe(200);
     expect(sentToken()).not.toBe(first);
     expect(endpoint.minted()).toBe(2);
-    const events = await broker.keyward.db.prisma.auditEvent.findMany({ where: { kind: "proxy.response", status: 401 } });
-    expect(events).toHaveLength(1);
-    expect(events[0]!.details).toMatchObject({ upstreamTokenDropped: true });
+    const refusedEvents = () => broker.keyward.db.prisma.auditEvent.findMany({ where: { kind: "proxy.response", status: 401 } });
+    await expect.poll(async () => (await refusedEvents()).map((e) => e.details)).toEqual([expect.objectContaining({ upstreamTokenDropped: true })]);
   });
 
   it("an upstream answering 401 to every token makes Keyward mint at most once per 30 s, not once per call", async () => {
@@ -92,5 +92,56 @@ describe(title("TOK-44"), () => {
     const minted = endpoint.minted();
     for (let i = 0; i < 10; i++) expect((await call()).status).toBe(401);
     expect(endpoint.minted() - minted).toBeLessThanOrEqual(1);
+  });
+});
+
+/**
+ * The same for a `github-app` upstream: its installation token revoked (DELETE /installation/token, the app
+ * suspended) before GitHub's hour is out. One server plays GitHub: the token route and the API.
+ */
+describe(title("TOK-46"), () => {
+  let store: Store;
+  let broker: TestBroker;
+  let github: Awaited<ReturnType<typeof startUpstream>>;
+  const revoked = new Set<string>();
+  let minted = 0;
+  let token: string;
+
+  beforeAll(async () => {
+    github = await startUpstream((req, res) => {
+      if (req.method === "POST" && req.url === "/app/installations/7/access_tokens") {
+        res.writeHead(201, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ token: `ghs_installation_${++minted}_${"x".repeat(20)}`, expires_at: new Date(Date.now() + 3600_000).toISOString() }));
+      }
+      const refused = revoked.has(String(req.headers.authorization).replace("Bearer ", ""));
+      res.writeHead(refused ? 401 : 200, { "content-type": "application/json" });
+      res.end(JSON.stringify(refused ? { message: "Bad credentials" } : { ok: true }));
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }) as string;
+    await createUpstream(broker, { name: "github", baseUrl: github.url, environment: "staging", secret: pem, auth: { type: "github-app", appId: 1, installationId: 7 } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "github", methods: ["GET"], paths: ["/repos/acme/app/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await github?.close();
+    await store?.drop();
+  });
+
+  const call = () => broker.http().get("/proxy/github/repos/acme/app/issues").set("authorization", `Bearer ${token}`);
+  const sentToken = () => String(github.received.filter((r) => r.method === "GET").at(-1)!.headers.authorization).replace("Bearer ", "");
+
+  it("a revoked installation token is dropped at its first 401, and the next call gets another", async () => {
+    expect((await call()).status).toBe(200);
+    const first = sentToken();
+    revoked.add(first);
+    expect((await call()).status).toBe(statusOf("TOK-46"));
+    expect(minted).toBe(1);
+    expect((await call()).status).toBe(200);
+    expect(sentToken()).not.toBe(first);
+    expect(minted).toBe(2);
   });
 });

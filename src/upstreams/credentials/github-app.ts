@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { HttpMethod } from "../../policy/decide.js";
 import { defineKind, withMintedTokens, wrongTypeMessage, type RequestScope } from "./contract.js";
 import { requestToken } from "./token-endpoint.js";
-import { TokenCache } from "./token-cache.js";
+import { rejectedBearer, TokenCache } from "./token-cache.js";
 
 const permissionLevel = z.enum(["read", "write", "admin"]);
 type PermissionLevel = z.infer<typeof permissionLevel>;
@@ -135,6 +135,7 @@ export const githubAppKind = defineKind({
         const token = await cache.get(JSON.stringify(scope), () => obtain(scope));
         request.headers.authorization = `Bearer ${token}`;
       },
+      rejected: (request) => rejectedBearer(cache, request),
     };
   },
 });

@@ -1,9 +1,7 @@
 import { z } from "zod";
 import { defineKind, headerSafeText, httpUrl, withMintedTokens } from "./contract.js";
 import { requestToken } from "./token-endpoint.js";
-import { TokenCache } from "./token-cache.js";
-
-const BEARER = "Bearer ";
+import { rejectedBearer, TokenCache } from "./token-cache.js";
 
 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,200}$/, "a scope token: printable ASCII, no space, quote or backslash");
@@ -83,9 +81,9 @@ export const oauth2ClientCredentialsKind = defineKind({
       buffersBody: false,
       ownsHeader: (header) => header === "authorization",
       async prepare(request) {
-        request.headers.authorization = `${BEARER}${await cache.get("", obtain)}`;
+        request.headers.authorization = `Bearer ${await cache.get("", obtain)}`;
       },
-      rejected: (request) => request.headers.authorization?.startsWith(BEARER) === true && cache.dropRejected("", request.headers.authorization.slice(BEARER.length)),
+      rejected: (request) => rejectedBearer(cache, request),
     };
   },
 });

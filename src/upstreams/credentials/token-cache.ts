@@ -1,4 +1,5 @@
 import { credentialUnavailable } from "../../http/errors.js";
+import type { OutgoingRequest } from "./contract.js";
 
 /**
  * An upstream access token and when it stops being valid (epoch milliseconds). `validUntil`, when later,
@@ -65,14 +66,17 @@ export class TokenCache {
   }
 
   /**
-   * The upstream refused `value`, handed out under `key` (revoked before it expired): stops handing it out
-   * so the next call obtains another. Only if it is still the one handed out (a concurrent call may have
-   * had it refused after another replaced it, which must stay) and at most once per
-   * REJECTED_TOKEN_DROP_INTERVAL_MS. It stays remembered for redaction. Returns whether it was dropped.
+   * The upstream refused `value` (revoked before it expired): stops handing it out so the next call
+   * obtains another. Only if it is still handed out (a concurrent call may have had it refused after
+   * another replaced it, which must stay) and at most once per REJECTED_TOKEN_DROP_INTERVAL_MS. It stays
+   * remembered for redaction. Returns whether it was dropped.
    */
-  dropRejected(key: string, value: string): boolean {
+  dropRejected(value: string): boolean {
     const now = this.now();
-    if (this.#tokens.get(key)?.value !== value || now - this.#lastRejectedDropAt < REJECTED_TOKEN_DROP_INTERVAL_MS) return false;
+    if (now - this.#lastRejectedDropAt < REJECTED_TOKEN_DROP_INTERVAL_MS) return false;
+    // A token per narrowing at most (a handful): found by its value, as the refused request carried it.
+    const key = [...this.#tokens].find(([, token]) => token.value === value)?.[0];
+    if (key === undefined) return false;
     this.#lastRejectedDropAt = now;
     this.#tokens.delete(key);
     return true;
@@ -98,4 +102,12 @@ export class TokenCache {
     this.#pending.set(key, next);
     return next;
   }
+}
+
+const BEARER = "Bearer ";
+
+/** UpstreamCredential.rejected for a kind that sends its cache's tokens as `Authorization: Bearer`. */
+export function rejectedBearer(cache: TokenCache, request: OutgoingRequest): boolean {
+  const sent = request.headers.authorization;
+  return sent?.startsWith(BEARER) === true && cache.dropRejected(sent.slice(BEARER.length));
 }

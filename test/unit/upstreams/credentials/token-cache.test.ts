@@ -180,7 +180,7 @@ describe("TokenCache.dropRejected", () => {
   it("drops the refused token so the next call obtains another, which it still redacts", async () => {
     const { cache, get } = hourLong();
     expect(await get()).toBe("tok-1");
-    expect(cache.dropRejected("", "tok-1")).toBe(true);
+    expect(cache.dropRejected("tok-1")).toBe(true);
     expect(await get()).toBe("tok-2");
     expect(cache.minted).toEqual(["tok-1", "tok-2"]);
   });
@@ -188,24 +188,34 @@ describe("TokenCache.dropRejected", () => {
   it("leaves a newer token alone: a call refused with the one it replaced does not drop it", async () => {
     const { clock, cache, get } = hourLong();
     await get();
-    cache.dropRejected("", "tok-1");
+    cache.dropRejected("tok-1");
     expect(await get()).toBe("tok-2");
     clock.now += REJECTED_TOKEN_DROP_INTERVAL_MS;
     // A call sent with tok-1 before the drop, answered now.
-    expect(cache.dropRejected("", "tok-1")).toBe(false);
+    expect(cache.dropRejected("tok-1")).toBe(false);
     expect(await get()).toBe("tok-2");
+  });
+
+  it("drops only the key whose token was refused, among tokens narrowed per scope", async () => {
+    const clock = { now: 0 };
+    const cache = new TokenCache(() => clock.now);
+    let issued = 0;
+    const get = (key: string) => cache.get(key, async () => ({ value: `tok-${++issued}`, expiresAt: clock.now + 3_600_000 }));
+    expect([await get("repo-a"), await get("repo-b")]).toEqual(["tok-1", "tok-2"]);
+    expect(cache.dropRejected("tok-2")).toBe(true);
+    expect([await get("repo-a"), await get("repo-b")]).toEqual(["tok-1", "tok-3"]);
   });
 
   it(`drops at most once per ${REJECTED_TOKEN_DROP_INTERVAL_MS} ms`, async () => {
     const { clock, cache, get } = hourLong();
     await get();
-    expect(cache.dropRejected("", "tok-1")).toBe(true);
+    expect(cache.dropRejected("tok-1")).toBe(true);
     expect(await get()).toBe("tok-2");
     clock.now += REJECTED_TOKEN_DROP_INTERVAL_MS - 1;
-    expect(cache.dropRejected("", "tok-2")).toBe(false);
+    expect(cache.dropRejected("tok-2")).toBe(false);
     expect(await get()).toBe("tok-2");
     clock.now += 1;
-    expect(cache.dropRejected("", "tok-2")).toBe(true);
+    expect(cache.dropRejected("tok-2")).toBe(true);
     expect(await get()).toBe("tok-3");
   });
 });
