@@ -169,7 +169,7 @@ export const CASES = {
     attack:
       "a `private_key_jwt` client assertion whose `aud` is an array naming Keyward beside another server (RFC 7523bis audience injection: an assertion the other server received, presented here)",
     status: 401,
-    expected: "401 `invalid_client`: every `aud` value must be Keyward's issuer or token endpoint; no token issued",
+    expected: "401 `invalid_client`: the `aud` must be Keyward's issuer identifier alone (TOK-45); no token issued",
   },
 
   "TOK-40": {
