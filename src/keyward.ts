@@ -21,6 +21,7 @@ import { BudgetService } from "./budgets/budgets.js";
 import { Environments } from "./environments/environments.js";
 import { Grants } from "./grants/grants.js";
 import { createUpstreamDispatcher } from "./proxy/forward.js";
+import { OutcomesOwed } from "./proxy/outcomes-owed.js";
 import { tokenDeadlineMs } from "./proxy/upstream-timeouts.js";
 import { ForwardProxyCa, startForwardProxy, UpstreamHosts, type ForwardProxy } from "./forward-proxy/index.js";
 import { ChangeFeed } from "./change-feed/feed.js";
@@ -58,6 +59,9 @@ export type KeywardOptions = {
    */
   onDatabaseServerExit?: (description: string) => void;
 };
+
+/** How long a stop waits, once no connection is left, for the outcomes of the calls it cut (a few ticks, normally). */
+const OUTCOMES_AFTER_CLOSE_MS = 5_000;
 
 /** Opens the database, migrates it, loads keys and revocation state, and builds the server. */
 export async function createKeyward(config: Config, options: KeywardOptions = {}): Promise<Keyward> {
@@ -153,6 +157,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const upstreamHosts = config.forwardProxy ? new UpstreamHosts(prisma, changes) : null;
     const forwardProxyCa = upstreamHosts ? new ForwardProxyCa(prisma, vault, upstreamHosts, changes) : null;
 
+    const outcomesOwed = new OutcomesOwed();
     const app = await buildServer(
       config,
       {
@@ -174,6 +179,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
         approvals,
         budgets,
         inspectMaxBytes: Math.min(config.policyInspectMaxBytes, config.proxyMaxBodyBytes),
+        outcomesOwed,
         metrics,
         auditLog,
         forwardProxyCa,
@@ -227,8 +233,27 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
       auditBacklog: () => auditLog.backlog,
       async close() {
         signingKeys.stop();
-        await forwardProxy?.close();
-        await app.close();
+        // A call that never ends (an event stream the agent follows) would hold the stop until the supervisor's
+        // SIGKILL, which loses its outcome event and leaves the embedded database to be stopped by the next
+        // start: past the deadline, the calls still running are cut (each recorded as an incomplete response).
+        let pastDeadline = false;
+        const cutRemaining = () => {
+          pastDeadline = true;
+          forwardProxy?.cutRemaining();
+          app.server.closeAllConnections();
+        };
+        const deadline = setTimeout(cutRemaining, config.shutdownTimeoutMs);
+        try {
+          await forwardProxy?.close();
+          const closing = app.close();
+          // The forward proxy's calls took until the deadline: the main port's calls are cut now too.
+          if (pastDeadline) app.server.closeAllConnections();
+          await closing;
+        } finally {
+          clearTimeout(deadline);
+        }
+        // The calls cut record their outcomes just after their connections closed: kept before the audit log closes.
+        if (!(await outcomesOwed.allKept(OUTCOMES_AFTER_CLOSE_MS))) log.error("calls cut by the stop did not record their outcomes in time");
         await Promise.all(background.map((b) => b.stop()));
         await dispatcher.close();
         await db.close();

@@ -34,6 +34,7 @@ const envSchema = z.object({
   KEYWARD_UPSTREAM_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   KEYWARD_REQUEST_TIMEOUT_MS: positiveInt(120_000),
   KEYWARD_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  KEYWARD_SHUTDOWN_TIMEOUT_MS: positiveInt(25_000),
   KEYWARD_PROXY_MAX_BODY_BYTES: positiveInt(10 * 1024 * 1024),
   KEYWARD_REVOCATION_RESYNC_MS: positiveInt(2_000),
   KEYWARD_REVOCATION_MAX_STALENESS_MS: positiveInt(5_000),
@@ -80,6 +81,11 @@ export type Config = {
   requestTimeoutMs: number;
   /** Longest a client may take to send the request line and headers (→ 408); at most requestTimeoutMs. */
   headersTimeoutMs: number;
+  /**
+   * On SIGTERM, how long calls in flight may take to finish; those still running then are cut (their
+   * outcome recorded as incomplete). Under the supervisor's own grace (Compose here: 30 s; Kubernetes' default: 30 s).
+   */
+  shutdownTimeoutMs: number;
   proxyMaxBodyBytes: number;
   adminMaxBodyBytes: number;
   revocationResyncMs: number;
@@ -213,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     requestTimeoutMs: e.KEYWARD_REQUEST_TIMEOUT_MS,
     headersTimeoutMs,
+    shutdownTimeoutMs: e.KEYWARD_SHUTDOWN_TIMEOUT_MS,
     proxyMaxBodyBytes: e.KEYWARD_PROXY_MAX_BODY_BYTES,
     adminMaxBodyBytes: 64 * 1024,
     revocationResyncMs: e.KEYWARD_REVOCATION_RESYNC_MS,

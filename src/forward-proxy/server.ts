@@ -122,6 +122,14 @@ export class ForwardProxy {
     await closed;
   }
 
+  /** Past the stop's deadline: the requests still being answered, and every tunnel, are cut. */
+  cutRemaining(): void {
+    for (const res of this.#answering) res.destroy();
+    this.#inner.closeAllConnections();
+    this.#outer.closeAllConnections();
+    for (const socket of this.#openSockets) socket.destroy();
+  }
+
   /** Whether a request may start: none once stopping (its connection closes); close() waits for one that does. */
   #admit(res: ServerResponse): boolean {
     if (this.#stopping) {

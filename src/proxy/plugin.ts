@@ -23,6 +23,7 @@ import { planResponseRedaction } from "../redaction/rules.js";
 import { recordedOperations } from "../audit/event-text.js";
 import { BROKER_ERROR_HEADER, logErrorResponse, toErrorResponse } from "../http/error-handler.js";
 import { jsonRpcIds, nativeRefusal, refusalDialect, type RefusalDialect } from "./refusals.js";
+import type { OutcomesOwed } from "./outcomes-owed.js";
 
 export type ProxyDeps = {
   /** Where its events go: group commits to the database (src/audit/log.ts). */
@@ -40,6 +41,8 @@ export type ProxyDeps = {
   budgets: BudgetService;
   /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions). */
   inspectMaxBytes: number;
+  /** Forwarded calls whose outcome is not kept yet: a stop waits for them. */
+  outcomesOwed: OutcomesOwed;
 };
 
 const PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -113,6 +116,13 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
     };
     // Set once the allow event is durable: from then on the call's record is a proxy.response event.
     let allowed = false;
+    // Its outcome is owed once it is allowed, and settled once, whichever of the response's end or a failure keeps it.
+    let owed = false;
+    const outcomeKept = () => {
+      if (!owed) return;
+      owed = false;
+      deps.outcomesOwed.settle();
+    };
     // Refusals answer in the upstream's protocol once it is known (src/proxy/refusals.ts).
     const refusal = { dialect: { kind: "keyward" } as RefusalDialect, body: undefined as Buffer | undefined, bodyTouched: false };
     try {
@@ -194,6 +204,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         throw auditUnavailable();
       }
       allowed = true;
+      owed = true;
+      deps.outcomesOwed.owe();
       // 6. inject
       const upstream = deps.upstreams.compileForProxy(upstreamRow);
       // An inspected body goes out as read; otherwise it streams, unless the credential must have it whole.
@@ -239,7 +251,9 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
         (outcome) => {
           const { reason, details } = auditedOutcome(outcome);
           const recorded = tokenDropped ? { ...details, upstreamTokenDropped: true } : details;
-          return deps.auditLog.keep(eventOf(audit, "proxy.response", "allow", { status: response.statusCode, latencyMs, reason, details: recorded }));
+          return deps.auditLog
+            .keep(eventOf(audit, "proxy.response", "allow", { status: response.statusCode, latencyMs, reason, details: recorded }))
+            .finally(outcomeKept);
         },
       );
       return reply.code(response.statusCode).headers(shown.headers).send(shown.body);
@@ -253,6 +267,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const outcome = { status, reason, details: { reason: text.slice(0, AUDITED_TEXT_MAX) }, latencyMs: elapsedMs() };
       // The outcome recorded is the outcome sent.
       await deps.auditLog.keep(allowed ? eventOf(audit, "proxy.response", "allow", outcome) : eventOf(audit, "proxy", "deny", outcome));
+      outcomeKept();
       if (!(err instanceof KeywardError) || refusal.dialect.kind === "keyward") throw err;
       // A JSON-RPC refusal echoes the call's ids: a body not read yet is read now, within the inspection limit.
       if (refusal.dialect.kind === "jsonrpc" && !refusal.body && !refusal.bodyTouched && Number(request.headers["content-length"] ?? 0) <= deps.inspectMaxBytes) {

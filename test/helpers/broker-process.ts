@@ -17,7 +17,8 @@ export function spawnMain(env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildPro
 
 export type BrokerProcess = {
   url: string;
-  stop(): Promise<void>;
+  /** SIGTERM, then its exit code (null if a signal ended it). */
+  stop(): Promise<number | null>;
   /** SIGKILL: a crash, with no chance to clean up. */
   kill(): Promise<void>;
 };
@@ -52,7 +53,7 @@ export async function startBrokerProcess(
   );
   let stderr = "";
   child.stderr!.on("data", (c) => (stderr += c));
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(
@@ -70,9 +71,9 @@ export async function startBrokerProcess(
   }
   return {
     url,
-    async stop() {
+    stop() {
       child.kill("SIGTERM");
-      await exited;
+      return exited;
     },
     async kill() {
       process.kill(-child.pid!, "SIGKILL");
@@ -85,7 +86,11 @@ export async function startBrokerProcess(
  * A broker process on a store `setUp` first filled through an in-process broker (with the scenario
  * helpers), which it closes before the process starts: what `setUp` returns comes back beside it.
  */
-export async function startBrokerProcessAfter<T>(store: Store, setUp: (broker: TestBroker) => Promise<T>): Promise<{ broker: BrokerProcess; made: T }> {
+export async function startBrokerProcessAfter<T>(
+  store: Store,
+  setUp: (broker: TestBroker) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<{ broker: BrokerProcess; made: T }> {
   const setup = await startBroker(store);
   let made: T;
   try {
@@ -93,7 +98,7 @@ export async function startBrokerProcessAfter<T>(store: Store, setUp: (broker: T
   } finally {
     await setup.close();
   }
-  return { broker: await startBrokerProcess(store), made };
+  return { broker: await startBrokerProcess(store, env), made };
 }
 
 /**

@@ -1112,6 +1112,12 @@ export const CASES = {
     expected:
       "the call is refused with 429 `budget_exceeded` for the spent budget, never a 500; the leased unit goes back only to the lease it was reserved in, never to a newer one (a unit reserved in one minute is not spent, uncounted, in the next)",
   },
+  "FLT-53": {
+    area: "faults",
+    attack: "the broker stopped (SIGTERM) while an agent follows a call that never ends (an event stream, a download it reads forever)",
+    expected:
+      "calls that end by themselves within `KEYWARD_SHUTDOWN_TIMEOUT_MS` (25 s) are answered whole; the rest are cut then, their `proxy.response` events recorded as `response_incomplete`, and the broker exits 0: never a stop that waits for the supervisor's SIGKILL, which lost those events and left the embedded database unstopped",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
