@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { processAlive } from "../util/process-alive.js";
+import { assertPrivate } from "../util/private-path.js";
 
 const datasync = promisify(fdatasync);
 
@@ -116,6 +117,8 @@ export class AuditSpool {
    */
   static open(root: string, onFsync: (seconds: number) => void = () => {}): { spool: AuditSpool; recovered: RecoveredEvents } {
     mkdirSync(root, { recursive: true, mode: 0o700 });
+    // What is adopted here goes into the audit chain as this broker's own: nobody else may have put it there.
+    assertPrivate(root, "the audit spool's folder");
     const recovered = adoptOrphans(root);
     const dir = join(root, randomUUID());
     // Made whole under another name, then renamed into place: a broker starting at the same moment saw

@@ -2,6 +2,7 @@
 import { ConfigError } from "../config/config.js";
 import { DatabaseUnreachable, EmbeddedDatabaseError } from "../db/errors.js";
 import { RestoreRefused } from "../db/restore-refused.js";
+import { UnsafePathError } from "../util/private-path.js";
 import { KeywardApiError } from "../sdk/errors.js";
 import { CliError } from "./connection.js";
 import { buildProgram } from "./program.js";
@@ -22,7 +23,7 @@ function report(err: unknown): void {
       process.stderr.write(`keyward: ${message} (${code})\n`);
       if (Array.isArray(details)) for (const d of details as { path?: string; message?: string }[]) process.stderr.write(`  ${d.path ?? ""}: ${d.message ?? ""}\n`);
     }
-  } else if (err instanceof CliError || err instanceof ConfigError || err instanceof RestoreRefused || isSystemError(err)) {
+  } else if (err instanceof CliError || err instanceof ConfigError || err instanceof RestoreRefused || err instanceof UnsafePathError || isSystemError(err)) {
     process.stderr.write(json ? JSON.stringify({ error: { code: "refused", message: err.message } }) + "\n" : `keyward: ${err.message}\n`);
   } else if (err instanceof DatabaseUnreachable || err instanceof EmbeddedDatabaseError) {
     // Written for the broker's supervisor ("exiting at once so that the supervisor can retry"): the first clause is the CLI's.

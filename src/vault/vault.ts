@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { assertPrivate } from "../util/private-path.js";
 
 const FORMAT = "v1";
 const NONCE_BYTES = 12;
@@ -101,7 +102,9 @@ const localMasterKeyPath = (dataDir: string) => join(dataDir, "master.key");
 /** The embedded default's master key, `<dataDir>/master.key`, if one was created there; never creates one. */
 export function readLocalMasterKey(dataDir: string): Buffer | null {
   const path = localMasterKeyPath(dataDir);
-  return existsSync(path) ? parseMasterKey(readFileSync(path, "utf8")) : null;
+  if (!existsSync(path)) return null;
+  assertPrivate(path, "the master key file");
+  return parseMasterKey(readFileSync(path, "utf8"));
 }
 
 /**

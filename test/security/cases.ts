@@ -1118,6 +1118,13 @@ export const CASES = {
     expected:
       "calls that end by themselves within `KEYWARD_SHUTDOWN_TIMEOUT_MS` (25 s) are answered whole; the rest are cut then, their `proxy.response` events recorded as `response_incomplete`, and the broker exits 0: never a stop that waits for the supervisor's SIGKILL, which lost those events and left the embedded database unstopped",
   },
+  "FLT-54": {
+    area: "faults",
+    attack:
+      "another local user who can write to `KEYWARD_DATA_DIR` (a shared volume, a path under /tmp, a folder made with a loose umask) plants an audit spool of forged events for the next start to adopt, or a `master.key` of their own before the first start",
+    expected:
+      "the broker refuses to start (and the CLI to read the key), naming the path and the fix: the audit spool's folder and the master key must be the broker's user's and writable by nobody else; nothing planted is shipped into the audit chain or used as the master key",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
