@@ -30,6 +30,16 @@ async function databaseReachable(prisma: PrismaClient): Promise<boolean> {
   }
 }
 
+/**
+ * The check in flight, shared by every readiness call that arrives meanwhile: `/readyz` answers anyone,
+ * and a burst of calls each making its own round trip would queue behind the pool until the last ones
+ * passed the limit and found a database that answers "unreachable", failing every proxied call (FLT-55).
+ */
+function sharedCheck(check: () => Promise<boolean>): () => Promise<boolean> {
+  let inFlight: Promise<boolean> | null = null;
+  return () => (inFlight ??= check().finally(() => (inFlight = null)));
+}
+
 function signingKeyLoaded(signingKeys: SigningKeys): boolean {
   try {
     signingKeys.current();
@@ -49,8 +59,9 @@ export async function opsRoutes(app: FastifyInstance, deps: OpsDeps): Promise<vo
 
   // A replica that cannot prove its revocation state current refuses every proxied call, and one without
   // its database or signing key cannot issue or check anything: each should leave the rotation until it can.
+  const databaseAnswers = sharedCheck(() => databaseReachable(deps.prisma));
   app.get("/readyz", async () => {
-    const database = await databaseReachable(deps.prisma);
+    const database = await databaseAnswers();
     // What this check found, the proxy acts on too: it refuses calls until the database answers again.
     if (!database) deps.auditLog.databaseUnreachable(new Error("the readiness check could not reach the database"));
     const checks = {

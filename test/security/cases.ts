@@ -1125,6 +1125,13 @@ export const CASES = {
     expected:
       "the broker refuses to start (and the CLI to read the key), naming the path and the fix: the audit spool's folder and the master key must be the broker's user's and writable by nobody else; nothing planted is shipped into the audit chain or used as the master key",
   },
+  "FLT-55": {
+    area: "faults",
+    attack: "anyone who reaches the broker sends a burst of `/readyz` calls (400 at once), while its database is 100 ms away",
+    status: 200,
+    expected:
+      "the calls that arrive together share one database check: every one answers 200, and proxied calls go on; never a check per call queued behind the pool until the last ones pass the 2 s limit, find the database \"unreachable\" and fail every proxied call closed (and the replica out of its balancer)",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
