@@ -336,9 +336,12 @@ export class AuditLog {
     this.#startShipping();
   }
 
-  /** A few events, while the database answers: they wait LINGER_MS for company. */
+  /**
+   * A few events, while the database answers: they wait LINGER_MS for company. Never once closing: the
+   * stop's last shipment goes on to the end, or the rest would stay in a spool that may go with the replica.
+   */
   #lingers(): boolean {
-    return !this.#failing && this.#queue.length < LINGER_BELOW;
+    return !this.#failing && !this.#closed && this.#queue.length < LINGER_BELOW;
   }
 
   /**

@@ -15,6 +15,11 @@ export type PgRelay = {
    * failover or a partition. Connections opened later are relayed as usual.
    */
   silence(applicationName: string): number;
+  /**
+   * A database that is down (true) or back (false): while down, the relay cuts the connections it has and
+   * closes each new one at once.
+   */
+  down(isDown: boolean): void;
   close(): Promise<void>;
 };
 
@@ -28,7 +33,9 @@ export async function startPgRelay(databaseUrl: string): Promise<PgRelay> {
   const connectToServer = () =>
     socketDir ? connect(join(socketDir, `.s.PGSQL.${target.port || 5432}`)) : connect(Number(target.port || 5432), target.hostname);
   const connections = new Set<{ client: Socket; server: Socket; startup: string; silent: boolean }>();
+  let refusing = false;
   const server: Server = createServer((client) => {
+    if (refusing) return void client.destroy();
     const upstream = connectToServer();
     const c = { client, server: upstream, startup: "", silent: false };
     connections.add(c);
@@ -66,6 +73,10 @@ export async function startPgRelay(databaseUrl: string): Promise<PgRelay> {
         count++;
       }
       return count;
+    },
+    down(isDown) {
+      refusing = isDown;
+      if (isDown) for (const c of connections) (c.client.destroy(), c.server.destroy());
     },
     close: () => {
       for (const c of connections) (c.client.destroy(), c.server.destroy());

@@ -1132,6 +1132,12 @@ export const CASES = {
     expected:
       "the calls that arrive together share one database check: every one answers 200, and proxied calls go on; never a check per call queued behind the pool until the last ones pass the 2 s limit, find the database \"unreachable\" and fail every proxied call closed (and the replica out of its balancer)",
   },
+  "FLT-56": {
+    area: "faults",
+    attack: "the broker stopped (SIGTERM) just after its database came back from a restart, with 500 to 900 audit events waiting for it",
+    expected:
+      "the stop ships every one of them while the database answers, and removes its spool; never a last shipment that stopped after its first batch and left the rest in a spool that, on a replica's own disk, goes with the replica",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
