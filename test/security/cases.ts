@@ -1138,6 +1138,13 @@ export const CASES = {
     expected:
       "the stop ships every one of them while the database answers, and removes its spool; never a last shipment that stopped after its first batch and left the rest in a spool that, on a replica's own disk, goes with the replica",
   },
+  "FLT-57": {
+    area: "faults",
+    attack:
+      "an embedded broker killed (SIGKILL, OOM, power loss) with events and token records it had acknowledged but not shipped, then `keyward backup` taken to move to another machine",
+    expected:
+      "the backup first ships what the crashed broker's spool holds, as a broker's start would: the backup has every acknowledged event (and token record, so a token issued just before the crash can still be revoked by jti after a restore elsewhere)",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -2,6 +2,7 @@ import { createWriteStream } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
@@ -91,7 +92,14 @@ export function databaseCommands(program: Command): void {
           "keyward backup seals the backup under the broker's master key, and none is given: set KEYWARD_MASTER_KEY (or KEYWARD_MASTER_KEY_FILE) as the broker has it, or KEYWARD_DATA_DIR to the embedded broker's data dir",
         );
       }
-      await withDatabase(async (db) => {
+      await withDatabase(async (db, config) => {
+        // An embedded broker that crashed left what it had acknowledged in its spool: into the database first.
+        if (db.kind === "embedded") {
+          const { shipLeftBehind } = await import("../../audit/left-behind.js");
+          const { found, unshipped } = await shipLeftBehind(db, join(config.dataDir, "audit-spool"));
+          if (unshipped > 0) throw new CliError(`${unshipped} audit events a stopped broker left in its spool could not be written to the database; the backup would lack them`);
+          if (found > 0) note(out, `wrote ${found} audit events a stopped broker had left in its spool`);
+        }
         const lines = Readable.from((async function* () {
           for await (const line of backupLines(db, vault)) yield line + "\n";
         })());
