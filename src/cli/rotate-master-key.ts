@@ -22,7 +22,9 @@ export async function rotateMasterKey(): Promise<RotationResult> {
     throw new ConfigError("KEYWARD_MASTER_KEY and KEYWARD_MASTER_KEY_PREVIOUS are the same key: set KEYWARD_MASTER_KEY to the new one");
   }
   const vault = new Vault(current, previous);
-  const db = await openDatabase(databaseOptionsOf(config));
+  const where = databaseOptionsOf(config);
+  // A rotation of a new, empty database would report success for a data dir that is not the broker's.
+  const db = await openDatabase(where.kind === "embedded" ? { ...where, mustExist: true } : where);
   try {
     await migrate(db);
     const unreadable: string[] = [];

@@ -66,6 +66,8 @@ export type DatabaseOptions =
       dataDir: string;
       /** The embedded server died under the broker; every query fails from then on (fail closed). */
       onServerExit?: (description: string) => void;
+      /** A data dir without a database is refused rather than given a new one (EmbeddedOptions.mustExist). */
+      mustExist?: boolean;
     }
   | { kind: "postgres"; url: string };
 
@@ -75,7 +77,7 @@ export const databaseOptionsOf = (config: { databaseUrl?: string; dataDir: strin
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.kind === "postgres") return openPostgres(options.url, "postgres");
-  const server = await startEmbeddedServer({ dataDir: options.dataDir, onUnexpectedExit: options.onServerExit });
+  const server = await startEmbeddedServer({ dataDir: options.dataDir, onUnexpectedExit: options.onServerExit, mustExist: options.mustExist });
   try {
     const db = await openPostgres(server.url, "embedded");
     return {

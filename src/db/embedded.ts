@@ -211,6 +211,11 @@ export type EmbeddedOptions = {
   onLog?: (line: string) => void;
   /** One broker needs ~12 (its pool, its listener, a CLI); the test suite's shared server hosts many brokers. */
   maxConnections?: number;
+  /**
+   * Refuse a data dir without a database instead of creating one: for commands that read the broker's
+   * (a backup, a key rotation), where a new, empty database would be a wrong data dir reported as success.
+   */
+  mustExist?: boolean;
 };
 
 /**
@@ -220,9 +225,6 @@ export type EmbeddedOptions = {
 export async function startEmbeddedServer(options: EmbeddedOptions): Promise<EmbeddedServer> {
   const paths = embeddedPaths(options.dataDir);
   assertSocketPathFits(paths.socketDir);
-  const user = serverUser();
-  // Only traversal is granted to others: the master key file in the data dir is 0600 itself.
-  mkdirSync(paths.root, { recursive: true, mode: user ? 0o711 : 0o700 });
   if (existsSync(join(paths.legacyPglite, "PG_VERSION")) && !existsSync(paths.cluster)) {
     throw new EmbeddedDatabaseError(
       `${paths.root} holds a database of the PGlite-based Keyward (in ${paths.legacyPglite}), which this version no longer runs. ` +
@@ -230,6 +232,12 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
         `KEYWARD_DATA_DIR, "keyward restore --allow-unsealed keyward.backup" and start (docs/operations.md, "Moving from PGlite")`,
     );
   }
+  if (options.mustExist && !existsSync(join(paths.cluster, "PG_VERSION"))) {
+    throw new EmbeddedDatabaseError(`there is no Keyward database in ${paths.root} (KEYWARD_DATA_DIR): set KEYWARD_DATA_DIR to the data dir of the broker`);
+  }
+  const user = serverUser();
+  // Only traversal is granted to others: the master key file in the data dir is 0600 itself.
+  mkdirSync(paths.root, { recursive: true, mode: user ? 0o711 : 0o700 });
   const release = takeLock(paths.lock);
   try {
     if (user) {

@@ -21,12 +21,19 @@ async function* linesOf(input: NodeJS.ReadableStream): AsyncGenerator<string> {
   yield* createInterface({ input, crlfDelay: Infinity });
 }
 
-/** The broker's database as configured (DATABASE_URL, else the embedded one in KEYWARD_DATA_DIR). */
-async function withDatabase<T>(work: (db: Database, config: ReturnType<typeof loadDatabaseConfig>) => Promise<T>): Promise<T> {
+/**
+ * The broker's database as configured (DATABASE_URL, else the embedded one in KEYWARD_DATA_DIR). `existing`:
+ * an embedded data dir without a database is refused, not given a new one (a wrong KEYWARD_DATA_DIR).
+ */
+async function withDatabase<T>(
+  work: (db: Database, config: ReturnType<typeof loadDatabaseConfig>) => Promise<T>,
+  { existing = false }: { existing?: boolean } = {},
+): Promise<T> {
   const config = loadDatabaseConfig();
   // Loaded here, not with the command tree: the database drivers would slow every other command's start.
   const { openDatabase, databaseOptionsOf } = await import("../../db/database.js");
-  const db = await openDatabase(databaseOptionsOf(config));
+  const where = databaseOptionsOf(config);
+  const db = await openDatabase(where.kind === "embedded" ? { ...where, mustExist: existing } : where);
   try {
     return await work(db, config);
   } finally {
@@ -111,7 +118,7 @@ export function databaseCommands(program: Command): void {
           await rm(options.out!, { force: true });
           throw err;
         });
-      });
+      }, { existing: true });
       if (options.out) note(out, `backup written to ${options.out}`, "green");
     });
 
