@@ -4,6 +4,7 @@
 import { ConfigError, loadConfig } from "../config/config.js";
 import { databaseOptionsOf, openDatabase } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
+import { assertKeywardDatabase } from "./commands/database.js";
 import { deriveCheckpointKey } from "../audit/chain.js";
 import { reanchorCheckpoint } from "../audit/retention.js";
 import { reencryptSecrets, type ReencryptResult } from "../vault/reencrypt.js";
@@ -26,6 +27,7 @@ export async function rotateMasterKey(): Promise<RotationResult> {
   // A rotation of a new, empty database would report success for a data dir that is not the broker's.
   const db = await openDatabase(where.kind === "embedded" ? { ...where, mustExist: true } : where);
   try {
+    await assertKeywardDatabase(db);
     await migrate(db);
     const unreadable: string[] = [];
     const result = await reencryptSecrets(db.prisma, vault, { actor: "cli:rotate-master-key", onUnreadable: (what) => unreadable.push(what) });

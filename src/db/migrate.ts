@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { projectPath } from "../util/project-root.js";
-import type { Database, SqlSession } from "./database.js";
+import { queryOnce, type Database, type SqlSession } from "./database.js";
 import { ADVISORY_LOCKS } from "./locks.js";
 
 const MIGRATIONS_DIR = projectPath("prisma", "migrations");
@@ -22,6 +22,15 @@ function readMigrations(dir: string): Migration[] {
 
 /** The names of the committed migrations, in the order they apply. */
 export const migrationNames = (dir = MIGRATIONS_DIR) => readMigrations(dir).map((m) => m.name);
+
+/**
+ * Whether a Keyward ever migrated this database (schema): none has where a command that works on the
+ * broker's database (a backup, a key rotation) was pointed at the wrong one.
+ */
+export async function hasKeywardDatabase(db: Database): Promise<boolean> {
+  const [row] = await queryOnce<{ found: boolean }>(db, `SELECT to_regclass($1) IS NOT NULL AS found`, [`"${db.schema}"."_keyward_migrations"`]);
+  return row?.found === true;
+}
 
 const MIGRATIONS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS "_keyward_migrations" (
   name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`;

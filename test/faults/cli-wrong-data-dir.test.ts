@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { newStore, type Store } from "../helpers/broker.js";
 import { runCli } from "../helpers/cli.js";
 import { title } from "../security/cases.js";
 
@@ -29,5 +30,24 @@ describe("faults: keyward backup and rotate-master-key on a data dir without a d
     expect(result.stderr).toMatch(/no Keyward database/);
     expect(existsSync(dataDir)).toBe(false);
     expect(existsSync(join(parent, "keyward.backup"))).toBe(false);
+  });
+
+  describe("with DATABASE_URL naming a database (or schema) no broker uses", () => {
+    const stores: Store[] = [];
+    afterAll(async () => {
+      for (const store of stores) await store.drop();
+    });
+    it.each([
+      ["backup", ["backup", "-o", join(parent, "keyward-url.backup")]],
+      ["rotate-master-key", ["rotate-master-key"]],
+    ])(`${title("ADM-38")}: %s`, { timeout: 60_000 }, async (_name, args) => {
+      const store = newStore();
+      stores.push(store);
+      const result = await runCli(args, { env: { DATABASE_URL: store.databaseUrl, KEYWARD_MASTER_KEY: key, KEYWARD_MASTER_KEY_PREVIOUS: previous } });
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+      expect(result.stderr).toMatch(/no Keyward database/);
+      expect(existsSync(join(parent, "keyward-url.backup"))).toBe(false);
+    });
   });
 });

@@ -784,9 +784,9 @@ export const CASES = {
   "ADM-38": {
     area: "admin",
     attack:
-      "an operator runs `keyward backup` or `keyward rotate-master-key` on the embedded default from another folder (`KEYWARD_DATA_DIR` defaults to the relative `./.keyward`) or with a typo in it",
+      "an operator runs `keyward backup` or `keyward rotate-master-key` on the embedded default from another folder (`KEYWARD_DATA_DIR` defaults to the relative `./.keyward`) or with a typo in it, or with a `DATABASE_URL` naming another database or schema than the broker's",
     expected:
-      "exit 1 with one line saying there is no Keyward database in that data dir (its absolute path) and to set `KEYWARD_DATA_DIR` to the broker's; nothing created; never a new, empty database whose backup is written as a good one, or a rotation reported done (\"re-encrypted 0 secret(s); 0 still under another key\", exit 0) after which the operator drops the old key",
+      "exit 1 with one line saying there is no Keyward database there (the data dir's absolute path, or the schema) and which setting to fix; nothing created in a data dir, no tables in a database; never a new, empty database whose backup is written as a good one, or a rotation reported done (\"re-encrypted 0 secret(s); 0 still under another key\", exit 0) after which the operator drops the old key",
   },
 
   // Secrets

@@ -35,9 +35,18 @@ async function withDatabase<T>(
   const where = databaseOptionsOf(config);
   const db = await openDatabase(where.kind === "embedded" ? { ...where, mustExist: existing } : where);
   try {
+    if (existing) await assertKeywardDatabase(db);
     return await work(db, config);
   } finally {
     await db.close();
+  }
+}
+
+/** Refuses a database no Keyward has migrated: DATABASE_URL names another database or schema than the broker's. */
+export async function assertKeywardDatabase(db: Database): Promise<void> {
+  const { hasKeywardDatabase } = await import("../../db/migrate.js");
+  if (!(await hasKeywardDatabase(db))) {
+    throw new CliError(`there is no Keyward database in schema "${db.schema}" of that database: set DATABASE_URL to the broker's (its schema too, if it names one)`);
   }
 }
 
