@@ -80,7 +80,7 @@ export class AuditSpool {
   #segment: OpenSegment;
   #pending: { line: string; settle: (err: Error | null, segment: Segment | null) => void }[] = [];
   #flushing: Promise<void> | null = null;
-  /** Set while the disk refuses groups: from a refused group to the next one written. */
+  /** Set while the disk refuses groups: from a refused group to the next one written, or the next probe taken (`writable`). */
   #refused = false;
   #closed = false;
   #heartbeat: NodeJS.Timeout | null = null;
@@ -183,7 +183,9 @@ export class AuditSpool {
    * Whether the disk takes this spool's writes: true unless the last group was refused, and then only if
    * a probe (a small file written, fdatasync'd and removed beside the segments) is taken now. A broker
    * whose every call fails for a full disk must leave the load balancer's rotation, and come back once the
-   * disk has room, whether or not calls reach it meanwhile to find out.
+   * disk has room, whether or not calls reach it meanwhile to find out. A probe taken counts as a write:
+   * anyone may ask (`/readyz`), and a probe per check, written and fsync'd on the event loop, would let a
+   * burst of checks stall the broker (FLT-58); the next group refused says so again.
    */
   writable(): boolean {
     if (!this.#refused) return true;
@@ -196,6 +198,7 @@ export class AuditSpool {
       } finally {
         closeSync(fd);
       }
+      this.#refused = false;
       return true;
     } catch {
       return false;

@@ -8,7 +8,7 @@ import { title } from "../security/cases.js";
  * A full disk, as the spool meets it: a write that gets part of its bytes down and then ENOSPC, and (a
  * disk out of inodes, or of blocks for a new directory entry) no new file. Everything else is the real fs.
  */
-const disk = vi.hoisted(() => ({ full: false }));
+const disk = vi.hoisted(() => ({ full: false, probesOpened: 0 }));
 vi.mock("node:fs", async (importOriginal) => {
   const fs = await importOriginal<typeof import("node:fs")>();
   const enospc = () => Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
@@ -20,6 +20,7 @@ vi.mock("node:fs", async (importOriginal) => {
   }) as typeof fs.writeSync;
   const openSync = ((path: string, ...rest: unknown[]) => {
     if (disk.full && String(path).endsWith(".jsonl")) throw enospc();
+    if (String(path).endsWith("/probe")) disk.probesOpened++;
     return (fs.openSync as (...a: unknown[]) => number)(path, ...rest);
   }) as typeof fs.openSync;
   return { ...fs, default: { ...fs, writeSync, openSync }, writeSync, openSync };
@@ -70,6 +71,18 @@ describe("faults: the audit spool's disk full", () => {
     expect(readdirSync(spool.dir).filter((f) => !f.endsWith(".jsonl") && f !== "owner.json")).toEqual([]);
     await spool.write('{"event":"c"}');
     expect(spool.writable()).toBe(true);
+    await spool.close(true);
+  });
+
+  it(title("FLT-58"), async () => {
+    const { spool } = AuditSpool.open(root);
+    disk.full = true;
+    await expect(spool.write('{"event":"refused-while-full"}')).rejects.toThrow(/ENOSPC/);
+    disk.full = false;
+    // Out of rotation, no call writes: only the balancer's checks (or anyone's) ask, many at once.
+    const before = disk.probesOpened;
+    for (let i = 0; i < 100; i++) expect(spool.writable()).toBe(true);
+    expect(disk.probesOpened - before).toBe(1);
     await spool.close(true);
   });
 });

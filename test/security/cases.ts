@@ -1152,6 +1152,13 @@ export const CASES = {
     expected:
       "the backup first ships what the crashed broker's spool holds, as a broker's start would: the backup has every acknowledged event (and token record, so a token issued just before the crash can still be revoked by jti after a restore elsewhere)",
   },
+  "FLT-58": {
+    area: "faults",
+    attack: "a burst of `/readyz` calls (it answers anyone) at a broker whose audit spool's disk refused a write and has room again, before any call has written",
+    status: 200,
+    expected:
+      "one probe finds the disk writable and the spool counts as writable from then on (until a write is refused again); never a 64 KiB write and fsync on the event loop for every check, which a burst turns into seconds of a broker that answers nothing",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
