@@ -4,7 +4,7 @@ import type { DestinationStream } from "pino";
 import { bootstrapAdminKey } from "./admin/keys.js";
 import { Agents } from "./agents/agents.js";
 import { join } from "node:path";
-import { AuditLog } from "./audit/log.js";
+import { AuditLog, auditChainId } from "./audit/log.js";
 import { AuditSpool } from "./audit/spool.js";
 import { deriveCheckpointKey, type CheckpointKeys } from "./audit/chain.js";
 import { reanchorCheckpoint, scheduleAuditRetention } from "./audit/retention.js";
@@ -118,7 +118,12 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
 
     // The proxy's and token issuance's events, in group commits (src/audit/log.ts).
     const onAuditHealth = auditHealthReporter(log);
-    const { spool, recovered } = AuditSpool.open(join(config.dataDir, "audit-spool"), (seconds) => metrics.auditSpoolSynced(seconds));
+    const { spool, recovered, foreign } = AuditSpool.open(join(config.dataDir, "audit-spool"), await auditChainId(db), (seconds) =>
+      metrics.auditSpoolSynced(seconds),
+    );
+    for (const dir of foreign) {
+      log.warn(`audit spool ${dir} holds events of another database's audit chain (this data dir was used with another DATABASE_URL or schema): left in place for a broker on that database to ship`);
+    }
     const auditLog = new AuditLog(db, spool, recovered, {
       onWritten: (event, seconds) => metrics.auditWritten(event, seconds),
       onSetAside: (event, reason) => {

@@ -1,5 +1,5 @@
 import type { Database } from "../db/database.js";
-import { AuditLog } from "./log.js";
+import { AuditLog, auditChainId } from "./log.js";
 import { AuditSpool } from "./spool.js";
 
 /**
@@ -9,7 +9,7 @@ import { AuditSpool } from "./spool.js";
  * database the backup reads. Returns how many were found, and how many are still not in the database.
  */
 export async function shipLeftBehind(db: Database, root: string): Promise<{ found: number; unshipped: number }> {
-  const { spool, recovered } = AuditSpool.open(root);
+  const { spool, recovered } = AuditSpool.open(root, await auditChainId(db));
   const found = recovered.reduce((count, { lines }) => count + lines.length, 0);
   const log = new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
   const { unshipped } = await log.close();

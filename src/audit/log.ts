@@ -5,6 +5,13 @@ import { escapedCodeUnit } from "./event-text.js";
 import type { AuditSpool, RecoveredEvents, Segment } from "./spool.js";
 import { jittered } from "../util/jitter.js";
 
+/** This database's audit chain, as a broker's spool names it (migration 0022): spools of another are never adopted. */
+export async function auditChainId(db: Database): Promise<string> {
+  const [head] = await queryOnce<{ chainId: string }>(db, `SELECT "chainId" FROM "AuditChainHead" WHERE "id" = 1`);
+  if (!head) throw new Error("the audit chain head is missing: the database was not migrated");
+  return head.chainId;
+}
+
 /** Rows per statement at most, so that one statement's JSON stays small. */
 const MAX_BATCH = 500;
 /** Events kept in memory while the database refuses them; past this, new calls are refused (fail closed). */

@@ -11,6 +11,12 @@ const datasync = promisify(fdatasync);
 /** A segment is closed and a new one begun past this size, so that shipped events leave the disk soon. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
 const OWNER_FILE = "owner.json";
+/**
+ * The audit chain (database) a spool's events are for (`AuditChainHead.chainId`, migration 0022). Written
+ * when the spool is made and kept until it is removed (unlike its owner file): a broker adopts only spools
+ * of its own chain, or of none named (written before there was this file).
+ */
+const CHAIN_FILE = "chain";
 /** What `writable` writes to find out whether a disk that refused a group takes writes again: a few groups' worth. */
 const PROBE_FILE = "probe";
 const PROBE_BYTES = 64 * 1024;
@@ -88,6 +94,7 @@ export class AuditSpool {
   private constructor(
     readonly root: string,
     readonly dir: string,
+    private readonly chainId: string,
     private readonly fsyncs: (seconds: number) => void,
   ) {
     this.#segment = this.#open(1);
@@ -102,7 +109,7 @@ export class AuditSpool {
       try {
         const now = new Date();
         utimesSync(join(this.dir, OWNER_FILE), now, now);
-        const recovered = adoptOrphans(this.root);
+        const { recovered } = adoptOrphans(this.root, this.chainId);
         if (recovered.length > 0) adopt(recovered);
       } catch {
         // A full or failing disk shows in the writes themselves; the next beat tries again.
@@ -112,24 +119,30 @@ export class AuditSpool {
   }
 
   /**
-   * Opens a spool of this broker's own under `root`, and takes over the spools of brokers that are gone.
-   * `onFsync` is told how long each group's fdatasync took (a metric).
+   * Opens a spool of this broker's own under `root`, for the audit chain `chainId`, and takes over the
+   * spools of brokers of that chain that are gone. `foreign`: spools of gone brokers of another chain, left
+   * where they are. `onFsync` is told how long each group's fdatasync took (a metric).
    */
-  static open(root: string, onFsync: (seconds: number) => void = () => {}): { spool: AuditSpool; recovered: RecoveredEvents } {
+  static open(
+    root: string,
+    chainId: string,
+    onFsync: (seconds: number) => void = () => {},
+  ): { spool: AuditSpool; recovered: RecoveredEvents; foreign: string[] } {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     // What is adopted here goes into the audit chain as this broker's own: nobody else may have put it there.
     assertPrivate(root, "the audit spool's folder");
-    const recovered = adoptOrphans(root);
+    const { recovered, foreign } = adoptOrphans(root, chainId);
     const dir = join(root, randomUUID());
     // Made whole under another name, then renamed into place: a broker starting at the same moment saw
     // the directory before its owner file, or the file still empty, took it for a stopped broker's and
     // adopted it from under this one (whose first write then failed with ENOENT: replicas-load test).
     const starting = `${dir}${STARTING_SUFFIX}`;
     mkdirSync(starting, { mode: 0o700 });
+    writeFileSync(join(starting, CHAIN_FILE), chainId, { mode: 0o600 });
     writeFileSync(join(starting, OWNER_FILE), JSON.stringify({ host: hostname(), pid: process.pid }), { mode: 0o600 });
     renameSync(starting, dir);
     syncDir(root);
-    return { spool: new AuditSpool(root, dir, onFsync), recovered };
+    return { spool: new AuditSpool(root, dir, chainId, onFsync), recovered, foreign };
   }
 
   /** Resolves with the segment holding `line` once it is on disk; rejects if it could not be written. */
@@ -295,14 +308,31 @@ function removeIfAbandoned(path: string): void {
 /** This host's name as it can stand in a directory name. */
 const safeHostname = () => hostname().replace(/[^A-Za-z0-9.]/g, "_");
 
-function adoptOrphans(root: string): RecoveredEvents {
+/** The chain a spool directory names, or null if it names none (made by an older broker). */
+function chainOf(dir: string): string | null {
+  try {
+    return readFileSync(join(dir, CHAIN_FILE), "utf8");
+  } catch {
+    return null;
+  }
+}
+
+function adoptOrphans(root: string, chainId: string): { recovered: RecoveredEvents; foreign: string[] } {
   const recovered: RecoveredEvents = [];
+  const foreign: string[] = [];
   for (const name of readdirSync(root).sort()) {
     if (name.endsWith(STARTING_SUFFIX)) {
       removeIfAbandoned(join(root, name));
       continue;
     }
     if (!orphaned(root, name)) continue;
+    // Another database's events (this data dir used with another DATABASE_URL or schema): shipped here they
+    // would join the wrong chain and be missing from their own. Left for a broker of that database.
+    const chain = chainOf(join(root, name));
+    if (chain !== null && chain !== chainId) {
+      foreign.push(join(root, name));
+      continue;
+    }
     // Atomic: of two brokers starting at once, one takes it.
     const taken = join(root, `${name.split(".adopted-")[0]}.adopted-${safeHostname()}-${process.pid}-${randomUUID().slice(0, 8)}`);
     try {
@@ -328,5 +358,5 @@ function adoptOrphans(root: string): RecoveredEvents {
   }
   // Never written again: each is deleted once its events are shipped (at once if it has none).
   for (const { segment } of recovered) segment.close();
-  return recovered;
+  return { recovered, foreign };
 }

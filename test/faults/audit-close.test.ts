@@ -31,7 +31,7 @@ describe("faults: the audit log's last shipment at a stop", () => {
 
   it(title("FLT-56"), async () => {
     const root = join(mkdtempSync(join(store.dataDir, "spool-")), "audit-spool");
-    const { spool, recovered } = AuditSpool.open(root);
+    const { spool, recovered } = AuditSpool.open(root, "test-chain");
     const log = new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {} });
     // The database restarts: the events of the calls answered meanwhile wait in the spool...
     relay.down(true);

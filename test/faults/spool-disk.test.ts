@@ -43,7 +43,7 @@ describe("faults: the audit spool's disk full", () => {
   });
 
   it(title("FLT-17"), async () => {
-    const { spool } = AuditSpool.open(root);
+    const { spool } = AuditSpool.open(root, "test-chain");
     await spool.write('{"event":"a"}');
     disk.full = true;
     await expect(spool.write('{"event":"refused-while-full"}')).rejects.toThrow(/ENOSPC/);
@@ -59,7 +59,7 @@ describe("faults: the audit spool's disk full", () => {
   });
 
   it(title("FLT-18") + ": the spool says whether the disk takes its writes, probing it after a refusal", async () => {
-    const { spool } = AuditSpool.open(root);
+    const { spool } = AuditSpool.open(root, "test-chain");
     await spool.write('{"event":"a"}');
     expect(spool.writable()).toBe(true);
     disk.full = true;
@@ -68,14 +68,14 @@ describe("faults: the audit spool's disk full", () => {
     // Room again: the probe finds it before any call has written (a balancer sends none to a broker out of rotation).
     disk.full = false;
     expect(spool.writable()).toBe(true);
-    expect(readdirSync(spool.dir).filter((f) => !f.endsWith(".jsonl") && f !== "owner.json")).toEqual([]);
+    expect(readdirSync(spool.dir).filter((f) => !f.endsWith(".jsonl") && f !== "owner.json" && f !== "chain")).toEqual([]);
     await spool.write('{"event":"c"}');
     expect(spool.writable()).toBe(true);
     await spool.close(true);
   });
 
   it(title("FLT-58"), async () => {
-    const { spool } = AuditSpool.open(root);
+    const { spool } = AuditSpool.open(root, "test-chain");
     disk.full = true;
     await expect(spool.write('{"event":"refused-while-full"}')).rejects.toThrow(/ENOSPC/);
     disk.full = false;

@@ -1159,6 +1159,13 @@ export const CASES = {
     expected:
       "one probe finds the disk writable and the spool counts as writable from then on (until a write is refused again); never a 64 KiB write and fsync on the event loop for every check, which a burst turns into seconds of a broker that answers nothing",
   },
+  "FLT-59": {
+    area: "faults",
+    attack:
+      "one data dir used by brokers of two databases (a clone's relative `./.keyward` started once on the embedded default and once with a `DATABASE_URL`, or two schemas): a broker of the first is killed with events in its spool, then a broker of the second starts",
+    expected:
+      "each spool names its database's audit chain (`AuditChainHead.chainId`); the second broker leaves the spool where it is and warns, naming it; the next broker of the first database ships it into its own chain, which verifies",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -34,7 +34,7 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 /** An audit log on `db`, spooling under the test's directory. */
 function openLog(db: { session: () => Promise<SqlSession> }, hooks: Partial<ConstructorParameters<typeof AuditLog>[3]> = {}): AuditLog {
-  const { spool, recovered } = AuditSpool.open(root);
+  const { spool, recovered } = AuditSpool.open(root, "test-chain");
   return new AuditLog(db, spool, recovered, { onWritten: () => {}, onSetAside: () => {}, onHealth: () => {}, ...hooks });
 }
 

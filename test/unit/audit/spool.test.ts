@@ -18,7 +18,7 @@ describe("the audit spool", () => {
   const segmentsOf = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".jsonl"));
 
   it("acknowledges a line once it is on disk, and deletes a segment's file once its events are shipped and it is closed", async () => {
-    const { spool, recovered } = AuditSpool.open(root);
+    const { spool, recovered } = AuditSpool.open(root, "test-chain");
     expect(recovered).toEqual([]);
     const segments = await Promise.all(["{\"a\":1}", "{\"a\":2}", "{\"a\":3}"].map((l) => spool.write(l)));
     const [file] = segmentsOf(spool.dir);
@@ -32,13 +32,13 @@ describe("the audit spool", () => {
   });
 
   it("a broker that stopped with events unshipped leaves them to the next one, which ships them and removes the files", async () => {
-    const first = AuditSpool.open(root);
+    const first = AuditSpool.open(root, "test-chain");
     const segment = await first.spool.write('{"n":1}');
     await first.spool.write('{"n":2}');
     segment.shipped(1);
     await first.spool.close(false);
 
-    const second = AuditSpool.open(root);
+    const second = AuditSpool.open(root, "test-chain");
     // Both lines come back (the shipped one is skipped by the database by its eventId).
     expect(second.recovered.map((r) => r.lines)).toEqual([['{"n":1}', '{"n":2}']]);
     const adopted = second.recovered[0]!.segment;
@@ -66,13 +66,13 @@ describe("the audit spool", () => {
     mkdirSync(elsewhere);
     writeFileSync(join(elsewhere, "owner.json"), JSON.stringify({ host: "some-other-host", pid: deadPid() }));
 
-    const { spool, recovered } = AuditSpool.open(root);
+    const { spool, recovered } = AuditSpool.open(root, "test-chain");
     expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}', '{"n":2}'], ['{"n":4}']]);
     expect(existsSync(alive)).toBe(true);
     expect(existsSync(elsewhere)).toBe(true);
     expect(existsSync(killed)).toBe(false);
     // A second broker starting now finds nothing more to adopt: the first took it.
-    const other = AuditSpool.open(root);
+    const other = AuditSpool.open(root, "test-chain");
     expect(other.recovered).toEqual([]);
     await other.spool.close(true);
     await spool.close(true);
@@ -82,7 +82,7 @@ describe("the audit spool", () => {
     const dir = join(root, `abc.adopted-${deadPid()}-1234abcd`);
     mkdirSync(dir);
     writeFileSync(join(dir, "000001.jsonl"), '{"n":1}\n');
-    const { spool, recovered } = AuditSpool.open(root);
+    const { spool, recovered } = AuditSpool.open(root, "test-chain");
     expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}']]);
     recovered[0]!.segment.shipped(1);
     expect(readdirSync(root)).toEqual([spool.dir.split("/").pop()]);
@@ -99,7 +99,7 @@ describe("the audit spool", () => {
     }
     const past = new Date(Date.now() - STALE_OWNER_MS - 1_000);
     utimesSync(join(stale, "owner.json"), past, past);
-    const { spool, recovered } = AuditSpool.open(root);
+    const { spool, recovered } = AuditSpool.open(root, "test-chain");
     expect(recovered.map((r) => r.lines)).toEqual([['{"n":1}']]);
     expect(existsSync(stale)).toBe(false);
     expect(existsSync(fresh)).toBe(true);
@@ -114,7 +114,7 @@ describe("the audit spool", () => {
     writeFileSync(join(abandoned, "owner.json"), "");
     const past = new Date(Date.now() - STALE_OWNER_MS - 1_000);
     utimesSync(abandoned, past, past);
-    const { spool, recovered } = AuditSpool.open(root);
+    const { spool, recovered } = AuditSpool.open(root, "test-chain");
     expect(recovered).toEqual([]);
     expect(existsSync(starting)).toBe(true);
     expect(existsSync(abandoned)).toBe(false);
@@ -129,7 +129,7 @@ describe("the audit spool", () => {
     // is a few microseconds wide: before the fix this failed in about 1 run in 4 (the test above, always).
     const script = `
       const { AuditSpool } = await import(${JSON.stringify(new URL("../../../src/audit/spool.ts", import.meta.url).href)});
-      const { spool } = AuditSpool.open(process.argv[1]);
+      const { spool } = AuditSpool.open(process.argv[1], "test-chain");
       await spool.write('{"ok":true}');
       console.log(JSON.stringify({ dir: spool.dir }));
       setTimeout(() => process.exit(0), 300);
@@ -149,8 +149,28 @@ describe("the audit spool", () => {
     expect(new Set(results.map((r) => JSON.parse(r.out).dir)).size).toBe(6);
   }, 60_000);
 
+  it("adopts only spools of its own audit chain, or of none named (made before spools named theirs)", async () => {
+    const left = AuditSpool.open(root, "chain-a");
+    await left.spool.write('{"n":1}');
+    await left.spool.close(false);
+    const older = join(root, "older");
+    mkdirSync(older);
+    writeFileSync(join(older, "000001.jsonl"), '{"n":2}\n');
+
+    const other = AuditSpool.open(root, "chain-b");
+    expect(other.recovered.map((r) => r.lines)).toEqual([['{"n":2}']]);
+    expect(other.foreign).toEqual([left.spool.dir]);
+    expect(existsSync(left.spool.dir)).toBe(true);
+    await other.spool.close(true);
+
+    const own = AuditSpool.open(root, "chain-a");
+    expect(own.recovered.map((r) => r.lines)).toEqual([['{"n":1}']]);
+    expect(own.foreign).toEqual([]);
+    await own.spool.close(true);
+  });
+
   it("refuses writes once closed", async () => {
-    const { spool } = AuditSpool.open(root);
+    const { spool } = AuditSpool.open(root, "test-chain");
     await spool.close(true);
     await expect(spool.write("{}")).rejects.toThrow(/closed/);
   });
