@@ -7,7 +7,7 @@ import type { Agents } from "../agents/agents.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerToken } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
-import { countersFor, type BudgetService } from "../budgets/budgets.js";
+import { countersFor, type BudgetService, type Spent } from "../budgets/budgets.js";
 import type { Environments } from "../environments/environments.js";
 import { KeywardError, notFound, payloadTooLarge, refused, tooManyRequests, unavailable } from "../http/errors.js";
 import { loadDecisionContext } from "../policy/context.js";
@@ -113,6 +113,9 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
     };
     // Set once the allow event is durable: from then on the call's record is a proxy.response event.
     let allowed = false;
+    // What the call took from its grant's budgets, given back if it fails before anything is sent upstream.
+    let spent: Spent | undefined;
+    let sending = false;
     // Refusals answer in the upstream's protocol once it is known (src/proxy/refusals.ts).
     const refusal = { dialect: { kind: "keyward" } as RefusalDialect, body: undefined as Buffer | undefined, bodyTouched: false };
     try {
@@ -171,9 +174,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 4b. budgets, taken in one statement across replicas, only by calls that are allowed (so the grant
       // exists), under a grant that has any (most have none: nothing to build or await)
       const { budgets } = grant!;
-      const exceeded =
-        budgets &&
-        (await deps.budgets.take(
+      if (budgets) {
+        const taken = await deps.budgets.take(
           countersFor(budgets, {
             jti: token.jti,
             ancestors: token.ancestors,
@@ -182,8 +184,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
             destructive: decision.destructive,
             now: Date.now(),
           }),
-        ));
-      if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
+        );
+        if (taken.refused) throw tooManyRequests(`${taken.refused.limit} (${taken.refused.capacity}) is spent`, taken.refused.retryAfterSeconds);
+        spent = taken.spent;
+      }
       // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
       try {
         await deps.auditLog.append(
@@ -211,6 +215,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // decide() allows only under a grant that exists, so grant is set here.
       await upstream.credential.prepare(outgoing, { grant: grant! });
       // 7. forward
+      sending = true;
       const response = await forward({
         target: outgoing.sentTo(),
         method: request.method,
@@ -248,6 +253,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const reason = sent.body.error.code;
       const text = sent.body.error.reason ?? sent.body.error.message;
       const outcome = { status, reason, details: { reason: text.slice(0, AUDITED_TEXT_MAX) }, latencyMs: elapsedMs() };
+      if (spent && !sending) {
+        // Left counted if the database cannot take them back now: a budget may end early, never late.
+        await deps.budgets.giveBack(spent).catch((giveBackErr: unknown) => request.log.warn({ err: giveBackErr }, "budget units not given back"));
+      }
       // The outcome recorded is the outcome sent.
       await deps.auditLog.keep(allowed ? eventOf(audit, "proxy.response", "allow", outcome) : eventOf(audit, "proxy", "deny", outcome));
       if (!(err instanceof KeywardError) || refusal.dialect.kind === "keyward") throw err;

@@ -17,6 +17,8 @@ export function spawnMain(env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildPro
 
 export type BrokerProcess = {
   url: string;
+  /** The broker's own process (for a fault set on it from outside, such as a resource limit). */
+  pid: number;
   stop(): Promise<void>;
   /** SIGKILL: a crash, with no chance to clean up. */
   kill(): Promise<void>;
@@ -70,6 +72,7 @@ export async function startBrokerProcess(
   }
   return {
     url,
+    pid: child.pid!,
     async stop() {
       child.kill("SIGTERM");
       await exited;

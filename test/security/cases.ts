@@ -1078,6 +1078,14 @@ export const CASES = {
     expected:
       "the call is refused with 429 `budget_exceeded` for the spent budget, never a 500; the leased unit goes back only to the lease it was reserved in, never to a newer one (a unit reserved in one minute is not spent, uncounted, in the next)",
   },
+  "FLT-47": {
+    area: "faults",
+    attack:
+      "a call allowed under a budget is then not forwarded because its allow event cannot be made durable (the audit spool's disk is full now and then)",
+    status: 503,
+    expected:
+      "503 `audit_unavailable`, nothing forwarded, and the units it took are given back (as by any step that fails before the call is sent): to this replica's lease they came from while it is held, otherwise off the database counter in the window they were counted in; a budget of N lets N calls reach the upstream",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

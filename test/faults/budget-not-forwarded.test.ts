@@ -1,0 +1,82 @@
+import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../../src/db/database.js";
+import { newStore, type Store } from "../helpers/broker.js";
+import { startBrokerProcessAfter, type BrokerProcess } from "../helpers/broker-process.js";
+import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
+import { startUpstream } from "../helpers/upstream.js";
+import { statusOf, title } from "../security/cases.js";
+
+type Outcome = { status: number; code?: string };
+
+/**
+ * Calls allowed under a budget that are then not forwarded: the units they took are given back, so that
+ * a budget buys as many calls upstream as it says. The faults are real: a broker process whose files may
+ * not grow past a size (RLIMIT_FSIZE, as a full disk: its audit spool's writes fail with EFBIG now and then).
+ */
+describe("faults: budget units of an allowed call that was not forwarded", () => {
+  let store: Store;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let broker: BrokerProcess | undefined;
+  let made: { small: { id: string; token: string }; large: { id: string; token: string } };
+
+  beforeAll(async () => {
+    store = newStore();
+    upstream = await startUpstream();
+    ({ broker, made } = await startBrokerProcessAfter(store, async (setup) => {
+      await createUpstream(setup, { name: "api", baseUrl: upstream.url, environment: "staging", secret: "sk-budget-not-forwarded" });
+      const agent = await createAgent(setup, "agent");
+      const grantOf = async (name: string, maxCalls: number) => {
+        const grant = await createGrant(setup, { name, agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"], budgets: { perGrant: { maxCalls } } });
+        return { id: grant.id, token: await tokenFor(setup, agent, { grant: name }) };
+      };
+      // 60 is taken call by call from the database; 1,600 leases units to the replica (src/budgets/budgets.ts).
+      return { small: await grantOf("small", 60), large: await grantOf("large", 1600) };
+    }));
+  });
+  afterAll(async () => {
+    await broker?.kill();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const call = async (token: string, path: string): Promise<Outcome> => {
+    const res = await fetch(`${broker!.url}/proxy/api${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json()) as { error?: { code?: string } };
+    return { status: res.status, code: body.error?.code };
+  };
+  const forwarded = (prefix: string) => upstream.received.filter((r) => r.url.startsWith(prefix)).length;
+  const usedOf = async (grantId: string) => {
+    const db = await openDatabase({ kind: "postgres", url: store.databaseUrl });
+    try {
+      return (await db.prisma.budgetCounter.findUnique({ where: { key: `grant:${grantId}:calls` } }))?.used ?? 0;
+    } finally {
+      await db.close();
+    }
+  };
+
+  it(`${title("FLT-47")}: its audit write refused by a full disk`, { timeout: 90_000 }, async () => {
+    // From now on the broker's files stop at 16 KiB: the spool's segment fills, a write fails, the spool
+    // begins a new segment, which fills in turn. Every few calls, one event cannot be made durable.
+    execFileSync("prlimit", ["--pid", String(broker!.pid), "--fsize=16384:16384"]);
+
+    // Taken from the database call by call: spent to the end, every unit reached the upstream.
+    const small: Outcome[] = [];
+    while (!small.some((o) => o.status === 429) && small.length < 400) small.push(await call(made.small.token, "/small"));
+    const refusedUnaudited = small.filter((o) => o.status === statusOf("FLT-47"));
+    expect(refusedUnaudited.length).toBeGreaterThan(0);
+    for (const o of refusedUnaudited) expect(o.code).toBe("audit_unavailable");
+    expect(new Set(small.map((o) => o.status))).toEqual(new Set([200, 503, 429]));
+    expect(forwarded("/small")).toBe(60);
+    expect(await usedOf(made.small.id)).toBe(60);
+
+    // Spent from this replica's lease: once the broker stops and returns what it holds, the counter says
+    // as many calls as reached the upstream.
+    const large: Outcome[] = [];
+    for (let i = 0; i < 200; i++) large.push(await call(made.large.token, "/large"));
+    expect(large.filter((o) => o.status === 503).length).toBeGreaterThan(0);
+    await broker!.stop();
+    broker = undefined;
+    expect(await usedOf(made.large.id)).toBe(forwarded("/large"));
+  });
+});
