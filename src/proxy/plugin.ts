@@ -15,7 +15,7 @@ import { decide } from "../policy/decide.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
-import { abortWhenClientGone, collectBody, forward, limitBody, OutgoingCall, upstreamTarget } from "./forward.js";
+import { abortWhenClientGone, collectBody, forward, limitBody, neverSent, OutgoingCall, upstreamTarget } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
@@ -113,7 +113,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
     };
     // Set once the allow event is durable: from then on the call's record is a proxy.response event.
     let allowed = false;
-    // What the call took from its grant's budgets, given back if it fails before anything is sent upstream.
+    // What the call took from its grant's budgets, given back if it fails with nothing sent upstream.
     let spent: Spent | undefined;
     let sending = false;
     // Refusals answer in the upstream's protocol once it is known (src/proxy/refusals.ts).
@@ -253,7 +253,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const reason = sent.body.error.code;
       const text = sent.body.error.reason ?? sent.body.error.message;
       const outcome = { status, reason, details: { reason: text.slice(0, AUDITED_TEXT_MAX) }, latencyMs: elapsedMs() };
-      if (spent && !sending) {
+      if (spent && (!sending || neverSent(err))) {
         // Left counted if the database cannot take them back now: a budget may end early, never late.
         await deps.budgets.giveBack(spent).catch((giveBackErr: unknown) => request.log.warn({ err: giveBackErr }, "budget units not given back"));
       }

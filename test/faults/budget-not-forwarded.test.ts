@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/db/database.js";
-import { newStore, type Store } from "../helpers/broker.js";
+import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
 import { startBrokerProcessAfter, type BrokerProcess } from "../helpers/broker-process.js";
+import { freePort } from "../helpers/pg-cluster.js";
 import { createAgent, createGrant, createUpstream, tokenFor } from "../helpers/scenario.js";
 import { startUpstream } from "../helpers/upstream.js";
 import { statusOf, title } from "../security/cases.js";
@@ -78,5 +79,35 @@ describe("faults: budget units of an allowed call that was not forwarded", () =>
     await broker!.stop();
     broker = undefined;
     expect(await usedOf(made.large.id)).toBe(forwarded("/large"));
+  });
+});
+
+describe("faults: budget units of an allowed call whose upstream cannot be connected to", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let grantId: string;
+  let token: string;
+
+  beforeAll(async () => {
+    store = newStore();
+    broker = await startBroker(store);
+    // A port nothing listens on: every connection is refused before a byte of the request is written.
+    await createUpstream(broker, { name: "down", baseUrl: `http://127.0.0.1:${await freePort()}`, environment: "staging", secret: "sk-budget-unreached" });
+    const agent = await createAgent(broker, "agent");
+    grantId = (await createGrant(broker, { name: "g", agents: [agent.id], upstream: "down", methods: ["GET"], paths: ["/**"], budgets: { perGrant: { maxCalls: 3 } } })).id;
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await store?.drop();
+  });
+
+  it(title("FLT-48"), async () => {
+    for (let i = 0; i < 6; i++) {
+      const res = await broker.http().get("/proxy/down/v1/items").set("authorization", `Bearer ${token}`);
+      expect(res.status).toBe(statusOf("FLT-48"));
+      expect(res.body.error.code).toBe("upstream_unreachable");
+    }
+    expect((await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key: `grant:${grantId}:calls` } }))?.used ?? 0).toBe(0);
   });
 });

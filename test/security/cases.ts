@@ -1086,6 +1086,13 @@ export const CASES = {
     expected:
       "503 `audit_unavailable`, nothing forwarded, and the units it took are given back (as by any step that fails before the call is sent): to this replica's lease they came from while it is held, otherwise off the database counter in the window they were counted in; a budget of N lets N calls reach the upstream",
   },
+  "FLT-48": {
+    area: "faults",
+    attack: "a call allowed under a budget whose upstream cannot be connected to (refused, unresolvable, or the connection timed out): nothing of it was sent",
+    status: 502,
+    expected:
+      "502 `upstream_unreachable` (504 `upstream_timeout` for a connect timeout) and the units it took are given back: an upstream that is down does not spend the agent's budget (before: a budget of 3 was spent by 3 refused connections, then 429); a call whose connection was made keeps its units, since the upstream may have acted on it",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
