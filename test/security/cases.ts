@@ -579,6 +579,14 @@ export const CASES = {
     expected:
       "403 `protected_operation` (`aws-rds.DisableAutomatedBackups`: the grant's `allowProtected` and a human's approval); a positive retention or a `ModifyDBInstance` without the parameter goes through",
   },
+  "REQ-75": {
+    area: "request",
+    attack:
+      "under a grant with a budget of 5 deletes (`maxDestructiveCalls`), one S3 `DeleteObjects` call (`POST /{bucket}?delete`, approved for `aws-s3.DeleteObject`) names 1,000 objects; or names them so that counting `<Object>` elements misses them (a namespace prefix, a DTD's entities, a compressed, aws-chunked or UTF-16 body)",
+    status: 429,
+    expected:
+      "each object counts as one destructive unit, as each destructive GraphQL field does: the call takes 1,000 units and is refused 429 `budget_exceeded`; a body whose objects cannot be counted is refused 403 `uninspectable` under a budget on deletes; nothing is forwarded",
+  },
   "REQ-54": {
     area: "request",
     attack:
