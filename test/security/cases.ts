@@ -587,6 +587,14 @@ export const CASES = {
     expected:
       "each object counts as one destructive unit, as each destructive GraphQL field does: the call takes 1,000 units and is refused 429 `budget_exceeded`; a body whose objects cannot be counted is refused 403 `uninspectable` under a budget on deletes; nothing is forwarded",
   },
+  "REQ-76": {
+    area: "request",
+    attack:
+      "under a grant that forbids DELETE, a POST to a PHP (or Rack) application carries `_method=DELETE` in a form body whose Content-Type lists more than the form type (`application/x-www-form-urlencoded, text/plain`, or with a space): PHP ends the media type at `;`, `,` or a space and fills `$_POST`, which `$_REQUEST` and Symfony's getMethod() read; or in the query of a form POST whose body says otherwise",
+    status: 403,
+    expected:
+      "403 `method_override`: the Content-Type is read as PHP and Rack read it (a list of types, read differently elsewhere, is refused when an override matters), and an override in the query is refused whatever the body says; nothing is forwarded",
+  },
   "REQ-54": {
     area: "request",
     attack:
