@@ -131,7 +131,7 @@ export type ForwardInput = {
   signal: ClientGone;
 };
 
-/** The errors `forward` threw for calls of which nothing was sent: their connection was never made. */
+/** The errors `forward` threw for calls of which nothing was sent: their client had left, or their connection was never made. */
 const unsent = new WeakSet<KeywardError>();
 
 /** Whether `forward` failed with nothing of the call sent (what it spent may be given back). */
@@ -143,6 +143,12 @@ export const neverSent = (err: unknown): boolean => err instanceof KeywardError 
  * the response was being audited), it must not take the process down. Whoever reads it still sees the error.
  */
 export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseData> {
+  // The agent left before its call went out (while it was audited, or its credential fetched): nothing is sent.
+  if (input.signal.aborted) {
+    const gone = clientGone();
+    unsent.add(gone);
+    throw gone;
+  }
   try {
     // The dispatcher's own request(): undici's top-level one only copies these options and takes the
     // origin and path apart from a URL, on every call.

@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/db/database.js";
 import { newStore, startBroker, type Store, type TestBroker } from "../helpers/broker.js";
@@ -109,5 +111,60 @@ describe("faults: budget units of an allowed call whose upstream cannot be conne
       expect(res.body.error.code).toBe("upstream_unreachable");
     }
     expect((await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key: `grant:${grantId}:calls` } }))?.used ?? 0).toBe(0);
+  });
+});
+
+describe("faults: budget units of an allowed call whose client left before it was sent", () => {
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let tokenEndpoint: Server;
+  let grantId: string;
+  let token: string;
+
+  beforeAll(async () => {
+    // The upstream's OAuth token endpoint answers after 600 ms: the broker holds the call that long after
+    // its budget was taken and its allow event written, before sending it.
+    tokenEndpoint = createServer((_req, res) =>
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ access_token: "at-budget-client-gone", token_type: "Bearer", expires_in: 3600 }));
+      }, 600),
+    );
+    await new Promise<void>((resolve) => tokenEndpoint.listen(0, "127.0.0.1", resolve));
+    upstream = await startUpstream();
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, {
+      name: "slow-credential",
+      baseUrl: upstream.url,
+      environment: "staging",
+      secret: "cs-budget-client-gone",
+      auth: { type: "oauth2-client-credentials", tokenUrl: `http://127.0.0.1:${(tokenEndpoint.address() as AddressInfo).port}/token`, clientId: "client" },
+    });
+    const agent = await createAgent(broker, "agent");
+    grantId = (await createGrant(broker, { name: "g", agents: [agent.id], upstream: "slow-credential", methods: ["GET"], paths: ["/**"], budgets: { perGrant: { maxCalls: 3 } } })).id;
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await new Promise((resolve) => tokenEndpoint?.close(resolve));
+    await store?.drop();
+  });
+
+  it(title("FLT-49"), async () => {
+    const gone = fetch(`${broker.url}/proxy/slow-credential/v1/items`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(150) });
+    await expect(gone).rejects.toThrow();
+    // The credential arrives; the call is not sent to a client that is gone, and its unit is given back.
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    expect(upstream.received).toHaveLength(0);
+    const used = async () => (await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key: `grant:${grantId}:calls` } }))?.used ?? 0;
+    expect(await used()).toBe(0);
+    const event = await broker.keyward.db.prisma.auditEvent.findFirst({ where: { kind: "proxy.response", grantId }, select: { reason: true } });
+    expect(event?.reason).toBe("request_aborted");
+    // The budget buys its three calls.
+    for (let i = 0; i < 3; i++) expect((await broker.http().get("/proxy/slow-credential/v1/items").set("authorization", `Bearer ${token}`)).status).toBe(200);
+    expect((await broker.http().get("/proxy/slow-credential/v1/items").set("authorization", `Bearer ${token}`)).status).toBe(statusOf("FLT-49"));
   });
 });

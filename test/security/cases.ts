@@ -1109,6 +1109,13 @@ export const CASES = {
     expected:
       "502 `upstream_unreachable` (504 `upstream_timeout` for a connect timeout) and the units it took are given back: an upstream that is down does not spend the agent's budget (before: a budget of 3 was spent by 3 refused connections, then 429); a call whose connection was made keeps its units, since the upstream may have acted on it",
   },
+  "FLT-49": {
+    area: "faults",
+    attack: "an agent sends a call allowed under a budget and leaves before the broker sends it upstream (while the upstream's OAuth credential is being fetched)",
+    status: 429,
+    expected:
+      "nothing is sent upstream and the unit the call took is given back (its outcome audited as `request_aborted`): a budget of 3 still buys 3 calls, the fourth is 429 `budget_exceeded`",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
