@@ -58,12 +58,17 @@ export function formBodyOf(method: string, headers: Headers): FormBody | null {
   if (method !== "POST") return null;
   const header = singleHeader(headers, "content-type");
   if (!header.ok) return "ambiguous";
-  const [mediaType = "", ...params] = (header.value ?? "").split(";").map((p) => p.trim().toLowerCase());
-  const [type = "", ...listed] = mediaType.split(/[\s,]+/);
-  const kind = formTypeOf(type) ?? (JSON_CONTENT_TYPE.test(header.value!) ? "json" : null);
-  if (kind === null) return listed.some((t) => t !== "" && formTypeOf(t) !== null) ? "ambiguous" : null;
-  return params.some((p) => /^charset\s*=\s*"?(?:utf-?(?:7|16|32)|ucs|unicode)/.test(p)) ? "ambiguous" : kind;
+  const value = (header.value ?? "").toLowerCase();
+  const semicolon = value.indexOf(";");
+  const mediaType = (semicolon === -1 ? value : value.slice(0, semicolon)).trim();
+  const end = mediaType.search(/[\s,]/);
+  const kind = formTypeOf(end === -1 ? mediaType : mediaType.slice(0, end)) ?? (JSON_CONTENT_TYPE.test(value) ? "json" : null);
+  if (kind === null) return end !== -1 && mediaType.slice(end).split(/[\s,]+/).some((t) => t !== "" && formTypeOf(t) !== null) ? "ambiguous" : null;
+  return semicolon !== -1 && UNREADABLE_CHARSET.test(value.slice(semicolon)) ? "ambiguous" : kind;
 }
+
+/** A charset parameter in which ASCII names are not ASCII bytes. */
+const UNREADABLE_CHARSET = /;\s*charset\s*=\s*"?(?:utf-?(?:7|16|32)|ucs|unicode)/;
 
 /** The form a media type (lower case, without parameters) names, if any: none names a URL-encoded one to Rack. */
 const formTypeOf = (type: string): "urlencoded" | "multipart" | null =>
