@@ -33,8 +33,8 @@ describe("faults: budget units of an allowed call that was not forwarded", () =>
         const grant = await createGrant(setup, { name, agents: [agent.id], upstream: "api", methods: ["GET"], paths: ["/**"], budgets: { perGrant: { maxCalls } } });
         return { id: grant.id, token: await tokenFor(setup, agent, { grant: name }) };
       };
-      // 60 is taken call by call from the database; 1,600 leases units to the replica (src/budgets/budgets.ts).
-      return { small: await grantOf("small", 60), large: await grantOf("large", 1600) };
+      // 90 is taken call by call from the database; 1,600 leases units to the replica (src/budgets/budgets.ts).
+      return { small: await grantOf("small", 90), large: await grantOf("large", 1600) };
     }));
   });
   afterAll(async () => {
@@ -48,6 +48,9 @@ describe("faults: budget units of an allowed call that was not forwarded", () =>
     const body = (await res.json()) as { error?: { code?: string } };
     return { status: res.status, code: body.error?.code };
   };
+  // Paths of random lengths make events of random sizes: which event meets the full disk varies, the
+  // allow event (503, nothing forwarded) or the outcome's (kept in memory, the call answered).
+  const somePath = (prefix: string) => `${prefix}/${"p".repeat(Math.floor(Math.random() * 400))}`;
   const forwarded = (prefix: string) => upstream.received.filter((r) => r.url.startsWith(prefix)).length;
   const usedOf = async (grantId: string) => {
     const db = await openDatabase({ kind: "postgres", url: store.databaseUrl });
@@ -59,24 +62,24 @@ describe("faults: budget units of an allowed call that was not forwarded", () =>
   };
 
   it(`${title("FLT-47")}: its audit write refused by a full disk`, { timeout: 90_000 }, async () => {
-    // From now on the broker's files stop at 16 KiB: the spool's segment fills, a write fails, the spool
+    // From now on the broker's files stop at 8 KiB: the spool's segment fills, a write fails, the spool
     // begins a new segment, which fills in turn. Every few calls, one event cannot be made durable.
-    execFileSync("prlimit", ["--pid", String(broker!.pid), "--fsize=16384:16384"]);
+    execFileSync("prlimit", ["--pid", String(broker!.pid), "--fsize=8192:8192"]);
 
     // Taken from the database call by call: spent to the end, every unit reached the upstream.
     const small: Outcome[] = [];
-    while (!small.some((o) => o.status === 429) && small.length < 400) small.push(await call(made.small.token, "/small"));
+    while (!small.some((o) => o.status === 429) && small.length < 400) small.push(await call(made.small.token, somePath("/small")));
     const refusedUnaudited = small.filter((o) => o.status === statusOf("FLT-47"));
     expect(refusedUnaudited.length).toBeGreaterThan(0);
     for (const o of refusedUnaudited) expect(o.code).toBe("audit_unavailable");
     expect(new Set(small.map((o) => o.status))).toEqual(new Set([200, 503, 429]));
-    expect(forwarded("/small")).toBe(60);
-    expect(await usedOf(made.small.id)).toBe(60);
+    expect(forwarded("/small")).toBe(90);
+    expect(await usedOf(made.small.id)).toBe(90);
 
     // Spent from this replica's lease: once the broker stops and returns what it holds, the counter says
     // as many calls as reached the upstream.
     const large: Outcome[] = [];
-    for (let i = 0; i < 200; i++) large.push(await call(made.large.token, "/large"));
+    for (let i = 0; i < 200; i++) large.push(await call(made.large.token, somePath("/large")));
     expect(large.filter((o) => o.status === 503).length).toBeGreaterThan(0);
     await broker!.stop();
     broker = undefined;
