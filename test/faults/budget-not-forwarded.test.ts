@@ -124,6 +124,7 @@ describe("faults: budget units of an allowed call whose client left before it wa
   let tokenEndpoint: Server;
   let grantId: string;
   let token: string;
+  let noCredential: { grantId: string; token: string };
 
   beforeAll(async () => {
     // The upstream's OAuth token endpoint answers after 600 ms: the broker holds the call that long after
@@ -145,15 +146,34 @@ describe("faults: budget units of an allowed call whose client left before it wa
       secret: "cs-budget-client-gone",
       auth: { type: "oauth2-client-credentials", tokenUrl: `http://127.0.0.1:${(tokenEndpoint.address() as AddressInfo).port}/token`, clientId: "client" },
     });
+    // And one whose token endpoint refuses every connection: no call can get its credential.
+    await createUpstream(broker, {
+      name: "no-credential",
+      baseUrl: upstream.url,
+      environment: "staging",
+      secret: "cs-budget-no-credential",
+      auth: { type: "oauth2-client-credentials", tokenUrl: `http://127.0.0.1:${await freePort()}/token`, clientId: "client" },
+    });
     const agent = await createAgent(broker, "agent");
     grantId = (await createGrant(broker, { name: "g", agents: [agent.id], upstream: "slow-credential", methods: ["GET"], paths: ["/**"], budgets: { perGrant: { maxCalls: 3 } } })).id;
     token = await tokenFor(broker, agent, { grant: "g" });
+    const failing = await createGrant(broker, { name: "f", agents: [agent.id], upstream: "no-credential", methods: ["GET"], paths: ["/**"], budgets: { perGrant: { maxCalls: 2 } } });
+    noCredential = { grantId: failing.id, token: await tokenFor(broker, agent, { grant: "f" }) };
   });
   afterAll(async () => {
     await broker?.close();
     await upstream?.close();
     await new Promise((resolve) => tokenEndpoint?.close(resolve));
     await store?.drop();
+  });
+
+  it(`${title("FLT-47")}: its upstream credential cannot be obtained`, async () => {
+    for (let i = 0; i < 4; i++) {
+      const res = await broker.http().get("/proxy/no-credential/v1/items").set("authorization", `Bearer ${noCredential.token}`);
+      expect(res.status).toBe(502);
+      expect(res.body.error.code).toBe("upstream_credential_unavailable");
+    }
+    expect((await broker.keyward.db.prisma.budgetCounter.findUnique({ where: { key: `grant:${noCredential.grantId}:calls` } }))?.used ?? 0).toBe(0);
   });
 
   it(title("FLT-49"), async () => {
