@@ -67,6 +67,14 @@ export function countersFor(budgets: Budgets | null, call: BudgetedCall): Counte
   return takes.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
+/**
+ * Why a counter refused a call, for the agent and the audit log. A call that takes several units (a bulk
+ * delete, a GraphQL call with several destructive fields) may be refused by a budget not yet spent: it
+ * is told what it asked for, not that the budget is spent.
+ */
+export const refusalReason = (take: Pick<CounterTake, "limit" | "capacity" | "amount">): string =>
+  take.amount === 1 ? `${take.limit} (${take.capacity}) is spent` : `${take.limit} (${take.capacity}) has fewer than the ${take.amount} units this call takes left`;
+
 // One statement takes every counter: a counter is created with the call's amount, or incremented only
 // while the increment fits its capacity (a newer window starts it afresh). PostgreSQL evaluates the
 // WHERE guard on the row as locked by this statement, so two concurrent calls cannot both take the last

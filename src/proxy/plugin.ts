@@ -7,7 +7,7 @@ import type { Agents } from "../agents/agents.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerToken } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
-import { countersFor, type BudgetService, type Spent } from "../budgets/budgets.js";
+import { countersFor, refusalReason, type BudgetService, type Spent } from "../budgets/budgets.js";
 import type { Environments } from "../environments/environments.js";
 import { KeywardError, notFound, payloadTooLarge, refused, tooManyRequests, unavailable } from "../http/errors.js";
 import { loadDecisionContext } from "../policy/context.js";
@@ -185,7 +185,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
             now: Date.now(),
           }),
         );
-        if (taken.refused) throw tooManyRequests(`${taken.refused.limit} (${taken.refused.capacity}) is spent`, taken.refused.retryAfterSeconds);
+        if (taken.refused) throw tooManyRequests(refusalReason(taken.refused), taken.refused.retryAfterSeconds);
         spent = taken.spent;
       }
       // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
