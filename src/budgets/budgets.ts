@@ -67,6 +67,14 @@ export function countersFor(budgets: Budgets | null, call: BudgetedCall): Counte
   return takes.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
+/**
+ * Why a counter refused a call, for the agent and the audit log. A call that takes several units (a bulk
+ * delete, a GraphQL call with several destructive fields) may be refused by a budget not yet spent: it
+ * is told what it asked for, not that the budget is spent.
+ */
+export const refusalReason = (take: Pick<CounterTake, "limit" | "capacity" | "amount">): string =>
+  take.amount === 1 ? `${take.limit} (${take.capacity}) is spent` : `${take.limit} (${take.capacity}) has fewer than the ${take.amount} units this call takes left`;
+
 // One statement takes every counter: a counter is created with the call's amount, or incremented only
 // while the increment fits its capacity (a newer window starts it afresh). PostgreSQL evaluates the
 // WHERE guard on the row as locked by this statement, so two concurrent calls cannot both take the last
@@ -105,6 +113,12 @@ export async function spentCallBudget(
   return spent ? { limit: "perToken.maxCalls", capacity } : null;
 }
 
+// Units taken off counters: only in the window they were counted in, and never below zero.
+const UNCOUNT_SQL = `
+UPDATE "BudgetCounter" AS c SET "used" = c."used" - t."units"
+FROM jsonb_to_recordset($1::jsonb) AS t("key" text, "window" bigint, "units" int)
+WHERE c."key" = t."key" AND c."window" = t."window" AND c."used" >= t."units"`;
+
 class Exceeded extends Error {
   constructor(readonly take: CounterTake) {
     super("budget exceeded");
@@ -124,6 +138,14 @@ export const leaseUnits = (take: Pick<CounterTake, "capacity" | "limit">): numbe
  * capacity any of them was reserved under: they may be spent only while the budget is at least that.
  */
 type Lease = { window: number; units: number; capacity: number; expiresAt: Date | null };
+
+/** What one call took: units from this replica's leases (each with the lease it came from), and units reserved in the database. */
+export type Spent = { readonly fromLeases: readonly [CounterTake, Lease][]; readonly reserved: readonly CounterTake[] };
+
+const NOTHING_SPENT: Spent = { fromLeases: [], reserved: [] };
+
+/** A call's budgets: the limit that refused it, or what it spent. */
+export type Taken = { refused: CounterTake; spent?: never } | { refused: null; spent: Spent };
 
 /**
  * Budget counters in the database, shared by every replica. A call takes its units from this replica's
@@ -149,9 +171,12 @@ export class BudgetService {
     private readonly keepAfterExpiryMs: number,
   ) {}
 
-  /** Takes every counter or none; returns the limit that refused, if any. */
-  async take(takes: CounterTake[]): Promise<CounterTake | null> {
-    if (takes.length === 0) return null;
+  /**
+   * Takes every counter or none: the limit that refused, if any, or what was taken and from where, for
+   * `giveBack` should the call not be forwarded after all.
+   */
+  async take(takes: CounterTake[]): Promise<Taken> {
+    if (takes.length === 0) return { refused: null, spent: NOTHING_SPENT };
     for (;;) {
       // What this replica's leases cover is taken from them at once, before any await, so that concurrent
       // calls cannot spend the same units; it is given back if the rest is refused or waited for.
@@ -172,7 +197,7 @@ export class BudgetService {
           covered.push([t, lease]);
         } else uncovered.push(t);
       }
-      if (uncovered.length === 0) return null;
+      if (uncovered.length === 0) return { refused: null, spent: { fromLeases: covered, reserved: [] } };
       // Only into the lease they came from, while this replica still holds it. One replaced meanwhile (a new
       // minute's, or one reserved under a lowered budget) was reserved without them: spent from it, they would
       // go uncounted. One dropped meanwhile went back to its counter without them: they stay counted, unspent.
@@ -192,19 +217,35 @@ export class BudgetService {
         for (const outcome of await Promise.allSettled(refills)) {
           if (outcome.status === "fulfilled" || !(outcome.reason instanceof Exceeded)) continue;
           const refused = uncovered.find((t) => t.key === outcome.reason.take.key && t.window === outcome.reason.take.window);
-          if (refused) return refused;
+          if (refused) return { refused };
         }
         continue;
       }
       try {
         await this.#reserveIntoLeases(uncovered);
-        return null;
+        return { refused: null, spent: { fromLeases: covered, reserved: uncovered } };
       } catch (err) {
         giveBack();
-        if (err instanceof Exceeded) return err.take;
+        if (err instanceof Exceeded) return { refused: err.take };
         throw err;
       }
     }
+  }
+
+  /**
+   * Gives back what a call took that was then not forwarded (its audit write failed, its upstream could
+   * not be reached): a unit the agent was refused for, or that went nowhere, is not spent. A unit from a
+   * lease this replica still holds goes back into it; every other one is uncounted in the database, in the
+   * window it was counted in (a unit of a minute past is not given to the next one).
+   */
+  async giveBack(spent: Spent): Promise<void> {
+    const uncount: { key: string; window: number; units: number }[] = [];
+    for (const [t, lease] of spent.fromLeases) {
+      if (this.#leases.get(t.key) === lease) lease.units += t.amount;
+      else uncount.push({ key: t.key, window: lease.window, units: t.amount });
+    }
+    for (const t of spent.reserved) uncount.push({ key: t.key, window: t.window, units: t.amount });
+    await this.#uncount(uncount);
   }
 
   /**
@@ -279,12 +320,12 @@ export class BudgetService {
 
   /** Gives leased units back to their counters (in the window they were reserved in: a newer one started afresh). */
   async #returnUnits(leases: [string, Lease][]): Promise<void> {
-    for (const [key, lease] of leases) {
-      await this.prisma.budgetCounter.updateMany({
-        where: { key, window: lease.window, used: { gte: lease.units } },
-        data: { used: { decrement: lease.units } },
-      });
-    }
+    await this.#uncount(leases.map(([key, lease]) => ({ key, window: lease.window, units: lease.units })));
+  }
+
+  /** Takes units off their counters, each only in the window it was counted in. */
+  async #uncount(units: { key: string; window: number; units: number }[]): Promise<void> {
+    if (units.length > 0) await this.prisma.$executeRawUnsafe(UNCOUNT_SQL, JSON.stringify(units));
   }
 
   /** Forgets the counters of expired tokens, and their leases. */

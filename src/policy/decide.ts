@@ -205,9 +205,11 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   const s3Operations = guarded.some((op) => "s3" in op.match)
     ? s3OperationsOf({ method, host: target.host, fullPath: [...target.basePath, ...request.path.segments], query: parseQuery(request.query), headers: request.headers })
     : [];
+  const bulkDelete = s3Operations.includes("DeleteObjects");
+  const deletedObjects = bulkDelete && request.body !== undefined ? s3DeletedObjectCount(request.body, request.headers) : null;
   // A bulk delete is named by what it does to each object, and how many: `aws-s3.DeleteObject ×1000`.
   const operations = s3Operations.map((name) =>
-    name === "DeleteObjects" && request.body !== undefined ? `aws-s3.DeleteObject ×${s3DeletedObjectCount(request.body)}` : `aws-s3.${name}`,
+    name === "DeleteObjects" && request.body !== undefined ? `aws-s3.DeleteObject ×${deletedObjects ?? "?"}` : `aws-s3.${name}`,
   );
   for (const op of guarded) {
     const { match } = op;
@@ -220,6 +222,16 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
     if (refused) return refused;
     rules.push(`allowProtected ${op.id}`);
     destructive = 1;
+  }
+
+  // A bulk delete deletes each object it names: one destructive unit each, as each destructive GraphQL
+  // field is, so that a budget of 5 deletes is not one call deleting 1,000. Under such a budget, a body
+  // whose objects cannot be counted is not forwarded.
+  if (bulkDelete && destructive > 0) {
+    if (deletedObjects !== null) destructive = Math.max(destructive, deletedObjects);
+    else if (limitsDestructiveCalls(grant.budgets)) {
+      return deny("uninspectable", "the objects of this S3 DeleteObjects body cannot be counted against the grant's budget of destructive calls");
+    }
   }
 
   if (grant.graphql && target.protocol !== "graphql") return deny("rules_misfit", `the grant's graphql rules do not fit a ${target.protocol} upstream`);
@@ -239,6 +251,9 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
   // Each rule once: a batch of 20,000 calls to one method passed the same rule 20,000 times.
   return { allow: true, rule: [...new Set(rules)].join("; "), destructive, ...(operations.length > 0 && { operations }) };
 }
+
+const limitsDestructiveCalls = (budgets: Budgets | null): boolean =>
+  budgets?.perToken?.maxDestructiveCalls !== undefined || budgets?.perGrant?.maxDestructiveCalls !== undefined;
 
 type OperationVerdict = Denial | { allow: true; rule: string | null; destructive: boolean };
 

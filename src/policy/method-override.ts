@@ -48,25 +48,31 @@ const JSON_CONTENT_TYPE = /[/+]json/i;
  * is overridden. Rack reads a POST without a Content-Type as a URL-encoded form, and any `multipart/*`
  * as multipart, so those count too; Laravel reads its fields from a JSON body (any Content-Type
  * Request::isJson() takes for JSON), whose top-level members Symfony's getMethod() then reads `_method`
- * from. A repeated Content-Type, or a charset in which ASCII names are not ASCII bytes (UTF-16, UTF-32,
- * UTF-7), is ambiguous: refused when it matters.
+ * from. The media type ends where PHP's SAPI ends it (at the first `;`, `,` or space: PHP then fills
+ * `$_POST`, which `$_REQUEST` merges with the query) and Rack's (`;` or `,`). A list whose first type is
+ * no form but a later one is (read as the first by those, perhaps as the later elsewhere), a repeated
+ * Content-Type, or a charset in which ASCII names are not ASCII bytes (UTF-16, UTF-32, UTF-7), is
+ * ambiguous: refused when it matters.
  */
 export function formBodyOf(method: string, headers: Headers): FormBody | null {
   if (method !== "POST") return null;
   const header = singleHeader(headers, "content-type");
   if (!header.ok) return "ambiguous";
-  const [type = "", ...params] = (header.value ?? "").split(";").map((p) => p.trim().toLowerCase());
-  const kind =
-    type === "" || type === "application/x-www-form-urlencoded"
-      ? "urlencoded"
-      : type.startsWith("multipart/")
-        ? "multipart"
-        : JSON_CONTENT_TYPE.test(header.value!)
-          ? "json"
-          : null;
-  if (kind === null) return null;
-  return params.some((p) => /^charset\s*=\s*"?(?:utf-?(?:7|16|32)|ucs|unicode)/.test(p)) ? "ambiguous" : kind;
+  const value = (header.value ?? "").toLowerCase();
+  const semicolon = value.indexOf(";");
+  const mediaType = (semicolon === -1 ? value : value.slice(0, semicolon)).trim();
+  const end = mediaType.search(/[\s,]/);
+  const kind = formTypeOf(end === -1 ? mediaType : mediaType.slice(0, end)) ?? (JSON_CONTENT_TYPE.test(value) ? "json" : null);
+  if (kind === null) return end !== -1 && mediaType.slice(end).split(/[\s,]+/).some((t) => t !== "" && formTypeOf(t) !== null) ? "ambiguous" : null;
+  return semicolon !== -1 && UNREADABLE_CHARSET.test(value.slice(semicolon)) ? "ambiguous" : kind;
 }
+
+/** A charset parameter in which ASCII names are not ASCII bytes. */
+const UNREADABLE_CHARSET = /;\s*charset\s*=\s*"?(?:utf-?(?:7|16|32)|ucs|unicode)/;
+
+/** The form a media type (lower case, without parameters) names, if any: none names a URL-encoded one to Rack. */
+const formTypeOf = (type: string): "urlencoded" | "multipart" | null =>
+  type === "" || type === "application/x-www-form-urlencoded" ? "urlencoded" : type.startsWith("multipart/") ? "multipart" : null;
 
 /** A method an override could turn a POST into. */
 const OVERRIDABLE = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;

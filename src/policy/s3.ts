@@ -83,7 +83,27 @@ export function s3OperationsOf(
  */
 export const mayBeS3BulkDelete = (method: string, rawQuery: string): boolean => method === "POST" && parseQuery(rawQuery).has("delete");
 
-/** How many objects a DeleteObjects body names: its `<Object>` elements. */
-export function s3DeletedObjectCount(body: Uint8Array): number {
-  return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8").match(/<Object[\s>]/g)?.length ?? 0;
+/** An `Object` element's start, with any namespace prefix: servers that read XML by local name (Go's encoding/xml, MinIO) take `<s3:Object>` as one. */
+const OBJECT_ELEMENT = /<(?:[^\s<>/:!?]+:)?Object[\s/>]/g;
+
+/** A declared encoding whose bytes read as UTF-8 read the same for markup (ASCII), or none declared. */
+const ASCII_MARKUP = /^\s*<\?xml[^>]*?encoding\s*=\s*["'](?!(?:utf-8|us-ascii|iso-8859-1)["'])/i;
+
+/**
+ * How many objects a DeleteObjects body names: its `Object` elements. Counted in the bytes as sent, so
+ * a count is never below what S3 deletes (an element in a comment or CDATA counts too). null when the
+ * bytes do not show them: a DTD (its entities can expand to more elements), a body S3 decodes first (a
+ * Content-Encoding; aws-chunked framing can split an element between chunks), or one not in an
+ * ASCII-compatible encoding (UTF-16: NUL bytes, or another declared encoding).
+ */
+export function s3DeletedObjectCount(body: Uint8Array, headers: Headers): number | null {
+  const encoding = headers["content-encoding"];
+  const payloadHash = headers["x-amz-content-sha256"];
+  if ((encoding !== undefined && String(encoding).trim().toLowerCase() !== "identity") || String(payloadHash ?? "").toUpperCase().startsWith("STREAMING-")) {
+    return null;
+  }
+  if (body.includes(0)) return null;
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+  if (/<!DOCTYPE/i.test(text) || ASCII_MARKUP.test(text)) return null;
+  return text.match(OBJECT_ELEMENT)?.length ?? 0;
 }

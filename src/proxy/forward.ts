@@ -2,9 +2,10 @@ import { EventEmitter } from "node:events";
 import type { ServerResponse } from "node:http";
 import { finished, Transform, type Readable } from "node:stream";
 import { errors as undiciErrors, type Dispatcher } from "undici";
-import { badGateway, badRequest, gatewayTimeout, payloadTooLarge } from "../http/errors.js";
+import { badGateway, badRequest, gatewayTimeout, KeywardError, payloadTooLarge } from "../http/errors.js";
 import type { OutgoingRequest } from "../upstreams/credentials/index.js";
 import type { CompiledUpstream } from "../upstreams/upstreams.js";
+import { failedToConnect } from "./upstream-timeouts.js";
 
 export { createUpstreamDispatcher, type UpstreamTimeouts } from "./upstream-timeouts.js";
 
@@ -130,12 +131,24 @@ export type ForwardInput = {
   signal: ClientGone;
 };
 
+/** The errors `forward` threw for calls of which nothing was sent: their client had left, or their connection was never made. */
+const unsent = new WeakSet<KeywardError>();
+
+/** Whether `forward` failed with nothing of the call sent (what it spent may be given back). */
+export const neverSent = (err: unknown): boolean => err instanceof KeywardError && unsent.has(err);
+
 /**
  * Sends the request upstream; network failures become 502/504 with no upstream detail in the message.
  * The response body always has an error listener: aborted while nobody reads it yet (the agent left while
  * the response was being audited), it must not take the process down. Whoever reads it still sees the error.
  */
 export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseData> {
+  // The agent left before its call went out (while it was audited, or its credential fetched): nothing is sent.
+  if (input.signal.aborted) {
+    const gone = clientGone();
+    unsent.add(gone);
+    throw gone;
+  }
   try {
     // The dispatcher's own request(): undici's top-level one only copies these options and takes the
     // origin and path apart from a URL, on every call.
@@ -151,18 +164,20 @@ export async function forward(input: ForwardInput): Promise<Dispatcher.ResponseD
     response.body.on("error", () => {});
     return response;
   } catch (err) {
-    if (input.signal.aborted) throw clientGone();
-    if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
-      throw payloadTooLarge(input.maxBodyBytes);
-    }
-    if (err instanceof BodyAborted || (err as { cause?: unknown }).cause instanceof BodyAborted) throw bodyAborted();
-    if (
-      err instanceof undiciErrors.HeadersTimeoutError ||
-      err instanceof undiciErrors.ConnectTimeoutError ||
-      err instanceof undiciErrors.BodyTimeoutError
-    ) {
-      throw gatewayTimeout("upstream did not answer in time");
-    }
-    throw badGateway("upstream could not be reached");
+    const failure = forwardFailure(err, input);
+    if (failedToConnect(err)) unsent.add(failure);
+    throw failure;
   }
+}
+
+/** The answer to a call `forward` could not make, from undici's error. */
+function forwardFailure(err: unknown, input: ForwardInput): KeywardError {
+  if (input.signal.aborted) return clientGone();
+  const cause = (err as { cause?: unknown }).cause;
+  if (err instanceof BodyTooLarge || cause instanceof BodyTooLarge) return payloadTooLarge(input.maxBodyBytes);
+  if (err instanceof BodyAborted || cause instanceof BodyAborted) return bodyAborted();
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    return gatewayTimeout("upstream did not answer in time");
+  }
+  return badGateway("upstream could not be reached");
 }

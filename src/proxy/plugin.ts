@@ -7,7 +7,7 @@ import type { Agents } from "../agents/agents.js";
 import type { Grants } from "../grants/grants.js";
 import { bearerToken } from "../http/auth-header.js";
 import type { Approvals } from "../approvals/approvals.js";
-import { countersFor, type BudgetService } from "../budgets/budgets.js";
+import { countersFor, refusalReason, type BudgetService, type Spent } from "../budgets/budgets.js";
 import type { Environments } from "../environments/environments.js";
 import { KeywardError, notFound, payloadTooLarge, refused, tooManyRequests, unavailable } from "../http/errors.js";
 import { loadDecisionContext } from "../policy/context.js";
@@ -15,7 +15,7 @@ import { decide } from "../policy/decide.js";
 import type { RevocationService } from "../revocation/service.js";
 import type { TokenVerifier } from "../tokens/verify.js";
 import type { Upstreams } from "../upstreams/upstreams.js";
-import { abortWhenClientGone, collectBody, forward, limitBody, OutgoingCall, upstreamTarget } from "./forward.js";
+import { abortWhenClientGone, collectBody, forward, limitBody, neverSent, OutgoingCall, upstreamTarget } from "./forward.js";
 import { requestHeadersForUpstream, responseHeadersForAgent } from "./headers.js";
 import { decisionRequest, prepareCall, targetOf } from "./prepare.js";
 import { auditedOutcome, redactResponseWithRules } from "../redaction/response.js";
@@ -123,6 +123,9 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       owed = false;
       deps.outcomesOwed.settle();
     };
+    // What the call took from its grant's budgets, given back if it fails with nothing sent upstream.
+    let spent: Spent | undefined;
+    let sending = false;
     // Refusals answer in the upstream's protocol once it is known (src/proxy/refusals.ts).
     const refusal = { dialect: { kind: "keyward" } as RefusalDialect, body: undefined as Buffer | undefined, bodyTouched: false };
     try {
@@ -181,9 +184,8 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // 4b. budgets, taken in one statement across replicas, only by calls that are allowed (so the grant
       // exists), under a grant that has any (most have none: nothing to build or await)
       const { budgets } = grant!;
-      const exceeded =
-        budgets &&
-        (await deps.budgets.take(
+      if (budgets) {
+        const taken = await deps.budgets.take(
           countersFor(budgets, {
             jti: token.jti,
             ancestors: token.ancestors,
@@ -192,8 +194,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
             destructive: decision.destructive,
             now: Date.now(),
           }),
-        ));
-      if (exceeded) throw tooManyRequests(`${exceeded.limit} (${exceeded.capacity}) is spent`, exceeded.retryAfterSeconds);
+        );
+        if (taken.refused) throw tooManyRequests(refusalReason(taken.refused), taken.refused.retryAfterSeconds);
+        spent = taken.spent;
+      }
       // 5. audit, before anything leaves: its group commit is the one wait the call has for the log
       try {
         await deps.auditLog.append(
@@ -223,6 +227,7 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       // decide() allows only under a grant that exists, so grant is set here.
       await upstream.credential.prepare(outgoing, { grant: grant! });
       // 7. forward
+      sending = true;
       const response = await forward({
         target: outgoing.sentTo(),
         method: request.method,
@@ -265,6 +270,10 @@ export async function proxyPlugin(app: FastifyInstance, deps: ProxyDeps): Promis
       const reason = sent.body.error.code;
       const text = sent.body.error.reason ?? sent.body.error.message;
       const outcome = { status, reason, details: { reason: text.slice(0, AUDITED_TEXT_MAX) }, latencyMs: elapsedMs() };
+      if (spent && (!sending || neverSent(err))) {
+        // Left counted if the database cannot take them back now: a budget may end early, never late.
+        await deps.budgets.giveBack(spent).catch((giveBackErr: unknown) => request.log.warn({ err: giveBackErr }, "budget units not given back"));
+      }
       // The outcome recorded is the outcome sent.
       await deps.auditLog.keep(allowed ? eventOf(audit, "proxy.response", "allow", outcome) : eventOf(audit, "proxy", "deny", outcome));
       outcomeKept();

@@ -147,6 +147,21 @@ export class HeadersDeadline implements LegacyHandler {
   }
 }
 
+/**
+ * The errors of connections this connector failed to make (refused, unresolvable, timed out, a TLS
+ * handshake refused): undici fails the calls that waited for the connection with the very error, and none
+ * of those calls had a byte written. Marked here, where that is known, rather than guessed from codes.
+ */
+const connectFailures = new WeakSet<Error>();
+
+/** Whether a call failed before it was connected to its upstream: nothing of it was sent. */
+export const failedToConnect = (err: unknown): boolean => err instanceof Error && connectFailures.has(err);
+
+const connectFailure = (err: Error): Error => {
+  connectFailures.add(err);
+  return err;
+};
+
 /** undici's connector with its connect timeout on a precise timer (see createUpstreamDispatcher). */
 function connectWithin(ms: number, ca: string | undefined): buildConnector.connector {
   const connect = buildConnector({ timeout: 0, ...(ca !== undefined && { ca }) });
@@ -158,7 +173,7 @@ function connectWithin(ms: number, ca: string | undefined): buildConnector.conne
       if (settled) return;
       settled = true;
       socket?.destroy();
-      callback(new undiciErrors.ConnectTimeoutError(), null);
+      callback(connectFailure(new undiciErrors.ConnectTimeoutError()), null);
     }, ms);
     socket = connect(options, (err, connected) => {
       clearTimeout(timer);
@@ -167,7 +182,7 @@ function connectWithin(ms: number, ca: string | undefined): buildConnector.conne
         return;
       }
       settled = true;
-      if (err) callback(err, null);
+      if (err) callback(connectFailure(err), null);
       else callback(null, connected!);
     }) as unknown as Socket | undefined;
   };

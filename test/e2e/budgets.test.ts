@@ -174,9 +174,9 @@ describe("budgets", () => {
       const now = new Date();
       // A per-token budget of one call, its token expired 2 s ago: within the 5 s leeway it still verifies.
       const take: CounterTake = { ...lifetime("token:leeway-test:calls", 1), limit: "perToken.maxCalls", expiresAt: new Date(now.getTime() - 2000) };
-      expect(await service.take([take])).toBeNull();
+      expect((await service.take([take])).refused).toBeNull();
       await service.pruneExpired(now);
-      expect(await service.take([take])).toMatchObject({ limit: "perToken.maxCalls" });
+      expect((await service.take([take])).refused).toMatchObject({ limit: "perToken.maxCalls" });
       // Past the leeway the token no longer verifies: its counter can go.
       await service.pruneExpired(new Date(now.getTime() + 3500));
       expect(await usedOf(take.key)).toBe(0);
@@ -187,7 +187,7 @@ describe("budgets", () => {
       const { service, counted } = countingService();
       const key = "grant:burst-test:calls";
       // Capacity 1,600 leases 64 units: 150 concurrent calls need 3 reservations (65 + 65 + 65 units).
-      const refusals = await Promise.all(Array.from({ length: 150 }, () => service.take([lifetime(key, 1600)])));
+      const refusals = await Promise.all(Array.from({ length: 150 }, () => service.take([lifetime(key, 1600)]).then((taken) => taken.refused)));
       expect(refusals.filter((r) => r !== null)).toEqual([]);
       expect(counted.reservations).toBe(3);
       expect(await usedOf(key)).toBe(195);
@@ -198,7 +198,7 @@ describe("budgets", () => {
     it("two replicas racing a budget to its end spend all of it but what their last leases hold", async () => {
       const key = "grant:race-test:calls";
       const replicas = [countingService(), countingService()];
-      const refusals = await Promise.all(Array.from({ length: 300 }, (_, i) => replicas[i % 2]!.service.take([lifetime(key, 200)])));
+      const refusals = await Promise.all(Array.from({ length: 300 }, (_, i) => replicas[i % 2]!.service.take([lifetime(key, 200)]).then((taken) => taken.refused)));
       const spent = refusals.filter((r) => r === null).length;
       expect(await usedOf(key)).toBe(200);
       // A lease is 200/16 = 12 units: at most one per replica is left when the calls run out.

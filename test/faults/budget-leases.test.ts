@@ -61,15 +61,15 @@ describe("faults: a budget reservation refused while the leases it drew on chang
     const { service, arm, release } = gatedService();
     const grant = "grant:flt42-lowered:calls";
     const spentToken = "token:flt42-lowered:calls";
-    expect(await service.take([take(grant, 1600)])).toBeNull(); // leases 64 units of the grant's budget
-    expect(await service.take([take(spentToken, 1)])).toBeNull(); // the token's one call
+    expect((await service.take([take(grant, 1600)])).refused).toBeNull(); // leases 64 units of the grant's budget
+    expect((await service.take([take(spentToken, 1)])).refused).toBeNull(); // the token's one call
     arm();
     // One unit from the grant's lease, the token's counter from the database: refused, once released.
-    const refused = service.take([take(grant, 1600), take(spentToken, 1)]);
+    const refused = service.take([take(grant, 1600), take(spentToken, 1)]).then((taken) => taken.refused);
     await new Promise((resolve) => setTimeout(resolve, 50));
     // Meanwhile the grant's budget is lowered to 50: the next call gives the lease back, and a budget
     // that small leases nothing, so this replica holds no lease of it.
-    expect(await service.take([take(grant, 50)])).toBeNull();
+    expect((await service.take([take(grant, 50)])).refused).toBeNull();
     release();
     expect(await refused).toMatchObject({ key: spentToken, limit: "perToken.maxCalls", capacity: 1 });
     await service.stop();
@@ -80,22 +80,22 @@ describe("faults: a budget reservation refused while the leases it drew on chang
     const rpm = "grant:flt42-minute:rpm";
     const spentToken = "token:flt42-minute:calls";
     // 100 a minute leases 6 units; minute 1 has the call and its lease, 7 in all.
-    expect(await service.take([take(rpm, 100, 1)])).toBeNull();
-    expect(await service.take([take(spentToken, 1)])).toBeNull();
+    expect((await service.take([take(rpm, 100, 1)])).refused).toBeNull();
+    expect((await service.take([take(spentToken, 1)])).refused).toBeNull();
     arm();
-    const refused = service.take([take(rpm, 100, 1), take(spentToken, 1)]);
+    const refused = service.take([take(rpm, 100, 1), take(spentToken, 1)]).then((taken) => taken.refused);
     await new Promise((resolve) => setTimeout(resolve, 50));
     // Minute 2 starts: a call reserves its unit and a lease of 6 in it.
-    expect(await service.take([take(rpm, 100, 2)])).toBeNull();
+    expect((await service.take([take(rpm, 100, 2)])).refused).toBeNull();
     release();
     expect(await refused).toMatchObject({ key: spentToken });
     // Minute 2's counter says 7 reserved: Y's call and its lease of 6. Minute 1's unit is not among them:
     // six more calls spend the lease, and the seventh is counted in the database.
     const used = async () => (await broker.keyward.db.prisma.budgetCounter.findUniqueOrThrow({ where: { key: rpm } })).used;
     expect(await used()).toBe(7);
-    for (let i = 0; i < 6; i++) expect(await service.take([take(rpm, 100, 2)])).toBeNull();
+    for (let i = 0; i < 6; i++) expect((await service.take([take(rpm, 100, 2)])).refused).toBeNull();
     expect(await used()).toBe(7);
-    expect(await service.take([take(rpm, 100, 2)])).toBeNull();
+    expect((await service.take([take(rpm, 100, 2)])).refused).toBeNull();
     expect(await used()).toBeGreaterThan(7);
     await service.stop();
   });

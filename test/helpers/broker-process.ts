@@ -17,6 +17,8 @@ export function spawnMain(env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildPro
 
 export type BrokerProcess = {
   url: string;
+  /** The broker's own process (for a fault set on it from outside, such as a resource limit). */
+  pid: number;
   /** SIGTERM, then its exit code (null if a signal ended it). */
   stop(): Promise<number | null>;
   /** SIGKILL: a crash, with no chance to clean up. */
@@ -71,6 +73,7 @@ export async function startBrokerProcess(
   }
   return {
     url,
+    pid: child.pid!,
     stop() {
       child.kill("SIGTERM");
       return exited;

@@ -605,6 +605,22 @@ export const CASES = {
     expected:
       "403 `protected_operation` (`aws-rds.DisableAutomatedBackups`: the grant's `allowProtected` and a human's approval); a positive retention or a `ModifyDBInstance` without the parameter goes through",
   },
+  "REQ-75": {
+    area: "request",
+    attack:
+      "under a grant with a budget of 5 deletes (`maxDestructiveCalls`), one S3 `DeleteObjects` call (`POST /{bucket}?delete`, approved for `aws-s3.DeleteObject`) names 1,000 objects; or names them so that counting `<Object>` elements misses them (a namespace prefix, a DTD's entities, a compressed, aws-chunked or UTF-16 body)",
+    status: 429,
+    expected:
+      "each object counts as one destructive unit, as each destructive GraphQL field does: the call takes 1,000 units and is refused 429 `budget_exceeded`; a body whose objects cannot be counted is refused 403 `uninspectable` under a budget on deletes; nothing is forwarded",
+  },
+  "REQ-76": {
+    area: "request",
+    attack:
+      "under a grant that forbids DELETE, a POST to a PHP (or Rack) application carries `_method=DELETE` in a form body whose Content-Type lists more than the form type (`application/x-www-form-urlencoded, text/plain`, or with a space): PHP ends the media type at `;`, `,` or a space and fills `$_POST`, which `$_REQUEST` and Symfony's getMethod() read; or in the query of a form POST whose body says otherwise",
+    status: 403,
+    expected:
+      "403 `method_override`: the Content-Type is read as PHP and Rack read it (a list of types, read differently elsewhere, is refused when an override matters), and an override in the query is refused whatever the body says; nothing is forwarded",
+  },
   "REQ-54": {
     area: "request",
     attack:
@@ -1118,6 +1134,28 @@ export const CASES = {
     status: 429,
     expected:
       "the call is refused with 429 `budget_exceeded` for the spent budget, never a 500; the leased unit goes back only to the lease it was reserved in, never to a newer one (a unit reserved in one minute is not spent, uncounted, in the next)",
+  },
+  "FLT-47": {
+    area: "faults",
+    attack:
+      "a call allowed under a budget is then not forwarded because its allow event cannot be made durable (the audit spool's disk is full now and then)",
+    status: 503,
+    expected:
+      "503 `audit_unavailable`, nothing forwarded, and the units it took are given back (as by any step that fails before the call is sent): to this replica's lease they came from while it is held, otherwise off the database counter in the window they were counted in; a budget of N lets N calls reach the upstream",
+  },
+  "FLT-48": {
+    area: "faults",
+    attack: "a call allowed under a budget whose upstream cannot be connected to (refused, unresolvable, or the connection timed out): nothing of it was sent",
+    status: 502,
+    expected:
+      "502 `upstream_unreachable` (504 `upstream_timeout` for a connect timeout) and the units it took are given back: an upstream that is down does not spend the agent's budget (before: a budget of 3 was spent by 3 refused connections, then 429); a call whose connection was made keeps its units, since the upstream may have acted on it",
+  },
+  "FLT-49": {
+    area: "faults",
+    attack: "an agent sends a call allowed under a budget and leaves before the broker sends it upstream (while the upstream's OAuth credential is being fetched)",
+    status: 429,
+    expected:
+      "nothing is sent upstream and the unit the call took is given back (its outcome audited as `request_aborted`): a budget of 3 still buys 3 calls, the fourth is 429 `budget_exceeded`",
   },
   "FLT-53": {
     area: "faults",

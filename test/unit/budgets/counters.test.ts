@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countersFor } from "../../../src/budgets/budgets.js";
+import { countersFor, refusalReason } from "../../../src/budgets/budgets.js";
 
 const expiresAt = new Date("2030-01-01T00:15:00Z");
 // 12:00:45 into a minute: the per-minute window reopens in 15 s.
@@ -55,5 +55,15 @@ describe("countersFor", () => {
       { key: "token:jp:calls", limit: "perToken.maxCalls of ancestor token jp", window: 0, amount: 1, capacity: 10, expiresAt: ancestorsExpireBy, retryAfterSeconds: null },
       { key: "token:jp:destructive", limit: "perToken.maxDestructiveCalls of ancestor token jp", window: 0, amount: 1, capacity: 2, expiresAt: ancestorsExpireBy, retryAfterSeconds: null },
     ]);
+  });
+});
+
+describe("refusalReason", () => {
+  it("says a budget is spent only when a call of one unit found it so", () => {
+    expect(refusalReason({ limit: "perToken.maxCalls", capacity: 5, amount: 1 })).toBe("perToken.maxCalls (5) is spent");
+    // A bulk delete of 1,000 objects under a budget of 5 deletes none of which was spent.
+    expect(refusalReason({ limit: "perGrant.maxDestructiveCalls", capacity: 5, amount: 1000 })).toBe(
+      "perGrant.maxDestructiveCalls (5) has fewer than the 1000 units this call takes left",
+    );
   });
 });

@@ -8,6 +8,8 @@ import { presetsForHost } from "../../../src/policy/presets/index.js";
 import { parseQuery, queryMatches, readQueryLeniently } from "../../../src/policy/query.js";
 import { httpRule } from "../../../src/policy/rules.js";
 import { s3AddressingOf, s3OperationsOf } from "../../../src/policy/s3.js";
+import { countersFor } from "../../../src/budgets/budgets.js";
+import { title } from "../../security/cases.js";
 
 describe("query rules", () => {
   const cases: [Record<string, string>, string, boolean][] = [
@@ -180,6 +182,40 @@ describe("decide with the aws-s3 preset", () => {
     expect(bodyNeeded(token, grant, target, "POST", xml, "delete")).toBe(true);
     expect(bodyNeeded(token, grant, target, "POST", xml, "uploads")).toBe(false);
     expect(bodyNeeded(token, grant, { ...target, presets: [] }, "POST", xml, "delete")).toBe(false);
+  });
+
+  it(`${title("REQ-75")}`, () => {
+    const approved = { ...token, approval: { protectedOperations: ["aws-s3.DeleteObject"] } };
+    const budgeted = { ...grant, allowProtected: ["aws-s3.DeleteObject"], budgets: { perGrant: { maxDestructiveCalls: 5 } } };
+    const deleting = (xml: string, headers: Record<string, string> = {}) => ({
+      ...call("POST", "/", "delete"),
+      headers: { "content-type": "application/xml", ...headers },
+      body: new TextEncoder().encode(xml),
+    });
+    const objects = (n: number, element = "Object") => Array.from({ length: n }, (_, i) => `<${element}><Key>k${i}</Key></${element}>`).join("");
+    const destructive = (d: Decision) => (d.allow ? d.destructive : `${d.code}: ${d.reason}`);
+    // Each object is one destructive unit, as each destructive field of a GraphQL call is.
+    expect(destructive(decide(approved, budgeted, deleting(`<Delete>${objects(1000)}</Delete>`)))).toBe(1000);
+    // …which the budget cannot give (src/budgets: a take larger than its capacity is refused, 429).
+    const call1000 = { jti: "t", ancestors: [], tokenExpiresAt: new Date(), grantId: "g", destructive: 1000, now: 0 };
+    expect(countersFor(budgeted.budgets, call1000)).toContainEqual(expect.objectContaining({ limit: "perGrant.maxDestructiveCalls", amount: 1000, capacity: 5 }));
+    expect(destructive(decide(approved, budgeted, deleting(`<Delete>${objects(1)}</Delete>`)))).toBe(1);
+    // Servers that read XML by local name (Go's encoding/xml: MinIO) take prefixed elements as objects.
+    expect(destructive(decide(approved, budgeted, deleting(`<s3:Delete xmlns:s3="http://s3.amazonaws.com/doc/2006-03-01/">${objects(7, "s3:Object")}</s3:Delete>`)))).toBe(7);
+    // Bodies whose objects the bytes do not show are refused under a budget on deletes, never forwarded.
+    const uncountable: [string, Record<string, string>][] = [
+      [`<!DOCTYPE Delete [<!ENTITY o "${objects(1)}">]><Delete>&o;&o;&o;</Delete>`, {}],
+      [`<Delete>${objects(3)}</Delete>`, { "content-encoding": "gzip" }],
+      [`<Delete>${objects(3)}</Delete>`, { "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" }],
+      [`\ufeff<Delete>${objects(3)}</Delete>`.replace(/./g, (c) => `${c}\0`), {}], // UTF-16LE
+    ];
+    for (const [xml, headers] of uncountable) {
+      const d = decide(approved, budgeted, deleting(xml, headers));
+      expect(d.allow ? d.destructive : d.code, xml.slice(0, 40)).toBe("uninspectable");
+    }
+    // Without a budget on deletes, such a body is judged as before: one destructive call, its count unknown.
+    const unbudgeted = decide(approved, { ...budgeted, budgets: { perGrant: { maxCalls: 10 } } }, deleting(uncountable[0]![0]));
+    expect(unbudgeted).toMatchObject({ allow: true, destructive: 1, operations: ["aws-s3.DeleteObject ×?"] });
   });
 
   it("a query rule tags calls destructive and asks for approval", () => {
