@@ -27,26 +27,53 @@ const lowerHex = (encoded: string) => encoded.replace(/%[0-9A-F]{2}/g, (e) => e.
 const unicodeEscape = (c: string, hex: (s: string) => string = (h) => h) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0"));
 
 /**
- * JSON string escaping as JSON.stringify does, without the quotes; as encoders that also escape `/` or
- * non-ASCII; as Go's encoding/json and Rails' ActiveSupport do by default, escaping `<`, `>`, `&`,
- * U+2028 and U+2029 so the JSON can sit inside HTML; and as Symfony's (and Laravel's) JsonResponse does by
- * default: PHP's escapes (`/`, non-ASCII) with `<`, `>`, `&`, `'` and `"` as upper-case `\u` escapes.
+ * How a JSON encoder writes a string beyond JSON.stringify's escapes: the characters it writes as `\u`
+ * escapes with lower-case hex digits, and those with upper-case ones (character classes; `"` among them
+ * replaces its `\"`), and whether it escapes `/` as `\/`.
  */
-function jsonEscaped(text: string): string[] {
-  const plain = JSON.stringify(text).slice(1, -1);
-  const asciiOnly = (hex: (s: string) => string) => plain.replace(/[\u007f-\uffff]/g, (c) => unicodeEscape(c, hex));
-  return [
-    plain,
-    plain.replace(/\//g, "\\/"),
-    asciiOnly((h) => h),
-    asciiOnly((h) => h.toUpperCase()),
-    asciiOnly((h) => h).replace(/\//g, "\\/"),
-    plain.replace(/[<>&\u2028\u2029]/g, (c) => unicodeEscape(c)),
-    asciiOnly((h) => h)
-      .replace(/\//g, "\\/")
-      .replace(/\\"|[<>&']/g, (c) => unicodeEscape(c.at(-1)!, (h) => h.toUpperCase())),
-  ];
+type JsonEscaper = { lower?: string; upper?: string; slash?: boolean };
+
+const NON_ASCII = "\\u007f-\\uffff";
+
+/**
+ * The JSON encoders in common use that write a string otherwise than JSON.stringify does (as Jackson and
+ * serde_json do). Encoders that agree are one entry.
+ */
+const JSON_ESCAPERS: readonly JsonEscaper[] = [
+  {},
+  // PHP's json_encode: `/` and non-ASCII; non-ASCII alone as Python's json.dumps, and as Jackson's
+  // ESCAPE_NON_ASCII does in upper case.
+  { slash: true },
+  { lower: NON_ASCII },
+  { upper: NON_ASCII },
+  { lower: NON_ASCII, slash: true },
+  // Go's encoding/json and Rails' ActiveSupport, to keep JSON safe inside HTML.
+  { lower: "<>&\\u2028\\u2029" },
+  // Gson by default (htmlSafe): `=` and `'` too.
+  { lower: "<>&='\\u2028\\u2029" },
+  // Symfony's and Laravel's JsonResponse: PHP's escapes, and JSON_HEX_TAG, _AMP, _APOS, _QUOT's in upper case.
+  { lower: NON_ASCII, upper: `"<>&'`, slash: true },
+  // .NET's System.Text.Json by default (JavaScriptEncoder.Default): HTML-sensitive characters, `+`, the
+  // backtick and non-ASCII, in upper case.
+  { upper: `"&'+<>\`${NON_ASCII}` },
+];
+
+/** The text as `escaper` writes it inside a JSON string, without the quotes. */
+function jsonEscapedBy(text: string, escaper: JsonEscaper): string {
+  const lower = escaper.lower ? new RegExp(`[${escaper.lower}]`) : undefined;
+  const upper = escaper.upper ? new RegExp(`[${escaper.upper}]`) : undefined;
+  let out = "";
+  // By code point: JSON.stringify writes a surrogate pair as it is, and a lone surrogate escaped.
+  for (const c of text) {
+    const hex = upper?.test(c) ? (h: string) => h.toUpperCase() : lower?.test(c) ? (h: string) => h : undefined;
+    if (hex) for (const unit of c.split("")) out += unicodeEscape(unit, hex);
+    else out += escaper.slash && c === "/" ? "\\/" : JSON.stringify(c).slice(1, -1);
+  }
+  return out;
 }
+
+/** The text as each common JSON encoder writes it inside a string, without the quotes. */
+const jsonEscaped = (text: string): string[] => JSON_ESCAPERS.map((escaper) => jsonEscapedBy(text, escaper));
 
 /** The escapes every HTML escaper makes, by name. */
 const HTML_BASE = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };

@@ -862,6 +862,13 @@ export const CASES = {
     status: 403,
     expected: "each secret is replaced by `[redacted-by-keyward]` across its line breaks: no block decodes to a piece of it",
   },
+  "SEC-28": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes a secret holding `=`, `'`, `+`, `\"` or a backtick (a base64 key's `+` and `=`) in JSON as Gson writes it by default (`\\u003d`, `\\u0027`, lower case) or as .NET's `System.Text.Json` does (`\\u002B`, `\\u0022`, `\\u0060`, upper case, non-ASCII too)",
+    status: 403,
+    expected: "the echoed secret is redacted in that spelling too: the upstream's answer comes back with the value `[redacted-by-keyward]`",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

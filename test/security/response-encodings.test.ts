@@ -421,3 +421,82 @@ describe("echoes in hex, HTML and wrapped base64", () => {
     }
   });
 });
+
+/**
+ * Spellings of the injected credential that encoders in common use write and the forms above once
+ * missed. The secret holds the characters those encoders rewrite, as a base64 key holds `+`, `/`, `=`.
+ */
+describe("echoes as other encoders and dumps write them", () => {
+  const secret = "sk+live/json=0123<456789>&abc'def\"XY`Z==";
+  const REDACTED = "[redacted-by-keyward]";
+  const unicode = (c: string, hex: (h: string) => string = (h) => h) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0"));
+  /** A JSON string's contents as JSON.stringify writes them, then the characters `escaped` as `\u` escapes in `hex`'s case. */
+  const jsonString = (text: string, escaped: RegExp, hex: (h: string) => string) =>
+    JSON.stringify(text)
+      .slice(1, -1)
+      .replace(/\\"/g, '"')
+      .replace(escaped, (c) => unicode(c, hex))
+      .replace(/"/g, '\\"');
+  /** Gson (Java, Kotlin) by default: HTML-safe, `<`, `>`, `&`, `=` and `'` as lower-case `\u` escapes. */
+  const gson = (text: string) => jsonString(text, /[<>&='\u2028\u2029]/g, (h) => h);
+  /** .NET's System.Text.Json by default: `"`, `&`, `'`, `+`, `<`, `>`, backtick and non-ASCII as upper-case `\u` escapes. */
+  const dotnet = (text: string) => jsonString(text, /["&'+<>`\u0080-\uffff]/g, (h) => h.toUpperCase());
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  /** The bodies by path, given the key the upstream received. */
+  const bodies: Record<string, (key: string) => string> = {
+    "/json/gson": (key) => `{"error":"key not recognised","key":"${gson(key)}"}`,
+    "/json/dotnet": (key) => `{"error":"key not recognised","key":"${dotnet(key)}"}`,
+  };
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      const [path, streamed] = (req.url ?? "").split("?");
+      const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
+      res.writeHead(403, { "content-type": path!.startsWith("/json") ? "application/json" : "text/plain; charset=utf-8" });
+      if (streamed === undefined) return res.end(body);
+      // `?streamed`: in writes of 97 bytes, of unknown length, so that the broker streams it.
+      let at = 0;
+      const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
+      next();
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const get = (path: string) =>
+    broker
+      .http()
+      .get(`/proxy/echo${path}`)
+      .set("authorization", `Bearer ${token}`)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
+      });
+
+  it.each([
+    ["/json/gson", gson],
+    ["/json/dotnet", dotnet],
+  ] as const)(`${title("SEC-28")}: %s`, async (path, encode) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-28"));
+    // The upstream's spelling is none JSON.stringify writes, and it decodes to the secret.
+    expect(encode(secret)).not.toContain(JSON.stringify(secret).slice(1, -1));
+    expect(JSON.parse(`"${encode(secret)}"`)).toBe(secret);
+    expect(JSON.parse(res.body as string)).toEqual({ error: "key not recognised", key: REDACTED });
+  });
+});

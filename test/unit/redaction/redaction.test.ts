@@ -18,6 +18,8 @@ const spellings = [
   JSON.stringify({ a: SECRET }).replace(/\//g, "\\/"),
   JSON.stringify(SECRET).slice(1, -1).replace(/é/, "\\u00e9"),
   JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026"), // Go's encoding/json, Rails
+  JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026").replace(/=/, "\\u003d"), // Gson
+  JSON.stringify(SECRET).slice(1, -1).replace(/\+/, "\\u002B").replace(/&/, "\\u0026").replace(/\\"/, "\\u0022").replace(/é/, "\\u00E9"), // .NET's System.Text.Json
   Buffer.from(SECRET).toString("base64"),
   Buffer.from(SECRET).toString("base64url"),
   Buffer.from("x" + SECRET).toString("base64"),
