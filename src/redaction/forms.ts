@@ -2,7 +2,7 @@
  * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
  * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
  * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), HTML-escaped (an
- * error page), its bytes in hex (an S3 signature error, a hex dump), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
+ * error page), its bytes in hex (an S3 signature error, a hex dump, a fingerprint), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
  * asked for). Pure.
  */
 
@@ -142,14 +142,15 @@ export function base64Alignments(bytes: Buffer): string[] {
 
 /**
  * The secret's bytes in hex, lower and upper case: run together, as hex dumps and debug echoes write
- * them, and a space between bytes, as S3's `SignatureDoesNotMatch` error writes the request it signed
- * (`<CanonicalRequestBytes>47 45 54 0a ...</CanonicalRequestBytes>`). Bytes, not characters: hex sits on
- * byte boundaries, so there is no alignment to allow for as in base64.
+ * them; a space between bytes, as S3's `SignatureDoesNotMatch` error writes the request it signed
+ * (`<CanonicalRequestBytes>47 45 54 0a ...</CanonicalRequestBytes>`); a colon, as OpenSSL writes a
+ * fingerprint and Python's `bytes.hex(":")` does; a dash, as .NET's `BitConverter.ToString` does. Bytes,
+ * not characters: hex sits on byte boundaries, so there is no alignment to allow for as in base64.
  */
 export function hexForms(bytes: Buffer): string[] {
   const lower = bytes.toString("hex");
-  const spaced = lower.replace(/(..)(?!$)/g, "$1 ");
-  return [lower, lower.toUpperCase(), spaced, spaced.toUpperCase()];
+  const separated = [" ", ":", "-"].map((separator) => lower.replace(/(..)(?!$)/g, `$1${separator}`));
+  return [lower, ...separated].flatMap((form) => [form, form.toUpperCase()]);
 }
 
 const toBase64Url = (standard: string) => standard.replace(/\+/g, "-").replace(/\//g, "_");

@@ -869,6 +869,13 @@ export const CASES = {
     status: 403,
     expected: "the echoed secret is redacted in that spelling too: the upstream's answer comes back with the value `[redacted-by-keyward]`",
   },
+  "SEC-29": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret's bytes as hex with a separator between bytes: colons as OpenSSL writes a fingerprint (`AB:CD:…`) and Python's `bytes.hex(\":\")` (`ab:cd:…`), dashes as .NET's `BitConverter.ToString` (`AB-CD-…`); upper or lower case",
+    status: 403,
+    expected: "each spelling of the secret's bytes is replaced by `[redacted-by-keyward]`; the rest of the answer comes back",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

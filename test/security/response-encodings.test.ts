@@ -441,6 +441,7 @@ describe("echoes as other encoders and dumps write them", () => {
   const gson = (text: string) => jsonString(text, /[<>&='\u2028\u2029]/g, (h) => h);
   /** .NET's System.Text.Json by default: `"`, `&`, `'`, `+`, `<`, `>`, backtick and non-ASCII as upper-case `\u` escapes. */
   const dotnet = (text: string) => jsonString(text, /["&'+<>`\u0080-\uffff]/g, (h) => h.toUpperCase());
+  const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -450,6 +451,10 @@ describe("echoes as other encoders and dumps write them", () => {
   const bodies: Record<string, (key: string) => string> = {
     "/json/gson": (key) => `{"error":"key not recognised","key":"${gson(key)}"}`,
     "/json/dotnet": (key) => `{"error":"key not recognised","key":"${dotnet(key)}"}`,
+    // The key's bytes as a fingerprint: OpenSSL's (upper case, colons), Python's bytes.hex(":"), .NET's
+    // BitConverter.ToString (upper case, dashes), and with lower-case dashes.
+    "/hex/colons": (key) => `SHA1 Fingerprint=${hex(key, ":").toUpperCase()}\nkey: ${hex(key, ":")}\n`,
+    "/hex/dashes": (key) => `{"keyBytes":"${hex(key, "-").toUpperCase()}","lower":"${hex(key, "-")}"}`,
   };
 
   beforeAll(async () => {
@@ -498,5 +503,19 @@ describe("echoes as other encoders and dumps write them", () => {
     expect(encode(secret)).not.toContain(JSON.stringify(secret).slice(1, -1));
     expect(JSON.parse(`"${encode(secret)}"`)).toBe(secret);
     expect(JSON.parse(res.body as string)).toEqual({ error: "key not recognised", key: REDACTED });
+  });
+
+  it.each(["/hex/colons", "/hex/dashes"])(`${title("SEC-29")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-29"));
+    const text = (res.body as string).toLowerCase();
+    for (const separator of [":", "-"]) {
+      const spelling = hex(secret, separator);
+      expect(text).not.toContain(spelling);
+      // Not even a third of the secret's bytes is left around the marker.
+      expect(text).not.toContain(spelling.slice(0, spelling.length / 3));
+    }
+    expect(text.split(REDACTED)).toHaveLength(3);
+    expect(res.body).toMatch(path === "/hex/colons" ? /^SHA1 Fingerprint=\[redacted-by-keyward\]\nkey: / : /^\{"keyBytes":"\[redacted-by-keyward\]","lower":"/);
   });
 });

@@ -31,6 +31,8 @@ const spellings = [
   Buffer.from(SECRET).toString("hex"),
   Buffer.from(SECRET).toString("hex").toUpperCase(),
   Buffer.from(`GET\n${SECRET}`).toString("hex").replace(/(..)(?!$)/g, "$1 ").toUpperCase(), // S3's CanonicalRequestBytes
+  Buffer.from(SECRET).toString("hex").replace(/(..)(?!$)/g, "$1:").toUpperCase(), // OpenSSL's fingerprint
+  Buffer.from(SECRET).toString("hex").replace(/(..)(?!$)/g, "$1-").toUpperCase(), // .NET's BitConverter.ToString
 ];
 
 describe("wideForms", () => {
@@ -79,8 +81,17 @@ describe("secretForms", () => {
     expect(htmlEscaped("ab/cd+ef")).toEqual(["ab/cd&#43;ef", "ab&#x2F;cd+ef", "ab/cd&#x2B;ef", "ab&#x2f;cd&#x2b;ef"]);
   });
 
-  it("hex forms are the bytes in either case, run together and space-separated", () => {
-    expect(hexForms(Buffer.from("AWS4\né"))).toEqual(["415753340ac3a9", "415753340AC3A9", "41 57 53 34 0a c3 a9", "41 57 53 34 0A C3 A9"]);
+  it("hex forms are the bytes in either case, run together and separated by spaces, colons or dashes", () => {
+    expect(hexForms(Buffer.from("AWS4\né"))).toEqual([
+      "415753340ac3a9",
+      "415753340AC3A9",
+      "41 57 53 34 0a c3 a9",
+      "41 57 53 34 0A C3 A9",
+      "41:57:53:34:0a:c3:a9",
+      "41:57:53:34:0A:C3:A9",
+      "41-57-53-34-0a-c3-a9",
+      "41-57-53-34-0A-C3-A9",
+    ]);
   });
 
   it("base64 alignments are the characters that depend on the secret alone", () => {
