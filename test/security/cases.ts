@@ -876,6 +876,13 @@ export const CASES = {
     status: 403,
     expected: "each spelling of the secret's bytes is replaced by `[redacted-by-keyward]`; the rest of the answer comes back",
   },
+  "SEC-30": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes data holding the secret as base64 wrapped into lines inside a JSON string, where each line break is the escape `\\n` or `\\r\\n` (a PEM certificate or a MIME part as a JSON value), with the break at each place in the secret's span; whole or streamed",
+    status: 403,
+    expected: "each secret is replaced by `[redacted-by-keyward]` across its escaped line breaks: the answer stays JSON, and no block decodes to a piece of it",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

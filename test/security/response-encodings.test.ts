@@ -442,6 +442,7 @@ describe("echoes as other encoders and dumps write them", () => {
   /** .NET's System.Text.Json by default: `"`, `&`, `'`, `+`, `<`, `>`, backtick and non-ASCII as upper-case `\u` escapes. */
   const dotnet = (text: string) => jsonString(text, /["&'+<>`\u0080-\uffff]/g, (h) => h.toUpperCase());
   const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
+  const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -455,6 +456,11 @@ describe("echoes as other encoders and dumps write them", () => {
     // BitConverter.ToString (upper case, dashes), and with lower-case dashes.
     "/hex/colons": (key) => `SHA1 Fingerprint=${hex(key, ":").toUpperCase()}\nkey: ${hex(key, ":")}\n`,
     "/hex/dashes": (key) => `{"keyBytes":"${hex(key, "-").toUpperCase()}","lower":"${hex(key, "-")}"}`,
+    // A PEM block (64, LF) and a MIME part (76, CRLF) of data holding the key, as a JSON string: the line
+    // breaks are the escapes `\n` and `\r\n`. Once for each place a break can fall in the key's span.
+    "/json/pem": (key) =>
+      JSON.stringify(Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`)),
+    "/json/mime": (key) => JSON.stringify({ parts: Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")) }),
   };
 
   beforeAll(async () => {
@@ -517,5 +523,18 @@ describe("echoes as other encoders and dumps write them", () => {
     }
     expect(text.split(REDACTED)).toHaveLength(3);
     expect(res.body).toMatch(path === "/hex/colons" ? /^SHA1 Fingerprint=\[redacted-by-keyward\]\nkey: / : /^\{"keyBytes":"\[redacted-by-keyward\]","lower":"/);
+  });
+
+  it.each(["/json/pem", "/json/mime", "/json/pem?streamed", "/json/mime?streamed"])(`${title("SEC-30")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-30"));
+    const text = res.body as string;
+    expect(text.split(REDACTED)).toHaveLength((path.startsWith("/json/pem") ? 64 : 76) + 1);
+    // Still JSON; taken out of its lines, no block decodes to 12 bytes of the key.
+    const values = JSON.stringify(JSON.parse(text));
+    const unwrapped = values.replace(/\\r|\\n/g, "");
+    for (const part of unwrapped.split(/[^A-Za-z0-9+/=]+/)) {
+      for (const shift of ["", "A", "AA", "AAA"]) expect(Buffer.from(shift + part, "base64").toString("latin1")).not.toMatch(/sk\+live\/json=012|<456789>&abc/);
+    }
   });
 });

@@ -11,22 +11,22 @@ const find = (forms: Buffer[], data: Buffer, offset = 0, startsBefore = data.len
 };
 
 describe("compileWrappedSearch", () => {
-  it("finds a secret's base64 in data of any length, wrapped at any width from 64, LF or CRLF, wherever its breaks fall", () => {
+  it("finds a secret's base64 in data of any length, wrapped at any width from 64, LF or CRLF, raw or escaped in a JSON string, wherever its breaks fall", () => {
     fc.assert(
       fc.property(
         fc.string({ minLength: 12, maxLength: 90 }),
         fc.uint8Array({ maxLength: 300 }),
         fc.uint8Array({ maxLength: 300 }),
         fc.integer({ min: MIN_LINE_WIDTH, max: 100 }),
-        fc.boolean(),
-        (secret, head, tail, width, crlf) => {
+        fc.constantFrom("\n", "\r\n", "\\n", "\\r\\n"),
+        (secret, head, tail, width, lineBreak) => {
           const forms = base64Alignments(Buffer.from(secret)).map((f) => Buffer.from(f));
           const encoded = Buffer.concat([head, Buffer.from(secret), tail]).toString("base64");
-          const wrapped = Buffer.from(encoded.replace(new RegExp(`(.{${width}})(?!$)`, "g"), crlf ? "$1\r\n" : "$1\n"));
+          const wrapped = Buffer.from(encoded.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`));
           // Where the secret's own characters lie in the wrapped text.
           const first = Math.ceil((head.length * 8) / 6);
           const last = Math.floor(((head.length + Buffer.byteLength(secret)) * 8) / 6);
-          const at = (i: number) => i + Math.floor(i / width) * (crlf ? 2 : 1);
+          const at = (i: number) => i + Math.floor(i / width) * lineBreak.length;
           const crosses = Math.floor(first / width) !== Math.floor((last - 1) / width);
           const found = find(forms, wrapped);
           if (!crosses) {
