@@ -2,7 +2,7 @@
  * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
  * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
  * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), HTML-escaped (an
- * error page), its bytes in hex (an S3 signature error, a hex dump, a fingerprint), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
+ * error page), quoted-printable (an e-mail body), its bytes in hex (an S3 signature error, a hex dump, a fingerprint), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
  * asked for). Pure.
  */
 
@@ -167,6 +167,8 @@ export function secretForms(secret: string): string[] {
   }
   for (const escaped of jsonEscaped(secret)) add(escaped);
   for (const escaped of htmlEscaped(secret)) add(escaped);
+  // An echoed e-mail body: differs from the secret only for one holding `=` or bytes past ASCII.
+  add(quotedPrintable(secret));
   for (const standard of base64Alignments(Buffer.from(secret, "utf8"))) {
     add(standard);
     // An echoed `Authorization: Basic` on an HTML page: Go's html/template escapes `+` too.
@@ -179,6 +181,19 @@ export function secretForms(secret: string): string[] {
   // Only for a secret long enough to be searched for itself: a short one's hex is long enough, but no less a guess.
   if (Buffer.byteLength(secret) >= MIN_FORM_LENGTH) for (const hex of hexForms(Buffer.from(secret, "utf8"))) add(hex);
   return [...forms];
+}
+
+/**
+ * Quoted-printable (RFC 2045 §6.7), as an e-mail body is encoded: `=`, control characters and bytes past
+ * ASCII as `=` and two upper-case hex digits; the rest as it is.
+ */
+export const quotedPrintable = (text: string): string =>
+  [...Buffer.from(text, "utf8")].map((b) => ((b >= 0x20 && b < 0x7f && b !== 0x3d) || b === 0x09 ? String.fromCharCode(b) : "=" + b.toString(16).toUpperCase().padStart(2, "0"))).join("");
+
+/** The forms to search for across quoted-printable soft line breaks (src/redaction/wrapped.ts): the secret as sent, and quoted-printable. */
+export function softWrappableForms(secret: string): string[] {
+  if (Buffer.byteLength(secret) < MIN_FORM_LENGTH) return [];
+  return [...new Set([secret, quotedPrintable(secret)])];
 }
 
 /** The base64 forms to search for wrapped into lines too (MIME, PEM: src/redaction/wrapped.ts). */

@@ -883,6 +883,13 @@ export const CASES = {
     status: 403,
     expected: "each secret is replaced by `[redacted-by-keyward]` across its escaped line breaks: the answer stays JSON, and no block decodes to a piece of it",
   },
+  "SEC-31": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret in a quoted-printable e-mail body (a mail API's raw message, a bounce): `=` written `=3D`, lines cut at 76 characters by soft line breaks (`=` and CRLF) wherever they fall in the secret's span; whole or streamed",
+    status: 403,
+    expected: "each secret is replaced by `[redacted-by-keyward]`, across its soft line breaks too: decoded, the body holds no piece of it",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

@@ -443,6 +443,17 @@ describe("echoes as other encoders and dumps write them", () => {
   const dotnet = (text: string) => jsonString(text, /["&'+<>`\u0080-\uffff]/g, (h) => h.toUpperCase());
   const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
   const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
+  /** Quoted-printable as Python's email package writes it: `=` and non-ASCII as `=XX`, lines of at most 76 characters, the `=` of a soft break included. */
+  const quotedPrintable = (text: string) => {
+    const units = [...Buffer.from(text)].map((b) => ((b >= 33 && b <= 126 && b !== 61) || b === 32 ? String.fromCharCode(b) : "=" + b.toString(16).toUpperCase().padStart(2, "0")));
+    const lines = [""];
+    for (const unit of units) {
+      if (lines.at(-1)!.length + unit.length > 75) lines.push("");
+      lines[lines.length - 1] += unit;
+    }
+    return lines.join("=\r\n");
+  };
+  const fromQuotedPrintable = (text: string) => Buffer.from(text.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
   let store: Store;
   let broker: TestBroker;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -461,6 +472,11 @@ describe("echoes as other encoders and dumps write them", () => {
     "/json/pem": (key) =>
       JSON.stringify(Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`)),
     "/json/mime": (key) => JSON.stringify({ parts: Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")) }),
+    // An e-mail echoed as its quoted-printable body, lines cut at 76 characters by soft line breaks (`=`
+    // and CRLF), once for each place a break can fall in the key's span.
+    "/mail": (key) =>
+      "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+      Array.from({ length: 76 }, (_, pad) => quotedPrintable(`${"p".repeat(pad)} key=${key};`)).join("\r\n"),
   };
 
   beforeAll(async () => {
@@ -536,5 +552,16 @@ describe("echoes as other encoders and dumps write them", () => {
     for (const part of unwrapped.split(/[^A-Za-z0-9+/=]+/)) {
       for (const shift of ["", "A", "AA", "AAA"]) expect(Buffer.from(shift + part, "base64").toString("latin1")).not.toMatch(/sk\+live\/json=012|<456789>&abc/);
     }
+  });
+
+  it.each(["/mail", "/mail?streamed"])(`${title("SEC-31")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-31"));
+    const text = res.body as string;
+    expect(text.split(REDACTED)).toHaveLength(76 + 1);
+    // Decoded as the agent's mail client would, not 12 characters of the key are left.
+    const decoded = fromQuotedPrintable(text);
+    for (let i = 0; i + 12 <= secret.length; i++) expect(decoded).not.toContain(secret.slice(i, i + 12));
+    expect(decoded).toContain(`p key=${REDACTED};`);
   });
 });

@@ -20,6 +20,7 @@ const spellings = [
   JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026"), // Go's encoding/json, Rails
   JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026").replace(/=/, "\\u003d"), // Gson
   JSON.stringify(SECRET).slice(1, -1).replace(/\+/, "\\u002B").replace(/&/, "\\u0026").replace(/\\"/, "\\u0022").replace(/é/, "\\u00E9"), // .NET's System.Text.Json
+  SECRET.replace("=", "=3D").replace("é", "=C3=A9"), // quoted-printable, an e-mail body
   Buffer.from(SECRET).toString("base64"),
   Buffer.from(SECRET).toString("base64url"),
   Buffer.from("x" + SECRET).toString("base64"),
