@@ -166,7 +166,12 @@ export function secretForms(secret: string): string[] {
     add(lowerHex(encoded));
   }
   for (const escaped of jsonEscaped(secret)) add(escaped);
-  for (const escaped of htmlEscaped(secret)) add(escaped);
+  for (const escaped of htmlEscaped(secret)) {
+    add(escaped);
+    // HTML returned inside a JSON string: encoders that escape `&` (Go's, Gson, Symfony's, .NET's) write
+    // each HTML escape otherwise (`\u0026amp;`). The rest are the HTML form itself, kept once.
+    for (const json of jsonEscaped(escaped)) add(json);
+  }
   // An echoed e-mail body: differs from the secret only for one holding `=` or bytes past ASCII.
   add(quotedPrintable(secret));
   for (const standard of base64Alignments(Buffer.from(secret, "utf8"))) {

@@ -890,6 +890,13 @@ export const CASES = {
     status: 403,
     expected: "each secret is replaced by `[redacted-by-keyward]`, across its soft line breaks too: decoded, the body holds no piece of it",
   },
+  "SEC-32": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the secret HTML-escaped inside a JSON string (an HTML fragment or error page returned as a JSON value), by an encoder that escapes the HTML escapes' `&` again: Go's `html/template` in `encoding/json` (`\\u0026amp;`, `\\u0026#43;`), the OWASP Java Encoder in Gson",
+    status: 403,
+    expected: "the doubly escaped secret is replaced by `[redacted-by-keyward]`; the JSON and the HTML around it come back",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

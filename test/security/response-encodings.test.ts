@@ -441,6 +441,10 @@ describe("echoes as other encoders and dumps write them", () => {
   const gson = (text: string) => jsonString(text, /[<>&='\u2028\u2029]/g, (h) => h);
   /** .NET's System.Text.Json by default: `"`, `&`, `'`, `+`, `<`, `>`, backtick and non-ASCII as upper-case `\u` escapes. */
   const dotnet = (text: string) => jsonString(text, /["&'+<>`\u0080-\uffff]/g, (h) => h.toUpperCase());
+  /** Go's encoding/json: `<`, `>`, `&` as lower-case `\u` escapes. */
+  const goJson = (text: string) => jsonString(text, /[<>&\u2028\u2029]/g, (h) => h);
+  /** HTML-escaped: `&`, `<`, `>` by name, and the characters in `more` as given. */
+  const escapeHtml = (text: string, more: Record<string, string>) => text.replace(/[&<>"'+]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", ...more })[c] ?? c);
   const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
   const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
   /** Quoted-printable as Python's email package writes it: `=` and non-ASCII as `=XX`, lines of at most 76 characters, the `=` of a soft break included. */
@@ -472,6 +476,10 @@ describe("echoes as other encoders and dumps write them", () => {
     "/json/pem": (key) =>
       JSON.stringify(Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`)),
     "/json/mime": (key) => JSON.stringify({ parts: Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")) }),
+    // An error page rendered as HTML, then returned inside JSON: Go's html/template in encoding/json, and
+    // the OWASP Java Encoder in Gson.
+    "/json/html/go": (key) => `{"html":"${goJson(`<p>Invalid key: ${escapeHtml(key, { '"': "&#34;", "'": "&#39;", "+": "&#43;" })}</p>`)}"}`,
+    "/json/html/gson": (key) => `{"html":"${gson(`<p>Invalid key: ${escapeHtml(key, { '"': "&#34;", "'": "&#39;" })}</p>`)}"}`,
     // An e-mail echoed as its quoted-printable body, lines cut at 76 characters by soft line breaks (`=`
     // and CRLF), once for each place a break can fall in the key's span.
     "/mail": (key) =>
@@ -563,5 +571,14 @@ describe("echoes as other encoders and dumps write them", () => {
     const decoded = fromQuotedPrintable(text);
     for (let i = 0; i + 12 <= secret.length; i++) expect(decoded).not.toContain(secret.slice(i, i + 12));
     expect(decoded).toContain(`p key=${REDACTED};`);
+  });
+
+  it.each(["/json/html/go", "/json/html/gson"])(`${title("SEC-32")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-32"));
+    const html = JSON.parse(res.body as string).html as string;
+    // The upstream's spelling is none the HTML or the JSON forms alone are.
+    expect(bodies[path]!(secret)).toContain("\\u0026amp;");
+    expect(html).toBe(`<p>Invalid key: ${REDACTED}</p>`);
   });
 });

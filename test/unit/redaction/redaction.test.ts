@@ -29,6 +29,7 @@ const spellings = [
   SECRET.replace("&", "&amp;").replace('"', "&quot;"), // Rails' ERB, Python's html.escape, PHP's htmlspecialchars
   SECRET.replace("&", "&amp;").replace("+", "&#43;").replace('"', "&#34;"), // Go's html/template
   SECRET.replace("&", "&amp;").replace("/", "&#x2F;").replace("=", "&#x3D;").replace('"', "&quot;"), // Mustache
+  SECRET.replace("&", "\\u0026amp;").replace("+", "\\u0026#43;").replace('"', "\\u0026#34;"), // Go's html/template, then its encoding/json
   Buffer.from(SECRET).toString("hex"),
   Buffer.from(SECRET).toString("hex").toUpperCase(),
   Buffer.from(`GET\n${SECRET}`).toString("hex").replace(/(..)(?!$)/g, "$1 ").toUpperCase(), // S3's CanonicalRequestBytes
