@@ -179,8 +179,10 @@ export function secretForms(secret: string): string[] {
     // An echoed `Authorization: Basic` on an HTML page: Go's html/template escapes `+` too.
     for (const escaped of htmlEscaped(standard)) add(escaped);
     add(toBase64Url(standard));
-    // Base64 inside a JSON string, by encoders that escape `/`; and inside a URL, percent-encoded.
+    // Base64 inside a JSON string, by encoders that escape `/` (PHP's) or `+` (.NET's System.Text.Json);
+    // and inside a URL, percent-encoded.
     add(standard.replace(/\//g, "\\/"));
+    add(standard.replace(/\+/g, "\\u002B"));
     add(strictPercent(standard));
   }
   // Only for a secret long enough to be searched for itself: a short one's hex is long enough, but no less a guess.

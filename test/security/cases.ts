@@ -897,6 +897,13 @@ export const CASES = {
     status: 403,
     expected: "the doubly escaped secret is replaced by `[redacted-by-keyward]`; the JSON and the HTML around it come back",
   },
+  "SEC-33": {
+    area: "secrets",
+    attack:
+      "an upstream on .NET's `System.Text.Json` that echoes the secret's base64 (the `Authorization: Basic` header it received), whose `+` that encoder writes as `\\u002B`",
+    status: 403,
+    expected: "the base64 form is replaced by `[redacted-by-keyward]` in that spelling too: only the characters that depend on the user name are left around it",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

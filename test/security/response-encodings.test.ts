@@ -476,6 +476,9 @@ describe("echoes as other encoders and dumps write them", () => {
     "/json/pem": (key) =>
       JSON.stringify(Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`)),
     "/json/mime": (key) => JSON.stringify({ parts: Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")) }),
+    // The Authorization header the upstream received, echoed by an ASP.NET Core service: the Basic
+    // credential's base64 as System.Text.Json writes it (`+` as `\u002B`).
+    "/json/dotnet/basic": (key) => `{"authorization":"${dotnet(`Basic ${Buffer.from(`user:${key}`).toString("base64")}`)}"}`,
     // An error page rendered as HTML, then returned inside JSON: Go's html/template in encoding/json, and
     // the OWASP Java Encoder in Gson.
     "/json/html/go": (key) => `{"html":"${goJson(`<p>Invalid key: ${escapeHtml(key, { '"': "&#34;", "'": "&#39;", "+": "&#43;" })}</p>`)}"}`,
@@ -580,5 +583,14 @@ describe("echoes as other encoders and dumps write them", () => {
     // The upstream's spelling is none the HTML or the JSON forms alone are.
     expect(bodies[path]!(secret)).toContain("\\u0026amp;");
     expect(html).toBe(`<p>Invalid key: ${REDACTED}</p>`);
+  });
+
+  it(title("SEC-33"), async () => {
+    const res = await get("/json/dotnet/basic");
+    expect(res.status).toBe(statusOf("SEC-33"));
+    // The upstream's spelling has `+` escaped where the key's base64 has one.
+    expect(bodies["/json/dotnet/basic"]!(secret)).toContain("\\u002B");
+    const basic = JSON.parse(res.body as string).authorization as string;
+    expect(basic).toMatch(/^Basic .{0,8}\[redacted-by-keyward\].{0,8}$/);
   });
 });

@@ -26,6 +26,7 @@ const spellings = [
   Buffer.from("x" + SECRET).toString("base64"),
   Buffer.from("xy" + SECRET).toString("base64url"),
   Buffer.from(`user:${SECRET}`).toString("base64"),
+  Buffer.from(`user:${SECRET}`).toString("base64").replace(/\+/g, "\\u002B"), // in JSON by .NET's System.Text.Json
   SECRET.replace("&", "&amp;").replace('"', "&quot;"), // Rails' ERB, Python's html.escape, PHP's htmlspecialchars
   SECRET.replace("&", "&amp;").replace("+", "&#43;").replace('"', "&#34;"), // Go's html/template
   SECRET.replace("&", "&amp;").replace("/", "&#x2F;").replace("=", "&#x3D;").replace('"', "&quot;"), // Mustache
