@@ -2,7 +2,7 @@
  * The spellings under which a secret Keyward injected can come back in a response: as sent, percent-
  * encoded (a `Location` repeating the request URL), base64 and base64url (an echoed `Authorization:
  * Basic`, a token inside a JWT-like blob), JSON-escaped (an echo serialised as JSON), HTML-escaped (an
- * error page), its bytes in hex (an S3 signature error, a hex dump), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
+ * error page), quoted-printable (an e-mail body), its bytes in hex (an S3 signature error, a hex dump, a fingerprint), and as text in UTF-16 or UTF-32 (an answer in a charset the agent
  * asked for). Pure.
  */
 
@@ -27,26 +27,53 @@ const lowerHex = (encoded: string) => encoded.replace(/%[0-9A-F]{2}/g, (e) => e.
 const unicodeEscape = (c: string, hex: (s: string) => string = (h) => h) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0"));
 
 /**
- * JSON string escaping as JSON.stringify does, without the quotes; as encoders that also escape `/` or
- * non-ASCII; as Go's encoding/json and Rails' ActiveSupport do by default, escaping `<`, `>`, `&`,
- * U+2028 and U+2029 so the JSON can sit inside HTML; and as Symfony's (and Laravel's) JsonResponse does by
- * default: PHP's escapes (`/`, non-ASCII) with `<`, `>`, `&`, `'` and `"` as upper-case `\u` escapes.
+ * How a JSON encoder writes a string beyond JSON.stringify's escapes: the characters it writes as `\u`
+ * escapes with lower-case hex digits, and those with upper-case ones (character classes; `"` among them
+ * replaces its `\"`), and whether it escapes `/` as `\/`.
  */
-function jsonEscaped(text: string): string[] {
-  const plain = JSON.stringify(text).slice(1, -1);
-  const asciiOnly = (hex: (s: string) => string) => plain.replace(/[\u007f-\uffff]/g, (c) => unicodeEscape(c, hex));
-  return [
-    plain,
-    plain.replace(/\//g, "\\/"),
-    asciiOnly((h) => h),
-    asciiOnly((h) => h.toUpperCase()),
-    asciiOnly((h) => h).replace(/\//g, "\\/"),
-    plain.replace(/[<>&\u2028\u2029]/g, (c) => unicodeEscape(c)),
-    asciiOnly((h) => h)
-      .replace(/\//g, "\\/")
-      .replace(/\\"|[<>&']/g, (c) => unicodeEscape(c.at(-1)!, (h) => h.toUpperCase())),
-  ];
+type JsonEscaper = { lower?: string; upper?: string; slash?: boolean };
+
+const NON_ASCII = "\\u007f-\\uffff";
+
+/**
+ * The JSON encoders in common use that write a string otherwise than JSON.stringify does (as Jackson and
+ * serde_json do). Encoders that agree are one entry.
+ */
+const JSON_ESCAPERS: readonly JsonEscaper[] = [
+  {},
+  // PHP's json_encode: `/` and non-ASCII; non-ASCII alone as Python's json.dumps, and as Jackson's
+  // ESCAPE_NON_ASCII does in upper case.
+  { slash: true },
+  { lower: NON_ASCII },
+  { upper: NON_ASCII },
+  { lower: NON_ASCII, slash: true },
+  // Go's encoding/json and Rails' ActiveSupport, to keep JSON safe inside HTML.
+  { lower: "<>&\\u2028\\u2029" },
+  // Gson by default (htmlSafe): `=` and `'` too.
+  { lower: "<>&='\\u2028\\u2029" },
+  // Symfony's and Laravel's JsonResponse: PHP's escapes, and JSON_HEX_TAG, _AMP, _APOS, _QUOT's in upper case.
+  { lower: NON_ASCII, upper: `"<>&'`, slash: true },
+  // .NET's System.Text.Json by default (JavaScriptEncoder.Default): HTML-sensitive characters, `+`, the
+  // backtick and non-ASCII, in upper case.
+  { upper: `"&'+<>\`${NON_ASCII}` },
+];
+
+/** The text as `escaper` writes it inside a JSON string, without the quotes. */
+function jsonEscapedBy(text: string, escaper: JsonEscaper): string {
+  const lower = escaper.lower ? new RegExp(`[${escaper.lower}]`) : undefined;
+  const upper = escaper.upper ? new RegExp(`[${escaper.upper}]`) : undefined;
+  let out = "";
+  // By code point: JSON.stringify writes a surrogate pair as it is, and a lone surrogate escaped.
+  for (const c of text) {
+    const hex = upper?.test(c) ? (h: string) => h.toUpperCase() : lower?.test(c) ? (h: string) => h : undefined;
+    if (hex) for (const unit of c.split("")) out += unicodeEscape(unit, hex);
+    else out += escaper.slash && c === "/" ? "\\/" : JSON.stringify(c).slice(1, -1);
+  }
+  return out;
 }
+
+/** The text as each common JSON encoder writes it inside a string, without the quotes. */
+const jsonEscaped = (text: string): string[] => JSON_ESCAPERS.map((escaper) => jsonEscapedBy(text, escaper));
 
 /** The escapes every HTML escaper makes, by name. */
 const HTML_BASE = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
@@ -115,14 +142,15 @@ export function base64Alignments(bytes: Buffer): string[] {
 
 /**
  * The secret's bytes in hex, lower and upper case: run together, as hex dumps and debug echoes write
- * them, and a space between bytes, as S3's `SignatureDoesNotMatch` error writes the request it signed
- * (`<CanonicalRequestBytes>47 45 54 0a ...</CanonicalRequestBytes>`). Bytes, not characters: hex sits on
- * byte boundaries, so there is no alignment to allow for as in base64.
+ * them; a space between bytes, as S3's `SignatureDoesNotMatch` error writes the request it signed
+ * (`<CanonicalRequestBytes>47 45 54 0a ...</CanonicalRequestBytes>`); a colon, as OpenSSL writes a
+ * fingerprint and Python's `bytes.hex(":")` does; a dash, as .NET's `BitConverter.ToString` does. Bytes,
+ * not characters: hex sits on byte boundaries, so there is no alignment to allow for as in base64.
  */
 export function hexForms(bytes: Buffer): string[] {
   const lower = bytes.toString("hex");
-  const spaced = lower.replace(/(..)(?!$)/g, "$1 ");
-  return [lower, lower.toUpperCase(), spaced, spaced.toUpperCase()];
+  const separated = [" ", ":", "-"].map((separator) => lower.replace(/(..)(?!$)/g, `$1${separator}`));
+  return [lower, ...separated].flatMap((form) => [form, form.toUpperCase()]);
 }
 
 const toBase64Url = (standard: string) => standard.replace(/\+/g, "-").replace(/\//g, "_");
@@ -138,19 +166,41 @@ export function secretForms(secret: string): string[] {
     add(lowerHex(encoded));
   }
   for (const escaped of jsonEscaped(secret)) add(escaped);
-  for (const escaped of htmlEscaped(secret)) add(escaped);
+  for (const escaped of htmlEscaped(secret)) {
+    add(escaped);
+    // HTML returned inside a JSON string: encoders that escape `&` (Go's, Gson, Symfony's, .NET's) write
+    // each HTML escape otherwise (`\u0026amp;`). The rest are the HTML form itself, kept once.
+    for (const json of jsonEscaped(escaped)) add(json);
+  }
+  // An echoed e-mail body: differs from the secret only for one holding `=` or bytes past ASCII.
+  add(quotedPrintable(secret));
   for (const standard of base64Alignments(Buffer.from(secret, "utf8"))) {
     add(standard);
     // An echoed `Authorization: Basic` on an HTML page: Go's html/template escapes `+` too.
     for (const escaped of htmlEscaped(standard)) add(escaped);
     add(toBase64Url(standard));
-    // Base64 inside a JSON string, by encoders that escape `/`; and inside a URL, percent-encoded.
+    // Base64 inside a JSON string, by encoders that escape `/` (PHP's) or `+` (.NET's System.Text.Json);
+    // and inside a URL, percent-encoded.
     add(standard.replace(/\//g, "\\/"));
+    add(standard.replace(/\+/g, "\\u002B"));
     add(strictPercent(standard));
   }
   // Only for a secret long enough to be searched for itself: a short one's hex is long enough, but no less a guess.
   if (Buffer.byteLength(secret) >= MIN_FORM_LENGTH) for (const hex of hexForms(Buffer.from(secret, "utf8"))) add(hex);
   return [...forms];
+}
+
+/**
+ * Quoted-printable (RFC 2045 §6.7), as an e-mail body is encoded: `=`, control characters and bytes past
+ * ASCII as `=` and two upper-case hex digits; the rest as it is.
+ */
+export const quotedPrintable = (text: string): string =>
+  [...Buffer.from(text, "utf8")].map((b) => ((b >= 0x20 && b < 0x7f && b !== 0x3d) || b === 0x09 ? String.fromCharCode(b) : "=" + b.toString(16).toUpperCase().padStart(2, "0"))).join("");
+
+/** The forms to search for across quoted-printable soft line breaks (src/redaction/wrapped.ts): the secret as sent, and quoted-printable. */
+export function softWrappableForms(secret: string): string[] {
+  if (Buffer.byteLength(secret) < MIN_FORM_LENGTH) return [];
+  return [...new Set([secret, quotedPrintable(secret)])];
 }
 
 /** The base64 forms to search for wrapped into lines too (MIME, PEM: src/redaction/wrapped.ts). */

@@ -1,4 +1,4 @@
-import { MIN_FORM_LENGTH, secretForms, wideForms, wrappableForms } from "./forms.js";
+import { MIN_FORM_LENGTH, secretForms, softWrappableForms, wideForms, wrappableForms } from "./forms.js";
 import { compilePatternSearch, type PatternSearch } from "./search.js";
 import { compileWrappedSearch } from "./wrapped.js";
 
@@ -21,7 +21,7 @@ export type Redaction = {
   readonly nameForms: readonly string[];
   /** No pattern holds a line feed byte: no form continues past one (what a stream holds back relies on it). */
   readonly lineFeedFree: boolean;
-  /** Base64 forms are searched for wrapped into lines too: one continues past a line feed that ends a line of wrapped base64 (src/redaction/wrapped.ts). */
+  /** Forms are searched for wrapped into lines too: one continues past a line feed that ends a line of wrapped base64 or a quoted-printable soft line break (src/redaction/wrapped.ts). */
   readonly wrapsLines: boolean;
 };
 
@@ -50,7 +50,7 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // The same list of secrets (an array the credential keeps while nothing changes) compiles once.
 const compiled = new WeakMap<readonly string[], Redaction>();
 
-/** Compiles secrets into their forms (src/redaction/forms.ts) as byte patterns, longest first, and their base64 forms to be found wrapped into lines. */
+/** Compiles secrets into their forms (src/redaction/forms.ts) as byte patterns, longest first, and their forms to be found wrapped into lines (base64, quoted-printable). */
 export function compileRedaction(secrets: readonly string[]): Redaction {
   const cached = compiled.get(secrets);
   if (cached) return cached;
@@ -59,7 +59,8 @@ export function compileRedaction(secrets: readonly string[]): Redaction {
   const patterns = [...[...forms].map((f) => Buffer.from(f, "utf8")), ...wide.values()].sort((a, b) => b.length - a.length);
   const nameForms = [...new Set([...forms].filter((f) => HEADER_NAME.test(f)).map((f) => f.toLowerCase()))].sort((a, b) => a.length - b.length);
   const lineFeedFree = patterns.every((pattern) => !pattern.includes(LINE_FEED));
-  const wrapped = compileWrappedSearch([...new Set(secrets.flatMap(wrappableForms))].map((form) => Buffer.from(form, "utf8")));
+  const asBytes = (forms: string[]) => [...new Set(forms)].map((form) => Buffer.from(form, "utf8"));
+  const wrapped = compileWrappedSearch(asBytes(secrets.flatMap(wrappableForms)), asBytes(secrets.flatMap(softWrappableForms)));
   const literal = compilePatternSearch(patterns);
   const search: PatternSearch = wrapped
     ? {

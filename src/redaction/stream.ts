@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from "node:stream";
-import { endsWrappedLine, lineBreakStart } from "./wrapped.js";
+import { continuesAfterBreak, lineBreakStart } from "./wrapped.js";
 import { matchedRanges, mergeRanges, occurrences, REDACTED_BYTES, replacedParts, type Range, type Redaction } from "./redaction.js";
 
 /** The most a redaction crossing the window's cut is held back for (see cutWindow). */
@@ -129,9 +129,10 @@ function heldFrom(redaction: Redaction, data: Buffer): number {
   if (!redaction.lineFeedFree) return tailStart;
   const lineFeed = data.subarray(tailStart).lastIndexOf(LINE_FEED);
   if (lineFeed === -1) return tailStart;
-  // A line of wrapped base64 (MIME, PEM) may go on with the rest of a secret's form on the next: held as
-  // a line that is not one. Whether a line is depends on its characters, not on the secret.
-  if (redaction.wrapsLines && endsWrappedLine(data, lineBreakStart(data, tailStart + lineFeed))) return tailStart;
+  // A line of wrapped base64 (MIME, PEM), or one ending in a quoted-printable soft line break, may go on
+  // with the rest of a secret's form on the next: held as a line that is not one. Whether a line is
+  // depends on its characters, not on the secret.
+  if (redaction.wrapsLines && continuesAfterBreak(data, lineBreakStart(data, tailStart + lineFeed))) return tailStart;
   return tailStart + lineFeed + 1;
 }
 

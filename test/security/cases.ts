@@ -911,6 +911,48 @@ export const CASES = {
     status: 403,
     expected: "each secret is replaced by `[redacted-by-keyward]` across its line breaks: no block decodes to a piece of it",
   },
+  "SEC-28": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes a secret holding `=`, `'`, `+`, `\"` or a backtick (a base64 key's `+` and `=`) in JSON as Gson writes it by default (`\\u003d`, `\\u0027`, lower case) or as .NET's `System.Text.Json` does (`\\u002B`, `\\u0022`, `\\u0060`, upper case, non-ASCII too)",
+    status: 403,
+    expected: "the echoed secret is redacted in that spelling too: the upstream's answer comes back with the value `[redacted-by-keyward]`",
+  },
+  "SEC-29": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret's bytes as hex with a separator between bytes: colons as OpenSSL writes a fingerprint (`AB:CD:…`) and Python's `bytes.hex(\":\")` (`ab:cd:…`), dashes as .NET's `BitConverter.ToString` (`AB-CD-…`); upper or lower case",
+    status: 403,
+    expected: "each spelling of the secret's bytes is replaced by `[redacted-by-keyward]`; the rest of the answer comes back",
+  },
+  "SEC-30": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes data holding the secret as base64 wrapped into lines inside a JSON string, where each line break is the escape `\\n` or `\\r\\n` (a PEM certificate or a MIME part as a JSON value), with the break at each place in the secret's span; whole or streamed",
+    status: 403,
+    expected: "each secret is replaced by `[redacted-by-keyward]` across its escaped line breaks: the answer stays JSON, and no block decodes to a piece of it",
+  },
+  "SEC-31": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the injected secret in a quoted-printable e-mail body (a mail API's raw message, a bounce): `=` written `=3D`, lines cut at 76 characters by soft line breaks (`=` and CRLF) wherever they fall in the secret's span; whole or streamed",
+    status: 403,
+    expected: "each secret is replaced by `[redacted-by-keyward]`, across its soft line breaks too: decoded, the body holds no piece of it",
+  },
+  "SEC-32": {
+    area: "secrets",
+    attack:
+      "an upstream that echoes the secret HTML-escaped inside a JSON string (an HTML fragment or error page returned as a JSON value), by an encoder that escapes the HTML escapes' `&` again: Go's `html/template` in `encoding/json` (`\\u0026amp;`, `\\u0026#43;`), the OWASP Java Encoder in Gson",
+    status: 403,
+    expected: "the doubly escaped secret is replaced by `[redacted-by-keyward]`; the JSON and the HTML around it come back",
+  },
+  "SEC-33": {
+    area: "secrets",
+    attack:
+      "an upstream on .NET's `System.Text.Json` that echoes the secret's base64 (the `Authorization: Basic` header it received), whose `+` that encoder writes as `\\u002B`",
+    status: 403,
+    expected: "the base64 form is replaced by `[redacted-by-keyward]` in that spelling too: only the characters that depend on the user name are left around it",
+  },
   "SEC-26": {
     area: "secrets",
     attack:

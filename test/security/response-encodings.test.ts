@@ -421,3 +421,176 @@ describe("echoes in hex, HTML and wrapped base64", () => {
     }
   });
 });
+
+/**
+ * Spellings of the injected credential that encoders in common use write and the forms above once
+ * missed. The secret holds the characters those encoders rewrite, as a base64 key holds `+`, `/`, `=`.
+ */
+describe("echoes as other encoders and dumps write them", () => {
+  const secret = "sk+live/json=0123<456789>&abc'def\"XY`Z==";
+  const REDACTED = "[redacted-by-keyward]";
+  const unicode = (c: string, hex: (h: string) => string = (h) => h) => "\\u" + hex(c.charCodeAt(0).toString(16).padStart(4, "0"));
+  /** A JSON string's contents as JSON.stringify writes them, then the characters `escaped` as `\u` escapes in `hex`'s case. */
+  const jsonString = (text: string, escaped: RegExp, hex: (h: string) => string) =>
+    JSON.stringify(text)
+      .slice(1, -1)
+      .replace(/\\"/g, '"')
+      .replace(escaped, (c) => unicode(c, hex))
+      .replace(/"/g, '\\"');
+  /** Gson (Java, Kotlin) by default: HTML-safe, `<`, `>`, `&`, `=` and `'` as lower-case `\u` escapes. */
+  const gson = (text: string) => jsonString(text, /[<>&='\u2028\u2029]/g, (h) => h);
+  /** .NET's System.Text.Json by default: `"`, `&`, `'`, `+`, `<`, `>`, backtick and non-ASCII as upper-case `\u` escapes. */
+  const dotnet = (text: string) => jsonString(text, /["&'+<>`\u0080-\uffff]/g, (h) => h.toUpperCase());
+  /** Go's encoding/json: `<`, `>`, `&` as lower-case `\u` escapes. */
+  const goJson = (text: string) => jsonString(text, /[<>&\u2028\u2029]/g, (h) => h);
+  /** HTML-escaped: `&`, `<`, `>` by name, and the characters in `more` as given. */
+  const escapeHtml = (text: string, more: Record<string, string>) => text.replace(/[&<>"'+]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", ...more })[c] ?? c);
+  const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
+  const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
+  /** Quoted-printable as Python's email package writes it: `=` and non-ASCII as `=XX`, lines of at most 76 characters, the `=` of a soft break included. */
+  const quotedPrintable = (text: string) => {
+    const units = [...Buffer.from(text)].map((b) => ((b >= 33 && b <= 126 && b !== 61) || b === 32 ? String.fromCharCode(b) : "=" + b.toString(16).toUpperCase().padStart(2, "0")));
+    const lines = [""];
+    for (const unit of units) {
+      if (lines.at(-1)!.length + unit.length > 75) lines.push("");
+      lines[lines.length - 1] += unit;
+    }
+    return lines.join("=\r\n");
+  };
+  const fromQuotedPrintable = (text: string) => Buffer.from(text.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
+  let store: Store;
+  let broker: TestBroker;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let token: string;
+
+  /** The bodies by path, given the key the upstream received. */
+  const bodies: Record<string, (key: string) => string> = {
+    "/json/gson": (key) => `{"error":"key not recognised","key":"${gson(key)}"}`,
+    "/json/dotnet": (key) => `{"error":"key not recognised","key":"${dotnet(key)}"}`,
+    // The key's bytes as a fingerprint: OpenSSL's (upper case, colons), Python's bytes.hex(":"), .NET's
+    // BitConverter.ToString (upper case, dashes), and with lower-case dashes.
+    "/hex/colons": (key) => `SHA1 Fingerprint=${hex(key, ":").toUpperCase()}\nkey: ${hex(key, ":")}\n`,
+    "/hex/dashes": (key) => `{"keyBytes":"${hex(key, "-").toUpperCase()}","lower":"${hex(key, "-")}"}`,
+    // A PEM block (64, LF) and a MIME part (76, CRLF) of data holding the key, as a JSON string: the line
+    // breaks are the escapes `\n` and `\r\n`. Once for each place a break can fall in the key's span.
+    "/json/pem": (key) =>
+      JSON.stringify(Array.from({ length: 64 }, (_, pad) => `-----BEGIN DATA-----\n${wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 64, "\n")}\n-----END DATA-----`)),
+    "/json/mime": (key) => JSON.stringify({ parts: Array.from({ length: 76 }, (_, pad) => wrap(Buffer.from(`${"p".repeat(pad)}key=${key};`).toString("base64"), 76, "\r\n")) }),
+    // The Authorization header the upstream received, echoed by an ASP.NET Core service: the Basic
+    // credential's base64 as System.Text.Json writes it (`+` as `\u002B`).
+    "/json/dotnet/basic": (key) => `{"authorization":"${dotnet(`Basic ${Buffer.from(`user:${key}`).toString("base64")}`)}"}`,
+    // An error page rendered as HTML, then returned inside JSON: Go's html/template in encoding/json, and
+    // the OWASP Java Encoder in Gson.
+    "/json/html/go": (key) => `{"html":"${goJson(`<p>Invalid key: ${escapeHtml(key, { '"': "&#34;", "'": "&#39;", "+": "&#43;" })}</p>`)}"}`,
+    "/json/html/gson": (key) => `{"html":"${gson(`<p>Invalid key: ${escapeHtml(key, { '"': "&#34;", "'": "&#39;" })}</p>`)}"}`,
+    // An e-mail echoed as its quoted-printable body, lines cut at 76 characters by soft line breaks (`=`
+    // and CRLF), once for each place a break can fall in the key's span.
+    "/mail": (key) =>
+      "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+      Array.from({ length: 76 }, (_, pad) => quotedPrintable(`${"p".repeat(pad)} key=${key};`)).join("\r\n"),
+  };
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      const [path, streamed] = (req.url ?? "").split("?");
+      const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
+      res.writeHead(403, { "content-type": path!.startsWith("/json") ? "application/json" : "text/plain; charset=utf-8" });
+      if (streamed === undefined) return res.end(body);
+      // `?streamed`: in writes of 97 bytes, of unknown length, so that the broker streams it.
+      let at = 0;
+      const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
+      next();
+    });
+    store = newStore();
+    broker = await startBroker(store);
+    await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+    const agent = await createAgent(broker, "agent");
+    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
+    token = await tokenFor(broker, agent, { grant: "g" });
+  });
+  afterAll(async () => {
+    await broker?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const get = (path: string) =>
+    broker
+      .http()
+      .get(`/proxy/echo${path}`)
+      .set("authorization", `Bearer ${token}`)
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
+      });
+
+  it.each([
+    ["/json/gson", gson],
+    ["/json/dotnet", dotnet],
+  ] as const)(`${title("SEC-28")}: %s`, async (path, encode) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-28"));
+    // The upstream's spelling is none JSON.stringify writes, and it decodes to the secret.
+    expect(encode(secret)).not.toContain(JSON.stringify(secret).slice(1, -1));
+    expect(JSON.parse(`"${encode(secret)}"`)).toBe(secret);
+    expect(JSON.parse(res.body as string)).toEqual({ error: "key not recognised", key: REDACTED });
+  });
+
+  it.each(["/hex/colons", "/hex/dashes"])(`${title("SEC-29")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-29"));
+    const text = (res.body as string).toLowerCase();
+    for (const separator of [":", "-"]) {
+      const spelling = hex(secret, separator);
+      expect(text).not.toContain(spelling);
+      // Not even a third of the secret's bytes is left around the marker.
+      expect(text).not.toContain(spelling.slice(0, spelling.length / 3));
+    }
+    expect(text.split(REDACTED)).toHaveLength(3);
+    expect(res.body).toMatch(path === "/hex/colons" ? /^SHA1 Fingerprint=\[redacted-by-keyward\]\nkey: / : /^\{"keyBytes":"\[redacted-by-keyward\]","lower":"/);
+  });
+
+  it.each(["/json/pem", "/json/mime", "/json/pem?streamed", "/json/mime?streamed"])(`${title("SEC-30")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-30"));
+    const text = res.body as string;
+    expect(text.split(REDACTED)).toHaveLength((path.startsWith("/json/pem") ? 64 : 76) + 1);
+    // Still JSON; taken out of its lines, no block decodes to 12 bytes of the key.
+    const values = JSON.stringify(JSON.parse(text));
+    const unwrapped = values.replace(/\\r|\\n/g, "");
+    for (const part of unwrapped.split(/[^A-Za-z0-9+/=]+/)) {
+      for (const shift of ["", "A", "AA", "AAA"]) expect(Buffer.from(shift + part, "base64").toString("latin1")).not.toMatch(/sk\+live\/json=012|<456789>&abc/);
+    }
+  });
+
+  it.each(["/mail", "/mail?streamed"])(`${title("SEC-31")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-31"));
+    const text = res.body as string;
+    expect(text.split(REDACTED)).toHaveLength(76 + 1);
+    // Decoded as the agent's mail client would, not 12 characters of the key are left.
+    const decoded = fromQuotedPrintable(text);
+    for (let i = 0; i + 12 <= secret.length; i++) expect(decoded).not.toContain(secret.slice(i, i + 12));
+    expect(decoded).toContain(`p key=${REDACTED};`);
+  });
+
+  it.each(["/json/html/go", "/json/html/gson"])(`${title("SEC-32")}: %s`, async (path) => {
+    const res = await get(path);
+    expect(res.status).toBe(statusOf("SEC-32"));
+    const html = JSON.parse(res.body as string).html as string;
+    // The upstream's spelling is none the HTML or the JSON forms alone are.
+    expect(bodies[path]!(secret)).toContain("\\u0026amp;");
+    expect(html).toBe(`<p>Invalid key: ${REDACTED}</p>`);
+  });
+
+  it(title("SEC-33"), async () => {
+    const res = await get("/json/dotnet/basic");
+    expect(res.status).toBe(statusOf("SEC-33"));
+    // The upstream's spelling has `+` escaped where the key's base64 has one.
+    expect(bodies["/json/dotnet/basic"]!(secret)).toContain("\\u002B");
+    const basic = JSON.parse(res.body as string).authorization as string;
+    expect(basic).toMatch(/^Basic .{0,8}\[redacted-by-keyward\].{0,8}$/);
+  });
+});

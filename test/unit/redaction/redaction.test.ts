@@ -18,17 +18,24 @@ const spellings = [
   JSON.stringify({ a: SECRET }).replace(/\//g, "\\/"),
   JSON.stringify(SECRET).slice(1, -1).replace(/é/, "\\u00e9"),
   JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026"), // Go's encoding/json, Rails
+  JSON.stringify(SECRET).slice(1, -1).replace(/&/, "\\u0026").replace(/=/, "\\u003d"), // Gson
+  JSON.stringify(SECRET).slice(1, -1).replace(/\+/, "\\u002B").replace(/&/, "\\u0026").replace(/\\"/, "\\u0022").replace(/é/, "\\u00E9"), // .NET's System.Text.Json
+  SECRET.replace("=", "=3D").replace("é", "=C3=A9"), // quoted-printable, an e-mail body
   Buffer.from(SECRET).toString("base64"),
   Buffer.from(SECRET).toString("base64url"),
   Buffer.from("x" + SECRET).toString("base64"),
   Buffer.from("xy" + SECRET).toString("base64url"),
   Buffer.from(`user:${SECRET}`).toString("base64"),
+  Buffer.from(`user:${SECRET}`).toString("base64").replace(/\+/g, "\\u002B"), // in JSON by .NET's System.Text.Json
   SECRET.replace("&", "&amp;").replace('"', "&quot;"), // Rails' ERB, Python's html.escape, PHP's htmlspecialchars
   SECRET.replace("&", "&amp;").replace("+", "&#43;").replace('"', "&#34;"), // Go's html/template
   SECRET.replace("&", "&amp;").replace("/", "&#x2F;").replace("=", "&#x3D;").replace('"', "&quot;"), // Mustache
+  SECRET.replace("&", "\\u0026amp;").replace("+", "\\u0026#43;").replace('"', "\\u0026#34;"), // Go's html/template, then its encoding/json
   Buffer.from(SECRET).toString("hex"),
   Buffer.from(SECRET).toString("hex").toUpperCase(),
   Buffer.from(`GET\n${SECRET}`).toString("hex").replace(/(..)(?!$)/g, "$1 ").toUpperCase(), // S3's CanonicalRequestBytes
+  Buffer.from(SECRET).toString("hex").replace(/(..)(?!$)/g, "$1:").toUpperCase(), // OpenSSL's fingerprint
+  Buffer.from(SECRET).toString("hex").replace(/(..)(?!$)/g, "$1-").toUpperCase(), // .NET's BitConverter.ToString
 ];
 
 describe("wideForms", () => {
@@ -77,8 +84,17 @@ describe("secretForms", () => {
     expect(htmlEscaped("ab/cd+ef")).toEqual(["ab/cd&#43;ef", "ab&#x2F;cd+ef", "ab/cd&#x2B;ef", "ab&#x2f;cd&#x2b;ef"]);
   });
 
-  it("hex forms are the bytes in either case, run together and space-separated", () => {
-    expect(hexForms(Buffer.from("AWS4\né"))).toEqual(["415753340ac3a9", "415753340AC3A9", "41 57 53 34 0a c3 a9", "41 57 53 34 0A C3 A9"]);
+  it("hex forms are the bytes in either case, run together and separated by spaces, colons or dashes", () => {
+    expect(hexForms(Buffer.from("AWS4\né"))).toEqual([
+      "415753340ac3a9",
+      "415753340AC3A9",
+      "41 57 53 34 0a c3 a9",
+      "41 57 53 34 0A C3 A9",
+      "41:57:53:34:0a:c3:a9",
+      "41:57:53:34:0A:C3:A9",
+      "41-57-53-34-0a-c3-a9",
+      "41-57-53-34-0A-C3-A9",
+    ]);
   });
 
   it("base64 alignments are the characters that depend on the secret alone", () => {
