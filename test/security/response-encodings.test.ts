@@ -296,10 +296,6 @@ describe("echoes in hex, HTML and wrapped base64", () => {
   const secret = "sk+live/echo=0123<456789>&abcdef'Z>?X?~";
   const REDACTED = "[redacted-by-keyward]";
   const hex = (text: string, separator: string) => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, "0")).join(separator);
-  let store: Store;
-  let broker: TestBroker;
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
-  let token: string;
 
   const wrap = (text: string, width: number, lineBreak: string) => text.replace(new RegExp(`(.{${width}})(?!$)`, "g"), `$1${lineBreak}`);
 
@@ -344,42 +340,12 @@ describe("echoes in hex, HTML and wrapped base64", () => {
     "/hexdump": (key) => `{"received":"${hex(`x-api-key: ${key}`, "")}","upper":"${hex(key, "").toUpperCase()}"}`,
   };
 
+  let echo: EchoingBroker;
   beforeAll(async () => {
-    upstream = await startUpstream((req, res) => {
-      const [path, streamed] = (req.url ?? "").split("?");
-      const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
-      res.writeHead(403, { "content-type": req.url === "/s3" ? "application/xml" : "text/html; charset=utf-8" });
-      if (!streamed) return res.end(body);
-      // `?streamed`: in writes of 97 bytes, of unknown length, so that the broker streams it.
-      let at = 0;
-      const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
-      next();
-    });
-    store = newStore();
-    broker = await startBroker(store);
-    await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
-    const agent = await createAgent(broker, "agent");
-    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
-    token = await tokenFor(broker, agent, { grant: "g" });
+    echo = await echoingBroker(secret, bodies, (path) => (path === "/s3" ? "application/xml" : "text/html; charset=utf-8"));
   });
-  afterAll(async () => {
-    await broker?.close();
-    await upstream?.close();
-    await store?.drop();
-  });
-
-  /** The body as text, whatever its type. */
-  const get = (path: string) =>
-    broker
-      .http()
-      .get(`/proxy/echo${path}`)
-      .set("authorization", `Bearer ${token}`)
-      .buffer(true)
-      .parse((res, done) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
-      });
+  afterAll(() => echo?.close());
+  const get = (path: string) => echo.get(path);
 
   it.each(["/s3", "/hexdump"])(`${title("SEC-16")}: %s`, async (path) => {
     const res = await get(path);
@@ -458,10 +424,6 @@ describe("echoes as other encoders and dumps write them", () => {
     return lines.join("=\r\n");
   };
   const fromQuotedPrintable = (text: string) => Buffer.from(text.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
-  let store: Store;
-  let broker: TestBroker;
-  let upstream: Awaited<ReturnType<typeof startUpstream>>;
-  let token: string;
 
   /** The bodies by path, given the key the upstream received. */
   const bodies: Record<string, (key: string) => string> = {
@@ -490,41 +452,12 @@ describe("echoes as other encoders and dumps write them", () => {
       Array.from({ length: 76 }, (_, pad) => quotedPrintable(`${"p".repeat(pad)} key=${key};`)).join("\r\n"),
   };
 
+  let echo: EchoingBroker;
   beforeAll(async () => {
-    upstream = await startUpstream((req, res) => {
-      const [path, streamed] = (req.url ?? "").split("?");
-      const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
-      res.writeHead(403, { "content-type": path!.startsWith("/json") ? "application/json" : "text/plain; charset=utf-8" });
-      if (streamed === undefined) return res.end(body);
-      // `?streamed`: in writes of 97 bytes, of unknown length, so that the broker streams it.
-      let at = 0;
-      const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
-      next();
-    });
-    store = newStore();
-    broker = await startBroker(store);
-    await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
-    const agent = await createAgent(broker, "agent");
-    await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
-    token = await tokenFor(broker, agent, { grant: "g" });
+    echo = await echoingBroker(secret, bodies, (path) => (path.startsWith("/json") ? "application/json" : "text/plain; charset=utf-8"));
   });
-  afterAll(async () => {
-    await broker?.close();
-    await upstream?.close();
-    await store?.drop();
-  });
-
-  const get = (path: string) =>
-    broker
-      .http()
-      .get(`/proxy/echo${path}`)
-      .set("authorization", `Bearer ${token}`)
-      .buffer(true)
-      .parse((res, done) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
-      });
+  afterAll(() => echo?.close());
+  const get = (path: string) => echo.get(path);
 
   it.each([
     ["/json/gson", gson],
@@ -594,3 +527,45 @@ describe("echoes as other encoders and dumps write them", () => {
     expect(basic).toMatch(/^Basic .{0,8}\[redacted-by-keyward\].{0,8}$/);
   });
 });
+
+/**
+ * A broker in front of an upstream that answers 403 with `bodies[path]` of the key it was sent (`?streamed`:
+ * in writes of 97 bytes, of unknown length, so that the broker streams it); `get(path)` is the body an
+ * agent is shown, as text whatever its type.
+ */
+async function echoingBroker(secret: string, bodies: Record<string, (key: string) => string>, contentType: (path: string) => string) {
+  const upstream = await startUpstream((req, res) => {
+    const [path, streamed] = (req.url ?? "").split("?");
+    const body = Buffer.from(bodies[path!]?.(String(req.headers["x-api-key"])) ?? "not found");
+    res.writeHead(403, { "content-type": contentType(path!) });
+    if (streamed === undefined) return res.end(body);
+    let at = 0;
+    const next = () => (at >= body.length ? res.end() : res.write(body.subarray(at, (at += 97)), () => setImmediate(next)));
+    next();
+  });
+  const store = newStore();
+  const broker = await startBroker(store);
+  await createUpstream(broker, { name: "echo", baseUrl: upstream.url, environment: "staging", secret, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
+  const agent = await createAgent(broker, "agent");
+  await createGrant(broker, { name: "g", agents: [agent.id], upstream: "echo", methods: ["GET"], paths: ["/**"] });
+  const token = await tokenFor(broker, agent, { grant: "g" });
+  return {
+    get: (path: string) =>
+      broker
+        .http()
+        .get(`/proxy/echo${path}`)
+        .set("authorization", `Bearer ${token}`)
+        .buffer(true)
+        .parse((res, done) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => done(null, Buffer.concat(chunks).toString("utf8")));
+        }),
+    async close() {
+      await broker.close();
+      await upstream.close();
+      await store.drop();
+    },
+  };
+}
+type EchoingBroker = Awaited<ReturnType<typeof echoingBroker>>;
