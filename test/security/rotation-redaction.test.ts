@@ -17,13 +17,7 @@ describe("credentials rotated away within the overlap", () => {
   let token: string;
 
   beforeAll(async () => {
-    const seen: string[] = [];
-    upstream = await startUpstream((req, res) => {
-      const key = String(req.headers["x-api-key"]);
-      if (!seen.includes(key)) seen.push(key);
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ recentKeys: seen }));
-    });
+    upstream = await keyLoggingUpstream();
     store = newStore();
     broker = await startBroker(store);
     await createUpstream(broker, { name: "logs", baseUrl: upstream.url, environment: "staging", secret: keys[0]!, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
@@ -73,13 +67,7 @@ describe("credentials rotated away, on every replica and across a restart", () =
   let agent: Awaited<ReturnType<typeof createAgent>>;
 
   beforeAll(async () => {
-    const seen: string[] = [];
-    upstream = await startUpstream((req, res) => {
-      const key = String(req.headers["x-api-key"]);
-      if (!seen.includes(key)) seen.push(key);
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ recentKeys: seen }));
-    });
+    upstream = await keyLoggingUpstream();
     store = newStore();
     first = await startBroker(store);
     await createUpstream(first, { name: "logs", baseUrl: upstream.url, environment: "staging", secret: oldKey, auth: { type: "header", header: "X-Api-Key", template: "{secret}" } });
@@ -134,3 +122,14 @@ describe("credentials rotated away, on every replica and across a restart", () =
     await expect.poll(() => prisma.retiredUpstreamCredential.count()).toBe(0);
   });
 });
+
+/** An upstream whose every answer lists the keys it was sent so far, as a request log an API shows would. */
+function keyLoggingUpstream() {
+  const seen: string[] = [];
+  return startUpstream((req, res) => {
+    const key = String(req.headers["x-api-key"]);
+    if (!seen.includes(key)) seen.push(key);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ recentKeys: seen }));
+  });
+}
