@@ -279,15 +279,40 @@ function decideOperation(
   if (!rules) return { allow: true, rule: protection ? `allowProtected ${protection.id}` : null, destructive: !!protection };
   const allowIndex = rules.allow.findIndex((rule) => operationMatches(rule, op));
   if (allowIndex === -1) return deny("operation_denied", `no ${op.kind}.allow rule matches ${described}`);
-  const rule = rules.allow[allowIndex]!;
-  if (rule.requiresApproval && !approval) {
-    return deny("approval_required", `${op.kind}.allow[${allowIndex}] requires a token approved by a human`);
+  // The first rule that matches allows it; tags take something away, so every matching rule's count: an
+  // earlier, broader rule (`{ operation: "mutation" }`) must not wave through the operation a later one
+  // singles out for a human or a budget.
+  let approvalIndex = -1;
+  let destructive = !!protection;
+  for (const { index, rule } of taggedAllowRules(rules)) {
+    if (index < allowIndex || !operationMatches(rule, op)) continue;
+    if (rule.requiresApproval && approvalIndex === -1) approvalIndex = index;
+    if (rule.destructive) destructive = true;
+  }
+  if (approvalIndex !== -1 && !approval) {
+    return deny("approval_required", `${op.kind}.allow[${approvalIndex}] requires a token approved by a human`);
   }
   return {
     allow: true,
     rule: `${op.kind}.allow[${allowIndex}] ${described}${protection ? ` (allowProtected ${protection.id})` : ""}`,
-    destructive: !!rule.destructive || !!protection,
+    destructive,
   };
+}
+
+type AllowRule = (GraphqlRules | JsonRpcRules)["allow"][number];
+type TaggedRule = { index: number; rule: AllowRule };
+
+/** Each grant's allow rules that carry a tag, by rules object: found once per grant as loaded, not per operation. */
+const taggedRulesOf = new WeakMap<GraphqlRules | JsonRpcRules, readonly TaggedRule[]>();
+
+function taggedAllowRules(rules: GraphqlRules | JsonRpcRules): readonly TaggedRule[] {
+  let tagged = taggedRulesOf.get(rules);
+  if (!tagged) {
+    const allow: readonly AllowRule[] = rules.allow;
+    tagged = allow.flatMap((rule, index) => (rule.requiresApproval || rule.destructive ? [{ index, rule }] : []));
+    taggedRulesOf.set(rules, tagged);
+  }
+  return tagged;
 }
 
 type OperationRule = { operation?: string; field?: string } | { method: string };

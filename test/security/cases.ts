@@ -621,6 +621,14 @@ export const CASES = {
     expected:
       "403 `method_override`: the Content-Type is read as PHP and Rack read it (a list of types, read differently elsewhere, is refused when an override matters), and an override in the query is refused whatever the body says; nothing is forwarded",
   },
+  "REQ-77": {
+    area: "request",
+    attack:
+      "an operator tags a GraphQL or JSON-RPC allow rule `requiresApproval` (and `destructive`) for one dangerous operation (`deploymentRollback`, `eth_sendRawTransaction`) but lists a broader allow rule before it (`{ operation: \"mutation\" }`, `eth_*`); an agent with an unapproved token runs that operation",
+    status: 403,
+    expected:
+      "403 `approval_required`: a tag takes something away, so every allow rule that matches an operation counts, not only the first; an approved token's call counts as destructive for budgets; the upstream receives nothing",
+  },
   "REQ-54": {
     area: "request",
     attack:

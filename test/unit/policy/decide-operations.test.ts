@@ -283,3 +283,32 @@ describe("decide: destructive calls for budgets", () => {
     expect(d.allow && d.destructive).toBe(expected);
   });
 });
+
+describe(title("REQ-77"), () => {
+  const approvedToken = { ...token, approval: { protectedOperations: [] } };
+  const gqlGrant: GrantPolicy = {
+    ...baseGrant,
+    graphql: {
+      allow: [{ operation: "query" }, { operation: "mutation" }, { operation: "mutation", field: "deploymentRollback", requiresApproval: true, destructive: true }],
+      deny: [],
+    },
+  };
+  const rpcTarget: TargetPolicy = { ...http, protocol: "jsonrpc" };
+  const rpcGrant: GrantPolicy = {
+    ...baseGrant,
+    jsonrpc: { allow: [{ method: "eth_*" }, { method: "eth_sendRawTransaction", requiresApproval: true, destructive: true }], deny: [] },
+  };
+  const rpc = (body: unknown) => request("POST", "/rpc", rpcTarget, body);
+  const cases: [string, TokenCapabilities, GrantPolicy, ProxyRequest, string][] = [
+    ["a GraphQL mutation a later rule requires approval for, unapproved token", token, gqlGrant, gql("mutation { deploymentRollback(id: 1) }"), "approval_required"],
+    ["the same under an alias, in a batch", token, gqlGrant, request("POST", "/graphql", graphqlTarget, [{ query: "{ a }" }, { query: "mutation { x: deploymentRollback(id: 1) }" }]), "approval_required"],
+    ["the same, approved token: destructive by the later rule", approvedToken, gqlGrant, gql("mutation { deploymentRollback(id: 1) }"), "allow 1"],
+    ["another mutation the earlier rule allows", token, gqlGrant, gql("mutation { serviceCreate(name: \"x\") }"), "allow 0"],
+    ["a JSON-RPC method a later rule requires approval for, unapproved token", token, rpcGrant, rpc({ jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 1 }), "approval_required"],
+    ["the same, approved token: destructive by the later rule", approvedToken, rpcGrant, rpc({ jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 1 }), "allow 1"],
+    ["another method the earlier rule allows", token, rpcGrant, rpc({ jsonrpc: "2.0", method: "eth_call", id: 1 }), "allow 0"],
+  ];
+  it.each(cases)("%s", (_name, t, grant, req, expected) => {
+    expect(outcome(decide(t, grant, req))).toBe(expected);
+  });
+});
