@@ -308,6 +308,8 @@ describe("approvals", () => {
     const grant = await createGrant(broker, { name: "suspect-grant", agents: [agent.id], upstream: "incident-api", methods: ["GET"], paths: ["/**"], requiresApproval: true });
     let ttl = 60;
     const approvedRequest = async () => {
+      // Revocations cut off by the second: a request made in the second of the previous one is voided (REQ-78).
+      await new Promise((resolve) => setTimeout(resolve, 1010 - (Date.now() % 1000)));
       const held = await issueToken(broker, agent, { grant: "suspect-grant", ttlSeconds: ttl++ });
       expect(held.status).toBe(202);
       expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).status).toBe(200);
@@ -334,11 +336,36 @@ describe("approvals", () => {
     }
     expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
 
-    // A human who approves after the revocation decides afresh: that token is collected, and works.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // A request made and approved after the revocation is decided afresh: that token is collected, and works.
     const afterwards = await approvedRequest();
     const token = (await collect(afterwards, agent)).body.token.access_token as string;
     expect((await broker.http().get("/proxy/incident-api/v1/x").set("authorization", `Bearer ${token}`)).status).toBe(200);
+  });
+
+  it(title("REQ-78"), async () => {
+    await createUpstream(broker, { name: "compromised-api", baseUrl: api.url, environment: "compromised", secret: "sk-compromised-" + "c".repeat(24) });
+    const agent = await createAgent(broker, "compromised");
+    const grant = await createGrant(broker, { name: "compromised-grant", agents: [agent.id], upstream: "compromised-api", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+    for (const target of [{ agentId: agent.id }, { grantId: grant.id }]) {
+      // Held while the agent was compromised; the security team then revokes, and another human, not
+      // knowing, approves the request still waiting in the queue.
+      const held = await issueToken(broker, agent, { grant: "compromised-grant", ttlSeconds: "agentId" in target ? 60 : 61 });
+      expect(held.status).toBe(202);
+      expect((await broker.admin("post", "/v1/revocations", { ...target, reason: "agent compromised" })).status).toBe(201);
+      const approved = await as(security, `/v1/approvals/${held.body.approvalId}/approve`);
+      expect(approved.status, JSON.stringify(target)).toBe(statusOf("REQ-78"));
+      expect(approved.body.error).toMatchObject({ code: "approval_invalid", reason: expect.stringContaining("revoked") });
+      const collected = await collect(held.body.approvalId, agent);
+      expect(collected.body).not.toHaveProperty("token");
+      // Approved before the revocation and collected after it: voided as REQ-51 says, whichever came first.
+    }
+    expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+    // A request made after the revocation is a new one, for a human to decide.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const fresh = await issueToken(broker, agent, { grant: "compromised-grant", ttlSeconds: 62 });
+    expect((await as(security, `/v1/approvals/${fresh.body.approvalId}/approve`)).status).toBe(200);
+    const token = (await collect(fresh.body.approvalId, agent)).body.token.access_token as string;
+    expect((await broker.http().get("/proxy/compromised-api/v1/x").set("authorization", `Bearer ${token}`)).status).toBe(200);
   });
 
   describe(title("FLT-37"), () => {

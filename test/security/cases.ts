@@ -629,6 +629,14 @@ export const CASES = {
     expected:
       "403 `approval_required`: a tag takes something away, so every allow rule that matches an operation counts, not only the first; an approved token's call counts as destructive for budgets; the upstream receives nothing",
   },
+  "REQ-78": {
+    area: "request",
+    attack:
+      "a compromised agent's token request waits for a human; the security team revokes the agent's (or its grant's) tokens; another human, not knowing, approves the request still in the queue and the agent collects the token",
+    status: 403,
+    expected:
+      "403 `approval_invalid` naming the revocation, to approve and to collect: a request counts as a token issued when it was made, so a revocation that would have revoked that token voids it; no token issued. A request made after the revocation is decided afresh",
+  },
   "REQ-54": {
     area: "request",
     attack:
