@@ -142,7 +142,10 @@ export function normalisePath(raw: string): PathResult {
  */
 export function isValidPathPattern(pattern: string): boolean {
   if (!pattern.startsWith("/") || pattern.length > 512) return false;
-  if (/[\s\\?#%]/.test(pattern)) return false;
+  // No control character either: no path the proxy forwards holds one, so such a pattern matches nothing,
+  // and can only erase or rewrite what a human reads of it (a held token request's paths: REQ-79).
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\\?#%\u0000-\u001f\u007f-\u009f]/.test(pattern)) return false;
   return pattern
     .split("/")
     .slice(1)

@@ -250,6 +250,22 @@ describe("approvals", () => {
     }
   });
 
+  it(title("REQ-79"), async () => {
+    const agent = await createAgent(broker, "control-characters");
+    await createGrant(broker, { name: "control-grant", agents: [agent.id], upstream: "prod", methods: ["GET", "DELETE"], paths: ["/**"], requiresApproval: true });
+    // On a terminal (or a chat-ops bot printing there) the backspaces erase "/**, " and the CSI sequence
+    // rewrites the line: the human reads only the harmless path. The pattern itself can match no call.
+    for (const cloak of ["/x\b\b\b\b\b\b/v1/logs/**", "/x\u001b[2K\u001b[G/v1/logs", "/x\u009b2K/v1/logs", "/v1/logs\u007f/**"]) {
+      const held = await issueToken(broker, agent, { grant: "control-grant", paths: ["/**", cloak] });
+      expect(held.status, cloak).toBe(statusOf("REQ-79"));
+      expect(held.body.error.code).toBe("validation_failed");
+    }
+    // The grant's own paths take no control character either.
+    const grant = await broker.admin("post", "/v1/grants", { name: "control-paths", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/v1/\u001b[31m/**"] });
+    expect(grant.status).toBe(400);
+    expect(await broker.keyward.db.prisma.approval.count({ where: { agentId: agent.id } })).toBe(0);
+  });
+
   it(title("TOK-34"), async () => {
     const webhookCalls: unknown[] = [];
     const hook = await startUpstream((req, res) => {

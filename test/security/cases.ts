@@ -637,6 +637,14 @@ export const CASES = {
     expected:
       "403 `approval_invalid` naming the revocation, to approve and to collect: a request counts as a token issued when it was made, so a revocation that would have revoked that token voids it; no token issued. A request made after the revocation is decided afresh",
   },
+  "REQ-79": {
+    area: "request",
+    attack:
+      "a token request held for a human names, besides `/**`, a path pattern holding control characters (backspaces, an ESC or C1 CSI sequence, DEL) that erase or rewrite the line where the approver reads it (the webhook's payload, `GET /v1/approvals`), so that only a harmless path shows",
+    status: 400,
+    expected:
+      "400 `validation_failed`, nothing held or posted: a path pattern (a token's or a grant's) takes no C0 or C1 control character or DEL, as no path the proxy forwards holds one",
+  },
   "REQ-54": {
     area: "request",
     attack:
