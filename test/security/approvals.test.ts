@@ -225,6 +225,24 @@ describe("approvals", () => {
     }
   });
 
+  it(title("REQ-80"), async () => {
+    const approver = (await broker.admin("post", "/v1/admin-keys", { name: "stolen-then-quiet", role: "security" })).body as { id: string; key: string };
+    const { agent, approvalId } = await heldRequest({ key: broker.adminKey }, "collected-while-relaxed");
+    const grantId = (await broker.admin("get", "/v1/grants")).body.grants.find((g: { name: string }) => g.name === "collected-while-relaxed-grant").id as string;
+    expect((await as(approver.key, `/v1/approvals/${approvalId}/approve`)).status).toBe(200);
+    // The approving key is found stolen and revoked: its approval is void (ADM-21). During maintenance an
+    // admin lifts the grant's approval requirement for a while; the agent collects then.
+    expect((await broker.admin("delete", `/v1/admin-keys/${approver.id}`)).status).toBe(204);
+    expect((await broker.admin("patch", `/v1/grants/${grantId}`, { requiresApproval: false })).status).toBe(200);
+    const collected = await collect(approvalId, agent);
+    expect(collected.status).toBe(statusOf("REQ-80"));
+    expect(collected.body.error.code).toBe("approval_invalid");
+    expect(collected.body).not.toHaveProperty("token");
+    // Requirement back: no token counts as approved by the void approval.
+    expect((await broker.admin("patch", `/v1/grants/${grantId}`, { requiresApproval: true })).status).toBe(200);
+    expect(await broker.keyward.db.prisma.approval.count({ where: { id: approvalId, status: "issued" } })).toBe(0);
+  });
+
   it(title("TOK-38"), async () => {
     const bodies: string[] = [];
     const hook = await startUpstream((_req, res, body) => {

@@ -645,6 +645,14 @@ export const CASES = {
     expected:
       "400 `validation_failed`, nothing held or posted: a path pattern (a token's or a grant's) takes no C0 or C1 control character or DEL, as no path the proxy forwards holds one",
   },
+  "REQ-80": {
+    area: "request",
+    attack:
+      "a token request approved by a key then revoked (found stolen), or by a holder of the agent's credentials, or voided by a revocation, collected while an admin has lifted the grant's approval requirement for a while (maintenance); the requirement is then restored",
+    status: 403,
+    expected:
+      "403 `approval_invalid` (or `self_approval`): a collection is checked as any other, whatever the grant requires now; no token is recorded as approved by a void approval, to pass once the requirement is back",
+  },
   "REQ-54": {
     area: "request",
     attack:
