@@ -284,6 +284,35 @@ describe("approvals", () => {
     expect(await broker.keyward.db.prisma.approval.count({ where: { agentId: agent.id } })).toBe(0);
   });
 
+  it(title("ADM-39"), async () => {
+    const posts: { authorization: string | undefined; body: string }[] = [];
+    const hook = await startUpstream((req, res, body) => {
+      posts.push({ authorization: req.headers.authorization, body });
+      res.writeHead(204).end();
+    });
+    const hookStore = newStore();
+    const credential = "Bearer chatops-" + "w".repeat(32);
+    const hooked = await startBroker(hookStore, { KEYWARD_APPROVAL_WEBHOOK_URL: `${hook.url}/approvals`, KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION: credential });
+    try {
+      await createUpstream(hooked, { name: "prod", baseUrl: api.url, environment: "production", secret: "sk-prod-" + "h".repeat(24) });
+      const agent = await createAgent(hooked, "announced");
+      await createGrant(hooked, { name: "announced-grant", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+      expect((await issueToken(hooked, agent, { grant: "announced-grant" })).status).toBe(202);
+      await expect.poll(() => posts.length).toBe(1);
+      // The receiver can tell Keyward's announcements from anyone else's posts, which could show a real
+      // approvalId next to harmless-looking details.
+      expect(posts[0]!.authorization).toBe(credential);
+      expect(posts[0]!.body).not.toContain("chatops-");
+      const events = await hooked.admin("get", "/v1/audit?kind=approval.notified");
+      expect(events.body.events).toHaveLength(1);
+      expect(JSON.stringify(events.body)).not.toContain("chatops-");
+    } finally {
+      await hooked.close();
+      await hook.close();
+      await hookStore.drop();
+    }
+  });
+
   it(title("TOK-34"), async () => {
     const webhookCalls: unknown[] = [];
     const hook = await startUpstream((req, res) => {

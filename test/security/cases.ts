@@ -836,6 +836,13 @@ export const CASES = {
     expected:
       "exit 1 with one line saying there is no Keyward database there (the data dir's absolute path, or the schema) and which setting to fix; nothing created in a data dir, no tables in a database; never a new, empty database whose backup is written as a good one, or a rotation reported done (\"re-encrypted 0 secret(s); 0 still under another key\", exit 0) after which the operator drops the old key",
   },
+  "ADM-39": {
+    area: "admin",
+    attack:
+      "anyone who learns the chat-ops receiver's address posts it a forged `approval.requested` announcement: a real `approvalId` (an agent knows its own) shown with harmless details (a staging upstream, read-only paths), for an approver to approve the dangerous request behind it",
+    expected:
+      "`KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION`, when set, is sent as the `Authorization` header of each announcement, as `KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION` is for the audit webhook, so the receiver can refuse posts that are not Keyward's; it is never in the payload or the audit log",
+  },
 
   // Secrets
   "SEC-01": {
