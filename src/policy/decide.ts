@@ -127,12 +127,18 @@ const queryOf = (request: ProxyRequest): QueryParams => {
 };
 
 /**
+ * Whether a rule that takes something away, naming `ruleMethod`, covers a call's method: one naming GET
+ * covers HEAD too, which most servers answer by running the GET handler (its side effects, its headers).
+ */
+const takesMethod = (ruleMethod: string, method: string) => ruleMethod === method || (ruleMethod === "GET" && method === "HEAD");
+
+/**
  * Rules that take something away match folded paths (foldedSegmentsMatch): case and encoding do not walk
  * around them; and the query, where the rule names one.
  */
 function isHttpRuleHit(rule: HttpRule, method: string, foldedSegments: readonly string[], request: ProxyRequest): boolean {
   if (rule.method === undefined && rule.path === undefined && rule.query === undefined) return true; // malformed rules match everything: deny, never allow
-  if (rule.method !== undefined && rule.method !== method) return false;
+  if (rule.method !== undefined && !takesMethod(rule.method, method)) return false;
   if (rule.path !== undefined && !foldedSegmentsMatch(rule.path, foldedSegments)) return false;
   if (rule.query !== undefined && !queryMatches(rule.query, queryOf(request))) return false;
   return true;
@@ -215,7 +221,7 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
     const { match } = op;
     const hit =
       "http" in match
-        ? match.http.method === method && foldedSegmentsMatch(match.http.path, fullPath) && (!match.http.query || queryMatches(match.http.query, queryOf(request)))
+        ? takesMethod(match.http.method, method) && foldedSegmentsMatch(match.http.path, fullPath) && (!match.http.query || queryMatches(match.http.query, queryOf(request)))
         : "s3" in match && s3Operations.some((name) => match.s3.includes(name));
     if (!hit) continue;
     const refused = refuseProtected(op, grant, approval);

@@ -653,6 +653,14 @@ export const CASES = {
     expected:
       "403 `approval_invalid` (or `self_approval`): a collection is checked as any other, whatever the grant requires now; no token is recorded as approved by a void approval, to pass once the requirement is back",
   },
+  "REQ-81": {
+    area: "request",
+    attack:
+      "under a grant that allows HEAD, a call a rule singles out by `method: \"GET\"` (`requiresApprovalFor`, `deny`, `destructive`: say downloading a backup) sent as HEAD, which most servers answer by running the GET handler (its side effects, its `Location` or signed-URL headers)",
+    status: 403,
+    expected:
+      "a rule naming GET matches HEAD too: 403 `approval_required` (or `deny_rule`; counted destructive when allowed) without an approved token; the upstream receives nothing. A rule naming HEAD does not take GET away",
+  },
   "REQ-54": {
     area: "request",
     attack:

@@ -312,3 +312,21 @@ describe(title("REQ-77"), () => {
     expect(outcome(decide(t, grant, req))).toBe(expected);
   });
 });
+
+describe(title("REQ-81"), () => {
+  const headToken = { ...token, methods: ["GET", "HEAD"] as const };
+  const grant: GrantPolicy = { ...baseGrant, methods: ["GET", "HEAD"] };
+  const cases: [string, GrantPolicy, string][] = [
+    ["requiresApprovalFor a GET, sent as HEAD", { ...grant, requiresApprovalFor: [{ method: "GET", path: "/v1/backups/*/download" }] }, "approval_required"],
+    ["deny a GET, sent as HEAD", { ...grant, deny: [{ method: "GET", path: "/v1/backups/*/download" }] }, "deny_rule"],
+    ["destructive GET, sent as HEAD", { ...grant, destructive: [{ method: "GET", path: "/v1/backups/*/download" }] }, "allow 1"],
+    ["a rule for HEAD leaves GET alone", { ...grant, requiresApprovalFor: [{ method: "HEAD", path: "/v1/backups/*/download" }] }, "approval_required"],
+  ];
+  it.each(cases)("%s", (_name, g, expected) => {
+    expect(outcome(decide(headToken, g, request("HEAD", "/v1/backups/7/download", http)))).toBe(expected);
+  });
+  it("a rule for HEAD does not take GET away", () => {
+    const g = { ...grant, requiresApprovalFor: [{ method: "HEAD" as const, path: "/v1/backups/*/download" }] };
+    expect(outcome(decide(headToken, g, request("GET", "/v1/backups/7/download", http)))).toBe("allow 0");
+  });
+});
