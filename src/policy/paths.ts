@@ -157,6 +157,13 @@ export function isValidPathPattern(pattern: string): boolean {
     });
 }
 
+/**
+ * The pattern with each named placeholder as the `*` it means. A token's paths are the agent's words, read
+ * by the human who approves the token: `/v1/{logs}/**` reads as "the logs" and matches `/v1/volumes/**`.
+ */
+export const withoutPlaceholderNames = (pattern: string): string =>
+  pattern.includes("{") ? pattern.split("/").map((seg) => (seg.startsWith("{") ? "*" : seg)).join("/") : pattern;
+
 /** A pattern segment; a literal also as foldSegment reads it, for the rules that match folded paths. */
 type Token = { kind: "literal"; value: string; folded: string } | { kind: "one" } | { kind: "any" };
 

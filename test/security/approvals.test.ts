@@ -313,6 +313,20 @@ describe("approvals", () => {
     }
   });
 
+  it(title("REQ-82"), async () => {
+    const agent = await createAgent(broker, "placeholder-names");
+    await createGrant(broker, { name: "placeholder-grant", agents: [agent.id], upstream: "prod", methods: ["GET", "DELETE"], paths: ["/v1/**"], requiresApproval: true });
+    // Read as written, "/v1/{logs}/**" is "the logs"; {logs} is any one segment: /v1/volumes/** too.
+    const held = await issueToken(broker, agent, { grant: "placeholder-grant", paths: ["/v1/{logs}/**", "/v1/backups/{id}"] });
+    expect(held.status).toBe(202);
+    const pending = await broker.http().get("/v1/approvals?status=pending").set("authorization", `Bearer ${security}`);
+    const shown = (pending.body.approvals as { approvalId: string; capabilities: { paths: string[] } }[]).find((a) => a.approvalId === held.body.approvalId);
+    expect(shown?.capabilities.paths).toEqual(["/v1/*/**", "/v1/backups/*"]);
+    expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).status).toBe(200);
+    const token = (await collect(held.body.approvalId, agent)).body.token.access_token as string;
+    expect(claimsOf(token).cap).toMatchObject({ paths: ["/v1/*/**", "/v1/backups/*"] });
+  });
+
   it(title("TOK-34"), async () => {
     const webhookCalls: unknown[] = [];
     const hook = await startUpstream((req, res) => {

@@ -661,6 +661,13 @@ export const CASES = {
     expected:
       "a rule naming GET matches HEAD too: 403 `approval_required` (or `deny_rule`; counted destructive when allowed) without an approved token; the upstream receives nothing. A rule naming HEAD does not take GET away",
   },
+  "REQ-82": {
+    area: "request",
+    attack:
+      "a token request held for a human narrows its paths with a named placeholder that reads as a literal (`/v1/{logs}/**`: the approver reads \"the logs\", the pattern matches any one segment, `/v1/volumes/**` too)",
+    expected:
+      "a placeholder the agent names is recorded, shown (console, webhook, `GET /v1/approvals`) and minted as `*`, which it means: the approver reads `/v1/*/**`; the token allows exactly what was asked",
+  },
   "REQ-54": {
     area: "request",
     attack:
