@@ -144,7 +144,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     // Policy depth: environments, break-glass approvals (checked at issuance by the gate), budgets.
     const onPolicyError = (err: unknown) => log.warn({ err }, "policy background work failed");
     const environments = new Environments(prisma, changes);
-    const approvalWebhook = config.approvals.webhookUrl ? new ApprovalWebhook(config.approvals.webhookUrl, prisma, onPolicyError) : null;
+    const approvalWebhook = config.approvals.webhook ? new ApprovalWebhook(config.approvals.webhook, prisma, onPolicyError) : null;
     const approvals = new Approvals(prisma, { ttlSeconds: config.approvals.ttlSeconds, notifier: approvalWebhook });
     const budgets = new BudgetService(prisma, verifiesAfterExpiryMs);
     const gate = new IssuanceGate(prisma, upstreams, environments, approvals);

@@ -104,6 +104,19 @@ async function requesters(db: Pick<PrismaClient, "agent">, row: Pick<Approval, "
 }
 
 /**
+ * The revocation that voids a request, if any. The request counts as a token issued when the agent made
+ * it: a revocation since that would have revoked that token (the agent's, the grant's, the upstream's, the
+ * environment's, all) voids it, whenever a human decides it. Counted from the decision, a compromised
+ * agent's request still waiting when the security team revoked its tokens was honoured once another human,
+ * not knowing, approved it. Read from the database, where every replica records revocations.
+ */
+async function revokedSinceRequested(db: Pick<PrismaClient, "revocation">, row: Approval): Promise<string | null> {
+  const revocations = await readRevocationState(db, new Date());
+  const asIssued = { jti: row.id, agentId: row.agentId, grantId: row.grantId, upstream: row.upstream, issuedAt: Math.floor(row.createdAt.getTime() / 1000) };
+  return revocations.reasonRevoked(asIssued) ?? revocations.reasonEnvironmentRevoked(row.environment, asIssued);
+}
+
+/**
  * Break-glass approvals. A token request that needs a human is held here; a human with the `approve`
  * permission approves or denies it (never the requester); the agent then collects its token, once.
  * Every step is audited. An approval covers the token issued from it and tokens exchanged from that one.
@@ -197,6 +210,8 @@ export class Approvals {
       if (verdict === "approve" && (meta.actor === row.requestedBy || (await requesters(tx, row)).includes(meta.actor))) {
         throw forbidden("the requester cannot approve its own request", "self_approval");
       }
+      const revoked = verdict === "approve" ? await revokedSinceRequested(tx, row) : null;
+      if (revoked) throw forbidden(`the request was made before a revocation: ${revoked}`, "approval_invalid");
       const next = verdict === "approve" ? "approved" : "denied";
       const changed = await tx.approval.updateMany({
         where: { id, status: "pending" },
@@ -266,7 +281,7 @@ export class Approvals {
    * environment the human was shown (a grant moved to another upstream since would otherwise turn an
    * approval for staging into a token for production), decided by someone who does not hold the agent's
    * credentials now either: an approver who took them after approving (rotated the secret) would otherwise
-   * collect the token it approved; by a key not revoked since; and not revoked since it was decided.
+   * collect the token it approved; by a key not revoked since; and not voided by a revocation since it was requested.
    */
   async assertClaimed(id: string, agentId: string, grantId: string, target: { upstream: string; environment: string }): Promise<void> {
     const row = await this.prisma.approval.findUnique({ where: { id } });
@@ -287,13 +302,8 @@ export class Approvals {
     const approverId = row.decidedBy.startsWith(ADMIN_ACTOR_PREFIX) ? row.decidedBy.slice(ADMIN_ACTOR_PREFIX.length) : null;
     const approver = approverId && (await this.prisma.adminKey.findUnique({ where: { id: approverId }, select: { revokedAt: true } }));
     if (!approver || approver.revokedAt) throw forbidden("the admin key that approved it has been revoked", "approval_invalid");
-    // The approval counts as a token issued when it was decided: a revocation since that would have revoked
-    // that token (the agent's, the grant's, the upstream's, the environment's, all) voids it too. Read from
-    // the database, where every replica records them.
-    const revocations = await readRevocationState(this.prisma, new Date());
-    const asIssued = { jti: row.id, agentId, grantId, upstream: row.upstream, issuedAt: Math.floor(row.decidedAt.getTime() / 1000) };
-    const revoked = revocations.reasonRevoked(asIssued) ?? revocations.reasonEnvironmentRevoked(row.environment, asIssued);
-    if (revoked) throw forbidden(`the approval was decided before a revocation: ${revoked}`, "approval_invalid");
+    const revoked = await revokedSinceRequested(this.prisma, row);
+    if (revoked) throw forbidden(`the request was made before a revocation: ${revoked}`, "approval_invalid");
   }
 
   /**

@@ -31,15 +31,17 @@ export class IssuanceGate {
 
   async admit({ agent, grant, capabilities, requestId, approvalId }: Admission): Promise<void> {
     const environment = await this.coveredEnvironment({ agent, grant, requestId });
-    const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
-    if (reasons.length === 0) return;
     if (approvalId !== undefined) {
-      // A collection refused (an approval voided since it was decided) is a refused token request, audited as one.
+      // Checked whatever the grant requires now: the token is recorded as approved, and counts as such once
+      // a requirement lifted for a while is back. A collection refused (an approval voided since it was
+      // decided) is a refused token request, audited as one.
       const target = { upstream: grant.upstream, environment };
       return this.approvals
         .assertClaimed(approvalId, agent.id, grant.id, target)
         .catch((err: unknown) => this.#refused(err, { agent, grant, requestId }, environment));
     }
+    const reasons = approvalReasons(grant, { name: environment, requiresApproval: await this.environments.requiresApproval(environment) });
+    if (reasons.length === 0) return;
     const held = await this.approvals
       .hold({ agentId: agent.id, grant, environment, capabilities, reasons, requestId })
       .catch((err: unknown) => this.#refused(err, { agent, grant, requestId }, environment));

@@ -6,6 +6,13 @@ import type { ApprovalNotifier, ApprovalView } from "./approvals.js";
 const TIMEOUT_MS = 5_000;
 
 /**
+ * Where announcements go. `authorization` (KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION) is sent as the
+ * `Authorization` header: without it a receiver cannot tell Keyward's announcements from a forged one
+ * showing a real approvalId next to harmless-looking details.
+ */
+export type ApprovalWebhookTarget = { url: string; authorization: string | undefined };
+
+/**
  * Posts each new approval request to KEYWARD_APPROVAL_WEBHOOK_URL (chat-ops), in the background: the
  * agent's 202 does not wait for it. The outcome is audited (`approval.notified`). The payload carries
  * ids, names and what is asked for; never a secret or a token.
@@ -14,7 +21,7 @@ export class ApprovalWebhook implements ApprovalNotifier {
   readonly #inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly url: string,
+    private readonly target: ApprovalWebhookTarget,
     private readonly prisma: PrismaClient,
     private readonly onError: (err: unknown) => void,
   ) {}
@@ -49,9 +56,10 @@ export class ApprovalWebhook implements ApprovalNotifier {
     let status: number | undefined;
     let failure: string | undefined;
     try {
-      const response = await fetch(this.url, {
+      const { url, authorization } = this.target;
+      const response = await fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...(authorization && { authorization }) },
         // What the agent asked for (its narrowed paths) is shown to a human in chat: with its invisible and
         // bidi characters visible, as the console and `keyward audit` show them.
         body: JSON.stringify(visibleStrings(payload)),

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import type { UpstreamTimeouts } from "../proxy/upstream-timeouts.js";
+import type { ApprovalWebhookTarget } from "../approvals/webhook.js";
 import { MAX_TOKEN_TTL_SECONDS } from "../tokens/claims.js";
 import { decodeMasterKey } from "../vault/vault.js";
 
@@ -52,6 +53,7 @@ const envSchema = z.object({
   KEYWARD_POLICY_MAX_INSPECT_BYTES: positiveInt(1024 * 1024),
   KEYWARD_APPROVAL_TTL_SECONDS: intBetween(60, 7 * 86_400, 3_600),
   KEYWARD_APPROVAL_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION: z.string().min(1).optional(),
   KEYWARD_FORWARD_PROXY_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   KEYWARD_FORWARD_PROXY_HOST: z.string().min(1).optional(),
 });
@@ -110,7 +112,7 @@ export type Config = {
   /** Largest body read whole to inspect its operations (GraphQL, JSON-RPC, AWS actions); larger → 413. */
   policyInspectMaxBytes: number;
   /** How long a held token request waits for a decision and collection; where new ones are announced. */
-  approvals: { ttlSeconds: number; webhookUrl: string | undefined };
+  approvals: { ttlSeconds: number; webhook: ApprovalWebhookTarget | undefined };
   /** Transparent mode's forward proxy listener (src/forward-proxy); undefined: off. */
   forwardProxy: { port: number; host: string } | undefined;
 };
@@ -241,7 +243,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     clientSecretOverlapSeconds: e.KEYWARD_CLIENT_SECRET_OVERLAP_SECONDS,
     policyInspectMaxBytes: e.KEYWARD_POLICY_MAX_INSPECT_BYTES,
-    approvals: { ttlSeconds: e.KEYWARD_APPROVAL_TTL_SECONDS, webhookUrl: e.KEYWARD_APPROVAL_WEBHOOK_URL },
+    approvals: {
+      ttlSeconds: e.KEYWARD_APPROVAL_TTL_SECONDS,
+      webhook: e.KEYWARD_APPROVAL_WEBHOOK_URL
+        ? { url: e.KEYWARD_APPROVAL_WEBHOOK_URL, authorization: e.KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION }
+        : undefined,
+    },
     forwardProxy:
       e.KEYWARD_FORWARD_PROXY_PORT === undefined
         ? undefined

@@ -127,12 +127,18 @@ const queryOf = (request: ProxyRequest): QueryParams => {
 };
 
 /**
+ * Whether a rule that takes something away, naming `ruleMethod`, covers a call's method: one naming GET
+ * covers HEAD too, which most servers answer by running the GET handler (its side effects, its headers).
+ */
+const takesMethod = (ruleMethod: string, method: string) => ruleMethod === method || (ruleMethod === "GET" && method === "HEAD");
+
+/**
  * Rules that take something away match folded paths (foldedSegmentsMatch): case and encoding do not walk
  * around them; and the query, where the rule names one.
  */
 function isHttpRuleHit(rule: HttpRule, method: string, foldedSegments: readonly string[], request: ProxyRequest): boolean {
   if (rule.method === undefined && rule.path === undefined && rule.query === undefined) return true; // malformed rules match everything: deny, never allow
-  if (rule.method !== undefined && rule.method !== method) return false;
+  if (rule.method !== undefined && !takesMethod(rule.method, method)) return false;
   if (rule.path !== undefined && !foldedSegmentsMatch(rule.path, foldedSegments)) return false;
   if (rule.query !== undefined && !queryMatches(rule.query, queryOf(request))) return false;
   return true;
@@ -215,7 +221,7 @@ export function decide(token: TokenCapabilities, grant: GrantPolicy | null, requ
     const { match } = op;
     const hit =
       "http" in match
-        ? match.http.method === method && foldedSegmentsMatch(match.http.path, fullPath) && (!match.http.query || queryMatches(match.http.query, queryOf(request)))
+        ? takesMethod(match.http.method, method) && foldedSegmentsMatch(match.http.path, fullPath) && (!match.http.query || queryMatches(match.http.query, queryOf(request)))
         : "s3" in match && s3Operations.some((name) => match.s3.includes(name));
     if (!hit) continue;
     const refused = refuseProtected(op, grant, approval);
@@ -279,15 +285,40 @@ function decideOperation(
   if (!rules) return { allow: true, rule: protection ? `allowProtected ${protection.id}` : null, destructive: !!protection };
   const allowIndex = rules.allow.findIndex((rule) => operationMatches(rule, op));
   if (allowIndex === -1) return deny("operation_denied", `no ${op.kind}.allow rule matches ${described}`);
-  const rule = rules.allow[allowIndex]!;
-  if (rule.requiresApproval && !approval) {
-    return deny("approval_required", `${op.kind}.allow[${allowIndex}] requires a token approved by a human`);
+  // The first rule that matches allows it; tags take something away, so every matching rule's count: an
+  // earlier, broader rule (`{ operation: "mutation" }`) must not wave through the operation a later one
+  // singles out for a human or a budget.
+  let approvalIndex = -1;
+  let destructive = !!protection;
+  for (const { index, rule } of taggedAllowRules(rules)) {
+    if (index < allowIndex || !operationMatches(rule, op)) continue;
+    if (rule.requiresApproval && approvalIndex === -1) approvalIndex = index;
+    if (rule.destructive) destructive = true;
+  }
+  if (approvalIndex !== -1 && !approval) {
+    return deny("approval_required", `${op.kind}.allow[${approvalIndex}] requires a token approved by a human`);
   }
   return {
     allow: true,
     rule: `${op.kind}.allow[${allowIndex}] ${described}${protection ? ` (allowProtected ${protection.id})` : ""}`,
-    destructive: !!rule.destructive || !!protection,
+    destructive,
   };
+}
+
+type AllowRule = (GraphqlRules | JsonRpcRules)["allow"][number];
+type TaggedRule = { index: number; rule: AllowRule };
+
+/** Each grant's allow rules that carry a tag, by rules object: found once per grant as loaded, not per operation. */
+const taggedRulesOf = new WeakMap<GraphqlRules | JsonRpcRules, readonly TaggedRule[]>();
+
+function taggedAllowRules(rules: GraphqlRules | JsonRpcRules): readonly TaggedRule[] {
+  let tagged = taggedRulesOf.get(rules);
+  if (!tagged) {
+    const allow: readonly AllowRule[] = rules.allow;
+    tagged = allow.flatMap((rule, index) => (rule.requiresApproval || rule.destructive ? [{ index, rule }] : []));
+    taggedRulesOf.set(rules, tagged);
+  }
+  return tagged;
 }
 
 type OperationRule = { operation?: string; field?: string } | { method: string };

@@ -142,7 +142,10 @@ export function normalisePath(raw: string): PathResult {
  */
 export function isValidPathPattern(pattern: string): boolean {
   if (!pattern.startsWith("/") || pattern.length > 512) return false;
-  if (/[\s\\?#%]/.test(pattern)) return false;
+  // No control character either: no path the proxy forwards holds one, so such a pattern matches nothing,
+  // and can only erase or rewrite what a human reads of it (a held token request's paths: REQ-79).
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\\?#%\u0000-\u001f\u007f-\u009f]/.test(pattern)) return false;
   return pattern
     .split("/")
     .slice(1)
@@ -153,6 +156,13 @@ export function isValidPathPattern(pattern: string): boolean {
       return !/[*{}]/.test(seg);
     });
 }
+
+/**
+ * The pattern with each named placeholder as the `*` it means. A token's paths are the agent's words, read
+ * by the human who approves the token: `/v1/{logs}/**` reads as "the logs" and matches `/v1/volumes/**`.
+ */
+export const withoutPlaceholderNames = (pattern: string): string =>
+  pattern.includes("{") ? pattern.split("/").map((seg) => (seg.startsWith("{") ? "*" : seg)).join("/") : pattern;
 
 /** A pattern segment; a literal also as foldSegment reads it, for the rules that match folded paths. */
 type Token = { kind: "literal"; value: string; folded: string } | { kind: "one" } | { kind: "any" };

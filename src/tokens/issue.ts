@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
-import { patternCovers } from "../policy/paths.js";
+import { patternCovers, withoutPlaceholderNames } from "../policy/paths.js";
 import type { HttpMethod } from "../policy/decide.js";
 import { MAX_TOKEN_TTL_SECONDS, scopeOf, type AgentToken } from "./claims.js";
 import { TOKEN_ALG, type KeySet } from "../signing-keys/signing-keys.js";
@@ -13,8 +13,8 @@ export type Capabilities = { methods: HttpMethod[]; paths: string[]; ttlSeconds:
 export type TtlPolicy = { defaultTtlSeconds: number; maxTtlSeconds: number };
 
 /**
- * What the agent asked for, checked against the limits: a subset is granted as asked, the limits fill
- * what was not asked (the lifetime defaults to the configured default, capped), and anything wider is
+ * What the agent asked for, checked against the limits: a subset is granted as asked (its paths' named
+ * placeholders as the `*` they mean, as the human approving it reads them), the limits fill what was not asked (the lifetime defaults to the configured default, capped), and anything wider is
  * refused (never silently narrowed or widened). `source` names the limits in refusals.
  */
 export function narrowCapabilities(
@@ -34,7 +34,7 @@ export function narrowCapabilities(
   const extraMethod = methods.find((m) => !limits.methods.includes(m));
   if (extraMethod) return { ok: false, reason: `${source} does not allow ${extraMethod}` };
 
-  const paths = request.paths ? [...new Set(request.paths)] : [...limits.paths];
+  const paths = request.paths ? [...new Set(request.paths.map(withoutPlaceholderNames))] : [...limits.paths];
   if (paths.length === 0) return { ok: false, reason: "no paths requested" };
   const extraPath = paths.find((p) => !limits.paths.some((g) => patternCovers(g, p)));
   if (extraPath) return { ok: false, reason: `${source} does not cover path ${extraPath}` };

@@ -225,6 +225,24 @@ describe("approvals", () => {
     }
   });
 
+  it(title("REQ-80"), async () => {
+    const approver = (await broker.admin("post", "/v1/admin-keys", { name: "stolen-then-quiet", role: "security" })).body as { id: string; key: string };
+    const { agent, approvalId } = await heldRequest({ key: broker.adminKey }, "collected-while-relaxed");
+    const grantId = (await broker.admin("get", "/v1/grants")).body.grants.find((g: { name: string }) => g.name === "collected-while-relaxed-grant").id as string;
+    expect((await as(approver.key, `/v1/approvals/${approvalId}/approve`)).status).toBe(200);
+    // The approving key is found stolen and revoked: its approval is void (ADM-21). During maintenance an
+    // admin lifts the grant's approval requirement for a while; the agent collects then.
+    expect((await broker.admin("delete", `/v1/admin-keys/${approver.id}`)).status).toBe(204);
+    expect((await broker.admin("patch", `/v1/grants/${grantId}`, { requiresApproval: false })).status).toBe(200);
+    const collected = await collect(approvalId, agent);
+    expect(collected.status).toBe(statusOf("REQ-80"));
+    expect(collected.body.error.code).toBe("approval_invalid");
+    expect(collected.body).not.toHaveProperty("token");
+    // Requirement back: no token counts as approved by the void approval.
+    expect((await broker.admin("patch", `/v1/grants/${grantId}`, { requiresApproval: true })).status).toBe(200);
+    expect(await broker.keyward.db.prisma.approval.count({ where: { id: approvalId, status: "issued" } })).toBe(0);
+  });
+
   it(title("TOK-38"), async () => {
     const bodies: string[] = [];
     const hook = await startUpstream((_req, res, body) => {
@@ -248,6 +266,65 @@ describe("approvals", () => {
       await hook.close();
       await hookedStore.drop();
     }
+  });
+
+  it(title("REQ-79"), async () => {
+    const agent = await createAgent(broker, "control-characters");
+    await createGrant(broker, { name: "control-grant", agents: [agent.id], upstream: "prod", methods: ["GET", "DELETE"], paths: ["/**"], requiresApproval: true });
+    // On a terminal (or a chat-ops bot printing there) the backspaces erase "/**, " and the CSI sequence
+    // rewrites the line: the human reads only the harmless path. The pattern itself can match no call.
+    for (const cloak of ["/x\b\b\b\b\b\b/v1/logs/**", "/x\u001b[2K\u001b[G/v1/logs", "/x\u009b2K/v1/logs", "/v1/logs\u007f/**"]) {
+      const held = await issueToken(broker, agent, { grant: "control-grant", paths: ["/**", cloak] });
+      expect(held.status, cloak).toBe(statusOf("REQ-79"));
+      expect(held.body.error.code).toBe("validation_failed");
+    }
+    // The grant's own paths take no control character either.
+    const grant = await broker.admin("post", "/v1/grants", { name: "control-paths", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/v1/\u001b[31m/**"] });
+    expect(grant.status).toBe(400);
+    expect(await broker.keyward.db.prisma.approval.count({ where: { agentId: agent.id } })).toBe(0);
+  });
+
+  it(title("ADM-39"), async () => {
+    const posts: { authorization: string | undefined; body: string }[] = [];
+    const hook = await startUpstream((req, res, body) => {
+      posts.push({ authorization: req.headers.authorization, body });
+      res.writeHead(204).end();
+    });
+    const hookStore = newStore();
+    const credential = "Bearer chatops-" + "w".repeat(32);
+    const hooked = await startBroker(hookStore, { KEYWARD_APPROVAL_WEBHOOK_URL: `${hook.url}/approvals`, KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION: credential });
+    try {
+      await createUpstream(hooked, { name: "prod", baseUrl: api.url, environment: "production", secret: "sk-prod-" + "h".repeat(24) });
+      const agent = await createAgent(hooked, "announced");
+      await createGrant(hooked, { name: "announced-grant", agents: [agent.id], upstream: "prod", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+      expect((await issueToken(hooked, agent, { grant: "announced-grant" })).status).toBe(202);
+      await expect.poll(() => posts.length).toBe(1);
+      // The receiver can tell Keyward's announcements from anyone else's posts, which could show a real
+      // approvalId next to harmless-looking details.
+      expect(posts[0]!.authorization).toBe(credential);
+      expect(posts[0]!.body).not.toContain("chatops-");
+      const events = await hooked.admin("get", "/v1/audit?kind=approval.notified");
+      expect(events.body.events).toHaveLength(1);
+      expect(JSON.stringify(events.body)).not.toContain("chatops-");
+    } finally {
+      await hooked.close();
+      await hook.close();
+      await hookStore.drop();
+    }
+  });
+
+  it(title("REQ-82"), async () => {
+    const agent = await createAgent(broker, "placeholder-names");
+    await createGrant(broker, { name: "placeholder-grant", agents: [agent.id], upstream: "prod", methods: ["GET", "DELETE"], paths: ["/v1/**"], requiresApproval: true });
+    // Read as written, "/v1/{logs}/**" is "the logs"; {logs} is any one segment: /v1/volumes/** too.
+    const held = await issueToken(broker, agent, { grant: "placeholder-grant", paths: ["/v1/{logs}/**", "/v1/backups/{id}"] });
+    expect(held.status).toBe(202);
+    const pending = await broker.http().get("/v1/approvals?status=pending").set("authorization", `Bearer ${security}`);
+    const shown = (pending.body.approvals as { approvalId: string; capabilities: { paths: string[] } }[]).find((a) => a.approvalId === held.body.approvalId);
+    expect(shown?.capabilities.paths).toEqual(["/v1/*/**", "/v1/backups/*"]);
+    expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).status).toBe(200);
+    const token = (await collect(held.body.approvalId, agent)).body.token.access_token as string;
+    expect(claimsOf(token).cap).toMatchObject({ paths: ["/v1/*/**", "/v1/backups/*"] });
   });
 
   it(title("TOK-34"), async () => {
@@ -308,6 +385,8 @@ describe("approvals", () => {
     const grant = await createGrant(broker, { name: "suspect-grant", agents: [agent.id], upstream: "incident-api", methods: ["GET"], paths: ["/**"], requiresApproval: true });
     let ttl = 60;
     const approvedRequest = async () => {
+      // Revocations cut off by the second: a request made in the second of the previous one is voided (REQ-78).
+      await new Promise((resolve) => setTimeout(resolve, 1010 - (Date.now() % 1000)));
       const held = await issueToken(broker, agent, { grant: "suspect-grant", ttlSeconds: ttl++ });
       expect(held.status).toBe(202);
       expect((await as(security, `/v1/approvals/${held.body.approvalId}/approve`)).status).toBe(200);
@@ -334,11 +413,36 @@ describe("approvals", () => {
     }
     expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
 
-    // A human who approves after the revocation decides afresh: that token is collected, and works.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // A request made and approved after the revocation is decided afresh: that token is collected, and works.
     const afterwards = await approvedRequest();
     const token = (await collect(afterwards, agent)).body.token.access_token as string;
     expect((await broker.http().get("/proxy/incident-api/v1/x").set("authorization", `Bearer ${token}`)).status).toBe(200);
+  });
+
+  it(title("REQ-78"), async () => {
+    await createUpstream(broker, { name: "compromised-api", baseUrl: api.url, environment: "compromised", secret: "sk-compromised-" + "c".repeat(24) });
+    const agent = await createAgent(broker, "compromised");
+    const grant = await createGrant(broker, { name: "compromised-grant", agents: [agent.id], upstream: "compromised-api", methods: ["GET"], paths: ["/**"], requiresApproval: true });
+    for (const target of [{ agentId: agent.id }, { grantId: grant.id }]) {
+      // Held while the agent was compromised; the security team then revokes, and another human, not
+      // knowing, approves the request still waiting in the queue.
+      const held = await issueToken(broker, agent, { grant: "compromised-grant", ttlSeconds: "agentId" in target ? 60 : 61 });
+      expect(held.status).toBe(202);
+      expect((await broker.admin("post", "/v1/revocations", { ...target, reason: "agent compromised" })).status).toBe(201);
+      const approved = await as(security, `/v1/approvals/${held.body.approvalId}/approve`);
+      expect(approved.status, JSON.stringify(target)).toBe(statusOf("REQ-78"));
+      expect(approved.body.error).toMatchObject({ code: "approval_invalid", reason: expect.stringContaining("revoked") });
+      const collected = await collect(held.body.approvalId, agent);
+      expect(collected.body).not.toHaveProperty("token");
+      // Approved before the revocation and collected after it: voided as REQ-51 says, whichever came first.
+    }
+    expect(await broker.keyward.db.prisma.issuedToken.count({ where: { agentId: agent.id } })).toBe(0);
+    // A request made after the revocation is a new one, for a human to decide.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const fresh = await issueToken(broker, agent, { grant: "compromised-grant", ttlSeconds: 62 });
+    expect((await as(security, `/v1/approvals/${fresh.body.approvalId}/approve`)).status).toBe(200);
+    const token = (await collect(fresh.body.approvalId, agent)).body.token.access_token as string;
+    expect((await broker.http().get("/proxy/compromised-api/v1/x").set("authorization", `Bearer ${token}`)).status).toBe(200);
   });
 
   describe(title("FLT-37"), () => {

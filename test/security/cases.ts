@@ -621,6 +621,53 @@ export const CASES = {
     expected:
       "403 `method_override`: the Content-Type is read as PHP and Rack read it (a list of types, read differently elsewhere, is refused when an override matters), and an override in the query is refused whatever the body says; nothing is forwarded",
   },
+  "REQ-77": {
+    area: "request",
+    attack:
+      "an operator tags a GraphQL or JSON-RPC allow rule `requiresApproval` (and `destructive`) for one dangerous operation (`deploymentRollback`, `eth_sendRawTransaction`) but lists a broader allow rule before it (`{ operation: \"mutation\" }`, `eth_*`); an agent with an unapproved token runs that operation",
+    status: 403,
+    expected:
+      "403 `approval_required`: a tag takes something away, so every allow rule that matches an operation counts, not only the first; an approved token's call counts as destructive for budgets; the upstream receives nothing",
+  },
+  "REQ-78": {
+    area: "request",
+    attack:
+      "a compromised agent's token request waits for a human; the security team revokes the agent's (or its grant's) tokens; another human, not knowing, approves the request still in the queue and the agent collects the token",
+    status: 403,
+    expected:
+      "403 `approval_invalid` naming the revocation, to approve and to collect: a request counts as a token issued when it was made, so a revocation that would have revoked that token voids it; no token issued. A request made after the revocation is decided afresh",
+  },
+  "REQ-79": {
+    area: "request",
+    attack:
+      "a token request held for a human names, besides `/**`, a path pattern holding control characters (backspaces, an ESC or C1 CSI sequence, DEL) that erase or rewrite the line where the approver reads it (the webhook's payload, `GET /v1/approvals`), so that only a harmless path shows",
+    status: 400,
+    expected:
+      "400 `validation_failed`, nothing held or posted: a path pattern (a token's or a grant's) takes no C0 or C1 control character or DEL, as no path the proxy forwards holds one",
+  },
+  "REQ-80": {
+    area: "request",
+    attack:
+      "a token request approved by a key then revoked (found stolen), or by a holder of the agent's credentials, or voided by a revocation, collected while an admin has lifted the grant's approval requirement for a while (maintenance); the requirement is then restored",
+    status: 403,
+    expected:
+      "403 `approval_invalid` (or `self_approval`): a collection is checked as any other, whatever the grant requires now; no token is recorded as approved by a void approval, to pass once the requirement is back",
+  },
+  "REQ-81": {
+    area: "request",
+    attack:
+      "under a grant that allows HEAD, a call a rule singles out by `method: \"GET\"` (`requiresApprovalFor`, `deny`, `destructive`: say downloading a backup) sent as HEAD, which most servers answer by running the GET handler (its side effects, its `Location` or signed-URL headers)",
+    status: 403,
+    expected:
+      "a rule naming GET matches HEAD too: 403 `approval_required` (or `deny_rule`; counted destructive when allowed) without an approved token; the upstream receives nothing. A rule naming HEAD does not take GET away",
+  },
+  "REQ-82": {
+    area: "request",
+    attack:
+      "a token request held for a human narrows its paths with a named placeholder that reads as a literal (`/v1/{logs}/**`: the approver reads \"the logs\", the pattern matches any one segment, `/v1/volumes/**` too)",
+    expected:
+      "a placeholder the agent names is recorded, shown (console, webhook, `GET /v1/approvals`) and minted as `*`, which it means: the approver reads `/v1/*/**`; the token allows exactly what was asked",
+  },
   "REQ-54": {
     area: "request",
     attack:
@@ -803,6 +850,13 @@ export const CASES = {
       "an operator runs `keyward backup` or `keyward rotate-master-key` on the embedded default from another folder (`KEYWARD_DATA_DIR` defaults to the relative `./.keyward`) or with a typo in it, or with a `DATABASE_URL` naming another database or schema than the broker's",
     expected:
       "exit 1 with one line saying there is no Keyward database there (the data dir's absolute path, or the schema) and which setting to fix; nothing created in a data dir, no tables in a database; never a new, empty database whose backup is written as a good one, or a rotation reported done (\"re-encrypted 0 secret(s); 0 still under another key\", exit 0) after which the operator drops the old key",
+  },
+  "ADM-39": {
+    area: "admin",
+    attack:
+      "anyone who learns the chat-ops receiver's address posts it a forged `approval.requested` announcement: a real `approvalId` (an agent knows its own) shown with harmless details (a staging upstream, read-only paths), for an approver to approve the dangerous request behind it",
+    expected:
+      "`KEYWARD_APPROVAL_WEBHOOK_AUTHORIZATION`, when set, is sent as the `Authorization` header of each announcement, as `KEYWARD_AUDIT_WEBHOOK_AUTHORIZATION` is for the audit webhook, so the receiver can refuse posts that are not Keyward's; it is never in the payload or the audit log",
   },
 
   // Secrets

@@ -67,7 +67,7 @@ describe("assertClaimed", () => {
       { ttlSeconds: 60, notifier: null },
     );
   const target = { upstream: "hosting-staging", environment: "staging" };
-  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", ...target, decidedBy: "admin-key:on-call", decidedAt: new Date(), credentialHolders: ["admin-key:registrar"] };
+  const claimed = { status: "issuing", agentId: "agent-1", grantId: "grant-1", ...target, decidedBy: "admin-key:on-call", decidedAt: new Date(), createdAt: new Date(), credentialHolders: ["admin-key:registrar"] };
 
   it("passes for the approval this agent is collecting for this grant", async () => {
     await expect(approvalsWith(claimed).assertClaimed("approval-1", "agent-1", "grant-1", target)).resolves.toBeUndefined();

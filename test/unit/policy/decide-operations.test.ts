@@ -283,3 +283,50 @@ describe("decide: destructive calls for budgets", () => {
     expect(d.allow && d.destructive).toBe(expected);
   });
 });
+
+describe(title("REQ-77"), () => {
+  const approvedToken = { ...token, approval: { protectedOperations: [] } };
+  const gqlGrant: GrantPolicy = {
+    ...baseGrant,
+    graphql: {
+      allow: [{ operation: "query" }, { operation: "mutation" }, { operation: "mutation", field: "deploymentRollback", requiresApproval: true, destructive: true }],
+      deny: [],
+    },
+  };
+  const rpcTarget: TargetPolicy = { ...http, protocol: "jsonrpc" };
+  const rpcGrant: GrantPolicy = {
+    ...baseGrant,
+    jsonrpc: { allow: [{ method: "eth_*" }, { method: "eth_sendRawTransaction", requiresApproval: true, destructive: true }], deny: [] },
+  };
+  const rpc = (body: unknown) => request("POST", "/rpc", rpcTarget, body);
+  const cases: [string, TokenCapabilities, GrantPolicy, ProxyRequest, string][] = [
+    ["a GraphQL mutation a later rule requires approval for, unapproved token", token, gqlGrant, gql("mutation { deploymentRollback(id: 1) }"), "approval_required"],
+    ["the same under an alias, in a batch", token, gqlGrant, request("POST", "/graphql", graphqlTarget, [{ query: "{ a }" }, { query: "mutation { x: deploymentRollback(id: 1) }" }]), "approval_required"],
+    ["the same, approved token: destructive by the later rule", approvedToken, gqlGrant, gql("mutation { deploymentRollback(id: 1) }"), "allow 1"],
+    ["another mutation the earlier rule allows", token, gqlGrant, gql("mutation { serviceCreate(name: \"x\") }"), "allow 0"],
+    ["a JSON-RPC method a later rule requires approval for, unapproved token", token, rpcGrant, rpc({ jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 1 }), "approval_required"],
+    ["the same, approved token: destructive by the later rule", approvedToken, rpcGrant, rpc({ jsonrpc: "2.0", method: "eth_sendRawTransaction", id: 1 }), "allow 1"],
+    ["another method the earlier rule allows", token, rpcGrant, rpc({ jsonrpc: "2.0", method: "eth_call", id: 1 }), "allow 0"],
+  ];
+  it.each(cases)("%s", (_name, t, grant, req, expected) => {
+    expect(outcome(decide(t, grant, req))).toBe(expected);
+  });
+});
+
+describe(title("REQ-81"), () => {
+  const headToken = { ...token, methods: ["GET", "HEAD"] as const };
+  const grant: GrantPolicy = { ...baseGrant, methods: ["GET", "HEAD"] };
+  const cases: [string, GrantPolicy, string][] = [
+    ["requiresApprovalFor a GET, sent as HEAD", { ...grant, requiresApprovalFor: [{ method: "GET", path: "/v1/backups/*/download" }] }, "approval_required"],
+    ["deny a GET, sent as HEAD", { ...grant, deny: [{ method: "GET", path: "/v1/backups/*/download" }] }, "deny_rule"],
+    ["destructive GET, sent as HEAD", { ...grant, destructive: [{ method: "GET", path: "/v1/backups/*/download" }] }, "allow 1"],
+    ["a rule for HEAD leaves GET alone", { ...grant, requiresApprovalFor: [{ method: "HEAD", path: "/v1/backups/*/download" }] }, "approval_required"],
+  ];
+  it.each(cases)("%s", (_name, g, expected) => {
+    expect(outcome(decide(headToken, g, request("HEAD", "/v1/backups/7/download", http)))).toBe(expected);
+  });
+  it("a rule for HEAD does not take GET away", () => {
+    const g = { ...grant, requiresApprovalFor: [{ method: "HEAD" as const, path: "/v1/backups/*/download" }] };
+    expect(outcome(decide(headToken, g, request("GET", "/v1/backups/7/download", http)))).toBe("allow 0");
+  });
+});

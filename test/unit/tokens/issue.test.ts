@@ -36,7 +36,7 @@ describe("narrowCapabilities: granted", () => {
     ["** base with zero segments", { paths: ["/v1"] }, { methods: ["GET", "POST"], paths: ["/v1"], ttlSeconds: 900 }],
     ["nested ** under **", { paths: ["/v1/a/**/b"] }, { methods: ["GET", "POST"], paths: ["/v1/a/**/b"], ttlSeconds: 900 }],
     ["literal under *", { paths: ["/v2/projects/abc"] }, { methods: ["GET", "POST"], paths: ["/v2/projects/abc"], ttlSeconds: 900 }],
-    ["placeholder under *", { paths: ["/v2/projects/{id}"] }, { methods: ["GET", "POST"], paths: ["/v2/projects/{id}"], ttlSeconds: 900 }],
+    ["placeholder under *, granted as the * it means (REQ-82)", { paths: ["/v2/projects/{id}"] }, { methods: ["GET", "POST"], paths: ["/v2/projects/*"], ttlSeconds: 900 }],
     ["duplicate paths collapse", { paths: ["/v1/x", "/v1/x"] }, { methods: ["GET", "POST"], paths: ["/v1/x"], ttlSeconds: 900 }],
     [
       "everything narrowed at once",
