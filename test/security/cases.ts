@@ -1246,6 +1246,13 @@ export const CASES = {
     expected:
       "each spool names its database's audit chain (`AuditChainHead.chainId`); the second broker leaves the spool where it is and warns, naming it; the next broker of the first database ships it into its own chain, which verifies",
   },
+  "FLT-60": {
+    area: "faults",
+    attack:
+      "embedded database: several brokers start together on one data dir whose `keyward.pid` was left by a broker that died (a supervisor restarting replicas at once, a doubled systemd unit)",
+    expected:
+      "exactly one of them takes the data dir; the others are refused with \"another Keyward is using the data dir\"; none removes the lock the winner just took, so none stops the winner's PostgreSQL as a stale server",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
