@@ -58,6 +58,12 @@ export type KeywardOptions = {
    * refused (fail closed); main.ts exits non-zero for the supervisor to restart the broker.
    */
   onDatabaseServerExit?: (description: string) => void;
+  /**
+   * Aborted by a stop (SIGTERM, SIGINT) before createKeyward returns: the embedded PostgreSQL, which runs in
+   * its own process group and would outlive the broker, is stopped at once; what was being set up on it
+   * fails, and createKeyward rejects after closing what it opened.
+   */
+  startupAborted?: AbortSignal;
 };
 
 /** How long a stop waits, once no connection is left, for the outcomes of the calls it cut (a few ticks, normally). */
@@ -81,7 +87,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
   const onServerExit =
     options.onDatabaseServerExit ?? ((description: string) => log.fatal(`${description}: every call is refused until the broker restarts`));
   const where = databaseOptionsOf(config);
-  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit } : where);
+  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit, stopOn: options.startupAborted } : where);
   try {
     await migrate(db);
     const metrics = new Metrics();

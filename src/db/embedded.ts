@@ -176,6 +176,11 @@ export type EmbeddedOptions = {
    * (a backup, a key rotation), where a new, empty database would be a wrong data dir reported as success.
    */
   mustExist?: boolean;
+  /**
+   * A stop of the broker while it starts: the server is not started, or is stopped at once (fast shutdown)
+   * without counting as an unexpected exit. It runs in its own process group, so nothing else would stop it.
+   */
+  stopOn?: AbortSignal;
 };
 
 /**
@@ -214,6 +219,7 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
       run(bin.initdb, ["-D", paths.cluster, "--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C"], user);
     }
     await stopOrphan(paths);
+    throwIfStopped(options.stopOn);
     const server = await spawnServer(bin.postgres, paths, user, options);
     return {
       url: embeddedUrl(options.dataDir),
@@ -256,6 +262,7 @@ function spawnServer(
     const server = spawn(binary, serverFlags(paths, options.maxConnections ?? 60), { ...user, cwd: paths.cluster, detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
     let started = false;
     let output = "";
+    options.stopOn?.addEventListener("abort", () => void stopServer(server), { once: true });
     server.stderr!.setEncoding("utf8");
     server.stderr!.on("data", (chunk: string) => {
       for (const line of chunk.split("\n")) if (line) options.onLog?.(line);
@@ -271,10 +278,15 @@ function spawnServer(
     });
     server.on("exit", (code, signal) => {
       const how = signal ? `signal ${signal}` : `code ${code}`;
-      if (!started) failed(new EmbeddedDatabaseError(`the embedded PostgreSQL exited while starting (${how}): ${output.trim().split("\n").slice(-3).join(" | ")}`));
+      if (!started && options.stopOn?.aborted) failed(new EmbeddedDatabaseError("the embedded PostgreSQL was stopped while starting"));
+      else if (!started) failed(new EmbeddedDatabaseError(`the embedded PostgreSQL exited while starting (${how}): ${output.trim().split("\n").slice(-3).join(" | ")}`));
       else if (!stopping.has(server)) options.onUnexpectedExit?.(`the embedded PostgreSQL (pid ${server.pid}) exited (${how})`);
     });
   });
+}
+
+function throwIfStopped(stopOn: AbortSignal | undefined): void {
+  if (stopOn?.aborted) throw new EmbeddedDatabaseError("stopped before the embedded PostgreSQL started");
 }
 
 function stopServer(server: ChildProcess): Promise<void> {

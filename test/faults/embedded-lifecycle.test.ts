@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -116,6 +116,38 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
     expect(processAlive(bystander.pid!)).toBe(true);
+  });
+
+  // The PostgreSQL servers (postmasters) running on a data dir's cluster: their command line names it.
+  const serversOn = (dataDir: string) =>
+    readdirSync("/proc").filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(join(dataDir, "postgres"));
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+
+  it.each([
+    ["while initdb creates the cluster", "PG_VERSION"],
+    ["once the server runs (migrations)", "postmaster.pid"],
+  ])(`${title("FLT-61")} (%s)`, { timeout: 120_000 }, async (_moment, appears) => {
+    const dataDir = newDir();
+    const main = await start(dataDir);
+    await waitFor(() => existsSync(join(dataDir, "postgres", appears)) || main.child.exitCode !== null, 60_000, () => `${appears}: ${main.output()}`, 5);
+    main.child.kill("SIGTERM"); // the broker alone, as `kill <pid>` or a supervisor that signals its main process
+    const code = await main.exited;
+    expect(serversOn(dataDir)).toEqual([]);
+    expect(code).toBe(1);
+    expect(main.output()).toMatch(/stopped by SIGTERM during start-up/);
+    expect(existsSync(join(dataDir, "keyward.pid"))).toBe(false);
+
+    // Nothing half-made: the next start on the data dir serves.
+    const next = await start(dataDir);
+    await serving(next);
+    next.child.kill("SIGTERM");
+    expect(await next.exited).toBe(0);
+    expect(serversOn(dataDir)).toEqual([]);
   });
 
   it(title("FLT-16"), { timeout: 30_000 }, async () => {

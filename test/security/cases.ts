@@ -1253,6 +1253,13 @@ export const CASES = {
     expected:
       "exactly one of them takes the data dir; the others are refused with \"another Keyward is using the data dir\"; none removes the lock the winner just took, so none stops the winner's PostgreSQL as a stale server",
   },
+  "FLT-61": {
+    area: "faults",
+    attack:
+      "embedded database: the broker alone gets SIGTERM or SIGINT while it starts (first-run initdb, the server starting, migrations: seconds), as from `kill <pid>` or a supervisor giving up on a slow start",
+    expected:
+      "the broker stops what it started (the embedded PostgreSQL, in its own process group, above all) and releases the data dir, then exits 1 saying it was stopped during start-up; no server of that data dir is left running, and the next start serves",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
