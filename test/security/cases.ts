@@ -1260,6 +1260,13 @@ export const CASES = {
     expected:
       "the broker stops what it started (the embedded PostgreSQL, in its own process group, above all) and releases the data dir, then exits 1 saying it was stopped during start-up; no server of that data dir is left running, and the next start serves",
   },
+  "ADM-48": {
+    area: "admin",
+    attack:
+      "an admin write re-sends an upstream's secret in service unchanged (an idempotent deploy script's PUT, a `PATCH` of `auth` with the same secret), again and again, then the secret is rotated a few times",
+    expected:
+      "a write that keeps the secret in service retires nothing (no copy of it among the 8 replaced credentials kept per upstream); every credential actually replaced in the last 24 h stays redacted, on every replica",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;
