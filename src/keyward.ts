@@ -40,8 +40,6 @@ import { loadOrCreateLocalMasterKey, parseMasterKey, Vault } from "./vault/vault
 export type Keyward = {
   app: FastifyInstance;
   db: Database;
-  /** Set only on the first start of an empty database without KEYWARD_ADMIN_KEY: show it once. */
-  generatedAdminKey: string | null;
   /** Where a generated master key was written, to warn about it. */
   generatedMasterKeyPath: string | null;
   /** Audit events of answered calls waiting for the database (src/audit/log.ts). */
@@ -64,6 +62,12 @@ export type KeywardOptions = {
    * fails, and createKeyward rejects after closing what it opened.
    */
   startupAborted?: AbortSignal;
+  /**
+   * The first start of an empty database without KEYWARD_ADMIN_KEY generated the admin key: told at once,
+   * as soon as its hash is committed, since no later start makes another; a start that failed after it
+   * would otherwise leave a database whose only admin key nobody has seen.
+   */
+  onAdminKeyGenerated?: (key: string) => void;
 };
 
 /** How long a stop waits, once no connection is left, for the outcomes of the calls it cut (a few ticks, normally). */
@@ -93,6 +97,7 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     const metrics = new Metrics();
     const { prisma } = db;
     const generatedAdminKey = await bootstrapAdminKey(prisma, config.bootstrapAdminKey);
+    if (generatedAdminKey) options.onAdminKeyGenerated?.(generatedAdminKey);
     const signingKeys = await SigningKeys.open(prisma, vault, {
       ...config.signingKeys,
       leewaySeconds: config.tokens.leewaySeconds,
@@ -238,7 +243,6 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     return {
       app,
       db,
-      generatedAdminKey,
       generatedMasterKeyPath,
       forwardProxy,
       auditBacklog: () => auditLog.backlog,

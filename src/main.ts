@@ -58,6 +58,9 @@ async function main(): Promise<void> {
         process.exit(1);
       },
       startupAborted: startup.signal,
+      // Printed once, outside the structured log, and never stored in plain text.
+      onAdminKeyGenerated: (key) =>
+        process.stdout.write(`\nKeyward: first start. Your admin key (shown only this once; only its hash is stored):\n\n  ${key}\n\n`),
     });
   } catch (err) {
     // What failed was what the stop cut short.
@@ -83,16 +86,9 @@ async function main(): Promise<void> {
         "Set KEYWARD_MASTER_KEY (32 bytes, base64) and keep it elsewhere for anything but local use.",
     );
   }
-  if (keyward.generatedAdminKey) {
-    // Printed once, outside the structured log, and never stored in plain text.
-    process.stdout.write(
-      `\nKeyward: first start. Your admin key (shown only this once; only its hash is stored):\n\n  ${keyward.generatedAdminKey}\n\n`,
-    );
-  }
 
   if (startup.signal.aborted) {
-    // Stopped after the last step that used the database: nothing failed (a generated admin
-    // key was shown above: its hash is stored), but the broker must not serve.
+    // Stopped after the last step that used the database: nothing failed, but the broker must not serve.
     await keyward.close();
     throw startup.signal.reason;
   }

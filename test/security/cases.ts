@@ -1260,6 +1260,13 @@ export const CASES = {
     expected:
       "the broker stops what it started (the embedded PostgreSQL, in its own process group, above all) and releases the data dir, then exits 1 saying it was stopped during start-up; no server of that data dir is left running, and the next start serves",
   },
+  "FLT-62": {
+    area: "faults",
+    attack:
+      "a first start without `KEYWARD_ADMIN_KEY` fails after it has generated the admin key and stored its hash (a part of the data dir it cannot write, a SIGTERM while it starts), then starts again",
+    expected:
+      "the generated key is shown as soon as its hash is stored, even when the start then fails: the operator is never left with a database whose only admin key nobody saw (no later start shows or makes one)",
+  },
   "ADM-48": {
     area: "admin",
     attack:
