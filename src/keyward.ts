@@ -40,8 +40,6 @@ import { loadOrCreateLocalMasterKey, parseMasterKey, Vault } from "./vault/vault
 export type Keyward = {
   app: FastifyInstance;
   db: Database;
-  /** Set only on the first start of an empty database without KEYWARD_ADMIN_KEY: show it once. */
-  generatedAdminKey: string | null;
   /** Where a generated master key was written, to warn about it. */
   generatedMasterKeyPath: string | null;
   /** Audit events of answered calls waiting for the database (src/audit/log.ts). */
@@ -58,6 +56,18 @@ export type KeywardOptions = {
    * refused (fail closed); main.ts exits non-zero for the supervisor to restart the broker.
    */
   onDatabaseServerExit?: (description: string) => void;
+  /**
+   * Aborted by a stop (SIGTERM, SIGINT) before createKeyward returns: the embedded PostgreSQL, which runs in
+   * its own process group and would outlive the broker, is stopped at once; what was being set up on it
+   * fails, and createKeyward rejects after closing what it opened.
+   */
+  startupAborted?: AbortSignal;
+  /**
+   * The first start of an empty database without KEYWARD_ADMIN_KEY generated the admin key: told at once,
+   * as soon as its hash is committed, since no later start makes another; a start that failed after it
+   * would otherwise leave a database whose only admin key nobody has seen.
+   */
+  onAdminKeyGenerated?: (key: string) => void;
 };
 
 /** How long a stop waits, once no connection is left, for the outcomes of the calls it cut (a few ticks, normally). */
@@ -81,12 +91,13 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
   const onServerExit =
     options.onDatabaseServerExit ?? ((description: string) => log.fatal(`${description}: every call is refused until the broker restarts`));
   const where = databaseOptionsOf(config);
-  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit } : where);
+  const db = await openDatabase(where.kind === "embedded" ? { ...where, onServerExit, stopOn: options.startupAborted } : where);
   try {
     await migrate(db);
     const metrics = new Metrics();
     const { prisma } = db;
     const generatedAdminKey = await bootstrapAdminKey(prisma, config.bootstrapAdminKey);
+    if (generatedAdminKey) options.onAdminKeyGenerated?.(generatedAdminKey);
     const signingKeys = await SigningKeys.open(prisma, vault, {
       ...config.signingKeys,
       leewaySeconds: config.tokens.leewaySeconds,
@@ -232,7 +243,6 @@ export async function createKeyward(config: Config, options: KeywardOptions = {}
     return {
       app,
       db,
-      generatedAdminKey,
       generatedMasterKeyPath,
       forwardProxy,
       auditBacklog: () => auditLog.backlog,

@@ -2,7 +2,7 @@ import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { EXIT_DATABASE_UNREACHABLE } from "./db/database.js";
 import { DatabaseUnreachable } from "./db/errors.js";
-import { createKeyward } from "./keyward.js";
+import { createKeyward, type Keyward } from "./keyward.js";
 import { projectPath } from "./util/project-root.js";
 import type * as MallocTunables from "../bin/malloc-tunables.js";
 import type * as V8Flags from "../bin/v8-flags.js";
@@ -24,14 +24,48 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const keyward = await createKeyward(config, {
-    // Fail closed, then let the supervisor restart the broker with a new server: nothing acknowledged is
-    // lost, since every acknowledged event was committed.
-    onDatabaseServerExit: (description) => {
-      process.stderr.write(`keyward: ${description}; exiting\n`);
+  // Heard from the start: a stop while the broker starts (initdb and migrations take seconds on a first run)
+  // must stop the embedded PostgreSQL too, which runs in its own process group and would outlive the broker.
+  const startup = new AbortController();
+  let started: Keyward | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (!started) {
+      startup.abort(new Error(`stopped by ${signal} during start-up`));
+      return;
+    }
+    started.app.log.info({ signal }, "shutting down: finishing in-flight requests");
+    try {
+      await started.close();
+      process.exit(0);
+    } catch (err) {
+      started.app.log.error({ err }, "shutdown failed");
       process.exit(1);
-    },
-  });
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+
+  let keyward: Keyward;
+  try {
+    keyward = await createKeyward(config, {
+      // Fail closed, then let the supervisor restart the broker with a new server: nothing acknowledged is
+      // lost, since every acknowledged event was committed.
+      onDatabaseServerExit: (description) => {
+        process.stderr.write(`keyward: ${description}; exiting\n`);
+        process.exit(1);
+      },
+      startupAborted: startup.signal,
+      // Printed once, outside the structured log, and never stored in plain text.
+      onAdminKeyGenerated: (key) =>
+        process.stdout.write(`\nKeyward: first start. Your admin key (shown only this once; only its hash is stored):\n\n  ${key}\n\n`),
+    });
+  } catch (err) {
+    // What failed was what the stop cut short.
+    throw startup.signal.aborted ? startup.signal.reason : err;
+  }
   const { app } = keyward;
   const missingV8Flags = brokerV8Flags().filter((flag) => !process.execArgv.includes(flag));
   if (missingV8Flags.length > 0) {
@@ -52,28 +86,13 @@ async function main(): Promise<void> {
         "Set KEYWARD_MASTER_KEY (32 bytes, base64) and keep it elsewhere for anything but local use.",
     );
   }
-  if (keyward.generatedAdminKey) {
-    // Printed once, outside the structured log, and never stored in plain text.
-    process.stdout.write(
-      `\nKeyward: first start. Your admin key (shown only this once; only its hash is stored):\n\n  ${keyward.generatedAdminKey}\n\n`,
-    );
-  }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    app.log.info({ signal }, "shutting down: finishing in-flight requests");
-    try {
-      await keyward.close();
-      process.exit(0);
-    } catch (err) {
-      app.log.error({ err }, "shutdown failed");
-      process.exit(1);
-    }
-  };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  if (startup.signal.aborted) {
+    // Stopped after the last step that used the database: nothing failed, but the broker must not serve.
+    await keyward.close();
+    throw startup.signal.reason;
+  }
+  started = keyward;
 
   try {
     await app.listen({ port: config.port, host: config.host });

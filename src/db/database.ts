@@ -68,6 +68,8 @@ export type DatabaseOptions =
       onServerExit?: (description: string) => void;
       /** A data dir without a database is refused rather than given a new one (EmbeddedOptions.mustExist). */
       mustExist?: boolean;
+      /** Stops the server at once when aborted (EmbeddedOptions.stopOn). */
+      stopOn?: AbortSignal;
     }
   | { kind: "postgres"; url: string };
 
@@ -77,7 +79,12 @@ export const databaseOptionsOf = (config: { databaseUrl?: string; dataDir: strin
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.kind === "postgres") return openPostgres(options.url, "postgres");
-  const server = await startEmbeddedServer({ dataDir: options.dataDir, onUnexpectedExit: options.onServerExit, mustExist: options.mustExist });
+  const server = await startEmbeddedServer({
+    dataDir: options.dataDir,
+    onUnexpectedExit: options.onServerExit,
+    mustExist: options.mustExist,
+    stopOn: options.stopOn,
+  });
   try {
     const db = await openPostgres(server.url, "embedded");
     return {

@@ -1,9 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from "node:fs";
 import { arch, platform, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { takeDataDirLock } from "./data-dir-lock.js";
 import { EmbeddedDatabaseError } from "./errors.js";
-import { processAlive, processStartIdentity } from "../util/process-alive.js";
+import { processAlive } from "../util/process-alive.js";
 
 /**
  * The embedded default: a private PostgreSQL server run from the binaries that the npm package
@@ -102,47 +103,6 @@ function assertSocketPathFits(socketDir: string): void {
 }
 
 /**
- * One broker per data dir: a second one would start a second server on the same files. The lock names the
- * holder's pid and (on Linux) its start identity, so that a lock left by a broker that died is taken over
- * even when its pid has since gone to another process, as after a reboot.
- */
-function takeLock(path: string): () => void {
-  const identity = processStartIdentity(process.pid);
-  const content = identity ? `${process.pid}\n${identity}\n` : String(process.pid);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      writeSync(fd, content);
-      closeSync(fd);
-      return () => {
-        try {
-          if (readFileSync(path, "utf8") === content) unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const [first = "", heldBy] = readFileSync(path, "utf8").split("\n");
-      const holder = Number(first);
-      // A lock that names the holder's start (this version's) is the holder's only while that process is the same one.
-      const sameProcess = () => {
-        if (!heldBy) return true;
-        const now = processStartIdentity(holder);
-        return now === undefined || now === heldBy;
-      };
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder) && sameProcess()) {
-        throw new EmbeddedDatabaseError(
-          `another Keyward (pid ${holder}) is using the data dir ${dirname(path)}; stop it first, or give this one its own KEYWARD_DATA_DIR`,
-        );
-      }
-      unlinkSync(path); // left by a broker that died
-    }
-  }
-  throw new EmbeddedDatabaseError(`could not lock the data dir ${dirname(path)}`);
-}
-
-/**
  * Whether process `pid` runs in `dir` (a PostgreSQL server changes to its data directory); undefined where
  * /proc does not tell (another OS, no permission to look).
  */
@@ -216,6 +176,11 @@ export type EmbeddedOptions = {
    * (a backup, a key rotation), where a new, empty database would be a wrong data dir reported as success.
    */
   mustExist?: boolean;
+  /**
+   * A stop of the broker while it starts: the server is not started, or is stopped at once (fast shutdown)
+   * without counting as an unexpected exit. It runs in its own process group, so nothing else would stop it.
+   */
+  stopOn?: AbortSignal;
 };
 
 /**
@@ -238,7 +203,7 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
   const user = serverUser();
   // Only traversal is granted to others: the master key file in the data dir is 0600 itself.
   mkdirSync(paths.root, { recursive: true, mode: user ? 0o711 : 0o700 });
-  const release = takeLock(paths.lock);
+  const release = takeDataDirLock(paths.lock);
   try {
     if (user) {
       const mode = statSync(paths.root).mode & 0o777;
@@ -254,6 +219,7 @@ export async function startEmbeddedServer(options: EmbeddedOptions): Promise<Emb
       run(bin.initdb, ["-D", paths.cluster, "--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C"], user);
     }
     await stopOrphan(paths);
+    throwIfStopped(options.stopOn);
     const server = await spawnServer(bin.postgres, paths, user, options);
     return {
       url: embeddedUrl(options.dataDir),
@@ -296,6 +262,7 @@ function spawnServer(
     const server = spawn(binary, serverFlags(paths, options.maxConnections ?? 60), { ...user, cwd: paths.cluster, detached: true, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
     let started = false;
     let output = "";
+    options.stopOn?.addEventListener("abort", () => void stopServer(server), { once: true });
     server.stderr!.setEncoding("utf8");
     server.stderr!.on("data", (chunk: string) => {
       for (const line of chunk.split("\n")) if (line) options.onLog?.(line);
@@ -311,10 +278,15 @@ function spawnServer(
     });
     server.on("exit", (code, signal) => {
       const how = signal ? `signal ${signal}` : `code ${code}`;
-      if (!started) failed(new EmbeddedDatabaseError(`the embedded PostgreSQL exited while starting (${how}): ${output.trim().split("\n").slice(-3).join(" | ")}`));
+      if (!started && options.stopOn?.aborted) failed(new EmbeddedDatabaseError("the embedded PostgreSQL was stopped while starting"));
+      else if (!started) failed(new EmbeddedDatabaseError(`the embedded PostgreSQL exited while starting (${how}): ${output.trim().split("\n").slice(-3).join(" | ")}`));
       else if (!stopping.has(server)) options.onUnexpectedExit?.(`the embedded PostgreSQL (pid ${server.pid}) exited (${how})`);
     });
   });
+}
+
+function throwIfStopped(stopOn: AbortSignal | undefined): void {
+  if (stopOn?.aborted) throw new EmbeddedDatabaseError("stopped before the embedded PostgreSQL started");
 }
 
 function stopServer(server: ChildProcess): Promise<void> {

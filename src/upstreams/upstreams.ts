@@ -241,8 +241,6 @@ export class Upstreams {
       else if (input.tls !== undefined && (input.tls?.ca ?? null) !== existing.tlsCa) {
         assertSecretFits([{ path: ["secret"], message: "changing the CA the secret is sent under needs the secret in the same request" }]);
       }
-      // A new secret or kind replaces the credential; a new base URL or CA sends the same one elsewhere.
-      if (input.secret !== undefined || input.auth !== undefined) await this.#retire(tx, existing);
       const row = await tx.upstream.update({
         where: { name },
         data: {
@@ -259,6 +257,8 @@ export class Upstreams {
           ...(input.secret !== undefined && this.#secretFields(existing.id, input.secret)),
         },
       });
+      // A new secret or kind may replace the credential; a new base URL or CA sends the same one elsewhere.
+      if (input.secret !== undefined || input.auth !== undefined) await this.#retire(tx, existing, row);
       await this.#audit(tx, meta, "upstream.update", row);
       if (input.secret !== undefined) await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
@@ -271,8 +271,8 @@ export class Upstreams {
     const updated = await this.prisma.$transaction(async (tx) => {
       const existing = await this.#findForUpdate(tx, name);
       assertSecretFits(secretProblems(storedAuth(existing).type, secret));
-      await this.#retire(tx, existing);
       const row = await tx.upstream.update({ where: { name }, data: this.#secretFields(existing.id, secret) });
+      await this.#retire(tx, existing, row);
       await this.#audit(tx, meta, "upstream.set_secret", row);
       return upstreamView(row);
     });
@@ -409,15 +409,24 @@ export class Upstreams {
    * Keeps the secrets the credential stored in `row` puts into calls, for every replica to redact while
    * the upstream may still echo them (ROTATION_OVERLAP_MS), and drops those stored earlier past
    * MAX_RETIRED_CREDENTIALS or past their overlap. Nothing is kept of a credential no broker of this
-   * deployment could have sent (a secret under another master key, a config no longer accepted).
+   * deployment could have sent (a secret under another master key, a config no longer accepted), nor of
+   * one `by` still puts the same secrets into calls (a write that re-sent the secret in service): kept
+   * as replaced, its copies would take the places of credentials actually replaced.
    */
-  async #retire(tx: Prisma.TransactionClient, row: Upstream): Promise<void> {
+  async #retire(tx: Prisma.TransactionClient, row: Upstream, by: Upstream): Promise<void> {
     let secrets: readonly string[];
     try {
-      secrets = this.#storedCredential(row, this.#parsedAuth(row), { baseUrl: new URL(row.baseUrl), dispatcher: this.dispatcher, now: Date.now, tokenDeadlineMs: this.tokenDeadlineMs }).injectedSecrets();
+      secrets = this.#injectedSecrets(row);
     } catch {
       return;
     }
+    let stillInjected: readonly string[] = [];
+    try {
+      stillInjected = this.#injectedSecrets(by);
+    } catch {
+      // nothing the new row sends can be known: all of the old one's is replaced
+    }
+    if (secrets.every((secret) => stillInjected.includes(secret))) return;
     const now = Date.now();
     const id = randomUUID();
     const live = await tx.retiredUpstreamCredential.findMany({
@@ -441,6 +450,11 @@ export class Upstreams {
       },
     });
     await tx.retiredUpstreamCredential.deleteMany({ where: { upstreamId: row.id, id: { notIn: kept.map((k) => k.id) } } });
+  }
+
+  #injectedSecrets(row: Upstream): readonly string[] {
+    const context = { baseUrl: new URL(row.baseUrl), dispatcher: this.dispatcher, now: Date.now, tokenDeadlineMs: this.tokenDeadlineMs };
+    return this.#storedCredential(row, this.#parsedAuth(row), context).injectedSecrets();
   }
 
   /** Deletes the stored secrets of replaced credentials whose overlap has ended, of every upstream. */

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -47,10 +47,19 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     return dir;
   };
 
-  const start = async (dataDir: string): Promise<Main> => {
+  const start = async (dataDir: string, { adminKey = TEST_ADMIN_KEY }: { adminKey?: string } = {}): Promise<Main> => {
     const port = await freePort();
     const child = spawnMain(
-      { PATH: process.env.PATH ?? "", HOME: tmpdir(), PORT: String(port), HOST: "127.0.0.1", KEYWARD_DATA_DIR: dataDir, KEYWARD_MASTER_KEY: masterKey, KEYWARD_ADMIN_KEY: TEST_ADMIN_KEY, LOG_LEVEL: "warn" },
+      {
+        PATH: process.env.PATH ?? "",
+        HOME: tmpdir(),
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        KEYWARD_DATA_DIR: dataDir,
+        KEYWARD_MASTER_KEY: masterKey,
+        ...(adminKey && { KEYWARD_ADMIN_KEY: adminKey }),
+        LOG_LEVEL: "warn",
+      },
       ["ignore", "pipe", "pipe"],
     );
     let out = "";
@@ -116,6 +125,56 @@ describe("faults: the embedded PostgreSQL's data dir", () => {
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
     expect(processAlive(bystander.pid!)).toBe(true);
+  });
+
+  // The PostgreSQL servers (postmasters) running on a data dir's cluster: their command line names it.
+  const serversOn = (dataDir: string) =>
+    readdirSync("/proc").filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(join(dataDir, "postgres"));
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+
+  it.each([
+    ["while initdb creates the cluster", "PG_VERSION"],
+    ["once the server runs (migrations)", "postmaster.pid"],
+  ])(`${title("FLT-61")} (%s)`, { timeout: 120_000 }, async (_moment, appears) => {
+    const dataDir = newDir();
+    const main = await start(dataDir);
+    await waitFor(() => existsSync(join(dataDir, "postgres", appears)) || main.child.exitCode !== null, 60_000, () => `${appears}: ${main.output()}`, 5);
+    main.child.kill("SIGTERM"); // the broker alone, as `kill <pid>` or a supervisor that signals its main process
+    const code = await main.exited;
+    expect(serversOn(dataDir)).toEqual([]);
+    expect(code).toBe(1);
+    expect(main.output()).toMatch(/stopped by SIGTERM during start-up/);
+    expect(existsSync(join(dataDir, "keyward.pid"))).toBe(false);
+
+    // Nothing half-made: the next start on the data dir serves.
+    const next = await start(dataDir);
+    await serving(next);
+    next.child.kill("SIGTERM");
+    expect(await next.exited).toBe(0);
+    expect(serversOn(dataDir)).toEqual([]);
+  });
+
+  it(title("FLT-62"), { timeout: 120_000 }, async () => {
+    const dataDir = newDir();
+    // Something later in the start fails on the first run: here the audit spool's folder cannot be made.
+    writeFileSync(join(dataDir, "audit-spool"), "");
+    const first = await start(dataDir, { adminKey: "" });
+    expect(await first.exited).toBe(1);
+    const shown = /Your admin key[^\n]*:\n\n {2}(\S+)/.exec(first.output())?.[1];
+    expect(shown, first.output()).toBeDefined();
+
+    rmSync(join(dataDir, "audit-spool"));
+    const next = await start(dataDir, { adminKey: "" });
+    await serving(next);
+    expect(next.output()).not.toMatch(/Your admin key/);
+    expect((await fetch(`${next.url}/v1/agents`, { headers: { authorization: `Bearer ${shown}` } })).status).toBe(200);
+    next.child.kill("SIGTERM");
+    expect(await next.exited).toBe(0);
   });
 
   it(title("FLT-16"), { timeout: 30_000 }, async () => {

@@ -1300,6 +1300,34 @@ export const CASES = {
     expected:
       "each spool names its database's audit chain (`AuditChainHead.chainId`); the second broker leaves the spool where it is and warns, naming it; the next broker of the first database ships it into its own chain, which verifies",
   },
+  "FLT-60": {
+    area: "faults",
+    attack:
+      "embedded database: several brokers start together on one data dir whose `keyward.pid` was left by a broker that died (a supervisor restarting replicas at once, a doubled systemd unit)",
+    expected:
+      "exactly one of them takes the data dir; the others are refused with \"another Keyward is using the data dir\"; none removes the lock the winner just took, so none stops the winner's PostgreSQL as a stale server",
+  },
+  "FLT-61": {
+    area: "faults",
+    attack:
+      "embedded database: the broker alone gets SIGTERM or SIGINT while it starts (first-run initdb, the server starting, migrations: seconds), as from `kill <pid>` or a supervisor giving up on a slow start",
+    expected:
+      "the broker stops what it started (the embedded PostgreSQL, in its own process group, above all) and releases the data dir, then exits 1 saying it was stopped during start-up; no server of that data dir is left running, and the next start serves",
+  },
+  "FLT-62": {
+    area: "faults",
+    attack:
+      "a first start without `KEYWARD_ADMIN_KEY` fails after it has generated the admin key and stored its hash (a part of the data dir it cannot write, a SIGTERM while it starts), then starts again",
+    expected:
+      "the generated key is shown as soon as its hash is stored, even when the start then fails: the operator is never left with a database whose only admin key nobody saw (no later start shows or makes one)",
+  },
+  "ADM-48": {
+    area: "admin",
+    attack:
+      "an admin write re-sends an upstream's secret in service unchanged (an idempotent deploy script's PUT, a `PATCH` of `auth` with the same secret), again and again, then the secret is rotated a few times",
+    expected:
+      "a write that keeps the secret in service retires nothing (no copy of it among the 8 replaced credentials kept per upstream); every credential actually replaced in the last 24 h stays redacted, on every replica",
+  },
 } as const satisfies Record<string, Case>;
 
 export type CaseId = keyof typeof CASES;

@@ -123,6 +123,62 @@ describe("credentials rotated away, on every replica and across a restart", () =
   });
 });
 
+/**
+ * A deploy script that writes an upstream's whole definition on every run re-sends the secret in service.
+ * That replaces no credential: a copy of it kept as replaced would take one of the 8 places and, at the
+ * next rotations, push out a credential actually replaced that the upstream still echoes.
+ */
+describe("the secret in service written again unchanged", () => {
+  const REDACTED = "[redacted-by-keyward]";
+  const keys = ["a", "b", "c", "d"].map((k) => `sk_live_${k}_${"7".repeat(24)}`);
+  const auth = { type: "header", header: "X-Api-Key", template: "{secret}" };
+  let store: Store;
+  let writer: TestBroker;
+  let fresh: TestBroker | undefined;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let agent: Awaited<ReturnType<typeof createAgent>>;
+
+  beforeAll(async () => {
+    upstream = await keyLoggingUpstream();
+    store = newStore();
+    writer = await startBroker(store);
+    await createUpstream(writer, { name: "logs", baseUrl: upstream.url, environment: "staging", secret: keys[0]!, auth });
+    agent = await createAgent(writer, "agent");
+    await createGrant(writer, { name: "g", agents: [agent.id], upstream: "logs", methods: ["GET"], paths: ["/**"] });
+  });
+  afterAll(async () => {
+    await writer?.close();
+    await fresh?.close();
+    await upstream?.close();
+    await store?.drop();
+  });
+
+  const call = async (broker: TestBroker) => {
+    const token = await tokenFor(broker, agent, { grant: "g" });
+    return broker.http().get("/proxy/logs/requests").set("authorization", `Bearer ${token}`);
+  };
+
+  it(title("ADM-48"), async () => {
+    expect((await call(writer)).status).toBe(200);
+    for (let run = 0; run < 3; run++) {
+      expect((await writer.admin("put", "/v1/upstreams/logs/secret", { secret: keys[0] })).status).toBe(200);
+      expect((await writer.admin("patch", "/v1/upstreams/logs", { secret: keys[0] })).status).toBe(200);
+      expect((await writer.admin("patch", "/v1/upstreams/logs", { auth, secret: keys[0] })).status).toBe(200);
+    }
+    for (const key of keys.slice(1)) {
+      expect((await writer.admin("put", "/v1/upstreams/logs/secret", { secret: key })).status).toBe(200);
+      await call(writer); // the upstream sees (and logs) each key
+    }
+    // A replica that only knows what is stored.
+    fresh = await startBroker(store);
+    const res = await call(fresh);
+    expect(res.body).toEqual({ recentKeys: keys.map(() => REDACTED) });
+    for (const key of keys) expect(res.text).not.toContain(key.slice(0, 12));
+    // The three replaced, once each.
+    expect(await writer.keyward.db.prisma.retiredUpstreamCredential.count()).toBe(3);
+  });
+});
+
 /** An upstream whose every answer lists the keys it was sent so far, as a request log an API shows would. */
 function keyLoggingUpstream() {
   const seen: string[] = [];
