@@ -46,6 +46,8 @@ async function race(lock: string, startAt: number): Promise<string[]> {
 }
 
 describe("faults: the embedded data dir's lock", () => {
+  // Under the clone, not the system's mode-0700 temp folder (as root, the embedded server's user must enter it).
+  mkdirSync(resolve("tmp"), { recursive: true });
   const base = mkdtempSync(join(resolve("tmp"), "lock-race-"));
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
